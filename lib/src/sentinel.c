@@ -1,0 +1,113 @@
+/* Sentinel framing: payload, then a non-empty terminator. */
+#include "marshaller_int.h"
+
+#include <string.h>
+
+/* Position of the first sentinel in d[0..n), or n. */
+static size_t find(const dw_marshaller *m, const uint8_t *d, size_t n)
+{
+    const uint8_t *hit;
+    if (m->sentinel_len == 1)
+        hit = memchr(d, m->sentinel[0], n);
+    else
+        hit = memmem(d, n, m->sentinel, m->sentinel_len);
+    return hit ? (size_t)(hit - d) : n;
+}
+
+/* A sentinel that starts in the raw bytes already scanned and ends in the
+ * new chunk: how many of its bytes are in raw (0 if none). The largest such
+ * count is the earliest sentinel. */
+static size_t straddle(const dw_marshaller *m, const dw_buf *raw, const uint8_t *d, size_t n)
+{
+    size_t sl = m->sentinel_len;
+    size_t k = sl - 1 < raw->len ? sl - 1 : raw->len;
+    for (; k > 0; k--) {
+        if (n >= sl - k && memcmp(raw->data + raw->len - k, m->sentinel, k) == 0 &&
+            memcmp(d, m->sentinel + k, sl - k) == 0)
+            return k;
+    }
+    return 0;
+}
+
+int dw__sentinel_feed(const dw_marshaller *m, dw__scan *st, const uint8_t *d, size_t n,
+                      size_t *used, dw_buf *raw, dw_error *err)
+{
+    (void)st;
+    size_t sl = m->sentinel_len;
+    size_t r = raw->len;
+    size_t k = straddle(m, raw, d, n);
+    if (k) {
+        if (r + sl - k > m->max_frame)
+            goto too_big;
+        *used = sl - k;
+        dw_buf_truncate(raw, r - k);
+        return DW_OK;
+    }
+    size_t i = find(m, d, n);
+    if (i < n && r + i + sl <= m->max_frame) {
+        int rc = dw_buf_append(raw, d, i);
+        *used = i + sl;
+        return rc;
+    }
+    if (i == n && r + n < m->max_frame) {
+        *used = n;
+        return dw_buf_append(raw, d, n) == DW_OK ? DW__MORE : DW_ENOMEM;
+    }
+too_big:
+    /* Keep what fits for the caller to inspect; stop reading. */
+    *used = r < m->max_frame ? m->max_frame - r : 0;
+    if (*used > n)
+        *used = n;
+    dw_buf_append(raw, d, *used);
+    return dw_error_set(err, DW_ETOOBIG, "%s: frame exceeds the maximum of %zu bytes",
+                        m->ops->name, m->max_frame);
+}
+
+int dw__sentinel_marshall(const dw_marshaller *m, const uint8_t *p, size_t n, dw_buf *out,
+                          dw_error *err)
+{
+    size_t sl = m->sentinel_len;
+    size_t i = find(m, p, n);
+    if (i == n && sl > 1) {
+        /* The payload's tail and the sentinel's head could form an earlier
+         * sentinel ("xa" + "aa"): the first one must start at n. */
+        size_t tail = n < sl - 1 ? n : sl - 1;
+        uint8_t tmp[2 * 64];
+        dw_buf big = DW_BUF_INIT;
+        uint8_t *t = tmp;
+        if (tail + sl > sizeof tmp) {
+            if (dw_buf_reserve(&big, tail + sl) != DW_OK)
+                return DW_ENOMEM;
+            t = big.data;
+        }
+        memcpy(t, p + n - tail, tail);
+        memcpy(t + tail, m->sentinel, sl);
+        size_t j = find(m, t, tail + sl);
+        dw_buf_free(&big);
+        if (j < tail)
+            i = n - tail + j;
+    }
+    if (i < n)
+        return dw_error_set(err, DW_EINVAL,
+                            "%s: payload contains the sentinel (at byte %zu); it cannot be framed",
+                            m->ops->name, i);
+    int rc = dw_buf_reserve(out, n + sl);
+    if (rc == DW_OK) {
+        dw_buf_append(out, p, n);
+        dw_buf_append(out, m->sentinel, sl);
+    }
+    return rc;
+}
+
+static const dw__marshaller_ops sentinel_ops = {
+    .name = "sentinel",
+    .marshall = dw__sentinel_marshall,
+    .feed = dw__sentinel_feed,
+};
+
+dw_marshaller *dw_sentinel_marshaller_new(const void *sentinel, size_t len)
+{
+    if (!sentinel || len == 0)
+        return NULL;
+    return dw__marshaller_alloc(&sentinel_ops, sentinel, len);
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Configure, build and run the whole devwire test suite twice: a normal
+# build (warnings are errors) and an ASan+UBSan build. Exits non-zero on any
+# failure. Usage: scripts/test.sh [--quick]   (--quick: normal build only)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc 2>/dev/null || echo 2)
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+status=0
+summary=()
+run_suite() { # name builddir cmake-args...
+  local name=$1 dir=$2
+  shift 2
+  echo "== $name: configure and build ($dir)"
+  if ! cmake -S . -B "$dir" -DDW_WERROR=ON "$@" >"$dir.configure.log" 2>&1; then
+    cat "$dir.configure.log"; summary+=("$name: configure FAILED"); status=1; return
+  fi
+  if ! cmake --build "$dir" -j "$jobs" >"$dir.build.log" 2>&1; then
+    grep -E -B2 -A6 'error|warning' "$dir.build.log" | head -n 150
+    summary+=("$name: build FAILED"); status=1; return
+  fi
+  echo "== $name: test"
+  local out="$dir.ctest.log"
+  (cd "$dir" && ctest -j "$jobs" --output-on-failure) 2>&1 | tee "$out"
+  local rc=${PIPESTATUS[0]}
+  summary+=("$name: $(grep -E 'tests passed' "$out" | tail -n 1)")
+  [ "$rc" -eq 0 ] || status=1
+}
+
+mkdir -p build
+run_suite "normal" build/normal -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if [ "$quick" = 0 ]; then
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  run_suite "sanitizers" build/sanitize -DCMAKE_BUILD_TYPE=Debug -DDW_SANITIZE=ON \
+    -DDW_BUILD_BENCH=OFF
+fi
+
+echo "== summary"
+for line in "${summary[@]}"; do echo "$line"; done
+exit $status
