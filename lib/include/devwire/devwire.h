@@ -3,11 +3,14 @@
 #ifndef DEVWIRE_H
 #define DEVWIRE_H
 
+#include "devwire/app.h"
 #include "devwire/buf.h"
 #include "devwire/error.h"
 #include "devwire/iter.h"
 #include "devwire/log.h"
 #include "devwire/marshaller.h"
+#include "devwire/tcp.h"
+#include "devwire/transport.h"
 
 #ifdef __cplusplus
 extern "C" {
