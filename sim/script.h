@@ -1,0 +1,173 @@
+/* devwire-sim: the in-memory form of a script, as the loader builds it and
+ * the engine serves it. A script is immutable once loaded (SIGHUP builds a
+ * new one and swaps it in), so connection threads share it without locks. */
+#ifndef DW_SIM_SCRIPT_H
+#define DW_SIM_SCRIPT_H
+
+#include <regex.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <devwire/devwire.h>
+
+typedef struct dw_sim_bytes {
+    uint8_t *data; /* owned; may hold NUL and 0xFF */
+    size_t len;
+} dw_sim_bytes;
+
+/* A reply or state template: literal bytes and placeholders, in order.
+ * Text "${freq}" is a state variable, "$1".."$9" a regex capture, "$0" or
+ * "${request}" the whole request; "$$" is a literal '$'. Binary literals
+ * ({"hex": ...} / {"base64": ...}) are one literal segment. */
+typedef enum dw_sim_seg_kind {
+    DW_SIM_SEG_LITERAL,
+    DW_SIM_SEG_VAR,     /* var: index into script->vars */
+    DW_SIM_SEG_CAPTURE, /* capture: 0 = whole request, 1..9 = group */
+} dw_sim_seg_kind;
+
+typedef struct dw_sim_seg {
+    dw_sim_seg_kind kind;
+    dw_sim_bytes literal;
+    size_t var;
+    unsigned capture;
+} dw_sim_seg;
+
+typedef struct dw_sim_template {
+    dw_sim_seg *segs;
+    size_t nsegs;
+} dw_sim_template;
+
+/* How a request is matched ("when" of a rule, "expect" of a step). */
+typedef enum dw_sim_match_kind {
+    DW_SIM_MATCH_EXACT,  /* "text", {"exact": ...}, {"hex": ...}, {"base64": ...} */
+    DW_SIM_MATCH_PREFIX, /* {"prefix": "..."} (or prefix_hex) */
+    DW_SIM_MATCH_REGEX,  /* {"regex": "..."}: POSIX extended, compiled at load,
+                          * matched with REG_STARTEND so NUL bytes are fine */
+} dw_sim_match_kind;
+
+typedef struct dw_sim_match {
+    dw_sim_match_kind kind;
+    dw_sim_bytes bytes; /* exact / prefix */
+    regex_t re;         /* regex (compiled) */
+    char *source;       /* the pattern or text as written, for reports */
+} dw_sim_match;
+
+typedef enum dw_sim_fault {
+    DW_SIM_FAULT_NONE,
+    DW_SIM_FAULT_CLOSE,   /* close the connection (FIN) */
+    DW_SIM_FAULT_RESET,   /* reset it (RST) */
+    DW_SIM_FAULT_HANG,    /* read the request, never answer */
+    DW_SIM_FAULT_GARBAGE, /* write `garbage` instead of the reply */
+} dw_sim_fault;
+
+/* What happens after the last of a list of replies. */
+typedef enum dw_sim_after_last {
+    DW_SIM_REPEAT_LAST, /* default: keep giving the last one */
+    DW_SIM_CYCLE,       /* start again from the first */
+    DW_SIM_SILENT,      /* no reply any more */
+} dw_sim_after_last;
+
+typedef struct dw_sim_set {
+    size_t var; /* index into script->vars */
+    dw_sim_template value;
+} dw_sim_set;
+
+/* What a rule, a step or the unmatched case does with a request. */
+typedef struct dw_sim_action {
+    /* "reply": a single reply, or a list given in turn. Each reply is one or
+     * more frames (a reply written as {"frames": [...]}). nreplies == 0: no
+     * reply. */
+    dw_sim_template **replies; /* replies[i] is an array of nframes[i] frames */
+    size_t *nframes;
+    size_t nreplies;
+    dw_sim_after_last after_last;
+    dw_sim_set *sets; /* "set": {"name": template, ...}, applied before replying */
+    size_t nsets;
+    unsigned delay_ms;    /* before the reply */
+    size_t *split;        /* write the reply bytes in pieces of these sizes
+                           * (the last size repeats) */
+    size_t nsplit;
+    unsigned split_delay_ms; /* between pieces */
+    dw_sim_fault fault;
+    unsigned fault_on;    /* 0 = every match; N = only the Nth match (1-based) */
+    dw_sim_bytes garbage; /* for DW_SIM_FAULT_GARBAGE */
+} dw_sim_action;
+
+typedef struct dw_sim_rule {
+    char *name;  /* "rules[3]" or the rule's "name" */
+    dw_sim_match when;
+    dw_sim_action action;
+} dw_sim_rule;
+
+typedef struct dw_sim_step {
+    char *name; /* "steps[0]" or its "name" */
+    dw_sim_match expect;
+    dw_sim_action action;
+} dw_sim_step;
+
+typedef enum dw_sim_framing_type {
+    DW_SIM_FRAMING_SENTINEL,
+    DW_SIM_FRAMING_FIXED,
+    DW_SIM_FRAMING_LENGTH_PREFIXED,
+    DW_SIM_FRAMING_SCPI,
+    DW_SIM_FRAMING_JSON_LINES,
+} dw_sim_framing_type;
+
+typedef struct dw_sim_framing {
+    dw_sim_framing_type type;
+    dw_sim_bytes sentinel; /* sentinel, scpi ("\n" by default) */
+    size_t length;         /* fixed */
+    unsigned header_size;  /* length-prefixed: 1, 2, 4 */
+    dw_endian endian;      /* length-prefixed */
+    size_t max_frame;      /* DW_DEFAULT_MAX_FRAME by default */
+} dw_sim_framing;
+
+typedef struct dw_sim_var {
+    char *name;
+    dw_sim_bytes initial;
+} dw_sim_var;
+
+typedef struct dw_sim_periodic {
+    unsigned every_ms;
+    dw_sim_template send; /* framed with the response framing */
+} dw_sim_periodic;
+
+typedef enum dw_sim_transport { DW_SIM_TCP, DW_SIM_TELNET } dw_sim_transport;
+typedef enum dw_sim_scope { DW_SIM_SCOPE_SHARED, DW_SIM_SCOPE_CONNECTION } dw_sim_scope;
+
+typedef struct dw_sim_script {
+    char *path; /* as given to the loader */
+    char *name;
+    dw_sim_transport transport;
+    dw_sim_framing request_framing;  /* "framing" or "framing.request" */
+    dw_sim_framing response_framing; /* "framing" or "framing.response" */
+    dw_sim_template banner;          /* nsegs == 0: none; sent raw, not framed */
+    dw_sim_bytes prompt;             /* len == 0: none; sent raw after each reply */
+    dw_sim_scope scope;
+    dw_sim_var *vars;
+    size_t nvars;
+    dw_sim_step *steps;
+    size_t nsteps;
+    dw_sim_rule *rules;
+    size_t nrules;
+    dw_sim_action unmatched; /* default: no reply */
+    int unmatched_close;     /* "unmatched": {"close": true} */
+    dw_sim_periodic *periodic;
+    size_t nperiodic;
+} dw_sim_script;
+
+/* Load and check a script. On DW_OK *out is a new script (free with
+ * dw_sim_script_free). On failure *out is NULL, nothing is half-loaded, and
+ * err->message reads "FILE:LINE:COL: JSON.PATH: what is wrong"
+ * ("sg.json:14:9: rules[2].when: expected string or object"). Returns
+ * DW_ENOENT (cannot read the file) or DW_ESCRIPT. */
+int dw_sim_script_load_file(const char *path, dw_sim_script **out, dw_error *err);
+/* The same from memory; `name` is used in messages in place of the file. */
+int dw_sim_script_load_buffer(const char *name, const char *text, size_t len,
+                              dw_sim_script **out, dw_error *err);
+void dw_sim_script_free(dw_sim_script *s);
+
+/* A marshaller for a framing (caller frees with dw_marshaller_free). */
+dw_marshaller *dw_sim_framing_marshaller(const dw_sim_framing *f);
+
+#endif
