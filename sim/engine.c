@@ -1,0 +1,551 @@
+/* devwire-sim's engine: see engine.h. */
+#include "engine.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Mutable state: the variables, the step cursor and each action's reply
+ * turn. One lives in the engine (shared scope) or in each session. */
+typedef struct sim_state {
+    pthread_mutex_t lock;
+    dw_buf *vars;  /* script->nvars */
+    size_t *turns; /* one per action: steps, then rules, then unmatched */
+    size_t step;   /* the next expected step */
+} sim_state;
+
+struct dw_sim_engine {
+    const dw_sim_script *script;
+    dw_marshaller *req_m;
+    dw_marshaller *resp_m;
+    /* Exact-match rules: open addressing, power-of-two size; each slot holds
+     * the lowest rule index with those bytes, or SIZE_MAX. */
+    size_t *slots;
+    uint64_t *slot_hash;
+    size_t mask;
+    /* Non-exact rules in script order. */
+    size_t *inexact;
+    size_t ninexact;
+    sim_state shared; /* used when scope is shared */
+    _Atomic uint64_t *rule_hits;
+    _Atomic uint64_t *step_hits;
+    _Atomic uint64_t requests;
+    _Atomic uint64_t unmatched;
+    pthread_mutex_t sample_lock;
+    dw_buf samples[DW_SIM_UNMATCHED_KEEP];
+    size_t nsamples;
+};
+
+struct dw_sim_session {
+    dw_sim_engine *e;
+    sim_state own; /* used when scope is per connection */
+    sim_state *st;
+    _Atomic int hung;
+};
+
+static uint64_t hash_bytes(const uint8_t *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static size_t nactions(const dw_sim_script *s)
+{
+    return s->nsteps + s->nrules + 1;
+}
+
+static int state_init(sim_state *st, const dw_sim_script *s)
+{
+    memset(st, 0, sizeof *st);
+    if (pthread_mutex_init(&st->lock, NULL) != 0)
+        return DW_ENOMEM;
+    st->vars = calloc(s->nvars ? s->nvars : 1, sizeof *st->vars);
+    st->turns = calloc(nactions(s), sizeof *st->turns);
+    if (!st->vars || !st->turns)
+        return DW_ENOMEM;
+    for (size_t i = 0; i < s->nvars; i++)
+        if (dw_buf_append(&st->vars[i], s->vars[i].initial.data, s->vars[i].initial.len) != DW_OK)
+            return DW_ENOMEM;
+    return DW_OK;
+}
+
+static void state_destroy(sim_state *st, const dw_sim_script *s)
+{
+    if (st->vars)
+        for (size_t i = 0; i < s->nvars; i++)
+            dw_buf_free(&st->vars[i]);
+    free(st->vars);
+    free(st->turns);
+    pthread_mutex_destroy(&st->lock);
+}
+
+int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error *err)
+{
+    *out = NULL;
+    dw_sim_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return dw_error_set(err, DW_ENOMEM, "engine: out of memory");
+    e->script = script;
+    pthread_mutex_init(&e->sample_lock, NULL);
+    int rc = state_init(&e->shared, script);
+    e->rule_hits = calloc(script->nrules ? script->nrules : 1, sizeof *e->rule_hits);
+    e->step_hits = calloc(script->nsteps ? script->nsteps : 1, sizeof *e->step_hits);
+    e->inexact = calloc(script->nrules ? script->nrules : 1, sizeof *e->inexact);
+    if (rc != DW_OK || !e->rule_hits || !e->step_hits || !e->inexact) {
+        dw_sim_engine_free(e);
+        return dw_error_set(err, DW_ENOMEM, "engine: out of memory");
+    }
+    e->req_m = dw_sim_framing_marshaller(&script->request_framing);
+    e->resp_m = dw_sim_framing_marshaller(&script->response_framing);
+    if (!e->req_m || !e->resp_m) {
+        dw_sim_engine_free(e);
+        return dw_error_set(err, DW_EINVAL, "%s: cannot build the framing",
+                            script->path ? script->path : "script");
+    }
+
+    size_t nexact = 0;
+    for (size_t i = 0; i < script->nrules; i++) {
+        if (script->rules[i].when.kind == DW_SIM_MATCH_EXACT)
+            nexact++;
+        else
+            e->inexact[e->ninexact++] = i;
+    }
+    size_t cap = 16;
+    while (cap < 2 * nexact)
+        cap *= 2;
+    e->slots = malloc(cap * sizeof *e->slots);
+    e->slot_hash = malloc(cap * sizeof *e->slot_hash);
+    if (!e->slots || !e->slot_hash) {
+        dw_sim_engine_free(e);
+        return dw_error_set(err, DW_ENOMEM, "engine: out of memory");
+    }
+    e->mask = cap - 1;
+    for (size_t i = 0; i < cap; i++)
+        e->slots[i] = SIZE_MAX;
+    for (size_t i = 0; i < script->nrules; i++) {
+        const dw_sim_match *m = &script->rules[i].when;
+        if (m->kind != DW_SIM_MATCH_EXACT)
+            continue;
+        uint64_t h = hash_bytes(m->bytes.data, m->bytes.len);
+        for (size_t j = (size_t)h & e->mask;; j = (j + 1) & e->mask) {
+            if (e->slots[j] == SIZE_MAX) {
+                e->slots[j] = i;
+                e->slot_hash[j] = h;
+                break;
+            }
+            const dw_sim_bytes *o = &script->rules[e->slots[j]].when.bytes;
+            if (e->slot_hash[j] == h && o->len == m->bytes.len &&
+                (o->len == 0 || memcmp(o->data, m->bytes.data, o->len) == 0))
+                break; /* an earlier rule has the same bytes: it wins */
+        }
+    }
+    *out = e;
+    return DW_OK;
+}
+
+void dw_sim_engine_free(dw_sim_engine *e)
+{
+    if (!e)
+        return;
+    dw_marshaller_free(e->req_m);
+    dw_marshaller_free(e->resp_m);
+    free(e->slots);
+    free(e->slot_hash);
+    free(e->inexact);
+    state_destroy(&e->shared, e->script);
+    free(e->rule_hits);
+    free(e->step_hits);
+    for (size_t i = 0; i < e->nsamples; i++)
+        dw_buf_free(&e->samples[i]);
+    pthread_mutex_destroy(&e->sample_lock);
+    free(e);
+}
+
+const dw_sim_script *dw_sim_engine_script(const dw_sim_engine *e)
+{
+    return e->script;
+}
+
+const dw_marshaller *dw_sim_engine_request_marshaller(const dw_sim_engine *e)
+{
+    return e->req_m;
+}
+
+const dw_marshaller *dw_sim_engine_response_marshaller(const dw_sim_engine *e)
+{
+    return e->resp_m;
+}
+
+dw_sim_session *dw_sim_session_new(dw_sim_engine *e)
+{
+    dw_sim_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->e = e;
+    if (e->script->scope == DW_SIM_SCOPE_CONNECTION) {
+        if (state_init(&s->own, e->script) != DW_OK) {
+            state_destroy(&s->own, e->script);
+            free(s);
+            return NULL;
+        }
+        s->st = &s->own;
+    } else {
+        s->st = &e->shared;
+    }
+    return s;
+}
+
+void dw_sim_session_free(dw_sim_session *s)
+{
+    if (!s)
+        return;
+    if (s->st == &s->own)
+        state_destroy(&s->own, s->e->script);
+    free(s);
+}
+
+int dw_sim_session_hung(const dw_sim_session *s)
+{
+    return atomic_load(&s->hung);
+}
+
+void dw_sim_outcome_init(dw_sim_outcome *o)
+{
+    memset(o, 0, sizeof *o);
+    o->index = SIZE_MAX;
+}
+
+void dw_sim_outcome_free(dw_sim_outcome *o)
+{
+    if (!o)
+        return;
+    dw_buf_free(&o->bytes);
+    dw_sim_outcome_init(o);
+}
+
+/* ---- matching ------------------------------------------------------------ */
+
+#define NCAP 10
+
+/* Captures of the request: caps[k] = [so, eo) or so == -1 (no group). */
+typedef struct captures {
+    regoff_t so[NCAP];
+    regoff_t eo[NCAP];
+} captures;
+
+static void captures_whole(captures *c, size_t n)
+{
+    for (int i = 0; i < NCAP; i++)
+        c->so[i] = c->eo[i] = -1;
+    c->so[0] = 0;
+    c->eo[0] = (regoff_t)n;
+}
+
+static int match(const dw_sim_match *m, const uint8_t *req, size_t n, captures *c)
+{
+    switch (m->kind) {
+    case DW_SIM_MATCH_EXACT:
+        if (m->bytes.len != n || (n && memcmp(m->bytes.data, req, n) != 0))
+            return 0;
+        captures_whole(c, n);
+        return 1;
+    case DW_SIM_MATCH_PREFIX:
+        if (m->bytes.len > n || (m->bytes.len && memcmp(m->bytes.data, req, m->bytes.len) != 0))
+            return 0;
+        captures_whole(c, n);
+        return 1;
+    case DW_SIM_MATCH_REGEX: {
+        regmatch_t pm[NCAP];
+        static const char empty[1] = "";
+        pm[0].rm_so = 0;
+        pm[0].rm_eo = (regoff_t)n;
+        /* REG_STARTEND: the request is bytes, not a C string. */
+        if (regexec(&m->re, n ? (const char *)req : empty, NCAP, pm, REG_STARTEND) != 0)
+            return 0;
+        captures_whole(c, n);
+        for (int i = 1; i < NCAP; i++) {
+            c->so[i] = pm[i].rm_so;
+            c->eo[i] = pm[i].rm_eo;
+        }
+        return 1;
+    }
+    }
+    return 0;
+}
+
+/* The first rule that matches, or SIZE_MAX. */
+static size_t find_rule(const dw_sim_engine *e, const uint8_t *req, size_t n, captures *c)
+{
+    const dw_sim_script *s = e->script;
+    size_t exact = SIZE_MAX;
+    uint64_t h = hash_bytes(req, n);
+    for (size_t j = (size_t)h & e->mask; e->slots[j] != SIZE_MAX; j = (j + 1) & e->mask) {
+        const dw_sim_bytes *b = &s->rules[e->slots[j]].when.bytes;
+        if (e->slot_hash[j] == h && b->len == n && (n == 0 || memcmp(b->data, req, n) == 0)) {
+            exact = e->slots[j];
+            break;
+        }
+    }
+    for (size_t k = 0; k < e->ninexact && e->inexact[k] < exact; k++)
+        if (match(&s->rules[e->inexact[k]].when, req, n, c))
+            return e->inexact[k];
+    if (exact != SIZE_MAX)
+        captures_whole(c, n);
+    return exact;
+}
+
+/* ---- templates ----------------------------------------------------------- */
+
+static int render(const dw_sim_template *t, const sim_state *st, const uint8_t *req,
+                  const captures *c, dw_buf *out)
+{
+    for (size_t i = 0; i < t->nsegs; i++) {
+        const dw_sim_seg *g = &t->segs[i];
+        int rc = DW_OK;
+        switch (g->kind) {
+        case DW_SIM_SEG_LITERAL:
+            rc = dw_buf_append(out, g->literal.data, g->literal.len);
+            break;
+        case DW_SIM_SEG_VAR:
+            rc = dw_buf_append(out, st->vars[g->var].data, st->vars[g->var].len);
+            break;
+        case DW_SIM_SEG_CAPTURE:
+            if (c && req && g->capture < NCAP && c->so[g->capture] >= 0 &&
+                c->eo[g->capture] >= c->so[g->capture])
+                rc = dw_buf_append(out, req + c->so[g->capture],
+                                   (size_t)(c->eo[g->capture] - c->so[g->capture]));
+            break;
+        }
+        if (rc != DW_OK)
+            return rc;
+    }
+    return DW_OK;
+}
+
+/* ---- handling ------------------------------------------------------------ */
+
+static int apply_action(dw_sim_engine *e, sim_state *st, size_t action_id, const dw_sim_action *a,
+                        _Atomic uint64_t *hits, const char *name, const uint8_t *req,
+                        const captures *c, dw_sim_outcome *out, dw_error *err)
+{
+    const dw_sim_script *s = e->script;
+    uint64_t nth = hits ? atomic_fetch_add(hits, 1) + 1 : 0;
+    out->delay_ms = a->delay_ms;
+    out->split = a->split;
+    out->nsplit = a->nsplit;
+    out->split_delay_ms = a->split_delay_ms;
+
+    if (a->fault != DW_SIM_FAULT_NONE && (a->fault_on == 0 || nth == a->fault_on)) {
+        out->fault = a->fault;
+        if (a->fault == DW_SIM_FAULT_GARBAGE)
+            return dw_buf_append(&out->bytes, a->garbage.data, a->garbage.len);
+        return DW_OK;
+    }
+
+    /* "set": render every value against the old state, then assign. */
+    if (a->nsets) {
+        dw_buf *vals = calloc(a->nsets, sizeof *vals);
+        if (!vals)
+            return DW_ENOMEM;
+        int rc = DW_OK;
+        for (size_t i = 0; i < a->nsets && rc == DW_OK; i++)
+            rc = render(&a->sets[i].value, st, req, c, &vals[i]);
+        for (size_t i = 0; i < a->nsets; i++) {
+            if (rc == DW_OK) {
+                dw_buf_free(&st->vars[a->sets[i].var]);
+                st->vars[a->sets[i].var] = vals[i];
+            } else {
+                dw_buf_free(&vals[i]);
+            }
+        }
+        free(vals);
+        if (rc != DW_OK)
+            return rc;
+    }
+
+    /* Which reply of the list, if any. */
+    size_t pick = SIZE_MAX;
+    if (a->nreplies) {
+        size_t t = st->turns[action_id];
+        if (t < a->nreplies) {
+            pick = t;
+            st->turns[action_id] = t + 1;
+        } else if (a->after_last == DW_SIM_CYCLE) {
+            pick = t % a->nreplies;
+            st->turns[action_id] = t + 1 == SIZE_MAX ? a->nreplies : t + 1;
+        } else if (a->after_last == DW_SIM_REPEAT_LAST) {
+            pick = a->nreplies - 1;
+        }
+    }
+    if (pick != SIZE_MAX) {
+        dw_buf payload = DW_BUF_INIT;
+        for (size_t f = 0; f < a->nframes[pick]; f++) {
+            dw_buf_clear(&payload);
+            int rc = render(&a->replies[pick][f], st, req, c, &payload);
+            if (rc == DW_OK) {
+                dw_error merr;
+                dw_error_clear(&merr);
+                rc = dw_marshall(e->resp_m, payload.data, payload.len, &out->bytes, &merr);
+                if (rc != DW_OK && rc != DW_ENOMEM) {
+                    dw_error_set(err, DW_EINVAL, "%s: reply %zu frame %zu cannot be framed: %s",
+                                 name, pick, f, dw_error_message(&merr));
+                    rc = DW_EINVAL;
+                }
+            }
+            if (rc != DW_OK) {
+                dw_buf_free(&payload);
+                return rc;
+            }
+            out->nframes++;
+        }
+        dw_buf_free(&payload);
+    }
+    if (s->prompt.len)
+        return dw_buf_append(&out->bytes, s->prompt.data, s->prompt.len);
+    return DW_OK;
+}
+
+static void keep_sample(dw_sim_engine *e, const uint8_t *req, size_t n)
+{
+    pthread_mutex_lock(&e->sample_lock);
+    if (e->nsamples < DW_SIM_UNMATCHED_KEEP) {
+        dw_buf *b = &e->samples[e->nsamples];
+        dw_buf_init(b);
+        if (dw_buf_append(b, req, n > 256 ? 256 : n) == DW_OK)
+            e->nsamples++;
+    }
+    pthread_mutex_unlock(&e->sample_lock);
+}
+
+int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
+                         dw_sim_outcome *out, dw_error *err)
+{
+    static const uint8_t none[1] = {0};
+    const dw_sim_script *s = e->script;
+    dw_buf_free(&out->bytes);
+    dw_sim_outcome_init(out);
+    if (!req)
+        req = none;
+    atomic_fetch_add(&e->requests, 1);
+    if (atomic_load(&ss->hung)) {
+        out->source = DW_SIM_BY_HUNG;
+        out->name = "hung";
+        return DW_OK;
+    }
+
+    sim_state *st = ss->st;
+    captures c;
+    int rc;
+    pthread_mutex_lock(&st->lock);
+    if (st->step < s->nsteps && match(&s->steps[st->step].expect, req, n, &c)) {
+        size_t i = st->step++;
+        out->source = DW_SIM_BY_STEP;
+        out->index = i;
+        out->name = s->steps[i].name ? s->steps[i].name : "step";
+        rc = apply_action(e, st, i, &s->steps[i].action, &e->step_hits[i], out->name, req, &c, out,
+                          err);
+    } else {
+        size_t r = find_rule(e, req, n, &c);
+        if (r != SIZE_MAX) {
+            out->source = DW_SIM_BY_RULE;
+            out->index = r;
+            out->name = s->rules[r].name ? s->rules[r].name : "rule";
+            rc = apply_action(e, st, s->nsteps + r, &s->rules[r].action, &e->rule_hits[r],
+                              out->name, req, &c, out, err);
+        } else {
+            out->source = DW_SIM_BY_UNMATCHED;
+            out->name = "unmatched";
+            atomic_fetch_add(&e->unmatched, 1);
+            captures_whole(&c, n);
+            rc = apply_action(e, st, s->nsteps + s->nrules, &s->unmatched, NULL, out->name, req, &c,
+                              out, err);
+            out->close = s->unmatched_close;
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+
+    if (out->source == DW_SIM_BY_UNMATCHED)
+        keep_sample(e, req, n);
+    if (out->fault == DW_SIM_FAULT_HANG)
+        atomic_store(&ss->hung, 1);
+    if (rc == DW_ENOMEM)
+        dw_error_set(err, DW_ENOMEM, "%s: out of memory", out->name);
+    return rc;
+}
+
+int dw_sim_engine_banner(dw_sim_engine *e, dw_sim_session *ss, dw_buf *out)
+{
+    if (e->script->banner.nsegs == 0)
+        return DW_OK;
+    pthread_mutex_lock(&ss->st->lock);
+    int rc = render(&e->script->banner, ss->st, NULL, NULL, out);
+    pthread_mutex_unlock(&ss->st->lock);
+    return rc;
+}
+
+int dw_sim_engine_periodic(dw_sim_engine *e, dw_sim_session *ss, size_t i, dw_buf *out,
+                           dw_error *err)
+{
+    if (i >= e->script->nperiodic)
+        return dw_error_set(err, DW_EINVAL, "periodic[%zu]: no such message", i);
+    dw_buf payload = DW_BUF_INIT;
+    pthread_mutex_lock(&ss->st->lock);
+    int rc = render(&e->script->periodic[i].send, ss->st, NULL, NULL, &payload);
+    pthread_mutex_unlock(&ss->st->lock);
+    if (rc == DW_OK) {
+        dw_error merr;
+        dw_error_clear(&merr);
+        rc = dw_marshall(e->resp_m, payload.data, payload.len, out, &merr);
+        if (rc != DW_OK && rc != DW_ENOMEM)
+            rc = dw_error_set(err, DW_EINVAL, "periodic[%zu]: cannot be framed: %s", i,
+                              dw_error_message(&merr));
+    }
+    dw_buf_free(&payload);
+    return rc;
+}
+
+uint64_t dw_sim_engine_rule_hits(const dw_sim_engine *e, size_t i)
+{
+    return i < e->script->nrules ? atomic_load(&e->rule_hits[i]) : 0;
+}
+
+uint64_t dw_sim_engine_step_hits(const dw_sim_engine *e, size_t i)
+{
+    return i < e->script->nsteps ? atomic_load(&e->step_hits[i]) : 0;
+}
+
+uint64_t dw_sim_engine_requests(const dw_sim_engine *e)
+{
+    return atomic_load(&e->requests);
+}
+
+uint64_t dw_sim_engine_unmatched(const dw_sim_engine *e)
+{
+    return atomic_load(&e->unmatched);
+}
+
+size_t dw_sim_engine_steps_not_reached(const dw_sim_engine *e)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < e->script->nsteps; i++)
+        if (atomic_load(&e->step_hits[i]) == 0)
+            n++;
+    return n;
+}
+
+int dw_sim_engine_unmatched_sample(dw_sim_engine *e, size_t k, dw_buf *out)
+{
+    int rc = DW_ENOENT;
+    pthread_mutex_lock(&e->sample_lock);
+    if (k < e->nsamples) {
+        dw_buf_clear(out);
+        rc = dw_buf_append(out, e->samples[k].data, e->samples[k].len);
+    }
+    pthread_mutex_unlock(&e->sample_lock);
+    return rc;
+}
