@@ -34,3 +34,9 @@ void dw_session_close(dw_session *s)
     if (s)
         s->ops->close(s);
 }
+
+const char *dw_session_peer(dw_session *s)
+{
+    const char *p = s->ops->peer ? s->ops->peer(s) : NULL;
+    return p ? p : "?";
+}

@@ -36,6 +36,13 @@ void dw_tcp_client_options_init(dw_tcp_client_options *o);
  * Free with dw_client_free. */
 dw_client *dw_tcp_client_new(const dw_tcp_client_options *o);
 
+/* Change the read/write timeout (ms; -1 = block forever) of a session
+ * opened by a dw_tcp_client_new client, from the next read or write on.
+ * The Telnet client uses it to read a banner until a quiet period. DW_OK,
+ * DW_EINVAL when `s` is not a TCP session, or -errno from setsockopt. Not
+ * thread-safe with other calls on the same session. */
+int dw_tcp_session_set_timeout(dw_session *s, int timeout_ms);
+
 /* ---- server ---------------------------------------------------------- */
 
 typedef struct dw_tcp_server dw_tcp_server;
@@ -66,6 +73,9 @@ typedef struct dw_tcp_server_options {
     size_t buffer_size;     /* per-connection receive buffer (default 16384) */
     int backlog;            /* listen backlog (default 512) */
     const dw_logger *logger; /* NULL = silent; must outlive the server */
+    int write_timeout_ms;   /* a client not reading its responses for this long is
+                               dropped; -1 = never (default 10000) */
+    size_t thread_stack_size; /* per-connection thread stack (default 256 KiB) */
 } dw_tcp_server_options;
 
 void dw_tcp_server_options_init(dw_tcp_server_options *o);

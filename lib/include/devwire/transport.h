@@ -35,6 +35,8 @@ typedef struct dw_session_ops {
     dw_iter *(*iter)(dw_session *s);
     /* Close the connection and free the session. */
     void (*close)(dw_session *s);
+    /* The peer's "HOST:PORT", for messages. May be NULL (then "?"). */
+    const char *(*peer)(dw_session *s);
 } dw_session_ops;
 
 typedef struct dw_client_ops {
@@ -67,6 +69,9 @@ int dw_session_send(dw_session *s, const void *p, size_t n, dw_error *err);
 dw_iter *dw_session_iter(dw_session *s);
 /* Close the connection and free the session. Accepts NULL. */
 void dw_session_close(dw_session *s);
+/* The peer's "HOST:PORT" ("[::1]:5025"), borrowed for the session's
+ * lifetime; "?" when the transport does not say. */
+const char *dw_session_peer(dw_session *s);
 
 #ifdef __cplusplus
 }
