@@ -1,0 +1,64 @@
+/* Length-prefixed framing under arbitrary cuts.
+ * Input: [header: low bits % 3 pick 1, 2 or 4 bytes; bit 7 little-endian]
+ * then the common layout of fuzz_framing.h (max frame, split, stream). */
+#include "fuzz_framing.h"
+
+static unsigned header_size;
+static int little;
+
+static size_t decode(const uint8_t *h)
+{
+    size_t v = 0;
+    for (unsigned i = 0; i < header_size; i++)
+        v = (v << 8) | h[little ? header_size - 1 - i : i];
+    return v;
+}
+
+/* Header, then exactly the announced number of payload bytes. */
+static const char *check(const dw_marshaller *m, const uint8_t *stream, size_t len, const fz_rec *r)
+{
+    (void)len;
+    size_t n = r->payload.len;
+    if (r->consumed - r->start != header_size + n)
+        return "frame length is not header + payload";
+    if (decode(stream + r->start) != n)
+        return "payload length differs from the header";
+    if (header_size + n > dw_marshaller_max_frame(m))
+        return "frame larger than the maximum accepted";
+    if (n && memcmp(stream + r->start + header_size, r->payload.data, n) != 0)
+        return "payload differs from the stream";
+    return NULL;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fz_reader r = {data, size};
+    uint8_t opt = fz_byte(&r);
+    static const unsigned sizes[3] = {1, 2, 4};
+    header_size = sizes[(opt & 0x7fu) % 3];
+    little = (opt & 0x80u) != 0;
+    size_t max = fz_max_frame(fz_byte(&r));
+    fz_split s;
+    fz_read_split(&r, &s);
+
+    dw_marshaller *m =
+        dw_length_prefixed_marshaller_new(header_size, little ? DW_LITTLE_ENDIAN : DW_BIG_ENDIAN);
+    if (!m)
+        abort();
+    dw_marshaller_set_max_frame(m, max);
+    fz_recs whole;
+    fz_differential(m, r.p, r.n, &s, check, 0, &whole);
+
+    fz_payloads cand = {0};
+    fz_candidates(&cand, r.p, r.n, &s, &whole);
+    if (header_size == 1 && r.n > 255)
+        fz_payloads_add(&cand, r.p, r.n); /* too long for the header: refused */
+    dw_marshaller_set_max_frame(m, DW_DEFAULT_MAX_FRAME);
+    fz_round_trip(m, &cand, &s);
+
+    fz_payloads_free(&cand);
+    fz_recs_free(&whole);
+    dw_marshaller_free(m);
+    return 0;
+}

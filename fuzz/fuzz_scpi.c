@@ -1,0 +1,208 @@
+/* SCPI / IEEE 488.2 framing under arbitrary cuts.
+ * Input: [sentinel choice: low 2 bits 0 "\n", 1 "\r\n", 2-3 custom of
+ * (bits 2-3) + 1 bytes that follow] then the common layout of
+ * fuzz_framing.h (max frame, split, stream).
+ * The round trip builds responses from the stream's bytes as a little
+ * program of tokens (text, quoted strings, definite blocks holding any bytes,
+ * "#H" numbers, a final indefinite block) so that they are valid responses,
+ * and also checks dw_scpi_block_parse on them. */
+#include "fuzz_framing.h"
+
+static uint8_t sentinel[4];
+static size_t sentinel_len;
+
+static int in_sentinel(uint8_t c)
+{
+    return memchr(sentinel, c, sentinel_len) != NULL;
+}
+
+/* A byte for text: `c` if it is allowed, else the first allowed letter. */
+static uint8_t text_char(uint8_t c, const char *also_forbidden)
+{
+    if (!in_sentinel(c) && !strchr(also_forbidden, c) && c != 0)
+        return c;
+    for (uint8_t a = 'a'; a <= 'z'; a++)
+        if (!in_sentinel(a))
+            return a;
+    return 0;
+}
+
+/* A frame ends with the sentinel and its payload is the bytes before it. */
+static const char *check(const dw_marshaller *m, const uint8_t *stream, size_t len, const fz_rec *r)
+{
+    (void)len;
+    size_t n = r->payload.len;
+    if (r->consumed - r->start != n + sentinel_len)
+        return "frame length is not payload + sentinel";
+    if (n + sentinel_len > dw_marshaller_max_frame(m))
+        return "frame larger than the maximum accepted";
+    if ((n && memcmp(stream + r->start, r->payload.data, n) != 0) ||
+        memcmp(stream + r->start + n, sentinel, sentinel_len) != 0)
+        return "payload or sentinel differs from the stream";
+    return NULL;
+}
+
+/* Build responses from the program in p[0..n). Each response is added to
+ * `cand`; `block_of[i]` (if >= 0) is the offset and length of the first
+ * definite block of response i when no '#' comes before it. */
+typedef struct block_ref {
+    size_t off, len;
+    int valid;
+} block_ref;
+
+static void build(fz_reader *prog, fz_payloads *cand, block_ref *blocks, size_t max_resp)
+{
+    int blocks_ok = !in_sentinel('#');
+    for (uint8_t c = '0'; c <= '9'; c++)
+        if (in_sentinel(c))
+            blocks_ok = 0;
+    int quotes_ok = !in_sentinel('"');
+    dw_buf resp = DW_BUF_INIT;
+    block_ref first = {0, 0, 0};
+    int hash_seen = 0;
+    while (prog->n && cand->n < max_resp) {
+        uint8_t op = fz_byte(prog);
+        size_t k = (size_t)(op >> 3);
+        switch (op & 7u) {
+        case 0: /* plain text */
+        case 1:
+            for (size_t i = 0; i < k + 1 && prog->n; i++) {
+                uint8_t c = text_char(fz_byte(prog), "#\"");
+                if (c)
+                    dw_buf_append_byte(&resp, c);
+            }
+            break;
+        case 2: /* quoted string, may hold '#' */
+            if (!quotes_ok)
+                break;
+            dw_buf_append_byte(&resp, '"');
+            for (size_t i = 0; i < k && prog->n; i++) {
+                uint8_t c = text_char(fz_byte(prog), "\"");
+                if (c == '#')
+                    hash_seen = 1;
+                if (c)
+                    dw_buf_append_byte(&resp, c);
+            }
+            dw_buf_append_byte(&resp, '"');
+            break;
+        case 3: /* definite block of any bytes */
+        case 4: {
+            if (!blocks_ok)
+                break;
+            size_t blen = k * 4 + (op & 1u);
+            if (blen > prog->n)
+                blen = prog->n;
+            dw_scpi_block_append(&resp, prog->p, blen);
+            if (!hash_seen && !first.valid) {
+                first.off = resp.len - blen;
+                first.len = blen;
+                first.valid = 1;
+            }
+            hash_seen = 1;
+            prog->p += blen;
+            prog->n -= blen;
+            break;
+        }
+        case 5: /* non-decimal number "#H1F" */
+            if (!blocks_ok || in_sentinel('H'))
+                break;
+            dw_buf_append_str(&resp, "#H");
+            dw_buf_append_byte(&resp, (uint8_t) "0123456789ABCDEF"[k & 15u]);
+            hash_seen = 1;
+            break;
+        case 6: /* an indefinite block ends the response */
+            if (blocks_ok) {
+                dw_buf_append_str(&resp, "#0");
+                hash_seen = 1;
+                for (size_t i = 0; i < k && prog->n; i++) {
+                    uint8_t c = text_char(fz_byte(prog), "");
+                    if (c)
+                        dw_buf_append_byte(&resp, c);
+                }
+            }
+            /* fall through */
+        default: /* end of the response */
+            blocks[cand->n] = first;
+            fz_payloads_add(cand, resp.data, resp.len);
+            dw_buf_clear(&resp);
+            memset(&first, 0, sizeof first);
+            hash_seen = 0;
+            break;
+        }
+    }
+    if (resp.len && cand->n < max_resp) {
+        blocks[cand->n] = first;
+        fz_payloads_add(cand, resp.data, resp.len);
+    }
+    dw_buf_free(&resp);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fz_reader r = {data, size};
+    uint8_t opt = fz_byte(&r);
+    if ((opt & 3u) == 0) {
+        sentinel[0] = '\n';
+        sentinel_len = 1;
+    } else if ((opt & 3u) == 1) {
+        memcpy(sentinel, "\r\n", 2);
+        sentinel_len = 2;
+    } else {
+        sentinel_len = (size_t)((opt >> 2) & 3u) + 1;
+        for (size_t i = 0; i < sentinel_len; i++)
+            sentinel[i] = fz_byte(&r);
+    }
+    size_t max = fz_max_frame(fz_byte(&r));
+    fz_split s;
+    fz_read_split(&r, &s);
+
+    dw_marshaller *m = dw_scpi_marshaller_new(sentinel, sentinel_len);
+    if (!m)
+        abort();
+    dw_marshaller_set_max_frame(m, max);
+    fz_recs whole;
+    fz_differential(m, r.p, r.n, &s, check, 0, &whole);
+
+    /* Every accepted payload must carry its blocks whole: block_parse on it
+     * never reads past it. */
+    for (size_t i = 0; i < whole.n; i++) {
+        if (whole.v[i].rc != DW_OK)
+            continue;
+        const uint8_t *bd = NULL;
+        size_t bl = 0;
+        const dw_buf *p = &whole.v[i].payload;
+        if (dw_scpi_block_parse(p->data ? p->data : (const uint8_t *)"", p->len, &bd, &bl) ==
+                DW_OK &&
+            (bd < p->data || bd + bl > p->data + p->len))
+            abort();
+    }
+
+    /* Round trip of well-formed responses built from the stream. */
+    enum { MAXR = 64 };
+    block_ref blocks[MAXR];
+    fz_payloads cand = {0};
+    fz_reader prog = r;
+    build(&prog, &cand, blocks, MAXR);
+    dw_marshaller_set_max_frame(m, DW_DEFAULT_MAX_FRAME);
+    size_t accepted = fz_round_trip(m, &cand, &s);
+    if (accepted != cand.n)
+        abort(); /* scpi accepts every request */
+    for (size_t i = 0; i < cand.n; i++) {
+        const uint8_t *bd = NULL;
+        size_t bl = 0;
+        const dw_buf *p = &cand.v[i];
+        int rc = dw_scpi_block_parse(p->data ? p->data : (const uint8_t *)"", p->len, &bd, &bl);
+        if (blocks[i].valid &&
+            (rc != DW_OK || (size_t)(bd - p->data) != blocks[i].off || bl != blocks[i].len)) {
+            fprintf(stderr, "fuzz oracle: scpi: dw_scpi_block_parse of response %zu: %s\n", i,
+                    dw_err_name(rc));
+            abort();
+        }
+    }
+
+    fz_payloads_free(&cand);
+    fz_recs_free(&whole);
+    dw_marshaller_free(m);
+    return 0;
+}

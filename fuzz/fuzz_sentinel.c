@@ -1,0 +1,54 @@
+/* Sentinel framing under arbitrary cuts.
+ * Input: [sentinel length - 1 (low 2 bits)] [sentinel bytes] then the common
+ * layout of fuzz_framing.h (max frame, split, stream). */
+#include "fuzz_framing.h"
+
+static uint8_t sentinel[4];
+static size_t sentinel_len;
+
+/* The payload is the stream up to the first sentinel, which follows it. */
+static const char *check(const dw_marshaller *m, const uint8_t *stream, size_t len, const fz_rec *r)
+{
+    (void)len;
+    size_t n = r->payload.len;
+    if (r->consumed - r->start != n + sentinel_len)
+        return "frame length is not payload + sentinel";
+    if (n + sentinel_len > dw_marshaller_max_frame(m))
+        return "frame larger than the maximum accepted";
+    if ((n && memcmp(stream + r->start, r->payload.data, n) != 0) ||
+        memcmp(stream + r->start + n, sentinel, sentinel_len) != 0)
+        return "payload or sentinel differs from the stream";
+    const uint8_t *first = memmem(stream + r->start, n + sentinel_len, sentinel, sentinel_len);
+    if (first != stream + r->start + n)
+        return "frame does not end at the first sentinel";
+    return NULL;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fz_reader r = {data, size};
+    sentinel_len = (size_t)(fz_byte(&r) & 3u) + 1;
+    for (size_t i = 0; i < sentinel_len; i++)
+        sentinel[i] = fz_byte(&r);
+    size_t max = fz_max_frame(fz_byte(&r));
+    fz_split s;
+    fz_read_split(&r, &s);
+
+    dw_marshaller *m = dw_sentinel_marshaller_new(sentinel, sentinel_len);
+    if (!m)
+        abort();
+    dw_marshaller_set_max_frame(m, max);
+    fz_recs whole;
+    fz_differential(m, r.p, r.n, &s, check, 0, &whole);
+
+    fz_payloads cand = {0};
+    fz_candidates(&cand, r.p, r.n, &s, &whole);
+    dw_marshaller_set_max_frame(m, DW_DEFAULT_MAX_FRAME);
+    fz_round_trip(m, &cand, &s);
+
+    fz_payloads_free(&cand);
+    fz_recs_free(&whole);
+    dw_marshaller_free(m);
+    return 0;
+}
