@@ -10,6 +10,7 @@
 #include "devwire/log.h"
 #include "devwire/marshaller.h"
 #include "devwire/tcp.h"
+#include "devwire/telnet.h"
 #include "devwire/transport.h"
 
 #ifdef __cplusplus

@@ -1,0 +1,361 @@
+/* The Telnet filter: libtelnet does the parsing and the RFC 1143
+ * negotiation; this file turns its events into a dw_iter of data bytes and
+ * one write per burst of outgoing bytes. */
+#include "devwire/telnet.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* libtelnet.h uses size_t without including <stddef.h> itself. */
+#include <stddef.h>
+#include <libtelnet.h>
+
+struct dw_telnet {
+    dw_iter base; /* the filtered iterator; first, so a dw_iter * is a dw_telnet * */
+    dw_iter *inner;
+    telnet_t *tn;
+    telnet_telopt_t table[4];
+    dw_telnet_options opts;
+    char name[64];
+    dw_telnet_write_fn write;
+    void *write_user;
+    /* Serialises libtelnet and the write callback between the reader and
+     * senders on other threads. Never held while reading `inner`. */
+    pthread_mutex_t lock;
+    dw_buf data; /* data bytes of the chunk returned last (reader only) */
+    dw_buf out;  /* outgoing bytes collected from TELNET_EV_SEND events */
+    int failed;  /* sticky: DW_EPROTO or a write error; 0 while healthy */
+    char message[256];
+    uint8_t local[32]; /* bit per option: in effect on our side */
+    uint8_t remote[32];
+};
+
+void dw_telnet_options_init(dw_telnet_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->echo = 1;
+    o->sga = 1;
+    o->binary = 1;
+}
+
+static void set_bit(uint8_t *bits, unsigned char opt, int on)
+{
+    if (on)
+        bits[opt / 8] = (uint8_t)(bits[opt / 8] | (1u << (opt % 8)));
+    else
+        bits[opt / 8] = (uint8_t)(bits[opt / 8] & ~(1u << (opt % 8)));
+}
+
+static int get_bit(const uint8_t *bits, uint8_t opt)
+{
+    return (bits[opt / 8] >> (opt % 8)) & 1;
+}
+
+static const char *option_name(unsigned char opt)
+{
+    switch (opt) {
+    case TELNET_TELOPT_BINARY:
+        return "BINARY";
+    case TELNET_TELOPT_ECHO:
+        return "ECHO";
+    case TELNET_TELOPT_SGA:
+        return "SGA";
+    case TELNET_TELOPT_STATUS:
+        return "STATUS";
+    case TELNET_TELOPT_TM:
+        return "TIMING-MARK";
+    case TELNET_TELOPT_TTYPE:
+        return "TERMINAL-TYPE";
+    case TELNET_TELOPT_NAWS:
+        return "NAWS";
+    case TELNET_TELOPT_TSPEED:
+        return "TERMINAL-SPEED";
+    case TELNET_TELOPT_LFLOW:
+        return "LFLOW";
+    case TELNET_TELOPT_LINEMODE:
+        return "LINEMODE";
+    case TELNET_TELOPT_XDISPLOC:
+        return "XDISPLOC";
+    case TELNET_TELOPT_ENVIRON:
+        return "ENVIRON";
+    case TELNET_TELOPT_AUTHENTICATION:
+        return "AUTHENTICATION";
+    case TELNET_TELOPT_ENCRYPT:
+        return "ENCRYPT";
+    case TELNET_TELOPT_NEW_ENVIRON:
+        return "NEW-ENVIRON";
+    case TELNET_TELOPT_COMPRESS2:
+        return "COMPRESS2";
+    default:
+        return "option";
+    }
+}
+
+/* Record the first failure; later ones are consequences of it. */
+static void fail(dw_telnet *t, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail(dw_telnet *t, int code, const char *fmt, ...)
+{
+    if (t->failed)
+        return;
+    t->failed = code;
+    int n = snprintf(t->message, sizeof t->message, "telnet %s: ", t->name);
+    if (n < 0 || (size_t)n >= sizeof t->message)
+        n = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->message + n, sizeof t->message - (size_t)n, fmt, ap);
+    va_end(ap);
+    dw_log(t->opts.logger, DW_LOG_DEBUG, "%s", t->message);
+}
+
+static void negotiated(dw_telnet *t, const char *what, unsigned char opt)
+{
+    if (dw_log_enabled(t->opts.logger, DW_LOG_DEBUG))
+        dw_log(t->opts.logger, DW_LOG_DEBUG, "telnet %s: %s %s (%u)", t->name, what,
+               option_name(opt), (unsigned)opt);
+}
+
+static void on_event(telnet_t *tn, telnet_event_t *ev, void *user)
+{
+    (void)tn;
+    dw_telnet *t = user;
+    switch (ev->type) {
+    case TELNET_EV_DATA:
+        /* ev->data.buffer points into libtelnet's input (or a byte on its
+         * stack): copy it out now. After a failure the rest of the stream
+         * means nothing. */
+        if (!t->failed && dw_buf_append(&t->data, ev->data.buffer, ev->data.size) != DW_OK)
+            fail(t, DW_ENOMEM, "out of memory");
+        break;
+    case TELNET_EV_SEND:
+        if (!t->failed && dw_buf_append(&t->out, ev->data.buffer, ev->data.size) != DW_OK)
+            fail(t, DW_ENOMEM, "out of memory");
+        break;
+    case TELNET_EV_WILL:
+        set_bit(t->remote, ev->neg.telopt, 1);
+        negotiated(t, "peer will", ev->neg.telopt);
+        break;
+    case TELNET_EV_WONT:
+        set_bit(t->remote, ev->neg.telopt, 0);
+        negotiated(t, "peer won't", ev->neg.telopt);
+        break;
+    case TELNET_EV_DO:
+        set_bit(t->local, ev->neg.telopt, 1);
+        negotiated(t, "we will", ev->neg.telopt);
+        break;
+    case TELNET_EV_DONT:
+        set_bit(t->local, ev->neg.telopt, 0);
+        negotiated(t, "we won't", ev->neg.telopt);
+        break;
+    case TELNET_EV_COMPRESS:
+        /* libtelnet starts inflating whenever the peer sends IAC SB
+         * COMPRESS2 IAC SE, agreed or not; we never agree to it, so a
+         * compressed stream is a peer we cannot follow. */
+        if (ev->compress.state)
+            fail(t, DW_EPROTO, "peer started MCCP2 compression, which was not negotiated");
+        break;
+    case TELNET_EV_WARNING:
+        if (dw_log_enabled(t->opts.logger, DW_LOG_DEBUG))
+            dw_log(t->opts.logger, DW_LOG_DEBUG, "telnet %s: ignored: %s", t->name, ev->error.msg);
+        break;
+    case TELNET_EV_ERROR:
+        /* ev->error.errcode is never filled in by libtelnet: keep the text. */
+        fail(t, DW_EPROTO, "%s", ev->error.msg ? ev->error.msg : "protocol error");
+        break;
+    default:
+        /* IAC commands (NOP, GA, AYT, ...), subnegotiations of options we
+         * refused (TTYPE, ENVIRON, ZMP, MSSP): nothing to do. */
+        break;
+    }
+}
+
+/* Write what libtelnet produced. Called with the lock held. */
+static int flush_out(dw_telnet *t)
+{
+    int rc = DW_OK;
+    if (t->out.len && !t->failed) {
+        rc = t->write(t->write_user, t->out.data, t->out.len);
+        if (rc != DW_OK)
+            fail(t, rc, "sending to the peer: %s", dw_strerror(rc));
+    }
+    dw_buf_clear(&t->out);
+    return rc;
+}
+
+static int filter_pull(dw_iter *base, const uint8_t **data, size_t *len)
+{
+    dw_telnet *t = (dw_telnet *)base;
+    dw_buf_clear(&t->data);
+    for (;;) {
+        pthread_mutex_lock(&t->lock);
+        int failed = t->failed; /* a sender on another thread may set it */
+        pthread_mutex_unlock(&t->lock);
+        if (failed)
+            return failed;
+        if (!t->inner)
+            return DW_EINVAL;
+        const uint8_t *p;
+        size_t n;
+        int rc = dw_iter_next(t->inner, &p, &n);
+        if (rc != DW_OK)
+            return rc;
+        pthread_mutex_lock(&t->lock);
+        if (!t->failed) {
+            telnet_recv(t->tn, (const char *)p, n);
+            flush_out(t);
+        }
+        pthread_mutex_unlock(&t->lock);
+        /* Data first; a failure met after it is returned by the next pull. */
+        if (t->data.len) {
+            *data = t->data.data;
+            *len = t->data.len;
+            return DW_OK;
+        }
+    }
+}
+
+static void build_table(dw_telnet *t)
+{
+    const dw_telnet_options *o = &t->opts;
+    size_t i = 0;
+    if (o->binary)
+        t->table[i++] = (telnet_telopt_t){TELNET_TELOPT_BINARY, TELNET_WILL, TELNET_DO};
+    if (o->echo) {
+        if (o->server)
+            t->table[i++] = (telnet_telopt_t){TELNET_TELOPT_ECHO, TELNET_WILL, TELNET_DONT};
+        else
+            t->table[i++] = (telnet_telopt_t){TELNET_TELOPT_ECHO, TELNET_WONT, TELNET_DO};
+    }
+    if (o->sga)
+        t->table[i++] = (telnet_telopt_t){TELNET_TELOPT_SGA, TELNET_WILL, TELNET_DO};
+    t->table[i] = (telnet_telopt_t){-1, 0, 0};
+}
+
+dw_telnet *dw_telnet_new(const dw_telnet_options *o, dw_iter *inner, dw_telnet_write_fn write,
+                         void *user)
+{
+    if (!write)
+        return NULL;
+    dw_telnet *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    if (o)
+        t->opts = *o;
+    else
+        dw_telnet_options_init(&t->opts);
+    snprintf(t->name, sizeof t->name, "%s", o && o->name ? o->name : "telnet peer");
+    t->opts.name = t->name;
+    build_table(t);
+    dw_iter_init(&t->base, filter_pull);
+    t->inner = inner;
+    t->write = write;
+    t->write_user = user;
+    if (pthread_mutex_init(&t->lock, NULL) != 0) {
+        free(t);
+        return NULL;
+    }
+    t->tn = telnet_init(t->table, on_event, 0, t);
+    if (!t->tn) {
+        pthread_mutex_destroy(&t->lock);
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void dw_telnet_free(dw_telnet *t)
+{
+    if (!t)
+        return;
+    telnet_free(t->tn);
+    pthread_mutex_destroy(&t->lock);
+    dw_buf_free(&t->data);
+    dw_buf_free(&t->out);
+    free(t);
+}
+
+int dw_telnet_start(dw_telnet *t)
+{
+    if (!t->opts.server)
+        return DW_OK;
+    pthread_mutex_lock(&t->lock);
+    if (t->opts.sga)
+        telnet_negotiate(t->tn, TELNET_WILL, TELNET_TELOPT_SGA);
+    if (t->opts.echo)
+        telnet_negotiate(t->tn, TELNET_WILL, TELNET_TELOPT_ECHO);
+    int rc = t->failed ? t->failed : flush_out(t);
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
+dw_iter *dw_telnet_iter(dw_telnet *t)
+{
+    return &t->base;
+}
+
+dw_iter *dw_telnet_wrap(dw_telnet *t, dw_iter *inner)
+{
+    t->inner = inner;
+    return &t->base;
+}
+
+int dw_telnet_escape(const void *p, size_t n, dw_buf *out)
+{
+    const uint8_t *s = p;
+    size_t extra = 0;
+    for (size_t i = 0; i < n; i++)
+        extra += s[i] == TELNET_IAC;
+    int rc = dw_buf_reserve(out, n + extra);
+    if (rc != DW_OK)
+        return rc;
+    uint8_t *d = out->data + out->len;
+    for (size_t i = 0; i < n; i++) {
+        *d++ = s[i];
+        if (s[i] == TELNET_IAC)
+            *d++ = TELNET_IAC;
+    }
+    out->len += n + extra;
+    return DW_OK;
+}
+
+int dw_telnet_send(dw_telnet *t, const void *p, size_t n)
+{
+    if (n == 0)
+        return DW_OK;
+    pthread_mutex_lock(&t->lock);
+    int rc;
+    if (t->failed) {
+        rc = t->failed;
+    } else if (!memchr(p, TELNET_IAC, n)) {
+        /* Nothing to escape: no copy. */
+        rc = t->write(t->write_user, p, n);
+        if (rc != DW_OK)
+            fail(t, rc, "sending to the peer: %s", dw_strerror(rc));
+    } else {
+        /* telnet_send emits one SEND event per run between IACs; they are
+         * collected in `out` and leave in one write. */
+        telnet_send(t->tn, p, n);
+        rc = t->failed ? t->failed : flush_out(t);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
+int dw_telnet_local_enabled(const dw_telnet *t, uint8_t option)
+{
+    return get_bit(t->local, option);
+}
+
+int dw_telnet_remote_enabled(const dw_telnet *t, uint8_t option)
+{
+    return get_bit(t->remote, option);
+}
+
+const char *dw_telnet_error_message(const dw_telnet *t)
+{
+    return t->message;
+}
