@@ -48,10 +48,17 @@ int dw_buf_append(dw_buf *b, const void *p, size_t n)
 {
     if (n == 0)
         return DW_OK;
+    /* p may point into b itself (appending part of the buffer to itself):
+     * find it again after a reallocation moved the storage. */
+    const uint8_t *src = p;
+    int inside = b->data && src >= b->data && src < b->data + b->len;
+    size_t off = inside ? (size_t)(src - b->data) : 0;
     int rc = dw_buf_reserve(b, n);
     if (rc != DW_OK)
         return rc;
-    memcpy(b->data + b->len, p, n);
+    if (inside)
+        src = b->data + off;
+    memmove(b->data + b->len, src, n);
     b->len += n;
     return DW_OK;
 }

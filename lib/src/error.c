@@ -51,10 +51,14 @@ void dw_error_clear(dw_error *err)
 int dw_error_set(dw_error *err, int code, const char *fmt, ...)
 {
     if (err) {
+        /* Format into a copy first: the arguments may point into
+         * err->message itself ("connect: %s", dw_error_message(err)). */
+        char msg[sizeof err->message];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
+        memcpy(err->message, msg, sizeof msg);
         err->code = code;
     }
     return code;

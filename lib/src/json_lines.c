@@ -9,6 +9,17 @@
 /* Parse one JSON value that fills text[0..n) but for white space. */
 static cJSON *parse_line(const uint8_t *text, size_t n, size_t *bad_at)
 {
+    /* JSON text never holds a raw NUL, but cJSON would end a string there
+     * and silently return a shorter value. */
+    const uint8_t *nul = n ? memchr(text, 0, n) : NULL;
+    if (nul) {
+        *bad_at = (size_t)(nul - text);
+        return NULL;
+    }
+    if (n == 0) {
+        *bad_at = 0;
+        return NULL;
+    }
     const char *end = NULL;
     cJSON *v = cJSON_ParseWithLengthOpts((const char *)text, n, &end, 0);
     if (!v) {
@@ -37,7 +48,7 @@ static int invalid(dw_error *err, int code, size_t n, size_t at)
 static int json_marshall(const dw_marshaller *m, const uint8_t *p, size_t n, dw_buf *out,
                          dw_error *err)
 {
-    const uint8_t *nl = memchr(p, '\n', n);
+    const uint8_t *nl = n ? memchr(p, '\n', n) : NULL;
     if (nl)
         return dw_error_set(err, DW_EINVAL,
                             "json-lines: payload holds a newline at byte %zu; send it compact",
@@ -66,6 +77,8 @@ static int json_marshall_payload(const dw_marshaller *m, const void *payload, dw
                                  dw_error *err)
 {
     (void)m;
+    if (!payload)
+        return dw_error_set(err, DW_EINVAL, "json-lines: no payload (NULL cJSON value)");
     char *text = cJSON_PrintUnformatted(payload);
     if (!text)
         return dw_error_set(err, DW_ENOMEM, "json-lines: cannot print the payload");

@@ -1,6 +1,8 @@
 /* Length-prefixed framing: a 1, 2 or 4 byte unsigned length, then the bytes. */
 #include "marshaller_int.h"
 
+#include <string.h>
+
 static uint64_t header_max(unsigned hs)
 {
     return hs == 4 ? 0xffffffffu : ((uint64_t)1 << (8 * hs)) - 1;
@@ -38,25 +40,28 @@ static size_t decode(const dw_marshaller *m, const uint8_t *h)
     return (size_t)v;
 }
 
+/* The header is kept in the scan state, so the payload lands at the start of
+ * `raw` and needs no move afterwards. */
 static int lp_feed(const dw_marshaller *m, dw__scan *st, const uint8_t *d, size_t n, size_t *used,
                    dw_buf *raw, dw_error *err)
 {
     unsigned hs = m->header_size;
     size_t take = 0;
-    if (raw->len < hs) {
-        take = hs - raw->len < n ? hs - raw->len : n;
-        if (dw_buf_append(raw, d, take) != DW_OK)
-            return DW_ENOMEM;
+    if (st->hdr_len < hs) {
+        take = hs - st->hdr_len < n ? hs - st->hdr_len : n;
+        memcpy(st->hdr + st->hdr_len, d, take);
+        st->hdr_len += (unsigned)take;
         *used = take;
-        if (raw->len < hs)
+        if (st->hdr_len < hs)
             return DW__MORE;
-        size_t len = decode(m, raw->data);
-        if (len > m->max_frame || hs + len > m->max_frame)
+        size_t len = decode(m, st->hdr);
+        if (hs > m->max_frame || len > m->max_frame - hs)
             return dw_error_set(err, DW_ETOOBIG,
                                 "length-prefixed: header announces %zu bytes, more than the "
                                 "maximum frame of %zu bytes",
                                 len, m->max_frame);
-        st->need = hs + len;
+        /* No reserve(len) here: a 4-byte lie must not cost max_frame bytes. */
+        st->need = len;
     }
     size_t body = st->need - raw->len < n - take ? st->need - raw->len : n - take;
     if (dw_buf_append(raw, d + take, body) != DW_OK)
@@ -65,11 +70,17 @@ static int lp_feed(const dw_marshaller *m, dw__scan *st, const uint8_t *d, size_
     return raw->len == st->need ? DW_OK : DW__MORE;
 }
 
-static int lp_finish(const dw_marshaller *m, dw__scan *st, dw_buf *raw, dw_error *err)
+static int lp_partial(const dw_marshaller *m, const dw__scan *st, dw_buf *raw)
 {
-    (void)st;
-    (void)err;
-    dw_buf_consume(raw, m->header_size);
+    (void)m;
+    if (st->hdr_len == 0)
+        return DW_OK;
+    if (dw_buf_reserve(raw, st->hdr_len) != DW_OK)
+        return DW_ENOMEM;
+    if (raw->len)
+        memmove(raw->data + st->hdr_len, raw->data, raw->len);
+    memcpy(raw->data, st->hdr, st->hdr_len);
+    raw->len += st->hdr_len;
     return DW_OK;
 }
 
@@ -77,7 +88,7 @@ static const dw__marshaller_ops lp_ops = {
     .name = "length-prefixed",
     .marshall = lp_marshall,
     .feed = lp_feed,
-    .finish = lp_finish,
+    .partial = lp_partial,
 };
 
 dw_marshaller *dw_length_prefixed_marshaller_new(unsigned header_size, dw_endian endian)

@@ -5,8 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-dw_marshaller *dw__marshaller_alloc(const dw__marshaller_ops *ops, const void *sentinel,
-                                    size_t len)
+dw_marshaller *dw__marshaller_alloc(const dw__marshaller_ops *ops, const void *sentinel, size_t len)
 {
     dw_marshaller *m = calloc(1, sizeof *m + len);
     if (!m)
@@ -48,32 +47,40 @@ int dw_marshall(const dw_marshaller *m, const uint8_t *p, size_t n, dw_buf *out,
     return rc;
 }
 
-/* Read one raw frame: the loop around the framing's pure feed(). */
-static int read_frame(const dw_marshaller *m, dw_iter *in, dw_buf *raw, dw__scan *st,
-                      dw_error *err)
+/* Read one raw frame: the loop around the framing's pure feed(). Each chunk
+ * is looked at once; what the frame does not use is unread. */
+static int read_frame(const dw_marshaller *m, dw_iter *in, dw_buf *raw, dw__scan *st, dw_error *err)
 {
     dw_buf_clear(raw);
     memset(st, 0, sizeof *st);
+    size_t consumed = 0; /* bytes of this frame taken from the iterator */
+    int rc;
     for (;;) {
         const uint8_t *d;
         size_t n;
-        int rc = dw_iter_next(in, &d, &n);
+        rc = dw_iter_next(in, &d, &n);
         if (rc == DW_EOF) {
-            if (raw->len == 0)
+            if (consumed == 0)
                 return DW_EOF;
-            return dw_error_set(err, DW_ETRUNCATED,
-                                "%s: stream ended inside a frame after %zu bytes", m->ops->name,
-                                raw->len);
+            rc = dw_error_set(err, DW_ETRUNCATED, "%s: stream ended inside a frame after %zu bytes",
+                              m->ops->name, consumed);
+            break;
         }
-        if (rc != DW_OK)
-            return dw_error_set(err, rc, "%s: receiving a frame: %s", m->ops->name,
-                                dw_strerror(rc));
+        if (rc != DW_OK) {
+            rc = dw_error_set(err, rc, "%s: receiving a frame (after %zu bytes): %s", m->ops->name,
+                              consumed, dw_strerror(rc));
+            break;
+        }
         size_t used = 0;
         rc = m->ops->feed(m, st, d, n, &used, raw, err);
+        consumed += used;
         dw_iter_unread(in, n - used);
         if (rc != DW__MORE)
-            return rc;
+            break;
     }
+    if (rc != DW_OK && m->ops->partial && m->ops->partial(m, st, raw) != DW_OK)
+        return DW_ENOMEM;
+    return rc;
 }
 
 int dw_unmarshall(const dw_marshaller *m, dw_iter *in, dw_buf *payload, dw_error *err)
@@ -94,6 +101,8 @@ int dw_marshall_payload(const dw_marshaller *m, const void *payload, dw_buf *out
             out->len = before;
         return rc;
     }
+    if (!payload)
+        return dw_error_set(err, DW_EINVAL, "%s: no payload (NULL dw_buf)", m->ops->name);
     const dw_buf *b = payload;
     return dw_marshall(m, b->data, b->len, out, err);
 }

@@ -7,6 +7,8 @@
 static size_t find(const dw_marshaller *m, const uint8_t *d, size_t n)
 {
     const uint8_t *hit;
+    if (n == 0) /* d may be NULL for an empty payload */
+        return 0;
     if (m->sentinel_len == 1)
         hit = memchr(d, m->sentinel[0], n);
     else
@@ -35,32 +37,36 @@ int dw__sentinel_feed(const dw_marshaller *m, dw__scan *st, const uint8_t *d, si
     (void)st;
     size_t sl = m->sentinel_len;
     size_t r = raw->len;
+    size_t max = m->max_frame;
+    /* Frame bytes still allowed; feed() is only called again while r < max. */
+    size_t room = r < max ? max - r : 0;
     size_t k = straddle(m, raw, d, n);
     if (k) {
-        if (r + sl - k > m->max_frame)
+        if (sl - k > room)
             goto too_big;
         *used = sl - k;
         dw_buf_truncate(raw, r - k);
         return DW_OK;
     }
-    size_t i = find(m, d, n);
-    if (i < n && r + i + sl <= m->max_frame) {
-        int rc = dw_buf_append(raw, d, i);
+    /* Only a sentinel that ends inside the maximum frame counts, so the search
+     * stops there: an oversized chunk is not scanned to its end. */
+    size_t lim = n < room ? n : room;
+    size_t i = find(m, d, lim);
+    if (i < lim) {
         *used = i + sl;
-        return rc;
+        return dw_buf_append(raw, d, i);
     }
-    if (i == n && r + n < m->max_frame) {
+    if (n < room) {
         *used = n;
         return dw_buf_append(raw, d, n) == DW_OK ? DW__MORE : DW_ENOMEM;
     }
 too_big:
     /* Keep what fits for the caller to inspect; stop reading. */
-    *used = r < m->max_frame ? m->max_frame - r : 0;
-    if (*used > n)
-        *used = n;
-    dw_buf_append(raw, d, *used);
-    return dw_error_set(err, DW_ETOOBIG, "%s: frame exceeds the maximum of %zu bytes",
-                        m->ops->name, m->max_frame);
+    *used = n < room ? n : room;
+    if (dw_buf_append(raw, d, *used) != DW_OK)
+        return DW_ENOMEM;
+    return dw_error_set(err, DW_ETOOBIG, "%s: no terminator within the maximum frame of %zu bytes",
+                        m->ops->name, max);
 }
 
 int dw__sentinel_marshall(const dw_marshaller *m, const uint8_t *p, size_t n, dw_buf *out,
@@ -68,7 +74,7 @@ int dw__sentinel_marshall(const dw_marshaller *m, const uint8_t *p, size_t n, dw
 {
     size_t sl = m->sentinel_len;
     size_t i = find(m, p, n);
-    if (i == n && sl > 1) {
+    if (i == n && sl > 1 && n > 0) {
         /* The payload's tail and the sentinel's head could form an earlier
          * sentinel ("xa" + "aa"): the first one must start at n. */
         size_t tail = n < sl - 1 ? n : sl - 1;

@@ -1,29 +1,85 @@
 #include "support.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static int test_pull(dw_iter *base, const uint8_t **data, size_t *len)
+{
+    dw_test_iter *it = (dw_test_iter *)base;
+    free(it->copy);
+    it->copy = NULL;
+    const uint8_t *d;
+    size_t n;
+    int rc = dw_iter_next(&it->inner.base, &d, &n);
+    if (rc != DW_OK)
+        return rc;
+    if (n == 0)
+        abort(); /* the in-memory iterator broke the contract */
+    it->copy = malloc(n);
+    if (!it->copy)
+        return DW_ENOMEM;
+    memcpy(it->copy, d, n);
+    it->pulls++;
+    *data = it->copy;
+    *len = n;
+    return DW_OK;
+}
+
+void dw_test_iter_init(dw_test_iter *it, const uint8_t *data, size_t len, const size_t *cuts,
+                       size_t ncuts)
+{
+    dw_iter_init(&it->base, test_pull);
+    dw_mem_iter_init(&it->inner, data, len, cuts, ncuts);
+    it->copy = NULL;
+    it->pulls = 0;
+}
+
+void dw_test_iter_set_end(dw_test_iter *it, int end_code)
+{
+    it->inner.end_code = end_code;
+}
+
+size_t dw_test_iter_offset(const dw_test_iter *it)
+{
+    return it->inner.pos - dw_iter_pending(&it->base);
+}
+
+void dw_test_iter_free(dw_test_iter *it)
+{
+    free(it->copy);
+    it->copy = NULL;
+}
 
 void dw_test_run(const dw_marshaller *m, const uint8_t *data, size_t len, const size_t *cuts,
                  size_t ncuts, dw_test_outcome *out)
 {
     memset(out, 0, sizeof *out);
-    dw_mem_iter it;
-    dw_mem_iter_init(&it, data, len, cuts, ncuts);
+    dw_test_iter it;
+    dw_test_iter_init(&it, data, len, cuts, ncuts);
     for (;;) {
         dw_buf *p = &out->payloads[out->count];
-        int rc = dw_unmarshall(m, &it.base, p, NULL);
+        dw_error err;
+        dw_error_clear(&err);
+        int rc = dw_unmarshall(m, &it.base, p, &err);
         if (rc != DW_OK) {
             out->end = rc;
-            if (rc == DW_ETRUNCATED)
+            out->end_offset = dw_test_iter_offset(&it);
+            if (rc < 0) {
                 dw_buf_append(&out->rest, p->data, p->len);
+                snprintf(out->message, sizeof out->message, "%s", err.message);
+            }
             dw_buf_free(p);
-            return;
+            break;
         }
-        if (++out->count == sizeof out->payloads / sizeof out->payloads[0]) {
+        out->offsets[out->count] = dw_test_iter_offset(&it);
+        if (++out->count == DW_TEST_MAX_PAYLOADS) {
             out->end = DW_ENOMEM;
-            return;
+            out->end_offset = dw_test_iter_offset(&it);
+            break;
         }
     }
+    dw_test_iter_free(&it);
 }
 
 void dw_test_outcome_free(dw_test_outcome *o)
@@ -41,10 +97,11 @@ static int buf_eq(const dw_buf *a, const dw_buf *b)
 
 int dw_test_outcome_eq(const dw_test_outcome *a, const dw_test_outcome *b)
 {
-    if (a->count != b->count || a->end != b->end || !buf_eq(&a->rest, &b->rest))
+    if (a->count != b->count || a->end != b->end || a->end_offset != b->end_offset ||
+        !buf_eq(&a->rest, &b->rest))
         return 0;
     for (size_t i = 0; i < a->count; i++)
-        if (!buf_eq(&a->payloads[i], &b->payloads[i]))
+        if (!buf_eq(&a->payloads[i], &b->payloads[i]) || a->offsets[i] != b->offsets[i])
             return 0;
     return 1;
 }
@@ -62,11 +119,16 @@ static size_t check(const dw_marshaller *m, const uint8_t *d, size_t len, const 
 size_t dw_test_every_split(const dw_marshaller *m, const void *data, size_t len,
                            dw_test_outcome *whole)
 {
-    uint8_t *d = malloc(len ? len : 1);
-    memcpy(d, data, len);
+    uint8_t *d = calloc(len ? len : 1, 1);
+    if (!d)
+        abort();
+    if (len)
+        memcpy(d, data, len);
     dw_test_run(m, d, len, NULL, 0, whole);
     size_t bad = 0;
-    size_t *cuts = malloc((len ? len : 1) * sizeof *cuts);
+    size_t *cuts = calloc(len ? len : 1, sizeof *cuts);
+    if (!cuts)
+        abort();
     for (size_t i = 0; i < len; i++)
         cuts[i] = i + 1;
     bad += check(m, d, len, cuts, len, whole);
@@ -79,4 +141,26 @@ size_t dw_test_every_split(const dw_marshaller *m, const void *data, size_t len,
     free(cuts);
     free(d);
     return bad;
+}
+
+const char *dw_test_escape(const void *p, size_t n, char *out, size_t outsize)
+{
+    const uint8_t *s = p;
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        char tmp[8];
+        if (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\\')
+            snprintf(tmp, sizeof tmp, "%c", s[i]);
+        else
+            snprintf(tmp, sizeof tmp, "\\x%02x", s[i]);
+        size_t tl = strlen(tmp);
+        if (o + tl + 4 >= outsize) {
+            snprintf(out + o, outsize - o, "...");
+            return out;
+        }
+        memcpy(out + o, tmp, tl + 1);
+        o += tl;
+    }
+    return out;
 }
