@@ -17,8 +17,14 @@ typedef struct dw_sim_bytes {
 
 /* A reply or state template: literal bytes and placeholders, in order.
  * Text "${freq}" is a state variable, "$1".."$9" a regex capture, "$0" or
- * "${request}" the whole request; "$$" is a literal '$'. Binary literals
- * ({"hex": ...} / {"base64": ...}) are one literal segment. */
+ * "${request}" the whole request; "$$" is a literal '$' (any other '$' is a
+ * load error). Binary literals ({"hex": ...} / {"base64": ...}) are one
+ * literal segment; {"json": value} is the value's compact JSON text, itself
+ * a template. Adjacent literal text is one segment, an empty template has
+ * no segments. The loader guarantees that every VAR index is < nvars and
+ * that every capture is possible where the template is used (a capture
+ * group the regex does not have, or a capture with no request, is a load
+ * error), so the engine need not check. */
 typedef enum dw_sim_seg_kind {
     DW_SIM_SEG_LITERAL,
     DW_SIM_SEG_VAR,     /* var: index into script->vars */
@@ -39,17 +45,20 @@ typedef struct dw_sim_template {
 
 /* How a request is matched ("when" of a rule, "expect" of a step). */
 typedef enum dw_sim_match_kind {
-    DW_SIM_MATCH_EXACT,  /* "text", {"exact": ...}, {"hex": ...}, {"base64": ...} */
-    DW_SIM_MATCH_PREFIX, /* {"prefix": "..."} (or prefix_hex) */
-    DW_SIM_MATCH_REGEX,  /* {"regex": "..."}: POSIX extended, compiled at load,
-                          * matched with REG_STARTEND so NUL bytes are fine */
+    DW_SIM_MATCH_EXACT,  /* "text", {"exact": text or binary}, {"hex": ...}, {"base64": ...} */
+    DW_SIM_MATCH_PREFIX, /* {"prefix": text or binary} */
+    DW_SIM_MATCH_REGEX,  /* {"regex": "...", "icase": bool}: POSIX extended (REG_ICASE
+                          * with icase), compiled at load, matched with REG_STARTEND
+                          * so NUL bytes are fine; like regexec it matches anywhere
+                          * in the request unless anchored with ^ and $ */
 } dw_sim_match_kind;
 
 typedef struct dw_sim_match {
     dw_sim_match_kind kind;
     dw_sim_bytes bytes; /* exact / prefix */
-    regex_t re;         /* regex (compiled) */
-    char *source;       /* the pattern or text as written, for reports */
+    regex_t re;         /* regex (compiled; valid only when kind is REGEX) */
+    char *source;       /* for reports: the text or pattern as written, or the
+                         * compact JSON of a binary form ({"hex":"a001"}) */
 } dw_sim_match;
 
 typedef enum dw_sim_fault {
@@ -83,18 +92,22 @@ typedef struct dw_sim_action {
     dw_sim_after_last after_last;
     dw_sim_set *sets; /* "set": {"name": template, ...}, applied before replying */
     size_t nsets;
-    unsigned delay_ms;    /* before the reply */
-    size_t *split;        /* write the reply bytes in pieces of these sizes
-                           * (the last size repeats) */
+    unsigned delay_ms; /* before the reply */
+    size_t *split;     /* write the reply bytes in pieces of these sizes
+                        * (the last size repeats) */
     size_t nsplit;
     unsigned split_delay_ms; /* between pieces */
     dw_sim_fault fault;
-    unsigned fault_on;    /* 0 = every match; N = only the Nth match (1-based) */
+    unsigned fault_on; /* 0 = every match; N = only the Nth match (1-based) */
+    /* Limits the loader enforces: delay_ms and split_delay_ms <= 3600000,
+     * split sizes >= 1, garbage non-empty and only with FAULT_GARBAGE,
+     * after_last only with a list of replies. A literal reply frame (no
+     * placeholders) is checked against the response framing at load. */
     dw_sim_bytes garbage; /* for DW_SIM_FAULT_GARBAGE */
 } dw_sim_action;
 
 typedef struct dw_sim_rule {
-    char *name;  /* "rules[3]" or the rule's "name" */
+    char *name; /* "rules[3]" or the rule's "name" */
     dw_sim_match when;
     dw_sim_action action;
 } dw_sim_rule;
@@ -113,9 +126,11 @@ typedef enum dw_sim_framing_type {
     DW_SIM_FRAMING_JSON_LINES,
 } dw_sim_framing_type;
 
+/* Absent "framing": sentinel "\n" both ways. One spec applies to both
+ * directions; {"request": spec, "response": spec} sets each. */
 typedef struct dw_sim_framing {
     dw_sim_framing_type type;
-    dw_sim_bytes sentinel; /* sentinel, scpi ("\n" by default) */
+    dw_sim_bytes sentinel; /* sentinel, scpi ("\n" by default); empty for the others */
     size_t length;         /* fixed */
     unsigned header_size;  /* length-prefixed: 1, 2, 4 */
     dw_endian endian;      /* length-prefixed */
@@ -128,7 +143,7 @@ typedef struct dw_sim_var {
 } dw_sim_var;
 
 typedef struct dw_sim_periodic {
-    unsigned every_ms;
+    unsigned every_ms;    /* 1 .. 86400000 */
     dw_sim_template send; /* framed with the response framing */
 } dw_sim_periodic;
 
@@ -137,21 +152,25 @@ typedef enum dw_sim_scope { DW_SIM_SCOPE_SHARED, DW_SIM_SCOPE_CONNECTION } dw_si
 
 typedef struct dw_sim_script {
     char *path; /* as given to the loader */
-    char *name;
+    char *name; /* "name", or the file's base name */
     dw_sim_transport transport;
     dw_sim_framing request_framing;  /* "framing" or "framing.request" */
     dw_sim_framing response_framing; /* "framing" or "framing.response" */
-    dw_sim_template banner;          /* nsegs == 0: none; sent raw, not framed */
-    dw_sim_bytes prompt;             /* len == 0: none; sent raw after each reply */
+    dw_sim_template banner;          /* nsegs == 0: none; sent raw, not framed;
+                                      * variables only (no request) */
+    dw_sim_bytes prompt;             /* len == 0: none; sent raw after each reply;
+                                      * literal (no placeholders) */
     dw_sim_scope scope;
-    dw_sim_var *vars;
+    dw_sim_var *vars; /* in document order; names are unique, match
+                       * [A-Za-z_][A-Za-z0-9_.-]* and are never "request" */
     size_t nvars;
     dw_sim_step *steps;
     size_t nsteps;
     dw_sim_rule *rules;
     size_t nrules;
-    dw_sim_action unmatched; /* default: no reply */
-    int unmatched_close;     /* "unmatched": {"close": true} */
+    dw_sim_action unmatched; /* default: no reply; "$0"/"${request}" allowed */
+    int unmatched_close;     /* "unmatched": {"close": true}: close the connection
+                              * after the unmatched reply, if any */
     dw_sim_periodic *periodic;
     size_t nperiodic;
 } dw_sim_script;
@@ -162,12 +181,19 @@ typedef struct dw_sim_script {
  * ("sg.json:14:9: rules[2].when: expected string or object"). Returns
  * DW_ENOENT (cannot read the file) or DW_ESCRIPT. */
 int dw_sim_script_load_file(const char *path, dw_sim_script **out, dw_error *err);
-/* The same from memory; `name` is used in messages in place of the file. */
-int dw_sim_script_load_buffer(const char *name, const char *text, size_t len,
-                              dw_sim_script **out, dw_error *err);
+/* The same from memory; `name` is used in messages in place of the file
+ * (NULL: "<script>"). text[0..len) need not be NUL-terminated and is never
+ * read beyond len: this is the fuzzing entry point. Messages without a JSON
+ * path (the document itself, JSON syntax at the top) read
+ * "FILE:LINE:COL: message"; syntax errors read
+ * "FILE:LINE:COL: PATH: JSON syntax error: what". Lines and columns are
+ * 1-based, columns count characters. Thread-safe (no global state). */
+int dw_sim_script_load_buffer(const char *name, const char *text, size_t len, dw_sim_script **out,
+                              dw_error *err);
 void dw_sim_script_free(dw_sim_script *s);
 
-/* A marshaller for a framing (caller frees with dw_marshaller_free). */
+/* A marshaller for a framing, its max_frame set (caller frees with
+ * dw_marshaller_free); NULL when out of memory. */
 dw_marshaller *dw_sim_framing_marshaller(const dw_sim_framing *f);
 
 #endif
