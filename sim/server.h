@@ -1,0 +1,68 @@
+/* devwire-sim's server: serves a script's engine on a dw_tcp_server.
+ *
+ * Each connection reads requests with the script's request framing, asks
+ * the engine what to do and does it on the socket: the delay before a
+ * reply, a reply written in pieces with real sleeps between them, faults
+ * (close, RST, hang, garbage), the banner on connect, the prompt after each
+ * reply. One timer thread sends the periodic messages to every connected
+ * client. A malformed or oversized frame, or a client vanishing mid-frame,
+ * ends that connection only (logged once); the others go on.
+ *
+ * A reload swaps in a new script: new connections use it at once, open ones
+ * from their next request on (their per-connection state starts afresh). */
+#ifndef DW_SIM_SERVER_H
+#define DW_SIM_SERVER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <devwire/devwire.h>
+
+#include "script.h"
+#include "transcript.h"
+
+typedef struct dw_sim_server dw_sim_server;
+
+typedef struct dw_sim_server_options {
+    const char *host;              /* default "127.0.0.1"; copied */
+    uint16_t port;                 /* 0 = the kernel chooses */
+    const dw_logger *logger;       /* NULL = silent; must outlive the server */
+    dw_sim_transcript *transcript; /* NULL = none; borrowed, must outlive the server */
+    size_t max_connections;        /* default 1024 */
+} dw_sim_server_options;
+
+void dw_sim_server_options_init(dw_sim_server_options *o);
+
+/* Bind and listen for `script`. On DW_OK *out is the server, which owns the
+ * script from then on (frees it). On failure the caller keeps the script;
+ * `err` names the address or the problem. */
+int dw_sim_server_new(const dw_sim_server_options *o, dw_sim_script *script, dw_sim_server **out,
+                      dw_error *err);
+/* Start accepting (and the periodic timer) in background threads. */
+int dw_sim_server_start(dw_sim_server *s, dw_error *err);
+/* "HOST:PORT" actually bound. */
+const char *dw_sim_server_address(const dw_sim_server *s);
+uint16_t dw_sim_server_port(const dw_sim_server *s);
+/* Serve `script` from now on (see above). On DW_OK the server owns it; on
+ * failure (DW_ENOMEM, a framing it cannot build) the old script keeps
+ * serving and the caller keeps `script`. Thread-safe. */
+int dw_sim_server_reload(dw_sim_server *s, dw_sim_script *script, dw_error *err);
+/* Stop accepting, end the connections, join the threads. Not
+ * async-signal-safe: call it from an ordinary thread. */
+void dw_sim_server_stop(dw_sim_server *s);
+/* Stop (if needed) and free. Accepts NULL. */
+void dw_sim_server_free(dw_sim_server *s);
+
+/* Figures for the summary and --check. */
+typedef struct dw_sim_totals {
+    uint64_t connections;     /* accepted */
+    uint64_t requests;        /* over every script served (reloads included) */
+    uint64_t unmatched;       /* idem */
+    size_t steps_not_reached; /* of the script serving now */
+} dw_sim_totals;
+
+void dw_sim_server_totals(dw_sim_server *s, dw_sim_totals *t);
+/* Print the human-readable summary to `f`. */
+void dw_sim_server_summary(dw_sim_server *s, FILE *f);
+
+#endif

@@ -1,0 +1,513 @@
+/* devwire-sim as a subprocess, driven with libdevwire's own clients: script
+ * features, the command line, the summary and --check, reload. (Faults and
+ * bad input on the wire: test_sim_faults.c.) */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <devwire/devwire.h>
+
+#include "sim_proc.h"
+
+TestSuite(sim, .timeout = 60);
+
+#define LF dw_sentinel_marshaller_new("\n", 1)
+
+static const char *const no_args[] = {NULL};
+
+/* Serve `script`, connect one client with `m`; asserts both worked. */
+static void serve(dw_sim_proc *p, dw_sim_client *c, const char *script, dw_marshaller *m,
+                  const char *const *extra)
+{
+    int rc = dw_sim_proc_serve(p, "t", script, extra, NULL);
+    cr_assert(eq(int, rc, DW_OK), "devwire-sim did not start (%s); stderr:\n%s", dw_strerror(rc),
+              p->err.data ? (char *)p->err.data : "");
+    rc = dw_sim_client_open(c, p->port, m, 5000);
+    cr_assert(eq(int, rc, DW_OK), "connect: %s", dw_error_message(&c->err));
+}
+
+static void ask_eq(dw_sim_client *c, const char *req, const char *want)
+{
+    const char *got = dw_sim_client_ask(c, req);
+    cr_assert(got != NULL, "%s: no reply: %s", req, dw_error_message(&c->err));
+    cr_expect(eq(str, (char *)got, (char *)want), "%s: reply", req);
+}
+
+static const char *out_of(dw_sim_proc *p)
+{
+    return p->out.data ? (const char *)p->out.data : "";
+}
+static const char *err_of(dw_sim_proc *p)
+{
+    return p->err.data ? (const char *)p->err.data : "";
+}
+
+/* ---- matching, templates, state ------------------------------------------ */
+
+static const char sg_script[] =
+    "{\"name\": \"SG\", \"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\"},\n"
+    " \"state\": {\"freq\": \"1000\", \"output\": \"OFF\"},\n"
+    " \"rules\": [\n"
+    "  {\"when\": \"*IDN?\", \"reply\": \"ACME,SG-1000,0001,1.0\"},\n"
+    "  {\"when\": {\"regex\": \"^FREQ ([0-9.]+)$\"}, \"set\": {\"freq\": \"$1\"}},\n"
+    "  {\"when\": \"FREQ?\", \"reply\": \"${freq}\"},\n"
+    "  {\"when\": {\"prefix\": \"ECHO \"}, \"reply\": \"you said <$0>\"},\n"
+    "  {\"when\": {\"regex\": \"^OUTP (ON|OFF)$\"}, \"set\": {\"output\": \"$1\"}, "
+    "\"reply\": \"was ${output}\"},\n"
+    "  {\"when\": \"OUTP?\", \"reply\": \"${output}\"},\n"
+    "  {\"when\": \"MEAS?\", \"reply\": [\"1.01\", \"1.02\", \"1.03\"]},\n"
+    "  {\"when\": \"SLOW?\", \"reply\": \"done\", \"delay_ms\": 50},\n"
+    "  {\"when\": \"SPLIT?\", \"reply\": \"abcdefghij\", \"split\": [1, 2], \"split_delay_ms\": "
+    "5},\n"
+    "  {\"when\": \"TWO?\", \"reply\": {\"frames\": [\"one\", \"two\"]}},\n"
+    "  {\"when\": \"*IDN?\", \"reply\": \"never: the first rule wins\"}\n"
+    " ],\n"
+    " \"unmatched\": {\"reply\": \"-113,\\\"Undefined header\\\"\"}}\n";
+
+Test(sim, exact_prefix_regex_templates_and_state)
+{
+    dw_sim_proc p;
+    dw_sim_client c;
+    serve(&p, &c, sg_script, LF, no_args);
+    ask_eq(&c, "*IDN?", "ACME,SG-1000,0001,1.0");
+    ask_eq(&c, "FREQ?", "1000");
+    cr_assert(eq(int, dw_sim_client_send(&c, "FREQ 2500.5", 11), DW_OK));
+    ask_eq(&c, "FREQ?", "2500.5"); /* no reply to the set: the next reply is FREQ?'s */
+    ask_eq(&c, "ECHO hello", "you said <ECHO hello>");
+    ask_eq(&c, "OUTP ON", "was ON"); /* set applies before the reply */
+    ask_eq(&c, "OUTP?", "ON");
+    ask_eq(&c, "BOGUS", "-113,\"Undefined header\"");
+    ask_eq(&c, "SLOW?", "done");
+    ask_eq(&c, "SPLIT?", "abcdefghij"); /* written in pieces of 1, 2, 2, ... */
+    ask_eq(&c, "TWO?", "one");
+    cr_assert(eq(int, dw_sim_client_recv(&c), DW_OK), "second frame");
+    cr_expect(eq(str, (char *)c.reply.data, "two"));
+    dw_sim_client_close(&c);
+    int st = dw_sim_proc_stop(&p, 10000);
+    cr_expect(eq(int, st, 0), "exit status; stderr:\n%s", err_of(&p));
+    cr_expect(strstr(out_of(&p), "unmatched requests: 1") != NULL, "summary:\n%s", out_of(&p));
+    dw_sim_proc_free(&p);
+}
+
+Test(sim, reply_lists_in_turn)
+{
+    static const char script[] =
+        "{\"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\"},\n"
+        " \"rules\": [\n"
+        "  {\"when\": \"REP?\", \"reply\": [\"a\", \"b\"]},\n"
+        "  {\"when\": \"CYC?\", \"reply\": [\"a\", \"b\"], \"after_last\": \"cycle\"},\n"
+        "  {\"when\": \"SIL?\", \"reply\": [\"a\"], \"after_last\": \"silent\"},\n"
+        "  {\"when\": \"PING\", \"reply\": \"pong\"}\n"
+        " ]}\n";
+    dw_sim_proc p;
+    dw_sim_client c;
+    serve(&p, &c, script, LF, no_args);
+    ask_eq(&c, "REP?", "a");
+    ask_eq(&c, "REP?", "b");
+    ask_eq(&c, "REP?", "b"); /* the last one repeats by default */
+    ask_eq(&c, "CYC?", "a");
+    ask_eq(&c, "CYC?", "b");
+    ask_eq(&c, "CYC?", "a");
+    ask_eq(&c, "SIL?", "a");
+    cr_assert(eq(int, dw_sim_client_send(&c, "SIL?", 4), DW_OK));
+    ask_eq(&c, "PING", "pong"); /* SIL? said nothing the second time */
+    dw_sim_client_close(&c);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    dw_sim_proc_free(&p);
+}
+
+Test(sim, binary_match_and_reply_length_prefixed)
+{
+    static const char script[] =
+        "{\"framing\": {\"type\": \"length-prefixed\", \"header_size\": 2, \"endian\": \"big\"},\n"
+        " \"rules\": [\n"
+        "  {\"when\": {\"hex\": \"00ff0a00\"}, \"reply\": {\"hex\": \"ff000aff00\"}},\n"
+        "  {\"when\": {\"base64\": \"AQID\"}, \"reply\": {\"base64\": \"AAAA\"}}\n"
+        " ]}\n";
+    dw_sim_proc p;
+    dw_sim_client c;
+    serve(&p, &c, script, dw_length_prefixed_marshaller_new(2, DW_BIG_ENDIAN), no_args);
+    static const uint8_t q1[] = {0x00, 0xff, 0x0a, 0x00}, a1[] = {0xff, 0x00, 0x0a, 0xff, 0x00};
+    cr_assert(eq(int, dw_sim_client_send(&c, q1, sizeof q1), DW_OK));
+    cr_assert(eq(int, dw_sim_client_recv(&c), DW_OK), "%s", dw_error_message(&c.err));
+    cr_expect(eq(sz, c.reply.len, sizeof a1));
+    cr_expect(memcmp(c.reply.data, a1, sizeof a1) == 0, "binary reply bytes");
+    static const uint8_t q2[] = {1, 2, 3}, a2[] = {0, 0, 0};
+    cr_assert(eq(int, dw_sim_client_send(&c, q2, sizeof q2), DW_OK));
+    cr_assert(eq(int, dw_sim_client_recv(&c), DW_OK));
+    cr_expect(eq(sz, c.reply.len, 3));
+    cr_expect(memcmp(c.reply.data, a2, 3) == 0, "base64 reply bytes");
+    dw_sim_client_close(&c);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    dw_sim_proc_free(&p);
+}
+
+Test(sim, banner_and_prompt)
+{
+    static const char script[] =
+        "{\"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\r\\n\"},\n"
+        " \"banner\": \"Welcome to ${model}\\r\\n\", \"prompt\": \"> \",\n"
+        " \"state\": {\"model\": \"PDU-8\"},\n"
+        " \"rules\": [{\"when\": \"ver\", \"reply\": \"1.2\"}]}\n";
+    dw_sim_proc p;
+    dw_sim_client c;
+    serve(&p, &c, script, dw_sentinel_marshaller_new("\r\n", 2), no_args);
+    cr_assert(eq(int, dw_sim_client_recv_raw(&c, 18), DW_OK), "%s", dw_error_message(&c.err));
+    cr_expect(eq(str, (char *)c.reply.data, "Welcome to PDU-8\r\n"));
+    ask_eq(&c, "ver", "1.2");
+    cr_assert(eq(int, dw_sim_client_recv_raw(&c, 2), DW_OK));
+    cr_expect(eq(str, (char *)c.reply.data, "> "), "the prompt follows the reply");
+    dw_sim_client_close(&c);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    dw_sim_proc_free(&p);
+}
+
+Test(sim, periodic_messages_reach_every_client)
+{
+    static const char script[] =
+        "{\"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\"},\n"
+        " \"state\": {\"output\": \"OFF\"},\n"
+        " \"rules\": [{\"when\": \"ON\", \"set\": {\"output\": \"ON\"}}],\n"
+        " \"periodic\": [{\"every_ms\": 50, \"send\": \"STATUS ${output}\"}]}\n";
+    dw_sim_proc p;
+    dw_sim_client a, b;
+    serve(&p, &a, script, LF, no_args);
+    cr_assert(eq(int, dw_sim_client_open(&b, p.port, LF, 5000), DW_OK));
+    cr_assert(eq(int, dw_sim_client_recv(&a), DW_OK), "%s", dw_error_message(&a.err));
+    cr_expect(eq(str, (char *)a.reply.data, "STATUS OFF"));
+    cr_assert(eq(int, dw_sim_client_recv(&b), DW_OK), "%s", dw_error_message(&b.err));
+    cr_expect(eq(str, (char *)b.reply.data, "STATUS OFF"));
+    cr_assert(eq(int, dw_sim_client_send(&a, "ON", 2), DW_OK));
+    int seen = 0;
+    for (int i = 0; i < 100 && !seen; i++) {
+        cr_assert(eq(int, dw_sim_client_recv(&b), DW_OK));
+        seen = strcmp((char *)b.reply.data, "STATUS ON") == 0;
+    }
+    cr_expect(seen, "the template follows the shared state");
+    dw_sim_client_close(&a);
+    dw_sim_client_close(&b);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    dw_sim_proc_free(&p);
+}
+
+Test(sim, state_scope_per_connection)
+{
+    static const char script[] =
+        "{\"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\"},\n"
+        " \"scope\": \"connection\", \"state\": {\"v\": \"0\"},\n"
+        " \"rules\": [{\"when\": {\"regex\": \"^SET (.*)$\"}, \"set\": {\"v\": \"$1\"}, "
+        "\"reply\": \"ok\"},\n"
+        "            {\"when\": \"GET\", \"reply\": \"${v}\"}]}\n";
+    dw_sim_proc p;
+    dw_sim_client a, b;
+    serve(&p, &a, script, LF, no_args);
+    cr_assert(eq(int, dw_sim_client_open(&b, p.port, LF, 5000), DW_OK));
+    ask_eq(&a, "SET 7", "ok");
+    ask_eq(&a, "GET", "7");
+    ask_eq(&b, "GET", "0"); /* b has its own state */
+    dw_sim_client_close(&a);
+    dw_sim_client_close(&b);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    dw_sim_proc_free(&p);
+}
+
+/* ---- steps, summary, --check --------------------------------------------- */
+
+static const char steps_script[] =
+    "{\"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\"},\n"
+    " \"steps\": [{\"expect\": \"HELLO\", \"reply\": \"step one\"},\n"
+    "           {\"expect\": \"HELLO\", \"reply\": \"step two\"},\n"
+    "           {\"expect\": \"BYE\", \"reply\": \"step three\"}],\n"
+    " \"rules\": [{\"when\": \"HELLO\", \"reply\": \"rule\"}]}\n";
+
+Test(sim, steps_replay_in_order_then_rules)
+{
+    const char *const check[] = {"--check", NULL};
+    dw_sim_proc p;
+    dw_sim_client c;
+    serve(&p, &c, steps_script, LF, check);
+    ask_eq(&c, "HELLO", "step one");
+    ask_eq(&c, "HELLO", "step two");
+    ask_eq(&c, "HELLO", "rule"); /* the next step expects BYE */
+    ask_eq(&c, "BYE", "step three");
+    ask_eq(&c, "HELLO", "rule"); /* all steps done */
+    dw_sim_client_close(&c);
+    int st = dw_sim_proc_stop(&p, 10000);
+    cr_expect(eq(int, st, 0), "--check passes: nothing unmatched, every step reached:\n%s",
+              out_of(&p));
+    cr_expect(strstr(out_of(&p), "check passed") != NULL, "%s", out_of(&p));
+    dw_sim_proc_free(&p);
+}
+
+Test(sim, check_fails_on_step_not_reached)
+{
+    const char *const check[] = {"--check", NULL};
+    dw_sim_proc p;
+    dw_sim_client c;
+    serve(&p, &c, steps_script, LF, check);
+    ask_eq(&c, "HELLO", "step one");
+    dw_sim_client_close(&c);
+    int st = dw_sim_proc_stop(&p, 10000);
+    cr_expect(eq(int, st, 1), "--check exit status when steps were not reached");
+    cr_expect(strstr(out_of(&p), "steps not reached: 2 of 3") != NULL, "summary:\n%s", out_of(&p));
+    dw_sim_proc_free(&p);
+}
+
+Test(sim, check_fails_on_unmatched)
+{
+    static const char script[] = "{\"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\"},"
+                                 " \"rules\": [{\"when\": \"A\", \"reply\": \"a\"}],"
+                                 " \"unmatched\": {\"reply\": \"?\"}}";
+    const char *const check[] = {"--check", NULL};
+    dw_sim_proc p;
+    dw_sim_client c;
+    serve(&p, &c, script, LF, check);
+    ask_eq(&c, "A", "a");
+    ask_eq(&c, "NOPE", "?");
+    dw_sim_client_close(&c);
+    int st = dw_sim_proc_stop(&p, 10000);
+    cr_expect(eq(int, st, 1), "--check exit status with an unmatched request");
+    cr_expect(strstr(out_of(&p), "\"NOPE\"") != NULL, "the summary lists it:\n%s", out_of(&p));
+    dw_sim_proc_free(&p);
+}
+
+Test(sim, no_check_exits_zero_despite_unmatched)
+{
+    static const char script[] = "{\"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\"},"
+                                 " \"rules\": [], \"unmatched\": {\"reply\": \"?\"}}";
+    dw_sim_proc p;
+    dw_sim_client c;
+    serve(&p, &c, script, LF, no_args);
+    ask_eq(&c, "NOPE", "?");
+    dw_sim_client_close(&c);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    dw_sim_proc_free(&p);
+}
+
+Test(sim, unmatched_close)
+{
+    static const char script[] = "{\"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\"},"
+                                 " \"rules\": [{\"when\": \"A\", \"reply\": \"a\"}],"
+                                 " \"unmatched\": {\"close\": true}}";
+    dw_sim_proc p;
+    dw_sim_client c;
+    serve(&p, &c, script, LF, no_args);
+    ask_eq(&c, "A", "a");
+    cr_assert(eq(int, dw_sim_client_send(&c, "B", 1), DW_OK));
+    cr_expect(eq(int, dw_sim_client_recv(&c), DW_EOF), "the simulator closes the connection");
+    dw_sim_client_close(&c);
+    dw_sim_proc_free(&p);
+}
+
+/* ---- reload ---------------------------------------------------------------- */
+
+static const char v1[] = "{\"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\"},"
+                         " \"rules\": [{\"when\": \"V?\", \"reply\": \"one\"}]}";
+static const char v2[] = "{\"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\"},"
+                         " \"rules\": [{\"when\": \"V?\", \"reply\": \"two\"}]}";
+
+static void rewrite(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f != NULL);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(sim, sighup_reloads_a_good_script)
+{
+    dw_sim_proc p;
+    char *path = NULL;
+    cr_assert(eq(int, dw_sim_proc_serve(&p, "reload", v1, no_args, &path), DW_OK));
+    dw_sim_client c;
+    cr_assert(eq(int, dw_sim_client_open(&c, p.port, LF, 5000), DW_OK));
+    ask_eq(&c, "V?", "one");
+    rewrite(path, v2);
+    cr_assert(eq(int, dw_sim_proc_kill(&p, SIGHUP), DW_OK));
+    cr_assert(dw_sim_proc_wait_output(&p, 1, "reloaded", 10000), "stderr:\n%s", err_of(&p));
+    ask_eq(&c, "V?", "two"); /* an open connection follows from its next request */
+    dw_sim_client d;
+    cr_assert(eq(int, dw_sim_client_open(&d, p.port, LF, 5000), DW_OK));
+    ask_eq(&d, "V?", "two");
+    dw_sim_client_close(&c);
+    dw_sim_client_close(&d);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    unlink(path);
+    free(path);
+    dw_sim_proc_free(&p);
+}
+
+Test(sim, sighup_with_a_broken_script_keeps_the_old_one)
+{
+    dw_sim_proc p;
+    char *path = NULL;
+    cr_assert(eq(int, dw_sim_proc_serve(&p, "reload", v1, no_args, &path), DW_OK));
+    rewrite(path, "{\"rules\": [{\"when\": 42}]}");
+    cr_assert(eq(int, dw_sim_proc_kill(&p, SIGHUP), DW_OK));
+    cr_assert(dw_sim_proc_wait_output(&p, 1, "old script keeps serving", 10000), "stderr:\n%s",
+              err_of(&p));
+    cr_expect(strstr(err_of(&p), "rules[0].when") != NULL, "the error names the path:\n%s",
+              err_of(&p));
+    dw_sim_client c;
+    cr_assert(eq(int, dw_sim_client_open(&c, p.port, LF, 5000), DW_OK));
+    ask_eq(&c, "V?", "one");
+    dw_sim_client_close(&c);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    unlink(path);
+    free(path);
+    dw_sim_proc_free(&p);
+}
+
+/* ---- the command line ------------------------------------------------------ */
+
+static int run(dw_sim_proc *p, const char *const *args)
+{
+    return dw_sim_proc_run(p, args, 10000);
+}
+
+Test(sim, help_and_version)
+{
+    dw_sim_proc p;
+    const char *const help[] = {"--help", NULL};
+    cr_expect(eq(int, run(&p, help), 0));
+    cr_expect(strstr(out_of(&p), "--script FILE") != NULL, "%s", out_of(&p));
+    cr_expect(strstr(out_of(&p), "Exit status") != NULL);
+    dw_sim_proc_free(&p);
+    const char *const ver[] = {"--version", NULL};
+    cr_expect(eq(int, run(&p, ver), 0));
+    cr_expect(strstr(out_of(&p), "devwire-sim ") != NULL, "%s", out_of(&p));
+    dw_sim_proc_free(&p);
+}
+
+Test(sim, usage_errors_exit_2)
+{
+    dw_sim_proc p;
+    const char *const none[] = {NULL};
+    cr_expect(eq(int, run(&p, none), 2), "no --script");
+    cr_expect(strstr(err_of(&p), "--script") != NULL, "%s", err_of(&p));
+    dw_sim_proc_free(&p);
+    const char *const bad[] = {"--frobnicate", NULL};
+    cr_expect(eq(int, run(&p, bad), 2), "unknown option");
+    dw_sim_proc_free(&p);
+    const char *const listen[] = {"--script", "x.json", "--listen", "nocolon", NULL};
+    cr_expect(eq(int, run(&p, listen), 2), "bad --listen");
+    cr_expect(strstr(err_of(&p), "HOST:PORT") != NULL, "%s", err_of(&p));
+    dw_sim_proc_free(&p);
+    const char *const missing[] = {"--script", "/nonexistent/x.json", NULL};
+    cr_expect(eq(int, run(&p, missing), 2), "missing script");
+    cr_expect(strstr(err_of(&p), "/nonexistent/x.json") != NULL, "%s", err_of(&p));
+    dw_sim_proc_free(&p);
+}
+
+Test(sim, address_in_use_exits_3)
+{
+    dw_sim_proc a, b;
+    cr_assert(eq(int, dw_sim_proc_serve(&a, "inuse", v1, no_args, NULL), DW_OK));
+    char *path = dw_sim_temp_file("inuse", v1);
+    char listen[80];
+    snprintf(listen, sizeof listen, "127.0.0.1:%u", a.port);
+    const char *const args[] = {"--script", path, "--listen", listen, NULL};
+    cr_expect(eq(int, run(&b, args), 3), "second server on the same port");
+    cr_expect(strstr(err_of(&b), listen) != NULL, "the error names the address:\n%s", err_of(&b));
+    dw_sim_proc_free(&b);
+    unlink(path);
+    free(path);
+    dw_sim_proc_stop(&a, 10000);
+    dw_sim_proc_free(&a);
+}
+
+static void expect_invalid(const char *script, const char *message)
+{
+    char *path = dw_sim_temp_file("bad", script);
+    const char *const args[] = {"--validate", path, NULL};
+    dw_sim_proc p;
+    cr_expect(eq(int, run(&p, args), 2), "--validate of %s", script);
+    cr_expect(strstr(err_of(&p), message) != NULL, "expected \"%s\" in:\n%s", message, err_of(&p));
+    cr_expect(strstr(err_of(&p), path) != NULL, "the message names the file:\n%s", err_of(&p));
+    dw_sim_proc_free(&p);
+    unlink(path);
+    free(path);
+}
+
+Test(sim, bad_scripts_are_refused_with_a_message)
+{
+    expect_invalid("{\"rules\": [{\"when\": 42}]}", "rules[0].when");
+    expect_invalid("{\"rules\": [{\"when\": \"A\", \"replly\": \"x\"}]}", "replly");
+    expect_invalid("{\"rules\": [", ":1:");
+    expect_invalid("{\"rules\": [{\"when\": {\"regex\": \"(\"}}]}", "rules[0].when");
+    expect_invalid("{\"framing\": {\"type\": \"carrier-pigeon\"}}", "framing");
+}
+
+Test(sim, validate_accepts_a_good_script)
+{
+    char *path = dw_sim_temp_file("good", sg_script);
+    const char *const args[] = {"--validate", path, NULL};
+    dw_sim_proc p;
+    cr_expect(eq(int, run(&p, args), 0), "stderr:\n%s", err_of(&p));
+    dw_sim_proc_free(&p);
+    unlink(path);
+    free(path);
+}
+
+Test(sim, probe_and_ask)
+{
+    dw_sim_proc p;
+    char *path = NULL;
+    cr_assert(eq(int, dw_sim_proc_serve(&p, "ask", sg_script, no_args, &path), DW_OK));
+    char addr[80];
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", p.port);
+    dw_sim_proc q;
+    const char *const probe[] = {"--probe", addr, NULL};
+    cr_expect(eq(int, run(&q, probe), 0), "probe of a serving simulator:\n%s", err_of(&q));
+    dw_sim_proc_free(&q);
+    const char *const ask[] = {"--ask", addr, "--script", path, "*IDN?", NULL};
+    cr_expect(eq(int, run(&q, ask), 0), "ask:\n%s", err_of(&q));
+    cr_expect(eq(str, (char *)out_of(&q), "ACME,SG-1000,0001,1.0\n"));
+    dw_sim_proc_free(&q);
+    dw_sim_proc_stop(&p, 10000);
+    dw_sim_proc_free(&p);
+    const char *const dead[] = {"--probe", addr, "--timeout", "500", NULL};
+    cr_expect(eq(int, run(&q, dead), 1), "probe of a stopped simulator");
+    cr_expect(strstr(err_of(&q), addr) != NULL, "%s", err_of(&q));
+    dw_sim_proc_free(&q);
+    unlink(path);
+    free(path);
+}
+
+Test(sim, transcript_records_every_event)
+{
+    char *tpath = dw_sim_temp_file("transcript", "");
+    const char *const args[] = {"--transcript", tpath, NULL};
+    dw_sim_proc p;
+    dw_sim_client c;
+    serve(&p, &c, sg_script, LF, args);
+    ask_eq(&c, "*IDN?", "ACME,SG-1000,0001,1.0");
+    ask_eq(&c, "BOGUS", "-113,\"Undefined header\"");
+    dw_sim_client_close(&c);
+    dw_sim_proc_stop(&p, 10000);
+    FILE *f = fopen(tpath, "r");
+    cr_assert(f != NULL);
+    char line[1024];
+    int n = 0, in = 0, out = 0, unmatched = 0;
+    while (fgets(line, sizeof line, f)) {
+        n++;
+        cr_expect(line[0] == '{' && strstr(line, "}\n") != NULL, "one object a line: %s", line);
+        cr_expect(strstr(line, "\"time\":") && strstr(line, "\"conn\":1"), "%s", line);
+        if (strstr(line, "\"dir\":\"in\"") && strstr(line, "\"text\":\"*IDN?\""))
+            in++;
+        if (strstr(line, "\"dir\":\"out\"") && strstr(line, "ACME"))
+            out++;
+        if (strstr(line, "\"dir\":\"in\"") && strstr(line, "\"match\":\"unmatched\""))
+            unmatched++;
+    }
+    fclose(f);
+    cr_expect(in == 1 && out == 1 && unmatched == 1, "%d lines: in %d out %d unmatched %d", n, in,
+              out, unmatched);
+    unlink(tpath);
+    free(tpath);
+    dw_sim_proc_free(&p);
+}
