@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# Smoke test of the devwire-sim container image, for real:
+#   1. makes sure the base image debian:bookworm-slim exists
+#      (scripts/make-base-image.sh: pulls it, or builds it with debootstrap),
+#   2. checks that a container can start at all,
+#   3. builds the image from the Dockerfile,
+#   4. starts a simulator container serving the SCPI signal generator example
+#      on 127.0.0.1 (a free port), asks it *IDN? with devwire-sim's own client
+#      and checks the reply,
+#   5. checks the container's health status, stops it (a clean exit on
+#      SIGTERM is required) and removes it.
+# Uses `docker` when a Docker engine answers `docker info`, else `podman`.
+#
+# Usage: scripts/docker-smoke.sh
+# Environment:
+#   DW_IMAGE=devwire-sim:latest  name of the image to build
+#   DW_RUN_TESTS=1               run the test suites inside the image build
+#   DW_CLIENT=local|container    where the client runs: `local` builds
+#       devwire-sim in build/docker-smoke and talks across the container
+#       boundary; `container` runs the client inside the simulator's
+#       container. Default: local when cmake and the -dev packages are
+#       present, else container.
+# Exit status: 0 passed; 77 skipped (no container tool can start a
+# container here); anything else failed (build, start, reply or health).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SKIP=77
+image="${DW_IMAGE:-devwire-sim:latest}"
+base=debian:bookworm-slim
+example=sg.json
+request='*IDN?'
+max_added_mb=30
+
+say() { echo "docker-smoke: $*"; }
+fail() { echo "docker-smoke: FAILED: $*" >&2; exit 1; }
+skip() { echo "docker-smoke: SKIPPED: $*" >&2; exit "$SKIP"; }
+
+# ---- container tool ---------------------------------------------------------
+tool=""
+if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+  tool=docker
+elif command -v podman >/dev/null 2>&1; then
+  tool=podman
+else
+  skip "no container tool: no Docker engine answers and podman is not installed (scripts/install-deps.sh --docker installs podman)"
+fi
+
+tmp="$(mktemp -d)"
+containers=()
+cleanup() {
+  local c
+  for c in "${containers[@]}"; do ctr rm -f "$c" >/dev/null 2>&1 || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# ctr runs the container tool with the options this machine needs (chosen below).
+global_opts=()
+ctr() { "$tool" "${global_opts[@]}" "$@"; }
+
+say "container tool: $tool ($("$tool" --version 2>/dev/null | head -n 1))"
+
+# ---- base image -------------------------------------------------------------
+if ! "$tool" image inspect "$base" >/dev/null 2>&1; then
+  say "base image $base missing: making it (scripts/make-base-image.sh)"
+  scripts/make-base-image.sh --tool "$tool" || fail "could not make the base image $base"
+fi
+
+# ---- can a container start here at all? -------------------------------------
+# podman in a container or VM without systemd often needs runc, cgroupfs and
+# no default ulimits; try the plain configuration first, then that one.
+try_start() { ctr run --rm --network=host "$base" true >"$tmp/start.log" 2>&1; }
+if ! try_start; then
+  started=0
+  if [ "$tool" = podman ]; then
+    printf '[containers]\ndefault_ulimits = []\n' >"$tmp/containers.conf"
+    export CONTAINERS_CONF="$tmp/containers.conf"
+    global_opts=(--cgroup-manager cgroupfs)
+    command -v runc >/dev/null 2>&1 && global_opts=(--runtime runc "${global_opts[@]}")
+    if try_start; then
+      started=1
+      say "podman runs containers with: ${global_opts[*]} and CONTAINERS_CONF default_ulimits = []"
+    fi
+  fi
+  if [ "$started" = 0 ]; then
+    sed 's/^/    /' "$tmp/start.log" >&2
+    skip "$tool cannot start a container on this machine (error above)"
+  fi
+fi
+
+# ---- build ------------------------------------------------------------------
+build_opts=(--build-arg "RUN_TESTS=${DW_RUN_TESTS:-0}" --build-arg JOBS=2 -t "$image")
+# HEALTHCHECK is part of the Docker image format only; chroot isolation
+# builds without needing a container runtime inside the build.
+[ "$tool" = podman ] && build_opts+=(--format docker --isolation=chroot)
+say "building $image"
+if ! ctr build "${build_opts[@]}" . >"$tmp/build.log" 2>&1; then
+  tail -n 60 "$tmp/build.log" >&2
+  fail "image build failed (last lines above)"
+fi
+
+size_of() { ctr image inspect --format '{{.Size}}' "$1"; }
+base_bytes="$(size_of "$base")"
+image_bytes="$(size_of "$image")"
+added_bytes=$((image_bytes - base_bytes))
+mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1000000 }'; }
+say "sizes: $base $(mb "$base_bytes"); $image $(mb "$image_bytes"); added by devwire $(mb "$added_bytes")"
+[ "$added_bytes" -lt $((max_added_mb * 1000000)) ] ||
+  fail "devwire adds $(mb "$added_bytes") to the base image; the target is under $max_added_mb MB"
+
+# ---- client -----------------------------------------------------------------
+client="${DW_CLIENT:-}"
+if [ -z "$client" ]; then
+  client=container
+  if command -v cmake >/dev/null 2>&1 && command -v pkg-config >/dev/null 2>&1 &&
+     pkg-config --exists libcjson libtelnet 2>/dev/null; then
+    client=local
+  fi
+fi
+if [ "$client" = local ]; then
+  say "building the client: devwire-sim in build/docker-smoke"
+  if ! { cmake -S . -B build/docker-smoke -DDW_BUILD_TESTS=OFF -DDW_BUILD_BENCH=OFF &&
+         cmake --build build/docker-smoke -j2 --target devwire-sim; } >"$tmp/client.log" 2>&1; then
+    tail -n 40 "$tmp/client.log" >&2
+    fail "could not build devwire-sim locally (set DW_CLIENT=container to use the image's)"
+  fi
+  sim_local="$(find build/docker-smoke -type f -name devwire-sim -perm -u+x | head -n 1)"
+  [ -n "$sim_local" ] || fail "devwire-sim not found under build/docker-smoke"
+fi
+
+# ---- start the simulator ----------------------------------------------------
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pick_port() {
+  local p
+  for _ in $(seq 1 50); do
+    p=$((20000 + RANDOM % 20000))
+    if port_free "$p"; then echo "$p"; return 0; fi
+  done
+  return 1
+}
+
+start_sim() { # port -> container id on stdout
+  local port=$1
+  local opts=(-d --network=host -e "DEVWIRE_PROBE=127.0.0.1:$port")
+  # Docker runs the health check on its own schedule; make it quick.
+  [ "$tool" = docker ] && opts+=(--health-interval=2s --health-start-period=2s)
+  # podman without systemd complains on stderr that it cannot set up its
+  # health check timer; the check itself works (it is run by hand below).
+  ctr run "${opts[@]}" "$image" \
+    --script "/usr/share/devwire/examples/$example" --listen "127.0.0.1:$port" 2>"$tmp/run.log"
+}
+
+running() { [ "$(ctr inspect --format '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
+
+cid="" port=""
+for _ in 1 2 3; do
+  port="$(pick_port)" || fail "no free port found on 127.0.0.1"
+  say "starting $image with $example on 127.0.0.1:$port"
+  cid="$(start_sim "$port")" || { cat "$tmp/run.log" >&2; fail "could not start the simulator container"; }
+  containers+=("$cid")
+  # Wait until it says it listens (it prints "listening on HOST:PORT").
+  for _ in $(seq 1 100); do
+    ctr logs "$cid" 2>&1 | grep -q 'listening on' && break
+    running "$cid" || break
+    sleep 0.2
+  done
+  if ctr logs "$cid" 2>&1 | grep -q 'listening on' && running "$cid"; then break; fi
+  ctr logs "$cid" 2>&1 | sed 's/^/    /' >&2
+  port_free "$port" || { say "port $port was taken meanwhile; trying another"; continue; }
+  fail "the simulator did not start listening (its output is above)"
+done
+running "$cid" || fail "the simulator is not running"
+say "simulator: $(ctr logs "$cid" 2>&1 | grep -m1 'listening on')"
+
+# ---- talk to it -------------------------------------------------------------
+ask() { # request -> reply on stdout
+  if [ "$client" = local ]; then
+    "$sim_local" --ask "127.0.0.1:$port" --script "sim/examples/$example" "$1"
+  else
+    ctr exec "$cid" devwire-sim --ask "127.0.0.1:$port" \
+      --script "/usr/share/devwire/examples/$example" "$1"
+  fi
+}
+say "asking $request ($client client)"
+reply="$(ask "$request")" || fail "the client got no reply to $request"
+say "reply: $reply"
+# The example's identity (manufacturer,model,serial,firmware).
+expected="$(sed -n '/"when"[[:space:]]*:[[:space:]]*"\*IDN?"/ s/.*"reply"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' \
+            "sim/examples/$example" | head -n 1)"
+[ -n "$expected" ] || fail "cannot find the *IDN? reply in sim/examples/$example"
+[ "$reply" = "$expected" ] || fail "reply to $request is '$reply', expected '$expected'"
+
+# ---- health -----------------------------------------------------------------
+health_status() {
+  ctr inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$1" 2>/dev/null
+}
+if [ "$tool" = podman ]; then
+  out="$(ctr healthcheck run "$cid" 2>&1)" || fail "health check failed: $out"
+  say "health check: ${out:-healthy}"
+else
+  for _ in $(seq 1 60); do
+    [ "$(health_status "$cid")" = healthy ] && break
+    sleep 0.5
+  done
+fi
+status="$(health_status "$cid")"
+say "health status: $status"
+[ "$status" = healthy ] || fail "health status is '$status', expected healthy"
+# The probe must also be able to say no: nothing listens on port 1.
+if ctr exec "$cid" devwire-sim --probe 127.0.0.1:1 >/dev/null 2>&1; then
+  fail "devwire-sim --probe reports a server on 127.0.0.1:1, where none listens"
+fi
+
+# ---- stop -------------------------------------------------------------------
+say "stopping the simulator"
+ctr stop -t 10 "$cid" >/dev/null 2>"$tmp/stop.log" ||
+  { cat "$tmp/stop.log" >&2; fail "could not stop the simulator container"; }
+code="$(ctr inspect --format '{{.State.ExitCode}}' "$cid")"
+ctr logs "$cid" 2>&1 | tail -n 8 | sed 's/^/    /'
+[ "$code" = 0 ] || fail "the simulator exited with status $code on SIGTERM, expected 0"
+say "PASSED ($image: $(mb "$image_bytes"), base $(mb "$base_bytes"), added $(mb "$added_bytes"))"
