@@ -604,17 +604,27 @@ static int capture_check(ctx *c, size_t off, unsigned n, int cap, const char *as
                    cap == 1 ? "" : "s");
 }
 
-/* Parse str[0..len) into t. Placeholder errors point into the string when
- * `in_string` (str is node's own value), else at node. */
-static int parse_template_text(ctx *c, const cJSON *node, const char *str, size_t len,
-                               int in_string, int cap, dw_sim_template *t)
+/* Parse str[0..len) into t. Errors point into the string with TPL_IN_STRING
+ * (str is node's own value), else at node. With TPL_HEX the literal parts
+ * are hex digits: {"hex": "aa 81 ${r1} 55"}. */
+#define TPL_IN_STRING 1
+#define TPL_HEX       2
+/* Where byte i of a template's text is, for messages. */
+static size_t tpl_off(ctx *c, const cJSON *node, int flags, size_t i)
+{
+    return flags & TPL_IN_STRING ? str_pos(c, node, i) : dw__json_pos_of(c->pos, node, 0);
+}
+
+static int parse_template_text(ctx *c, const cJSON *node, const char *str, size_t len, int flags,
+                               int cap, dw_sim_template *t)
 {
     size_t segcap = 0;
     dw_buf lit = DW_BUF_INIT;
     int rc = DW_OK;
+    int hi = -1; /* hex: the pending high nibble */
     template_free(t);
     for (size_t i = 0; i < len && rc == DW_OK;) {
-        if (str[i] != '$') {
+        if (str[i] != '$' && !(flags & TPL_HEX)) {
             size_t j = i;
             while (j < len && str[j] != '$')
                 j++;
@@ -623,7 +633,27 @@ static int parse_template_text(ctx *c, const cJSON *node, const char *str, size_
             i = j;
             continue;
         }
-        size_t off = in_string ? str_pos(c, node, i) : dw__json_pos_of(c->pos, node, 0);
+        if (str[i] != '$' || hi >= 0) {
+            /* Hex digits in pairs, white space between pairs. */
+            int ch = (unsigned char)str[i];
+            int h = hex_digit(ch);
+            if (hi >= 0 && (is_space(ch) || ch == '$'))
+                rc = fail_at(c, tpl_off(c, node, flags, i),
+                             "hex digits come in pairs (one byte each)");
+            else if (is_space(ch))
+                ;
+            else if (h < 0)
+                rc =
+                    fail_at(c, tpl_off(c, node, flags, i), "invalid hex digit '%c'", printable(ch));
+            else if (hi < 0)
+                hi = h;
+            else if (dw_buf_append_byte(&lit, (uint8_t)(hi * 16 + h)) != DW_OK)
+                rc = oom(c);
+            else
+                hi = -1;
+            i++;
+            continue;
+        }
         char next = i + 1 < len ? str[i + 1] : '\0';
         if (next == '$') {
             if (dw_buf_append_byte(&lit, '$') != DW_OK)
@@ -632,22 +662,23 @@ static int parse_template_text(ctx *c, const cJSON *node, const char *str, size_
         } else if (next == '{') {
             const char *end = memchr(str + i + 2, '}', len - i - 2);
             if (!end) {
-                rc = fail_at(c, off, "unterminated \"${\" (write \"$$\" for a literal '$')");
+                rc = fail_at(c, tpl_off(c, node, flags, i),
+                             "unterminated \"${\" (write \"$$\" for a literal '$')");
                 break;
             }
             const char *name = str + i + 2;
             size_t nlen = (size_t)(end - name);
             dw_sim_seg seg = {DW_SIM_SEG_VAR, {NULL, 0}, 0, 0};
             if (nlen == 0) {
-                rc = fail_at(c, off, "empty variable name in \"${}\"");
+                rc = fail_at(c, tpl_off(c, node, flags, i), "empty variable name in \"${}\"");
             } else if (nlen == 7 && memcmp(name, "request", 7) == 0) {
-                rc = capture_check(c, off, 0, cap, "${request}");
+                rc = capture_check(c, tpl_off(c, node, flags, i), 0, cap, "${request}");
                 seg.kind = DW_SIM_SEG_CAPTURE;
                 seg.capture = 0;
             } else {
                 seg.var = find_var(c, name, nlen);
                 if (seg.var == SIZE_MAX)
-                    rc = unknown_var(c, off, name, nlen, 1);
+                    rc = unknown_var(c, tpl_off(c, node, flags, i), name, nlen, 1);
             }
             if (rc == DW_OK)
                 rc = flush_literal(c, t, &segcap, &lit);
@@ -657,7 +688,7 @@ static int parse_template_text(ctx *c, const cJSON *node, const char *str, size_
         } else if (next >= '0' && next <= '9') {
             char w[3] = {'$', next, '\0'};
             unsigned n = (unsigned)(next - '0');
-            rc = capture_check(c, off, n, cap, w);
+            rc = capture_check(c, tpl_off(c, node, flags, i), n, cap, w);
             dw_sim_seg seg = {DW_SIM_SEG_CAPTURE, {NULL, 0}, 0, n};
             if (rc == DW_OK)
                 rc = flush_literal(c, t, &segcap, &lit);
@@ -665,11 +696,13 @@ static int parse_template_text(ctx *c, const cJSON *node, const char *str, size_
                 rc = add_seg(c, t, &segcap, seg);
             i += 2;
         } else {
-            rc = fail_at(c, off,
+            rc = fail_at(c, tpl_off(c, node, flags, i),
                          "'$' starts no placeholder (write \"${name}\" for a variable, \"$1\" "
                          "for a capture or \"$$\" for a literal '$')");
         }
     }
+    if (rc == DW_OK && hi >= 0)
+        rc = fail(c, node, "odd number of hex digits");
     if (rc == DW_OK)
         rc = flush_literal(c, t, &segcap, &lit);
     dw_buf_free(&lit);
@@ -709,7 +742,7 @@ static int template_is_literal(const dw_sim_template *t, const uint8_t **data, s
 
 static int parse_template_string(ctx *c, const cJSON *v, int cap, dw_sim_template *t)
 {
-    return parse_template_text(c, v, v->valuestring, strlen(v->valuestring), 1, cap, t);
+    return parse_template_text(c, v, v->valuestring, strlen(v->valuestring), TPL_IN_STRING, cap, t);
 }
 
 /* A value: a template string, a binary object, a number or a boolean (as
@@ -728,6 +761,16 @@ static int parse_value_template(ctx *c, const cJSON *v, int cap, dw_sim_template
         return rc;
     }
     if (cJSON_IsObject(v)) {
+        /* {"hex": ...} may hold placeholders; {"base64": ...} is literal. */
+        const cJSON *hex = cJSON_GetObjectItemCaseSensitive(v, "hex");
+        if (hex && cJSON_IsString(hex) && !cJSON_GetObjectItemCaseSensitive(v, "base64") &&
+            cJSON_GetArraySize(v) == 1) {
+            size_t old = push_key(c, "hex");
+            int rc = parse_template_text(c, hex, hex->valuestring, strlen(hex->valuestring),
+                                         TPL_IN_STRING | TPL_HEX, cap, t);
+            pop(c, old);
+            return rc;
+        }
         dw_sim_bytes b = {NULL, 0};
         int rc = parse_binary(c, v, &b);
         if (rc == DW_OK)
@@ -736,6 +779,25 @@ static int parse_value_template(ctx *c, const cJSON *v, int cap, dw_sim_template
         return rc;
     }
     return fail(c, v, "expected string, number, boolean or object");
+}
+
+/* In {"json": value}, a string that is one placeholder and nothing else
+ * ("${on}", "$1") stands for JSON text and is printed unquoted:
+ * {"on": "${on}"} with on = false gives {"on":false}. */
+static int whole_placeholder(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 2 && s[0] == '$' && s[1] >= '0' && s[1] <= '9')
+        return 1;
+    return n >= 3 && s[0] == '$' && s[1] == '{' && s[n - 1] == '}' && !memchr(s + 2, '}', n - 3);
+}
+
+static void json_placeholders_raw(cJSON *v)
+{
+    if (cJSON_IsString(v) && whole_placeholder(v->valuestring))
+        v->type = cJSON_Raw | (v->type & cJSON_StringIsConst);
+    for (cJSON *k = v->child; k; k = k->next)
+        json_placeholders_raw(k);
 }
 
 static const char *const frame_keys[] = {"hex", "base64", "json"};
@@ -760,7 +822,13 @@ static int parse_frame(ctx *c, const cJSON *v, int cap, dw_sim_template *t)
         pop(c, old);
         return rc;
     }
-    char *text = cJSON_PrintUnformatted(vals[2]);
+    cJSON *copy = cJSON_Duplicate(vals[2], 1);
+    char *text = NULL;
+    if (copy) {
+        json_placeholders_raw(copy);
+        text = cJSON_PrintUnformatted(copy);
+        cJSON_Delete(copy);
+    }
     if (!text)
         return oom(c);
     size_t old = push_key(c, "json");
