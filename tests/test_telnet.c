@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -583,4 +584,664 @@ Test(telnet_filter, oversized_subnegotiation)
     }
     run_free(&whole);
     free(s);
+}
+
+/* ---- the client against devwire's own Telnet server ------------------- */
+
+/* A Telnet line server: on connect it sends the banner (in up to two pieces
+ * with a pause between), then answers each "\n"-terminated request with
+ * "echo:<request>\n" and the prompt. */
+typedef struct tserver {
+    dw_tcp_server *srv;
+    dw_marshaller *lines;
+    const char *banner;
+    size_t banner_len;
+    const char *banner2; /* sent banner_pause_ms after the first piece */
+    int banner_pause_ms;
+    const char *prompt; /* after each reply */
+    int echo;           /* offer WILL ECHO */
+    pthread_mutex_t lock;
+    dw_buf last_request; /* what the server read last (data bytes) */
+    int local_echo;      /* its filter's ECHO state at the last request */
+} tserver;
+
+static tserver ts;
+
+static void sleep_ms(int ms)
+{
+    struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&t, &t) != 0)
+        ;
+}
+
+static int ts_open(void *user, dw_conn *c)
+{
+    tserver *s = user;
+    dw_telnet_options o;
+    dw_telnet_options_init(&o);
+    o.server = 1;
+    o.echo = s->echo;
+    dw_telnet *t = dw_telnet_conn_new(c, &o);
+    if (!t)
+        return DW_ENOMEM;
+    dw_conn_set_user(c, t);
+    int rc = dw_telnet_start(t);
+    if (rc == DW_OK && s->banner)
+        rc = dw_telnet_send(t, s->banner, s->banner_len);
+    if (rc == DW_OK && s->banner2) {
+        sleep_ms(s->banner_pause_ms);
+        rc = dw_telnet_send(t, s->banner2, strlen(s->banner2));
+    }
+    return rc;
+}
+
+static int ts_request(void *user, dw_conn *c, dw_iter *in, dw_buf *out)
+{
+    tserver *s = user;
+    dw_telnet *t = dw_conn_user(c);
+    dw_buf req = DW_BUF_INIT;
+    int rc = dw_unmarshall(s->lines, dw_telnet_wrap(t, in), &req, NULL);
+    if (rc == DW_OK) {
+        pthread_mutex_lock(&s->lock);
+        dw_buf_clear(&s->last_request);
+        dw_buf_append(&s->last_request, req.data, req.len);
+        s->local_echo = dw_telnet_local_enabled(t, O_ECHO);
+        pthread_mutex_unlock(&s->lock);
+        dw_telnet_escape("echo:", 5, out);
+        dw_telnet_escape(req.data, req.len, out);
+        dw_telnet_escape("\n", 1, out);
+        if (s->prompt)
+            dw_telnet_escape(s->prompt, strlen(s->prompt), out);
+    }
+    dw_buf_free(&req);
+    return rc;
+}
+
+static void ts_close(void *user, dw_conn *c)
+{
+    (void)user;
+    dw_telnet_free(dw_conn_user(c));
+}
+
+static void ts_start(void)
+{
+    ts.lines = dw_sentinel_marshaller_new("\n", 1);
+    pthread_mutex_init(&ts.lock, NULL);
+    dw_tcp_server_options o;
+    dw_tcp_server_options_init(&o);
+    o.host = "127.0.0.1";
+    o.port = 0;
+    dw_server_handler h = {ts_open, ts_request, ts_close, &ts};
+    dw_error err;
+    int rc = dw_tcp_server_new(&o, &h, &ts.srv, &err);
+    cr_assert(eq(int, rc, DW_OK), "%s", dw_error_message(&err));
+    rc = dw_tcp_server_start(ts.srv, &err);
+    cr_assert(eq(int, rc, DW_OK), "%s", dw_error_message(&err));
+}
+
+static void ts_fini(void)
+{
+    dw_tcp_server_free(ts.srv);
+    ts.srv = NULL;
+    dw_marshaller_free(ts.lines);
+    ts.lines = NULL;
+    dw_buf_free(&ts.last_request);
+}
+
+static dw_telnet_client_options client_options(uint16_t port)
+{
+    dw_telnet_client_options o;
+    dw_telnet_client_options_init(&o);
+    o.tcp.host = "127.0.0.1";
+    o.tcp.port = port;
+    o.tcp.timeout_ms = 10000;
+    return o;
+}
+
+/* Read one "\n"-terminated line (without the "\n") from the session. */
+static int read_line(dw_session *s, dw_buf *line)
+{
+    dw_marshaller *m = dw_sentinel_marshaller_new("\n", 1);
+    dw_buf_clear(line);
+    dw_error err;
+    int rc = dw_unmarshall(m, dw_session_iter(s), line, &err);
+    dw_marshaller_free(m);
+    return rc;
+}
+
+static void expect_bytes(const dw_buf *got, const void *want, size_t n, const char *what)
+{
+    char g[512], w[512];
+    cr_expect(got->len == n && (n == 0 || memcmp(got->data, want, n) == 0),
+              "%s: got \"%s\", expected \"%s\"", what, show(got->data, got->len, g, sizeof g),
+              show(want, n, w, sizeof w));
+}
+
+static void round_trip(dw_session *s, const void *req, size_t n, const void *want, size_t wn)
+{
+    dw_error err;
+    dw_iter *it;
+    int rc = dw_session_request(s, req, n, &it, &err);
+    cr_assert(eq(int, rc, DW_OK), "request: %s", dw_error_message(&err));
+    dw_buf line = DW_BUF_INIT;
+    rc = read_line(s, &line);
+    cr_assert(eq(int, rc, DW_OK), "response: %s", dw_strerror(rc));
+    expect_bytes(&line, want, wn, "response");
+    dw_buf_free(&line);
+}
+
+TestSuite(telnet_net, .init = ts_start, .fini = ts_fini, .timeout = 30);
+
+Test(telnet_net, round_trips_two_sessions)
+{
+    dw_telnet_client_options o = client_options(dw_tcp_server_port(ts.srv));
+    dw_client *c = dw_telnet_client_new(&o);
+    cr_assert(not(eq(ptr, c, NULL)));
+    for (int k = 0; k < 2; k++) {
+        dw_session *s;
+        dw_error err;
+        int rc = dw_client_connect(c, &s, &err);
+        cr_assert(eq(int, rc, DW_OK), "connect: %s", dw_error_message(&err));
+        const dw_buf *b = dw_telnet_session_banner(s);
+        cr_assert(not(eq(ptr, (void *)b, NULL)));
+        cr_expect(eq(sz, b->len, 0), "no banner mode keeps no banner");
+        round_trip(s, S("hello\n"), S("echo:hello"));
+        round_trip(s, S("second\n"), S("echo:second"));
+        dw_session_close(s);
+    }
+    dw_client_free(c);
+}
+
+Test(telnet_net, pipelined_requests_in_order)
+{
+    dw_telnet_client_options o = client_options(dw_tcp_server_port(ts.srv));
+    dw_client *c = dw_telnet_client_new(&o);
+    dw_session *s;
+    dw_error err;
+    cr_assert(eq(int, dw_client_connect(c, &s, &err), DW_OK), "%s", dw_error_message(&err));
+    cr_assert(eq(int, dw_session_send(s, S("one\ntwo\nthree\n"), &err), DW_OK));
+    const char *want[] = {"echo:one", "echo:two", "echo:three"};
+    dw_buf line = DW_BUF_INIT;
+    for (int i = 0; i < 3; i++) {
+        cr_assert(eq(int, read_line(s, &line), DW_OK));
+        expect_bytes(&line, want[i], strlen(want[i]), "pipelined response");
+    }
+    dw_buf_free(&line);
+    dw_session_close(s);
+    dw_client_free(c);
+}
+
+Test(telnet_net, byte_0xff_both_ways)
+{
+    dw_telnet_client_options o = client_options(dw_tcp_server_port(ts.srv));
+    dw_client *c = dw_telnet_client_new(&o);
+    dw_session *s;
+    dw_error err;
+    cr_assert(eq(int, dw_client_connect(c, &s, &err), DW_OK), "%s", dw_error_message(&err));
+    round_trip(s,
+               S("a\xff"
+                 "b\xff\xff\x00z\n"),
+               S("echo:a\xff"
+                 "b\xff\xff\x00z"));
+    pthread_mutex_lock(&ts.lock);
+    expect_bytes(&ts.last_request,
+                 S("a\xff"
+                   "b\xff\xff\x00z"),
+                 "what the server read");
+    pthread_mutex_unlock(&ts.lock);
+    dw_session_close(s);
+    dw_client_free(c);
+}
+
+Test(telnet_net, negotiation_between_devwire_ends)
+{
+    ts.echo = 1;
+    dw_telnet_client_options o = client_options(dw_tcp_server_port(ts.srv));
+    dw_client *c = dw_telnet_client_new(&o);
+    dw_session *s;
+    dw_error err;
+    cr_assert(eq(int, dw_client_connect(c, &s, &err), DW_OK), "%s", dw_error_message(&err));
+    round_trip(s, S("x\n"), S("echo:x"));
+    /* The client answered the offers while reading the first response, so
+     * the answers precede the second request in the stream. */
+    round_trip(s, S("y\n"), S("echo:y"));
+    dw_telnet *t = dw_telnet_session_filter(s);
+    cr_assert(not(eq(ptr, t, NULL)));
+    cr_expect(eq(int, dw_telnet_remote_enabled(t, O_ECHO), 1), "the server's WILL ECHO accepted");
+    cr_expect(eq(int, dw_telnet_remote_enabled(t, O_SGA), 1), "the server's WILL SGA accepted");
+    cr_expect(eq(int, dw_telnet_local_enabled(t, O_ECHO), 0));
+    pthread_mutex_lock(&ts.lock);
+    cr_expect(eq(int, ts.local_echo, 1), "the server sees its ECHO agreed");
+    pthread_mutex_unlock(&ts.lock);
+    cr_expect(eq(ptr, dw_telnet_session_filter(NULL), NULL));
+    dw_session_close(s);
+    dw_client_free(c);
+}
+
+Test(telnet_net, banner_none_leaves_it_in_the_stream)
+{
+    ts.banner = "Hello \xff device\n";
+    ts.banner_len = strlen(ts.banner);
+    dw_telnet_client_options o = client_options(dw_tcp_server_port(ts.srv));
+    dw_client *c = dw_telnet_client_new(&o);
+    dw_session *s;
+    dw_error err;
+    cr_assert(eq(int, dw_client_connect(c, &s, &err), DW_OK), "%s", dw_error_message(&err));
+    dw_buf line = DW_BUF_INIT;
+    cr_assert(eq(int, read_line(s, &line), DW_OK));
+    expect_bytes(&line, S("Hello \xff device"), "first line");
+    dw_buf_free(&line);
+    round_trip(s, S("x\n"), S("echo:x"));
+    dw_session_close(s);
+    dw_client_free(c);
+}
+
+Test(telnet_net, banner_quiet)
+{
+    ts.banner = "Welcome to the \xff-device\r\n";
+    ts.banner_len = strlen(ts.banner);
+    ts.banner2 = "> ";
+    ts.banner_pause_ms = 20;
+    dw_telnet_client_options o = client_options(dw_tcp_server_port(ts.srv));
+    o.banner = DW_TELNET_BANNER_QUIET;
+    o.banner_quiet_ms = 500;
+    dw_client *c = dw_telnet_client_new(&o);
+    dw_session *s;
+    dw_error err;
+    cr_assert(eq(int, dw_client_connect(c, &s, &err), DW_OK), "%s", dw_error_message(&err));
+    const dw_buf *b = dw_telnet_session_banner(s);
+    expect_bytes(b, S("Welcome to the \xff-device\r\n> "), "banner (both pieces)");
+    cr_expect(eq(u8, b->data[b->len], 0), "NUL-terminated");
+    round_trip(s, S("hello\n"), S("echo:hello"));
+    dw_session_close(s);
+    dw_client_free(c);
+}
+
+Test(telnet_net, banner_prompt_keeps_what_follows)
+{
+    /* The prompt and an early line in one write: the line stays for the
+     * application. */
+    static const char banner[] = "Welcome\r\nlogin ok\r\n> early\n";
+    ts.banner = banner;
+    ts.banner_len = sizeof banner - 1;
+    dw_telnet_client_options o = client_options(dw_tcp_server_port(ts.srv));
+    o.banner = DW_TELNET_BANNER_PROMPT;
+    o.banner_prompt = "> ";
+    o.banner_prompt_len = 2;
+    dw_client *c = dw_telnet_client_new(&o);
+    dw_session *s;
+    dw_error err;
+    cr_assert(eq(int, dw_client_connect(c, &s, &err), DW_OK), "%s", dw_error_message(&err));
+    expect_bytes(dw_telnet_session_banner(s), S("Welcome\r\nlogin ok\r\n> "), "banner");
+    dw_buf line = DW_BUF_INIT;
+    cr_assert(eq(int, read_line(s, &line), DW_OK));
+    expect_bytes(&line, S("early"), "the bytes after the prompt");
+    dw_buf_free(&line);
+    round_trip(s, S("hello\n"), S("echo:hello"));
+    dw_session_close(s);
+    dw_client_free(c);
+}
+
+Test(telnet_net, banner_prompt_split_across_writes)
+{
+    ts.banner = "Welcome\r\n#";
+    ts.banner_len = strlen(ts.banner);
+    ts.banner2 = "> ";
+    ts.banner_pause_ms = 30;
+    ts.prompt = "#> ";
+    dw_telnet_client_options o = client_options(dw_tcp_server_port(ts.srv));
+    o.banner = DW_TELNET_BANNER_PROMPT;
+    o.banner_prompt = "#> ";
+    o.banner_prompt_len = 3;
+    dw_client *c = dw_telnet_client_new(&o);
+    dw_session *s;
+    dw_error err;
+    cr_assert(eq(int, dw_client_connect(c, &s, &err), DW_OK), "%s", dw_error_message(&err));
+    expect_bytes(dw_telnet_session_banner(s), S("Welcome\r\n#> "), "banner");
+    /* Each reply is followed by the prompt: read the line, then the prompt. */
+    round_trip(s, S("a\n"), S("echo:a"));
+    const uint8_t *p;
+    size_t n;
+    dw_iter *it = dw_session_iter(s);
+    dw_buf got = DW_BUF_INIT;
+    while (got.len < 3 && dw_iter_next(it, &p, &n) == DW_OK)
+        dw_buf_append(&got, p, n);
+    expect_bytes(&got, S("#> "), "prompt after the reply");
+    dw_buf_free(&got);
+    dw_session_close(s);
+    dw_client_free(c);
+}
+
+Test(telnet_net, banner_prompt_that_never_comes)
+{
+    ts.banner = "Welcome\r\n";
+    ts.banner_len = strlen(ts.banner);
+    dw_telnet_client_options o = client_options(dw_tcp_server_port(ts.srv));
+    o.tcp.timeout_ms = 300;
+    o.banner = DW_TELNET_BANNER_PROMPT;
+    o.banner_prompt = "login: ";
+    o.banner_prompt_len = 7;
+    dw_client *c = dw_telnet_client_new(&o);
+    dw_session *s = NULL;
+    dw_error err;
+    int rc = dw_client_connect(c, &s, &err);
+    cr_assert(eq(int, rc, DW_ETIMEDOUT), "got %s: %s", dw_err_name(rc), dw_error_message(&err));
+    cr_expect(eq(ptr, s, NULL));
+    cr_expect(not(eq(ptr, strstr(err.message, "no prompt within 300 ms"), NULL)), "%s",
+              err.message);
+    cr_expect(not(eq(ptr, strstr(err.message, "127.0.0.1:"), NULL)), "names the address: %s",
+              err.message);
+    dw_client_free(c);
+}
+
+Test(telnet_net, banner_too_long)
+{
+    static char big[3000];
+    memset(big, 'b', sizeof big);
+    ts.banner = big;
+    ts.banner_len = sizeof big;
+    dw_telnet_client_options o = client_options(dw_tcp_server_port(ts.srv));
+    o.banner = DW_TELNET_BANNER_PROMPT;
+    o.banner_prompt = "> ";
+    o.banner_prompt_len = 2;
+    o.banner_max = 1000;
+    dw_client *c = dw_telnet_client_new(&o);
+    dw_session *s = NULL;
+    dw_error err;
+    int rc = dw_client_connect(c, &s, &err);
+    cr_assert(eq(int, rc, DW_ETOOBIG), "got %s: %s", dw_err_name(rc), dw_error_message(&err));
+    dw_client_free(c);
+}
+
+Test(telnet_net, bad_options_give_no_client)
+{
+    dw_telnet_client_options o = client_options(1);
+    o.banner = DW_TELNET_BANNER_PROMPT;
+    cr_expect(eq(ptr, dw_telnet_client_new(&o), NULL), "PROMPT without a prompt");
+    o.banner = DW_TELNET_BANNER_QUIET;
+    o.banner_quiet_ms = 0;
+    cr_expect(eq(ptr, dw_telnet_client_new(&o), NULL), "QUIET without a quiet period");
+    o.tcp.host = NULL;
+    o.banner = DW_TELNET_BANNER_NONE;
+    cr_expect(eq(ptr, dw_telnet_client_new(&o), NULL), "no host");
+}
+
+Test(telnet_net, refused_connection_names_the_address)
+{
+    /* A port nobody listens on: bind one, read it, close it. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    cr_assert(eq(int, bind(fd, (struct sockaddr *)&a, sizeof a), 0));
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    dw_telnet_client_options o = client_options(ntohs(a.sin_port));
+    dw_client *c = dw_telnet_client_new(&o);
+    dw_session *s = NULL;
+    dw_error err;
+    int rc = dw_client_connect(c, &s, &err);
+    cr_assert(eq(int, rc, DW_ECONNREFUSED), "got %s", dw_err_name(rc));
+    cr_expect(not(eq(ptr, strstr(err.message, "127.0.0.1:"), NULL)), "%s", err.message);
+    dw_client_free(c);
+}
+
+Test(telnet_net, through_the_application_layer)
+{
+    ts.banner = "Device ready\r\n> ";
+    ts.banner_len = strlen(ts.banner);
+    dw_telnet_client_options o = client_options(dw_tcp_server_port(ts.srv));
+    o.banner = DW_TELNET_BANNER_PROMPT;
+    o.banner_prompt = "> ";
+    o.banner_prompt_len = 2;
+    dw_client *c = dw_telnet_client_new(&o);
+    dw_marshaller *m = dw_sentinel_marshaller_new("\n", 1);
+    dw_app_client *app = dw_app_client_new(c, m, m);
+    dw_app_session *s;
+    dw_error err;
+    cr_assert(eq(int, dw_app_client_connect(app, &s, &err), DW_OK), "%s", dw_error_message(&err));
+    dw_buf r = DW_BUF_INIT;
+    for (int i = 0; i < 3; i++) {
+        int rc = dw_app_session_send_receive_bytes(s, S("\xffping"), &r, &err);
+        cr_assert(eq(int, rc, DW_OK), "%s", dw_error_message(&err));
+        expect_bytes(&r, S("echo:\xffping"), "application response");
+    }
+    dw_buf_free(&r);
+    dw_app_session_close(s);
+    dw_app_client_free(app);
+    dw_marshaller_free(m);
+    dw_client_free(c);
+}
+
+/* ---- interop with inetutils-telnetd ----------------------------------- */
+
+/* socat forks a telnetd per connection, running /bin/cat on a pty: it
+ * negotiates (DO TTYPE, DO NEW-ENVIRON, WILL ECHO, ...), then echoes each
+ * line (the pty's echo and cat's copy). */
+#define TELNETD "/usr/sbin/telnetd"
+
+static pid_t socat_pid = -1;
+static uint16_t socat_port;
+static char skip_reason[256];
+
+static int find_program(const char *name, char *path, size_t n)
+{
+    if (strchr(name, '/')) {
+        snprintf(path, n, "%s", name);
+        return access(path, X_OK) == 0;
+    }
+    const char *env = getenv("PATH");
+    char dirs[4096];
+    snprintf(dirs, sizeof dirs, "%s", env ? env : "/usr/bin:/bin");
+    for (char *save, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        snprintf(path, n, "%s/%s", d, name);
+        if (access(path, X_OK) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static uint16_t free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int port_accepts(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+static void socat_start(void)
+{
+    char socat[512], telnetd[512];
+    if (!find_program("socat", socat, sizeof socat)) {
+        snprintf(skip_reason, sizeof skip_reason,
+                 "socat is not installed (scripts/install-deps.sh installs it)");
+        return;
+    }
+    if (!find_program(TELNETD, telnetd, sizeof telnetd)) {
+        snprintf(skip_reason, sizeof skip_reason,
+                 TELNETD " is missing (package inetutils-telnetd, see scripts/install-deps.sh)");
+        return;
+    }
+    socat_port = free_port();
+    cr_assert(not(eq(u16, socat_port, 0)), "no free port");
+    char listen[128];
+    snprintf(listen, sizeof listen, "TCP-LISTEN:%u,bind=127.0.0.1,reuseaddr,fork",
+             (unsigned)socat_port);
+    const char *exec = "EXEC:\"" TELNETD " -h -E /bin/cat\",nofork";
+    pid_t parent = getpid();
+    socat_pid = fork();
+    cr_assert(ge(int, socat_pid, 0), "fork");
+    if (socat_pid == 0) {
+        /* Its own process group, so that .fini ends socat and whatever it
+         * forked; and it dies with the test process even if .fini never
+         * runs (a test that times out is killed). */
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+            dup2(null, 0);
+            dup2(null, 1);
+            dup2(null, 2);
+        }
+        execl(socat, "socat", listen, exec, (char *)NULL);
+        _exit(127);
+    }
+    setpgid(socat_pid, socat_pid);
+    for (int i = 0; i < 100; i++) {
+        if (port_accepts(socat_port))
+            return;
+        int status;
+        if (waitpid(socat_pid, &status, WNOHANG) == socat_pid) {
+            socat_pid = -1;
+            cr_fatal("socat exited at start (status %d)", status);
+        }
+        sleep_ms(50);
+    }
+    cr_fatal("socat is not listening on 127.0.0.1:%u after 5 s", (unsigned)socat_port);
+}
+
+static void socat_stop(void)
+{
+    if (socat_pid > 0) {
+        kill(-socat_pid, SIGTERM);
+        kill(socat_pid, SIGTERM);
+        int status;
+        waitpid(socat_pid, &status, 0);
+        socat_pid = -1;
+    }
+}
+
+/* Read from the session until `needle` has arrived; everything read is in
+ * `acc`. DW_OK or the iterator's code. */
+static int read_until(dw_session *s, const void *needle, size_t n, dw_buf *acc)
+{
+    dw_iter *it = dw_session_iter(s);
+    for (;;) {
+        if (acc->len >= n && memmem(acc->data, acc->len, needle, n))
+            return DW_OK;
+        const uint8_t *p;
+        size_t len;
+        int rc = dw_iter_next(it, &p, &len);
+        if (rc != DW_OK)
+            return rc;
+        dw_buf_append(acc, p, len);
+    }
+}
+
+static dw_session *telnetd_connect(dw_client **c, dw_telnet_banner_mode mode)
+{
+    if (skip_reason[0])
+        cr_skip_test("%s", skip_reason);
+    dw_telnet_client_options o = client_options(socat_port);
+    o.banner = mode;
+    o.banner_quiet_ms = 300;
+    *c = dw_telnet_client_new(&o);
+    cr_assert(not(eq(ptr, *c, NULL)));
+    dw_session *s;
+    dw_error err;
+    int rc = dw_client_connect(*c, &s, &err);
+    cr_assert(eq(int, rc, DW_OK), "connect to telnetd: %s", dw_error_message(&err));
+    return s;
+}
+
+TestSuite(telnetd, .init = socat_start, .fini = socat_stop, .timeout = 30);
+
+Test(telnetd, echoes_lines_after_negotiation)
+{
+    dw_client *c;
+    dw_session *s = telnetd_connect(&c, DW_TELNET_BANNER_NONE);
+    dw_error err;
+    cr_assert(eq(int, dw_session_send(s, S("hello devwire\n"), &err), DW_OK), "%s",
+              dw_error_message(&err));
+    dw_buf acc = DW_BUF_INIT;
+    int rc = read_until(s, S("hello devwire"), &acc);
+    char g[512];
+    cr_assert(eq(int, rc, DW_OK), "%s; read so far: \"%s\"", dw_strerror(rc),
+              show(acc.data, acc.len, g, sizeof g));
+    cr_expect(eq(ptr, memchr(acc.data, 0xff, acc.len), NULL),
+              "no IAC byte reaches the data: \"%s\"", show(acc.data, acc.len, g, sizeof g));
+    dw_telnet *t = dw_telnet_session_filter(s);
+    cr_expect(eq(int, dw_telnet_remote_enabled(t, O_ECHO), 1), "telnetd's WILL ECHO accepted");
+    cr_expect(eq(int, dw_telnet_remote_enabled(t, O_SGA), 1), "telnetd's WILL SGA accepted");
+    cr_expect(eq(int, dw_telnet_local_enabled(t, O_TTYPE), 0), "DO TTYPE refused");
+    cr_expect(eq(int, dw_telnet_local_enabled(t, O_NAWS), 0), "DO NAWS refused");
+    cr_expect(eq(int, dw_telnet_local_enabled(t, O_ECHO), 0), "DO ECHO refused");
+    dw_buf_free(&acc);
+    dw_session_close(s);
+    dw_client_free(c);
+}
+
+Test(telnetd, byte_0xff_survives_the_round_trip)
+{
+    dw_client *c;
+    dw_session *s = telnetd_connect(&c, DW_TELNET_BANNER_QUIET);
+    const dw_buf *b = dw_telnet_session_banner(s);
+    char g[512];
+    cr_expect(eq(ptr, memchr(b->data, 0xff, b->len), NULL), "banner holds no IAC: \"%s\"",
+              show(b->data, b->len, g, sizeof g));
+    dw_error err;
+    cr_assert(eq(int, dw_session_send(s, S("x\xffy\n"), &err), DW_OK), "%s",
+              dw_error_message(&err));
+    dw_buf acc = DW_BUF_INIT;
+    int rc = read_until(s, S("x\xffy"), &acc);
+    cr_assert(eq(int, rc, DW_OK), "%s; read so far: \"%s\"", dw_strerror(rc),
+              show(acc.data, acc.len, g, sizeof g));
+    dw_buf_free(&acc);
+    dw_session_close(s);
+    dw_client_free(c);
+}
+
+Test(telnetd, several_round_trips_through_the_application_layer)
+{
+    /* cat's copy of a line comes after the pty's echo of it; a request
+     * marshalled with "\n" and a response read up to "\n" see the echo
+     * first, then the copy: both are the request. */
+    if (skip_reason[0])
+        cr_skip_test("%s", skip_reason);
+    dw_telnet_client_options o = client_options(socat_port);
+    o.banner = DW_TELNET_BANNER_QUIET;
+    o.banner_quiet_ms = 300;
+    dw_client *c = dw_telnet_client_new(&o);
+    dw_marshaller *req = dw_sentinel_marshaller_new("\n", 1);
+    dw_marshaller *resp = dw_sentinel_marshaller_new("\r\n", 2);
+    dw_app_client *app = dw_app_client_new(c, req, resp);
+    dw_app_session *s;
+    dw_error err;
+    cr_assert(eq(int, dw_app_client_connect(app, &s, &err), DW_OK), "%s", dw_error_message(&err));
+    dw_buf r = DW_BUF_INIT;
+    for (int i = 0; i < 3; i++) {
+        char line[32];
+        int n = snprintf(line, sizeof line, "line %d", i);
+        int rc = dw_app_session_send_receive_bytes(s, line, (size_t)n, &r, &err);
+        cr_assert(eq(int, rc, DW_OK), "%s", dw_error_message(&err));
+        expect_bytes(&r, line, (size_t)n, "the pty's echo");
+        rc = dw_unmarshall(resp, dw_session_iter(dw_app_session_transport(s)), &r, &err);
+        cr_assert(eq(int, rc, DW_OK), "%s", dw_error_message(&err));
+        expect_bytes(&r, line, (size_t)n, "cat's copy");
+    }
+    dw_buf_free(&r);
+    dw_app_session_close(s);
+    dw_app_client_free(app);
+    dw_marshaller_free(req);
+    dw_marshaller_free(resp);
+    dw_client_free(c);
 }

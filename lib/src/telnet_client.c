@@ -234,7 +234,7 @@ dw_client *dw_telnet_client_new(const dw_telnet_client_options *o)
         return NULL;
     if (o->banner == DW_TELNET_BANNER_PROMPT && (!o->banner_prompt || !o->banner_prompt_len))
         return NULL;
-    if (o->banner == DW_TELNET_BANNER_QUIET && o->banner_quiet_ms < 0)
+    if (o->banner == DW_TELNET_BANNER_QUIET && o->banner_quiet_ms <= 0)
         return NULL;
     telnet_client *c = calloc(1, sizeof *c);
     if (!c)
