@@ -560,17 +560,22 @@ Test(telnet_filter, garbage_at_every_split)
 Test(telnet_filter, oversized_subnegotiation)
 {
     /* libtelnet keeps at most 16 KiB of a subnegotiation; past that it
-     * gives up on it. Whatever it does, it is the same at every chunking. */
+     * would pass the rest on as data. The filter fails the stream instead,
+     * the same way at every chunking, after the data that came before. */
     size_t len = 20000;
     uint8_t *s = malloc(len);
-    s[0] = IAC;
-    s[1] = SB;
-    s[2] = O_TTYPE;
-    memset(s + 3, 'z', len - 3);
+    s[0] = 'o';
+    s[1] = 'k';
+    s[2] = IAC;
+    s[3] = SB;
+    s[4] = O_TTYPE;
+    memset(s + 5, 'z', len - 5);
     dw_telnet_options o = client_opts();
     run whole, r;
     run_filter(&o, s, len, NULL, 0, &whole);
-    cr_assert(eq(int, whole.end, DW_EOF));
+    cr_assert(eq(int, whole.end, DW_EPROTO), "ended with %s", dw_err_name(whole.end));
+    cr_assert(eq(sz, whole.data.len, 2), "only the data before it: got %zu bytes", whole.data.len);
+    cr_expect(not(eq(ptr, strstr(whole.message, "subnegotiation"), NULL)), "%s", whole.message);
     size_t chunks[] = {1, 7, 4096};
     for (size_t c = 0; c < 3; c++) {
         size_t ncuts = len / chunks[c];

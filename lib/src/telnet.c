@@ -159,6 +159,14 @@ static void on_event(telnet_t *tn, telnet_event_t *ev, void *user)
             fail(t, DW_EPROTO, "peer started MCCP2 compression, which was not negotiated");
         break;
     case TELNET_EV_WARNING:
+        /* Past its 16 KiB subnegotiation buffer libtelnet drops back to
+         * the data state mid-subnegotiation, so the rest of it would reach
+         * the application as data: refuse the stream instead. The event
+         * carries no usable code, only this text. */
+        if (ev->error.msg && strstr(ev->error.msg, "buffer size limit")) {
+            fail(t, DW_EPROTO, "subnegotiation longer than libtelnet's limit: %s", ev->error.msg);
+            break;
+        }
         if (dw_log_enabled(t->opts.logger, DW_LOG_DEBUG))
             dw_log(t->opts.logger, DW_LOG_DEBUG, "telnet %s: ignored: %s", t->name, ev->error.msg);
         break;
@@ -345,14 +353,25 @@ int dw_telnet_send(dw_telnet *t, const void *p, size_t n)
     return rc;
 }
 
+static int enabled(const dw_telnet *t, int local, uint8_t option)
+{
+    /* The reader updates the bits under the lock; take it to read them from
+     * any thread. The lock is not part of the logical state. */
+    pthread_mutex_t *lock = (pthread_mutex_t *)&t->lock;
+    pthread_mutex_lock(lock);
+    int on = get_bit(local ? t->local : t->remote, option);
+    pthread_mutex_unlock(lock);
+    return on;
+}
+
 int dw_telnet_local_enabled(const dw_telnet *t, uint8_t option)
 {
-    return get_bit(t->local, option);
+    return enabled(t, 1, option);
 }
 
 int dw_telnet_remote_enabled(const dw_telnet *t, uint8_t option)
 {
-    return get_bit(t->remote, option);
+    return enabled(t, 0, option);
 }
 
 const char *dw_telnet_error_message(const dw_telnet *t)

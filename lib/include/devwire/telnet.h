@@ -12,29 +12,32 @@
  *  - dw_telnet_conn_new, the filter over one dw_conn of a dw_tcp_server
  *    (devwire-sim serves Telnet with it).
  *
- * The option table (what the filter accepts when the peer asks; everything
- * else is refused with DONT / WONT, and unknown subnegotiations ignored):
+ * The option table: what the filter agrees to when the peer asks (or what
+ * it offers). Everything else (TIMING-MARK, TERMINAL-TYPE, NAWS, LINEMODE,
+ * NEW-ENVIRON, COMPRESS2, ...) is refused with DONT / WONT, and their
+ * subnegotiations are ignored.
  *
- *   option              client side              server side
- *   TRANSMIT-BINARY (0) accepted both ways       accepted both ways
- *   ECHO (1)            the peer may echo        offered (WILL ECHO) if echo
- *                       (DO ECHO); we never echo is set; never asks the peer
- *   SUPPRESS-GO-AHEAD   accepted both ways       offered (WILL SGA) and
- *   (3)                                          accepted both ways
+ *   option                 client side            server side
+ *   TRANSMIT-BINARY (0)    accepted, both ways    accepted, both ways
+ *   ECHO (1), peer echoes  accepted (DO ECHO)     refused (DONT ECHO)
+ *   ECHO (1), we echo      refused (WONT ECHO)    offered at start if `echo`
+ *   SUPPRESS-GO-AHEAD (3)  accepted, both ways    offered at start (WILL SGA),
+ *                                                 accepted both ways
  *
- * (each row can be switched off in dw_telnet_options). The filter never
- * echoes by itself, never translates CR or LF (devices speak bytes) and never
- * sends GA. A server that offers ECHO promises that its application echoes
- * what it reads.
+ * Each row can be switched off in dw_telnet_options. Nothing is asked for
+ * on the client side. The filter never echoes by itself, never translates CR
+ * or LF (devices speak bytes) and never sends GA: a server that offers ECHO
+ * promises that its application echoes what it reads.
  *
- * Errors: a stream libtelnet cannot handle (a peer that turns on MCCP2
- * compression nobody agreed to, or sends a compressed stream that does not
- * inflate) fails the iterator with DW_EPROTO; the message is kept
- * (dw_telnet_error_message). Malformed commands that libtelnet recovers from
- * (a truncated subnegotiation, an unexpected byte after IAC inside SB, an
- * oversized subnegotiation) are logged at DEBUG and skipped. Whatever the
- * bytes, negotiation answers at most a few bytes per byte received: it never
- * loops. */
+ * Errors: a stream the filter cannot follow fails its iterator with
+ * DW_EPROTO and keeps the message (dw_telnet_error_message): a peer that
+ * turns on MCCP2 compression (libtelnet would inflate it though it was never
+ * agreed), a subnegotiation longer than libtelnet's 16 KiB buffer (libtelnet
+ * would hand its rest on as data), any fatal libtelnet error. Malformed
+ * commands that libtelnet recovers from (a truncated subnegotiation, a byte
+ * other than SE or IAC after IAC inside SB) are logged at DEBUG and skipped.
+ * Whatever the bytes, negotiation answers at most a few bytes per byte
+ * received: it never loops. */
 #ifndef DEVWIRE_TELNET_H
 #define DEVWIRE_TELNET_H
 
@@ -119,7 +122,8 @@ int dw_telnet_escape(const void *p, size_t n, dw_buf *out);
 
 /* Whether an option is in effect now, on our side (`local`, we WILL) or on
  * the peer's (we DO): 1 or 0. Options are the TELNET_TELOPT_* numbers
- * (0 binary, 1 echo, 3 sga). Reflects what the reader has seen so far. */
+ * (0 binary, 1 echo, 3 sga). Reflects what the reader has seen so far.
+ * Thread-safe. */
 int dw_telnet_local_enabled(const dw_telnet *t, uint8_t option);
 int dw_telnet_remote_enabled(const dw_telnet *t, uint8_t option);
 
@@ -157,8 +161,9 @@ typedef enum dw_telnet_banner_mode {
 
 typedef struct dw_telnet_client_options {
     dw_tcp_client_options tcp; /* host, port, timeouts, buffer, logger */
-    dw_telnet_options telnet;  /* the option table; name and logger are
-                                  taken from the connection and tcp.logger */
+    dw_telnet_options telnet;  /* the option table (server must stay 0);
+                                  name is the connection's "HOST:PORT";
+                                  logger NULL = tcp.logger */
     dw_telnet_banner_mode banner;
     int banner_quiet_ms;       /* QUIET: the quiet period (default 200) */
     const void *banner_prompt; /* PROMPT: the bytes that end the banner;
