@@ -27,6 +27,7 @@ struct dw_sim_engine {
     /* Non-exact rules in script order. */
     size_t *inexact;
     size_t ninexact;
+    int has_regex;    /* some step or rule matches with a regex */
     sim_state shared; /* used when scope is shared */
     _Atomic uint64_t *rule_hits;
     _Atomic uint64_t *step_hits;
@@ -109,6 +110,12 @@ int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error
     }
 
     size_t nexact = 0;
+    for (size_t i = 0; i < script->nsteps; i++)
+        if (script->steps[i].expect.kind == DW_SIM_MATCH_REGEX)
+            e->has_regex = 1;
+    for (size_t i = 0; i < script->nrules; i++)
+        if (script->rules[i].when.kind == DW_SIM_MATCH_REGEX)
+            e->has_regex = 1;
     for (size_t i = 0; i < script->nrules; i++) {
         if (script->rules[i].when.kind == DW_SIM_MATCH_EXACT)
             nexact++;
@@ -264,7 +271,9 @@ static int match(const dw_sim_match *m, const uint8_t *req, size_t n, captures *
         static const char empty[1] = "";
         pm[0].rm_so = 0;
         pm[0].rm_eo = (regoff_t)n;
-        /* REG_STARTEND: the request is bytes, not a C string. */
+        /* REG_STARTEND: the request is bytes, not a C string (NUL bytes
+         * inside are fine). The caller still passes a NUL-terminated copy:
+         * some regexec wrappers (sanitizers) measure the string. */
         if (regexec(&m->re, n ? (const char *)req : empty, NCAP, pm, REG_STARTEND) != 0)
             return 0;
         captures_whole(c, n);
@@ -438,6 +447,18 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
         return DW_OK;
     }
 
+    /* A NUL-terminated copy for regexec (see match()). */
+    uint8_t small[512];
+    uint8_t *copy = NULL;
+    if (e->has_regex && n) {
+        copy = n < sizeof small ? small : malloc(n + 1);
+        if (!copy)
+            return dw_error_set(err, DW_ENOMEM, "out of memory");
+        memcpy(copy, req, n);
+        copy[n] = 0;
+        req = copy;
+    }
+
     sim_state *st = ss->st;
     captures c;
     int rc;
@@ -471,6 +492,8 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
 
     if (out->source == DW_SIM_BY_UNMATCHED)
         keep_sample(e, req, n);
+    if (copy != small)
+        free(copy);
     if (out->fault == DW_SIM_FAULT_HANG)
         atomic_store(&ss->hung, 1);
     if (rc == DW_ENOMEM)

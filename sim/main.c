@@ -217,8 +217,8 @@ static int do_ask(const char *addr, const char *script_path, const char *request
         goto out;
     }
     rc = dw_app_client_connect(ac, &as, &err);
-    if (rc == DW_OK && script->transport != DW_SIM_TELNET && banner.len)
-        rc = skip_bytes(dw_app_session_transport(as), banner.len, &err);
+    if (rc == DW_OK && script->transport != DW_SIM_TELNET && banner.len + script->prompt.len)
+        rc = skip_bytes(dw_app_session_transport(as), banner.len + script->prompt.len, &err);
     if (rc == DW_OK)
         rc = dw_app_session_send_receive_bytes(as, request, strlen(request), &reply, &err);
     if (rc != DW_OK) {

@@ -1,0 +1,345 @@
+/* devwire-sim as a subprocess: scripted faults (close, reset, hang,
+ * garbage, on the Nth match), bad input on the wire (oversized frames,
+ * malformed frames, clients vanishing mid-frame) with the simulator still
+ * serving the others, and the Telnet transport. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <devwire/devwire.h>
+#include <devwire/telnet.h>
+
+#include "sim_proc.h"
+
+TestSuite(sim_faults, .timeout = 60);
+
+#define LF dw_sentinel_marshaller_new("\n", 1)
+
+static const char *const no_args[] = {NULL};
+
+static const char *err_of(dw_sim_proc *p)
+{
+    return p->err.data ? (const char *)p->err.data : "";
+}
+
+static void serve(dw_sim_proc *p, const char *script)
+{
+    int rc = dw_sim_proc_serve(p, "f", script, no_args, NULL);
+    cr_assert(eq(int, rc, DW_OK), "devwire-sim did not start (%s); stderr:\n%s", dw_strerror(rc),
+              err_of(p));
+}
+
+static void open_client(dw_sim_client *c, dw_sim_proc *p, int timeout_ms)
+{
+    int rc = dw_sim_client_open(c, p->port, LF, timeout_ms);
+    cr_assert(eq(int, rc, DW_OK), "connect: %s", dw_error_message(&c->err));
+}
+
+static void ask_eq(dw_sim_client *c, const char *req, const char *want)
+{
+    const char *got = dw_sim_client_ask(c, req);
+    cr_assert(got != NULL, "%s: no reply: %s", req, dw_error_message(&c->err));
+    cr_expect(eq(str, (char *)got, (char *)want), "%s: reply", req);
+}
+
+/* The simulator still answers a new client. */
+static void still_serving(dw_sim_proc *p)
+{
+    dw_sim_client c;
+    open_client(&c, p, 5000);
+    ask_eq(&c, "PING", "pong");
+    dw_sim_client_close(&c);
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *s = strstr(hay, needle); s; s = strstr(s + 1, needle))
+        n++;
+    return n;
+}
+
+/* A raw socket to the simulator. */
+static int raw_connect(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(eq(int, connect(fd, (struct sockaddr *)&a, sizeof a), 0), "raw connect");
+    return fd;
+}
+
+static void raw_abort(int fd)
+{
+    struct linger l = {1, 0}; /* close with RST */
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close(fd);
+}
+
+static const char fault_script[] =
+    "{\"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\", \"max_frame\": 64},\n"
+    " \"rules\": [\n"
+    "  {\"when\": \"PING\", \"reply\": \"pong\"},\n"
+    "  {\"when\": \"CLOSE\", \"fault\": \"close\"},\n"
+    "  {\"when\": \"RESET\", \"fault\": \"reset\"},\n"
+    "  {\"when\": \"HANG\", \"fault\": \"hang\"},\n"
+    "  {\"when\": \"JUNK\", \"fault\": \"garbage\", \"garbage\": {\"hex\": \"de00adbeef\"}},\n"
+    "  {\"when\": \"SECOND\", \"reply\": \"fine\", \"fault\": \"close\", \"fault_on\": 2},\n"
+    "  {\"when\": \"LATE\", \"reply\": \"late\", \"delay_ms\": 100, \"fault\": \"reset\", "
+    "\"fault_on\": 1}\n"
+    " ]}\n";
+
+Test(sim_faults, close)
+{
+    dw_sim_proc p;
+    dw_sim_client c;
+    serve(&p, fault_script);
+    open_client(&c, &p, 5000);
+    ask_eq(&c, "PING", "pong");
+    cr_assert(eq(int, dw_sim_client_send(&c, "CLOSE", 5), DW_OK));
+    cr_expect(eq(int, dw_sim_client_recv(&c), DW_EOF), "a clean close: %s",
+              dw_error_message(&c.err));
+    dw_sim_client_close(&c);
+    still_serving(&p);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    dw_sim_proc_free(&p);
+}
+
+Test(sim_faults, reset)
+{
+    dw_sim_proc p;
+    dw_sim_client c;
+    serve(&p, fault_script);
+    open_client(&c, &p, 5000);
+    cr_assert(eq(int, dw_sim_client_send(&c, "RESET", 5), DW_OK));
+    cr_expect(eq(int, dw_sim_client_recv(&c), DW_ECONNRESET), "an RST: %s",
+              dw_error_message(&c.err));
+    dw_sim_client_close(&c);
+    still_serving(&p);
+    dw_sim_proc_stop(&p, 10000);
+    dw_sim_proc_free(&p);
+}
+
+Test(sim_faults, hang_reads_but_never_answers)
+{
+    dw_sim_proc p;
+    dw_sim_client c;
+    serve(&p, fault_script);
+    open_client(&c, &p, 300);
+    ask_eq(&c, "PING", "pong");
+    cr_assert(eq(int, dw_sim_client_send(&c, "HANG", 4), DW_OK));
+    cr_expect(eq(int, dw_sim_client_recv(&c), DW_ETIMEDOUT), "no answer to HANG");
+    cr_assert(eq(int, dw_sim_client_send(&c, "PING", 4), DW_OK));
+    cr_expect(eq(int, dw_sim_client_recv(&c), DW_ETIMEDOUT), "nor to anything after it");
+    still_serving(&p); /* others are not affected */
+    dw_sim_client_close(&c);
+    dw_sim_proc_stop(&p, 10000);
+    dw_sim_proc_free(&p);
+}
+
+Test(sim_faults, garbage_then_serving_on)
+{
+    dw_sim_proc p;
+    dw_sim_client c;
+    serve(&p, fault_script);
+    open_client(&c, &p, 5000);
+    cr_assert(eq(int, dw_sim_client_send(&c, "JUNK", 4), DW_OK));
+    cr_assert(eq(int, dw_sim_client_recv_raw(&c, 5), DW_OK), "%s", dw_error_message(&c.err));
+    static const uint8_t junk[] = {0xde, 0x00, 0xad, 0xbe, 0xef};
+    cr_expect(memcmp(c.reply.data, junk, 5) == 0, "the garbage bytes, unframed");
+    ask_eq(&c, "PING", "pong");
+    dw_sim_client_close(&c);
+    dw_sim_proc_stop(&p, 10000);
+    dw_sim_proc_free(&p);
+}
+
+Test(sim_faults, fault_on_the_nth_match_only)
+{
+    dw_sim_proc p;
+    dw_sim_client c;
+    serve(&p, fault_script);
+    open_client(&c, &p, 5000);
+    ask_eq(&c, "SECOND", "fine");
+    cr_assert(eq(int, dw_sim_client_send(&c, "SECOND", 6), DW_OK));
+    cr_expect(eq(int, dw_sim_client_recv(&c), DW_EOF), "the second match closes");
+    dw_sim_client_close(&c);
+    open_client(&c, &p, 5000);
+    ask_eq(&c, "SECOND", "fine"); /* the third is fine again */
+    cr_assert(eq(int, dw_sim_client_send(&c, "LATE", 4), DW_OK));
+    cr_expect(eq(int, dw_sim_client_recv(&c), DW_ECONNRESET), "reset after the delay");
+    dw_sim_client_close(&c);
+    still_serving(&p);
+    dw_sim_proc_stop(&p, 10000);
+    dw_sim_proc_free(&p);
+}
+
+/* ---- bad input on the wire ------------------------------------------------ */
+
+Test(sim_faults, oversized_frame_closes_that_connection_only)
+{
+    dw_sim_proc p;
+    dw_sim_client good, bad;
+    serve(&p, fault_script);
+    open_client(&good, &p, 5000);
+    ask_eq(&good, "PING", "pong");
+    open_client(&bad, &p, 5000);
+    char big[200];
+    memset(big, 'A', sizeof big);
+    cr_assert(eq(int, dw_session_send(bad.session, big, sizeof big, NULL), DW_OK));
+    int rc = dw_sim_client_recv(&bad);
+    cr_expect(rc == DW_EOF || rc == DW_ECONNRESET, "the oversized client is dropped: %s",
+              dw_strerror(rc));
+    dw_sim_client_close(&bad);
+    ask_eq(&good, "PING", "pong"); /* the other connection goes on */
+    still_serving(&p);
+    dw_sim_client_close(&good);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    cr_expect(eq(sz, count(err_of(&p), "closing it"), 1), "logged once:\n%s", err_of(&p));
+    dw_sim_proc_free(&p);
+}
+
+Test(sim_faults, malformed_json_line_closes_that_connection_only)
+{
+    static const char script[] = "{\"framing\": {\"type\": \"json-lines\"},\n"
+                                 " \"rules\": [{\"when\": \"\\\"PING\\\"\", \"reply\": "
+                                 "\"\\\"pong\\\"\"}]}";
+    dw_sim_proc p;
+    serve(&p, script);
+    dw_sim_client good;
+    cr_assert(eq(int, dw_sim_client_open(&good, p.port, dw_json_marshaller_new(), 5000), DW_OK));
+    ask_eq(&good, "\"PING\"", "\"pong\"");
+    int fd = raw_connect(p.port);
+    const char junk[] = "{this is not json\n";
+    cr_assert(eq(sz, (size_t)write(fd, junk, sizeof junk - 1), sizeof junk - 1));
+    char b[16];
+    ssize_t r = read(fd, b, sizeof b);
+    cr_expect(r <= 0, "the malformed client is dropped (read %zd)", r);
+    close(fd);
+    ask_eq(&good, "\"PING\"", "\"pong\"");
+    dw_sim_client_close(&good);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    cr_expect(eq(sz, count(err_of(&p), "closing it"), 1), "logged once:\n%s", err_of(&p));
+    dw_sim_proc_free(&p);
+}
+
+Test(sim_faults, clients_vanishing_mid_frame)
+{
+    dw_sim_proc p;
+    dw_sim_client good;
+    serve(&p, fault_script);
+    open_client(&good, &p, 5000);
+    for (int i = 0; i < 20; i++) {
+        int fd = raw_connect(p.port);
+        cr_assert(eq(sz, (size_t)write(fd, "PIN", 3), 3));
+        if (i % 2)
+            raw_abort(fd); /* RST */
+        else
+            close(fd); /* FIN inside a frame */
+    }
+    /* A client that goes away right after connecting, and one that sends a
+     * request and leaves before the (delayed) reply. */
+    close(raw_connect(p.port));
+    int fd = raw_connect(p.port);
+    cr_assert(eq(sz, (size_t)write(fd, "LATE\n", 5), 5));
+    raw_abort(fd);
+    ask_eq(&good, "PING", "pong");
+    still_serving(&p);
+    dw_sim_client_close(&good);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "clean exit; stderr:\n%s", err_of(&p));
+    cr_expect(strstr(err_of(&p), "error") == NULL, "no errors logged:\n%s", err_of(&p));
+    dw_sim_proc_free(&p);
+}
+
+/* ---- Telnet ---------------------------------------------------------------- */
+
+Test(sim_faults, telnet_transport_with_banner_prompt_and_0xff)
+{
+    static const char script[] =
+        "{\"transport\": \"telnet\",\n"
+        " \"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\r\\n\"},\n"
+        " \"banner\": \"console ready\\r\\n\", \"prompt\": \"> \",\n"
+        " \"rules\": [{\"when\": \"ver\", \"reply\": \"2.0\"},\n"
+        "            {\"when\": \"bin\", \"reply\": {\"hex\": \"41ff42\"}}]}";
+    dw_sim_proc p;
+    serve(&p, script);
+    dw_telnet_client_options o;
+    dw_telnet_client_options_init(&o);
+    o.tcp.host = "127.0.0.1";
+    o.tcp.port = p.port;
+    o.tcp.timeout_ms = 5000;
+    o.banner = DW_TELNET_BANNER_PROMPT;
+    o.banner_prompt = "> ";
+    o.banner_prompt_len = 2;
+    dw_client *tc = dw_telnet_client_new(&o);
+    cr_assert(tc != NULL);
+    dw_marshaller *m = dw_sentinel_marshaller_new("\r\n", 2);
+    dw_app_client *ac = dw_app_client_new(tc, m, m);
+    dw_app_session *s = NULL;
+    dw_error err;
+    cr_assert(eq(int, dw_app_client_connect(ac, &s, &err), DW_OK), "%s", dw_error_message(&err));
+    const dw_buf *banner = dw_telnet_session_banner(dw_app_session_transport(s));
+    cr_assert(banner != NULL);
+    cr_expect(eq(str, (char *)banner->data, "console ready\r\n> "));
+    dw_buf reply = DW_BUF_INIT;
+    cr_assert(eq(int, dw_app_session_send_receive_bytes(s, "ver", 3, &reply, &err), DW_OK), "%s",
+              dw_error_message(&err));
+    cr_expect(eq(sz, reply.len, 3));
+    cr_expect(memcmp(reply.data, "2.0", 3) == 0);
+    /* The prompt comes after the reply: read it raw. */
+    dw_iter *it = dw_session_iter(dw_app_session_transport(s));
+    const uint8_t *d;
+    size_t n, got = 0;
+    char prompt[3] = {0};
+    while (got < 2) {
+        cr_assert(eq(int, dw_iter_next(it, &d, &n), DW_OK));
+        size_t take = n > 2 - got ? 2 - got : n;
+        memcpy(prompt + got, d, take);
+        dw_iter_unread(it, n - take);
+        got += take;
+    }
+    cr_expect(eq(str, prompt, "> "));
+    cr_assert(eq(int, dw_app_session_send_receive_bytes(s, "bin", 3, &reply, &err), DW_OK), "%s",
+              dw_error_message(&err));
+    static const uint8_t want[] = {0x41, 0xff, 0x42};
+    cr_expect(eq(sz, reply.len, 3), "0xFF arrives once (escaped as IAC IAC on the wire)");
+    cr_expect(memcmp(reply.data, want, 3) == 0);
+    dw_buf_free(&reply);
+    dw_app_session_close(s);
+    dw_app_client_free(ac);
+    dw_client_free(tc);
+    dw_marshaller_free(m);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    dw_sim_proc_free(&p);
+}
+
+Test(sim_faults, ask_speaks_telnet)
+{
+    static const char script[] =
+        "{\"transport\": \"telnet\",\n"
+        " \"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\r\\n\"},\n"
+        " \"banner\": \"hello\\r\\n\", \"prompt\": \"> \",\n"
+        " \"rules\": [{\"when\": \"ver\", \"reply\": \"2.0\"}]}";
+    dw_sim_proc p;
+    char *path = NULL;
+    cr_assert(eq(int, dw_sim_proc_serve(&p, "tn", script, no_args, &path), DW_OK));
+    char addr[80];
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", p.port);
+    const char *const ask[] = {"--ask", addr, "--script", path, "ver", NULL};
+    dw_sim_proc q;
+    cr_expect(eq(int, dw_sim_proc_run(&q, ask, 10000), 0), "ask:\n%s", err_of(&q));
+    cr_expect(eq(str, q.out.data ? (char *)q.out.data : "", "2.0\n"));
+    dw_sim_proc_free(&q);
+    dw_sim_proc_stop(&p, 10000);
+    dw_sim_proc_free(&p);
+    unlink(path);
+    free(path);
+}
