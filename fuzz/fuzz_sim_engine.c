@@ -1,0 +1,228 @@
+/* The simulator's engine: fixed scripts, a fuzzed request stream.
+ * Input: [script index] [per-request length limit: 0 = none] then the common
+ * split byte(s) of fuzz_framing.h, then the byte stream a client sends.
+ *
+ * The stream is cut into requests with the script's request framing (read
+ * through the cuts), each request is handled, and the outcome checked:
+ * reply bytes are the announced number of well-formed frames of the
+ * response framing followed by the prompt; replies stay bounded by the
+ * request size (no unbounded growth); a hung session answers nothing.
+ * Differential: the outcomes of the stream cut and whole are identical. */
+#include "devwire/devwire.h"
+#include "engine.h"
+#include "script.h"
+
+#include "fuzz_framing.h"
+
+static const char *const scripts[] = {
+    /* 0: SCPI signal generator: regexes, captures, lists, split writes. */
+    "{\"name\": \"sg\", \"framing\": {\"request\": {\"type\": \"sentinel\", \"sentinel\": "
+    "\"\\n\"}, \"response\": {\"type\": \"scpi\", \"sentinel\": \"\\n\"}},"
+    " \"state\": {\"freq\": \"1000\", \"output\": \"OFF\"},"
+    " \"rules\": ["
+    "  {\"when\": \"*IDN?\", \"reply\": \"ACME,SG-1000,0001,1.0.3\"},"
+    "  {\"when\": \"*RST\", \"set\": {\"freq\": \"1000\", \"output\": \"OFF\"}},"
+    "  {\"when\": {\"regex\": \"^FREQ(UENCY)? ([0-9]{1,12})$\", \"icase\": true},"
+    "   \"set\": {\"freq\": \"$2\"}},"
+    "  {\"when\": {\"regex\": \"^FREQ(UENCY)?\\\\?$\", \"icase\": true}, \"reply\": \"${freq}\"},"
+    "  {\"when\": {\"regex\": \"^OUTP (ON|OFF)$\"}, \"set\": {\"output\": \"$1\"}},"
+    "  {\"when\": {\"prefix\": \"ECHO \"}, \"reply\": \"$0\"},"
+    "  {\"when\": \"ERR?\", \"reply\": [\"-222,\\\"range\\\"\", \"0,\\\"No error\\\"\"],"
+    "   \"after_last\": \"cycle\"},"
+    "  {\"when\": \"WAVE?\", \"reply\": {\"hex\": \"23 32 31 36 00 01 0a 7f 80 ff 0a 10 20 30 "
+    "40 50 60 70 0a 00\"}, \"split\": [3, 5]}"
+    " ],"
+    " \"unmatched\": {\"reply\": \"-113,\\\"Undefined header\\\"\"}}",
+    /* 1: JSON lines PDU: json templates with captures and state. */
+    "{\"name\": \"pdu\", \"framing\": {\"type\": \"json-lines\", \"max_frame\": 4096},"
+    " \"state\": {\"out1\": false, \"load\": 1.25},"
+    " \"rules\": ["
+    "  {\"when\": {\"regex\": \"\\\"cmd\\\": *\\\"id\\\"\"}, \"reply\": {\"json\": {\"ok\": true, "
+    "\"model\": \"PD-4\"}}},"
+    "  {\"when\": {\"regex\": \"^\\\\{\\\"cmd\\\": *\\\"set\\\", *\\\"on\\\": "
+    "*(true|false)\\\\}$\"},"
+    "   \"set\": {\"out1\": \"$1\"}, \"reply\": {\"json\": {\"ok\": true, \"on\": \"$1\"}}},"
+    "  {\"when\": {\"regex\": \"status\"}, \"reply\": {\"json\": {\"on\": \"${out1}\", "
+    "\"amps\": \"${load}\"}}}"
+    " ],"
+    " \"unmatched\": {\"reply\": {\"json\": {\"ok\": false}}},"
+    " \"periodic\": [{\"every_ms\": 1000, \"send\": {\"json\": {\"beat\": \"${out1}\"}}}]}",
+    /* 2: fixed 4-byte relay board: binary, steps, faults. */
+    "{\"name\": \"relay\", \"framing\": {\"type\": \"fixed\", \"length\": 4},"
+    " \"state\": {\"r1\": {\"hex\": \"00\"}},"
+    " \"steps\": [{\"expect\": {\"hex\": \"aa 00 00 55\"}, \"reply\": {\"hex\": \"aa 80 00 00\"}}],"
+    " \"rules\": ["
+    "  {\"when\": {\"hex\": \"aa 01 01 55\"}, \"reply\": {\"hex\": \"aa 81 01 ${r1}\"}},"
+    "  {\"when\": {\"hex\": \"aa 10 01 55\"}, \"set\": {\"r1\": {\"hex\": \"01\"}}, "
+    "\"reply\": {\"hex\": \"aa 90 01 01\"}},"
+    "  {\"when\": {\"hex\": \"aa 11 01 55\"}, \"set\": {\"r1\": {\"hex\": \"00\"}}, "
+    "\"reply\": {\"hex\": \"aa 91 01 00\"}},"
+    "  {\"when\": {\"hex\": \"aa ee ee 55\"}, \"fault\": \"garbage\", \"garbage\": {\"hex\": "
+    "\"ff\"}},"
+    "  {\"when\": {\"hex\": \"aa dd dd 55\"}, \"fault\": \"hang\", \"fault_on\": 2},"
+    "  {\"when\": {\"prefix\": {\"hex\": \"bb\"}}, \"reply\": \"$0\"},"
+    "  {\"when\": {\"base64\": \"qv8AVQ==\"}, \"reply\": {\"hex\": \"aa ff 01 03\"}}"
+    " ],"
+    " \"unmatched\": {\"reply\": {\"hex\": \"aa ee 00 00\"}}}",
+    /* 3: Telnet console: CRLF sentinel, prompt, frames, connection scope. */
+    "{\"name\": \"console\", \"transport\": \"telnet\","
+    " \"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\r\\n\"},"
+    " \"banner\": \"SC-200\\r\\n${host}> \", \"prompt\": \"sc> \","
+    " \"state\": {\"host\": \"lab\"}, \"scope\": \"connection\","
+    " \"steps\": [{\"expect\": \"login\", \"reply\": \"welcome\"},"
+    "            {\"expect\": {\"regex\": \"^pw (.*)$\"}, \"reply\": \"ok $1\"}],"
+    " \"rules\": ["
+    "  {\"when\": \"help\", \"reply\": {\"frames\": [\"show\", \"set hostname NAME\", \"exit\"]}},"
+    "  {\"when\": {\"regex\": \"^set hostname ([A-Za-z0-9.-]{1,32})$\"}, \"set\": {\"host\": "
+    "\"$1\"}, \"reply\": \"hostname set to $1\"},"
+    "  {\"when\": \"show\", \"reply\": [\"${host}\", \"again ${host}\"], \"after_last\": "
+    "\"silent\"},"
+    "  {\"when\": \"exit\", \"reply\": null, \"fault\": \"close\"}"
+    " ],"
+    " \"unmatched\": {\"reply\": \"% Unknown command: ${request}\"}}",
+    /* 4: length-prefixed (2 bytes, little-endian) request, SCPI-ish
+     * response with blocks; echo of any bytes. */
+    "{\"name\": \"lp\", \"framing\": {\"request\": {\"type\": \"length-prefixed\", "
+    "\"header_size\": 2, \"endian\": \"little\"}, \"response\": {\"type\": "
+    "\"length-prefixed\", \"header_size\": 1}},"
+    " \"rules\": ["
+    "  {\"when\": {\"prefix\": \"E\"}, \"reply\": \"$0\"},"
+    "  {\"when\": {\"regex\": \"^R([0-9])\"}, \"reply\": {\"frames\": [\"$1\", \"$0\", \"\"]}},"
+    "  {\"when\": \"\", \"fault\": \"reset\"}"
+    " ],"
+    " \"unmatched\": {\"reply\": {\"hex\": \"00 ff\"}}}",
+};
+enum { NSCRIPTS = sizeof scripts / sizeof *scripts };
+
+static void fail(const char *what, const char *detail)
+{
+    fprintf(stderr, "fuzz oracle: sim engine: %s%s%s\n", what, detail ? ": " : "",
+            detail ? detail : "");
+    abort();
+}
+
+/* Check one outcome; append a digest of it to `log`. */
+static void check(dw_sim_engine *e, const dw_sim_session *ses, const uint8_t *req, size_t n,
+                  const dw_sim_outcome *o, int rc, dw_buf *log)
+{
+    const dw_sim_script *s = dw_sim_engine_script(e);
+    if (rc != DW_OK && rc != DW_EINVAL)
+        fail("dw_sim_engine_handle failed", dw_err_name(rc));
+    if (o->source == DW_SIM_BY_HUNG && (o->bytes.len || !dw_sim_session_hung(ses)))
+        fail("a hung session answered", NULL);
+    /* No unbounded growth: a reply is made of the script's literals and at
+     * most a few copies of the request and of variables, themselves made of
+     * literals and requests. */
+    if (o->bytes.len > 64 * (n + 64) + 4096)
+        fail("reply out of proportion to the request", NULL);
+    if (rc == DW_OK && o->fault == DW_SIM_FAULT_NONE) {
+        /* Frames, then the prompt. */
+        size_t plen = s->prompt.len;
+        if (o->bytes.len < plen ||
+            (plen && memcmp(o->bytes.data + o->bytes.len - plen, s->prompt.data, plen) != 0))
+            fail("reply does not end with the prompt", NULL);
+        dw_mem_iter it;
+        dw_mem_iter_init(&it, o->bytes.data, o->bytes.len - plen, NULL, 0);
+        dw_buf p = DW_BUF_INIT;
+        size_t frames = 0;
+        int urc;
+        const dw_marshaller *m = dw_sim_engine_response_marshaller(e);
+        while ((urc = dw_unmarshall(m, &it.base, &p, NULL)) == DW_OK)
+            frames++;
+        dw_buf_free(&p);
+        if (urc != DW_EOF || frames != o->nframes)
+            fail("reply bytes are not the announced well-formed frames", dw_err_name(urc));
+    }
+    dw_buf_printf(log, "%d %d %zu %d %d %u %zu|", rc, (int)o->source, o->index, (int)o->fault,
+                  o->close, o->delay_ms, o->nframes);
+    dw_buf_append(log, o->bytes.data, o->bytes.len);
+    (void)req;
+}
+
+/* Serve the stream cut at `cuts`; the log digests every outcome. */
+static void serve(const dw_sim_script *s, const uint8_t *stream, size_t len, const size_t *cuts,
+                  size_t ncuts, dw_buf *log)
+{
+    dw_sim_engine *e = NULL;
+    dw_error err;
+    if (dw_sim_engine_new(s, &e, &err) != DW_OK)
+        fail("engine", dw_error_message(&err));
+    dw_sim_session *ses = dw_sim_session_new(e);
+    if (!ses)
+        abort();
+    dw_buf banner = DW_BUF_INIT;
+    if (dw_sim_engine_banner(e, ses, &banner) != DW_OK)
+        fail("banner", NULL);
+    dw_buf_append(log, banner.data, banner.len);
+    dw_buf_free(&banner);
+    dw_mem_iter it;
+    dw_mem_iter_init(&it, stream, len, cuts, ncuts);
+    const dw_marshaller *req_m = dw_sim_engine_request_marshaller(e);
+    dw_buf req = DW_BUF_INIT;
+    dw_sim_outcome o;
+    dw_sim_outcome_init(&o);
+    int rc;
+    size_t count = 0;
+    while ((rc = dw_unmarshall(req_m, &it.base, &req, NULL)) == DW_OK) {
+        if (++count > len + 1)
+            fail("more requests than bytes", NULL);
+        dw_error_clear(&err);
+        int hrc = dw_sim_engine_handle(e, ses, req.data, req.len, &o, &err);
+        check(e, ses, req.data, req.len, &o, hrc, log);
+        if (o.fault == DW_SIM_FAULT_CLOSE || o.fault == DW_SIM_FAULT_RESET || o.close)
+            break; /* the connection ends */
+    }
+    for (size_t i = 0; i < s->nperiodic; i++) {
+        dw_buf out = DW_BUF_INIT;
+        rc = dw_sim_engine_periodic(e, ses, i, &out, &err);
+        if (rc != DW_OK && rc != DW_EINVAL)
+            fail("periodic", dw_err_name(rc));
+        dw_buf_append(log, out.data, out.len);
+        dw_buf_free(&out);
+    }
+    if (dw_sim_engine_requests(e) != count)
+        fail("request counter", NULL);
+    dw_sim_outcome_free(&o);
+    dw_buf_free(&req);
+    dw_sim_session_free(ses);
+    dw_sim_engine_free(e);
+}
+
+static dw_sim_script *loaded[NSCRIPTS];
+
+static void free_scripts(void)
+{
+    for (size_t i = 0; i < NSCRIPTS; i++)
+        dw_sim_script_free(loaded[i]);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!loaded[0]) {
+        for (size_t i = 0; i < NSCRIPTS; i++) {
+            dw_error err;
+            if (dw_sim_script_load_buffer("fixed.json", scripts[i], strlen(scripts[i]), &loaded[i],
+                                          &err) != DW_OK)
+                fail("a fixed script does not load", dw_error_message(&err));
+        }
+        atexit(free_scripts);
+    }
+    fz_reader r = {data, size};
+    const dw_sim_script *s = loaded[fz_byte(&r) % NSCRIPTS];
+    fz_split sp;
+    fz_read_split(&r, &sp);
+    if (r.n > 8192)
+        r.n = 8192;
+    size_t ncuts;
+    size_t *cuts = fz_cuts(&sp, r.n, &ncuts);
+    dw_buf whole = DW_BUF_INIT, cut = DW_BUF_INIT;
+    serve(s, r.p, r.n, NULL, 0, &whole);
+    serve(s, r.p, r.n, cuts, ncuts, &cut);
+    if (whole.len != cut.len || (whole.len && memcmp(whole.data, cut.data, whole.len) != 0))
+        fail("the cut stream is served differently from the whole stream", NULL);
+    dw_buf_free(&whole);
+    dw_buf_free(&cut);
+    free(cuts);
+    return 0;
+}
