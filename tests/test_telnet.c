@@ -449,6 +449,16 @@ Test(telnet_filter, unnegotiated_compression_is_a_protocol_error)
     dw_buf_free(&k.bytes);
 }
 
+Test(telnet_filter, answers_before_a_failure_still_go_out)
+{
+    /* An answer due before the failure in the same chunk is written, so
+     * what goes out does not depend on the cuts. */
+    dw_telnet_options o = client_opts();
+    const uint8_t in[] = {'a', IAC, DO, 99, IAC, SB, O_COMPRESS2, IAC, SE, IAC, DO, 98};
+    const uint8_t answers[] = {IAC, WONT, 99};
+    expect_filter(&o, in, sizeof in, S("a"), answers, sizeof answers, DW_EPROTO);
+}
+
 Test(telnet_filter, failed_answer_fails_the_read)
 {
     dw_telnet_options o = client_opts();
@@ -554,6 +564,35 @@ Test(telnet_filter, garbage_at_every_split)
         cr_assert(eq(int, whole.end, DW_EOF), "stream %d: %s", k, whole.message);
         cr_assert(le(sz, whole.written.len, 3 * len), "answers outgrow the input");
         run_free(&whole);
+    }
+}
+
+Test(telnet_filter, random_bytes_at_random_cuts)
+{
+    /* Any byte, MCCP2 included: the same data, answers and ending whatever
+     * the cuts, never an empty chunk, never more chunks than bytes. */
+    static const uint8_t alphabet[] = {IAC,      IAC,     IAC,         SB,  SE,     WILL,
+                                       WONT,     DO,      DONT,        241, O_ECHO, O_SGA,
+                                       O_BINARY, O_TTYPE, O_COMPRESS2, 'a'};
+    uint32_t seed = 0x9e3779b9u;
+    for (int k = 0; k < 3000; k++) {
+        uint8_t s[64];
+        size_t len = 1 + rnd(&seed) % sizeof s;
+        for (size_t i = 0; i < len; i++)
+            s[i] = rnd(&seed) % 4 ? alphabet[rnd(&seed) % sizeof alphabet] : (uint8_t)rnd(&seed);
+        size_t cuts[6];
+        size_t ncuts = rnd(&seed) % 6;
+        for (size_t i = 0; i < ncuts; i++)
+            cuts[i] = (i ? cuts[i - 1] : 0) + rnd(&seed) % (len / 4 + 1);
+        dw_telnet_options o = k % 2 ? server_opts(1) : client_opts();
+        run whole, r;
+        run_filter(&o, s, len, NULL, 0, &whole);
+        run_filter(&o, s, len, cuts, ncuts, &r);
+        char g[512];
+        cr_assert(run_eq(&whole, &r), "stream %d \"%s\": cut reading differs (%s vs %s)", k,
+                  show(s, len, g, sizeof g), dw_err_name(r.end), dw_err_name(whole.end));
+        run_free(&whole);
+        run_free(&r);
     }
 }
 

@@ -28,6 +28,7 @@ struct dw_telnet {
     dw_buf data; /* data bytes of the chunk returned last (reader only) */
     dw_buf out;  /* outgoing bytes collected from TELNET_EV_SEND events */
     int failed;  /* sticky: DW_EPROTO or a write error; 0 while healthy */
+    int write_failed;
     char message[256];
     uint8_t local[32]; /* bit per option: in effect on our side */
     uint8_t remote[32];
@@ -181,14 +182,19 @@ static void on_event(telnet_t *tn, telnet_event_t *ev, void *user)
     }
 }
 
-/* Write what libtelnet produced. Called with the lock held. */
+/* Write what libtelnet produced. Called with the lock held. Answers to
+ * commands that came before a protocol failure in the same chunk still go
+ * out (nothing is collected after it), so what is written does not depend
+ * on where the chunks were cut; after a failed write nothing is tried. */
 static int flush_out(dw_telnet *t)
 {
     int rc = DW_OK;
-    if (t->out.len && !t->failed) {
+    if (t->out.len && !t->write_failed) {
         rc = t->write(t->write_user, t->out.data, t->out.len);
-        if (rc != DW_OK)
+        if (rc != DW_OK) {
+            t->write_failed = 1;
             fail(t, rc, "sending to the peer: %s", dw_strerror(rc));
+        }
     }
     dw_buf_clear(&t->out);
     return rc;
@@ -295,7 +301,9 @@ int dw_telnet_start(dw_telnet *t)
         telnet_negotiate(t->tn, TELNET_WILL, TELNET_TELOPT_SGA);
     if (t->opts.echo)
         telnet_negotiate(t->tn, TELNET_WILL, TELNET_TELOPT_ECHO);
-    int rc = t->failed ? t->failed : flush_out(t);
+    int rc = flush_out(t);
+    if (rc == DW_OK && t->failed)
+        rc = t->failed;
     pthread_mutex_unlock(&t->lock);
     return rc;
 }
@@ -341,13 +349,17 @@ int dw_telnet_send(dw_telnet *t, const void *p, size_t n)
     } else if (!memchr(p, TELNET_IAC, n)) {
         /* Nothing to escape: no copy. */
         rc = t->write(t->write_user, p, n);
-        if (rc != DW_OK)
+        if (rc != DW_OK) {
+            t->write_failed = 1;
             fail(t, rc, "sending to the peer: %s", dw_strerror(rc));
+        }
     } else {
         /* telnet_send emits one SEND event per run between IACs; they are
          * collected in `out` and leave in one write. */
         telnet_send(t->tn, p, n);
-        rc = t->failed ? t->failed : flush_out(t);
+        rc = flush_out(t);
+        if (rc == DW_OK && t->failed)
+            rc = t->failed;
     }
     pthread_mutex_unlock(&t->lock);
     return rc;
