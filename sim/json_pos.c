@@ -53,14 +53,21 @@ static void append_path(char *buf, size_t cap, size_t *len, const char *fmt, ...
     __attribute__((format(printf, 4, 5)));
 static void append_path(char *buf, size_t cap, size_t *len, const char *fmt, ...)
 {
-    if (*len + 1 >= cap)
-        return;
+    /* Whole segments only; a path that does not fit ends in "...". */
+    char seg[80];
     va_list ap;
     va_start(ap, fmt);
-    int w = vsnprintf(buf + *len, cap - *len, fmt, ap);
+    int w = vsnprintf(seg, sizeof seg, fmt, ap);
     va_end(ap);
-    if (w > 0)
-        *len = (size_t)w >= cap - *len ? cap - 1 : *len + (size_t)w;
+    if (w < 0 || strcmp(buf + (*len >= 3 ? *len - 3 : 0), "...") == 0)
+        return;
+    if (*len + (size_t)w + 4 > cap) {
+        memcpy(buf + *len, "...", 4);
+        *len += 3;
+        return;
+    }
+    memcpy(buf + *len, seg, (size_t)w + 1);
+    *len += (size_t)w;
 }
 
 static int fail(scanner *sc, size_t off, const char *fmt, ...)
@@ -362,7 +369,7 @@ static int scan_literal(scanner *sc, const char *word)
 {
     size_t len = strlen(word);
     if (sc->n - sc->i < len || memcmp(sc->s + sc->i, word, len) != 0)
-        return unexpected(sc, "a value");
+        return fail(sc, sc->i, "invalid literal (expected true, false or null)");
     sc->i += len;
     return DW_OK;
 }

@@ -50,8 +50,10 @@ typedef enum dw_sim_match_kind {
     DW_SIM_MATCH_PREFIX, /* {"prefix": text or binary} */
     DW_SIM_MATCH_REGEX,  /* {"regex": "...", "icase": bool}: POSIX extended (REG_ICASE
                           * with icase), compiled at load, matched with REG_STARTEND
-                          * so NUL bytes are fine; like regexec it matches anywhere
-                          * in the request unless anchored with ^ and $ */
+                          * so requests may hold NUL bytes (glibc's '.' never
+                          * matches NUL, a bracket like [^x] does); like regexec
+                          * it matches anywhere in the request unless anchored
+                          * with ^ and $ */
 } dw_sim_match_kind;
 
 typedef struct dw_sim_match {

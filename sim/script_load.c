@@ -196,7 +196,7 @@ static void near_init(near *n)
 static void near_consider(near *n, const char *word, const char *cand)
 {
     size_t d = osa(word, cand);
-    size_t limit = strlen(word) <= 3 ? 1 : 2;
+    size_t limit = strlen(word) <= 5 ? 1 : 2;
     if (d <= limit && d < n->dist) {
         n->best = cand;
         n->dist = d;
@@ -978,7 +978,7 @@ static int parse_match(ctx *c, const cJSON *v, dw_sim_match *m, int *cap)
     if (rc == DW_OK)
         rc = set_source(c, m, cJSON_IsString(how) ? how : v);
     if (rc == DW_OK)
-        rc = check_request(c, how == vals[M_EXACT] || how == vals[M_PREFIX] ? how : v, m);
+        rc = check_request(c, how, m);
     pop(c, old);
     return rc;
 }
