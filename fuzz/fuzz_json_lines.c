@@ -84,7 +84,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         cJSON *want = parse(&whole.v[i].payload);
-        if (!want || !v || !cJSON_Compare(want, v, 1))
+        /* (cJSON_Compare never finds inf equal to itself.) */
+        if (!want || !v || (finite_tree(want) && !cJSON_Compare(want, v, 1)))
             fail("payload level value differs from the parsed line", i);
         /* Payload-level round trip of the value. */
         if (finite_tree(want)) {
