@@ -487,6 +487,10 @@ Test(scpi, several_blocks_text_and_quotes)
     dw_marshaller *m = dw_scpi_marshaller_new("\n", 1);
     const bytes want[] = {B("#11\n,#12\n\n"), B("\"a#1\",#H1F"), B("DATA #15he\nlo;END")};
     expect_stream(m, B("#11\n,#12\n\n\n\"a#1\",#H1F\nDATA #15he\nlo;END\n"), want, 3, DW_EOF, NONE);
+    /* Quotes and '#' in every state; a terminator inside a string still ends
+     * the response. */
+    const bytes want2[] = {B("\"#1\"#\""), B("#0\"#"), B("#H\"x\"##")};
+    expect_stream(m, B("\"#1\"#\"\n#0\"#\n#H\"x\"##\n"), want2, 3, DW_EOF, NONE);
     dw_marshaller_free(m);
 }
 

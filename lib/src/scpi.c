@@ -28,25 +28,31 @@ static int sentinel_ends_at(const dw_marshaller *m, const dw__scan *st, const ui
     return 1;
 }
 
-/* The next byte in d[i..end) that can change the scan state in `phase`
- * (TEXT, QUOTE or INDEF), or end. This is the hot loop: plain text moves
- * through it without any per-byte state update. */
-static size_t next_special(int phase, uint8_t last, const uint8_t *d, size_t i, size_t end)
+/* Where the next byte `c` is in a chunk, remembered across the steps of one
+ * scan so that no byte is searched twice for the same value (a text full of
+ * '#' must not make the scan quadratic). pos < upto: d[pos] == c, and no c in
+ * [i, pos); pos == upto: no c in [i, upto). */
+typedef struct finder {
+    size_t pos, upto;
+} finder;
+
+/* The first c in d[i..bound), or bound. */
+static size_t find_next(finder *f, const uint8_t *d, uint8_t c, size_t i, size_t bound)
 {
-    if (phase == INDEF) {
-        const uint8_t *hit = memchr(d + i, last, end - i);
-        return hit ? (size_t)(hit - d) : end;
+    if (f->pos < i) /* the hit was consumed, or nothing is known from i on */
+        f->pos = f->upto = i;
+    if (f->pos < f->upto)
+        return f->pos < bound ? f->pos : bound;
+    if (f->upto >= bound)
+        return bound;
+    const uint8_t *hit = memchr(d + f->upto, c, bound - f->upto);
+    if (hit) {
+        f->pos = (size_t)(hit - d);
+        f->upto = f->pos + 1;
+    } else {
+        f->pos = f->upto = bound;
     }
-    if (phase == QUOTE) {
-        for (; i < end; i++)
-            if (d[i] == '"' || d[i] == last)
-                return i;
-        return end;
-    }
-    for (; i < end; i++)
-        if (d[i] == '#' || d[i] == '"' || d[i] == last)
-            return i;
-    return end;
+    return f->pos;
 }
 
 static int too_big(dw_error *err, size_t limit)
@@ -63,6 +69,7 @@ static int scan(const dw_marshaller *m, dw__scan *st, const uint8_t *prev, size_
                 const uint8_t *d, size_t n, size_t limit, size_t *used, dw_error *err)
 {
     uint8_t last = m->sentinel[m->sentinel_len - 1];
+    finder f_last = {0, 0}, f_quote = {0, 0}, f_hash = {0, 0};
     size_t i = 0;
     int rc = DW__MORE;
     while (i < n) {
@@ -123,8 +130,14 @@ static int scan(const dw_marshaller *m, dw__scan *st, const uint8_t *prev, size_
             continue;
         }
         default: { /* TEXT, QUOTE, INDEF */
+            /* The next byte that matters: a possible sentinel end, and in
+             * text a quote or a '#', in a string the closing quote. */
             size_t end = limit - pos < n - i ? i + (limit - pos) : n;
-            size_t j = next_special(st->phase, last, d, i, end);
+            size_t j = find_next(&f_last, d, last, i, end);
+            if (st->phase != INDEF)
+                j = find_next(&f_quote, d, '"', i, j);
+            if (st->phase == TEXT)
+                j = find_next(&f_hash, d, '#', i, j);
             if (j == end) {
                 i = end;
                 continue;
