@@ -898,6 +898,66 @@ static int check_request(ctx *c, const cJSON *v, const dw_sim_match *m)
     return DW_OK;
 }
 
+/* What regcomp would accept but should not be served: glibc expands a
+ * bounded repetition by copying its operand, so nested counts multiply the
+ * size of the compiled regex ("((a{100}){100}){100}" is a million copies),
+ * and back-references (a glibc extension to EREs) make matching
+ * exponential. Counts are multiplied over the whole pattern, nested or not:
+ * a safe over-estimate. */
+#define MAX_REPEAT_PRODUCT 100000.0
+
+static int regex_check(ctx *c, const cJSON *v)
+{
+    const char *p = v->valuestring;
+    size_t n = strlen(p);
+    double product = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\\' && i + 1 < n) {
+            if (p[i + 1] >= '1' && p[i + 1] <= '9')
+                return fail_at(c, str_pos(c, v, i), "back-references (\\%c) are not supported",
+                               p[i + 1]);
+            i++;
+        } else if (p[i] == '[') {
+            /* Skip a bracket expression: "[]...]", "[^]...]", "[[:alpha:]]". */
+            size_t j = i + 1;
+            if (j < n && p[j] == '^')
+                j++;
+            if (j < n && p[j] == ']')
+                j++;
+            while (j < n && p[j] != ']') {
+                if (p[j] == '[' && j + 1 < n && strchr(":.=", p[j + 1])) {
+                    const char *close = strstr(p + j + 2, p[j + 1] == ':'   ? ":]"
+                                                          : p[j + 1] == '.' ? ".]"
+                                                                            : "=]");
+                    j = close ? (size_t)(close - p) + 2 : n;
+                    continue;
+                }
+                j++;
+            }
+            i = j;
+        } else if (p[i] == '{') {
+            double lo = 0, hi = -1, *cur = &lo;
+            size_t j = i + 1;
+            for (; j < n && ((p[j] >= '0' && p[j] <= '9') || p[j] == ','); j++) {
+                if (p[j] == ',') {
+                    hi = 0;
+                    cur = &hi;
+                } else if (*cur < 1e9) {
+                    *cur = *cur * 10 + (p[j] - '0');
+                }
+            }
+            double count = hi > lo ? hi : lo + 1;
+            product *= count < 1 ? 1 : count;
+            if (product > MAX_REPEAT_PRODUCT)
+                return fail_at(c, str_pos(c, v, i),
+                               "repetition counts too large (their product exceeds %.0f)",
+                               MAX_REPEAT_PRODUCT);
+            i = j;
+        }
+    }
+    return DW_OK;
+}
+
 enum { M_EXACT, M_PREFIX, M_REGEX, M_HEX, M_BASE64, M_ICASE, M_N };
 static const char *const match_keys[] = {"exact", "prefix", "regex", "hex", "base64", "icase"};
 
@@ -964,6 +1024,8 @@ static int parse_match(ctx *c, const cJSON *v, dw_sim_match *m, int *cap)
         rc = decode_base64(c, how, &m->bytes);
     } else if (!cJSON_IsString(how)) {
         rc = fail(c, how, "expected string");
+    } else if ((rc = regex_check(c, how)) != DW_OK) {
+        ;
     } else {
         int e = regcomp(&m->re, how->valuestring, flags);
         if (e != 0) {
@@ -1219,6 +1281,14 @@ static int parse_entry(ctx *c, const cJSON *v, const char *const *keys, const ch
     if (!cJSON_IsObject(v))
         return fail(c, v, "expected object");
     const cJSON *vals[3 + A_N];
+    const char *other = strcmp(keys[0], "when") == 0 ? "expect" : "when";
+    const cJSON *wrong = cJSON_GetObjectItemCaseSensitive(v, other);
+    if (wrong) {
+        size_t old = push_key(c, other);
+        int rc = fail_key(c, wrong, "unknown key (%s match with \"%s\")", list, keys[0]);
+        pop(c, old);
+        return rc;
+    }
     int rc = members(c, v, keys, 3 + A_N, vals);
     if (rc != DW_OK)
         return rc;
