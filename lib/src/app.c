@@ -174,18 +174,18 @@ static int app_on_request(void *user, dw_conn *c, dw_iter *in, dw_buf *out)
     if (rc == DW_EOF)
         return rc;
     if (rc != DW_OK) {
-        /* Framing problems are the client's fault and worth a warning;
-         * I/O endings are logged by the server when it closes. */
-        int bad = rc == DW_EPROTO || rc == DW_ETOOBIG;
-        dw_log(lg, bad ? DW_LOG_WARN : DW_LOG_DEBUG, "%s: %s", dw_conn_peer(c),
-               dw_error_message(&e));
+        /* The server logs the close once, with the code (a warning for a
+         * bad frame); the details go to debug so that one bad client
+         * makes one line at the default level. */
+        dw_log(lg, DW_LOG_DEBUG, "%s: %s", dw_conn_peer(c), dw_error_message(&e));
         return rc;
     }
     void *response = NULL;
     rc = a->callback(a->user, c, request, &response);
     dw_payload_free(a->request, request);
     if (rc != DW_OK) {
-        dw_log(lg, DW_LOG_WARN, "%s: request handler failed: %s", dw_conn_peer(c), dw_strerror(rc));
+        dw_log(lg, DW_LOG_DEBUG, "%s: request handler failed: %s", dw_conn_peer(c),
+               dw_strerror(rc));
         dw_payload_free(a->response, response);
         return rc;
     }
