@@ -644,6 +644,7 @@ typedef struct tserver {
     int banner_pause_ms;
     const char *prompt; /* after each reply */
     int echo;           /* offer WILL ECHO */
+    int chatty_ms;      /* nonzero: after the banner, a byte this often for 5 s */
     pthread_mutex_t lock;
     dw_buf last_request; /* what the server read last (data bytes) */
     int local_echo;      /* its filter's ECHO state at the last request */
@@ -675,6 +676,10 @@ static int ts_open(void *user, dw_conn *c)
     if (rc == DW_OK && s->banner2) {
         sleep_ms(s->banner_pause_ms);
         rc = dw_telnet_send(t, s->banner2, strlen(s->banner2));
+    }
+    for (int i = 0; rc == DW_OK && s->chatty_ms && i < 5000 / s->chatty_ms; i++) {
+        sleep_ms(s->chatty_ms);
+        rc = dw_telnet_send(t, ".", 1);
     }
     return rc;
 }
@@ -898,6 +903,26 @@ Test(telnet_net, banner_quiet)
     cr_expect(eq(u8, b->data[b->len], 0), "NUL-terminated");
     round_trip(s, S("hello\n"), S("echo:hello"));
     dw_session_close(s);
+    dw_client_free(c);
+}
+
+Test(telnet_net, banner_quiet_that_never_comes)
+{
+    /* A byte every 10 ms: never quiet for 1 s within the 2.5 s timeout. */
+    ts.banner = "Welcome\r\n";
+    ts.banner_len = strlen(ts.banner);
+    ts.chatty_ms = 10;
+    dw_telnet_client_options o = client_options(dw_tcp_server_port(ts.srv));
+    o.tcp.timeout_ms = 2500;
+    o.banner = DW_TELNET_BANNER_QUIET;
+    o.banner_quiet_ms = 1000;
+    dw_client *c = dw_telnet_client_new(&o);
+    dw_session *s = NULL;
+    dw_error err;
+    int rc = dw_client_connect(c, &s, &err);
+    cr_assert(eq(int, rc, DW_ETIMEDOUT), "got %s: %s", dw_err_name(rc), dw_error_message(&err));
+    cr_expect(not(eq(ptr, strstr(err.message, "never quiet within 2500 ms"), NULL)), "%s",
+              err.message);
     dw_client_free(c);
 }
 
