@@ -166,9 +166,11 @@ for _ in 1 2 3; do
     sleep 0.2
   done
   if ctr logs "$cid" 2>&1 | grep -q 'listening on' && running "$cid"; then break; fi
+  state="$(ctr inspect --format '{{.State.Status}} (exit code {{.State.ExitCode}})' "$cid" 2>&1 || true)"
+  echo "    container $cid: $state; its output:" >&2
   ctr logs "$cid" 2>&1 | sed 's/^/    /' >&2
   port_free "$port" || { say "port $port was taken meanwhile; trying another"; continue; }
-  fail "the simulator did not start listening (its output is above)"
+  fail "the simulator did not start listening (container state and output above)"
 done
 running "$cid" || fail "the simulator is not running"
 say "simulator: $(ctr logs "$cid" 2>&1 | grep -m1 'listening on')"
