@@ -20,9 +20,14 @@ struct dw_sim_engine {
     dw_marshaller *req_m;
     dw_marshaller *resp_m;
     /* Exact-match rules: open addressing, power-of-two size; each slot holds
-     * the lowest rule index with those bytes, or SIZE_MAX. */
-    size_t *slots;
-    uint64_t *slot_hash;
+     * the lowest rule index with those bytes (SIZE_MAX: empty) and what a
+     * lookup compares, so that a probe touches one slot, not the rule. */
+    struct slot {
+        uint64_t hash;
+        size_t rule;
+        size_t len;
+        const uint8_t *key;
+    } * slots;
     size_t mask;
     /* Non-exact rules in script order. */
     size_t *inexact;
@@ -52,6 +57,13 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n)
         h ^= p[i];
         h *= 1099511628211ULL;
     }
+    /* FNV's low bits (the ones the table mask keeps) mix poorly: finish
+     * with a full avalanche (murmur3's fmix64). */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
     return h;
 }
 
@@ -126,28 +138,29 @@ int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error
     while (cap < 2 * nexact)
         cap *= 2;
     e->slots = malloc(cap * sizeof *e->slots);
-    e->slot_hash = malloc(cap * sizeof *e->slot_hash);
-    if (!e->slots || !e->slot_hash) {
+    if (!e->slots) {
         dw_sim_engine_free(e);
         return dw_error_set(err, DW_ENOMEM, "engine: out of memory");
     }
     e->mask = cap - 1;
     for (size_t i = 0; i < cap; i++)
-        e->slots[i] = SIZE_MAX;
+        e->slots[i].rule = SIZE_MAX;
     for (size_t i = 0; i < script->nrules; i++) {
         const dw_sim_match *m = &script->rules[i].when;
         if (m->kind != DW_SIM_MATCH_EXACT)
             continue;
         uint64_t h = hash_bytes(m->bytes.data, m->bytes.len);
         for (size_t j = (size_t)h & e->mask;; j = (j + 1) & e->mask) {
-            if (e->slots[j] == SIZE_MAX) {
-                e->slots[j] = i;
-                e->slot_hash[j] = h;
+            struct slot *sl = &e->slots[j];
+            if (sl->rule == SIZE_MAX) {
+                sl->hash = h;
+                sl->rule = i;
+                sl->len = m->bytes.len;
+                sl->key = m->bytes.data;
                 break;
             }
-            const dw_sim_bytes *o = &script->rules[e->slots[j]].when.bytes;
-            if (e->slot_hash[j] == h && o->len == m->bytes.len &&
-                (o->len == 0 || memcmp(o->data, m->bytes.data, o->len) == 0))
+            if (sl->hash == h && sl->len == m->bytes.len &&
+                (sl->len == 0 || memcmp(sl->key, m->bytes.data, sl->len) == 0))
                 break; /* an earlier rule has the same bytes: it wins */
         }
     }
@@ -162,7 +175,6 @@ void dw_sim_engine_free(dw_sim_engine *e)
     dw_marshaller_free(e->req_m);
     dw_marshaller_free(e->resp_m);
     free(e->slots);
-    free(e->slot_hash);
     free(e->inexact);
     state_destroy(&e->shared, e->script);
     free(e->rule_hits);
@@ -293,10 +305,10 @@ static size_t find_rule(const dw_sim_engine *e, const uint8_t *req, size_t n, ca
     const dw_sim_script *s = e->script;
     size_t exact = SIZE_MAX;
     uint64_t h = hash_bytes(req, n);
-    for (size_t j = (size_t)h & e->mask; e->slots[j] != SIZE_MAX; j = (j + 1) & e->mask) {
-        const dw_sim_bytes *b = &s->rules[e->slots[j]].when.bytes;
-        if (e->slot_hash[j] == h && b->len == n && (n == 0 || memcmp(b->data, req, n) == 0)) {
-            exact = e->slots[j];
+    for (size_t j = (size_t)h & e->mask; e->slots[j].rule != SIZE_MAX; j = (j + 1) & e->mask) {
+        const struct slot *sl = &e->slots[j];
+        if (sl->hash == h && sl->len == n && (n == 0 || memcmp(sl->key, req, n) == 0)) {
+            exact = sl->rule;
             break;
         }
     }

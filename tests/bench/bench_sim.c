@@ -1,0 +1,400 @@
+/* devwire-sim's speed, each figure next to its baseline from the same run:
+ *
+ * 1. round trips per second over 1 and 64 connections: devwire-sim (a
+ *    subprocess serving a script of exact-match rules) against the bare
+ *    devwire TCP server (an echoing application server in this process),
+ *    both driven by the same application client; target: sim >= 0.7x;
+ * 2. the same simulator with 10, 10,000 and 100,000 exact-match rules
+ *    (requests spread over the whole table): lookup is a hash, not a scan,
+ *    so the figures should match;
+ * 3. the engine alone, no sockets: decisions per second for 10, 10,000 and
+ *    100,000 rules.
+ *
+ * DW_BENCH_QUICK=1 runs a short version (a few seconds). */
+#include <devwire/devwire.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef DW_BENCH_HAVE_SIM_CORE
+#include "engine.h"
+#include "script.h"
+#endif
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- scripts --------------------------------------------------------------- */
+
+/* A script of n exact rules "Q<i>" -> "A<i>"; returns the file (caller
+ * unlinks and frees). */
+static char *make_script(size_t n)
+{
+    char *path = NULL;
+    if (asprintf(&path, "/tmp/dwsim-bench-%ld-%zu.json", (long)getpid(), n) < 0)
+        return NULL;
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        free(path);
+        return NULL;
+    }
+    fputs("{\"name\": \"bench\", \"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\"},\n"
+          " \"rules\": [\n",
+          f);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "  {\"when\": \"Q%zu\", \"reply\": \"A%zu\"}%s\n", i, i, i + 1 < n ? "," : "");
+    fputs(" ]}\n", f);
+    fclose(f);
+    return path;
+}
+
+/* ---- the simulator as a subprocess ---------------------------------------- */
+
+typedef struct sim_proc {
+    pid_t pid;
+    uint16_t port;
+} sim_proc;
+
+static int sim_start(sim_proc *p, const char *script)
+{
+#ifndef DW_SIM_PATH
+    (void)p;
+    (void)script;
+    return -1;
+#else
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl(DW_SIM_PATH, DW_SIM_PATH, "--script", script, "--listen", "127.0.0.1:0",
+              "--log-level", "error", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        return -1;
+    }
+    p->pid = pid;
+    char line[256];
+    size_t len = 0;
+    while (len < sizeof line - 1) {
+        ssize_t r = read(fds[0], line + len, 1);
+        if (r <= 0)
+            break;
+        if (line[len++] == '\n')
+            break;
+    }
+    close(fds[0]); /* nothing else is read: the summary goes nowhere */
+    line[len] = 0;
+    const char *colon = strrchr(line, ':');
+    if (strncmp(line, "listening on ", 13) != 0 || !colon) {
+        fprintf(stderr, "bench_sim: devwire-sim did not start (%s)\n", line);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    p->port = (uint16_t)atoi(colon + 1);
+    return 0;
+#endif
+}
+
+static void sim_stop(sim_proc *p)
+{
+    kill(p->pid, SIGTERM);
+    waitpid(p->pid, NULL, 0);
+}
+
+/* ---- the bare server: an echoing application server ----------------------- */
+
+static int echo(void *user, dw_conn *c, const void *request, void **response)
+{
+    (void)user;
+    (void)c;
+    const dw_buf *in = request;
+    dw_buf *out = calloc(1, sizeof *out);
+    if (!out || dw_buf_append(out, in->data, in->len) != DW_OK) {
+        free(out);
+        return DW_ENOMEM;
+    }
+    *response = out;
+    return DW_OK;
+}
+
+/* ---- closed-loop load ------------------------------------------------------ */
+
+typedef struct load {
+    uint16_t port;
+    size_t nrules; /* requests cycle over Q0..Q<nrules-1>, spread by a stride */
+    int sim;       /* expect "A<i>" (simulator) or "Q<i>" (echo) */
+    double until;
+    atomic_ullong trips;
+    atomic_int failures;
+    pthread_barrier_t ready;
+} load;
+
+static void *worker(void *arg)
+{
+    load *l = arg;
+    dw_marshaller *m = dw_sentinel_marshaller_new("\n", 1);
+    dw_tcp_client_options o;
+    dw_tcp_client_options_init(&o);
+    o.host = "127.0.0.1";
+    o.port = l->port;
+    dw_client *tc = dw_tcp_client_new(&o);
+    dw_app_client *ac = dw_app_client_new(tc, m, m);
+    dw_app_session *s = NULL;
+    dw_error err;
+    int ok = dw_app_client_connect(ac, &s, &err) == DW_OK;
+    if (!ok) {
+        fprintf(stderr, "bench_sim: %s\n", dw_error_message(&err));
+        atomic_fetch_add(&l->failures, 1);
+    }
+    pthread_barrier_wait(&l->ready);
+    dw_buf resp = DW_BUF_INIT;
+    unsigned long long n = 0;
+    size_t i = (size_t)rand() % l->nrules;
+    char req[32], want[32];
+    while (ok && now() < l->until) {
+        i = (i + 7919) % l->nrules; /* wander over the whole table */
+        int rn = snprintf(req, sizeof req, "Q%zu", i);
+        int wn = snprintf(want, sizeof want, "%c%zu", l->sim ? 'A' : 'Q', i);
+        if (dw_app_session_send_receive_bytes(s, req, (size_t)rn, &resp, NULL) != DW_OK ||
+            resp.len != (size_t)wn || memcmp(resp.data, want, (size_t)wn) != 0) {
+            atomic_fetch_add(&l->failures, 1);
+            break;
+        }
+        n++;
+    }
+    atomic_fetch_add(&l->trips, n);
+    dw_buf_free(&resp);
+    dw_app_session_close(s);
+    dw_app_client_free(ac);
+    dw_client_free(tc);
+    dw_marshaller_free(m);
+    return NULL;
+}
+
+/* Round trips per second over `conns` connections for `seconds`. */
+static double run_load(uint16_t port, size_t nrules, int sim, int conns, double seconds)
+{
+    load l;
+    memset(&l, 0, sizeof l);
+    l.port = port;
+    l.nrules = nrules;
+    l.sim = sim;
+    l.until = now() + 3600;
+    pthread_barrier_init(&l.ready, NULL, (unsigned)conns + 1);
+    pthread_t *t = calloc((size_t)conns, sizeof *t);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    for (int i = 0; i < conns; i++)
+        pthread_create(&t[i], &attr, worker, &l);
+    pthread_attr_destroy(&attr);
+    /* Everyone is connected: start the clock. */
+    double start = now();
+    l.until = start + seconds;
+    pthread_barrier_wait(&l.ready);
+    for (int i = 0; i < conns; i++)
+        pthread_join(t[i], NULL);
+    double elapsed = now() - start;
+    free(t);
+    pthread_barrier_destroy(&l.ready);
+    if (atomic_load(&l.failures)) {
+        fprintf(stderr, "bench_sim: %d failure(s) at %d connection(s)\n", atomic_load(&l.failures),
+                conns);
+        return -1;
+    }
+    return (double)atomic_load(&l.trips) / elapsed;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* ---- the engine alone ------------------------------------------------------- */
+
+#ifdef DW_BENCH_HAVE_SIM_CORE
+/* Decisions per second for a script of n exact rules. */
+static double engine_rate(const char *path, size_t n, double seconds)
+{
+    dw_sim_script *s = NULL;
+    dw_sim_engine *e = NULL;
+    dw_error err;
+    if (dw_sim_script_load_file(path, &s, &err) != DW_OK ||
+        dw_sim_engine_new(s, &e, &err) != DW_OK) {
+        fprintf(stderr, "bench_sim: %s\n", dw_error_message(&err));
+        dw_sim_script_free(s);
+        return -1;
+    }
+    dw_sim_session *ss = dw_sim_session_new(e);
+    dw_sim_outcome o;
+    dw_sim_outcome_init(&o);
+    char req[32];
+    size_t i = 0;
+    unsigned long long calls = 0;
+    double start = now(), end = start + seconds, t = start;
+    while (t < end) {
+        for (int k = 0; k < 1000; k++) {
+            i = (i + 7919) % n;
+            int rn = snprintf(req, sizeof req, "Q%zu", i);
+            if (dw_sim_engine_handle(e, ss, (const uint8_t *)req, (size_t)rn, &o, NULL) != DW_OK ||
+                o.source != DW_SIM_BY_RULE || o.index != i) {
+                fprintf(stderr, "bench_sim: engine answered %s wrongly\n", req);
+                calls = 0;
+                t = end;
+                break;
+            }
+            calls++;
+        }
+        t = now();
+    }
+    double rate = (double)calls / (t - start);
+    dw_sim_outcome_free(&o);
+    dw_sim_session_free(ss);
+    dw_sim_engine_free(e);
+    dw_sim_script_free(s);
+    return calls ? rate : -1;
+}
+#endif
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const char *q = getenv("DW_BENCH_QUICK");
+    int quick = q && strcmp(q, "1") == 0;
+    double seconds = quick ? 0.3 : 1.0;
+    int rounds = quick ? 1 : 3;
+    int status = 0;
+
+    dw_marshaller *lines = dw_sentinel_marshaller_new("\n", 1);
+    dw_app_server *app = dw_app_server_new(lines, lines, echo, NULL);
+    dw_tcp_server_options so;
+    dw_tcp_server_options_init(&so);
+    dw_server_handler h = dw_app_server_handler(app);
+    dw_tcp_server *bare = NULL;
+    dw_error err;
+    if (dw_tcp_server_new(&so, &h, &bare, &err) != DW_OK ||
+        dw_tcp_server_start(bare, &err) != DW_OK) {
+        fprintf(stderr, "bench_sim: %s\n", dw_error_message(&err));
+        return 1;
+    }
+
+    static const size_t sizes[] = {10, 10000, 100000};
+    char *scripts[3];
+    for (int k = 0; k < 3; k++) {
+        scripts[k] = make_script(sizes[k]);
+        if (!scripts[k]) {
+            fprintf(stderr, "bench_sim: cannot write a script\n");
+            return 1;
+        }
+    }
+    printf("bench_sim: %s; rounds of %.1f s, medians of %d alternating round(s)\n",
+           quick ? "quick run" : "full run", seconds, rounds);
+
+    /* 1. The simulator next to the bare server. */
+    sim_proc sim;
+    if (sim_start(&sim, scripts[0]) != 0)
+        return 1;
+    printf("\nsimulator (10 exact rules) vs bare devwire TCP server (echoing app server)\n");
+    printf("%6s | %12s | %12s | %6s\n", "conns", "sim rt/s", "bare rt/s", "ratio");
+    static const int conns[] = {1, 64};
+    for (int ci = 0; ci < 2; ci++) {
+        double a[8], b[8], r[8];
+        for (int k = 0; k < rounds; k++) {
+            /* Alternate which side goes first so machine noise hits both. */
+            if (k % 2 == 0) {
+                a[k] = run_load(sim.port, 10, 1, conns[ci], seconds);
+                b[k] = run_load(dw_tcp_server_port(bare), 10, 0, conns[ci], seconds);
+            } else {
+                b[k] = run_load(dw_tcp_server_port(bare), 10, 0, conns[ci], seconds);
+                a[k] = run_load(sim.port, 10, 1, conns[ci], seconds);
+            }
+            if (a[k] < 0 || b[k] < 0)
+                status = 1;
+            r[k] = b[k] > 0 ? a[k] / b[k] : 0;
+        }
+        double ratio = median(r, rounds);
+        printf("%6d | %12.0f | %12.0f | %5.2fx%s\n", conns[ci], median(a, rounds),
+               median(b, rounds), ratio, ratio >= 0.7 ? "" : "  (below the 0.7x target)");
+    }
+    sim_stop(&sim);
+
+    /* 2. Table size through the socket. */
+    printf("\nsimulator with N exact rules, requests spread over the table, 1 and 64 "
+           "connections\n");
+    printf("%8s | %12s | %12s | %10s\n", "rules", "1 conn rt/s", "64 conn rt/s", "vs 10 (64)");
+    double base64 = 0;
+    for (int k = 0; k < 3; k++) {
+        double t0 = now();
+        if (sim_start(&sim, scripts[k]) != 0) {
+            status = 1;
+            continue;
+        }
+        double load_s = now() - t0;
+        double one[8], many[8];
+        for (int j = 0; j < rounds; j++) {
+            one[j] = run_load(sim.port, sizes[k], 1, 1, seconds);
+            many[j] = run_load(sim.port, sizes[k], 1, 64, seconds);
+        }
+        sim_stop(&sim);
+        double m1 = median(one, rounds), m64 = median(many, rounds);
+        if (k == 0)
+            base64 = m64;
+        printf("%8zu | %12.0f | %12.0f | %9.2fx   (start-up with this script: %.2f s)\n", sizes[k],
+               m1, m64, base64 > 0 ? m64 / base64 : 0, load_s);
+    }
+
+#ifdef DW_BENCH_HAVE_SIM_CORE
+    /* 3. The engine alone. */
+    printf("\nengine alone (no sockets): decisions per second\n");
+    printf("%8s | %14s | %10s\n", "rules", "decisions/s", "vs 10");
+    double e10 = 0;
+    for (int k = 0; k < 3; k++) {
+        double v[8];
+        for (int j = 0; j < rounds; j++)
+            v[j] = engine_rate(scripts[k], sizes[k], quick ? 0.2 : 0.5);
+        double m = median(v, rounds);
+        if (m < 0)
+            status = 1;
+        if (k == 0)
+            e10 = m;
+        printf("%8zu | %14.0f | %9.2fx\n", sizes[k], m, e10 > 0 ? m / e10 : 0);
+    }
+#endif
+
+    for (int k = 0; k < 3; k++) {
+        unlink(scripts[k]);
+        free(scripts[k]);
+    }
+    dw_tcp_server_free(bare);
+    dw_app_server_free(app);
+    dw_marshaller_free(lines);
+    return status;
+}

@@ -1,0 +1,272 @@
+/* devwire-sim's engine in-process, no sockets: matching order, the
+ * exact-match table, binary safety, templates, state scopes, reply turns,
+ * faults on the Nth match, counters. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <devwire/devwire.h>
+
+#include "engine.h"
+#include "script.h"
+
+typedef struct fixture {
+    dw_sim_script *script;
+    dw_sim_engine *e;
+    dw_sim_session *s;
+    dw_sim_outcome o;
+} fixture;
+
+static void load(fixture *f, const char *json)
+{
+    dw_error err;
+    dw_error_clear(&err);
+    memset(f, 0, sizeof *f);
+    int rc = dw_sim_script_load_buffer("test.json", json, strlen(json), &f->script, &err);
+    cr_assert(eq(int, rc, DW_OK), "load: %s", dw_error_message(&err));
+    rc = dw_sim_engine_new(f->script, &f->e, &err);
+    cr_assert(eq(int, rc, DW_OK), "engine: %s", dw_error_message(&err));
+    f->s = dw_sim_session_new(f->e);
+    cr_assert(f->s != NULL);
+    dw_sim_outcome_init(&f->o);
+}
+
+static void unload(fixture *f)
+{
+    dw_sim_outcome_free(&f->o);
+    dw_sim_session_free(f->s);
+    dw_sim_engine_free(f->e);
+    dw_sim_script_free(f->script);
+}
+
+/* Handle `req` (n bytes, copied into a buffer of exactly that size so an
+ * over-read is caught) and return the outcome. */
+static dw_sim_outcome *handle_n(fixture *f, dw_sim_session *s, const void *req, size_t n)
+{
+    uint8_t *copy = malloc(n ? n : 1);
+    memcpy(copy, req, n);
+    dw_error err;
+    dw_error_clear(&err);
+    int rc = dw_sim_engine_handle(f->e, s, copy, n, &f->o, &err);
+    free(copy);
+    cr_assert(eq(int, rc, DW_OK), "handle: %s", dw_error_message(&err));
+    return &f->o;
+}
+
+static dw_sim_outcome *handle(fixture *f, const char *req)
+{
+    return handle_n(f, f->s, req, strlen(req));
+}
+
+/* The reply bytes as text (framing included). */
+static char *text(const dw_sim_outcome *o)
+{
+    static char buf[256];
+    size_t n = o->bytes.len < sizeof buf - 1 ? o->bytes.len : sizeof buf - 1;
+    memcpy(buf, o->bytes.data ? (const char *)o->bytes.data : "", n);
+    buf[n] = 0;
+    return buf;
+}
+
+Test(sim_engine, first_matching_rule_wins_across_the_exact_table)
+{
+    fixture f;
+    load(&f, "{\"rules\": [\n"
+             " {\"when\": {\"prefix\": \"A\"}, \"reply\": \"prefix\"},\n"
+             " {\"when\": \"AB\", \"reply\": \"exact AB\"},\n"
+             " {\"when\": \"CD\", \"reply\": \"exact CD\"},\n"
+             " {\"when\": {\"regex\": \"^C\"}, \"reply\": \"regex\"},\n"
+             " {\"when\": \"CD\", \"reply\": \"second CD\"},\n"
+             " {\"when\": \"EF\", \"reply\": \"exact EF\"}\n"
+             "]}");
+    cr_expect(eq(str, text(handle(&f, "AB")), "prefix\n"), "an earlier prefix rule beats exact");
+    cr_expect(eq(sz, f.o.index, 0));
+    cr_expect(eq(str, text(handle(&f, "CD")), "exact CD\n"), "exact beats a later regex");
+    cr_expect(eq(sz, f.o.index, 2));
+    cr_expect(eq(str, text(handle(&f, "CX")), "regex\n"));
+    cr_expect(eq(str, text(handle(&f, "EF")), "exact EF\n"));
+    cr_expect(eq(int, handle(&f, "ZZ")->source, DW_SIM_BY_UNMATCHED));
+    cr_expect(eq(u64, dw_sim_engine_rule_hits(f.e, 4), 0), "the duplicate CD never answers");
+    cr_expect(eq(u64, dw_sim_engine_unmatched(f.e), 1));
+    unload(&f);
+}
+
+Test(sim_engine, hundred_thousand_exact_rules)
+{
+    enum { N = 100000 };
+    size_t cap = (size_t)N * 48 + 128;
+    char *json = malloc(cap);
+    size_t len = (size_t)snprintf(json, cap, "{\"rules\": [\n");
+    for (int i = 0; i < N; i++)
+        len +=
+            (size_t)snprintf(json + len, cap - len, "{\"when\": \"Q%d\", \"reply\": \"A%d\"}%s\n",
+                             i, i, i + 1 < N ? "," : "");
+    snprintf(json + len, cap - len, "]}");
+    fixture f;
+    load(&f, json);
+    free(json);
+    char q[32], a[32];
+    for (int i = 0; i < N; i += 997) {
+        snprintf(q, sizeof q, "Q%d", i);
+        snprintf(a, sizeof a, "A%d\n", i);
+        cr_assert(eq(str, text(handle(&f, q)), a), "%s", q);
+        cr_assert(eq(sz, f.o.index, (size_t)i));
+    }
+    cr_expect(eq(int, handle(&f, "Q100000")->source, DW_SIM_BY_UNMATCHED));
+    cr_expect(eq(int, handle(&f, "Q")->source, DW_SIM_BY_UNMATCHED));
+    cr_expect(eq(int, handle(&f, "")->source, DW_SIM_BY_UNMATCHED));
+    unload(&f);
+}
+
+Test(sim_engine, binary_requests_and_replies)
+{
+    fixture f;
+    load(&f, "{\"framing\": {\"type\": \"length-prefixed\", \"header_size\": 1},\n"
+             " \"rules\": [\n"
+             "  {\"when\": {\"hex\": \"00ff00\"}, \"reply\": {\"hex\": \"ff00\"}},\n"
+             "  {\"when\": {\"regex\": \"^X([^Y]*)Y$\"}, \"reply\": \"<$1>\"}\n"
+             " ]}");
+    static const uint8_t q1[] = {0x00, 0xff, 0x00};
+    dw_sim_outcome *o = handle_n(&f, f.s, q1, sizeof q1);
+    static const uint8_t a1[] = {2, 0xff, 0x00};
+    cr_assert(eq(sz, o->bytes.len, 3));
+    cr_expect(memcmp(o->bytes.data, a1, 3) == 0, "framed binary reply");
+    /* A regex sees past a NUL byte (REG_STARTEND); POSIX "." never matches
+     * NUL, a bracket expression does. */
+    static const uint8_t q2[] = {'X', 0x00, 0x01, 'Y'};
+    o = handle_n(&f, f.s, q2, sizeof q2);
+    static const uint8_t a2[] = {4, '<', 0x00, 0x01, '>'};
+    cr_assert(eq(sz, o->bytes.len, 5), "capture with a NUL byte");
+    cr_expect(memcmp(o->bytes.data, a2, 5) == 0);
+    unload(&f);
+}
+
+Test(sim_engine, steps_then_rules_and_counters)
+{
+    fixture f;
+    load(&f, "{\"steps\": [{\"expect\": \"A\", \"reply\": \"s0\"}, {\"expect\": {\"prefix\": "
+             "\"B\"}, \"reply\": \"s1 $0\"}],\n"
+             " \"rules\": [{\"when\": \"A\", \"reply\": \"r0\"}]}");
+    cr_expect(eq(str, text(handle(&f, "A")), "s0\n"));
+    cr_expect(eq(int, f.o.source, DW_SIM_BY_STEP));
+    cr_expect(eq(str, text(handle(&f, "A")), "r0\n"), "step 1 expects B: rules answer");
+    cr_expect(eq(sz, dw_sim_engine_steps_not_reached(f.e), 1));
+    cr_expect(eq(str, text(handle(&f, "Bxy")), "s1 Bxy\n"));
+    cr_expect(eq(sz, dw_sim_engine_steps_not_reached(f.e), 0));
+    cr_expect(eq(u64, dw_sim_engine_requests(f.e), 3));
+    cr_expect(eq(u64, dw_sim_engine_rule_hits(f.e, 0), 1));
+    unload(&f);
+}
+
+Test(sim_engine, state_shared_or_per_connection)
+{
+    static const char shared[] =
+        "{\"state\": {\"v\": \"0\"}, \"rules\": ["
+        "{\"when\": {\"regex\": \"^SET (.*)$\"}, \"set\": {\"v\": \"$1\"}},"
+        "{\"when\": \"GET\", \"reply\": \"${v}\"}]}";
+    fixture f;
+    load(&f, shared);
+    dw_sim_session *other = dw_sim_session_new(f.e);
+    handle(&f, "SET 5");
+    cr_expect(eq(sz, f.o.bytes.len, 0), "no reply to a set without one");
+    cr_expect(eq(str, text(handle_n(&f, other, "GET", 3)), "5\n"), "shared: seen by others");
+    dw_sim_session_free(other);
+    unload(&f);
+
+    char per[512];
+    snprintf(per, sizeof per, "{\"scope\": \"connection\", %s", shared + 1);
+    load(&f, per);
+    other = dw_sim_session_new(f.e);
+    handle(&f, "SET 5");
+    cr_expect(eq(str, text(handle(&f, "GET")), "5\n"));
+    cr_expect(eq(str, text(handle_n(&f, other, "GET", 3)), "0\n"), "per connection: private");
+    dw_sim_session_free(other);
+    unload(&f);
+}
+
+Test(sim_engine, sets_see_the_old_state)
+{
+    fixture f;
+    load(&f, "{\"state\": {\"a\": \"1\", \"b\": \"2\"}, \"rules\": ["
+             "{\"when\": \"SWAP\", \"set\": {\"a\": \"${b}\", \"b\": \"${a}\"}, "
+             "\"reply\": \"${a}${b}\"}]}");
+    cr_expect(eq(str, text(handle(&f, "SWAP")), "21\n"), "sets apply together, before the reply");
+    cr_expect(eq(str, text(handle(&f, "SWAP")), "12\n"));
+    unload(&f);
+}
+
+Test(sim_engine, fault_on_nth_match_and_hang)
+{
+    fixture f;
+    load(&f, "{\"rules\": [{\"when\": \"X\", \"reply\": \"x\", \"fault\": \"reset\", \"fault_on\": "
+             "3},\n"
+             " {\"when\": \"H\", \"fault\": \"hang\"},\n"
+             " {\"when\": \"S\", \"reply\": \"abcdef\", \"delay_ms\": 7, \"split\": [1, 2], "
+             "\"split_delay_ms\": 3}]}");
+    for (int i = 1; i <= 4; i++) {
+        dw_sim_outcome *o = handle(&f, "X");
+        cr_expect(eq(int, o->fault, i == 3 ? DW_SIM_FAULT_RESET : DW_SIM_FAULT_NONE), "match %d",
+                  i);
+    }
+    dw_sim_outcome *o = handle(&f, "S");
+    cr_expect(eq(u32, o->delay_ms, 7));
+    cr_expect(eq(sz, o->nsplit, 2));
+    cr_expect(eq(u32, o->split_delay_ms, 3));
+    cr_expect(eq(str, text(o), "abcdef\n"));
+    cr_expect(eq(int, handle(&f, "H")->fault, DW_SIM_FAULT_HANG));
+    cr_expect(dw_sim_session_hung(f.s));
+    cr_expect(eq(int, handle(&f, "S")->source, DW_SIM_BY_HUNG), "a hung session answers nothing");
+    cr_expect(eq(sz, f.o.bytes.len, 0));
+    unload(&f);
+}
+
+Test(sim_engine, reply_turns)
+{
+    fixture f;
+    load(&f, "{\"rules\": [{\"when\": \"C\", \"reply\": [\"1\", \"2\"], \"after_last\": \"cycle\"},"
+             " {\"when\": \"S\", \"reply\": [\"1\"], \"after_last\": \"silent\"}]}");
+    const char *want[] = {"1\n", "2\n", "1\n", "2\n"};
+    for (int i = 0; i < 4; i++)
+        cr_expect(eq(str, text(handle(&f, "C")), (char *)want[i]), "turn %d", i);
+    cr_expect(eq(str, text(handle(&f, "S")), "1\n"));
+    cr_expect(eq(str, text(handle(&f, "S")), ""));
+    unload(&f);
+}
+
+Test(sim_engine, a_reply_the_framing_cannot_carry)
+{
+    fixture f;
+    load(&f, "{\"rules\": [{\"when\": {\"prefix\": \"E \"}, \"reply\": \"$0\"}]}");
+    dw_error err;
+    dw_error_clear(&err);
+    static const char req[] = "E a\nb";
+    int rc = dw_sim_engine_handle(f.e, f.s, (const uint8_t *)req, sizeof req - 1, &f.o, &err);
+    cr_expect(eq(int, rc, DW_EINVAL), "a reply holding the sentinel");
+    cr_expect(strstr(dw_error_message(&err), "rules[0]") != NULL, "%s", dw_error_message(&err));
+    unload(&f);
+}
+
+Test(sim_engine, banner_periodic_and_samples)
+{
+    fixture f;
+    load(&f, "{\"state\": {\"n\": \"7\"}, \"banner\": \"hi ${n}\\n\", \"prompt\": \"> \","
+             " \"rules\": [{\"when\": \"A\", \"reply\": \"a\"}],"
+             " \"periodic\": [{\"every_ms\": 10, \"send\": \"tick ${n}\"}]}");
+    dw_buf b = DW_BUF_INIT;
+    cr_assert(eq(int, dw_sim_engine_banner(f.e, f.s, &b), DW_OK));
+    cr_expect(eq(sz, b.len, 5));
+    cr_expect(memcmp(b.data, "hi 7\n", 5) == 0);
+    dw_buf_clear(&b);
+    cr_assert(eq(int, dw_sim_engine_periodic(f.e, f.s, 0, &b, NULL), DW_OK));
+    cr_expect(eq(sz, b.len, 7));
+    cr_expect(memcmp(b.data, "tick 7\n", 7) == 0);
+    cr_expect(eq(str, text(handle(&f, "A")), "a\n> "), "the prompt follows the reply");
+    cr_expect(eq(str, text(handle(&f, "nope")), "> "), "and a request without one");
+    cr_assert(eq(int, dw_sim_engine_unmatched_sample(f.e, 0, &b), DW_OK));
+    cr_expect(eq(sz, b.len, 4));
+    cr_expect(eq(int, dw_sim_engine_unmatched_sample(f.e, 1, &b), DW_ENOENT));
+    dw_buf_free(&b);
+    unload(&f);
+}
