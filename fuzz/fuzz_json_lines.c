@@ -1,7 +1,6 @@
 /* JSON-lines framing under arbitrary cuts, at the byte and payload levels.
  * Input: the common layout of fuzz_framing.h (max frame, split, stream). */
 #include <cjson/cJSON.h>
-#include <math.h>
 
 #include "fuzz_framing.h"
 
@@ -20,16 +19,17 @@ static const char *check(const dw_marshaller *m, const uint8_t *stream, size_t l
     return NULL;
 }
 
-/* cJSON prints non-finite numbers as null: such trees cannot round-trip. */
-static int finite_tree(const cJSON *v)
+/* Whether two values print the same (cJSON_Compare cannot be used: it
+ * finds inf unequal to itself and mismatches objects with duplicate keys). */
+static int same_value(const cJSON *a, const cJSON *b)
 {
-    for (; v; v = v->next) {
-        if (cJSON_IsNumber(v) && !isfinite(v->valuedouble))
-            return 0;
-        if (!finite_tree(v->child))
-            return 0;
-    }
-    return 1;
+    char *x = cJSON_PrintUnformatted(a), *y = cJSON_PrintUnformatted(b);
+    if (!x || !y)
+        abort();
+    int same = strcmp(x, y) == 0;
+    cJSON_free(x);
+    cJSON_free(y);
+    return same;
 }
 
 static cJSON *parse(const dw_buf *b)
@@ -84,26 +84,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         cJSON *want = parse(&whole.v[i].payload);
-        /* (cJSON_Compare never finds inf equal to itself.) */
-        if (!want || !v || (finite_tree(want) && !cJSON_Compare(want, v, 1)))
+        if (!want || !v || !same_value(want, v))
             fail("payload level value differs from the parsed line", i);
         /* Payload-level round trip of the value. */
-        if (finite_tree(want)) {
-            dw_buf wire = DW_BUF_INIT;
-            if (dw_marshall_payload(m, want, &wire, NULL) != DW_OK)
-                fail("a parsed value cannot be marshalled", i);
-            dw_mem_iter one;
-            dw_mem_iter_init_chunked(&one, wire.data, wire.len, (size_t)s.param + 1);
-            size_t keep = dw_marshaller_max_frame(m);
-            void *back = NULL;
-            dw_marshaller_set_max_frame(m, DW_DEFAULT_MAX_FRAME);
-            if (dw_unmarshall_payload(m, &one.base, &back, NULL) != DW_OK ||
-                !cJSON_Compare(want, back, 1))
-                fail("value does not survive marshall_payload + unmarshall_payload", i);
-            dw_marshaller_set_max_frame(m, keep);
-            dw_payload_free(m, back);
-            dw_buf_free(&wire);
-        }
+        dw_buf wire = DW_BUF_INIT;
+        if (dw_marshall_payload(m, want, &wire, NULL) != DW_OK)
+            fail("a parsed value cannot be marshalled", i);
+        dw_mem_iter one;
+        dw_mem_iter_init_chunked(&one, wire.data, wire.len, (size_t)s.param + 1);
+        size_t keep = dw_marshaller_max_frame(m);
+        void *back = NULL;
+        dw_marshaller_set_max_frame(m, DW_DEFAULT_MAX_FRAME);
+        if (dw_unmarshall_payload(m, &one.base, &back, NULL) != DW_OK || !same_value(want, back))
+            fail("value does not survive marshall_payload + unmarshall_payload", i);
+        dw_marshaller_set_max_frame(m, keep);
+        dw_payload_free(m, back);
+        dw_buf_free(&wire);
         cJSON_Delete(want);
         dw_payload_free(m, v);
     }

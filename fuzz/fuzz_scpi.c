@@ -107,7 +107,13 @@ static void build(fz_reader *prog, fz_payloads *cand, block_ref *blocks, size_t 
             if (!blocks_ok || in_sentinel('H'))
                 break;
             dw_buf_append_str(&resp, "#H");
-            dw_buf_append_byte(&resp, (uint8_t) "0123456789ABCDEF"[k & 15u]);
+            for (size_t j = 0; j < 16; j++) {
+                uint8_t hex = (uint8_t) "0123456789ABCDEF"[(k + j) & 15u];
+                if (!in_sentinel(hex)) {
+                    dw_buf_append_byte(&resp, hex);
+                    break;
+                }
+            }
             hash_seen = 1;
             break;
         case 6: /* an indefinite block ends the response */
@@ -186,6 +192,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     build(&prog, &cand, blocks, MAXR);
     dw_marshaller_set_max_frame(m, DW_DEFAULT_MAX_FRAME);
     fz_round_trip(m, &cand, &s);
+    /* The stream's own pieces: refused or not, a refusal leaves no bytes,
+     * and block_parse stays inside them. */
+    fz_payloads raw = {0};
+    fz_candidates(&raw, r.p, r.n, &s, &whole);
+    fz_round_trip(m, &raw, &s);
+    for (size_t i = 0; i < raw.n; i++) {
+        const uint8_t *bd = NULL;
+        size_t bl = 0;
+        const dw_buf *p = &raw.v[i];
+        if (dw_scpi_block_parse(p->data ? p->data : (const uint8_t *)"", p->len, &bd, &bl) ==
+                DW_OK &&
+            (bd < p->data || bd + bl > p->data + p->len))
+            abort();
+    }
+    fz_payloads_free(&raw);
     /* Well-formed responses are all accepted, unless the sentinel holds
      * bytes that change the scan state ("#3" would start a block header). */
     int plain_sentinel = !in_sentinel('#') && !in_sentinel('"');

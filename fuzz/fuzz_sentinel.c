@@ -1,9 +1,10 @@
 /* Sentinel framing under arbitrary cuts.
- * Input: [sentinel length - 1 (low 2 bits)] [sentinel bytes] then the common
+ * Input: [sentinel length: below 0xc0, 1 + low 2 bits; else 17 + low 6 bits]
+ * [sentinel bytes] then the common
  * layout of fuzz_framing.h (max frame, split, stream). */
 #include "fuzz_framing.h"
 
-static uint8_t sentinel[4];
+static uint8_t sentinel[80];
 static size_t sentinel_len;
 
 /* The payload is the stream up to the first sentinel, which follows it. */
@@ -28,7 +29,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fz_reader r = {data, size};
-    sentinel_len = (size_t)(fz_byte(&r) & 3u) + 1;
+    uint8_t opt = fz_byte(&r);
+    /* Mostly short sentinels; 0xc0 and up: 17..80 bytes (the long paths). */
+    sentinel_len = opt < 0xc0 ? (size_t)(opt & 3u) + 1 : (size_t)(opt & 0x3fu) + 17;
     for (size_t i = 0; i < sentinel_len; i++)
         sentinel[i] = fz_byte(&r);
     size_t max = fz_max_frame(fz_byte(&r));
