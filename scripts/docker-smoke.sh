@@ -130,11 +130,17 @@ if [ "$client" = local ]; then
 fi
 
 # ---- start the simulator ----------------------------------------------------
+# A port nobody listens on, below the kernel's ephemeral range (where
+# outgoing connections take their local ports, so a bind can still fail).
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 pick_port() {
-  local p
+  local p lo=10000 hi=32768
+  if [ -r /proc/sys/net/ipv4/ip_local_port_range ]; then
+    read -r eph _ </proc/sys/net/ipv4/ip_local_port_range
+    [ "$eph" -gt $((lo + 1000)) ] && hi=$eph
+  fi
   for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 20000))
+    p=$((lo + RANDOM % (hi - lo)))
     if port_free "$p"; then echo "$p"; return 0; fi
   done
   return 1
@@ -169,7 +175,12 @@ for _ in 1 2 3; do
   state="$(ctr inspect --format '{{.State.Status}} (exit code {{.State.ExitCode}})' "$cid" 2>&1 || true)"
   echo "    container $cid: $state; its output:" >&2
   ctr logs "$cid" 2>&1 | sed 's/^/    /' >&2
-  port_free "$port" || { say "port $port was taken meanwhile; trying another"; continue; }
+  # Exit status 3: cannot serve there (address in use): try another port.
+  if [ "$(ctr inspect --format '{{.State.ExitCode}}' "$cid" 2>/dev/null)" = 3 ] ||
+     ! port_free "$port"; then
+    say "port $port is in use; trying another"
+    continue
+  fi
   fail "the simulator did not start listening (container state and output above)"
 done
 running "$cid" || fail "the simulator is not running"
