@@ -64,7 +64,9 @@ typedef struct dw_error {
 void dw_error_clear(dw_error *err);
 
 /* Set `err` to `code` with a printf-style message, and return `code` so that
- * callers can write `return dw_error_set(err, DW_EPROTO, "...")`.
+ * callers can write `return dw_error_set(err, DW_EPROTO, "...")`. The
+ * arguments may include err->message itself, to add context:
+ * dw_error_set(err, err->code, "session 3: %s", err->message).
  * Accepts a NULL `err` (then only returns `code`). */
 int dw_error_set(dw_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

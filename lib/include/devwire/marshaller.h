@@ -63,27 +63,41 @@ size_t dw_marshaller_max_frame(const dw_marshaller *m);
 /* "sentinel", "fixed", "length-prefixed", "scpi" or "json-lines". */
 const char *dw_marshaller_name(const dw_marshaller *m);
 
-/* Append the frame for payload p[0..n) to `out`.
- * DW_OK, or DW_EINVAL when the framing cannot carry the payload: it holds the
- * sentinel (sentinel, scpi outside blocks is not checked), it has another
- * length (fixed), it is too long for the header (length-prefixed: DW_ETOOBIG),
- * it is not one JSON value or holds a newline (json-lines). `err` (may be
- * NULL) says what was wrong. `out` is unchanged on error. */
+/* Append the frame for payload p[0..n) to `out` (p may be NULL when n is 0).
+ * DW_OK, or a refusal when the frame would not read back as the payload:
+ *  sentinel     DW_EINVAL: the payload holds the sentinel, or its tail and
+ *               the sentinel's head form an earlier one ("xa" + "aa");
+ *  fixed        DW_EINVAL: the payload has another length;
+ *  length-pref. DW_ETOOBIG: too long for the header (> 255, 65535, 2^32-1);
+ *  scpi         DW_EINVAL: the sentinel outside a block, an incomplete
+ *               block or a malformed block header;
+ *  json-lines   DW_EINVAL: not exactly one JSON value, or a newline or NUL
+ *               byte in it.
+ * `err` (may be NULL) says what was wrong. `out` is unchanged on error.
+ * Thread-safe for a shared marshaller. */
 int dw_marshall(const dw_marshaller *m, const uint8_t *p, size_t n, dw_buf *out, dw_error *err);
 
 /* Read exactly one frame from `in` and put its payload in `payload`
- * (replacing what was there). Bytes after the frame are unread.
+ * (replacing what was there; the caller owns and frees it). Bytes after the
+ * frame are unread, so the next call starts at the next frame.
  * Returns:
  *  DW_OK         a payload (possibly empty) is in `payload`;
  *  DW_EOF        the stream ended cleanly before any byte of a frame;
- *  DW_ETRUNCATED the stream ended inside a frame: `payload` holds every byte
- *                of the incomplete frame as received (header included);
- *  DW_ETOOBIG    the frame exceeds the maximum frame size (reading stopped);
- *  DW_EPROTO     a malformed frame (bad block header, invalid JSON); bytes
- *                up to and including the bad one are consumed and, for
- *                JSON, the whole line is in `payload`;
+ *  DW_ETRUNCATED the stream ended inside a frame;
+ *  DW_ETOOBIG    the frame exceeds the maximum frame size: reading stops as
+ *                soon as that is known (a length header or block header is
+ *                refused before its body is read; a sentinel search stops at
+ *                the maximum), so memory stays bounded;
+ *  DW_EPROTO     a malformed frame (bad SCPI block header, invalid JSON);
+ *                bytes up to and including the bad one are consumed (for
+ *                JSON the whole line);
  *  another negative code from the iterator (DW_ETIMEDOUT, ...).
- * `err` (may be NULL) gets a message naming the framing and the problem. */
+ * On every error after the frame began, `payload` holds every byte of the
+ * frame consumed so far, as received (length header and partial sentinel
+ * included): nothing is silently dropped.
+ * `err` (may be NULL) gets a message naming the framing and the problem.
+ * Cost is linear in the frame size whatever the chunking. Thread-safe for a
+ * shared marshaller (one iterator per thread). */
 int dw_unmarshall(const dw_marshaller *m, dw_iter *in, dw_buf *payload, dw_error *err);
 
 /* Payload level, what the application layer calls. The payload's type
@@ -98,12 +112,16 @@ int dw_unmarshall_payload(const dw_marshaller *m, dw_iter *in, void **payload, d
 /* Free a payload made by dw_unmarshall_payload on `m`. Accepts NULL. */
 void dw_payload_free(const dw_marshaller *m, void *payload);
 
-/* Find the first definite-length arbitrary block "#<d><digits><bytes>" in an
- * SCPI payload. On DW_OK, *data/ *len point into `p` at the block's bytes.
- * DW_ENOENT when there is no block, DW_EPROTO when its header is malformed
- * or it is longer than the payload. */
+/* Find the first arbitrary block in an SCPI payload (a '#' inside a
+ * double-quoted string or followed by a non-digit, "#H1F", starts none).
+ * For a definite block "#<d><digits><bytes>", *data/ *len are its bytes;
+ * for an indefinite block "#0<bytes>", the rest of the payload. They point
+ * into `p`. DW_ENOENT when there is no block, DW_EPROTO when the header is
+ * malformed or the block is longer than the payload. Thread-safe. */
 int dw_scpi_block_parse(const uint8_t *p, size_t n, const uint8_t **data, size_t *len);
-/* Append "#<d><len><bytes>" for data[0..len) to `out`. */
+/* Append the definite block "#<d><len><bytes>" for data[0..len) to `out`.
+ * DW_OK, DW_EINVAL when len has more than 9 digits, or DW_ENOMEM (`out`
+ * unchanged on error). */
 int dw_scpi_block_append(dw_buf *out, const uint8_t *data, size_t len);
 
 #ifdef __cplusplus
