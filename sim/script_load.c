@@ -641,7 +641,7 @@ static int parse_template_text(ctx *c, const cJSON *node, const char *str, size_
                 rc = fail_at(c, tpl_off(c, node, flags, i),
                              "hex digits come in pairs (one byte each)");
             else if (is_space(ch))
-                ;
+                hi = -1; /* white space between pairs */
             else if (h < 0)
                 rc =
                     fail_at(c, tpl_off(c, node, flags, i), "invalid hex digit '%c'", printable(ch));
@@ -1024,9 +1024,7 @@ static int parse_match(ctx *c, const cJSON *v, dw_sim_match *m, int *cap)
         rc = decode_base64(c, how, &m->bytes);
     } else if (!cJSON_IsString(how)) {
         rc = fail(c, how, "expected string");
-    } else if ((rc = regex_check(c, how)) != DW_OK) {
-        ;
-    } else {
+    } else if ((rc = regex_check(c, how)) == DW_OK) {
         int e = regcomp(&m->re, how->valuestring, flags);
         if (e != 0) {
             char msg[160];
@@ -1394,11 +1392,11 @@ static int parse_periodic(ctx *c, const cJSON *v)
         uint64_t u = 0;
         if (!cJSON_IsObject(e))
             rc = fail(c, e, "expected object");
-        else if ((rc = members(c, e, keys, 3, vals)) != DW_OK)
-            ;
-        else if (!vals[0])
+        if (rc == DW_OK)
+            rc = members(c, e, keys, 3, vals);
+        if (rc == DW_OK && !vals[0])
             rc = fail(c, e, "missing \"every_ms\"");
-        else if (!vals[1])
+        if (rc == DW_OK && !vals[1])
             rc = fail(c, e, "missing \"send\"");
         if (rc == DW_OK) {
             size_t o2 = push_key(c, "every_ms");
