@@ -1,0 +1,168 @@
+/* What the Telnet client costs: round trips per second and latency of small
+ * "\n"-terminated requests through the application client over the Telnet
+ * transport, next to the same client over plain TCP, against the same
+ * devwire TCP server (an echoing application server), over 1 and 64
+ * connections, in alternating rounds of the same run. No 0xFF byte is sent
+ * and the client asks for no option, so the server needs no Telnet of its
+ * own: the difference is the client's filter.
+ *
+ * DW_BENCH_QUICK=1 runs a short version. Besides its table it prints
+ * "BENCH name value unit baseline ratio" lines for scripts/bench.sh. */
+#include <devwire/devwire.h>
+#include <devwire/telnet.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loadgen.h"
+
+static int echo(void *user, dw_conn *c, const void *request, void **response)
+{
+    (void)user;
+    (void)c;
+    const dw_buf *in = request;
+    dw_buf *out = calloc(1, sizeof *out);
+    if (!out || dw_buf_append(out, in->data, in->len) != DW_OK) {
+        free(out);
+        return DW_ENOMEM;
+    }
+    *response = out;
+    return DW_OK;
+}
+
+typedef struct conn {
+    dw_app_session *s;
+    dw_buf resp;
+} conn;
+
+static void *open_conn(void *ctx)
+{
+    conn *c = calloc(1, sizeof *c);
+    dw_error err;
+    dw_error_clear(&err);
+    if (!c || dw_app_client_connect(ctx, &c->s, &err) != DW_OK) {
+        fprintf(stderr, "bench_telnet: %s\n", dw_error_message(&err));
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int round_trip(void *p, const char *req, size_t n)
+{
+    conn *c = p;
+    if (dw_app_session_send_receive_bytes(c->s, req, n, &c->resp, NULL) != DW_OK)
+        return -1;
+    return c->resp.len == n && memcmp(c->resp.data, req, n) == 0 ? 0 : -1;
+}
+
+static void close_conn(void *p)
+{
+    conn *c = p;
+    dw_app_session_close(c->s);
+    dw_buf_free(&c->resp);
+    free(c);
+}
+
+static const bench_client_ops ops = {open_conn, round_trip, close_conn};
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const char *q = getenv("DW_BENCH_QUICK");
+    int quick = q && strcmp(q, "1") == 0;
+    double seconds = quick ? 0.25 : 0.5;
+    int rounds = quick ? 2 : 6;
+
+    dw_marshaller *lines = dw_sentinel_marshaller_new("\n", 1);
+    dw_app_server *app = dw_app_server_new(lines, lines, echo, NULL);
+    dw_tcp_server_options so;
+    dw_tcp_server_options_init(&so);
+    dw_server_handler h = dw_app_server_handler(app);
+    dw_tcp_server *server = NULL;
+    dw_error err;
+    dw_error_clear(&err);
+    if (!app || dw_tcp_server_new(&so, &h, &server, &err) != DW_OK ||
+        dw_tcp_server_start(server, &err) != DW_OK) {
+        fprintf(stderr, "bench_telnet: %s\n", dw_error_message(&err));
+        return 1;
+    }
+    dw_tcp_client_options co;
+    dw_tcp_client_options_init(&co);
+    co.host = "127.0.0.1";
+    co.port = dw_tcp_server_port(server);
+    dw_telnet_client_options to;
+    dw_telnet_client_options_init(&to);
+    to.tcp = co;
+    dw_client *tcp = dw_tcp_client_new(&co);
+    dw_client *telnet = dw_telnet_client_new(&to);
+    dw_app_client *tcp_app = tcp ? dw_app_client_new(tcp, lines, lines) : NULL;
+    dw_app_client *telnet_app = telnet ? dw_app_client_new(telnet, lines, lines) : NULL;
+    if (!tcp_app || !telnet_app) {
+        fprintf(stderr, "bench_telnet: out of memory\n");
+        return 1;
+    }
+
+    printf("bench_telnet: application client over Telnet vs over TCP, same devwire server, "
+           "%s; medians of %d alternating rounds of %.2f s\n",
+           quick ? "quick run" : "full run", rounds, seconds);
+    printf("ratio = Telnet over TCP (rt/s: 1.00 = no overhead)\n\n");
+    printf("%6s | %11s %9s %9s | %11s %9s %9s | %6s\n", "conns", "telnet rt/s", "p50 us", "p99 us",
+           "tcp rt/s", "p50 us", "p99 us", "ratio");
+    static const int counts[] = {1, 64};
+    int status = 0;
+    for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++) {
+        int n = counts[ci];
+        double rps[2][16], p50[2][16], p99[2][16], ratio[16];
+        for (int r = 0; r < rounds; r++) {
+            for (int half = 0; half < 2; half++) {
+                int side = (r + half) % 2; /* 0 telnet, 1 tcp; alternate who goes first */
+                bench_result res;
+                int rc = bench_run(&ops, side == 0 ? (void *)telnet_app : (void *)tcp_app, n,
+                                   seconds, &res);
+                if (rc != 0 || res.failures) {
+                    fprintf(stderr, "bench_telnet: %s at %d connections: %llu failure(s)\n",
+                            side == 0 ? "telnet" : "tcp", n, (unsigned long long)res.failures);
+                    status = 1;
+                }
+                rps[side][r] = res.rps;
+                p50[side][r] = res.p50_us;
+                p99[side][r] = res.p99_us;
+            }
+            ratio[r] = rps[1][r] > 0 ? rps[0][r] / rps[1][r] : 0;
+        }
+        double t_rps = median(rps[0], rounds), t50 = median(p50[0], rounds),
+               t99 = median(p99[0], rounds);
+        double c_rps = median(rps[1], rounds), c50 = median(p50[1], rounds),
+               c99 = median(p99[1], rounds);
+        double rt = median(ratio, rounds);
+        printf("%6d | %11.0f %9.1f %9.1f | %11.0f %9.1f %9.1f | %5.2fx\n", n, t_rps, t50, t99,
+               c_rps, c50, c99, rt);
+        printf("BENCH telnet_rt_%dconn %.0f rt/s %.0f %.2f\n", n, t_rps, c_rps, rt);
+        printf("BENCH telnet_p99_%dconn %.1f us %.1f %.2f\n", n, t99, c99, c99 > 0 ? t99 / c99 : 0);
+        fflush(stdout);
+    }
+
+    dw_app_client_free(telnet_app);
+    dw_app_client_free(tcp_app);
+    dw_client_free(telnet);
+    dw_client_free(tcp);
+    dw_tcp_server_free(server);
+    dw_app_server_free(app);
+    dw_marshaller_free(lines);
+    return status;
+}
