@@ -7,6 +7,7 @@
  * CPU time. Each cell is the best of several passes over a ~16 MiB stream
  * (one 16 MiB frame for the largest size). DW_BENCH_QUICK=1 shortens the
  * run. */
+#include <ctype.h>
 #include <devwire/devwire.h>
 
 #include <stdio.h>
@@ -260,6 +261,20 @@ int main(void)
             for (size_t c = 0; c < NC; c++)
                 printf(" %12.2f", mbs[NKINDS][f][c] / mbs[k][f][c]);
             printf("\n");
+        }
+    }
+
+    /* For scripts/bench.sh: BENCH name value unit baseline ratio, 64 KiB
+     * chunks, 1 KiB and 16 MiB frames, next to the baseline. */
+    for (int k = 0; k < NKINDS; k++) {
+        for (size_t f = 0; f < NF; f += NF - 1) {
+            char name[64];
+            int len = snprintf(name, sizeof name, "framing_%s_%s", kind_names[k], frame_names[f]);
+            for (int i = 0; i < len && i < (int)sizeof name; i++)
+                if (!isalnum((unsigned char)name[i]) && name[i] != '-')
+                    name[i] = '_';
+            double b = mbs[NKINDS][f][NC - 1], v = mbs[k][f][NC - 1];
+            printf("BENCH %s %.0f MB/s %.0f %.2f\n", name, v, b, b > 0 ? v / b : 0);
         }
     }
 

@@ -226,11 +226,19 @@ int main(void)
                median(cpu[0], pairs), median(rps[1], pairs), median(p50[1], pairs),
                median(p99[1], pairs), median(cpu[1], pairs), median(ratio, pairs),
                median(cpu_ratio, pairs));
+        /* For scripts/bench.sh: BENCH name value unit baseline ratio. */
+        printf("BENCH server_rt_%dconn %.0f rt/s %.0f %.2f\n", n, median(rps[0], pairs),
+               median(rps[1], pairs), median(ratio, pairs));
+        printf("BENCH server_p99_%dconn %.1f us %.1f %.2f\n", n, median(p99[0], pairs),
+               median(p99[1], pairs),
+               median(p99[1], pairs) > 0 ? median(p99[0], pairs) / median(p99[1], pairs) : 0);
         fflush(stdout);
     }
     printf("\nidle connection after one round trip (RSS growth over %d connections, client "
            "side included): devwire %.1f KiB, baseline %.1f KiB\n",
            idle, dw_kib, base_kib);
+    printf("BENCH idle_conn_memory %.1f KiB %.1f %.2f\n", dw_kib, base_kib,
+           base_kib > 0 ? dw_kib / base_kib : 0);
 
     bench_baseline_stop(base);
     dw_app_client_free(client);

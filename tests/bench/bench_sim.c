@@ -324,8 +324,8 @@ int main(void)
         return 1;
     printf("\nsimulator (10 exact rules) vs bare devwire TCP server (echoing app server)\n");
     printf("%6s | %12s | %12s | %6s\n", "conns", "sim rt/s", "bare rt/s", "ratio");
-    static const int conns[] = {1, 64};
-    for (int ci = 0; ci < 2; ci++) {
+    static const int conns[] = {1, 64, 512};
+    for (int ci = 0; ci < 3; ci++) {
         double a[8], b[8], r[8];
         for (int k = 0; k < rounds; k++) {
             /* Alternate which side goes first so machine noise hits both. */
@@ -343,6 +343,9 @@ int main(void)
         double ratio = median(r, rounds);
         printf("%6d | %12.0f | %12.0f | %5.2fx%s\n", conns[ci], median(a, rounds),
                median(b, rounds), ratio, ratio >= 0.7 ? "" : "  (below the 0.7x target)");
+        /* For scripts/bench.sh: BENCH name value unit baseline ratio. */
+        printf("BENCH sim_rt_%dconn %.0f rt/s %.0f %.2f\n", conns[ci], median(a, rounds),
+               median(b, rounds), ratio);
     }
     sim_stop(&sim);
 
@@ -369,6 +372,8 @@ int main(void)
             base64 = m64;
         printf("%8zu | %12.0f | %12.0f | %9.2fx   (start-up with this script: %.2f s)\n", sizes[k],
                m1, m64, base64 > 0 ? m64 / base64 : 0, load_s);
+        printf("BENCH sim_rules_%zu_64conn %.0f rt/s %.0f %.2f\n", sizes[k], m64, base64,
+               base64 > 0 ? m64 / base64 : 0);
     }
 
 #ifdef DW_BENCH_HAVE_SIM_CORE
@@ -386,6 +391,8 @@ int main(void)
         if (k == 0)
             e10 = m;
         printf("%8zu | %14.0f | %9.2fx\n", sizes[k], m, e10 > 0 ? m / e10 : 0);
+        printf("BENCH engine_rules_%zu %.0f decisions/s %.0f %.2f\n", sizes[k], m, e10,
+               e10 > 0 ? m / e10 : 0);
     }
 #endif
 
