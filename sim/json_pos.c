@@ -83,9 +83,18 @@ static int fail(scanner *sc, size_t off, const char *fmt, ...)
         if (!f->is_object) {
             append_path(syn->path, sizeof syn->path, &len, "[%zu]", f->index);
         } else if (f->key_off != NO_KEY) {
-            int klen = f->key_len > 64 ? 64 : (int)f->key_len;
-            append_path(syn->path, sizeof syn->path, &len, "%s%.*s", len ? "." : "", klen,
-                        (const char *)sc->s + f->key_off);
+            /* As the loader writes paths: plain keys after a dot, others
+             * (shown as written, escapes and all) in ["..."]. */
+            int klen = f->key_len > 60 ? 60 : (int)f->key_len;
+            const char *k = (const char *)sc->s + f->key_off;
+            int plain = klen > 0;
+            for (int j = 0; j < klen && plain; j++)
+                plain = (k[j] >= 'a' && k[j] <= 'z') || (k[j] >= 'A' && k[j] <= 'Z') ||
+                        (k[j] >= '0' && k[j] <= '9') || k[j] == '_' || k[j] == '-' || k[j] == '$';
+            if (plain)
+                append_path(syn->path, sizeof syn->path, &len, "%s%.*s", len ? "." : "", klen, k);
+            else
+                append_path(syn->path, sizeof syn->path, &len, "[\"%.*s\"]", klen, k);
         }
     }
     va_list ap;

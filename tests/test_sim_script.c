@@ -854,6 +854,9 @@ Test(script_errors, json_syntax)
          "as {\"hex\": ...} or {\"base64\": ...}"},
         {"{'a': '\\ud800'}",
          "t.json:1:8: a: JSON syntax error: unpaired surrogate \\uD800 in a string"},
+        {"{'state': {'a b': 01}}",
+         "t.json:1:19: state[\"a b\"]: JSON syntax error: invalid number: leading zeros are not "
+         "allowed"},
         {"{'a': [1, {'b': [true, @]}]}",
          "t.json:1:24: a[1].b[1]: JSON syntax error: unexpected '@', expected a value"},
         {"{\n  'name': 'line\nbreak'\n}",
