@@ -72,6 +72,9 @@ static void run_free(run *r)
     dw_buf_free(&r->written);
 }
 
+/* Nonzero: the filters of run_filter write into a sink that fails so. */
+static int run_fail_writes;
+
 static void run_filter(const dw_telnet_options *o, const uint8_t *data, size_t len,
                        const size_t *cuts, size_t ncuts, run *r)
 {
@@ -81,7 +84,7 @@ static void run_filter(const dw_telnet_options *o, const uint8_t *data, size_t l
     memcpy(copy, data, len);
     dw_mem_iter mem;
     dw_mem_iter_init(&mem, copy, len, cuts, ncuts);
-    sink k = {0};
+    sink k = {.fail_with = run_fail_writes};
     dw_telnet *t = dw_telnet_new(o, &mem.base, sink_write, &k);
     cr_assert(not(eq(ptr, t, NULL)));
     dw_iter *it = dw_telnet_iter(t);
@@ -471,11 +474,20 @@ Test(telnet_filter, failed_answer_fails_the_read)
     size_t n;
     dw_iter *it = dw_telnet_iter(t);
     cr_assert(eq(int, dw_iter_next(it, &p, &n), DW_OK), "data before the failure first");
-    cr_assert(eq(sz, n, 2));
+    cr_assert(eq(sz, n, 1), "the data ends where the answer was due");
+    cr_assert(eq(u8, p[0], 'a'));
     cr_assert(eq(int, dw_iter_next(it, &p, &n), DW_EPIPE));
     cr_expect(not(eq(ptr, strstr(dw_telnet_error_message(t), "broken pipe"), NULL)), "message: %s",
               dw_telnet_error_message(t));
     dw_telnet_free(t);
+
+    /* The same at every split, also when a protocol failure follows in the
+     * same chunk: the failed answer came first. */
+    run_fail_writes = DW_EPIPE;
+    expect_filter(&o, s, sizeof s, S("a"), NULL, 0, DW_EPIPE);
+    const uint8_t s2[] = {'a', IAC, DO, 99, 'b', IAC, SB, O_COMPRESS2, IAC, SE, 'c'};
+    expect_filter(&o, s2, sizeof s2, S("a"), NULL, 0, DW_EPIPE);
+    run_fail_writes = 0;
 }
 
 Test(telnet_filter, send_escapes_0xff_in_one_write)
@@ -513,6 +525,8 @@ Test(telnet_filter, every_byte_value_round_trips)
     for (size_t i = 0; i < sizeof all; i++)
         all[i] = (uint8_t)(i * 7 + (i >> 8));
     dw_buf wire = DW_BUF_INIT;
+    cr_assert(eq(int, dw_telnet_escape("", 0, &wire), DW_OK), "nothing into an empty buffer");
+    cr_assert(eq(sz, wire.len, 0));
     cr_assert(eq(int, dw_telnet_escape(all, sizeof all, &wire), DW_OK));
     size_t ff = 0;
     for (size_t i = 0; i < sizeof all; i++)

@@ -29,6 +29,8 @@ struct dw_telnet {
     dw_buf out;  /* outgoing bytes collected from TELNET_EV_SEND events */
     int failed;  /* sticky: DW_EPROTO or a write error; 0 while healthy */
     int write_failed;
+    int in_recv;     /* inside telnet_recv on the reader's behalf */
+    size_t out_mark; /* data.len when the first byte of `out` was due */
     char message[256];
     uint8_t local[32]; /* bit per option: in effect on our side */
     uint8_t remote[32];
@@ -120,6 +122,36 @@ static void negotiated(dw_telnet *t, const char *what, unsigned char opt)
                option_name(opt), (unsigned)opt);
 }
 
+/* Write what libtelnet produced. Called with the lock held. Answers to
+ * commands that came before a protocol failure still go out (nothing is
+ * collected after it), and a failed write ends the data where its first
+ * answer was due: so what is read and written does not depend on where the
+ * chunks were cut. After a failed write nothing more is tried. */
+static int flush_out(dw_telnet *t)
+{
+    int rc = DW_OK;
+    if (t->out.len && !t->write_failed) {
+        rc = t->write(t->write_user, t->out.data, t->out.len);
+        if (rc != DW_OK) {
+            t->write_failed = 1;
+            if (t->in_recv)
+                dw_buf_truncate(&t->data, t->out_mark);
+            fail(t, rc, "sending to the peer: %s", dw_strerror(rc));
+        }
+    }
+    dw_buf_clear(&t->out);
+    return rc;
+}
+
+/* A failure in the stream: answers due before it leave first. */
+static void protocol_error(dw_telnet *t, const char *what)
+{
+    if (t->failed)
+        return;
+    flush_out(t);
+    fail(t, DW_EPROTO, "%s", what);
+}
+
 static void on_event(telnet_t *tn, telnet_event_t *ev, void *user)
 {
     (void)tn;
@@ -133,7 +165,11 @@ static void on_event(telnet_t *tn, telnet_event_t *ev, void *user)
             fail(t, DW_ENOMEM, "out of memory");
         break;
     case TELNET_EV_SEND:
-        if (!t->failed && dw_buf_append(&t->out, ev->data.buffer, ev->data.size) != DW_OK)
+        if (t->failed)
+            break;
+        if (t->out.len == 0)
+            t->out_mark = t->data.len;
+        if (dw_buf_append(&t->out, ev->data.buffer, ev->data.size) != DW_OK)
             fail(t, DW_ENOMEM, "out of memory");
         break;
     case TELNET_EV_WILL:
@@ -157,7 +193,7 @@ static void on_event(telnet_t *tn, telnet_event_t *ev, void *user)
          * COMPRESS2 IAC SE, agreed or not; we never agree to it, so a
          * compressed stream is a peer we cannot follow. */
         if (ev->compress.state)
-            fail(t, DW_EPROTO, "peer started MCCP2 compression, which was not negotiated");
+            protocol_error(t, "peer started MCCP2 compression, which was not negotiated");
         break;
     case TELNET_EV_WARNING:
         /* Past its 16 KiB subnegotiation buffer libtelnet drops back to
@@ -165,7 +201,7 @@ static void on_event(telnet_t *tn, telnet_event_t *ev, void *user)
          * the application as data: refuse the stream instead. The event
          * carries no usable code, only this text. */
         if (ev->error.msg && strstr(ev->error.msg, "buffer size limit")) {
-            fail(t, DW_EPROTO, "subnegotiation longer than libtelnet's limit: %s", ev->error.msg);
+            protocol_error(t, "subnegotiation longer than libtelnet's 16 KiB buffer");
             break;
         }
         if (dw_log_enabled(t->opts.logger, DW_LOG_DEBUG))
@@ -173,31 +209,13 @@ static void on_event(telnet_t *tn, telnet_event_t *ev, void *user)
         break;
     case TELNET_EV_ERROR:
         /* ev->error.errcode is never filled in by libtelnet: keep the text. */
-        fail(t, DW_EPROTO, "%s", ev->error.msg ? ev->error.msg : "protocol error");
+        protocol_error(t, ev->error.msg ? ev->error.msg : "protocol error");
         break;
     default:
         /* IAC commands (NOP, GA, AYT, ...), subnegotiations of options we
          * refused (TTYPE, ENVIRON, ZMP, MSSP): nothing to do. */
         break;
     }
-}
-
-/* Write what libtelnet produced. Called with the lock held. Answers to
- * commands that came before a protocol failure in the same chunk still go
- * out (nothing is collected after it), so what is written does not depend
- * on where the chunks were cut; after a failed write nothing is tried. */
-static int flush_out(dw_telnet *t)
-{
-    int rc = DW_OK;
-    if (t->out.len && !t->write_failed) {
-        rc = t->write(t->write_user, t->out.data, t->out.len);
-        if (rc != DW_OK) {
-            t->write_failed = 1;
-            fail(t, rc, "sending to the peer: %s", dw_strerror(rc));
-        }
-    }
-    dw_buf_clear(&t->out);
-    return rc;
 }
 
 static int filter_pull(dw_iter *base, const uint8_t **data, size_t *len)
@@ -219,8 +237,10 @@ static int filter_pull(dw_iter *base, const uint8_t **data, size_t *len)
             return rc;
         pthread_mutex_lock(&t->lock);
         if (!t->failed) {
+            t->in_recv = 1;
             telnet_recv(t->tn, (const char *)p, n);
             flush_out(t);
+            t->in_recv = 0;
         }
         pthread_mutex_unlock(&t->lock);
         /* Data first; a failure met after it is returned by the next pull. */
@@ -321,6 +341,8 @@ dw_iter *dw_telnet_wrap(dw_telnet *t, dw_iter *inner)
 
 int dw_telnet_escape(const void *p, size_t n, dw_buf *out)
 {
+    if (n == 0)
+        return DW_OK; /* `out` may have no storage yet */
     const uint8_t *s = p;
     size_t extra = 0;
     for (size_t i = 0; i < n; i++)

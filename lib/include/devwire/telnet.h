@@ -101,9 +101,11 @@ int dw_telnet_start(dw_telnet *t);
  * negotiation is never returned empty: the filter pulls again. Returns the
  * inner iterator's DW_EOF and errors as they come, DW_EPROTO (sticky) when
  * the stream is not Telnet it can follow, or the write callback's error
- * when an answer could not be sent (sticky too); data that arrived before
- * an error is returned first. Bytes given back with dw_iter_unread stay
- * in the filter. One reader thread at a time. */
+ * when an answer could not be sent (sticky too). The data bytes that came
+ * before the failure in the stream (before the command whose answer failed)
+ * are returned first, so data, answers and the ending are the same however
+ * the inner chunks were cut. Bytes given back with dw_iter_unread stay in
+ * the filter. One reader thread at a time. */
 dw_iter *dw_telnet_iter(dw_telnet *t);
 
 /* Make `inner` the iterator the filter reads from (a server's handler gets
