@@ -48,6 +48,7 @@ struct dw_sim_session {
     sim_state own; /* used when scope is per connection */
     sim_state *st;
     _Atomic int hung;
+    dw_buf scratch; /* a rendered payload before framing, reused */
 };
 
 static uint64_t hash_bytes(const uint8_t *p, size_t n)
@@ -225,6 +226,7 @@ void dw_sim_session_free(dw_sim_session *s)
         return;
     if (s->st == &s->own)
         state_destroy(&s->own, s->e->script);
+    dw_buf_free(&s->scratch);
     free(s);
 }
 
@@ -352,7 +354,7 @@ static int render(const dw_sim_template *t, const sim_state *st, const uint8_t *
 
 static int apply_action(dw_sim_engine *e, sim_state *st, size_t action_id, const dw_sim_action *a,
                         _Atomic uint64_t *hits, const char *name, const uint8_t *req,
-                        const captures *c, dw_sim_outcome *out, dw_error *err)
+                        const captures *c, dw_sim_outcome *out, dw_buf *payload, dw_error *err)
 {
     const dw_sim_script *s = e->script;
     uint64_t nth = hits ? atomic_fetch_add(hits, 1) + 1 : 0;
@@ -404,27 +406,24 @@ static int apply_action(dw_sim_engine *e, sim_state *st, size_t action_id, const
         }
     }
     if (pick != SIZE_MAX) {
-        dw_buf payload = DW_BUF_INIT;
         for (size_t f = 0; f < a->nframes[pick]; f++) {
-            dw_buf_clear(&payload);
-            int rc = render(&a->replies[pick][f], st, req, c, &payload);
+            dw_buf_clear(payload);
+            int rc = render(&a->replies[pick][f], st, req, c, payload);
             if (rc == DW_OK) {
                 dw_error merr;
-                dw_error_clear(&merr);
-                rc = dw_marshall(e->resp_m, payload.data, payload.len, &out->bytes, &merr);
+                merr.code = DW_OK;
+                merr.message[0] = 0;
+                rc = dw_marshall(e->resp_m, payload->data, payload->len, &out->bytes, &merr);
                 if (rc != DW_OK && rc != DW_ENOMEM) {
                     dw_error_set(err, DW_EINVAL, "%s: reply %zu frame %zu cannot be framed: %s",
                                  name, pick, f, dw_error_message(&merr));
                     rc = DW_EINVAL;
                 }
             }
-            if (rc != DW_OK) {
-                dw_buf_free(&payload);
+            if (rc != DW_OK)
                 return rc;
-            }
             out->nframes++;
         }
-        dw_buf_free(&payload);
     }
     if (s->prompt.len)
         return dw_buf_append(&out->bytes, s->prompt.data, s->prompt.len);
@@ -448,8 +447,11 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
 {
     static const uint8_t none[1] = {0};
     const dw_sim_script *s = e->script;
-    dw_buf_free(&out->bytes);
+    /* Reuse the byte buffer's storage from one request to the next. */
+    dw_buf keep = out->bytes;
     dw_sim_outcome_init(out);
+    out->bytes = keep;
+    dw_buf_clear(&out->bytes);
     if (!req)
         req = none;
     atomic_fetch_add(&e->requests, 1);
@@ -481,7 +483,7 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
         out->index = i;
         out->name = s->steps[i].name ? s->steps[i].name : "step";
         rc = apply_action(e, st, i, &s->steps[i].action, &e->step_hits[i], out->name, req, &c, out,
-                          err);
+                          &ss->scratch, err);
     } else {
         size_t r = find_rule(e, req, n, &c);
         if (r != SIZE_MAX) {
@@ -489,14 +491,14 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
             out->index = r;
             out->name = s->rules[r].name ? s->rules[r].name : "rule";
             rc = apply_action(e, st, s->nsteps + r, &s->rules[r].action, &e->rule_hits[r],
-                              out->name, req, &c, out, err);
+                              out->name, req, &c, out, &ss->scratch, err);
         } else {
             out->source = DW_SIM_BY_UNMATCHED;
             out->name = "unmatched";
             atomic_fetch_add(&e->unmatched, 1);
             captures_whole(&c, n);
             rc = apply_action(e, st, s->nsteps + s->nrules, &s->unmatched, NULL, out->name, req, &c,
-                              out, err);
+                              out, &ss->scratch, err);
             out->close = s->unmatched_close;
         }
     }

@@ -192,12 +192,12 @@ static int do_ask(const char *addr, const char *script_path, const char *request
         o.tcp.port = port;
         o.tcp.timeout_ms = timeout_ms;
         o.tcp.connect_timeout_ms = timeout_ms;
-        if (script->prompt.len) {
+        /* The banner is known: read up to its end (or, if a template made
+         * it unpredictable, until the line goes quiet). */
+        if (banner.len) {
             o.banner = DW_TELNET_BANNER_PROMPT;
-            o.banner_prompt = script->prompt.data;
-            o.banner_prompt_len = script->prompt.len;
-        } else if (banner.len) {
-            o.banner = DW_TELNET_BANNER_QUIET;
+            o.banner_prompt = banner.data;
+            o.banner_prompt_len = banner.len;
         }
         tc = dw_telnet_client_new(&o);
     } else {
@@ -217,8 +217,8 @@ static int do_ask(const char *addr, const char *script_path, const char *request
         goto out;
     }
     rc = dw_app_client_connect(ac, &as, &err);
-    if (rc == DW_OK && script->transport != DW_SIM_TELNET && banner.len + script->prompt.len)
-        rc = skip_bytes(dw_app_session_transport(as), banner.len + script->prompt.len, &err);
+    if (rc == DW_OK && script->transport != DW_SIM_TELNET && banner.len)
+        rc = skip_bytes(dw_app_session_transport(as), banner.len, &err);
     if (rc == DW_OK)
         rc = dw_app_session_send_receive_bytes(as, request, strlen(request), &reply, &err);
     if (rc != DW_OK) {

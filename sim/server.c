@@ -161,9 +161,6 @@ static int on_open(void *user, dw_conn *c)
     }
     dw_buf banner = DW_BUF_INIT;
     rc = dw_sim_engine_banner(sc->gen->engine, sc->sess, &banner);
-    /* A console shows its prompt at once, after the banner. */
-    if (rc == DW_OK)
-        rc = dw_buf_append(&banner, script->prompt.data, script->prompt.len);
     if (rc == DW_OK && banner.len) {
         pthread_mutex_lock(&sc->wlock);
         rc = conn_send(sc, banner.data, banner.len);

@@ -3,8 +3,9 @@
  * Each connection reads requests with the script's request framing, asks
  * the engine what to do and does it on the socket: the delay before a
  * reply, a reply written in pieces with real sleeps between them, faults
- * (close, RST, hang, garbage), the banner and the prompt on connect, the
- * prompt after each request handled (whether or not it had a reply). One timer thread sends the
+ * (close, RST, hang, garbage), the banner on connect (a console's banner
+ * ends with its prompt), the prompt after each request handled (whether or
+ * not it had a reply). One timer thread sends the
  * periodic messages to every connected client. A malformed or oversized frame, or a client
  * vanishing mid-frame, ends that connection only (logged once); the others go on.
  *

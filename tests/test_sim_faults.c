@@ -266,7 +266,7 @@ Test(sim_faults, telnet_transport_with_banner_prompt_and_0xff)
     static const char script[] =
         "{\"transport\": \"telnet\",\n"
         " \"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\r\\n\"},\n"
-        " \"banner\": \"console ready\\r\\n\", \"prompt\": \"> \",\n"
+        " \"banner\": \"console ready\\r\\n> \", \"prompt\": \"> \",\n"
         " \"rules\": [{\"when\": \"ver\", \"reply\": \"2.0\"},\n"
         "            {\"when\": \"bin\", \"reply\": {\"hex\": \"41ff42\"}}]}";
     dw_sim_proc p;
@@ -326,7 +326,7 @@ Test(sim_faults, ask_speaks_telnet)
     static const char script[] =
         "{\"transport\": \"telnet\",\n"
         " \"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\r\\n\"},\n"
-        " \"banner\": \"hello\\r\\n\", \"prompt\": \"> \",\n"
+        " \"banner\": \"hello\\r\\n> \", \"prompt\": \"> \",\n"
         " \"rules\": [{\"when\": \"ver\", \"reply\": \"2.0\"}]}";
     dw_sim_proc p;
     char *path = NULL;

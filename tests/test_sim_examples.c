@@ -1,0 +1,226 @@
+/* Every script in sim/examples/ validates and is served by devwire-sim, and
+ * each is driven through its own protocol with libdevwire's clients. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <devwire/devwire.h>
+#include <devwire/telnet.h>
+
+#include "sim_proc.h"
+
+TestSuite(sim_examples, .timeout = 60);
+
+#define EXAMPLES DW_SOURCE_DIR "/sim/examples"
+
+static const char *err_of(dw_sim_proc *p)
+{
+    return p->err.data ? (const char *)p->err.data : "";
+}
+
+static void serve_example(dw_sim_proc *p, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", EXAMPLES, name);
+    const char *const args[] = {"--script", path, "--listen", "127.0.0.1:0", NULL};
+    int rc = dw_sim_proc_start(p, args, 1, 10000);
+    cr_assert(eq(int, rc, DW_OK), "%s did not start (%s):\n%s", name, dw_strerror(rc), err_of(p));
+}
+
+/* An application client with separate request and response framings. */
+typedef struct app {
+    dw_client *tc;
+    dw_marshaller *req, *resp;
+    dw_app_client *ac;
+    dw_app_session *s;
+    dw_buf reply;
+    dw_error err;
+} app;
+
+static void app_open(app *a, dw_client *tc, dw_marshaller *req, dw_marshaller *resp)
+{
+    memset(a, 0, sizeof *a);
+    a->tc = tc;
+    a->req = req;
+    a->resp = resp;
+    a->ac = dw_app_client_new(tc, req, resp ? resp : req);
+    cr_assert(a->ac != NULL);
+    cr_assert(eq(int, dw_app_client_connect(a->ac, &a->s, &a->err), DW_OK), "%s",
+              dw_error_message(&a->err));
+}
+
+static dw_client *tcp(uint16_t port)
+{
+    dw_tcp_client_options o;
+    dw_tcp_client_options_init(&o);
+    o.host = "127.0.0.1";
+    o.port = port;
+    o.timeout_ms = 5000;
+    return dw_tcp_client_new(&o);
+}
+
+static const dw_buf *app_ask(app *a, const void *p, size_t n)
+{
+    int rc = dw_app_session_send_receive_bytes(a->s, p, n, &a->reply, &a->err);
+    cr_assert(eq(int, rc, DW_OK), "request: %s", dw_error_message(&a->err));
+    dw_buf_nul_terminate(&a->reply);
+    return &a->reply;
+}
+
+static const char *app_ask_text(app *a, const char *text)
+{
+    return (const char *)app_ask(a, text, strlen(text))->data;
+}
+
+static void app_close(app *a)
+{
+    dw_app_session_close(a->s);
+    dw_app_client_free(a->ac);
+    dw_client_free(a->tc);
+    if (a->resp && a->resp != a->req)
+        dw_marshaller_free(a->resp);
+    dw_marshaller_free(a->req);
+    dw_buf_free(&a->reply);
+}
+
+Test(sim_examples, every_example_validates)
+{
+    DIR *d = opendir(EXAMPLES);
+    cr_assert(d != NULL, "%s", EXAMPLES);
+    struct dirent *de;
+    int n = 0;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
+            continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", EXAMPLES, de->d_name);
+        const char *const args[] = {"--validate", path, NULL};
+        dw_sim_proc p;
+        cr_expect(eq(int, dw_sim_proc_run(&p, args, 10000), 0), "%s:\n%s", de->d_name, err_of(&p));
+        dw_sim_proc_free(&p);
+        n++;
+    }
+    closedir(d);
+    cr_expect(n >= 4, "examples found: %d", n);
+}
+
+Test(sim_examples, scpi_signal_generator)
+{
+    dw_sim_proc p;
+    serve_example(&p, "sg.json");
+    app a;
+    app_open(&a, tcp(p.port), dw_sentinel_marshaller_new("\n", 1), dw_scpi_marshaller_new("\n", 1));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "*IDN?"), "ACME,SG-1000,0001,1.0.3"));
+    cr_assert(eq(int, dw_app_session_send_bytes(a.s, "FREQ 2500000", 12, &a.err), DW_OK));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "FREQ?"), "2500000"));
+    cr_assert(eq(int, dw_app_session_send_bytes(a.s, "outp on", 7, &a.err), DW_OK));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "OUTP?"), "on"), "case-insensitive match");
+    cr_expect(eq(str, (char *)app_ask_text(&a, "ERR?"), "-222,\"Data out of range\""));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "ERR?"), "-113,\"Undefined header\""));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "ERR?"), "0,\"No error\""));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "ERR?"), "0,\"No error\""), "the last repeats");
+    /* The waveform: a definite-length block holding the sentinel, written
+     * in pieces. */
+    const dw_buf *w = app_ask(&a, "WAVE?", 5);
+    const uint8_t *blk;
+    size_t blen;
+    cr_assert(eq(int, dw_scpi_block_parse(w->data, w->len, &blk, &blen), DW_OK));
+    cr_expect(eq(sz, blen, 16));
+    cr_expect(blk[2] == 0x0a && blk[5] == 0xff, "block bytes intact");
+    cr_expect(eq(str, (char *)app_ask_text(&a, "BOGUS"), "-113,\"Undefined header\""));
+    app_close(&a);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    dw_sim_proc_free(&p);
+}
+
+Test(sim_examples, binary_relay_board)
+{
+    dw_sim_proc p;
+    serve_example(&p, "relay.json");
+    app a;
+    app_open(&a, tcp(p.port), dw_fixed_marshaller_new(4), NULL);
+    static const uint8_t on1[] = {0xaa, 0x10, 0x01, 0x55}, on1r[] = {0xaa, 0x90, 0x01, 0x01};
+    static const uint8_t rd1[] = {0xaa, 0x01, 0x01, 0x55}, rd1r[] = {0xaa, 0x81, 0x01, 0x01};
+    static const uint8_t rd2[] = {0xaa, 0x01, 0x02, 0x55}, rd2r[] = {0xaa, 0x81, 0x02, 0x00};
+    static const uint8_t bad[] = {0x00, 0x00, 0x00, 0x00}, badr[] = {0xaa, 0xee, 0x00, 0x00};
+    cr_expect(memcmp(app_ask(&a, on1, 4)->data, on1r, 4) == 0, "switch relay 1 on");
+    cr_expect(memcmp(app_ask(&a, rd1, 4)->data, rd1r, 4) == 0, "relay 1 reads on");
+    cr_expect(memcmp(app_ask(&a, rd2, 4)->data, rd2r, 4) == 0, "relay 2 still off");
+    cr_expect(memcmp(app_ask(&a, bad, 4)->data, badr, 4) == 0, "unknown command");
+    app_close(&a);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    dw_sim_proc_free(&p);
+}
+
+Test(sim_examples, json_lines_pdu)
+{
+    dw_sim_proc p;
+    serve_example(&p, "pdu.json");
+    app a;
+    app_open(&a, tcp(p.port), dw_json_marshaller_new(), NULL);
+    const char *r = app_ask_text(&a, "{\"cmd\": \"identify\"}");
+    cr_expect(strstr(r, "\"model\":\"PD-4\"") != NULL, "%s", r);
+    r = app_ask_text(&a, "{\"cmd\": \"set\", \"outlet\": 1, \"on\": true}");
+    cr_expect(strstr(r, "\"on\":true") != NULL, "%s", r);
+    r = app_ask_text(&a, "{\"cmd\": \"status\"}");
+    cr_expect(strstr(r, "{\"outlet\":1,\"on\":true") != NULL, "state in the reply: %s", r);
+    r = app_ask_text(&a, "{\"cmd\": \"dance\"}");
+    cr_expect(strstr(r, "\"ok\":false") != NULL, "%s", r);
+    app_close(&a);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    dw_sim_proc_free(&p);
+}
+
+/* Read the console's prompt, which follows each reply. */
+static void expect_prompt(app *a)
+{
+    dw_iter *it = dw_session_iter(dw_app_session_transport(a->s));
+    char got[8] = {0};
+    size_t have = 0;
+    while (have < 7) {
+        const uint8_t *d;
+        size_t n;
+        cr_assert(eq(int, dw_iter_next(it, &d, &n), DW_OK), "reading the prompt");
+        size_t take = n > 7 - have ? 7 - have : n;
+        memcpy(got + have, d, take);
+        dw_iter_unread(it, n - take);
+        have += take;
+    }
+    cr_expect(eq(str, got, "sc200> "));
+}
+
+Test(sim_examples, telnet_console)
+{
+    dw_sim_proc p;
+    serve_example(&p, "console.json");
+    dw_telnet_client_options o;
+    dw_telnet_client_options_init(&o);
+    o.tcp.host = "127.0.0.1";
+    o.tcp.port = p.port;
+    o.tcp.timeout_ms = 5000;
+    o.banner = DW_TELNET_BANNER_PROMPT;
+    o.banner_prompt = "sc200> ";
+    o.banner_prompt_len = 7;
+    app a;
+    app_open(&a, dw_telnet_client_new(&o), dw_sentinel_marshaller_new("\r\n", 2), NULL);
+    const dw_buf *banner = dw_telnet_session_banner(dw_app_session_transport(a.s));
+    cr_assert(banner != NULL);
+    cr_expect(strstr((const char *)banner->data, "ACME SC-200") != NULL, "%s",
+              (const char *)banner->data);
+    cr_expect(
+        eq(str, (char *)app_ask_text(&a, "show version"), "SC-200 firmware 3.1 (build 4711)"));
+    expect_prompt(&a);
+    cr_expect(eq(str, (char *)app_ask_text(&a, "set hostname lab-2"), "hostname set to lab-2"));
+    expect_prompt(&a);
+    cr_expect(eq(str, (char *)app_ask_text(&a, "show hostname"), "lab-2"));
+    expect_prompt(&a);
+    cr_expect(eq(str, (char *)app_ask_text(&a, "reboot"), "% Unknown command: reboot"));
+    expect_prompt(&a);
+    app_close(&a);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    dw_sim_proc_free(&p);
+}
