@@ -242,6 +242,7 @@ dw_client *dw_telnet_client_new(const dw_telnet_client_options *o)
     c->base.ops = &client_ops;
     c->o = *o;
     c->o.telnet.name = NULL;
+    c->o.telnet.server = 0; /* this is the client side, whatever was asked */
     if (!c->o.banner_max)
         c->o.banner_max = 65536;
     if (o->banner == DW_TELNET_BANNER_PROMPT) {

@@ -163,7 +163,7 @@ typedef enum dw_telnet_banner_mode {
 
 typedef struct dw_telnet_client_options {
     dw_tcp_client_options tcp; /* host, port, timeouts, buffer, logger */
-    dw_telnet_options telnet;  /* the option table (server must stay 0);
+    dw_telnet_options telnet;  /* the option table (server is ignored);
                                   name is the connection's "HOST:PORT";
                                   logger NULL = tcp.logger */
     dw_telnet_banner_mode banner;
