@@ -148,25 +148,29 @@ typedef struct counting_iter {
     uint8_t byte;
 } counting_iter;
 
+/* Hands out bytes 1, 2, ... one at a time, with an empty chunk between
+ * them (which dw_iter_next must never pass on), then DW_ETIMEDOUT. */
 static int counting_pull(dw_iter *base, const uint8_t **data, size_t *len)
 {
     counting_iter *it = (counting_iter *)base;
     if (it->left == 0)
         return DW_ETIMEDOUT;
     it->left--;
-    it->byte++;
     *data = &it->byte;
-    *len = 1;
+    *len = it->left % 2;
+    if (*len)
+        it->byte++;
     return DW_OK;
 }
 
 Test(iter, custom_implementation)
 {
-    counting_iter it = {.left = 2};
+    counting_iter it = {.left = 5};
     dw_iter_init(&it.base, counting_pull);
     const uint8_t *d;
     size_t n;
     cr_assert(eq(int, dw_iter_next(&it.base, &d, &n), DW_OK));
+    cr_expect(eq(sz, n, 1), "empty chunks from the implementation are skipped");
     cr_expect(eq(u8, d[0], 1));
     dw_iter_unread(&it.base, 1);
     cr_assert(eq(int, dw_iter_next(&it.base, &d, &n), DW_OK));

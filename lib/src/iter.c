@@ -18,7 +18,13 @@ int dw_iter_next(dw_iter *it, const uint8_t **data, size_t *len)
         it->last_len = it->pending;
         it->pending = 0;
     } else {
-        int rc = it->pull(it, &it->last, &it->last_len);
+        /* An implementation may find nothing to hand out in what it read
+         * (a Telnet chunk of only commands): the contract still holds here,
+         * DW_OK always comes with at least one byte. */
+        int rc;
+        do
+            rc = it->pull(it, &it->last, &it->last_len);
+        while (rc == DW_OK && it->last_len == 0);
         if (rc != DW_OK) {
             it->last = NULL;
             it->last_len = 0;

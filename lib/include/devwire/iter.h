@@ -28,9 +28,10 @@ extern "C" {
 
 typedef struct dw_iter dw_iter;
 
-/* An implementation's "read more": same contract as dw_iter_next. It is never
- * called while unread bytes are pending, so the chunk it returned last stays
- * untouched until it is called again. */
+/* An implementation's "read more": same contract as dw_iter_next, except
+ * that an empty DW_OK chunk is allowed (dw_iter_next then pulls again). It is
+ * never called while unread bytes are pending, so the chunk it returned last
+ * stays untouched until it is called again. */
 typedef int (*dw_iter_pull_fn)(dw_iter *it, const uint8_t **data, size_t *len);
 
 struct dw_iter {
