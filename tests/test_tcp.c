@@ -60,6 +60,7 @@ typedef struct blast_arg {
 #define BLAST_THREADS 4
 #define BLAST_LINES   200
 #define BLAST_WIDTH   3000
+#define FLOOD_BYTES   ((size_t)64 << 20)
 
 static void *blast_main(void *p)
 {
@@ -100,6 +101,12 @@ static int cmd_request(void *user, dw_conn *c, dw_iter *in, dw_buf *out)
     } else if (strncmp(r, "sleep ", 6) == 0) {
         usleep((useconds_t)atoi(r + 6) * 1000);
         dw_buf_append_str(out, "slept\n");
+    } else if (strcmp(r, "flood") == 0) {
+        /* A response far larger than the socket buffers. */
+        if (dw_buf_reserve(out, FLOOD_BYTES) == DW_OK) {
+            memset(out->data, 'f', FLOOD_BYTES);
+            out->len = FLOOD_BYTES;
+        }
     } else if (strcmp(r, "blast") == 0) {
         pthread_t t[BLAST_THREADS];
         blast_arg a[BLAST_THREADS];
@@ -756,5 +763,85 @@ Test(tcp, many_short_connections_are_reaped)
     while (dw_tcp_server_connections(server) > 0)
         usleep(2000);
     cr_assert(eq(u64, dw_tcp_server_accepted(server), 300));
+    dw_client_free(c);
+}
+
+Test(tcp, client_send_timeout)
+{
+    dw_client *c = client_to("127.0.0.1", dw_tcp_server_port(server), 200);
+    dw_session *s = open_session(c);
+    size_t n = FLOOD_BYTES;
+    uint8_t *big = malloc(n);
+    memset(big, 'x', n);
+    /* The handler sleeps instead of reading: the buffers fill up. */
+    cr_assert(eq(int, dw_session_send(s, "sleep 3000\n", 11, NULL), DW_OK));
+    dw_error err;
+    int rc = dw_session_send(s, big, n, &err);
+    cr_assert(eq(int, rc, DW_ETIMEDOUT), "got %s", dw_err_name(rc));
+    char want[64];
+    snprintf(want, sizeof want, "send 127.0.0.1:%u: timed out after 200 ms",
+             dw_tcp_server_port(server));
+    cr_assert(eq(str, (char *)dw_error_message(&err), want));
+    free(big);
+    dw_session_close(s);
+    dw_client_free(c);
+}
+
+Test(tcp, server_drops_a_client_that_does_not_read)
+{
+    dw_tcp_server_options o;
+    dw_tcp_server_options_init(&o);
+    o.write_timeout_ms = 200;
+    dw_tcp_server *s = start_server(&o);
+    dw_client *c = client_to("127.0.0.1", dw_tcp_server_port(s), 5000);
+    dw_session *deaf = open_session(c);
+    cr_assert(eq(int, dw_session_send(deaf, "flood\n", 6, NULL), DW_OK));
+    wait_logged("the client is not reading (write timeout)");
+    expect_still_serving(s);
+    dw_session_close(deaf);
+    dw_client_free(c);
+    dw_tcp_server_free(s);
+}
+
+static void on_usr2(int sig)
+{
+    (void)sig;
+}
+
+typedef struct storm {
+    pthread_t target;
+    int stop;
+} storm;
+
+static void *storm_main(void *p)
+{
+    storm *st = p;
+    while (!__atomic_load_n(&st->stop, __ATOMIC_RELAXED)) {
+        pthread_kill(st->target, SIGUSR2);
+        usleep(5000);
+    }
+    return NULL;
+}
+
+Test(tcp, signals_neither_break_nor_stretch_a_wait)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr2; /* no SA_RESTART: blocking calls see EINTR */
+    sigaction(SIGUSR2, &sa, NULL);
+    dw_client *c = client_to("127.0.0.1", dw_tcp_server_port(server), 300);
+    dw_session *s = open_session(c);
+    storm st = {pthread_self(), 0};
+    pthread_t t;
+    pthread_create(&t, NULL, storm_main, &st);
+    expect_echo(s, "through the storm");
+    dw_buf resp = DW_BUF_INIT;
+    int rc = round_trip(s, "silent", &resp);
+    __atomic_store_n(&st.stop, 1, __ATOMIC_RELAXED);
+    pthread_join(t, NULL);
+    cr_assert(eq(int, rc, DW_ETIMEDOUT), "interrupted waits still end in a timeout: got %s",
+              dw_err_name(rc));
+    dw_buf_free(&resp);
+    dw_session_close(s);
     dw_client_free(c);
 }

@@ -249,27 +249,35 @@ long dw__sock_recv(int fd, void *p, size_t n, int timeout_ms)
 int dw__sock_send_all(int fd, const void *p, size_t n, int timeout_ms)
 {
     const uint8_t *d = p;
-    int64_t first_eintr = -1;
+    /* SO_SNDTIMEO bounds each send() call, and a peer that drains its
+     * buffer slowly lets every call make a little progress: the timeout
+     * must bound the whole write, so it is a deadline from the start. */
+    int64_t deadline = timeout_ms >= 0 ? dw__now_ms() + timeout_ms : 0;
+    int flags = MSG_NOSIGNAL;
     while (n > 0) {
-        ssize_t w = send(fd, d, n, MSG_NOSIGNAL);
+        ssize_t w = send(fd, d, n, flags);
         if (w >= 0) {
             d += w;
             n -= (size_t)w;
-            continue;
-        }
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return DW_ETIMEDOUT;
-        if (errno != EINTR)
+            if (n == 0)
+                break;
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
             return -errno;
-        if (timeout_ms >= 0) {
-            int64_t now = dw__now_ms();
-            if (first_eintr < 0)
-                first_eintr = now;
-            int64_t left = first_eintr + timeout_ms - now;
-            int rc = wait_fd(fd, POLLOUT, left > 0 ? (int)left : 0);
-            if (rc != DW_OK)
-                return rc;
         }
+        /* Slow path (partial write, timeout or signal): wait for room
+         * within what is left of the deadline, then write without
+         * blocking. */
+        int left = -1;
+        if (timeout_ms >= 0) {
+            int64_t l = deadline - dw__now_ms();
+            if (l <= 0)
+                return DW_ETIMEDOUT;
+            left = (int)l;
+        }
+        int rc = wait_fd(fd, POLLOUT, left);
+        if (rc != DW_OK)
+            return rc;
+        flags = MSG_NOSIGNAL | MSG_DONTWAIT;
     }
     return DW_OK;
 }

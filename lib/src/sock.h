@@ -42,7 +42,8 @@ int dw__sock_set_timeouts(int fd, int read_timeout_ms, int write_timeout_ms);
  * twice `timeout_ms`. */
 long dw__sock_recv(int fd, void *p, size_t n, int timeout_ms);
 
-/* Send all n bytes: DW_OK, DW_ETIMEDOUT, or -errno (DW_EPIPE, DW_ECONNRESET). */
+/* Send all n bytes within `timeout_ms` in all (-1: no limit): DW_OK,
+ * DW_ETIMEDOUT, or -errno (DW_EPIPE, DW_ECONNRESET). */
 int dw__sock_send_all(int fd, const void *p, size_t n, int timeout_ms);
 
 /* A dw_iter over a socket: each pull is one recv into the iterator's

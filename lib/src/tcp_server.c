@@ -143,13 +143,23 @@ static void *conn_main(void *arg)
     dw_tcp_server *s = c->srv;
     const dw_server_handler *h = &s->h;
     int rc = h->on_open ? h->on_open(h->user, c) : DW_OK;
-    while (rc == DW_OK) {
+    int wrc = DW_OK;
+    while (rc == DW_OK && wrc == DW_OK) {
         dw_buf_clear(&c->out);
         rc = h->on_request(h->user, c, &c->it.base, &c->out);
         if (rc == DW_OK && c->out.len > 0)
-            rc = dw_conn_write(c, c->out.data, c->out.len);
+            wrc = dw_conn_write(c, c->out.data, c->out.len);
     }
-    log_end(s, c, rc);
+    if (wrc == DW_ECLOSED)
+        dw_log(s->logger, DW_LOG_DEBUG, "%s: connection %llu closed by the handler", c->peer,
+               (unsigned long long)c->id);
+    else if (wrc != DW_OK)
+        dw_log(s->logger, DW_LOG_INFO, "%s: connection %llu dropped: sending a response: %s",
+               c->peer, (unsigned long long)c->id,
+               wrc == DW_ETIMEDOUT ? "the client is not reading (write timeout)"
+                                   : dw_strerror(wrc));
+    else
+        log_end(s, c, rc);
     if (h->on_close)
         h->on_close(h->user, c);
 
