@@ -51,6 +51,7 @@ fi
 
 logs=$build/valgrind
 rm -rf "$logs"; mkdir -p "$logs"
+logs=$(cd "$logs" && pwd)
 status=0
 summary=()
 for t in "${suites[@]}"; do
@@ -62,7 +63,7 @@ for t in "${suites[@]}"; do
   (cd "$build/tests" && valgrind --tool=memcheck --trace-children=yes --error-exitcode=99 \
       --leak-check=full --errors-for-leak-kinds=definite,indirect \
       --show-leak-kinds=definite,indirect --track-origins=yes --num-callers=30 \
-      --log-file="$PWD/$logs/$t.%p.log" "./$t" --jobs 1) >"$logs/$t.out" 2>&1
+      --log-file="$logs/$t.%p.log" "./$t" --jobs 1) >"$logs/$t.out" 2>&1
   rc=$?
   tail -n 1 "$logs/$t.out"
   # Every process (the runner and each forked test) has its own log.
@@ -71,7 +72,7 @@ for t in "${suites[@]}"; do
   procs=$(ls "$logs/$t".*.log 2>/dev/null | wc -l)
   line="$t: exit $rc, $errs memcheck error(s) in $procs process(es), $(( $(date +%s) - start )) s"
   summary+=("$line")
-  if [ "$rc" -ne 0 ] || [ "$errs" -ne 0 ]; then
+  if [ "$rc" -ne 0 ] || [ "$errs" -ne 0 ] || [ "$procs" -eq 0 ]; then
     status=1
     for f in "$logs/$t".*.log; do
       grep -q 'ERROR SUMMARY: 0 errors' "$f" || { echo "--- $f"; sed -n '1,80p' "$f"; }
