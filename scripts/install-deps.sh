@@ -7,7 +7,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-dev llvm
       libcjson-dev libtelnet-dev libcriterion-dev
-      valgrind socat inetutils-telnetd gnuplot-nox)
+      valgrind socat inetutils-telnetd gnuplot-nox python3-jsonschema)
 runtime_only=0
 for arg in "$@"; do
   case "$arg" in
