@@ -376,19 +376,24 @@ static void *timer_main(void *arg)
             if (due[i] < next)
                 next = due[i];
             for (sim_conn *sc = s->conns; sc; sc = sc->next) {
-                if (sc->gen != s->gen || dw_sim_session_hung(sc->sess))
+                /* The connection's generation and session change under
+                 * wlock (conn_bind): read them under it too. */
+                pthread_mutex_lock(&sc->wlock);
+                if (sc->gen != s->gen || dw_sim_session_hung(sc->sess)) {
+                    pthread_mutex_unlock(&sc->wlock);
                     continue;
+                }
                 dw_error err;
                 dw_error_clear(&err);
                 dw_buf_clear(&msg);
                 int rc = dw_sim_engine_periodic(sc->gen->engine, sc->sess, i, &msg, &err);
+                if (rc == DW_OK)
+                    conn_send(sc, msg.data, msg.len);
+                pthread_mutex_unlock(&sc->wlock);
                 if (rc != DW_OK) {
                     dw_log(s->logger, DW_LOG_ERROR, "%s", dw_error_message(&err));
                     continue;
                 }
-                pthread_mutex_lock(&sc->wlock);
-                conn_send(sc, msg.data, msg.len);
-                pthread_mutex_unlock(&sc->wlock);
                 dw_sim_transcript_event(s->transcript, sc->id, "periodic", msg.data, msg.len, NULL,
                                         NULL);
             }
