@@ -43,7 +43,13 @@ function what(n) {
   if (n ~ /_p99$/)              return "same load without chaos"
   return ""
 }
+# framing names come from the table labels: "sentinel \\n" -> sentinel__n
+function pretty(n) {
+  gsub(/__r_n/, "_crlf", n); gsub(/__n/, "_lf", n); gsub(/__+/, "_", n)
+  return n
+}
 function group(n) {
+  if (n ~ /memory/) return 6
   if (n ~ /^framing_/) return 1
   if (n ~ /^server_/) return 2
   if (n ~ /^sim_rt_/) return 3
@@ -56,7 +62,7 @@ BEGIN {
   printf "%-34s %12s %-12s %12s %7s  %s\n", "figure", "value", "unit", "baseline", "ratio", "baseline is"
   printf "%-34s %12s %-12s %12s %7s  %s\n", "------", "-----", "----", "--------", "-----", "-----------"
 }
-{ n++; name[n] = $2; val[n] = $3; unit[n] = $4; base[n] = $5; ratio[n] = $6; g[n] = group($2) }
+{ n++; name[n] = pretty($2); val[n] = $3; unit[n] = $4; base[n] = $5; ratio[n] = $6; g[n] = group($2) }
 END {
   for (k = 1; k <= 7; k++)
     for (i = 1; i <= n; i++)
