@@ -25,6 +25,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -83,6 +84,22 @@ void dw_tcp_server_options_init(dw_tcp_server_options *o)
     o->backlog = 512;
     o->write_timeout_ms = 10000;
     o->thread_stack_size = DEFAULT_STACK;
+}
+
+/* Start a thread with asynchronous signals blocked, so that the
+ * application's signal handlers (SIGINT calling dw_tcp_server_stop, say) run
+ * on the application's own threads, never in the middle of a handler. */
+static int spawn(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    static const int sync_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP};
+    for (size_t i = 0; i < sizeof sync_signals / sizeof sync_signals[0]; i++)
+        sigdelset(&all, sync_signals[i]);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(t, attr, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
 }
 
 static void list_unlink(dw_conn **head, dw_conn *c)
@@ -213,7 +230,7 @@ static void start_conn(dw_tcp_server *s, int fd, const char *peer)
     c->id = ++s->next_id;
     list_push(&s->live, c);
     __atomic_add_fetch(&s->nlive, 1, __ATOMIC_RELAXED);
-    int rc = pthread_create(&c->thread, &s->attr, conn_main, c);
+    int rc = spawn(&c->thread, &s->attr, conn_main, c);
     if (rc != 0) {
         list_unlink(&s->live, c);
         __atomic_sub_fetch(&s->nlive, 1, __ATOMIC_RELAXED);
@@ -376,7 +393,7 @@ int dw_tcp_server_start(dw_tcp_server *s, dw_error *err)
 {
     if (s->started || __atomic_load_n(&s->serving, __ATOMIC_ACQUIRE))
         return dw_error_set(err, DW_EINVAL, "start %s: already serving", s->addr);
-    int rc = pthread_create(&s->thread, NULL, server_main, s);
+    int rc = spawn(&s->thread, NULL, server_main, s);
     if (rc != 0)
         return dw_error_set(err, -rc, "start %s: cannot create a thread: %s", s->addr,
                             strerror(rc));

@@ -90,15 +90,19 @@ int dw_tcp_server_new(const dw_tcp_server_options *o, const dw_server_handler *h
 uint16_t dw_tcp_server_port(const dw_tcp_server *s);
 const char *dw_tcp_server_address(const dw_tcp_server *s);
 
-/* Serve in a background thread. */
+/* Serve in a background thread. The server's threads (this one and one per
+ * connection) run with asynchronous signals blocked, so signal handlers run
+ * on the application's threads. DW_OK, or DW_EINVAL if already serving. */
 int dw_tcp_server_start(dw_tcp_server *s, dw_error *err);
-/* Serve in the caller's thread until dw_tcp_server_stop. */
+/* Serve in the caller's thread until dw_tcp_server_stop; returns DW_OK once
+ * every connection is closed and every thread joined. */
 int dw_tcp_server_run(dw_tcp_server *s, dw_error *err);
 /* Ask the server to stop: stop accepting, let handlers finish their
  * current request, close connections, join threads. Returns at once.
  * Thread-safe and async-signal-safe (call it from a signal handler). */
 void dw_tcp_server_stop(dw_tcp_server *s);
-/* Stop, wait for every thread, free. Accepts NULL. */
+/* Stop, wait for every thread, free. Accepts NULL. If dw_tcp_server_run is
+ * serving on another thread, stop the server and let run return first. */
 void dw_tcp_server_free(dw_tcp_server *s);
 
 /* Connections open now and accepted in all. Thread-safe. */
