@@ -59,6 +59,16 @@ if [ "$do_build" = 1 ]; then
     echo "soak: build FAILED"; exit 1
   fi
 fi
+# Under AddressSanitizer memory figures mean nothing (shadow memory,
+# quarantine, larger stacks): they are printed, not held to their bounds; the
+# sanitizers check for leaks and memory errors instead (a server that finds
+# one exits non-zero, which fails the run).
+memory_checks=1
+if grep -q '^DW_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
+  memory_checks=0
+  rss_allowance_kib=100000000
+  echo "soak: sanitizer build: memory figures are not checked"
+fi
 soak_bin=$build/tests/soak/dw-soak
 chaos_bin=$build/tests/soak/dw-chaos
 sim_bin=$build/sim/devwire-sim
@@ -120,7 +130,8 @@ run_soak() { # NAME ROUND_TRIPS SECONDS SERVER-CMD...
   local conns=$idle_connections
   "$soak_bin" idle --connect "$server_addr" --pid "$pid" --connections "$conns" --label "$name" \
     | tee -a "$out/$name.load"
-  [ "${PIPESTATUS[0]}" -eq 0 ] || fail "$name: memory per idle connection above 64 KiB"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || [ "$memory_checks" = 0 ] ||
+    fail "$name: memory per idle connection above 64 KiB"
   stop_server "$name"
   # At the default level a clean soak logs no warning and no error.
   if grep -E ': (warn|error): ' "$out/$name.log" >/dev/null; then
