@@ -32,7 +32,12 @@ struct dw_sim_engine {
     /* Non-exact rules in script order. */
     size_t *inexact;
     size_t ninexact;
-    int has_regex;    /* some step or rule matches with a regex */
+    int has_regex; /* some step or rule matches with a regex */
+    /* Per action (steps, rules, unmatched): 1 if carrying it out reads or
+     * writes mutable state (sets, reply turns, variables in a reply), so it
+     * must hold the state's lock. A rule that answers with fixed text and
+     * captures runs lock-free: many connections, no convoy. */
+    uint8_t *needs_lock;
     sim_state shared; /* used when scope is shared */
     _Atomic uint64_t *rule_hits;
     _Atomic uint64_t *step_hits;
@@ -98,6 +103,20 @@ static void state_destroy(sim_state *st, const dw_sim_script *s)
     pthread_mutex_destroy(&st->lock);
 }
 
+static int action_needs_lock(const dw_sim_action *a)
+{
+    if (a->nsets)
+        return 1;
+    if (a->nreplies > 1 || (a->nreplies == 1 && a->after_last != DW_SIM_REPEAT_LAST))
+        return 1; /* reply turns */
+    for (size_t r = 0; r < a->nreplies; r++)
+        for (size_t f = 0; f < a->nframes[r]; f++)
+            for (size_t g = 0; g < a->replies[r][f].nsegs; g++)
+                if (a->replies[r][f].segs[g].kind == DW_SIM_SEG_VAR)
+                    return 1;
+    return 0;
+}
+
 int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error *err)
 {
     *out = NULL;
@@ -121,6 +140,17 @@ int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error
         return dw_error_set(err, DW_EINVAL, "%s: cannot build the framing",
                             script->path ? script->path : "script");
     }
+
+    e->needs_lock = calloc(nactions(script), 1);
+    if (!e->needs_lock) {
+        dw_sim_engine_free(e);
+        return dw_error_set(err, DW_ENOMEM, "engine: out of memory");
+    }
+    for (size_t i = 0; i < script->nsteps; i++)
+        e->needs_lock[i] = (uint8_t)action_needs_lock(&script->steps[i].action);
+    for (size_t i = 0; i < script->nrules; i++)
+        e->needs_lock[script->nsteps + i] = (uint8_t)action_needs_lock(&script->rules[i].action);
+    e->needs_lock[script->nsteps + script->nrules] = (uint8_t)action_needs_lock(&script->unmatched);
 
     size_t nexact = 0;
     for (size_t i = 0; i < script->nsteps; i++)
@@ -177,6 +207,7 @@ void dw_sim_engine_free(dw_sim_engine *e)
     dw_marshaller_free(e->resp_m);
     free(e->slots);
     free(e->inexact);
+    free(e->needs_lock);
     state_destroy(&e->shared, e->script);
     free(e->rule_hits);
     free(e->step_hits);
@@ -393,7 +424,9 @@ static int apply_action(dw_sim_engine *e, sim_state *st, size_t action_id, const
 
     /* Which reply of the list, if any. */
     size_t pick = SIZE_MAX;
-    if (a->nreplies) {
+    if (a->nreplies == 1 && a->after_last == DW_SIM_REPEAT_LAST) {
+        pick = 0; /* no turns to keep (and possibly no lock held) */
+    } else if (a->nreplies) {
         size_t t = st->turns[action_id];
         if (t < a->nreplies) {
             pick = t;
@@ -476,8 +509,15 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
     sim_state *st = ss->st;
     captures c;
     int rc;
-    pthread_mutex_lock(&st->lock);
-    if (st->step < s->nsteps && match(&s->steps[st->step].expect, req, n, &c)) {
+    /* With steps the cursor is state: hold the lock throughout. Without,
+     * matching reads only the immutable script, and the lock is taken only
+     * for an action that needs it. */
+    int locked = 0;
+    if (s->nsteps) {
+        pthread_mutex_lock(&st->lock);
+        locked = 1;
+    }
+    if (locked && st->step < s->nsteps && match(&s->steps[st->step].expect, req, n, &c)) {
         size_t i = st->step++;
         out->source = DW_SIM_BY_STEP;
         out->index = i;
@@ -486,23 +526,29 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
                           &ss->scratch, err);
     } else {
         size_t r = find_rule(e, req, n, &c);
+        size_t id = r != SIZE_MAX ? s->nsteps + r : s->nsteps + s->nrules;
+        if (!locked && e->needs_lock[id]) {
+            pthread_mutex_lock(&st->lock);
+            locked = 1;
+        }
         if (r != SIZE_MAX) {
             out->source = DW_SIM_BY_RULE;
             out->index = r;
             out->name = s->rules[r].name ? s->rules[r].name : "rule";
-            rc = apply_action(e, st, s->nsteps + r, &s->rules[r].action, &e->rule_hits[r],
-                              out->name, req, &c, out, &ss->scratch, err);
+            rc = apply_action(e, st, id, &s->rules[r].action, &e->rule_hits[r], out->name, req, &c,
+                              out, &ss->scratch, err);
         } else {
             out->source = DW_SIM_BY_UNMATCHED;
             out->name = "unmatched";
             atomic_fetch_add(&e->unmatched, 1);
             captures_whole(&c, n);
-            rc = apply_action(e, st, s->nsteps + s->nrules, &s->unmatched, NULL, out->name, req, &c,
-                              out, &ss->scratch, err);
+            rc = apply_action(e, st, id, &s->unmatched, NULL, out->name, req, &c, out, &ss->scratch,
+                              err);
             out->close = s->unmatched_close;
         }
     }
-    pthread_mutex_unlock(&st->lock);
+    if (locked)
+        pthread_mutex_unlock(&st->lock);
 
     if (out->source == DW_SIM_BY_UNMATCHED)
         keep_sample(e, req, n);
