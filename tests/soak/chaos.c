@@ -51,6 +51,8 @@ static struct {
 
 static int running = 1;             /* atomic */
 static int chaos_on;                /* atomic */
+static int measuring;               /* atomic: latency samples are kept (not during
+                                       the start-up and the tail) */
 static uint64_t events[NKINDS];     /* atomic: misbehaviours carried out */
 static uint64_t refusals_seen;      /* atomic */
 static uint64_t good_errors;        /* atomic: errors seen by well-behaved clients */
@@ -110,6 +112,7 @@ static void *good_main(void *arg)
             soak_sleep_ms((int)((next - now) / 1000000));
         next += period;
         int during_chaos = __atomic_load_n(&chaos_on, __ATOMIC_RELAXED);
+        int keep = __atomic_load_n(&measuring, __ATOMIC_RELAXED);
         soak_request(&req, &want, g->id, ++seq, 16);
         int64_t t0 = soak_now_ns();
         int rc = dw_app_session_send_receive_bytes(s, req.data, req.len, &reply, &err);
@@ -123,7 +126,8 @@ static void *good_main(void *arg)
             break;
         }
         __atomic_add_fetch(&good_round_trips, 1, __ATOMIC_RELAXED);
-        soak_lat_add(during_chaos ? &g->chaos : &g->calm, dt);
+        if (keep)
+            soak_lat_add(during_chaos ? &g->chaos : &g->calm, dt);
     }
     dw_buf_free(&req);
     dw_buf_free(&want);
@@ -637,11 +641,13 @@ int main(int argc, char **argv)
     if (slices < 2)
         slices = 2;
     int64_t t0 = soak_now_ns();
+    __atomic_store_n(&measuring, 1, __ATOMIC_RELAXED);
     for (int i = 0; i < slices; i++) {
         __atomic_store_n(&chaos_on, i % 2, __ATOMIC_RELAXED);
         soak_sleep_ms((int)(slice * 1000));
     }
     __atomic_store_n(&chaos_on, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&measuring, 0, __ATOMIC_RELAXED);
     soak_sleep_ms((int)(slice * 1000)); /* a calm tail, while the last misbehaviours finish */
     __atomic_store_n(&running, 0, __ATOMIC_RELAXED);
     for (size_t i = 0; i < nactors; i++)
