@@ -38,6 +38,19 @@ struct dw_sim_engine {
      * must hold the state's lock. A rule that answers with fixed text and
      * captures runs lock-free: many connections, no convoy. */
     uint8_t *needs_lock;
+    /* Per rule: its answer built once at load when it can never change (one
+     * literal reply, no set, no fault), so that a hit costs a lookup and a
+     * copy from one place, not a walk over the rule's templates. */
+    struct prebuilt {
+        uint8_t *data; /* framed frames then the prompt; NULL: not prebuilt */
+        size_t len;
+        size_t nframes;
+        const char *name;
+        unsigned delay_ms;
+        const size_t *split;
+        size_t nsplit;
+        unsigned split_delay_ms;
+    } * pre;
     sim_state shared; /* used when scope is shared */
     _Atomic uint64_t *rule_hits;
     _Atomic uint64_t *step_hits;
@@ -117,6 +130,47 @@ static int action_needs_lock(const dw_sim_action *a)
     return 0;
 }
 
+typedef struct captures captures;
+static int render(const dw_sim_template *t, const sim_state *st, const uint8_t *req,
+                  const captures *c, dw_buf *out);
+
+/* Build rule `r`'s answer now if it is fixed; leave p->data NULL if not (or
+ * if it cannot be framed: handling reports that at run time). */
+static void prebuild(const dw_sim_engine *e, const dw_sim_rule *r, struct prebuilt *p)
+{
+    const dw_sim_action *a = &r->action;
+    if (a->fault != DW_SIM_FAULT_NONE || a->nsets || a->nreplies != 1 ||
+        a->after_last != DW_SIM_REPEAT_LAST)
+        return;
+    for (size_t f = 0; f < a->nframes[0]; f++)
+        for (size_t g = 0; g < a->replies[0][f].nsegs; g++)
+            if (a->replies[0][f].segs[g].kind != DW_SIM_SEG_LITERAL)
+                return;
+    dw_buf out = DW_BUF_INIT, payload = DW_BUF_INIT;
+    int rc = DW_OK;
+    for (size_t f = 0; f < a->nframes[0] && rc == DW_OK; f++) {
+        dw_buf_clear(&payload);
+        rc = render(&a->replies[0][f], NULL, NULL, NULL, &payload);
+        if (rc == DW_OK)
+            rc = dw_marshall(e->resp_m, payload.data, payload.len, &out, NULL);
+    }
+    if (rc == DW_OK)
+        rc = dw_buf_append(&out, e->script->prompt.data, e->script->prompt.len);
+    dw_buf_free(&payload);
+    if (rc != DW_OK || !(out.data || dw_buf_reserve(&out, 1) == DW_OK)) {
+        dw_buf_free(&out);
+        return;
+    }
+    p->data = out.data;
+    p->len = out.len;
+    p->nframes = a->nframes[0];
+    p->name = r->name ? r->name : "rule";
+    p->delay_ms = a->delay_ms;
+    p->split = a->split;
+    p->nsplit = a->nsplit;
+    p->split_delay_ms = a->split_delay_ms;
+}
+
 int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error *err)
 {
     *out = NULL;
@@ -151,6 +205,14 @@ int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error
     for (size_t i = 0; i < script->nrules; i++)
         e->needs_lock[script->nsteps + i] = (uint8_t)action_needs_lock(&script->rules[i].action);
     e->needs_lock[script->nsteps + script->nrules] = (uint8_t)action_needs_lock(&script->unmatched);
+
+    e->pre = calloc(script->nrules ? script->nrules : 1, sizeof *e->pre);
+    if (!e->pre) {
+        dw_sim_engine_free(e);
+        return dw_error_set(err, DW_ENOMEM, "engine: out of memory");
+    }
+    for (size_t i = 0; i < script->nrules; i++)
+        prebuild(e, &script->rules[i], &e->pre[i]);
 
     size_t nexact = 0;
     for (size_t i = 0; i < script->nsteps; i++)
@@ -208,6 +270,10 @@ void dw_sim_engine_free(dw_sim_engine *e)
     free(e->slots);
     free(e->inexact);
     free(e->needs_lock);
+    if (e->pre)
+        for (size_t i = 0; i < e->script->nrules; i++)
+            free(e->pre[i].data);
+    free(e->pre);
     state_destroy(&e->shared, e->script);
     free(e->rule_hits);
     free(e->step_hits);
@@ -285,10 +351,10 @@ void dw_sim_outcome_free(dw_sim_outcome *o)
 #define NCAP 10
 
 /* Captures of the request: caps[k] = [so, eo) or so == -1 (no group). */
-typedef struct captures {
+struct captures {
     regoff_t so[NCAP];
     regoff_t eo[NCAP];
-} captures;
+};
 
 static void captures_whole(captures *c, size_t n)
 {
@@ -527,24 +593,38 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
     } else {
         size_t r = find_rule(e, req, n, &c);
         size_t id = r != SIZE_MAX ? s->nsteps + r : s->nsteps + s->nrules;
-        if (!locked && e->needs_lock[id]) {
-            pthread_mutex_lock(&st->lock);
-            locked = 1;
-        }
-        if (r != SIZE_MAX) {
+        const struct prebuilt *p = r != SIZE_MAX ? &e->pre[r] : NULL;
+        if (p && p->data) {
+            atomic_fetch_add(&e->rule_hits[r], 1);
             out->source = DW_SIM_BY_RULE;
             out->index = r;
-            out->name = s->rules[r].name ? s->rules[r].name : "rule";
-            rc = apply_action(e, st, id, &s->rules[r].action, &e->rule_hits[r], out->name, req, &c,
-                              out, &ss->scratch, err);
+            out->name = p->name;
+            out->nframes = p->nframes;
+            out->delay_ms = p->delay_ms;
+            out->split = p->split;
+            out->nsplit = p->nsplit;
+            out->split_delay_ms = p->split_delay_ms;
+            rc = dw_buf_append(&out->bytes, p->data, p->len);
         } else {
-            out->source = DW_SIM_BY_UNMATCHED;
-            out->name = "unmatched";
-            atomic_fetch_add(&e->unmatched, 1);
-            captures_whole(&c, n);
-            rc = apply_action(e, st, id, &s->unmatched, NULL, out->name, req, &c, out, &ss->scratch,
-                              err);
-            out->close = s->unmatched_close;
+            if (!locked && e->needs_lock[id]) {
+                pthread_mutex_lock(&st->lock);
+                locked = 1;
+            }
+            if (r != SIZE_MAX) {
+                out->source = DW_SIM_BY_RULE;
+                out->index = r;
+                out->name = s->rules[r].name ? s->rules[r].name : "rule";
+                rc = apply_action(e, st, id, &s->rules[r].action, &e->rule_hits[r], out->name, req,
+                                  &c, out, &ss->scratch, err);
+            } else {
+                out->source = DW_SIM_BY_UNMATCHED;
+                out->name = "unmatched";
+                atomic_fetch_add(&e->unmatched, 1);
+                captures_whole(&c, n);
+                rc = apply_action(e, st, id, &s->unmatched, NULL, out->name, req, &c, out,
+                                  &ss->scratch, err);
+                out->close = s->unmatched_close;
+            }
         }
     }
     if (locked)
