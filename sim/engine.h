@@ -24,10 +24,17 @@
  * comes before the exact hit, which keeps "the first matching rule wins".
  *
  * State (variables, the step cursor, the turn of each reply list) lives in
- * the engine when the script's scope is "shared" (guarded by a mutex), or in
- * each session when it is "connection". Hit counters for the summary are
- * atomic and count across all sessions; "fault_on": N is the Nth match of
- * that rule or step over the whole run. */
+ * the engine when the script's scope is "shared", or in each session when it
+ * is "connection"; a mutex guards it. Matching reads only the immutable
+ * script, so the lock is taken only with steps still to replay or for an
+ * action that touches state (a "set", a list of replies, a variable in a
+ * reply). A rule whose answer never changes (one literal reply, no set, no
+ * fault) is framed once when the engine is built: a hit is a table lookup
+ * and one copy. Hit counters for the summary are atomic and count across all
+ * sessions; "fault_on": N is the Nth match of that rule or step over the
+ * whole run (all connections). A regex is matched on a NUL-terminated copy
+ * of the request with REG_STARTEND, so NUL bytes are fine (POSIX "." does
+ * not match NUL; a bracket expression such as [^;] does). */
 #ifndef DW_SIM_ENGINE_H
 #define DW_SIM_ENGINE_H
 
