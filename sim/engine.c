@@ -619,9 +619,9 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
             } else {
                 out->source = DW_SIM_BY_UNMATCHED;
                 out->name = "unmatched";
-                atomic_fetch_add(&e->unmatched, 1);
                 captures_whole(&c, n);
-                rc = apply_action(e, st, id, &s->unmatched, NULL, out->name, req, &c, out,
+                /* The unmatched counter doubles as its match count (fault_on). */
+                rc = apply_action(e, st, id, &s->unmatched, &e->unmatched, out->name, req, &c, out,
                                   &ss->scratch, err);
                 out->close = s->unmatched_close;
             }

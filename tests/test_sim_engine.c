@@ -270,3 +270,16 @@ Test(sim_engine, banner_periodic_and_samples)
     dw_buf_free(&b);
     unload(&f);
 }
+
+Test(sim_engine, fault_on_in_unmatched)
+{
+    fixture f;
+    load(&f, "{\"rules\": [], \"unmatched\": {\"reply\": \"?\", \"fault\": \"close\", "
+             "\"fault_on\": 2}}");
+    cr_expect(eq(int, handle(&f, "a")->fault, DW_SIM_FAULT_NONE));
+    cr_expect(eq(str, text(&f.o), "?\n"));
+    cr_expect(eq(int, handle(&f, "b")->fault, DW_SIM_FAULT_CLOSE), "the second unmatched request");
+    cr_expect(eq(int, handle(&f, "c")->fault, DW_SIM_FAULT_NONE));
+    cr_expect(eq(u64, dw_sim_engine_unmatched(f.e), 3));
+    unload(&f);
+}
