@@ -28,6 +28,7 @@
 #ifdef DW_BENCH_HAVE_SIM_CORE
 #include "engine.h"
 #include "script.h"
+#include "server.h"
 #endif
 
 static double now(void)
@@ -348,6 +349,47 @@ int main(void)
                median(b, rounds), ratio);
     }
     sim_stop(&sim);
+
+#ifdef DW_BENCH_HAVE_SIM_CORE
+    /* 1b. The same simulator server in this process, next to the bare server
+     * in this process: what the simulator's own work costs, without the
+     * process boundary. */
+    {
+        dw_sim_script *script = NULL;
+        dw_sim_server *ss = NULL;
+        dw_sim_server_options o;
+        dw_sim_server_options_init(&o);
+        if (dw_sim_script_load_file(scripts[0], &script, &err) != DW_OK ||
+            dw_sim_server_new(&o, script, &ss, &err) != DW_OK ||
+            dw_sim_server_start(ss, &err) != DW_OK) {
+            fprintf(stderr, "bench_sim: %s\n", dw_error_message(&err));
+            return 1;
+        }
+        printf("\nthe simulator's server in this process vs the bare server\n");
+        printf("%6s | %12s | %12s | %6s\n", "conns", "sim rt/s", "bare rt/s", "ratio");
+        for (int ci = 0; ci < 2; ci++) {
+            double a[8], b[8], r[8];
+            for (int k = 0; k < rounds; k++) {
+                int first = k % 2;
+                for (int side = 0; side < 2; side++) {
+                    if ((side ^ first) == 0)
+                        a[k] = run_load(dw_sim_server_port(ss), 10, 1, conns[ci], seconds);
+                    else
+                        b[k] = run_load(dw_tcp_server_port(bare), 10, 0, conns[ci], seconds);
+                }
+                if (a[k] < 0 || b[k] < 0)
+                    status = 1;
+                r[k] = b[k] > 0 ? a[k] / b[k] : 0;
+            }
+            double ratio = median(r, rounds);
+            printf("%6d | %12.0f | %12.0f | %5.2fx\n", conns[ci], median(a, rounds),
+                   median(b, rounds), ratio);
+            printf("BENCH sim_inproc_rt_%dconn %.0f rt/s %.0f %.2f\n", conns[ci], median(a, rounds),
+                   median(b, rounds), ratio);
+        }
+        dw_sim_server_free(ss);
+    }
+#endif
 
     /* 2. Table size through the socket: the three simulators run side by
      * side and take turns, round after round (rotating who goes first), so
