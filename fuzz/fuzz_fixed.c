@@ -8,10 +8,17 @@ static size_t length;
 /* The payload is the next `length` bytes of the stream. */
 static const char *check(const dw_marshaller *m, const uint8_t *stream, size_t len, const fz_rec *r)
 {
-    (void)len;
+    size_t max = dw_marshaller_max_frame(m);
+    if (r->rc == DW_ETOOBIG)
+        return length > max ? NULL : "DW_ETOOBIG for a length within the maximum";
+    if (r->rc == DW_ETRUNCATED)
+        return length > max || len - r->start >= length ? "DW_ETRUNCATED with a whole frame left"
+                                                        : NULL;
+    if (r->rc != DW_OK)
+        return "an unexpected error";
     if (r->payload.len != length || r->consumed - r->start != length)
         return "frame is not exactly the configured length";
-    if (length > dw_marshaller_max_frame(m))
+    if (length > max)
         return "frame larger than the maximum accepted";
     if (memcmp(stream + r->start, r->payload.data, length) != 0)
         return "payload differs from the stream";

@@ -161,8 +161,9 @@ static inline void fz_recs_free(fz_recs *r)
     memset(r, 0, sizeof *r);
 }
 
-/* Check of one accepted frame (rc == DW_OK) against the stream; returns a
- * static description of what is wrong, or NULL. */
+/* Check of one result against the stream: an accepted frame (DW_OK) or a
+ * DW_ETOOBIG / DW_ETRUNCATED / DW_EPROTO that the bytes must justify.
+ * Returns a static description of what is wrong, or NULL. */
 typedef const char *(*fz_check_fn)(const dw_marshaller *m, const uint8_t *stream, size_t len,
                                    const fz_rec *rec);
 
@@ -218,6 +219,11 @@ static inline void fz_run(const dw_marshaller *m, const uint8_t *stream, size_t 
                 fz_fail(bad, m, out->n - 1, r, NULL);
             prev = r->consumed;
             continue;
+        }
+        if (check && (r->rc == DW_ETOOBIG || r->rc == DW_ETRUNCATED || r->rc == DW_EPROTO)) {
+            const char *bad = check(m, stream, len, r);
+            if (bad)
+                fz_fail(bad, m, out->n - 1, r, NULL);
         }
         if (r->rc == DW_EOF && (prev != len || r->consumed != len || r->payload.len != 0))
             fz_fail("DW_EOF before the stream's end or with bytes", m, out->n - 1, r, NULL);

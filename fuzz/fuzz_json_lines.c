@@ -7,11 +7,22 @@
 /* A line is the bytes before the first newline, and holds no newline. */
 static const char *check(const dw_marshaller *m, const uint8_t *stream, size_t len, const fz_rec *r)
 {
-    (void)len;
+    size_t max = dw_marshaller_max_frame(m);
+    const uint8_t *rest = stream + r->start;
+    const uint8_t *nl = memchr(rest, '\n', len - r->start);
+    if (r->rc == DW_ETRUNCATED)
+        return nl ? "DW_ETRUNCATED although a newline follows" : NULL;
+    if (r->rc == DW_ETOOBIG)
+        return nl && (size_t)(nl - rest) + 1 <= max ? "DW_ETOOBIG for a line within the maximum"
+                                                    : NULL;
+    if (r->rc == DW_EPROTO)
+        return nl && (size_t)(nl - rest) + 1 <= max ? NULL : "DW_EPROTO without a whole line";
+    if (r->rc != DW_OK)
+        return "an unexpected error";
     size_t n = r->payload.len;
     if (r->consumed - r->start != n + 1 || stream[r->start + n] != '\n')
         return "frame is not the payload and a newline";
-    if (n + 1 > dw_marshaller_max_frame(m))
+    if (n + 1 > max)
         return "frame larger than the maximum accepted";
     if (n &&
         (memcmp(stream + r->start, r->payload.data, n) != 0 || memchr(r->payload.data, '\n', n)))

@@ -17,13 +17,24 @@ static size_t decode(const uint8_t *h)
 /* Header, then exactly the announced number of payload bytes. */
 static const char *check(const dw_marshaller *m, const uint8_t *stream, size_t len, const fz_rec *r)
 {
-    (void)len;
+    size_t max = dw_marshaller_max_frame(m);
+    size_t left = len - r->start;
+    if (r->rc == DW_ETOOBIG)
+        return left >= header_size && header_size + decode(stream + r->start) > max
+                   ? NULL
+                   : "DW_ETOOBIG without a header announcing too much";
+    if (r->rc == DW_ETRUNCATED)
+        return left < header_size || left < header_size + decode(stream + r->start)
+                   ? NULL
+                   : "DW_ETRUNCATED with a whole frame left";
+    if (r->rc != DW_OK)
+        return "an unexpected error";
     size_t n = r->payload.len;
     if (r->consumed - r->start != header_size + n)
         return "frame length is not header + payload";
     if (decode(stream + r->start) != n)
         return "payload length differs from the header";
-    if (header_size + n > dw_marshaller_max_frame(m))
+    if (header_size + n > max)
         return "frame larger than the maximum accepted";
     if (n && memcmp(stream + r->start + header_size, r->payload.data, n) != 0)
         return "payload differs from the stream";

@@ -31,6 +31,8 @@ static uint8_t text_char(uint8_t c, const char *also_forbidden)
 static const char *check(const dw_marshaller *m, const uint8_t *stream, size_t len, const fz_rec *r)
 {
     (void)len;
+    if (r->rc != DW_OK)
+        return NULL; /* (errors: split invariance only) */
     size_t n = r->payload.len;
     if (r->consumed - r->start != n + sentinel_len)
         return "frame length is not payload + sentinel";

@@ -10,17 +10,26 @@ static size_t sentinel_len;
 /* The payload is the stream up to the first sentinel, which follows it. */
 static const char *check(const dw_marshaller *m, const uint8_t *stream, size_t len, const fz_rec *r)
 {
-    (void)len;
+    size_t max = dw_marshaller_max_frame(m);
+    const uint8_t *rest = stream + r->start;
+    const uint8_t *first = memmem(rest, len - r->start, sentinel, sentinel_len);
+    if (r->rc == DW_ETRUNCATED)
+        return first ? "DW_ETRUNCATED although a sentinel follows" : NULL;
+    if (r->rc == DW_ETOOBIG)
+        return first && (size_t)(first - rest) + sentinel_len <= max
+                   ? "DW_ETOOBIG for a frame within the maximum"
+                   : NULL;
+    if (r->rc != DW_OK)
+        return "an unexpected error";
     size_t n = r->payload.len;
     if (r->consumed - r->start != n + sentinel_len)
         return "frame length is not payload + sentinel";
-    if (n + sentinel_len > dw_marshaller_max_frame(m))
+    if (n + sentinel_len > max)
         return "frame larger than the maximum accepted";
     if ((n && memcmp(stream + r->start, r->payload.data, n) != 0) ||
         memcmp(stream + r->start + n, sentinel, sentinel_len) != 0)
         return "payload or sentinel differs from the stream";
-    const uint8_t *first = memmem(stream + r->start, n + sentinel_len, sentinel, sentinel_len);
-    if (first != stream + r->start + n)
+    if (first != rest + n)
         return "frame does not end at the first sentinel";
     return NULL;
 }
