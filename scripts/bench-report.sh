@@ -35,6 +35,7 @@ function what(n) {
   if (n ~ /^server_rt_/)        return "blocking C line server + raw client"
   if (n ~ /^server_p99_/)       return "blocking C line server + raw client"
   if (n ~ /^sim_rt_/)           return "bare devwire TCP server (echo)"
+  if (n ~ /^sim_inproc_rt_/)    return "bare server, both in one process"
   if (n ~ /^sim_rules_/)        return "same simulator with 10 rules"
   if (n ~ /^engine_rules_/)     return "engine with 10 rules"
   if (n ~ /^telnet_/)           return "TCP client, same server"
@@ -52,7 +53,7 @@ function group(n) {
   if (n ~ /memory/) return 6
   if (n ~ /^framing_/) return 1
   if (n ~ /^server_/) return 2
-  if (n ~ /^sim_rt_/) return 3
+  if (n ~ /^sim_rt_|^sim_inproc_rt_/) return 3
   if (n ~ /^telnet_/) return 4
   if (n ~ /^sim_rules_|^engine_rules_/) return 5
   if (n ~ /memory/) return 6
