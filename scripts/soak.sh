@@ -19,6 +19,7 @@
 #                  between the two servers; the run stops at the count or the
 #                  time bound, whichever comes first.
 #   --build-dir D  where to build (default build/soak); --no-build uses it as is.
+# DW_CHAOS_RATIO_LIMIT (default 2): the bound on p99 under chaos / p99 calm.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +34,7 @@ while [ $# -gt 0 ]; do
     --clients) clients=$2; shift ;;
     --build-dir) build=$2; shift ;;
     --no-build) do_build=0 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ {print; next} NR > 1 {exit}' "$0"; exit 0 ;;
     *) echo "soak: unknown option '$1' (--help)" >&2; exit 2 ;;
   esac
   shift
