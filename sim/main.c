@@ -136,24 +136,53 @@ static int do_probe(const char *addr, int timeout_ms)
     return EXIT_OK;
 }
 
-/* Read exactly n bytes (the banner) from the session and drop them. */
-static int skip_bytes(dw_session *s, size_t n, dw_error *err)
+/* What marks the end of the banner on the wire. A banner with no
+ * placeholder is known byte for byte: its whole text, once. One with
+ * placeholders (a state variable that may have changed since start) ends
+ * with its last literal segment: wait for as many of those as its literal
+ * text holds. No literal tail at all: give up on skipping (0). */
+static size_t banner_end(const dw_sim_template *t, const dw_buf *rendered, const uint8_t **mark,
+                         size_t *count)
 {
-    dw_iter *it = dw_session_iter(s);
-    while (n) {
-        const uint8_t *p;
-        size_t len;
-        int rc = dw_iter_next(it, &p, &len);
-        if (rc != DW_OK)
-            return dw_error_set(err, rc == DW_EOF ? DW_ETRUNCATED : rc, "reading the banner: %s",
-                                dw_strerror(rc));
-        if (len > n) {
-            dw_iter_unread(it, len - n);
-            len = n;
-        }
-        n -= len;
+    *count = 1;
+    int fixed = 1;
+    for (size_t i = 0; i < t->nsegs; i++)
+        fixed &= t->segs[i].kind == DW_SIM_SEG_LITERAL;
+    if (fixed) {
+        *mark = rendered->data;
+        return rendered->len;
     }
-    return DW_OK;
+    const dw_sim_seg *last = t->nsegs ? &t->segs[t->nsegs - 1] : NULL;
+    if (!last || last->kind != DW_SIM_SEG_LITERAL || last->literal.len == 0)
+        return 0;
+    *count = 0;
+    for (size_t i = 0; i < t->nsegs; i++) {
+        const dw_sim_bytes *lit = &t->segs[i].literal;
+        for (size_t at = 0;
+             t->segs[i].kind == DW_SIM_SEG_LITERAL && at + last->literal.len <= lit->len; at++)
+            *count += memcmp(lit->data + at, last->literal.data, last->literal.len) == 0;
+    }
+    *mark = last->literal.data;
+    return last->literal.len;
+}
+
+/* Read and drop the banner: everything up to and including the count-th
+ * occurrence of `mark` (the sentinel framing finds it across any split). */
+static int skip_banner(dw_session *s, const uint8_t *mark, size_t len, size_t count, dw_error *err)
+{
+    dw_marshaller *m = dw_sentinel_marshaller_new(mark, len);
+    if (!m)
+        return DW_ENOMEM;
+    dw_buf junk = DW_BUF_INIT;
+    int rc = DW_OK;
+    for (size_t i = 0; i < count && rc == DW_OK; i++)
+        rc = dw_unmarshall(m, dw_session_iter(s), &junk, err);
+    if (rc != DW_OK)
+        rc = dw_error_set(err, rc == DW_EOF ? DW_ETRUNCATED : rc, "reading the banner: %s",
+                          dw_strerror(rc));
+    dw_buf_free(&junk);
+    dw_marshaller_free(m);
+    return rc;
 }
 
 static int do_ask(const char *addr, const char *script_path, const char *request, int timeout_ms)
@@ -185,6 +214,9 @@ static int do_ask(const char *addr, const char *script_path, const char *request
         status = EXIT_USAGE;
         goto out;
     }
+    const uint8_t *mark = NULL;
+    size_t mark_count = 0;
+    size_t mark_len = banner.len ? banner_end(&script->banner, &banner, &mark, &mark_count) : 0;
     if (script->transport == DW_SIM_TELNET) {
         dw_telnet_client_options o;
         dw_telnet_client_options_init(&o);
@@ -192,12 +224,14 @@ static int do_ask(const char *addr, const char *script_path, const char *request
         o.tcp.port = port;
         o.tcp.timeout_ms = timeout_ms;
         o.tcp.connect_timeout_ms = timeout_ms;
-        /* The banner is known: read up to its end (or, if a template made
-         * it unpredictable, until the line goes quiet). */
-        if (banner.len) {
+        /* Read the banner up to its known end (its last literal text when
+         * placeholders make the rest unpredictable), else until quiet. */
+        if (mark_len) {
             o.banner = DW_TELNET_BANNER_PROMPT;
-            o.banner_prompt = banner.data;
-            o.banner_prompt_len = banner.len;
+            o.banner_prompt = mark;
+            o.banner_prompt_len = mark_len;
+        } else if (banner.len) {
+            o.banner = DW_TELNET_BANNER_QUIET;
         }
         tc = dw_telnet_client_new(&o);
     } else {
@@ -217,8 +251,8 @@ static int do_ask(const char *addr, const char *script_path, const char *request
         goto out;
     }
     rc = dw_app_client_connect(ac, &as, &err);
-    if (rc == DW_OK && script->transport != DW_SIM_TELNET && banner.len)
-        rc = skip_bytes(dw_app_session_transport(as), banner.len, &err);
+    if (rc == DW_OK && script->transport != DW_SIM_TELNET && mark_len)
+        rc = skip_banner(dw_app_session_transport(as), mark, mark_len, mark_count, &err);
     if (rc == DW_OK)
         rc = dw_app_session_send_receive_bytes(as, request, strlen(request), &reply, &err);
     if (rc != DW_OK) {

@@ -478,6 +478,35 @@ Test(sim, probe_and_ask)
     free(path);
 }
 
+/* --ask skips a banner whose placeholder changed since start: it reads up
+ * to the banner's last literal text, not the start-up banner's length. */
+Test(sim, ask_skips_a_banner_with_changed_state)
+{
+    static const char script[] =
+        "{\"banner\": \"DEVICE ${id} READY\\n\", \"state\": {\"id\": \"1\"},"
+        " \"rules\": [{\"when\": {\"regex\": \"^ID (.*)$\"}, \"set\": {\"id\": \"$1\"},"
+        " \"reply\": \"OK\"}, {\"when\": \"PING\", \"reply\": \"PONG\"}]}";
+    dw_sim_proc p;
+    char *path = NULL;
+    cr_assert(eq(int, dw_sim_proc_serve(&p, "askbanner", script, no_args, &path), DW_OK),
+              "%s", err_of(&p));
+    char addr[80];
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", p.port);
+    const char *const set[] = {"--ask", addr, "--script", path, "ID 12345", NULL};
+    const char *const ping[] = {"--ask", addr, "--script", path, "PING", NULL};
+    dw_sim_proc q;
+    cr_expect(eq(int, run(&q, set), 0), "ask ID:\n%s", err_of(&q));
+    cr_expect(eq(str, (char *)out_of(&q), "OK\n"));
+    dw_sim_proc_free(&q);
+    cr_expect(eq(int, run(&q, ping), 0), "ask PING:\n%s", err_of(&q));
+    cr_expect(eq(str, (char *)out_of(&q), "PONG\n"), "the longer banner was not skipped whole");
+    dw_sim_proc_free(&q);
+    dw_sim_proc_stop(&p, 10000);
+    dw_sim_proc_free(&p);
+    unlink(path);
+    free(path);
+}
+
 Test(sim, transcript_records_every_event)
 {
     char *tpath = dw_sim_temp_file("transcript", "");
