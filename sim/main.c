@@ -1,4 +1,5 @@
 /* devwire-sim: a scriptable simulated device. See usage() below. */
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,11 +26,23 @@ enum {
 
 static const char *prog = "devwire-sim";
 
+/* A whole decimal number within [lo, hi]: 0, or -1. */
+static int parse_count(const char *text, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: %s --script FILE [--listen HOST:PORT] [--transcript FILE] [--check]\n"
-            "                   [--log-level LEVEL]\n"
+            "                   [--log-level LEVEL] [--max-connections N] [--idle-timeout MS]\n"
             "       %s --validate FILE\n"
             "       %s --probe HOST:PORT [--timeout MS]\n"
             "       %s --ask HOST:PORT --script FILE [--timeout MS] REQUEST\n"
@@ -44,6 +57,8 @@ static void usage(FILE *f)
             "  -t, --transcript FILE  write one JSON object per line per event (- = stdout)\n"
             "  -c, --check            exit 1 if a request was unmatched or a step not reached\n"
             "      --log-level LEVEL  error, warn (default), info, debug or trace\n"
+            "      --max-connections N  refuse clients above N at once (default 1024)\n"
+            "      --idle-timeout MS  close a connection silent this long (default: never)\n"
             "      --validate FILE    check a script and exit (0 valid, 2 invalid)\n"
             "      --probe HOST:PORT  exit 0 if a simulator accepts a connection there\n"
             "      --ask HOST:PORT    send REQUEST with the script's transport and framing,\n"
@@ -278,7 +293,7 @@ out:
 
 int main(int argc, char **argv)
 {
-    enum { OPT_LOG = 256, OPT_VALIDATE, OPT_PROBE, OPT_ASK, OPT_TIMEOUT };
+    enum { OPT_LOG = 256, OPT_VALIDATE, OPT_PROBE, OPT_ASK, OPT_TIMEOUT, OPT_MAXCONN, OPT_IDLE };
     static const struct option longopts[] = {
         {"script", required_argument, NULL, 's'},
         {"listen", required_argument, NULL, 'l'},
@@ -289,13 +304,16 @@ int main(int argc, char **argv)
         {"probe", required_argument, NULL, OPT_PROBE},
         {"ask", required_argument, NULL, OPT_ASK},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"max-connections", required_argument, NULL, OPT_MAXCONN},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *script_path = NULL, *listen = "127.0.0.1:5025", *transcript_path = NULL;
     const char *validate = NULL, *probe = NULL, *ask = NULL;
-    int check = 0, timeout_ms = 3000, opt;
+    int check = 0, timeout_ms = 3000, idle_ms = -1, opt;
+    long max_conns = 1024;
     dw_logger logger = {log_fn, NULL, DW_LOG_WARN};
 
     while ((opt = getopt_long(argc, argv, "s:l:t:chV", longopts, NULL)) != -1) {
@@ -336,6 +354,23 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             timeout_ms = (int)v;
+            break;
+        }
+        case OPT_MAXCONN:
+            if (parse_count(optarg, 1, 1000000, &max_conns) != 0) {
+                fprintf(stderr, "%s: --max-connections %s: expected a number from 1 to 1000000\n",
+                        prog, optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_IDLE: {
+            long v;
+            if (parse_count(optarg, 1, 86400000, &v) != 0) {
+                fprintf(stderr, "%s: --idle-timeout %s: expected milliseconds (1 to 86400000)\n",
+                        prog, optarg);
+                return EXIT_USAGE;
+            }
+            idle_ms = (int)v;
             break;
         }
         case 'h':
@@ -414,6 +449,8 @@ int main(int argc, char **argv)
     o.port = port;
     o.logger = &logger;
     o.transcript = tr;
+    o.max_connections = (size_t)max_conns;
+    o.idle_timeout_ms = idle_ms;
     dw_sim_server *srv = NULL;
     if (dw_sim_server_new(&o, script, &srv, &err) != DW_OK) {
         fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));

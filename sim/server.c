@@ -428,6 +428,7 @@ void dw_sim_server_options_init(dw_sim_server_options *o)
     memset(o, 0, sizeof *o);
     o->host = "127.0.0.1";
     o->max_connections = 1024;
+    o->idle_timeout_ms = -1;
 }
 
 int dw_sim_server_new(const dw_sim_server_options *o, dw_sim_script *script, dw_sim_server **out,
@@ -460,6 +461,7 @@ int dw_sim_server_new(const dw_sim_server_options *o, dw_sim_script *script, dw_
     to.logger = o->logger;
     if (o->max_connections)
         to.max_connections = o->max_connections;
+    to.idle_timeout_ms = o->idle_timeout_ms;
     dw_server_handler h = {on_open, on_request, on_close, s};
     rc = dw_tcp_server_new(&to, &h, &s->tcp, err);
     if (rc != DW_OK) {

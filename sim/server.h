@@ -30,6 +30,7 @@ typedef struct dw_sim_server_options {
     const dw_logger *logger;       /* NULL = silent; must outlive the server */
     dw_sim_transcript *transcript; /* NULL = none; borrowed, must outlive the server */
     size_t max_connections;        /* default 1024 */
+    int idle_timeout_ms;           /* close a silent connection; -1 = never (default) */
 } dw_sim_server_options;
 
 void dw_sim_server_options_init(dw_sim_server_options *o);

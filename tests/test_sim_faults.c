@@ -343,3 +343,35 @@ Test(sim_faults, ask_speaks_telnet)
     unlink(path);
     free(path);
 }
+
+/* --idle-timeout closes a silent client (logged) and keeps serving others;
+ * --max-connections refuses a client above the limit. */
+Test(sim_faults, idle_timeout_and_connection_limit)
+{
+    static const char *const args[] = {"--idle-timeout", "300", "--max-connections", "2",
+                                       "--log-level", "info", NULL};
+    dw_sim_proc p;
+    int rc = dw_sim_proc_serve(&p, "limits", fault_script, args, NULL);
+    cr_assert(eq(int, rc, DW_OK), "devwire-sim did not start; stderr:\n%s", err_of(&p));
+    dw_sim_client silent, busy, third;
+    open_client(&silent, &p, 10000);
+    open_client(&busy, &p, 10000);
+    ask_eq(&busy, "PING", "pong");
+    open_client(&third, &p, 10000); /* the third at once: refused */
+    rc = dw_sim_client_recv(&third);
+    cr_expect(rc == DW_EOF || rc == DW_ECONNRESET, "above the limit: %s", dw_strerror(rc));
+    dw_sim_client_close(&third);
+    rc = dw_sim_client_recv(&silent); /* says nothing: closed after 300 ms */
+    cr_expect(eq(int, rc, DW_EOF), "silent client: %s", dw_strerror(rc));
+    dw_sim_client_close(&silent);
+    dw_sim_client_close(&busy);
+    still_serving(&p);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    cr_expect(strstr(err_of(&p), "idle for 300 ms") != NULL, "idle close logged:\n%s", err_of(&p));
+    const char *const bad[] = {"--script", "x.json", "--max-connections", "0", NULL};
+    dw_sim_proc q;
+    cr_expect(eq(int, dw_sim_proc_run(&q, bad, 10000), 2), "--max-connections 0 is refused");
+    cr_expect(strstr(err_of(&q), "--max-connections 0") != NULL, "%s", err_of(&q));
+    dw_sim_proc_free(&q);
+    dw_sim_proc_free(&p);
+}
