@@ -19,71 +19,8 @@
 #include <unistd.h>
 
 #include "baseline_server.h"
+#include "app_echo.h"
 #include "loadgen.h"
-
-static int echo(void *user, dw_conn *c, const void *request, void **response)
-{
-    (void)user;
-    (void)c;
-    const dw_buf *in = request;
-    dw_buf *out = calloc(1, sizeof *out);
-    if (!out || dw_buf_append(out, in->data, in->len) != DW_OK) {
-        free(out);
-        return DW_ENOMEM;
-    }
-    *response = out;
-    return DW_OK;
-}
-
-typedef struct dw_bench_conn {
-    dw_app_session *s;
-    dw_buf resp;
-} dw_bench_conn;
-
-static void *dw_open(void *ctx)
-{
-    dw_bench_conn *c = calloc(1, sizeof *c);
-    dw_error err;
-    if (dw_app_client_connect(ctx, &c->s, &err) != DW_OK) {
-        fprintf(stderr, "bench: %s\n", dw_error_message(&err));
-        free(c);
-        return NULL;
-    }
-    return c;
-}
-
-static int dw_round_trip(void *p, const char *req, size_t n)
-{
-    dw_bench_conn *c = p;
-    if (dw_app_session_send_receive_bytes(c->s, req, n, &c->resp, NULL) != DW_OK)
-        return -1;
-    return c->resp.len == n && memcmp(c->resp.data, req, n) == 0 ? 0 : -1;
-}
-
-static void dw_close(void *p)
-{
-    dw_bench_conn *c = p;
-    dw_app_session_close(c->s);
-    dw_buf_free(&c->resp);
-    free(c);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* The median of v[0..n) (sorts a copy). */
-static double median(const double *v, int n)
-{
-    double s[64];
-    memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
-static const bench_client_ops devwire_client = {dw_open, dw_round_trip, dw_close};
 
 /* Open n connections, do one round trip on each, wait until the server
  * counts them, and return the RSS growth per connection in KiB. */
@@ -126,7 +63,7 @@ int main(void)
     double seconds = quick ? 0.25 : 0.5;
 
     dw_marshaller *lines = dw_sentinel_marshaller_new("\n", 1);
-    dw_app_server *app = dw_app_server_new(lines, lines, echo, NULL);
+    dw_app_server *app = dw_app_server_new(lines, lines, bench_echo, NULL);
     dw_tcp_server_options so;
     dw_tcp_server_options_init(&so);
     so.max_connections = 4096;
@@ -199,7 +136,7 @@ int main(void)
                     continue;
                 }
                 bench_result res;
-                int rc = side == 0 ? bench_run(&devwire_client, client, n, seconds, &res)
+                int rc = side == 0 ? bench_run(&bench_app_client_ops, client, n, seconds, &res)
                                    : bench_run(&bench_raw_client, &base_port, n, seconds, &res);
                 if (rc != 0 || res.failures) {
                     fprintf(stderr, "bench: %s at %d connections: %llu failure(s)\n",
@@ -222,16 +159,19 @@ int main(void)
             cpu_ratio[pr] = cpu[0][pr] > 0 ? cpu[1][pr] / cpu[0][pr] : 0;
         }
         printf("%6d | %12.0f %9.1f %9.1f %7.1f | %13.0f %9.1f %9.1f %7.1f | %5.2fx %5.2fx\n", n,
-               median(rps[0], pairs), median(p50[0], pairs), median(p99[0], pairs),
-               median(cpu[0], pairs), median(rps[1], pairs), median(p50[1], pairs),
-               median(p99[1], pairs), median(cpu[1], pairs), median(ratio, pairs),
-               median(cpu_ratio, pairs));
+               bench_median(rps[0], pairs), bench_median(p50[0], pairs),
+               bench_median(p99[0], pairs), bench_median(cpu[0], pairs),
+               bench_median(rps[1], pairs), bench_median(p50[1], pairs),
+               bench_median(p99[1], pairs), bench_median(cpu[1], pairs), bench_median(ratio, pairs),
+               bench_median(cpu_ratio, pairs));
         /* For scripts/bench.sh: BENCH name value unit baseline ratio. */
-        printf("BENCH server_rt_%dconn %.0f rt/s %.0f %.2f\n", n, median(rps[0], pairs),
-               median(rps[1], pairs), median(ratio, pairs));
-        printf("BENCH server_p99_%dconn %.1f us %.1f %.2f\n", n, median(p99[0], pairs),
-               median(p99[1], pairs),
-               median(p99[1], pairs) > 0 ? median(p99[0], pairs) / median(p99[1], pairs) : 0);
+        printf("BENCH server_rt_%dconn %.0f rt/s %.0f %.2f\n", n, bench_median(rps[0], pairs),
+               bench_median(rps[1], pairs), bench_median(ratio, pairs));
+        printf("BENCH server_p99_%dconn %.1f us %.1f %.2f\n", n, bench_median(p99[0], pairs),
+               bench_median(p99[1], pairs),
+               bench_median(p99[1], pairs) > 0
+                   ? bench_median(p99[0], pairs) / bench_median(p99[1], pairs)
+                   : 0);
         fflush(stdout);
     }
     printf("\nidle connection after one round trip (RSS growth over %d connections, client "

@@ -29,6 +29,7 @@
 #include "engine.h"
 #include "script.h"
 #include "server.h"
+#include "app_echo.h"
 #endif
 
 static double now(void)
@@ -124,20 +125,6 @@ static void sim_stop(sim_proc *p)
 }
 
 /* ---- the bare server: an echoing application server ----------------------- */
-
-static int echo(void *user, dw_conn *c, const void *request, void **response)
-{
-    (void)user;
-    (void)c;
-    const dw_buf *in = request;
-    dw_buf *out = calloc(1, sizeof *out);
-    if (!out || dw_buf_append(out, in->data, in->len) != DW_OK) {
-        free(out);
-        return DW_ENOMEM;
-    }
-    *response = out;
-    return DW_OK;
-}
 
 /* ---- closed-loop load ------------------------------------------------------ */
 
@@ -295,7 +282,7 @@ int main(void)
     int status = 0;
 
     dw_marshaller *lines = dw_sentinel_marshaller_new("\n", 1);
-    dw_app_server *app = dw_app_server_new(lines, lines, echo, NULL);
+    dw_app_server *app = dw_app_server_new(lines, lines, bench_echo, NULL);
     dw_tcp_server_options so;
     dw_tcp_server_options_init(&so);
     dw_server_handler h = dw_app_server_handler(app);

@@ -16,69 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app_echo.h"
 #include "loadgen.h"
-
-static int echo(void *user, dw_conn *c, const void *request, void **response)
-{
-    (void)user;
-    (void)c;
-    const dw_buf *in = request;
-    dw_buf *out = calloc(1, sizeof *out);
-    if (!out || dw_buf_append(out, in->data, in->len) != DW_OK) {
-        free(out);
-        return DW_ENOMEM;
-    }
-    *response = out;
-    return DW_OK;
-}
-
-typedef struct conn {
-    dw_app_session *s;
-    dw_buf resp;
-} conn;
-
-static void *open_conn(void *ctx)
-{
-    conn *c = calloc(1, sizeof *c);
-    dw_error err;
-    dw_error_clear(&err);
-    if (!c || dw_app_client_connect(ctx, &c->s, &err) != DW_OK) {
-        fprintf(stderr, "bench_telnet: %s\n", dw_error_message(&err));
-        free(c);
-        return NULL;
-    }
-    return c;
-}
-
-static int round_trip(void *p, const char *req, size_t n)
-{
-    conn *c = p;
-    if (dw_app_session_send_receive_bytes(c->s, req, n, &c->resp, NULL) != DW_OK)
-        return -1;
-    return c->resp.len == n && memcmp(c->resp.data, req, n) == 0 ? 0 : -1;
-}
-
-static void close_conn(void *p)
-{
-    conn *c = p;
-    dw_app_session_close(c->s);
-    dw_buf_free(&c->resp);
-    free(c);
-}
-
-static const bench_client_ops ops = {open_conn, round_trip, close_conn};
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 int main(void)
 {
@@ -89,7 +28,7 @@ int main(void)
     int rounds = quick ? 2 : 6;
 
     dw_marshaller *lines = dw_sentinel_marshaller_new("\n", 1);
-    dw_app_server *app = dw_app_server_new(lines, lines, echo, NULL);
+    dw_app_server *app = dw_app_server_new(lines, lines, bench_echo, NULL);
     dw_tcp_server_options so;
     dw_tcp_server_options_init(&so);
     dw_server_handler h = dw_app_server_handler(app);
@@ -132,8 +71,9 @@ int main(void)
             for (int half = 0; half < 2; half++) {
                 int side = (r + half) % 2; /* 0 telnet, 1 tcp; alternate who goes first */
                 bench_result res;
-                int rc = bench_run(&ops, side == 0 ? (void *)telnet_app : (void *)tcp_app, n,
-                                   seconds, &res);
+                int rc =
+                    bench_run(&bench_app_client_ops,
+                              side == 0 ? (void *)telnet_app : (void *)tcp_app, n, seconds, &res);
                 if (rc != 0 || res.failures) {
                     fprintf(stderr, "bench_telnet: %s at %d connections: %llu failure(s)\n",
                             side == 0 ? "telnet" : "tcp", n, (unsigned long long)res.failures);
@@ -145,11 +85,11 @@ int main(void)
             }
             ratio[r] = rps[1][r] > 0 ? rps[0][r] / rps[1][r] : 0;
         }
-        double t_rps = median(rps[0], rounds), t50 = median(p50[0], rounds),
-               t99 = median(p99[0], rounds);
-        double c_rps = median(rps[1], rounds), c50 = median(p50[1], rounds),
-               c99 = median(p99[1], rounds);
-        double rt = median(ratio, rounds);
+        double t_rps = bench_median(rps[0], rounds), t50 = bench_median(p50[0], rounds),
+               t99 = bench_median(p99[0], rounds);
+        double c_rps = bench_median(rps[1], rounds), c50 = bench_median(p50[1], rounds),
+               c99 = bench_median(p99[1], rounds);
+        double rt = bench_median(ratio, rounds);
         printf("%6d | %11.0f %9.1f %9.1f | %11.0f %9.1f %9.1f | %5.2fx\n", n, t_rps, t50, t99,
                c_rps, c50, c99, rt);
         printf("BENCH telnet_rt_%dconn %.0f rt/s %.0f %.2f\n", n, t_rps, c_rps, rt);

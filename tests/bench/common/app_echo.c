@@ -1,0 +1,73 @@
+#include "app_echo.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int bench_echo(void *user, dw_conn *c, const void *request, void **response)
+{
+    (void)user;
+    (void)c;
+    const dw_buf *in = request;
+    dw_buf *out = calloc(1, sizeof *out);
+    if (!out || dw_buf_append(out, in->data, in->len) != DW_OK) {
+        free(out);
+        return DW_ENOMEM;
+    }
+    *response = out;
+    return DW_OK;
+}
+
+typedef struct app_conn {
+    dw_app_session *s;
+    dw_buf resp;
+} app_conn;
+
+static void *app_open(void *ctx)
+{
+    app_conn *c = calloc(1, sizeof *c);
+    dw_error err;
+    dw_error_clear(&err);
+    if (!c || dw_app_client_connect(ctx, &c->s, &err) != DW_OK) {
+        fprintf(stderr, "bench: %s\n", dw_error_message(&err));
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int app_round_trip(void *p, const char *req, size_t n)
+{
+    app_conn *c = p;
+    if (dw_app_session_send_receive_bytes(c->s, req, n, &c->resp, NULL) != DW_OK)
+        return -1;
+    return c->resp.len == n && memcmp(c->resp.data, req, n) == 0 ? 0 : -1;
+}
+
+static void app_close(void *p)
+{
+    app_conn *c = p;
+    dw_app_session_close(c->s);
+    dw_buf_free(&c->resp);
+    free(c);
+}
+
+const bench_client_ops bench_app_client_ops = {app_open, app_round_trip, app_close};
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bench_median(const double *v, int n)
+{
+    double *s = malloc((size_t)n * sizeof *s);
+    if (!s)
+        return 0;
+    memcpy(s, v, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    double m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+    free(s);
+    return m;
+}
