@@ -1,9 +1,11 @@
 /* devwire-sim's speed, each figure next to its baseline from the same run:
  *
- * 1. round trips per second over 1 and 64 connections: devwire-sim (a
+ * 1. round trips per second over 1, 64 and 512 connections: devwire-sim (a
  *    subprocess serving a script of exact-match rules) against the bare
- *    devwire TCP server (an echoing application server in this process),
- *    both driven by the same application client; target: sim >= 0.7x;
+ *    devwire TCP server (an echoing application server in a child process,
+ *    so both sides cross a process boundary), both driven by the same
+ *    application client; target: sim >= 0.7x; then the simulator's server
+ *    and the bare server both inside this process;
  * 2. the same simulator with 10, 10,000 and 100,000 exact-match rules
  *    (requests spread over the whole table): lookup is a hash, not a scan,
  *    so the figures should match;
@@ -272,6 +274,51 @@ static double engine_rate(const char *path, size_t n, double seconds)
 }
 #endif
 
+/* The bare server in a child process, so that it and the simulator (also a
+ * child process) are measured on the same footing, across a process
+ * boundary. Called before this process starts any thread. Returns the
+ * child's pid and sets *port, or -1. */
+static pid_t bare_child_start(uint16_t *port)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        close(fds[0]);
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        dw_marshaller *m = dw_sentinel_marshaller_new("\n", 1);
+        dw_app_server *app = dw_app_server_new(m, m, bench_echo, NULL);
+        dw_tcp_server_options so;
+        dw_tcp_server_options_init(&so);
+        dw_server_handler h = dw_app_server_handler(app);
+        dw_tcp_server *srv = NULL;
+        uint16_t p = 0;
+        if (dw_tcp_server_new(&so, &h, &srv, NULL) == DW_OK &&
+            dw_tcp_server_start(srv, NULL) == DW_OK)
+            p = dw_tcp_server_port(srv);
+        if (write(fds[1], &p, sizeof p) != (ssize_t)sizeof p || p == 0)
+            _exit(1);
+        int sig;
+        sigwait(&set, &sig);
+        _exit(0);
+    }
+    close(fds[1]);
+    ssize_t r = read(fds[0], port, sizeof *port);
+    close(fds[0]);
+    if (r != (ssize_t)sizeof *port || *port == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    return pid;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -280,6 +327,13 @@ int main(void)
     double seconds = quick ? 0.3 : 1.0;
     int rounds = quick ? 1 : 3;
     int status = 0;
+
+    uint16_t bare_port = 0;
+    pid_t bare_pid = bare_child_start(&bare_port);
+    if (bare_pid < 0) {
+        fprintf(stderr, "bench_sim: cannot start the bare server process\n");
+        return 1;
+    }
 
     dw_marshaller *lines = dw_sentinel_marshaller_new("\n", 1);
     dw_app_server *app = dw_app_server_new(lines, lines, bench_echo, NULL);
@@ -310,7 +364,8 @@ int main(void)
     sim_proc sim;
     if (sim_start(&sim, scripts[0]) != 0)
         return 1;
-    printf("\nsimulator (10 exact rules) vs bare devwire TCP server (echoing app server)\n");
+    printf("\nsimulator (10 exact rules) vs bare devwire TCP server (echoing app server), each in\n"
+           "its own process\n");
     printf("%6s | %12s | %12s | %6s\n", "conns", "sim rt/s", "bare rt/s", "ratio");
     static const int conns[] = {1, 64, 512};
     for (int ci = 0; ci < 3; ci++) {
@@ -319,9 +374,9 @@ int main(void)
             /* Alternate which side goes first so machine noise hits both. */
             if (k % 2 == 0) {
                 a[k] = run_load(sim.port, 10, 1, conns[ci], seconds);
-                b[k] = run_load(dw_tcp_server_port(bare), 10, 0, conns[ci], seconds);
+                b[k] = run_load(bare_port, 10, 0, conns[ci], seconds);
             } else {
-                b[k] = run_load(dw_tcp_server_port(bare), 10, 0, conns[ci], seconds);
+                b[k] = run_load(bare_port, 10, 0, conns[ci], seconds);
                 a[k] = run_load(sim.port, 10, 1, conns[ci], seconds);
             }
             if (a[k] < 0 || b[k] < 0)
@@ -336,6 +391,8 @@ int main(void)
                median(b, rounds), ratio);
     }
     sim_stop(&sim);
+    kill(bare_pid, SIGTERM);
+    waitpid(bare_pid, NULL, 0);
 
 #ifdef DW_BENCH_HAVE_SIM_CORE
     /* 1b. The same simulator server in this process, next to the bare server
