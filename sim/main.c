@@ -121,6 +121,21 @@ static dw_sim_script *load(const char *path)
     return s;
 }
 
+/* Parse the HOST:PORT given to `option`, then load the script: the script
+ * (with *host to free) or NULL after saying what was wrong. */
+static dw_sim_script *address_and_script(const char *option, const char *addr,
+                                         const char *script_path, char **host, uint16_t *port)
+{
+    if (parse_hostport(addr, host, port) != 0) {
+        fprintf(stderr, "%s: %s %s: expected HOST:PORT\n", prog, option, addr);
+        return NULL;
+    }
+    dw_sim_script *script = load(script_path);
+    if (!script)
+        free(*host);
+    return script;
+}
+
 static int do_probe(const char *addr, int timeout_ms)
 {
     char *host;
@@ -204,15 +219,9 @@ static int do_ask(const char *addr, const char *script_path, const char *request
 {
     char *host;
     uint16_t port;
-    if (parse_hostport(addr, &host, &port) != 0) {
-        fprintf(stderr, "%s: --ask %s: expected HOST:PORT\n", prog, addr);
+    dw_sim_script *script = address_and_script("--ask", addr, script_path, &host, &port);
+    if (!script)
         return EXIT_USAGE;
-    }
-    dw_sim_script *script = load(script_path);
-    if (!script) {
-        free(host);
-        return EXIT_USAGE;
-    }
     dw_error err;
     dw_error_clear(&err);
     int status = EXIT_CHECK;
@@ -414,15 +423,9 @@ int main(int argc, char **argv)
 
     char *host;
     uint16_t port;
-    if (parse_hostport(listen, &host, &port) != 0) {
-        fprintf(stderr, "%s: --listen %s: expected HOST:PORT\n", prog, listen);
+    dw_sim_script *script = address_and_script("--listen", listen, script_path, &host, &port);
+    if (!script)
         return EXIT_USAGE;
-    }
-    dw_sim_script *script = load(script_path);
-    if (!script) {
-        free(host);
-        return EXIT_USAGE;
-    }
     dw_error err;
     dw_error_clear(&err);
     dw_sim_transcript *tr = NULL;
