@@ -33,6 +33,7 @@
 #include "server.h"
 #include "app_echo.h"
 #endif
+#include "sim_child.h"
 
 static double now(void)
 {
@@ -63,67 +64,6 @@ static char *make_script(size_t n)
     fputs(" ]}\n", f);
     fclose(f);
     return path;
-}
-
-/* ---- the simulator as a subprocess ---------------------------------------- */
-
-typedef struct sim_proc {
-    pid_t pid;
-    uint16_t port;
-} sim_proc;
-
-static int sim_start(sim_proc *p, const char *script)
-{
-#ifndef DW_SIM_PATH
-    (void)p;
-    (void)script;
-    return -1;
-#else
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execl(DW_SIM_PATH, DW_SIM_PATH, "--script", script, "--listen", "127.0.0.1:0",
-              "--log-level", "error", (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    if (pid < 0) {
-        close(fds[0]);
-        return -1;
-    }
-    p->pid = pid;
-    char line[256];
-    size_t len = 0;
-    while (len < sizeof line - 1) {
-        ssize_t r = read(fds[0], line + len, 1);
-        if (r <= 0)
-            break;
-        if (line[len++] == '\n')
-            break;
-    }
-    close(fds[0]); /* nothing else is read: the summary goes nowhere */
-    line[len] = 0;
-    const char *colon = strrchr(line, ':');
-    if (strncmp(line, "listening on ", 13) != 0 || !colon) {
-        fprintf(stderr, "bench_sim: devwire-sim did not start (%s)\n", line);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        return -1;
-    }
-    p->port = (uint16_t)atoi(colon + 1);
-    return 0;
-#endif
-}
-
-static void sim_stop(sim_proc *p)
-{
-    kill(p->pid, SIGTERM);
-    waitpid(p->pid, NULL, 0);
 }
 
 /* ---- the bare server: an echoing application server ----------------------- */
@@ -361,8 +301,8 @@ int main(void)
            quick ? "quick run" : "full run", seconds, rounds);
 
     /* 1. The simulator next to the bare server. */
-    sim_proc sim;
-    if (sim_start(&sim, scripts[0]) != 0)
+    bench_sim_child sim;
+    if (bench_sim_child_start(&sim, scripts[0]) != 0)
         return 1;
     printf("\nsimulator (10 exact rules) vs bare devwire TCP server (echoing app server), each in\n"
            "its own process\n");
@@ -390,7 +330,7 @@ int main(void)
         printf("BENCH sim_rt_%dconn %.0f rt/s %.0f %.2f\n", conns[ci], median(a, rounds),
                median(b, rounds), ratio);
     }
-    sim_stop(&sim);
+    bench_sim_child_stop(&sim);
     kill(bare_pid, SIGTERM);
     waitpid(bare_pid, NULL, 0);
 
@@ -442,14 +382,14 @@ int main(void)
            "connections\n");
     printf("%8s | %12s | %12s | %10s | %10s\n", "rules", "1 conn rt/s", "64 conn rt/s", "vs 10 (1)",
            "vs 10 (64)");
-    sim_proc sims[3];
+    bench_sim_child sims[3];
     double load_s[3];
     int up = 1;
     for (int k = 0; k < 3; k++) {
         double t0 = now();
-        if (sim_start(&sims[k], scripts[k]) != 0) {
+        if (bench_sim_child_start(&sims[k], scripts[k]) != 0) {
             for (int j = 0; j < k; j++)
-                sim_stop(&sims[j]);
+                bench_sim_child_stop(&sims[j]);
             up = 0;
             status = 1;
             break;
@@ -466,7 +406,7 @@ int main(void)
                 many[k][j] = run_load(sims[k].port, sizes[k], 1, 64, seconds / 2);
             }
         for (int k = 0; k < 3; k++)
-            sim_stop(&sims[k]);
+            bench_sim_child_stop(&sims[k]);
         double m1[3], m64[3];
         for (int k = 0; k < 3; k++) {
             m1[k] = median(one[k], trn);
