@@ -457,14 +457,14 @@ static int match(dw_sim_session *ss, const dw_sim_match *m, const uint8_t *req, 
     switch (m->kind) {
     case DW_SIM_MATCH_EXACT:
         if (m->bytes.len != n || (n && memcmp(m->bytes.data, req, n) != 0))
-            return 0;
+            return NO_MATCH;
         captures_whole(c, n);
-        return 1;
+        return MATCHED;
     case DW_SIM_MATCH_PREFIX:
         if (m->bytes.len > n || (m->bytes.len && memcmp(m->bytes.data, req, m->bytes.len) != 0))
-            return 0;
+            return NO_MATCH;
         captures_whole(c, n);
-        return 1;
+        return MATCHED;
     case DW_SIM_MATCH_REGEX:
         return match_regex(ss, m, req, n, c);
     }

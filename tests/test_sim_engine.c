@@ -395,3 +395,25 @@ Test(sim_engine, regex_limit_in_a_step)
     free(req);
     unload(&f);
 }
+
+Test(sim_engine, regex_memory_limit_is_a_limit_hit)
+{
+    /* Each turn of a repeated group keeps a backtracking point: 100,000 of
+     * them are more than the JIT stack or, without JIT, the interpreter's
+     * depth and heap limits allow. */
+    fixture f;
+    load(&f, "{\"rules\": [{\"when\": {\"regex\": \"^(ab)*$\"}, \"reply\": \"M\"},"
+             " {\"when\": {\"regex\": \"(*NO_JIT)^(ab)*$\"}, \"reply\": \"I\"}],"
+             " \"unmatched\": {\"reply\": \"U\"}}");
+    enum { N = 200000 };
+    uint8_t *req = malloc(N);
+    cr_assert(req != NULL);
+    for (size_t i = 0; i < N; i++)
+        req[i] = i % 2 ? 'b' : 'a';
+    dw_sim_outcome *o = handle_n(&f, f.s, req, N);
+    cr_expect(eq(str, text(o), "U\n"));
+    cr_expect(eq(sz, o->nlimits, 2), "both gave up, neither crashed");
+    cr_expect(eq(str, text(handle_n(&f, f.s, req, 2000)), "M\n"), "a shorter run matches");
+    free(req);
+    unload(&f);
+}
