@@ -45,7 +45,12 @@
  * rule or step (matching goes on with the next rule, then the unmatched
  * behaviour), is counted (dw_sim_engine_regex_limit_hits and per rule), and
  * is listed in the outcome, flagged the first time for each rule so that
- * the server logs it once. The engine itself does no I/O. */
+ * the server logs it once. The engine itself does no I/O. A regex step is
+ * matched under the state lock, so in shared scope a step's match (bounded
+ * too) delays the others by its own length at most. The limits count
+ * backtracking, not the bytes each attempt scans: an unanchored pattern
+ * that scans ahead from every position without backtracking still costs
+ * time quadratic in the request's length (docs/sim.md, "Matching"). */
 #ifndef DW_SIM_ENGINE_H
 #define DW_SIM_ENGINE_H
 
