@@ -52,6 +52,7 @@ struct dw_sim_server {
     /* Figures of retired generations. */
     uint64_t retired_requests;
     uint64_t retired_unmatched;
+    uint64_t retired_limit_hits;
     uint64_t accepted; /* kept when the TCP server is freed */
 };
 
@@ -62,6 +63,7 @@ static void gen_release(dw_sim_server *s, sim_gen *g)
     pthread_mutex_lock(&s->lock);
     s->retired_requests += dw_sim_engine_requests(g->engine);
     s->retired_unmatched += dw_sim_engine_unmatched(g->engine);
+    s->retired_limit_hits += dw_sim_engine_regex_limit_hits(g->engine);
     pthread_mutex_unlock(&s->lock);
     dw_sim_engine_free(g->engine);
     dw_sim_script_free(g->script);
@@ -244,6 +246,23 @@ static int bad_input(sim_conn *sc, int rc, const dw_error *err)
     return DW_EOF;
 }
 
+/* Regexes a limit cut short on this request: noted in the transcript each
+ * time, logged the first time for each rule (the engine flags it). */
+static void report_limits(sim_conn *sc, const dw_sim_outcome *o)
+{
+    for (size_t i = 0; i < o->nlimits; i++) {
+        const dw_sim_limit_hit *h = &o->limits[i];
+        static const char what[] = "regex match limit";
+        dw_sim_transcript_event(sc->srv->transcript, sc->id, "note", (const uint8_t *)what,
+                                sizeof what - 1, h->name, NULL);
+        if (h->first)
+            dw_log(sc->srv->logger, DW_LOG_WARN,
+                   "%s: connection %llu: %s: regex match limit reached on a %zu-byte request; "
+                   "counted as no match (logged once for this rule, counted in the summary)",
+                   dw_conn_peer(sc->c), (unsigned long long)sc->id, h->name, sc->payload.len);
+    }
+}
+
 static int on_request(void *user, dw_conn *c, dw_iter *in, dw_buf *resp)
 {
     dw_sim_server *s = user;
@@ -273,6 +292,7 @@ static int on_request(void *user, dw_conn *c, dw_iter *in, dw_buf *resp)
         dw_sim_engine_handle(sc->gen->engine, sc->sess, sc->payload.data, sc->payload.len, o, &err);
     dw_sim_transcript_event(s->transcript, sc->id, "in", sc->payload.data, sc->payload.len, o->name,
                             NULL);
+    report_limits(sc, o);
     if (rc == DW_ENOMEM)
         return rc;
     if (rc != DW_OK) /* a reply the framing cannot carry: the script's fault */
@@ -549,6 +569,7 @@ void dw_sim_server_totals(dw_sim_server *s, dw_sim_totals *t)
     t->connections = s->tcp ? dw_tcp_server_accepted(s->tcp) : s->accepted;
     t->requests = s->retired_requests + dw_sim_engine_requests(e);
     t->unmatched = s->retired_unmatched + dw_sim_engine_unmatched(e);
+    t->regex_limit_hits = s->retired_limit_hits + dw_sim_engine_regex_limit_hits(e);
     t->steps_not_reached = dw_sim_engine_steps_not_reached(e);
     pthread_mutex_unlock(&s->lock);
 }
@@ -607,6 +628,17 @@ void dw_sim_server_summary(dw_sim_server *s, FILE *f)
         fputc('\n', f);
     }
     dw_buf_free(&b);
+    if (t.regex_limit_hits)
+        fprintf(f, "  regex match limit hits: %llu (each counted as no match)\n",
+                (unsigned long long)t.regex_limit_hits);
+    for (size_t i = 0; i < script->nsteps; i++)
+        if (dw_sim_engine_step_limit_hits(e, i))
+            fprintf(f, "    %s: %llu\n", script->steps[i].name ? script->steps[i].name : "step",
+                    (unsigned long long)dw_sim_engine_step_limit_hits(e, i));
+    for (size_t i = 0; i < script->nrules; i++)
+        if (dw_sim_engine_rule_limit_hits(e, i))
+            fprintf(f, "    %s: %llu\n", script->rules[i].name ? script->rules[i].name : "rule",
+                    (unsigned long long)dw_sim_engine_rule_limit_hits(e, i));
     fprintf(f, "  steps not reached: %zu of %zu\n", t.steps_not_reached, script->nsteps);
     for (size_t i = 0; i < script->nsteps; i++)
         if (!dw_sim_engine_step_hits(e, i))

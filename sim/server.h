@@ -57,10 +57,11 @@ void dw_sim_server_free(dw_sim_server *s);
 
 /* Figures for the summary and --check. */
 typedef struct dw_sim_totals {
-    uint64_t connections;     /* accepted */
-    uint64_t requests;        /* over every script served (reloads included) */
-    uint64_t unmatched;       /* idem */
-    size_t steps_not_reached; /* of the script serving now */
+    uint64_t connections;      /* accepted */
+    uint64_t requests;         /* over every script served (reloads included) */
+    uint64_t unmatched;        /* idem */
+    uint64_t regex_limit_hits; /* regex matches a limit cut short (idem) */
+    size_t steps_not_reached;  /* of the script serving now */
 } dw_sim_totals;
 
 void dw_sim_server_totals(dw_sim_server *s, dw_sim_totals *t);
