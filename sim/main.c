@@ -11,6 +11,7 @@
 #include <devwire/telnet.h>
 
 #include "engine.h"
+#include "memory.h"
 #include "script.h"
 #include "server.h"
 #include "transcript.h"
@@ -324,6 +325,7 @@ int main(int argc, char **argv)
     int check = 0, timeout_ms = 3000, idle_ms = -1, opt;
     long max_conns = 1024;
     dw_logger logger = {log_fn, NULL, DW_LOG_WARN};
+    dw_sim_memory_init();
 
     while ((opt = getopt_long(argc, argv, "s:l:t:chV", longopts, NULL)) != -1) {
         switch (opt) {

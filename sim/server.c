@@ -11,6 +11,7 @@
 #include <devwire/telnet.h>
 
 #include "engine.h"
+#include "memory.h"
 
 /* One loaded script and its engine. Connections hold a reference; the
  * server holds one on the generation serving now. */
@@ -34,6 +35,7 @@ typedef struct sim_conn {
     dw_buf payload;
     dw_buf wire;
     dw_sim_outcome out;
+    int held_large; /* payload or reply grew past DW_SIM_KEEP_BYTES (own thread only) */
     struct sim_conn *prev, *next;
 } sim_conn;
 
@@ -100,7 +102,8 @@ static void sleep_ms(unsigned ms)
     }
 }
 
-/* Write bytes as the transport wants them (Telnet doubles 0xFF). */
+/* Write bytes as the transport wants them (Telnet doubles 0xFF). Called
+ * under wlock, which also guards `wire`. */
 static int conn_send(sim_conn *sc, const uint8_t *p, size_t n)
 {
     if (!n)
@@ -109,7 +112,27 @@ static int conn_send(sim_conn *sc, const uint8_t *p, size_t n)
         return dw_conn_write(sc->c, p, n);
     dw_buf_clear(&sc->wire);
     int rc = dw_telnet_escape(p, n, &sc->wire);
-    return rc == DW_OK ? dw_conn_write(sc->c, sc->wire.data, sc->wire.len) : rc;
+    if (rc == DW_OK)
+        rc = dw_conn_write(sc->c, sc->wire.data, sc->wire.len);
+    if (sc->wire.cap > DW_SIM_KEEP_BYTES) { /* after a large write (memory.h) */
+        dw_buf_clear(&sc->wire);
+        dw_buf_shrink(&sc->wire, DW_SIM_KEEP_BYTES);
+    }
+    return rc;
+}
+
+/* After a frame larger than a connection keeps, give the storage back (see
+ * memory.h). The reply's storage is reused from one request to the next,
+ * so it is cleared here, once the reply is written. */
+static void conn_shrink(sim_conn *sc)
+{
+    if (sc->payload.cap <= DW_SIM_KEEP_BYTES && sc->out.bytes.cap <= DW_SIM_KEEP_BYTES)
+        return;
+    sc->held_large = 1;
+    dw_buf_clear(&sc->payload);
+    dw_buf_shrink(&sc->payload, DW_SIM_KEEP_BYTES);
+    dw_buf_clear(&sc->out.bytes);
+    dw_buf_shrink(&sc->out.bytes, DW_SIM_KEEP_BYTES);
 }
 
 /* A new session for the generation serving now (the connection starts
@@ -203,8 +226,11 @@ static void on_close(void *user, dw_conn *c)
     dw_buf_free(&sc->wire);
     dw_sim_outcome_free(&sc->out);
     pthread_mutex_destroy(&sc->wlock);
+    int held_large = sc->held_large;
     free(sc);
     dw_conn_set_user(c, NULL);
+    if (held_large)
+        dw_sim_memory_release();
 }
 
 static const char *fault_name(dw_sim_fault f)
@@ -244,11 +270,8 @@ static int bad_input(sim_conn *sc, int rc, const dw_error *err)
     return DW_EOF;
 }
 
-static int on_request(void *user, dw_conn *c, dw_iter *in, dw_buf *resp)
+static int serve_request(dw_sim_server *s, sim_conn *sc, dw_conn *c, dw_iter *in)
 {
-    dw_sim_server *s = user;
-    sim_conn *sc = dw_conn_user(c);
-    (void)resp;
     if (sc->telnet)
         in = dw_telnet_wrap(sc->telnet, in);
 
@@ -330,6 +353,15 @@ static int on_request(void *user, dw_conn *c, dw_iter *in, dw_buf *resp)
         return DW_EOF;
     }
     return DW_OK;
+}
+
+static int on_request(void *user, dw_conn *c, dw_iter *in, dw_buf *resp)
+{
+    sim_conn *sc = dw_conn_user(c);
+    (void)resp;
+    int rc = serve_request(user, sc, c, in);
+    conn_shrink(sc);
+    return rc;
 }
 
 /* ---- periodic messages --------------------------------------------------- */

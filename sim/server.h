@@ -10,7 +10,13 @@
  * vanishing mid-frame, ends that connection only (logged once); the others go on.
  *
  * A reload swaps in a new script: new connections use it at once, open ones
- * from their next request on (their per-connection state starts afresh). */
+ * from their next request on (their per-connection state starts afresh).
+ *
+ * Memory (memory.h): once a frame larger than DW_SIM_KEEP_BYTES is answered
+ * or refused, the connection's buffers shrink back to that capacity; when a
+ * connection that held larger buffers closes, dw_sim_memory_release gives
+ * the freed memory back to the system. The program calls
+ * dw_sim_memory_init first. */
 #ifndef DW_SIM_SERVER_H
 #define DW_SIM_SERVER_H
 

@@ -41,6 +41,11 @@ int dw_sim_proc_stop(dw_sim_proc *p, int timeout_ms);
 /* Wait until stderr (err = 1) or stdout (err = 0) contains `needle`.
  * 1 found, 0 not within timeout_ms. */
 int dw_sim_proc_wait_output(dw_sim_proc *p, int err, const char *needle, int timeout_ms);
+/* Occurrences of `needle` in `hay` (log lines in the output). */
+size_t dw_sim_count(const char *hay, const char *needle);
+/* Resident set size of the running simulator in KiB (VmRSS in
+ * /proc/PID/status), or -1. */
+long dw_sim_proc_rss_kib(const dw_sim_proc *p);
 /* Kill if still running, reap, close, free buffers. */
 void dw_sim_proc_free(dw_sim_proc *p);
 
