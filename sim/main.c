@@ -44,6 +44,7 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: %s --script FILE [--listen HOST:PORT] [--transcript FILE] [--check]\n"
             "                   [--log-level LEVEL] [--max-connections N] [--idle-timeout MS]\n"
+            "                   [--max-frame BYTES]\n"
             "       %s --validate FILE\n"
             "       %s --probe HOST:PORT [--timeout MS]\n"
             "       %s --ask HOST:PORT --script FILE [--timeout MS] REQUEST\n"
@@ -60,6 +61,8 @@ static void usage(FILE *f)
             "      --log-level LEVEL  error, warn (default), info, debug or trace\n"
             "      --max-connections N  refuse clients above N at once (default 1024)\n"
             "      --idle-timeout MS  close a connection silent this long (default: never)\n"
+            "      --max-frame BYTES  cap every framing of the script (reloads too) at BYTES,\n"
+            "                         1 to 1073741824; a larger frame closes its connection\n"
             "      --validate FILE    check a script and exit (0 valid, 2 invalid)\n"
             "      --probe HOST:PORT  exit 0 if a simulator accepts a connection there\n"
             "      --ask HOST:PORT    send REQUEST with the script's transport and framing,\n"
@@ -303,7 +306,16 @@ out:
 
 int main(int argc, char **argv)
 {
-    enum { OPT_LOG = 256, OPT_VALIDATE, OPT_PROBE, OPT_ASK, OPT_TIMEOUT, OPT_MAXCONN, OPT_IDLE };
+    enum {
+        OPT_LOG = 256,
+        OPT_VALIDATE,
+        OPT_PROBE,
+        OPT_ASK,
+        OPT_TIMEOUT,
+        OPT_MAXCONN,
+        OPT_IDLE,
+        OPT_MAXFRAME
+    };
     static const struct option longopts[] = {
         {"script", required_argument, NULL, 's'},
         {"listen", required_argument, NULL, 'l'},
@@ -316,6 +328,7 @@ int main(int argc, char **argv)
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"max-connections", required_argument, NULL, OPT_MAXCONN},
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
+        {"max-frame", required_argument, NULL, OPT_MAXFRAME},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -323,7 +336,7 @@ int main(int argc, char **argv)
     const char *script_path = NULL, *listen = "127.0.0.1:5025", *transcript_path = NULL;
     const char *validate = NULL, *probe = NULL, *ask = NULL;
     int check = 0, timeout_ms = 3000, idle_ms = -1, opt;
-    long max_conns = 1024;
+    long max_conns = 1024, max_frame = 0;
     dw_logger logger = {log_fn, NULL, DW_LOG_WARN};
     dw_sim_memory_init();
 
@@ -384,6 +397,13 @@ int main(int argc, char **argv)
             idle_ms = (int)v;
             break;
         }
+        case OPT_MAXFRAME:
+            if (parse_count(optarg, 1, (long)DW_SIM_MAX_FRAME_LIMIT, &max_frame) != 0) {
+                fprintf(stderr, "%s: --max-frame %s: expected bytes from 1 to %zu\n", prog, optarg,
+                        DW_SIM_MAX_FRAME_LIMIT);
+                return EXIT_USAGE;
+            }
+            break;
         case 'h':
             usage(stdout);
             return EXIT_OK;
@@ -456,6 +476,7 @@ int main(int argc, char **argv)
     o.transcript = tr;
     o.max_connections = (size_t)max_conns;
     o.idle_timeout_ms = idle_ms;
+    o.max_frame = (size_t)max_frame;
     dw_sim_server *srv = NULL;
     if (dw_sim_server_new(&o, script, &srv, &err) != DW_OK) {
         fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));

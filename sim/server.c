@@ -43,6 +43,7 @@ struct dw_sim_server {
     dw_tcp_server *tcp;
     const dw_logger *logger;
     dw_sim_transcript *transcript;
+    size_t max_frame;     /* 0 = the script's own */
     pthread_mutex_t lock; /* gen, conns, the timer's state */
     pthread_cond_t wake;
     sim_gen *gen;
@@ -79,12 +80,15 @@ static sim_gen *gen_acquire(dw_sim_server *s)
     return g;
 }
 
-static int gen_new(dw_sim_script *script, sim_gen **out, dw_error *err)
+static int gen_new(dw_sim_server *s, dw_sim_script *script, sim_gen **out, dw_error *err)
 {
+    int rc = dw_sim_script_cap_frames(script, s->max_frame, err);
+    if (rc != DW_OK)
+        return rc;
     sim_gen *g = calloc(1, sizeof *g);
     if (!g)
         return dw_error_set(err, DW_ENOMEM, "out of memory");
-    int rc = dw_sim_engine_new(script, &g->engine, err);
+    rc = dw_sim_engine_new(script, &g->engine, err);
     if (rc != DW_OK) {
         free(g);
         return rc;
@@ -472,6 +476,7 @@ int dw_sim_server_new(const dw_sim_server_options *o, dw_sim_script *script, dw_
         return dw_error_set(err, DW_ENOMEM, "out of memory");
     s->logger = o->logger;
     s->transcript = o->transcript;
+    s->max_frame = o->max_frame;
     pthread_mutex_init(&s->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -479,7 +484,7 @@ int dw_sim_server_new(const dw_sim_server_options *o, dw_sim_script *script, dw_
     pthread_cond_init(&s->wake, &ca);
     pthread_condattr_destroy(&ca);
 
-    int rc = gen_new(script, &s->gen, err);
+    int rc = gen_new(s, script, &s->gen, err);
     if (rc != DW_OK) {
         pthread_cond_destroy(&s->wake);
         pthread_mutex_destroy(&s->lock);
@@ -530,7 +535,7 @@ uint16_t dw_sim_server_port(const dw_sim_server *s)
 int dw_sim_server_reload(dw_sim_server *s, dw_sim_script *script, dw_error *err)
 {
     sim_gen *g;
-    int rc = gen_new(script, &g, err);
+    int rc = gen_new(s, script, &g, err);
     if (rc != DW_OK)
         return rc;
     pthread_mutex_lock(&s->lock);

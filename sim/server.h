@@ -37,6 +37,13 @@ typedef struct dw_sim_server_options {
     dw_sim_transcript *transcript; /* NULL = none; borrowed, must outlive the server */
     size_t max_connections;        /* default 1024 */
     int idle_timeout_ms;           /* close a silent connection; -1 = never (default) */
+    /* --max-frame: 0 = each framing's own max_frame (default); otherwise
+     * every framing of the script, request and response, accepts frames of
+     * at most this many bytes (the smaller of this and the script's own),
+     * for reloaded scripts too (dw_sim_script_cap_frames). A script with a
+     * fixed framing longer than this is refused: dw_sim_server_new and
+     * dw_sim_server_reload fail with DW_ESCRIPT. */
+    size_t max_frame;
 } dw_sim_server_options;
 
 void dw_sim_server_options_init(dw_sim_server_options *o);

@@ -5,10 +5,12 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <devwire/devwire.h>
 
@@ -231,4 +233,107 @@ Test(sim_memory, large_frames_do_not_stay_with_open_connections, .disabled = !RS
     dw_sim_client_close(&good);
     cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "exit status; stderr:\n%s", err_of(&p));
     dw_sim_proc_free(&p);
+}
+
+/* ---- --max-frame ------------------------------------------------------------ */
+
+static void rewrite(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f != NULL, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Send one frame of exactly `len` bytes ("BIG", 'x's, "\n") on a new
+ * connection: 1 if it was answered "ok", 0 if the connection was dropped. */
+static int frame_answered(dw_sim_proc *p, size_t len)
+{
+    uint8_t *frame = make_bytes("BIG", len, 1);
+    dw_sim_client c;
+    open_client(&c, p);
+    int sent = dw_session_send(c.session, frame, len, NULL);
+    int rc = dw_sim_client_recv(&c);
+    free(frame);
+    cr_assert(rc == DW_OK || rc == DW_EOF || rc == DW_ECONNRESET,
+              "%zu-byte frame (sent: %s): neither answered nor dropped: %s", len, dw_strerror(sent),
+              dw_error_message(&c.err));
+    int answered = rc == DW_OK;
+    if (answered)
+        cr_expect(eq(str, (char *)c.reply.data, "ok"), "%zu-byte frame: reply", len);
+    dw_sim_client_close(&c);
+    return answered;
+}
+
+static void expect_cap(dw_sim_proc *p, size_t cap, const char *when)
+{
+    cr_expect(frame_answered(p, cap), "%s: a frame of exactly %zu bytes is accepted", when, cap);
+    cr_expect(frame_answered(p, cap + 1) == 0, "%s: a frame of %zu bytes is refused", when,
+              cap + 1);
+    cr_expect(frame_answered(p, cap - 1), "%s: and %zu bytes again", when, cap - 1);
+}
+
+Test(sim_memory, max_frame_caps_every_framing)
+{
+    static const char *const args[] = {"--max-frame", "1000", NULL};
+    dw_sim_proc p;
+    char *path = NULL;
+    int rc = dw_sim_proc_serve(&p, "maxframe", memory_script, args, &path);
+    cr_assert(eq(int, rc, DW_OK), "did not start (%s):\n%s", dw_strerror(rc), err_of(&p));
+    expect_cap(&p, 1000, "--max-frame 1000 over the script's 16 MiB");
+    cr_expect(dw_sim_proc_wait_output(&p, 1, "maximum frame of 1000 bytes; closing it", 10000),
+              "the log:\n%s", err_of(&p));
+
+    /* A reloaded script is capped too; a script's smaller max_frame stays. */
+    cr_assert(eq(int, dw_sim_proc_kill(&p, SIGHUP), DW_OK));
+    cr_assert(dw_sim_proc_wait_output(&p, 1, "reloaded", 10000), "stderr:\n%s", err_of(&p));
+    expect_cap(&p, 1000, "after a reload");
+    rewrite(path, "{\"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\", "
+                  "\"max_frame\": 500},\n"
+                  " \"rules\": [{\"when\": {\"prefix\": \"BIG\"}, \"reply\": \"ok\"}]}\n");
+    cr_assert(eq(int, dw_sim_proc_kill(&p, SIGHUP), DW_OK));
+    /* The second "reloaded" line: wait_output pumps the output meanwhile. */
+    for (int i = 0; i < 100 && dw_sim_count(err_of(&p), "reloaded") < 2; i++)
+        dw_sim_proc_wait_output(&p, 1, "(not printed)", 100);
+    cr_assert(eq(sz, dw_sim_count(err_of(&p), "reloaded"), 2), "stderr:\n%s", err_of(&p));
+    expect_cap(&p, 500, "the script's own 500 under --max-frame 1000");
+
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "exit status; stderr:\n%s", err_of(&p));
+    unlink(path);
+    free(path);
+    dw_sim_proc_free(&p);
+}
+
+Test(sim_memory, max_frame_refuses_bad_values_and_fixed_frames_above_it)
+{
+    static const char *const bad[] = {
+        "0", "-5", "abc", "12x", "", "1073741825", "99999999999999999999999"};
+    char *path = dw_sim_temp_file("maxframe", memory_script);
+    cr_assert(path != NULL);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *const args[] = {"--script",    path,   "--listen", "127.0.0.1:0",
+                                    "--max-frame", bad[i], NULL};
+        dw_sim_proc p;
+        cr_expect(eq(int, dw_sim_proc_run(&p, args, 10000), 2), "--max-frame '%s'", bad[i]);
+        cr_expect(strstr(err_of(&p), "--max-frame") != NULL &&
+                      strstr(err_of(&p), "expected bytes from 1 to 1073741824") != NULL,
+                  "--max-frame '%s': the message:\n%s", bad[i], err_of(&p));
+        dw_sim_proc_free(&p);
+    }
+    unlink(path);
+    free(path);
+
+    /* A fixed framing longer than the cap could never pass: refused. */
+    path = dw_sim_temp_file("maxframe", "{\"framing\": {\"type\": \"fixed\", \"length\": 64},\n"
+                                        " \"rules\": []}\n");
+    cr_assert(path != NULL);
+    const char *const fixed[] = {"--script",    path, "--listen", "127.0.0.1:0",
+                                 "--max-frame", "63", NULL};
+    dw_sim_proc p;
+    cr_expect(eq(int, dw_sim_proc_run(&p, fixed, 10000), 2));
+    cr_expect(strstr(err_of(&p), "fixed length 64 is larger than --max-frame 63") != NULL, "%s",
+              err_of(&p));
+    dw_sim_proc_free(&p);
+    unlink(path);
+    free(path);
 }
