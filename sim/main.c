@@ -27,6 +27,9 @@ enum {
 
 static const char *prog = "devwire-sim";
 
+/* --max-buffered: at most 1 TiB. */
+#define MAX_BUFFERED_LIMIT (1L << 40)
+
 /* A whole decimal number within [lo, hi]: 0, or -1. */
 static int parse_count(const char *text, long lo, long hi, long *out)
 {
@@ -44,7 +47,7 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: %s --script FILE [--listen HOST:PORT] [--transcript FILE] [--check]\n"
             "                   [--log-level LEVEL] [--max-connections N] [--idle-timeout MS]\n"
-            "                   [--max-frame BYTES]\n"
+            "                   [--max-frame BYTES] [--max-buffered BYTES]\n"
             "       %s --validate FILE\n"
             "       %s --probe HOST:PORT [--timeout MS]\n"
             "       %s --ask HOST:PORT --script FILE [--timeout MS] REQUEST\n"
@@ -63,6 +66,9 @@ static void usage(FILE *f)
             "      --idle-timeout MS  close a connection silent this long (default: never)\n"
             "      --max-frame BYTES  cap every framing of the script (reloads too) at BYTES,\n"
             "                         1 to 1073741824; a larger frame closes its connection\n"
+            "      --max-buffered BYTES  bytes buffered across all connections at most\n"
+            "                         (requests being read, replies being written; default\n"
+            "                         268435456); a connection that would pass it is closed\n"
             "      --validate FILE    check a script and exit (0 valid, 2 invalid)\n"
             "      --probe HOST:PORT  exit 0 if a simulator accepts a connection there\n"
             "      --ask HOST:PORT    send REQUEST with the script's transport and framing,\n"
@@ -314,7 +320,8 @@ int main(int argc, char **argv)
         OPT_TIMEOUT,
         OPT_MAXCONN,
         OPT_IDLE,
-        OPT_MAXFRAME
+        OPT_MAXFRAME,
+        OPT_MAXBUF
     };
     static const struct option longopts[] = {
         {"script", required_argument, NULL, 's'},
@@ -329,6 +336,7 @@ int main(int argc, char **argv)
         {"max-connections", required_argument, NULL, OPT_MAXCONN},
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
         {"max-frame", required_argument, NULL, OPT_MAXFRAME},
+        {"max-buffered", required_argument, NULL, OPT_MAXBUF},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -336,7 +344,7 @@ int main(int argc, char **argv)
     const char *script_path = NULL, *listen = "127.0.0.1:5025", *transcript_path = NULL;
     const char *validate = NULL, *probe = NULL, *ask = NULL;
     int check = 0, timeout_ms = 3000, idle_ms = -1, opt;
-    long max_conns = 1024, max_frame = 0;
+    long max_conns = 1024, max_frame = 0, max_buffered = (long)DW_SIM_MAX_BUFFERED;
     dw_logger logger = {log_fn, NULL, DW_LOG_WARN};
     dw_sim_memory_init();
 
@@ -401,6 +409,13 @@ int main(int argc, char **argv)
             if (parse_count(optarg, 1, (long)DW_SIM_MAX_FRAME_LIMIT, &max_frame) != 0) {
                 fprintf(stderr, "%s: --max-frame %s: expected bytes from 1 to %zu\n", prog, optarg,
                         DW_SIM_MAX_FRAME_LIMIT);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_MAXBUF:
+            if (parse_count(optarg, 1, MAX_BUFFERED_LIMIT, &max_buffered) != 0) {
+                fprintf(stderr, "%s: --max-buffered %s: expected bytes from 1 to %ld\n", prog,
+                        optarg, MAX_BUFFERED_LIMIT);
                 return EXIT_USAGE;
             }
             break;
@@ -477,6 +492,7 @@ int main(int argc, char **argv)
     o.max_connections = (size_t)max_conns;
     o.idle_timeout_ms = idle_ms;
     o.max_frame = (size_t)max_frame;
+    o.max_buffered = (size_t)max_buffered;
     dw_sim_server *srv = NULL;
     if (dw_sim_server_new(&o, script, &srv, &err) != DW_OK) {
         fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));

@@ -21,8 +21,19 @@ typedef struct sim_gen {
     atomic_long refs;
 } sim_gen;
 
+typedef struct sim_conn sim_conn;
+
+/* Counts the bytes a connection pulls for its frame against the server's
+ * --max-buffered budget (server.h). One per connection, for its whole life:
+ * bytes the framing gives back wait in it for the next frame. */
+typedef struct budget_iter {
+    dw_iter base;
+    dw_iter *inner;
+    sim_conn *sc;
+} budget_iter;
+
 /* One connection's view. */
-typedef struct sim_conn {
+struct sim_conn {
     dw_sim_server *srv;
     dw_conn *c;
     uint64_t id;
@@ -36,15 +47,21 @@ typedef struct sim_conn {
     dw_buf wire;
     dw_sim_outcome out;
     int held_large; /* payload or reply grew past DW_SIM_KEEP_BYTES (own thread only) */
+    budget_iter bin;
+    size_t charged; /* bytes of the budget this connection holds now */
+    size_t refused; /* bytes that budget_take refused (0 = none) */
+    size_t refusal; /* the total of all connections it would have made */
     struct sim_conn *prev, *next;
-} sim_conn;
+};
 
 struct dw_sim_server {
     dw_tcp_server *tcp;
     const dw_logger *logger;
     dw_sim_transcript *transcript;
-    size_t max_frame;     /* 0 = the script's own */
-    pthread_mutex_t lock; /* gen, conns, the timer's state */
+    size_t max_frame;       /* 0 = the script's own */
+    size_t max_buffered;    /* 0 = no bound */
+    atomic_size_t buffered; /* bytes held by all connections (budget_take) */
+    pthread_mutex_t lock;   /* gen, conns, the timer's state */
     pthread_cond_t wake;
     sim_gen *gen;
     uint64_t gen_no; /* bumped at each reload (the timer restarts) */
@@ -139,6 +156,50 @@ static void conn_shrink(sim_conn *sc)
     dw_buf_shrink(&sc->out.bytes, DW_SIM_KEEP_BYTES);
 }
 
+/* ---- --max-buffered -------------------------------------------------------- */
+
+/* Take n bytes of the server's budget for this connection: DW_OK, or
+ * DW_ELIMIT (nothing taken; the refusal noted) when that would pass it. */
+static int budget_take(sim_conn *sc, size_t n)
+{
+    dw_sim_server *s = sc->srv;
+    size_t cur = atomic_load(&s->buffered);
+    do {
+        if (n > s->max_buffered || cur > s->max_buffered - n) {
+            sc->refused = n;
+            sc->refusal = cur + n;
+            return DW_ELIMIT;
+        }
+    } while (!atomic_compare_exchange_weak(&s->buffered, &cur, cur + n));
+    sc->charged += n;
+    return DW_OK;
+}
+
+/* The request is handled: its bytes and its reply's leave the budget. */
+static void budget_give_back(sim_conn *sc)
+{
+    if (sc->charged)
+        atomic_fetch_sub(&sc->srv->buffered, sc->charged);
+    sc->charged = 0;
+}
+
+static int budget_pull(dw_iter *base, const uint8_t **data, size_t *len)
+{
+    budget_iter *bi = (budget_iter *)base;
+    int rc = dw_iter_next(bi->inner, data, len);
+    return rc == DW_OK ? budget_take(bi->sc, *len) : rc;
+}
+
+/* The iterator to read requests through: `in` itself when there is no
+ * bound, else the connection's counting wrapper around it. */
+static dw_iter *budget_wrap(sim_conn *sc, dw_iter *in)
+{
+    if (!sc->srv->max_buffered)
+        return in;
+    sc->bin.inner = in;
+    return &sc->bin.base;
+}
+
 /* A new session for the generation serving now (the connection starts
  * afresh after a reload). */
 static int conn_bind(sim_conn *sc)
@@ -169,6 +230,8 @@ static int on_open(void *user, dw_conn *c)
     sc->srv = s;
     sc->c = c;
     sc->id = dw_conn_id(c);
+    dw_iter_init(&sc->bin.base, budget_pull);
+    sc->bin.sc = sc;
     pthread_mutex_init(&sc->wlock, NULL);
     dw_sim_outcome_init(&sc->out);
     dw_conn_set_user(c, sc);
@@ -253,8 +316,28 @@ static const char *fault_name(dw_sim_fault f)
     }
 }
 
-/* Bad input on the wire: say once what happened and end this connection
- * quietly (the TCP server logs a DW_EOF end at DEBUG only). */
+/* Record the fault and end this connection quietly (the TCP server logs a
+ * DW_EOF end at DEBUG only): the caller has said once what happened. */
+static int drop(sim_conn *sc, const char *what)
+{
+    dw_sim_transcript_event(sc->srv->transcript, sc->id, "fault", NULL, 0, what, NULL);
+    dw_conn_close(sc->c, 0);
+    return DW_EOF;
+}
+
+/* This connection's next bytes would pass --max-buffered (budget_take
+ * refused them). */
+static int over_budget(sim_conn *sc, const char *what)
+{
+    dw_log(sc->srv->logger, DW_LOG_WARN,
+           "%s: connection %llu: --max-buffered %zu reached (%s: this connection would buffer "
+           "%zu bytes, all connections %zu); closing it",
+           dw_conn_peer(sc->c), (unsigned long long)sc->id, sc->srv->max_buffered, what,
+           sc->charged + sc->refused, sc->refusal);
+    return drop(sc, "max-buffered");
+}
+
+/* Bad input on the wire: say once what happened and end this connection. */
 static int bad_input(sim_conn *sc, int rc, const dw_error *err)
 {
     const dw_logger *lg = sc->srv->logger;
@@ -268,16 +351,14 @@ static int bad_input(sim_conn *sc, int rc, const dw_error *err)
                dw_error_message(err));
     else
         return rc; /* timeouts, resets: the TCP server reports them */
-    dw_sim_transcript_event(sc->srv->transcript, sc->id, "fault", NULL, 0,
-                            rc == DW_ETRUNCATED ? "truncated frame" : dw_err_name(rc), NULL);
-    dw_conn_close(sc->c, 0);
-    return DW_EOF;
+    return drop(sc, rc == DW_ETRUNCATED ? "truncated frame" : dw_err_name(rc));
 }
 
 static int serve_request(dw_sim_server *s, sim_conn *sc, dw_conn *c, dw_iter *in)
 {
     if (sc->telnet)
         in = dw_telnet_wrap(sc->telnet, in);
+    in = budget_wrap(sc, in);
 
     dw_error err;
     dw_error_clear(&err);
@@ -285,6 +366,8 @@ static int serve_request(dw_sim_server *s, sim_conn *sc, dw_conn *c, dw_iter *in
         dw_unmarshall(dw_sim_engine_request_marshaller(sc->gen->engine), in, &sc->payload, &err);
     if (rc == DW_EOF)
         return DW_EOF;
+    if (rc == DW_ELIMIT && sc->refused)
+        return over_budget(sc, "reading a request");
     if (rc != DW_OK)
         return bad_input(sc, rc, &err);
 
@@ -327,6 +410,8 @@ static int serve_request(dw_sim_server *s, sim_conn *sc, dw_conn *c, dw_iter *in
     }
 
     rc = DW_OK;
+    if (s->max_buffered && o->bytes.len && budget_take(sc, o->bytes.len) != DW_OK)
+        return over_budget(sc, "its reply");
     if (o->bytes.len) {
         pthread_mutex_lock(&sc->wlock);
         if (o->nsplit == 0) {
@@ -364,6 +449,7 @@ static int on_request(void *user, dw_conn *c, dw_iter *in, dw_buf *resp)
     sim_conn *sc = dw_conn_user(c);
     (void)resp;
     int rc = serve_request(user, sc, c, in);
+    budget_give_back(sc);
     conn_shrink(sc);
     return rc;
 }
@@ -465,6 +551,7 @@ void dw_sim_server_options_init(dw_sim_server_options *o)
     o->host = "127.0.0.1";
     o->max_connections = 1024;
     o->idle_timeout_ms = -1;
+    o->max_buffered = DW_SIM_MAX_BUFFERED;
 }
 
 int dw_sim_server_new(const dw_sim_server_options *o, dw_sim_script *script, dw_sim_server **out,
@@ -477,6 +564,7 @@ int dw_sim_server_new(const dw_sim_server_options *o, dw_sim_script *script, dw_
     s->logger = o->logger;
     s->transcript = o->transcript;
     s->max_frame = o->max_frame;
+    s->max_buffered = o->max_buffered;
     pthread_mutex_init(&s->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

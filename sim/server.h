@@ -44,7 +44,21 @@ typedef struct dw_sim_server_options {
      * fixed framing longer than this is refused: dw_sim_server_new and
      * dw_sim_server_reload fail with DW_ESCRIPT. */
     size_t max_frame;
+    /* --max-buffered: the most bytes buffered across all connections at
+     * once, DW_SIM_MAX_BUFFERED by default; 0 = no bound. A connection's
+     * buffered bytes are those of the request frame it is reading, counted
+     * as they arrive (to the chunk read), plus the reply it is writing. A
+     * connection whose next bytes would pass the bound gets its frame (or
+     * reply) refused: it is closed, logged once at warn ("HOST:PORT:
+     * connection N: --max-buffered B reached (reading a request: this
+     * connection would buffer X bytes, all connections Y); closing it", or
+     * "(its reply: ...)") and recorded as a transcript "fault" event with
+     * match "max-buffered"; the others keep being answered. A connection's
+     * count starts from zero again with each request. */
+    size_t max_buffered;
 } dw_sim_server_options;
+
+#define DW_SIM_MAX_BUFFERED ((size_t)256 * 1024 * 1024)
 
 void dw_sim_server_options_init(dw_sim_server_options *o);
 

@@ -304,28 +304,37 @@ Test(sim_memory, max_frame_caps_every_framing)
     dw_sim_proc_free(&p);
 }
 
-Test(sim_memory, max_frame_refuses_bad_values_and_fixed_frames_above_it)
+/* Each of `bad` given to `option` is a usage error (exit 2) whose message
+ * names the option and says `expected`. */
+static void refuses_values(const char *option, const char *const *bad, size_t n,
+                           const char *expected)
 {
-    static const char *const bad[] = {
-        "0", "-5", "abc", "12x", "", "1073741825", "99999999999999999999999"};
-    char *path = dw_sim_temp_file("maxframe", memory_script);
+    char *path = dw_sim_temp_file("values", memory_script);
     cr_assert(path != NULL);
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        const char *const args[] = {"--script",    path,   "--listen", "127.0.0.1:0",
-                                    "--max-frame", bad[i], NULL};
+    for (size_t i = 0; i < n; i++) {
+        const char *const args[] = {"--script", path,   "--listen", "127.0.0.1:0",
+                                    option,     bad[i], NULL};
         dw_sim_proc p;
-        cr_expect(eq(int, dw_sim_proc_run(&p, args, 10000), 2), "--max-frame '%s'", bad[i]);
-        cr_expect(strstr(err_of(&p), "--max-frame") != NULL &&
-                      strstr(err_of(&p), "expected bytes from 1 to 1073741824") != NULL,
-                  "--max-frame '%s': the message:\n%s", bad[i], err_of(&p));
+        cr_expect(eq(int, dw_sim_proc_run(&p, args, 10000), 2), "%s '%s'", option, bad[i]);
+        cr_expect(strstr(err_of(&p), option) != NULL && strstr(err_of(&p), expected) != NULL,
+                  "%s '%s': the message:\n%s", option, bad[i], err_of(&p));
         dw_sim_proc_free(&p);
     }
     unlink(path);
     free(path);
+}
+
+Test(sim_memory, max_frame_refuses_bad_values_and_fixed_frames_above_it)
+{
+    static const char *const bad[] = {
+        "0", "-5", "abc", "12x", "", "1073741825", "99999999999999999999999"};
+    refuses_values("--max-frame", bad, sizeof bad / sizeof bad[0],
+                   "expected bytes from 1 to 1073741824");
 
     /* A fixed framing longer than the cap could never pass: refused. */
-    path = dw_sim_temp_file("maxframe", "{\"framing\": {\"type\": \"fixed\", \"length\": 64},\n"
-                                        " \"rules\": []}\n");
+    char *path =
+        dw_sim_temp_file("maxframe", "{\"framing\": {\"type\": \"fixed\", \"length\": 64},\n"
+                                     " \"rules\": []}\n");
     cr_assert(path != NULL);
     const char *const fixed[] = {"--script",    path, "--listen", "127.0.0.1:0",
                                  "--max-frame", "63", NULL};
@@ -336,4 +345,88 @@ Test(sim_memory, max_frame_refuses_bad_values_and_fixed_frames_above_it)
     dw_sim_proc_free(&p);
     unlink(path);
     free(path);
+}
+
+/* ---- --max-buffered --------------------------------------------------------- */
+
+/* Send `len` bytes of a frame ("prefix", 'x's, "\n" if `frame`) on `c`. */
+static void send_bytes(dw_sim_client *c, const char *prefix, size_t len, int frame)
+{
+    uint8_t *b = make_bytes(prefix, len, frame);
+    int rc = dw_session_send(c->session, b, len, &c->err);
+    free(b);
+    cr_assert(eq(int, rc, DW_OK), "send: %s", dw_error_message(&c->err));
+}
+
+static void expect_dropped(dw_sim_client *c, const char *who)
+{
+    int rc = dw_sim_client_recv(c);
+    cr_expect(rc == DW_EOF || rc == DW_ECONNRESET, "%s: closed by the simulator, not %s", who,
+              dw_strerror(rc));
+}
+
+Test(sim_memory, max_buffered_closes_the_connection_that_would_pass_it)
+{
+    char *tpath = dw_sim_temp_file("maxbuf", "");
+    cr_assert(tpath != NULL);
+    const char *const args[] = {"--max-buffered", "1048576", "--transcript", tpath, NULL};
+    dw_sim_proc p;
+    serve(&p, memory_script, args);
+    dw_sim_client good, a, b, c, d;
+    open_client(&good, &p);
+    ask_eq(&good, "*IDN?", "ACME,SIM,1,1.0");
+
+    /* A sends 700 kB of a frame and stops there: it holds them. */
+    open_client(&a, &p);
+    send_bytes(&a, "BIG", 700000, 0);
+    sleep_ms(1000); /* the simulator reads them meanwhile */
+    /* B's 700 kB would take the total past 1 MiB: B is closed, A is not. */
+    open_client(&b, &p);
+    send_bytes(&b, "BIG", 700000, 0);
+    expect_dropped(&b, "the client passing the bound");
+    ask_eq(&good, "*IDN?", "ACME,SIM,1,1.0");
+    send_bytes(&a, "", 1, 1); /* A ends its frame: "\n" */
+    cr_assert(eq(int, dw_sim_client_recv(&a), DW_OK), "A: %s", dw_error_message(&a.err));
+    cr_expect(eq(str, (char *)a.reply.data, "ok"), "A's 700001-byte frame is answered");
+
+    /* Handled or closed, their bytes came back: 900 kB fit again. */
+    open_client(&c, &p);
+    send_bytes(&c, "BIG", 900000, 1);
+    cr_assert(eq(int, dw_sim_client_recv(&c), DW_OK), "C: %s", dw_error_message(&c.err));
+    cr_expect(eq(str, (char *)c.reply.data, "ok"));
+
+    /* The reply counts too: 600 kB in and the same echoed out pass 1 MiB. */
+    open_client(&d, &p);
+    send_bytes(&d, "ECHO", 600000, 1);
+    expect_dropped(&d, "the client whose reply passes the bound");
+    ask_eq(&good, "*IDN?", "ACME,SIM,1,1.0");
+
+    dw_sim_client_close(&a);
+    dw_sim_client_close(&b);
+    dw_sim_client_close(&c);
+    dw_sim_client_close(&d);
+    dw_sim_client_close(&good);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "exit status; stderr:\n%s", err_of(&p));
+    const char *log = err_of(&p);
+    cr_expect(eq(sz, dw_sim_count(log, "--max-buffered 1048576 reached"), 2),
+              "B and D, each logged once:\n%s", log);
+    cr_expect(strstr(log, "(reading a request: ") != NULL, "%s", log);
+    cr_expect(strstr(log, "(its reply: ") != NULL, "%s", log);
+    cr_expect(eq(sz, dw_sim_count(log, "closing it"), 2), "nothing else closed:\n%s", log);
+    char *tr = dw_sim_read_file(tpath, NULL);
+    cr_assert(tr != NULL, "%s", tpath);
+    cr_expect(eq(sz, dw_sim_count(tr, "\"dir\":\"fault\",\"match\":\"max-buffered\""), 2),
+              "transcript:\n%.3000s", tr);
+    free(tr);
+    unlink(tpath);
+    free(tpath);
+    dw_sim_proc_free(&p);
+}
+
+Test(sim_memory, max_buffered_refuses_bad_values)
+{
+    static const char *const bad[] = {
+        "0", "-1", "many", "1k", "", "1099511627777", "99999999999999999999999"};
+    refuses_values("--max-buffered", bad, sizeof bad / sizeof bad[0],
+                   "expected bytes from 1 to 1099511627776");
 }

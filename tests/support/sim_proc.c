@@ -290,6 +290,28 @@ char *dw_sim_temp_file(const char *tag, const char *text)
     return path;
 }
 
+char *dw_sim_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    dw_buf b = DW_BUF_INIT;
+    char chunk[4096];
+    size_t n;
+    int rc = DW_OK;
+    while (rc == DW_OK && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        rc = dw_buf_append(&b, chunk, n);
+    if (rc != DW_OK || ferror(f) || dw_buf_nul_terminate(&b) != DW_OK) {
+        fclose(f);
+        dw_buf_free(&b);
+        return NULL;
+    }
+    fclose(f);
+    if (len)
+        *len = b.len;
+    return (char *)b.data;
+}
+
 int dw_sim_proc_serve(dw_sim_proc *p, const char *tag, const char *script, const char *const *extra,
                       char **path)
 {

@@ -53,6 +53,10 @@ void dw_sim_proc_free(dw_sim_proc *p);
  * (caller frees) or NULL. */
 char *dw_sim_temp_file(const char *tag, const char *text);
 
+/* The whole of a file, NUL-terminated (caller frees), its length in *len
+ * (len may be NULL); NULL if it cannot be read. */
+char *dw_sim_read_file(const char *path, size_t *len);
+
 /* Write `script` (JSON text) to a temporary file, start devwire-sim on
  * 127.0.0.1:0 with it and `extra` args (NULL-terminated, may be NULL), and
  * wait for it to listen. *path gets the script's file (caller unlinks and
