@@ -16,7 +16,14 @@
  * unmaps the pages at once. What is left in the arenas (many small blocks)
  * is handed back with malloc_trim when a connection that held large buffers
  * closes. The cost: a large frame costs an mmap and a munmap, small next to
- * touching its pages. */
+ * touching its pages.
+ *
+ * Each connection thread would otherwise get an arena of its own, up to 8
+ * per processor, and an arena keeps about 132 KiB resident for good once it
+ * exists: a burst of clients would leave megabytes behind (hundreds on a
+ * large machine). So the arenas are limited to one per processor (at most
+ * 8); a connection's requests allocate little (its buffers are reused), so
+ * threads rarely wait for an arena. */
 #ifndef DW_SIM_MEMORY_H
 #define DW_SIM_MEMORY_H
 
