@@ -317,10 +317,12 @@ static const char *fault_name(dw_sim_fault f)
 }
 
 /* Record the fault and end this connection quietly (the TCP server logs a
- * DW_EOF end at DEBUG only): the caller has said once what happened. */
+ * DW_EOF end at DEBUG only): the caller has said once what happened. Its
+ * bytes leave the budget before the client can see the close. */
 static int drop(sim_conn *sc, const char *what)
 {
     dw_sim_transcript_event(sc->srv->transcript, sc->id, "fault", NULL, 0, what, NULL);
+    budget_give_back(sc);
     dw_conn_close(sc->c, 0);
     return DW_EOF;
 }

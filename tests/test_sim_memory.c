@@ -388,12 +388,16 @@ Test(sim_memory, max_buffered_closes_the_connection_that_would_pass_it)
     send_bytes(&a, "", 1, 1); /* A ends its frame: "\n" */
     cr_assert(eq(int, dw_sim_client_recv(&a), DW_OK), "A: %s", dw_error_message(&a.err));
     cr_expect(eq(str, (char *)a.reply.data, "ok"), "A's 700001-byte frame is answered");
+    /* A connection's bytes leave the bound once its request is handled: a
+     * second request on it is read only after that. */
+    ask_eq(&a, "*IDN?", "ACME,SIM,1,1.0");
 
     /* Handled or closed, their bytes came back: 900 kB fit again. */
     open_client(&c, &p);
     send_bytes(&c, "BIG", 900000, 1);
     cr_assert(eq(int, dw_sim_client_recv(&c), DW_OK), "C: %s", dw_error_message(&c.err));
     cr_expect(eq(str, (char *)c.reply.data, "ok"));
+    ask_eq(&c, "*IDN?", "ACME,SIM,1,1.0");
 
     /* The reply counts too: 600 kB in and the same echoed out pass 1 MiB. */
     open_client(&d, &p);
