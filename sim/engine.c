@@ -1,5 +1,6 @@
 /* devwire-sim's engine: see engine.h. */
 #include "engine.h"
+#include "memory.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -747,6 +748,10 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
 
     if (out->source == DW_SIM_BY_UNMATCHED)
         keep_sample(e, req, n);
+    if (ss->scratch.cap > DW_SIM_KEEP_BYTES) { /* after a large reply (memory.h) */
+        dw_buf_clear(&ss->scratch);
+        dw_buf_shrink(&ss->scratch, DW_SIM_KEEP_BYTES);
+    }
     if (out->fault == DW_SIM_FAULT_HANG)
         atomic_store(&ss->hung, 1);
     if (rc == DW_ENOMEM)

@@ -207,4 +207,13 @@ void dw_sim_script_free(dw_sim_script *s);
  * dw_marshaller_free); NULL when out of memory. */
 dw_marshaller *dw_sim_framing_marshaller(const dw_sim_framing *f);
 
+/* The largest max_frame (and fixed length) a script may give: 1 GiB. */
+#define DW_SIM_MAX_FRAME_LIMIT ((size_t)1 << 30)
+
+/* Cap both framings' max_frame at `max` (devwire-sim --max-frame): each
+ * becomes the smaller of its own and `max`; 0 changes nothing. A fixed
+ * framing longer than `max` could never pass: DW_ESCRIPT, `err` naming the
+ * script and the framing, and the script is left unchanged. */
+int dw_sim_script_cap_frames(dw_sim_script *s, size_t max, dw_error *err);
+
 #endif

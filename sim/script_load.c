@@ -14,11 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_DELAY_MS    3600000u    /* delays: at most an hour */
-#define MAX_PERIOD_MS   86400000u   /* periodic sends: at most a day apart */
-#define MAX_FRAME_LIMIT (1u << 30)  /* max_frame: at most 1 GiB */
-#define MAX_FILE_SIZE   (64u << 20) /* scripts: at most 64 MiB */
-#define MAX_CAPTURE     9
+#define MAX_DELAY_MS  3600000u    /* delays: at most an hour */
+#define MAX_PERIOD_MS 86400000u   /* periodic sends: at most a day apart */
+#define MAX_FILE_SIZE (64u << 20) /* scripts: at most 64 MiB */
+#define MAX_CAPTURE   9
 
 /* Capture context of a template: which of $0..$9 make sense. */
 #define CAP_NONE (-1) /* no request (banner, periodic sends) */
@@ -1193,7 +1192,7 @@ static int parse_action(ctx *c, const cJSON *const *av, int cap, dw_sim_action *
                 size_t i = 0;
                 for (const cJSON *e = v->child; e && rc == DW_OK; e = e->next, i++) {
                     size_t o2 = push_index(c, i);
-                    if ((rc = get_uint(c, e, 1, MAX_FRAME_LIMIT, &u)) == DW_OK)
+                    if ((rc = get_uint(c, e, 1, DW_SIM_MAX_FRAME_LIMIT, &u)) == DW_OK)
                         a->split[i] = (size_t)u;
                     pop(c, o2);
                 }
@@ -1543,7 +1542,7 @@ static int parse_framing_spec(ctx *c, const cJSON *v, dw_sim_framing *f)
                 rc = fail(c, o, "must not be empty");
             break;
         case F_LENGTH:
-            if ((rc = get_uint(c, o, 1, MAX_FRAME_LIMIT, &u)) == DW_OK)
+            if ((rc = get_uint(c, o, 1, DW_SIM_MAX_FRAME_LIMIT, &u)) == DW_OK)
                 f->length = (size_t)u;
             break;
         case F_HEADER:
@@ -1558,7 +1557,7 @@ static int parse_framing_spec(ctx *c, const cJSON *v, dw_sim_framing *f)
             break;
         }
         case F_MAX:
-            if ((rc = get_uint(c, o, 1, MAX_FRAME_LIMIT, &u)) == DW_OK)
+            if ((rc = get_uint(c, o, 1, DW_SIM_MAX_FRAME_LIMIT, &u)) == DW_OK)
                 f->max_frame = (size_t)u;
             break;
         }
@@ -1644,6 +1643,22 @@ dw_marshaller *dw_sim_framing_marshaller(const dw_sim_framing *f)
     if (m)
         dw_marshaller_set_max_frame(m, f->max_frame ? f->max_frame : DW_DEFAULT_MAX_FRAME);
     return m;
+}
+
+int dw_sim_script_cap_frames(dw_sim_script *s, size_t max, dw_error *err)
+{
+    dw_sim_framing *f[2] = {&s->request_framing, &s->response_framing};
+    static const char *const which[2] = {"request", "response"};
+    for (int i = 0; max && i < 2; i++)
+        if (f[i]->type == DW_SIM_FRAMING_FIXED && f[i]->length > max)
+            return dw_error_set(err, DW_ESCRIPT,
+                                "%s: the %s framing's fixed length %zu is larger than "
+                                "--max-frame %zu",
+                                s->path ? s->path : "script", which[i], f[i]->length, max);
+    for (int i = 0; max && i < 2; i++)
+        if (f[i]->max_frame > max)
+            f[i]->max_frame = max;
+    return DW_OK;
 }
 
 /* ---- the script ---------------------------------------------------------- */

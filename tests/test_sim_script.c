@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "script.h"
+#include "sim_proc.h"
 
 #define EXAMPLES DW_SOURCE_DIR "/sim/examples"
 #define FIXTURES DW_SOURCE_DIR "/tests/fixtures/scripts"
@@ -1034,17 +1035,9 @@ Test(examples, console)
 
 static char *read_all(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    cr_assert(f != NULL, "cannot open %s", path);
-    dw_buf b = DW_BUF_INIT;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        dw_buf_append(&b, chunk, n);
-    fclose(f);
-    dw_buf_nul_terminate(&b);
-    *len = b.len;
-    return (char *)b.data;
+    char *text = dw_sim_read_file(path, len);
+    cr_assert(text != NULL, "cannot read %s", path);
+    return text;
 }
 
 /* Calls fn(dir, name) for each *.json file of dir, sorted; returns how many. */
