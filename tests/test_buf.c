@@ -94,3 +94,23 @@ Test(buf, append_from_itself)
     cr_expect(eq(int, memcmp(b.data + b.len - 4, "3456", 4), 0));
     dw_buf_free(&b);
 }
+
+Test(buf, shrink_keeps_contents)
+{
+    dw_buf b = DW_BUF_INIT;
+    cr_assert(eq(int, dw_buf_reserve(&b, 10000), DW_OK));
+    dw_buf_append_str(&b, "abc");
+    dw_buf_shrink(&b, 100);
+    cr_expect(eq(sz, b.cap, 100), "storage above 100 bytes released");
+    cr_expect(b.len == 3 && memcmp(b.data, "abc", 3) == 0);
+    dw_buf_shrink(&b, 0);
+    cr_expect(eq(sz, b.cap, 3), "never below the contents");
+    cr_expect(memcmp(b.data, "abc", 3) == 0);
+    dw_buf_shrink(&b, 50);
+    cr_expect(eq(sz, b.cap, 3), "shrink never grows");
+    dw_buf_clear(&b);
+    dw_buf_shrink(&b, 0);
+    cr_expect(eq(ptr, b.data, NULL), "empty and no cap: no storage");
+    cr_expect(eq(sz, b.cap, 0));
+    dw_buf_free(&b);
+}

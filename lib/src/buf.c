@@ -44,6 +44,22 @@ int dw_buf_reserve(dw_buf *b, size_t extra)
     return DW_OK;
 }
 
+void dw_buf_shrink(dw_buf *b, size_t cap)
+{
+    size_t keep = b->len > cap ? b->len : cap;
+    if (b->cap <= keep)
+        return;
+    if (keep == 0) {
+        dw_buf_free(b);
+        return;
+    }
+    uint8_t *p = realloc(b->data, keep);
+    if (p) { /* a failed shrink keeps the larger block: nothing is lost */
+        b->data = p;
+        b->cap = keep;
+    }
+}
+
 int dw_buf_append(dw_buf *b, const void *p, size_t n)
 {
     if (n == 0)

@@ -26,6 +26,9 @@ void dw_buf_clear(dw_buf *b);
 /* Make room for `extra` more bytes beyond len (grows geometrically, so a
  * sequence of appends costs amortised O(1) per byte). DW_OK or DW_ENOMEM. */
 int dw_buf_reserve(dw_buf *b, size_t extra);
+/* Release storage beyond max(len, cap) bytes (all of it when both are 0).
+ * Keeps the contents. */
+void dw_buf_shrink(dw_buf *b, size_t cap);
 /* Append n bytes (p may point into b itself; p may be NULL when n is 0).
  * DW_OK or DW_ENOMEM (b unchanged). */
 int dw_buf_append(dw_buf *b, const void *p, size_t n);
