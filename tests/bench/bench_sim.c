@@ -23,9 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "child.h"
 
 #ifdef DW_BENCH_HAVE_SIM_CORE
 #include "engine.h"
@@ -82,7 +83,7 @@ static int sim_start(sim_proc *p, const char *script)
     int fds[2];
     if (pipe(fds) != 0)
         return -1;
-    pid_t pid = fork();
+    pid_t pid = dw_test_child_fork();
     if (pid == 0) {
         dup2(fds[1], 1);
         close(fds[0]);
@@ -112,7 +113,7 @@ static int sim_start(sim_proc *p, const char *script)
     if (strncmp(line, "listening on ", 13) != 0 || !colon) {
         fprintf(stderr, "bench_sim: devwire-sim did not start (%s)\n", line);
         kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        dw_test_child_reap(pid, 1, NULL);
         return -1;
     }
     p->port = (uint16_t)atoi(colon + 1);
@@ -123,7 +124,7 @@ static int sim_start(sim_proc *p, const char *script)
 static void sim_stop(sim_proc *p)
 {
     kill(p->pid, SIGTERM);
-    waitpid(p->pid, NULL, 0);
+    dw_test_child_reap(p->pid, 1, NULL);
 }
 
 /* ---- the bare server: an echoing application server ----------------------- */
@@ -283,7 +284,7 @@ static pid_t bare_child_start(uint16_t *port)
     int fds[2];
     if (pipe(fds) != 0)
         return -1;
-    pid_t pid = fork();
+    pid_t pid = dw_test_child_fork();
     if (pid < 0)
         return -1;
     if (pid == 0) {
@@ -313,7 +314,7 @@ static pid_t bare_child_start(uint16_t *port)
     close(fds[0]);
     if (r != (ssize_t)sizeof *port || *port == 0) {
         kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        dw_test_child_reap(pid, 1, NULL);
         return -1;
     }
     return pid;
@@ -392,7 +393,7 @@ int main(void)
     }
     sim_stop(&sim);
     kill(bare_pid, SIGTERM);
-    waitpid(bare_pid, NULL, 0);
+    dw_test_child_reap(bare_pid, 1, NULL);
 
 #ifdef DW_BENCH_HAVE_SIM_CORE
     /* 1b. The same simulator server in this process, next to the bare server
