@@ -35,6 +35,12 @@ function what(n) {
   if (n ~ /^server_rt_/)        return "blocking C line server + raw client"
   if (n ~ /^server_p99_/)       return "blocking C line server + raw client"
   if (n ~ /^sim_rt_/)           return "bare devwire TCP server (echo)"
+  if (n ~ /^simvs_epoll_/)      return "one-thread epoll line server (own process)"
+  if (n ~ /^simvs_blocking_/)   return "thread-per-connection line server (own process)"
+  if (n ~ /^loadgen_.*_rt_/)    return "same generator, a thread per connection"
+  if (n ~ /^loadgen_.*_cpu_/)   return "epoll server CPU per round trip"
+  if (n ~ /_idle_[0-9]+conn_memory$/) return "target for the event-loop core"
+  if (n ~ /_idle_[0-9]+conn_p50$/)    return "same client, no idle connections"
   if (n ~ /^sim_inproc_rt_/)    return "bare server, both in one process"
   if (n ~ /^sim_rules_/)        return "same simulator with 10 rules"
   if (n ~ /^engine_rules_/)     return "engine with 10 rules"
@@ -50,10 +56,10 @@ function pretty(n) {
   return n
 }
 function group(n) {
-  if (n ~ /memory/) return 6
+  if (n ~ /memory|_idle_/) return 6
   if (n ~ /^framing_/) return 1
   if (n ~ /^server_/) return 2
-  if (n ~ /^sim_rt_|^sim_inproc_rt_/) return 3
+  if (n ~ /^loadgen_|^sim_rt_|^sim_inproc_rt_|^simvs_/) return 3
   if (n ~ /^telnet_/) return 4
   if (n ~ /^sim_rules_|^engine_rules_/) return 5
   if (n ~ /memory/) return 6
@@ -83,17 +89,24 @@ $2 ~ /^(server|sim|telnet)_(rt|p99)_[0-9]+conn$/ {
   if (kind == "server") v[fig, "baseline", c] = $5
   if (kind == "telnet") v[fig, "tcp", c] = $5
 }
+# bench_sim_baselines: devwire-sim and both line servers, one epoll generator
+$2 ~ /^simvs_(epoll|blocking)_(rt|p99)_[0-9]+conn$/ {
+  split($2, p, "_"); base = p[2]; fig = p[3]; c = p[4]; sub(/conn$/, "", c)
+  conns[c] = 1
+  v[fig, "simvs", c] = $3
+  v[fig, base, c] = $5
+}
 END {
   nc = 0; for (c in conns) cs[++nc] = c + 0
   for (i = 1; i <= nc; i++) for (j = i + 1; j <= nc; j++) if (cs[j] < cs[i]) { t = cs[i]; cs[i] = cs[j]; cs[j] = t }
   split("rt p99", figs, " ")
   for (f = 1; f <= 2; f++) {
     out = plotdir "/" figs[f] ".dat"
-    print "# conns devwire-server baseline-server devwire-sim telnet-client tcp-client" > out
+    print "# conns devwire-server baseline-server devwire-sim telnet-client tcp-client sim-vs epoll blocking" > out
     for (i = 1; i <= nc; i++) {
       c = cs[i]; line = c
-      split("server baseline sim telnet tcp", ks, " ")
-      for (k = 1; k <= 5; k++) line = line " " (((figs[f], ks[k], c) in v) ? v[figs[f], ks[k], c] : "-")
+      split("server baseline sim telnet tcp simvs epoll blocking", ks, " ")
+      for (k = 1; k <= 8; k++) line = line " " (((figs[f], ks[k], c) in v) ? v[figs[f], ks[k], c] : "-")
       print line > out
     }
     close(out)
@@ -101,9 +114,11 @@ END {
 }'
 
 names=("" "" "devwire server" "baseline line server" "devwire-sim" "Telnet client"
-       "TCP client (Telnet's baseline)")
+       "TCP client (Telnet's baseline)" "devwire-sim (epoll generator)"
+       "epoll line server (epoll generator)" "blocking line server (epoll generator)")
 styles=("" "" "lw 2 pt 7 lc rgb '#1f60c0'" "lw 2 pt 5 dt 2 lc rgb '#202020'"
-        "lw 2 pt 9 lc rgb '#d04010'" "lw 2 pt 11 lc rgb '#20a040'" "lw 2 pt 13 dt 3 lc rgb '#808080'")
+        "lw 2 pt 9 lc rgb '#d04010'" "lw 2 pt 11 lc rgb '#20a040'" "lw 2 pt 13 dt 3 lc rgb '#808080'"
+        "lw 2 pt 6 lc rgb '#d04010'" "lw 2 pt 4 dt 4 lc rgb '#8020a0'" "lw 2 pt 12 dt 5 lc rgb '#a07000'")
 for fig in rt p99; do
   if [ "$fig" = rt ]; then
     title="Round trips per second against connection count"; ylabel="round trips / s"
@@ -114,7 +129,7 @@ for fig in rt p99; do
   fi
   # Plot only the series that have figures.
   series=()
-  for col in 2 3 4 5 6; do
+  for col in 2 3 4 5 6 7 8 9; do
     if awk -v c="$col" '!/^#/ && $c != "-" {found = 1} END {exit !found}' "$plot/$fig.dat"; then
       series+=("\"$plot/$fig.dat\" using 1:$col with linespoints ${styles[$col]} title \"${names[$col]}\"")
     fi

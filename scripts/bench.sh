@@ -85,7 +85,8 @@ for name in "${built[@]}"; do
 done
 
 # Memory per idle connection of the server as its own process (dw-soak serve
-# and devwire-sim), against the 64 KiB target. Skipped with --only.
+# and devwire-sim, 500 connections), against the 64 KiB target. Skipped with
+# --only. (bench_sim_baselines measures 10,000, against 16 KiB.)
 idle_memory() { # LABEL SERVER-CMD...
   local label=$1
   shift

@@ -62,20 +62,19 @@ int main(void)
     int quick = q && strcmp(q, "1") == 0;
     double seconds = quick ? 0.25 : 0.5;
 
-    dw_marshaller *lines = dw_sentinel_marshaller_new("\n", 1);
-    dw_app_server *app = dw_app_server_new(lines, lines, bench_echo, NULL);
     dw_tcp_server_options so;
     dw_tcp_server_options_init(&so);
     so.max_connections = 4096;
     so.backlog = 1024;
-    dw_server_handler h = dw_app_server_handler(app);
-    dw_tcp_server *server = NULL;
+    bench_echo_server echo;
     dw_error err;
-    if (dw_tcp_server_new(&so, &h, &server, &err) != DW_OK ||
-        dw_tcp_server_start(server, &err) != DW_OK) {
+    dw_error_clear(&err);
+    if (bench_echo_server_start(&echo, &so, &err) != DW_OK) {
         fprintf(stderr, "bench: %s\n", dw_error_message(&err));
         return 1;
     }
+    dw_tcp_server *server = echo.tcp;
+    dw_marshaller *lines = echo.lines;
     dw_tcp_client_options co;
     dw_tcp_client_options_init(&co);
     co.host = "127.0.0.1";
@@ -183,8 +182,6 @@ int main(void)
     bench_baseline_stop(base);
     dw_app_client_free(client);
     dw_client_free(transport);
-    dw_tcp_server_free(server);
-    dw_app_server_free(app);
-    dw_marshaller_free(lines);
+    bench_echo_server_free(&echo);
     return status;
 }

@@ -31,8 +31,9 @@
 #include "engine.h"
 #include "script.h"
 #include "server.h"
-#include "app_echo.h"
 #endif
+#include "app_echo.h"
+#include "child.h"
 
 static double now(void)
 {
@@ -79,51 +80,16 @@ static int sim_start(sim_proc *p, const char *script)
     (void)script;
     return -1;
 #else
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execl(DW_SIM_PATH, DW_SIM_PATH, "--script", script, "--listen", "127.0.0.1:0",
-              "--log-level", "error", (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    if (pid < 0) {
-        close(fds[0]);
-        return -1;
-    }
-    p->pid = pid;
-    char line[256];
-    size_t len = 0;
-    while (len < sizeof line - 1) {
-        ssize_t r = read(fds[0], line + len, 1);
-        if (r <= 0)
-            break;
-        if (line[len++] == '\n')
-            break;
-    }
-    close(fds[0]); /* nothing else is read: the summary goes nowhere */
-    line[len] = 0;
-    const char *colon = strrchr(line, ':');
-    if (strncmp(line, "listening on ", 13) != 0 || !colon) {
-        fprintf(stderr, "bench_sim: devwire-sim did not start (%s)\n", line);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        return -1;
-    }
-    p->port = (uint16_t)atoi(colon + 1);
-    return 0;
+    char *argv[] = {DW_SIM_PATH,   "--script",    (char *)script, "--listen",
+                    "127.0.0.1:0", "--log-level", "error",        NULL};
+    p->pid = bench_child_exec(argv, &p->port);
+    return p->pid > 0 ? 0 : -1;
 #endif
 }
 
 static void sim_stop(sim_proc *p)
 {
-    kill(p->pid, SIGTERM);
-    waitpid(p->pid, NULL, 0);
+    bench_child_stop(p->pid);
 }
 
 /* ---- the bare server: an echoing application server ----------------------- */
@@ -274,49 +240,13 @@ static double engine_rate(const char *path, size_t n, double seconds)
 }
 #endif
 
-/* The bare server in a child process, so that it and the simulator (also a
- * child process) are measured on the same footing, across a process
- * boundary. Called before this process starts any thread. Returns the
- * child's pid and sets *port, or -1. */
-static pid_t bare_child_start(uint16_t *port)
+/* The bare server, started in a child process (bench_child_start), so that
+ * it and the simulator (also a child process) are measured on the same
+ * footing, across a process boundary. */
+static uint16_t bare_serve(void)
 {
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        close(fds[0]);
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, SIGTERM);
-        pthread_sigmask(SIG_BLOCK, &set, NULL);
-        dw_marshaller *m = dw_sentinel_marshaller_new("\n", 1);
-        dw_app_server *app = dw_app_server_new(m, m, bench_echo, NULL);
-        dw_tcp_server_options so;
-        dw_tcp_server_options_init(&so);
-        dw_server_handler h = dw_app_server_handler(app);
-        dw_tcp_server *srv = NULL;
-        uint16_t p = 0;
-        if (dw_tcp_server_new(&so, &h, &srv, NULL) == DW_OK &&
-            dw_tcp_server_start(srv, NULL) == DW_OK)
-            p = dw_tcp_server_port(srv);
-        if (write(fds[1], &p, sizeof p) != (ssize_t)sizeof p || p == 0)
-            _exit(1);
-        int sig;
-        sigwait(&set, &sig);
-        _exit(0);
-    }
-    close(fds[1]);
-    ssize_t r = read(fds[0], port, sizeof *port);
-    close(fds[0]);
-    if (r != (ssize_t)sizeof *port || *port == 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        return -1;
-    }
-    return pid;
+    static bench_echo_server e; /* serves until the process ends */
+    return bench_echo_server_start(&e, NULL, NULL) == DW_OK ? dw_tcp_server_port(e.tcp) : 0;
 }
 
 int main(void)
@@ -329,21 +259,16 @@ int main(void)
     int status = 0;
 
     uint16_t bare_port = 0;
-    pid_t bare_pid = bare_child_start(&bare_port);
+    pid_t bare_pid = bench_child_start(bare_serve, &bare_port);
     if (bare_pid < 0) {
         fprintf(stderr, "bench_sim: cannot start the bare server process\n");
         return 1;
     }
 
-    dw_marshaller *lines = dw_sentinel_marshaller_new("\n", 1);
-    dw_app_server *app = dw_app_server_new(lines, lines, bench_echo, NULL);
-    dw_tcp_server_options so;
-    dw_tcp_server_options_init(&so);
-    dw_server_handler h = dw_app_server_handler(app);
-    dw_tcp_server *bare = NULL;
+    bench_echo_server bare;
     dw_error err;
-    if (dw_tcp_server_new(&so, &h, &bare, &err) != DW_OK ||
-        dw_tcp_server_start(bare, &err) != DW_OK) {
+    dw_error_clear(&err);
+    if (bench_echo_server_start(&bare, NULL, &err) != DW_OK) {
         fprintf(stderr, "bench_sim: %s\n", dw_error_message(&err));
         return 1;
     }
@@ -391,8 +316,7 @@ int main(void)
                median(b, rounds), ratio);
     }
     sim_stop(&sim);
-    kill(bare_pid, SIGTERM);
-    waitpid(bare_pid, NULL, 0);
+    bench_child_stop(bare_pid);
 
 #ifdef DW_BENCH_HAVE_SIM_CORE
     /* 1b. The same simulator server in this process, next to the bare server
@@ -419,7 +343,7 @@ int main(void)
                     if ((side ^ first) == 0)
                         a[k] = run_load(dw_sim_server_port(ss), 10, 1, conns[ci], seconds);
                     else
-                        b[k] = run_load(dw_tcp_server_port(bare), 10, 0, conns[ci], seconds);
+                        b[k] = run_load(dw_tcp_server_port(bare.tcp), 10, 0, conns[ci], seconds);
                 }
                 if (a[k] < 0 || b[k] < 0)
                     status = 1;
@@ -507,8 +431,6 @@ int main(void)
         unlink(scripts[k]);
         free(scripts[k]);
     }
-    dw_tcp_server_free(bare);
-    dw_app_server_free(app);
-    dw_marshaller_free(lines);
+    bench_echo_server_free(&bare);
     return status;
 }

@@ -27,23 +27,18 @@ int main(void)
     double seconds = quick ? 0.25 : 0.5;
     int rounds = quick ? 2 : 6;
 
-    dw_marshaller *lines = dw_sentinel_marshaller_new("\n", 1);
-    dw_app_server *app = dw_app_server_new(lines, lines, bench_echo, NULL);
-    dw_tcp_server_options so;
-    dw_tcp_server_options_init(&so);
-    dw_server_handler h = dw_app_server_handler(app);
-    dw_tcp_server *server = NULL;
+    bench_echo_server echo;
     dw_error err;
     dw_error_clear(&err);
-    if (!app || dw_tcp_server_new(&so, &h, &server, &err) != DW_OK ||
-        dw_tcp_server_start(server, &err) != DW_OK) {
+    if (bench_echo_server_start(&echo, NULL, &err) != DW_OK) {
         fprintf(stderr, "bench_telnet: %s\n", dw_error_message(&err));
         return 1;
     }
     dw_tcp_client_options co;
     dw_tcp_client_options_init(&co);
     co.host = "127.0.0.1";
-    co.port = dw_tcp_server_port(server);
+    co.port = dw_tcp_server_port(echo.tcp);
+    dw_marshaller *lines = echo.lines;
     dw_telnet_client_options to;
     dw_telnet_client_options_init(&to);
     to.tcp = co;
@@ -101,8 +96,6 @@ int main(void)
     dw_app_client_free(tcp_app);
     dw_client_free(telnet);
     dw_client_free(tcp);
-    dw_tcp_server_free(server);
-    dw_app_server_free(app);
-    dw_marshaller_free(lines);
+    bench_echo_server_free(&echo);
     return status;
 }

@@ -18,6 +18,28 @@ int bench_echo(void *user, dw_conn *c, const void *request, void **response)
     return DW_OK;
 }
 
+int bench_echo_server_start(bench_echo_server *e, const dw_tcp_server_options *so, dw_error *err)
+{
+    memset(e, 0, sizeof *e);
+    dw_tcp_server_options defaults;
+    dw_tcp_server_options_init(&defaults);
+    e->lines = dw_sentinel_marshaller_new("\n", 1);
+    e->app = e->lines ? dw_app_server_new(e->lines, e->lines, bench_echo, NULL) : NULL;
+    if (!e->app)
+        return DW_ENOMEM;
+    dw_server_handler h = dw_app_server_handler(e->app);
+    int rc = dw_tcp_server_new(so ? so : &defaults, &h, &e->tcp, err);
+    return rc == DW_OK ? dw_tcp_server_start(e->tcp, err) : rc;
+}
+
+void bench_echo_server_free(bench_echo_server *e)
+{
+    dw_tcp_server_free(e->tcp);
+    dw_app_server_free(e->app);
+    dw_marshaller_free(e->lines);
+    memset(e, 0, sizeof *e);
+}
+
 typedef struct app_conn {
     dw_app_session *s;
     dw_buf resp;

@@ -1,0 +1,91 @@
+#include "child.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+pid_t bench_child_start(uint16_t (*start)(void), uint16_t *port)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &set, NULL); /* the server's threads inherit it */
+        uint16_t p = start();
+        if (write(fds[1], &p, sizeof p) != (ssize_t)sizeof p || p == 0)
+            _exit(1);
+        int sig;
+        sigwait(&set, &sig);
+        _exit(0);
+    }
+    close(fds[1]);
+    ssize_t r = pid > 0 ? read(fds[0], port, sizeof *port) : -1;
+    close(fds[0]);
+    if (pid > 0 && (r != (ssize_t)sizeof *port || *port == 0)) {
+        fprintf(stderr, "bench: the server process %ld did not start\n", (long)pid);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    return pid;
+}
+
+/* The first line the child writes, NUL-terminated. */
+static void read_line(int fd, char *line, size_t cap)
+{
+    size_t len = 0;
+    while (len < cap - 1) {
+        ssize_t r = read(fd, line + len, 1);
+        if (r <= 0 || line[len++] == '\n')
+            break;
+    }
+    line[len] = 0;
+}
+
+pid_t bench_child_exec(char *const argv[], uint16_t *port)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        return -1;
+    }
+    char line[256];
+    read_line(fds[0], line, sizeof line);
+    close(fds[0]); /* nothing else is read: a summary at exit goes nowhere */
+    const char *colon = strrchr(line, ':');
+    if (strncmp(line, "listening on ", 13) != 0 || !colon) {
+        fprintf(stderr, "bench: %s did not start (%s)\n", argv[0], line);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    *port = (uint16_t)atoi(colon + 1);
+    return pid;
+}
+
+void bench_child_stop(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+}
