@@ -29,7 +29,8 @@ typedef struct udp_peer {
 /* A reply waiting for its delay or for its next piece. */
 typedef struct udp_job {
     uv_timer_t timer;
-    struct sim_udp *u;
+    struct sim_udp *u;  /* while the job waits (closing the socket closes its jobs first) */
+    dw_sim_server *srv; /* outlives the job: its close callback runs after the socket's */
     struct udp_job *prev, *next;
     udp_peer *peer;
     sim_gen *gen; /* a reference: the outcome's name and split sizes live in its script */
@@ -132,7 +133,7 @@ static void on_job_closed(uv_handle_t *h)
 {
     udp_job *j = h->data;
     dw_sim_outcome_free(&j->out);
-    dw__sim_gen_release(j->u->srv, j->gen);
+    dw__sim_gen_release(j->srv, j->gen);
     free(j);
 }
 
@@ -193,6 +194,7 @@ static void job_start(sim_udp *u, udp_peer *p, dw_sim_outcome *o)
         return;
     }
     j->u = u;
+    j->srv = u->srv;
     j->peer = p;
     j->gen = p->gen;
     j->gen->refs++;
