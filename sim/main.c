@@ -12,6 +12,7 @@
 
 #include "engine.h"
 #include "net.h"
+#include "memory.h"
 #include "script.h"
 #include "serve.h"
 #include "server.h"
@@ -29,6 +30,8 @@ enum {
 static const char *prog = "devwire-sim";
 
 #define MAX_DEVICES 256 /* --device options; a bench file has no limit */
+/* --max-buffered: at most 1 TiB. */
+#define MAX_BUFFERED_LIMIT (1L << 40)
 
 /* A whole decimal number within [lo, hi]: 0, or -1. */
 static int parse_count(const char *text, long lo, long hi, long *out)
@@ -48,6 +51,7 @@ static void usage(FILE *f)
             "Usage: %s --script FILE [--listen HOST:PORT] [--transcript FILE] [--check]\n"
             "                   [--log-level LEVEL] [--max-connections N] [--idle-timeout MS]\n"
             "                   [--write-timeout MS]\n"
+            "                   [--max-frame BYTES] [--max-buffered BYTES]\n"
             "       %s --validate FILE\n"
             "       %s --probe HOST:PORT [--timeout MS]\n"
             "       %s --ask HOST:PORT --script FILE [--timeout MS] REQUEST\n"
@@ -66,6 +70,11 @@ static void usage(FILE *f)
             "      --idle-timeout MS  close a connection silent this long (default: never)\n"
             "      --write-timeout MS drop a client that takes none of its replies this long\n"
             "                         (default 10000)\n"
+            "      --max-frame BYTES  cap every framing of the script (reloads too) at BYTES,\n"
+            "                         1 to 1073741824; a larger frame closes its connection\n"
+            "      --max-buffered BYTES  bytes buffered across all connections at most\n"
+            "                         (requests being read, replies being written; default\n"
+            "                         268435456); a connection that would pass it is closed\n"
             "      --validate FILE    check a script and exit (0 valid, 2 invalid)\n"
             "      --probe HOST:PORT  exit 0 if a simulator accepts a connection there\n"
             "      --ask HOST:PORT    send REQUEST with the script's transport and framing,\n"
@@ -211,8 +220,7 @@ static int do_ask(const char *addr, const char *script_path, const char *request
     dw_app_session *as = NULL;
     dw_buf banner = DW_BUF_INIT, reply = DW_BUF_INIT;
     if (script->transport == DW_SIM_UDP) {
-        fprintf(stderr, "%s: --ask speaks TCP and Telnet; %s is a UDP device\n", prog,
-                script_path);
+        fprintf(stderr, "%s: --ask speaks TCP and Telnet; %s is a UDP device\n", prog, script_path);
         status = EXIT_USAGE;
         goto out;
     }
@@ -460,6 +468,8 @@ int main(int argc, char **argv)
         OPT_WRITE_TIMEOUT,
         OPT_DEVICE,
         OPT_BENCH,
+        OPT_MAXFRAME,
+        OPT_MAXBUF
     };
     static const struct option longopts[] = {
         {"script", required_argument, NULL, 's'},
@@ -476,6 +486,8 @@ int main(int argc, char **argv)
         {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
         {"device", required_argument, NULL, OPT_DEVICE},
         {"bench", required_argument, NULL, OPT_BENCH},
+        {"max-frame", required_argument, NULL, OPT_MAXFRAME},
+        {"max-buffered", required_argument, NULL, OPT_MAXBUF},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -485,8 +497,9 @@ int main(int argc, char **argv)
     const char *device_args[MAX_DEVICES];
     size_t ndevices = 0;
     int check = 0, timeout_ms = 3000, idle_ms = -1, write_ms = 10000, opt;
-    long max_conns = 1024;
+    long max_conns = 1024, max_frame = 0, max_buffered = (long)DW_SIM_MAX_BUFFERED;
     dw_logger logger = {log_fn, NULL, DW_LOG_WARN};
+    dw_sim_memory_init();
 
     while ((opt = getopt_long(argc, argv, "s:l:t:chV", longopts, NULL)) != -1) {
         switch (opt) {
@@ -558,6 +571,20 @@ int main(int argc, char **argv)
         case OPT_BENCH:
             bench_path = optarg;
             break;
+        case OPT_MAXFRAME:
+            if (parse_count(optarg, 1, (long)DW_SIM_MAX_FRAME_LIMIT, &max_frame) != 0) {
+                fprintf(stderr, "%s: --max-frame %s: expected bytes from 1 to %zu\n", prog, optarg,
+                        DW_SIM_MAX_FRAME_LIMIT);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_MAXBUF:
+            if (parse_count(optarg, 1, MAX_BUFFERED_LIMIT, &max_buffered) != 0) {
+                fprintf(stderr, "%s: --max-buffered %s: expected bytes from 1 to %ld\n", prog,
+                        optarg, MAX_BUFFERED_LIMIT);
+                return EXIT_USAGE;
+            }
+            break;
         case 'h':
             usage(stdout);
             return EXIT_OK;
@@ -592,7 +619,14 @@ int main(int argc, char **argv)
                 prog, prog);
         return EXIT_USAGE;
     }
-    dw_sim_serve_options so = {&logger, NULL, (size_t)max_conns, idle_ms, write_ms, check};
+    dw_sim_serve_options so = {&logger,
+                               NULL,
+                               (size_t)max_conns,
+                               idle_ms,
+                               write_ms,
+                               (size_t)max_frame,
+                               (size_t)max_buffered,
+                               check};
     dw_sim_device *devs = NULL;
     size_t ndevs = 0;
     int status =

@@ -46,6 +46,8 @@ static int open_all(const dw_sim_device *devs, size_t n, const dw_sim_serve_opti
         so.max_connections = o->max_connections;
         so.idle_timeout_ms = o->idle_timeout_ms;
         so.write_timeout_ms = o->write_timeout_ms;
+        so.max_frame = o->max_frame;
+        so.max_buffered = o->max_buffered;
         so.loop = loop;
         dw_error err;
         dw_error_clear(&err);

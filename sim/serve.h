@@ -27,7 +27,9 @@ typedef struct dw_sim_serve_options {
     dw_sim_transcript *transcript; /* NULL: none */
     size_t max_connections;        /* per device */
     int idle_timeout_ms, write_timeout_ms;
-    int check; /* exit 1 when a request was unmatched or a step not reached */
+    size_t max_frame;    /* --max-frame, 0 = each framing's own */
+    size_t max_buffered; /* --max-buffered, per device; 0 = no bound */
+    int check;           /* exit 1 when a request was unmatched or a step not reached */
 } dw_sim_serve_options;
 
 /* Serve devs[0..n) until SIGINT or SIGTERM. The caller has blocked SIGINT,

@@ -25,6 +25,7 @@
 #include "engine.h"
 #include "loop.h"
 #include "net.h"
+#include "memory.h"
 #include "server_int.h"
 
 /* Queued output above which a connection stops reading requests. */
@@ -52,6 +53,8 @@ typedef struct sim_conn {
     size_t in_at; /* how much of `in` is consumed */
     dw_buf held;  /* periodic messages held back while a reply's pieces go out */
     dw_sim_outcome out;
+    size_t charged;           /* bytes of --max-buffered this request holds */
+    int held_large;           /* a buffer grew past DW_SIM_KEEP_BYTES once */
     size_t piece_at, piece_k; /* the reply in pieces: next byte, next size */
     conn_phase phase;
     int reading, eof, stalled, closing;
@@ -97,17 +100,22 @@ void dw__sim_gen_release(dw_sim_server *s, sim_gen *g)
         return;
     s->retired_requests += dw_sim_engine_requests(g->engine);
     s->retired_unmatched += dw_sim_engine_unmatched(g->engine);
+    s->retired_limit_hits += dw_sim_engine_regex_limit_hits(g->engine);
     dw_sim_engine_free(g->engine);
     dw_sim_script_free(g->script);
     free(g);
 }
 
-static int gen_new(dw_sim_script *script, sim_gen **out, dw_error *err)
+/* A generation for `script`, its framings capped by --max-frame. */
+static int gen_new(const dw_sim_server *s, dw_sim_script *script, sim_gen **out, dw_error *err)
 {
+    int rc = dw_sim_script_cap_frames(script, s->max_frame, err);
+    if (rc != DW_OK)
+        return rc;
     sim_gen *g = calloc(1, sizeof *g);
     if (!g)
         return dw_error_set(err, DW_ENOMEM, "out of memory");
-    int rc = dw_sim_engine_new(script, &g->engine, err);
+    rc = dw_sim_engine_new(script, &g->engine, err);
     if (rc != DW_OK) {
         free(g);
         return rc;
@@ -116,6 +124,42 @@ static int gen_new(dw_sim_script *script, sim_gen **out, dw_error *err)
     g->refs = 1;
     *out = g;
     return DW_OK;
+}
+
+int dw__sim_budget_take(dw_sim_server *s, size_t *charged, size_t n, size_t *refusal)
+{
+    if (!s->max_buffered)
+        return DW_OK;
+    if (n > s->max_buffered || s->buffered > s->max_buffered - n) {
+        *refusal = s->buffered + n;
+        return DW_ELIMIT;
+    }
+    s->buffered += n;
+    *charged += n;
+    return DW_OK;
+}
+
+void dw__sim_budget_give_back(dw_sim_server *s, size_t *charged)
+{
+    s->buffered -= *charged;
+    *charged = 0;
+}
+
+void dw__sim_report_limits(dw_sim_server *s, uint64_t id, const char *peer, const dw_sim_outcome *o,
+                           size_t request_len)
+{
+    for (size_t i = 0; i < o->nlimits; i++) {
+        const dw_sim_limit_hit *h = &o->limits[i];
+        static const char what[] = "regex match limit";
+        dw_sim_transcript_event(s->transcript, s->name, id, "note", (const uint8_t *)what,
+                                sizeof what - 1, h->name, NULL);
+        if (h->first)
+            dw__sim_log(s, DW_LOG_WARN,
+                        "%s: connection %llu: %s: regex match limit reached on a %zu-byte "
+                        "request; counted as no match (logged once for this rule, counted in the "
+                        "summary)",
+                        peer, (unsigned long long)id, h->name, request_len);
+    }
 }
 
 int dw__sim_bind(dw_sim_server *s, sim_gen **gen, dw_sim_session **sess)
@@ -150,6 +194,8 @@ static int conn_bind(sim_conn *c)
 static void conn_free(sim_conn *c)
 {
     dw_sim_server *s = c->srv;
+    dw__sim_budget_give_back(s, &c->charged);
+    int held_large = c->held_large;
     dw_telnet_free(c->telnet);
     dw_decoder_free(c->dec);
     dw_sim_session_free(c->sess);
@@ -159,6 +205,8 @@ static void conn_free(sim_conn *c)
     dw_buf_free(&c->held);
     dw_sim_outcome_free(&c->out);
     free(c);
+    if (held_large) /* give what it held back to the system (memory.h) */
+        dw_sim_memory_release();
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -413,6 +461,22 @@ static void pump(sim_conn *c);
 
 /* The reply is out: record it, let held periodic messages follow, close if
  * the script says so, and read on. */
+/* The request is handled: its bytes leave the budget, and buffers grown by
+ * a large frame shrink back (memory.h). */
+static void request_done(sim_conn *c)
+{
+    dw__sim_budget_give_back(c->srv, &c->charged);
+    if (c->payload.cap <= DW_SIM_KEEP_BYTES && c->out.bytes.cap <= DW_SIM_KEEP_BYTES &&
+        c->in.cap <= DW_SIM_KEEP_BYTES && dw_decoder_buffered(c->dec) <= DW_SIM_KEEP_BYTES)
+        return;
+    c->held_large = 1;
+    dw_buf_shrink(&c->payload, DW_SIM_KEEP_BYTES);
+    dw_buf_clear(&c->out.bytes);
+    dw_buf_shrink(&c->out.bytes, DW_SIM_KEEP_BYTES);
+    dw_buf_shrink(&c->in, DW_SIM_KEEP_BYTES);
+    dw_decoder_shrink(c->dec, DW_SIM_KEEP_BYTES);
+}
+
 static void reply_done(sim_conn *c)
 {
     dw_sim_outcome *o = &c->out;
@@ -426,7 +490,9 @@ static void reply_done(sim_conn *c)
         conn_send(c, c->held.data, c->held.len);
         dw_buf_clear(&c->held);
     }
-    if (o->close)
+    int close = o->close;
+    request_done(c);
+    if (close)
         conn_close(c);
 }
 
@@ -457,12 +523,31 @@ static void on_piece_timer(uv_timer_t *t)
     pump(c);
 }
 
+/* This connection's next bytes would pass --max-buffered: say so once,
+ * give its bytes back and close it. */
+static void over_budget(sim_conn *c, const char *what, size_t n, size_t refusal)
+{
+    dw_sim_server *s = c->srv;
+    dw__sim_log(s, DW_LOG_WARN,
+                "%s: connection %llu: --max-buffered %zu reached (%s: this connection would "
+                "buffer %zu bytes, all connections %zu); closing it",
+                c->peer, (unsigned long long)c->id, s->max_buffered, what, c->charged + n, refusal);
+    dw_sim_transcript_event(s->transcript, s->name, c->id, "fault", NULL, 0, "max-buffered", NULL);
+    dw__sim_budget_give_back(s, &c->charged);
+    conn_close(c);
+}
+
 /* After the delay (if any): the fault, or the bytes. */
 static void act(sim_conn *c)
 {
     dw_sim_outcome *o = &c->out;
     dw_sim_transcript *tr = c->srv->transcript;
     c->phase = PHASE_IDLE;
+    size_t refusal = 0;
+    if (o->bytes.len && dw__sim_budget_take(c->srv, &c->charged, o->bytes.len, &refusal) != DW_OK) {
+        over_budget(c, "its reply", o->bytes.len, refusal);
+        return;
+    }
     switch (o->fault) {
     case DW_SIM_FAULT_CLOSE:
     case DW_SIM_FAULT_RESET:
@@ -477,6 +562,7 @@ static void act(sim_conn *c)
     case DW_SIM_FAULT_DROP:
         dw_sim_transcript_event(tr, c->srv->name, c->id, "fault", NULL, 0,
                                 dw__sim_fault_name(o->fault), NULL);
+        request_done(c);
         return;
     case DW_SIM_FAULT_DUPLICATE: /* the first copy now, the second as the reply */
         dw_sim_transcript_event(tr, c->srv->name, c->id, "fault", NULL, 0, "duplicate", NULL);
@@ -527,8 +613,11 @@ static void handle_request(sim_conn *c)
     }
     if (rc != DW_OK) /* a reply the framing cannot carry: the script's fault */
         dw__sim_log(s, DW_LOG_ERROR, "%s", dw_error_message(&err));
-    if (o->source == DW_SIM_BY_HUNG)
+    dw__sim_report_limits(s, c->id, c->peer, o, len);
+    if (o->source == DW_SIM_BY_HUNG) {
+        request_done(c);
         return;
+    }
     if (o->source == DW_SIM_BY_UNMATCHED)
         dw__sim_log(s, DW_LOG_INFO, "%s: connection %llu: unmatched request (%zu bytes)", c->peer,
                     (unsigned long long)c->id, len);
@@ -640,6 +729,11 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     const uint8_t *p = (const uint8_t *)b->base;
     size_t n = (size_t)nread;
     c->last_in = uv_now(st->loop);
+    size_t refusal = 0;
+    if (dw__sim_budget_take(c->srv, &c->charged, n, &refusal) != DW_OK) {
+        over_budget(c, "reading a request", n, refusal);
+        return;
+    }
     if (c->telnet) {
         int rc = dw_telnet_feed(c->telnet, p, n, &c->in);
         if (rc != DW_OK) {
@@ -862,6 +956,7 @@ void dw_sim_server_options_init(dw_sim_server_options *o)
     o->max_connections = 1024;
     o->idle_timeout_ms = -1;
     o->write_timeout_ms = 10000;
+    o->max_buffered = DW_SIM_MAX_BUFFERED;
 }
 
 typedef struct open_args {
@@ -921,6 +1016,8 @@ int dw_sim_server_new(const dw_sim_server_options *o, dw_sim_script *script, dw_
     s->max_connections = o->max_connections ? o->max_connections : 1024;
     s->idle_timeout_ms = o->idle_timeout_ms < 0 ? -1 : o->idle_timeout_ms;
     s->write_timeout_ms = o->write_timeout_ms < 0 ? -1 : o->write_timeout_ms;
+    s->max_frame = o->max_frame;
+    s->max_buffered = o->max_buffered;
     s->loop = o->loop;
     int rc = DW_OK;
     if (!s->loop) {
@@ -928,7 +1025,7 @@ int dw_sim_server_new(const dw_sim_server_options *o, dw_sim_script *script, dw_
         rc = dw_sim_loop_new(&s->loop, err);
     }
     if (rc == DW_OK)
-        rc = gen_new(script, &s->gen, err);
+        rc = gen_new(s, script, &s->gen, err);
     open_args a = {s, o, err, DW_OK};
     if (rc == DW_OK) {
         dw_sim_loop_call(s->loop, server_open, &a);
@@ -981,7 +1078,7 @@ static void server_reload(void *arg)
 int dw_sim_server_reload(dw_sim_server *s, dw_sim_script *script, dw_error *err)
 {
     reload_args a = {s, NULL};
-    int rc = gen_new(script, &a.g, err);
+    int rc = gen_new(s, script, &a.g, err);
     if (rc != DW_OK)
         return rc;
     dw_sim_loop_call(s->loop, server_reload, &a);
@@ -1045,6 +1142,7 @@ static void server_totals(void *arg)
     a->t->connections = a->s->accepted;
     a->t->requests = a->s->retired_requests + dw_sim_engine_requests(e);
     a->t->unmatched = a->s->retired_unmatched + dw_sim_engine_unmatched(e);
+    a->t->regex_limit_hits = a->s->retired_limit_hits + dw_sim_engine_regex_limit_hits(e);
     a->t->steps_not_reached = dw_sim_engine_steps_not_reached(e);
 }
 
@@ -1094,6 +1192,22 @@ static void print_hits(FILE *f, const dw_sim_script *script, dw_sim_engine *e)
         fprintf(f, "  rules never matched: %zu of %zu\n", silent, script->nrules);
 }
 
+static void print_limit_hits(FILE *f, const dw_sim_totals *t, const dw_sim_script *script,
+                             dw_sim_engine *e)
+{
+    if (t->regex_limit_hits)
+        fprintf(f, "  regex match limit hits: %llu (each counted as no match)\n",
+                (unsigned long long)t->regex_limit_hits);
+    for (size_t i = 0; i < script->nsteps; i++)
+        if (dw_sim_engine_step_limit_hits(e, i))
+            fprintf(f, "    %s: %llu\n", script->steps[i].name ? script->steps[i].name : "step",
+                    (unsigned long long)dw_sim_engine_step_limit_hits(e, i));
+    for (size_t i = 0; i < script->nrules; i++)
+        if (dw_sim_engine_rule_limit_hits(e, i))
+            fprintf(f, "    %s: %llu\n", script->rules[i].name ? script->rules[i].name : "rule",
+                    (unsigned long long)dw_sim_engine_rule_limit_hits(e, i));
+}
+
 static void server_summary(void *arg)
 {
     summary_args *a = arg;
@@ -1116,6 +1230,7 @@ static void server_summary(void *arg)
         fputc('\n', f);
     }
     dw_buf_free(&b);
+    print_limit_hits(f, &t, script, e);
     fprintf(f, "  steps not reached: %zu of %zu\n", t.steps_not_reached, script->nsteps);
     for (size_t i = 0; i < script->nsteps; i++)
         if (!dw_sim_engine_step_hits(e, i))

@@ -39,6 +39,10 @@ struct dw_sim_server {
     uint64_t accepted;                            /* refused ones included */
     uint64_t next_id;                             /* connections served, numbered from 1 */
     uint64_t retired_requests, retired_unmatched; /* of generations gone */
+    uint64_t retired_limit_hits;
+    size_t max_frame;    /* --max-frame, 0 = each framing's own */
+    size_t max_buffered; /* --max-buffered, 0 = no bound */
+    size_t buffered;     /* bytes held by all connections now */
     int started, stopped;
     dw_buf scratch; /* Telnet escaping */
     dw_buf msg;     /* a periodic message */
@@ -55,6 +59,14 @@ void dw__sim_gen_release(dw_sim_server *s, sim_gen *g);
 int dw__sim_bind(dw_sim_server *s, sim_gen **gen, dw_sim_session **sess);
 /* The size of the next piece of a split reply: piece k, starting at byte at. */
 size_t dw__sim_piece(const dw_sim_outcome *o, size_t at, size_t k);
+/* --max-buffered: charge n more bytes to a connection (*charged), or
+ * DW_ELIMIT with *refusal = what all connections would then hold. */
+int dw__sim_budget_take(dw_sim_server *s, size_t *charged, size_t n, size_t *refusal);
+/* The request is done: its bytes leave the budget. */
+void dw__sim_budget_give_back(dw_sim_server *s, size_t *charged);
+/* Log (once per rule) and transcribe the regex limits a request hit. */
+void dw__sim_report_limits(dw_sim_server *s, uint64_t id, const char *peer, const dw_sim_outcome *o,
+                           size_t request_len);
 /* "close", "reset", ... for the transcript. */
 const char *dw__sim_fault_name(dw_sim_fault f);
 

@@ -248,6 +248,7 @@ static void handle(sim_udp *u, udp_peer *p)
     record(u, p, "in", u->payload.data, u->payload.len, o->name, NULL);
     if (rc != DW_OK)
         dw__sim_log(s, DW_LOG_ERROR, "%s", dw_error_message(&err));
+    dw__sim_report_limits(s, p->id, p->name, o, u->payload.len);
     if (rc == DW_ENOMEM || o->source == DW_SIM_BY_HUNG)
         return;
     if (o->source == DW_SIM_BY_UNMATCHED)

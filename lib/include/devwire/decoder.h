@@ -7,27 +7,25 @@
  *
  * One decoder per connection; a marshaller may be shared by many decoders.
  *
- * Example, a libuv read callback (conn->dec from dw_decoder_new):
+ * Example, a libuv read callback (c->dec from dw_decoder_new, c->frame a
+ * dw_buf that keeps its storage from frame to frame):
  *
  *     static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
  *     {
  *         conn *c = s->data;
- *         dw_error err;
- *         int rc = DW_MORE;
- *         if (nread == UV_EOF)
- *             rc = dw_decoder_finish(c->dec, &c->payload, &err); // DW_EOF or DW_ETRUNCATED
  *         const uint8_t *p = (const uint8_t *)buf->base;
  *         size_t left = nread > 0 ? (size_t)nread : 0, used;
- *         while (left > 0) {
- *             rc = dw_decoder_feed(c->dec, p, left, &used, &c->payload, &err);
+ *         dw_error err;
+ *         int rc;
+ *         while ((rc = dw_decoder_feed(c->dec, p, left, &used, &c->frame, &err)) == DW_OK) {
+ *             handle_frame(c, &c->frame); // one whole frame; more may follow
  *             p += used;
  *             left -= used;
- *             if (rc != DW_OK)
- *                 break;                       // DW_MORE: wait for the next read
- *             handle_request(c, &c->payload);  // one whole frame
- *         }
+ *         }                               // DW_MORE: the rest comes with a later read
+ *         if (nread == UV_EOF)            // DW_EOF, or DW_ETRUNCATED and the partial frame
+ *             rc = dw_decoder_finish(c->dec, &c->frame, &err);
  *         free(buf->base);
- *         if (rc != DW_MORE) // end of stream, or a bad frame: dw_error_message(&err)
+ *         if (nread < 0 || rc < 0)        // the end, a read error, or a bad frame (err)
  *             uv_close((uv_handle_t *)s, on_close);
  *     }
  */
