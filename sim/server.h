@@ -63,8 +63,8 @@ typedef struct dw_sim_server_options {
      * connection would buffer X bytes, all connections Y); closing it", or
      * "(its reply: ...)") and recorded as a transcript "fault" event with
      * match "max-buffered"; the others keep being answered. A connection's
-     * count starts from zero again with each request (over UDP, each
-     * datagram). */
+     * count starts from zero again with each request. UDP devices are
+     * not counted: a datagram (64 KiB at most) is handled as it arrives. */
     size_t max_buffered;
 } dw_sim_server_options;
 
