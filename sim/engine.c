@@ -566,7 +566,8 @@ static int apply_action(dw_sim_engine *e, sim_state *st, size_t action_id, const
         out->fault = a->fault;
         if (a->fault == DW_SIM_FAULT_GARBAGE)
             return dw_buf_append(&out->bytes, a->garbage.data, a->garbage.len);
-        return DW_OK;
+        if (a->fault != DW_SIM_FAULT_DUPLICATE) /* the reply goes out twice */
+            return DW_OK;
     }
 
     /* "set": render every value against the old state, then assign. */

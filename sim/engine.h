@@ -136,7 +136,9 @@ typedef struct dw_sim_outcome {
     unsigned split_delay_ms;  /* between pieces */
     dw_sim_fault fault;       /* NONE, CLOSE / RESET (after the delay, write nothing
                                * and close / reset), HANG (write nothing; the session
-                               * is now hung), GARBAGE (bytes = the garbage) */
+                               * is now hung), GARBAGE (bytes = the garbage), DROP
+                               * (write nothing, go on), DUPLICATE (bytes = the reply,
+                               * to be written twice) */
     int close;                /* write `bytes`, then close the connection cleanly
                                * (unmatched "close") */
     dw_sim_limit_hit *limits; /* regexes cut short by a limit, in the order tried */

@@ -11,8 +11,10 @@
 #include <devwire/telnet.h>
 
 #include "engine.h"
+#include "net.h"
 #include "memory.h"
 #include "script.h"
+#include "serve.h"
 #include "server.h"
 #include "transcript.h"
 
@@ -27,6 +29,7 @@ enum {
 
 static const char *prog = "devwire-sim";
 
+#define MAX_DEVICES 256 /* --device options; a bench file has no limit */
 /* --max-buffered: at most 1 TiB. */
 #define MAX_BUFFERED_LIMIT (1L << 40)
 
@@ -47,6 +50,7 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: %s --script FILE [--listen HOST:PORT] [--transcript FILE] [--check]\n"
             "                   [--log-level LEVEL] [--max-connections N] [--idle-timeout MS]\n"
+            "                   [--write-timeout MS]\n"
             "                   [--max-frame BYTES] [--max-buffered BYTES]\n"
             "       %s --validate FILE\n"
             "       %s --probe HOST:PORT [--timeout MS]\n"
@@ -64,6 +68,8 @@ static void usage(FILE *f)
             "      --log-level LEVEL  error, warn (default), info, debug or trace\n"
             "      --max-connections N  refuse clients above N at once (default 1024)\n"
             "      --idle-timeout MS  close a connection silent this long (default: never)\n"
+            "      --write-timeout MS drop a client that takes none of its replies this long\n"
+            "                         (default 10000)\n"
             "      --max-frame BYTES  cap every framing of the script (reloads too) at BYTES,\n"
             "                         1 to 1073741824; a larger frame closes its connection\n"
             "      --max-buffered BYTES  bytes buffered across all connections at most\n"
@@ -91,34 +97,6 @@ static void log_fn(void *user, dw_log_level level, const char *message)
     fprintf(stderr, "%s: %s: %s\n", prog, dw_log_level_name(level), message);
 }
 
-/* "HOST:PORT", "[V6]:PORT". Returns 0 and fills host (caller frees), or -1. */
-static int parse_hostport(const char *s, char **host, uint16_t *port)
-{
-    const char *colon;
-    const char *h = s;
-    size_t hlen;
-    if (s[0] == '[') {
-        const char *end = strchr(s, ']');
-        if (!end || end[1] != ':')
-            return -1;
-        h = s + 1;
-        hlen = (size_t)(end - h);
-        colon = end + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon)
-            return -1;
-        hlen = (size_t)(colon - s);
-    }
-    char *endp;
-    long p = strtol(colon + 1, &endp, 10);
-    if (colon[1] == '\0' || *endp != '\0' || p < 0 || p > 65535 || hlen == 0)
-        return -1;
-    *host = strndup(h, hlen);
-    *port = (uint16_t)p;
-    return *host ? 0 : -1;
-}
-
 static dw_sim_script *load(const char *path)
 {
     dw_sim_script *s = NULL;
@@ -136,7 +114,7 @@ static dw_sim_script *load(const char *path)
 static dw_sim_script *address_and_script(const char *option, const char *addr,
                                          const char *script_path, char **host, uint16_t *port)
 {
-    if (parse_hostport(addr, host, port) != 0) {
+    if (dw_sim_parse_hostport(addr, host, port) != 0) {
         fprintf(stderr, "%s: %s %s: expected HOST:PORT\n", prog, option, addr);
         return NULL;
     }
@@ -150,7 +128,7 @@ static int do_probe(const char *addr, int timeout_ms)
 {
     char *host;
     uint16_t port;
-    if (parse_hostport(addr, &host, &port) != 0) {
+    if (dw_sim_parse_hostport(addr, &host, &port) != 0) {
         fprintf(stderr, "%s: --probe %s: expected HOST:PORT\n", prog, addr);
         return EXIT_USAGE;
     }
@@ -241,6 +219,11 @@ static int do_ask(const char *addr, const char *script_path, const char *request
     dw_app_client *ac = NULL;
     dw_app_session *as = NULL;
     dw_buf banner = DW_BUF_INIT, reply = DW_BUF_INIT;
+    if (script->transport == DW_SIM_UDP) {
+        fprintf(stderr, "%s: --ask speaks TCP and Telnet; %s is a UDP device\n", prog, script_path);
+        status = EXIT_USAGE;
+        goto out;
+    }
     int rc = dw_sim_engine_new(script, &e, &err);
     if (rc != DW_OK || !(ss = dw_sim_session_new(e)) ||
         dw_sim_engine_banner(e, ss, &banner) != DW_OK) {
@@ -310,6 +293,168 @@ out:
     return status;
 }
 
+/* Whether the file holds a JSON list (a bench file) rather than an object. */
+static int is_bench_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    int ch = EOF;
+    while (f && (ch = getc(f)) != EOF && (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n')) {
+    }
+    if (f)
+        fclose(f);
+    return ch == '[';
+}
+
+/* --validate: a script, or a bench file and every script it names. */
+static int do_validate(const char *path)
+{
+    if (!is_bench_file(path)) {
+        dw_sim_script *s = load(path);
+        if (!s)
+            return EXIT_USAGE;
+        printf("%s: valid (%zu steps, %zu rules)\n", path, s->nsteps, s->nrules);
+        dw_sim_script_free(s);
+        return EXIT_OK;
+    }
+    dw_sim_bench *b = NULL;
+    dw_error err;
+    dw_error_clear(&err);
+    if (dw_sim_bench_load_file(path, &b, &err) != DW_OK) {
+        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
+        return EXIT_USAGE;
+    }
+    int status = EXIT_OK;
+    for (size_t i = 0; i < b->ndevices; i++) {
+        dw_sim_script *s = NULL;
+        if (dw_sim_script_load_file(b->devices[i].script, &s, &err) != DW_OK) {
+            fprintf(stderr, "%s: %s: %s\n", prog, b->devices[i].name, dw_error_message(&err));
+            status = EXIT_USAGE;
+        }
+        dw_sim_script_free(s);
+    }
+    if (status == EXIT_OK)
+        printf("%s: valid bench (%zu devices)\n", path, b->ndevices);
+    dw_sim_bench_free(b);
+    return status;
+}
+
+/* The strings of devs[0..n) are owned by the array. */
+static void devices_free(dw_sim_device *devs, size_t n)
+{
+    for (size_t i = 0; devs && i < n; i++) {
+        free((char *)devs[i].name);
+        free((char *)devs[i].script);
+        free((char *)devs[i].host);
+    }
+    free(devs);
+}
+
+/* A device with copies of its strings (name may be NULL): 0, or -1 when
+ * out of memory. */
+static int device_set(dw_sim_device *d, const char *name, const char *script, size_t script_len,
+                      const char *host, uint16_t port, int transport)
+{
+    d->name = name ? strdup(name) : NULL;
+    d->script = strndup(script, script_len);
+    d->host = strdup(host);
+    d->port = port;
+    d->transport = transport;
+    return (name && !d->name) || !d->script || !d->host ? -1 : 0;
+}
+
+/* "NAME=SCRIPT@HOST:PORT" into d: 0, or -1 when it is not that. */
+static int parse_device(const char *arg, dw_sim_device *d)
+{
+    const char *eq = strchr(arg, '=');
+    const char *at = strrchr(arg, '@');
+    char *host = NULL, *name = NULL;
+    uint16_t port;
+    if (!eq || eq == arg || !at || at < eq + 2 || dw_sim_parse_hostport(at + 1, &host, &port) != 0)
+        return -1;
+    int rc = (name = strndup(arg, (size_t)(eq - arg))) ? 0 : -1;
+    if (rc == 0)
+        rc = device_set(d, name, eq + 1, (size_t)(at - eq - 1), host, port, -1);
+    free(name);
+    free(host);
+    return rc;
+}
+
+/* The devices to serve: --script (unnamed when alone), each --device, each
+ * device of --bench. EXIT_OK, or EXIT_USAGE after saying what is wrong. */
+static int collect_devices(const char *script_path, const char *listen, const char **device_args,
+                           size_t ndevice_args, const char *bench_path, dw_sim_device **devs,
+                           size_t *n)
+{
+    dw_sim_bench *bench = NULL;
+    int status = EXIT_OK;
+    dw_error err;
+    dw_error_clear(&err);
+    if (bench_path && dw_sim_bench_load_file(bench_path, &bench, &err) != DW_OK) {
+        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
+        return EXIT_USAGE;
+    }
+    size_t total = (script_path ? 1 : 0) + ndevice_args + (bench ? bench->ndevices : 0);
+    if (!(*devs = calloc(total, sizeof **devs)))
+        status = EXIT_SERVER;
+    char *host = NULL;
+    uint16_t port = 0;
+    if (status == EXIT_OK && script_path && dw_sim_parse_hostport(listen, &host, &port) != 0) {
+        fprintf(stderr, "%s: --listen %s: expected HOST:PORT\n", prog, listen);
+        status = EXIT_USAGE;
+    }
+    if (status == EXIT_OK && script_path &&
+        device_set(&(*devs)[(*n)++], total > 1 ? "main" : NULL, script_path, strlen(script_path),
+                   host, port, -1) != 0)
+        status = EXIT_SERVER;
+    free(host);
+    for (size_t i = 0; status == EXIT_OK && i < ndevice_args; i++) {
+        if (parse_device(device_args[i], &(*devs)[(*n)++]) != 0) {
+            fprintf(stderr, "%s: --device %s: expected NAME=SCRIPT@HOST:PORT\n", prog,
+                    device_args[i]);
+            status = EXIT_USAGE;
+        }
+    }
+    for (size_t i = 0; status == EXIT_OK && bench && i < bench->ndevices; i++) {
+        const dw_sim_device_spec *b = &bench->devices[i];
+        if (device_set(&(*devs)[(*n)++], b->name, b->script, strlen(b->script), b->host, b->port,
+                       b->transport) != 0)
+            status = EXIT_SERVER;
+    }
+    dw_sim_bench_free(bench);
+    for (size_t i = 0; status == EXIT_OK && i < *n; i++)
+        for (size_t j = 0; (*devs)[i].name && j < i && status == EXIT_OK; j++)
+            if ((*devs)[j].name && strcmp((*devs)[i].name, (*devs)[j].name) == 0) {
+                fprintf(stderr, "%s: two devices are named \"%s\"\n", prog, (*devs)[i].name);
+                status = EXIT_USAGE;
+            }
+    return status;
+}
+
+/* Open the transcript, take the signals, serve. */
+static int serve(const dw_sim_device *devs, size_t n, const char *transcript_path,
+                 dw_sim_serve_options *so)
+{
+    dw_error err;
+    dw_error_clear(&err);
+    if (transcript_path &&
+        dw_sim_transcript_open(transcript_path, &so->transcript, &err) != DW_OK) {
+        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
+        return EXIT_USAGE;
+    }
+    /* Signals are taken synchronously by this thread (sigwait); every
+     * thread started from here on inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int status = dw_sim_serve(devs, n, so);
+    dw_sim_transcript_close(so->transcript);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     enum {
@@ -320,6 +465,9 @@ int main(int argc, char **argv)
         OPT_TIMEOUT,
         OPT_MAXCONN,
         OPT_IDLE,
+        OPT_WRITE_TIMEOUT,
+        OPT_DEVICE,
+        OPT_BENCH,
         OPT_MAXFRAME,
         OPT_MAXBUF
     };
@@ -335,6 +483,9 @@ int main(int argc, char **argv)
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"max-connections", required_argument, NULL, OPT_MAXCONN},
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
+        {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
+        {"device", required_argument, NULL, OPT_DEVICE},
+        {"bench", required_argument, NULL, OPT_BENCH},
         {"max-frame", required_argument, NULL, OPT_MAXFRAME},
         {"max-buffered", required_argument, NULL, OPT_MAXBUF},
         {"help", no_argument, NULL, 'h'},
@@ -342,8 +493,10 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *script_path = NULL, *listen = "127.0.0.1:5025", *transcript_path = NULL;
-    const char *validate = NULL, *probe = NULL, *ask = NULL;
-    int check = 0, timeout_ms = 3000, idle_ms = -1, opt;
+    const char *validate = NULL, *probe = NULL, *ask = NULL, *bench_path = NULL;
+    const char *device_args[MAX_DEVICES];
+    size_t ndevices = 0;
+    int check = 0, timeout_ms = 3000, idle_ms = -1, write_ms = 10000, opt;
     long max_conns = 1024, max_frame = 0, max_buffered = (long)DW_SIM_MAX_BUFFERED;
     dw_logger logger = {log_fn, NULL, DW_LOG_WARN};
     dw_sim_memory_init();
@@ -395,16 +548,29 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
-        case OPT_IDLE: {
+        case OPT_IDLE:
+        case OPT_WRITE_TIMEOUT: {
             long v;
+            const char *name = opt == OPT_IDLE ? "--idle-timeout" : "--write-timeout";
             if (parse_count(optarg, 1, 86400000, &v) != 0) {
-                fprintf(stderr, "%s: --idle-timeout %s: expected milliseconds (1 to 86400000)\n",
-                        prog, optarg);
+                fprintf(stderr, "%s: %s %s: expected milliseconds (1 to 86400000)\n", prog, name,
+                        optarg);
                 return EXIT_USAGE;
             }
-            idle_ms = (int)v;
+            *(opt == OPT_IDLE ? &idle_ms : &write_ms) = (int)v;
             break;
         }
+        case OPT_DEVICE:
+            if (ndevices == MAX_DEVICES) {
+                fprintf(stderr, "%s: at most %d --device options (use --bench)\n", prog,
+                        MAX_DEVICES);
+                return EXIT_USAGE;
+            }
+            device_args[ndevices++] = optarg;
+            break;
+        case OPT_BENCH:
+            bench_path = optarg;
+            break;
         case OPT_MAXFRAME:
             if (parse_count(optarg, 1, (long)DW_SIM_MAX_FRAME_LIMIT, &max_frame) != 0) {
                 fprintf(stderr, "%s: --max-frame %s: expected bytes from 1 to %zu\n", prog, optarg,
@@ -431,14 +597,8 @@ int main(int argc, char **argv)
         }
     }
 
-    if (validate) {
-        dw_sim_script *s = load(validate);
-        if (!s)
-            return EXIT_USAGE;
-        printf("%s: valid (%zu steps, %zu rules)\n", validate, s->nsteps, s->nrules);
-        dw_sim_script_free(s);
-        return EXIT_OK;
-    }
+    if (validate)
+        return do_validate(validate);
     if (probe)
         return do_probe(probe, timeout_ms);
     if (ask) {
@@ -452,101 +612,27 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
         return EXIT_USAGE;
     }
-    if (!script_path) {
-        fprintf(stderr, "%s: --script FILE is required\nTry '%s --help' for more information.\n",
+    if (!script_path && ndevices == 0 && !bench_path) {
+        fprintf(stderr,
+                "%s: --script FILE, --device or --bench is required\n"
+                "Try '%s --help' for more information.\n",
                 prog, prog);
         return EXIT_USAGE;
     }
-
-    char *host;
-    uint16_t port;
-    dw_sim_script *script = address_and_script("--listen", listen, script_path, &host, &port);
-    if (!script)
-        return EXIT_USAGE;
-    dw_error err;
-    dw_error_clear(&err);
-    dw_sim_transcript *tr = NULL;
-    if (transcript_path && dw_sim_transcript_open(transcript_path, &tr, &err) != DW_OK) {
-        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
-        dw_sim_script_free(script);
-        free(host);
-        return EXIT_USAGE;
-    }
-
-    /* Signals are taken synchronously by this thread (sigwait); every
-     * thread started from here on inherits the mask. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    dw_sim_server_options o;
-    dw_sim_server_options_init(&o);
-    o.host = host;
-    o.port = port;
-    o.logger = &logger;
-    o.transcript = tr;
-    o.max_connections = (size_t)max_conns;
-    o.idle_timeout_ms = idle_ms;
-    o.max_frame = (size_t)max_frame;
-    o.max_buffered = (size_t)max_buffered;
-    dw_sim_server *srv = NULL;
-    if (dw_sim_server_new(&o, script, &srv, &err) != DW_OK) {
-        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
-        dw_sim_script_free(script);
-        dw_sim_transcript_close(tr);
-        free(host);
-        return err.code == DW_ESCRIPT || err.code == DW_EINVAL ? EXIT_USAGE : EXIT_SERVER;
-    }
-    free(host);
-    if (dw_sim_server_start(srv, &err) != DW_OK) {
-        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
-        dw_sim_server_free(srv);
-        dw_sim_transcript_close(tr);
-        return EXIT_SERVER;
-    }
-    printf("listening on %s\n", dw_sim_server_address(srv));
-    fflush(stdout);
-
-    for (;;) {
-        int sig = 0;
-        if (sigwait(&sigs, &sig) != 0)
-            continue;
-        if (sig != SIGHUP)
-            break;
-        dw_log(&logger, DW_LOG_INFO, "SIGHUP: reloading %s", script_path);
-        dw_sim_script *fresh = load(script_path);
-        if (!fresh) {
-            dw_log(&logger, DW_LOG_ERROR, "reload %s failed; the old script keeps serving",
-                   script_path);
-            continue;
-        }
-        if (dw_sim_server_reload(srv, fresh, &err) != DW_OK) {
-            dw_log(&logger, DW_LOG_ERROR, "reload %s: %s; the old script keeps serving",
-                   script_path, dw_error_message(&err));
-            dw_sim_script_free(fresh);
-            continue;
-        }
-        dw_log(&logger, DW_LOG_WARN, "reloaded %s", script_path);
-    }
-
-    dw_sim_server_stop(srv);
-    dw_sim_totals t;
-    dw_sim_server_totals(srv, &t);
-    dw_sim_server_summary(srv, stdout);
-    int status = EXIT_OK;
-    if (check && (t.unmatched || t.steps_not_reached)) {
-        printf("check failed: %llu unmatched request(s), %zu step(s) not reached\n",
-               (unsigned long long)t.unmatched, t.steps_not_reached);
-        status = EXIT_CHECK;
-    } else if (check) {
-        printf("check passed\n");
-    }
-    fflush(stdout);
-    dw_sim_server_free(srv);
-    dw_sim_transcript_close(tr);
+    dw_sim_serve_options so = {&logger,
+                               NULL,
+                               (size_t)max_conns,
+                               idle_ms,
+                               write_ms,
+                               (size_t)max_frame,
+                               (size_t)max_buffered,
+                               check};
+    dw_sim_device *devs = NULL;
+    size_t ndevs = 0;
+    int status =
+        collect_devices(script_path, listen, device_args, ndevices, bench_path, &devs, &ndevs);
+    if (status == EXIT_OK)
+        status = serve(devs, ndevs, transcript_path, &so);
+    devices_free(devs, ndevs);
     return status;
 }

@@ -74,10 +74,12 @@ typedef struct dw_sim_match {
 
 typedef enum dw_sim_fault {
     DW_SIM_FAULT_NONE,
-    DW_SIM_FAULT_CLOSE,   /* close the connection (FIN) */
-    DW_SIM_FAULT_RESET,   /* reset it (RST) */
-    DW_SIM_FAULT_HANG,    /* read the request, never answer */
-    DW_SIM_FAULT_GARBAGE, /* write `garbage` instead of the reply */
+    DW_SIM_FAULT_CLOSE,     /* close the connection (FIN) */
+    DW_SIM_FAULT_RESET,     /* reset it (RST) */
+    DW_SIM_FAULT_HANG,      /* read the request, never answer */
+    DW_SIM_FAULT_GARBAGE,   /* write `garbage` instead of the reply */
+    DW_SIM_FAULT_DROP,      /* read the request, give no reply to it (and go on) */
+    DW_SIM_FAULT_DUPLICATE, /* write the reply twice */
 } dw_sim_fault;
 
 /* What happens after the last of a list of replies. */
@@ -158,7 +160,8 @@ typedef struct dw_sim_periodic {
     dw_sim_template send; /* framed with the response framing */
 } dw_sim_periodic;
 
-typedef enum dw_sim_transport { DW_SIM_TCP, DW_SIM_TELNET } dw_sim_transport;
+/* In the order of their names in scripts: "tcp", "telnet", "udp". */
+typedef enum dw_sim_transport { DW_SIM_TCP, DW_SIM_TELNET, DW_SIM_UDP } dw_sim_transport;
 typedef enum dw_sim_scope { DW_SIM_SCOPE_SHARED, DW_SIM_SCOPE_CONNECTION } dw_sim_scope;
 
 typedef struct dw_sim_script {
@@ -202,6 +205,30 @@ int dw_sim_script_load_file(const char *path, dw_sim_script **out, dw_error *err
 int dw_sim_script_load_buffer(const char *name, const char *text, size_t len, dw_sim_script **out,
                               dw_error *err);
 void dw_sim_script_free(dw_sim_script *s);
+
+/* One device of a bench file (--bench): a JSON list of
+ * {"name", "script", "listen", "transport"} objects. */
+typedef struct dw_sim_device_spec {
+    char *name;   /* "name", required, unique within the bench */
+    char *script; /* "script", required: relative to the bench file's directory */
+    char *host;   /* "listen" ("HOST:PORT", default "127.0.0.1:0") */
+    uint16_t port;
+    int transport; /* "transport": a dw_sim_transport that overrides the script's,
+                    * or -1 (the script's own) */
+} dw_sim_device_spec;
+
+typedef struct dw_sim_bench {
+    dw_sim_device_spec *devices;
+    size_t ndevices; /* at least 1 */
+} dw_sim_bench;
+
+/* Load and check a bench file; errors as dw_sim_script_load_file's
+ * ("bench.json:3:5: [1].lisen: unknown key (did you mean "listen"?)"). The
+ * scripts are not loaded here. Free with dw_sim_bench_free (accepts NULL). */
+int dw_sim_bench_load_file(const char *path, dw_sim_bench **out, dw_error *err);
+int dw_sim_bench_load_buffer(const char *name, const char *text, size_t len, dw_sim_bench **out,
+                             dw_error *err);
+void dw_sim_bench_free(dw_sim_bench *b);
 
 /* A marshaller for a framing, its max_frame set (caller frees with
  * dw_marshaller_free); NULL when out of memory. */

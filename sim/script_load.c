@@ -5,6 +5,7 @@
 #include "script.h"
 
 #include "json_pos.h"
+#include "net.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -1147,7 +1148,8 @@ enum {
         "garbage"
 
 static const char *const after_last_names[] = {"repeat_last", "cycle", "silent"};
-static const char *const fault_names[] = {"none", "close", "reset", "hang", "garbage"};
+static const char *const fault_names[] = {"none",    "close", "reset",    "hang",
+                                          "garbage", "drop",  "duplicate"};
 
 /* The action keys of a rule, step or "unmatched", already separated by
  * members(): av[A_...]. */
@@ -1207,7 +1209,7 @@ static int parse_action(ctx *c, const cJSON *const *av, int cap, dw_sim_action *
             break;
         case A_FAULT: {
             int e = 0;
-            if ((rc = get_enum(c, v, fault_names + 1, 4, &e)) == DW_OK)
+            if ((rc = get_enum(c, v, fault_names + 1, 6, &e)) == DW_OK)
                 a->fault = (dw_sim_fault)(e + 1);
             if (rc == DW_OK && a->fault == DW_SIM_FAULT_GARBAGE && !av[A_GARBAGE])
                 rc = fail(c, v, "fault \"garbage\" needs \"garbage\": the bytes to send");
@@ -1684,7 +1686,7 @@ enum {
 static const char *const top_keys[] = {
     "$schema", "name",   "description", "transport", "framing",   "state",   "scope",
     "banner",  "prompt", "steps",       "rules",     "unmatched", "periodic"};
-static const char *const transport_names[] = {"tcp", "telnet"};
+static const char *const transport_names[] = {"tcp", "telnet", "udp"};
 static const char *const scope_names[] = {"shared", "connection"};
 
 static int parse_script(ctx *c, const cJSON *root)
@@ -1727,8 +1729,8 @@ static int parse_script(ctx *c, const cJSON *root)
             rc = get_string(c, v, &s->name);
             break;
         case T_TRANSPORT:
-            if ((rc = get_enum(c, v, transport_names, 2, &e)) == DW_OK)
-                s->transport = e ? DW_SIM_TELNET : DW_SIM_TCP;
+            if ((rc = get_enum(c, v, transport_names, 3, &e)) == DW_OK)
+                s->transport = (dw_sim_transport)e;
             break;
         case T_FRAMING:
             rc = parse_framing(c, v);
@@ -1777,6 +1779,46 @@ static int parse_script(ctx *c, const cJSON *root)
     return rc;
 }
 
+/* Scan text[0..len) strictly and parse it: DW_OK with the tree in *root
+ * and the positions in c->pos (the caller frees both), or a located error. */
+static int doc_open(ctx *c, const char *name, const char *text, size_t len, dw_error *err,
+                    cJSON **root)
+{
+    memset(c, 0, sizeof *c);
+    c->name = name;
+    c->text = text ? text : "";
+    c->len = len;
+    c->err = err;
+
+    dw__json_syntax syn;
+    int rc = dw__json_pos_scan(c->text, len, &c->pos, &syn);
+    if (rc == DW_ENOMEM)
+        return oom(c);
+    if (rc != DW_OK) {
+        size_t line, col;
+        dw__json_line_col(c->text, len, syn.offset, &line, &col);
+        if (syn.path[0])
+            return dw_error_set(err, DW_ESCRIPT, "%s:%zu:%zu: %s: JSON syntax error: %s", name,
+                                line, col, syn.path, syn.message);
+        return dw_error_set(err, DW_ESCRIPT, "%s:%zu:%zu: JSON syntax error: %s", name, line, col,
+                            syn.message);
+    }
+
+    /* The strict scan passed, so cJSON should too; if it does not, its end
+     * pointer (never the global error pointer) says where. */
+    const char *end = NULL;
+    *root = cJSON_ParseWithLengthOpts(c->text, len, &end, 0);
+    if (!*root) {
+        size_t off = end && end >= c->text && end <= c->text + len ? (size_t)(end - c->text) : 0;
+        size_t line, col;
+        dw__json_line_col(c->text, len, off, &line, &col);
+        dw__json_pos_free(c->pos);
+        return dw_error_set(err, DW_ESCRIPT, "%s:%zu:%zu: JSON syntax error (or out of memory)",
+                            name, line, col);
+    }
+    return DW_OK;
+}
+
 int dw_sim_script_load_buffer(const char *name, const char *text, size_t len, dw_sim_script **out,
                               dw_error *err)
 {
@@ -1790,38 +1832,10 @@ int dw_sim_script_load_buffer(const char *name, const char *text, size_t len, dw
     if (!text)
         len = 0;
     ctx c;
-    memset(&c, 0, sizeof c);
-    c.name = name;
-    c.text = text ? text : "";
-    c.len = len;
-    c.err = err;
-
-    dw__json_syntax syn;
-    int rc = dw__json_pos_scan(c.text, len, &c.pos, &syn);
-    if (rc == DW_ENOMEM)
-        return oom(&c);
-    if (rc != DW_OK) {
-        size_t line, col;
-        dw__json_line_col(c.text, len, syn.offset, &line, &col);
-        if (syn.path[0])
-            return dw_error_set(err, DW_ESCRIPT, "%s:%zu:%zu: %s: JSON syntax error: %s", name,
-                                line, col, syn.path, syn.message);
-        return dw_error_set(err, DW_ESCRIPT, "%s:%zu:%zu: JSON syntax error: %s", name, line, col,
-                            syn.message);
-    }
-
-    /* The strict scan passed, so cJSON should too; if it does not, its end
-     * pointer (never the global error pointer) says where. */
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(c.text, len, &end, 0);
-    if (!root) {
-        size_t off = end && end >= c.text && end <= c.text + len ? (size_t)(end - c.text) : 0;
-        size_t line, col;
-        dw__json_line_col(c.text, len, off, &line, &col);
-        dw__json_pos_free(c.pos);
-        return dw_error_set(err, DW_ESCRIPT, "%s:%zu:%zu: JSON syntax error (or out of memory)",
-                            name, line, col);
-    }
+    cJSON *root = NULL;
+    int rc = doc_open(&c, name, text, len, err, &root);
+    if (rc != DW_OK)
+        return rc;
     rc = dw__json_pos_bind(c.pos, root);
     if (rc == DW_ENOMEM) {
         rc = oom(&c);
@@ -1850,32 +1864,39 @@ int dw_sim_script_load_buffer(const char *name, const char *text, size_t len, dw
     return DW_OK;
 }
 
-int dw_sim_script_load_file(const char *path, dw_sim_script **out, dw_error *err)
+/* The whole file (at most MAX_FILE_SIZE bytes) into b. */
+static int read_file(const char *path, dw_buf *b, dw_error *err)
 {
-    *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
         return dw_error_set(err, DW_ENOENT, "%s: %s", path, strerror(errno));
-    dw_buf b = DW_BUF_INIT;
     int rc = DW_OK;
     for (;;) {
-        if (dw_buf_reserve(&b, 65536) != DW_OK) {
-            rc = dw_error_set(err, DW_ENOMEM, "%s: out of memory reading the script", path);
+        if (dw_buf_reserve(b, 65536) != DW_OK) {
+            rc = dw_error_set(err, DW_ENOMEM, "%s: out of memory reading it", path);
             break;
         }
-        size_t n = fread(b.data + b.len, 1, b.cap - b.len, f);
-        b.len += n;
+        size_t n = fread(b->data + b->len, 1, b->cap - b->len, f);
+        b->len += n;
         if (n == 0) {
             if (ferror(f))
                 rc = dw_error_set(err, DW_ENOENT, "%s: %s", path, strerror(errno));
             break;
         }
-        if (b.len > MAX_FILE_SIZE) {
+        if (b->len > MAX_FILE_SIZE) {
             rc = dw_error_set(err, DW_ESCRIPT, "%s: larger than %u bytes", path, MAX_FILE_SIZE);
             break;
         }
     }
     fclose(f);
+    return rc;
+}
+
+int dw_sim_script_load_file(const char *path, dw_sim_script **out, dw_error *err)
+{
+    *out = NULL;
+    dw_buf b = DW_BUF_INIT;
+    int rc = read_file(path, &b, err);
     if (rc == DW_OK)
         rc = dw_sim_script_load_buffer(path, (const char *)b.data, b.len, out, err);
     dw_buf_free(&b);
@@ -1919,4 +1940,128 @@ void dw_sim_script_free(dw_sim_script *s)
         template_free(&s->periodic[i].send);
     free(s->periodic);
     free(s);
+}
+
+/* ---- bench files ------------------------------------------------------------ */
+
+static const char *const device_keys[] = {"name", "script", "listen", "transport", "description"};
+enum { D_NAME, D_SCRIPT, D_LISTEN, D_TRANSPORT, D_DESCRIPTION, D_NKEYS };
+
+/* The script's path as the bench names it: relative to the bench's directory. */
+static int device_script(ctx *c, const cJSON *v, dw_sim_device_spec *d)
+{
+    if (!cJSON_IsString(v) || !v->valuestring[0])
+        return fail(c, v, "expected the script's file name");
+    const char *slash = strrchr(c->name, '/');
+    int dir = v->valuestring[0] != '/' && slash ? (int)(slash - c->name) : -1;
+    int w = dir >= 0 ? asprintf(&d->script, "%.*s/%s", dir, c->name, v->valuestring)
+                     : asprintf(&d->script, "%s", v->valuestring);
+    return w < 0 ? oom(c) : DW_OK;
+}
+
+static int parse_device(ctx *c, const cJSON *v, dw_sim_bench *b, dw_sim_device_spec *d)
+{
+    if (!cJSON_IsObject(v))
+        return fail(c, v, "expected object (a device: name, script, listen)");
+    const cJSON *m[D_NKEYS];
+    int rc = members(c, v, device_keys, D_NKEYS, m);
+    if (rc == DW_OK && (!m[D_NAME] || !m[D_SCRIPT]))
+        return fail(c, v, "a device needs \"%s\"", m[D_NAME] ? "script" : "name");
+    d->transport = -1;
+    for (int k = 0; rc == DW_OK && k < D_NKEYS; k++) {
+        if (!m[k])
+            continue;
+        size_t old = push_key(c, device_keys[k]);
+        int e;
+        if (k == D_NAME && (rc = get_string(c, m[k], &d->name)) == DW_OK && !d->name[0])
+            rc = fail(c, m[k], "must not be empty");
+        for (const dw_sim_device_spec *o = b->devices; rc == DW_OK && k == D_NAME && o < d; o++)
+            if (strcmp(o->name, d->name) == 0)
+                rc = fail(c, m[k], "another device is named \"%.60s\"", d->name);
+        if (k == D_SCRIPT)
+            rc = device_script(c, m[k], d);
+        if (k == D_LISTEN && (!cJSON_IsString(m[k]) ||
+                              dw_sim_parse_hostport(m[k]->valuestring, &d->host, &d->port) != 0))
+            rc = fail(c, m[k], "expected \"HOST:PORT\" (\"127.0.0.1:5025\", \"[::1]:0\")");
+        if (k == D_TRANSPORT && (rc = get_enum(c, m[k], transport_names, 3, &e)) == DW_OK)
+            d->transport = e;
+        if (k == D_DESCRIPTION && !cJSON_IsString(m[k]))
+            rc = fail(c, m[k], "expected string");
+        pop(c, old);
+    }
+    if (rc == DW_OK && !d->host && !(d->host = strdup("127.0.0.1")))
+        rc = oom(c);
+    return rc;
+}
+
+static int parse_bench(ctx *c, const cJSON *root, dw_sim_bench *b)
+{
+    if (!cJSON_IsArray(root))
+        return fail(c, root, "expected a list of devices ([{\"name\": ..., \"script\": ...}])");
+    size_t n = (size_t)cJSON_GetArraySize(root);
+    if (n == 0)
+        return fail(c, root, "a bench lists at least one device");
+    b->devices = calloc(n, sizeof *b->devices);
+    if (!b->devices)
+        return oom(c);
+    int rc = DW_OK;
+    for (const cJSON *v = root->child; v && rc == DW_OK; v = v->next) {
+        size_t old = push_index(c, b->ndevices);
+        rc = parse_device(c, v, b, &b->devices[b->ndevices++]);
+        pop(c, old);
+    }
+    return rc;
+}
+
+int dw_sim_bench_load_buffer(const char *name, const char *text, size_t len, dw_sim_bench **out,
+                             dw_error *err)
+{
+    dw_error local;
+    if (!err)
+        err = &local;
+    dw_error_clear(err);
+    *out = NULL;
+    ctx c;
+    cJSON *root = NULL;
+    int rc = doc_open(&c, name ? name : "<bench>", text, text ? len : 0, err, &root);
+    if (rc != DW_OK)
+        return rc;
+    dw_sim_bench *b = calloc(1, sizeof *b);
+    rc = dw__json_pos_bind(c.pos, root);
+    if (rc == DW_ENOMEM || !b)
+        rc = oom(&c);
+    else
+        rc = parse_bench(&c, root, b);
+    cJSON_Delete(root);
+    dw__json_pos_free(c.pos);
+    if (rc != DW_OK) {
+        dw_sim_bench_free(b);
+        return rc;
+    }
+    *out = b;
+    return DW_OK;
+}
+
+int dw_sim_bench_load_file(const char *path, dw_sim_bench **out, dw_error *err)
+{
+    *out = NULL;
+    dw_buf b = DW_BUF_INIT;
+    int rc = read_file(path, &b, err);
+    if (rc == DW_OK)
+        rc = dw_sim_bench_load_buffer(path, (const char *)b.data, b.len, out, err);
+    dw_buf_free(&b);
+    return rc;
+}
+
+void dw_sim_bench_free(dw_sim_bench *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->ndevices; i++) {
+        free(b->devices[i].name);
+        free(b->devices[i].script);
+        free(b->devices[i].host);
+    }
+    free(b->devices);
+    free(b);
 }

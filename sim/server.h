@@ -1,13 +1,15 @@
-/* devwire-sim's server: serves a script's engine on a dw_tcp_server.
+/* devwire-sim's server: serves a script's engine on an event loop.
  *
  * Each connection reads requests with the script's request framing, asks
  * the engine what to do and does it on the socket: the delay before a
- * reply, a reply written in pieces with real sleeps between them, faults
+ * reply, a reply written in pieces with pauses between them, faults
  * (close, RST, hang, garbage), the banner on connect (a console's banner
  * ends with its prompt), the prompt after each request handled (whether or
- * not it had a reply). One timer thread sends the
- * periodic messages to every connected client. A malformed or oversized frame, or a client
- * vanishing mid-frame, ends that connection only (logged once); the others go on.
+ * not it had a reply), periodic messages to every connected client. A
+ * malformed or oversized frame, or a client vanishing mid-frame, ends that
+ * connection only (logged once); the others go on. One loop thread does it
+ * all (loop.h): no thread per connection; a client that does not read its
+ * replies stops being read from and is dropped after the write timeout.
  *
  * A reload swaps in a new script: new connections use it at once, open ones
  * from their next request on (their per-connection state starts afresh).
@@ -29,14 +31,21 @@
 #include "transcript.h"
 
 typedef struct dw_sim_server dw_sim_server;
+typedef struct dw_sim_loop dw_sim_loop;
 
 typedef struct dw_sim_server_options {
+    const char *name;              /* the device's name when the process serves several
+                                      (logs, transcript, summary); NULL = none; copied */
     const char *host;              /* default "127.0.0.1"; copied */
     uint16_t port;                 /* 0 = the kernel chooses */
     const dw_logger *logger;       /* NULL = silent; must outlive the server */
     dw_sim_transcript *transcript; /* NULL = none; borrowed, must outlive the server */
     size_t max_connections;        /* default 1024 */
     int idle_timeout_ms;           /* close a silent connection; -1 = never (default) */
+    int write_timeout_ms;          /* drop a client that takes none of its replies for this
+                                      long; -1 = never (default 10000) */
+    dw_sim_loop *loop;             /* the loop to serve on (borrowed, must outlive the
+                                      server); NULL = the server runs its own */
     /* --max-frame: 0 = each framing's own max_frame (default); otherwise
      * every framing of the script, request and response, accepts frames of
      * at most this many bytes (the smaller of this and the script's own),
@@ -54,7 +63,8 @@ typedef struct dw_sim_server_options {
      * connection would buffer X bytes, all connections Y); closing it", or
      * "(its reply: ...)") and recorded as a transcript "fault" event with
      * match "max-buffered"; the others keep being answered. A connection's
-     * count starts from zero again with each request. */
+     * count starts from zero again with each request. UDP devices are
+     * not counted: a datagram (64 KiB at most) is handled as it arrives. */
     size_t max_buffered;
 } dw_sim_server_options;
 
@@ -67,7 +77,8 @@ void dw_sim_server_options_init(dw_sim_server_options *o);
  * `err` names the address or the problem. */
 int dw_sim_server_new(const dw_sim_server_options *o, dw_sim_script *script, dw_sim_server **out,
                       dw_error *err);
-/* Start accepting (and the periodic timer) in background threads. */
+/* Start accepting: on its own loop, run it in a background thread; on a
+ * loop given in the options, accepting starts with that loop. */
 int dw_sim_server_start(dw_sim_server *s, dw_error *err);
 /* "HOST:PORT" actually bound. */
 const char *dw_sim_server_address(const dw_sim_server *s);
@@ -76,10 +87,12 @@ uint16_t dw_sim_server_port(const dw_sim_server *s);
  * failure (DW_ENOMEM, a framing it cannot build) the old script keeps
  * serving and the caller keeps `script`. Thread-safe. */
 int dw_sim_server_reload(dw_sim_server *s, dw_sim_script *script, dw_error *err);
-/* Stop accepting, end the connections, join the threads. Not
+/* Stop accepting and close the connections (a reply under way is not
+ * finished); with its own loop, end the loop and join its thread. Not
  * async-signal-safe: call it from an ordinary thread. */
 void dw_sim_server_stop(dw_sim_server *s);
-/* Stop (if needed) and free. Accepts NULL. */
+/* Stop (if needed) and free. Accepts NULL. A server on a shared loop is
+ * freed after dw_sim_loop_stop (its close callbacks have run then). */
 void dw_sim_server_free(dw_sim_server *s);
 
 /* Figures for the summary and --check. */

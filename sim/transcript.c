@@ -93,8 +93,9 @@ static int printable(const uint8_t *p, size_t n)
     return 1;
 }
 
-void dw_sim_transcript_event(dw_sim_transcript *t, uint64_t conn, const char *dir, const uint8_t *p,
-                             size_t n, const char *match, const char *peer)
+void dw_sim_transcript_event(dw_sim_transcript *t, const char *device, uint64_t conn,
+                             const char *dir, const uint8_t *p, size_t n, const char *match,
+                             const char *peer)
 {
     static const char hex[] = "0123456789abcdef";
     if (!t)
@@ -109,8 +110,13 @@ void dw_sim_transcript_event(dw_sim_transcript *t, uint64_t conn, const char *di
     pthread_mutex_lock(&t->lock);
     dw_buf *b = &t->line;
     dw_buf_clear(b);
-    dw_buf_printf(b, "{\"time\":\"%s.%06ldZ\",\"conn\":%llu,\"dir\":", when, ts.tv_nsec / 1000,
-                  (unsigned long long)conn);
+    dw_buf_printf(b, "{\"time\":\"%s.%06ldZ\",", when, ts.tv_nsec / 1000);
+    if (device) {
+        dw_buf_append_str(b, "\"device\":");
+        dw_sim_json_string(b, device, strlen(device));
+        dw_buf_append_byte(b, ',');
+    }
+    dw_buf_printf(b, "\"conn\":%llu,\"dir\":", (unsigned long long)conn);
     dw_sim_json_string(b, dir, strlen(dir));
     if (p && n) {
         if (printable(p, n)) {

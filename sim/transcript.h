@@ -24,10 +24,13 @@ typedef struct dw_sim_transcript dw_sim_transcript;
 int dw_sim_transcript_open(const char *path, dw_sim_transcript **out, dw_error *err);
 void dw_sim_transcript_close(dw_sim_transcript *t);
 
-/* Write one event line. `t` may be NULL (does nothing); `p` may be NULL when
- * n == 0 (no bytes field); `match` and `peer` may be NULL. Thread-safe. */
-void dw_sim_transcript_event(dw_sim_transcript *t, uint64_t conn, const char *dir, const uint8_t *p,
-                             size_t n, const char *match, const char *peer);
+/* Write one event line. `t` may be NULL (does nothing); `device` (the
+ * device's name, when the process serves several: a "device" field after
+ * "time") may be NULL; `p` may be NULL when n == 0 (no bytes field); `match`
+ * and `peer` may be NULL. Thread-safe. */
+void dw_sim_transcript_event(dw_sim_transcript *t, const char *device, uint64_t conn,
+                             const char *dir, const uint8_t *p, size_t n, const char *match,
+                             const char *peer);
 
 /* Append `s` as a JSON string literal (quotes included) to `out`. */
 int dw_sim_json_string(dw_buf *out, const char *s, size_t n);

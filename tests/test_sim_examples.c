@@ -106,6 +106,12 @@ Test(sim_examples, every_example_validates)
     }
     closedir(d);
     cr_expect(n >= 4, "examples found: %d", n);
+    /* The example bench, and every script it names. */
+    const char *const bench[] = {"--validate", EXAMPLES "/bench/lab.json", NULL};
+    dw_sim_proc p;
+    cr_expect(eq(int, dw_sim_proc_run(&p, bench, 10000), 0), "bench/lab.json:\n%s", err_of(&p));
+    cr_expect(strstr(p.out.data ? (char *)p.out.data : "", "valid bench (4 devices)") != NULL);
+    dw_sim_proc_free(&p);
 }
 
 Test(sim_examples, scpi_signal_generator)

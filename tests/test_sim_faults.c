@@ -60,13 +60,8 @@ static void still_serving(dw_sim_proc *p)
 /* A raw socket to the simulator. */
 static int raw_connect(uint16_t port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert(fd >= 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert(eq(int, connect(fd, (struct sockaddr *)&a, sizeof a), 0), "raw connect");
+    int fd = dw_sim_raw_connect(port, 0);
+    cr_assert(fd >= 0, "raw connect");
     return fd;
 }
 
@@ -340,8 +335,8 @@ Test(sim_faults, ask_speaks_telnet)
  * --max-connections refuses a client above the limit. */
 Test(sim_faults, idle_timeout_and_connection_limit)
 {
-    static const char *const args[] = {"--idle-timeout", "300", "--max-connections", "2",
-                                       "--log-level", "info", NULL};
+    static const char *const args[] = {
+        "--idle-timeout", "300", "--max-connections", "2", "--log-level", "info", NULL};
     dw_sim_proc p;
     int rc = dw_sim_proc_serve(&p, "limits", fault_script, args, NULL);
     cr_assert(eq(int, rc, DW_OK), "devwire-sim did not start; stderr:\n%s", err_of(&p));
@@ -365,5 +360,27 @@ Test(sim_faults, idle_timeout_and_connection_limit)
     cr_expect(eq(int, dw_sim_proc_run(&q, bad, 10000), 2), "--max-connections 0 is refused");
     cr_expect(strstr(err_of(&q), "--max-connections 0") != NULL, "%s", err_of(&q));
     dw_sim_proc_free(&q);
+    dw_sim_proc_free(&p);
+}
+
+/* "drop" answers nothing and serves on; "duplicate" writes the reply twice. */
+Test(sim_faults, drop_and_duplicate_over_tcp)
+{
+    static const char script[] =
+        "{\"rules\": [{\"when\": \"PING\", \"reply\": \"pong\"},\n"
+        "            {\"when\": \"LOST\", \"reply\": \"never\", \"fault\": \"drop\"},\n"
+        "            {\"when\": \"TWICE\", \"reply\": \"again\", \"fault\": \"duplicate\"}]}";
+    dw_sim_proc p;
+    serve(&p, script);
+    dw_sim_client c;
+    open_client(&c, &p, 20000);
+    cr_assert(eq(int, dw_sim_client_send(&c, "LOST", 4), DW_OK));
+    ask_eq(&c, "PING", "pong"); /* the first reply after LOST is PING's */
+    ask_eq(&c, "TWICE", "again");
+    cr_assert(eq(int, dw_sim_client_recv(&c), DW_OK), "%s", dw_error_message(&c.err));
+    cr_expect(eq(str, (char *)c.reply.data, "again"), "the second copy");
+    ask_eq(&c, "PING", "pong");
+    dw_sim_client_close(&c);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
     dw_sim_proc_free(&p);
 }

@@ -514,8 +514,9 @@ Test(script_errors, document_and_top_level)
         {"{'name': 'a', 'name': 'b'}", "t.json:1:15: name: duplicate key"},
         {"{'name': 5}", "t.json:1:10: name: expected string"},
         {"{'description': []}", "t.json:1:17: description: expected string"},
-        {"{'transport': 'udp'}",
-         "t.json:1:15: transport: unknown value \"udp\" (expected \"tcp\" or \"telnet\")"},
+        {"{'transport': 'serial'}",
+         "t.json:1:15: transport: unknown value \"serial\" (expected \"tcp\", \"telnet\" or "
+         "\"udp\")"},
         {"{'transport': 'telent'}",
          "t.json:1:15: transport: unknown value \"telent\" (did you mean \"telnet\"?)"},
         {"{'scope': 'global'}",
@@ -814,7 +815,7 @@ Test(script_errors, actions)
          "t.json:1:26: rules[0].split_delay_ms: only with \"split\""},
         {"{'rules': [{'when': 'a', 'fault': 'explode'}]}",
          "t.json:1:35: rules[0].fault: unknown value \"explode\" (expected \"close\", \"reset\", "
-         "\"hang\" or \"garbage\")"},
+         "\"hang\", \"garbage\", \"drop\" or \"duplicate\")"},
         {"{'rules': [{'when': 'a', 'fault': 'rest'}]}",
          "t.json:1:35: rules[0].fault: unknown value \"rest\" (did you mean \"reset\"?)"},
         {"{'rules': [{'when': 'a', 'fault': 'garbage'}]}",

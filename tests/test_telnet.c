@@ -581,10 +581,40 @@ Test(telnet_filter, garbage_at_every_split)
     }
 }
 
+/* Push mode (dw_telnet_feed, what an event loop calls): the same stream fed
+ * in the pieces between `cuts` gives the data, answers and ending of the
+ * pull iterator (which ends with DW_EOF where push mode stays DW_OK). */
+static void push_filter(const dw_telnet_options *o, const uint8_t *data, size_t len,
+                        const size_t *cuts, size_t ncuts, run *r)
+{
+    memset(r, 0, sizeof *r);
+    sink k = {0};
+    dw_telnet *t = dw_telnet_new(o, NULL, sink_write, &k);
+    cr_assert(not(eq(ptr, t, NULL)));
+    size_t at = 0;
+    int rc = DW_OK;
+    for (size_t i = 0; i <= ncuts && rc == DW_OK; i++) {
+        size_t end = i < ncuts && cuts[i] < len ? cuts[i] : len;
+        if (end < at)
+            end = at;
+        /* Each piece sits in a buffer of exactly its size. */
+        uint8_t *piece = malloc(end - at ? end - at : 1);
+        memcpy(piece, data + at, end - at);
+        rc = dw_telnet_feed(t, piece, end - at, &r->data);
+        free(piece);
+        at = end;
+    }
+    r->end = rc == DW_OK ? DW_EOF : rc;
+    snprintf(r->message, sizeof r->message, "%s", dw_telnet_error_message(t));
+    r->written = k.bytes;
+    dw_telnet_free(t);
+}
+
 Test(telnet_filter, random_bytes_at_random_cuts)
 {
     /* Any byte, MCCP2 included: the same data, answers and ending whatever
-     * the cuts, never an empty chunk, never more chunks than bytes. */
+     * the cuts, never an empty chunk, never more chunks than bytes; and the
+     * same in push mode. */
     static const uint8_t alphabet[] = {IAC,      IAC,     IAC,         SB,  SE,     WILL,
                                        WONT,     DO,      DONT,        241, O_ECHO, O_SGA,
                                        O_BINARY, O_TTYPE, O_COMPRESS2, 'a'};
@@ -599,14 +629,18 @@ Test(telnet_filter, random_bytes_at_random_cuts)
         for (size_t i = 0; i < ncuts; i++)
             cuts[i] = (i ? cuts[i - 1] : 0) + rnd(&seed) % (len / 4 + 1);
         dw_telnet_options o = k % 2 ? server_opts(1) : client_opts();
-        run whole, r;
+        run whole, r, pushed;
         run_filter(&o, s, len, NULL, 0, &whole);
         run_filter(&o, s, len, cuts, ncuts, &r);
+        push_filter(&o, s, len, cuts, ncuts, &pushed);
         char g[512];
         cr_assert(run_eq(&whole, &r), "stream %d \"%s\": cut reading differs (%s vs %s)", k,
                   show(s, len, g, sizeof g), dw_err_name(r.end), dw_err_name(whole.end));
+        cr_assert(run_eq(&whole, &pushed), "stream %d \"%s\": push mode differs (%s vs %s)", k,
+                  show(s, len, g, sizeof g), dw_err_name(pushed.end), dw_err_name(whole.end));
         run_free(&whole);
         run_free(&r);
+        run_free(&pushed);
     }
 }
 

@@ -25,9 +25,10 @@ struct dw_telnet {
     /* Serialises libtelnet and the write callback between the reader and
      * senders on other threads. Never held while reading `inner`. */
     pthread_mutex_t lock;
-    dw_buf data; /* data bytes of the chunk returned last (reader only) */
-    dw_buf out;  /* outgoing bytes collected from TELNET_EV_SEND events */
-    int failed;  /* sticky: DW_EPROTO or a write error; 0 while healthy */
+    dw_buf data;  /* data bytes of the chunk returned last (reader only) */
+    dw_buf *sink; /* where TELNET_EV_DATA bytes go: &data, or dw_telnet_feed's buffer */
+    dw_buf out;   /* outgoing bytes collected from TELNET_EV_SEND events */
+    int failed;   /* sticky: DW_EPROTO or a write error; 0 while healthy */
     int write_failed;
     int in_recv;     /* inside telnet_recv on the reader's behalf */
     size_t out_mark; /* data.len when the first byte of `out` was due */
@@ -135,7 +136,7 @@ static int flush_out(dw_telnet *t)
         if (rc != DW_OK) {
             t->write_failed = 1;
             if (t->in_recv)
-                dw_buf_truncate(&t->data, t->out_mark);
+                dw_buf_truncate(t->sink, t->out_mark);
             fail(t, rc, "sending to the peer: %s", dw_strerror(rc));
         }
     }
@@ -161,14 +162,14 @@ static void on_event(telnet_t *tn, telnet_event_t *ev, void *user)
         /* ev->data.buffer points into libtelnet's input (or a byte on its
          * stack): copy it out now. After a failure the rest of the stream
          * means nothing. */
-        if (!t->failed && dw_buf_append(&t->data, ev->data.buffer, ev->data.size) != DW_OK)
+        if (!t->failed && dw_buf_append(t->sink, ev->data.buffer, ev->data.size) != DW_OK)
             fail(t, DW_ENOMEM, "out of memory");
         break;
     case TELNET_EV_SEND:
         if (t->failed)
             break;
         if (t->out.len == 0)
-            t->out_mark = t->data.len;
+            t->out_mark = t->sink->len;
         if (dw_buf_append(&t->out, ev->data.buffer, ev->data.size) != DW_OK)
             fail(t, DW_ENOMEM, "out of memory");
         break;
@@ -218,6 +219,22 @@ static void on_event(telnet_t *tn, telnet_event_t *ev, void *user)
     }
 }
 
+/* Run received bytes through libtelnet: data bytes are appended to `sink`,
+ * answers leave through the write callback. */
+static void receive(dw_telnet *t, const uint8_t *p, size_t n, dw_buf *sink)
+{
+    pthread_mutex_lock(&t->lock);
+    if (!t->failed) {
+        t->sink = sink;
+        t->in_recv = 1;
+        telnet_recv(t->tn, (const char *)p, n);
+        flush_out(t);
+        t->in_recv = 0;
+        t->sink = &t->data;
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
 static int filter_pull(dw_iter *base, const uint8_t **data, size_t *len)
 {
     dw_telnet *t = (dw_telnet *)base;
@@ -235,14 +252,7 @@ static int filter_pull(dw_iter *base, const uint8_t **data, size_t *len)
         int rc = dw_iter_next(t->inner, &p, &n);
         if (rc != DW_OK)
             return rc;
-        pthread_mutex_lock(&t->lock);
-        if (!t->failed) {
-            t->in_recv = 1;
-            telnet_recv(t->tn, (const char *)p, n);
-            flush_out(t);
-            t->in_recv = 0;
-        }
-        pthread_mutex_unlock(&t->lock);
+        receive(t, p, n, &t->data);
         /* Data first; a failure met after it is returned by the next pull. */
         if (t->data.len) {
             *data = t->data.data;
@@ -285,6 +295,7 @@ dw_telnet *dw_telnet_new(const dw_telnet_options *o, dw_iter *inner, dw_telnet_w
     t->opts.name = t->name;
     build_table(t);
     dw_iter_init(&t->base, filter_pull);
+    t->sink = &t->data;
     t->inner = inner;
     t->write = write;
     t->write_user = user;
@@ -326,6 +337,16 @@ int dw_telnet_start(dw_telnet *t)
         rc = t->failed;
     pthread_mutex_unlock(&t->lock);
     return rc;
+}
+
+int dw_telnet_feed(dw_telnet *t, const uint8_t *p, size_t n, dw_buf *data)
+{
+    if (n)
+        receive(t, p, n, data);
+    pthread_mutex_lock(&t->lock);
+    int failed = t->failed;
+    pthread_mutex_unlock(&t->lock);
+    return failed;
 }
 
 dw_iter *dw_telnet_iter(dw_telnet *t)

@@ -91,4 +91,8 @@ const char *dw_sim_client_ask(dw_sim_client *c, const char *request);
 int dw_sim_client_recv_raw(dw_sim_client *c, size_t n);
 void dw_sim_client_close(dw_sim_client *c);
 
+/* A plain TCP socket connected to 127.0.0.1:port (rcvbuf > 0: that
+ * SO_RCVBUF first), or -1. */
+int dw_sim_raw_connect(uint16_t port, int rcvbuf);
+
 #endif

@@ -3,10 +3,10 @@
  * Three parts:
  *  - dw_telnet, a filter used on both sides of a connection. It wraps the
  *    raw iterator of a socket and is itself a dw_iter that yields data bytes
- *    only: IAC commands are stripped, IAC IAC becomes one 0xFF byte, option
- *    negotiation is answered through a write callback. dw_telnet_send
- *    escapes 0xFF on the way out. Unmarshallers read the filter's iterator
- *    exactly as they read a TCP session's.
+ *    only (or, in push mode, dw_telnet_feed takes the bytes an event loop
+ *    read and hands back the data bytes): IAC commands are stripped, IAC IAC becomes one 0xFF byte,
+ * option negotiation is answered through a write callback. dw_telnet_send escapes 0xFF on the way
+ * out. Unmarshallers read the filter's iterator exactly as they read a TCP session's.
  *  - the Telnet client and session, a dw_client / dw_session over the TCP
  *    client, with banner handling done once per connection.
  *  - dw_telnet_conn_new, the filter over one dw_conn of a dw_tcp_server
@@ -112,6 +112,17 @@ dw_iter *dw_telnet_iter(dw_telnet *t);
  * its connection's iterator with each request), and return the filtered
  * iterator. Unread data bytes stay pending across the change. */
 dw_iter *dw_telnet_wrap(dw_telnet *t, dw_iter *inner);
+
+/* Push mode, for an event loop that reads the socket itself: run the n
+ * bytes received from the peer through the filter. Data bytes are appended
+ * to `data`; answers to the peer's negotiation leave through the write
+ * callback before this returns. DW_OK, or the sticky failure (DW_EPROTO,
+ * the write callback's error, DW_ENOMEM) once the stream failed: the data
+ * bytes that came before the failure are appended all the same, so data,
+ * answers and the ending do not depend on how the bytes were cut. n may be
+ * 0 (then it only reports the state). Do not mix with reading the filter's
+ * iterator. */
+int dw_telnet_feed(dw_telnet *t, const uint8_t *p, size_t n, dw_buf *data);
 
 /* Send data: 0xFF bytes go out doubled (IAC IAC), in one write. DW_OK, the
  * write's error, or DW_ENOMEM. Thread-safe with the reader and with other

@@ -1,0 +1,162 @@
+/* devwire-sim serving: see serve.h. */
+#include "serve.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "loop.h"
+#include "script.h"
+#include "server.h"
+
+static const char *prog = "devwire-sim";
+
+/* Load a device's script (with its transport override), or NULL after
+ * saying what is wrong. */
+static dw_sim_script *load(const dw_sim_device *d)
+{
+    dw_sim_script *s = NULL;
+    dw_error err;
+    dw_error_clear(&err);
+    if (dw_sim_script_load_file(d->script, &s, &err) != DW_OK) {
+        fprintf(stderr, "%s: %s%s%s\n", prog, d->name ? d->name : "", d->name ? ": " : "",
+                dw_error_message(&err));
+        return NULL;
+    }
+    if (d->transport >= 0)
+        s->transport = (dw_sim_transport)d->transport;
+    return s;
+}
+
+/* Bind every device on `loop`: DW_OK, or the exit status after saying why. */
+static int open_all(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o,
+                    dw_sim_loop *loop, dw_sim_server **srv)
+{
+    for (size_t i = 0; i < n; i++) {
+        dw_sim_script *script = load(&devs[i]);
+        if (!script)
+            return 2;
+        dw_sim_server_options so;
+        dw_sim_server_options_init(&so);
+        so.name = devs[i].name;
+        so.host = devs[i].host;
+        so.port = devs[i].port;
+        so.logger = o->logger;
+        so.transcript = o->transcript;
+        so.max_connections = o->max_connections;
+        so.idle_timeout_ms = o->idle_timeout_ms;
+        so.write_timeout_ms = o->write_timeout_ms;
+        so.max_frame = o->max_frame;
+        so.max_buffered = o->max_buffered;
+        so.loop = loop;
+        dw_error err;
+        dw_error_clear(&err);
+        if (dw_sim_server_new(&so, script, &srv[i], &err) != DW_OK) {
+            fprintf(stderr, "%s: %s%s%s\n", prog, devs[i].name ? devs[i].name : "",
+                    devs[i].name ? ": " : "", dw_error_message(&err));
+            dw_sim_script_free(script);
+            return err.code == DW_ESCRIPT || err.code == DW_EINVAL ? 2 : 3;
+        }
+    }
+    return DW_OK;
+}
+
+static void reload_all(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o,
+                       dw_sim_server **srv)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *path = devs[i].script;
+        dw_log(o->logger, DW_LOG_INFO, "SIGHUP: reloading %s", path);
+        dw_sim_script *fresh = load(&devs[i]);
+        dw_error err;
+        dw_error_clear(&err);
+        if (!fresh) {
+            dw_log(o->logger, DW_LOG_ERROR, "reload %s failed; the old script keeps serving", path);
+        } else if (dw_sim_server_reload(srv[i], fresh, &err) != DW_OK) {
+            dw_log(o->logger, DW_LOG_ERROR, "reload %s: %s; the old script keeps serving", path,
+                   dw_error_message(&err));
+            dw_sim_script_free(fresh);
+        } else {
+            dw_log(o->logger, DW_LOG_WARN, "reloaded %s", path);
+        }
+    }
+}
+
+/* Until SIGINT or SIGTERM; SIGHUP reloads. */
+static void wait_signals(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o,
+                         dw_sim_server **srv)
+{
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            return;
+        reload_all(devs, n, o, srv);
+    }
+}
+
+/* Every device's summary, then the verdict of --check over all of them. */
+static int report(size_t n, const dw_sim_serve_options *o, dw_sim_server **srv)
+{
+    uint64_t unmatched = 0;
+    size_t not_reached = 0;
+    for (size_t i = 0; i < n; i++) {
+        dw_sim_totals t;
+        dw_sim_server_totals(srv[i], &t);
+        dw_sim_server_summary(srv[i], stdout);
+        unmatched += t.unmatched;
+        not_reached += t.steps_not_reached;
+    }
+    int status = 0;
+    if (o->check && (unmatched || not_reached)) {
+        printf("check failed: %llu unmatched request(s), %zu step(s) not reached\n",
+               (unsigned long long)unmatched, not_reached);
+        status = 1;
+    } else if (o->check) {
+        printf("check passed\n");
+    }
+    fflush(stdout);
+    return status;
+}
+
+int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o)
+{
+    dw_sim_server **srv = calloc(n, sizeof *srv);
+    dw_sim_loop *loop = NULL;
+    dw_error err;
+    dw_error_clear(&err);
+    if (!srv || dw_sim_loop_new(&loop, &err) != DW_OK) {
+        fprintf(stderr, "%s: %s\n", prog, srv ? dw_error_message(&err) : "out of memory");
+        free(srv);
+        return 3;
+    }
+    int status = open_all(devs, n, o, loop, srv);
+    if (status == DW_OK && dw_sim_loop_start(loop, &err) != DW_OK) {
+        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
+        status = 3;
+    }
+    if (status == DW_OK) {
+        for (size_t i = 0; i < n; i++)
+            printf("listening on %s%s%s%s\n", dw_sim_server_address(srv[i]),
+                   devs[i].name ? " (" : "", devs[i].name ? devs[i].name : "",
+                   devs[i].name ? ")" : "");
+        fflush(stdout);
+        wait_signals(devs, n, o, srv);
+    }
+    for (size_t i = 0; i < n; i++)
+        dw_sim_server_stop(srv[i]);
+    dw_sim_loop_stop(loop); /* every close callback has run */
+    if (status == DW_OK)
+        status = report(n, o, srv);
+    for (size_t i = 0; i < n; i++)
+        dw_sim_server_free(srv[i]);
+    dw_sim_loop_free(loop);
+    free(srv);
+    return status;
+}

@@ -1,0 +1,41 @@
+/* devwire-sim serving: one device or a bench of them, all on one event
+ * loop, until SIGINT or SIGTERM; SIGHUP reloads every device's script.
+ * Prints each device's readiness line ("listening on HOST:PORT", followed
+ * by " (NAME)" for a named device), then at the end each device's summary
+ * and, with --check, the verdict over all of them. */
+#ifndef DW_SIM_SERVE_H
+#define DW_SIM_SERVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <devwire/devwire.h>
+
+#include "transcript.h"
+
+/* One device to serve. Strings are borrowed for the call. */
+typedef struct dw_sim_device {
+    const char *name;   /* NULL: the only device, unnamed (plain --script) */
+    const char *script; /* the script's file */
+    const char *host;
+    uint16_t port;
+    int transport; /* a dw_sim_transport overriding the script's, or -1 */
+} dw_sim_device;
+
+typedef struct dw_sim_serve_options {
+    const dw_logger *logger;
+    dw_sim_transcript *transcript; /* NULL: none */
+    size_t max_connections;        /* per device */
+    int idle_timeout_ms, write_timeout_ms;
+    size_t max_frame;    /* --max-frame, 0 = each framing's own */
+    size_t max_buffered; /* --max-buffered, per device; 0 = no bound */
+    int check;           /* exit 1 when a request was unmatched or a step not reached */
+} dw_sim_serve_options;
+
+/* Serve devs[0..n) until SIGINT or SIGTERM. The caller has blocked SIGINT,
+ * SIGTERM and SIGHUP in every thread (they are taken with sigwait here).
+ * Returns the exit status: 0, 1 (--check failed), 2 (a script does not
+ * load), 3 (cannot serve: an address in use). */
+int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o);
+
+#endif

@@ -1,0 +1,79 @@
+/* devwire-sim's server, internal: what server.c (connections) and
+ * server_udp.c (datagrams) share. Everything here is used on the loop
+ * thread only. */
+#ifndef DW_SIM_SERVER_INT_H
+#define DW_SIM_SERVER_INT_H
+
+#include <uv.h>
+
+#include "engine.h"
+#include "loop.h"
+#include "net.h"
+#include "server.h"
+
+/* One loaded script and its engine. Connections (and datagram peers) hold a
+ * reference; the server holds one on the generation serving now. */
+typedef struct sim_gen {
+    dw_sim_script *script;
+    dw_sim_engine *engine;
+    size_t refs;
+} sim_gen;
+
+struct dw_sim_server {
+    char *name; /* the device's name, or NULL when it is the only one */
+    dw_sim_loop *loop;
+    int own_loop;
+    uv_tcp_t listener;
+    int listening;       /* the listener handle is open */
+    struct sim_udp *udp; /* the datagram socket, for transport "udp" (server_udp.c) */
+    char addr[DW_SIM_ADDR_MAX];
+    uint16_t port;
+    const dw_logger *logger;
+    dw_sim_transcript *transcript;
+    size_t max_connections;
+    int idle_timeout_ms, write_timeout_ms;
+    sim_gen *gen;
+    struct sim_ticks *ticks;
+    struct sim_conn *conns;
+    size_t nconns;
+    uint64_t accepted;                            /* refused ones included */
+    uint64_t next_id;                             /* connections served, numbered from 1 */
+    uint64_t retired_requests, retired_unmatched; /* of generations gone */
+    uint64_t retired_limit_hits;
+    size_t max_frame;    /* --max-frame, 0 = each framing's own */
+    size_t max_buffered; /* --max-buffered, 0 = no bound */
+    size_t buffered;     /* bytes held by all connections now */
+    int started, stopped;
+    dw_buf scratch; /* Telnet escaping */
+    dw_buf msg;     /* a periodic message */
+    uint8_t *rbuf;  /* every read lands here and is consumed before the next */
+};
+
+/* Log a line, after the device's name when the process serves several. */
+void dw__sim_log(const dw_sim_server *s, dw_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Drop a reference to a generation (freed, its figures kept, at the last). */
+void dw__sim_gen_release(dw_sim_server *s, sim_gen *g);
+/* Move *gen / *sess to a fresh session on the generation serving now
+ * (after a reload): DW_OK or DW_ENOMEM (then nothing changed). */
+int dw__sim_bind(dw_sim_server *s, sim_gen **gen, dw_sim_session **sess);
+/* The size of the next piece of a split reply: piece k, starting at byte at. */
+size_t dw__sim_piece(const dw_sim_outcome *o, size_t at, size_t k);
+/* --max-buffered: charge n more bytes to a connection (*charged), or
+ * DW_ELIMIT with *refusal = what all connections would then hold. */
+int dw__sim_budget_take(dw_sim_server *s, size_t *charged, size_t n, size_t *refusal);
+/* The request is done: its bytes leave the budget. */
+void dw__sim_budget_give_back(dw_sim_server *s, size_t *charged);
+/* Log (once per rule) and transcribe the regex limits a request hit. */
+void dw__sim_report_limits(dw_sim_server *s, uint64_t id, const char *peer, const dw_sim_outcome *o,
+                           size_t request_len);
+/* "close", "reset", ... for the transcript. */
+const char *dw__sim_fault_name(dw_sim_fault f);
+
+/* Datagrams (server_udp.c): bind and receive on host:port; close (peers,
+ * pending replies, the socket); send periodic message i to every peer. */
+int dw__sim_udp_open(dw_sim_server *s, const char *host, uint16_t port, dw_error *err);
+void dw__sim_udp_close(dw_sim_server *s);
+void dw__sim_udp_periodic(dw_sim_server *s, size_t i);
+
+#endif

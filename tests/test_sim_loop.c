@@ -1,0 +1,141 @@
+/* devwire-sim's event loop, as a subprocess: a delayed reply, a client that
+ * does not read its replies and many idle connections never stall the
+ * other clients, and cost no thread each. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <devwire/devwire.h>
+
+#include "sim_proc.h"
+
+TestSuite(sim_loop, .timeout = 90);
+
+static const char *err_of(dw_sim_proc *p)
+{
+    return p->err.data ? (const char *)p->err.data : "";
+}
+
+static void serve(dw_sim_proc *p, const char *script, const char *const *args)
+{
+    int rc = dw_sim_proc_serve(p, "loop", script, args, NULL);
+    cr_assert(eq(int, rc, DW_OK), "devwire-sim did not start (%s); stderr:\n%s", dw_strerror(rc),
+              err_of(p));
+}
+
+static void open_client(dw_sim_client *c, dw_sim_proc *p)
+{
+    int rc = dw_sim_client_open(c, p->port, dw_sentinel_marshaller_new("\n", 1), 20000);
+    cr_assert(eq(int, rc, DW_OK), "connect: %s", dw_error_message(&c->err));
+}
+
+static void ask_eq(dw_sim_client *c, const char *req, const char *want)
+{
+    const char *got = dw_sim_client_ask(c, req);
+    cr_assert(got != NULL, "%s: no reply: %s", req, dw_error_message(&c->err));
+    cr_expect(eq(str, (char *)got, (char *)want), "%s: reply", req);
+}
+
+static const char script[] = "{\"rules\": [\n"
+                             "  {\"when\": \"PING\", \"reply\": \"pong\"},\n"
+                             "  {\"when\": \"SLOW\", \"reply\": \"done\", \"delay_ms\": 3000}\n"
+                             " ]}\n";
+
+Test(sim_loop, a_delayed_reply_does_not_hold_up_other_clients)
+{
+    dw_sim_proc p;
+    serve(&p, script, NULL);
+    dw_sim_client slow, quick;
+    open_client(&slow, &p);
+    open_client(&quick, &p);
+    cr_assert(eq(int, dw_sim_client_send(&slow, "SLOW", 4), DW_OK));
+    for (int i = 0; i < 20; i++)
+        ask_eq(&quick, "PING", "pong");
+    cr_assert(eq(int, dw_sim_client_recv(&slow), DW_OK), "%s", dw_error_message(&slow.err));
+    cr_expect(eq(str, (char *)slow.reply.data, "done"));
+    ask_eq(&slow, "PING", "pong"); /* and it serves that client on */
+    dw_sim_client_close(&slow);
+    dw_sim_client_close(&quick);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    dw_sim_proc_free(&p);
+}
+
+/* A script whose "BIG" reply is 64 KiB. */
+static char *big_script(void)
+{
+    size_t n = 65536;
+    char *s = malloc(n + 200);
+    cr_assert(s != NULL);
+    int k = sprintf(s, "{\"rules\": [{\"when\": \"PING\", \"reply\": \"pong\"},\n"
+                       "            {\"when\": \"BIG\", \"reply\": \"");
+    memset(s + k, 'x', n);
+    strcpy(s + k + n, "\"}]}\n");
+    return s;
+}
+
+Test(sim_loop, a_client_that_does_not_read_is_dropped_after_the_write_timeout)
+{
+    static const char *const args[] = {"--write-timeout", "1000", "--log-level", "info", NULL};
+    char *text = big_script();
+    dw_sim_proc p;
+    serve(&p, text, args);
+    free(text);
+    /* 400 requests for 64 KiB each (25 MiB), and never a read. */
+    int fd = dw_sim_raw_connect(p.port, 4096);
+    cr_assert(fd >= 0, "raw connect");
+    char reqs[400 * 4];
+    for (size_t i = 0; i < sizeof reqs; i += 4)
+        memcpy(reqs + i, "BIG\n", 4);
+    cr_assert(eq(sz, (size_t)send(fd, reqs, sizeof reqs, 0), sizeof reqs));
+    /* Meanwhile everyone else is served. */
+    dw_sim_client c;
+    open_client(&c, &p);
+    for (int i = 0; i < 20; i++)
+        ask_eq(&c, "PING", "pong");
+    cr_expect(dw_sim_proc_wait_output(&p, 1, "the client is not reading (write timeout)", 30000),
+              "the silent reader is dropped and logged:\n%s", err_of(&p));
+    ask_eq(&c, "PING", "pong");
+    dw_sim_client_close(&c);
+    close(fd);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "stderr:\n%s", err_of(&p));
+    dw_sim_proc_free(&p);
+}
+
+/* Threads of a process, from /proc. */
+static size_t threads_of(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/task", (long)pid);
+    DIR *d = opendir(path);
+    cr_assert(d != NULL, "%s", path);
+    size_t n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+Test(sim_loop, connections_cost_no_thread_each)
+{
+    dw_sim_proc p;
+    serve(&p, script, NULL);
+    enum { N = 64 };
+    dw_sim_client c[N];
+    for (int i = 0; i < N; i++) {
+        open_client(&c[i], &p);
+        ask_eq(&c[i], "PING", "pong"); /* accepted and served: it exists */
+    }
+    size_t n = threads_of(p.pid);
+    cr_expect(lt(sz, n, (size_t)8), "%d connections open: %zu threads", N, n);
+    for (int i = 0; i < N; i++)
+        dw_sim_client_close(&c[i]);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    dw_sim_proc_free(&p);
+}
