@@ -687,42 +687,54 @@ static int scpi_act(dw_sim_session *ss, size_t id, const dw_sim_action *a, _Atom
     return rc;
 }
 
-/* The script's steps and rules for unit u: 1 if one took it. */
+/* Does m take u? 1 if its header and parameters fit (or *rc is an
+ * error); else 0, with *why the most telling reason so far: the first
+ * parameter error, else -114. */
+static int scpi_fits(const dw_sim_match *m, const dw_scpi_unit *u, dw_buf *buf, captures *c,
+                     int *why, int *rc)
+{
+    int err = 0;
+    int r = scpi_match(m, u, buf, c, &err, rc);
+    if (*rc != DW_OK || (r == 1 && !err))
+        return 1;
+    if (r == 1 && (!*why || *why == DW_SCPI_E_SUFFIX_RANGE))
+        *why = err;
+    else if (r < 0 && !*why)
+        *why = r;
+    return 0;
+}
+
+/* The script's next step, then its rules, for unit u: 1 if one took it
+ * (the first whose header and parameters fit), else 0 and *scpi_err why
+ * not (0: no header fitted). */
 static int scpi_script(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u, scpi_msg *msg,
                        dw_sim_outcome *out, int *scpi_err, int *rc)
 {
     const dw_sim_script *s = e->script;
     sim_state *st = ss->st;
     captures c;
-    int suffix = 0;
-    if (st->step < s->nsteps) {
-        int r = scpi_match(&s->steps[st->step].expect, u, &ss->scpi_caps, &c, scpi_err, rc);
-        if (r == 1) {
-            size_t i = st->step++;
-            out->source = DW_SIM_BY_STEP;
-            out->index = i;
-            out->name = s->steps[i].name ? s->steps[i].name : "step";
-            if (*rc == DW_OK && !*scpi_err)
-                *rc = scpi_act(ss, i, &s->steps[i].action, &e->step_hits[i], &c, msg, out);
-            return 1;
-        }
-        suffix = r;
+    if (st->step < s->nsteps &&
+        scpi_fits(&s->steps[st->step].expect, u, &ss->scpi_caps, &c, scpi_err, rc)) {
+        size_t i = st->step++;
+        *scpi_err = 0;
+        out->source = DW_SIM_BY_STEP;
+        out->index = i;
+        out->name = s->steps[i].name ? s->steps[i].name : "step";
+        if (*rc == DW_OK)
+            *rc = scpi_act(ss, i, &s->steps[i].action, &e->step_hits[i], &c, msg, out);
+        return 1;
     }
     for (size_t i = 0; i < s->nrules; i++) {
-        int r = scpi_match(&s->rules[i].when, u, &ss->scpi_caps, &c, scpi_err, rc);
-        if (r == 1) {
-            out->source = DW_SIM_BY_RULE;
-            out->index = i;
-            out->name = s->rules[i].name ? s->rules[i].name : "rule";
-            if (*rc == DW_OK && !*scpi_err)
-                *rc = scpi_act(ss, s->nsteps + i, &s->rules[i].action, &e->rule_hits[i], &c, msg,
-                               out);
-            return 1;
-        }
-        if (r < 0)
-            suffix = r;
+        if (!scpi_fits(&s->rules[i].when, u, &ss->scpi_caps, &c, scpi_err, rc))
+            continue;
+        *scpi_err = 0;
+        out->source = DW_SIM_BY_RULE;
+        out->index = i;
+        out->name = s->rules[i].name ? s->rules[i].name : "rule";
+        if (*rc == DW_OK)
+            *rc = scpi_act(ss, s->nsteps + i, &s->rules[i].action, &e->rule_hits[i], &c, msg, out);
+        return 1;
     }
-    *scpi_err = suffix;
     return 0;
 }
 
@@ -745,7 +757,7 @@ static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u
     *scpi_err = 0;
     if (scpi_script(e, ss, u, msg, out, scpi_err, &rc))
         return rc;
-    int suffix = *scpi_err;
+    int why = *scpi_err; /* a parameter error or -114 from the script */
     dw_scpi_context ctx = {e->script->idn ? e->script->idn : e->script->name, msg->nresp > 0};
     size_t before = msg->resp->len;
     unsigned events = 0;
@@ -763,7 +775,7 @@ static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u
     }
     if (b == DW_SCPI_NOMEM)
         return DW_ENOMEM;
-    *scpi_err = b < 0 ? b : suffix ? suffix : DW_SCPI_E_UNDEFINED_HEADER;
+    *scpi_err = b < 0 ? b : why ? why : DW_SCPI_E_UNDEFINED_HEADER;
     msg->undefined |= *scpi_err == DW_SCPI_E_UNDEFINED_HEADER;
     return DW_OK;
 }

@@ -411,3 +411,20 @@ Test(sim_engine_scpi, idn_defaults_to_the_name_and_the_queue_depth_is_set)
                  "-113,\"Undefined header\";-350,\"Queue overflow\";0,\"No error\"\n"));
     unload(&f);
 }
+
+Test(sim_engine_scpi, the_first_rule_whose_parameters_fit_takes_the_unit)
+{
+    fixture f;
+    load(&f, "{\"profile\": \"scpi\", \"state\": {\"f\": \"1\"}, \"rules\": [\n"
+             " {\"when\": {\"scpi\": \"FREQuency\", \"params\": [\"MINimum\"]}, \"set\": {\"f\": "
+             "\"9000\"}},\n"
+             " {\"when\": {\"scpi\": \"FREQuency\", \"params\": [\"numeric\"]}, \"set\": {\"f\": "
+             "\"$1\"}},\n"
+             " {\"when\": {\"scpi\": \"FREQuency?\"}, \"reply\": \"${f}\"}]}");
+    cr_expect(eq(str, text(handle(&f, "FREQ minimum;FREQ?")), "9000\n"));
+    cr_expect(eq(str, text(handle(&f, "FREQ 2e3;FREQ?")), "2000\n"));
+    cr_expect(eq(str, text(handle(&f, "FREQ 'x';FREQ?")), ""), "-104 drops the rest");
+    cr_expect(eq(str, text(handle(&f, "SYST:ERR?;:FREQ?")), "-104,\"Data type error\";2000\n"),
+              "no rule took it: the first rule's reason");
+    unload(&f);
+}
