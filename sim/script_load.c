@@ -1920,7 +1920,10 @@ static int parse_script(ctx *c, const cJSON *root)
             rc = parse_profile(c, v);
             break;
         case T_IDN:
-            rc = get_string(c, v, &s->idn);
+            if (s->profile != DW_SIM_PROFILE_SCPI)
+                rc = fail_key(c, v, "only with \"profile\": \"scpi\"");
+            else
+                rc = get_string(c, v, &s->idn);
             break;
         case T_STEPS:
             rc = parse_list(c, v, 0);

@@ -189,6 +189,7 @@ Test(scpi_parse, strings_blocks_and_expressions)
     cr_expect(eq(str, parse_text("DISP:TEXT 'open"), "!-151"));
     cr_expect(eq(str, parse_text("WAV #15ab;cd;*OPC"), ":WAV #15ab;cd | *OPC"));
     cr_expect(eq(str, parse_text("WAV #0xyz;q"), ":WAV #15xyz;q"), "indefinite: to the end");
+    cr_expect(eq(str, parse_text("WAV #13ab "), ":WAV #13ab "), "a block's last byte is data");
     cr_expect(eq(str, parse_text("WAV #16abc"), "!-161"), "too short");
     cr_expect(eq(str, parse_text("WAV #2x1ab"), "!-161"));
     cr_expect(eq(str, parse_text("WAV #"), "!-161"));

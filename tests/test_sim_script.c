@@ -1194,6 +1194,7 @@ Test(script_errors, scpi_profile)
          "t.json:1:85: rules[0].reply: \"$2\": the regex has only 1 group"},
         {"{'profile': 'scpi', 'unmatched': {'reply': 'x'}}",
          "t.json:1:21: unmatched: not with the SCPI profile (an undefined header queues -113)"},
+        {"{'idn': 'A,B,C,D'}", "t.json:1:2: idn: only with \"profile\": \"scpi\""},
         {"{'profile': 'gpib'}",
          "t.json:1:13: profile: unknown value \"gpib\" (expected \"none\" or \"scpi\")"},
         {"{'profile': {'type': 'scpi', 'error_queue': 1}}",

@@ -47,9 +47,8 @@ static int is_space(int c)
 
 void dw_scpi_parser_init(dw_scpi_parser *p, const uint8_t *msg, size_t len)
 {
-    memset(p, 0, sizeof *p);
-    while (len && is_space(msg[len - 1]))
-        len--;
+    memset(p, 0, sizeof *p); /* trailing white space is skipped as it comes: a
+                              * block's last bytes may look like white space */
     p->msg = msg;
     p->len = len;
 }
@@ -134,8 +133,8 @@ static int add_text(dw_scpi_parser *p, dw_scpi_param *q, const void *data, size_
 static const struct mult {
     const char *name;
     int exp;
-} mults[] = {{"EX", 18}, {"PE", 15}, {"MA", 6},  {"T", 12},  {"G", 9},   {"K", 3},
-             {"M", -3},  {"U", -6},  {"N", -9},  {"P", -12}, {"F", -15}, {"A", -18}};
+} mults[] = {{"EX", 18}, {"PE", 15}, {"MA", 6}, {"T", 12},  {"G", 9},   {"K", 3},
+             {"M", -3},  {"U", -6},  {"N", -9}, {"P", -12}, {"F", -15}, {"A", -18}};
 
 /* Base units a suffix may name (SCPI-99 volume 1, 7.3). */
 static const char *const units[] = {"HZ",  "V",   "A",    "S",    "OHM", "W",   "DB",
@@ -459,7 +458,7 @@ int dw_scpi_parser_next(dw_scpi_parser *p, dw_scpi_unit *u)
     dw_buf_clear(&p->text);
     int rc = unit(p, u);
     u->params = p->params;
-    u->text = p->text.data;
+    u->text = p->text.data ? p->text.data : (const uint8_t *)""; /* never NULL + offset */
     if (rc) {
         p->done = 1;
         return rc;

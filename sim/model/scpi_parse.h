@@ -95,8 +95,9 @@ typedef struct dw_scpi_parser {
     dw_buf text;
 } dw_scpi_parser;
 
-/* Start parsing msg[0..len) (borrowed; may hold any byte; trailing white
- * space, such as a '\r' before the '\n' terminator, is ignored). */
+/* Start parsing msg[0..len) (borrowed; may hold any byte; white space
+ * around units, such as a '\r' before the '\n' terminator, is ignored,
+ * but an indefinite block #0 takes every byte to the end). */
 void dw_scpi_parser_init(dw_scpi_parser *p, const uint8_t *msg, size_t len);
 /* The next program message unit: 1 and *u filled (valid until the next
  * call), 0 at the end of the message, or a negative SCPI error code (the
