@@ -61,6 +61,16 @@ static void serve(const dw_sim_script *s)
         if (rc != DW_OK && rc != DW_EINVAL)
             fail("dw_sim_engine_handle", &err);
     }
+    /* A long run then a byte that fails it: what makes a backtracking
+     * pattern blow up; the limits must end the match. */
+    static uint8_t run[2049];
+    memset(run, 'a', sizeof run - 1);
+    run[sizeof run - 1] = '!';
+    rc = dw_sim_engine_handle(e, ses, run, sizeof run, &o, &err);
+    if (rc != DW_OK && rc != DW_EINVAL)
+        fail("dw_sim_engine_handle", &err);
+    if (dw_sim_engine_regex_limit_hits(e) < o.nlimits)
+        fail("limit hits listed but not counted", NULL);
     dw_buf out = DW_BUF_INIT;
     if (dw_sim_engine_banner(e, ses, &out) != DW_OK)
         fail("dw_sim_engine_banner", NULL);

@@ -6,8 +6,10 @@
  * through the cuts), each request is handled, and the outcome checked:
  * reply bytes are the announced number of well-formed frames of the
  * response framing followed by the prompt; replies stay bounded by the
- * request size (no unbounded growth); a hung session answers nothing.
- * Differential: the outcomes of the stream cut and whole are identical. */
+ * request size (no unbounded growth); a hung session answers nothing; a
+ * regex that a limit cut short did not answer, and the limit counters add
+ * up (each rule or step flagged first exactly once). Differential: the
+ * outcomes of the stream cut and whole are identical. */
 #include "devwire/devwire.h"
 #include "engine.h"
 #include "script.h"
@@ -91,7 +93,18 @@ static const char *const scripts[] = {
     "  {\"when\": \"\", \"fault\": \"reset\"}"
     " ],"
     " \"unmatched\": {\"reply\": {\"hex\": \"00 ff\"}}}",
-    /* 5: SCPI profile: header patterns, typed parameters, overloads, the
+    /* 5: regexes that backtrack without end on some requests (the limits
+     * cut them short), a back-reference, a regex step. */
+    "{\"name\": \"hostile\","
+    " \"steps\": [{\"expect\": {\"regex\": \"^(x+x+)+y$\"}, \"reply\": \"step\"}],"
+    " \"rules\": ["
+    "  {\"when\": {\"regex\": \"(a+)+$\"}, \"reply\": \"M $1\"},"
+    "  {\"when\": {\"regex\": \"^(a|aa)+b$\", \"icase\": true}, \"reply\": \"B\"},"
+    "  {\"when\": {\"regex\": \"^(\\\\w+)=\\\\1$\"}, \"reply\": \"same $1\"},"
+    "  {\"when\": \"ping\", \"reply\": \"pong\"}"
+    " ],"
+    " \"unmatched\": {\"reply\": \"?\"}}",
+    /* 6: SCPI profile: header patterns, typed parameters, overloads, the
      * status model and the built-ins, a block reply, a fault. */
     "{\"name\": \"scpi\", \"profile\": {\"type\": \"scpi\", \"error_queue\": 4},"
     " \"framing\": {\"request\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\"},"
@@ -160,10 +173,40 @@ static void check(dw_sim_engine *e, const dw_sim_session *ses, const uint8_t *re
         if (urc != DW_EOF || frames != o->nframes)
             fail("reply bytes are not the announced well-formed frames", dw_err_name(urc));
     }
+    for (size_t i = 0; i < o->nlimits; i++) {
+        const dw_sim_limit_hit *h = &o->limits[i];
+        size_t count = h->source == DW_SIM_BY_STEP ? s->nsteps : s->nrules;
+        if ((h->source != DW_SIM_BY_STEP && h->source != DW_SIM_BY_RULE) || h->index >= count)
+            fail("a limit hit names no step or rule", NULL);
+        if (h->source == o->source && h->index == o->index)
+            fail("a regex that gave up answered", h->name);
+        dw_buf_printf(log, "L%d:%zu ", (int)h->source, h->index);
+    }
     dw_buf_printf(log, "%d %d %zu %d %d %u %zu|", rc, (int)o->source, o->index, (int)o->fault,
                   o->close, o->delay_ms, o->nframes);
     dw_buf_append(log, o->bytes.data, o->bytes.len);
     (void)req;
+}
+
+/* The limit counters add up, and every rule or step that hit a limit was
+ * flagged first exactly once. */
+static void check_limit_counters(const dw_sim_engine *e, size_t firsts)
+{
+    const dw_sim_script *s = dw_sim_engine_script(e);
+    uint64_t sum = 0;
+    size_t hit = 0;
+    for (size_t i = 0; i < s->nrules; i++) {
+        sum += dw_sim_engine_rule_limit_hits(e, i);
+        hit += dw_sim_engine_rule_limit_hits(e, i) != 0;
+    }
+    for (size_t i = 0; i < s->nsteps; i++) {
+        sum += dw_sim_engine_step_limit_hits(e, i);
+        hit += dw_sim_engine_step_limit_hits(e, i) != 0;
+    }
+    if (sum != dw_sim_engine_regex_limit_hits(e))
+        fail("the limit counters do not add up", NULL);
+    if (hit != firsts)
+        fail("a rule's first limit hit was not flagged exactly once", NULL);
 }
 
 /* Serve the stream cut at `cuts`; the log digests every outcome. */
@@ -189,13 +232,15 @@ static void serve(const dw_sim_script *s, const uint8_t *stream, size_t len, con
     dw_sim_outcome o;
     dw_sim_outcome_init(&o);
     int rc;
-    size_t count = 0;
+    size_t count = 0, firsts = 0;
     while ((rc = dw_unmarshall(req_m, &it.base, &req, NULL)) == DW_OK) {
         if (++count > len + 1)
             fail("more requests than bytes", NULL);
         dw_error_clear(&err);
         int hrc = dw_sim_engine_handle(e, ses, req.data, req.len, &o, &err);
         check(e, ses, req.data, req.len, &o, hrc, log);
+        for (size_t i = 0; i < o.nlimits; i++)
+            firsts += (size_t)o.limits[i].first;
         if (o.fault == DW_SIM_FAULT_CLOSE || o.fault == DW_SIM_FAULT_RESET || o.close)
             break; /* the connection ends */
     }
@@ -209,6 +254,7 @@ static void serve(const dw_sim_script *s, const uint8_t *stream, size_t len, con
     }
     if (dw_sim_engine_requests(e) != count)
         fail("request counter", NULL);
+    check_limit_counters(e, firsts);
     dw_sim_outcome_free(&o);
     dw_buf_free(&req);
     dw_sim_session_free(ses);

@@ -103,7 +103,7 @@ if [ "$coverage" = 1 ]; then
   done
   "$profdata" merge -sparse "$dir"/profiles/*.profraw -o "$dir/corpus.profdata" || exit 1
   framing=()
-  for f in sentinel fixed length_prefixed scpi json_lines marshaller iter; do
+  for f in sentinel fixed length_prefixed scpi json_lines marshaller decoder iter; do
     framing+=("$root/lib/src/$f.c")
   done
   echo "== line coverage of lib/ by the corpora of: ${targets[*]}"

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-dev llvm
-      libcjson-dev libtelnet-dev libcriterion-dev
+      libcjson-dev libtelnet-dev libcriterion-dev libpcre2-dev
       valgrind socat inetutils-telnetd gnuplot-nox python3-jsonschema)
 runtime_only=0
 for arg in "$@"; do
@@ -19,7 +19,8 @@ for arg in "$@"; do
 done
 if [ "$runtime_only" = 1 ]; then
   # The container build stage needs only what builds and tests the code.
-  pkgs=(build-essential cmake pkg-config libcjson-dev libtelnet-dev libcriterion-dev)
+  pkgs=(build-essential cmake pkg-config libcjson-dev libtelnet-dev libcriterion-dev
+        libpcre2-dev)
 fi
 
 if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-query >/dev/null 2>&1; then

@@ -9,7 +9,11 @@
 #                  (1,000,000) in total, half each, every reply checked for
 #                  content and order; the server's RSS at start, middle and end
 #                  (growth once warm must stay within a fixed allowance), and
-#                  the memory per idle connection.
+#                  the memory per idle connection; then the memory check of
+#                  oversized frames: devwire-sim's RSS before, during two waves
+#                  of 8 concurrent senders of 20 MB each (more than its 16 MiB
+#                  frame limit), and 5 s after they are gone, which must be
+#                  within 2x of before (dw-flood; about 15 s, --quick too).
 #   --chaos        chaos only (scripts/chaos.sh): well-behaved clients next to
 #                  misbehaving ones, against both servers.
 #   --all          soak, then chaos.
@@ -55,7 +59,7 @@ if [ "$do_build" = 1 ]; then
   if ! { cmake -S . -B "$build" -DDW_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
            -DDW_BUILD_BENCH=OFF >"$build.configure.log" 2>&1 &&
          cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" \
-           --target dw-soak dw-chaos devwire-sim >"$build.build.log" 2>&1; }; then
+           --target dw-soak dw-chaos dw-flood devwire-sim >"$build.build.log" 2>&1; }; then
     tail -n 40 "$build.configure.log" "$build.build.log" 2>/dev/null
     echo "soak: build FAILED"; exit 1
   fi
@@ -72,9 +76,10 @@ if grep -q '^DW_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
 fi
 soak_bin=$build/tests/soak/dw-soak
 chaos_bin=$build/tests/soak/dw-chaos
+flood_bin=$build/tests/soak/dw-flood
 sim_bin=$build/sim/devwire-sim
 script=tests/soak/soak-sim.json
-for b in "$soak_bin" "$chaos_bin" "$sim_bin"; do
+for b in "$soak_bin" "$chaos_bin" "$flood_bin" "$sim_bin"; do
   [ -x "$b" ] || { echo "soak: $b is missing (build it, or drop --no-build)"; exit 1; }
 done
 
@@ -148,6 +153,22 @@ run_soak() { # NAME ROUND_TRIPS SECONDS SERVER-CMD...
   total_err=$((total_err + ${errs:-1}))
 }
 
+# The simulator's memory after oversized frames: RSS before, during and 5 s
+# after waves of 8 concurrent 20 MB senders; after must be within 2x of
+# before (printed, not held, under the sanitizers).
+run_flood() {
+  local name=flood-sim ratio=2
+  [ "$memory_checks" = 1 ] || ratio=0
+  echo "== memory: $name (2 waves of 8 senders of 20 MB, RSS 5 s after)"
+  start_server "$name" "$sim_bin" --script tests/soak/flood-sim.json --listen 127.0.0.1:0 ||
+    { fail "$name: cannot start"; return; }
+  "$flood_bin" --connect "$server_addr" --pid "$server_pid" --senders 8 --bytes 20000000 \
+    --rounds 2 --settle 5 --ratio-limit "$ratio" --label "$name" | tee "$out/$name.flood"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || fail "$name: memory kept after oversized frames"
+  stop_server "$name"
+  summary+=("$(sed -n 's/^\([^ ]*: server RSS KiB: .*\);.*/\1/p' "$out/$name.flood")")
+}
+
 run_chaos() { # NAME CHAOS-ARGS -- SERVER-CMD...
   local name=$1; shift
   local args=()
@@ -173,6 +194,7 @@ if [ "$mode" != chaos ]; then
   run_soak soak-server "$((round_trips - half))" "$secs" "$soak_bin" serve --max-connections 2048
   summary+=("soak: $total_rt round trips, $total_err errors")
   [ "$total_err" -eq 0 ] || fail "soak: $total_err errors"
+  run_flood
 fi
 if [ "$mode" != soak ]; then
   run_chaos chaos-server --idle-timeout 1000 --max-frame 4096 -- \

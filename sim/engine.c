@@ -1,5 +1,6 @@
 /* devwire-sim's engine: see engine.h. */
 #include "engine.h"
+#include "memory.h"
 
 #include "model/scpi_status.h"
 
@@ -7,6 +8,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define NCAP 10 /* $0..$9 */
 
 /* Mutable state: the variables, the step cursor and each action's reply
  * turn. One lives in the engine (shared scope) or in each session. */
@@ -36,6 +39,7 @@ struct dw_sim_engine {
     size_t *inexact;
     size_t ninexact;
     int has_regex; /* some step or rule matches with a regex */
+    int has_jit;   /* and one of them is JIT-compiled */
     /* Per action (steps, rules, unmatched): 1 if carrying it out reads or
      * writes mutable state (sets, reply turns, variables in a reply), so it
      * must hold the state's lock. A rule that answers with fixed text and
@@ -58,6 +62,11 @@ struct dw_sim_engine {
     dw_scpi_builtins *builtins; /* the SCPI profile's own commands */
     _Atomic uint64_t *rule_hits;
     _Atomic uint64_t *step_hits;
+    /* Regex matches cut short by a limit, per rule and per step; the first
+     * of each is flagged in the outcome so that the server logs it once. */
+    _Atomic uint64_t *rule_limits;
+    _Atomic uint64_t *step_limits;
+    _Atomic uint64_t limit_hits;
     _Atomic uint64_t requests;
     _Atomic uint64_t unmatched;
     pthread_mutex_t sample_lock;
@@ -73,6 +82,12 @@ struct dw_sim_session {
     dw_buf scratch;   /* a rendered payload before framing, reused */
     dw_buf scpi_resp; /* SCPI: the message's responses joined with ';' */
     dw_buf scpi_caps; /* SCPI: a unit as written, then its parameters' values */
+    /* Regex matching: the session's own match data, match context (the
+     * limits) and JIT stack, so that concurrent sessions share nothing but
+     * the immutable compiled patterns. NULL when the script has no regex. */
+    pcre2_match_data *md;
+    pcre2_match_context *mc;
+    pcre2_jit_stack *js;
 };
 
 static uint64_t hash_bytes(const uint8_t *p, size_t n)
@@ -180,6 +195,14 @@ static void prebuild(const dw_sim_engine *e, const dw_sim_rule *r, struct prebui
     p->split_delay_ms = a->split_delay_ms;
 }
 
+static void note_regex(dw_sim_engine *e, const dw_sim_match *m)
+{
+    if (m->kind != DW_SIM_MATCH_REGEX)
+        return;
+    e->has_regex = 1;
+    e->has_jit |= m->jit;
+}
+
 int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error *err)
 {
     *out = NULL;
@@ -191,8 +214,11 @@ int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error
     int rc = state_init(&e->shared, script);
     e->rule_hits = calloc(script->nrules ? script->nrules : 1, sizeof *e->rule_hits);
     e->step_hits = calloc(script->nsteps ? script->nsteps : 1, sizeof *e->step_hits);
+    e->rule_limits = calloc(script->nrules ? script->nrules : 1, sizeof *e->rule_limits);
+    e->step_limits = calloc(script->nsteps ? script->nsteps : 1, sizeof *e->step_limits);
     e->inexact = calloc(script->nrules ? script->nrules : 1, sizeof *e->inexact);
-    if (rc != DW_OK || !e->rule_hits || !e->step_hits || !e->inexact) {
+    if (rc != DW_OK || !e->rule_hits || !e->step_hits || !e->rule_limits || !e->step_limits ||
+        !e->inexact) {
         dw_sim_engine_free(e);
         return dw_error_set(err, DW_ENOMEM, "engine: out of memory");
     }
@@ -227,11 +253,9 @@ int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error
 
     size_t nexact = 0;
     for (size_t i = 0; i < script->nsteps; i++)
-        if (script->steps[i].expect.kind == DW_SIM_MATCH_REGEX)
-            e->has_regex = 1;
+        note_regex(e, &script->steps[i].expect);
     for (size_t i = 0; i < script->nrules; i++)
-        if (script->rules[i].when.kind == DW_SIM_MATCH_REGEX)
-            e->has_regex = 1;
+        note_regex(e, &script->rules[i].when);
     for (size_t i = 0; i < script->nrules; i++) {
         if (script->rules[i].when.kind == DW_SIM_MATCH_EXACT)
             nexact++;
@@ -289,6 +313,8 @@ void dw_sim_engine_free(dw_sim_engine *e)
     state_destroy(&e->shared, e->script);
     free(e->rule_hits);
     free(e->step_hits);
+    free(e->rule_limits);
+    free(e->step_limits);
     for (size_t i = 0; i < e->nsamples; i++)
         dw_buf_free(&e->samples[i]);
     pthread_mutex_destroy(&e->sample_lock);
@@ -310,21 +336,43 @@ const dw_marshaller *dw_sim_engine_response_marshaller(const dw_sim_engine *e)
     return e->resp_m;
 }
 
+/* The session's regex matching objects, limits set (see engine.h). */
+static int regex_init(dw_sim_session *s)
+{
+    if (!s->e->has_regex)
+        return DW_OK;
+    s->md = pcre2_match_data_create(NCAP, NULL);
+    s->mc = pcre2_match_context_create(NULL);
+    if (!s->md || !s->mc)
+        return DW_ENOMEM;
+    pcre2_set_depth_limit(s->mc, DW_SIM_REGEX_DEPTH_LIMIT);
+    pcre2_set_heap_limit(s->mc, DW_SIM_REGEX_HEAP_LIMIT_KIB);
+    if (s->e->has_jit) {
+        s->js = pcre2_jit_stack_create(32 * 1024, DW_SIM_REGEX_JIT_STACK_KIB * 1024, NULL);
+        if (!s->js)
+            return DW_ENOMEM;
+        pcre2_jit_stack_assign(s->mc, NULL, s->js);
+    }
+    return DW_OK;
+}
+
 dw_sim_session *dw_sim_session_new(dw_sim_engine *e)
 {
     dw_sim_session *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->e = e;
+    s->st = &e->shared;
     if (e->script->scope == DW_SIM_SCOPE_CONNECTION) {
+        s->st = &s->own;
         if (state_init(&s->own, e->script) != DW_OK) {
-            state_destroy(&s->own, e->script);
-            free(s);
+            dw_sim_session_free(s);
             return NULL;
         }
-        s->st = &s->own;
-    } else {
-        s->st = &e->shared;
+    }
+    if (regex_init(s) != DW_OK) {
+        dw_sim_session_free(s);
+        return NULL;
     }
     return s;
 }
@@ -335,6 +383,9 @@ void dw_sim_session_free(dw_sim_session *s)
         return;
     if (s->st == &s->own)
         state_destroy(&s->own, s->e->script);
+    pcre2_match_data_free(s->md);
+    pcre2_match_context_free(s->mc);
+    pcre2_jit_stack_free(s->js);
     dw_buf_free(&s->scratch);
     dw_buf_free(&s->scpi_resp);
     dw_buf_free(&s->scpi_caps);
@@ -357,65 +408,112 @@ void dw_sim_outcome_free(dw_sim_outcome *o)
     if (!o)
         return;
     dw_buf_free(&o->bytes);
+    free(o->limits);
     dw_sim_outcome_init(o);
 }
 
 /* ---- matching ------------------------------------------------------------ */
 
-#define NCAP 10
-
-/* Captures of the request: caps[k] = [so, eo) or so == -1 (no group). */
+/* Captures of the request: [so, eo), or so == PCRE2_UNSET (no group). */
 struct captures {
-    regoff_t so[NCAP];
-    regoff_t eo[NCAP];
+    PCRE2_SIZE so[NCAP];
+    PCRE2_SIZE eo[NCAP];
 };
 
 static void captures_whole(captures *c, size_t n)
 {
     for (int i = 0; i < NCAP; i++)
-        c->so[i] = c->eo[i] = -1;
+        c->so[i] = c->eo[i] = PCRE2_UNSET;
     c->so[0] = 0;
-    c->eo[0] = (regoff_t)n;
+    c->eo[0] = n;
 }
 
-static int match(const dw_sim_match *m, const uint8_t *req, size_t n, captures *c)
+/* match(): the request matched, did not, or a limit cut the match short. */
+enum { NO_MATCH = 0, MATCHED = 1, LIMITED = 2 };
+
+/* The match limit of one pcre2_match call. PCRE2 counts it afresh at each
+ * start position, so an unanchored pattern gets the budget shared out over
+ * the n + 1 positions it may try (never less than a floor that ordinary
+ * unanchored patterns need at one position): the whole call then costs at
+ * most about max(budget, floor * (n + 1)) steps. */
+static uint32_t match_limit(const dw_sim_match *m, size_t n)
+{
+    if (m->anchored)
+        return DW_SIM_REGEX_MATCH_BUDGET;
+    size_t per = DW_SIM_REGEX_MATCH_BUDGET / (n + 1);
+    return per < DW_SIM_REGEX_START_MIN ? DW_SIM_REGEX_START_MIN : (uint32_t)per;
+}
+
+static int match_regex(dw_sim_session *ss, const dw_sim_match *m, const uint8_t *req, size_t n,
+                       captures *c)
+{
+    pcre2_set_match_limit(ss->mc, match_limit(m, n));
+    int rc = pcre2_match(m->re, req, n, 0, 0, ss->md, ss->mc);
+    if (rc == PCRE2_ERROR_NOMATCH)
+        return NO_MATCH;
+    /* The match, depth, heap or JIT stack limit (or no memory for the
+     * backtracking frames): the request is not known to match. */
+    if (rc < 0)
+        return LIMITED;
+    const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(ss->md);
+    /* rc: one more than the highest group set; 0: more groups than NCAP. */
+    int set = rc == 0 ? NCAP : rc;
+    captures_whole(c, n);
+    for (int i = 1; i < NCAP && i < set; i++) {
+        c->so[i] = ov[2 * i];
+        c->eo[i] = ov[2 * i + 1];
+    }
+    return MATCHED;
+}
+
+static int match(dw_sim_session *ss, const dw_sim_match *m, const uint8_t *req, size_t n,
+                 captures *c)
 {
     switch (m->kind) {
     case DW_SIM_MATCH_EXACT:
         if (m->bytes.len != n || (n && memcmp(m->bytes.data, req, n) != 0))
-            return 0;
+            return NO_MATCH;
         captures_whole(c, n);
-        return 1;
+        return MATCHED;
     case DW_SIM_MATCH_PREFIX:
         if (m->bytes.len > n || (m->bytes.len && memcmp(m->bytes.data, req, m->bytes.len) != 0))
-            return 0;
+            return NO_MATCH;
         captures_whole(c, n);
-        return 1;
-    case DW_SIM_MATCH_REGEX: {
-        regmatch_t pm[NCAP];
-        static const char empty[1] = "";
-        pm[0].rm_so = 0;
-        pm[0].rm_eo = (regoff_t)n;
-        /* REG_STARTEND: the request is bytes, not a C string (NUL bytes
-         * inside are fine). The caller still passes a NUL-terminated copy:
-         * some regexec wrappers (sanitizers) measure the string. */
-        if (regexec(&m->re, n ? (const char *)req : empty, NCAP, pm, REG_STARTEND) != 0)
-            return 0;
-        captures_whole(c, n);
-        for (int i = 1; i < NCAP; i++) {
-            c->so[i] = pm[i].rm_so;
-            c->eo[i] = pm[i].rm_eo;
-        }
-        return 1;
-    }
+        return MATCHED;
+    case DW_SIM_MATCH_REGEX:
+        return match_regex(ss, m, req, n, c);
     case DW_SIM_MATCH_SCPI: /* only in the SCPI profile (scpi_match) */
-        return 0;
+        return NO_MATCH;
     }
-    return 0;
+    return NO_MATCH;
 }
 
-/* The first rule that matches, or SIZE_MAX. */
-static size_t find_rule(const dw_sim_engine *e, const uint8_t *req, size_t n, captures *c)
+/* Note in the outcome that a regex of step or rule `index` hit a limit, and
+ * count it; the first hit of each is flagged for the log. */
+static int note_limit(dw_sim_engine *e, dw_sim_outcome *out, dw_sim_source src, size_t index)
+{
+    const dw_sim_script *s = e->script;
+    _Atomic uint64_t *count =
+        src == DW_SIM_BY_STEP ? &e->step_limits[index] : &e->rule_limits[index];
+    int first = atomic_fetch_add(count, 1) == 0;
+    atomic_fetch_add(&e->limit_hits, 1);
+    if (out->nlimits == out->limits_cap) {
+        size_t cap = out->limits_cap ? 2 * out->limits_cap : 4;
+        dw_sim_limit_hit *l = realloc(out->limits, cap * sizeof *l);
+        if (!l)
+            return DW_ENOMEM;
+        out->limits = l;
+        out->limits_cap = cap;
+    }
+    const char *name = src == DW_SIM_BY_STEP ? s->steps[index].name : s->rules[index].name;
+    dw_sim_limit_hit h = {src, index, name ? name : src == DW_SIM_BY_STEP ? "step" : "rule", first};
+    out->limits[out->nlimits++] = h;
+    return DW_OK;
+}
+
+/* The first rule that matches, or SIZE_MAX (DW_ENOMEM in *rc). */
+static size_t find_rule(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
+                        captures *c, dw_sim_outcome *out, int *rc)
 {
     const dw_sim_script *s = e->script;
     size_t exact = SIZE_MAX;
@@ -427,9 +525,13 @@ static size_t find_rule(const dw_sim_engine *e, const uint8_t *req, size_t n, ca
             break;
         }
     }
-    for (size_t k = 0; k < e->ninexact && e->inexact[k] < exact; k++)
-        if (match(&s->rules[e->inexact[k]].when, req, n, c))
+    for (size_t k = 0; k < e->ninexact && e->inexact[k] < exact; k++) {
+        int m = match(ss, &s->rules[e->inexact[k]].when, req, n, c);
+        if (m == MATCHED)
             return e->inexact[k];
+        if (m == LIMITED && (*rc = note_limit(e, out, DW_SIM_BY_RULE, e->inexact[k])) != DW_OK)
+            return SIZE_MAX;
+    }
     if (exact != SIZE_MAX)
         captures_whole(c, n);
     return exact;
@@ -451,10 +553,10 @@ static int render(const dw_sim_template *t, const sim_state *st, const uint8_t *
             rc = dw_buf_append(out, st->vars[g->var].data, st->vars[g->var].len);
             break;
         case DW_SIM_SEG_CAPTURE:
-            if (c && req && g->capture < NCAP && c->so[g->capture] >= 0 &&
+            if (c && req && g->capture < NCAP && c->so[g->capture] != PCRE2_UNSET &&
                 c->eo[g->capture] >= c->so[g->capture])
                 rc = dw_buf_append(out, req + c->so[g->capture],
-                                   (size_t)(c->eo[g->capture] - c->so[g->capture]));
+                                   c->eo[g->capture] - c->so[g->capture]);
             break;
         }
         if (rc != DW_OK)
@@ -565,6 +667,36 @@ static void keep_sample(dw_sim_engine *e, const uint8_t *req, size_t n)
     pthread_mutex_unlock(&e->sample_lock);
 }
 
+/* Reset `out` for a new request, keeping the storage of its byte buffer and
+ * limit list. */
+static void outcome_reset(dw_sim_outcome *out)
+{
+    dw_buf keep = out->bytes;
+    dw_sim_limit_hit *limits = out->limits;
+    size_t cap = out->limits_cap;
+    dw_sim_outcome_init(out);
+    out->bytes = keep;
+    out->limits = limits;
+    out->limits_cap = cap;
+    dw_buf_clear(&out->bytes);
+}
+
+/* Answer with rule r's prebuilt bytes. */
+static int answer_prebuilt(dw_sim_engine *e, size_t r, dw_sim_outcome *out)
+{
+    const struct prebuilt *p = &e->pre[r];
+    atomic_fetch_add(&e->rule_hits[r], 1);
+    out->source = DW_SIM_BY_RULE;
+    out->index = r;
+    out->name = p->name;
+    out->nframes = p->nframes;
+    out->delay_ms = p->delay_ms;
+    out->split = p->split;
+    out->nsplit = p->nsplit;
+    out->split_delay_ms = p->split_delay_ms;
+    return dw_buf_append(&out->bytes, p->data, p->len);
+}
+
 /* ---- the SCPI profile ---------------------------------------------------- */
 
 /* One message's progress. */
@@ -611,32 +743,32 @@ static int scpi_value(const dw_scpi_unit *u, const dw_scpi_param *p, const dw_si
     return dw_buf_append(buf, u->text + p->off, p->len);
 }
 
-/* Captures of unit u in `buf`: $0 the unit as written (NUL-terminated, for
- * regexec), $n the nth parameter's value, typed by m's "params" if any. */
+/* Captures of unit u in `buf`: $0 the unit as written, $n the nth
+ * parameter's value, typed by m's "params" if any. */
 static int scpi_captures(const dw_scpi_unit *u, const dw_sim_match *m, dw_buf *buf, captures *c,
                          int *scpi_err)
 {
     dw_buf_clear(buf);
     captures_whole(c, u->raw_len);
     int rc = dw_buf_append(buf, u->raw, u->raw_len);
-    if (rc == DW_OK)
-        rc = dw_buf_append_byte(buf, 0);
     if (m && m->has_params && u->nparams != m->nparams)
         *scpi_err = u->nparams < m->nparams ? DW_SCPI_E_MISSING_PARAM : DW_SCPI_E_PARAM_NOT_ALLOWED;
     for (size_t i = 0; i < u->nparams && i + 1 < NCAP && rc == DW_OK && !*scpi_err; i++) {
         size_t start = buf->len;
         rc = scpi_value(u, &u->params[i], m && m->has_params ? &m->params[i] : NULL, buf, scpi_err);
-        c->so[i + 1] = (regoff_t)start;
-        c->eo[i + 1] = (regoff_t)buf->len;
+        c->so[i + 1] = start;
+        c->eo[i + 1] = buf->len;
     }
     return rc;
 }
 
-/* Does match m take unit u? 1 (captures in buf / c; *scpi_err set if its
- * parameters are wrong), 0, or -114 (the header but for its suffix). */
-static int scpi_match(const dw_sim_match *m, const dw_scpi_unit *u, dw_buf *buf, captures *c,
+/* Does match m take unit u? MATCHED (captures in buf / c; *scpi_err set if
+ * its parameters are wrong), NO_MATCH, LIMITED (a regex), or -114 (the
+ * header but for its suffix). */
+static int scpi_match(dw_sim_session *ss, const dw_sim_match *m, const dw_scpi_unit *u, captures *c,
                       int *scpi_err, int *rc)
 {
+    dw_buf *buf = &ss->scpi_caps;
     if (m->kind == DW_SIM_MATCH_SCPI) {
         int r = dw_scpi_pattern_match(m->scpi, u);
         if (r == 1)
@@ -644,8 +776,9 @@ static int scpi_match(const dw_sim_match *m, const dw_scpi_unit *u, dw_buf *buf,
         return r;
     }
     if ((*rc = scpi_captures(u, NULL, buf, c, scpi_err)) != DW_OK)
-        return 1;
-    return match(m, buf->data, u->raw_len, c);
+        return MATCHED;
+    static const uint8_t none[1] = {0};
+    return match(ss, m, buf->data ? buf->data : none, u->raw_len, c);
 }
 
 /* Add a response unit to the message's responses. */
@@ -687,17 +820,27 @@ static int scpi_act(dw_sim_session *ss, size_t id, const dw_sim_action *a, _Atom
     return rc;
 }
 
+/* Where a match is: a step or rule, for a regex limit's note. */
+typedef struct scpi_site {
+    dw_sim_engine *e;
+    dw_sim_outcome *out;
+    dw_sim_source src;
+    size_t index;
+} scpi_site;
+
 /* Does m take u? 1 if its header and parameters fit (or *rc is an
  * error); else 0, with *why the most telling reason so far: the first
- * parameter error, else -114. */
-static int scpi_fits(const dw_sim_match *m, const dw_scpi_unit *u, dw_buf *buf, captures *c,
-                     int *why, int *rc)
+ * parameter error, else -114. A regex cut short by a limit does not fit. */
+static int scpi_fits(dw_sim_session *ss, const dw_sim_match *m, const dw_scpi_unit *u, captures *c,
+                     int *why, int *rc, const scpi_site *at)
 {
     int err = 0;
-    int r = scpi_match(m, u, buf, c, &err, rc);
-    if (*rc != DW_OK || (r == 1 && !err))
+    int r = scpi_match(ss, m, u, c, &err, rc);
+    if (*rc != DW_OK || (r == MATCHED && !err))
         return 1;
-    if (r == 1 && (!*why || *why == DW_SCPI_E_SUFFIX_RANGE))
+    if (r == LIMITED)
+        return (*rc = note_limit(at->e, at->out, at->src, at->index)) != DW_OK;
+    if (r == MATCHED && (!*why || *why == DW_SCPI_E_SUFFIX_RANGE))
         *why = err;
     else if (r < 0 && !*why)
         *why = r;
@@ -713,8 +856,9 @@ static int scpi_script(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit 
     const dw_sim_script *s = e->script;
     sim_state *st = ss->st;
     captures c;
+    scpi_site at = {e, out, DW_SIM_BY_STEP, st->step};
     if (st->step < s->nsteps &&
-        scpi_fits(&s->steps[st->step].expect, u, &ss->scpi_caps, &c, scpi_err, rc)) {
+        scpi_fits(ss, &s->steps[st->step].expect, u, &c, scpi_err, rc, &at)) {
         size_t i = st->step++;
         *scpi_err = 0;
         out->source = DW_SIM_BY_STEP;
@@ -724,8 +868,10 @@ static int scpi_script(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit 
             *rc = scpi_act(ss, i, &s->steps[i].action, &e->step_hits[i], &c, msg, out);
         return 1;
     }
+    at.src = DW_SIM_BY_RULE;
     for (size_t i = 0; i < s->nrules; i++) {
-        if (!scpi_fits(&s->rules[i].when, u, &ss->scpi_caps, &c, scpi_err, rc))
+        at.index = i;
+        if (!scpi_fits(ss, &s->rules[i].when, u, &c, scpi_err, rc, &at))
             continue;
         *scpi_err = 0;
         out->source = DW_SIM_BY_RULE;
@@ -826,6 +972,12 @@ static int scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req,
     if (rc == DW_OK && out->fault == DW_SIM_FAULT_NONE)
         rc = scpi_finish(e, &msg, out, err);
     pthread_mutex_unlock(&st->lock);
+    dw_buf *bufs[] = {&ss->scpi_resp, &ss->scpi_caps, &ss->scratch};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]->cap > DW_SIM_KEEP_BYTES) { /* after a large message (memory.h) */
+            dw_buf_clear(bufs[i]);
+            dw_buf_shrink(bufs[i], DW_SIM_KEEP_BYTES);
+        }
     if (msg.undefined) {
         atomic_fetch_add(&e->unmatched, 1);
         keep_sample(e, req, n);
@@ -843,11 +995,7 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
 {
     static const uint8_t none[1] = {0};
     const dw_sim_script *s = e->script;
-    /* Reuse the byte buffer's storage from one request to the next. */
-    dw_buf keep = out->bytes;
-    dw_sim_outcome_init(out);
-    out->bytes = keep;
-    dw_buf_clear(&out->bytes);
+    outcome_reset(out);
     if (!req)
         req = none;
     atomic_fetch_add(&e->requests, 1);
@@ -863,21 +1011,9 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
         return rc;
     }
 
-    /* A NUL-terminated copy for regexec (see match()). */
-    uint8_t small[512];
-    uint8_t *copy = NULL;
-    if (e->has_regex && n) {
-        copy = n < sizeof small ? small : malloc(n + 1);
-        if (!copy)
-            return dw_error_set(err, DW_ENOMEM, "out of memory");
-        memcpy(copy, req, n);
-        copy[n] = 0;
-        req = copy;
-    }
-
     sim_state *st = ss->st;
     captures c;
-    int rc;
+    int rc = DW_OK;
     /* With steps the cursor is state: hold the lock throughout. Without,
      * matching reads only the immutable script, and the lock is taken only
      * for an action that needs it. */
@@ -886,7 +1022,15 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
         pthread_mutex_lock(&st->lock);
         locked = 1;
     }
-    if (locked && st->step < s->nsteps && match(&s->steps[st->step].expect, req, n, &c)) {
+    int step = NO_MATCH;
+    if (locked && st->step < s->nsteps) {
+        step = match(ss, &s->steps[st->step].expect, req, n, &c);
+        if (step == LIMITED)
+            rc = note_limit(e, out, DW_SIM_BY_STEP, st->step);
+    }
+    if (rc != DW_OK) {
+        out->name = "limit";
+    } else if (step == MATCHED) {
         size_t i = st->step++;
         out->source = DW_SIM_BY_STEP;
         out->index = i;
@@ -894,20 +1038,12 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
         rc = apply_action(e, st, i, &s->steps[i].action, &e->step_hits[i], out->name, req, &c, out,
                           &ss->scratch, err);
     } else {
-        size_t r = find_rule(e, req, n, &c);
+        size_t r = find_rule(e, ss, req, n, &c, out, &rc);
         size_t id = r != SIZE_MAX ? s->nsteps + r : s->nsteps + s->nrules;
-        const struct prebuilt *p = r != SIZE_MAX ? &e->pre[r] : NULL;
-        if (p && p->data) {
-            atomic_fetch_add(&e->rule_hits[r], 1);
-            out->source = DW_SIM_BY_RULE;
-            out->index = r;
-            out->name = p->name;
-            out->nframes = p->nframes;
-            out->delay_ms = p->delay_ms;
-            out->split = p->split;
-            out->nsplit = p->nsplit;
-            out->split_delay_ms = p->split_delay_ms;
-            rc = dw_buf_append(&out->bytes, p->data, p->len);
+        if (rc != DW_OK) {
+            out->name = "limit";
+        } else if (r != SIZE_MAX && e->pre[r].data) {
+            rc = answer_prebuilt(e, r, out);
         } else {
             if (!locked && e->needs_lock[id]) {
                 pthread_mutex_lock(&st->lock);
@@ -935,8 +1071,10 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
 
     if (out->source == DW_SIM_BY_UNMATCHED)
         keep_sample(e, req, n);
-    if (copy != small)
-        free(copy);
+    if (ss->scratch.cap > DW_SIM_KEEP_BYTES) { /* after a large reply (memory.h) */
+        dw_buf_clear(&ss->scratch);
+        dw_buf_shrink(&ss->scratch, DW_SIM_KEEP_BYTES);
+    }
     if (out->fault == DW_SIM_FAULT_HANG)
         atomic_store(&ss->hung, 1);
     if (rc == DW_ENOMEM)
@@ -983,6 +1121,21 @@ uint64_t dw_sim_engine_rule_hits(const dw_sim_engine *e, size_t i)
 uint64_t dw_sim_engine_step_hits(const dw_sim_engine *e, size_t i)
 {
     return i < e->script->nsteps ? atomic_load(&e->step_hits[i]) : 0;
+}
+
+uint64_t dw_sim_engine_rule_limit_hits(const dw_sim_engine *e, size_t i)
+{
+    return i < e->script->nrules ? atomic_load(&e->rule_limits[i]) : 0;
+}
+
+uint64_t dw_sim_engine_step_limit_hits(const dw_sim_engine *e, size_t i)
+{
+    return i < e->script->nsteps ? atomic_load(&e->step_limits[i]) : 0;
+}
+
+uint64_t dw_sim_engine_regex_limit_hits(const dw_sim_engine *e)
+{
+    return atomic_load(&e->limit_hits);
 }
 
 uint64_t dw_sim_engine_requests(const dw_sim_engine *e)

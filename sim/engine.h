@@ -32,9 +32,25 @@
  * fault) is framed once when the engine is built: a hit is a table lookup
  * and one copy. Hit counters for the summary are atomic and count across all
  * sessions; "fault_on": N is the Nth match of that rule or step over the
- * whole run (all connections). A regex is matched on a NUL-terminated copy
- * of the request with REG_STARTEND, so NUL bytes are fine (POSIX "." does
- * not match NUL; a bracket expression such as [^;] does). */
+ * whole run (all connections).
+ *
+ * Regexes (PCRE2, compiled and JIT-compiled once at load) are matched on
+ * the request's bytes and length as they are (NUL bytes included, no copy),
+ * with match data, a match context and a JIT stack that belong to the
+ * session: concurrent sessions share only the immutable compiled pattern,
+ * so they never wait for each other, whether each connection has its own
+ * thread or one loop serves them all. Every match is bounded (the
+ * DW_SIM_REGEX_* limits below), so no request can make a pattern backtrack
+ * without end: a match cut short by a limit counts as "no match" for that
+ * rule or step (matching goes on with the next rule, then the unmatched
+ * behaviour), is counted (dw_sim_engine_regex_limit_hits and per rule), and
+ * is listed in the outcome, flagged the first time for each rule so that
+ * the server logs it once. The engine itself does no I/O. A regex step is
+ * matched under the state lock, so in shared scope a step's match (bounded
+ * too) delays the others by its own length at most. The limits count
+ * backtracking, not the bytes each attempt scans: an unanchored pattern
+ * that scans ahead from every position without backtracking still costs
+ * time quadratic in the request's length (docs/sim.md, "Matching"). */
 #ifndef DW_SIM_ENGINE_H
 #define DW_SIM_ENGINE_H
 
@@ -44,6 +60,20 @@
 #include <devwire/devwire.h>
 
 #include "script.h"
+
+/* Bounds on one regex match (PCRE2's limits; see docs/sim.md "Limits").
+ * DW_SIM_REGEX_MATCH_BUDGET backtracking steps per regex per request: an
+ * anchored pattern ("^...", which can start only at byte 0) gets it all;
+ * PCRE2 restarts the count at each start position, so an unanchored one
+ * gets it shared out over the request's n + 1 positions, at least
+ * DW_SIM_REGEX_START_MIN each. The depth and heap limits bound the
+ * interpreter's backtracking memory (when JIT is not available); the JIT
+ * stack bounds the JIT's. */
+#define DW_SIM_REGEX_MATCH_BUDGET   200000u
+#define DW_SIM_REGEX_START_MIN      4u
+#define DW_SIM_REGEX_DEPTH_LIMIT    20000u
+#define DW_SIM_REGEX_HEAP_LIMIT_KIB 2048u
+#define DW_SIM_REGEX_JIT_STACK_KIB  1024u
 
 typedef struct dw_sim_engine dw_sim_engine;
 typedef struct dw_sim_session dw_sim_session;
@@ -82,8 +112,17 @@ typedef enum dw_sim_source {
     DW_SIM_BY_PROFILE,   /* the profile's built-in commands ("scpi") */
 } dw_sim_source;
 
+/* A regex that a limit cut short on this request (it counted as no match). */
+typedef struct dw_sim_limit_hit {
+    dw_sim_source source; /* DW_SIM_BY_STEP or DW_SIM_BY_RULE */
+    size_t index;         /* the step or rule */
+    const char *name;     /* "rules[3]" (or its "name"), borrowed from the script */
+    int first;            /* 1 for the first limit hit of this rule or step in the
+                           * engine's life (log it; later ones are only counted) */
+} dw_sim_limit_hit;
+
 /* What to do with one request. Strings and arrays are borrowed from the
- * script; `bytes` is owned (dw_sim_outcome_free). */
+ * script; `bytes` and `limits` are owned (dw_sim_outcome_free). */
 typedef struct dw_sim_outcome {
     dw_sim_source source;
     size_t index;        /* step or rule index (SIZE_MAX otherwise) */
@@ -95,16 +134,19 @@ typedef struct dw_sim_outcome {
     const size_t *split; /* write `bytes` in pieces of these sizes, the last size
                           * repeating (nsplit == 0: all at once) */
     size_t nsplit;
-    unsigned split_delay_ms; /* between pieces */
-    dw_sim_fault fault;      /* NONE, CLOSE / RESET (after the delay, write nothing
-                              * and close / reset), HANG (write nothing; the session
-                              * is now hung), GARBAGE (bytes = the garbage) */
-    int close;               /* write `bytes`, then close the connection cleanly
-                              * (unmatched "close") */
+    unsigned split_delay_ms;  /* between pieces */
+    dw_sim_fault fault;       /* NONE, CLOSE / RESET (after the delay, write nothing
+                               * and close / reset), HANG (write nothing; the session
+                               * is now hung), GARBAGE (bytes = the garbage) */
+    int close;                /* write `bytes`, then close the connection cleanly
+                               * (unmatched "close") */
+    dw_sim_limit_hit *limits; /* regexes cut short by a limit, in the order tried */
+    size_t nlimits;
+    size_t limits_cap;
 } dw_sim_outcome;
 
 void dw_sim_outcome_init(dw_sim_outcome *o);
-/* Release `bytes` and reset. Accepts NULL. */
+/* Release `bytes` and `limits` and reset. Accepts NULL. */
 void dw_sim_outcome_free(dw_sim_outcome *o);
 
 /* Decide what the device does with the request payload req[0..n) (may hold
@@ -134,6 +176,10 @@ int dw_sim_engine_periodic(dw_sim_engine *e, dw_sim_session *s, size_t i, dw_buf
 /* Times rule `i` / step `i` answered a request. */
 uint64_t dw_sim_engine_rule_hits(const dw_sim_engine *e, size_t i);
 uint64_t dw_sim_engine_step_hits(const dw_sim_engine *e, size_t i);
+/* Regex matches that a limit cut short: in all, for rule `i`, for step `i`. */
+uint64_t dw_sim_engine_regex_limit_hits(const dw_sim_engine *e);
+uint64_t dw_sim_engine_rule_limit_hits(const dw_sim_engine *e, size_t i);
+uint64_t dw_sim_engine_step_limit_hits(const dw_sim_engine *e, size_t i);
 /* Requests handled, and requests that fitted nothing. */
 uint64_t dw_sim_engine_requests(const dw_sim_engine *e);
 uint64_t dw_sim_engine_unmatched(const dw_sim_engine *e);

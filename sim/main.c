@@ -11,6 +11,7 @@
 #include <devwire/telnet.h>
 
 #include "engine.h"
+#include "memory.h"
 #include "script.h"
 #include "server.h"
 #include "transcript.h"
@@ -25,6 +26,9 @@ enum {
 };
 
 static const char *prog = "devwire-sim";
+
+/* --max-buffered: at most 1 TiB. */
+#define MAX_BUFFERED_LIMIT (1L << 40)
 
 /* A whole decimal number within [lo, hi]: 0, or -1. */
 static int parse_count(const char *text, long lo, long hi, long *out)
@@ -43,6 +47,7 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: %s --script FILE [--listen HOST:PORT] [--transcript FILE] [--check]\n"
             "                   [--log-level LEVEL] [--max-connections N] [--idle-timeout MS]\n"
+            "                   [--max-frame BYTES] [--max-buffered BYTES]\n"
             "       %s --validate FILE\n"
             "       %s --probe HOST:PORT [--timeout MS]\n"
             "       %s --ask HOST:PORT --script FILE [--timeout MS] REQUEST\n"
@@ -59,6 +64,11 @@ static void usage(FILE *f)
             "      --log-level LEVEL  error, warn (default), info, debug or trace\n"
             "      --max-connections N  refuse clients above N at once (default 1024)\n"
             "      --idle-timeout MS  close a connection silent this long (default: never)\n"
+            "      --max-frame BYTES  cap every framing of the script (reloads too) at BYTES,\n"
+            "                         1 to 1073741824; a larger frame closes its connection\n"
+            "      --max-buffered BYTES  bytes buffered across all connections at most\n"
+            "                         (requests being read, replies being written; default\n"
+            "                         268435456); a connection that would pass it is closed\n"
             "      --validate FILE    check a script and exit (0 valid, 2 invalid)\n"
             "      --probe HOST:PORT  exit 0 if a simulator accepts a connection there\n"
             "      --ask HOST:PORT    send REQUEST with the script's transport and framing,\n"
@@ -302,7 +312,17 @@ out:
 
 int main(int argc, char **argv)
 {
-    enum { OPT_LOG = 256, OPT_VALIDATE, OPT_PROBE, OPT_ASK, OPT_TIMEOUT, OPT_MAXCONN, OPT_IDLE };
+    enum {
+        OPT_LOG = 256,
+        OPT_VALIDATE,
+        OPT_PROBE,
+        OPT_ASK,
+        OPT_TIMEOUT,
+        OPT_MAXCONN,
+        OPT_IDLE,
+        OPT_MAXFRAME,
+        OPT_MAXBUF
+    };
     static const struct option longopts[] = {
         {"script", required_argument, NULL, 's'},
         {"listen", required_argument, NULL, 'l'},
@@ -315,6 +335,8 @@ int main(int argc, char **argv)
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"max-connections", required_argument, NULL, OPT_MAXCONN},
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
+        {"max-frame", required_argument, NULL, OPT_MAXFRAME},
+        {"max-buffered", required_argument, NULL, OPT_MAXBUF},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -322,8 +344,9 @@ int main(int argc, char **argv)
     const char *script_path = NULL, *listen = "127.0.0.1:5025", *transcript_path = NULL;
     const char *validate = NULL, *probe = NULL, *ask = NULL;
     int check = 0, timeout_ms = 3000, idle_ms = -1, opt;
-    long max_conns = 1024;
+    long max_conns = 1024, max_frame = 0, max_buffered = (long)DW_SIM_MAX_BUFFERED;
     dw_logger logger = {log_fn, NULL, DW_LOG_WARN};
+    dw_sim_memory_init();
 
     while ((opt = getopt_long(argc, argv, "s:l:t:chV", longopts, NULL)) != -1) {
         switch (opt) {
@@ -382,6 +405,20 @@ int main(int argc, char **argv)
             idle_ms = (int)v;
             break;
         }
+        case OPT_MAXFRAME:
+            if (parse_count(optarg, 1, (long)DW_SIM_MAX_FRAME_LIMIT, &max_frame) != 0) {
+                fprintf(stderr, "%s: --max-frame %s: expected bytes from 1 to %zu\n", prog, optarg,
+                        DW_SIM_MAX_FRAME_LIMIT);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_MAXBUF:
+            if (parse_count(optarg, 1, MAX_BUFFERED_LIMIT, &max_buffered) != 0) {
+                fprintf(stderr, "%s: --max-buffered %s: expected bytes from 1 to %ld\n", prog,
+                        optarg, MAX_BUFFERED_LIMIT);
+                return EXIT_USAGE;
+            }
+            break;
         case 'h':
             usage(stdout);
             return EXIT_OK;
@@ -454,6 +491,8 @@ int main(int argc, char **argv)
     o.transcript = tr;
     o.max_connections = (size_t)max_conns;
     o.idle_timeout_ms = idle_ms;
+    o.max_frame = (size_t)max_frame;
+    o.max_buffered = (size_t)max_buffered;
     dw_sim_server *srv = NULL;
     if (dw_sim_server_new(&o, script, &srv, &err) != DW_OK) {
         fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));

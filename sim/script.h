@@ -4,11 +4,15 @@
 #ifndef DW_SIM_SCRIPT_H
 #define DW_SIM_SCRIPT_H
 
-#include <regex.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <devwire/devwire.h>
+
+#ifndef PCRE2_CODE_UNIT_WIDTH
+#define PCRE2_CODE_UNIT_WIDTH 8
+#endif
+#include <pcre2.h>
 
 #include "model/scpi_parse.h"
 
@@ -50,12 +54,13 @@ typedef struct dw_sim_template {
 typedef enum dw_sim_match_kind {
     DW_SIM_MATCH_EXACT,  /* "text", {"exact": text or binary}, {"hex": ...}, {"base64": ...} */
     DW_SIM_MATCH_PREFIX, /* {"prefix": text or binary} */
-    DW_SIM_MATCH_REGEX,  /* {"regex": "...", "icase": bool}: POSIX extended (REG_ICASE
-                          * with icase), compiled at load, matched with REG_STARTEND
-                          * so requests may hold NUL bytes (glibc's '.' never
-                          * matches NUL, a bracket like [^x] does); like regexec
-                          * it matches anywhere in the request unless anchored
-                          * with ^ and $ */
+    DW_SIM_MATCH_REGEX,  /* {"regex": "...", "icase": bool}: PCRE2 (Perl-compatible)
+                          * syntax on bytes (no UTF), compiled at load with
+                          * PCRE2_DOTALL and PCRE2_DOLLAR_ENDONLY ('.' matches any
+                          * byte, NUL and newline included; '$' only at the very
+                          * end), PCRE2_CASELESS with icase, JIT-compiled where
+                          * the platform has it; it matches anywhere in the
+                          * request unless anchored with ^ and $ */
     DW_SIM_MATCH_SCPI,   /* {"scpi": "[SOURce:]FREQuency[:CW]?", "params": [...]}: a SCPI
                           * header pattern, matched against each program message unit
                           * (the SCPI profile only) */
@@ -79,7 +84,10 @@ typedef struct dw_sim_scpi_param {
 typedef struct dw_sim_match {
     dw_sim_match_kind kind;
     dw_sim_bytes bytes;        /* exact / prefix */
-    regex_t re;                /* regex (compiled; valid only when kind is REGEX) */
+    pcre2_code *re;            /* regex (compiled; NULL unless kind is REGEX) */
+    uint32_t groups;           /* regex: its capture groups (all of them, even past $9) */
+    int anchored;              /* regex: can match only at the start of a request */
+    int jit;                   /* regex: JIT-compiled */
     char *source;              /* for reports: the text or pattern as written, or the
                                 * compact JSON of a binary form ({"hex":"a001"}) */
     dw_scpi_pattern *scpi;     /* SCPI: the header pattern */
@@ -229,5 +237,14 @@ void dw_sim_script_free(dw_sim_script *s);
 /* A marshaller for a framing, its max_frame set (caller frees with
  * dw_marshaller_free); NULL when out of memory. */
 dw_marshaller *dw_sim_framing_marshaller(const dw_sim_framing *f);
+
+/* The largest max_frame (and fixed length) a script may give: 1 GiB. */
+#define DW_SIM_MAX_FRAME_LIMIT ((size_t)1 << 30)
+
+/* Cap both framings' max_frame at `max` (devwire-sim --max-frame): each
+ * becomes the smaller of its own and `max`; 0 changes nothing. A fixed
+ * framing longer than `max` could never pass: DW_ESCRIPT, `err` naming the
+ * script and the framing, and the script is left unchanged. */
+int dw_sim_script_cap_frames(dw_sim_script *s, size_t max, dw_error *err);
 
 #endif

@@ -14,11 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_DELAY_MS    3600000u    /* delays: at most an hour */
-#define MAX_PERIOD_MS   86400000u   /* periodic sends: at most a day apart */
-#define MAX_FRAME_LIMIT (1u << 30)  /* max_frame: at most 1 GiB */
-#define MAX_FILE_SIZE   (64u << 20) /* scripts: at most 64 MiB */
-#define MAX_CAPTURE     9
+#define MAX_DELAY_MS  3600000u    /* delays: at most an hour */
+#define MAX_PERIOD_MS 86400000u   /* periodic sends: at most a day apart */
+#define MAX_FILE_SIZE (64u << 20) /* scripts: at most 64 MiB */
+#define MAX_CAPTURE   9
 
 /* Capture context of a template: which of $0..$9 make sense. */
 #define CAP_NONE (-1) /* no request (banner, periodic sends) */
@@ -862,8 +861,8 @@ static int check_frame(ctx *c, const cJSON *v, const dw_sim_template *t)
 
 static void match_free(dw_sim_match *m)
 {
-    if (m->kind == DW_SIM_MATCH_REGEX)
-        regfree(&m->re);
+    pcre2_code_free(m->re);
+    m->re = NULL;
     dw_scpi_pattern_free(m->scpi);
     m->scpi = NULL;
     for (size_t i = 0; i < m->nparams; i++)
@@ -905,63 +904,37 @@ static int check_request(ctx *c, const cJSON *v, const dw_sim_match *m)
     return DW_OK;
 }
 
-/* What regcomp would accept but should not be served: glibc expands a
- * bounded repetition by copying its operand, so nested counts multiply the
- * size of the compiled regex ("((a{100}){100}){100}" is a million copies),
- * and back-references (a glibc extension to EREs) make matching
- * exponential. Counts are multiplied over the whole pattern, nested or not:
- * a safe over-estimate. */
-#define MAX_REPEAT_PRODUCT 100000.0
-
-static int regex_check(ctx *c, const cJSON *v)
+/* Compile a regex once, at load. Matching is bounded by the engine's limits
+ * (match, depth, heap, JIT stack), which is what makes any pattern safe to
+ * serve, back-references and nested quantifiers included: no pattern is
+ * refused for its shape. Patterns are bytes (UTF is refused), '.' matches
+ * any byte and '$' only the very end, as POSIX EREs did. PCRE2 itself
+ * refuses a compiled pattern past its size limit. */
+static int regex_compile(ctx *c, const cJSON *v, int icase, dw_sim_match *m)
 {
-    const char *p = v->valuestring;
-    size_t n = strlen(p);
-    double product = 1;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] == '\\' && i + 1 < n) {
-            if (p[i + 1] >= '1' && p[i + 1] <= '9')
-                return fail_at(c, str_pos(c, v, i), "back-references (\\%c) are not supported",
-                               p[i + 1]);
-            i++;
-        } else if (p[i] == '[') {
-            /* Skip a bracket expression: "[]...]", "[^]...]", "[[:alpha:]]". */
-            size_t j = i + 1;
-            if (j < n && p[j] == '^')
-                j++;
-            if (j < n && p[j] == ']')
-                j++;
-            while (j < n && p[j] != ']') {
-                if (p[j] == '[' && j + 1 < n && strchr(":.=", p[j + 1])) {
-                    const char *close = strstr(p + j + 2, p[j + 1] == ':'   ? ":]"
-                                                          : p[j + 1] == '.' ? ".]"
-                                                                            : "=]");
-                    j = close ? (size_t)(close - p) + 2 : n;
-                    continue;
-                }
-                j++;
-            }
-            i = j;
-        } else if (p[i] == '{') {
-            double lo = 0, hi = -1, *cur = &lo;
-            size_t j = i + 1;
-            for (; j < n && ((p[j] >= '0' && p[j] <= '9') || p[j] == ','); j++) {
-                if (p[j] == ',') {
-                    hi = 0;
-                    cur = &hi;
-                } else if (*cur < 1e9) {
-                    *cur = *cur * 10 + (p[j] - '0');
-                }
-            }
-            double count = hi > lo ? hi : lo + 1;
-            product *= count < 1 ? 1 : count;
-            if (product > MAX_REPEAT_PRODUCT)
-                return fail_at(c, str_pos(c, v, i),
-                               "repetition counts too large (their product exceeds %.0f)",
-                               MAX_REPEAT_PRODUCT);
-            i = j;
-        }
+    uint32_t opts = PCRE2_DOTALL | PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_UTF;
+    if (icase)
+        opts |= PCRE2_CASELESS;
+    int code;
+    PCRE2_SIZE at;
+    m->re =
+        pcre2_compile((PCRE2_SPTR)v->valuestring, strlen(v->valuestring), opts, &code, &at, NULL);
+    if (!m->re) {
+        PCRE2_UCHAR msg[256];
+        if (code == PCRE2_ERROR_NOMEMORY)
+            return oom(c);
+        if (pcre2_get_error_message(code, msg, sizeof msg) < 0)
+            snprintf((char *)msg, sizeof msg, "error %d", code);
+        return fail(c, v, "%s at offset %zu", (const char *)msg, (size_t)at);
     }
+    uint32_t all = 0;
+    pcre2_pattern_info(m->re, PCRE2_INFO_CAPTURECOUNT, &m->groups);
+    pcre2_pattern_info(m->re, PCRE2_INFO_ALLOPTIONS, &all);
+    m->anchored = (all & PCRE2_ANCHORED) != 0;
+    /* Without JIT (a platform sljit does not support, or no executable
+     * memory) the interpreter matches, under the same limits. */
+    m->jit = pcre2_jit_compile(m->re, PCRE2_JIT_COMPLETE) == 0;
+    m->kind = DW_SIM_MATCH_REGEX;
     return DW_OK;
 }
 
@@ -1116,15 +1089,15 @@ static int parse_match(ctx *c, const cJSON *v, dw_sim_match *m, int *cap)
     }
     if (!how)
         return fail(c, v, "expected \"exact\", \"prefix\", \"regex\", \"hex\" or \"base64\"");
-    int flags = REG_EXTENDED;
+    int icase = 0;
     if (vals[M_ICASE]) {
         size_t old = push_key(c, "icase");
         if (!vals[M_REGEX])
             rc = fail_key(c, vals[M_ICASE], "only with \"regex\"");
         else if (!cJSON_IsBool(vals[M_ICASE]))
             rc = fail(c, vals[M_ICASE], "expected boolean");
-        else if (cJSON_IsTrue(vals[M_ICASE]))
-            flags |= REG_ICASE;
+        else
+            icase = cJSON_IsTrue(vals[M_ICASE]);
         pop(c, old);
         if (rc != DW_OK)
             return rc;
@@ -1139,16 +1112,8 @@ static int parse_match(ctx *c, const cJSON *v, dw_sim_match *m, int *cap)
         rc = decode_base64(c, how, &m->bytes);
     } else if (!cJSON_IsString(how)) {
         rc = fail(c, how, "expected string");
-    } else if ((rc = regex_check(c, how)) == DW_OK) {
-        int e = regcomp(&m->re, how->valuestring, flags);
-        if (e != 0) {
-            char msg[160];
-            regerror(e, &m->re, msg, sizeof msg);
-            rc = fail(c, how, "invalid regex: %s", msg);
-        } else {
-            m->kind = DW_SIM_MATCH_REGEX;
-            *cap = m->re.re_nsub > MAX_CAPTURE ? MAX_CAPTURE : (int)m->re.re_nsub;
-        }
+    } else if ((rc = regex_compile(c, how, icase, m)) == DW_OK) {
+        *cap = m->groups > MAX_CAPTURE ? MAX_CAPTURE : (int)m->groups;
     }
     if (rc == DW_OK)
         rc = set_source(c, m, cJSON_IsString(how) ? how : v);
@@ -1342,7 +1307,7 @@ static int parse_action(ctx *c, const cJSON *const *av, int cap, dw_sim_action *
                 size_t i = 0;
                 for (const cJSON *e = v->child; e && rc == DW_OK; e = e->next, i++) {
                     size_t o2 = push_index(c, i);
-                    if ((rc = get_uint(c, e, 1, MAX_FRAME_LIMIT, &u)) == DW_OK)
+                    if ((rc = get_uint(c, e, 1, DW_SIM_MAX_FRAME_LIMIT, &u)) == DW_OK)
                         a->split[i] = (size_t)u;
                     pop(c, o2);
                 }
@@ -1692,7 +1657,7 @@ static int parse_framing_spec(ctx *c, const cJSON *v, dw_sim_framing *f)
                 rc = fail(c, o, "must not be empty");
             break;
         case F_LENGTH:
-            if ((rc = get_uint(c, o, 1, MAX_FRAME_LIMIT, &u)) == DW_OK)
+            if ((rc = get_uint(c, o, 1, DW_SIM_MAX_FRAME_LIMIT, &u)) == DW_OK)
                 f->length = (size_t)u;
             break;
         case F_HEADER:
@@ -1707,7 +1672,7 @@ static int parse_framing_spec(ctx *c, const cJSON *v, dw_sim_framing *f)
             break;
         }
         case F_MAX:
-            if ((rc = get_uint(c, o, 1, MAX_FRAME_LIMIT, &u)) == DW_OK)
+            if ((rc = get_uint(c, o, 1, DW_SIM_MAX_FRAME_LIMIT, &u)) == DW_OK)
                 f->max_frame = (size_t)u;
             break;
         }
@@ -1793,6 +1758,22 @@ dw_marshaller *dw_sim_framing_marshaller(const dw_sim_framing *f)
     if (m)
         dw_marshaller_set_max_frame(m, f->max_frame ? f->max_frame : DW_DEFAULT_MAX_FRAME);
     return m;
+}
+
+int dw_sim_script_cap_frames(dw_sim_script *s, size_t max, dw_error *err)
+{
+    dw_sim_framing *f[2] = {&s->request_framing, &s->response_framing};
+    static const char *const which[2] = {"request", "response"};
+    for (int i = 0; max && i < 2; i++)
+        if (f[i]->type == DW_SIM_FRAMING_FIXED && f[i]->length > max)
+            return dw_error_set(err, DW_ESCRIPT,
+                                "%s: the %s framing's fixed length %zu is larger than "
+                                "--max-frame %zu",
+                                s->path ? s->path : "script", which[i], f[i]->length, max);
+    for (int i = 0; max && i < 2; i++)
+        if (f[i]->max_frame > max)
+            f[i]->max_frame = max;
+    return DW_OK;
 }
 
 /* ---- the script ---------------------------------------------------------- */

@@ -11,6 +11,7 @@
 #include <devwire/telnet.h>
 
 #include "engine.h"
+#include "memory.h"
 
 /* One loaded script and its engine. Connections hold a reference; the
  * server holds one on the generation serving now. */
@@ -20,8 +21,19 @@ typedef struct sim_gen {
     atomic_long refs;
 } sim_gen;
 
+typedef struct sim_conn sim_conn;
+
+/* Counts the bytes a connection pulls for its frame against the server's
+ * --max-buffered budget (server.h). One per connection, for its whole life:
+ * bytes the framing gives back wait in it for the next frame. */
+typedef struct budget_iter {
+    dw_iter base;
+    dw_iter *inner;
+    sim_conn *sc;
+} budget_iter;
+
 /* One connection's view. */
-typedef struct sim_conn {
+struct sim_conn {
     dw_sim_server *srv;
     dw_conn *c;
     uint64_t id;
@@ -34,14 +46,22 @@ typedef struct sim_conn {
     dw_buf payload;
     dw_buf wire;
     dw_sim_outcome out;
+    int held_large; /* payload or reply grew past DW_SIM_KEEP_BYTES (own thread only) */
+    budget_iter bin;
+    size_t charged; /* bytes of the budget this connection holds now */
+    size_t refused; /* bytes that budget_take refused (0 = none) */
+    size_t refusal; /* the total of all connections it would have made */
     struct sim_conn *prev, *next;
-} sim_conn;
+};
 
 struct dw_sim_server {
     dw_tcp_server *tcp;
     const dw_logger *logger;
     dw_sim_transcript *transcript;
-    pthread_mutex_t lock; /* gen, conns, the timer's state */
+    size_t max_frame;       /* 0 = the script's own */
+    size_t max_buffered;    /* 0 = no bound */
+    atomic_size_t buffered; /* bytes held by all connections (budget_take) */
+    pthread_mutex_t lock;   /* gen, conns, the timer's state */
     pthread_cond_t wake;
     sim_gen *gen;
     uint64_t gen_no; /* bumped at each reload (the timer restarts) */
@@ -52,6 +72,7 @@ struct dw_sim_server {
     /* Figures of retired generations. */
     uint64_t retired_requests;
     uint64_t retired_unmatched;
+    uint64_t retired_limit_hits;
     uint64_t accepted; /* kept when the TCP server is freed */
 };
 
@@ -62,6 +83,7 @@ static void gen_release(dw_sim_server *s, sim_gen *g)
     pthread_mutex_lock(&s->lock);
     s->retired_requests += dw_sim_engine_requests(g->engine);
     s->retired_unmatched += dw_sim_engine_unmatched(g->engine);
+    s->retired_limit_hits += dw_sim_engine_regex_limit_hits(g->engine);
     pthread_mutex_unlock(&s->lock);
     dw_sim_engine_free(g->engine);
     dw_sim_script_free(g->script);
@@ -77,12 +99,15 @@ static sim_gen *gen_acquire(dw_sim_server *s)
     return g;
 }
 
-static int gen_new(dw_sim_script *script, sim_gen **out, dw_error *err)
+static int gen_new(dw_sim_server *s, dw_sim_script *script, sim_gen **out, dw_error *err)
 {
+    int rc = dw_sim_script_cap_frames(script, s->max_frame, err);
+    if (rc != DW_OK)
+        return rc;
     sim_gen *g = calloc(1, sizeof *g);
     if (!g)
         return dw_error_set(err, DW_ENOMEM, "out of memory");
-    int rc = dw_sim_engine_new(script, &g->engine, err);
+    rc = dw_sim_engine_new(script, &g->engine, err);
     if (rc != DW_OK) {
         free(g);
         return rc;
@@ -100,7 +125,8 @@ static void sleep_ms(unsigned ms)
     }
 }
 
-/* Write bytes as the transport wants them (Telnet doubles 0xFF). */
+/* Write bytes as the transport wants them (Telnet doubles 0xFF). Called
+ * under wlock, which also guards `wire`. */
 static int conn_send(sim_conn *sc, const uint8_t *p, size_t n)
 {
     if (!n)
@@ -109,7 +135,71 @@ static int conn_send(sim_conn *sc, const uint8_t *p, size_t n)
         return dw_conn_write(sc->c, p, n);
     dw_buf_clear(&sc->wire);
     int rc = dw_telnet_escape(p, n, &sc->wire);
-    return rc == DW_OK ? dw_conn_write(sc->c, sc->wire.data, sc->wire.len) : rc;
+    if (rc == DW_OK)
+        rc = dw_conn_write(sc->c, sc->wire.data, sc->wire.len);
+    if (sc->wire.cap > DW_SIM_KEEP_BYTES) { /* after a large write (memory.h) */
+        dw_buf_clear(&sc->wire);
+        dw_buf_shrink(&sc->wire, DW_SIM_KEEP_BYTES);
+    }
+    return rc;
+}
+
+/* After a frame larger than a connection keeps, give the storage back (see
+ * memory.h). The reply's storage is reused from one request to the next,
+ * so it is cleared here, once the reply is written. */
+static void conn_shrink(sim_conn *sc)
+{
+    if (sc->payload.cap <= DW_SIM_KEEP_BYTES && sc->out.bytes.cap <= DW_SIM_KEEP_BYTES)
+        return;
+    sc->held_large = 1;
+    dw_buf_clear(&sc->payload);
+    dw_buf_shrink(&sc->payload, DW_SIM_KEEP_BYTES);
+    dw_buf_clear(&sc->out.bytes);
+    dw_buf_shrink(&sc->out.bytes, DW_SIM_KEEP_BYTES);
+}
+
+/* ---- --max-buffered -------------------------------------------------------- */
+
+/* Take n bytes of the server's budget for this connection: DW_OK, or
+ * DW_ELIMIT (nothing taken; the refusal noted) when that would pass it. */
+static int budget_take(sim_conn *sc, size_t n)
+{
+    dw_sim_server *s = sc->srv;
+    size_t cur = atomic_load(&s->buffered);
+    do {
+        if (n > s->max_buffered || cur > s->max_buffered - n) {
+            sc->refused = n;
+            sc->refusal = cur + n;
+            return DW_ELIMIT;
+        }
+    } while (!atomic_compare_exchange_weak(&s->buffered, &cur, cur + n));
+    sc->charged += n;
+    return DW_OK;
+}
+
+/* The request is handled: its bytes and its reply's leave the budget. */
+static void budget_give_back(sim_conn *sc)
+{
+    if (sc->charged)
+        atomic_fetch_sub(&sc->srv->buffered, sc->charged);
+    sc->charged = 0;
+}
+
+static int budget_pull(dw_iter *base, const uint8_t **data, size_t *len)
+{
+    budget_iter *bi = (budget_iter *)base;
+    int rc = dw_iter_next(bi->inner, data, len);
+    return rc == DW_OK ? budget_take(bi->sc, *len) : rc;
+}
+
+/* The iterator to read requests through: `in` itself when there is no
+ * bound, else the connection's counting wrapper around it. */
+static dw_iter *budget_wrap(sim_conn *sc, dw_iter *in)
+{
+    if (!sc->srv->max_buffered)
+        return in;
+    sc->bin.inner = in;
+    return &sc->bin.base;
 }
 
 /* A new session for the generation serving now (the connection starts
@@ -142,6 +232,8 @@ static int on_open(void *user, dw_conn *c)
     sc->srv = s;
     sc->c = c;
     sc->id = dw_conn_id(c);
+    dw_iter_init(&sc->bin.base, budget_pull);
+    sc->bin.sc = sc;
     pthread_mutex_init(&sc->wlock, NULL);
     dw_sim_outcome_init(&sc->out);
     dw_conn_set_user(c, sc);
@@ -203,8 +295,11 @@ static void on_close(void *user, dw_conn *c)
     dw_buf_free(&sc->wire);
     dw_sim_outcome_free(&sc->out);
     pthread_mutex_destroy(&sc->wlock);
+    int held_large = sc->held_large;
     free(sc);
     dw_conn_set_user(c, NULL);
+    if (held_large)
+        dw_sim_memory_release();
 }
 
 static const char *fault_name(dw_sim_fault f)
@@ -223,8 +318,30 @@ static const char *fault_name(dw_sim_fault f)
     }
 }
 
-/* Bad input on the wire: say once what happened and end this connection
- * quietly (the TCP server logs a DW_EOF end at DEBUG only). */
+/* Record the fault and end this connection quietly (the TCP server logs a
+ * DW_EOF end at DEBUG only): the caller has said once what happened. Its
+ * bytes leave the budget before the client can see the close. */
+static int drop(sim_conn *sc, const char *what)
+{
+    dw_sim_transcript_event(sc->srv->transcript, sc->id, "fault", NULL, 0, what, NULL);
+    budget_give_back(sc);
+    dw_conn_close(sc->c, 0);
+    return DW_EOF;
+}
+
+/* This connection's next bytes would pass --max-buffered (budget_take
+ * refused them). */
+static int over_budget(sim_conn *sc, const char *what)
+{
+    dw_log(sc->srv->logger, DW_LOG_WARN,
+           "%s: connection %llu: --max-buffered %zu reached (%s: this connection would buffer "
+           "%zu bytes, all connections %zu); closing it",
+           dw_conn_peer(sc->c), (unsigned long long)sc->id, sc->srv->max_buffered, what,
+           sc->charged + sc->refused, sc->refusal);
+    return drop(sc, "max-buffered");
+}
+
+/* Bad input on the wire: say once what happened and end this connection. */
 static int bad_input(sim_conn *sc, int rc, const dw_error *err)
 {
     const dw_logger *lg = sc->srv->logger;
@@ -238,19 +355,31 @@ static int bad_input(sim_conn *sc, int rc, const dw_error *err)
                dw_error_message(err));
     else
         return rc; /* timeouts, resets: the TCP server reports them */
-    dw_sim_transcript_event(sc->srv->transcript, sc->id, "fault", NULL, 0,
-                            rc == DW_ETRUNCATED ? "truncated frame" : dw_err_name(rc), NULL);
-    dw_conn_close(sc->c, 0);
-    return DW_EOF;
+    return drop(sc, rc == DW_ETRUNCATED ? "truncated frame" : dw_err_name(rc));
 }
 
-static int on_request(void *user, dw_conn *c, dw_iter *in, dw_buf *resp)
+/* Regexes a limit cut short on this request: noted in the transcript each
+ * time, logged the first time for each rule (the engine flags it). */
+static void report_limits(sim_conn *sc, const dw_sim_outcome *o)
 {
-    dw_sim_server *s = user;
-    sim_conn *sc = dw_conn_user(c);
-    (void)resp;
+    for (size_t i = 0; i < o->nlimits; i++) {
+        const dw_sim_limit_hit *h = &o->limits[i];
+        static const char what[] = "regex match limit";
+        dw_sim_transcript_event(sc->srv->transcript, sc->id, "note", (const uint8_t *)what,
+                                sizeof what - 1, h->name, NULL);
+        if (h->first)
+            dw_log(sc->srv->logger, DW_LOG_WARN,
+                   "%s: connection %llu: %s: regex match limit reached on a %zu-byte request; "
+                   "counted as no match (logged once for this rule, counted in the summary)",
+                   dw_conn_peer(sc->c), (unsigned long long)sc->id, h->name, sc->payload.len);
+    }
+}
+
+static int serve_request(dw_sim_server *s, sim_conn *sc, dw_conn *c, dw_iter *in)
+{
     if (sc->telnet)
         in = dw_telnet_wrap(sc->telnet, in);
+    in = budget_wrap(sc, in);
 
     dw_error err;
     dw_error_clear(&err);
@@ -258,6 +387,8 @@ static int on_request(void *user, dw_conn *c, dw_iter *in, dw_buf *resp)
         dw_unmarshall(dw_sim_engine_request_marshaller(sc->gen->engine), in, &sc->payload, &err);
     if (rc == DW_EOF)
         return DW_EOF;
+    if (rc == DW_ELIMIT && sc->refused)
+        return over_budget(sc, "reading a request");
     if (rc != DW_OK)
         return bad_input(sc, rc, &err);
 
@@ -273,6 +404,7 @@ static int on_request(void *user, dw_conn *c, dw_iter *in, dw_buf *resp)
         dw_sim_engine_handle(sc->gen->engine, sc->sess, sc->payload.data, sc->payload.len, o, &err);
     dw_sim_transcript_event(s->transcript, sc->id, "in", sc->payload.data, sc->payload.len, o->name,
                             NULL);
+    report_limits(sc, o);
     if (rc == DW_ENOMEM)
         return rc;
     if (rc != DW_OK) /* a reply the framing cannot carry: the script's fault */
@@ -300,6 +432,8 @@ static int on_request(void *user, dw_conn *c, dw_iter *in, dw_buf *resp)
     }
 
     rc = DW_OK;
+    if (s->max_buffered && o->bytes.len && budget_take(sc, o->bytes.len) != DW_OK)
+        return over_budget(sc, "its reply");
     if (o->bytes.len) {
         pthread_mutex_lock(&sc->wlock);
         if (o->nsplit == 0) {
@@ -330,6 +464,16 @@ static int on_request(void *user, dw_conn *c, dw_iter *in, dw_buf *resp)
         return DW_EOF;
     }
     return DW_OK;
+}
+
+static int on_request(void *user, dw_conn *c, dw_iter *in, dw_buf *resp)
+{
+    sim_conn *sc = dw_conn_user(c);
+    (void)resp;
+    int rc = serve_request(user, sc, c, in);
+    budget_give_back(sc);
+    conn_shrink(sc);
+    return rc;
 }
 
 /* ---- periodic messages --------------------------------------------------- */
@@ -429,6 +573,7 @@ void dw_sim_server_options_init(dw_sim_server_options *o)
     o->host = "127.0.0.1";
     o->max_connections = 1024;
     o->idle_timeout_ms = -1;
+    o->max_buffered = DW_SIM_MAX_BUFFERED;
 }
 
 int dw_sim_server_new(const dw_sim_server_options *o, dw_sim_script *script, dw_sim_server **out,
@@ -440,6 +585,8 @@ int dw_sim_server_new(const dw_sim_server_options *o, dw_sim_script *script, dw_
         return dw_error_set(err, DW_ENOMEM, "out of memory");
     s->logger = o->logger;
     s->transcript = o->transcript;
+    s->max_frame = o->max_frame;
+    s->max_buffered = o->max_buffered;
     pthread_mutex_init(&s->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -447,7 +594,7 @@ int dw_sim_server_new(const dw_sim_server_options *o, dw_sim_script *script, dw_
     pthread_cond_init(&s->wake, &ca);
     pthread_condattr_destroy(&ca);
 
-    int rc = gen_new(script, &s->gen, err);
+    int rc = gen_new(s, script, &s->gen, err);
     if (rc != DW_OK) {
         pthread_cond_destroy(&s->wake);
         pthread_mutex_destroy(&s->lock);
@@ -498,7 +645,7 @@ uint16_t dw_sim_server_port(const dw_sim_server *s)
 int dw_sim_server_reload(dw_sim_server *s, dw_sim_script *script, dw_error *err)
 {
     sim_gen *g;
-    int rc = gen_new(script, &g, err);
+    int rc = gen_new(s, script, &g, err);
     if (rc != DW_OK)
         return rc;
     pthread_mutex_lock(&s->lock);
@@ -549,6 +696,7 @@ void dw_sim_server_totals(dw_sim_server *s, dw_sim_totals *t)
     t->connections = s->tcp ? dw_tcp_server_accepted(s->tcp) : s->accepted;
     t->requests = s->retired_requests + dw_sim_engine_requests(e);
     t->unmatched = s->retired_unmatched + dw_sim_engine_unmatched(e);
+    t->regex_limit_hits = s->retired_limit_hits + dw_sim_engine_regex_limit_hits(e);
     t->steps_not_reached = dw_sim_engine_steps_not_reached(e);
     pthread_mutex_unlock(&s->lock);
 }
@@ -607,6 +755,17 @@ void dw_sim_server_summary(dw_sim_server *s, FILE *f)
         fputc('\n', f);
     }
     dw_buf_free(&b);
+    if (t.regex_limit_hits)
+        fprintf(f, "  regex match limit hits: %llu (each counted as no match)\n",
+                (unsigned long long)t.regex_limit_hits);
+    for (size_t i = 0; i < script->nsteps; i++)
+        if (dw_sim_engine_step_limit_hits(e, i))
+            fprintf(f, "    %s: %llu\n", script->steps[i].name ? script->steps[i].name : "step",
+                    (unsigned long long)dw_sim_engine_step_limit_hits(e, i));
+    for (size_t i = 0; i < script->nrules; i++)
+        if (dw_sim_engine_rule_limit_hits(e, i))
+            fprintf(f, "    %s: %llu\n", script->rules[i].name ? script->rules[i].name : "rule",
+                    (unsigned long long)dw_sim_engine_rule_limit_hits(e, i));
     fprintf(f, "  steps not reached: %zu of %zu\n", t.steps_not_reached, script->nsteps);
     for (size_t i = 0; i < script->nsteps; i++)
         if (!dw_sim_engine_step_hits(e, i))

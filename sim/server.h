@@ -10,7 +10,13 @@
  * vanishing mid-frame, ends that connection only (logged once); the others go on.
  *
  * A reload swaps in a new script: new connections use it at once, open ones
- * from their next request on (their per-connection state starts afresh). */
+ * from their next request on (their per-connection state starts afresh).
+ *
+ * Memory (memory.h): once a frame larger than DW_SIM_KEEP_BYTES is answered
+ * or refused, the connection's buffers shrink back to that capacity; when a
+ * connection that held larger buffers closes, dw_sim_memory_release gives
+ * the freed memory back to the system. The program calls
+ * dw_sim_memory_init first. */
 #ifndef DW_SIM_SERVER_H
 #define DW_SIM_SERVER_H
 
@@ -31,7 +37,28 @@ typedef struct dw_sim_server_options {
     dw_sim_transcript *transcript; /* NULL = none; borrowed, must outlive the server */
     size_t max_connections;        /* default 1024 */
     int idle_timeout_ms;           /* close a silent connection; -1 = never (default) */
+    /* --max-frame: 0 = each framing's own max_frame (default); otherwise
+     * every framing of the script, request and response, accepts frames of
+     * at most this many bytes (the smaller of this and the script's own),
+     * for reloaded scripts too (dw_sim_script_cap_frames). A script with a
+     * fixed framing longer than this is refused: dw_sim_server_new and
+     * dw_sim_server_reload fail with DW_ESCRIPT. */
+    size_t max_frame;
+    /* --max-buffered: the most bytes buffered across all connections at
+     * once, DW_SIM_MAX_BUFFERED by default; 0 = no bound. A connection's
+     * buffered bytes are those of the request frame it is reading, counted
+     * as they arrive (to the chunk read), plus the reply it is writing. A
+     * connection whose next bytes would pass the bound gets its frame (or
+     * reply) refused: it is closed, logged once at warn ("HOST:PORT:
+     * connection N: --max-buffered B reached (reading a request: this
+     * connection would buffer X bytes, all connections Y); closing it", or
+     * "(its reply: ...)") and recorded as a transcript "fault" event with
+     * match "max-buffered"; the others keep being answered. A connection's
+     * count starts from zero again with each request. */
+    size_t max_buffered;
 } dw_sim_server_options;
+
+#define DW_SIM_MAX_BUFFERED ((size_t)256 * 1024 * 1024)
 
 void dw_sim_server_options_init(dw_sim_server_options *o);
 
@@ -57,10 +84,11 @@ void dw_sim_server_free(dw_sim_server *s);
 
 /* Figures for the summary and --check. */
 typedef struct dw_sim_totals {
-    uint64_t connections;     /* accepted */
-    uint64_t requests;        /* over every script served (reloads included) */
-    uint64_t unmatched;       /* idem */
-    size_t steps_not_reached; /* of the script serving now */
+    uint64_t connections;      /* accepted */
+    uint64_t requests;         /* over every script served (reloads included) */
+    uint64_t unmatched;        /* idem */
+    uint64_t regex_limit_hits; /* regex matches a limit cut short (idem) */
+    size_t steps_not_reached;  /* of the script serving now */
 } dw_sim_totals;
 
 void dw_sim_server_totals(dw_sim_server *s, dw_sim_totals *t);

@@ -4,8 +4,9 @@
  *   {"time":"2026-11-25T12:00:00.123456Z","conn":1,"dir":"in","text":"*IDN?","match":"rules[0]"}
  *
  * "dir" is "open", "in" (a request payload), "out" (bytes written), "fault",
- * "periodic" or "close". Bytes are "text" when they are printable ASCII (and
- * tab, CR, LF), otherwise "hex". "match" names the step or rule (or
+ * "periodic", "note" (something about the request before it, such as
+ * {"dir":"note","text":"regex match limit","match":"rules[0]"}) or "close". Bytes are "text" when
+ * they are printable ASCII (and tab, CR, LF), otherwise "hex". "match" names the step or rule (or
  * "unmatched"); "open"/"close" carry the peer in "peer". */
 #ifndef DW_SIM_TRANSCRIPT_H
 #define DW_SIM_TRANSCRIPT_H

@@ -94,3 +94,35 @@ Test(buf, append_from_itself)
     cr_expect(eq(int, memcmp(b.data + b.len - 4, "3456", 4), 0));
     dw_buf_free(&b);
 }
+
+Test(buf, shrink_gives_back_storage_and_keeps_contents)
+{
+    dw_buf b = DW_BUF_INIT;
+    cr_assert(eq(int, dw_buf_reserve(&b, 1 << 20), DW_OK));
+    cr_assert(eq(int, dw_buf_append(&b, "hello", 5), DW_OK));
+    cr_assert(ge(sz, b.cap, (size_t)1 << 20));
+    dw_buf_shrink(&b, 65536);
+    cr_expect(eq(sz, b.cap, 65536), "capacity back to the bound");
+    cr_expect(eq(sz, b.len, 5));
+    cr_expect(eq(int, memcmp(b.data, "hello", 5), 0), "contents kept");
+    b.data[b.cap - 1] = 'x'; /* the whole new capacity is usable (ASan checks) */
+
+    uint8_t *before = b.data;
+    dw_buf_shrink(&b, 65536);
+    dw_buf_shrink(&b, 1 << 20);
+    cr_expect(eq(ptr, b.data, before), "nothing to give back: untouched");
+    cr_expect(eq(sz, b.cap, 65536));
+
+    dw_buf_shrink(&b, 2);
+    cr_expect(eq(sz, b.cap, 5), "never below the contents");
+    cr_expect(eq(int, memcmp(b.data, "hello", 5), 0));
+    cr_expect(eq(int, dw_buf_append(&b, " world", 6), DW_OK), "and it grows again");
+    cr_expect(eq(int, memcmp(b.data, "hello world", 11), 0));
+
+    dw_buf_clear(&b);
+    dw_buf_shrink(&b, 0);
+    cr_expect(eq(ptr, b.data, NULL), "empty and bound 0: no storage at all");
+    cr_expect(eq(sz, b.cap, 0));
+    dw_buf_shrink(&b, 0); /* an empty buffer is fine too */
+    dw_buf_free(&b);
+}

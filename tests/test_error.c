@@ -8,12 +8,12 @@
 #include <devwire/error.h>
 #include <devwire/log.h>
 
-static const int all_codes[] = {DW_OK, DW_EOF,
+static const int all_codes[] = {DW_OK, DW_EOF, DW_MORE,
 #define DW_X(name, value, text) DW_##name,
                                 DW_ERRNO_MAP(DW_X)
 #undef DW_X
 };
-static const char *const all_names[] = {"DW_OK", "DW_EOF",
+static const char *const all_names[] = {"DW_OK", "DW_EOF", "DW_MORE",
 #define DW_X(name, value, text) "DW_" #name,
                                         DW_ERRNO_MAP(DW_X)
 #undef DW_X
@@ -32,7 +32,7 @@ Test(error, every_code_has_its_name_and_a_distinct_text)
             cr_expect(strcmp(t, dw_strerror(all_codes[j])) != 0, "%s and %s read the same",
                       all_names[i], all_names[j]);
         }
-        if (i >= 2)
+        if (i >= 3)
             cr_expect(lt(int, all_codes[i], 0), "%s is negative", all_names[i]);
     }
 }
@@ -45,6 +45,8 @@ Test(error, system_codes_keep_their_errno)
     cr_expect(eq(str, (char *)dw_strerror(DW_ETRUNCATED), "stream ended inside a frame"));
     cr_expect(eq(str, (char *)dw_strerror(DW_OK), "success"));
     cr_expect(eq(str, (char *)dw_strerror(DW_EOF), "end of stream"));
+    cr_expect(eq(int, DW_MORE, 2), "DW_MORE is positive: not an error");
+    cr_expect(eq(str, (char *)dw_strerror(DW_MORE), "frame not complete yet"));
 }
 
 Test(error, unknown_codes)

@@ -376,6 +376,8 @@ Test(sim, help_and_version)
     cr_expect(eq(int, run(&p, help), 0));
     cr_expect(strstr(out_of(&p), "--script FILE") != NULL, "%s", out_of(&p));
     cr_expect(strstr(out_of(&p), "Exit status") != NULL);
+    cr_expect(strstr(out_of(&p), "--max-frame BYTES") != NULL, "%s", out_of(&p));
+    cr_expect(strstr(out_of(&p), "--max-buffered BYTES") != NULL, "%s", out_of(&p));
     dw_sim_proc_free(&p);
     const char *const ver[] = {"--version", NULL};
     cr_expect(eq(int, run(&p, ver), 0));

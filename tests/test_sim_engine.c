@@ -1,6 +1,7 @@
 /* devwire-sim's engine in-process, no sockets: matching order, the
  * exact-match table, binary safety, templates, state scopes, reply turns,
- * faults on the Nth match, counters. */
+ * faults on the Nth match, counters, regexes (PCRE2 syntax, bytes, the
+ * limits that bound a match). */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <stdio.h>
@@ -133,8 +134,7 @@ Test(sim_engine, binary_requests_and_replies)
     static const uint8_t a1[] = {2, 0xff, 0x00};
     cr_assert(eq(sz, o->bytes.len, 3));
     cr_expect(memcmp(o->bytes.data, a1, 3) == 0, "framed binary reply");
-    /* A regex sees past a NUL byte (REG_STARTEND); POSIX "." never matches
-     * NUL, a bracket expression does. */
+    /* A regex sees past a NUL byte: it matches the request's bytes. */
     static const uint8_t q2[] = {'X', 0x00, 0x01, 'Y'};
     o = handle_n(&f, f.s, q2, sizeof q2);
     static const uint8_t a2[] = {4, '<', 0x00, 0x01, '>'};
@@ -426,5 +426,139 @@ Test(sim_engine_scpi, the_first_rule_whose_parameters_fit_takes_the_unit)
     cr_expect(eq(str, text(handle(&f, "FREQ 'x';FREQ?")), ""), "-104 drops the rest");
     cr_expect(eq(str, text(handle(&f, "SYST:ERR?;:FREQ?")), "-104,\"Data type error\";2000\n"),
               "no rule took it: the first rule's reason");
+    unload(&f);
+}
+
+/* ---- regular expressions (PCRE2) ------------------------------------------ */
+
+Test(sim_engine, regex_captures_icase_and_perl_syntax)
+{
+    fixture f;
+    load(&f, "{\"rules\": [\n"
+             "  {\"when\": {\"regex\": \"^set (\\\\w+)=(\\\\d+)(?: (unit))?$\", \"icase\": true},"
+             "   \"reply\": \"$1:$2:[$3]\"},\n"
+             "  {\"when\": {\"regex\": \"^(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)$\"}, \"reply\": "
+             "\"$9$1\"},\n"
+             "  {\"when\": {\"regex\": \"^(x+)-\\\\1$\"}, \"reply\": \"twice $1\"},\n"
+             "  {\"when\": {\"regex\": \"^(a|ab)\"}, \"reply\": \"first $1\"}\n"
+             " ]}");
+    cr_expect(eq(str, text(handle(&f, "SET Freq=12")), "Freq:12:[]\n"),
+              "icase; a group that took no part is empty");
+    cr_expect(eq(str, text(handle(&f, "set f=7 UNIT")), "f:7:[UNIT]\n"));
+    cr_expect(eq(str, text(handle(&f, "abcdefghij")), "ia\n"),
+              "a pattern with more groups than $9 still matches");
+    cr_expect(eq(str, text(handle(&f, "xx-xx")), "twice xx\n"), "back-references work");
+    cr_expect(eq(int, handle(&f, "xx-x")->source, DW_SIM_BY_UNMATCHED));
+    cr_expect(eq(str, text(handle(&f, "ab")), "first a\n"),
+              "the first alternative wins (Perl), not the longest (POSIX)");
+    unload(&f);
+}
+
+Test(sim_engine, regex_matches_bytes_with_the_request_length)
+{
+    fixture f;
+    load(&f, "{\"framing\": {\"type\": \"length-prefixed\", \"header_size\": 1},\n"
+             " \"rules\": [{\"when\": {\"regex\": \"^A\\\\x00.B$\"}, \"reply\": \"hit\"}],\n"
+             " \"unmatched\": {\"reply\": \"miss\"}}");
+    static const uint8_t nul_ff[] = {'A', 0x00, 0xff, 'B'};
+    cr_expect(eq(str, text(handle_n(&f, f.s, nul_ff, sizeof nul_ff)), "\3hit"),
+              "NUL bytes and what follows them take part");
+    static const uint8_t nul_lf[] = {'A', 0x00, '\n', 'B'};
+    cr_expect(eq(str, text(handle_n(&f, f.s, nul_lf, sizeof nul_lf)), "\3hit"),
+              "'.' matches a newline");
+    static const uint8_t longer[] = {'A', 0x00, 'x', 'B', 0x00};
+    cr_expect(eq(str, text(handle_n(&f, f.s, longer, sizeof longer)), "\4miss"),
+              "'$' is the end of the request's bytes, a trailing NUL included");
+    cr_expect(eq(str, text(handle_n(&f, f.s, nul_ff, 3)), "\4miss"), "only n bytes are read");
+    unload(&f);
+}
+
+/* A request that makes "(a+)+$" backtrack without end: n 'a's and a '!'. */
+static uint8_t *hostile(size_t n)
+{
+    uint8_t *p = malloc(n + 1);
+    cr_assert(p != NULL);
+    memset(p, 'a', n);
+    p[n] = '!';
+    return p;
+}
+
+Test(sim_engine, regex_limit_is_no_match_counted_and_flagged_once)
+{
+    fixture f;
+    load(&f, "{\"rules\": [\n"
+             "  {\"when\": {\"regex\": \"(a+)+$\"}, \"reply\": \"M\"},\n"
+             "  {\"when\": {\"regex\": \"^(a+)+$\"}, \"reply\": \"A\"},\n"
+             "  {\"when\": \"ping\", \"reply\": \"pong\"}\n"
+             " ], \"unmatched\": {\"reply\": \"U\"}}");
+    enum { N = 100000 };
+    uint8_t *req = hostile(N);
+    dw_sim_outcome *o = handle_n(&f, f.s, req, N + 1);
+    cr_expect(eq(int, o->source, DW_SIM_BY_UNMATCHED), "a limit hit is no match");
+    cr_expect(eq(str, text(o), "U\n"));
+    cr_assert(eq(sz, o->nlimits, 2), "both regex rules gave up");
+    cr_expect(eq(int, o->limits[0].source, DW_SIM_BY_RULE));
+    cr_expect(eq(sz, o->limits[0].index, 0));
+    cr_expect(eq(str, (char *)o->limits[0].name, "rules[0]"));
+    cr_expect(eq(int, o->limits[0].first, 1), "the first hit of rules[0] is flagged");
+    cr_expect(eq(sz, o->limits[1].index, 1), "the anchored pattern is bounded too");
+    cr_expect(eq(int, o->limits[1].first, 1));
+
+    o = handle_n(&f, f.s, req, N + 1);
+    cr_assert(eq(sz, o->nlimits, 2));
+    cr_expect(eq(int, o->limits[0].first, 0), "later hits are only counted");
+    cr_expect(eq(int, o->limits[1].first, 0));
+    cr_expect(eq(u64, dw_sim_engine_rule_limit_hits(f.e, 0), 2));
+    cr_expect(eq(u64, dw_sim_engine_rule_limit_hits(f.e, 1), 2));
+    cr_expect(eq(u64, dw_sim_engine_rule_limit_hits(f.e, 2), 0));
+    cr_expect(eq(u64, dw_sim_engine_regex_limit_hits(f.e), 4));
+    cr_expect(eq(u64, dw_sim_engine_rule_hits(f.e, 0), 0));
+    cr_expect(eq(u64, dw_sim_engine_unmatched(f.e), 2));
+
+    cr_expect(eq(str, text(handle(&f, "ping")), "pong\n"));
+    cr_expect(eq(sz, f.o.nlimits, 0), "the list is per request");
+    cr_expect(eq(str, text(handle(&f, "aaaa")), "M\n"), "a short request still matches");
+    free(req);
+    unload(&f);
+}
+
+Test(sim_engine, regex_limit_in_a_step)
+{
+    fixture f;
+    load(&f, "{\"steps\": [{\"expect\": {\"regex\": \"^(a+)+$\"}, \"reply\": \"S\"}],\n"
+             " \"rules\": [{\"when\": {\"prefix\": \"a\"}, \"reply\": \"R\"}]}");
+    enum { N = 100000 };
+    uint8_t *req = hostile(N);
+    dw_sim_outcome *o = handle_n(&f, f.s, req, N + 1);
+    cr_expect(eq(str, text(o), "R\n"), "the step did not match; the rules answer");
+    cr_assert(eq(sz, o->nlimits, 1));
+    cr_expect(eq(int, o->limits[0].source, DW_SIM_BY_STEP));
+    cr_expect(eq(str, (char *)o->limits[0].name, "steps[0]"));
+    cr_expect(eq(u64, dw_sim_engine_step_limit_hits(f.e, 0), 1));
+    cr_expect(eq(sz, dw_sim_engine_steps_not_reached(f.e), 1));
+    cr_expect(eq(str, text(handle(&f, "aa")), "S\n"));
+    free(req);
+    unload(&f);
+}
+
+Test(sim_engine, regex_memory_limit_is_a_limit_hit)
+{
+    /* Each turn of a repeated group keeps a backtracking point: 100,000 of
+     * them are more than the JIT stack or, without JIT, the interpreter's
+     * depth and heap limits allow. */
+    fixture f;
+    load(&f, "{\"rules\": [{\"when\": {\"regex\": \"^(ab)*$\"}, \"reply\": \"M\"},"
+             " {\"when\": {\"regex\": \"(*NO_JIT)^(ab)*$\"}, \"reply\": \"I\"}],"
+             " \"unmatched\": {\"reply\": \"U\"}}");
+    enum { N = 200000 };
+    uint8_t *req = malloc(N);
+    cr_assert(req != NULL);
+    for (size_t i = 0; i < N; i++)
+        req[i] = i % 2 ? 'b' : 'a';
+    dw_sim_outcome *o = handle_n(&f, f.s, req, N);
+    cr_expect(eq(str, text(o), "U\n"));
+    cr_expect(eq(sz, o->nlimits, 2), "both gave up, neither crashed");
+    cr_expect(eq(str, text(handle_n(&f, f.s, req, 2000)), "M\n"), "a shorter run matches");
+    free(req);
     unload(&f);
 }

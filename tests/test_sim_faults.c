@@ -57,14 +57,6 @@ static void still_serving(dw_sim_proc *p)
     dw_sim_client_close(&c);
 }
 
-static size_t count(const char *hay, const char *needle)
-{
-    size_t n = 0;
-    for (const char *s = strstr(hay, needle); s; s = strstr(s + 1, needle))
-        n++;
-    return n;
-}
-
 /* A raw socket to the simulator. */
 static int raw_connect(uint16_t port)
 {
@@ -203,7 +195,7 @@ Test(sim_faults, oversized_frame_closes_that_connection_only)
     still_serving(&p);
     dw_sim_client_close(&good);
     cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    cr_expect(eq(sz, count(err_of(&p), "closing it"), 1), "logged once:\n%s", err_of(&p));
+    cr_expect(eq(sz, dw_sim_count(err_of(&p), "closing it"), 1), "logged once:\n%s", err_of(&p));
     dw_sim_proc_free(&p);
 }
 
@@ -227,7 +219,7 @@ Test(sim_faults, malformed_json_line_closes_that_connection_only)
     ask_eq(&good, "\"PING\"", "\"pong\"");
     dw_sim_client_close(&good);
     cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    cr_expect(eq(sz, count(err_of(&p), "closing it"), 1), "logged once:\n%s", err_of(&p));
+    cr_expect(eq(sz, dw_sim_count(err_of(&p), "closing it"), 1), "logged once:\n%s", err_of(&p));
     dw_sim_proc_free(&p);
 }
 

@@ -26,6 +26,22 @@ void dw_buf_clear(dw_buf *b)
     b->len = 0;
 }
 
+void dw_buf_shrink(dw_buf *b, size_t cap)
+{
+    if (b->cap <= cap)
+        return;
+    size_t keep = b->len > cap ? b->len : cap;
+    if (keep == 0) {
+        dw_buf_free(b);
+        return;
+    }
+    uint8_t *p = realloc(b->data, keep);
+    if (!p)
+        return;
+    b->data = p;
+    b->cap = keep;
+}
+
 int dw_buf_reserve(dw_buf *b, size_t extra)
 {
     if (extra > SIZE_MAX - b->len)

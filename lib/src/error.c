@@ -11,6 +11,8 @@ const char *dw_strerror(int code)
         return "success";
     case DW_EOF:
         return "end of stream";
+    case DW_MORE:
+        return "frame not complete yet";
 #define DW_ERR_TEXT(name, value, text)                                                             \
     case DW_##name:                                                                                \
         return text;
@@ -30,6 +32,8 @@ const char *dw_err_name(int code)
         return "DW_OK";
     case DW_EOF:
         return "DW_EOF";
+    case DW_MORE:
+        return "DW_MORE";
 #define DW_ERR_NAME(name, value, text)                                                             \
     case DW_##name:                                                                                \
         return "DW_" #name;

@@ -24,7 +24,7 @@ static int fixed_feed(const dw_marshaller *m, dw__scan *st, const uint8_t *d, si
     *used = take;
     if (dw_buf_append(raw, d, take) != DW_OK)
         return DW_ENOMEM;
-    return raw->len == m->length ? DW_OK : DW__MORE;
+    return raw->len == m->length ? DW_OK : DW_MORE;
 }
 
 static const dw__marshaller_ops fixed_ops = {

@@ -53,7 +53,7 @@ static int lp_feed(const dw_marshaller *m, dw__scan *st, const uint8_t *d, size_
         st->hdr_len += (unsigned)take;
         *used = take;
         if (st->hdr_len < hs)
-            return DW__MORE;
+            return DW_MORE;
         size_t len = decode(m, st->hdr);
         if (hs > m->max_frame || len > m->max_frame - hs)
             return dw_error_set(err, DW_ETOOBIG,
@@ -67,7 +67,7 @@ static int lp_feed(const dw_marshaller *m, dw__scan *st, const uint8_t *d, size_
     if (dw_buf_append(raw, d + take, body) != DW_OK)
         return DW_ENOMEM;
     *used = take + body;
-    return raw->len == st->need ? DW_OK : DW__MORE;
+    return raw->len == st->need ? DW_OK : DW_MORE;
 }
 
 static int lp_partial(const dw_marshaller *m, const dw__scan *st, dw_buf *raw)

@@ -1,5 +1,6 @@
-/* The framing-independent half of the marshallers: construction, the one
- * blocking unmarshall loop, and the payload-level calls. */
+/* The framing-independent half of the marshallers: construction, the steps
+ * of a frame that the blocking loop and the push decoder share, the blocking
+ * unmarshall loop, and the payload-level calls. */
 #include "marshaller_int.h"
 
 #include <stdlib.h>
@@ -47,49 +48,73 @@ int dw_marshall(const dw_marshaller *m, const uint8_t *p, size_t n, dw_buf *out,
     return rc;
 }
 
-/* Read one raw frame: the loop around the framing's pure feed(). Each chunk
- * is looked at once; what the frame does not use is unread. */
-static int read_frame(const dw_marshaller *m, dw_iter *in, dw_buf *raw, dw__scan *st, dw_error *err)
+int dw__frame_fail(dw__frame *f, dw_buf *raw, int rc)
 {
-    dw_buf_clear(raw);
-    memset(st, 0, sizeof *st);
-    size_t consumed = 0; /* bytes of this frame taken from the iterator */
-    int rc;
-    for (;;) {
-        const uint8_t *d;
-        size_t n;
-        rc = dw_iter_next(in, &d, &n);
-        if (rc == DW_EOF) {
-            if (consumed == 0)
-                return DW_EOF;
-            rc = dw_error_set(err, DW_ETRUNCATED, "%s: stream ended inside a frame after %zu bytes",
-                              m->ops->name, consumed);
-            break;
-        }
-        if (rc != DW_OK) {
-            rc = dw_error_set(err, rc, "%s: receiving a frame (after %zu bytes): %s", m->ops->name,
-                              consumed, dw_strerror(rc));
-            break;
-        }
-        size_t used = 0;
-        rc = m->ops->feed(m, st, d, n, &used, raw, err);
-        consumed += used;
-        dw_iter_unread(in, n - used);
-        if (rc != DW__MORE)
-            break;
-    }
-    if (rc != DW_OK && m->ops->partial && m->ops->partial(m, st, raw) != DW_OK)
+    if (f->m->ops->partial && f->m->ops->partial(f->m, &f->st, raw) != DW_OK)
         return DW_ENOMEM;
     return rc;
 }
 
+int dw__frame_truncated(dw__frame *f, dw_buf *raw, dw_error *err)
+{
+    int rc = dw_error_set(err, DW_ETRUNCATED, "%s: stream ended inside a frame after %zu bytes",
+                          f->m->ops->name, f->consumed);
+    return dw__frame_fail(f, raw, rc);
+}
+
+int dw__frame_payload(dw__frame *f, dw_buf *raw, void **payload, dw_error *err)
+{
+    const dw__marshaller_ops *ops = f->m->ops;
+    *payload = NULL;
+    if (ops->decode_payload) {
+        int rc = ops->decode_payload(f->m, raw, payload, err);
+        dw_buf_clear(raw);
+        return rc;
+    }
+    int rc = dw__frame_finish(f, raw, err);
+    dw_buf *b = rc == DW_OK ? malloc(sizeof *b) : NULL;
+    if (rc == DW_OK && !b)
+        rc = DW_ENOMEM;
+    if (rc != DW_OK) {
+        dw_buf_clear(raw);
+        return rc;
+    }
+    *b = *raw; /* the payload takes the storage: no copy */
+    dw_buf_init(raw);
+    *payload = b;
+    return DW_OK;
+}
+
+/* Read one raw frame: the blocking loop around the framing's pure feed().
+ * Each chunk is looked at once; what the frame does not use is unread. */
+static int read_frame(const dw_marshaller *m, dw_iter *in, dw_buf *raw, dw__frame *f, dw_error *err)
+{
+    dw_buf_clear(raw);
+    dw__frame_begin(f, m);
+    for (;;) {
+        const uint8_t *d;
+        size_t n;
+        int rc = dw_iter_next(in, &d, &n);
+        if (rc == DW_EOF)
+            return f->consumed ? dw__frame_truncated(f, raw, err) : DW_EOF;
+        if (rc != DW_OK) {
+            rc = dw_error_set(err, rc, "%s: receiving a frame (after %zu bytes): %s", m->ops->name,
+                              f->consumed, dw_strerror(rc));
+            return dw__frame_fail(f, raw, rc);
+        }
+        size_t used;
+        rc = dw__frame_feed(f, d, n, &used, raw, err);
+        dw_iter_unread(in, n - used);
+        if (rc != DW_MORE)
+            return rc;
+    }
+}
+
 int dw_unmarshall(const dw_marshaller *m, dw_iter *in, dw_buf *payload, dw_error *err)
 {
-    dw__scan st;
-    int rc = read_frame(m, in, payload, &st, err);
-    if (rc == DW_OK && m->ops->finish)
-        rc = m->ops->finish(m, &st, payload, err);
-    return rc;
+    dw__frame f;
+    int rc = read_frame(m, in, payload, &f, err);
+    return rc == DW_OK ? dw__frame_finish(&f, payload, err) : rc;
 }
 
 int dw_marshall_payload(const dw_marshaller *m, const void *payload, dw_buf *out, dw_error *err)
@@ -110,26 +135,13 @@ int dw_marshall_payload(const dw_marshaller *m, const void *payload, dw_buf *out
 int dw_unmarshall_payload(const dw_marshaller *m, dw_iter *in, void **payload, dw_error *err)
 {
     *payload = NULL;
-    dw_buf *raw = calloc(1, sizeof *raw);
-    if (!raw)
-        return DW_ENOMEM;
-    dw__scan st;
-    int rc = read_frame(m, in, raw, &st, err);
-    if (rc == DW_OK && m->ops->decode_payload) {
-        rc = m->ops->decode_payload(m, raw, payload, err);
-        dw_buf_free(raw);
-        free(raw);
-        return rc;
-    }
-    if (rc == DW_OK && m->ops->finish)
-        rc = m->ops->finish(m, &st, raw, err);
-    if (rc != DW_OK) {
-        dw_buf_free(raw);
-        free(raw);
-        return rc;
-    }
-    *payload = raw;
-    return DW_OK;
+    dw_buf raw = DW_BUF_INIT;
+    dw__frame f;
+    int rc = read_frame(m, in, &raw, &f, err);
+    if (rc == DW_OK)
+        rc = dw__frame_payload(&f, &raw, payload, err);
+    dw_buf_free(&raw);
+    return rc;
 }
 
 void dw_payload_free(const dw_marshaller *m, void *payload)

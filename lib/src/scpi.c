@@ -63,7 +63,7 @@ static int too_big(dw_error *err, size_t limit)
 /* The framing core, a pure function of (state, bytes): scan d[0..n), which
  * continues a frame whose first r bytes are prev[0..r), allowing at most
  * `limit` frame bytes. Returns DW_OK when a sentinel ends the frame (*used:
- * bytes up to and including it), DW__MORE (*used = n), DW_ETOOBIG, or
+ * bytes up to and including it), DW_MORE (*used = n), DW_ETOOBIG, or
  * DW_EPROTO for a malformed block header (*used includes the bad byte). */
 static int scan(const dw_marshaller *m, dw__scan *st, const uint8_t *prev, size_t r,
                 const uint8_t *d, size_t n, size_t limit, size_t *used, dw_error *err)
@@ -71,7 +71,7 @@ static int scan(const dw_marshaller *m, dw__scan *st, const uint8_t *prev, size_
     uint8_t last = m->sentinel[m->sentinel_len - 1];
     finder f_last = {0, 0}, f_quote = {0, 0}, f_hash = {0, 0};
     size_t i = 0;
-    int rc = DW__MORE;
+    int rc = DW_MORE;
     while (i < n) {
         size_t pos = r + i; /* frame offset of d[i] */
         if (pos >= limit) {
@@ -183,7 +183,7 @@ static int scpi_marshall(const dw_marshaller *m, const uint8_t *p, size_t n, dw_
     dw__scan st;
     memset(&st, 0, sizeof st);
     size_t used = 0;
-    int rc = n ? scan(m, &st, NULL, 0, p, n, SIZE_MAX, &used, err) : DW__MORE;
+    int rc = n ? scan(m, &st, NULL, 0, p, n, SIZE_MAX, &used, err) : DW_MORE;
     if (rc == DW_OK)
         return dw_error_set(err, DW_EINVAL,
                             "scpi: payload holds the terminator outside a block (ending at byte "
@@ -192,7 +192,7 @@ static int scpi_marshall(const dw_marshaller *m, const uint8_t *p, size_t n, dw_
     if (rc == DW_EPROTO)
         return dw_error_set(err, DW_EINVAL,
                             "scpi: payload has a malformed block header at byte %zu", used - 1);
-    if (rc == DW__MORE) {
+    if (rc == DW_MORE) {
         rc = scan(m, &st, p, n, m->sentinel, sl, SIZE_MAX, &used, NULL);
         if (rc != DW_OK || used != sl)
             return dw_error_set(err, DW_EINVAL,

@@ -75,7 +75,7 @@ int dw__sentinel_feed(const dw_marshaller *m, dw__scan *st, const uint8_t *d, si
     }
     if (n < room) {
         *used = n;
-        return dw_buf_append(raw, d, n) == DW_OK ? DW__MORE : DW_ENOMEM;
+        return dw_buf_append(raw, d, n) == DW_OK ? DW_MORE : DW_ENOMEM;
     }
 too_big:
     /* Keep what fits for the caller to inspect; stop reading. */

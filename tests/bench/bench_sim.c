@@ -34,6 +34,7 @@
 #endif
 #include "app_echo.h"
 #include "child.h"
+#include "sim_child.h"
 
 static double now(void)
 {
@@ -64,32 +65,6 @@ static char *make_script(size_t n)
     fputs(" ]}\n", f);
     fclose(f);
     return path;
-}
-
-/* ---- the simulator as a subprocess ---------------------------------------- */
-
-typedef struct sim_proc {
-    pid_t pid;
-    uint16_t port;
-} sim_proc;
-
-static int sim_start(sim_proc *p, const char *script)
-{
-#ifndef DW_SIM_PATH
-    (void)p;
-    (void)script;
-    return -1;
-#else
-    char *argv[] = {DW_SIM_PATH,   "--script",    (char *)script, "--listen",
-                    "127.0.0.1:0", "--log-level", "error",        NULL};
-    p->pid = bench_child_exec(argv, &p->port);
-    return p->pid > 0 ? 0 : -1;
-#endif
-}
-
-static void sim_stop(sim_proc *p)
-{
-    bench_child_stop(p->pid);
 }
 
 /* ---- the bare server: an echoing application server ----------------------- */
@@ -286,8 +261,8 @@ int main(void)
            quick ? "quick run" : "full run", seconds, rounds);
 
     /* 1. The simulator next to the bare server. */
-    sim_proc sim;
-    if (sim_start(&sim, scripts[0]) != 0)
+    bench_sim_child sim;
+    if (bench_sim_child_start(&sim, scripts[0]) != 0)
         return 1;
     printf("\nsimulator (10 exact rules) vs bare devwire TCP server (echoing app server), each in\n"
            "its own process\n");
@@ -315,7 +290,7 @@ int main(void)
         printf("BENCH sim_rt_%dconn %.0f rt/s %.0f %.2f\n", conns[ci], median(a, rounds),
                median(b, rounds), ratio);
     }
-    sim_stop(&sim);
+    bench_sim_child_stop(&sim);
     bench_child_stop(bare_pid);
 
 #ifdef DW_BENCH_HAVE_SIM_CORE
@@ -366,14 +341,14 @@ int main(void)
            "connections\n");
     printf("%8s | %12s | %12s | %10s | %10s\n", "rules", "1 conn rt/s", "64 conn rt/s", "vs 10 (1)",
            "vs 10 (64)");
-    sim_proc sims[3];
+    bench_sim_child sims[3];
     double load_s[3];
     int up = 1;
     for (int k = 0; k < 3; k++) {
         double t0 = now();
-        if (sim_start(&sims[k], scripts[k]) != 0) {
+        if (bench_sim_child_start(&sims[k], scripts[k]) != 0) {
             for (int j = 0; j < k; j++)
-                sim_stop(&sims[j]);
+                bench_sim_child_stop(&sims[j]);
             up = 0;
             status = 1;
             break;
@@ -390,7 +365,7 @@ int main(void)
                 many[k][j] = run_load(sims[k].port, sizes[k], 1, 64, seconds / 2);
             }
         for (int k = 0; k < 3; k++)
-            sim_stop(&sims[k]);
+            bench_sim_child_stop(&sims[k]);
         double m1[3], m64[3];
         for (int k = 0; k < 3; k++) {
             m1[k] = median(one[k], trn);

@@ -225,6 +225,30 @@ int dw_sim_proc_wait_output(dw_sim_proc *p, int err, const char *needle, int tim
     }
 }
 
+size_t dw_sim_count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *s = strstr(hay, needle); s; s = strstr(s + 1, needle))
+        n++;
+    return n;
+}
+
+long dw_sim_proc_rss_kib(const dw_sim_proc *p)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)p->pid);
+    FILE *f = p->pid > 0 ? fopen(path, "r") : NULL;
+    if (!f)
+        return -1;
+    char line[256];
+    long kib = -1;
+    while (kib < 0 && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) != 1)
+            kib = -1;
+    fclose(f);
+    return kib;
+}
+
 void dw_sim_proc_free(dw_sim_proc *p)
 {
     if (p->pid > 0) {
@@ -264,6 +288,28 @@ char *dw_sim_temp_file(const char *tag, const char *text)
     }
     close(fd);
     return path;
+}
+
+char *dw_sim_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    dw_buf b = DW_BUF_INIT;
+    char chunk[4096];
+    size_t n;
+    int rc = DW_OK;
+    while (rc == DW_OK && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        rc = dw_buf_append(&b, chunk, n);
+    if (rc != DW_OK || ferror(f) || dw_buf_nul_terminate(&b) != DW_OK) {
+        fclose(f);
+        dw_buf_free(&b);
+        return NULL;
+    }
+    fclose(f);
+    if (len)
+        *len = b.len;
+    return (char *)b.data;
 }
 
 int dw_sim_proc_serve(dw_sim_proc *p, const char *tag, const char *script, const char *const *extra,

@@ -41,12 +41,21 @@ int dw_sim_proc_stop(dw_sim_proc *p, int timeout_ms);
 /* Wait until stderr (err = 1) or stdout (err = 0) contains `needle`.
  * 1 found, 0 not within timeout_ms. */
 int dw_sim_proc_wait_output(dw_sim_proc *p, int err, const char *needle, int timeout_ms);
+/* Occurrences of `needle` in `hay` (log lines in the output). */
+size_t dw_sim_count(const char *hay, const char *needle);
+/* Resident set size of the running simulator in KiB (VmRSS in
+ * /proc/PID/status), or -1. */
+long dw_sim_proc_rss_kib(const dw_sim_proc *p);
 /* Kill if still running, reap, close, free buffers. */
 void dw_sim_proc_free(dw_sim_proc *p);
 
 /* Write `text` to a new temporary file named after `tag`; returns the path
  * (caller frees) or NULL. */
 char *dw_sim_temp_file(const char *tag, const char *text);
+
+/* The whole of a file, NUL-terminated (caller frees), its length in *len
+ * (len may be NULL); NULL if it cannot be read. */
+char *dw_sim_read_file(const char *path, size_t *len);
 
 /* Write `script` (JSON text) to a temporary file, start devwire-sim on
  * 127.0.0.1:0 with it and `extra` args (NULL-terminated, may be NULL), and

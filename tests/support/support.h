@@ -40,10 +40,18 @@ typedef struct dw_test_outcome {
     char message[512];                    /* on an error: the dw_error message */
 } dw_test_outcome;
 
-/* Unmarshall `data` cut at `cuts` (through a dw_test_iter) until EOF or an
+/* A way to read a whole stream: `data` cut at `cuts`, until EOF or an
  * error. */
+typedef void (*dw_test_runner)(const dw_marshaller *m, const uint8_t *data, size_t len,
+                               const size_t *cuts, size_t ncuts, dw_test_outcome *out);
+/* The blocking way: dw_unmarshall on a dw_test_iter. */
 void dw_test_run(const dw_marshaller *m, const uint8_t *data, size_t len, const size_t *cuts,
                  size_t ncuts, dw_test_outcome *out);
+/* The push way: each chunk (in its own exact-size heap buffer) fed to a
+ * dw_decoder until it is used up, then dw_decoder_finish. Offsets count the
+ * bytes the decoder consumed. */
+void dw_test_decode_run(const dw_marshaller *m, const uint8_t *data, size_t len, const size_t *cuts,
+                        size_t ncuts, dw_test_outcome *out);
 void dw_test_outcome_free(dw_test_outcome *o);
 /* 1 if both outcomes are the same sequence of payloads, at the same stream
  * offsets, ended by the same code with the same rest (messages may differ). */
@@ -57,9 +65,15 @@ int dw_test_outcome_eq(const dw_test_outcome *a, const dw_test_outcome *b);
  * over-read is caught by the sanitizers. */
 size_t dw_test_every_split(const dw_marshaller *m, const void *data, size_t len,
                            dw_test_outcome *whole);
+/* The same through `run`. */
+size_t dw_test_every_split_with(dw_test_runner run, const dw_marshaller *m, const void *data,
+                                size_t len, dw_test_outcome *whole);
 
 /* Render bytes for an assertion message: printable ASCII as is, the rest as
  * \xNN, cut with "..." after `max` input bytes. Returns `out`. */
 const char *dw_test_escape(const void *p, size_t n, char *out, size_t outsize);
+/* The same into one of 4 static buffers used in turn (for up to 4 in one
+ * message). Not thread-safe. */
+const char *dw_test_esc(const void *p, size_t n);
 
 #endif

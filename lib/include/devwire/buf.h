@@ -23,6 +23,13 @@ void dw_buf_init(dw_buf *b);
 void dw_buf_free(dw_buf *b);
 /* Forget the contents, keep the storage. */
 void dw_buf_clear(dw_buf *b);
+/* Give back storage beyond `cap` bytes, keeping the contents: when b->cap >
+ * cap, the storage becomes max(len, cap) bytes (none at all when that is 0).
+ * For a buffer reused from one message to the next, so that one large
+ * message does not leave its size allocated for the buffer's lifetime. If
+ * the system cannot reallocate smaller, the storage stays as it was (nothing
+ * is lost either way). */
+void dw_buf_shrink(dw_buf *b, size_t cap);
 /* Make room for `extra` more bytes beyond len (grows geometrically, so a
  * sequence of appends costs amortised O(1) per byte). DW_OK or DW_ENOMEM. */
 int dw_buf_reserve(dw_buf *b, size_t extra);

@@ -5,6 +5,7 @@
 
 #include "devwire/app.h"
 #include "devwire/buf.h"
+#include "devwire/decoder.h"
 #include "devwire/error.h"
 #include "devwire/iter.h"
 #include "devwire/log.h"

@@ -1,9 +1,10 @@
 /* devwire error codes: one table for the whole library.
  *
  * Every function that can fail returns an int: DW_OK (0) on success, DW_EOF
- * (positive) for a clean end of stream where that is meaningful, and a
- * negative code for an error. System errors keep their errno (DW_ETIMEDOUT
- * is -ETIMEDOUT); devwire's own codes live in the -4000 range. */
+ * (positive) for a clean end of stream where that is meaningful, DW_MORE
+ * (positive) for a push decoder that needs more bytes, and a negative code
+ * for an error. System errors keep their errno (DW_ETIMEDOUT is -ETIMEDOUT);
+ * devwire's own codes live in the -4000 range. */
 #ifndef DEVWIRE_ERROR_H
 #define DEVWIRE_ERROR_H
 
@@ -28,7 +29,7 @@ extern "C" {
     XX(ENOENT, -ENOENT, "no such file or directory")                                               \
     XX(EPROTO, -EPROTO, "protocol error: malformed frame")                                         \
     XX(ETOOBIG, -EMSGSIZE, "frame exceeds the maximum frame size")                                 \
-    XX(ETRUNCATED, -4001, "stream ended inside a frame")                                          \
+    XX(ETRUNCATED, -4001, "stream ended inside a frame")                                           \
     XX(ECLOSED, -4002, "session is closed")                                                        \
     XX(ENOTFOUND, -4003, "host name not found")                                                    \
     XX(ESCRIPT, -4004, "invalid script")                                                           \
@@ -38,7 +39,8 @@ extern "C" {
 
 enum {
     DW_OK = 0,
-    DW_EOF = 1, /* clean end of stream: the peer closed between frames */
+    DW_EOF = 1,  /* clean end of stream: the peer closed between frames */
+    DW_MORE = 2, /* not complete yet: feed more bytes (dw_decoder_feed) */
 #define DW_ERR_ENUM(name, value, text) DW_##name = (value),
     DW_ERRNO_MAP(DW_ERR_ENUM)
 #undef DW_ERR_ENUM
