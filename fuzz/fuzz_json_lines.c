@@ -4,17 +4,23 @@
 
 #include "fuzz_framing.h"
 
-/* A line is the bytes before the first newline, and holds no newline. */
+/* A line is the bytes before the first newline, and holds no newline. A line
+ * that reaches the maximum (newline included) without its newline is refused
+ * there, even if the stream ends right after. */
 static const char *check(const dw_marshaller *m, const uint8_t *stream, size_t len, const fz_rec *r)
 {
     size_t max = dw_marshaller_max_frame(m);
+    size_t left = len - r->start;
     const uint8_t *rest = stream + r->start;
-    const uint8_t *nl = memchr(rest, '\n', len - r->start);
+    const uint8_t *nl = memchr(rest, '\n', left);
     if (r->rc == DW_ETRUNCATED)
-        return nl ? "DW_ETRUNCATED although a newline follows" : NULL;
+        return nl            ? "DW_ETRUNCATED although a newline follows"
+               : left >= max ? "DW_ETRUNCATED for a line that reached the maximum"
+                             : NULL;
     if (r->rc == DW_ETOOBIG)
         return nl && (size_t)(nl - rest) + 1 <= max ? "DW_ETOOBIG for a line within the maximum"
-                                                    : NULL;
+               : left < max ? "DW_ETOOBIG for a line that did not reach the maximum"
+                            : NULL;
     if (r->rc == DW_EPROTO)
         return nl && (size_t)(nl - rest) + 1 <= max ? NULL : "DW_EPROTO without a whole line";
     if (r->rc != DW_OK)

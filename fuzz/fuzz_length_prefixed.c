@@ -23,10 +23,14 @@ static const char *check(const dw_marshaller *m, const uint8_t *stream, size_t l
         return left >= header_size && header_size + decode(stream + r->start) > max
                    ? NULL
                    : "DW_ETOOBIG without a header announcing too much";
-    if (r->rc == DW_ETRUNCATED)
-        return left < header_size || left < header_size + decode(stream + r->start)
-                   ? NULL
-                   : "DW_ETRUNCATED with a whole frame left";
+    if (r->rc == DW_ETRUNCATED) {
+        if (left < header_size)
+            return NULL;
+        size_t want = header_size + decode(stream + r->start);
+        return want > max    ? "DW_ETRUNCATED for a header announcing more than the maximum"
+               : left < want ? NULL
+                             : "DW_ETRUNCATED with a whole frame left";
+    }
     if (r->rc != DW_OK)
         return "an unexpected error";
     size_t n = r->payload.len;

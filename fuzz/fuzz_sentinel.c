@@ -7,18 +7,24 @@
 static uint8_t sentinel[80];
 static size_t sentinel_len;
 
-/* The payload is the stream up to the first sentinel, which follows it. */
+/* The payload is the stream up to the first sentinel, which follows it. A
+ * frame that reaches the maximum (payload and sentinel) without that sentinel
+ * is refused there, even if the stream ends right after. */
 static const char *check(const dw_marshaller *m, const uint8_t *stream, size_t len, const fz_rec *r)
 {
     size_t max = dw_marshaller_max_frame(m);
+    size_t left = len - r->start;
     const uint8_t *rest = stream + r->start;
-    const uint8_t *first = memmem(rest, len - r->start, sentinel, sentinel_len);
+    const uint8_t *first = memmem(rest, left, sentinel, sentinel_len);
     if (r->rc == DW_ETRUNCATED)
-        return first ? "DW_ETRUNCATED although a sentinel follows" : NULL;
+        return first         ? "DW_ETRUNCATED although a sentinel follows"
+               : left >= max ? "DW_ETRUNCATED for a frame that reached the maximum"
+                             : NULL;
     if (r->rc == DW_ETOOBIG)
         return first && (size_t)(first - rest) + sentinel_len <= max
                    ? "DW_ETOOBIG for a frame within the maximum"
-                   : NULL;
+               : left < max ? "DW_ETOOBIG for a frame that did not reach the maximum"
+                            : NULL;
     if (r->rc != DW_OK)
         return "an unexpected error";
     size_t n = r->payload.len;

@@ -49,8 +49,10 @@ static const char *const scripts[] = {
     " ],"
     " \"unmatched\": {\"reply\": {\"json\": {\"ok\": false}}},"
     " \"periodic\": [{\"every_ms\": 1000, \"send\": {\"json\": {\"beat\": \"${out1}\"}}}]}",
-    /* 2: fixed 4-byte relay board: binary, steps, faults. */
-    "{\"name\": \"relay\", \"framing\": {\"type\": \"fixed\", \"length\": 4},"
+    /* 2: fixed 4-byte relay board: binary, steps, faults; the maximum frame
+     * is the frame itself, the tightest a script may set. */
+    "{\"name\": \"relay\", \"framing\": {\"type\": \"fixed\", \"length\": 4, "
+    "\"max_frame\": 4},"
     " \"state\": {\"r1\": {\"hex\": \"00\"}},"
     " \"steps\": [{\"expect\": {\"hex\": \"aa 00 00 55\"}, \"reply\": {\"hex\": \"aa 80 00 00\"}}],"
     " \"rules\": ["

@@ -86,12 +86,23 @@ done
 
 # Memory per idle connection of the server as its own process (dw-soak serve
 # and devwire-sim, 500 connections), against the 64 KiB target. Skipped with
-# --only. (bench_sim_baselines measures 10,000, against 16 KiB.)
+# --only. (bench_sim_baselines measures 10,000, against 16 KiB.) The server
+# is stopped however this script ends (an error, Ctrl-C).
+server_pid=""
+stop_server() {
+  if [ -n "$server_pid" ]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+  fi
+}
+trap stop_server EXIT
 idle_memory() { # LABEL SERVER-CMD...
   local label=$1
   shift
   "$@" >"$out/$label.listen" 2>/dev/null &
-  local pid=$! addr=""
+  server_pid=$!
+  local pid=$server_pid addr=""
   for _ in $(seq 1 100); do
     addr=$(sed -n 's/^listening on //p' "$out/$label.listen")
     [ -n "$addr" ] && break
@@ -104,8 +115,7 @@ idle_memory() { # LABEL SERVER-CMD...
     echo "bench.sh: $label did not start" >&2
     status=1
   fi
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  stop_server
   rm -f "$out/$label.listen"
 }
 if [ ${#only[@]} -eq 0 ]; then

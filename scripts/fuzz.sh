@@ -206,6 +206,13 @@ finish_target() { # target: merge the new inputs, record crashes
 }
 
 running=()
+# Fuzzers still running when this script ends early (Ctrl-C, an error) are
+# stopped with it.
+stop_fuzzers() {
+  local t
+  for t in "${running[@]}"; do kill "$(cat "$run/$t.pid")" 2>/dev/null; done
+}
+trap stop_fuzzers EXIT
 pending=("${targets[@]}")
 last_progress=0
 while [ ${#pending[@]} -gt 0 ] || [ ${#running[@]} -gt 0 ]; do

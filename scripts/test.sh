@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Configure, build and run the whole devwire test suite twice: a normal
 # build (warnings are errors) and an ASan+UBSan build. Exits non-zero on any
-# failure. Usage: scripts/test.sh [--quick]   (--quick: normal build only)
+# failure, and when a process the tests started from this checkout's build
+# (a simulator) is still running at the end.
+# Usage: scripts/test.sh [--quick]   (--quick: normal build only)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -46,7 +48,33 @@ check_sanitizer_reports() {
   fi
 }
 
+# Processes running a program under this checkout's build directory (other
+# checkouts' simulators are not ours to judge).
+build_procs() {
+  find /proc -mindepth 2 -maxdepth 2 -name exe -lname "$PWD/build/*" 2>/dev/null |
+    cut -d/ -f3 | sort
+}
+
+# Those started since `before` that still run after a grace period: a test
+# left them behind. They are named, killed, and fail the run.
+check_leftovers() { # before-list
+  local left="" pid
+  for _ in $(seq 1 25); do
+    left=$(comm -13 <(echo "$1") <(build_procs))
+    [ -z "$left" ] && return 0
+    sleep 0.2
+  done
+  echo "== processes left running by the tests"
+  for pid in $left; do
+    echo "  pid $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
+  done
+  kill -KILL $left 2>/dev/null
+  summary+=("$(echo "$left" | wc -w) process(es) left running by the tests (killed): FAILED")
+  status=1
+}
+
 mkdir -p build
+procs_before=$(build_procs)
 run_suite "normal" build/normal -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [ "$quick" = 0 ]; then
   san_dir="$PWD/build/sanitize-reports"
@@ -56,6 +84,8 @@ if [ "$quick" = 0 ]; then
   run_suite "sanitizers" build/sanitize -DCMAKE_BUILD_TYPE=Debug -DDW_SANITIZE=ON \
     -DDW_BUILD_BENCH=OFF
 fi
+
+check_leftovers "$procs_before"
 
 echo "== summary"
 for line in "${summary[@]}"; do echo "$line"; done

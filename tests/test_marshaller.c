@@ -471,6 +471,213 @@ Test(payload, truncated_payload_is_null)
     dw_marshaller_free(m);
 }
 
+/* ---- the maximum frame, at its boundary ---------------------------------- */
+
+/* The maximum counts the whole frame: payload, header and terminator. Each
+ * framing gets frames of max - 1, max and max + 1 bytes, and a frame that
+ * stops (end of stream) one byte short of the maximum and at it: a frame of
+ * exactly the maximum is accepted; one byte more is refused with DW_ETOOBIG as
+ * soon as that is known (at the header, or once the maximum is reached without
+ * the end), never a byte later. */
+
+/* One stream through dw_unmarshall at every split (see vectors.h). */
+static void expect_stream_at(const dw_marshaller *m, bytes in, const bytes *want, size_t nwant,
+                             int end, bytes rest, size_t end_offset)
+{
+    dw_test_vector v = {.name = dw_marshaller_name(m),
+                        .in = in,
+                        .nwant = nwant,
+                        .end = end,
+                        .rest = rest,
+                        .end_offset = end_offset};
+    cr_assert(le(sz, nwant, DW_TEST_MAX_WANT));
+    for (size_t i = 0; i < nwant; i++)
+        v.want[i] = want[i];
+    dw_test_expect_vector_with(m, &v, dw_test_run);
+}
+
+#define NONE B("")
+
+/* A scan that stops advancing at the maximum would loop for ever: fail it. */
+TestSuite(max_frame, .timeout = 120);
+
+typedef struct limit_case {
+    bytes in;
+    bytes want[2];
+    size_t nwant;
+    int end;
+    bytes rest;
+    size_t end_offset;
+} limit_case;
+
+static void expect_limits(dw_marshaller *m, size_t max, const limit_case *v, size_t n)
+{
+    dw_marshaller_set_max_frame(m, max);
+    for (size_t i = 0; i < n; i++)
+        expect_stream_at(m, v[i].in, v[i].want, v[i].nwant, v[i].end, v[i].rest, v[i].end_offset);
+    dw_marshaller_free(m);
+}
+
+Test(max_frame, sentinel)
+{
+    /* max 6 with "\n": "abcde\n" is the largest frame. */
+    const limit_case lf[] = {
+        {B("abcd\nabcde\nabcdef\n"), {B("abcd"), B("abcde")}, 2, DW_ETOOBIG, B("abcdef"), 17},
+        {B("abcd\nabcde"), {B("abcd")}, 1, DW_ETRUNCATED, B("abcde"), 10},
+        {B("abcd\nabcdef"), {B("abcd")}, 1, DW_ETOOBIG, B("abcdef"), 11},
+    };
+    expect_limits(dw_sentinel_marshaller_new("\n", 1), 6, lf, N(lf));
+    /* "\r\n": cut between '\r' and '\n', the frame of max ends in the next
+     * chunk's first byte. */
+    const limit_case crlf[] = {
+        {B("abc\r\nabcd\r\nabcde\r\n"), {B("abc"), B("abcd")}, 2, DW_ETOOBIG, B("abcde\r"), 17},
+        {B("abcd\r"), {B("")}, 0, DW_ETRUNCATED, B("abcd\r"), 5},
+        {B("abcde\r"), {B("")}, 0, DW_ETOOBIG, B("abcde\r"), 6},
+    };
+    expect_limits(dw_sentinel_marshaller_new("\r\n", 2), 6, crlf, N(crlf));
+    /* A long sentinel (searched another way): max 20 = 3 + 17. */
+#define END17 "<end-of-record>\r\n"
+    const limit_case long_s[] = {
+        {B("ab" END17 "abc" END17 "abcd" END17),
+         {B("ab"), B("abc")},
+         2,
+         DW_ETOOBIG,
+         B("abcd<end-of-record>\r"),
+         59},
+        {B("abc<end-of-record>\r"), {B("")}, 0, DW_ETRUNCATED, B("abc<end-of-record>\r"), 19},
+        {B("abcd<end-of-record>\r"), {B("")}, 0, DW_ETOOBIG, B("abcd<end-of-record>\r"), 20},
+    };
+#undef END17
+    expect_limits(dw_sentinel_marshaller_new("<end-of-record>\r\n", 17), 20, long_s, N(long_s));
+}
+
+Test(max_frame, fixed)
+{
+    const limit_case below[] = {{B("abcdeABCDE"), {B("abcde"), B("ABCDE")}, 2, DW_EOF, NONE, 10}};
+    expect_limits(dw_fixed_marshaller_new(5), 6, below, N(below));
+    const limit_case at[] = {
+        {B("abcdefABCDEF"), {B("abcdef"), B("ABCDEF")}, 2, DW_EOF, NONE, 12},
+        {B("abcdefABC"), {B("abcdef")}, 1, DW_ETRUNCATED, B("ABC"), 9},
+    };
+    expect_limits(dw_fixed_marshaller_new(6), 6, at, N(at));
+    const limit_case above[] = {{B("abcdefg"), {B("")}, 0, DW_ETOOBIG, NONE, 0}};
+    expect_limits(dw_fixed_marshaller_new(7), 6, above, N(above));
+}
+
+/* Frames of payloads p[0..n) back to back, framed by m (any maximum). */
+static size_t frame_into(const dw_marshaller *m, dw_buf *wire, const char *p, size_t n)
+{
+    size_t before = wire->len;
+    cr_assert(eq(int, dw_marshall(m, (const uint8_t *)p, n, wire, NULL), DW_OK));
+    return wire->len - before;
+}
+
+Test(max_frame, length_prefixed)
+{
+    /* Every header size and byte order, max 6: payloads of 6 - header - 1,
+     * 6 - header and 6 - header + 1 bytes. */
+    static const unsigned sizes[] = {1, 2, 4};
+    for (size_t s = 0; s < N(sizes); s++) {
+        for (int e = 0; e < 2; e++) {
+            unsigned hs = sizes[s];
+            dw_marshaller *m = dw_length_prefixed_marshaller_new(hs, (dw_endian)e);
+            dw_buf wire = DW_BUF_INIT;
+            size_t p = 6 - hs;
+            size_t f1 = frame_into(m, &wire, "abcdef", p - 1);
+            size_t f2 = frame_into(m, &wire, "abcdef", p);
+            frame_into(m, &wire, "abcdef", p + 1);
+            limit_case v = {{(const char *)wire.data, wire.len},
+                            {{"abcdef", p - 1}, {"abcdef", p}},
+                            2,
+                            DW_ETOOBIG,
+                            {(const char *)wire.data + f1 + f2, hs},
+                            f1 + f2 + hs};
+            expect_limits(m, 6, &v, 1);
+            dw_buf_free(&wire);
+        }
+    }
+}
+
+Test(max_frame, length_prefixed_header_only)
+{
+    /* A maximum of just the header allows the empty payload only; one below
+     * it allows nothing. */
+    static const unsigned sizes[] = {1, 2, 4};
+    for (size_t s = 0; s < N(sizes); s++) {
+        unsigned hs = sizes[s];
+        dw_marshaller *m = dw_length_prefixed_marshaller_new(hs, DW_BIG_ENDIAN);
+        dw_buf wire = DW_BUF_INIT;
+        frame_into(m, &wire, "", 0);
+        frame_into(m, &wire, "a", 1);
+        limit_case at = {{(const char *)wire.data, wire.len}, {B("")}, 1, DW_ETOOBIG,
+                         {(const char *)wire.data + hs, hs},  2 * hs};
+        expect_limits(m, hs, &at, 1);
+        m = dw_length_prefixed_marshaller_new(hs, DW_BIG_ENDIAN);
+        limit_case below = {{(const char *)wire.data, hs}, {B("")}, 0, DW_ETOOBIG,
+                            {(const char *)wire.data, hs}, hs};
+        expect_limits(m, hs - 1, &below, 1);
+        dw_buf_free(&wire);
+    }
+}
+
+Test(max_frame, scpi_text)
+{
+    /* max 8 with "\n": "1234567\n" is the largest frame. */
+    const limit_case lf[] = {
+        {B("123456\n1234567\n12345678\n"),
+         {B("123456"), B("1234567")},
+         2,
+         DW_ETOOBIG,
+         B("12345678"),
+         23},
+        {B("1234567"), {B("")}, 0, DW_ETRUNCATED, B("1234567"), 7},
+        {B("12345678"), {B("")}, 0, DW_ETOOBIG, B("12345678"), 8},
+        /* An indefinite block ends at the terminator like text. */
+        {B("#0abcde\n#0abcdef\n"), {B("#0abcde")}, 1, DW_ETOOBIG, B("#0abcdef"), 16},
+    };
+    expect_limits(dw_scpi_marshaller_new("\n", 1), 8, lf, N(lf));
+    const limit_case crlf[] = {
+        {B("123456\r\n1234567\r\n"), {B("123456")}, 1, DW_ETOOBIG, B("1234567\r"), 16},
+        {B("123456\r"), {B("")}, 0, DW_ETRUNCATED, B("123456\r"), 7},
+    };
+    expect_limits(dw_scpi_marshaller_new("\r\n", 2), 8, crlf, N(crlf));
+}
+
+Test(max_frame, scpi_block)
+{
+    /* Definite blocks holding the terminator, max 8: the block and the
+     * terminator must fit, checked at the block's header. */
+    const limit_case lf[] = {
+        {B("#13a\nb\n#14a\nbc\n#15a\nbcd\n"),
+         {B("#13a\nb"), B("#14a\nbc")},
+         2,
+         DW_ETOOBIG,
+         B("#15"),
+         18},
+        /* Text after a block that fits: the limit still counts it. */
+        {B("#12ab;x\n#12ab;xy\n"), {B("#12ab;x")}, 1, DW_ETOOBIG, B("#12ab;xy"), 16},
+        {B("#14a\nbc"), {B("")}, 0, DW_ETRUNCATED, B("#14a\nbc"), 7},
+    };
+    expect_limits(dw_scpi_marshaller_new("\n", 1), 8, lf, N(lf));
+    const limit_case crlf[] = {
+        {B("#13a\r\n\r\n#14a\r\nb\r\n"), {B("#13a\r\n")}, 1, DW_ETOOBIG, B("#14"), 11},
+    };
+    expect_limits(dw_scpi_marshaller_new("\r\n", 2), 8, crlf, N(crlf));
+}
+
+Test(max_frame, json_lines)
+{
+    /* max 6: "12345\n" is the largest line, valid or not. */
+    const limit_case v[] = {
+        {B("1234\n12345\n123456\n"), {B("1234"), B("12345")}, 2, DW_ETOOBIG, B("123456"), 17},
+        {B("12345"), {B("")}, 0, DW_ETRUNCATED, B("12345"), 5},
+        {B("123456"), {B("")}, 0, DW_ETOOBIG, B("123456"), 6},
+        {B("{oops\n"), {B("")}, 0, DW_EPROTO, B("{oops"), 6},
+        {B("{oopss\n"), {B("")}, 0, DW_ETOOBIG, B("{oopss"), 6},
+    };
+    expect_limits(dw_json_marshaller_new(), 6, v, N(v));
+}
+
 /* ---- behaviour every framing shares -------------------------------------- */
 
 Test(all, transport_error_mid_frame)

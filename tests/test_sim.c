@@ -1,12 +1,16 @@
 /* devwire-sim as a subprocess, driven with libdevwire's own clients: script
- * features, the command line, the summary and --check, reload. (Faults and
- * bad input on the wire: test_sim_faults.c.) */
+ * features, the command line, the summary and --check, reload; and that a
+ * simulator never outlives the test that started it. (Faults and bad input
+ * on the wire: test_sim_faults.c.) */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <devwire/devwire.h>
@@ -490,8 +494,8 @@ Test(sim, ask_skips_a_banner_with_changed_state)
         " \"reply\": \"OK\"}, {\"when\": \"PING\", \"reply\": \"PONG\"}]}";
     dw_sim_proc p;
     char *path = NULL;
-    cr_assert(eq(int, dw_sim_proc_serve(&p, "askbanner", script, no_args, &path), DW_OK),
-              "%s", err_of(&p));
+    cr_assert(eq(int, dw_sim_proc_serve(&p, "askbanner", script, no_args, &path), DW_OK), "%s",
+              err_of(&p));
     char addr[80];
     snprintf(addr, sizeof addr, "127.0.0.1:%u", p.port);
     const char *const set[] = {"--ask", addr, "--script", path, "ID 12345", NULL};
@@ -541,4 +545,65 @@ Test(sim, transcript_records_every_event)
     unlink(tpath);
     free(tpath);
     dw_sim_proc_free(&p);
+}
+
+/* ---- the harness: a simulator never outlives its test -------------------- */
+
+/* Whether `pid` (a descendant) is gone within ms: reaped here, where
+ * orphans come back (a subreaper), or already reaped by its parent. */
+static int gone_within(pid_t pid, int ms)
+{
+    for (int t = 0; t < ms; t += 20) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid || (r < 0 && errno == ECHILD && kill(pid, 0) != 0 && errno == ESRCH))
+            return 1;
+        usleep(20 * 1000);
+    }
+    return 0;
+}
+
+/* Run sim_orphan (tests/helpers: it starts a simulator and ends as `how`
+ * says without stopping it); returns the simulator's pid, or -1. */
+static pid_t orphan_sim(const char *how)
+{
+    int fds[2];
+    cr_assert(eq(int, pipe(fds), 0));
+    /* A plain fork: sim_orphan ends by itself at once, and reaping it with
+     * dw_test_child_reap would kill its process group, hiding the very
+     * simulator this test looks for. */
+    pid_t test = fork();
+    cr_assert(ge(int, test, 0), "fork: %s", strerror(errno));
+    if (test == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl(DW_SIM_ORPHAN_PATH, "sim_orphan", how, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    char line[32] = "";
+    ssize_t r = read(fds[0], line, sizeof line - 1);
+    close(fds[0]);
+    waitpid(test, NULL, 0);
+    return r > 0 ? (pid_t)atoi(line) : -1;
+}
+
+Test(sim_proc, simulator_dies_with_its_test, .timeout = 120)
+{
+    /* A crash runs no cleanup, SIGKILL is how a test that timed out ends,
+     * exit() is how a failed assertion ends a Criterion worker. */
+    static const char *const ways[] = {"crash", "kill", "exit"};
+    cr_assert(eq(int, prctl(PR_SET_CHILD_SUBREAPER, 1), 0), "PR_SET_CHILD_SUBREAPER");
+    for (size_t i = 0; i < sizeof ways / sizeof *ways; i++) {
+        pid_t sim = orphan_sim(ways[i]);
+        cr_assert(gt(int, sim, 0), "%s: the simulator did not start", ways[i]);
+        int gone = gone_within(sim, 10000);
+        if (!gone) {
+            kill(sim, SIGKILL);
+            waitpid(sim, NULL, 0);
+        }
+        cr_expect(gone, "%s: devwire-sim (pid %d) still runs 10 s after its test process ended",
+                  ways[i], (int)sim);
+    }
 }

@@ -166,6 +166,13 @@ Test(script, framing_types_and_options)
     cr_expect(eq(sz, s->request_framing.sentinel.len, 0));
     dw_sim_script_free(s);
 
+    /* A frame length equal to max_frame fits (one more is refused: see
+     * script_errors.framing). */
+    s = load_ok("{'framing': {'type': 'fixed', 'length': 8, 'max_frame': 8}}");
+    cr_expect(eq(sz, s->request_framing.length, 8));
+    cr_expect(eq(sz, s->request_framing.max_frame, 8));
+    dw_sim_script_free(s);
+
     s = load_ok("{'framing': {'type': 'length-prefixed', 'header_size': 2, 'endian': 'little'}}");
     cr_expect(eq(int, s->request_framing.type, DW_SIM_FRAMING_LENGTH_PREFIXED));
     cr_expect(eq(u32, s->request_framing.header_size, 2));
@@ -551,7 +558,7 @@ Test(script_errors, framing)
          "t.json:1:41: framing.length: expected an integer (got 2.5)"},
         {"{'framing': {'type': 'fixed', 'length': '4'}}",
          "t.json:1:41: framing.length: expected positive integer"},
-        {"{'framing': {'type': 'fixed', 'length': 10, 'max_frame': 8}}",
+        {"{'framing': {'type': 'fixed', 'length': 9, 'max_frame': 8}}",
          "t.json:1:41: framing.length: larger than max_frame (8)"},
         {"{'framing': {'type': 'sentinel', 'max_frame': 1e12}}",
          "t.json:1:47: framing.max_frame: must be at most 1073741824 (got 1000000000000)"},

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -11,12 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "support.h"
 
 #define S(lit) (const uint8_t *)(lit), sizeof(lit) - 1
@@ -1168,17 +1168,12 @@ static void socat_start(void)
     snprintf(listen, sizeof listen, "TCP-LISTEN:%u,bind=127.0.0.1,reuseaddr,fork",
              (unsigned)socat_port);
     const char *exec = "EXEC:\"" TELNETD " -h -E /bin/cat\",nofork";
-    pid_t parent = getpid();
-    socat_pid = fork();
-    cr_assert(ge(int, socat_pid, 0), "fork");
+    /* Its own process group, so that .fini ends socat and whatever it
+     * forked; and it dies with the test process even if .fini never runs (a
+     * test that times out is killed). */
+    socat_pid = dw_test_child_fork();
+    cr_assert(ge(int, socat_pid, 0), "fork: %s", strerror(errno));
     if (socat_pid == 0) {
-        /* Its own process group, so that .fini ends socat and whatever it
-         * forked; and it dies with the test process even if .fini never
-         * runs (a test that times out is killed). */
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
         int null = open("/dev/null", O_RDWR);
         if (null >= 0) {
             dup2(null, 0);
@@ -1188,12 +1183,11 @@ static void socat_start(void)
         execl(socat, "socat", listen, exec, (char *)NULL);
         _exit(127);
     }
-    setpgid(socat_pid, socat_pid);
     for (int i = 0; i < 100; i++) {
         if (port_accepts(socat_port))
             return;
         int status;
-        if (waitpid(socat_pid, &status, WNOHANG) == socat_pid) {
+        if (dw_test_child_reap(socat_pid, 0, &status) == 1) {
             socat_pid = -1;
             cr_fatal("socat exited at start (status %d)", status);
         }
@@ -1205,10 +1199,8 @@ static void socat_start(void)
 static void socat_stop(void)
 {
     if (socat_pid > 0) {
-        kill(-socat_pid, SIGTERM);
-        kill(socat_pid, SIGTERM);
-        int status;
-        waitpid(socat_pid, &status, 0);
+        dw_test_child_kill(socat_pid, SIGTERM);
+        dw_test_child_reap(socat_pid, 1, NULL);
         socat_pid = -1;
     }
 }

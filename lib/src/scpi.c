@@ -72,12 +72,16 @@ static int scan(const dw_marshaller *m, dw__scan *st, const uint8_t *prev, size_
     finder f_last = {0, 0}, f_quote = {0, 0}, f_hash = {0, 0};
     size_t i = 0;
     int rc = DW_MORE;
-    while (i < n) {
+    for (;;) {
         size_t pos = r + i; /* frame offset of d[i] */
         if (pos >= limit) {
+            /* The frame fills the maximum and has not ended: refused now,
+             * not after another chunk (like the sentinel framing). */
             rc = too_big(err, limit);
             break;
         }
+        if (i == n)
+            break;
         uint8_t c = d[i];
         switch (st->phase) {
         case HASH:

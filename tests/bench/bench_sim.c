@@ -33,7 +33,7 @@
 #include "server.h"
 #endif
 #include "app_echo.h"
-#include "child.h"
+#include "bench_child.h"
 #include "sim_child.h"
 
 static double now(void)

@@ -35,7 +35,7 @@
 
 #include "app_echo.h"
 #include "baseline_server.h"
-#include "child.h"
+#include "bench_child.h"
 #include "epoll_server.h"
 #include "line_load.h"
 

@@ -17,7 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "child.h"
+#include "bench_child.h"
 #include "epoll_server.h"
 #include "line_load.h"
 

@@ -1,6 +1,8 @@
 /* Run devwire-sim as a subprocess: see sim_proc.h. */
 #include "sim_proc.h"
 
+#include "child.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -33,11 +35,7 @@ static void reap(dw_sim_proc *p, int block)
     if (p->pid <= 0)
         return;
     int st;
-    pid_t r;
-    do {
-        r = waitpid(p->pid, &st, block ? 0 : WNOHANG);
-    } while (r < 0 && errno == EINTR);
-    if (r == p->pid) {
+    if (dw_test_child_reap(p->pid, block, &st) == 1) {
         p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         p->pid = 0;
     }
@@ -125,7 +123,9 @@ int dw_sim_proc_start(dw_sim_proc *p, const char *const *args, int wait_listen, 
     argv[0] = (char *)path;
     for (size_t i = 0; i < n; i++)
         argv[i + 1] = (char *)args[i];
-    pid_t pid = fork();
+    /* It dies with this process whatever ends it, even a crash or a kill
+     * that runs no cleanup. */
+    pid_t pid = dw_test_child_fork();
     if (pid == 0) {
         dup2(po[1], 1);
         dup2(pe[1], 2);
@@ -188,7 +188,7 @@ int dw_sim_proc_run(dw_sim_proc *p, const char *const *args, int timeout_ms)
         return -1;
     rc = dw_sim_proc_wait(p, timeout_ms);
     if (rc < 0)
-        dw_sim_proc_kill(p, SIGKILL);
+        dw_test_child_kill(p->pid, SIGKILL);
     return rc;
 }
 
@@ -204,7 +204,7 @@ int dw_sim_proc_stop(dw_sim_proc *p, int timeout_ms)
     dw_sim_proc_kill(p, SIGTERM);
     int st = dw_sim_proc_wait(p, timeout_ms);
     if (st < 0) {
-        dw_sim_proc_kill(p, SIGKILL);
+        dw_test_child_kill(p->pid, SIGKILL);
         st = dw_sim_proc_wait(p, 5000);
     }
     return st;
@@ -252,7 +252,7 @@ long dw_sim_proc_rss_kib(const dw_sim_proc *p)
 void dw_sim_proc_free(dw_sim_proc *p)
 {
     if (p->pid > 0) {
-        kill(p->pid, SIGKILL);
+        dw_test_child_kill(p->pid, SIGKILL);
         reap(p, 1);
     }
     if (p->out_fd >= 0)

@@ -1,6 +1,9 @@
 /* Run devwire-sim as a subprocess: start it on a loopback port 0, read its
  * "listening on HOST:PORT" line, signal it, stop it, collect its exit
- * status and everything it wrote on stdout and stderr. */
+ * status and everything it wrote on stdout and stderr. The simulator is
+ * started with dw_test_child_fork (child.h): it never outlives the test
+ * process, even one that crashes or is killed; start it on the test's own
+ * (main) thread. */
 #ifndef DW_TEST_SIM_PROC_H
 #define DW_TEST_SIM_PROC_H
 

@@ -174,9 +174,8 @@ static int same(const dw_buf *got, dw_test_bytes want)
 /* The vector's stream at every split through `run`: the payloads, the end
  * code, what an error left in the payload and where the stream stood after
  * the ending call (a clean end is always at the end of the input). */
-static void expect_vector(const dw_test_vector *v, dw_test_runner run)
+void dw_test_expect_vector_with(const dw_marshaller *m, const dw_test_vector *v, dw_test_runner run)
 {
-    dw_marshaller *m = dw_test_vector_marshaller(v);
     dw_test_outcome whole;
     size_t bad = dw_test_every_split_with(run, m, v->in.p, v->in.n, &whole);
     cr_expect(eq(sz, bad, 0), "%s: %zu split(s) disagree with the whole stream", v->name, bad);
@@ -200,6 +199,12 @@ static void expect_vector(const dw_test_vector *v, dw_test_runner run)
         cr_expect(eq(sz, whole.end_offset, end_offset), "%s: stream offset after the ending call",
                   v->name);
     dw_test_outcome_free(&whole);
+}
+
+static void expect_vector(const dw_test_vector *v, dw_test_runner run)
+{
+    dw_marshaller *m = dw_test_vector_marshaller(v);
+    dw_test_expect_vector_with(m, v, run);
     dw_marshaller_free(m);
 }
 

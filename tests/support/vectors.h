@@ -48,6 +48,12 @@ extern const size_t dw_test_nvectors;
 /* The vector's marshaller (caller frees). Aborts if it cannot be made. */
 dw_marshaller *dw_test_vector_marshaller(const dw_test_vector *v);
 
+/* Check v's stream at every split through `run` with the marshaller `m`
+ * (v's framing fields are not used): the payloads, the end code, what an
+ * error left in the payload and the stream offset after the ending call. */
+void dw_test_expect_vector_with(const dw_marshaller *m, const dw_test_vector *v,
+                                dw_test_runner run);
+
 /* Run every vector of `framing` through `run` at every split (as
  * dw_test_every_split_with) and check the outcome with Criterion's
  * cr_expect, naming the vector in each message. Returns how many ran. */

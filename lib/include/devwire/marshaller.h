@@ -86,8 +86,10 @@ int dw_marshall(const dw_marshaller *m, const uint8_t *p, size_t n, dw_buf *out,
  *  DW_ETRUNCATED the stream ended inside a frame;
  *  DW_ETOOBIG    the frame exceeds the maximum frame size: reading stops as
  *                soon as that is known (a length header or block header is
- *                refused before its body is read; a sentinel search stops at
- *                the maximum), so memory stays bounded;
+ *                refused before its body is read; a frame that has reached
+ *                the maximum without its terminator is refused then, without
+ *                waiting for another byte), so memory stays bounded. A frame
+ *                of exactly the maximum is accepted;
  *  DW_EPROTO     a malformed frame (bad SCPI block header, invalid JSON);
  *                bytes up to and including the bad one are consumed (for
  *                JSON the whole line);

@@ -2,7 +2,7 @@
 
 #include <stdio.h>
 
-#include "child.h"
+#include "bench_child.h"
 
 int bench_sim_child_start(bench_sim_child *p, const char *script)
 {

@@ -1,4 +1,6 @@
-#include "child.h"
+#include "bench_child.h"
+
+#include "child.h" /* tests/support: helpers die with the benchmark */
 
 #include <signal.h>
 #include <stdio.h>
@@ -12,7 +14,7 @@ pid_t bench_child_start(uint16_t (*start)(void), uint16_t *port)
     int fds[2];
     if (pipe(fds) != 0)
         return -1;
-    pid_t pid = fork();
+    pid_t pid = dw_test_child_fork();
     if (pid == 0) {
         close(fds[0]);
         sigset_t set;
@@ -31,8 +33,8 @@ pid_t bench_child_start(uint16_t (*start)(void), uint16_t *port)
     close(fds[0]);
     if (pid > 0 && (r != (ssize_t)sizeof *port || *port == 0)) {
         fprintf(stderr, "bench: the server process %ld did not start\n", (long)pid);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        dw_test_child_kill(pid, SIGKILL);
+        dw_test_child_reap(pid, 1, NULL);
         return -1;
     }
     return pid;
@@ -55,7 +57,7 @@ pid_t bench_child_exec(char *const argv[], uint16_t *port)
     int fds[2];
     if (pipe(fds) != 0)
         return -1;
-    pid_t pid = fork();
+    pid_t pid = dw_test_child_fork();
     if (pid == 0) {
         dup2(fds[1], 1);
         close(fds[0]);
@@ -74,8 +76,8 @@ pid_t bench_child_exec(char *const argv[], uint16_t *port)
     const char *colon = strrchr(line, ':');
     if (strncmp(line, "listening on ", 13) != 0 || !colon) {
         fprintf(stderr, "bench: %s did not start (%s)\n", argv[0], line);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        dw_test_child_kill(pid, SIGKILL);
+        dw_test_child_reap(pid, 1, NULL);
         return -1;
     }
     *port = (uint16_t)atoi(colon + 1);
@@ -87,5 +89,5 @@ void bench_child_stop(pid_t pid)
     if (pid <= 0)
         return;
     kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
+    dw_test_child_reap(pid, 1, NULL);
 }
