@@ -106,6 +106,33 @@ static const char *const scripts[] = {
     "  {\"when\": \"ping\", \"reply\": \"pong\"}"
     " ],"
     " \"unmatched\": {\"reply\": \"?\"}}",
+    /* 6: SCPI profile: header patterns, typed parameters, overloads, the
+     * status model and the built-ins, a block reply, a fault. */
+    "{\"name\": \"scpi\", \"profile\": {\"type\": \"scpi\", \"error_queue\": 4},"
+    " \"framing\": {\"request\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\"},"
+    " \"response\": {\"type\": \"scpi\", \"sentinel\": \"\\n\"}},"
+    " \"state\": {\"f\": \"1\", \"o\": \"0\", \"t\": \"IMM\"},"
+    " \"steps\": [{\"expect\": {\"scpi\": \"*IDN?\"}, \"reply\": \"first\"}],"
+    " \"rules\": ["
+    "  {\"when\": {\"scpi\": \"[SOURce:]FREQuency[:CW]\", \"params\": [\"MINimum\"]},"
+    "   \"set\": {\"f\": \"9\"}},"
+    "  {\"when\": {\"scpi\": \"[SOURce:]FREQuency[:CW]\", \"params\": [\"numeric\"]},"
+    "   \"set\": {\"f\": \"$1\"}},"
+    "  {\"when\": {\"scpi\": \"[SOURce:]FREQuency[:CW]?\"}, \"reply\": \"${f}\"},"
+    "  {\"when\": {\"scpi\": \"OUTPut[1-2][:STATe]\", \"params\": [\"bool\"]},"
+    "   \"set\": {\"o\": \"$1\"}},"
+    "  {\"when\": {\"scpi\": \"OUTPut<n>?\"}, \"reply\": [\"${o}\", \"$0\"],"
+    "   \"after_last\": \"cycle\"},"
+    "  {\"when\": {\"scpi\": \"TRIGger:SOURce\", \"params\": [\"IMMediate|BUS\", \"any\"]},"
+    "   \"set\": {\"t\": \"$1$2\"}},"
+    "  {\"when\": {\"scpi\": \"TRIGger:SOURce?\"}, \"reply\": \"${t}\"},"
+    "  {\"when\": {\"scpi\": \"DATA\", \"params\": [\"string\", \"block\"]},"
+    "   \"reply\": \"$1,$2\"},"
+    "  {\"when\": {\"regex\": \"^ECHO (.*)$\"}, \"reply\": \"$1\"},"
+    "  {\"when\": {\"scpi\": \"TRACe?\"}, \"reply\": {\"hex\": \"23 31 33 0a 0a 0a\"},"
+    "   \"split\": [2]},"
+    "  {\"when\": {\"scpi\": \"SYSTem:KILL\"}, \"fault\": \"close\", \"fault_on\": 2}"
+    " ]}",
 };
 enum { NSCRIPTS = sizeof scripts / sizeof *scripts };
 

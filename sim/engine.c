@@ -2,6 +2,8 @@
 #include "engine.h"
 #include "memory.h"
 
+#include "model/scpi_status.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -13,9 +15,10 @@
  * turn. One lives in the engine (shared scope) or in each session. */
 typedef struct sim_state {
     pthread_mutex_t lock;
-    dw_buf *vars;  /* script->nvars */
-    size_t *turns; /* one per action: steps, then rules, then unmatched */
-    size_t step;   /* the next expected step */
+    dw_buf *vars;         /* script->nvars */
+    size_t *turns;        /* one per action: steps, then rules, then unmatched */
+    size_t step;          /* the next expected step */
+    dw_scpi_status *scpi; /* the SCPI profile's error queue and registers */
 } sim_state;
 
 struct dw_sim_engine {
@@ -55,7 +58,8 @@ struct dw_sim_engine {
         size_t nsplit;
         unsigned split_delay_ms;
     } * pre;
-    sim_state shared; /* used when scope is shared */
+    sim_state shared;           /* used when scope is shared */
+    dw_scpi_builtins *builtins; /* the SCPI profile's own commands */
     _Atomic uint64_t *rule_hits;
     _Atomic uint64_t *step_hits;
     /* Regex matches cut short by a limit, per rule and per step; the first
@@ -75,7 +79,9 @@ struct dw_sim_session {
     sim_state own; /* used when scope is per connection */
     sim_state *st;
     _Atomic int hung;
-    dw_buf scratch; /* a rendered payload before framing, reused */
+    dw_buf scratch;   /* a rendered payload before framing, reused */
+    dw_buf scpi_resp; /* SCPI: the message's responses joined with ';' */
+    dw_buf scpi_caps; /* SCPI: a unit as written, then its parameters' values */
     /* Regex matching: the session's own match data, match context (the
      * limits) and JIT stack, so that concurrent sessions share nothing but
      * the immutable compiled patterns. NULL when the script has no regex. */
@@ -118,6 +124,8 @@ static int state_init(sim_state *st, const dw_sim_script *s)
     for (size_t i = 0; i < s->nvars; i++)
         if (dw_buf_append(&st->vars[i], s->vars[i].initial.data, s->vars[i].initial.len) != DW_OK)
             return DW_ENOMEM;
+    if (s->profile == DW_SIM_PROFILE_SCPI && !(st->scpi = dw_scpi_status_new(s->error_queue)))
+        return DW_ENOMEM;
     return DW_OK;
 }
 
@@ -128,6 +136,7 @@ static void state_destroy(sim_state *st, const dw_sim_script *s)
             dw_buf_free(&st->vars[i]);
     free(st->vars);
     free(st->turns);
+    dw_scpi_status_free(st->scpi);
     pthread_mutex_destroy(&st->lock);
 }
 
@@ -222,6 +231,8 @@ int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error
     }
 
     e->needs_lock = calloc(nactions(script), 1);
+    if (script->profile == DW_SIM_PROFILE_SCPI && !(e->builtins = dw_scpi_builtins_new()))
+        free(e->needs_lock), e->needs_lock = NULL;
     if (!e->needs_lock) {
         dw_sim_engine_free(e);
         return dw_error_set(err, DW_ENOMEM, "engine: out of memory");
@@ -294,6 +305,7 @@ void dw_sim_engine_free(dw_sim_engine *e)
     free(e->slots);
     free(e->inexact);
     free(e->needs_lock);
+    dw_scpi_builtins_free(e->builtins);
     if (e->pre)
         for (size_t i = 0; i < e->script->nrules; i++)
             free(e->pre[i].data);
@@ -375,6 +387,8 @@ void dw_sim_session_free(dw_sim_session *s)
     pcre2_match_context_free(s->mc);
     pcre2_jit_stack_free(s->js);
     dw_buf_free(&s->scratch);
+    dw_buf_free(&s->scpi_resp);
+    dw_buf_free(&s->scpi_caps);
     free(s);
 }
 
@@ -468,6 +482,8 @@ static int match(dw_sim_session *ss, const dw_sim_match *m, const uint8_t *req, 
         return MATCHED;
     case DW_SIM_MATCH_REGEX:
         return match_regex(ss, m, req, n, c);
+    case DW_SIM_MATCH_SCPI: /* only in the SCPI profile (scpi_match) */
+        return NO_MATCH;
     }
     return NO_MATCH;
 }
@@ -551,6 +567,48 @@ static int render(const dw_sim_template *t, const sim_state *st, const uint8_t *
 
 /* ---- handling ------------------------------------------------------------ */
 
+/* "set": render every value against the old state, then assign. */
+static int apply_sets(sim_state *st, const dw_sim_action *a, const uint8_t *req, const captures *c)
+{
+    if (!a->nsets)
+        return DW_OK;
+    dw_buf *vals = calloc(a->nsets, sizeof *vals);
+    if (!vals)
+        return DW_ENOMEM;
+    int rc = DW_OK;
+    for (size_t i = 0; i < a->nsets && rc == DW_OK; i++)
+        rc = render(&a->sets[i].value, st, req, c, &vals[i]);
+    for (size_t i = 0; i < a->nsets; i++) {
+        if (rc == DW_OK) {
+            dw_buf_free(&st->vars[a->sets[i].var]);
+            st->vars[a->sets[i].var] = vals[i];
+        } else {
+            dw_buf_free(&vals[i]);
+        }
+    }
+    free(vals);
+    return rc;
+}
+
+/* Which reply of the list, if any (SIZE_MAX: none); advances the turn. */
+static size_t pick_reply(sim_state *st, size_t action_id, const dw_sim_action *a)
+{
+    if (a->nreplies == 1 && a->after_last == DW_SIM_REPEAT_LAST)
+        return 0; /* no turns to keep (and possibly no lock held) */
+    if (!a->nreplies)
+        return SIZE_MAX;
+    size_t t = st->turns[action_id];
+    if (t < a->nreplies) {
+        st->turns[action_id] = t + 1;
+        return t;
+    }
+    if (a->after_last == DW_SIM_CYCLE) {
+        st->turns[action_id] = t + 1 == SIZE_MAX ? a->nreplies : t + 1;
+        return t % a->nreplies;
+    }
+    return a->after_last == DW_SIM_REPEAT_LAST ? a->nreplies - 1 : SIZE_MAX;
+}
+
 static int apply_action(dw_sim_engine *e, sim_state *st, size_t action_id, const dw_sim_action *a,
                         _Atomic uint64_t *hits, const char *name, const uint8_t *req,
                         const captures *c, dw_sim_outcome *out, dw_buf *payload, dw_error *err)
@@ -569,48 +627,14 @@ static int apply_action(dw_sim_engine *e, sim_state *st, size_t action_id, const
         if (a->fault != DW_SIM_FAULT_DUPLICATE) /* the reply goes out twice */
             return DW_OK;
     }
-
-    /* "set": render every value against the old state, then assign. */
-    if (a->nsets) {
-        dw_buf *vals = calloc(a->nsets, sizeof *vals);
-        if (!vals)
-            return DW_ENOMEM;
-        int rc = DW_OK;
-        for (size_t i = 0; i < a->nsets && rc == DW_OK; i++)
-            rc = render(&a->sets[i].value, st, req, c, &vals[i]);
-        for (size_t i = 0; i < a->nsets; i++) {
-            if (rc == DW_OK) {
-                dw_buf_free(&st->vars[a->sets[i].var]);
-                st->vars[a->sets[i].var] = vals[i];
-            } else {
-                dw_buf_free(&vals[i]);
-            }
-        }
-        free(vals);
-        if (rc != DW_OK)
-            return rc;
-    }
-
-    /* Which reply of the list, if any. */
-    size_t pick = SIZE_MAX;
-    if (a->nreplies == 1 && a->after_last == DW_SIM_REPEAT_LAST) {
-        pick = 0; /* no turns to keep (and possibly no lock held) */
-    } else if (a->nreplies) {
-        size_t t = st->turns[action_id];
-        if (t < a->nreplies) {
-            pick = t;
-            st->turns[action_id] = t + 1;
-        } else if (a->after_last == DW_SIM_CYCLE) {
-            pick = t % a->nreplies;
-            st->turns[action_id] = t + 1 == SIZE_MAX ? a->nreplies : t + 1;
-        } else if (a->after_last == DW_SIM_REPEAT_LAST) {
-            pick = a->nreplies - 1;
-        }
-    }
+    int rc = apply_sets(st, a, req, c);
+    if (rc != DW_OK)
+        return rc;
+    size_t pick = pick_reply(st, action_id, a);
     if (pick != SIZE_MAX) {
         for (size_t f = 0; f < a->nframes[pick]; f++) {
             dw_buf_clear(payload);
-            int rc = render(&a->replies[pick][f], st, req, c, payload);
+            rc = render(&a->replies[pick][f], st, req, c, payload);
             if (rc == DW_OK) {
                 dw_error merr;
                 merr.code = DW_OK;
@@ -674,6 +698,299 @@ static int answer_prebuilt(dw_sim_engine *e, size_t r, dw_sim_outcome *out)
     return dw_buf_append(&out->bytes, p->data, p->len);
 }
 
+/* ---- the SCPI profile ---------------------------------------------------- */
+
+/* One message's progress. */
+typedef struct scpi_msg {
+    dw_buf *resp; /* the responses so far, joined with ';' */
+    size_t nresp;
+    int undefined; /* some unit fitted nothing */
+    int stop;      /* a fault fired: the rest of the message is dropped */
+} scpi_msg;
+
+/* The short form of choice `k` of "IMMediate|BUS|EXTernal". */
+static int choice_short(const char *choices, int k, dw_buf *out)
+{
+    for (; k > 0; k--)
+        choices += strcspn(choices, "|") + 1;
+    size_t n = 0;
+    while (choices[n] && choices[n] != '|' && !(choices[n] >= 'a' && choices[n] <= 'z'))
+        n++;
+    return dw_buf_append(out, choices, n);
+}
+
+/* Parameter p's value as a capture, checked against its type: DW_OK, or
+ * *scpi_err set. */
+static int scpi_value(const dw_scpi_unit *u, const dw_scpi_param *p, const dw_sim_scpi_param *t,
+                      dw_buf *buf, int *scpi_err)
+{
+    dw_sim_scpi_type type = t ? t->type : DW_SIM_SCPI_ANY;
+    int v = 0;
+    if (type == DW_SIM_SCPI_BOOL || type == DW_SIM_SCPI_CHOICE) {
+        v = type == DW_SIM_SCPI_BOOL ? dw_scpi_param_bool(u, p)
+                                     : dw_scpi_param_choice(u, p, t->choices);
+        if (v < 0)
+            return *scpi_err = v, DW_OK;
+        return type == DW_SIM_SCPI_BOOL ? dw_buf_append_byte(buf, v ? '1' : '0')
+                                        : choice_short(t->choices, v, buf);
+    }
+    if ((type == DW_SIM_SCPI_NUMERIC && p->kind != DW_SCPI_NUMERIC &&
+         dw_scpi_param_choice(u, p, "MINimum|MAXimum|DEFault") < 0) ||
+        (type == DW_SIM_SCPI_STRING && p->kind != DW_SCPI_STRING) ||
+        (type == DW_SIM_SCPI_BLOCK && p->kind != DW_SCPI_BLOCK))
+        return *scpi_err = DW_SCPI_E_DATA_TYPE, DW_OK;
+    if (p->kind == DW_SCPI_NUMERIC)
+        return dw_scpi_number_print(p->value, buf);
+    return dw_buf_append(buf, u->text + p->off, p->len);
+}
+
+/* Captures of unit u in `buf`: $0 the unit as written, $n the nth
+ * parameter's value, typed by m's "params" if any. */
+static int scpi_captures(const dw_scpi_unit *u, const dw_sim_match *m, dw_buf *buf, captures *c,
+                         int *scpi_err)
+{
+    dw_buf_clear(buf);
+    captures_whole(c, u->raw_len);
+    int rc = dw_buf_append(buf, u->raw, u->raw_len);
+    if (m && m->has_params && u->nparams != m->nparams)
+        *scpi_err = u->nparams < m->nparams ? DW_SCPI_E_MISSING_PARAM : DW_SCPI_E_PARAM_NOT_ALLOWED;
+    for (size_t i = 0; i < u->nparams && i + 1 < NCAP && rc == DW_OK && !*scpi_err; i++) {
+        size_t start = buf->len;
+        rc = scpi_value(u, &u->params[i], m && m->has_params ? &m->params[i] : NULL, buf, scpi_err);
+        c->so[i + 1] = start;
+        c->eo[i + 1] = buf->len;
+    }
+    return rc;
+}
+
+/* Does match m take unit u? MATCHED (captures in buf / c; *scpi_err set if
+ * its parameters are wrong), NO_MATCH, LIMITED (a regex), or -114 (the
+ * header but for its suffix). */
+static int scpi_match(dw_sim_session *ss, const dw_sim_match *m, const dw_scpi_unit *u, captures *c,
+                      int *scpi_err, int *rc)
+{
+    dw_buf *buf = &ss->scpi_caps;
+    if (m->kind == DW_SIM_MATCH_SCPI) {
+        int r = dw_scpi_pattern_match(m->scpi, u);
+        if (r == 1)
+            *rc = scpi_captures(u, m, buf, c, scpi_err);
+        return r;
+    }
+    if ((*rc = scpi_captures(u, NULL, buf, c, scpi_err)) != DW_OK)
+        return MATCHED;
+    static const uint8_t none[1] = {0};
+    return match(ss, m, buf->data ? buf->data : none, u->raw_len, c);
+}
+
+/* Add a response unit to the message's responses. */
+static int scpi_respond(scpi_msg *msg, const uint8_t *p, size_t n)
+{
+    int rc = msg->nresp ? dw_buf_append_byte(msg->resp, ';') : DW_OK;
+    msg->nresp++;
+    return rc == DW_OK ? dw_buf_append(msg->resp, p, n) : rc;
+}
+
+/* Carry out a rule's or step's action for one unit. */
+static int scpi_act(dw_sim_session *ss, size_t id, const dw_sim_action *a, _Atomic uint64_t *hits,
+                    const captures *c, scpi_msg *msg, dw_sim_outcome *out)
+{
+    uint64_t nth = atomic_fetch_add(hits, 1) + 1;
+    out->delay_ms =
+        a->delay_ms > UINT32_MAX - out->delay_ms ? UINT32_MAX : out->delay_ms + a->delay_ms;
+    if (a->nsplit) {
+        out->split = a->split;
+        out->nsplit = a->nsplit;
+        out->split_delay_ms = a->split_delay_ms;
+    }
+    if (a->fault != DW_SIM_FAULT_NONE && (a->fault_on == 0 || nth == a->fault_on)) {
+        out->fault = a->fault;
+        msg->stop = 1;
+        if (a->fault == DW_SIM_FAULT_GARBAGE)
+            return dw_buf_append(&out->bytes, a->garbage.data, a->garbage.len);
+        return DW_OK;
+    }
+    const uint8_t *req = ss->scpi_caps.data;
+    int rc = apply_sets(ss->st, a, req, c);
+    size_t pick = rc == DW_OK ? pick_reply(ss->st, id, a) : SIZE_MAX;
+    for (size_t f = 0; pick != SIZE_MAX && f < a->nframes[pick] && rc == DW_OK; f++) {
+        dw_buf_clear(&ss->scratch);
+        rc = render(&a->replies[pick][f], ss->st, req, c, &ss->scratch);
+        if (rc == DW_OK && ss->scratch.len)
+            rc = scpi_respond(msg, ss->scratch.data, ss->scratch.len);
+    }
+    return rc;
+}
+
+/* Where a match is: a step or rule, for a regex limit's note. */
+typedef struct scpi_site {
+    dw_sim_engine *e;
+    dw_sim_outcome *out;
+    dw_sim_source src;
+    size_t index;
+} scpi_site;
+
+/* Does m take u? 1 if its header and parameters fit (or *rc is an
+ * error); else 0, with *why the most telling reason so far: the first
+ * parameter error, else -114. A regex cut short by a limit does not fit. */
+static int scpi_fits(dw_sim_session *ss, const dw_sim_match *m, const dw_scpi_unit *u, captures *c,
+                     int *why, int *rc, const scpi_site *at)
+{
+    int err = 0;
+    int r = scpi_match(ss, m, u, c, &err, rc);
+    if (*rc != DW_OK || (r == MATCHED && !err))
+        return 1;
+    if (r == LIMITED)
+        return (*rc = note_limit(at->e, at->out, at->src, at->index)) != DW_OK;
+    if (r == MATCHED && (!*why || *why == DW_SCPI_E_SUFFIX_RANGE))
+        *why = err;
+    else if (r < 0 && !*why)
+        *why = r;
+    return 0;
+}
+
+/* The script's next step, then its rules, for unit u: 1 if one took it
+ * (the first whose header and parameters fit), else 0 and *scpi_err why
+ * not (0: no header fitted). */
+static int scpi_script(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u, scpi_msg *msg,
+                       dw_sim_outcome *out, int *scpi_err, int *rc)
+{
+    const dw_sim_script *s = e->script;
+    sim_state *st = ss->st;
+    captures c;
+    scpi_site at = {e, out, DW_SIM_BY_STEP, st->step};
+    if (st->step < s->nsteps &&
+        scpi_fits(ss, &s->steps[st->step].expect, u, &c, scpi_err, rc, &at)) {
+        size_t i = st->step++;
+        *scpi_err = 0;
+        out->source = DW_SIM_BY_STEP;
+        out->index = i;
+        out->name = s->steps[i].name ? s->steps[i].name : "step";
+        if (*rc == DW_OK)
+            *rc = scpi_act(ss, i, &s->steps[i].action, &e->step_hits[i], &c, msg, out);
+        return 1;
+    }
+    at.src = DW_SIM_BY_RULE;
+    for (size_t i = 0; i < s->nrules; i++) {
+        at.index = i;
+        if (!scpi_fits(ss, &s->rules[i].when, u, &c, scpi_err, rc, &at))
+            continue;
+        *scpi_err = 0;
+        out->source = DW_SIM_BY_RULE;
+        out->index = i;
+        out->name = s->rules[i].name ? s->rules[i].name : "rule";
+        if (*rc == DW_OK)
+            *rc = scpi_act(ss, s->nsteps + i, &s->rules[i].action, &e->rule_hits[i], &c, msg, out);
+        return 1;
+    }
+    return 0;
+}
+
+static int scpi_reset_vars(const dw_sim_script *s, sim_state *st)
+{
+    for (size_t i = 0; i < s->nvars; i++) {
+        dw_buf_clear(&st->vars[i]);
+        if (dw_buf_append(&st->vars[i], s->vars[i].initial.data, s->vars[i].initial.len) != DW_OK)
+            return DW_ENOMEM;
+    }
+    return DW_OK;
+}
+
+/* One program message unit: the script first, then the built-in commands,
+ * else -113. DW_OK (any SCPI error in *scpi_err) or DW_ENOMEM / DW_EINVAL. */
+static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u, scpi_msg *msg,
+                     dw_sim_outcome *out, int *scpi_err)
+{
+    int rc = DW_OK;
+    *scpi_err = 0;
+    if (scpi_script(e, ss, u, msg, out, scpi_err, &rc))
+        return rc;
+    int why = *scpi_err; /* a parameter error or -114 from the script */
+    dw_scpi_context ctx = {e->script->idn ? e->script->idn : e->script->name, msg->nresp > 0};
+    size_t before = msg->resp->len;
+    unsigned events = 0;
+    if (msg->nresp && (rc = dw_buf_append_byte(msg->resp, ';')) != DW_OK)
+        return rc;
+    int b = dw_scpi_builtin(e->builtins, ss->st->scpi, &ctx, u, msg->resp, &events);
+    if (b == 1 && msg->resp->len > before + (msg->nresp > 0))
+        msg->nresp++;
+    else
+        dw_buf_truncate(msg->resp, before);
+    if (b == 1) {
+        out->source = DW_SIM_BY_PROFILE;
+        out->name = "scpi";
+        return events & DW_SCPI_EVENT_RST ? scpi_reset_vars(e->script, ss->st) : DW_OK;
+    }
+    if (b == DW_SCPI_NOMEM)
+        return DW_ENOMEM;
+    *scpi_err = b < 0 ? b : why ? why : DW_SCPI_E_UNDEFINED_HEADER;
+    msg->undefined |= *scpi_err == DW_SCPI_E_UNDEFINED_HEADER;
+    return DW_OK;
+}
+
+/* Frame the joined responses as one response message, then the prompt. */
+static int scpi_finish(dw_sim_engine *e, scpi_msg *msg, dw_sim_outcome *out, dw_error *err)
+{
+    int rc = DW_OK;
+    if (msg->nresp) {
+        dw_error merr;
+        dw_error_clear(&merr);
+        rc = dw_marshall(e->resp_m, msg->resp->data, msg->resp->len, &out->bytes, &merr);
+        if (rc != DW_OK && rc != DW_ENOMEM)
+            return dw_error_set(err, DW_EINVAL, "%s: the response cannot be framed: %s", out->name,
+                                dw_error_message(&merr));
+        out->nframes = 1;
+    }
+    if (rc == DW_OK && e->script->prompt.len)
+        rc = dw_buf_append(&out->bytes, e->script->prompt.data, e->script->prompt.len);
+    return rc;
+}
+
+static int scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
+                       dw_sim_outcome *out, dw_error *err)
+{
+    sim_state *st = ss->st;
+    dw_scpi_parser p;
+    dw_scpi_unit u;
+    scpi_msg msg = {&ss->scpi_resp, 0, 0, 0};
+    dw_buf_clear(msg.resp);
+    out->source = DW_SIM_BY_PROFILE;
+    out->name = "scpi";
+    pthread_mutex_lock(&st->lock);
+    dw_scpi_parser_init(&p, req, n);
+    int rc = DW_OK, r;
+    while (rc == DW_OK && !msg.stop && (r = dw_scpi_parser_next(&p, &u)) != 0) {
+        int scpi_err = r;
+        if (r == DW_SCPI_NOMEM)
+            rc = DW_ENOMEM;
+        else if (r == 1)
+            rc = scpi_unit(e, ss, &u, &msg, out, &scpi_err);
+        if (rc == DW_OK && scpi_err < 0) {
+            dw_scpi_status_error(st->scpi, scpi_err);
+            msg.stop = scpi_err > -200; /* a command error drops the rest */
+        }
+    }
+    dw_scpi_parser_free(&p);
+    if (rc == DW_OK && out->fault == DW_SIM_FAULT_NONE)
+        rc = scpi_finish(e, &msg, out, err);
+    pthread_mutex_unlock(&st->lock);
+    dw_buf *bufs[] = {&ss->scpi_resp, &ss->scpi_caps, &ss->scratch};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]->cap > DW_SIM_KEEP_BYTES) { /* after a large message (memory.h) */
+            dw_buf_clear(bufs[i]);
+            dw_buf_shrink(bufs[i], DW_SIM_KEEP_BYTES);
+        }
+    if (msg.undefined) {
+        atomic_fetch_add(&e->unmatched, 1);
+        keep_sample(e, req, n);
+        out->source = DW_SIM_BY_UNMATCHED;
+        out->index = SIZE_MAX;
+        out->name = "unmatched";
+    }
+    if (rc == DW_ENOMEM)
+        dw_error_set(err, DW_ENOMEM, "%s: out of memory", out->name);
+    return rc;
+}
+
 int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
                          dw_sim_outcome *out, dw_error *err)
 {
@@ -687,6 +1004,12 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
         out->source = DW_SIM_BY_HUNG;
         out->name = "hung";
         return DW_OK;
+    }
+    if (s->profile == DW_SIM_PROFILE_SCPI) {
+        int rc = scpi_handle(e, ss, req, n, out, err);
+        if (out->fault == DW_SIM_FAULT_HANG)
+            atomic_store(&ss->hung, 1);
+        return rc;
     }
 
     sim_state *st = ss->st;

@@ -109,6 +109,7 @@ typedef enum dw_sim_source {
     DW_SIM_BY_RULE,      /* index: the rule */
     DW_SIM_BY_UNMATCHED, /* neither fitted */
     DW_SIM_BY_HUNG,      /* the session hung earlier: ignored */
+    DW_SIM_BY_PROFILE,   /* the profile's built-in commands ("scpi") */
 } dw_sim_source;
 
 /* A regex that a limit cut short on this request (it counted as no match). */

@@ -14,6 +14,8 @@
 #endif
 #include <pcre2.h>
 
+#include "model/scpi_parse.h"
+
 typedef struct dw_sim_bytes {
     uint8_t *data; /* owned; may hold NUL and 0xFF */
     size_t len;
@@ -59,17 +61,39 @@ typedef enum dw_sim_match_kind {
                           * end), PCRE2_CASELESS with icase, JIT-compiled where
                           * the platform has it; it matches anywhere in the
                           * request unless anchored with ^ and $ */
+    DW_SIM_MATCH_SCPI,   /* {"scpi": "[SOURce:]FREQuency[:CW]?", "params": [...]}: a SCPI
+                          * header pattern, matched against each program message unit
+                          * (the SCPI profile only) */
 } dw_sim_match_kind;
+
+/* What a SCPI rule accepts as its nth parameter ("params"). */
+typedef enum dw_sim_scpi_type {
+    DW_SIM_SCPI_ANY,     /* "any" */
+    DW_SIM_SCPI_NUMERIC, /* "numeric": a number (any unit), MIN, MAX or DEF */
+    DW_SIM_SCPI_BOOL,    /* "bool": ON, OFF or a number; $n is 1 or 0 */
+    DW_SIM_SCPI_STRING,  /* "string" */
+    DW_SIM_SCPI_BLOCK,   /* "block" */
+    DW_SIM_SCPI_CHOICE,  /* "IMMediate|BUS|EXTernal": $n is the short form (IMM) */
+} dw_sim_scpi_type;
+
+typedef struct dw_sim_scpi_param {
+    dw_sim_scpi_type type;
+    char *choices; /* CHOICE: as written */
+} dw_sim_scpi_param;
 
 typedef struct dw_sim_match {
     dw_sim_match_kind kind;
-    dw_sim_bytes bytes; /* exact / prefix */
-    pcre2_code *re;     /* regex (compiled; NULL unless kind is REGEX) */
-    uint32_t groups;    /* regex: its capture groups (all of them, even past $9) */
-    int anchored;       /* regex: can match only at the start of a request */
-    int jit;            /* regex: JIT-compiled */
-    char *source;       /* for reports: the text or pattern as written, or the
-                         * compact JSON of a binary form ({"hex":"a001"}) */
+    dw_sim_bytes bytes;        /* exact / prefix */
+    pcre2_code *re;            /* regex (compiled; NULL unless kind is REGEX) */
+    uint32_t groups;           /* regex: its capture groups (all of them, even past $9) */
+    int anchored;              /* regex: can match only at the start of a request */
+    int jit;                   /* regex: JIT-compiled */
+    char *source;              /* for reports: the text or pattern as written, or the
+                                * compact JSON of a binary form ({"hex":"a001"}) */
+    dw_scpi_pattern *scpi;     /* SCPI: the header pattern */
+    dw_sim_scpi_param *params; /* SCPI with "params": exactly nparams of these */
+    size_t nparams;
+    int has_params;
 } dw_sim_match;
 
 typedef enum dw_sim_fault {
@@ -163,6 +187,7 @@ typedef struct dw_sim_periodic {
 /* In the order of their names in scripts: "tcp", "telnet", "udp". */
 typedef enum dw_sim_transport { DW_SIM_TCP, DW_SIM_TELNET, DW_SIM_UDP } dw_sim_transport;
 typedef enum dw_sim_scope { DW_SIM_SCOPE_SHARED, DW_SIM_SCOPE_CONNECTION } dw_sim_scope;
+typedef enum dw_sim_profile { DW_SIM_PROFILE_NONE, DW_SIM_PROFILE_SCPI } dw_sim_profile;
 
 typedef struct dw_sim_script {
     char *path; /* as given to the loader */
@@ -187,6 +212,12 @@ typedef struct dw_sim_script {
                               * after the unmatched reply, if any */
     dw_sim_periodic *periodic;
     size_t nperiodic;
+    /* "profile": "scpi" or {"type": "scpi", "error_queue": N}: requests are
+     * SCPI program messages, dispatched unit by unit (see engine.h); no
+     * "unmatched" then (an undefined header queues -113). */
+    dw_sim_profile profile;
+    size_t error_queue; /* SCPI: the error queue's depth (2 .. 1000, default 20) */
+    char *idn;          /* "idn": the *IDN? answer (default: the name) */
 } dw_sim_script;
 
 /* Load and check a script. On DW_OK *out is a new script (free with

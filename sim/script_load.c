@@ -864,6 +864,13 @@ static void match_free(dw_sim_match *m)
 {
     pcre2_code_free(m->re);
     m->re = NULL;
+    dw_scpi_pattern_free(m->scpi);
+    m->scpi = NULL;
+    for (size_t i = 0; i < m->nparams; i++)
+        free(m->params[i].choices);
+    free(m->params);
+    m->params = NULL;
+    m->nparams = 0;
     m->kind = DW_SIM_MATCH_EXACT;
     free(m->bytes.data);
     m->bytes.data = NULL;
@@ -942,11 +949,119 @@ static int set_source(ctx *c, dw_sim_match *m, const cJSON *v)
     return m->source ? DW_OK : oom(c);
 }
 
+/* ---- SCPI header patterns ------------------------------------------------ */
+
+static const char *const scpi_types[] = {"any", "numeric", "bool", "string", "block"};
+
+/* Choices "IMMediate|BUS|EXTernal": each a mnemonic, upper case first. */
+static int scpi_choices_check(ctx *c, const cJSON *v)
+{
+    const char *t = v->valuestring;
+    size_t i = 0;
+    for (;;) {
+        size_t start = i;
+        int lower = 0;
+        if (t[i] >= 'a' && t[i] <= 'z')
+            return fail_at(c, str_pos(c, v, i),
+                           "a choice starts with its short form in upper case");
+        while ((t[i] >= 'A' && t[i] <= 'Z') || (t[i] >= 'a' && t[i] <= 'z') ||
+               (i > start && ((t[i] >= '0' && t[i] <= '9') || t[i] == '_'))) {
+            if (t[i] >= 'a' && t[i] <= 'z')
+                lower = 1;
+            else if (lower && t[i] >= 'A' && t[i] <= 'Z')
+                return fail_at(c, str_pos(c, v, i),
+                               "upper case marks the short form: it must come first");
+            i++;
+        }
+        if (i == start || i - start > DW_SCPI_MAX_MNEMONIC)
+            return fail_at(c, str_pos(c, v, start),
+                           "expected \"any\", \"numeric\", \"bool\", \"string\", \"block\" "
+                           "or choices such as \"IMMediate|BUS\"");
+        if (t[i] == 0)
+            return DW_OK;
+        if (t[i] != '|')
+            return fail_at(c, str_pos(c, v, i), "expected '|' between choices");
+        i++;
+    }
+}
+
+static int parse_scpi_params(ctx *c, const cJSON *v, dw_sim_match *m)
+{
+    if (!cJSON_IsArray(v))
+        return fail(c, v, "expected array");
+    size_t n = (size_t)cJSON_GetArraySize(v);
+    if (n > MAX_CAPTURE)
+        return fail(c, v, "at most %d parameters ($1..$%d)", MAX_CAPTURE, MAX_CAPTURE);
+    m->has_params = 1;
+    if (n && !(m->params = calloc(n, sizeof *m->params)))
+        return oom(c);
+    size_t i = 0;
+    int rc = DW_OK;
+    for (const cJSON *e = v->child; e && rc == DW_OK; e = e->next, i++) {
+        size_t old = push_index(c, i);
+        m->nparams = i + 1;
+        if (!cJSON_IsString(e)) {
+            rc = fail(c, e, "expected string");
+        } else {
+            size_t k = 0;
+            while (k < sizeof scpi_types / sizeof scpi_types[0] &&
+                   strcmp(e->valuestring, scpi_types[k]) != 0)
+                k++;
+            if (k < sizeof scpi_types / sizeof scpi_types[0])
+                m->params[i].type = (dw_sim_scpi_type)k;
+            else if ((rc = scpi_choices_check(c, e)) == DW_OK) {
+                m->params[i].type = DW_SIM_SCPI_CHOICE;
+                if (!(m->params[i].choices = strdup(e->valuestring)))
+                    rc = oom(c);
+            }
+        }
+        pop(c, old);
+    }
+    return rc;
+}
+
+/* {"scpi": "[SOURce:]FREQuency[:CW]?", "params": [...]}. */
+static int parse_scpi_match(ctx *c, const cJSON *v, dw_sim_match *m, int *cap)
+{
+    static const char *const keys[] = {"scpi", "params"};
+    const cJSON *vals[2];
+    int rc = members(c, v, keys, 2, vals);
+    if (rc != DW_OK)
+        return rc;
+    size_t old = push_key(c, "scpi");
+    if (c->s->profile != DW_SIM_PROFILE_SCPI)
+        rc = fail_key(c, vals[0], "a SCPI header needs \"profile\": \"scpi\"");
+    else if (!cJSON_IsString(vals[0]))
+        rc = fail(c, vals[0], "expected string");
+    if (rc == DW_OK) {
+        size_t where;
+        const char *why;
+        rc = dw_scpi_pattern_compile(vals[0]->valuestring, &m->scpi, &where, &why);
+        if (rc == DW_ENOMEM)
+            rc = oom(c);
+        else if (rc != DW_OK)
+            rc = fail_at(c, str_pos(c, vals[0], where), "bad SCPI header: %s", why);
+    }
+    if (rc == DW_OK)
+        rc = set_source(c, m, vals[0]);
+    pop(c, old);
+    m->kind = DW_SIM_MATCH_SCPI;
+    if (rc == DW_OK && vals[1]) {
+        old = push_key(c, "params");
+        rc = parse_scpi_params(c, vals[1], m);
+        pop(c, old);
+    }
+    *cap = m->has_params ? (int)m->nparams : MAX_CAPTURE;
+    return rc;
+}
+
 /* "when" / "expect". *cap gets the number of capture groups usable in
- * templates (0 unless a regex). */
+ * templates (0 unless a regex or a SCPI header). */
 static int parse_match(ctx *c, const cJSON *v, dw_sim_match *m, int *cap)
 {
     *cap = 0;
+    if (cJSON_IsObject(v) && cJSON_GetObjectItemCaseSensitive(v, "scpi"))
+        return parse_scpi_match(c, v, m, cap);
     if (cJSON_IsString(v)) {
         m->kind = DW_SIM_MATCH_EXACT;
         int rc = bytes_set(c, &m->bytes, v->valuestring, strlen(v->valuestring));
@@ -1675,6 +1790,8 @@ enum {
     T_FRAMING,
     T_STATE,
     T_SCOPE,
+    T_PROFILE,
+    T_IDN,
     T_BANNER,
     T_PROMPT,
     T_STEPS,
@@ -1683,11 +1800,39 @@ enum {
     T_PERIODIC,
     T_N
 };
-static const char *const top_keys[] = {
-    "$schema", "name",   "description", "transport", "framing",   "state",   "scope",
-    "banner",  "prompt", "steps",       "rules",     "unmatched", "periodic"};
+static const char *const top_keys[] = {"$schema", "name",  "description", "transport", "framing",
+                                       "state",   "scope", "profile",     "idn",       "banner",
+                                       "prompt",  "steps", "rules",       "unmatched", "periodic"};
+static const char *const profile_names[] = {"none", "scpi"};
 static const char *const transport_names[] = {"tcp", "telnet", "udp"};
 static const char *const scope_names[] = {"shared", "connection"};
+
+/* "profile": "scpi" or {"type": "scpi", "error_queue": N}. */
+static int parse_profile(ctx *c, const cJSON *v)
+{
+    static const char *const keys[] = {"type", "error_queue"};
+    const cJSON *vals[2] = {v, NULL};
+    int rc = DW_OK, e = 0;
+    if (cJSON_IsObject(v)) {
+        if ((rc = members(c, v, keys, 2, vals)) != DW_OK)
+            return rc;
+        if (!vals[0])
+            return fail(c, v, "missing \"type\"");
+    }
+    size_t old = cJSON_IsObject(v) ? push_key(c, "type") : c->plen;
+    rc = get_enum(c, vals[0], profile_names, 2, &e);
+    pop(c, old);
+    c->s->profile = e ? DW_SIM_PROFILE_SCPI : DW_SIM_PROFILE_NONE;
+    c->s->error_queue = 20;
+    if (rc == DW_OK && vals[1]) {
+        uint64_t depth = 0;
+        old = push_key(c, "error_queue");
+        rc = get_uint(c, vals[1], 2, 1000, &depth);
+        pop(c, old);
+        c->s->error_queue = (size_t)depth;
+    }
+    return rc;
+}
 
 static int parse_script(ctx *c, const cJSON *root)
 {
@@ -1754,6 +1899,15 @@ static int parse_script(ctx *c, const cJSON *root)
             if ((rc = get_enum(c, v, scope_names, 2, &e)) == DW_OK)
                 s->scope = e ? DW_SIM_SCOPE_CONNECTION : DW_SIM_SCOPE_SHARED;
             break;
+        case T_PROFILE:
+            rc = parse_profile(c, v);
+            break;
+        case T_IDN:
+            if (s->profile != DW_SIM_PROFILE_SCPI)
+                rc = fail_key(c, v, "only with \"profile\": \"scpi\"");
+            else
+                rc = get_string(c, v, &s->idn);
+            break;
         case T_STEPS:
             rc = parse_list(c, v, 0);
             break;
@@ -1761,7 +1915,10 @@ static int parse_script(ctx *c, const cJSON *root)
             rc = parse_list(c, v, 1);
             break;
         case T_UNMATCHED:
-            rc = parse_unmatched(c, v);
+            if (s->profile == DW_SIM_PROFILE_SCPI)
+                rc = fail_key(c, v, "not with the SCPI profile (an undefined header queues -113)");
+            else
+                rc = parse_unmatched(c, v);
             break;
         case T_PERIODIC:
             rc = parse_periodic(c, v);
@@ -1914,6 +2071,7 @@ void dw_sim_script_free(dw_sim_script *s)
         return;
     free(s->path);
     free(s->name);
+    free(s->idn);
     framing_free(&s->request_framing);
     framing_free(&s->response_framing);
     template_free(&s->banner);

@@ -284,19 +284,164 @@ Test(sim_engine, fault_on_in_unmatched)
     unload(&f);
 }
 
+/* ---- the SCPI profile ----------------------------------------------------- */
+
+#define SCPI_SG                                                                                    \
+    "{\"profile\": \"scpi\", \"idn\": \"ACME,SG-1000,0001,1.0\",\n"                                \
+    " \"state\": {\"freq\": \"1000000\", \"output\": \"0\", \"trig\": \"IMM\"},\n"                 \
+    " \"rules\": [\n"                                                                              \
+    "  {\"when\": {\"scpi\": \"[SOURce:]FREQuency[:CW]\", \"params\": [\"numeric\"]},\n"           \
+    "   \"set\": {\"freq\": \"$1\"}},\n"                                                           \
+    "  {\"when\": {\"scpi\": \"[SOURce:]FREQuency[:CW]?\"}, \"reply\": \"${freq}\"},\n"            \
+    "  {\"when\": {\"scpi\": \"OUTPut[1-2][:STATe]\", \"params\": [\"bool\"]},\n"                  \
+    "   \"set\": {\"output\": \"$1\"}},\n"                                                         \
+    "  {\"when\": {\"scpi\": \"OUTPut[1-2][:STATe]?\"}, \"reply\": \"${output}\"},\n"              \
+    "  {\"when\": {\"scpi\": \"TRIGger:SOURce\", \"params\": [\"IMMediate|BUS|EXTernal\"]},\n"     \
+    "   \"set\": {\"trig\": \"$1\"}},\n"                                                           \
+    "  {\"when\": {\"scpi\": \"TRIGger:SOURce?\"}, \"reply\": \"${trig}\"},\n"                     \
+    "  {\"when\": {\"scpi\": \"DISPlay:TEXT\", \"params\": [\"string\"]}, \"reply\": \"[$1]\"},\n" \
+    "  {\"when\": {\"regex\": \"^ECHO (.*)$\"}, \"reply\": \"$1\"},\n"                             \
+    "  {\"when\": {\"scpi\": \"SYSTem:KILL\"}, \"fault\": \"close\"}\n"                            \
+    " ]}"
+
+Test(sim_engine_scpi, compound_queries_answer_once_joined)
+{
+    fixture f;
+    load(&f, SCPI_SG);
+    cr_expect(eq(str, text(handle(&f, "*IDN?;FREQ?")), "ACME,SG-1000,0001,1.0;1000000\n"));
+    cr_expect(eq(int, f.o.nframes, 1));
+    cr_expect(eq(str, text(handle(&f, "SOUR:FREQ 2.5 MHZ;FREQ:CW?")), "2500000\n"),
+              "the path rule: FREQ:CW? is SOUR:FREQ:CW?");
+    cr_expect(eq(str, text(handle(&f, "source:frequency 10 kHz")), ""), "a command says nothing");
+    cr_expect(eq(str, text(handle(&f, ":FREQ?;:OUTP?;*OPC?")), "10000;0;1\n"));
+    unload(&f);
+}
+
+Test(sim_engine_scpi, an_unknown_command_is_queued_not_answered)
+{
+    fixture f;
+    load(&f, SCPI_SG);
+    dw_sim_outcome *o = handle(&f, "BOGUS");
+    cr_expect(eq(sz, o->bytes.len, 0), "a real instrument says nothing");
+    cr_expect(eq(int, o->source, DW_SIM_BY_UNMATCHED));
+    cr_expect(eq(u64, dw_sim_engine_unmatched(f.e), 1));
+    cr_expect(eq(str, text(handle(&f, "*ESR?")), "160\n"), "PON and CME");
+    cr_expect(eq(str, text(handle(&f, "SYST:ERR?")), "-113,\"Undefined header\"\n"));
+    cr_expect(eq(str, text(handle(&f, "SYST:ERR?")), "0,\"No error\"\n"));
+    cr_expect(eq(str, text(handle(&f, "FREQ?;BOGUS;OUTP?")), "1000000\n"),
+              "units before the error answer, the rest is dropped");
+    cr_expect(eq(str, text(handle(&f, "FREQ 1.2.3;:SYST:ERR:COUN?")), ""),
+              "a syntax error drops the rest of the message");
+    cr_expect(eq(str, text(handle(&f, "SYST:ERR?;ERR?;ERR?")),
+                 "-113,\"Undefined header\";-121,\"Invalid character in number\";0,\"No "
+                 "error\"\n"));
+    unload(&f);
+}
+
+Test(sim_engine_scpi, typed_parameters_reach_the_rules)
+{
+    fixture f;
+    load(&f, SCPI_SG);
+    cr_expect(eq(str, text(handle(&f, "OUTP ON;OUTP?")), "1\n"));
+    cr_expect(eq(str, text(handle(&f, "OUTP2:STAT 0;STAT?")), "0\n"));
+    cr_expect(eq(str, text(handle(&f, "TRIG:SOUR external;SOUR?")), "EXT\n"));
+    cr_expect(eq(str, text(handle(&f, "DISP:TEXT 'it''s'")), "[it's]\n"));
+    cr_expect(eq(str, text(handle(&f, "*OPC;ECHO 1, 'a' ")), "1, 'a'\n"),
+              "a regex sees the unit as written");
+    handle(&f, "OUTP MAYBE");
+    handle(&f, "OUTP3 ON");
+    handle(&f, "FREQ");
+    handle(&f, "FREQ 1,2");
+    handle(&f, "FREQ 'x'");
+    handle(&f, "TRIG:SOUR NOW");
+    cr_expect(eq(str, text(handle(&f, "SYST:ERR?;ERR?;ERR?;ERR?;ERR?;ERR?")),
+                 "-224,\"Illegal parameter value\";-114,\"Header suffix out of range\";"
+                 "-109,\"Missing parameter\";-108,\"Parameter not allowed\";"
+                 "-104,\"Data type error\";-224,\"Illegal parameter value\"\n"));
+    cr_expect(eq(str, text(handle(&f, "OUTP?;TRIG:SOUR?")), "0;EXT\n"), "nothing changed");
+    unload(&f);
+}
+
+Test(sim_engine_scpi, rst_restores_the_initial_state_and_cls_the_status)
+{
+    fixture f;
+    load(&f, SCPI_SG);
+    handle(&f, "FREQ 5;OUTP ON;BOGUS");
+    cr_expect(eq(str, text(handle(&f, "*RST;FREQ?;OUTP?;*STB?")), "1000000;0;20\n"),
+              "*RST resets the state, not the status (EAV, MAV)");
+    handle(&f, "*CLS");
+    cr_expect(eq(str, text(handle(&f, "*STB?;SYST:ERR?")), "0;0,\"No error\"\n"));
+    unload(&f);
+}
+
+Test(sim_engine_scpi, rules_override_built_ins_and_steps_come_first)
+{
+    fixture f;
+    load(&f, "{\"profile\": \"scpi\", \"steps\": [\n"
+             " {\"expect\": {\"scpi\": \"*IDN?\"}, \"reply\": \"FIRST\"}],\n"
+             " \"rules\": [{\"when\": {\"scpi\": \"*IDN?\"}, \"reply\": \"RULE\"}]}");
+    cr_expect(eq(str, text(handle(&f, "*IDN?")), "FIRST\n"));
+    cr_expect(eq(int, f.o.source, DW_SIM_BY_STEP));
+    cr_expect(eq(str, text(handle(&f, "*idn?;*TST?")), "RULE;0\n"));
+    cr_expect(eq(u64, dw_sim_engine_rule_hits(f.e, 0), 1));
+    cr_expect(eq(str, text(handle(&f, "*ESR?")), "128\n"));
+    cr_expect(eq(int, f.o.source, DW_SIM_BY_PROFILE));
+    unload(&f);
+}
+
+Test(sim_engine_scpi, a_fault_drops_the_rest_of_the_message)
+{
+    fixture f;
+    load(&f, SCPI_SG);
+    dw_sim_outcome *o = handle(&f, "FREQ?;SYST:KILL;OUTP?");
+    cr_expect(eq(int, o->fault, DW_SIM_FAULT_CLOSE));
+    cr_expect(eq(sz, o->bytes.len, 0));
+    unload(&f);
+}
+
+Test(sim_engine_scpi, idn_defaults_to_the_name_and_the_queue_depth_is_set)
+{
+    fixture f;
+    load(&f, "{\"name\": \"bench PSU\", \"profile\": {\"type\": \"scpi\", \"error_queue\": 2}}");
+    cr_expect(eq(str, text(handle(&f, "*IDN?")), "bench PSU\n"));
+    handle(&f, "A;");
+    handle(&f, "B");
+    handle(&f, "C");
+    cr_expect(eq(str, text(handle(&f, "SYST:ERR?;ERR?;ERR?")),
+                 "-113,\"Undefined header\";-350,\"Queue overflow\";0,\"No error\"\n"));
+    unload(&f);
+}
+
+Test(sim_engine_scpi, the_first_rule_whose_parameters_fit_takes_the_unit)
+{
+    fixture f;
+    load(&f, "{\"profile\": \"scpi\", \"state\": {\"f\": \"1\"}, \"rules\": [\n"
+             " {\"when\": {\"scpi\": \"FREQuency\", \"params\": [\"MINimum\"]}, \"set\": {\"f\": "
+             "\"9000\"}},\n"
+             " {\"when\": {\"scpi\": \"FREQuency\", \"params\": [\"numeric\"]}, \"set\": {\"f\": "
+             "\"$1\"}},\n"
+             " {\"when\": {\"scpi\": \"FREQuency?\"}, \"reply\": \"${f}\"}]}");
+    cr_expect(eq(str, text(handle(&f, "FREQ minimum;FREQ?")), "9000\n"));
+    cr_expect(eq(str, text(handle(&f, "FREQ 2e3;FREQ?")), "2000\n"));
+    cr_expect(eq(str, text(handle(&f, "FREQ 'x';FREQ?")), ""), "-104 drops the rest");
+    cr_expect(eq(str, text(handle(&f, "SYST:ERR?;:FREQ?")), "-104,\"Data type error\";2000\n"),
+              "no rule took it: the first rule's reason");
+    unload(&f);
+}
+
 /* ---- regular expressions (PCRE2) ------------------------------------------ */
 
 Test(sim_engine, regex_captures_icase_and_perl_syntax)
 {
     fixture f;
-    load(&f,
-         "{\"rules\": [\n"
-         "  {\"when\": {\"regex\": \"^set (\\\\w+)=(\\\\d+)(?: (unit))?$\", \"icase\": true},"
-         "   \"reply\": \"$1:$2:[$3]\"},\n"
-         "  {\"when\": {\"regex\": \"^(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)$\"}, \"reply\": \"$9$1\"},\n"
-         "  {\"when\": {\"regex\": \"^(x+)-\\\\1$\"}, \"reply\": \"twice $1\"},\n"
-         "  {\"when\": {\"regex\": \"^(a|ab)\"}, \"reply\": \"first $1\"}\n"
-         " ]}");
+    load(&f, "{\"rules\": [\n"
+             "  {\"when\": {\"regex\": \"^set (\\\\w+)=(\\\\d+)(?: (unit))?$\", \"icase\": true},"
+             "   \"reply\": \"$1:$2:[$3]\"},\n"
+             "  {\"when\": {\"regex\": \"^(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)$\"}, \"reply\": "
+             "\"$9$1\"},\n"
+             "  {\"when\": {\"regex\": \"^(x+)-\\\\1$\"}, \"reply\": \"twice $1\"},\n"
+             "  {\"when\": {\"regex\": \"^(a|ab)\"}, \"reply\": \"first $1\"}\n"
+             " ]}");
     cr_expect(eq(str, text(handle(&f, "SET Freq=12")), "Freq:12:[]\n"),
               "icase; a group that took no part is empty");
     cr_expect(eq(str, text(handle(&f, "set f=7 UNIT")), "f:7:[UNIT]\n"));

@@ -121,23 +121,30 @@ Test(sim_examples, scpi_signal_generator)
     app a;
     app_open(&a, tcp(p.port), dw_sentinel_marshaller_new("\n", 1), dw_scpi_marshaller_new("\n", 1));
     cr_expect(eq(str, (char *)app_ask_text(&a, "*IDN?"), "ACME,SG-1000,0001,1.0.3"));
-    cr_assert(eq(int, dw_app_session_send_bytes(a.s, "FREQ 2500000", 12, &a.err), DW_OK));
-    cr_expect(eq(str, (char *)app_ask_text(&a, "FREQ?"), "2500000"));
-    cr_assert(eq(int, dw_app_session_send_bytes(a.s, "outp on", 7, &a.err), DW_OK));
-    cr_expect(eq(str, (char *)app_ask_text(&a, "OUTP?"), "on"), "case-insensitive match");
-    cr_expect(eq(str, (char *)app_ask_text(&a, "ERR?"), "-222,\"Data out of range\""));
-    cr_expect(eq(str, (char *)app_ask_text(&a, "ERR?"), "-113,\"Undefined header\""));
-    cr_expect(eq(str, (char *)app_ask_text(&a, "ERR?"), "0,\"No error\""));
-    cr_expect(eq(str, (char *)app_ask_text(&a, "ERR?"), "0,\"No error\""), "the last repeats");
-    /* The waveform: a definite-length block holding the sentinel, written
+    cr_expect(eq(str, (char *)app_ask_text(&a, "*ESR?"), "128"), "power on");
+    cr_assert(eq(int, dw_app_session_send_bytes(a.s, "FREQ 2.5 MHz", 12, &a.err), DW_OK));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "SOUR:FREQ:CW?"), "2500000"));
+    cr_assert(eq(int, dw_app_session_send_bytes(a.s, "outp on;:pow -3.5dBm", 20, &a.err), DW_OK));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "OUTP?;:POW?;:FREQ? ;*OPC?"), "1;-3.5;2500000;1"),
+              "one response for a compound query");
+    cr_assert(eq(int, dw_app_session_send_bytes(a.s, "FREQ MAX;TRIG:SOUR bus", 22, &a.err), DW_OK));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "FREQ?;:TRIG:SOUR?"), "6000000000;BUS"));
+    /* An unknown command says nothing: the error waits in the queue. */
+    cr_assert(eq(int, dw_app_session_send_bytes(a.s, "BOGUS", 5, &a.err), DW_OK));
+    cr_assert(eq(int, dw_app_session_send_bytes(a.s, "OUTP MAYBE", 10, &a.err), DW_OK));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "*STB?"), "4"), "EAV");
+    cr_expect(eq(str, (char *)app_ask_text(&a, "SYST:ERR?"), "-113,\"Undefined header\""));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "SYST:ERR?"), "-224,\"Illegal parameter value\""));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "SYST:ERR?"), "0,\"No error\""));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "*RST;FREQ?;:OUTP?"), "1000000;0"), "*RST");
+    /* The trace: a definite-length block holding the sentinel, written
      * in pieces. */
-    const dw_buf *w = app_ask(&a, "WAVE?", 5);
+    const dw_buf *w = app_ask(&a, "TRAC?", 5);
     const uint8_t *blk;
     size_t blen;
     cr_assert(eq(int, dw_scpi_block_parse(w->data, w->len, &blk, &blen), DW_OK));
     cr_expect(eq(sz, blen, 16));
     cr_expect(blk[2] == 0x0a && blk[5] == 0xff, "block bytes intact");
-    cr_expect(eq(str, (char *)app_ask_text(&a, "BOGUS"), "-113,\"Undefined header\""));
     app_close(&a);
     cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
     dw_sim_proc_free(&p);

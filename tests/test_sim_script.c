@@ -986,15 +986,16 @@ Test(examples, sg)
     dw_sim_script *s = load_example("sg.json");
     cr_expect(eq(int, s->request_framing.type, DW_SIM_FRAMING_SENTINEL));
     cr_expect(eq(int, s->response_framing.type, DW_SIM_FRAMING_SCPI));
-    const dw_sim_rule *wave = NULL, *err = NULL;
-    for (size_t i = 0; i < s->nrules; i++) {
-        if (strcmp(s->rules[i].name, "waveform") == 0)
-            wave = &s->rules[i];
-        if (strcmp(s->rules[i].name, "error queue") == 0)
-            err = &s->rules[i];
-    }
-    cr_assert(wave && err);
-    const dw_sim_template *t = &wave->action.replies[0][0];
+    cr_expect(eq(int, s->profile, DW_SIM_PROFILE_SCPI));
+    cr_expect(eq(sz, s->error_queue, 10));
+    cr_expect(eq(str, s->idn, "ACME,SG-1000,0001,1.0.3"));
+    const dw_sim_rule *trace = NULL;
+    for (size_t i = 0; i < s->nrules; i++)
+        if (strcmp(s->rules[i].name, "trace") == 0)
+            trace = &s->rules[i];
+    cr_assert(trace != NULL);
+    cr_expect(eq(int, trace->when.kind, DW_SIM_MATCH_SCPI));
+    const dw_sim_template *t = &trace->action.replies[0][0];
     cr_assert(eq(sz, t->nsegs, 1));
     const dw_sim_bytes *b = &t->segs[0].literal;
     cr_expect(eq(sz, b->len, 20));
@@ -1003,7 +1004,6 @@ Test(examples, sg)
     size_t len;
     cr_expect(eq(int, dw_scpi_block_parse(b->data, b->len, &data, &len), DW_OK));
     cr_expect(eq(sz, len, 16));
-    cr_expect(eq(sz, err->action.nreplies, 3), "the error queue is a list of replies");
     dw_sim_script_free(s);
 }
 
@@ -1162,7 +1162,7 @@ Test(schema, parses_and_examples_validate)
         cr_expect(strstr(err.message, "unknown key") == NULL, "%s", err.message);
         dw_sim_script_free(s);
     }
-    cr_expect(eq(sz, nprops, 13));
+    cr_expect(eq(sz, nprops, 15));
     cJSON_Delete(schema);
     free(text);
 
@@ -1190,4 +1190,54 @@ Test(schema, parses_and_examples_validate)
                "        print(f, \"passes the schema\"); bad = 1\n"
                "sys.exit(bad)' " SCHEMA " " EXAMPLES " " FIXTURES);
     cr_expect(eq(int, rc, 0), "the schema agrees with the loader on the examples and fixtures");
+}
+
+Test(script_errors, scpi_profile)
+{
+    static const bad cases[] = {
+        {"{'rules': [{'when': {'scpi': 'FREQ?'}}]}",
+         "t.json:1:22: rules[0].when.scpi: a SCPI header needs \"profile\": \"scpi\""},
+        {"{'profile': 'scpi', 'rules': [{'when': {'scpi': 'FREQ[:CW?'}}]}",
+         "t.json:1:59: rules[0].when.scpi: bad SCPI header: unclosed '['"},
+        {"{'profile': 'scpi', 'rules': [{'when': {'scpi': '[SOURce:FREQ'}}]}",
+         "t.json:1:62: rules[0].when.scpi: bad SCPI header: unclosed '['"},
+        {"{'profile': 'scpi', 'rules': [{'when': {'scpi': 'FREquEncy'}}]}",
+         "t.json:1:55: rules[0].when.scpi: bad SCPI header: upper case marks the short form: it "
+         "must come first"},
+        {"{'profile': 'scpi', 'rules': [{'when': {'scpi': 'F', 'params': ['float']}}]}",
+         "t.json:1:66: rules[0].when.params[0]: a choice starts with its short form in upper "
+         "case"},
+        {"{'profile': 'scpi', 'rules': [{'when': {'scpi': 'F', 'params': ['ON|OfF']}}]}",
+         "t.json:1:71: rules[0].when.params[0]: upper case marks the short form: it must come "
+         "first"},
+        {"{'profile': 'scpi', 'rules': [{'when': {'scpi': 'F', 'params': ['ON||OFF']}}]}",
+         "t.json:1:69: rules[0].when.params[0]: expected \"any\", \"numeric\", \"bool\", "
+         "\"string\", \"block\" or choices such as \"IMMediate|BUS\""},
+        {"{'profile': 'scpi', 'rules': [{'when': {'scpi': 'F', 'params': ['bool']}, "
+         "'reply': '$2'}]}",
+         "t.json:1:85: rules[0].reply: \"$2\": the regex has only 1 group"},
+        {"{'profile': 'scpi', 'unmatched': {'reply': 'x'}}",
+         "t.json:1:21: unmatched: not with the SCPI profile (an undefined header queues -113)"},
+        {"{'idn': 'A,B,C,D'}", "t.json:1:2: idn: only with \"profile\": \"scpi\""},
+        {"{'profile': 'gpib'}",
+         "t.json:1:13: profile: unknown value \"gpib\" (expected \"none\" or \"scpi\")"},
+        {"{'profile': {'type': 'scpi', 'error_queue': 1}}",
+         "t.json:1:45: profile.error_queue: must be at least 2 (got 1)"},
+    };
+    REFUSE_ALL(cases);
+}
+
+Test(script, scpi_profile_keys)
+{
+    dw_sim_script *s = load_ok("{'profile': {'type': 'scpi', 'error_queue': 5}, 'idn': 'A,B,C,D',"
+                               " 'rules': [{'when': {'scpi': 'OUTPut[1-2]:STATe?', "
+                               "'params': ['bool', 'IMMediate|BUS']}, 'reply': '$1 $2'}]}");
+    cr_expect(eq(int, s->profile, DW_SIM_PROFILE_SCPI));
+    cr_expect(eq(sz, s->error_queue, 5));
+    cr_expect(eq(str, s->idn, "A,B,C,D"));
+    cr_expect(eq(int, s->rules[0].when.kind, DW_SIM_MATCH_SCPI));
+    cr_expect(eq(sz, s->rules[0].when.nparams, 2));
+    cr_expect(eq(int, s->rules[0].when.params[1].type, DW_SIM_SCPI_CHOICE));
+    cr_expect(eq(str, s->rules[0].when.source, "OUTPut[1-2]:STATe?"));
+    dw_sim_script_free(s);
 }

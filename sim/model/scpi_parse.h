@@ -1,0 +1,148 @@
+/* The IEEE 488.2 / SCPI-99 program message model: a parser for program
+ * messages, header patterns as a script writes them, and a canonical
+ * printer. Pure: no I/O, no clock, no global state; thread-safe on distinct
+ * objects.
+ *
+ *     dw_scpi_parser p;
+ *     dw_scpi_unit u;
+ *     dw_scpi_parser_init(&p, msg, len);        // msg borrowed, terminator removed
+ *     while ((rc = dw_scpi_parser_next(&p, &u)) == 1)
+ *         ...                                  // u: one program message unit
+ *     // rc == 0: end of message; rc < 0: a SCPI error code (-102, ...)
+ *     dw_scpi_parser_free(&p);
+ *
+ * Headers follow the SCPI path rule: after "SOUR:FREQ 1e6;POW -10" the
+ * second unit's header is SOUR:POW; a leading ':' returns to the root;
+ * common commands ("*RST") leave the path alone. A unit's nodes are that
+ * absolute header, upper-cased, each with its numeric suffix as written
+ * ("OUTP2" stays "OUTP2"; matching a pattern splits it). */
+#ifndef DW_SCPI_PARSE_H
+#define DW_SCPI_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <devwire/buf.h>
+
+/* SCPI-99 error codes the model uses, and their standard messages. */
+#define DW_SCPI_ERROR_MAP(X)                                                                       \
+    X(-102, SYNTAX, "Syntax error")                                                                \
+    X(-103, SEPARATOR, "Invalid separator")                                                        \
+    X(-104, DATA_TYPE, "Data type error")                                                          \
+    X(-108, PARAM_NOT_ALLOWED, "Parameter not allowed")                                            \
+    X(-109, MISSING_PARAM, "Missing parameter")                                                    \
+    X(-112, MNEMONIC_TOO_LONG, "Program mnemonic too long")                                        \
+    X(-113, UNDEFINED_HEADER, "Undefined header")                                                  \
+    X(-114, SUFFIX_RANGE, "Header suffix out of range")                                            \
+    X(-121, NUMBER_CHAR, "Invalid character in number")                                            \
+    X(-131, INVALID_SUFFIX, "Invalid suffix")                                                      \
+    X(-141, CHAR_DATA, "Invalid character data")                                                   \
+    X(-151, STRING_DATA, "Invalid string data")                                                    \
+    X(-161, BLOCK_DATA, "Invalid block data")                                                      \
+    X(-222, OUT_OF_RANGE, "Data out of range")                                                     \
+    X(-224, ILLEGAL_VALUE, "Illegal parameter value")                                              \
+    X(-350, QUEUE_OVERFLOW, "Queue overflow")
+
+enum {
+#define DW_SCPI_ENUM(code, name, text) DW_SCPI_E_##name = code,
+    DW_SCPI_ERROR_MAP(DW_SCPI_ENUM)
+#undef DW_SCPI_ENUM
+};
+
+/* The standard message of a SCPI error code ("Undefined header"), or
+ * "Unknown error" for a code outside the map. */
+const char *dw_scpi_strerror(int code);
+
+#define DW_SCPI_MAX_MNEMONIC 31 /* longer: -112 */
+#define DW_SCPI_MAX_NODES    16 /* deeper headers: -102 */
+
+typedef enum dw_scpi_kind {
+    DW_SCPI_NUMERIC, /* NR1/NR2/NR3 or #H/#Q/#B: value (multiplier applied), unit */
+    DW_SCPI_CHARS,   /* character data: text upper-cased (ON, MIN, IMM) */
+    DW_SCPI_STRING,  /* '..' or "..": text without quotes, doubled quotes undone */
+    DW_SCPI_BLOCK,   /* #<d><len><bytes> (or #0 up to the end): text = the bytes */
+    DW_SCPI_EXPR,    /* ( ... ): text = the whole expression with its parentheses */
+} dw_scpi_kind;
+
+typedef struct dw_scpi_param {
+    dw_scpi_kind kind;
+    double value; /* NUMERIC: in the base unit ("1 kHz" is 1000, unit HZ) */
+    char unit[8]; /* NUMERIC: base unit upper-cased ("HZ", "V"), "" if none */
+    size_t off;   /* text: unit->text + off, len bytes (may hold any byte) */
+    size_t len;
+} dw_scpi_param;
+
+typedef struct dw_scpi_unit {
+    int common; /* "*IDN?": nodes[0] is "IDN" */
+    int query;
+    char nodes[DW_SCPI_MAX_NODES][DW_SCPI_MAX_MNEMONIC + 1];
+    size_t nnodes;
+    dw_scpi_param *params; /* owned by the parser, valid until the next call */
+    size_t nparams;
+    const uint8_t *text; /* the parameters' texts (owned by the parser) */
+    const uint8_t *raw;  /* the unit as written, spaces trimmed (in the message) */
+    size_t raw_len;
+} dw_scpi_unit;
+
+typedef struct dw_scpi_parser {
+    const uint8_t *msg;
+    size_t len, pos;
+    int done;
+    char path[DW_SCPI_MAX_NODES][DW_SCPI_MAX_MNEMONIC + 1];
+    size_t npath;
+    dw_scpi_param *params;
+    size_t cap;
+    dw_buf text;
+} dw_scpi_parser;
+
+/* Start parsing msg[0..len) (borrowed; may hold any byte; white space
+ * around units, such as a '\r' before the '\n' terminator, is ignored,
+ * but an indefinite block #0 takes every byte to the end). */
+void dw_scpi_parser_init(dw_scpi_parser *p, const uint8_t *msg, size_t len);
+/* The next program message unit: 1 and *u filled (valid until the next
+ * call), 0 at the end of the message, or a negative SCPI error code (the
+ * rest of the message is then discarded: every later call returns 0), or
+ * DW_SCPI_NOMEM. */
+#define DW_SCPI_NOMEM (-100000)
+int dw_scpi_parser_next(dw_scpi_parser *p, dw_scpi_unit *u);
+void dw_scpi_parser_free(dw_scpi_parser *p);
+
+/* A parameter's text, and its canonical form appended to `out`: a number
+ * shortest-exact in %g style with its unit ("1000000HZ"), character data
+ * upper-cased, a string in double quotes (inner ones doubled), a block in
+ * definite form, an expression as written. DW_OK or DW_ENOMEM. */
+int dw_scpi_param_print(const dw_scpi_unit *u, const dw_scpi_param *p, dw_buf *out);
+/* The number alone, shortest exact ("2500000", "0.001"). */
+int dw_scpi_number_print(double v, dw_buf *out);
+/* A unit in canonical form: ":SOUR:FREQ? MIN" or "*ESE 32" (absolute, so
+ * the path rule cannot change it); units of a message join with ';'. */
+int dw_scpi_unit_print(const dw_scpi_unit *u, dw_buf *out);
+
+/* A boolean parameter: ON/OFF or a number (rounded; non-zero is 1).
+ * 0 or 1, or -104 (a string, block or expression) / -224 (other chars). */
+int dw_scpi_param_bool(const dw_scpi_unit *u, const dw_scpi_param *p);
+/* Character data against choices written "IMMediate|BUS|EXTernal" (long
+ * and short forms): the index of the choice, or -104 / -224. */
+int dw_scpi_param_choice(const dw_scpi_unit *u, const dw_scpi_param *p, const char *choices);
+
+/* ---- header patterns ----------------------------------------------------- */
+
+/* A header as a script writes it: "[SOURce:]FREQuency[:CW]?", "OUTPut[1-4]:STATe",
+ * "OUTPut<n>", "*IDN?". Upper case is the short form, the whole mnemonic the
+ * long form; [..] holds optional nodes; a numeric suffix is [lo-hi], <n>
+ * (1 and up) or digits written after the mnemonic (exactly that suffix); a
+ * trailing '?' makes it a query. Immutable once compiled: share freely. */
+typedef struct dw_scpi_pattern dw_scpi_pattern;
+
+/* Compile `text`: DW_OK and *out, DW_ENOMEM, or DW_EINVAL with *where the
+ * byte offset of the fault and *why what is wrong (static text). */
+int dw_scpi_pattern_compile(const char *text, dw_scpi_pattern **out, size_t *where,
+                            const char **why);
+void dw_scpi_pattern_free(dw_scpi_pattern *p);
+/* 1 if unit u's header fits, 0 if not, -114 if it fits but for a numeric
+ * suffix out of range. */
+int dw_scpi_pattern_match(const dw_scpi_pattern *p, const dw_scpi_unit *u);
+/* 1 if the pattern is a query. */
+int dw_scpi_pattern_query(const dw_scpi_pattern *p);
+
+#endif
