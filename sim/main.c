@@ -52,17 +52,22 @@ static void usage(FILE *f)
             "                   [--log-level LEVEL] [--max-connections N] [--idle-timeout MS]\n"
             "                   [--write-timeout MS]\n"
             "                   [--max-frame BYTES] [--max-buffered BYTES]\n"
+            "                   [--link PATH]\n"
             "       %s --validate FILE\n"
             "       %s --probe HOST:PORT [--timeout MS]\n"
             "       %s --ask HOST:PORT --script FILE [--timeout MS] REQUEST\n"
             "       %s --help | --version\n"
             "\n"
-            "Serve the simulated device described by a JSON script over TCP or Telnet.\n"
+            "Serve the simulated device described by a JSON script over TCP, Telnet, UDP\n"
+            "or a serial line (a pseudo-terminal).\n"
             "\n"
             "  -s, --script FILE      the script to serve\n"
             "  -l, --listen HOST:PORT address to listen on (default 127.0.0.1:5025; port 0\n"
             "                         lets the system choose). \"listening on HOST:PORT\" is\n"
             "                         printed on stdout once connections are accepted.\n"
+            "      --link PATH        a serial script: make PATH a symbolic link to the\n"
+            "                         line's terminal (\"serial on /dev/pts/N\" is printed),\n"
+            "                         removed at exit\n"
             "  -t, --transcript FILE  write one JSON object per line per event (- = stdout)\n"
             "  -c, --check            exit 1 if a request was unmatched or a step not reached\n"
             "      --log-level LEVEL  error, warn (default), info, debug or trace\n"
@@ -219,8 +224,9 @@ static int do_ask(const char *addr, const char *script_path, const char *request
     dw_app_client *ac = NULL;
     dw_app_session *as = NULL;
     dw_buf banner = DW_BUF_INIT, reply = DW_BUF_INIT;
-    if (script->transport == DW_SIM_UDP) {
-        fprintf(stderr, "%s: --ask speaks TCP and Telnet; %s is a UDP device\n", prog, script_path);
+    if (script->transport == DW_SIM_UDP || script->transport == DW_SIM_SERIAL) {
+        fprintf(stderr, "%s: --ask speaks TCP and Telnet; %s is a %s device\n", prog, script_path,
+                script->transport == DW_SIM_UDP ? "UDP" : "serial");
         status = EXIT_USAGE;
         goto out;
     }
@@ -345,6 +351,7 @@ static void devices_free(dw_sim_device *devs, size_t n)
         free((char *)devs[i].name);
         free((char *)devs[i].script);
         free((char *)devs[i].host);
+        free((char *)devs[i].link);
     }
     free(devs);
 }
@@ -381,9 +388,9 @@ static int parse_device(const char *arg, dw_sim_device *d)
 
 /* The devices to serve: --script (unnamed when alone), each --device, each
  * device of --bench. EXIT_OK, or EXIT_USAGE after saying what is wrong. */
-static int collect_devices(const char *script_path, const char *listen, const char **device_args,
-                           size_t ndevice_args, const char *bench_path, dw_sim_device **devs,
-                           size_t *n)
+static int collect_devices(const char *script_path, const char *listen, const char *link_path,
+                           const char **device_args, size_t ndevice_args, const char *bench_path,
+                           dw_sim_device **devs, size_t *n)
 {
     dw_sim_bench *bench = NULL;
     int status = EXIT_OK;
@@ -406,6 +413,8 @@ static int collect_devices(const char *script_path, const char *listen, const ch
         device_set(&(*devs)[(*n)++], total > 1 ? "main" : NULL, script_path, strlen(script_path),
                    host, port, -1) != 0)
         status = EXIT_SERVER;
+    if (status == EXIT_OK && script_path && link_path && !((*devs)[0].link = strdup(link_path)))
+        status = EXIT_SERVER;
     free(host);
     for (size_t i = 0; status == EXIT_OK && i < ndevice_args; i++) {
         if (parse_device(device_args[i], &(*devs)[(*n)++]) != 0) {
@@ -417,8 +426,10 @@ static int collect_devices(const char *script_path, const char *listen, const ch
     for (size_t i = 0; status == EXIT_OK && bench && i < bench->ndevices; i++) {
         const dw_sim_device_spec *b = &bench->devices[i];
         if (device_set(&(*devs)[(*n)++], b->name, b->script, strlen(b->script), b->host, b->port,
-                       b->transport) != 0)
+                       b->transport) != 0 ||
+            (b->link && !((*devs)[*n - 1].link = strdup(b->link))))
             status = EXIT_SERVER;
+        (*devs)[*n - 1].baud = b->baud;
     }
     dw_sim_bench_free(bench);
     for (size_t i = 0; status == EXIT_OK && i < *n; i++)
@@ -469,7 +480,8 @@ int main(int argc, char **argv)
         OPT_DEVICE,
         OPT_BENCH,
         OPT_MAXFRAME,
-        OPT_MAXBUF
+        OPT_MAXBUF,
+        OPT_LINK
     };
     static const struct option longopts[] = {
         {"script", required_argument, NULL, 's'},
@@ -488,11 +500,13 @@ int main(int argc, char **argv)
         {"bench", required_argument, NULL, OPT_BENCH},
         {"max-frame", required_argument, NULL, OPT_MAXFRAME},
         {"max-buffered", required_argument, NULL, OPT_MAXBUF},
+        {"link", required_argument, NULL, OPT_LINK},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *script_path = NULL, *listen = "127.0.0.1:5025", *transcript_path = NULL;
+    const char *link_path = NULL;
     const char *validate = NULL, *probe = NULL, *ask = NULL, *bench_path = NULL;
     const char *device_args[MAX_DEVICES];
     size_t ndevices = 0;
@@ -571,6 +585,9 @@ int main(int argc, char **argv)
         case OPT_BENCH:
             bench_path = optarg;
             break;
+        case OPT_LINK:
+            link_path = optarg;
+            break;
         case OPT_MAXFRAME:
             if (parse_count(optarg, 1, (long)DW_SIM_MAX_FRAME_LIMIT, &max_frame) != 0) {
                 fprintf(stderr, "%s: --max-frame %s: expected bytes from 1 to %zu\n", prog, optarg,
@@ -612,6 +629,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
         return EXIT_USAGE;
     }
+    if (link_path && (!script_path || !link_path[0])) {
+        fprintf(stderr, "%s: --link %s: %s\n", prog, link_path,
+                link_path[0] ? "goes with --script (in a bench file, write \"link\")"
+                             : "expected a path");
+        return EXIT_USAGE;
+    }
     if (!script_path && ndevices == 0 && !bench_path) {
         fprintf(stderr,
                 "%s: --script FILE, --device or --bench is required\n"
@@ -629,8 +652,8 @@ int main(int argc, char **argv)
                                check};
     dw_sim_device *devs = NULL;
     size_t ndevs = 0;
-    int status =
-        collect_devices(script_path, listen, device_args, ndevices, bench_path, &devs, &ndevs);
+    int status = collect_devices(script_path, listen, link_path, device_args, ndevices, bench_path,
+                                 &devs, &ndevs);
     if (status == EXIT_OK)
         status = serve(devs, ndevs, transcript_path, &so);
     devices_free(devs, ndevs);

@@ -184,8 +184,17 @@ typedef struct dw_sim_periodic {
     dw_sim_template send; /* framed with the response framing */
 } dw_sim_periodic;
 
-/* In the order of their names in scripts: "tcp", "telnet", "udp". */
-typedef enum dw_sim_transport { DW_SIM_TCP, DW_SIM_TELNET, DW_SIM_UDP } dw_sim_transport;
+/* In the order of their names in scripts: "tcp", "telnet", "udp", "serial". */
+typedef enum dw_sim_transport {
+    DW_SIM_TCP,
+    DW_SIM_TELNET,
+    DW_SIM_UDP,
+    DW_SIM_SERIAL
+} dw_sim_transport;
+
+/* "baud": a serial line's rate, bits per second. */
+#define DW_SIM_BAUD_MIN 50
+#define DW_SIM_BAUD_MAX 4000000
 typedef enum dw_sim_scope { DW_SIM_SCOPE_SHARED, DW_SIM_SCOPE_CONNECTION } dw_sim_scope;
 typedef enum dw_sim_profile { DW_SIM_PROFILE_NONE, DW_SIM_PROFILE_SCPI } dw_sim_profile;
 
@@ -193,6 +202,8 @@ typedef struct dw_sim_script {
     char *path; /* as given to the loader */
     char *name; /* "name", or the file's base name */
     dw_sim_transport transport;
+    uint32_t baud;                   /* "baud" (serial only): pace writes at the line rate,
+                                      * 10 bits a byte; 0 = as fast as the line takes them */
     dw_sim_framing request_framing;  /* "framing" or "framing.request" */
     dw_sim_framing response_framing; /* "framing" or "framing.response" */
     dw_sim_template banner;          /* nsegs == 0: none; sent raw, not framed;
@@ -238,7 +249,7 @@ int dw_sim_script_load_buffer(const char *name, const char *text, size_t len, dw
 void dw_sim_script_free(dw_sim_script *s);
 
 /* One device of a bench file (--bench): a JSON list of
- * {"name", "script", "listen", "transport"} objects. */
+ * {"name", "script", "listen", "transport", "link", "baud"} objects. */
 typedef struct dw_sim_device_spec {
     char *name;   /* "name", required, unique within the bench */
     char *script; /* "script", required: relative to the bench file's directory */
@@ -246,6 +257,8 @@ typedef struct dw_sim_device_spec {
     uint16_t port;
     int transport; /* "transport": a dw_sim_transport that overrides the script's,
                     * or -1 (the script's own) */
+    char *link;    /* "link" (serial): a symbolic link to the line's terminal, or NULL */
+    uint32_t baud; /* "baud" (serial): overrides the script's; 0 = the script's */
 } dw_sim_device_spec;
 
 typedef struct dw_sim_bench {

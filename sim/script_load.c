@@ -272,6 +272,16 @@ static int get_uint(ctx *c, const cJSON *v, uint64_t min, uint64_t max, uint64_t
     return DW_OK;
 }
 
+/* A serial line's rate in bits per second. */
+static int get_baud(ctx *c, const cJSON *v, uint32_t *out)
+{
+    uint64_t u = 0;
+    int rc = get_uint(c, v, DW_SIM_BAUD_MIN, DW_SIM_BAUD_MAX, &u);
+    if (rc == DW_OK)
+        *out = (uint32_t)u;
+    return rc;
+}
+
 static int get_string(ctx *c, const cJSON *v, char **out)
 {
     if (!cJSON_IsString(v))
@@ -1798,13 +1808,15 @@ enum {
     T_RULES,
     T_UNMATCHED,
     T_PERIODIC,
+    T_BAUD,
     T_N
 };
-static const char *const top_keys[] = {"$schema", "name",  "description", "transport", "framing",
-                                       "state",   "scope", "profile",     "idn",       "banner",
-                                       "prompt",  "steps", "rules",       "unmatched", "periodic"};
+static const char *const top_keys[] = {
+    "$schema", "name",   "description", "transport", "framing", "state",     "scope",    "profile",
+    "idn",     "banner", "prompt",      "steps",     "rules",   "unmatched", "periodic", "baud"};
 static const char *const profile_names[] = {"none", "scpi"};
-static const char *const transport_names[] = {"tcp", "telnet", "udp"};
+static const char *const transport_names[] = {"tcp", "telnet", "udp", "serial"};
+#define NTRANSPORTS 4
 static const char *const scope_names[] = {"shared", "connection"};
 
 /* "profile": "scpi" or {"type": "scpi", "error_queue": N}. */
@@ -1874,7 +1886,7 @@ static int parse_script(ctx *c, const cJSON *root)
             rc = get_string(c, v, &s->name);
             break;
         case T_TRANSPORT:
-            if ((rc = get_enum(c, v, transport_names, 3, &e)) == DW_OK)
+            if ((rc = get_enum(c, v, transport_names, NTRANSPORTS, &e)) == DW_OK)
                 s->transport = (dw_sim_transport)e;
             break;
         case T_FRAMING:
@@ -1923,7 +1935,15 @@ static int parse_script(ctx *c, const cJSON *root)
         case T_PERIODIC:
             rc = parse_periodic(c, v);
             break;
+        case T_BAUD:
+            rc = get_baud(c, v, &s->baud);
+            break;
         }
+        pop(c, old);
+    }
+    if (rc == DW_OK && vals[T_BAUD] && s->transport != DW_SIM_SERIAL) {
+        size_t old = push_key(c, "baud");
+        rc = fail(c, vals[T_BAUD], "only for \"transport\": \"serial\"");
         pop(c, old);
     }
     if (rc == DW_OK && !s->name) {
@@ -2102,8 +2122,9 @@ void dw_sim_script_free(dw_sim_script *s)
 
 /* ---- bench files ------------------------------------------------------------ */
 
-static const char *const device_keys[] = {"name", "script", "listen", "transport", "description"};
-enum { D_NAME, D_SCRIPT, D_LISTEN, D_TRANSPORT, D_DESCRIPTION, D_NKEYS };
+static const char *const device_keys[] = {"name",        "script", "listen", "transport",
+                                          "description", "link",   "baud"};
+enum { D_NAME, D_SCRIPT, D_LISTEN, D_TRANSPORT, D_DESCRIPTION, D_LINK, D_BAUD, D_NKEYS };
 
 /* The script's path as the bench names it: relative to the bench's directory. */
 static int device_script(ctx *c, const cJSON *v, dw_sim_device_spec *d)
@@ -2115,6 +2136,17 @@ static int device_script(ctx *c, const cJSON *v, dw_sim_device_spec *d)
     int w = dir >= 0 ? asprintf(&d->script, "%.*s/%s", dir, c->name, v->valuestring)
                      : asprintf(&d->script, "%s", v->valuestring);
     return w < 0 ? oom(c) : DW_OK;
+}
+
+/* "link": where to put a symbolic link to the serial line's terminal. */
+static int device_link(ctx *c, const cJSON *v, dw_sim_device_spec *d)
+{
+    if (!cJSON_IsString(v) || !v->valuestring[0])
+        return fail(c, v, "expected a path for the link (\"/tmp/ttyUSB-sim\")");
+    if (v->valuestring[strlen(v->valuestring) - 1] == '/')
+        return fail(c, v, "expected a path for the link, not a directory (\"%.60s\")",
+                    v->valuestring);
+    return get_string(c, v, &d->link);
 }
 
 static int parse_device(ctx *c, const cJSON *v, dw_sim_bench *b, dw_sim_device_spec *d)
@@ -2141,10 +2173,21 @@ static int parse_device(ctx *c, const cJSON *v, dw_sim_bench *b, dw_sim_device_s
         if (k == D_LISTEN && (!cJSON_IsString(m[k]) ||
                               dw_sim_parse_hostport(m[k]->valuestring, &d->host, &d->port) != 0))
             rc = fail(c, m[k], "expected \"HOST:PORT\" (\"127.0.0.1:5025\", \"[::1]:0\")");
-        if (k == D_TRANSPORT && (rc = get_enum(c, m[k], transport_names, 3, &e)) == DW_OK)
+        if (k == D_TRANSPORT && (rc = get_enum(c, m[k], transport_names, NTRANSPORTS, &e)) == DW_OK)
             d->transport = e;
         if (k == D_DESCRIPTION && !cJSON_IsString(m[k]))
             rc = fail(c, m[k], "expected string");
+        if (k == D_LINK)
+            rc = device_link(c, m[k], d);
+        if (k == D_BAUD)
+            rc = get_baud(c, m[k], &d->baud);
+        pop(c, old);
+    }
+    if (rc == DW_OK && d->transport >= 0 && d->transport != DW_SIM_SERIAL &&
+        (m[D_LINK] || m[D_BAUD])) {
+        int k = m[D_LINK] ? D_LINK : D_BAUD;
+        size_t old = push_key(c, device_keys[k]);
+        rc = fail(c, m[k], "only for a serial device (\"transport\": \"serial\")");
         pop(c, old);
     }
     if (rc == DW_OK && !d->host && !(d->host = strdup("127.0.0.1")))
@@ -2219,6 +2262,7 @@ void dw_sim_bench_free(dw_sim_bench *b)
         free(b->devices[i].name);
         free(b->devices[i].script);
         free(b->devices[i].host);
+        free(b->devices[i].link);
     }
     free(b->devices);
     free(b);

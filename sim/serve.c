@@ -25,6 +25,15 @@ static dw_sim_script *load(const dw_sim_device *d)
     }
     if (d->transport >= 0)
         s->transport = (dw_sim_transport)d->transport;
+    if ((d->link || d->baud) && s->transport != DW_SIM_SERIAL) {
+        fprintf(stderr,
+                "%s: %s%s%s: %s goes with a serial device; the script's transport is not "
+                "\"serial\"\n",
+                prog, d->name ? d->name : "", d->name ? ": " : "", d->script,
+                d->link ? "a link" : "\"baud\"");
+        dw_sim_script_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -41,6 +50,8 @@ static int open_all(const dw_sim_device *devs, size_t n, const dw_sim_serve_opti
         so.name = devs[i].name;
         so.host = devs[i].host;
         so.port = devs[i].port;
+        so.link = devs[i].link;
+        so.baud = devs[i].baud;
         so.logger = o->logger;
         so.transcript = o->transcript;
         so.max_connections = o->max_connections;
@@ -143,9 +154,9 @@ int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options
     }
     if (status == DW_OK) {
         for (size_t i = 0; i < n; i++)
-            printf("listening on %s%s%s%s\n", dw_sim_server_address(srv[i]),
-                   devs[i].name ? " (" : "", devs[i].name ? devs[i].name : "",
-                   devs[i].name ? ")" : "");
+            printf("%s %s%s%s%s\n", dw_sim_server_serial(srv[i]) ? "serial on" : "listening on",
+                   dw_sim_server_address(srv[i]), devs[i].name ? " (" : "",
+                   devs[i].name ? devs[i].name : "", devs[i].name ? ")" : "");
         fflush(stdout);
         wait_signals(devs, n, o, srv);
     }

@@ -1,7 +1,8 @@
 /* devwire-sim serving: one device or a bench of them, all on one event
  * loop, until SIGINT or SIGTERM; SIGHUP reloads every device's script.
- * Prints each device's readiness line ("listening on HOST:PORT", followed
- * by " (NAME)" for a named device), then at the end each device's summary
+ * Prints each device's readiness line ("listening on HOST:PORT", or
+ * "serial on /dev/pts/N" for a serial device, followed by " (NAME)" for a
+ * named device), then at the end each device's summary
  * and, with --check, the verdict over all of them. */
 #ifndef DW_SIM_SERVE_H
 #define DW_SIM_SERVE_H
@@ -19,7 +20,9 @@ typedef struct dw_sim_device {
     const char *script; /* the script's file */
     const char *host;
     uint16_t port;
-    int transport; /* a dw_sim_transport overriding the script's, or -1 */
+    int transport;    /* a dw_sim_transport overriding the script's, or -1 */
+    const char *link; /* serial: a symbolic link to the line's terminal, or NULL */
+    uint32_t baud;    /* serial: overrides the script's "baud"; 0 = the script's */
 } dw_sim_device;
 
 typedef struct dw_sim_serve_options {

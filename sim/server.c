@@ -900,6 +900,8 @@ static void on_tick(uv_timer_t *t)
     }
     if (s->udp)
         dw__sim_udp_periodic(s, k->index);
+    if (s->serial)
+        dw__sim_serial_periodic(s, k->index);
 }
 
 static void on_tick_closed(uv_handle_t *h)
@@ -975,6 +977,10 @@ static void server_open(void *arg)
     const char *host = a->o->host ? a->o->host : "127.0.0.1";
     if (s->gen->script->transport == DW_SIM_UDP) {
         a->rc = dw__sim_udp_open(s, host, a->o->port, a->err);
+        return;
+    }
+    if (s->gen->script->transport == DW_SIM_SERIAL) {
+        a->rc = dw__sim_serial_open(s, a->o, a->err);
         return;
     }
     a->rc = dw_sim_net_bind(host, a->o->port, SOCK_STREAM, 512, &fd, s->addr, &s->port, a->err);
@@ -1103,6 +1109,8 @@ static void server_close(void *arg)
         conn_teardown(s->conns, 0);
     if (s->udp)
         dw__sim_udp_close(s);
+    if (s->serial)
+        dw__sim_serial_close(s);
 }
 
 void dw_sim_server_stop(dw_sim_server *s)

@@ -66,6 +66,14 @@ typedef struct dw_sim_server_options {
      * count starts from zero again with each request. UDP devices are
      * not counted: a datagram (64 KiB at most) is handled as it arrives. */
     size_t max_buffered;
+    /* Transport "serial" (server_serial.c): `link`, when not NULL, is made
+     * a symbolic link to the line's terminal (replacing a symbolic link
+     * there, refusing anything else) and removed when the server stops;
+     * copied. `baud` overrides the script's "baud" (0 = the script's). The
+     * address is the terminal's path, and the options about connections
+     * (max_connections, the timeouts, max_buffered) do not apply. */
+    const char *link;
+    uint32_t baud;
 } dw_sim_server_options;
 
 #define DW_SIM_MAX_BUFFERED ((size_t)256 * 1024 * 1024)
@@ -80,8 +88,11 @@ int dw_sim_server_new(const dw_sim_server_options *o, dw_sim_script *script, dw_
 /* Start accepting: on its own loop, run it in a background thread; on a
  * loop given in the options, accepting starts with that loop. */
 int dw_sim_server_start(dw_sim_server *s, dw_error *err);
-/* "HOST:PORT" actually bound. */
+/* "HOST:PORT" actually bound; for a serial device, its terminal's path
+ * ("/dev/pts/3"). */
 const char *dw_sim_server_address(const dw_sim_server *s);
+/* 1 when the device is a serial line. */
+int dw_sim_server_serial(const dw_sim_server *s);
 uint16_t dw_sim_server_port(const dw_sim_server *s);
 /* Serve `script` from now on (see above). On DW_OK the server owns it; on
  * failure (DW_ENOMEM, a framing it cannot build) the old script keeps

@@ -24,8 +24,9 @@ struct dw_sim_server {
     dw_sim_loop *loop;
     int own_loop;
     uv_tcp_t listener;
-    int listening;       /* the listener handle is open */
-    struct sim_udp *udp; /* the datagram socket, for transport "udp" (server_udp.c) */
+    int listening;             /* the listener handle is open */
+    struct sim_udp *udp;       /* the datagram socket, for transport "udp" (server_udp.c) */
+    struct sim_serial *serial; /* the pseudo-terminal, for transport "serial" (server_serial.c) */
     char addr[DW_SIM_ADDR_MAX];
     uint16_t port;
     const dw_logger *logger;
@@ -75,5 +76,11 @@ const char *dw__sim_fault_name(dw_sim_fault f);
 int dw__sim_udp_open(dw_sim_server *s, const char *host, uint16_t port, dw_error *err);
 void dw__sim_udp_close(dw_sim_server *s);
 void dw__sim_udp_periodic(dw_sim_server *s, size_t i);
+
+/* A serial line (server_serial.c): open the pseudo-terminal (and the
+ * link); close it (the link is removed); send periodic message i. */
+int dw__sim_serial_open(dw_sim_server *s, const dw_sim_server_options *o, dw_error *err);
+void dw__sim_serial_close(dw_sim_server *s);
+void dw__sim_serial_periodic(dw_sim_server *s, size_t i);
 
 #endif

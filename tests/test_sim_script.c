@@ -514,9 +514,9 @@ Test(script_errors, document_and_top_level)
         {"{'name': 'a', 'name': 'b'}", "t.json:1:15: name: duplicate key"},
         {"{'name': 5}", "t.json:1:10: name: expected string"},
         {"{'description': []}", "t.json:1:17: description: expected string"},
-        {"{'transport': 'serial'}",
-         "t.json:1:15: transport: unknown value \"serial\" (expected \"tcp\", \"telnet\" or "
-         "\"udp\")"},
+        {"{'transport': 'rs232'}",
+         "t.json:1:15: transport: unknown value \"rs232\" (expected \"tcp\", \"telnet\", "
+         "\"udp\" or \"serial\")"},
         {"{'transport': 'telent'}",
          "t.json:1:15: transport: unknown value \"telent\" (did you mean \"telnet\"?)"},
         {"{'scope': 'global'}",
@@ -1162,7 +1162,7 @@ Test(schema, parses_and_examples_validate)
         cr_expect(strstr(err.message, "unknown key") == NULL, "%s", err.message);
         dw_sim_script_free(s);
     }
-    cr_expect(eq(sz, nprops, 15));
+    cr_expect(eq(sz, nprops, 16));
     cJSON_Delete(schema);
     free(text);
 

@@ -73,11 +73,30 @@ static int pump(dw_sim_proc *p, int ms)
     return 1;
 }
 
+/* "serial on PATH": the terminal's path into p->tty. */
+static int parse_serial(dw_sim_proc *p)
+{
+    const char *l = strstr((const char *)p->out.data, "serial on ");
+    if (!l)
+        return 0;
+    l += strlen("serial on ");
+    size_t n = strcspn(l, " \n");
+    if (l[n] == '\0' || n >= sizeof p->tty)
+        return 0;
+    memcpy(p->tty, l, n);
+    p->tty[n] = 0;
+    return 1;
+}
+
+/* The first readiness line: "listening on HOST:PORT" or "serial on PATH". */
 static int parse_listen(dw_sim_proc *p)
 {
     if (!p->out.data)
         return 0;
     const char *l = strstr((const char *)p->out.data, "listening on ");
+    const char *tty = strstr((const char *)p->out.data, "serial on ");
+    if (tty && (!l || tty < l))
+        return parse_serial(p);
     if (!l)
         return 0;
     l += strlen("listening on ");

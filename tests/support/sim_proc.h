@@ -1,9 +1,8 @@
 /* Run devwire-sim as a subprocess: start it on a loopback port 0, read its
- * "listening on HOST:PORT" line, signal it, stop it, collect its exit
- * status and everything it wrote on stdout and stderr. The simulator is
- * started with dw_test_child_fork (child.h): it never outlives the test
- * process, even one that crashes or is killed; start it on the test's own
- * (main) thread. */
+ * "listening on HOST:PORT" line (or a serial device's "serial on PATH"), signal it, stop it,
+ * collect its exit status and everything it wrote on stdout and stderr. The simulator is started
+ * with dw_test_child_fork (child.h): it never outlives the test process, even one that crashes or
+ * is killed; start it on the test's own (main) thread. */
 #ifndef DW_TEST_SIM_PROC_H
 #define DW_TEST_SIM_PROC_H
 
@@ -18,15 +17,17 @@ typedef struct dw_sim_proc {
     dw_buf out, err; /* what it wrote so far (NUL-terminated for printing) */
     char host[64];
     uint16_t port;
-    int status; /* exit code, or 128 + signal; -1 while running */
+    char tty[64]; /* a serial device's terminal, from "serial on PATH" */
+    int status;   /* exit code, or 128 + signal; -1 while running */
 } dw_sim_proc;
 
 /* The devwire-sim built with the tests (DW_SIM_PATH), or NULL. */
 const char *dw_sim_proc_path(void);
 
 /* Start devwire-sim with args (NULL-terminated, program name excluded) and,
- * if `wait_listen`, wait up to timeout_ms for its "listening on" line
- * (host and port filled). DW_OK, DW_ETIMEDOUT, DW_EOF (it exited first:
+ * if `wait_listen`, wait up to timeout_ms for its first readiness line:
+ * "listening on HOST:PORT" (host and port filled) or, for a serial device,
+ * "serial on PATH" (tty filled). DW_OK, DW_ETIMEDOUT, DW_EOF (it exited first:
  * status and output are collected) or -errno. Always free with
  * dw_sim_proc_free. */
 int dw_sim_proc_start(dw_sim_proc *p, const char *const *args, int wait_listen, int timeout_ms);

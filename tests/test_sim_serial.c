@@ -1,0 +1,363 @@
+/* devwire-sim's serial transport: a driver opens the pseudo-terminal (or a
+ * link to it) with open(2) and termios, as it would open /dev/ttyUSB0. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <devwire/devwire.h>
+
+#include "sim_proc.h"
+
+TestSuite(sim_serial, .timeout = 60);
+
+static const char *PSU = "{\"transport\": \"serial\", \"state\": {\"v\": \"0\"},\n"
+                         " \"rules\": [\n"
+                         "  {\"when\": \"*IDN?\", \"reply\": \"ACME,PS-30,0042,2.1\"},\n"
+                         "  {\"when\": {\"regex\": \"^VOLT (.+)$\"}, \"set\": {\"v\": \"$1\"}},\n"
+                         "  {\"when\": \"VOLT?\", \"reply\": \"${v}\"},\n"
+                         "  {\"when\": \"SHUTDOWN\", \"fault\": \"close\"},\n"
+                         "  {\"when\": \"WAVE?\", \"reply\": \"0123456789\", \"split\": [3],"
+                         " \"split_delay_ms\": 20}\n"
+                         " ]}\n";
+
+static const char *out_of(const dw_sim_proc *p)
+{
+    return p->out.data ? (const char *)p->out.data : "";
+}
+
+static const char *err_of(const dw_sim_proc *p)
+{
+    return p->err.data ? (const char *)p->err.data : "";
+}
+
+/* Serve `script` on a serial line (extra args may be NULL); *path gets the
+ * script's file (caller unlinks and frees). */
+static void serve(dw_sim_proc *p, const char *script, const char *const *extra, char **path)
+{
+    *path = dw_sim_temp_file("serial", script);
+    cr_assert(path[0] != NULL);
+    const char *args[16] = {"--script", *path};
+    size_t n = 2;
+    for (size_t i = 0; extra && extra[i] && n < 15; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    int rc = dw_sim_proc_start(p, args, 1, 10000);
+    cr_assert(eq(int, rc, DW_OK), "start: %s\n%s", dw_strerror(rc), err_of(p));
+    cr_assert(strncmp(p->tty, "/dev/pts/", 9) == 0, "readiness line: %s", out_of(p));
+}
+
+/* Open the port as a driver does: raw, no controlling terminal. */
+static int open_port(const char *path)
+{
+    int fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
+    struct termios t;
+    cr_assert(eq(int, tcgetattr(fd, &t), 0), "tcgetattr %s: %s", path, strerror(errno));
+    cfmakeraw(&t);
+    cfsetspeed(&t, B9600);
+    cr_assert(eq(int, tcsetattr(fd, TCSANOW, &t), 0), "tcsetattr: %s", strerror(errno));
+    return fd;
+}
+
+static void put(int fd, const char *s)
+{
+    size_t n = strlen(s);
+    cr_assert(eq(sz, (size_t)write(fd, s, n), n), "write: %s", strerror(errno));
+}
+
+/* Read up to and including the next '\n' (at most cap - 1 bytes), waiting
+ * at most timeout_ms in all; the line without its '\n', or what came
+ * before the timeout. */
+static char *get_line(int fd, char *buf, size_t cap, int timeout_ms)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    while (n + 1 < cap) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, timeout_ms) <= 0)
+            break;
+        char ch;
+        if (read(fd, &ch, 1) != 1)
+            break;
+        if (ch == '\n')
+            break;
+        buf[n++] = ch;
+        buf[n] = 0;
+    }
+    return buf;
+}
+
+static void stop(dw_sim_proc *p, char *path)
+{
+    dw_sim_proc_stop(p, 10000);
+    dw_sim_proc_free(p);
+    unlink(path);
+    free(path);
+}
+
+Test(sim_serial, identifies_itself_over_the_port)
+{
+    dw_sim_proc p;
+    char *path, line[256];
+    serve(&p, PSU, NULL, &path);
+    int fd = open_port(p.tty);
+    put(fd, "*IDN?\n");
+    cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "ACME,PS-30,0042,2.1"));
+    close(fd);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    cr_expect(strstr(out_of(&p), "connections: 1\n") != NULL, "%s", out_of(&p));
+    cr_expect(strstr(out_of(&p), "requests: 1\n") != NULL, "%s", out_of(&p));
+    dw_sim_proc_free(&p);
+    unlink(path);
+    free(path);
+}
+
+Test(sim_serial, pipelined_and_byte_by_byte_requests)
+{
+    dw_sim_proc p;
+    char *path, line[256];
+    serve(&p, PSU, NULL, &path);
+    int fd = open_port(p.tty);
+    put(fd, "VOLT 7.5\nVOLT?\n*IDN?\nVOLT?\n");
+    cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "7.5"));
+    cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "ACME,PS-30,0042,2.1"));
+    cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "7.5"));
+    const char *req = "*IDN?\n";
+    for (const char *c = req; *c; c++) {
+        cr_assert(eq(int, (int)write(fd, c, 1), 1));
+        usleep(5000);
+    }
+    cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "ACME,PS-30,0042,2.1"));
+    close(fd);
+    stop(&p, path);
+}
+
+/* The port closed and opened again is the same line: the device kept its
+ * state, as an instrument does across a driver's reconnect. */
+Test(sim_serial, reopened_port_finds_the_same_device)
+{
+    dw_sim_proc p;
+    char *path, line[256];
+    serve(&p, PSU, NULL, &path);
+    int fd = open_port(p.tty);
+    put(fd, "VOLT 12.5\n*IDN?\n");
+    cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "ACME,PS-30,0042,2.1"));
+    close(fd);
+    for (int i = 0; i < 3; i++) {
+        fd = open_port(p.tty);
+        put(fd, "VOLT?\n");
+        cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "12.5"), "reopen %d", i);
+        close(fd);
+    }
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "%s", err_of(&p));
+    cr_expect(strstr(out_of(&p), "requests: 5\n") != NULL, "%s", out_of(&p));
+    dw_sim_proc_free(&p);
+    unlink(path);
+    free(path);
+}
+
+/* "close" has no connection to end on a line: nothing is written and the
+ * device answers the next request; a split reply arrives whole. */
+Test(sim_serial, close_fault_answers_nothing_and_the_line_goes_on)
+{
+    dw_sim_proc p;
+    char *path, line[256];
+    char *tr = dw_sim_temp_file("serial-transcript", "");
+    const char *const extra[] = {"--transcript", tr, NULL};
+    serve(&p, PSU, extra, &path);
+    int fd = open_port(p.tty);
+    put(fd, "SHUTDOWN\n*IDN?\nWAVE?\n");
+    cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "ACME,PS-30,0042,2.1"));
+    cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "0123456789"));
+    close(fd);
+    stop(&p, path);
+    char *t = dw_sim_read_file(tr, NULL);
+    cr_assert(t != NULL);
+    cr_expect(strstr(t, "\"dir\":\"fault\",\"match\":\"close\"") != NULL, "%s", t);
+    cr_expect(strstr(t, "\"dir\":\"open\",\"peer\":\"/dev/") != NULL, "%s", t);
+    cr_expect(strstr(t, "\"dir\":\"close\",\"peer\":\"/dev/") != NULL, "%s", t);
+    free(t);
+    unlink(tr);
+    free(tr);
+}
+
+static void link_name(char *buf, size_t cap, const char *tag)
+{
+    snprintf(buf, cap, "/tmp/dw-serial-%ld-%s", (long)getpid(), tag);
+    unlink(buf);
+}
+
+Test(sim_serial, link_names_the_port_and_goes_at_exit)
+{
+    char link[PATH_MAX], line[256];
+    link_name(link, sizeof link, "link");
+    cr_assert(eq(int, symlink("/nonexistent", link), 0)); /* a stale link: replaced */
+    dw_sim_proc p;
+    char *path;
+    const char *const extra[] = {"--link", link, NULL};
+    serve(&p, PSU, extra, &path);
+    char target[PATH_MAX];
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    cr_assert(n > 0, "readlink %s: %s", link, strerror(errno));
+    target[n] = 0;
+    cr_expect(eq(str, target, p.tty));
+    int fd = open_port(link);
+    put(fd, "*IDN?\n");
+    cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "ACME,PS-30,0042,2.1"));
+    close(fd);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    struct stat st;
+    cr_expect(lstat(link, &st) != 0 && errno == ENOENT, "%s is still there", link);
+    dw_sim_proc_free(&p);
+    unlink(path);
+    free(path);
+}
+
+Test(sim_serial, link_over_a_file_is_refused)
+{
+    char link[PATH_MAX];
+    link_name(link, sizeof link, "file");
+    FILE *f = fopen(link, "w");
+    cr_assert(f != NULL);
+    fputs("keep me\n", f);
+    fclose(f);
+    char *path = dw_sim_temp_file("serial", PSU);
+    const char *const args[] = {"--script", path, "--link", link, NULL};
+    dw_sim_proc p;
+    cr_expect(eq(int, dw_sim_proc_run(&p, args, 10000), 3));
+    cr_expect(strstr(err_of(&p), "exists and is not a symbolic link") != NULL, "%s", err_of(&p));
+    cr_expect(strstr(err_of(&p), link) != NULL, "%s", err_of(&p));
+    char *kept = dw_sim_read_file(link, NULL);
+    cr_expect(kept && strcmp(kept, "keep me\n") == 0, "the file was touched");
+    free(kept);
+    dw_sim_proc_free(&p);
+    unlink(link);
+    unlink(path);
+    free(path);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* 960 bytes at 9600 baud (10 bits a byte) take one second on the line;
+ * the bound leaves a wide margin. */
+Test(sim_serial, baud_paces_a_long_reply)
+{
+    char script[2048];
+    char reply[960];
+    memset(reply, 'x', sizeof reply - 1);
+    reply[sizeof reply - 1] = 0; /* 959 bytes and the '\n' */
+    snprintf(script, sizeof script,
+             "{\"transport\": \"serial\", \"baud\": 9600, "
+             "\"rules\": [{\"when\": \"DATA?\", \"reply\": \"%s\"}]}",
+             reply);
+    dw_sim_proc p;
+    char *path;
+    serve(&p, script, NULL, &path);
+    int fd = open_port(p.tty);
+    static char line[2048];
+    double t0 = now_s();
+    put(fd, "DATA?\n");
+    get_line(fd, line, sizeof line, 10000);
+    double took = now_s() - t0;
+    cr_expect(eq(sz, strlen(line), sizeof reply - 1));
+    cr_expect(took >= 0.5, "960 bytes at 9600 baud took %.3f s", took);
+    close(fd);
+    stop(&p, path);
+}
+
+/* Run --validate (or a bench) on `text`: the message must hold `want`
+ * after the file name. */
+static void expect_refused(const char *text, const char *const *args_after, const char *want)
+{
+    char *path = dw_sim_temp_file("serial-bad", text);
+    cr_assert(path != NULL);
+    const char *args[8] = {args_after[0], path, args_after[1], NULL};
+    dw_sim_proc p;
+    cr_expect(eq(int, dw_sim_proc_run(&p, args, 10000), 2), "%s: %s", text, err_of(&p));
+    char expected[1024];
+    snprintf(expected, sizeof expected, "%s:%s", path, want);
+    cr_expect(strstr(err_of(&p), expected) != NULL, "expected \"%s\" in:\n%s", expected,
+              err_of(&p));
+    dw_sim_proc_free(&p);
+    unlink(path);
+    free(path);
+}
+
+Test(sim_serial, bad_baud_and_link_are_located)
+{
+    const char *const validate[] = {"--validate", NULL};
+    expect_refused("{\"transport\": \"serial\", \"baud\": 0}", validate,
+                   "1:33: baud: must be at least 50 (got 0)");
+    expect_refused("{\"transport\": \"serial\",\n \"baud\": \"9600\"}", validate,
+                   "2:10: baud: expected positive integer");
+    expect_refused("{\"baud\": 9600}", validate, "1:10: baud: only for \"transport\": \"serial\"");
+    expect_refused("[{\"name\": \"psu\", \"script\": \"psu.json\", \"link\": \"\"}]", validate,
+                   "1:48: [0].link: expected a path for the link");
+    expect_refused("[{\"name\": \"psu\", \"script\": \"psu.json\", \"transport\": \"tcp\",\n"
+                   "  \"link\": \"/tmp/x\"}]",
+                   validate, "2:11: [0].link: only for a serial device");
+    expect_refused("[{\"name\": \"psu\", \"script\": \"psu.json\", \"baud\": 12}]", validate,
+                   "1:48: [0].baud: must be at least 50 (got 12)");
+}
+
+Test(sim_serial, bench_device_on_a_serial_line)
+{
+    char link[PATH_MAX], line[256], bench[PATH_MAX + 512];
+    link_name(link, sizeof link, "bench");
+    char *script = dw_sim_temp_file("serial", PSU);
+    cr_assert(script != NULL);
+    snprintf(bench, sizeof bench,
+             "[{\"name\": \"psu\", \"script\": \"%s\", \"link\": \"%s\", \"baud\": 115200}]",
+             script, link);
+    char *bench_path = dw_sim_temp_file("serial-bench", bench);
+    const char *const args[] = {"--bench", bench_path, NULL};
+    dw_sim_proc p;
+    int rc = dw_sim_proc_start(&p, args, 1, 10000);
+    cr_assert(eq(int, rc, DW_OK), "%s", err_of(&p));
+    cr_expect(strstr(out_of(&p), " (psu)\n") != NULL, "%s", out_of(&p));
+    int fd = open_port(link);
+    put(fd, "*IDN?\n");
+    cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "ACME,PS-30,0042,2.1"));
+    close(fd);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    cr_expect(strstr(out_of(&p), "summary: psu: ") != NULL, "%s", out_of(&p));
+    struct stat st;
+    cr_expect(lstat(link, &st) != 0, "%s is still there", link);
+    dw_sim_proc_free(&p);
+    unlink(bench_path);
+    unlink(script);
+    free(bench_path);
+    free(script);
+}
+
+Test(sim_serial, the_example_serves)
+{
+    const char *const args[] = {"--script", DW_SOURCE_DIR "/sim/examples/serial-psu.json", NULL};
+    dw_sim_proc p;
+    char line[256];
+    int rc = dw_sim_proc_start(&p, args, 1, 10000);
+    cr_assert(eq(int, rc, DW_OK), "%s", err_of(&p));
+    int fd = open_port(p.tty);
+    put(fd, "VOLT 3.3\nMEAS:VOLT?\nFOO\n");
+    cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "3.3"));
+    cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "-113,\"Undefined header\""));
+    close(fd);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    dw_sim_proc_free(&p);
+}
