@@ -82,13 +82,50 @@ struct dw_sim_session {
     dw_buf scratch;   /* a rendered payload before framing, reused */
     dw_buf scpi_resp; /* SCPI: the message's responses joined with ';' */
     dw_buf scpi_caps; /* SCPI: a unit as written, then its parameters' values */
-    /* Regex matching: the session's own match data, match context (the
-     * limits) and JIT stack, so that concurrent sessions share nothing but
-     * the immutable compiled patterns. NULL when the script has no regex. */
+    /* Regex matching: the session's own match data and match context (the
+     * limits), so that concurrent sessions share nothing but the immutable
+     * compiled patterns; JIT matches run on their thread's JIT stack
+     * (thread_jit_stack). NULL when the script has no regex. */
     pcre2_match_data *md;
     pcre2_match_context *mc;
-    pcre2_jit_stack *js;
 };
+
+/* One JIT stack per thread, made at its first JIT match and freed when the
+ * thread ends: a thread runs one match at a time, so the sessions it serves
+ * (every connection of an event loop) share one stack instead of keeping
+ * one each (a few KiB resident per idle connection). */
+static pthread_key_t jit_key;
+static pthread_once_t jit_once = PTHREAD_ONCE_INIT;
+static int jit_key_ok;
+
+static void jit_stack_free(void *js)
+{
+    pcre2_jit_stack_free(js);
+}
+
+static void jit_key_create(void)
+{
+    jit_key_ok = pthread_key_create(&jit_key, jit_stack_free) == 0;
+}
+
+/* pcre2's JIT stack callback: this thread's stack, or NULL (out of memory:
+ * pcre2 then falls back to 32 KiB of the machine stack). */
+static pcre2_jit_stack *thread_jit_stack(void *unused)
+{
+    (void)unused;
+    pthread_once(&jit_once, jit_key_create);
+    if (!jit_key_ok)
+        return NULL;
+    pcre2_jit_stack *js = pthread_getspecific(jit_key);
+    if (!js) {
+        js = pcre2_jit_stack_create(32 * 1024, DW_SIM_REGEX_JIT_STACK_KIB * 1024, NULL);
+        if (js && pthread_setspecific(jit_key, js) != 0) {
+            pcre2_jit_stack_free(js);
+            js = NULL;
+        }
+    }
+    return js;
+}
 
 static uint64_t hash_bytes(const uint8_t *p, size_t n)
 {
@@ -347,12 +384,8 @@ static int regex_init(dw_sim_session *s)
         return DW_ENOMEM;
     pcre2_set_depth_limit(s->mc, DW_SIM_REGEX_DEPTH_LIMIT);
     pcre2_set_heap_limit(s->mc, DW_SIM_REGEX_HEAP_LIMIT_KIB);
-    if (s->e->has_jit) {
-        s->js = pcre2_jit_stack_create(32 * 1024, DW_SIM_REGEX_JIT_STACK_KIB * 1024, NULL);
-        if (!s->js)
-            return DW_ENOMEM;
-        pcre2_jit_stack_assign(s->mc, NULL, s->js);
-    }
+    if (s->e->has_jit)
+        pcre2_jit_stack_assign(s->mc, thread_jit_stack, NULL);
     return DW_OK;
 }
 
@@ -385,7 +418,6 @@ void dw_sim_session_free(dw_sim_session *s)
         state_destroy(&s->own, s->e->script);
     pcre2_match_data_free(s->md);
     pcre2_match_context_free(s->mc);
-    pcre2_jit_stack_free(s->js);
     dw_buf_free(&s->scratch);
     dw_buf_free(&s->scpi_resp);
     dw_buf_free(&s->scpi_caps);

@@ -36,10 +36,11 @@
  *
  * Regexes (PCRE2, compiled and JIT-compiled once at load) are matched on
  * the request's bytes and length as they are (NUL bytes included, no copy),
- * with match data, a match context and a JIT stack that belong to the
- * session: concurrent sessions share only the immutable compiled pattern,
- * so they never wait for each other, whether each connection has its own
- * thread or one loop serves them all. Every match is bounded (the
+ * with match data and a match context that belong to the session and a
+ * JIT stack that belongs to the calling thread (made at its first JIT
+ * match, freed when the thread ends): concurrent sessions share only the
+ * immutable compiled pattern, so they never wait for each other, whether
+ * each connection has its own thread or one loop serves them all. Every match is bounded (the
  * DW_SIM_REGEX_* limits below), so no request can make a pattern backtrack
  * without end: a match cut short by a limit counts as "no match" for that
  * rule or step (matching goes on with the next rule, then the unmatched

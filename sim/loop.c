@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define READ_BUFFER_SIZE ((size_t)64 * 1024)
+
 /* One dw_sim_loop_call waiting for the loop thread (on the caller's stack). */
 typedef struct call {
     void (*fn)(void *);
@@ -24,6 +26,7 @@ struct dw_sim_loop {
     pthread_t thread;
     int running; /* the loop thread exists (set and read by the owner's threads) */
     int stopped;
+    uint8_t *rbuf; /* every read lands here (dw_sim_loop_read_buffer) */
 };
 
 /* On the loop thread: run every queued call, then tell the callers. */
@@ -50,6 +53,10 @@ int dw_sim_loop_new(dw_sim_loop **out, dw_error *err)
 {
     *out = NULL;
     dw_sim_loop *l = calloc(1, sizeof *l);
+    if (l && !(l->rbuf = malloc(READ_BUFFER_SIZE))) {
+        free(l);
+        l = NULL;
+    }
     if (!l)
         return dw_error_set(err, DW_ENOMEM, "out of memory");
     int rc = uv_loop_init(&l->uv);
@@ -59,6 +66,7 @@ int dw_sim_loop_new(dw_sim_loop **out, dw_error *err)
             uv_loop_close(&l->uv);
     }
     if (rc != 0) {
+        free(l->rbuf);
         free(l);
         return dw_error_set(err, DW_EIO, "event loop: %s", uv_strerror(rc));
     }
@@ -73,6 +81,12 @@ int dw_sim_loop_new(dw_sim_loop **out, dw_error *err)
 uv_loop_t *dw_sim_loop_uv(dw_sim_loop *l)
 {
     return &l->uv;
+}
+
+uint8_t *dw_sim_loop_read_buffer(dw_sim_loop *l, size_t *size)
+{
+    *size = READ_BUFFER_SIZE;
+    return l->rbuf;
 }
 
 static void *loop_main(void *arg)
@@ -147,5 +161,6 @@ void dw_sim_loop_free(dw_sim_loop *l)
     uv_loop_close(&l->uv);
     pthread_cond_destroy(&l->done);
     pthread_mutex_destroy(&l->lock);
+    free(l->rbuf);
     free(l);
 }

@@ -40,6 +40,10 @@ void dw_sim_loop_call(dw_sim_loop *l, void (*fn)(void *), void *arg);
  * ran and joins the loop thread (or, if it never started, runs the loop
  * here until it is done). Idempotent. */
 void dw_sim_loop_stop(dw_sim_loop *l);
+/* The loop's read buffer (*size bytes), shared by every connection of every
+ * device on the loop: a read lands here and is consumed before the loop runs
+ * anything else, so one buffer serves them all. Loop thread only. */
+uint8_t *dw_sim_loop_read_buffer(dw_sim_loop *l, size_t *size);
 /* Stop (if needed) and free. Accepts NULL. */
 void dw_sim_loop_free(dw_sim_loop *l);
 

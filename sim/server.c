@@ -12,10 +12,12 @@
  * client that lets nothing through for the write timeout is dropped. */
 #include "server.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -30,7 +32,6 @@
 
 /* Queued output above which a connection stops reading requests. */
 #define WRITE_QUEUE_LIMIT ((size_t)256 * 1024)
-#define READ_BUFFER_SIZE  ((size_t)64 * 1024)
 
 typedef enum { PHASE_IDLE, PHASE_DELAY, PHASE_PIECES } conn_phase;
 
@@ -370,6 +371,25 @@ static void on_written(uv_write_t *req, int status)
     }
 }
 
+/* What the socket takes of p[0..n) now: the bytes taken (maybe 0), or a
+ * libuv error. send() rather than uv_try_write's write(): the same bytes on
+ * a shorter path through the kernel, once per reply. */
+static ssize_t try_send(sim_conn *c, const uint8_t *p, size_t n)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
+        return UV_EBADF;
+    ssize_t r;
+    do
+        r = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r >= 0)
+        return r;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+        return 0;
+    return uv_translate_sys_error(errno);
+}
+
 /* Write bytes as they are: at once if the socket takes them, else queued. */
 static void conn_write(sim_conn *c, const uint8_t *p, size_t n)
 {
@@ -378,13 +398,12 @@ static void conn_write(sim_conn *c, const uint8_t *p, size_t n)
     uv_stream_t *st = (uv_stream_t *)&c->tcp;
     size_t done = 0;
     if (uv_stream_get_write_queue_size(st) == 0) {
-        uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
-        int r = uv_try_write(st, &b, 1);
-        if (r < 0 && r != UV_EAGAIN) {
-            conn_lost(c, r, "writing:");
+        ssize_t r = try_send(c, p, n);
+        if (r < 0) {
+            conn_lost(c, (int)r, "writing:");
             return;
         }
-        done = r > 0 ? (size_t)r : 0;
+        done = (size_t)r;
         if (done == n)
             return;
     }
@@ -481,7 +500,7 @@ static void reply_done(sim_conn *c)
 {
     dw_sim_outcome *o = &c->out;
     int garbage = o->fault == DW_SIM_FAULT_GARBAGE;
-    if (o->bytes.len)
+    if (o->bytes.len && c->srv->transcript)
         dw_sim_transcript_event(c->srv->transcript, c->srv->name, c->id, garbage ? "fault" : "out",
                                 o->bytes.data, o->bytes.len, garbage ? "garbage" : o->name, NULL);
     c->phase = PHASE_IDLE;
@@ -601,8 +620,9 @@ static void handle_request(sim_conn *c)
     dw_sim_outcome *o = &c->out;
     int rc =
         dw_sim_engine_handle(c->gen->engine, c->sess, c->payload.data, c->payload.len, o, &err);
-    dw_sim_transcript_event(s->transcript, s->name, c->id, "in", c->payload.data, c->payload.len,
-                            o->name, NULL);
+    if (s->transcript)
+        dw_sim_transcript_event(s->transcript, s->name, c->id, "in", c->payload.data,
+                                c->payload.len, o->name, NULL);
     size_t len = c->payload.len;
     dw_buf_clear(&c->payload);
     if (rc == DW_ENOMEM) {
@@ -709,7 +729,9 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
     sim_conn *c = h->data;
     (void)hint;
-    *b = uv_buf_init((char *)c->srv->rbuf, (unsigned)READ_BUFFER_SIZE);
+    size_t size;
+    uint8_t *p = dw_sim_loop_read_buffer(c->srv->loop, &size);
+    *b = uv_buf_init((char *)p, (unsigned)size);
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
@@ -1008,14 +1030,11 @@ int dw_sim_server_new(const dw_sim_server_options *o, dw_sim_script *script, dw_
 {
     *out = NULL;
     dw_sim_server *s = calloc(1, sizeof *s);
-    if (!s || !(s->rbuf = malloc(READ_BUFFER_SIZE))) {
-        free(s);
+    if (!s)
         return dw_error_set(err, DW_ENOMEM, "out of memory");
-    }
     s->logger = o->logger;
     s->transcript = o->transcript;
     if (o->name && !(s->name = strdup(o->name))) {
-        free(s->rbuf);
         free(s);
         return dw_error_set(err, DW_ENOMEM, "out of memory");
     }
@@ -1133,7 +1152,6 @@ void dw_sim_server_free(dw_sim_server *s)
     dw__sim_gen_release(s, s->gen);
     dw_buf_free(&s->scratch);
     dw_buf_free(&s->msg);
-    free(s->rbuf);
     free(s->name);
     free(s);
 }

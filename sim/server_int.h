@@ -47,7 +47,6 @@ struct dw_sim_server {
     int started, stopped;
     dw_buf scratch; /* Telnet escaping */
     dw_buf msg;     /* a periodic message */
-    uint8_t *rbuf;  /* every read lands here and is consumed before the next */
 };
 
 /* Log a line, after the device's name when the process serves several. */

@@ -434,3 +434,33 @@ Test(sim_memory, max_buffered_refuses_bad_values)
     refuses_values("--max-buffered", bad, sizeof bad / sizeof bad[0],
                    "expected bytes from 1 to 1099511627776");
 }
+
+/* An idle connection to a script with a regex rule costs about what one to
+ * exact rules does: its session keeps no JIT stack of its own (a few KiB
+ * resident each), the connections share their thread's. */
+Test(sim_memory, idle_connections_to_a_regex_script_stay_small, .disabled = !RSS_MEANINGFUL)
+{
+    static const char script[] =
+        "{\"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\"},\n"
+        " \"rules\": [{\"when\": {\"regex\": \"^MEAS:(.*)\\\\?$\"}, \"reply\": \"$1 1.234\"}]}\n";
+    enum { N = 400 };
+    const long max_kib_per_conn = 3;
+    dw_sim_proc p;
+    serve(&p, script, NULL);
+    static dw_sim_client c[N];
+    open_client(&c[0], &p);
+    ask_eq(&c[0], "MEAS:VOLT?", "VOLT 1.234"); /* the thread's JIT stack, made once */
+    long before = dw_sim_proc_rss_kib(&p);
+    for (size_t i = 1; i < N; i++) {
+        open_client(&c[i], &p);
+        ask_eq(&c[i], "MEAS:CURR?", "CURR 1.234");
+    }
+    long after = dw_sim_proc_rss_kib(&p);
+    cr_expect(le(long, after - before, max_kib_per_conn * (N - 1)),
+              "RSS %ld -> %ld KiB for %d idle connections: %.1f KiB each (at most %ld)", before,
+              after, N - 1, (double)(after - before) / (N - 1), max_kib_per_conn);
+    for (size_t i = 0; i < N; i++)
+        dw_sim_client_close(&c[i]);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "exit status; stderr:\n%s", err_of(&p));
+    dw_sim_proc_free(&p);
+}

@@ -52,7 +52,18 @@ static void read_line(int fd, char *line, size_t cap)
     line[len] = 0;
 }
 
-pid_t bench_child_exec(char *const argv[], uint16_t *port)
+/* The port of a "listening on HOST:PORT" or "listening on HOST:PORT (NAME)"
+ * line, or 0. */
+static uint16_t listening_port(const char *line)
+{
+    if (strncmp(line, "listening on ", 13) != 0)
+        return 0;
+    const char *addr = line + 13;
+    const char *colon = memrchr(addr, ':', strcspn(addr, " \n"));
+    return colon ? (uint16_t)atoi(colon + 1) : 0;
+}
+
+pid_t bench_child_exec_ports(char *const argv[], uint16_t *ports, size_t n)
 {
     int fds[2];
     if (pipe(fds) != 0)
@@ -70,18 +81,27 @@ pid_t bench_child_exec(char *const argv[], uint16_t *port)
         close(fds[0]);
         return -1;
     }
-    char line[256];
-    read_line(fds[0], line, sizeof line);
+    char line[256] = "";
+    size_t got = 0;
+    while (got < n) {
+        read_line(fds[0], line, sizeof line);
+        if ((ports[got] = listening_port(line)) == 0)
+            break;
+        got++;
+    }
     close(fds[0]); /* nothing else is read: a summary at exit goes nowhere */
-    const char *colon = strrchr(line, ':');
-    if (strncmp(line, "listening on ", 13) != 0 || !colon) {
+    if (got < n) {
         fprintf(stderr, "bench: %s did not start (%s)\n", argv[0], line);
         dw_test_child_kill(pid, SIGKILL);
         dw_test_child_reap(pid, 1, NULL);
         return -1;
     }
-    *port = (uint16_t)atoi(colon + 1);
     return pid;
+}
+
+pid_t bench_child_exec(char *const argv[], uint16_t *port)
+{
+    return bench_child_exec_ports(argv, port, 1);
 }
 
 void bench_child_stop(pid_t pid)

@@ -4,6 +4,7 @@
 #ifndef BENCH_CHILD_H
 #define BENCH_CHILD_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -17,6 +18,10 @@ pid_t bench_child_start(uint16_t (*start)(void), uint16_t *port);
  * its first line on stdout (devwire-sim); its stdout is closed after that
  * line, its stderr is ours. The pid and *port, or -1. */
 pid_t bench_child_exec(char *const argv[], uint16_t *port);
+
+/* The same for a program serving n devices, which prints n such lines
+ * ("listening on HOST:PORT (NAME)"): ports[0..n) in their order. */
+pid_t bench_child_exec_ports(char *const argv[], uint16_t *ports, size_t n);
 
 /* SIGTERM, and wait for it. */
 void bench_child_stop(pid_t pid);

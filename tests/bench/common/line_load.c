@@ -15,6 +15,7 @@
 
 typedef struct lconn {
     int fd;
+    uint16_t port;
     uint64_t sent_ns;
     size_t have;
     char buf[64]; /* one reply: one request is in flight */
@@ -61,8 +62,7 @@ static void complain(const lthread *t, const char *what, const lconn *c)
     const char *nl = memchr(c->buf, '\n', c->have);
     int shown = nl ? (int)(nl - c->buf) : (int)c->have;
     fprintf(stderr, "bench: 127.0.0.1:%u: %s (got \"%.*s\", expected \"%.*s\")\n",
-            (unsigned)t->l->port, what, shown, c->buf, (int)strcspn(t->l->reply, "\n"),
-            t->l->reply);
+            (unsigned)c->port, what, shown, c->buf, (int)strcspn(t->l->reply, "\n"), t->l->reply);
 }
 
 static int send_request(const lthread *t, lconn *c)
@@ -100,10 +100,9 @@ static int take_reply(lthread *t, lconn *c)
  * nonblocking into the thread's epoll set. */
 static int open_conn(lthread *t, lconn *c)
 {
-    c->fd = bench_connect_loopback(t->l->port);
+    c->fd = bench_connect_loopback(c->port);
     if (c->fd < 0) {
-        fprintf(stderr, "bench: connect 127.0.0.1:%u: %s\n", (unsigned)t->l->port,
-                strerror(-c->fd));
+        fprintf(stderr, "bench: connect 127.0.0.1:%u: %s\n", (unsigned)c->port, strerror(-c->fd));
         return -1;
     }
     int got = 0;
@@ -183,6 +182,8 @@ int bench_line_run(const bench_line_load *l, bench_result *out)
     int nt = l->threads < 1 ? 1 : l->threads > l->conns ? l->conns : l->threads;
     lthread *t = calloc((size_t)nt, sizeof *t);
     lconn *conns = calloc((size_t)l->conns, sizeof *conns);
+    for (int i = 0; conns && i < l->conns; i++)
+        conns[i].port = l->nports > 0 ? l->ports[i % l->nports] : l->port;
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, (unsigned)nt + 1);
     int stop = 0;

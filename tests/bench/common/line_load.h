@@ -12,7 +12,9 @@
 #include "loadgen.h"
 
 typedef struct bench_line_load {
-    uint16_t port;       /* 127.0.0.1:port */
+    uint16_t port;         /* 127.0.0.1:port */
+    const uint16_t *ports; /* if nports > 0: connection i goes to ports[i % nports] */
+    int nports;
     const char *request; /* one line, "\n" included */
     const char *reply;   /* the expected reply, "\n" included */
     int conns;
