@@ -198,9 +198,18 @@ ask() { # request -> reply on stdout
 say "asking $request ($client client)"
 reply="$(ask "$request")" || fail "the client got no reply to $request"
 say "reply: $reply"
-# The example's identity (manufacturer,model,serial,firmware).
-expected="$(sed -n '/"when"[[:space:]]*:[[:space:]]*"\*IDN?"/ s/.*"reply"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' \
-            "sim/examples/$example" | head -n 1)"
+# The example's identity (manufacturer,model,serial,firmware): its "idn"
+# (the SCPI profile answers *IDN? with it), else the reply of a *IDN? rule.
+expected="$(python3 - "sim/examples/$example" <<'PY'
+import json, sys
+script = json.load(open(sys.argv[1]))
+idn = script.get("idn")
+if idn is None:
+    idn = next((r["reply"] for r in script.get("rules", [])
+                if r.get("when") == "*IDN?" and isinstance(r.get("reply"), str)), "")
+print(idn)
+PY
+)"
 [ -n "$expected" ] || fail "cannot find the *IDN? reply in sim/examples/$example"
 [ "$reply" = "$expected" ] || fail "reply to $request is '$reply', expected '$expected'"
 
