@@ -51,7 +51,18 @@
  * too) delays the others by its own length at most. The limits count
  * backtracking, not the bytes each attempt scans: an unanchored pattern
  * that scans ahead from every position without backtracking still costs
- * time quadratic in the request's length (docs/sim.md, "Matching"). */
+ * time quadratic in the request's length (docs/sim.md, "Matching").
+ *
+ * Lua (model/lua.h; a script with none makes no Lua state and takes none of
+ * these paths): each engine has one sandboxed Lua state, used under its own
+ * lock, and every chunk runs under the state lock too: a script with a
+ * rule's "if" matches under it (as one with steps does), an action with Lua
+ * takes it. A chunk that fails (an error, its instruction budget, the memory
+ * cap) makes the request unmatched: what the rule or step changed (sets,
+ * assignments, its reply turn, the step cursor) is undone, its match is not
+ * counted, and the failure is counted (dw_sim_engine_lua_errors and per
+ * rule) and listed in the outcome, flagged the first time for each rule or
+ * step so that the server logs it once. */
 #ifndef DW_SIM_ENGINE_H
 #define DW_SIM_ENGINE_H
 
@@ -122,6 +133,21 @@ typedef struct dw_sim_limit_hit {
                            * engine's life (log it; later ones are only counted) */
 } dw_sim_limit_hit;
 
+/* A chunk of Lua that failed on this request: a runtime error, or it
+ * overran its instruction budget or the memory cap (model/lua.h). The
+ * request was then handled as unmatched, and nothing the failed rule or step
+ * changed is kept. */
+typedef struct dw_sim_lua_failure {
+    dw_sim_source source; /* DW_SIM_BY_STEP or DW_SIM_BY_RULE */
+    size_t index;         /* the step or rule */
+    const char *name;     /* "rules[3]" (or its "name"), borrowed from the script;
+                           * NULL: no chunk failed */
+    int first;            /* 1 for the first failure of this rule or step in the
+                           * engine's life (log it; later ones are only counted) */
+    const char *message;  /* "rules[3].if:1: instruction budget (1000000) exceeded":
+                           * borrowed from the session until its next request */
+} dw_sim_lua_failure;
+
 /* What to do with one request. Strings and arrays are borrowed from the
  * script; `bytes` and `limits` are owned (dw_sim_outcome_free). */
 typedef struct dw_sim_outcome {
@@ -146,6 +172,7 @@ typedef struct dw_sim_outcome {
     dw_sim_limit_hit *limits; /* regexes cut short by a limit, in the order tried */
     size_t nlimits;
     size_t limits_cap;
+    dw_sim_lua_failure lua; /* lua.name != NULL: a chunk of Lua failed */
 } dw_sim_outcome;
 
 void dw_sim_outcome_init(dw_sim_outcome *o);
@@ -174,6 +201,22 @@ int dw_sim_engine_banner(dw_sim_engine *e, dw_sim_session *s, dw_buf *out);
 int dw_sim_engine_periodic(dw_sim_engine *e, dw_sim_session *s, size_t i, dw_buf *out,
                            dw_error *err);
 
+/* ---- Lua (model/lua.h): no effect on an engine whose script has none ------ */
+
+/* The instruction budget of one evaluation (at least 1) and the memory cap
+ * of the engine's Lua state (DW_SIM_LUA_BUDGET and DW_SIM_LUA_MEMORY_CAP by
+ * default). Thread-safe. */
+void dw_sim_engine_lua_limits(dw_sim_engine *e, uint32_t instructions, size_t memory);
+/* Seed math.random (by default Lua seeds it from the time). Thread-safe. */
+void dw_sim_engine_seed(dw_sim_engine *e, uint64_t seed);
+/* The clock `now` reads in Lua, in seconds (NULL: monotonic seconds since
+ * the engine was built). Thread-safe; `clock` runs under the engine's Lua
+ * lock. */
+void dw_sim_engine_set_clock(dw_sim_engine *e, double (*clock)(void *arg), void *arg);
+/* Bytes the engine's Lua state holds; 0 when the script has no Lua (and no
+ * Lua state was made). Thread-safe. */
+size_t dw_sim_engine_lua_memory(dw_sim_engine *e);
+
 /* ---- counters for the summary (thread-safe, atomic reads) --------------- */
 
 /* Times rule `i` / step `i` answered a request. */
@@ -183,6 +226,11 @@ uint64_t dw_sim_engine_step_hits(const dw_sim_engine *e, size_t i);
 uint64_t dw_sim_engine_regex_limit_hits(const dw_sim_engine *e);
 uint64_t dw_sim_engine_rule_limit_hits(const dw_sim_engine *e, size_t i);
 uint64_t dw_sim_engine_step_limit_hits(const dw_sim_engine *e, size_t i);
+/* Chunks of Lua that failed (each request then handled as unmatched): in
+ * all, for rule `i`, for step `i`. */
+uint64_t dw_sim_engine_lua_errors(const dw_sim_engine *e);
+uint64_t dw_sim_engine_rule_lua_errors(const dw_sim_engine *e, size_t i);
+uint64_t dw_sim_engine_step_lua_errors(const dw_sim_engine *e, size_t i);
 /* Requests handled, and requests that fitted nothing. */
 uint64_t dw_sim_engine_requests(const dw_sim_engine *e);
 uint64_t dw_sim_engine_unmatched(const dw_sim_engine *e);

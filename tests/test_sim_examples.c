@@ -237,3 +237,28 @@ Test(sim_examples, telnet_console)
     cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
     dw_sim_proc_free(&p);
 }
+
+Test(sim_examples, power_supply_with_lua)
+{
+    dw_sim_proc p;
+    serve_example(&p, "psu-lua.json");
+    app a;
+    app_open(&a, tcp(p.port), dw_sentinel_marshaller_new("\n", 1), NULL);
+    cr_expect(eq(str, (char *)app_ask_text(&a, "VOLT 45"), "ERR range"), "over the limit");
+    cr_expect(eq(str, (char *)app_ask_text(&a, "VOLT 12.5"), "OK"));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "MEAS:VOLT?"), "0.000"), "output off");
+    cr_expect(eq(str, (char *)app_ask_text(&a, "OUTP ON"), "OK"));
+    double v = strtod(app_ask_text(&a, "MEAS:VOLT?"), NULL);
+    cr_expect(v > 12.49 && v < 12.51, "12.5 V within 0.1 %%: %f", v);
+    for (int i = 0; i < 3; i++)
+        cr_expect(eq(str, (char *)app_ask_text(&a, "LOAD HEAVY"), "OK"));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "MODE?"), "TRIP"), "the third overload trips");
+    cr_expect(eq(str, (char *)app_ask_text(&a, "OUTP?"), "OFF"));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "OUTP ON"), "ERR tripped"));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "*RST"), "OK"));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "OUTP ON"), "OK"));
+    cr_expect(strtod(app_ask_text(&a, "UPTIME?"), NULL) >= 0);
+    app_close(&a);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    dw_sim_proc_free(&p);
+}

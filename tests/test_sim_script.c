@@ -764,7 +764,7 @@ Test(script_errors, replies_and_templates)
         {"{'rules': [{'when': 'a', 'reply': {'hx': '00'}}]}",
          "t.json:1:36: rules[0].reply.hx: unknown key (did you mean \"hex\"?)"},
         {"{'rules': [{'when': 'a', 'reply': {'hex': '00', 'json': 1}}]}",
-         "t.json:1:49: rules[0].reply.json: give one of \"hex\", \"base64\" or \"json\""},
+         "t.json:1:49: rules[0].reply.json: give one of \"hex\", \"base64\", \"json\" or \"lua\""},
         {"{'rules': [{'when': 'a', 'reply': {'json': {'a': '${nope}'}}}]}",
          "t.json:1:44: rules[0].reply.json: unknown variable \"${nope}\" (declare it in "
          "\"state\")"},
