@@ -8,8 +8,10 @@
  * response framing followed by the prompt; replies stay bounded by the
  * request size (no unbounded growth); a hung session answers nothing; a
  * regex that a limit cut short did not answer, and the limit counters add
- * up (each rule or step flagged first exactly once). Differential: the
- * outcomes of the stream cut and whole are identical. */
+ * up (each rule or step flagged first exactly once); a request whose Lua
+ * failed (an error, the instruction budget, the memory cap: tight here) was
+ * handled as unmatched, and the failure counters add up likewise.
+ * Differential: the outcomes of the stream cut and whole are identical. */
 #include "devwire/devwire.h"
 #include "engine.h"
 #include "script.h"
@@ -133,6 +135,49 @@ static const char *const scripts[] = {
     "   \"split\": [2]},"
     "  {\"when\": {\"scpi\": \"SYSTem:KILL\"}, \"fault\": \"close\", \"fault_on\": 2}"
     " ]}",
+    /* 7: Lua: conditions on a step and on rules (exact rules with the same
+     * bytes), computed replies and set values, "lua" actions, failures (an
+     * error, the instruction budget, the memory cap) undone and handled as
+     * unmatched; tight limits (see serve). */
+    "{\"name\": \"lua\", \"state\": {\"n\": 0, \"mode\": \"OK\", \"on\": false, \"v\": 1.5},"
+    " \"steps\": [{\"expect\": {\"regex\": \"^ARM ([0-9]{1,3})$\"},"
+    "   \"if\": \"tonumber(captures[1]) > 2\", \"reply\": \"armed\"}],"
+    " \"rules\": ["
+    "  {\"when\": \"N?\", \"reply\": {\"lua\": \"n\"}},"
+    "  {\"when\": {\"regex\": \"^ADD (-?[0-9]{1,6})$\"},"
+    "   \"set\": {\"n\": {\"lua\": \"n + tonumber(captures[1])\"}}, \"reply\": \"${n}\"},"
+    "  {\"when\": \"ON\", \"if\": \"not on\", \"set\": {\"on\": true}, \"reply\": \"on\"},"
+    "  {\"when\": \"ON\", \"if\": \"n > 5\", \"set\": {\"on\": false}, \"reply\": \"off\"},"
+    "  {\"when\": \"ON\", \"reply\": \"already\"},"
+    "  {\"when\": {\"prefix\": \"LOOP\"}, \"lua\": \"local i = 0 while true do i = i + 1 end\"},"
+    "  {\"when\": {\"prefix\": \"MEM\"}, \"reply\": {\"lua\": \"string.rep(request, 1e7)\"}},"
+    "  {\"when\": {\"prefix\": \"GROW\"},"
+    "   \"lua\": \"local t = {} for i = 1, 1e6 do t[i] = request .. i end\"},"
+    "  {\"when\": {\"prefix\": \"ERR\"}, \"set\": {\"mode\": \"changed\"}, \"lua\": "
+    "\"error(request)\"},"
+    "  {\"when\": {\"prefix\": \"RND\"}, \"reply\": {\"lua\": \"math.random(1, 100)\"}},"
+    "  {\"when\": {\"prefix\": \"HIT\"},"
+    "   \"lua\": \"n = n + 1 if n % 3 == 0 then mode = 'E' .. n end\","
+    "   \"reply\": [\"${mode}\", {\"lua\": \"mode .. ':' .. #request\"}], \"after_last\": "
+    "\"cycle\"},"
+    "  {\"when\": {\"regex\": \"^IF (.{0,40})$\"}, \"if\": \"#captures[1] % 2 == 0\","
+    "   \"reply\": \"even $1\"},"
+    "  {\"when\": {\"prefix\": \"STR\"},"
+    "   \"reply\": {\"lua\": \"(request:upper():gsub('%d', '#'))\"}},"
+    "  {\"when\": \"NOW\", \"reply\": {\"lua\": \"now\"}},"
+    "  {\"when\": {\"prefix\": \"NIL\"}, \"reply\": {\"lua\": \"nosuch\"}}"
+    " ],"
+    " \"unmatched\": {\"reply\": \"? ${mode} ${n}\"}}",
+    /* 8: Lua in the SCPI profile. */
+    "{\"name\": \"scpi-lua\", \"profile\": \"scpi\", \"state\": {\"v\": 0, \"lim\": 10},"
+    " \"rules\": ["
+    "  {\"when\": {\"scpi\": \"VOLTage\", \"params\": [\"numeric\"]},"
+    "   \"if\": \"(tonumber(captures[1]) or 0) <= lim\", \"set\": {\"v\": \"$1\"}},"
+    "  {\"when\": {\"scpi\": \"VOLTage?\"}, \"reply\": {\"lua\": \"string.format('%.3f', v)\"}},"
+    "  {\"when\": {\"scpi\": \"LIMit\", \"params\": [\"numeric\"]},"
+    "   \"lua\": \"lim = tonumber(captures[1]) or error('not a number')\"},"
+    "  {\"when\": {\"scpi\": \"SPIN\"}, \"lua\": \"while true do end\"}"
+    " ]}",
 };
 enum { NSCRIPTS = sizeof scripts / sizeof *scripts };
 
@@ -184,31 +229,49 @@ static void check(dw_sim_engine *e, const dw_sim_session *ses, const uint8_t *re
             fail("a regex that gave up answered", h->name);
         dw_buf_printf(log, "L%d:%zu ", (int)h->source, h->index);
     }
+    if (o->lua.name) {
+        size_t count = o->lua.source == DW_SIM_BY_STEP ? s->nsteps : s->nrules;
+        if ((o->lua.source != DW_SIM_BY_STEP && o->lua.source != DW_SIM_BY_RULE) ||
+            o->lua.index >= count || !o->lua.message || !*o->lua.message)
+            fail("a Lua failure names no step or rule, or says nothing", NULL);
+        if (o->source != DW_SIM_BY_UNMATCHED)
+            fail("a request whose Lua failed was not handled as unmatched", o->lua.name);
+        dw_buf_printf(log, "F%d:%zu:%s ", (int)o->lua.source, o->lua.index, o->lua.message);
+    }
     dw_buf_printf(log, "%d %d %zu %d %d %u %zu|", rc, (int)o->source, o->index, (int)o->fault,
                   o->close, o->delay_ms, o->nframes);
     dw_buf_append(log, o->bytes.data, o->bytes.len);
     (void)req;
 }
 
-/* The limit counters add up, and every rule or step that hit a limit was
- * flagged first exactly once. */
-static void check_limit_counters(const dw_sim_engine *e, size_t firsts)
+/* Per-rule and per-step counters add up to their total (and to `events`,
+ * what the outcomes reported, unless SIZE_MAX), and every rule or step
+ * counted was flagged first exactly once. */
+typedef uint64_t (*counter)(const dw_sim_engine *, size_t);
+static void check_counters(const dw_sim_engine *e, counter rule, counter step, uint64_t total,
+                           size_t events, size_t firsts, const char *what)
 {
     const dw_sim_script *s = dw_sim_engine_script(e);
     uint64_t sum = 0;
-    size_t hit = 0;
+    size_t counted = 0;
     for (size_t i = 0; i < s->nrules; i++) {
-        sum += dw_sim_engine_rule_limit_hits(e, i);
-        hit += dw_sim_engine_rule_limit_hits(e, i) != 0;
+        sum += rule(e, i);
+        counted += rule(e, i) != 0;
     }
     for (size_t i = 0; i < s->nsteps; i++) {
-        sum += dw_sim_engine_step_limit_hits(e, i);
-        hit += dw_sim_engine_step_limit_hits(e, i) != 0;
+        sum += step(e, i);
+        counted += step(e, i) != 0;
     }
-    if (sum != dw_sim_engine_regex_limit_hits(e))
-        fail("the limit counters do not add up", NULL);
-    if (hit != firsts)
-        fail("a rule's first limit hit was not flagged exactly once", NULL);
+    if (sum != total || (events != SIZE_MAX && sum != events))
+        fail("counters do not add up", what);
+    if (counted != firsts)
+        fail("a rule's first event was not flagged exactly once", what);
+}
+
+static double fixed_clock(void *arg)
+{
+    (void)arg;
+    return 1.5;
 }
 
 /* Serve the stream cut at `cuts`; the log digests every outcome. */
@@ -219,6 +282,11 @@ static void serve(const dw_sim_script *s, const uint8_t *stream, size_t len, con
     dw_error err;
     if (dw_sim_engine_new(s, &e, &err) != DW_OK)
         fail("engine", dw_error_message(&err));
+    /* Tight Lua limits; the same seed and time for the whole and the cut
+     * stream. */
+    dw_sim_engine_lua_limits(e, 2000, (size_t)512 << 10);
+    dw_sim_engine_seed(e, 7);
+    dw_sim_engine_set_clock(e, fixed_clock, NULL);
     dw_sim_session *ses = dw_sim_session_new(e);
     if (!ses)
         abort();
@@ -234,7 +302,7 @@ static void serve(const dw_sim_script *s, const uint8_t *stream, size_t len, con
     dw_sim_outcome o;
     dw_sim_outcome_init(&o);
     int rc;
-    size_t count = 0, firsts = 0;
+    size_t count = 0, firsts = 0, lua_failures = 0, lua_firsts = 0;
     while ((rc = dw_unmarshall(req_m, &it.base, &req, NULL)) == DW_OK) {
         if (++count > len + 1)
             fail("more requests than bytes", NULL);
@@ -243,6 +311,8 @@ static void serve(const dw_sim_script *s, const uint8_t *stream, size_t len, con
         check(e, ses, req.data, req.len, &o, hrc, log);
         for (size_t i = 0; i < o.nlimits; i++)
             firsts += (size_t)o.limits[i].first;
+        lua_failures += o.lua.name != NULL;
+        lua_firsts += o.lua.name && o.lua.first;
         if (o.fault == DW_SIM_FAULT_CLOSE || o.fault == DW_SIM_FAULT_RESET || o.close)
             break; /* the connection ends */
     }
@@ -256,7 +326,10 @@ static void serve(const dw_sim_script *s, const uint8_t *stream, size_t len, con
     }
     if (dw_sim_engine_requests(e) != count)
         fail("request counter", NULL);
-    check_limit_counters(e, firsts);
+    check_counters(e, dw_sim_engine_rule_limit_hits, dw_sim_engine_step_limit_hits,
+                   dw_sim_engine_regex_limit_hits(e), SIZE_MAX, firsts, "regex limits");
+    check_counters(e, dw_sim_engine_rule_lua_errors, dw_sim_engine_step_lua_errors,
+                   dw_sim_engine_lua_errors(e), lua_failures, lua_firsts, "Lua failures");
     dw_sim_outcome_free(&o);
     dw_buf_free(&req);
     dw_sim_session_free(ses);

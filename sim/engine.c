@@ -1085,6 +1085,10 @@ static int scpi_act(dw_sim_session *ss, size_t id, const dw_sim_action *a, _Atom
     }
     const uint8_t *req = ss->scpi_caps.data;
     size_t turn = ss->st->turns[id];
+    if (lc) { /* the unit's captures may have moved since lc was made */
+        lc->req = req;
+        lc->n = c->eo[0];
+    }
     int rc = apply_sets(ss->st, a, req, c, lc, id);
     if (rc == DW_OK && a->lua)
         rc = lua_eval(lc, id, a->lua, NULL, NULL);

@@ -353,6 +353,11 @@ static void open_libs(lua_State *L)
     lua_setfield(L, -2, "clock");
     lua_setglobal(L, LUA_OSLIBNAME);
     lua_pop(L, 1);
+    /* The whole os library stays in the registry's loaded table: drop it. */
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_pushnil(L);
+    lua_setfield(L, -2, LUA_OSLIBNAME);
+    lua_pop(L, 1);
     static const char *const gone[] = {"dofile", "loadfile", "print", "rawset", "require"};
     for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
         lua_pushnil(L);
