@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,6 +76,7 @@ struct dw_sim_engine {
     /* Lua: NULL when the script has none (and none of what follows is made). */
     dw_sim_lua *lua;
     int has_cond;                      /* some rule has an "if": matching holds the lock */
+    int lock_matching;                 /* steps or has_cond: all of handling holds it */
     size_t *same_next;                 /* has_cond: per exact rule, the next rule with the
                                         * same bytes (SIZE_MAX: none) */
     _Atomic uint64_t *rule_lua_errors; /* chunks that failed, per rule and step */
@@ -267,6 +269,7 @@ static int lua_init(dw_sim_engine *e, dw_error *err)
         return rc;
     for (size_t i = 0; i < s->nrules; i++)
         e->has_cond |= s->rules[i].cond != NULL;
+    e->lock_matching |= e->has_cond;
     e->rule_lua_errors = calloc(s->nrules ? s->nrules : 1, sizeof *e->rule_lua_errors);
     e->step_lua_errors = calloc(s->nsteps ? s->nsteps : 1, sizeof *e->step_lua_errors);
     if (e->has_cond && (e->same_next = malloc(s->nrules * sizeof *e->same_next)))
@@ -332,6 +335,7 @@ int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error
     }
     for (size_t i = 0; i < script->nrules; i++)
         prebuild(e, &script->rules[i], &e->pre[i]);
+    e->lock_matching = script->nsteps > 0;
     if ((rc = lua_init(e, err)) != DW_OK) {
         dw_sim_engine_free(e);
         return rc;
@@ -610,7 +614,37 @@ static int note_limit(dw_sim_engine *e, dw_sim_outcome *out, dw_sim_source src, 
 typedef struct lua_call lua_call;
 static int cond_holds(lua_call *lc, size_t id, const dw_sim_lua_chunk *cond, int *rc);
 
-/* The first rule that matches and whose "if" holds, or SIZE_MAX (DW_ENOMEM
+/* The first rule whose "if" holds among those that match (has_cond): the
+ * candidates in script order, inexact ones and the exact ones with the
+ * request's bytes. SIZE_MAX with DW_ENOMEM or LUA_FAILED in *rc, or none. */
+static size_t find_rule_cond(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
+                             captures *c, dw_sim_outcome *out, int *rc, lua_call *lc, size_t exact)
+{
+    const dw_sim_script *s = e->script;
+    for (size_t k = 0;;) {
+        size_t r;
+        if (k < e->ninexact && e->inexact[k] < exact) {
+            r = e->inexact[k++];
+            int m = match(ss, &s->rules[r].when, req, n, c);
+            if (m == LIMITED && (*rc = note_limit(e, out, DW_SIM_BY_RULE, r)) != DW_OK)
+                return SIZE_MAX;
+            if (m != MATCHED)
+                continue;
+        } else if (exact != SIZE_MAX) {
+            r = exact;
+            exact = e->same_next[r];
+            captures_whole(c, n);
+        } else {
+            return SIZE_MAX;
+        }
+        if (cond_holds(lc, s->nsteps + r, s->rules[r].cond, rc))
+            return r;
+        if (*rc != DW_OK)
+            return SIZE_MAX;
+    }
+}
+
+/* The first rule that matches (and whose "if" holds), or SIZE_MAX (DW_ENOMEM
  * or LUA_FAILED in *rc). */
 static size_t find_rule(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
                         captures *c, dw_sim_outcome *out, int *rc, lua_call *lc)
@@ -625,27 +659,18 @@ static size_t find_rule(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req
             break;
         }
     }
-    for (size_t k = 0;;) {
-        size_t r;
-        if (k < e->ninexact && e->inexact[k] < exact) {
-            r = e->inexact[k++];
-            int m = match(ss, &s->rules[r].when, req, n, c);
-            if (m == LIMITED && (*rc = note_limit(e, out, DW_SIM_BY_RULE, r)) != DW_OK)
-                return SIZE_MAX;
-            if (m != MATCHED)
-                continue;
-        } else if (exact != SIZE_MAX) {
-            r = exact;
-            exact = e->same_next ? e->same_next[r] : SIZE_MAX;
-            captures_whole(c, n);
-        } else {
-            return SIZE_MAX;
-        }
-        if (!s->rules[r].cond || cond_holds(lc, s->nsteps + r, s->rules[r].cond, rc))
-            return r;
-        if (*rc != DW_OK)
+    if (e->has_cond)
+        return find_rule_cond(e, ss, req, n, c, out, rc, lc, exact);
+    for (size_t k = 0; k < e->ninexact && e->inexact[k] < exact; k++) {
+        int m = match(ss, &s->rules[e->inexact[k]].when, req, n, c);
+        if (m == MATCHED)
+            return e->inexact[k];
+        if (m == LIMITED && (*rc = note_limit(e, out, DW_SIM_BY_RULE, e->inexact[k])) != DW_OK)
             return SIZE_MAX;
     }
+    if (exact != SIZE_MAX)
+        captures_whole(c, n);
+    return exact;
 }
 
 /* ---- templates ----------------------------------------------------------- */
@@ -928,7 +953,10 @@ static void outcome_reset(dw_sim_outcome *out)
     dw_buf keep = out->bytes;
     dw_sim_limit_hit *limits = out->limits;
     size_t cap = out->limits_cap;
-    dw_sim_outcome_init(out);
+    /* The Lua failure comes last: its name alone says there is none. */
+    memset(out, 0, offsetof(dw_sim_outcome, lua));
+    out->index = SIZE_MAX;
+    out->lua.name = NULL;
     out->bytes = keep;
     out->limits = limits;
     out->limits_cap = cap;
@@ -952,6 +980,22 @@ static int answer_unmatched(dw_sim_engine *e, dw_sim_session *ss, const uint8_t 
     int rc = apply_action(e, ss->st, s->nsteps + s->nrules, &s->unmatched, &e->unmatched, out->name,
                           req, c, out, &ss->scratch, err, NULL);
     out->close = s->unmatched_close;
+    return rc;
+}
+
+/* The end of a request to a script with Lua. If a chunk failed (rc is
+ * LUA_FAILED), undo what the request changed and answer it as unmatched:
+ * every chunk runs under the state lock (an "if" with lock_matching, a Lua
+ * action or value through needs_lock), which is still held. Then forget the
+ * old values. */
+static int lua_finish(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
+                      captures *c, dw_sim_outcome *out, dw_error *err, int rc)
+{
+    if (rc == LUA_FAILED) {
+        undo_all(ss, ss->st);
+        rc = answer_unmatched(e, ss, req, n, c, out, err);
+    }
+    undo_forget(ss);
     return rc;
 }
 
@@ -1332,14 +1376,17 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
 
     sim_state *st = ss->st;
     captures c;
-    lua_call lcs = {e, ss, st, req, n, &c, out};
-    lua_call *lc = e->lua ? &lcs : NULL;
+    lua_call lcs, *lc = NULL;
+    if (e->lua) {
+        lcs = (lua_call){e, ss, st, req, n, &c, out};
+        lc = &lcs;
+    }
     int rc = DW_OK;
     /* With steps the cursor is state, and an "if" reads state: hold the lock
      * throughout. Without, matching reads only the immutable script, and the
      * lock is taken only for an action that needs it. */
     int locked = 0;
-    if (s->nsteps || e->has_cond) {
+    if (e->lock_matching) {
         pthread_mutex_lock(&st->lock);
         locked = 1;
     }
@@ -1349,13 +1396,12 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
         step = match(ss, &sp->expect, req, n, &c);
         if (step == LIMITED)
             rc = note_limit(e, out, DW_SIM_BY_STEP, st->step);
-        else if (step == MATCHED && !cond_holds(lc, st->step, sp->cond, &rc))
+        else if (step == MATCHED && sp->cond && !cond_holds(lc, st->step, sp->cond, &rc))
             step = NO_MATCH;
     }
-    if (rc == LUA_FAILED) {
-        /* answered as unmatched below */
-    } else if (rc != DW_OK) {
-        out->name = "limit";
+    if (rc != DW_OK) {
+        if (rc != LUA_FAILED) /* that is answered by lua_finish */
+            out->name = "limit";
     } else if (step == MATCHED) {
         size_t i = st->step++;
         out->source = DW_SIM_BY_STEP;
@@ -1368,10 +1414,9 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
     } else {
         size_t r = find_rule(e, ss, req, n, &c, out, &rc, lc);
         size_t id = r != SIZE_MAX ? s->nsteps + r : s->nsteps + s->nrules;
-        if (rc == LUA_FAILED) {
-            /* answered as unmatched below */
-        } else if (rc != DW_OK) {
-            out->name = "limit";
+        if (rc != DW_OK) {
+            if (rc != LUA_FAILED)
+                out->name = "limit";
         } else if (r != SIZE_MAX && e->pre[r].data) {
             rc = answer_prebuilt(e, r, out);
         } else {
@@ -1390,14 +1435,8 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
             }
         }
     }
-    if (rc == LUA_FAILED) {
-        /* Every chunk runs under the lock (an "if" with steps or has_cond, a
-         * Lua action or value through needs_lock). */
-        undo_all(ss, st);
-        rc = answer_unmatched(e, ss, req, n, &c, out, err);
-    }
     if (lc)
-        undo_forget(ss);
+        rc = lua_finish(e, ss, req, n, &c, out, err, rc);
     if (locked)
         pthread_mutex_unlock(&st->lock);
 
