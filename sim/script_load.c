@@ -806,6 +806,8 @@ static int parse_lua(ctx *c, const cJSON *v, int statements, const dw_sim_lua_ch
         return fail(c, v, "expected string (Lua %s)", statements ? "statements" : "expression");
     if (c->no_lua)
         return fail(c, v, "Lua runs only in rules and steps");
+    if (!v->valuestring[strspn(v->valuestring, " \t\r\n")])
+        return fail(c, v, "empty Lua %s", statements ? "statements" : "expression");
     if (!c->lua && !(c->lua = dw_sim_lua_checker_new()))
         return oom(c);
     char msg[300];

@@ -250,6 +250,8 @@ Test(sim_lua, syntax_errors_are_placed_at_load)
                "test.json:1:33: unmatched.reply.lua: Lua runs only in rules and steps");
     load_fails("{`periodic`: [{`every_ms`: 10, `send`: {`lua`: `1`}}]}",
                "test.json:1:48: periodic[0].send.lua: Lua runs only in rules and steps");
+    load_fails("{`rules`: [{`when`: `X`, `if`: ` `}]}",
+               "test.json:1:32: rules[0].if: empty Lua expression");
     load_fails("{`rules`: [{`when`: `X`, `lua`: `x = `}]}",
                "test.json:1:34: rules[0].lua: unexpected symbol near <eof>");
 }
