@@ -811,7 +811,7 @@ static int cond_holds(lua_call *lc, size_t id, const dw_sim_lua_chunk *cond, int
 static int render_value(lua_call *lc, size_t id, const dw_sim_template *t, const sim_state *st,
                         const uint8_t *req, const captures *c, dw_buf *out)
 {
-    if (t->nsegs == 1 && t->segs[0].kind == DW_SIM_SEG_LUA)
+    if (lc && t->nsegs == 1 && t->segs[0].kind == DW_SIM_SEG_LUA)
         return lua_eval(lc, id, t->segs[0].lua, NULL, out);
     return render(t, st, req, c, out);
 }
