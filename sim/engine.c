@@ -2,12 +2,14 @@
 #include "engine.h"
 #include "memory.h"
 
+#include "model/props.h"
 #include "model/scpi_status.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define NCAP 10 /* $0..$9 */
 
@@ -15,10 +17,12 @@
  * turn. One lives in the engine (shared scope) or in each session. */
 typedef struct sim_state {
     pthread_mutex_t lock;
-    dw_buf *vars;         /* script->nvars */
-    size_t *turns;        /* one per action: steps, then rules, then unmatched */
-    size_t step;          /* the next expected step */
-    dw_scpi_status *scpi; /* the SCPI profile's error queue and registers */
+    dw_buf *vars;              /* script->nvars */
+    size_t *turns;             /* one per action: steps, then rules, then unmatched */
+    size_t step;               /* the next expected step */
+    dw_scpi_status *scpi;      /* the SCPI profile's error queue and registers */
+    dw_sim_props_state *props; /* the properties' values, or NULL */
+    double now;                /* the time of the request being handled */
 } sim_state;
 
 struct dw_sim_engine {
@@ -58,6 +62,9 @@ struct dw_sim_engine {
         size_t nsplit;
         unsigned split_delay_ms;
     } * pre;
+    _Atomic uint64_t rng; /* the properties' noise (model/props.h) */
+    double (*clock)(void *arg);
+    void *clock_arg;
     sim_state shared;           /* used when scope is shared */
     dw_scpi_builtins *builtins; /* the SCPI profile's own commands */
     _Atomic uint64_t *rule_hits;
@@ -144,12 +151,13 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n)
     return h;
 }
 
+/* Steps, rules, unmatched, on_error. */
 static size_t nactions(const dw_sim_script *s)
 {
-    return s->nsteps + s->nrules + 1;
+    return s->nsteps + s->nrules + 2;
 }
 
-static int state_init(sim_state *st, const dw_sim_script *s)
+static int state_init(sim_state *st, const dw_sim_script *s, _Atomic uint64_t *rng)
 {
     memset(st, 0, sizeof *st);
     if (pthread_mutex_init(&st->lock, NULL) != 0)
@@ -163,6 +171,8 @@ static int state_init(sim_state *st, const dw_sim_script *s)
             return DW_ENOMEM;
     if (s->profile == DW_SIM_PROFILE_SCPI && !(st->scpi = dw_scpi_status_new(s->error_queue)))
         return DW_ENOMEM;
+    if (s->props && !(st->props = dw_sim_props_state_new(s->props, rng)))
+        return DW_ENOMEM;
     return DW_OK;
 }
 
@@ -174,6 +184,7 @@ static void state_destroy(sim_state *st, const dw_sim_script *s)
     free(st->vars);
     free(st->turns);
     dw_scpi_status_free(st->scpi);
+    dw_sim_props_state_free(st->props);
     pthread_mutex_destroy(&st->lock);
 }
 
@@ -186,7 +197,8 @@ static int action_needs_lock(const dw_sim_action *a)
     for (size_t r = 0; r < a->nreplies; r++)
         for (size_t f = 0; f < a->nframes[r]; f++)
             for (size_t g = 0; g < a->replies[r][f].nsegs; g++)
-                if (a->replies[r][f].segs[g].kind == DW_SIM_SEG_VAR)
+                if (a->replies[r][f].segs[g].kind == DW_SIM_SEG_VAR ||
+                    a->replies[r][f].segs[g].kind == DW_SIM_SEG_PROP)
                     return 1;
     return 0;
 }
@@ -240,6 +252,14 @@ static void note_regex(dw_sim_engine *e, const dw_sim_match *m)
     e->has_jit |= m->jit;
 }
 
+static double monotonic(void *unused)
+{
+    (void)unused;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error *err)
 {
     *out = NULL;
@@ -247,8 +267,10 @@ int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error
     if (!e)
         return dw_error_set(err, DW_ENOMEM, "engine: out of memory");
     e->script = script;
+    e->clock = monotonic;
+    dw_sim_rng_seed(&e->rng, DW_SIM_DEFAULT_SEED);
     pthread_mutex_init(&e->sample_lock, NULL);
-    int rc = state_init(&e->shared, script);
+    int rc = state_init(&e->shared, script, &e->rng);
     e->rule_hits = calloc(script->nrules ? script->nrules : 1, sizeof *e->rule_hits);
     e->step_hits = calloc(script->nsteps ? script->nsteps : 1, sizeof *e->step_hits);
     e->rule_limits = calloc(script->nrules ? script->nrules : 1, sizeof *e->rule_limits);
@@ -279,6 +301,7 @@ int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error
     for (size_t i = 0; i < script->nrules; i++)
         e->needs_lock[script->nsteps + i] = (uint8_t)action_needs_lock(&script->rules[i].action);
     e->needs_lock[script->nsteps + script->nrules] = (uint8_t)action_needs_lock(&script->unmatched);
+    e->needs_lock[script->nsteps + script->nrules + 1] = 1; /* on_error: after a property */
 
     e->pre = calloc(script->nrules ? script->nrules : 1, sizeof *e->pre);
     if (!e->pre) {
@@ -398,7 +421,7 @@ dw_sim_session *dw_sim_session_new(dw_sim_engine *e)
     s->st = &e->shared;
     if (e->script->scope == DW_SIM_SCOPE_CONNECTION) {
         s->st = &s->own;
-        if (state_init(&s->own, e->script) != DW_OK) {
+        if (state_init(&s->own, e->script, &e->rng) != DW_OK) {
             dw_sim_session_free(s);
             return NULL;
         }
@@ -584,6 +607,9 @@ static int render(const dw_sim_template *t, const sim_state *st, const uint8_t *
         case DW_SIM_SEG_VAR:
             rc = dw_buf_append(out, st->vars[g->var].data, st->vars[g->var].len);
             break;
+        case DW_SIM_SEG_PROP:
+            rc = dw_sim_prop_print(st->props, g->var, st->now, 0, out);
+            break;
         case DW_SIM_SEG_CAPTURE:
             if (c && req && g->capture < NCAP && c->so[g->capture] != PCRE2_UNSET &&
                 c->eo[g->capture] >= c->so[g->capture])
@@ -611,7 +637,14 @@ static int apply_sets(sim_state *st, const dw_sim_action *a, const uint8_t *req,
     for (size_t i = 0; i < a->nsets && rc == DW_OK; i++)
         rc = render(&a->sets[i].value, st, req, c, &vals[i]);
     for (size_t i = 0; i < a->nsets; i++) {
-        if (rc == DW_OK) {
+        if (rc == DW_OK && a->sets[i].prop) {
+            /* A value the property refuses leaves it as it was. */
+            const uint8_t *text = vals[i].data ? vals[i].data : (const uint8_t *)"";
+            if (dw_sim_prop_set_text(st->props, a->sets[i].var, text, vals[i].len, st->now) ==
+                DW_SCPI_NOMEM)
+                rc = DW_ENOMEM;
+            dw_buf_free(&vals[i]);
+        } else if (rc == DW_OK) {
             dw_buf_free(&st->vars[a->sets[i].var]);
             st->vars[a->sets[i].var] = vals[i];
         } else {
@@ -917,14 +950,45 @@ static int scpi_script(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit 
     return 0;
 }
 
-static int scpi_reset_vars(const dw_sim_script *s, sim_state *st)
+/* Variables to their initial values, properties to their defaults. */
+static int reset_state(const dw_sim_script *s, sim_state *st)
 {
     for (size_t i = 0; i < s->nvars; i++) {
         dw_buf_clear(&st->vars[i]);
         if (dw_buf_append(&st->vars[i], s->vars[i].initial.data, s->vars[i].initial.len) != DW_OK)
             return DW_ENOMEM;
     }
-    return DW_OK;
+    return st->props ? dw_sim_props_reset(st->props) : DW_OK;
+}
+
+/* The properties' headers for unit u (after the script's steps and rules):
+ * 1 if a property took it (*scpi_err set if its value was refused), else
+ * 0 (*why -114 if a header fitted but for its suffix). */
+static int scpi_props(dw_sim_session *ss, const dw_scpi_unit *u, scpi_msg *msg, dw_sim_outcome *out,
+                      int *scpi_err, int *why, int *rc)
+{
+    sim_state *st = ss->st;
+    size_t before = msg->resp->len;
+    if (!st->props)
+        return 0;
+    if (msg->nresp && (*rc = dw_buf_append_byte(msg->resp, ';')) != DW_OK)
+        return 1;
+    int r = dw_sim_props_scpi(st->props, u, st->now, msg->resp);
+    if (r == 1 && msg->resp->len > before + (msg->nresp > 0))
+        msg->nresp++;
+    else
+        dw_buf_truncate(msg->resp, before);
+    if (r == 0 || r == DW_SCPI_E_SUFFIX_RANGE) {
+        *why = *why ? *why : r;
+        return 0;
+    }
+    out->source = DW_SIM_BY_PROFILE;
+    out->name = "properties";
+    if (r == DW_SCPI_NOMEM)
+        *rc = DW_ENOMEM;
+    else if (r < 0)
+        *scpi_err = r;
+    return 1;
 }
 
 /* One program message unit: the script first, then the built-in commands,
@@ -937,6 +1001,8 @@ static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u
     if (scpi_script(e, ss, u, msg, out, scpi_err, &rc))
         return rc;
     int why = *scpi_err; /* a parameter error or -114 from the script */
+    if (scpi_props(ss, u, msg, out, scpi_err, &why, &rc))
+        return rc;
     dw_scpi_context ctx = {e->script->idn ? e->script->idn : e->script->name, msg->nresp > 0};
     size_t before = msg->resp->len;
     unsigned events = 0;
@@ -950,7 +1016,7 @@ static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u
     if (b == 1) {
         out->source = DW_SIM_BY_PROFILE;
         out->name = "scpi";
-        return events & DW_SCPI_EVENT_RST ? scpi_reset_vars(e->script, ss->st) : DW_OK;
+        return events & DW_SCPI_EVENT_RST ? reset_state(e->script, ss->st) : DW_OK;
     }
     if (b == DW_SCPI_NOMEM)
         return DW_ENOMEM;
@@ -978,7 +1044,7 @@ static int scpi_finish(dw_sim_engine *e, scpi_msg *msg, dw_sim_outcome *out, dw_
 }
 
 static int scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
-                       dw_sim_outcome *out, dw_error *err)
+                       double now, dw_sim_outcome *out, dw_error *err)
 {
     sim_state *st = ss->st;
     dw_scpi_parser p;
@@ -988,6 +1054,7 @@ static int scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req,
     out->source = DW_SIM_BY_PROFILE;
     out->name = "scpi";
     pthread_mutex_lock(&st->lock);
+    st->now = now;
     dw_scpi_parser_init(&p, req, n);
     int rc = DW_OK, r;
     while (rc == DW_OK && !msg.stop && (r = dw_scpi_parser_next(&p, &u)) != 0) {
@@ -1026,6 +1093,56 @@ static int scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req,
 int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
                          dw_sim_outcome *out, dw_error *err)
 {
+    double now = dw_sim_props_timed(e->script->props) ? e->clock(e->clock_arg) : 0;
+    return dw_sim_engine_handle_at(e, ss, req, n, now, out, err);
+}
+
+/* Lock the state for a request at time `now`. */
+static void lock_at(sim_state *st, double now)
+{
+    pthread_mutex_lock(&st->lock);
+    st->now = now;
+}
+
+/* The properties' commands for a request no rule took (other profiles):
+ * 1 if one took it (the answer, or on_error's, in `out`), else 0. */
+static int text_props(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
+                      dw_sim_outcome *out, dw_error *err, int *rc)
+{
+    const dw_sim_script *s = e->script;
+    sim_state *st = ss->st;
+    dw_buf_clear(&ss->scratch);
+    int r = dw_sim_props_command(st->props, req, n, st->now, &ss->scratch);
+    if (r == 0 || (r < 0 && r != DW_SCPI_NOMEM && !s->has_on_error))
+        return 0;
+    out->source = DW_SIM_BY_PROFILE;
+    out->name = r < 0 ? "on_error" : "properties";
+    if (r == DW_SCPI_NOMEM) {
+        *rc = DW_ENOMEM;
+    } else if (r < 0) {
+        captures c;
+        captures_whole(&c, n);
+        *rc = apply_action(e, st, s->nsteps + s->nrules + 1, &s->on_error, NULL, out->name, req, &c,
+                           out, &ss->scratch, err);
+    } else {
+        dw_error merr;
+        dw_error_clear(&merr);
+        *rc = r == 1 || ss->scratch.len
+                  ? dw_marshall(e->resp_m, ss->scratch.data, ss->scratch.len, &out->bytes, &merr)
+                  : DW_OK;
+        out->nframes = r == 1 || ss->scratch.len;
+        if (*rc == DW_OK && s->prompt.len)
+            *rc = dw_buf_append(&out->bytes, s->prompt.data, s->prompt.len);
+        if (*rc != DW_OK && *rc != DW_ENOMEM)
+            *rc = dw_error_set(err, DW_EINVAL, "properties: the answer cannot be framed: %s",
+                               dw_error_message(&merr));
+    }
+    return 1;
+}
+
+int dw_sim_engine_handle_at(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
+                            double now, dw_sim_outcome *out, dw_error *err)
+{
     static const uint8_t none[1] = {0};
     const dw_sim_script *s = e->script;
     outcome_reset(out);
@@ -1038,7 +1155,7 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
         return DW_OK;
     }
     if (s->profile == DW_SIM_PROFILE_SCPI) {
-        int rc = scpi_handle(e, ss, req, n, out, err);
+        int rc = scpi_handle(e, ss, req, n, now, out, err);
         if (out->fault == DW_SIM_FAULT_HANG)
             atomic_store(&ss->hung, 1);
         return rc;
@@ -1052,7 +1169,7 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
      * for an action that needs it. */
     int locked = 0;
     if (s->nsteps) {
-        pthread_mutex_lock(&st->lock);
+        lock_at(st, now);
         locked = 1;
     }
     int step = NO_MATCH;
@@ -1078,11 +1195,13 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
         } else if (r != SIZE_MAX && e->pre[r].data) {
             rc = answer_prebuilt(e, r, out);
         } else {
-            if (!locked && e->needs_lock[id]) {
-                pthread_mutex_lock(&st->lock);
+            if (!locked && (e->needs_lock[id] || (r == SIZE_MAX && st->props))) {
+                lock_at(st, now);
                 locked = 1;
             }
-            if (r != SIZE_MAX) {
+            if (r == SIZE_MAX && st->props && text_props(e, ss, req, n, out, err, &rc)) {
+                /* a property's command */
+            } else if (r != SIZE_MAX) {
                 out->source = DW_SIM_BY_RULE;
                 out->index = r;
                 out->name = s->rules[r].name ? s->rules[r].name : "rule";
@@ -1119,7 +1238,7 @@ int dw_sim_engine_banner(dw_sim_engine *e, dw_sim_session *ss, dw_buf *out)
 {
     if (e->script->banner.nsegs == 0)
         return DW_OK;
-    pthread_mutex_lock(&ss->st->lock);
+    lock_at(ss->st, e->clock(e->clock_arg));
     int rc = render(&e->script->banner, ss->st, NULL, NULL, out);
     pthread_mutex_unlock(&ss->st->lock);
     return rc;
@@ -1131,7 +1250,7 @@ int dw_sim_engine_periodic(dw_sim_engine *e, dw_sim_session *ss, size_t i, dw_bu
     if (i >= e->script->nperiodic)
         return dw_error_set(err, DW_EINVAL, "periodic[%zu]: no such message", i);
     dw_buf payload = DW_BUF_INIT;
-    pthread_mutex_lock(&ss->st->lock);
+    lock_at(ss->st, e->clock(e->clock_arg));
     int rc = render(&e->script->periodic[i].send, ss->st, NULL, NULL, &payload);
     pthread_mutex_unlock(&ss->st->lock);
     if (rc == DW_OK) {
@@ -1200,4 +1319,29 @@ int dw_sim_engine_unmatched_sample(dw_sim_engine *e, size_t k, dw_buf *out)
     }
     pthread_mutex_unlock(&e->sample_lock);
     return rc;
+}
+
+void dw_sim_engine_set_clock(dw_sim_engine *e, double (*clock)(void *arg), void *arg)
+{
+    e->clock = clock ? clock : monotonic;
+    e->clock_arg = clock ? arg : NULL;
+}
+
+void dw_sim_engine_seed(dw_sim_engine *e, uint64_t seed)
+{
+    dw_sim_rng_seed(&e->rng, seed);
+}
+
+int dw_sim_engine_reset(dw_sim_engine *e, dw_sim_session *ss)
+{
+    sim_state *st = ss ? ss->st : &e->shared;
+    pthread_mutex_lock(&st->lock);
+    int rc = reset_state(e->script, st);
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+dw_sim_props_state *dw_sim_session_props(dw_sim_session *ss)
+{
+    return ss->st->props;
 }

@@ -14,6 +14,7 @@
 #endif
 #include <pcre2.h>
 
+#include "model/props.h"
 #include "model/scpi_parse.h"
 
 typedef struct dw_sim_bytes {
@@ -36,6 +37,8 @@ typedef enum dw_sim_seg_kind {
     DW_SIM_SEG_LITERAL,
     DW_SIM_SEG_VAR,     /* var: index into script->vars */
     DW_SIM_SEG_CAPTURE, /* capture: 0 = whole request, 1..9 = group */
+    DW_SIM_SEG_PROP,    /* var: index of a property ("${freq}"), printed as a query
+                         * answers it (a string without quotes) */
 } dw_sim_seg_kind;
 
 typedef struct dw_sim_seg {
@@ -114,7 +117,9 @@ typedef enum dw_sim_after_last {
 } dw_sim_after_last;
 
 typedef struct dw_sim_set {
-    size_t var; /* index into script->vars */
+    size_t var; /* index into script->vars, or of a property when prop is 1 */
+    int prop;   /* a property: the rendered text is set as dw_sim_prop_set_text
+                 * does; a value it refuses leaves the property unchanged */
     dw_sim_template value;
 } dw_sim_set;
 
@@ -229,6 +234,14 @@ typedef struct dw_sim_script {
     dw_sim_profile profile;
     size_t error_queue; /* SCPI: the error queue's depth (2 .. 1000, default 20) */
     char *idn;          /* "idn": the *IDN? answer (default: the name) */
+    /* "properties": typed values (model/props.h), or NULL. They share the
+     * variables' namespace: no property has a variable's name. */
+    dw_sim_props *props;
+    /* "on_error" (not with the SCPI profile): what a property's command
+     * does with a value it refuses ("SP abc"); $0 is the request. Without
+     * it, such a request gets the unmatched behaviour. */
+    dw_sim_action on_error;
+    int has_on_error;
 } dw_sim_script;
 
 /* Load and check a script. On DW_OK *out is a new script (free with
