@@ -1,6 +1,8 @@
 /* The simulator's engine: fixed scripts, a fuzzed request stream.
- * Input: [script index] [per-request length limit: 0 = none] then the common
- * split byte(s) of fuzz_framing.h, then the byte stream a client sends.
+ * Input: one byte (script index + number of scripts * the time between
+ * requests in tenths of a second, for the properties' ramps), then the
+ * common split byte(s) of fuzz_framing.h, then the byte stream a client
+ * sends.
  *
  * The stream is cut into requests with the script's request framing (read
  * through the cuts), each request is handled, and the outcome checked:
@@ -8,7 +10,8 @@
  * response framing followed by the prompt; replies stay bounded by the
  * request size (no unbounded growth); a hung session answers nothing; a
  * regex that a limit cut short did not answer, and the limit counters add
- * up (each rule or step flagged first exactly once). Differential: the
+ * up (each rule or step flagged first exactly once); a property without
+ * noise stays within its range or its choices. Differential: the
  * outcomes of the stream cut and whole are identical. */
 #include "devwire/devwire.h"
 #include "engine.h"
@@ -133,6 +136,46 @@ static const char *const scripts[] = {
     "   \"split\": [2]},"
     "  {\"when\": {\"scpi\": \"SYSTem:KILL\"}, \"fault\": \"close\", \"fault_on\": 2}"
     " ]}",
+    /* 7: SCPI properties of every type: ranges, units, MIN/MAX/DEF,
+     * formats, access modes, a ramp and noise; a rule over a header. */
+    "{\"name\": \"props\", \"profile\": \"scpi\", \"state\": {\"v\": \"x\"},"
+    " \"properties\": {"
+    "  \"freq\": {\"type\": \"float\", \"scpi\": \"[SOURce:]FREQuency[:CW]\", \"unit\": \"Hz\","
+    "   \"min\": 9e3, \"max\": 6e9, \"default\": 1e6},"
+    "  \"pow\": {\"type\": \"float\", \"scpi\": \"POWer\", \"min\": -130, \"max\": 20,"
+    "   \"format\": \"%+.3e dBm\"},"
+    "  \"n\": {\"type\": \"int\", \"scpi\": \"SWEep:POINts\", \"min\": 2, \"max\": 1001,"
+    "   \"default\": 11, \"format\": \"%05x\"},"
+    "  \"out\": {\"type\": \"bool\", \"scpi\": \"OUTPut[1-2][:STATe]\"},"
+    "  \"trig\": {\"type\": \"enum\", \"scpi\": \"TRIGger:SOURce\","
+    "   \"values\": [\"IMMediate\", \"BUS\", \"EXTernal\"]},"
+    "  \"text\": {\"type\": \"string\", \"scpi\": \"DISPlay:TEXT\", \"default\": \"a\\\"b\"},"
+    "  \"volt\": {\"type\": \"float\", \"scpi\": \"VOLTage\", \"unit\": \"V\", \"min\": 0,"
+    "   \"max\": 30},"
+    "  \"vout\": {\"type\": \"float\", \"scpi\": \"MEASure:VOLTage\", \"access\": \"ro\","
+    "   \"min\": 0, \"max\": 30, \"ramp\": {\"to\": \"volt\", \"rate\": 2},"
+    "   \"noise\": {\"amplitude\": 0.01, \"distribution\": \"normal\"}},"
+    "  \"key\": {\"type\": \"int\", \"scpi\": \"SYSTem:KEY\", \"access\": \"wo\"}"
+    " },"
+    " \"rules\": ["
+    "  {\"when\": {\"scpi\": \"POWer?\"}, \"reply\": \"P ${pow} ${v}\"},"
+    "  {\"when\": {\"scpi\": \"HALF\", \"params\": [\"any\"]}, \"set\": {\"freq\": \"$1\"}}"
+    " ]}",
+    /* 8: properties of a line protocol: commands, acks, on_error, a ramp. */
+    "{\"name\": \"tc\", \"properties\": {"
+    "  \"sp\": {\"type\": \"float\", \"command\": \"SP\", \"min\": -40, \"max\": 180,"
+    "   \"default\": 22, \"ack\": \"OK\"},"
+    "  \"t\": {\"type\": \"float\", \"command\": \"T\", \"access\": \"ro\", \"default\": 22,"
+    "   \"format\": \"%.2f\", \"ramp\": {\"to\": \"sp\", \"rate\": 0.5},"
+    "   \"noise\": {\"amplitude\": 0.1}},"
+    "  \"m\": {\"type\": \"enum\", \"command\": \"MODE\", \"values\": [\"AUTO\", \"MANual\"]},"
+    "  \"on\": {\"type\": \"bool\", \"command\": \"ON\"},"
+    "  \"s\": {\"type\": \"string\", \"command\": \"NAME\", \"access\": \"wo\"}"
+    " },"
+    " \"rules\": [{\"when\": \"ST?\", \"reply\": \"${sp} ${t} ${m} ${on} ${s}\"},"
+    "  {\"when\": {\"prefix\": \"SET \"}, \"set\": {\"sp\": \"$0\", \"m\": \"man\"}}],"
+    " \"on_error\": {\"reply\": \"ERR $0\"},"
+    " \"unmatched\": {\"reply\": \"?\"}}",
 };
 enum { NSCRIPTS = sizeof scripts / sizeof *scripts };
 
@@ -211,9 +254,28 @@ static void check_limit_counters(const dw_sim_engine *e, size_t firsts)
         fail("a rule's first limit hit was not flagged exactly once", NULL);
 }
 
-/* Serve the stream cut at `cuts`; the log digests every outcome. */
+/* Every property without noise is within its range (or one of its
+ * choices), whatever the requests did. */
+static void check_props(dw_sim_session *ses, const dw_sim_script *s, double now)
+{
+    dw_sim_props_state *st = dw_sim_session_props(ses);
+    for (size_t i = 0; st && i < dw_sim_props_count(s->props); i++) {
+        const dw_sim_prop_def *d = dw_sim_props_def(s->props, i);
+        dw_sim_prop_value v;
+        dw_sim_prop_get(st, i, now, &v);
+        if (d->noise != DW_SIM_NOISE_NONE || d->type == DW_SIM_PROP_STRING)
+            continue;
+        double lo = d->type == DW_SIM_PROP_ENUM ? 0 : d->min;
+        double hi = d->type == DW_SIM_PROP_ENUM ? (double)d->nchoices - 1 : d->max;
+        if (!(v.num >= lo && v.num <= hi))
+            fail("a property left its range", d->name);
+    }
+}
+
+/* Serve the stream cut at `cuts`, request k at time k * step seconds; the
+ * log digests every outcome. */
 static void serve(const dw_sim_script *s, const uint8_t *stream, size_t len, const size_t *cuts,
-                  size_t ncuts, dw_buf *log)
+                  size_t ncuts, double step, dw_buf *log)
 {
     dw_sim_engine *e = NULL;
     dw_error err;
@@ -239,8 +301,10 @@ static void serve(const dw_sim_script *s, const uint8_t *stream, size_t len, con
         if (++count > len + 1)
             fail("more requests than bytes", NULL);
         dw_error_clear(&err);
-        int hrc = dw_sim_engine_handle(e, ses, req.data, req.len, &o, &err);
+        double now = 1000 + (double)count * step;
+        int hrc = dw_sim_engine_handle_at(e, ses, req.data, req.len, now, &o, &err);
         check(e, ses, req.data, req.len, &o, hrc, log);
+        check_props(ses, s, now);
         for (size_t i = 0; i < o.nlimits; i++)
             firsts += (size_t)o.limits[i].first;
         if (o.fault == DW_SIM_FAULT_CLOSE || o.fault == DW_SIM_FAULT_RESET || o.close)
@@ -284,7 +348,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         atexit(free_scripts);
     }
     fz_reader r = {data, size};
-    const dw_sim_script *s = loaded[fz_byte(&r) % NSCRIPTS];
+    /* The first byte: the script, and the time between requests (tenths
+     * of a second). */
+    int first = fz_byte(&r);
+    const dw_sim_script *s = loaded[first % NSCRIPTS];
+    double step = (double)(first / NSCRIPTS) / 10;
     fz_split sp;
     fz_read_split(&r, &sp);
     if (r.n > 8192)
@@ -292,8 +360,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t ncuts;
     size_t *cuts = fz_cuts(&sp, r.n, &ncuts);
     dw_buf whole = DW_BUF_INIT, cut = DW_BUF_INIT;
-    serve(s, r.p, r.n, NULL, 0, &whole);
-    serve(s, r.p, r.n, cuts, ncuts, &cut);
+    serve(s, r.p, r.n, NULL, 0, step, &whole);
+    serve(s, r.p, r.n, cuts, ncuts, step, &cut);
     if (whole.len != cut.len || (whole.len && memcmp(whole.data, cut.data, whole.len) != 0))
         fail("the cut stream is served differently from the whole stream", NULL);
     dw_buf_free(&whole);
