@@ -235,6 +235,23 @@ Test(props_scpi, a_rule_overrides_a_property_header)
     fix_close(&f);
 }
 
+Test(props_scpi, connection_scope_gives_each_connection_its_own_values)
+{
+    fix f;
+    fix_open(&f, "{'profile': 'scpi', 'scope': 'connection', 'properties': {'v': {'type': 'int',"
+                 " 'scpi': 'VALue', 'default': 1}}}");
+    dw_sim_session *other = dw_sim_session_new(f.e);
+    cr_assert(other != NULL);
+    ask(&f, "VAL 5");
+    dw_sim_session *mine = f.s;
+    f.s = other;
+    cr_expect(eq(str, (char *)ask(&f, "VAL?"), "1"), "the other connection keeps its own");
+    f.s = mine;
+    cr_expect(eq(str, (char *)ask(&f, "VAL?"), "5"));
+    dw_sim_session_free(other);
+    fix_close(&f);
+}
+
 /* ---- other profiles ------------------------------------------------------- */
 
 static const char *const tc =

@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INT_LIMIT 9007199254740992.0 /* 2^53: every int up to it is exact */
-
 /* Properties whose header may end in one word (a unit's last node). */
 typedef struct word_slot {
     char word[DW_SCPI_MAX_MNEMONIC + 1];
