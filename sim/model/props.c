@@ -31,6 +31,13 @@ typedef struct pval {
     double num;
     dw_buf str;
     double t; /* ramp: the time num is at; NAN before the first look */
+    /* The last answer printed for a number, kept because printing a double
+     * costs more than the rest of a query: valid for printed_num in the
+     * profile printed_scpi (-1: none). */
+    double printed_num;
+    int8_t printed_scpi;
+    uint8_t printed_len;
+    char printed[46];
 } pval;
 
 struct dw_sim_props_state {
@@ -235,6 +242,7 @@ int dw_sim_props_reset(dw_sim_props_state *st)
         pval *v = &st->v[i];
         v->num = d->def;
         v->t = NAN;
+        v->printed_scpi = -1;
         dw_buf_clear(&v->str);
         if (d->def_str && dw_buf_append(&v->str, d->def_str, strlen(d->def_str)) != DW_OK)
             return DW_ENOMEM;
@@ -467,9 +475,23 @@ static int print_value(const dw_sim_prop_def *d, const dw_sim_prop_value *v, int
 
 int dw_sim_prop_print(dw_sim_props_state *st, size_t i, double now, int scpi, dw_buf *out)
 {
+    const dw_sim_prop_def *d = &st->p->defs[i];
+    pval *pv = &st->v[i];
     dw_sim_prop_value v;
     dw_sim_prop_get(st, i, now, &v);
-    return print_value(&st->p->defs[i], &v, scpi, out);
+    if (d->type != DW_SIM_PROP_FLOAT && d->type != DW_SIM_PROP_INT)
+        return print_value(d, &v, scpi, out);
+    if (pv->printed_scpi == scpi && memcmp(&pv->printed_num, &v.num, sizeof v.num) == 0)
+        return dw_buf_append(out, pv->printed, pv->printed_len);
+    size_t start = out->len;
+    int rc = print_value(d, &v, scpi, out);
+    if (rc == DW_OK && out->len - start <= sizeof pv->printed) {
+        pv->printed_len = (uint8_t)(out->len - start);
+        memcpy(pv->printed, out->data + start, pv->printed_len);
+        pv->printed_num = v.num;
+        pv->printed_scpi = (int8_t)scpi;
+    }
+    return rc;
 }
 
 /* ---- SCPI ---------------------------------------------------------------------- */
