@@ -91,7 +91,8 @@ static const char *const sg =
     "  'count': {'type': 'int', 'scpi': 'SWEep:POINts', 'min': 2, 'max': 1001, 'default': 101},"
     "  'label': {'type': 'string', 'scpi': 'DISPlay:TEXT', 'default': 'hi'},"
     "  'temp': {'type': 'float', 'scpi': 'MEASure:TEMPerature', 'access': 'ro', 'default': 25},"
-    "  'key': {'type': 'string', 'scpi': 'SYSTem:KEY', 'access': 'wo'}"
+    "  'key': {'type': 'string', 'scpi': 'SYSTem:KEY', 'access': 'wo'},"
+    "  'lev': {'type': 'float', 'scpi': 'LEVel', 'unit': 'V', 'min': 0, 'max': 10, 'default': 1}"
     " }}";
 
 Test(props_scpi, long_and_short_forms_and_default_formats)
@@ -137,6 +138,10 @@ Test(props_scpi, units_multipliers_min_max_def)
     ask(&f, "FREQ DEF");
     cr_expect(eq(str, (char *)ask(&f, "FREQ?"), "1.0E+06"));
     cr_expect(eq(str, (char *)ask(&f, "FREQ? MIN;FREQ? MAX;FREQ? DEF"), "9.0E+03;6.0E+09;1.0E+06"));
+    ask(&f, "LEV 250mV");
+    cr_expect(eq(str, (char *)ask(&f, "LEV?"), "2.5E-01"), "milli");
+    ask(&f, "LEV 20us");
+    cr_expect(eq(str, (char *)ask(&f, "SYST:ERR?"), "-131,\"Invalid suffix\""), "seconds");
     ask(&f, "POW -3.5 dBm");
     cr_expect(eq(str, (char *)ask(&f, "POW?"), "-3.50"));
     ask(&f, "FREQ 5 V");
