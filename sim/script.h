@@ -23,16 +23,17 @@ typedef struct dw_sim_bytes {
 } dw_sim_bytes;
 
 /* A reply or state template: literal bytes and placeholders, in order.
- * Text "${freq}" is a state variable, "$1".."$9" a regex capture, "$0" or
+ * Text "${freq}" is a state variable or a property, "$1".."$9" a regex capture, "$0" or
  * "${request}" the whole request; "$$" is a literal '$' (any other '$' is a
  * load error). Binary literals ({"hex": ...} / {"base64": ...}) are one
  * literal segment, but a template's {"hex": ...} may hold placeholders
  * between byte pairs ({"hex": "aa 81 ${r1} 55"}); {"json": value} is the
  * value's compact JSON text, itself a template, where a string that is one
  * placeholder alone ("${on}", "$1") is printed unquoted, as JSON text. Adjacent literal text is one
- * segment, an empty template has no segments. The loader guarantees that every VAR index is < nvars
- * and that every capture is possible where the template is used (a capture group the regex does not
- * have, or a capture with no request, is a load error), so the engine need not check. */
+ * segment, an empty template has no segments. The loader guarantees that every VAR index is <
+ * nvars, every PROP index < the number of properties, and that every capture is possible where the
+ * template is used (a capture group the regex does not have, or a capture with no request, is a
+ * load error), so the engine need not check. */
 typedef enum dw_sim_seg_kind {
     DW_SIM_SEG_LITERAL,
     DW_SIM_SEG_VAR,     /* var: index into script->vars */
