@@ -3,6 +3,7 @@
 #include "memory.h"
 
 #include "model/lua.h"
+#include "model/props.h"
 #include "model/scpi_status.h"
 
 #include <pthread.h>
@@ -10,6 +11,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define NCAP 10 /* $0..$9 */
 
@@ -21,10 +23,12 @@
  * turn. One lives in the engine (shared scope) or in each session. */
 typedef struct sim_state {
     pthread_mutex_t lock;
-    dw_buf *vars;         /* script->nvars */
-    size_t *turns;        /* one per action: steps, then rules, then unmatched */
-    size_t step;          /* the next expected step */
-    dw_scpi_status *scpi; /* the SCPI profile's error queue and registers */
+    dw_buf *vars;              /* script->nvars */
+    size_t *turns;             /* one per action: steps, then rules, then unmatched */
+    size_t step;               /* the next expected step */
+    dw_scpi_status *scpi;      /* the SCPI profile's error queue and registers */
+    dw_sim_props_state *props; /* the properties' values, or NULL */
+    double now;                /* the time of the request being handled */
 } sim_state;
 
 struct dw_sim_engine {
@@ -64,6 +68,10 @@ struct dw_sim_engine {
         size_t nsplit;
         unsigned split_delay_ms;
     } * pre;
+    _Atomic uint64_t rng;       /* the properties' noise (model/props.h) */
+    double (*clock)(void *arg); /* `now` of a request: ramps, Lua */
+    void *clock_arg;
+    struct timespec start;
     sim_state shared;           /* used when scope is shared */
     dw_scpi_builtins *builtins; /* the SCPI profile's own commands */
     _Atomic uint64_t *rule_hits;
@@ -103,11 +111,13 @@ struct dw_sim_session {
      * (thread_jit_stack). NULL when the script has no regex. */
     pcre2_match_data *md;
     pcre2_match_context *mc;
-    /* Lua: the old values of the variables this request set, to undo its
-     * changes if a chunk fails; the last failure's message. */
+    /* Lua: the old values of the variables and properties this request
+     * set, to undo its changes if a chunk fails; the last failure's message. */
     struct undo {
-        size_t var;
-        dw_buf old;
+        size_t var;              /* the variable or property */
+        int prop;                /* 1: a property, its value in saved */
+        dw_buf old;              /* a variable's value */
+        dw_sim_prop_saved saved; /* a property's */
     } * undo;
     size_t nundo, undo_cap;
     char lua_msg[256];
@@ -167,12 +177,13 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n)
     return h;
 }
 
+/* Steps, rules, unmatched, on_error. */
 static size_t nactions(const dw_sim_script *s)
 {
-    return s->nsteps + s->nrules + 1;
+    return s->nsteps + s->nrules + 2;
 }
 
-static int state_init(sim_state *st, const dw_sim_script *s)
+static int state_init(sim_state *st, const dw_sim_script *s, _Atomic uint64_t *rng)
 {
     memset(st, 0, sizeof *st);
     if (pthread_mutex_init(&st->lock, NULL) != 0)
@@ -186,6 +197,8 @@ static int state_init(sim_state *st, const dw_sim_script *s)
             return DW_ENOMEM;
     if (s->profile == DW_SIM_PROFILE_SCPI && !(st->scpi = dw_scpi_status_new(s->error_queue)))
         return DW_ENOMEM;
+    if (s->props && !(st->props = dw_sim_props_state_new(s->props, rng)))
+        return DW_ENOMEM;
     return DW_OK;
 }
 
@@ -197,6 +210,7 @@ static void state_destroy(sim_state *st, const dw_sim_script *s)
     free(st->vars);
     free(st->turns);
     dw_scpi_status_free(st->scpi);
+    dw_sim_props_state_free(st->props);
     pthread_mutex_destroy(&st->lock);
 }
 
@@ -212,7 +226,8 @@ static int action_needs_lock(const dw_sim_action *a)
         for (size_t f = 0; f < a->nframes[r]; f++)
             for (size_t g = 0; g < a->replies[r][f].nsegs; g++)
                 if (a->replies[r][f].segs[g].kind == DW_SIM_SEG_VAR ||
-                    a->replies[r][f].segs[g].kind == DW_SIM_SEG_LUA)
+                    a->replies[r][f].segs[g].kind == DW_SIM_SEG_LUA ||
+                    a->replies[r][f].segs[g].kind == DW_SIM_SEG_PROP)
                     return 1;
     return 0;
 }
@@ -267,6 +282,7 @@ static int lua_init(dw_sim_engine *e, dw_error *err)
     int rc = dw_sim_lua_new(s, &e->lua, err);
     if (rc != DW_OK)
         return rc;
+    dw_sim_lua_seed(e->lua, DW_SIM_DEFAULT_SEED);
     for (size_t i = 0; i < s->nrules; i++)
         e->has_cond |= s->rules[i].cond != NULL;
     e->lock_matching |= e->has_cond;
@@ -288,6 +304,15 @@ static void note_regex(dw_sim_engine *e, const dw_sim_match *m)
     e->has_jit |= m->jit;
 }
 
+/* The default clock: monotonic seconds since engine e was built. */
+static double since_start(void *arg)
+{
+    const dw_sim_engine *e = arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)(ts.tv_sec - e->start.tv_sec) + (double)(ts.tv_nsec - e->start.tv_nsec) / 1e9;
+}
+
 int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error *err)
 {
     *out = NULL;
@@ -295,8 +320,12 @@ int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error
     if (!e)
         return dw_error_set(err, DW_ENOMEM, "engine: out of memory");
     e->script = script;
+    clock_gettime(CLOCK_MONOTONIC, &e->start);
+    e->clock = since_start;
+    e->clock_arg = e;
+    dw_sim_rng_seed(&e->rng, DW_SIM_DEFAULT_SEED);
     pthread_mutex_init(&e->sample_lock, NULL);
-    int rc = state_init(&e->shared, script);
+    int rc = state_init(&e->shared, script, &e->rng);
     e->rule_hits = calloc(script->nrules ? script->nrules : 1, sizeof *e->rule_hits);
     e->step_hits = calloc(script->nsteps ? script->nsteps : 1, sizeof *e->step_hits);
     e->rule_limits = calloc(script->nrules ? script->nrules : 1, sizeof *e->rule_limits);
@@ -327,6 +356,7 @@ int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error
     for (size_t i = 0; i < script->nrules; i++)
         e->needs_lock[script->nsteps + i] = (uint8_t)action_needs_lock(&script->rules[i].action);
     e->needs_lock[script->nsteps + script->nrules] = (uint8_t)action_needs_lock(&script->unmatched);
+    e->needs_lock[script->nsteps + script->nrules + 1] = 1; /* on_error: after a property */
 
     e->pre = calloc(script->nrules ? script->nrules : 1, sizeof *e->pre);
     if (!e->pre) {
@@ -439,6 +469,8 @@ const dw_marshaller *dw_sim_engine_response_marshaller(const dw_sim_engine *e)
 }
 
 /* The session's regex matching objects, limits set (see engine.h). */
+static void undo_forget(dw_sim_session *ss);
+
 static int regex_init(dw_sim_session *s)
 {
     if (!s->e->has_regex)
@@ -463,7 +495,7 @@ dw_sim_session *dw_sim_session_new(dw_sim_engine *e)
     s->st = &e->shared;
     if (e->script->scope == DW_SIM_SCOPE_CONNECTION) {
         s->st = &s->own;
-        if (state_init(&s->own, e->script) != DW_OK) {
+        if (state_init(&s->own, e->script, &e->rng) != DW_OK) {
             dw_sim_session_free(s);
             return NULL;
         }
@@ -486,8 +518,7 @@ void dw_sim_session_free(dw_sim_session *s)
     dw_buf_free(&s->scratch);
     dw_buf_free(&s->scpi_resp);
     dw_buf_free(&s->scpi_caps);
-    for (size_t i = 0; i < s->nundo; i++)
-        dw_buf_free(&s->undo[i].old);
+    undo_forget(s);
     free(s->undo);
     free(s);
 }
@@ -688,6 +719,9 @@ static int render(const dw_sim_template *t, const sim_state *st, const uint8_t *
         case DW_SIM_SEG_VAR:
             rc = dw_buf_append(out, st->vars[g->var].data, st->vars[g->var].len);
             break;
+        case DW_SIM_SEG_PROP:
+            rc = dw_sim_prop_print(st->props, g->var, st->now, 0, out);
+            break;
         case DW_SIM_SEG_CAPTURE:
             if (c && req && g->capture < NCAP && c->so[g->capture] != PCRE2_UNSET &&
                 c->eo[g->capture] >= c->so[g->capture])
@@ -717,25 +751,61 @@ struct lua_call {
     dw_sim_outcome *out;
 };
 
-/* Set variable `var` to *v (taken), keeping the old value in the session's
- * undo list until the request is over. */
-static int state_assign(dw_sim_session *ss, sim_state *st, size_t var, dw_buf *v)
+/* A free entry at the end of the session's undo list (not yet counted),
+ * or NULL when out of memory. */
+static struct undo *undo_slot(dw_sim_session *ss)
 {
     if (ss->nundo == ss->undo_cap) {
         size_t cap = ss->undo_cap ? 2 * ss->undo_cap : 4;
         struct undo *u = realloc(ss->undo, cap * sizeof *u);
-        if (!u) {
-            dw_buf_free(v);
-            return DW_ENOMEM;
-        }
+        if (!u)
+            return NULL;
         ss->undo = u;
         ss->undo_cap = cap;
     }
-    ss->undo[ss->nundo].var = var;
-    ss->undo[ss->nundo++].old = st->vars[var];
+    return memset(&ss->undo[ss->nundo], 0, sizeof *ss->undo);
+}
+
+/* Set variable `var` to *v (taken), keeping the old value in the session's
+ * undo list until the request is over. */
+static int state_assign(dw_sim_session *ss, sim_state *st, size_t var, dw_buf *v)
+{
+    struct undo *u = undo_slot(ss);
+    if (!u) {
+        dw_buf_free(v);
+        return DW_ENOMEM;
+    }
+    u->var = var;
+    u->old = st->vars[var];
+    ss->nundo++;
     st->vars[var] = *v;
     dw_buf_init(v);
     return DW_OK;
+}
+
+/* Keep property i's value in the session's undo list (before a change). */
+static int prop_keep(dw_sim_session *ss, sim_state *st, size_t i)
+{
+    struct undo *u = undo_slot(ss);
+    if (!u || dw_sim_prop_save(st->props, i, &u->saved) != DW_OK)
+        return DW_ENOMEM;
+    u->var = i;
+    u->prop = 1;
+    ss->nundo++;
+    return DW_OK;
+}
+
+/* A "set" of property i from the text *v (freed), validated as a property's
+ * command validates it: a value it refuses leaves it as it was. With Lua
+ * (lc) the old value is kept for undo_all. */
+static int set_prop_text(lua_call *lc, sim_state *st, size_t i, dw_buf *v)
+{
+    int rc = lc ? prop_keep(lc->ss, st, i) : DW_OK;
+    const uint8_t *text = v->data ? v->data : (const uint8_t *)"";
+    if (rc == DW_OK && dw_sim_prop_set_text(st->props, i, text, v->len, st->now) == DW_SCPI_NOMEM)
+        rc = DW_ENOMEM;
+    dw_buf_free(v);
+    return rc;
 }
 
 /* An assignment from a "lua" action (dw_sim_lua_scope.assign). */
@@ -748,11 +818,23 @@ static int lua_assign(void *arg, size_t var, const uint8_t *p, size_t n)
     return state_assign(lc->ss, lc->st, var, &v);
 }
 
+/* An assignment to a property from a "lua" action (dw_sim_lua_scope):
+ * 0, or the SCPI error code of a refused value (then unchanged). */
+static int lua_set_prop(void *arg, size_t i, const dw_sim_prop_value *v)
+{
+    lua_call *lc = arg;
+    if (prop_keep(lc->ss, lc->st, i) != DW_OK)
+        return DW_SCPI_NOMEM;
+    return dw_sim_prop_set(lc->st->props, i, v, lc->st->now);
+}
+
 /* The request is over: keep what it changed. */
 static void undo_forget(dw_sim_session *ss)
 {
-    for (size_t i = 0; i < ss->nundo; i++)
+    for (size_t i = 0; i < ss->nundo; i++) {
         dw_buf_free(&ss->undo[i].old);
+        dw_buf_free(&ss->undo[i].saved.str);
+    }
     ss->nundo = 0;
 }
 
@@ -761,6 +843,10 @@ static void undo_all(dw_sim_session *ss, sim_state *st)
 {
     while (ss->nundo) {
         struct undo *u = &ss->undo[--ss->nundo];
+        if (u->prop) {
+            dw_sim_prop_restore(st->props, u->var, &u->saved);
+            continue;
+        }
         dw_buf_free(&st->vars[u->var]);
         st->vars[u->var] = u->old;
     }
@@ -787,8 +873,17 @@ static void note_lua(dw_sim_engine *e, dw_sim_outcome *out, size_t id, const cha
  * or LUA_FAILED (noted in the outcome). */
 static int lua_eval(lua_call *lc, size_t id, const dw_sim_lua_chunk *ch, int *truth, dw_buf *text)
 {
-    dw_sim_lua_scope sc = {
-        lc->req, lc->n, lc->c->so, lc->c->eo, lc->st->vars, ch->statements ? lua_assign : NULL, lc};
+    sim_state *st = lc->st;
+    dw_sim_lua_scope sc = {lc->req,
+                           lc->n,
+                           lc->c->so,
+                           lc->c->eo,
+                           st->vars,
+                           st->props,
+                           st->now,
+                           ch->statements ? lua_assign : NULL,
+                           ch->statements ? lua_set_prop : NULL,
+                           lc};
     dw_sim_session *ss = lc->ss;
     int rc = dw_sim_lua_eval(lc->e->lua, ch, &sc, truth, text, ss->lua_msg, sizeof ss->lua_msg);
     if (rc != DW_ESCRIPT)
@@ -832,7 +927,9 @@ static int apply_sets(sim_state *st, const dw_sim_action *a, const uint8_t *req,
     for (size_t i = 0; i < a->nsets && rc == DW_OK; i++)
         rc = render_value(lc, id, &a->sets[i].value, st, req, c, &vals[i]);
     for (size_t i = 0; i < a->nsets; i++) {
-        if (rc == DW_OK && lc) {
+        if (rc == DW_OK && a->sets[i].prop) {
+            rc = set_prop_text(lc, st, a->sets[i].var, &vals[i]);
+        } else if (rc == DW_OK && lc) {
             rc = state_assign(lc->ss, st, a->sets[i].var, &vals[i]);
         } else if (rc == DW_OK) {
             dw_buf_free(&st->vars[a->sets[i].var]);
@@ -1233,14 +1330,45 @@ static int scpi_script(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit 
     return 0;
 }
 
-static int scpi_reset_vars(const dw_sim_script *s, sim_state *st)
+/* Variables to their initial values, properties to their defaults. */
+static int reset_state(const dw_sim_script *s, sim_state *st)
 {
     for (size_t i = 0; i < s->nvars; i++) {
         dw_buf_clear(&st->vars[i]);
         if (dw_buf_append(&st->vars[i], s->vars[i].initial.data, s->vars[i].initial.len) != DW_OK)
             return DW_ENOMEM;
     }
-    return DW_OK;
+    return st->props ? dw_sim_props_reset(st->props) : DW_OK;
+}
+
+/* The properties' headers for unit u (after the script's steps and rules):
+ * 1 if a property took it (*scpi_err set if its value was refused), else
+ * 0 (*why -114 if a header fitted but for its suffix). */
+static int scpi_props(dw_sim_session *ss, const dw_scpi_unit *u, scpi_msg *msg, dw_sim_outcome *out,
+                      int *scpi_err, int *why, int *rc)
+{
+    sim_state *st = ss->st;
+    size_t before = msg->resp->len;
+    if (!st->props)
+        return 0;
+    if (msg->nresp && (*rc = dw_buf_append_byte(msg->resp, ';')) != DW_OK)
+        return 1;
+    int r = dw_sim_props_scpi(st->props, u, st->now, msg->resp);
+    if (r == 1 && msg->resp->len > before + (msg->nresp > 0))
+        msg->nresp++;
+    else
+        dw_buf_truncate(msg->resp, before);
+    if (r == 0 || r == DW_SCPI_E_SUFFIX_RANGE) {
+        *why = *why ? *why : r;
+        return 0;
+    }
+    out->source = DW_SIM_BY_PROFILE;
+    out->name = "properties";
+    if (r == DW_SCPI_NOMEM)
+        *rc = DW_ENOMEM;
+    else if (r < 0)
+        *scpi_err = r;
+    return 1;
 }
 
 /* One program message unit: the script first, then the built-in commands,
@@ -1265,6 +1393,8 @@ static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u
         return DW_OK;
     }
     int why = *scpi_err; /* a parameter error or -114 from the script */
+    if (scpi_props(ss, u, msg, out, scpi_err, &why, &rc))
+        return rc;
     dw_scpi_context ctx = {e->script->idn ? e->script->idn : e->script->name, msg->nresp > 0};
     size_t before = msg->resp->len;
     unsigned events = 0;
@@ -1278,7 +1408,7 @@ static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u
     if (b == 1) {
         out->source = DW_SIM_BY_PROFILE;
         out->name = "scpi";
-        return events & DW_SCPI_EVENT_RST ? scpi_reset_vars(e->script, ss->st) : DW_OK;
+        return events & DW_SCPI_EVENT_RST ? reset_state(e->script, ss->st) : DW_OK;
     }
     if (b == DW_SCPI_NOMEM)
         return DW_ENOMEM;
@@ -1306,7 +1436,7 @@ static int scpi_finish(dw_sim_engine *e, scpi_msg *msg, dw_sim_outcome *out, dw_
 }
 
 static int scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
-                       dw_sim_outcome *out, dw_error *err)
+                       double now, dw_sim_outcome *out, dw_error *err)
 {
     sim_state *st = ss->st;
     dw_scpi_parser p;
@@ -1316,6 +1446,7 @@ static int scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req,
     out->source = DW_SIM_BY_PROFILE;
     out->name = "scpi";
     pthread_mutex_lock(&st->lock);
+    st->now = now;
     dw_scpi_parser_init(&p, req, n);
     int rc = DW_OK, r;
     while (rc == DW_OK && !msg.stop && (r = dw_scpi_parser_next(&p, &u)) != 0) {
@@ -1356,6 +1487,56 @@ static int scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req,
 int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
                          dw_sim_outcome *out, dw_error *err)
 {
+    double now = e->lua || dw_sim_props_timed(e->script->props) ? e->clock(e->clock_arg) : 0;
+    return dw_sim_engine_handle_at(e, ss, req, n, now, out, err);
+}
+
+/* Lock the state for a request at time `now`. */
+static void lock_at(sim_state *st, double now)
+{
+    pthread_mutex_lock(&st->lock);
+    st->now = now;
+}
+
+/* The properties' commands for a request no rule took (other profiles):
+ * 1 if one took it (the answer, or on_error's, in `out`), else 0. */
+static int text_props(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
+                      dw_sim_outcome *out, dw_error *err, int *rc)
+{
+    const dw_sim_script *s = e->script;
+    sim_state *st = ss->st;
+    dw_buf_clear(&ss->scratch);
+    int r = dw_sim_props_command(st->props, req, n, st->now, &ss->scratch);
+    if (r == 0 || (r < 0 && r != DW_SCPI_NOMEM && !s->has_on_error))
+        return 0;
+    out->source = DW_SIM_BY_PROFILE;
+    out->name = r < 0 ? "on_error" : "properties";
+    if (r == DW_SCPI_NOMEM) {
+        *rc = DW_ENOMEM;
+    } else if (r < 0) {
+        captures c;
+        captures_whole(&c, n);
+        *rc = apply_action(e, st, s->nsteps + s->nrules + 1, &s->on_error, NULL, out->name, req, &c,
+                           out, &ss->scratch, err, NULL);
+    } else {
+        dw_error merr;
+        dw_error_clear(&merr);
+        *rc = r == 1 || ss->scratch.len
+                  ? dw_marshall(e->resp_m, ss->scratch.data, ss->scratch.len, &out->bytes, &merr)
+                  : DW_OK;
+        out->nframes = r == 1 || ss->scratch.len;
+        if (*rc == DW_OK && s->prompt.len)
+            *rc = dw_buf_append(&out->bytes, s->prompt.data, s->prompt.len);
+        if (*rc != DW_OK && *rc != DW_ENOMEM)
+            *rc = dw_error_set(err, DW_EINVAL, "properties: the answer cannot be framed: %s",
+                               dw_error_message(&merr));
+    }
+    return 1;
+}
+
+int dw_sim_engine_handle_at(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
+                            double now, dw_sim_outcome *out, dw_error *err)
+{
     static const uint8_t none[1] = {0};
     const dw_sim_script *s = e->script;
     outcome_reset(out);
@@ -1368,7 +1549,7 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
         return DW_OK;
     }
     if (s->profile == DW_SIM_PROFILE_SCPI) {
-        int rc = scpi_handle(e, ss, req, n, out, err);
+        int rc = scpi_handle(e, ss, req, n, now, out, err);
         if (out->fault == DW_SIM_FAULT_HANG)
             atomic_store(&ss->hung, 1);
         return rc;
@@ -1387,7 +1568,7 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
      * lock is taken only for an action that needs it. */
     int locked = 0;
     if (e->lock_matching) {
-        pthread_mutex_lock(&st->lock);
+        lock_at(st, now);
         locked = 1;
     }
     int step = NO_MATCH;
@@ -1420,11 +1601,13 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
         } else if (r != SIZE_MAX && e->pre[r].data) {
             rc = answer_prebuilt(e, r, out);
         } else {
-            if (!locked && e->needs_lock[id]) {
-                pthread_mutex_lock(&st->lock);
+            if (!locked && (e->needs_lock[id] || (r == SIZE_MAX && st->props))) {
+                lock_at(st, now);
                 locked = 1;
             }
-            if (r != SIZE_MAX) {
+            if (r == SIZE_MAX && st->props && text_props(e, ss, req, n, out, err, &rc)) {
+                /* a property's command */
+            } else if (r != SIZE_MAX) {
                 out->source = DW_SIM_BY_RULE;
                 out->index = r;
                 out->name = s->rules[r].name ? s->rules[r].name : "rule";
@@ -1457,7 +1640,7 @@ int dw_sim_engine_banner(dw_sim_engine *e, dw_sim_session *ss, dw_buf *out)
 {
     if (e->script->banner.nsegs == 0)
         return DW_OK;
-    pthread_mutex_lock(&ss->st->lock);
+    lock_at(ss->st, e->clock(e->clock_arg));
     int rc = render(&e->script->banner, ss->st, NULL, NULL, out);
     pthread_mutex_unlock(&ss->st->lock);
     return rc;
@@ -1469,7 +1652,7 @@ int dw_sim_engine_periodic(dw_sim_engine *e, dw_sim_session *ss, size_t i, dw_bu
     if (i >= e->script->nperiodic)
         return dw_error_set(err, DW_EINVAL, "periodic[%zu]: no such message", i);
     dw_buf payload = DW_BUF_INIT;
-    pthread_mutex_lock(&ss->st->lock);
+    lock_at(ss->st, e->clock(e->clock_arg));
     int rc = render(&e->script->periodic[i].send, ss->st, NULL, NULL, &payload);
     pthread_mutex_unlock(&ss->st->lock);
     if (rc == DW_OK) {
@@ -1546,16 +1729,31 @@ void dw_sim_engine_lua_limits(dw_sim_engine *e, uint32_t instructions, size_t me
         dw_sim_lua_set_limits(e->lua, instructions, memory);
 }
 
+void dw_sim_engine_set_clock(dw_sim_engine *e, double (*clock)(void *arg), void *arg)
+{
+    e->clock = clock ? clock : since_start;
+    e->clock_arg = clock ? arg : e;
+}
+
 void dw_sim_engine_seed(dw_sim_engine *e, uint64_t seed)
 {
+    dw_sim_rng_seed(&e->rng, seed);
     if (e->lua)
         dw_sim_lua_seed(e->lua, seed);
 }
 
-void dw_sim_engine_set_clock(dw_sim_engine *e, double (*clock)(void *arg), void *arg)
+int dw_sim_engine_reset(dw_sim_engine *e, dw_sim_session *ss)
 {
-    if (e->lua)
-        dw_sim_lua_set_clock(e->lua, clock, arg);
+    sim_state *st = ss ? ss->st : &e->shared;
+    pthread_mutex_lock(&st->lock);
+    int rc = reset_state(e->script, st);
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+dw_sim_props_state *dw_sim_session_props(dw_sim_session *ss)
+{
+    return ss->st->props;
 }
 
 size_t dw_sim_engine_lua_memory(dw_sim_engine *e)

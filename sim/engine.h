@@ -121,7 +121,8 @@ typedef enum dw_sim_source {
     DW_SIM_BY_RULE,      /* index: the rule */
     DW_SIM_BY_UNMATCHED, /* neither fitted */
     DW_SIM_BY_HUNG,      /* the session hung earlier: ignored */
-    DW_SIM_BY_PROFILE,   /* the profile's built-in commands ("scpi") */
+    DW_SIM_BY_PROFILE,   /* the profile's built-in commands ("scpi"), a property's
+                          * command ("properties") or "on_error" */
 } dw_sim_source;
 
 /* A regex that a limit cut short on this request (it counted as no match). */
@@ -189,6 +190,39 @@ void dw_sim_outcome_free(dw_sim_outcome *o);
 int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *s, const uint8_t *req, size_t n,
                          dw_sim_outcome *out, dw_error *err);
 
+/* The same at time `now` (seconds; only differences count): the time the
+ * properties' ramps move by and Lua's `now`. dw_sim_engine_handle reads the
+ * engine's clock (below) when the script has a ramp or Lua, else passes 0.
+ * Tests and fuzz targets call this to be deterministic. */
+int dw_sim_engine_handle_at(dw_sim_engine *e, dw_sim_session *s, const uint8_t *req, size_t n,
+                            double now, dw_sim_outcome *out, dw_error *err);
+
+/* The one clock of the engine, which dw_sim_engine_handle, the banner and
+ * periodic messages read: clock(arg), in seconds; NULL restores the default
+ * (monotonic seconds since the engine was built). Call before serving (not
+ * thread-safe). */
+void dw_sim_engine_set_clock(dw_sim_engine *e, double (*clock)(void *arg), void *arg);
+
+/* Seed the engine's randomness: the PRNG the properties' noise draws from
+ * (every session of the engine) and Lua's math.random. An engine starts
+ * seeded with DW_SIM_DEFAULT_SEED, so runs repeat unless a seed is given.
+ * Thread-safe. */
+#define DW_SIM_DEFAULT_SEED 0x6465767769726555ULL
+void dw_sim_engine_seed(dw_sim_engine *e, uint64_t seed);
+
+/* Put session s's state (the shared state when s is NULL or the scope is
+ * "shared") back as *RST does: variables to their initial values,
+ * properties to their defaults, ramps restarted. For a control reset.
+ * DW_OK or DW_ENOMEM. Thread-safe (takes the state's lock). */
+int dw_sim_engine_reset(dw_sim_engine *e, dw_sim_session *s);
+
+/* The properties' values session s sees (NULL when the script has none),
+ * for code that runs inside the engine with the state's lock held (a
+ * script's code): read and set them by name with dw_sim_prop_find,
+ * dw_sim_prop_get and dw_sim_prop_set (model/props.h), at the request's
+ * time. */
+dw_sim_props_state *dw_sim_session_props(dw_sim_session *s);
+
 /* Append the script's banner (rendered with the session's state; sent raw,
  * not framed) to `out`. DW_OK (nothing appended when there is none) or
  * DW_ENOMEM. Thread-safe as dw_sim_engine_handle. */
@@ -207,12 +241,6 @@ int dw_sim_engine_periodic(dw_sim_engine *e, dw_sim_session *s, size_t i, dw_buf
  * of the engine's Lua state (DW_SIM_LUA_BUDGET and DW_SIM_LUA_MEMORY_CAP by
  * default). Thread-safe. */
 void dw_sim_engine_lua_limits(dw_sim_engine *e, uint32_t instructions, size_t memory);
-/* Seed math.random (by default Lua seeds it from the time). Thread-safe. */
-void dw_sim_engine_seed(dw_sim_engine *e, uint64_t seed);
-/* The clock `now` reads in Lua, in seconds (NULL: monotonic seconds since
- * the engine was built). Thread-safe; `clock` runs under the engine's Lua
- * lock. */
-void dw_sim_engine_set_clock(dw_sim_engine *e, double (*clock)(void *arg), void *arg);
 /* Bytes the engine's Lua state holds; 0 when the script has no Lua (and no
  * Lua state was made). Thread-safe. */
 size_t dw_sim_engine_lua_memory(dw_sim_engine *e);

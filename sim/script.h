@@ -14,6 +14,7 @@
 #endif
 #include <pcre2.h>
 
+#include "model/props.h"
 #include "model/scpi_parse.h"
 
 typedef struct dw_sim_bytes {
@@ -22,7 +23,7 @@ typedef struct dw_sim_bytes {
 } dw_sim_bytes;
 
 /* A reply or state template: literal bytes and placeholders, in order.
- * Text "${freq}" is a state variable, "$1".."$9" a regex capture, "$0" or
+ * Text "${freq}" is a state variable or a property, "$1".."$9" a regex capture, "$0" or
  * "${request}" the whole request; "$$" is a literal '$' (any other '$' is a
  * load error). Binary literals ({"hex": ...} / {"base64": ...}) are one
  * literal segment, but a template's {"hex": ...} may hold placeholders
@@ -30,13 +31,16 @@ typedef struct dw_sim_bytes {
  * value's compact JSON text, itself a template, where a string that is one
  * placeholder alone ("${on}", "$1") is printed unquoted, as JSON text; {"lua": expression} (rules
  * and steps only) is one DW_SIM_SEG_LUA segment. Adjacent literal text is one segment, an empty
- * template has no segments. The loader guarantees that every VAR index is < nvars and that every
- * capture is possible where the template is used (a capture group the regex does not have, or a
- * capture with no request, is a load error), so the engine need not check. */
+ * template has no segments. The loader guarantees that every VAR index is < nvars, every PROP
+ * index < the number of properties, and that every capture is possible where the template is used
+ * (a capture group the regex does not have, or a capture with no request, is a load error), so the
+ * engine need not check. */
 typedef enum dw_sim_seg_kind {
     DW_SIM_SEG_LITERAL,
     DW_SIM_SEG_VAR,     /* var: index into script->vars */
     DW_SIM_SEG_CAPTURE, /* capture: 0 = whole request, 1..9 = group */
+    DW_SIM_SEG_PROP,    /* var: index of a property ("${freq}"), printed as a query
+                         * answers it (a string without quotes) */
     DW_SIM_SEG_LUA,     /* lua: a computed value ({"lua": ...}), the template's only segment */
 } dw_sim_seg_kind;
 
@@ -127,7 +131,9 @@ typedef enum dw_sim_after_last {
 } dw_sim_after_last;
 
 typedef struct dw_sim_set {
-    size_t var; /* index into script->vars */
+    size_t var; /* index into script->vars, or of a property when prop is 1 */
+    int prop;   /* a property: the rendered text is set as dw_sim_prop_set_text
+                 * does; a value it refuses leaves the property unchanged */
     dw_sim_template value;
 } dw_sim_set;
 
@@ -253,6 +259,14 @@ typedef struct dw_sim_script {
      * rules and steps (not in the banner, periodic sends or "unmatched"). */
     dw_sim_lua_chunk **lua;
     size_t nlua;
+    /* "properties": typed values (model/props.h), or NULL. They share the
+     * variables' namespace: no property has a variable's name. */
+    dw_sim_props *props;
+    /* "on_error" (not with the SCPI profile): what a property's command
+     * does with a value it refuses ("SP abc"); $0 is the request. Without
+     * it, such a request gets the unmatched behaviour. */
+    dw_sim_action on_error;
+    int has_on_error;
 } dw_sim_script;
 
 /* Load and check a script. On DW_OK *out is a new script (free with

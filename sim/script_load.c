@@ -7,6 +7,7 @@
 #include "json_pos.h"
 #include "model/lua.h"
 #include "net.h"
+#include "script_int.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -29,7 +30,7 @@ struct var_ref {
     size_t idx;
 };
 
-typedef struct ctx {
+typedef struct dw__load {
     const char *name;
     const char *text;
     size_t len;
@@ -554,14 +555,17 @@ static int unknown_var(ctx *c, size_t off, const char *name, size_t len, int in_
     near_init(&nr);
     for (size_t i = 0; i < c->s->nvars; i++)
         near_consider(&nr, word, c->s->vars[i].name);
+    for (size_t i = 0; i < dw_sim_props_count(c->s->props); i++)
+        near_consider(&nr, word, dw_sim_props_def(c->s->props, i)->name);
     if (nr.best)
         return fail_at(c, off,
                        in_template ? "unknown variable \"${%s}\" (did you mean \"${%s}\"?)"
                                    : "unknown variable \"%s\" (did you mean \"%s\"?)",
                        word, nr.best);
     return fail_at(c, off,
-                   in_template ? "unknown variable \"${%s}\" (declare it in \"state\")"
-                               : "unknown variable \"%s\" (declare it in \"state\")",
+                   in_template
+                       ? "unknown variable \"${%s}\" (declare it in \"state\" or \"properties\")"
+                       : "unknown variable \"%s\" (declare it in \"state\" or \"properties\")",
                    word);
 }
 
@@ -691,6 +695,10 @@ static int parse_template_text(ctx *c, const cJSON *node, const char *str, size_
                 seg.capture = 0;
             } else {
                 seg.var = find_var(c, name, nlen);
+                if (seg.var == SIZE_MAX) {
+                    seg.kind = DW_SIM_SEG_PROP;
+                    seg.var = dw_sim_prop_find(c->s->props, name, nlen);
+                }
                 if (seg.var == SIZE_MAX)
                     rc = unknown_var(c, tpl_off(c, node, flags, i), name, nlen, 1);
             }
@@ -1336,7 +1344,12 @@ static int parse_sets(ctx *c, const cJSON *v, int cap, dw_sim_action *a)
     for (const cJSON *m = v->child; m && rc == DW_OK; m = m->next, i++) {
         size_t old = push_key(c, m->string);
         size_t var = find_var(c, m->string, strlen(m->string));
-        if (var == SIZE_MAX) {
+        if (var == SIZE_MAX &&
+            (var = dw_sim_prop_find(c->s->props, m->string, strlen(m->string))) != SIZE_MAX) {
+            a->sets[i].prop = 1; /* a property: set at run time, validated */
+            a->sets[i].var = var;
+            rc = parse_value_template(c, m, cap, &a->sets[i].value);
+        } else if (var == SIZE_MAX) {
             rc = unknown_var(c, dw__json_pos_of(c->pos, m, 1), m->string, strlen(m->string), 0);
         } else if (c->var_mark[var] == c->mark_gen) {
             rc = fail_key(c, m, "duplicate key");
@@ -1575,6 +1588,19 @@ static int parse_unmatched(ctx *c, const cJSON *v)
             return rc;
     }
     return parse_action(c, vals + 1, 0, &c->s->unmatched);
+}
+
+/* "on_error": what a property's command does with a value it refuses. */
+static int parse_on_error(ctx *c, const cJSON *v)
+{
+    if (c->s->profile == DW_SIM_PROFILE_SCPI)
+        return fail_key(c, v, "not with the SCPI profile (a refused value queues its error)");
+    if (!cJSON_IsObject(v))
+        return fail(c, v, "expected object");
+    const cJSON *vals[A_N];
+    int rc = members(c, v, unmatched_keys + 1, A_N, vals);
+    c->s->has_on_error = 1;
+    return rc == DW_OK ? parse_action(c, vals, 0, &c->s->on_error) : rc;
 }
 
 static int parse_periodic(ctx *c, const cJSON *v)
@@ -1914,19 +1940,22 @@ enum {
     T_STATE,
     T_SCOPE,
     T_PROFILE,
+    T_PROPERTIES,
     T_IDN,
     T_BANNER,
     T_PROMPT,
     T_STEPS,
     T_RULES,
     T_UNMATCHED,
+    T_ON_ERROR,
     T_PERIODIC,
     T_BAUD,
     T_N
 };
 static const char *const top_keys[] = {
-    "$schema", "name",   "description", "transport", "framing", "state",     "scope",    "profile",
-    "idn",     "banner", "prompt",      "steps",     "rules",   "unmatched", "periodic", "baud"};
+    "$schema", "name",    "description", "transport", "framing",  "state",
+    "scope",   "profile", "properties",  "idn",       "banner",   "prompt",
+    "steps",   "rules",   "unmatched",   "on_error",  "periodic", "baud"};
 static const char *const profile_names[] = {"none", "scpi"};
 static const char *const transport_names[] = {"tcp", "telnet", "udp", "serial"};
 #define NTRANSPORTS 4
@@ -2028,6 +2057,9 @@ static int parse_script(ctx *c, const cJSON *root)
         case T_PROFILE:
             rc = parse_profile(c, v);
             break;
+        case T_PROPERTIES:
+            rc = dw__load_properties(c, v);
+            break;
         case T_IDN:
             if (s->profile != DW_SIM_PROFILE_SCPI)
                 rc = fail_key(c, v, "only with \"profile\": \"scpi\"");
@@ -2045,6 +2077,9 @@ static int parse_script(ctx *c, const cJSON *root)
                 rc = fail_key(c, v, "not with the SCPI profile (an undefined header queues -113)");
             else
                 rc = parse_unmatched(c, v);
+            break;
+        case T_ON_ERROR:
+            rc = parse_on_error(c, v);
             break;
         case T_PERIODIC:
             rc = parse_periodic(c, v);
@@ -2229,6 +2264,8 @@ void dw_sim_script_free(dw_sim_script *s)
     }
     free(s->rules);
     action_free(&s->unmatched);
+    action_free(&s->on_error);
+    dw_sim_props_free(s->props);
     for (size_t i = 0; i < s->nperiodic; i++)
         template_free(&s->periodic[i].send);
     free(s->periodic);
@@ -2236,6 +2273,82 @@ void dw_sim_script_free(dw_sim_script *s)
         chunk_free(s->lua[i]);
     free(s->lua);
     free(s);
+}
+
+/* ---- helpers for the other loader files (script_int.h) ------------------- */
+
+dw_sim_script *dw__load_script(dw__load *c)
+{
+    return c->s;
+}
+
+int dw__load_fail(dw__load *c, const cJSON *node, int key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfail_at(c, dw__json_pos_of(c->pos, node, key), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int dw__load_fail_in(dw__load *c, const cJSON *node, size_t i, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfail_at(c, str_pos(c, node, i), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int dw__load_oom(dw__load *c)
+{
+    return oom(c);
+}
+
+size_t dw__load_push(dw__load *c, const char *key)
+{
+    return push_key(c, key);
+}
+
+size_t dw__load_push_index(dw__load *c, size_t i)
+{
+    return push_index(c, i);
+}
+
+void dw__load_pop(dw__load *c, size_t old)
+{
+    pop(c, old);
+}
+
+int dw__load_members(dw__load *c, const cJSON *obj, const char *const *keys, size_t n,
+                     const cJSON **vals)
+{
+    return members(c, obj, keys, n, vals);
+}
+
+int dw__load_enum(dw__load *c, const cJSON *v, const char *const *names, size_t n, int *out)
+{
+    return get_enum(c, v, names, n, out);
+}
+
+int dw__load_name_ok(const char *n)
+{
+    return var_name_ok(n);
+}
+
+size_t dw__load_find_var(dw__load *c, const char *name, size_t len)
+{
+    return find_var(c, name, len);
+}
+
+const char *dw__load_near(const char *word, const char *const *cands, size_t n, char *buf,
+                          size_t cap)
+{
+    near nr;
+    near_init(&nr);
+    for (size_t i = 0; i < n; i++)
+        near_consider(&nr, word, cands[i]);
+    return near_text(&nr, buf, cap);
 }
 
 /* ---- bench files ------------------------------------------------------------ */

@@ -22,9 +22,6 @@ struct dw_sim_lua {
     const dw_sim_script *script;
     size_t used, cap; /* bytes held and the memory cap */
     uint32_t budget;
-    double (*clock)(void *);
-    void *clock_arg;
-    struct timespec start;
     const dw_sim_lua_scope *scope; /* during an evaluation */
     int chunks;                    /* registry: the compiled chunks, by id + 1 */
     int randomseed;                /* registry: Lua's math.randomseed */
@@ -49,14 +46,6 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     if (p)
         x->used = x->used - old + nsize;
     return p;
-}
-
-static double since_start(void *arg)
-{
-    const dw_sim_lua *x = arg;
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - x->start.tv_sec) + (double)(t.tv_nsec - x->start.tv_nsec) / 1e9;
 }
 
 static dw_sim_lua *sandbox_of(lua_State *L)
@@ -169,12 +158,53 @@ static void push_captures(lua_State *L, const dw_sim_lua_scope *sc)
     }
 }
 
+/* Property i's value at the request's time, typed (a ramp moved on, noise
+ * drawn): a number, a boolean, an enum's short form, a string. */
+static void push_prop(lua_State *L, const dw_sim_lua_scope *sc, size_t i)
+{
+    dw_sim_prop_value v;
+    dw_sim_prop_get(sc->props, i, sc->now, &v);
+    const char *name;
+    size_t n;
+    switch (v.type) {
+    case DW_SIM_PROP_FLOAT:
+        lua_pushnumber(L, v.num);
+        break;
+    case DW_SIM_PROP_INT:
+        lua_pushinteger(L, (lua_Integer)v.num);
+        break;
+    case DW_SIM_PROP_BOOL:
+        lua_pushboolean(L, v.num != 0);
+        break;
+    case DW_SIM_PROP_ENUM:
+        n = dw_sim_prop_choice_name(dw_sim_props_def(sandbox_of(L)->script->props, i),
+                                    (size_t)v.num, &name);
+        lua_pushlstring(L, name, n);
+        break;
+    case DW_SIM_PROP_STRING:
+        lua_pushlstring(L, v.str, v.len);
+        break;
+    }
+}
+
+/* A variable's or a property's value by its code in the names table
+ * (variables 0 .. nvars - 1, then the properties). */
+static void push_named(lua_State *L, const dw_sim_lua_scope *sc, size_t code)
+{
+    size_t nvars = sandbox_of(L)->script->nvars;
+    if (code < nvars)
+        push_value(L, &sc->vars[code]);
+    else
+        push_prop(L, sc, code - nvars);
+}
+
 /* Every global a chunk reads that is not one of Lua's own (those are fields
  * of the global table and never come here) resolves in this one function:
  * push its value and return 1, or return 0 for an unknown name. Names are
- * looked up in `names` (upvalue 1: name -> a NAME_ code or a variable's
- * index). Another source of names (typed properties) is one more lookup
- * here, after the variables. */
+ * looked up in `names` (upvalue 1: name -> a NAME_ code, a variable's index
+ * or nvars + a property's index): request, captures, now, state, then the
+ * variables and the typed properties, which share one namespace (the loader
+ * refuses a property with a variable's name). */
 static int lookup(lua_State *L, dw_sim_lua *x, int key)
 {
     const dw_sim_lua_scope *sc = x->scope;
@@ -196,13 +226,13 @@ static int lookup(lua_State *L, dw_sim_lua *x, int key)
         push_captures(L, sc);
         return 1;
     case NAME_NOW:
-        lua_pushnumber(L, x->clock(x->clock_arg));
+        lua_pushnumber(L, sc->now);
         return 1;
     case NAME_STATE:
         lua_pushvalue(L, lua_upvalueindex(2));
         return 1;
     default:
-        push_value(L, &sc->vars[code]);
+        push_named(L, sc, (size_t)code);
         return 1;
     }
 }
@@ -242,7 +272,7 @@ static int state_index(lua_State *L)
     lua_pushvalue(L, 2);
     if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNUMBER)
         return fail_name(L, "unknown variable '%s' (declare it in \"state\")", key_name(L, 2));
-    push_value(L, &x->scope->vars[lua_tointeger(L, -1)]);
+    push_named(L, x->scope, (size_t)lua_tointeger(L, -1));
     return 1;
 }
 
@@ -270,7 +300,63 @@ static int assign(lua_State *L, dw_sim_lua *x, size_t var, int idx, const char *
     return 0;
 }
 
-/* __newindex of the global table and of state (upvalue 1: the variables). */
+/* Lua value idx as a value for property d: a boolean, a number, a string
+ * (an enum's choice by its long or short form). 0, or -224 for a string
+ * that names no choice of an enum. */
+static int prop_value(lua_State *L, const dw_sim_prop_def *d, int idx, dw_sim_prop_value *v)
+{
+    memset(v, 0, sizeof *v);
+    switch (lua_type(L, idx)) {
+    case LUA_TBOOLEAN:
+        v->type = DW_SIM_PROP_BOOL;
+        v->num = lua_toboolean(L, idx);
+        return 0;
+    case LUA_TNUMBER:
+        v->type = DW_SIM_PROP_FLOAT;
+        v->num = lua_tonumber(L, idx);
+        return 0;
+    case LUA_TSTRING:
+        v->type = DW_SIM_PROP_STRING;
+        v->str = lua_tolstring(L, idx, &v->len);
+        if (d->type != DW_SIM_PROP_ENUM)
+            return 0;
+        v->type = DW_SIM_PROP_ENUM;
+        int k = dw_sim_prop_choice(d, v->str, v->len);
+        v->num = k;
+        return k < 0 ? k : 0;
+    default:
+        v->type = DW_SIM_PROP_STRING; /* a table, a function, nil: refused as a wrong type */
+        v->str = "";
+        return 0;
+    }
+}
+
+/* Assign value idx to property i (a "lua" action only), validated as a
+ * property's command validates it; a refused value is an error that names
+ * the property, the value and the reason. */
+static int assign_prop(lua_State *L, dw_sim_lua *x, size_t i, int idx, const char *name)
+{
+    const dw_sim_lua_scope *sc = x->scope;
+    if (!sc || !sc->set_prop)
+        return fail_name(L, "cannot set '%s' here (only a \"lua\" action sets properties)", name);
+    dw_sim_prop_value v;
+    int rc = prop_value(L, dw_sim_props_def(x->script->props, i), idx, &v);
+    if (rc == 0)
+        rc = sc->set_prop(sc->arg, i, &v);
+    if (rc == DW_SCPI_NOMEM)
+        return luaL_error(L, "not enough memory");
+    if (rc == 0)
+        return 0;
+    luaL_where(L, 1);
+    lua_pushfstring(L, "property '%s' refuses %s: %s (%d)", name, luaL_tolstring(L, idx, NULL),
+                    dw_scpi_strerror(rc), rc);
+    lua_remove(L, -2);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
+/* __newindex of the global table and of state (upvalue 1: the variables
+ * and properties, as in lookup()). */
 static int var_newindex(lua_State *L)
 {
     dw_sim_lua *x = sandbox_of(L);
@@ -279,7 +365,10 @@ static int var_newindex(lua_State *L)
         return fail_name(L,
                          "cannot set unknown variable '%s' (declare it in \"state\", or use local)",
                          key_name(L, 2));
-    return assign(L, x, (size_t)lua_tointeger(L, -1), 3, key_name(L, 2));
+    size_t code = (size_t)lua_tointeger(L, -1);
+    if (code >= x->script->nvars)
+        return assign_prop(L, x, code - x->script->nvars, 3, key_name(L, 2));
+    return assign(L, x, code, 3, key_name(L, 2));
 }
 
 /* ---- the sandbox --------------------------------------------------------- */
@@ -380,13 +469,19 @@ static void take_randomseed(lua_State *L, dw_sim_lua *x)
     lua_pop(L, 1);
 }
 
-/* Push {name -> index} of the script's variables. */
+/* Push {name -> code} of the script's variables (their index) and
+ * properties (nvars + their index). */
 static void push_vars(lua_State *L, const dw_sim_script *s)
 {
-    lua_createtable(L, 0, (int)(s->nvars < 1000000 ? s->nvars : 0));
+    size_t nprops = s->props ? dw_sim_props_count(s->props) : 0;
+    lua_createtable(L, 0, (int)(s->nvars + nprops < 1000000 ? s->nvars + nprops : 0));
     for (size_t i = 0; i < s->nvars; i++) {
         lua_pushinteger(L, (lua_Integer)i);
         lua_setfield(L, -2, s->vars[i].name);
+    }
+    for (size_t i = 0; i < nprops; i++) {
+        lua_pushinteger(L, (lua_Integer)(s->nvars + i));
+        lua_setfield(L, -2, dw_sim_props_def(s->props, i)->name);
     }
 }
 
@@ -462,9 +557,6 @@ int dw_sim_lua_new(const dw_sim_script *script, dw_sim_lua **out, dw_error *err)
     x->script = script;
     x->cap = DW_SIM_LUA_MEMORY_CAP;
     x->budget = DW_SIM_LUA_BUDGET;
-    x->clock = since_start;
-    x->clock_arg = x;
-    clock_gettime(CLOCK_MONOTONIC, &x->start);
     pthread_mutex_init(&x->lock, NULL);
     x->L = lua_newstate(capped_alloc, x);
     if (!x->L) {
@@ -514,14 +606,6 @@ void dw_sim_lua_seed(dw_sim_lua *x, uint64_t seed)
     lua_pushinteger(x->L, (lua_Integer)seed);
     if (lua_pcall(x->L, 1, 0, 0) != LUA_OK)
         lua_pop(x->L, 1);
-    pthread_mutex_unlock(&x->lock);
-}
-
-void dw_sim_lua_set_clock(dw_sim_lua *x, double (*clock)(void *arg), void *arg)
-{
-    pthread_mutex_lock(&x->lock);
-    x->clock = clock ? clock : since_start;
-    x->clock_arg = clock ? arg : x;
     pthread_mutex_unlock(&x->lock);
 }
 

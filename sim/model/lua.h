@@ -15,11 +15,17 @@
  * Names: Lua's own libraries (math, string, table, utf8, os) and base
  * functions first; every other global a chunk reads goes through one lookup
  * function (lookup() in lua.c): request, captures, now, state, then the
- * state variables by name. A variable reads as a boolean when its text is
- * "true" or "false", as a number when its text is a Lua number ("42",
+ * state variables and the typed properties by name (one namespace). A
+ * property reads as its typed value at the request's time (a ramp where it
+ * is now, noise drawn): float and int as numbers, bool as a boolean, enum as
+ * its choice's short form ("IMM"), string as a string. A variable reads as a boolean when its text
+ * is "true" or "false", as a number when its text is a Lua number ("42",
  * "-1.5", "1e9", "0x1F"), else as a string. A "lua" action sets a variable
  * by assigning it (count = count + 1, state.mode = 'ERR', state["a-b"] = 1);
- * elsewhere the state is read-only. Reading or assigning a name that is
+ * a property likewise (volt = 5, state.output = true, trig = 'BUS'),
+ * validated as its command validates a value: a refused value is an error
+ * ("property 'volt' refuses 40: Data out of range (-222)"). Elsewhere the
+ * state is read-only. Reading or assigning a name that is
  * none of these is an error (a typo fails loudly instead of reading nil).
  *
  * A sandbox is used by one thread at a time: dw_sim_lua_eval locks its own
@@ -33,6 +39,7 @@
 #include <devwire/devwire.h>
 
 #include "../script.h"
+#include "props.h"
 
 /* Default instructions per evaluation and bytes per sandbox. */
 #define DW_SIM_LUA_BUDGET     1000000u
@@ -65,11 +72,17 @@ typedef struct dw_sim_lua_scope {
     const uint8_t *request; /* NULL: no request here */
     size_t request_len;
     const size_t *cap_so, *cap_eo;
-    const dw_buf *vars; /* the state's values, in script->vars order */
+    const dw_buf *vars;        /* the state's values, in script->vars order */
+    dw_sim_props_state *props; /* the properties' values (NULL: the script has none) */
+    double now;                /* the request's time: `now`, and the properties' ramps */
     /* A "lua" action: set variable `var` to p[0..n) (the engine keeps the
      * old value to undo the request's changes if a later chunk fails);
      * DW_OK or DW_ENOMEM. NULL elsewhere: the state is read-only. */
     int (*assign)(void *arg, size_t var, const uint8_t *p, size_t n);
+    /* A "lua" action: set property `prop` to *v (as dw_sim_prop_set, the
+     * engine keeping the old value likewise): 0, a SCPI error code (the
+     * value refused), DW_SCPI_NOMEM. NULL elsewhere. */
+    int (*set_prop)(void *arg, size_t prop, const dw_sim_prop_value *v);
     void *arg;
 } dw_sim_lua_scope;
 
@@ -83,8 +96,6 @@ void dw_sim_lua_free(dw_sim_lua *x);
 void dw_sim_lua_set_limits(dw_sim_lua *x, uint32_t instructions, size_t memory);
 /* Seed math.random. The default seed is Lua's own (time and address). */
 void dw_sim_lua_seed(dw_sim_lua *x, uint64_t seed);
-/* `now`: the clock's seconds (NULL: monotonic seconds since dw_sim_lua_new). */
-void dw_sim_lua_set_clock(dw_sim_lua *x, double (*clock)(void *arg), void *arg);
 /* Bytes the state holds now. */
 size_t dw_sim_lua_memory(dw_sim_lua *x);
 
