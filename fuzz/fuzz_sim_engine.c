@@ -226,7 +226,7 @@ static const char *const scripts[] = {
      * computed from its properties and a variable, Lua that sets
      * properties (a refused value fails the request and undoes what it
      * set), an "if" over properties, an enum set from Lua. */
-    "{\"name\": \"mixed\", \"state\": {\"load\": 10, \"trips\": 0},"
+    "{\"name\": \"mixed\", \"state\": {\"ohms\": 10, \"trips\": 0},"
     " \"properties\": {"
     "  \"volt\": {\"type\": \"float\", \"command\": \"VOLT\", \"min\": 0, \"max\": 30,"
     "   \"default\": 5},"
@@ -239,12 +239,12 @@ static const char *const scripts[] = {
     "  \"tag\": {\"type\": \"string\", \"command\": \"TAG\"}"
     " },"
     " \"rules\": ["
-    "  {\"when\": \"I?\", \"reply\": {\"lua\": \"out and math.min(vout / load, lim) or 0\"}},"
+    "  {\"when\": \"I?\", \"reply\": {\"lua\": \"out and math.min(vout / ohms, lim) or 0\"}},"
     "  {\"when\": {\"regex\": \"^SET (.{0,12})$\"},"
     "   \"lua\": \"volt = tonumber(captures[1]) or captures[1]\", \"reply\": \"${volt}\"},"
-    "  {\"when\": {\"regex\": \"^LOAD (.{0,12})$\"},"
-    "   \"lua\": \"load = tonumber(captures[1]) or error('not a number')\"},"
-    "  {\"when\": \"TRIP?\", \"if\": \"out and vout / load > lim\","
+    "  {\"when\": {\"regex\": \"^OHMS (.{0,12})$\"},"
+    "   \"lua\": \"ohms = tonumber(captures[1]) or error('not a number')\"},"
+    "  {\"when\": \"TRIP?\", \"if\": \"out and vout / ohms > lim\","
     "   \"lua\": \"trips = trips + 1 mode = 'CC'\", \"reply\": \"1 ${mode} ${trips}\"},"
     "  {\"when\": \"TRIP?\", \"reply\": \"0 ${mode}\"},"
     "  {\"when\": {\"prefix\": \"M \"}, \"set\": {\"mode\": {\"lua\": \"request:sub(3)\"}},"
@@ -253,7 +253,7 @@ static const char *const scripts[] = {
     "   \"reply\": \"${tag} ${out}\"},"
     "  {\"when\": {\"prefix\": \"BAD\"}, \"lua\": \"volt = 1 state.lim = 99\"}"
     " ],"
-    " \"unmatched\": {\"reply\": \"? ${volt} ${lim} ${load}\"}}",
+    " \"unmatched\": {\"reply\": \"? ${volt} ${lim} ${ohms}\"}}",
 };
 enum { NSCRIPTS = sizeof scripts / sizeof *scripts };
 

@@ -457,6 +457,116 @@ Test(sim_lua, scpi_rules_with_conditions_and_computed_replies)
     unload(&f);
 }
 
+/* ---- typed properties ---------------------------------------------------- */
+
+/* A bench supply of properties (a line protocol) and one variable. */
+#define PROPS_SUPPLY                                                                               \
+    "`state`: {`ohms`: 10},"                                                                       \
+    " `properties`: {"                                                                             \
+    "  `output`: {`type`: `bool`, `command`: `OUTP`},"                                             \
+    "  `freq`: {`type`: `float`, `command`: `FREQ`, `min`: 0, `max`: 6e9, `default`: 1e6},"        \
+    "  `volt`: {`type`: `float`, `command`: `VOLT`, `min`: 0, `max`: 30, `default`: 5},"           \
+    "  `count`: {`type`: `int`, `command`: `COUNT`, `min`: 0, `max`: 9},"                          \
+    "  `trig`: {`type`: `enum`, `command`: `TRIG`, `values`: [`IMMediate`, `BUS`]},"               \
+    "  `label`: {`type`: `string`, `command`: `LABEL`, `default`: `bench`}"                        \
+    " }"
+
+Test(sim_lua, if_reads_properties_as_typed_values)
+{
+    fixture f;
+    load(&f, "{" PROPS_SUPPLY ", `rules`: ["
+             "  {`when`: `V?`, `if`: `output and freq > 1e9`, `reply`: `HIGH`},"
+             "  {`when`: `V?`, `reply`: `LOW`},"
+             "  {`when`: `T?`, `reply`: {`lua`: `trig .. ' ' .. label .. ' ' .. math.type(count)"
+             " .. ' ' .. volt / ohms`}}"
+             " ]}");
+    cr_expect(eq(str, (char *)ask(&f, "V?"), "LOW"), "output off");
+    ask(&f, "OUTP ON");
+    cr_expect(eq(str, (char *)ask(&f, "V?"), "LOW"), "freq 1e6");
+    ask(&f, "FREQ 2e9");
+    cr_expect(eq(str, (char *)ask(&f, "V?"), "HIGH"));
+    ask(&f, "OUTP OFF");
+    cr_expect(eq(str, (char *)ask(&f, "V?"), "LOW"), "a boolean false, not the string \"0\"");
+    ask(&f, "TRIG bus");
+    cr_expect(eq(str, (char *)ask(&f, "T?"), "BUS bench integer 0.5"),
+              "an enum's short form, a string, an int, a float with a variable");
+    cr_expect(eq(u64, dw_sim_engine_lua_errors(f.e), 0));
+    unload(&f);
+}
+
+Test(sim_lua, lua_action_sets_properties_through_their_validation)
+{
+    fixture f;
+    load(&f,
+         "{" PROPS_SUPPLY ", `rules`: ["
+         "  {`when`: {`regex`: `^SETV (.*)$`}, `lua`: `volt = tonumber(captures[1])`,"
+         "   `reply`: `${volt}`},"
+         "  {`when`: `BOTH`, `lua`: `ohms = 20 state.count = 3 volt = 7 state.volt = 99`},"
+         "  {`when`: `KIND`, `lua`: `output = 1 trig = 'imm' label = 'x' .. volt`,"
+         "   `reply`: `${output} ${trig} ${label}`},"
+         "  {`when`: `TYPE`, `lua`: `volt = 'high'`},"
+         "  {`when`: `TEN`, `set`: {`volt`: {`lua`: `volt * 10`}, `count`: {`lua`: `count + 1`}},"
+         "   `reply`: `${volt} ${count}`},"
+         "  {`when`: `RO`, `reply`: {`lua`: `(function() volt = 1 return 1 end)()`}}"
+         " ], `unmatched`: {`reply`: `? ${volt} ${count} ${ohms}`}}");
+    cr_expect(eq(str, (char *)ask(&f, "SETV 12.5"), "12.5"), "accepted");
+    cr_expect(eq(str, (char *)ask(&f, "VOLT?"), "12.5"), "the property's own command reads it");
+    cr_expect(eq(str, (char *)ask(&f, "SETV 40"), "? 12.5 0 10"), "out of range: unmatched");
+    cr_expect(eq(int, f.o.source, DW_SIM_BY_UNMATCHED));
+    cr_expect(eq(str, (char *)f.o.lua.name, "rules[0]"));
+    cr_expect(strstr(f.o.lua.message, "rules[0].lua:1: property 'volt' refuses 40") != NULL, "%s",
+              f.o.lua.message);
+    cr_expect(strstr(f.o.lua.message, "out of range") != NULL, "%s", f.o.lua.message);
+    cr_expect(eq(str, (char *)ask(&f, "BOTH"), "? 12.5 0 10"),
+              "a refused value undoes the variable and the properties set before it");
+    cr_expect(eq(str, (char *)ask(&f, "KIND"), "1 IMM x12.5"), "a number to a bool, a choice");
+    cr_expect(eq(str, (char *)ask(&f, "TYPE"), "? 12.5 0 10"));
+    cr_expect(strstr(f.o.lua.message, "property 'volt' refuses high: Data type error") != NULL,
+              "%s", f.o.lua.message);
+    cr_expect(eq(str, (char *)ask(&f, "TEN"), "12.5 1"),
+              "a computed set value the property refuses leaves it as a text set does");
+    cr_expect(eq(str, (char *)ask(&f, "RO"), "? 12.5 1 10"), "properties are read-only there");
+    cr_expect(strstr(f.o.lua.message, "cannot set 'volt' here") != NULL, "%s", f.o.lua.message);
+    unload(&f);
+}
+
+Test(sim_lua, a_ramping_property_reads_where_it_is_now)
+{
+    fixture f;
+    load(&f,
+         "{`properties`: {"
+         "  `volt`: {`type`: `float`, `command`: `VOLT`, `min`: 0, `max`: 30, `default`: 10},"
+         "  `vout`: {`type`: `float`, `command`: `VOUT`, `access`: `ro`, `min`: 0, `max`: 30,"
+         "   `ramp`: {`to`: `volt`, `rate`: 2}}},"
+         " `rules`: [{`when`: `V?`, `reply`: {`lua`: `string.format('%.1f at %g', vout, now)`}},"
+         "           {`when`: `UP`, `if`: `vout < volt`, `reply`: `rising`}]}");
+    double now = 100;
+    dw_sim_engine_set_clock(f.e, fixed_clock, &now);
+    cr_expect(eq(str, (char *)ask(&f, "V?"), "0.0 at 100"), "the ramp starts at its first read");
+    now = 102;
+    cr_expect(eq(str, (char *)ask(&f, "V?"), "4.0 at 102"), "2 V/s for 2 s");
+    cr_expect(eq(str, (char *)ask(&f, "UP"), "rising"));
+    now = 110;
+    cr_expect(eq(str, (char *)ask(&f, "V?"), "10.0 at 110"), "at its target");
+    cr_expect(eq(str, (char *)ask(&f, "UP"), ""), "no rule: the ramp is done");
+    unload(&f);
+}
+
+Test(sim_lua, properties_and_variables_share_one_namespace)
+{
+    dw_sim_script *s = NULL;
+    dw_error err;
+    int rc = try_load("{`state`: {`volt`: 1},"
+                      " `properties`: {`volt`: {`type`: `float`, `command`: `VOLT`}},"
+                      " `rules`: [{`when`: `V?`, `reply`: {`lua`: `volt`}}]}",
+                      &s, &err);
+    cr_expect(eq(int, rc, DW_ESCRIPT));
+    cr_expect(strstr(dw_error_message(&err), "properties.volt: \"volt\" is also a variable") !=
+                  NULL,
+              "%s", dw_error_message(&err));
+    dw_sim_script_free(s);
+}
+
 /* ---- devwire-sim: logged once, summary, transcript ------------------------ */
 
 static dw_sim_run run;
