@@ -199,6 +199,32 @@ Test(sim_lua, random_is_seeded_per_engine_and_now_comes_from_the_clock)
     unload(&f);
 }
 
+Test(sim_lua, one_seed_drives_noise_and_math_random)
+{
+    const char *src = "{`properties`: {`v`: {`type`: `float`, `command`: `V`, `access`: `ro`,"
+                      "  `noise`: {`amplitude`: 1}}},"
+                      " `rules`: [{`when`: `R`, `reply`: {`lua`: `math.random(1, 1000000000)`}},"
+                      "           {`when`: `N`, `reply`: {`lua`: `v`}}]}";
+    fixture a, b;
+    load(&a, src);
+    load(&b, src);
+    char r[64], n[64];
+    snprintf(r, sizeof r, "%s", ask(&a, "R"));
+    snprintf(n, sizeof n, "%s", ask(&a, "N"));
+    cr_expect(eq(str, (char *)ask(&b, "R"), r), "unseeded engines repeat: a fixed default seed");
+    cr_expect(eq(str, (char *)ask(&b, "N"), n));
+    dw_sim_engine_seed(b.e, 99);
+    cr_expect(strcmp(ask(&b, "R"), ask(&a, "R")) != 0, "another seed, another sequence");
+    dw_sim_engine_seed(a.e, 99);
+    dw_sim_engine_seed(b.e, 99);
+    snprintf(r, sizeof r, "%s", ask(&a, "R"));
+    snprintf(n, sizeof n, "%s", ask(&a, "N"));
+    cr_expect(eq(str, (char *)ask(&b, "R"), r), "the same seed: math.random and ...");
+    cr_expect(eq(str, (char *)ask(&b, "N"), n), "... the noise, both");
+    unload(&a);
+    unload(&b);
+}
+
 static double fixed_clock(void *arg)
 {
     return *(const double *)arg;

@@ -94,7 +94,8 @@ void dw_sim_lua_free(dw_sim_lua *x);
 /* Limits: instructions per evaluation (at least 1) and bytes for the whole
  * state (what it already holds counts). */
 void dw_sim_lua_set_limits(dw_sim_lua *x, uint32_t instructions, size_t memory);
-/* Seed math.random. The default seed is Lua's own (time and address). */
+/* Seed math.random (the engine seeds it when it makes the sandbox, with
+ * the seed of its noise PRNG). Unseeded, it is Lua's own (time and address). */
 void dw_sim_lua_seed(dw_sim_lua *x, uint64_t seed);
 /* Bytes the state holds now. */
 size_t dw_sim_lua_memory(dw_sim_lua *x);
