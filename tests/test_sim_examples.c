@@ -197,9 +197,12 @@ Test(sim_examples, scpi_power_supply_ramps_and_limits_its_current)
     app_send(&a, "CURR 0.02");
     cr_expect(eq(str, (char *)app_ask_text(&a, "MEAS:CURR?"), "0.0200"), "limited to CURR");
     cr_expect(eq(str, (char *)app_ask_text(&a, "STAT:QUES:COND?"), "2"), "the current bit");
+    cr_expect(eq(str, (char *)app_ask_text(&a, "MEAS:VOLT?"), "0.2000"),
+              "constant current: 0.02 A through 10 ohms");
     app_send(&a, "OUTP OFF");
-    cr_expect(eq(str, (char *)app_ask_text(&a, "MEAS:CURR?;:STAT:QUES:COND?"), "0.0000;0"),
-              "no current with the output off");
+    cr_expect(eq(str, (char *)app_ask_text(&a, "MEAS:CURR?;:STAT:QUES:COND?;:MEAS:VOLT?"),
+                 "0.0000;0;0.0000"),
+              "no current and no voltage with the output off");
     app_send(&a, "VOLT 31;:SIM:LOAD -1");
     cr_expect(eq(str, (char *)app_ask_text(&a, "SYST:ERR?;:VOLT?;:SIM:LOAD?"),
                  "-222,\"Data out of range\";12.000;10"));
