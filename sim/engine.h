@@ -194,4 +194,27 @@ size_t dw_sim_engine_steps_not_reached(const dw_sim_engine *e);
 #define DW_SIM_UNMATCHED_KEEP 16
 int dw_sim_engine_unmatched_sample(dw_sim_engine *e, size_t k, dw_buf *out);
 
+/* ---- run-time control (the control API, control.h) ---------------------- */
+
+/* Variable i (0 <= i < script->nvars) of a session's state, or of the
+ * engine's shared state when ss is NULL: copy it into `out`, or replace it
+ * with p[0..n). DW_OK, DW_ENOENT (no such variable) or DW_ENOMEM.
+ * Thread-safe (they take the state's lock). */
+int dw_sim_engine_var_get(dw_sim_engine *e, dw_sim_session *ss, size_t i, dw_buf *out);
+int dw_sim_engine_var_set(dw_sim_engine *e, dw_sim_session *ss, size_t i, const uint8_t *p,
+                          size_t n);
+/* The next expected step of a session (ss NULL: the shared state). */
+size_t dw_sim_engine_next_step(dw_sim_engine *e, dw_sim_session *ss);
+/* Back to the start: the shared state (variables, step cursor, reply turns,
+ * SCPI status) and, unless keep_counters, every counter and the unmatched
+ * sample. Sessions with their own state are reset with
+ * dw_sim_session_reset. DW_OK or DW_ENOMEM. */
+int dw_sim_engine_reset(dw_sim_engine *e, int keep_counters);
+/* A session's own state (connection scope) back to the start, and no longer
+ * hung. DW_OK or DW_ENOMEM. */
+int dw_sim_session_reset(dw_sim_session *s);
+/* From now on the session reads requests and never answers (a "hang"
+ * fault decided outside the engine). */
+void dw_sim_session_hang(dw_sim_session *s);
+
 #endif

@@ -1,0 +1,300 @@
+/* devwire-sim's journal: see journal.h. */
+#include "journal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct dw_sim_journal {
+    pthread_mutex_t lock;
+    pthread_cond_t grew; /* an entry was added, or the journal closed */
+    dw_sim_journal_entry *ring;
+    size_t cap, head, count; /* the oldest entry is ring[head] */
+    uint64_t next_seq, dropped;
+    int closed;
+};
+
+void dw_sim_journal_entry_free(dw_sim_journal_entry *e)
+{
+    if (!e)
+        return;
+    free(e->req);
+    free(e->match);
+    free(e->reply);
+    memset(e, 0, sizeof *e);
+}
+
+dw_sim_journal *dw_sim_journal_new(size_t capacity)
+{
+    dw_sim_journal *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    j->cap = capacity ? capacity : 1;
+    if (!(j->ring = calloc(j->cap, sizeof *j->ring))) {
+        free(j);
+        return NULL;
+    }
+    pthread_mutex_init(&j->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&j->grew, &ca);
+    pthread_condattr_destroy(&ca);
+    j->next_seq = 1;
+    return j;
+}
+
+void dw_sim_journal_clear(dw_sim_journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+    for (size_t k = 0; k < j->count; k++)
+        dw_sim_journal_entry_free(&j->ring[(j->head + k) % j->cap]);
+    j->head = j->count = 0;
+    pthread_mutex_unlock(&j->lock);
+}
+
+void dw_sim_journal_free(dw_sim_journal *j)
+{
+    if (!j)
+        return;
+    dw_sim_journal_close(j);
+    dw_sim_journal_clear(j);
+    pthread_cond_destroy(&j->grew);
+    pthread_mutex_destroy(&j->lock);
+    free(j->ring);
+    free(j);
+}
+
+void dw_sim_journal_close(dw_sim_journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+    j->closed = 1;
+    pthread_cond_broadcast(&j->grew);
+    pthread_mutex_unlock(&j->lock);
+}
+
+/* A copy of at most DW_SIM_JOURNAL_KEEP bytes (NULL for none): 0, or -1. */
+static int keep(const uint8_t *p, size_t n, uint8_t **out, size_t *len)
+{
+    *len = n < DW_SIM_JOURNAL_KEEP ? n : DW_SIM_JOURNAL_KEEP;
+    *out = NULL;
+    if (*len == 0)
+        return 0;
+    if (!(*out = malloc(*len)))
+        return -1;
+    memcpy(*out, p, *len);
+    return 0;
+}
+
+static int entry_copy(const dw_sim_journal_entry *from, dw_sim_journal_entry *to)
+{
+    *to = *from;
+    to->req = to->reply = NULL;
+    to->match = NULL;
+    if (keep(from->req, from->req_len, &to->req, &to->req_len) != 0 ||
+        keep(from->reply, from->reply_len, &to->reply, &to->reply_len) != 0 ||
+        (from->match && !(to->match = strdup(from->match)))) {
+        dw_sim_journal_entry_free(to);
+        return DW_ENOMEM;
+    }
+    return DW_OK;
+}
+
+uint64_t dw_sim_journal_add(dw_sim_journal *j, uint64_t conn, const uint8_t *req, size_t n,
+                            const char *match, const uint8_t *reply, size_t reply_n,
+                            const char *fault)
+{
+    dw_sim_journal_entry e = {0};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    e.time_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    e.conn = conn;
+    e.req_total = n;
+    e.reply_total = reply_n;
+    e.fault = fault;
+    int ok = keep(req, n, &e.req, &e.req_len) == 0 &&
+             keep(reply, reply_n, &e.reply, &e.reply_len) == 0 &&
+             (!match || (e.match = strdup(match)));
+    pthread_mutex_lock(&j->lock);
+    uint64_t seq = j->next_seq++;
+    if (!ok) {
+        j->dropped++;
+        pthread_mutex_unlock(&j->lock);
+        dw_sim_journal_entry_free(&e);
+        return 0;
+    }
+    e.seq = seq;
+    if (j->count == j->cap) { /* the oldest makes room */
+        dw_sim_journal_entry_free(&j->ring[j->head]);
+        j->head = (j->head + 1) % j->cap;
+        j->count--;
+        j->dropped++;
+    }
+    j->ring[(j->head + j->count) % j->cap] = e;
+    j->count++;
+    pthread_cond_broadcast(&j->grew);
+    pthread_mutex_unlock(&j->lock);
+    return seq;
+}
+
+uint64_t dw_sim_journal_next_seq(dw_sim_journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+    uint64_t n = j->next_seq;
+    pthread_mutex_unlock(&j->lock);
+    return n;
+}
+
+uint64_t dw_sim_journal_dropped(dw_sim_journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+    uint64_t n = j->dropped;
+    pthread_mutex_unlock(&j->lock);
+    return n;
+}
+
+/* Under the lock: the first entry index (0..count) with seq >= since. */
+static size_t first_since(const dw_sim_journal *j, uint64_t since)
+{
+    if (j->count == 0)
+        return 0;
+    uint64_t oldest = j->ring[j->head].seq;
+    /* Sequence numbers are consecutive in the ring except where an entry
+     * failed to be added: search from the estimate backwards. */
+    size_t k = since <= oldest ? 0 : (size_t)(since - oldest);
+    if (k > j->count)
+        k = j->count;
+    while (k > 0 && j->ring[(j->head + k - 1) % j->cap].seq >= since)
+        k--;
+    while (k < j->count && j->ring[(j->head + k) % j->cap].seq < since)
+        k++;
+    return k;
+}
+
+int dw_sim_journal_each(dw_sim_journal *j, uint64_t since,
+                        int (*fn)(const dw_sim_journal_entry *e, void *arg), void *arg)
+{
+    int r = 0;
+    pthread_mutex_lock(&j->lock);
+    for (size_t k = first_since(j, since); k < j->count && !r; k++)
+        r = fn(&j->ring[(j->head + k) % j->cap], arg);
+    pthread_mutex_unlock(&j->lock);
+    return r;
+}
+
+/* Printable ASCII (and tab, CR, LF) is shown as text, the rest as hex. */
+static int printable(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((p[i] < 0x20 && p[i] != '\t' && p[i] != '\r' && p[i] != '\n') || p[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+static int add_bytes(cJSON *o, const char *key, const uint8_t *p, size_t n, size_t total)
+{
+    cJSON *b = cJSON_AddObjectToObject(o, key);
+    if (!b)
+        return -1;
+    if (printable(p, n)) {
+        char *t = malloc(n + 1);
+        if (!t)
+            return -1;
+        memcpy(t, p, n);
+        t[n] = 0;
+        cJSON *s = cJSON_AddStringToObject(b, "text", t);
+        free(t);
+        if (!s)
+            return -1;
+    } else {
+        static const char digits[] = "0123456789abcdef";
+        char *h = malloc(2 * n + 1);
+        if (!h)
+            return -1;
+        for (size_t i = 0; i < n; i++) {
+            h[2 * i] = digits[p[i] >> 4];
+            h[2 * i + 1] = digits[p[i] & 15];
+        }
+        h[2 * n] = 0;
+        cJSON *s = cJSON_AddStringToObject(b, "hex", h);
+        free(h);
+        if (!s)
+            return -1;
+    }
+    if (!cJSON_AddNumberToObject(b, "bytes", (double)total))
+        return -1;
+    if (total > n && !cJSON_AddTrueToObject(b, "truncated"))
+        return -1;
+    return 0;
+}
+
+cJSON *dw_sim_journal_entry_json(const dw_sim_journal_entry *e)
+{
+    cJSON *o = cJSON_CreateObject();
+    int ok = o && cJSON_AddNumberToObject(o, "seq", (double)e->seq) &&
+             cJSON_AddNumberToObject(o, "time", (double)e->time_us / 1e6) &&
+             cJSON_AddNumberToObject(o, "conn", (double)e->conn) &&
+             add_bytes(o, "request", e->req, e->req_len, e->req_total) == 0 &&
+             (e->match ? cJSON_AddStringToObject(o, "match", e->match)
+                       : cJSON_AddNullToObject(o, "match")) &&
+             add_bytes(o, "reply", e->reply, e->reply_len, e->reply_total) == 0 &&
+             (e->fault ? cJSON_AddStringToObject(o, "fault", e->fault)
+                       : cJSON_AddNullToObject(o, "fault"));
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+typedef struct find_args {
+    int (*pred)(const dw_sim_journal_entry *e, void *arg);
+    void *arg;
+    dw_sim_journal_entry *out;
+    int rc;
+    uint64_t last; /* the last seq looked at */
+} find_args;
+
+static int find_one(const dw_sim_journal_entry *e, void *arg)
+{
+    find_args *f = arg;
+    f->last = e->seq;
+    if (!f->pred(e, f->arg))
+        return 0;
+    f->rc = entry_copy(e, f->out);
+    return 1;
+}
+
+int dw_sim_journal_wait(dw_sim_journal *j, uint64_t since,
+                        int (*pred)(const dw_sim_journal_entry *e, void *arg), void *arg,
+                        int timeout_ms, dw_sim_journal_entry *out)
+{
+    struct timespec due;
+    clock_gettime(CLOCK_MONOTONIC, &due);
+    due.tv_sec += timeout_ms / 1000;
+    due.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (due.tv_nsec >= 1000000000L) {
+        due.tv_sec++;
+        due.tv_nsec -= 1000000000L;
+    }
+    find_args f = {pred, arg, out, DW_ETIMEDOUT, 0};
+    pthread_mutex_lock(&j->lock);
+    for (;;) {
+        for (size_t k = first_since(j, since); k < j->count; k++)
+            if (find_one(&j->ring[(j->head + k) % j->cap], &f))
+                break;
+        if (f.rc != DW_ETIMEDOUT)
+            break;
+        since = j->next_seq; /* only newer entries from now on */
+        if (j->closed) {
+            f.rc = DW_ECANCELED;
+            break;
+        }
+        if (pthread_cond_timedwait(&j->grew, &j->lock, &due) == ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock(&j->lock);
+    return f.rc;
+}
