@@ -202,7 +202,8 @@ static int add_bytes(cJSON *o, const char *key, const uint8_t *p, size_t n, size
         char *t = malloc(n + 1);
         if (!t)
             return -1;
-        memcpy(t, p, n);
+        if (n)
+            memcpy(t, p, n);
         t[n] = 0;
         cJSON *s = cJSON_AddStringToObject(b, "text", t);
         free(t);

@@ -57,14 +57,24 @@ static void start(sim *s)
     start_with(s, psu, NULL);
 }
 
-static int finish(sim *s)
+/* Stop the simulator: its exit status; its stdout in *out when out is
+ * not NULL (caller frees). */
+static int finish_with(sim *s, char **out)
 {
     int status = dw_sim_proc_stop(&s->p, 10000);
+    if (out)
+        *out = strdup(s->p.out.data ? (char *)s->p.out.data : "");
+    dw_sim_proc_free(&s->p);
     if (s->script) {
         unlink(s->script);
         free(s->script);
     }
     return status;
+}
+
+static int finish(sim *s)
+{
+    return finish_with(s, NULL);
 }
 
 /* An HTTP request; the body parsed as JSON into *json (may be NULL). */
@@ -503,10 +513,10 @@ Test(sim_control, a_fault_with_a_count_fires_that_many_times)
     cr_expect(eq(str, (char *)str_at(e, "fault"), "garbage"));
     cJSON_Delete(j);
     dw_sim_client_close(&c);
-    cr_expect(eq(int, finish(&s), 0));
-    cr_expect(strstr((char *)s.p.out.data, "faults injected by the control API: 1 (garbage: 1)") !=
-                  NULL,
-              "%s", (char *)s.p.out.data);
+    char *out = NULL;
+    cr_expect(eq(int, finish_with(&s, &out), 0));
+    cr_expect(strstr(out, "faults injected by the control API: 1 (garbage: 1)") != NULL, "%s", out);
+    free(out);
 }
 
 Test(sim_control, a_close_fault_closes_the_connection_and_is_transcribed)
