@@ -637,30 +637,6 @@ static void faults_route(ctl_device *d, const char *id, const dw_sim_http_reques
 
 /* ---- the journal ------------------------------------------------------------------ */
 
-typedef struct listing {
-    cJSON *entries;
-    long long left;
-    uint64_t last, first;
-    int failed;
-} listing;
-
-static int list_one(const dw_sim_journal_entry *e, void *arg)
-{
-    listing *l = arg;
-    if (!l->first)
-        l->first = e->seq;
-    if (l->left-- <= 0)
-        return 1;
-    cJSON *o = dw_sim_journal_entry_json(e);
-    if (!o) {
-        l->failed = 1;
-        return 1;
-    }
-    cJSON_AddItemToArray(l->entries, o);
-    l->last = e->seq;
-    return 0;
-}
-
 static void journal_get(ctl_device *d, const dw_sim_http_request *req, dw_sim_http_response *r)
 {
     long long since = 1, limit = DEFAULT_LIMIT, tail = 0;
@@ -674,25 +650,37 @@ static void journal_get(ctl_device *d, const dw_sim_http_request *req, dw_sim_ht
         since = next - tail > 1 ? next - tail : 1;
         limit = tail;
     }
-    uint64_t dropped = dw_sim_journal_dropped(jn);
-    listing l = {cJSON_CreateArray(), limit, 0, 0, 0};
-    if (l.entries)
-        dw_sim_journal_each(jn, (uint64_t)since, list_one, &l);
-    uint64_t next = l.last ? l.last + 1 : dw_sim_journal_next_seq(jn);
-    if (l.last == 0 && (uint64_t)since > next)
-        next = (uint64_t)since;
-    cJSON *o = cJSON_CreateObject();
-    if (!o || !l.entries || l.failed) {
+    uint64_t dropped = dw_sim_journal_dropped(jn), first = 0;
+    dw_sim_journal_entry *e = NULL;
+    size_t n = 0;
+    int rc = dw_sim_journal_read(jn, (uint64_t)since, (size_t)limit, &e, &n, &first);
+    cJSON *o = cJSON_CreateObject(), *list = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) {
+        cJSON *item = rc == DW_OK && list ? dw_sim_journal_entry_json(&e[i]) : NULL;
+        if (!item)
+            rc = DW_ENOMEM;
+        else
+            cJSON_AddItemToArray(list, item);
+        dw_sim_journal_entry_free(&e[i]);
+    }
+    free(e);
+    if (rc != DW_OK || !o || !list) {
         cJSON_Delete(o);
-        cJSON_Delete(l.entries);
+        cJSON_Delete(list);
         dw__ctl_json(r, 500, NULL);
         return;
     }
-    cJSON_AddItemToObject(o, "entries", l.entries);
+    cJSON *last = cJSON_GetArrayItem(list, (int)n - 1);
+    uint64_t next = last ? (uint64_t)cJSON_GetObjectItem(last, "seq")->valuedouble + 1
+                         : dw_sim_journal_next_seq(jn);
+    if (!last && (uint64_t)since > next)
+        next = (uint64_t)since;
+    cJSON_AddItemToObject(o, "entries", list);
     cJSON_AddNumberToObject(o, "next", (double)next);
     cJSON_AddNumberToObject(o, "dropped", (double)dropped);
     /* Entries between `since` and the first one held were dropped. */
-    uint64_t first = l.first ? l.first : dw_sim_journal_next_seq(jn);
+    if (!first)
+        first = dw_sim_journal_next_seq(jn);
     cJSON_AddBoolToObject(o, "missed", dropped && (uint64_t)since < first);
     dw__ctl_json(r, 200, o);
 }
@@ -732,7 +720,8 @@ static int query_pattern(const dw_sim_http_request *req, dw_sim_pattern *p, dw_s
 static void journal_wait(dw_sim_control *c, ctl_device *d, const dw_sim_http_request *req,
                          dw_sim_http_response *r)
 {
-    long long since = 1, timeout = DEFAULT_WAIT;
+    long long since = 1,
+              timeout = DEFAULT_WAIT < c->o.max_wait_ms ? DEFAULT_WAIT : c->o.max_wait_ms;
     if (query_number(req, "since", 0, (long long)1 << 53, &since, r) < 0 ||
         query_number(req, "timeout_ms", 0, c->o.max_wait_ms, &timeout, r) < 0)
         return;

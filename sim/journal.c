@@ -184,6 +184,23 @@ int dw_sim_journal_each(dw_sim_journal *j, uint64_t since,
     return r;
 }
 
+int dw_sim_journal_read(dw_sim_journal *j, uint64_t since, size_t max, dw_sim_journal_entry **out,
+                        size_t *n, uint64_t *first)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&j->lock);
+    *first = j->count ? j->ring[j->head].seq : 0;
+    size_t k = first_since(j, since), count = j->count - k < max ? j->count - k : max;
+    dw_sim_journal_entry *e = count ? calloc(count, sizeof *e) : NULL;
+    int rc = count && !e ? DW_ENOMEM : DW_OK;
+    for (size_t i = 0; i < count && rc == DW_OK; i++, *n = i)
+        rc = entry_copy(&j->ring[(j->head + k + i) % j->cap], &e[i]);
+    pthread_mutex_unlock(&j->lock);
+    *out = e;
+    return rc;
+}
+
 /* Printable ASCII (and tab, CR, LF) is shown as text, the rest as hex. */
 static int printable(const uint8_t *p, size_t n)
 {

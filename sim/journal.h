@@ -67,6 +67,13 @@ uint64_t dw_sim_journal_dropped(dw_sim_journal *j);
 int dw_sim_journal_each(dw_sim_journal *j, uint64_t since,
                         int (*fn)(const dw_sim_journal_entry *e, void *arg), void *arg);
 
+/* Copies of up to `max` entries with seq >= since, oldest first, in *out
+ * (caller frees each with dw_sim_journal_entry_free, then the array); *n
+ * of them, and *first the oldest seq held (0: none). The lock is held only
+ * to copy. DW_OK or DW_ENOMEM. */
+int dw_sim_journal_read(dw_sim_journal *j, uint64_t since, size_t max, dw_sim_journal_entry **out,
+                        size_t *n, uint64_t *first);
+
 /* The entry as JSON: {"seq", "time", "conn", "request" ("text" when
  * printable, else "hex"), "request_bytes", "match", "reply", "reply_bytes",
  * "fault"}. NULL when out of memory. */
