@@ -7,6 +7,10 @@
 #include <string.h>
 #include <time.h>
 
+/* Entries looked at per hold of the lock: a scan of a long journal lets the
+ * device append between chunks. */
+#define CHUNK 1024
+
 struct dw_sim_journal {
     pthread_mutex_t lock;
     pthread_cond_t grew; /* an entry was added, or the journal closed */
@@ -173,15 +177,36 @@ static size_t first_since(const dw_sim_journal *j, uint64_t since)
     return k;
 }
 
+/* Under the lock: fn on at most CHUNK entries from seq `*since` on, and
+ * below `end`; *since moves past the last one seen. Returns fn's result, or
+ * -1 when there is nothing more (below `end`) to see. */
+static int each_chunk(dw_sim_journal *j, uint64_t *since, uint64_t end,
+                      int (*fn)(const dw_sim_journal_entry *e, void *arg), void *arg)
+{
+    size_t k = first_since(j, *since), n = 0;
+    int r = 0;
+    for (; k < j->count && n < CHUNK && !r; k++, n++) {
+        const dw_sim_journal_entry *e = &j->ring[(j->head + k) % j->cap];
+        if (e->seq >= end)
+            break;
+        r = fn(e, arg);
+        *since = e->seq + 1;
+    }
+    return r ? r : n == CHUNK ? 0 : -1;
+}
+
 int dw_sim_journal_each(dw_sim_journal *j, uint64_t since,
                         int (*fn)(const dw_sim_journal_entry *e, void *arg), void *arg)
 {
     int r = 0;
     pthread_mutex_lock(&j->lock);
-    for (size_t k = first_since(j, since); k < j->count && !r; k++)
-        r = fn(&j->ring[(j->head + k) % j->cap], arg);
+    uint64_t end = j->next_seq; /* what is added meanwhile is not visited */
+    while ((r = each_chunk(j, &since, end, fn, arg)) == 0) {
+        pthread_mutex_unlock(&j->lock); /* let the device append */
+        pthread_mutex_lock(&j->lock);
+    }
     pthread_mutex_unlock(&j->lock);
-    return r;
+    return r < 0 ? 0 : r;
 }
 
 int dw_sim_journal_read(dw_sim_journal *j, uint64_t since, size_t max, dw_sim_journal_entry **out,
@@ -300,18 +325,24 @@ int dw_sim_journal_wait(dw_sim_journal *j, uint64_t since,
     find_args f = {pred, arg, out, DW_ETIMEDOUT, 0};
     pthread_mutex_lock(&j->lock);
     for (;;) {
-        for (size_t k = first_since(j, since); k < j->count; k++)
-            if (find_one(&j->ring[(j->head + k) % j->cap], &f))
-                break;
-        if (f.rc != DW_ETIMEDOUT)
-            break;
-        since = j->next_seq; /* only newer entries from now on */
+        int r = each_chunk(j, &since, UINT64_MAX, find_one, &f);
+        if (r > 0)
+            break;    /* found (or out of memory copying it) */
+        if (r == 0) { /* more to look at: let the device append first */
+            pthread_mutex_unlock(&j->lock);
+            pthread_mutex_lock(&j->lock);
+            continue;
+        }
+        if (since < j->next_seq)
+            since = j->next_seq; /* only newer entries from now on */
         if (j->closed) {
             f.rc = DW_ECANCELED;
             break;
         }
-        if (pthread_cond_timedwait(&j->grew, &j->lock, &due) == ETIMEDOUT)
+        if (pthread_cond_timedwait(&j->grew, &j->lock, &due) == ETIMEDOUT) {
+            each_chunk(j, &since, UINT64_MAX, find_one, &f); /* what came with the timeout */
             break;
+        }
     }
     pthread_mutex_unlock(&j->lock);
     return f.rc;

@@ -61,9 +61,12 @@ void dw_sim_journal_close(dw_sim_journal *j);
 uint64_t dw_sim_journal_next_seq(dw_sim_journal *j);
 uint64_t dw_sim_journal_dropped(dw_sim_journal *j);
 
-/* Call fn on each entry with seq >= since, oldest first, until fn returns
- * non-zero (the entry is borrowed for the call). The lock is held meanwhile:
- * fn must be quick and must not call the journal. Returns fn's last result. */
+/* Call fn on each entry with seq >= since that was there when the call
+ * began, oldest first, until fn returns non-zero (the entry is borrowed for
+ * the call). The lock is held for 1024 entries at a time (fn must be quick
+ * and must not call the journal), so a long scan never holds up the
+ * device for long; entries dropped between two chunks are not seen.
+ * Returns fn's last result (0 when it never returned non-zero). */
 int dw_sim_journal_each(dw_sim_journal *j, uint64_t since,
                         int (*fn)(const dw_sim_journal_entry *e, void *arg), void *arg);
 
