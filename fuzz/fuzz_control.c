@@ -113,6 +113,19 @@ static void check(const dw_sim_http_response *r)
     cJSON_Delete(j);
 }
 
+/* p[0..n) as a C string (not read past n), or NULL when it holds a NUL. */
+static char *text(const uint8_t *p, size_t n)
+{
+    if (memchr(p, 0, n))
+        return NULL;
+    char *t = malloc(n + 1);
+    if (t) {
+        memcpy(t, p, n);
+        t[n] = 0;
+    }
+    return t;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -123,9 +136,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *sp = memchr(data, ' ', head);
     if (!sp || head > 4096)
         return 0;
-    char *method = strndup((const char *)data, (size_t)(sp - data));
-    char *target = strndup((const char *)sp + 1, head - (size_t)(sp - data) - 1);
-    if (!method || !target || strlen(target) != head - (size_t)(sp - data) - 1) {
+    char *method = text(data, (size_t)(sp - data));
+    char *target = text(sp + 1, head - (size_t)(sp - data) - 1);
+    if (!method || !target) {
         free(method);
         free(target);
         return 0;
