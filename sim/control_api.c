@@ -836,6 +836,35 @@ static void get_metrics(dw_sim_control *c, dw_sim_http_response *r)
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }
 
+/* ---- verify ------------------------------------------------------------------------ */
+
+typedef struct text_job {
+    ctl_device *d;
+    const char *name;
+    char *text;
+} text_job;
+
+static void find_rule_text(void *arg)
+{
+    text_job *t = arg;
+    const dw_sim_script *s = t->d->server->gen->script;
+    const dw_sim_match *m = NULL;
+    for (size_t i = 0; !m && i < s->nrules; i++)
+        if (s->rules[i].name && strcmp(s->rules[i].name, t->name) == 0)
+            m = &s->rules[i].when;
+    for (size_t i = 0; !m && i < s->nsteps; i++)
+        if (s->steps[i].name && strcmp(s->steps[i].name, t->name) == 0)
+            m = &s->steps[i].expect;
+    t->text = m && m->source ? strdup(m->source) : NULL;
+}
+
+static char *rule_text(const char *name, void *arg)
+{
+    text_job t = {arg, name, NULL};
+    dw_sim_loop_call(t.d->server->loop, find_rule_text, &t);
+    return t.text;
+}
+
 /* ---- routing ------------------------------------------------------------------------- */
 
 static void not_allowed(dw_sim_http_response *r, const char *method, const char *path,
@@ -892,7 +921,7 @@ static void device_route(dw_sim_control *c, ctl_device *d, char seg[MAX_SEGMENTS
     } else if (strcmp(what, "verify") == 0 && n == 3) {
         cJSON *body = allowed(req, r, "POST") ? parse_body(req, r, 1) : NULL;
         if (body)
-            dw__ctl_verify(dw_sim_devctl_journal(d->dev), body, r);
+            dw__ctl_verify(dw_sim_devctl_journal(d->dev), body, rule_text, d, r);
         cJSON_Delete(body);
     } else if (strcmp(what, "script") == 0 && n == 3) {
         if (allowed(req, r, "PUT"))

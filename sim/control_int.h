@@ -31,8 +31,13 @@ void dw__ctl_json(dw_sim_http_response *r, int status, cJSON *body);
 /* Answer {"error": MESSAGE, "where": WHERE}. */
 void dw__ctl_error(dw_sim_http_response *r, int status, const char *where, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* POST .../verify on the device's journal (control_verify.c). */
-void dw__ctl_verify(dw_sim_journal *j, const cJSON *body, dw_sim_http_response *r);
+/* The "when" (or "expect") as written of the rule or step named `name`, a
+ * copy the caller frees, or NULL. */
+typedef char *(*dw__ctl_rule_text)(const char *name, void *arg);
+/* POST .../verify on the device's journal (control_verify.c); rule_text
+ * gives what a rule's near misses are measured against. */
+void dw__ctl_verify(dw_sim_journal *j, const cJSON *body, dw__ctl_rule_text rule_text, void *arg,
+                    dw_sim_http_response *r);
 /* GET /: the status page (control_page.c). */
 void dw__ctl_page(dw_sim_http_response *r);
 

@@ -24,6 +24,8 @@
 typedef struct expectation {
     dw_sim_pattern p;
     int by_rule;
+    char *near;       /* what near misses are measured against: the request
+                       * pattern's text, or the rule's own "when" as written */
     long long lo, hi; /* hi < 0: no upper bound */
     int in_order;
     uint64_t count;
@@ -39,6 +41,7 @@ typedef struct pass {
 /* A sample of recent requests to look for near misses in. */
 typedef struct sample {
     uint64_t seq;
+    char match[64]; /* what answered it */
     uint8_t req[NEAR_BYTES];
     size_t len;
     int text;
@@ -147,6 +150,7 @@ static int keep_sample(const dw_sim_journal_entry *e, void *arg)
     if (s->n < NEAR_SCAN)
         s->n++;
     k->seq = e->seq;
+    snprintf(k->match, sizeof k->match, "%s", e->match ? e->match : "");
     k->len = e->req_len < NEAR_BYTES ? e->req_len : NEAR_BYTES;
     memcpy(k->req, e->req ? e->req : (const uint8_t *)"", k->len);
     return 0;
@@ -177,21 +181,23 @@ static size_t distance(const uint8_t *a, size_t n, const uint8_t *b, size_t m, s
 static cJSON *near_misses(expectation *x, const samples *s)
 {
     cJSON *list = cJSON_CreateArray();
-    if (!list || x->by_rule || !s->n)
+    const uint8_t *ref = x->near ? (const uint8_t *)x->near : x->p.bytes;
+    size_t rlen = x->near ? strlen(x->near) : x->p.len;
+    if (!list || !ref || !s->n)
         return list;
-    size_t plen = x->p.len < NEAR_BYTES ? x->p.len : NEAR_BYTES;
+    size_t plen = rlen < NEAR_BYTES ? rlen : NEAR_BYTES;
     size_t *row = malloc(2 * (NEAR_BYTES + 1) * sizeof *row);
     size_t best[NEAR_KEEP], dist[NEAR_KEEP], nbest = 0;
     for (size_t k = 0; row && k < s->n; k++) {
         const sample *c = &s->s[k];
-        if (dw_sim_pattern_match(&x->p, c->req, c->len, NULL))
+        if (dw_sim_pattern_match(&x->p, c->req, c->len, x->by_rule ? c->match : NULL))
             continue;
         int seen = 0;
         for (size_t b = 0; b < nbest; b++)
             seen |= s->s[best[b]].len == c->len && memcmp(s->s[best[b]].req, c->req, c->len) == 0;
         if (seen)
             continue;
-        size_t d = distance(x->p.bytes, plen, c->req, c->len, row);
+        size_t d = distance(ref, plen, c->req, c->len, row);
         size_t at = nbest < NEAR_KEEP ? nbest++ : NEAR_KEEP;
         while (at > 0 && dist[at - 1] > d) {
             if (at < NEAR_KEEP) {
@@ -309,7 +315,8 @@ static void report(dw_sim_journal *j, const cJSON *body, expectation *x, size_t 
     dw__ctl_json(r, nfail ? 409 : 200, o);
 }
 
-void dw__ctl_verify(dw_sim_journal *j, const cJSON *body, dw_sim_http_response *r)
+void dw__ctl_verify(dw_sim_journal *j, const cJSON *body, dw__ctl_rule_text rule_text, void *arg,
+                    dw_sim_http_response *r)
 {
     if (!cJSON_IsArray(body)) {
         dw__ctl_error(r, 422, "body", "expected a list of expectations");
@@ -328,12 +335,17 @@ void dw__ctl_verify(dw_sim_journal *j, const cJSON *body, dw_sim_http_response *
             dw__ctl_error(r, 422, where, "%s", why);
             break;
         }
+    for (size_t k = 0; i == n && k < n; k++)
+        if (x[k].by_rule && rule_text)
+            x[k].near = rule_text((const char *)x[k].p.bytes, arg);
     if (i == n) {
         pass p = {x, n, 0};
         dw_sim_journal_each(j, 1, count_one, &p);
         report(j, body, x, n, r);
     }
-    for (size_t k = 0; k < n; k++)
+    for (size_t k = 0; k < n; k++) {
         dw_sim_pattern_free(&x[k].p);
+        free(x[k].near);
+    }
     free(x);
 }

@@ -451,23 +451,32 @@ Test(sim_control, verify_fails_with_what_happened_and_near_misses)
     start(&s);
     dw_sim_client c;
     client(&c, &s);
-    send_line(&c, "OUTP  ON"); /* the driver's typo */
+    send_line(&c, "OUTP  ON"); /* the driver's typos */
     send_line(&c, "*RST");
+    send_line(&c, "*IDN");
     ask_eq(&c, "*IDN?", "ACME,PSU");
     cJSON *j;
     cr_expect(eq(int,
                  call(&s, "POST", "/devices/default/verify",
                       "[{\"request\": \"OUTP ON\", \"count\": 1, \"in_order\": true},"
                       " {\"request\": \"*RST\", \"count\": 1, \"in_order\": true},"
-                      " {\"request\": \"*IDN?\", \"count\": 1}]",
+                      " {\"request\": \"*IDN?\", \"count\": 1},"
+                      " {\"rule\": \"idn\", \"count\": 2}]",
                       &j),
                  409));
     const cJSON *fails = cJSON_GetObjectItem(j, "failures");
-    cr_assert(eq(int, cJSON_GetArraySize(fails), 2), "%s", cJSON_PrintUnformatted(j));
+    cr_assert(eq(int, cJSON_GetArraySize(fails), 3), "%s", cJSON_PrintUnformatted(j));
+    const cJSON *near;
+    /* A rule's near misses are measured against its "when": *IDN, not *IDN? (answered). */
+    const cJSON *rule = cJSON_GetArrayItem(fails, 2);
+    cr_expect(eq(i64, num_at(rule, "actual"), 1));
+    near = cJSON_GetArrayItem(cJSON_GetObjectItem(rule, "near_misses"), 0);
+    cr_expect(eq(str, (char *)str_at(cJSON_GetObjectItem(near, "request"), "text"), "*IDN"));
+    cr_expect(eq(i64, num_at(near, "distance"), 1));
     const cJSON *f = cJSON_GetArrayItem(fails, 0);
     cr_expect(eq(i64, num_at(f, "index"), 0));
     cr_expect(eq(i64, num_at(f, "actual"), 0));
-    const cJSON *near = cJSON_GetArrayItem(cJSON_GetObjectItem(f, "near_misses"), 0);
+    near = cJSON_GetArrayItem(cJSON_GetObjectItem(f, "near_misses"), 0);
     cr_expect(eq(str, (char *)str_at(cJSON_GetObjectItem(near, "request"), "text"), "OUTP  ON"));
     cr_expect(eq(i64, num_at(near, "distance"), 1));
     f = cJSON_GetArrayItem(fails, 1); /* *RST came, but not after OUTP ON */
