@@ -24,9 +24,7 @@ void dw_sim_journal_entry_free(dw_sim_journal_entry *e)
 {
     if (!e)
         return;
-    free(e->req);
-    free(e->match);
-    free(e->reply);
+    free(e->req); /* one block holds the request, the reply and the name */
     memset(e, 0, sizeof *e);
 }
 
@@ -79,28 +77,35 @@ void dw_sim_journal_close(dw_sim_journal *j)
     pthread_mutex_unlock(&j->lock);
 }
 
-/* A copy of at most DW_SIM_JOURNAL_KEEP bytes (NULL for none): 0, or -1. */
-static int keep(const uint8_t *p, size_t n, uint8_t **out, size_t *len)
+/* Fill e's bytes and name in one block (at most DW_SIM_JOURNAL_KEEP bytes
+ * of each): 0, or -1 when out of memory. One allocation per entry keeps a
+ * request's cost to the device small. */
+static int fill(dw_sim_journal_entry *e, const uint8_t *req, size_t n, const char *match,
+                const uint8_t *reply, size_t reply_n)
 {
-    *len = n < DW_SIM_JOURNAL_KEEP ? n : DW_SIM_JOURNAL_KEEP;
-    *out = NULL;
-    if (*len == 0)
-        return 0;
-    if (!(*out = malloc(*len)))
+    e->req_len = n < DW_SIM_JOURNAL_KEEP ? n : DW_SIM_JOURNAL_KEEP;
+    e->reply_len = reply_n < DW_SIM_JOURNAL_KEEP ? reply_n : DW_SIM_JOURNAL_KEEP;
+    size_t mlen = match ? strlen(match) + 1 : 0;
+    uint8_t *b = malloc(e->req_len + e->reply_len + mlen + 1);
+    e->req = b;
+    if (!b)
         return -1;
-    memcpy(*out, p, *len);
+    e->reply = b + e->req_len;
+    e->match = match ? (char *)b + e->req_len + e->reply_len : NULL;
+    if (e->req_len)
+        memcpy(e->req, req, e->req_len);
+    if (e->reply_len)
+        memcpy(e->reply, reply, e->reply_len);
+    if (match)
+        memcpy(e->match, match, mlen);
     return 0;
 }
 
 static int entry_copy(const dw_sim_journal_entry *from, dw_sim_journal_entry *to)
 {
     *to = *from;
-    to->req = to->reply = NULL;
-    to->match = NULL;
-    if (keep(from->req, from->req_len, &to->req, &to->req_len) != 0 ||
-        keep(from->reply, from->reply_len, &to->reply, &to->reply_len) != 0 ||
-        (from->match && !(to->match = strdup(from->match)))) {
-        dw_sim_journal_entry_free(to);
+    if (fill(to, from->req, from->req_len, from->match, from->reply, from->reply_len) != 0) {
+        memset(to, 0, sizeof *to);
         return DW_ENOMEM;
     }
     return DW_OK;
@@ -118,9 +123,7 @@ uint64_t dw_sim_journal_add(dw_sim_journal *j, uint64_t conn, const uint8_t *req
     e.req_total = n;
     e.reply_total = reply_n;
     e.fault = fault;
-    int ok = keep(req, n, &e.req, &e.req_len) == 0 &&
-             keep(reply, reply_n, &e.reply, &e.reply_len) == 0 &&
-             (!match || (e.match = strdup(match)));
+    int ok = fill(&e, req, n, match, reply, reply_n) == 0;
     pthread_mutex_lock(&j->lock);
     uint64_t seq = j->next_seq++;
     if (!ok) {
