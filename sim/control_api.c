@@ -878,7 +878,7 @@ static void not_allowed(dw_sim_http_response *r, const char *method, const char 
 static int allowed(const dw_sim_http_request *req, dw_sim_http_response *r, const char *allow)
 {
     size_t n = strlen(req->method);
-    for (const char *p = allow; (p = strstr(p, req->method)); p += n)
+    for (const char *p = allow; n && (p = strstr(p, req->method)); p += n)
         if ((p == allow || p[-1] == ' ') && (p[n] == 0 || p[n] == ','))
             return 1;
     not_allowed(r, req->method, req->path, allow);
