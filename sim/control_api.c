@@ -286,10 +286,13 @@ static void state_get(void *arg)
         if (dw_sim_engine_var_get(e, NULL, i, &b) == DW_OK)
             cJSON_AddItemToObject(vars, script->vars[i].name, bytes_json(b.data, b.len));
     dw_buf_free(&b);
-    /* Typed properties (the instrument model) join the state here, next to
-     * the variables, under "properties". */
     if (!o)
         return;
+    if (dw__ctl_props_add(e, script, o) != DW_OK) {
+        cJSON_Delete(o);
+        j->out = NULL;
+        return;
+    }
     cJSON_AddStringToObject(o, "scope",
                             script->scope == DW_SIM_SCOPE_SHARED ? "shared" : "connection");
     cJSON_AddNumberToObject(o, "next_step", (double)dw_sim_engine_next_step(e, NULL));
@@ -319,37 +322,107 @@ static void set_in_session(dw_sim_session *ss, void *arg)
         v->rc = dw_sim_engine_var_set(v->e, ss, v->var, v->value->data, v->value->len);
 }
 
-/* Check every field of the PATCH body into values[] (nothing is applied
- * unless all are right): 0, or -1 with j->status, where and error set. */
-static int state_check(job *j, const dw_sim_script *script, dw_buf *values, size_t *index)
+/* One PATCH: the variables' new values (index[k] SIZE_MAX for a field that
+ * is a property) and the properties'. */
+typedef struct patch {
+    size_t n;
+    dw_buf *values;
+    size_t *index;
+    dw__ctl_prop_patch *props;
+} patch;
+
+/* A variable's value from JSON field f into *out: 0, or -1 with j set. */
+static int var_value(job *j, const cJSON *f, dw_buf *out)
+{
+    dw_error err;
+    dw_error_clear(&err);
+    if (cJSON_IsNumber(f)) {
+        char *t = cJSON_PrintUnformatted(f);
+        int rc = t ? dw_buf_append_str(out, t) : DW_ENOMEM;
+        free(t);
+        return rc == DW_OK ? 0 : (j->status = 500, -1);
+    }
+    if (dw_sim_json_bytes(f, out, &err) == DW_OK)
+        return 0;
+    snprintf(j->error, sizeof j->error, "%s: expected a string, a number or {\"hex\": ...}",
+             f->string);
+    j->status = 422;
+    return -1;
+}
+
+static int unknown_field(job *j, const dw_sim_script *script, const char *name)
+{
+    size_t nprops = script->props ? dw_sim_props_count(script->props) : 0;
+    snprintf(j->error, sizeof j->error,
+             "unknown variable or property \"%s\" (%s declares %zu variable%s, %zu propert%s)",
+             name, script->path ? script->path : "the script", script->nvars,
+             script->nvars == 1 ? "" : "s", nprops, nprops == 1 ? "y" : "ies");
+    j->status = 422;
+    return -1;
+}
+
+/* Check every field of the PATCH body into p (nothing is applied unless
+ * all are right): 0, or -1 with j->status, where and error set. */
+static int state_check(job *j, const dw_sim_script *script, patch *p)
 {
     size_t k = 0;
     for (const cJSON *f = j->in->child; f; f = f->next, k++) {
         snprintf(j->where, sizeof j->where, "body.%s", f->string);
-        /* Typed properties (the instrument model) are looked up here, before
-         * the variables, and validated by their own type and range. */
-        if ((index[k] = var_index(script, f->string)) == SIZE_MAX) {
-            snprintf(j->error, sizeof j->error, "unknown variable \"%s\" (%s declares %zu)",
-                     f->string, script->path ? script->path : "the script", script->nvars);
-            j->status = 422;
+        p->index[k] = SIZE_MAX;
+        int prop = dw__ctl_prop_patch_add(p->props, f, j->error, sizeof j->error);
+        if (prop < 0)
+            return j->status = 422, -1;
+        if (prop)
+            continue;
+        if ((p->index[k] = var_index(script, f->string)) == SIZE_MAX)
+            return unknown_field(j, script, f->string);
+        if (var_value(j, f, &p->values[k]) != 0)
             return -1;
-        }
-        dw_error err;
-        dw_error_clear(&err);
-        if (cJSON_IsNumber(f)) {
-            char *t = cJSON_PrintUnformatted(f);
-            int rc = t ? dw_buf_append_str(&values[k], t) : DW_ENOMEM;
-            free(t);
-            if (rc != DW_OK)
-                return j->status = 500, -1;
-        } else if (dw_sim_json_bytes(f, &values[k], &err) != DW_OK) {
-            snprintf(j->error, sizeof j->error, "%s: expected a string, a number or {\"hex\": ...}",
-                     f->string);
-            j->status = 422;
-            return -1;
-        }
     }
     return 0;
+}
+
+typedef struct prop_set {
+    dw_sim_engine *e;
+    dw__ctl_prop_patch *props;
+    job *j;
+} prop_set;
+
+static void props_in_session(dw_sim_session *ss, void *arg)
+{
+    prop_set *v = arg;
+    job *j = v->j;
+    if (j->status != 200)
+        return;
+    int status = dw__ctl_prop_patch_apply(v->props, v->e, ss, j->where, sizeof j->where, j->error,
+                                          sizeof j->error);
+    if (status)
+        j->status = status;
+}
+
+/* The checked patch p, properties first (the only values that can still be
+ * refused, and then nothing has changed): j->status 200, or why not. */
+static void state_apply(job *j, dw_sim_server *s, patch *p)
+{
+    int connection = s->gen->script->scope == DW_SIM_SCOPE_CONNECTION;
+    prop_set ps = {s->gen->engine, p->props, j};
+    j->status = 200;
+    props_in_session(NULL, &ps);
+    if (connection)
+        dw__sim_each_session(s, props_in_session, &ps);
+    int rc = j->status == 200 ? DW_OK : DW_EINVAL;
+    for (size_t k = 0; k < p->n && rc == DW_OK; k++) {
+        if (p->index[k] == SIZE_MAX)
+            continue;
+        var_set v = {ps.e, p->index[k], &p->values[k], DW_OK};
+        rc = dw_sim_engine_var_set(v.e, NULL, v.var, p->values[k].data, p->values[k].len);
+        if (connection) {
+            dw__sim_each_session(s, set_in_session, &v);
+            rc = v.rc;
+        }
+        if (rc != DW_OK)
+            j->status = 500;
+    }
 }
 
 static void state_patch(void *arg)
@@ -357,26 +430,18 @@ static void state_patch(void *arg)
     job *j = arg;
     dw_sim_server *s = j->d->server;
     const dw_sim_script *script = s->gen->script;
-    size_t n = (size_t)cJSON_GetArraySize(j->in);
-    dw_buf *values = calloc(n ? n : 1, sizeof *values);
-    size_t *index = calloc(n ? n : 1, sizeof *index);
+    patch p = {(size_t)cJSON_GetArraySize(j->in), NULL, NULL, NULL};
+    p.values = calloc(p.n ? p.n : 1, sizeof *p.values);
+    p.index = calloc(p.n ? p.n : 1, sizeof *p.index);
+    p.props = dw__ctl_prop_patch_new(script, p.n);
     j->status = 500;
-    if (values && index && state_check(j, script, values, index) == 0) {
-        int rc = DW_OK;
-        for (size_t k = 0; k < n && rc == DW_OK; k++) {
-            var_set v = {s->gen->engine, index[k], &values[k], DW_OK};
-            rc = dw_sim_engine_var_set(v.e, NULL, v.var, values[k].data, values[k].len);
-            if (script->scope == DW_SIM_SCOPE_CONNECTION) {
-                dw__sim_each_session(s, set_in_session, &v);
-                rc = v.rc;
-            }
-        }
-        j->status = rc == DW_OK ? 200 : 500;
-    }
-    for (size_t k = 0; values && k < n; k++)
-        dw_buf_free(&values[k]);
-    free(values);
-    free(index);
+    if (p.values && p.index && p.props && state_check(j, script, &p) == 0)
+        state_apply(j, s, &p);
+    for (size_t k = 0; p.values && k < p.n; k++)
+        dw_buf_free(&p.values[k]);
+    free(p.values);
+    free(p.index);
+    dw__ctl_prop_patch_free(p.props);
     if (j->status == 200)
         state_get(j);
 }
@@ -393,7 +458,8 @@ static void state_route(ctl_device *d, const dw_sim_http_request *req, dw_sim_ht
     if (!body)
         return;
     if (!cJSON_IsObject(body)) {
-        dw__ctl_error(r, 422, "body", "expected an object of variables and their values");
+        dw__ctl_error(r, 422, "body",
+                      "expected an object of variables and properties and their values");
     } else {
         j.in = body;
         on_loop(d, state_patch, &j);

@@ -1802,6 +1802,18 @@ int dw_sim_engine_var_set(dw_sim_engine *e, dw_sim_session *ss, size_t i, const 
     return DW_OK;
 }
 
+int dw_sim_engine_with_props(dw_sim_engine *e, dw_sim_session *ss,
+                             int (*fn)(dw_sim_props_state *props, double now, void *arg), void *arg)
+{
+    sim_state *st = state_of(e, ss);
+    if (!st->props)
+        return DW_ENOENT;
+    lock_at(st, e->clock(e->clock_arg));
+    int rc = fn(st->props, st->now, arg);
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
 size_t dw_sim_engine_next_step(dw_sim_engine *e, dw_sim_session *ss)
 {
     sim_state *st = state_of(e, ss);

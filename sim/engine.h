@@ -273,6 +273,15 @@ int dw_sim_engine_unmatched_sample(dw_sim_engine *e, size_t k, dw_buf *out);
 int dw_sim_engine_var_get(dw_sim_engine *e, dw_sim_session *ss, size_t i, dw_buf *out);
 int dw_sim_engine_var_set(dw_sim_engine *e, dw_sim_session *ss, size_t i, const uint8_t *p,
                           size_t n);
+/* Call fn(props, now, arg) on the properties of a session's state (ss NULL:
+ * the engine's shared state) with that state's lock held, `now` read from
+ * the engine's clock: fn reads and sets them with dw_sim_prop_get and
+ * dw_sim_prop_set (model/props.h) and must not call back into the engine.
+ * fn's result, or DW_ENOENT when the script has no properties.
+ * Thread-safe. */
+int dw_sim_engine_with_props(dw_sim_engine *e, dw_sim_session *ss,
+                             int (*fn)(dw_sim_props_state *props, double now, void *arg),
+                             void *arg);
 /* The next expected step of a session (ss NULL: the shared state). */
 size_t dw_sim_engine_next_step(dw_sim_engine *e, dw_sim_session *ss);
 /* Back to the start: the shared state (variables to their initial values,

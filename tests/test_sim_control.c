@@ -320,6 +320,140 @@ Test(sim_control, reset_brings_state_turns_and_counters_back)
     cr_expect(eq(int, finish(&s), 0));
 }
 
+/* ---- typed properties ---------------------------------------------------------------- */
+
+static void start_example(sim *s, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/sim/examples/%s", DW_SOURCE_DIR, name);
+    char *text = dw_sim_read_file(path, NULL);
+    cr_assert(text != NULL, "cannot read %s", path);
+    start_with(s, text, NULL);
+    free(text);
+}
+
+static cJSON *props_of(sim *s, cJSON **state)
+{
+    cr_assert(eq(int, call(s, "GET", "/devices/default/state", NULL, state), 200));
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(*state, "properties");
+    cr_assert(cJSON_IsObject(p), "GET state: no \"properties\"");
+    return (cJSON *)p;
+}
+
+static double prop_num(const cJSON *props, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(props, name);
+    cr_assert(cJSON_IsNumber(v), "property %s is not a number", name);
+    return v->valuedouble;
+}
+
+/* The error of a PATCH that must be refused with 422. */
+static void expect_refused(sim *s, const char *body, const char *where, const char *error)
+{
+    cJSON *j = NULL;
+    cr_expect(eq(int, call(s, "PATCH", "/devices/default/state", body, &j), 422), "%s", body);
+    cr_expect(eq(str, (char *)str_at(j, "where"), (char *)where), "%s: where", body);
+    cr_expect(eq(str, (char *)str_at(j, "error"), (char *)error), "%s: error", body);
+    cJSON_Delete(j);
+}
+
+Test(sim_control, state_shows_properties_as_typed_values)
+{
+    sim s;
+    start_example(&s, "sg.json");
+    cJSON *j;
+    cJSON *p = props_of(&s, &j);
+    cr_expect(eq(dbl, prop_num(p, "freq"), 1e6));
+    cr_expect(eq(dbl, prop_num(p, "power"), -10));
+    cr_expect(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(p, "output")), "a bool is a boolean");
+    cr_expect(eq(str, (char *)str_at(p, "trigger"), "IMM"), "an enum is its short form");
+    cr_expect(eq(str, (char *)str_at(p, "label"), "SG-1000"));
+    cJSON_Delete(j);
+    cr_expect(eq(int, finish(&s), 0));
+}
+
+Test(sim_control, patch_sets_properties_the_device_then_answers)
+{
+    sim s;
+    start_example(&s, "sg.json");
+    dw_sim_client c;
+    client(&c, &s);
+    cJSON *j;
+    cr_expect(eq(int,
+                 call(&s, "PATCH", "/devices/default/state",
+                      "{\"freq\": 2.5e6, \"output\": true, \"trigger\": \"external\", "
+                      "\"label\": \"bench 3\"}",
+                      &j),
+                 200));
+    cr_expect(eq(dbl, prop_num(cJSON_GetObjectItemCaseSensitive(j, "properties"), "freq"), 2.5e6));
+    cJSON_Delete(j);
+    ask_eq(&c, "FREQ?;:OUTP?;:TRIG:SOUR?;:DISP:TEXT?", "2.5E+06;1;EXT;\"bench 3\"");
+    dw_sim_client_close(&c);
+    cr_expect(eq(int, finish(&s), 0));
+}
+
+Test(sim_control, a_refused_property_changes_nothing)
+{
+    sim s;
+    start_example(&s, "sg.json");
+    dw_sim_client c;
+    client(&c, &s);
+    /* power comes first and is fine: the whole PATCH is refused all the same. */
+    expect_refused(&s, "{\"power\": 0, \"freq\": 7e9}", "body.freq",
+                   "freq: Data out of range (-222)");
+    expect_refused(&s, "{\"trigger\": \"SOON\"}", "body.trigger",
+                   "trigger: Illegal parameter value (-224): expected one of "
+                   "IMMediate|BUS|EXTernal");
+    expect_refused(&s, "{\"output\": \"yes\"}", "body.output",
+                   "output: Data type error (-104): expected true or false");
+    expect_refused(&s, "{\"freq\": null}", "body.freq",
+                   "freq: Data type error (-104): expected a number");
+    ask_eq(&c, "FREQ?;:POW?;:OUTP?;:TRIG:SOUR?", "1.0E+06;-10.00;0;IMM");
+    ask_eq(&c, "SYST:ERR?", "0,\"No error\"");
+    dw_sim_client_close(&c);
+    cr_expect(eq(int, finish(&s), 0));
+}
+
+Test(sim_control, reset_restores_property_defaults)
+{
+    sim s;
+    start_example(&s, "sg.json");
+    dw_sim_client c;
+    client(&c, &s);
+    cr_expect(eq(int, call(&s, "PATCH", "/devices/default/state", "{\"freq\": 3e6}", NULL), 200));
+    ask_eq(&c, "FREQ?", "3.0E+06");
+    cr_expect(eq(int, call(&s, "POST", "/devices/default/reset", "{\"keep_counters\": true}", NULL),
+                 200));
+    ask_eq(&c, "FREQ?", "1.0E+06");
+    cJSON *j;
+    cr_expect(eq(dbl, prop_num(props_of(&s, &j), "freq"), 1e6));
+    cJSON_Delete(j);
+    dw_sim_client_close(&c);
+    cr_expect(eq(int, finish(&s), 0));
+}
+
+Test(sim_control, a_read_only_property_is_refused_and_a_ramp_shows_where_it_is)
+{
+    sim s;
+    start_example(&s, "psu.json");
+    expect_refused(&s, "{\"volt\": 10, \"volt_out\": 10}", "body.volt_out",
+                   "volt_out: read-only (the instrument sets it)");
+    cJSON *j;
+    cr_expect(eq(dbl, prop_num(props_of(&s, &j), "volt"), 0), "nothing changed");
+    cJSON_Delete(j);
+    /* volt_out ramps toward volt at 2 V/s (noise: 0.008 V at most). */
+    cr_expect(eq(int, call(&s, "PATCH", "/devices/default/state", "{\"volt\": 30}", NULL), 200));
+    double first = prop_num(props_of(&s, &j), "volt_out");
+    cJSON_Delete(j);
+    usleep(300 * 1000);
+    double later = prop_num(props_of(&s, &j), "volt_out");
+    cJSON_Delete(j);
+    cr_expect(first >= -0.01 && later <= 30.01, "volt_out %g then %g: within the ramp", first,
+              later);
+    cr_expect(later > first + 0.5, "volt_out %g then %g 300 ms later: it moves on", first, later);
+    cr_expect(eq(int, finish(&s), 0));
+}
+
 /* ---- the journal ----------------------------------------------------------------- */
 
 Test(sim_control, the_journal_lists_requests_and_their_answers)

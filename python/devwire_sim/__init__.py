@@ -270,11 +270,14 @@ class DevwireSim:
         return self.request("GET", "/devices")
 
     def state(self, device: Optional[str] = None) -> dict:
-        """The device's variables (and what else its state holds)."""
+        """The device's variables (``"vars"``), typed properties (``"properties"``),
+        scope and next step."""
         return self.request("GET", self._dev(device) + "/state")
 
     def set_state(self, values: Optional[Mapping[str, Any]] = None, *, device: Optional[str] = None, **kw) -> dict:
-        """Set variables: ``set_state(output="TRIP")`` or ``set_state({"a.b": "1"})``."""
+        """Set variables and properties, all or none: ``set_state(freq=2.5e6, output=True)``
+        or ``set_state({"a.b": "1"})``. A property out of range is a ControlError (422)
+        naming it: ``freq: Data out of range (-222)``."""
         return self.request("PATCH", self._dev(device) + "/state", {**(values or {}), **kw})
 
     def reset(self, keep_counters: bool = False, device: Optional[str] = None) -> None:

@@ -55,6 +55,28 @@ def test_set_state_changes_the_reply(devwire_sim):
     assert e.value.status == 422 and e.value.where == "body.nope"
 
 
+SG = {
+    "profile": "scpi",
+    "properties": {
+        "freq": {"type": "float", "scpi": "FREQuency", "unit": "Hz", "min": 9e3, "max": 6e9, "default": 1e6},
+        "output": {"type": "bool", "scpi": "OUTPut", "default": False},
+    },
+}
+
+
+def test_set_state_sets_a_property_through_its_validation(devwire_sim):
+    sim = devwire_sim(SG)
+    assert sim.state()["properties"] == {"freq": 1e6, "output": False}
+    assert sim.set_state(freq=2.5e6, output=True)["properties"] == {"freq": 2.5e6, "output": True}
+    assert ask(sim, "FREQ?;:OUTP?") == "2.5E+06;1"
+    with pytest.raises(ControlError) as e:
+        sim.set_state(output=False, freq=1e12)
+    assert e.value.status == 422 and e.value.where == "body.freq"
+    assert "freq: Data out of range (-222)" in str(e.value)
+    assert ask(sim, "FREQ?;:OUTP?") == "2.5E+06;1"
+    sim.reset()
+    assert sim.state()["properties"] == {"freq": 1e6, "output": False}
+
 def test_inject_fault_and_journal(devwire_sim):
     sim = devwire_sim(PSU)
     sim.inject_fault("garbage", match="idn", count=1, garbage="XX\n")
