@@ -7,10 +7,11 @@
  * documented set (never 500: nothing here runs out of memory), a JSON body
  * for everything but the page and the metrics, and for an error a JSON
  * object with "error" and "where"; never a crash or a leak (ASan). One
- * device (a script with variables, steps, rules, a journal already holding
- * requests) stays up across inputs, as it would across HTTP requests. Its
- * loop does not run a thread: the handler's calls run at once, and the
- * loop runs between inputs to finish what they closed. */
+ * device (a script with variables, typed properties, steps, rules, a
+ * journal already holding requests) stays up across inputs, as it would
+ * across HTTP requests. Its loop does not run a thread: the handler's calls
+ * run at once, and the loop runs between inputs to finish what they
+ * closed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,14 @@
 
 static const char script[] =
     "{\"name\": \"fz\", \"state\": {\"output\": \"OFF\", \"volt\": \"1\"},"
+    " \"properties\": {\"freq\": {\"type\": \"float\", \"command\": \"FREQ\", \"min\": 1, \"max\": "
+    "100,"
+    "  \"default\": 10}, \"n\": {\"type\": \"int\", \"command\": \"N\", \"default\": 2},"
+    "  \"on\": {\"type\": \"bool\", \"command\": \"ON\"}, \"label\": {\"type\": \"string\","
+    "  \"command\": \"LBL\"}, \"trig\": {\"type\": \"enum\", \"command\": \"TRIG\","
+    "  \"values\": [\"IMMediate\", \"BUS\"]}, \"meas\": {\"type\": \"float\", \"command\": "
+    "\"MEAS\","
+    "  \"access\": \"ro\", \"ramp\": {\"to\": \"freq\", \"rate\": 5}}},"
     " \"steps\": [{\"expect\": \"*RST\"}],"
     " \"rules\": [{\"name\": \"idn\", \"when\": \"*IDN?\", \"reply\": \"ACME\"},"
     "  {\"when\": {\"regex\": \"^OUTP (ON|OFF)$\"}, \"set\": {\"output\": \"$1\"}},"
