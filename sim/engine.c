@@ -1742,15 +1742,6 @@ void dw_sim_engine_seed(dw_sim_engine *e, uint64_t seed)
         dw_sim_lua_seed(e->lua, seed);
 }
 
-int dw_sim_engine_reset(dw_sim_engine *e, dw_sim_session *ss)
-{
-    sim_state *st = ss ? ss->st : &e->shared;
-    pthread_mutex_lock(&st->lock);
-    int rc = reset_state(e->script, st);
-    pthread_mutex_unlock(&st->lock);
-    return rc;
-}
-
 dw_sim_props_state *dw_sim_session_props(dw_sim_session *ss)
 {
     return ss->st->props;
@@ -1774,4 +1765,122 @@ uint64_t dw_sim_engine_rule_lua_errors(const dw_sim_engine *e, size_t i)
 uint64_t dw_sim_engine_step_lua_errors(const dw_sim_engine *e, size_t i)
 {
     return e->lua && i < e->script->nsteps ? atomic_load(&e->step_lua_errors[i]) : 0;
+}
+
+/* ---- run-time control (control.h) ------------------------------------------ */
+
+static sim_state *state_of(dw_sim_engine *e, dw_sim_session *ss)
+{
+    return ss ? ss->st : &e->shared;
+}
+
+int dw_sim_engine_var_get(dw_sim_engine *e, dw_sim_session *ss, size_t i, dw_buf *out)
+{
+    if (i >= e->script->nvars)
+        return DW_ENOENT;
+    sim_state *st = state_of(e, ss);
+    pthread_mutex_lock(&st->lock);
+    dw_buf_clear(out);
+    int rc = dw_buf_append(out, st->vars[i].data, st->vars[i].len);
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int dw_sim_engine_var_set(dw_sim_engine *e, dw_sim_session *ss, size_t i, const uint8_t *p,
+                          size_t n)
+{
+    if (i >= e->script->nvars)
+        return DW_ENOENT;
+    dw_buf fresh = DW_BUF_INIT;
+    if (dw_buf_append(&fresh, p, n) != DW_OK)
+        return DW_ENOMEM;
+    sim_state *st = state_of(e, ss);
+    pthread_mutex_lock(&st->lock);
+    dw_buf_free(&st->vars[i]);
+    st->vars[i] = fresh;
+    pthread_mutex_unlock(&st->lock);
+    return DW_OK;
+}
+
+int dw_sim_engine_with_props(dw_sim_engine *e, dw_sim_session *ss,
+                             int (*fn)(dw_sim_props_state *props, double now, void *arg), void *arg)
+{
+    sim_state *st = state_of(e, ss);
+    if (!st->props)
+        return DW_ENOENT;
+    lock_at(st, e->clock(e->clock_arg));
+    int rc = fn(st->props, st->now, arg);
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+size_t dw_sim_engine_next_step(dw_sim_engine *e, dw_sim_session *ss)
+{
+    sim_state *st = state_of(e, ss);
+    pthread_mutex_lock(&st->lock);
+    size_t step = st->step;
+    pthread_mutex_unlock(&st->lock);
+    return step;
+}
+
+/* What *RST puts back (variables, properties) and also the step cursor, the
+ * reply turns and the SCPI status: the script's start. */
+static int state_rewind(sim_state *st, const dw_sim_script *s)
+{
+    pthread_mutex_lock(&st->lock);
+    int rc = reset_state(s, st);
+    memset(st->turns, 0, nactions(s) * sizeof *st->turns);
+    st->step = 0;
+    if (st->scpi) {
+        dw_scpi_status *fresh = dw_scpi_status_new(s->error_queue);
+        if (fresh) {
+            dw_scpi_status_free(st->scpi);
+            st->scpi = fresh;
+        } else {
+            rc = DW_ENOMEM;
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int dw_sim_engine_reset(dw_sim_engine *e, int keep_counters)
+{
+    int rc = state_rewind(&e->shared, e->script);
+    if (keep_counters)
+        return rc;
+    const dw_sim_script *s = e->script;
+    for (size_t i = 0; i < s->nrules; i++) {
+        atomic_store(&e->rule_hits[i], 0);
+        atomic_store(&e->rule_limits[i], 0);
+        if (e->lua)
+            atomic_store(&e->rule_lua_errors[i], 0);
+    }
+    for (size_t i = 0; i < s->nsteps; i++) {
+        atomic_store(&e->step_hits[i], 0);
+        atomic_store(&e->step_limits[i], 0);
+        if (e->lua)
+            atomic_store(&e->step_lua_errors[i], 0);
+    }
+    atomic_store(&e->limit_hits, 0);
+    atomic_store(&e->lua_errors, 0);
+    atomic_store(&e->requests, 0);
+    atomic_store(&e->unmatched, 0);
+    pthread_mutex_lock(&e->sample_lock);
+    for (size_t k = 0; k < e->nsamples; k++)
+        dw_buf_free(&e->samples[k]);
+    e->nsamples = 0;
+    pthread_mutex_unlock(&e->sample_lock);
+    return rc;
+}
+
+int dw_sim_session_reset(dw_sim_session *s)
+{
+    atomic_store(&s->hung, 0);
+    return s->st == &s->own ? state_rewind(&s->own, s->e->script) : DW_OK;
+}
+
+void dw_sim_session_hang(dw_sim_session *s)
+{
+    atomic_store(&s->hung, 1);
 }

@@ -210,12 +210,6 @@ void dw_sim_engine_set_clock(dw_sim_engine *e, double (*clock)(void *arg), void 
 #define DW_SIM_DEFAULT_SEED 0x6465767769726555ULL
 void dw_sim_engine_seed(dw_sim_engine *e, uint64_t seed);
 
-/* Put session s's state (the shared state when s is NULL or the scope is
- * "shared") back as *RST does: variables to their initial values,
- * properties to their defaults, ramps restarted. For a control reset.
- * DW_OK or DW_ENOMEM. Thread-safe (takes the state's lock). */
-int dw_sim_engine_reset(dw_sim_engine *e, dw_sim_session *s);
-
 /* The properties' values session s sees (NULL when the script has none),
  * for code that runs inside the engine with the state's lock held (a
  * script's code): read and set them by name with dw_sim_prop_find,
@@ -269,5 +263,38 @@ size_t dw_sim_engine_steps_not_reached(const dw_sim_engine *e);
  * contents). DW_OK, DW_ENOENT past the end, or DW_ENOMEM. */
 #define DW_SIM_UNMATCHED_KEEP 16
 int dw_sim_engine_unmatched_sample(dw_sim_engine *e, size_t k, dw_buf *out);
+
+/* ---- run-time control (the control API, control.h) ---------------------- */
+
+/* Variable i (0 <= i < script->nvars) of a session's state, or of the
+ * engine's shared state when ss is NULL: copy it into `out`, or replace it
+ * with p[0..n). DW_OK, DW_ENOENT (no such variable) or DW_ENOMEM.
+ * Thread-safe (they take the state's lock). */
+int dw_sim_engine_var_get(dw_sim_engine *e, dw_sim_session *ss, size_t i, dw_buf *out);
+int dw_sim_engine_var_set(dw_sim_engine *e, dw_sim_session *ss, size_t i, const uint8_t *p,
+                          size_t n);
+/* Call fn(props, now, arg) on the properties of a session's state (ss NULL:
+ * the engine's shared state) with that state's lock held, `now` read from
+ * the engine's clock: fn reads and sets them with dw_sim_prop_get and
+ * dw_sim_prop_set (model/props.h) and must not call back into the engine.
+ * fn's result, or DW_ENOENT when the script has no properties.
+ * Thread-safe. */
+int dw_sim_engine_with_props(dw_sim_engine *e, dw_sim_session *ss,
+                             int (*fn)(dw_sim_props_state *props, double now, void *arg),
+                             void *arg);
+/* The next expected step of a session (ss NULL: the shared state). */
+size_t dw_sim_engine_next_step(dw_sim_engine *e, dw_sim_session *ss);
+/* Back to the start: the shared state (variables to their initial values,
+ * properties to their defaults with ramps restarted, as *RST does; the step
+ * cursor, reply turns, SCPI status) and, unless keep_counters, every
+ * counter and the unmatched sample. Sessions with their own state are reset with
+ * dw_sim_session_reset. DW_OK or DW_ENOMEM. */
+int dw_sim_engine_reset(dw_sim_engine *e, int keep_counters);
+/* A session's own state (connection scope) back to the start as above, and
+ * no longer hung. DW_OK or DW_ENOMEM. */
+int dw_sim_session_reset(dw_sim_session *s);
+/* From now on the session reads requests and never answers (a "hang"
+ * fault decided outside the engine). */
+void dw_sim_session_hang(dw_sim_session *s);
 
 #endif

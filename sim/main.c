@@ -11,6 +11,7 @@
 #include <devwire/telnet.h>
 
 #include "engine.h"
+#include "journal.h"
 #include "net.h"
 #include "memory.h"
 #include "script.h"
@@ -53,6 +54,7 @@ static void usage(FILE *f)
             "                   [--write-timeout MS]\n"
             "                   [--max-frame BYTES] [--max-buffered BYTES]\n"
             "                   [--link PATH]\n"
+            "                   [--control HOST:PORT [--control-token FILE]] [--journal N]\n"
             "       %s --validate FILE\n"
             "       %s --probe HOST:PORT [--timeout MS]\n"
             "       %s --ask HOST:PORT --script FILE [--timeout MS] REQUEST\n"
@@ -80,6 +82,14 @@ static void usage(FILE *f)
             "      --max-buffered BYTES  bytes buffered across all connections at most\n"
             "                         (requests being read, replies being written; default\n"
             "                         268435456); a connection that would pass it is closed\n"
+            "      --control HOST:PORT  serve the HTTP control API there (port 0 lets the\n"
+            "                         system choose; \"control on http://HOST:PORT\" is printed);\n"
+            "                         see docs/control.md\n"
+            "      --control-token FILE  every control request must carry \"Authorization:\n"
+            "                         Bearer TOKEN\" (the file's first line); required to\n"
+            "                         listen beyond loopback\n"
+            "      --journal N        requests kept per device for the control API (default\n"
+            "                         10000)\n"
             "      --validate FILE    check a script and exit (0 valid, 2 invalid)\n"
             "      --probe HOST:PORT  exit 0 if a simulator accepts a connection there\n"
             "      --ask HOST:PORT    send REQUEST with the script's transport and framing,\n"
@@ -443,6 +453,52 @@ static int collect_devices(const char *script_path, const char *listen, const ch
     return status;
 }
 
+/* The bearer token: the file's first line, without its line end. NULL
+ * after saying why not. */
+static char *read_token(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    if (!f || !fgets(line, sizeof line, f)) {
+        fprintf(stderr, "%s: --control-token %s: %s\n", prog, path,
+                f ? "the file is empty" : strerror(errno));
+        if (f)
+            fclose(f);
+        return NULL;
+    }
+    fclose(f);
+    line[strcspn(line, "\r\n")] = 0;
+    if (!line[0]) {
+        fprintf(stderr, "%s: --control-token %s: the first line is empty\n", prog, path);
+        return NULL;
+    }
+    char *t = strdup(line);
+    if (!t)
+        fprintf(stderr, "%s: out of memory\n", prog);
+    return t;
+}
+
+/* --control and --control-token into the serve options. */
+static int control_setup(const char *control, const char *token_path, dw_sim_serve_options *so,
+                         char **host, char **token)
+{
+    if (token_path && !control) {
+        fprintf(stderr, "%s: --control-token goes with --control\n", prog);
+        return EXIT_USAGE;
+    }
+    if (!control)
+        return EXIT_OK;
+    if (dw_sim_parse_hostport(control, host, &so->control_port) != 0) {
+        fprintf(stderr, "%s: --control %s: expected HOST:PORT\n", prog, control);
+        return EXIT_USAGE;
+    }
+    so->control_host = *host;
+    if (token_path && !(*token = read_token(token_path)))
+        return EXIT_USAGE;
+    so->control_token = *token;
+    return EXIT_OK;
+}
+
 /* Open the transcript, take the signals, serve. */
 static int serve(const dw_sim_device *devs, size_t n, const char *transcript_path,
                  dw_sim_serve_options *so)
@@ -483,7 +539,10 @@ int main(int argc, char **argv)
         OPT_BENCH,
         OPT_MAXFRAME,
         OPT_MAXBUF,
-        OPT_LINK
+        OPT_LINK,
+        OPT_CONTROL,
+        OPT_CONTROL_TOKEN,
+        OPT_JOURNAL
     };
     static const struct option longopts[] = {
         {"script", required_argument, NULL, 's'},
@@ -503,12 +562,16 @@ int main(int argc, char **argv)
         {"max-frame", required_argument, NULL, OPT_MAXFRAME},
         {"max-buffered", required_argument, NULL, OPT_MAXBUF},
         {"link", required_argument, NULL, OPT_LINK},
+        {"control", required_argument, NULL, OPT_CONTROL},
+        {"control-token", required_argument, NULL, OPT_CONTROL_TOKEN},
+        {"journal", required_argument, NULL, OPT_JOURNAL},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *script_path = NULL, *listen = "127.0.0.1:5025", *transcript_path = NULL;
-    const char *link_path = NULL;
+    const char *link_path = NULL, *control = NULL, *token_path = NULL;
+    long journal = 0;
     const char *validate = NULL, *probe = NULL, *ask = NULL, *bench_path = NULL;
     const char *device_args[MAX_DEVICES];
     size_t ndevices = 0;
@@ -590,6 +653,19 @@ int main(int argc, char **argv)
         case OPT_LINK:
             link_path = optarg;
             break;
+        case OPT_CONTROL:
+            control = optarg;
+            break;
+        case OPT_CONTROL_TOKEN:
+            token_path = optarg;
+            break;
+        case OPT_JOURNAL:
+            if (parse_count(optarg, 1, DW_SIM_JOURNAL_MAX, &journal) != 0) {
+                fprintf(stderr, "%s: --journal %s: expected a number from 1 to %d\n", prog, optarg,
+                        DW_SIM_JOURNAL_MAX);
+                return EXIT_USAGE;
+            }
+            break;
         case OPT_MAXFRAME:
             if (parse_count(optarg, 1, (long)DW_SIM_MAX_FRAME_LIMIT, &max_frame) != 0) {
                 fprintf(stderr, "%s: --max-frame %s: expected bytes from 1 to %zu\n", prog, optarg,
@@ -651,13 +727,22 @@ int main(int argc, char **argv)
                                write_ms,
                                (size_t)max_frame,
                                (size_t)max_buffered,
-                               check};
+                               check,
+                               NULL,
+                               0,
+                               NULL,
+                               (size_t)journal};
+    char *control_host = NULL, *token = NULL;
+    int status = control_setup(control, token_path, &so, &control_host, &token);
     dw_sim_device *devs = NULL;
     size_t ndevs = 0;
-    int status = collect_devices(script_path, listen, link_path, device_args, ndevices, bench_path,
+    if (status == EXIT_OK)
+        status = collect_devices(script_path, listen, link_path, device_args, ndevices, bench_path,
                                  &devs, &ndevs);
     if (status == EXIT_OK)
         status = serve(devs, ndevs, transcript_path, &so);
     devices_free(devs, ndevs);
+    free(control_host);
+    free(token);
     return status;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "control.h"
 #include "loop.h"
 #include "script.h"
 #include "server.h"
@@ -136,8 +137,43 @@ static int report(size_t n, const dw_sim_serve_options *o, dw_sim_server **srv)
     return status;
 }
 
+/* The control API over every device (before the loop starts): DW_OK, or
+ * the exit status after saying why not. */
+static int control_open(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o,
+                        dw_sim_loop *loop, dw_sim_server **srv, dw_sim_control **out)
+{
+    dw_sim_control_device *cd = calloc(n, sizeof *cd);
+    if (!cd) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        return 3;
+    }
+    for (size_t i = 0; i < n; i++) {
+        cd[i].name = devs[i].name;
+        cd[i].server = srv[i];
+        cd[i].transport = devs[i].transport;
+    }
+    dw_sim_control_options co;
+    dw_sim_control_options_init(&co);
+    co.host = o->control_host;
+    co.port = o->control_port;
+    co.token = o->control_token;
+    co.journal_size = o->journal_size;
+    co.logger = o->logger;
+    co.loop = loop;
+    dw_error err;
+    dw_error_clear(&err);
+    int rc = dw_sim_control_new(&co, cd, n, out, &err);
+    free(cd);
+    if (rc != DW_OK) {
+        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
+        return rc == DW_EINVAL ? 2 : 3;
+    }
+    return DW_OK;
+}
+
 int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o)
 {
+    dw_sim_control *control = NULL;
     dw_sim_server **srv = calloc(n, sizeof *srv);
     dw_sim_loop *loop = NULL;
     dw_error err;
@@ -148,7 +184,13 @@ int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options
         return 3;
     }
     int status = open_all(devs, n, o, loop, srv);
+    if (status == DW_OK && o->control_host)
+        status = control_open(devs, n, o, loop, srv, &control);
     if (status == DW_OK && dw_sim_loop_start(loop, &err) != DW_OK) {
+        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
+        status = 3;
+    }
+    if (status == DW_OK && control && dw_sim_control_start(control, &err) != DW_OK) {
         fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
         status = 3;
     }
@@ -157,9 +199,12 @@ int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options
             printf("%s %s%s%s%s\n", dw_sim_server_serial(srv[i]) ? "serial on" : "listening on",
                    dw_sim_server_address(srv[i]), devs[i].name ? " (" : "",
                    devs[i].name ? devs[i].name : "", devs[i].name ? ")" : "");
+        if (control)
+            printf("control on http://%s\n", dw_sim_control_address(control));
         fflush(stdout);
         wait_signals(devs, n, o, srv);
     }
+    dw_sim_control_stop(control); /* before the devices: no call reaches them after */
     for (size_t i = 0; i < n; i++)
         dw_sim_server_stop(srv[i]);
     dw_sim_loop_stop(loop); /* every close callback has run */
@@ -167,6 +212,7 @@ int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options
         status = report(n, o, srv);
     for (size_t i = 0; i < n; i++)
         dw_sim_server_free(srv[i]);
+    dw_sim_control_free(control);
     dw_sim_loop_free(loop);
     free(srv);
     return status;

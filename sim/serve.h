@@ -33,6 +33,12 @@ typedef struct dw_sim_serve_options {
     size_t max_frame;    /* --max-frame, 0 = each framing's own */
     size_t max_buffered; /* --max-buffered, per device; 0 = no bound */
     int check;           /* exit 1 when a request was unmatched or a step not reached */
+    /* --control HOST:PORT: serve the control API there (control.h) and
+     * print "control on http://HOST:PORT" after the devices' lines. */
+    const char *control_host; /* NULL: no control API */
+    uint16_t control_port;
+    const char *control_token; /* --control-token's contents, or NULL */
+    size_t journal_size;       /* --journal: entries per device (0: the default) */
 } dw_sim_serve_options;
 
 /* Serve devs[0..n) until SIGINT or SIGTERM. The caller has blocked SIGINT,

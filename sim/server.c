@@ -28,6 +28,7 @@
 #include "loop.h"
 #include "net.h"
 #include "memory.h"
+#include "control_dev.h"
 #include "server_int.h"
 
 /* Queued output above which a connection stops reading requests. */
@@ -61,6 +62,7 @@ typedef struct sim_conn {
     int reading, eof, stalled, closing;
     int in_error; /* the Telnet filter failed: end once the data before it is served */
     uint64_t last_in, last_out; /* loop time of the last input and write progress */
+    uint64_t asked_ns;          /* uv_hrtime when the request being answered was read */
 } sim_conn;
 
 /* One write that the socket did not take at once; the bytes follow. */
@@ -410,6 +412,7 @@ static void conn_write(sim_conn *c, const uint8_t *p, size_t n)
 {
     if (c->closing || n == 0)
         return;
+    c->srv->bytes_out += n;
     uv_stream_t *st = (uv_stream_t *)&c->tcp;
     size_t done = 0;
     if (uv_stream_get_write_queue_size(st) == 0) {
@@ -520,6 +523,8 @@ static void reply_done(sim_conn *c)
                                 o->bytes.data, o->bytes.len, garbage ? "garbage" : o->name, NULL);
     c->phase = PHASE_IDLE;
     c->last_in = uv_now(c->tcp.loop);
+    if (c->srv->ctl)
+        dw__sim_ctl_replied(c->srv, o, c->asked_ns);
     if (c->held.len) {
         conn_send(c, c->held.data, c->held.len);
         dw_buf_clear(&c->held);
@@ -635,6 +640,10 @@ static void handle_request(sim_conn *c)
     dw_sim_outcome *o = &c->out;
     int rc =
         dw_sim_engine_handle(c->gen->engine, c->sess, c->payload.data, c->payload.len, o, &err);
+    if (s->ctl) {
+        c->asked_ns = uv_hrtime();
+        dw__sim_ctl_request(s, c->sess, c->id, c->payload.data, c->payload.len, o);
+    }
     if (s->transcript)
         dw_sim_transcript_event(s->transcript, s->name, c->id, "in", c->payload.data,
                                 c->payload.len, o->name, NULL);
@@ -766,6 +775,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     const uint8_t *p = (const uint8_t *)b->base;
     size_t n = (size_t)nread;
     c->last_in = uv_now(st->loop);
+    c->srv->bytes_in += n;
     size_t refusal = 0;
     if (dw__sim_budget_take(c->srv, &c->charged, n, &refusal) != DW_OK) {
         over_budget(c, "reading a request", n, refusal);
@@ -1005,6 +1015,22 @@ typedef struct open_args {
     int rc;
 } open_args;
 
+/* Adopt a bound socket as the listener and listen. */
+static int listen_on(dw_sim_server *s, int fd, dw_error *err)
+{
+    uv_tcp_init(dw_sim_loop_uv(s->loop), &s->listener);
+    s->listener.data = s;
+    s->listening = 1;
+    int r = uv_tcp_open(&s->listener, fd);
+    if (r != 0)
+        close(fd); /* not adopted by the handle */
+    else
+        r = uv_listen((uv_stream_t *)&s->listener, 512, on_connection);
+    if (r != 0)
+        return dw_error_set(err, DW_EIO, "listen %s: %s", s->addr, uv_strerror(r));
+    return DW_OK;
+}
+
 /* On the loop: bind and listen. */
 static void server_open(void *arg)
 {
@@ -1021,18 +1047,52 @@ static void server_open(void *arg)
         return;
     }
     a->rc = dw_sim_net_bind(host, a->o->port, SOCK_STREAM, 512, &fd, s->addr, &s->port, a->err);
-    if (a->rc != DW_OK)
+    if (a->rc == DW_OK)
+        a->rc = listen_on(s, fd, a->err);
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    (void)h; /* embedded in the server */
+}
+
+void dw__sim_listen_pause(dw_sim_server *s)
+{
+    if (!s->listening)
         return;
-    uv_tcp_init(dw_sim_loop_uv(s->loop), &s->listener);
-    s->listener.data = s;
-    s->listening = 1;
-    int r = uv_tcp_open(&s->listener, fd);
-    if (r != 0)
-        close(fd); /* not adopted by the handle */
-    else
-        r = uv_listen((uv_stream_t *)&s->listener, 512, on_connection);
-    if (r != 0)
-        a->rc = dw_error_set(a->err, DW_EIO, "listen %s: %s", s->addr, uv_strerror(r));
+    uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+    s->listening = 0;
+}
+
+int dw__sim_listen_resume(dw_sim_server *s, dw_error *err)
+{
+    if (s->listening || s->stopped || s->udp || s->serial)
+        return DW_OK;
+    char *host = NULL, addr[DW_SIM_ADDR_MAX];
+    uint16_t port;
+    int fd = -1;
+    if (dw_sim_parse_hostport(s->addr, &host, &port) != 0)
+        return dw_error_set(err, DW_EINVAL, "listen %s: not HOST:PORT", s->addr);
+    int rc = dw_sim_net_bind(host, s->port, SOCK_STREAM, 512, &fd, addr, &port, err);
+    free(host);
+    return rc == DW_OK ? listen_on(s, fd, err) : rc;
+}
+
+void dw__sim_each_session(dw_sim_server *s, void (*fn)(dw_sim_session *ss, void *arg), void *arg)
+{
+    for (sim_conn *c = s->conns; c; c = c->next)
+        if (c->gen == s->gen && c->sess)
+            fn(c->sess, arg);
+}
+
+void dw__sim_disconnect_all(dw_sim_server *s)
+{
+    for (sim_conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        dw_sim_transcript_event(s->transcript, s->name, c->id, "fault", NULL, 0, "disconnect_all",
+                                NULL);
+        conn_close(c);
+    }
 }
 
 static void server_ticks_start(void *arg)
@@ -1123,11 +1183,6 @@ int dw_sim_server_reload(dw_sim_server *s, dw_sim_script *script, dw_error *err)
         return rc;
     dw_sim_loop_call(s->loop, server_reload, &a);
     return DW_OK;
-}
-
-static void on_listener_closed(uv_handle_t *h)
-{
-    (void)h; /* embedded in the server */
 }
 
 /* On the loop: stop accepting, close every connection and timer. */
@@ -1291,6 +1346,8 @@ static void server_summary(void *arg)
             fprintf(f, "    %s: expects %s\n",
                     script->steps[i].name ? script->steps[i].name : "step",
                     script->steps[i].expect.source ? script->steps[i].expect.source : "?");
+    if (a->s->ctl)
+        dw__sim_ctl_summary(a->s, f);
     fflush(f);
 }
 

@@ -46,8 +46,11 @@ struct dw_sim_server {
     size_t max_buffered; /* --max-buffered, 0 = no bound */
     size_t buffered;     /* bytes held by all connections now */
     int started, stopped;
-    dw_buf scratch; /* Telnet escaping */
-    dw_buf msg;     /* a periodic message */
+    struct dw_sim_devctl *ctl;    /* the control API's side of the device (control_dev.h),
+                                     NULL without --control */
+    uint64_t bytes_in, bytes_out; /* read and written, every connection */
+    dw_buf scratch;               /* Telnet escaping */
+    dw_buf msg;                   /* a periodic message */
 };
 
 /* Log a line, after the device's name when the process serves several. */
@@ -71,6 +74,15 @@ void dw__sim_report_limits(dw_sim_server *s, uint64_t id, const char *peer, cons
                            size_t request_len);
 /* "close", "reset", ... for the transcript. */
 const char *dw__sim_fault_name(dw_sim_fault f);
+
+/* The control API (control_dev.c): close every connection cleanly now; stop
+ * listening (connections are refused) and listen again on the same
+ * address (DW_OK, or `err` says why not). */
+void dw__sim_disconnect_all(dw_sim_server *s);
+/* fn on the session of every open connection on the script serving now. */
+void dw__sim_each_session(dw_sim_server *s, void (*fn)(dw_sim_session *ss, void *arg), void *arg);
+void dw__sim_listen_pause(dw_sim_server *s);
+int dw__sim_listen_resume(dw_sim_server *s, dw_error *err);
 
 /* Datagrams (server_udp.c): bind and receive on host:port; close (peers,
  * pending replies, the socket); send periodic message i to every peer. */

@@ -31,6 +31,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "control_dev.h"
 #include "server_int.h"
 
 #define PACE_MS 10
@@ -261,6 +262,8 @@ static void handle_request(sim_serial *l)
     dw_sim_outcome *o = &l->o;
     int rc =
         dw_sim_engine_handle(l->gen->engine, l->sess, l->payload.data, l->payload.len, o, &err);
+    if (s->ctl)
+        dw__sim_ctl_request(s, l->sess, l->id, l->payload.data, l->payload.len, o);
     record(l, "in", l->payload.data, l->payload.len, o->name, NULL);
     size_t len = l->payload.len;
     dw_buf_clear(&l->payload);

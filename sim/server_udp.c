@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "control_dev.h"
 #include "server_int.h"
 
 #define MAX_DATAGRAM ((size_t)65536)
@@ -245,6 +246,8 @@ static void handle(sim_udp *u, udp_peer *p)
     dw_sim_outcome *o = &u->out;
     int rc =
         dw_sim_engine_handle(p->gen->engine, p->sess, u->payload.data, u->payload.len, o, &err);
+    if (s->ctl)
+        dw__sim_ctl_request(s, p->sess, p->id, u->payload.data, u->payload.len, o);
     record(u, p, "in", u->payload.data, u->payload.len, o->name, NULL);
     if (rc != DW_OK)
         dw__sim_log(s, DW_LOG_ERROR, "%s", dw_error_message(&err));

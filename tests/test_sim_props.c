@@ -219,7 +219,7 @@ Test(props_scpi, rst_restores_defaults_and_engine_reset_too)
     cr_expect(eq(str, (char *)ask(&f, "*RST;FREQ?;:POW?;:OUTP?;:TRIG:SOUR?;:DISP:TEXT?"),
                  "1.0E+06;-10.00;0;BUS;\"hi\""));
     ask(&f, "FREQ 3e6");
-    cr_expect(eq(int, dw_sim_engine_reset(f.e, f.s), DW_OK));
+    cr_expect(eq(int, dw_sim_engine_reset(f.e, 1), DW_OK));
     cr_expect(eq(str, (char *)ask(&f, "FREQ?"), "1.0E+06"), "a control reset");
     fix_close(&f);
 }

@@ -1,0 +1,93 @@
+/* devwire-sim's journal: what each request of a device was and what
+ * answered it, in a bounded ring that the control API reads (control.h).
+ *
+ * The device's loop thread appends; HTTP threads read and wait. A mutex
+ * guards the ring, held only to copy an entry in or out, so a reader never
+ * holds up the device for longer than a copy. Sequence numbers start at 1
+ * and never go back, not even when the journal is cleared: a reader that
+ * remembers the last number it saw can ask for what came after. When the
+ * ring is full the oldest entry makes room and is counted as dropped. */
+#ifndef DW_SIM_JOURNAL_H
+#define DW_SIM_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include <devwire/devwire.h>
+
+/* Bytes kept of each request and reply (the lengths are kept whole). */
+#define DW_SIM_JOURNAL_KEEP 4096
+/* --journal: the ring's default size and bounds. */
+#define DW_SIM_JOURNAL_DEFAULT 10000
+#define DW_SIM_JOURNAL_MAX     10000000
+
+typedef struct dw_sim_journal dw_sim_journal;
+
+/* One request and its answer. In an entry handed out, the pointers belong
+ * to the entry (dw_sim_journal_entry_free). */
+typedef struct dw_sim_journal_entry {
+    uint64_t seq;
+    int64_t time_us; /* wall clock, microseconds since the epoch */
+    uint64_t conn;   /* the connection (or datagram peer) */
+    uint8_t *req;    /* the request's first bytes (at most DW_SIM_JOURNAL_KEEP) */
+    size_t req_len, req_total;
+    char *match;    /* what answered: "rules[2]" (or its name), "steps[0]", "unmatched", "hung" */
+    uint8_t *reply; /* the bytes written in answer (first DW_SIM_JOURNAL_KEEP) */
+    size_t reply_len, reply_total;
+    const char *fault; /* "close", "garbage", ... or NULL (a static string) */
+} dw_sim_journal_entry;
+
+void dw_sim_journal_entry_free(dw_sim_journal_entry *e);
+
+/* A ring of `capacity` entries (at least 1). NULL when out of memory. */
+dw_sim_journal *dw_sim_journal_new(size_t capacity);
+/* Wakes every waiter first. Accepts NULL. */
+void dw_sim_journal_free(dw_sim_journal *j);
+
+/* Append an entry (its seq and time are set here; the bytes and the name
+ * are copied). Returns its sequence number, or 0 when out of memory (then
+ * counted as dropped). Thread-safe. */
+uint64_t dw_sim_journal_add(dw_sim_journal *j, uint64_t conn, const uint8_t *req, size_t n,
+                            const char *match, const uint8_t *reply, size_t reply_n,
+                            const char *fault);
+/* Forget every entry (sequence numbers go on). Thread-safe. */
+void dw_sim_journal_clear(dw_sim_journal *j);
+/* Stop every wait now (they return DW_ECANCELED) and any later one. */
+void dw_sim_journal_close(dw_sim_journal *j);
+
+/* The next sequence number to be given, entries dropped so far, entries held. */
+uint64_t dw_sim_journal_next_seq(dw_sim_journal *j);
+uint64_t dw_sim_journal_dropped(dw_sim_journal *j);
+
+/* Call fn on each entry with seq >= since that was there when the call
+ * began, oldest first, until fn returns non-zero (the entry is borrowed for
+ * the call). The lock is held for 1024 entries at a time (fn must be quick
+ * and must not call the journal), so a long scan never holds up the
+ * device for long; entries dropped between two chunks are not seen.
+ * Returns fn's last result (0 when it never returned non-zero). */
+int dw_sim_journal_each(dw_sim_journal *j, uint64_t since,
+                        int (*fn)(const dw_sim_journal_entry *e, void *arg), void *arg);
+
+/* Copies of up to `max` entries with seq >= since, oldest first, in *out
+ * (caller frees each with dw_sim_journal_entry_free, then the array); *n
+ * of them, and *first the oldest seq held (0: none). The lock is held only
+ * to copy. DW_OK or DW_ENOMEM. */
+int dw_sim_journal_read(dw_sim_journal *j, uint64_t since, size_t max, dw_sim_journal_entry **out,
+                        size_t *n, uint64_t *first);
+
+/* The entry as JSON: {"seq", "time", "conn", "request" ("text" when
+ * printable, else "hex"), "request_bytes", "match", "reply", "reply_bytes",
+ * "fault"}. NULL when out of memory. */
+cJSON *dw_sim_journal_entry_json(const dw_sim_journal_entry *e);
+
+/* Wait up to timeout_ms for an entry with seq >= since that `pred` accepts,
+ * past ones included: DW_OK and *out (a copy, caller frees), DW_ETIMEDOUT,
+ * DW_ECANCELED (the journal closed) or DW_ENOMEM. Thread-safe; blocks only
+ * the caller. */
+int dw_sim_journal_wait(dw_sim_journal *j, uint64_t since,
+                        int (*pred)(const dw_sim_journal_entry *e, void *arg), void *arg,
+                        int timeout_ms, dw_sim_journal_entry *out);
+
+#endif

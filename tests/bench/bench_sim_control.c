@@ -1,0 +1,223 @@
+/* The control API's cost to the device: devwire-sim serving a closed-loop
+ * line load (round trips per second, p50, p99, the server's CPU per round
+ * trip) while a client polls GET /metrics and GET .../journal?tail=100 ten
+ * times a second, against the same process (--control, journal on) with no
+ * poller, and against devwire-sim without --control (what the journal and
+ * the hooks cost). Target: with the poller, 0.95 or more of the round trips
+ * without it.
+ *
+ * Every run has a fresh server process; rounds rotate who goes first.
+ * DW_BENCH_QUICK=1 runs a short version. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "app_echo.h"
+#include "bench_child.h"
+#include "child.h"
+#include "line_load.h"
+
+#define CONNS   16
+#define REQUEST "MEAS:VOLT?\n"
+#define REPLY   "1.234\n"
+
+enum { POLLED, QUIET, PLAIN, NKINDS };
+static const char *const names[NKINDS] = {"control, polled", "control, no poller", "no control"};
+
+static char dir[64], script_path[96];
+static double seconds;
+static int rounds;
+
+typedef struct poller {
+    uint16_t port;
+    atomic_int stop;
+    int polls, failures;
+} poller;
+
+static int write_script(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/dwsim-control-%ld", (long)getpid());
+    snprintf(script_path, sizeof script_path, "%s/volt.json", dir);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return -1;
+    FILE *f = fopen(script_path, "w");
+    if (!f)
+        return -1;
+    fputs("{\"name\": \"volt\", \"rules\": [{\"when\": \"MEAS:VOLT?\", \"reply\": \"1.234\"}]}\n",
+          f);
+    return fclose(f);
+}
+
+/* One GET on a fresh connection, the answer read to its end: 0 when it is a
+ * 200, else -1. */
+static int http_get(uint16_t port, const char *target)
+{
+    int fd = bench_connect_loopback(port);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[65536];
+    int n = snprintf(buf, sizeof buf, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                     target);
+    int ok = write(fd, buf, (size_t)n) == n;
+    ssize_t got, total = 0;
+    char head[16] = "";
+    while (ok && (got = read(fd, buf, sizeof buf)) > 0) {
+        if (total == 0)
+            memcpy(head, buf, got < 15 ? (size_t)got : 15);
+        total += got;
+    }
+    close(fd);
+    return ok && strncmp(head, "HTTP/1.1 200", 12) == 0 ? 0 : -1;
+}
+
+static void *poll_thread(void *arg)
+{
+    poller *p = arg;
+    while (!atomic_load(&p->stop)) {
+        p->failures += http_get(p->port, "/metrics") != 0;
+        p->failures += http_get(p->port, "/devices/default/journal?tail=100") != 0;
+        p->polls++;
+        usleep(100 * 1000);
+    }
+    return NULL;
+}
+
+/* The control port from the line after "listening on ...". */
+static pid_t start(int kind, uint16_t *port, uint16_t *control)
+{
+    char *plain[] = {DW_SIM_PATH,   "--script",    script_path, "--listen",
+                     "127.0.0.1:0", "--log-level", "error",     NULL};
+    char *ctl[] = {DW_SIM_PATH, "--script",    script_path,   "--listen", "127.0.0.1:0",
+                   "--control", "127.0.0.1:0", "--log-level", "error",    NULL};
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = dw_test_child_fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execv(DW_SIM_PATH, kind == PLAIN ? plain : ctl);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = pid > 0 ? fdopen(fds[0], "r") : NULL;
+    char line[256];
+    unsigned a, b;
+    *port = *control = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        if (sscanf(line, "listening on 127.0.0.1:%u", &a) == 1)
+            *port = (uint16_t)a;
+        if (sscanf(line, "control on http://127.0.0.1:%u", &b) == 1)
+            *control = (uint16_t)b;
+        if (*port && (kind == PLAIN || *control))
+            break;
+    }
+    if (f)
+        fclose(f);
+    else
+        close(fds[0]);
+    if (pid > 0 && (!*port || (kind != PLAIN && !*control))) {
+        bench_child_stop(pid);
+        return -1;
+    }
+    return pid;
+}
+
+static int measure(int kind, bench_result *out, int *polls)
+{
+    memset(out, 0, sizeof *out);
+    *polls = 0;
+    uint16_t port, control;
+    pid_t pid = start(kind, &port, &control);
+    if (pid <= 0) {
+        fprintf(stderr, "bench_sim_control: cannot start %s\n", names[kind]);
+        return -1;
+    }
+    poller p = {control, 0, 0, 0};
+    pthread_t t;
+    int polling = kind == POLLED && pthread_create(&t, NULL, poll_thread, &p) == 0;
+    bench_line_load l = {.port = port,
+                         .request = REQUEST,
+                         .reply = REPLY,
+                         .conns = CONNS,
+                         .threads = 1,
+                         .seconds = seconds,
+                         .server_pid = pid};
+    int rc = bench_line_run(&l, out);
+    if (polling) {
+        atomic_store(&p.stop, 1);
+        pthread_join(t, NULL);
+    }
+    *polls = p.polls;
+    bench_child_stop(pid);
+    if (p.failures)
+        fprintf(stderr, "bench_sim_control: %d poll(s) failed\n", p.failures);
+    return rc != 0 || p.failures ? -1 : 0;
+}
+
+static void bench_line(const char *name, double v, const char *unit, double base)
+{
+    printf("BENCH %s %.1f %s %.1f %.2f\n", name, v, unit, base, base > 0 ? v / base : 0);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const char *q = getenv("DW_BENCH_QUICK");
+    int quick = q && strcmp(q, "1") == 0;
+    seconds = quick ? 0.5 : 2.0;
+    rounds = quick ? 1 : 5;
+    if (write_script() != 0) {
+        fprintf(stderr, "bench_sim_control: %s: %s\n", script_path, strerror(errno));
+        return 1;
+    }
+    printf("bench_sim_control: %s; %d connections, one epoll generator thread; a poller\n"
+           "GETs /metrics and /journal?tail=100 every 100 ms; medians of %d rotating\n"
+           "round(s) of %.1f s\n",
+           quick ? "quick run" : "full run", CONNS, rounds, seconds);
+    int status = 0, polls = 0, n = 0;
+    double v[NKINDS][4][8];
+    for (int k = 0; k < rounds; k++)
+        for (int j = 0; j < NKINDS; j++) {
+            int kind = (k + j) % NKINDS;
+            bench_result r;
+            status |= measure(kind, &r, &n) != 0;
+            polls += n;
+            v[kind][0][k] = r.rps;
+            v[kind][1][k] = r.p50_us;
+            v[kind][2][k] = r.p99_us;
+            v[kind][3][k] = r.rps > 0 ? r.server_cores * 1e6 / r.rps : 0;
+        }
+    double f[NKINDS][4];
+    printf("%-20s | %10s %8s %8s | %9s\n", "server", "rt/s", "p50 us", "p99 us", "srv us/rt");
+    for (int kind = 0; kind < NKINDS; kind++) {
+        for (int i = 0; i < 4; i++)
+            f[kind][i] = bench_median(v[kind][i], rounds);
+        printf("%-20s | %10.0f %8.1f %8.1f | %9.2f\n", names[kind], f[kind][0], f[kind][1],
+               f[kind][2], f[kind][3]);
+    }
+    printf("polls: %d (each a GET /metrics and a GET /journal?tail=100)\n", polls);
+    static const char *const what[] = {"rt", "p50", "p99", "cpu"};
+    static const char *const unit[] = {"rt/s", "us", "us", "us"};
+    for (int i = 0; i < 4; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "control_polled_vs_quiet_%s", what[i]);
+        bench_line(name, f[POLLED][i], unit[i], f[QUIET][i]);
+        snprintf(name, sizeof name, "control_quiet_vs_plain_%s", what[i]);
+        bench_line(name, f[QUIET][i], unit[i], f[PLAIN][i]);
+    }
+    unlink(script_path);
+    rmdir(dir);
+    return status;
+}

@@ -1,0 +1,144 @@
+/* devwire-sim's journal (sim/journal.h): a bounded ring that counts what it
+ * drops, scans longer than one lock hold, waits that wake, time out and are
+ * cancelled. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "journal.h"
+
+TestSuite(sim_journal, .timeout = 60);
+
+static void add(dw_sim_journal *j, const char *req)
+{
+    cr_assert(dw_sim_journal_add(j, 1, (const uint8_t *)req, strlen(req), "rules[0]",
+                                 (const uint8_t *)"ok\n", 3, NULL) != 0);
+}
+
+typedef struct seen {
+    uint64_t first, last, n;
+    int ordered;
+} seen;
+
+static int visit(const dw_sim_journal_entry *e, void *arg)
+{
+    seen *s = arg;
+    if (s->n && e->seq != s->last + 1)
+        s->ordered = 0;
+    if (!s->n)
+        s->first = e->seq;
+    s->last = e->seq;
+    s->n++;
+    return 0;
+}
+
+Test(sim_journal, a_full_ring_drops_the_oldest_and_says_so)
+{
+    dw_sim_journal *j = dw_sim_journal_new(2500);
+    char req[32];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(req, sizeof req, "REQ %d", i);
+        add(j, req);
+    }
+    cr_expect(eq(u64, dw_sim_journal_dropped(j), 500));
+    cr_expect(eq(u64, dw_sim_journal_next_seq(j), 3001));
+    seen s = {0, 0, 0, 1};
+    dw_sim_journal_each(j, 1, visit, &s); /* more than one chunk of the lock */
+    cr_expect(eq(u64, s.n, 2500));
+    cr_expect(eq(u64, s.first, 501));
+    cr_expect(eq(u64, s.last, 3000));
+    cr_expect(s.ordered, "in order, none twice");
+    dw_sim_journal_entry *e = NULL;
+    size_t n = 0;
+    uint64_t first = 0;
+    cr_assert(eq(int, dw_sim_journal_read(j, 2999, 10, &e, &n, &first), DW_OK));
+    cr_expect(eq(sz, n, 2));
+    cr_expect(eq(u64, first, 501));
+    cr_expect(eq(str, (char *)e[0].match, "rules[0]"));
+    cr_expect(eq(int, memcmp(e[1].req, "REQ 2999", 8), 0));
+    for (size_t i = 0; i < n; i++)
+        dw_sim_journal_entry_free(&e[i]);
+    free(e);
+    dw_sim_journal_clear(j);
+    add(j, "AFTER");
+    cr_expect(eq(u64, dw_sim_journal_next_seq(j), 3002), "numbers go on after a clear");
+    dw_sim_journal_free(j);
+}
+
+Test(sim_journal, long_requests_are_kept_in_part_with_their_length)
+{
+    dw_sim_journal *j = dw_sim_journal_new(4);
+    static uint8_t big[DW_SIM_JOURNAL_KEEP * 2];
+    memset(big, 'x', sizeof big);
+    cr_assert(dw_sim_journal_add(j, 7, big, sizeof big, NULL, NULL, 0, "garbage") == 1);
+    dw_sim_journal_entry *e = NULL;
+    size_t n = 0;
+    uint64_t first = 0;
+    cr_assert(eq(int, dw_sim_journal_read(j, 1, 10, &e, &n, &first), DW_OK));
+    cr_assert(eq(sz, n, 1));
+    cr_expect(eq(sz, e[0].req_len, DW_SIM_JOURNAL_KEEP));
+    cr_expect(eq(sz, e[0].req_total, sizeof big));
+    cJSON *o = dw_sim_journal_entry_json(&e[0]);
+    char *text = cJSON_PrintUnformatted(o);
+    cr_expect(strstr(text, "\"truncated\":true") != NULL, "%.200s", text);
+    cr_expect(strstr(text, "\"fault\":\"garbage\"") != NULL);
+    free(text);
+    cJSON_Delete(o);
+    dw_sim_journal_entry_free(&e[0]);
+    free(e);
+    dw_sim_journal_free(j);
+}
+
+static int is_outp_on(const dw_sim_journal_entry *e, void *arg)
+{
+    (void)arg;
+    return e->req_len == 7 && memcmp(e->req, "OUTP ON", 7) == 0;
+}
+
+static void *later(void *arg)
+{
+    usleep(200 * 1000);
+    add(arg, "*IDN?");
+    usleep(100 * 1000);
+    add(arg, "OUTP ON");
+    return NULL;
+}
+
+Test(sim_journal, a_wait_wakes_when_the_entry_comes)
+{
+    dw_sim_journal *j = dw_sim_journal_new(16);
+    pthread_t t;
+    pthread_create(&t, NULL, later, j);
+    dw_sim_journal_entry e;
+    int rc = dw_sim_journal_wait(j, 1, is_outp_on, NULL, 30000, &e);
+    pthread_join(t, NULL);
+    cr_assert(eq(int, rc, DW_OK));
+    cr_expect(eq(u64, e.seq, 2));
+    dw_sim_journal_entry_free(&e);
+    /* A past entry counts; `since` past it does not. */
+    cr_expect(eq(int, dw_sim_journal_wait(j, 1, is_outp_on, NULL, 0, &e), DW_OK));
+    dw_sim_journal_entry_free(&e);
+    cr_expect(eq(int, dw_sim_journal_wait(j, 3, is_outp_on, NULL, 100, &e), DW_ETIMEDOUT));
+    dw_sim_journal_free(j);
+}
+
+static void *close_later(void *arg)
+{
+    usleep(200 * 1000);
+    dw_sim_journal_close(arg);
+    return NULL;
+}
+
+Test(sim_journal, closing_ends_every_wait)
+{
+    dw_sim_journal *j = dw_sim_journal_new(16);
+    pthread_t t;
+    pthread_create(&t, NULL, close_later, j);
+    dw_sim_journal_entry e;
+    cr_expect(eq(int, dw_sim_journal_wait(j, 1, is_outp_on, NULL, 60000, &e), DW_ECANCELED));
+    pthread_join(t, NULL);
+    dw_sim_journal_free(j);
+}
