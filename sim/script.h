@@ -15,6 +15,7 @@
 #include <pcre2.h>
 
 #include "model/scpi_parse.h"
+#include "netfault.h"
 
 typedef struct dw_sim_bytes {
     uint8_t *data; /* owned; may hold NUL and 0xFF */
@@ -147,6 +148,7 @@ typedef struct dw_sim_rule {
     char *name; /* "rules[3]" or the rule's "name" */
     dw_sim_match when;
     dw_sim_action action;
+    dw_sim_rule_net *net; /* "direction", "probability", "delay"; NULL: none (netfault.h) */
 } dw_sim_rule;
 
 typedef struct dw_sim_step {
@@ -227,8 +229,9 @@ typedef struct dw_sim_script {
      * SCPI program messages, dispatched unit by unit (see engine.h); no
      * "unmatched" then (an undefined header queues -113). */
     dw_sim_profile profile;
-    size_t error_queue; /* SCPI: the error queue's depth (2 .. 1000, default 20) */
-    char *idn;          /* "idn": the *IDN? answer (default: the name) */
+    size_t error_queue;        /* SCPI: the error queue's depth (2 .. 1000, default 20) */
+    char *idn;                 /* "idn": the *IDN? answer (default: the name) */
+    dw_sim_netfaults *network; /* "network": faults of the link (netfault.h); NULL: none */
 } dw_sim_script;
 
 /* Load and check a script. On DW_OK *out is a new script (free with

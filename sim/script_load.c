@@ -6,6 +6,7 @@
 
 #include "json_pos.h"
 #include "net.h"
+#include "script_load_int.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -1359,18 +1360,66 @@ static int parse_action(ctx *c, const cJSON *const *av, int cap, dw_sim_action *
     return rc;
 }
 
+/* ---- for the modules that parse parts of a script (script_load_int.h) ---- */
+
+int dw__sim_ld_fail(struct ctx *c, const cJSON *node, int at_key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfail_at(c, dw__json_pos_of(c->pos, node, at_key), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int dw__sim_ld_oom(struct ctx *c)
+{
+    return oom(c);
+}
+
+size_t dw__sim_ld_push_key(struct ctx *c, const char *key)
+{
+    return push_key(c, key);
+}
+
+void dw__sim_ld_pop(struct ctx *c, size_t old)
+{
+    pop(c, old);
+}
+
+int dw__sim_ld_members(struct ctx *c, const cJSON *obj, const char *const *keys, size_t n,
+                       const cJSON **vals)
+{
+    return members(c, obj, keys, n, vals);
+}
+
+int dw__sim_ld_uint(struct ctx *c, const cJSON *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+    return get_uint(c, v, min, max, out);
+}
+
+int dw__sim_ld_enum(struct ctx *c, const cJSON *v, const char *const *names, size_t n, int *out)
+{
+    return get_enum(c, v, names, n, out);
+}
+
 /* ---- rules, steps, unmatched, periodic ----------------------------------- */
 
-static const char *const rule_keys[] = {"when", "name", "description", ACTION_KEYS};
+/* A rule's own network keys follow its action keys (netfault_load.c). */
+#define RULE_NET_KEYS 3
+static const char *const rule_keys[] = {"when",      "name",        "description", ACTION_KEYS,
+                                        "direction", "probability", "delay"};
 static const char *const step_keys[] = {"expect", "name", "description", ACTION_KEYS};
 
-/* A rule or a step: keys[0] is "when" or "expect". */
+/* A rule or a step: keys[0] is "when" or "expect"; a rule (net not NULL)
+ * also has its network keys. */
 static int parse_entry(ctx *c, const cJSON *v, const char *const *keys, const char *list,
-                       size_t index, char **name, dw_sim_match *m, dw_sim_action *a)
+                       size_t index, char **name, dw_sim_match *m, dw_sim_action *a,
+                       dw_sim_rule_net **net)
 {
     if (!cJSON_IsObject(v))
         return fail(c, v, "expected object");
-    const cJSON *vals[3 + A_N];
+    const cJSON *vals[3 + A_N + RULE_NET_KEYS];
+    size_t nkeys = 3 + A_N + (net ? RULE_NET_KEYS : 0);
     const char *other = strcmp(keys[0], "when") == 0 ? "expect" : "when";
     const cJSON *wrong = cJSON_GetObjectItemCaseSensitive(v, other);
     if (wrong) {
@@ -1379,7 +1428,7 @@ static int parse_entry(ctx *c, const cJSON *v, const char *const *keys, const ch
         pop(c, old);
         return rc;
     }
-    int rc = members(c, v, keys, 3 + A_N, vals);
+    int rc = members(c, v, keys, nkeys, vals);
     if (rc != DW_OK)
         return rc;
     if (!vals[0])
@@ -1408,7 +1457,10 @@ static int parse_entry(ctx *c, const cJSON *v, const char *const *keys, const ch
     pop(c, old);
     if (rc != DW_OK)
         return rc;
-    return parse_action(c, vals + 3, cap, a);
+    rc = parse_action(c, vals + 3, cap, a);
+    if (rc == DW_OK && net)
+        rc = dw__sim_parse_rule_net(c, vals + 3 + A_N, vals[3 + A_FAULT] != NULL, net);
+    return rc;
 }
 
 static int parse_list(ctx *c, const cJSON *v, int rules)
@@ -1432,9 +1484,9 @@ static int parse_list(ctx *c, const cJSON *v, int rules)
     for (const cJSON *e = v->child; e; e = e->next, i++) {
         size_t old = push_index(c, i);
         int rc = rules ? parse_entry(c, e, rule_keys, "rules", i, &s->rules[i].name,
-                                     &s->rules[i].when, &s->rules[i].action)
+                                     &s->rules[i].when, &s->rules[i].action, &s->rules[i].net)
                        : parse_entry(c, e, step_keys, "steps", i, &s->steps[i].name,
-                                     &s->steps[i].expect, &s->steps[i].action);
+                                     &s->steps[i].expect, &s->steps[i].action, NULL);
         pop(c, old);
         if (rc != DW_OK)
             return rc;
@@ -1809,11 +1861,13 @@ enum {
     T_UNMATCHED,
     T_PERIODIC,
     T_BAUD,
+    T_NETWORK,
     T_N
 };
-static const char *const top_keys[] = {
-    "$schema", "name",   "description", "transport", "framing", "state",     "scope",    "profile",
-    "idn",     "banner", "prompt",      "steps",     "rules",   "unmatched", "periodic", "baud"};
+static const char *const top_keys[] = {"$schema", "name",   "description", "transport", "framing",
+                                       "state",   "scope",  "profile",     "idn",       "banner",
+                                       "prompt",  "steps",  "rules",       "unmatched", "periodic",
+                                       "baud",    "network"};
 static const char *const profile_names[] = {"none", "scpi"};
 static const char *const transport_names[] = {"tcp", "telnet", "udp", "serial"};
 #define NTRANSPORTS 4
@@ -1937,6 +1991,9 @@ static int parse_script(ctx *c, const cJSON *root)
             break;
         case T_BAUD:
             rc = get_baud(c, v, &s->baud);
+            break;
+        case T_NETWORK:
+            rc = dw__sim_parse_network(c, v, &s->network);
             break;
         }
         pop(c, old);
@@ -2111,8 +2168,10 @@ void dw_sim_script_free(dw_sim_script *s)
         free(s->rules[i].name);
         match_free(&s->rules[i].when);
         action_free(&s->rules[i].action);
+        free(s->rules[i].net);
     }
     free(s->rules);
+    dw_sim_netfaults_free(s->network);
     action_free(&s->unmatched);
     for (size_t i = 0; i < s->nperiodic; i++)
         template_free(&s->periodic[i].send);

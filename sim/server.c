@@ -371,13 +371,10 @@ static void on_written(uv_write_t *req, int status)
     }
 }
 
-/* What the socket takes of p[0..n) now: the bytes taken (maybe 0), or a
- * libuv error. send() rather than uv_try_write's write(): the same bytes on
- * a shorter path through the kernel, once per reply. */
-static ssize_t try_send(sim_conn *c, const uint8_t *p, size_t n)
+ssize_t dw__sim_try_send(uv_tcp_t *t, const uint8_t *p, size_t n)
 {
     uv_os_fd_t fd;
-    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
+    if (uv_fileno((const uv_handle_t *)t, &fd) != 0)
         return UV_EBADF;
     ssize_t r;
     do
@@ -390,6 +387,16 @@ static ssize_t try_send(sim_conn *c, const uint8_t *p, size_t n)
     return uv_translate_sys_error(errno);
 }
 
+void dw__sim_peer_name(uv_tcp_t *t, char *out, size_t n)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0)
+        dw_sim_addr_format((struct sockaddr *)&ss, out, n);
+    else
+        snprintf(out, n, "?");
+}
+
 /* Write bytes as they are: at once if the socket takes them, else queued. */
 static void conn_write(sim_conn *c, const uint8_t *p, size_t n)
 {
@@ -398,7 +405,7 @@ static void conn_write(sim_conn *c, const uint8_t *p, size_t n)
     uv_stream_t *st = (uv_stream_t *)&c->tcp;
     size_t done = 0;
     if (uv_stream_get_write_queue_size(st) == 0) {
-        ssize_t r = try_send(c, p, n);
+        ssize_t r = dw__sim_try_send(&c->tcp, p, n);
         if (r < 0) {
             conn_lost(c, (int)r, "writing:");
             return;
@@ -873,12 +880,7 @@ static void on_connection(uv_stream_t *l, int status)
         return;
     }
     s->accepted++;
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
-        dw_sim_addr_format((struct sockaddr *)&ss, c->peer, sizeof c->peer);
-    else
-        strcpy(c->peer, "?");
+    dw__sim_peer_name(&c->tcp, c->peer, sizeof c->peer);
     if (s->nconns >= s->max_connections) {
         dw__sim_log(s, DW_LOG_WARN, "%s: refused: connection limit (%zu) reached", c->peer,
                     s->max_connections);
