@@ -12,7 +12,7 @@
 
 /* Regular unsolicited frames: every interval within this share of the median
  * (or REGULAR_MIN_MS) of it. */
-#define REGULAR_SHARE  0.2
+#define REGULAR_SHARE  0.25
 #define REGULAR_MIN_MS 20.0
 
 typedef struct writer {

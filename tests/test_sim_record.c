@@ -333,3 +333,193 @@ Test(sim_record, udp_sensor_over_tcp_lost_and_duplicated_answers)
     conversation cv = {asks, 9, "TEMP ", NULL, NULL, 0, line("\n"), line("\n")};
     record_and_replay(EXAMPLES "/udp-sensor.json", 1, &cv, NULL);
 }
+
+Test(sim_record, length_prefixed_binary_device)
+{
+    static const char script[] =
+        "{\"framing\": {\"type\": \"length-prefixed\", \"header_size\": 2, \"endian\": \"little\"},"
+        " \"state\": {\"v\": {\"hex\": \"00\"}},"
+        " \"rules\": ["
+        "  {\"when\": {\"hex\": \"01\"}, \"reply\": {\"hex\": \"81 ${v}\"}},"
+        "  {\"when\": {\"prefix\": {\"hex\": \"02\"}}, \"set\": {\"v\": {\"hex\": \"ff\"}},"
+        "   \"reply\": {\"frames\": [{\"hex\": \"82 00 0a 0d\"}, {\"hex\": \"\"}]}},"
+        "  {\"when\": {\"hex\": \"03\"}, \"reply\": {\"base64\": \"JHt4fSQk\"}}"
+        " ]}";
+    char *path = dw_sim_temp_file("lp", script);
+    cr_assert(path != NULL);
+    static const ask asks[] = {{"01", 1, 1}, {"02 00 ff", 2, 1}, {"01", 1, 1},
+                               {"03", 1, 1}, {"04", 0, 1},       {"01", 1, 1}};
+    conversation cv = {asks,
+                       6,
+                       NULL,
+                       NULL,
+                       NULL,
+                       0,
+                       dw_length_prefixed_marshaller_new(2, DW_LITTLE_ENDIAN),
+                       dw_length_prefixed_marshaller_new(2, DW_LITTLE_ENDIAN)};
+    record_and_replay(path, 0, &cv, NULL);
+    unlink(path);
+    free(path);
+}
+
+Test(sim_record, relay_as_steps)
+{
+    static const ask asks[] = {{"aa010155", 1, 1},
+                               {"aa100155", 1, 1},
+                               {"aa010155", 1, 1},
+                               {"aa110155", 1, 1},
+                               {"aa010155", 1, 1}};
+    conversation cv = {
+        asks, 5, NULL, NULL, NULL, 0, dw_fixed_marshaller_new(4), dw_fixed_marshaller_new(4)};
+    record_and_replay(EXAMPLES "/relay.json", 0, &cv, "--as-steps");
+}
+
+/* ---- the recorder changes nothing ---------------------------------------------------- */
+
+static const char exact_script[] =
+    "{\"rules\": ["
+    " {\"when\": \"A\", \"reply\": \"alpha\"},"
+    " {\"when\": \"B\", \"reply\": {\"frames\": [\"b1\", \"b2\"]}, \"split\": [1],"
+    "  \"split_delay_ms\": 1},"
+    " {\"when\": \"C\", \"reply\": {\"hex\": \"00 ff 01\"}},"
+    " {\"when\": \"BYE\", \"fault\": \"close\"},"
+    " {\"when\": \"RST\", \"fault\": \"reset\"},"
+    " {\"when\": \"HANG\", \"fault\": \"hang\"}"
+    "]}";
+static const char exact_requests[] = "A\nB\nC\n";
+static const char exact_replies[] = "alpha\nb1\nb2\n\x00\xff\x01\n";
+
+/* A device and the recorder in front of it. */
+typedef struct rig {
+    dw_sim_proc dev, rec;
+    char *script, *out;
+} rig;
+
+static void rig_start(rig *r)
+{
+    memset(r, 0, sizeof *r);
+    r->script = dw_sim_temp_file("exact", exact_script);
+    r->out = dw_sim_temp_file("exact-rec", "");
+    cr_assert(r->script && r->out);
+    char *bench = NULL;
+    device_start(&r->dev, r->script, 0, &bench);
+    recorder_start(&r->rec, &r->dev, r->script, r->out, NULL);
+}
+
+static void rig_stop(rig *r)
+{
+    recorder_finish(&r->rec, r->out);
+    dw_sim_proc_free(&r->rec);
+    dw_sim_proc_free(&r->dev);
+    unlink(r->script);
+    unlink(r->out);
+    free(r->script);
+    free(r->out);
+}
+
+/* Read exactly n bytes (or fail after 10 s). */
+static void read_exactly(int fd, uint8_t *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        cr_assert(eq(int, poll(&pfd, 1, 10000), 1), "%zu of %zu bytes, then nothing", got, n);
+        ssize_t r = recv(fd, buf + got, n - got, 0);
+        cr_assert(gt(sz, (size_t)(r > 0 ? r : 0), 0), "recv: %zd after %zu bytes (%s)", r, got,
+                  strerror(errno));
+        got += (size_t)r;
+    }
+}
+
+/* Send the requests cut at `cut` (or byte by byte when cut is SIZE_MAX):
+ * the client gets exactly the device's bytes, and nothing more. */
+static void exact_exchange(uint16_t port, size_t cut)
+{
+    int fd = dw_sim_raw_connect(port, 0);
+    cr_assert(fd >= 0);
+    size_t n = sizeof exact_requests - 1;
+    for (size_t at = 0; at < n;) {
+        size_t piece = cut == SIZE_MAX ? 1 : at < cut ? cut - at : n - at;
+        cr_assert(eq(sz, (size_t)send(fd, exact_requests + at, piece, MSG_NOSIGNAL), piece));
+        at += piece;
+        usleep(2000);
+    }
+    uint8_t got[sizeof exact_replies];
+    read_exactly(fd, got, sizeof exact_replies - 1);
+    cr_assert(eq(int, memcmp(got, exact_replies, sizeof exact_replies - 1), 0), "got %s",
+              dw_test_esc(got, sizeof exact_replies - 1));
+    struct pollfd pfd = {fd, POLLIN, 0};
+    cr_assert(eq(int, poll(&pfd, 1, 50), 0), "bytes beyond the device's");
+    close(fd);
+}
+
+Test(sim_record, bytes_pass_unchanged_at_every_split)
+{
+    rig r;
+    rig_start(&r);
+    for (size_t cut = 0; cut <= sizeof exact_requests - 1; cut++)
+        exact_exchange(r.rec.port, cut); /* cut 0: pipelined, all at once */
+    exact_exchange(r.rec.port, SIZE_MAX);
+    rig_stop(&r);
+}
+
+/* Send a request; what comes back: 0 (EOF), -errno, or 1 (bytes or nothing). */
+static int outcome_of(uint16_t port, const char *req, int wait_ms)
+{
+    int fd = dw_sim_raw_connect(port, 0);
+    cr_assert(fd >= 0);
+    cr_assert(eq(sz, (size_t)send(fd, req, strlen(req), MSG_NOSIGNAL), strlen(req)));
+    struct pollfd pfd = {fd, POLLIN, 0};
+    int rc = 1;
+    if (poll(&pfd, 1, wait_ms) == 1) {
+        char b[16];
+        ssize_t n = recv(fd, b, sizeof b, 0);
+        rc = n == 0 ? 0 : n < 0 ? -errno : 1;
+    }
+    close(fd);
+    return rc;
+}
+
+Test(sim_record, close_reset_and_silence_pass_through)
+{
+    rig r;
+    rig_start(&r);
+    cr_assert(eq(int, outcome_of(r.rec.port, "BYE\n", 10000), 0), "a close is a close");
+    cr_assert(eq(int, outcome_of(r.rec.port, "RST\n", 10000), -ECONNRESET), "a reset is a reset");
+    cr_assert(eq(int, outcome_of(r.rec.port, "HANG\n", 300), 1), "silence stays silence");
+    rig_stop(&r);
+}
+
+Test(sim_record, unsolicited_frames_become_periodic)
+{
+    static const char script[] = "{\"rules\": [{\"when\": \"X\", \"reply\": \"x\"}],"
+                                 " \"periodic\": [{\"every_ms\": 400, \"send\": \"HB $$1\"}]}";
+    char *path = dw_sim_temp_file("periodic", script);
+    char *out = dw_sim_temp_file("periodic-rec", "");
+    dw_sim_proc dev, rec;
+    char *bench = NULL;
+    device_start(&dev, path, 0, &bench);
+    recorder_start(&rec, &dev, path, out, NULL);
+    int fd = dw_sim_raw_connect(rec.port, 0);
+    cr_assert(fd >= 0);
+    cr_assert(eq(sz, (size_t)send(fd, "X\n", 2, MSG_NOSIGNAL), 2));
+    usleep(2000 * 1000);
+    close(fd);
+    recorder_finish(&rec, out);
+    char *text = dw_sim_read_file(out, NULL);
+    const char *per = strstr(text, "\"periodic\"");
+    cr_assert(per != NULL, "%s", text);
+    unsigned every = 0;
+    const char *e = strstr(per, "\"every_ms\": ");
+    cr_assert(e && sscanf(e, "\"every_ms\": %u", &every) == 1, "%s", text);
+    cr_assert(every >= 300 && every <= 500, "every_ms %u:\n%s", every, text);
+    cr_assert(strstr(per, "\"send\": \"HB $$1\"") != NULL, "%s", text);
+    cr_assert(strstr(text, "{\"when\": \"X\", \"reply\": \"x\"}") != NULL, "%s", text);
+    free(text);
+    dw_sim_proc_free(&rec);
+    dw_sim_proc_free(&dev);
+    unlink(path);
+    unlink(out);
+    free(path);
+    free(out);
+}
