@@ -745,7 +745,9 @@ int main(int argc, char **argv)
                                write_ms,
                                (size_t)max_frame,
                                (size_t)max_buffered,
-                               check};
+                               check,
+                               pr.seed,
+                               pr.have_seed};
     dw_sim_device *devs = NULL;
     size_t ndevs = 0;
     int status = collect_devices(script_path, listen, link_path, device_args, ndevices, bench_path,

@@ -90,7 +90,7 @@ struct dw_sim_proxy {
     uint64_t seed, next_id, accepted, start_ms, refuse_from, refuse_until;
     size_t nconns, max_connections;
     pconn *conns;
-    int stopped;
+    int stopped, raw;
     dw_buf scratch;
 };
 
@@ -116,7 +116,7 @@ static uint64_t now_us(const pconn *c)
 
 static int telnet_mode(const dw_sim_proxy *p)
 {
-    return !p->rec && p->script->transport == DW_SIM_TELNET;
+    return !p->rec && !p->raw && p->script->transport == DW_SIM_TELNET;
 }
 
 /* ---- ending a connection ------------------------------------------------------ */
@@ -899,12 +899,13 @@ int dw_sim_proxy_new(const dw_sim_proxy_options *o, dw_sim_script *script, dw_si
     p->transcript = o->transcript;
     p->rec = o->recorder;
     p->seed = o->seed;
+    p->raw = o->raw;
     p->max_connections = o->max_connections ? o->max_connections : 1024;
     p->script = script;
     int rc = resolve(p, o->upstream_host, o->upstream_port, err);
     if (rc == DW_OK && dw_sim_netfaults_copy(script->network, &p->net) != DW_OK)
         rc = dw_error_set(err, DW_ENOMEM, "out of memory");
-    for (int d = 0; d < 2 && rc == DW_OK && !p->rec; d++)
+    for (int d = 0; d < 2 && rc == DW_OK && !p->rec && !p->raw; d++)
         rc = view_init(p, d, err);
     open_args a = {p, o, err, DW_OK};
     if (rc == DW_OK) {

@@ -46,6 +46,8 @@ typedef struct dw_sim_proxy_options {
     dw_sim_loop *loop;             /* required; borrowed, must outlive the proxy */
     dw_sim_recorder *recorder;     /* record (faults are then ignored); NULL: fault proxy */
     uint64_t seed;                 /* for the random draws of faults (--seed) */
+    int raw; /* bytes only: the script's network faults, no rules, Telnet passed
+              * through (a simulator's own "network", in front of it) */
 } dw_sim_proxy_options;
 
 void dw_sim_proxy_options_init(dw_sim_proxy_options *o);

@@ -141,7 +141,8 @@ typedef struct dw_sim_action {
      * split sizes >= 1, garbage non-empty and only with FAULT_GARBAGE,
      * after_last only with a list of replies. A literal reply frame (no
      * placeholders) is checked against the response framing at load. */
-    dw_sim_bytes garbage; /* for DW_SIM_FAULT_GARBAGE */
+    dw_sim_bytes garbage;       /* for DW_SIM_FAULT_GARBAGE */
+    const dw_sim_rule_net *net; /* a rule's network keys (owned by the rule), or NULL */
 } dw_sim_action;
 
 typedef struct dw_sim_rule {

@@ -1460,6 +1460,8 @@ static int parse_entry(ctx *c, const cJSON *v, const char *const *keys, const ch
     rc = parse_action(c, vals + 3, cap, a);
     if (rc == DW_OK && net)
         rc = dw__sim_parse_rule_net(c, vals + 3 + A_N, vals[3 + A_FAULT] != NULL, net);
+    if (rc == DW_OK && net)
+        a->net = *net;
     return rc;
 }
 

@@ -33,9 +33,14 @@ typedef struct dw_sim_serve_options {
     size_t max_frame;    /* --max-frame, 0 = each framing's own */
     size_t max_buffered; /* --max-buffered, per device; 0 = no bound */
     int check;           /* exit 1 when a request was unmatched or a step not reached */
+    uint64_t seed;       /* --seed: random network faults */
+    int have_seed;       /* 0: a seed is drawn, and printed when a script uses it */
 } dw_sim_serve_options;
 
-/* Serve devs[0..n) until SIGINT or SIGTERM. The caller has blocked SIGINT,
+/* Serve devs[0..n) until SIGINT or SIGTERM. A script with "network"
+ * faults is served behind a proxy (proxy.h) on the device's address that
+ * applies them, the device itself listening on a loopback port of its own;
+ * the faults are read at start (a reload keeps them). The caller has blocked SIGINT,
  * SIGTERM and SIGHUP in every thread (they are taken with sigwait here).
  * Returns the exit status: 0, 1 (--check failed), 2 (a script does not
  * load), 3 (cannot serve: an address in use). */

@@ -121,6 +121,7 @@ static int gen_new(const dw_sim_server *s, dw_sim_script *script, sim_gen **out,
         free(g);
         return rc;
     }
+    dw_sim_engine_set_rng(g->engine, (dw_sim_rng *)&s->rng);
     g->script = script;
     g->refs = 1;
     *out = g;
@@ -1036,6 +1037,10 @@ int dw_sim_server_new(const dw_sim_server_options *o, dw_sim_script *script, dw_
         return dw_error_set(err, DW_ENOMEM, "out of memory");
     s->logger = o->logger;
     s->transcript = o->transcript;
+    uint64_t stream = 0;
+    for (const char *k = o->name; k && *k; k++) /* each device its own draws */
+        stream = stream * 131 + (unsigned char)*k;
+    dw_sim_rng_seed(&s->rng, o->seed, stream);
     if (o->name && !(s->name = strdup(o->name))) {
         free(s);
         return dw_error_set(err, DW_ENOMEM, "out of memory");

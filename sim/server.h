@@ -74,6 +74,9 @@ typedef struct dw_sim_server_options {
      * (max_connections, the timeouts, max_buffered) do not apply. */
     const char *link;
     uint32_t baud;
+    /* The seed of the random draws of rules' "probability" and "delay"
+     * (netfault.h), with the device's name mixed in. */
+    uint64_t seed;
 } dw_sim_server_options;
 
 #define DW_SIM_MAX_BUFFERED ((size_t)256 * 1024 * 1024)

@@ -45,6 +45,7 @@ struct dw_sim_server {
     size_t max_buffered; /* --max-buffered, 0 = no bound */
     size_t buffered;     /* bytes held by all connections now */
     int started, stopped;
+    dw_sim_rng rng; /* rules' "probability" and "delay" (every generation's engine) */
     dw_buf scratch; /* Telnet escaping */
     dw_buf msg;     /* a periodic message */
 };

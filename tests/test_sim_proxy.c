@@ -1,0 +1,444 @@
+/* devwire-sim --proxy: each fault of a faults script, seen by a client
+ * talking to a device (devwire-sim) through the proxy; the network faults
+ * of a simulator's own script; --seed repeats random faults exactly. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <devwire/devwire.h>
+
+#include "sim_proc.h"
+#include "support.h"
+
+TestSuite(sim_proxy, .timeout = 120);
+
+static const char device_script[] = "{\"rules\": ["
+                                    " {\"when\": \"PING\", \"reply\": \"PONG\"},"
+                                    " {\"when\": \"MEAS?\", \"reply\": \"1.000\"},"
+                                    " {\"when\": \"MARK\", \"reply\": \"END\"},"
+                                    " {\"when\": \"DATA?\", \"reply\": \"0123456789abcdef\"},"
+                                    " {\"when\": \"BIG?\", \"reply\": \"%s\"},"
+                                    " {\"when\": \"BYE\", \"fault\": \"close\"}"
+                                    "]}";
+
+typedef struct rig {
+    dw_sim_proc dev, px;
+    char *faults;
+} rig;
+
+static const char *err_of(dw_sim_proc *p)
+{
+    return p->err.data ? (const char *)p->err.data : "";
+}
+
+static void device_start(dw_sim_proc *dev)
+{
+    char big[1001], text[2048];
+    memset(big, 'x', 1000);
+    big[1000] = 0;
+    snprintf(text, sizeof text, device_script, big);
+    int rc = dw_sim_proc_serve(dev, "device", text, NULL, NULL);
+    cr_assert(eq(int, rc, DW_OK), "device: %s\n%s", dw_strerror(rc), err_of(dev));
+}
+
+/* The device, and the proxy in front of it with `faults` (and `seed`, or
+ * none when NULL). */
+static void rig_start(rig *r, const char *faults, const char *seed)
+{
+    memset(r, 0, sizeof *r);
+    device_start(&r->dev);
+    r->faults = dw_sim_temp_file("faults", faults);
+    cr_assert(r->faults != NULL);
+    char up[80];
+    snprintf(up, sizeof up, "127.0.0.1:%u", (unsigned)r->dev.port);
+    const char *args[12] = {"--proxy",  "--upstream",  up,  "--script", r->faults,
+                            "--listen", "127.0.0.1:0", NULL};
+    if (seed) {
+        args[7] = "--seed";
+        args[8] = seed;
+        args[9] = NULL;
+    }
+    int rc = dw_sim_proc_start(&r->px, args, 1, 20000);
+    cr_assert(eq(int, rc, DW_OK), "proxy: %s\n%s", dw_strerror(rc), err_of(&r->px));
+}
+
+static void rig_stop(rig *r)
+{
+    int st = dw_sim_proc_stop(&r->px, 10000);
+    cr_assert(eq(int, st, 0), "the proxy exited %d:\n%s", st, err_of(&r->px));
+    dw_sim_proc_free(&r->px);
+    dw_sim_proc_stop(&r->dev, 10000);
+    dw_sim_proc_free(&r->dev);
+    unlink(r->faults);
+    free(r->faults);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int client(uint16_t port)
+{
+    int fd = dw_sim_raw_connect(port, 0);
+    cr_assert(fd >= 0, "connect: %s", strerror(errno));
+    return fd;
+}
+
+static void say(int fd, const char *line)
+{
+    char b[256];
+    size_t n = (size_t)snprintf(b, sizeof b, "%s\n", line);
+    cr_assert(eq(sz, (size_t)send(fd, b, n, MSG_NOSIGNAL), n));
+}
+
+/* Whatever arrives within wait_ms (until `until` is in it, when given), into
+ * out (NUL-terminated); returns the byte count, or -errno / 0 on EOF with
+ * *eof set. */
+static ssize_t hear(int fd, char *out, size_t cap, int wait_ms, const char *until, int *eof)
+{
+    size_t got = 0;
+    long long end = now_ms() + wait_ms;
+    *eof = 0;
+    out[0] = 0;
+    while (got + 1 < cap && !(until && strstr(out, until))) {
+        long long left = end - now_ms();
+        struct pollfd p = {fd, POLLIN, 0};
+        if (left <= 0 || poll(&p, 1, (int)left) != 1)
+            break;
+        ssize_t n = recv(fd, out + got, cap - 1 - got, 0);
+        if (n <= 0) {
+            *eof = 1;
+            return n < 0 ? -errno : (ssize_t)got;
+        }
+        got += (size_t)n;
+        out[got] = 0;
+    }
+    return (ssize_t)got;
+}
+
+/* One request, its reply text (within 5 s). */
+static const char *ask(int fd, const char *req, char *buf, size_t cap)
+{
+    int eof;
+    say(fd, req);
+    hear(fd, buf, cap, 5000, "\n", &eof);
+    return buf;
+}
+
+#define PROXIED(faults, seed)                                                                      \
+    rig r;                                                                                         \
+    rig_start(&r, faults, seed);                                                                   \
+    int fd = client(r.px.port);                                                                    \
+    char buf[4096];                                                                                \
+    int eof = 0;                                                                                   \
+    (void)eof
+
+#define DONE()                                                                                     \
+    close(fd);                                                                                     \
+    rig_stop(&r)
+
+/* ---- rules on requests and replies -------------------------------------------------- */
+
+Test(sim_proxy, no_rules_forward_everything)
+{
+    PROXIED("{}", "1");
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    cr_assert(eq(str, (char *)ask(fd, "MEAS?", buf, sizeof buf), "1.000\n"));
+    DONE();
+}
+
+Test(sim_proxy, request_drop_and_fault_on)
+{
+    PROXIED("{\"rules\": [{\"when\": \"PING\", \"fault\": \"drop\", \"fault_on\": 2}]}", "1");
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    say(fd, "PING");
+    cr_assert(eq(sz, (size_t)hear(fd, buf, sizeof buf, 300, NULL, &eof), 0), "%s", buf);
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    DONE();
+}
+
+Test(sim_proxy, reply_garbage)
+{
+    PROXIED("{\"rules\": [{\"direction\": \"reply\", \"when\": \"PONG\", \"fault\": \"garbage\","
+            " \"garbage\": {\"hex\": \"00 ff 0a\"}}]}",
+            "1");
+    say(fd, "PING");
+    cr_assert(eq(sz, (size_t)hear(fd, buf, sizeof buf, 5000, "\n", &eof), 3));
+    cr_assert(eq(int, memcmp(buf, "\x00\xff\n", 3), 0), "%s", dw_test_esc(buf, 3));
+    cr_assert(eq(str, (char *)ask(fd, "MEAS?", buf, sizeof buf), "1.000\n"));
+    DONE();
+}
+
+Test(sim_proxy, reply_rewritten_from_a_template)
+{
+    PROXIED("{\"rules\": [{\"direction\": \"reply\", \"when\": {\"regex\": \"^([0-9]+)\\\\.\"},"
+            " \"reply\": \"$0 V ($1)\"}]}",
+            "1");
+    cr_assert(eq(str, (char *)ask(fd, "MEAS?", buf, sizeof buf), "1.000 V (1)\n"));
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    DONE();
+}
+
+Test(sim_proxy, request_answered_by_the_proxy)
+{
+    PROXIED("{\"rules\": [{\"when\": \"*IDN?\", \"reply\": \"PROXY,1\"}]}", "1");
+    cr_assert(eq(str, (char *)ask(fd, "*IDN?", buf, sizeof buf), "PROXY,1\n"));
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    DONE();
+}
+
+Test(sim_proxy, reply_duplicated)
+{
+    PROXIED("{\"rules\": [{\"direction\": \"reply\", \"when\": \"PONG\", \"fault\": "
+            "\"duplicate\"}]}",
+            "1");
+    say(fd, "PING");
+    hear(fd, buf, sizeof buf, 5000, "PONG\nPONG\n", &eof);
+    cr_assert(eq(str, buf, "PONG\nPONG\n"));
+    DONE();
+}
+
+Test(sim_proxy, close_and_reset)
+{
+    PROXIED("{\"rules\": [{\"when\": \"QUIT\", \"fault\": \"close\"},"
+            " {\"direction\": \"reply\", \"when\": \"1.000\", \"fault\": \"reset\"}]}",
+            "1");
+    say(fd, "QUIT");
+    cr_assert(eq(sz, (size_t)hear(fd, buf, sizeof buf, 5000, NULL, &eof), 0));
+    cr_assert(eq(int, eof, 1), "a close ends the connection");
+    close(fd);
+    fd = client(r.px.port);
+    say(fd, "MEAS?");
+    ssize_t n = hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(int, eof, 1));
+    cr_assert(eq(int, (int)n, -ECONNRESET), "got %zd", n);
+    DONE();
+}
+
+Test(sim_proxy, hang_stops_both_ways)
+{
+    PROXIED("{\"rules\": [{\"when\": \"LOCK\", \"fault\": \"hang\"}]}", "1");
+    say(fd, "LOCK");
+    say(fd, "PING");
+    cr_assert(eq(sz, (size_t)hear(fd, buf, sizeof buf, 300, NULL, &eof), 0), "%s", buf);
+    cr_assert(eq(int, eof, 0));
+    DONE();
+}
+
+Test(sim_proxy, reply_delayed_and_split)
+{
+    PROXIED("{\"rules\": [{\"direction\": \"reply\", \"when\": \"0123456789abcdef\","
+            " \"delay_ms\": 150, \"split\": [4], \"split_delay_ms\": 60}]}",
+            "1");
+    long long t0 = now_ms();
+    say(fd, "DATA?");
+    struct pollfd p = {fd, POLLIN, 0};
+    cr_assert(eq(int, poll(&p, 1, 5000), 1));
+    long long first = now_ms() - t0;
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    cr_assert(first >= 140, "the first piece came after %lld ms", first);
+    cr_assert(eq(sz, (size_t)n, 4), "the first piece is 4 bytes, got %zd", n);
+    hear(fd, buf + 4, sizeof buf - 4, 5000, "\n", &eof);
+    cr_assert(eq(str, buf + 4, "456789abcdef\n"));
+    cr_assert(now_ms() - t0 >= 140 + 4 * 55, "pieces paused");
+    DONE();
+}
+
+Test(sim_proxy, rule_delay_distribution)
+{
+    PROXIED("{\"rules\": [{\"when\": \"PING\", \"delay\": {\"distribution\": \"uniform\","
+            " \"min_ms\": 100, \"max_ms\": 150}}]}",
+            "1");
+    long long t0 = now_ms();
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    cr_assert(now_ms() - t0 >= 95, "delayed by %lld ms", now_ms() - t0);
+    DONE();
+}
+
+/* The pattern of duplicated replies over 30 requests, as 0s and 1s. */
+static void duplicate_pattern(const char *seed, char *out)
+{
+    PROXIED("{\"rules\": [{\"direction\": \"reply\", \"when\": \"PONG\", \"fault\": "
+            "\"duplicate\", \"probability\": 0.5}]}",
+            seed);
+    for (int i = 0; i < 30; i++) {
+        say(fd, "PING");
+        say(fd, "MARK");
+        hear(fd, buf, sizeof buf, 5000, "END\n", &eof);
+        out[i] = strcmp(buf, "PONG\nPONG\nEND\n") == 0 ? '1' : '0';
+        cr_assert(out[i] == '1' || strcmp(buf, "PONG\nEND\n") == 0, "%s", buf);
+    }
+    out[30] = 0;
+    DONE();
+}
+
+Test(sim_proxy, seed_repeats_probabilistic_faults_exactly)
+{
+    char a[31], b[31], c[31];
+    duplicate_pattern("42", a);
+    duplicate_pattern("42", b);
+    duplicate_pattern("43", c);
+    cr_assert(eq(str, a, b), "the same seed, the same faults");
+    cr_assert(strchr(a, '0') && strchr(a, '1'), "probability 0.5 both faults and spares: %s", a);
+    cr_assert(ne(str, a, c), "another seed, other faults");
+}
+
+Test(sim_proxy, seed_printed_when_not_given)
+{
+    rig r;
+    rig_start(&r, "{}", NULL);
+    cr_assert(dw_sim_proc_wait_output(&r.px, 1, "--seed ", 5000), "%s", err_of(&r.px));
+    rig_stop(&r);
+}
+
+/* ---- network faults --------------------------------------------------------------------- */
+
+Test(sim_proxy, latency)
+{
+    PROXIED("{\"network\": {\"reply\": {\"latency\": {\"ms\": 150, \"jitter_ms\": 20}}}}", "1");
+    for (int i = 0; i < 3; i++) {
+        long long t0 = now_ms();
+        cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+        cr_assert(now_ms() - t0 >= 125, "round trip %lld ms", now_ms() - t0);
+    }
+    DONE();
+}
+
+Test(sim_proxy, bandwidth)
+{
+    PROXIED("{\"network\": {\"reply\": {\"bandwidth\": {\"bytes_per_second\": 2000}}}}", "1");
+    long long t0 = now_ms();
+    say(fd, "BIG?");
+    ssize_t n = hear(fd, buf, sizeof buf, 10000, "\n", &eof);
+    cr_assert(eq(sz, (size_t)n, 1001));
+    cr_assert(now_ms() - t0 >= 400, "1001 bytes at 2000 B/s took %lld ms", now_ms() - t0);
+    DONE();
+}
+
+Test(sim_proxy, slicer)
+{
+    PROXIED("{\"network\": {\"reply\": {\"slicer\": {\"average_size\": 3, \"size_variation\": 1,"
+            " \"delay_ms\": 20}}}}",
+            "1");
+    say(fd, "DATA?");
+    size_t got = 0, reads = 0;
+    while (got < 17) {
+        struct pollfd p = {fd, POLLIN, 0};
+        cr_assert(eq(int, poll(&p, 1, 5000), 1));
+        ssize_t n = recv(fd, buf + got, sizeof buf - got, 0);
+        cr_assert(n > 0);
+        got += (size_t)n;
+        reads++;
+    }
+    buf[got] = 0;
+    cr_assert(eq(str, buf, "0123456789abcdef\n"));
+    cr_assert(reads >= 3, "17 bytes in slices of 2 to 4 came in %zu reads", reads);
+    DONE();
+}
+
+Test(sim_proxy, limit_data)
+{
+    PROXIED("{\"network\": {\"reply\": {\"limit_data\": {\"bytes\": 10}}}}", "1");
+    say(fd, "DATA?");
+    ssize_t n = hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(sz, (size_t)n, 10));
+    cr_assert(eq(str, buf, "0123456789"));
+    cr_assert(eq(int, eof, 1), "closed after 10 bytes");
+    DONE();
+}
+
+Test(sim_proxy, slow_close)
+{
+    PROXIED("{\"network\": {\"reply\": {\"slow_close\": {\"delay_ms\": 300}}}}", "1");
+    long long t0 = now_ms();
+    say(fd, "BYE");
+    hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(int, eof, 1));
+    cr_assert(now_ms() - t0 >= 280, "closed after %lld ms", now_ms() - t0);
+    DONE();
+}
+
+Test(sim_proxy, timeout)
+{
+    PROXIED("{\"network\": {\"reply\": {\"timeout\": {\"ms\": 300}}}}", "1");
+    long long t0 = now_ms();
+    say(fd, "PING");
+    ssize_t n = hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(sz, (size_t)n, 0), "no data passes");
+    cr_assert(eq(int, eof, 1));
+    cr_assert(now_ms() - t0 >= 280, "closed after %lld ms", now_ms() - t0);
+    DONE();
+}
+
+Test(sim_proxy, refuse_connections)
+{
+    PROXIED("{\"network\": {\"refuse_connections\": {\"after_ms\": 0, \"for_ms\": 60000}}}", "1");
+    say(fd, "PING");
+    ssize_t n = hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(int, eof, 1), "refused: closed at once");
+    cr_assert(n <= 0);
+    DONE();
+}
+
+Test(sim_proxy, disconnect_all)
+{
+    PROXIED("{\"network\": {\"disconnect_all\": {\"after_ms\": 300}}}", "1");
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(int, eof, 1), "dropped");
+    DONE();
+}
+
+Test(sim_proxy, bad_faults_script_is_located)
+{
+    char *path = dw_sim_temp_file(
+        "badfaults", "{\"network\": {\"reply\": {\"latency\": {\"ms\": 10, \"jiter_ms\": 5}}}}");
+    dw_sim_proc p;
+    const char *const args[] = {"--validate", path, NULL};
+    int st = dw_sim_proc_run(&p, args, 10000);
+    cr_assert(eq(int, st, 2));
+    cr_assert(strstr(err_of(&p), ":1:46: network.reply.latency.jiter_ms: unknown key (did you "
+                                 "mean \"jitter_ms\"?)") != NULL,
+              "%s", err_of(&p));
+    dw_sim_proc_free(&p);
+    unlink(path);
+    free(path);
+}
+
+/* ---- a simulator's own network faults ------------------------------------------------- */
+
+Test(sim_proxy, simulator_network_faults)
+{
+    dw_sim_proc sim;
+    static const char script[] =
+        "{\"rules\": [{\"when\": \"PING\", \"reply\": \"PONG\"}],"
+        " \"network\": {\"reply\": {\"latency\": {\"ms\": 150}, \"limit_data\": {\"bytes\": 7}}}}";
+    const char *const extra[] = {"--seed", "7", NULL};
+    int rc = dw_sim_proc_serve(&sim, "simnet", script, extra, NULL);
+    cr_assert(eq(int, rc, DW_OK), "%s", err_of(&sim));
+    int fd = client(sim.port);
+    char buf[64];
+    int eof;
+    long long t0 = now_ms();
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    cr_assert(now_ms() - t0 >= 140, "round trip %lld ms", now_ms() - t0);
+    say(fd, "PING");
+    hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(str, buf, "PO"), "7 bytes in all");
+    cr_assert(eq(int, eof, 1));
+    close(fd);
+    cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0), "%s", err_of(&sim));
+    cr_assert(strstr((const char *)sim.out.data, "requests: 2") != NULL, "%s",
+              (const char *)sim.out.data);
+    dw_sim_proc_free(&sim);
+}
