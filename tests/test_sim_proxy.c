@@ -140,6 +140,7 @@ static const char *ask(int fd, const char *req, char *buf, size_t cap)
     rig_start(&r, faults, seed);                                                                   \
     int fd = client(r.px.port);                                                                    \
     char buf[4096];                                                                                \
+    (void)buf;                                                                                     \
     int eof = 0;                                                                                   \
     (void)eof
 
@@ -265,12 +266,11 @@ Test(sim_proxy, rule_delay_distribution)
     DONE();
 }
 
-/* The pattern of duplicated replies over 30 requests, as 0s and 1s. */
-static void duplicate_pattern(const char *seed, char *out)
+/* 30 times PING then MARK: '1' where PONG came twice, '0' where once. */
+static void duplicates_seen(int fd, char *out)
 {
-    PROXIED("{\"rules\": [{\"direction\": \"reply\", \"when\": \"PONG\", \"fault\": "
-            "\"duplicate\", \"probability\": 0.5}]}",
-            seed);
+    char buf[256];
+    int eof;
     for (int i = 0; i < 30; i++) {
         say(fd, "PING");
         say(fd, "MARK");
@@ -279,6 +279,15 @@ static void duplicate_pattern(const char *seed, char *out)
         cr_assert(out[i] == '1' || strcmp(buf, "PONG\nEND\n") == 0, "%s", buf);
     }
     out[30] = 0;
+}
+
+/* The pattern of duplicated replies over 30 requests, as 0s and 1s. */
+static void duplicate_pattern(const char *seed, char *out)
+{
+    PROXIED("{\"rules\": [{\"direction\": \"reply\", \"when\": \"PONG\", \"fault\": "
+            "\"duplicate\", \"probability\": 0.5}]}",
+            seed);
+    duplicates_seen(fd, out);
     DONE();
 }
 
@@ -440,5 +449,50 @@ Test(sim_proxy, simulator_network_faults)
     cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0), "%s", err_of(&sim));
     cr_assert(strstr((const char *)sim.out.data, "requests: 2") != NULL, "%s",
               (const char *)sim.out.data);
+    dw_sim_proc_free(&sim);
+}
+
+/* The duplicated answers of a simulator whose rule duplicates with
+ * probability 0.5, over 30 requests. */
+static void sim_duplicate_pattern(const char *seed, char *out)
+{
+    dw_sim_proc sim;
+    static const char script[] =
+        "{\"rules\": [{\"when\": \"PING\", \"reply\": \"PONG\", \"fault\": "
+        "\"duplicate\", \"probability\": 0.5},"
+        " {\"when\": \"MARK\", \"reply\": \"END\"}]}";
+    const char *const extra[] = {"--seed", seed, NULL};
+    int rc = dw_sim_proc_serve(&sim, "simprob", script, extra, NULL);
+    cr_assert(eq(int, rc, DW_OK), "%s", err_of(&sim));
+    int fd = client(sim.port);
+    duplicates_seen(fd, out);
+    close(fd);
+    cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0), "%s", err_of(&sim));
+    dw_sim_proc_free(&sim);
+}
+
+Test(sim_proxy, simulator_rule_probability_repeats_with_seed)
+{
+    char a[31], b[31], c[31];
+    sim_duplicate_pattern("42", a);
+    sim_duplicate_pattern("42", b);
+    sim_duplicate_pattern("43", c);
+    cr_assert(eq(str, a, b), "the same seed, the same faults");
+    cr_assert(strchr(a, '0') && strchr(a, '1'), "%s", a);
+    cr_assert(ne(str, a, c), "another seed, other faults");
+}
+
+Test(sim_proxy, simulator_refuses_reply_rules)
+{
+    dw_sim_proc sim;
+    int rc = dw_sim_proc_serve(
+        &sim, "replyrule",
+        "{\"rules\": [{\"name\": \"late\", \"direction\": \"reply\", \"when\": \"x\"}]}", NULL,
+        NULL);
+    cr_assert(eq(int, rc, DW_EOF), "it must not serve");
+    cr_assert(eq(int, sim.status, 2));
+    cr_assert(strstr(err_of(&sim), ": late: \"direction\": \"reply\" matches a device's replies: "
+                                   "use the script with --proxy") != NULL,
+              "%s", err_of(&sim));
     dw_sim_proc_free(&sim);
 }

@@ -1162,7 +1162,7 @@ Test(schema, parses_and_examples_validate)
         cr_expect(strstr(err.message, "unknown key") == NULL, "%s", err.message);
         dw_sim_script_free(s);
     }
-    cr_expect(eq(sz, nprops, 16));
+    cr_expect(eq(sz, nprops, 17));
     cJSON_Delete(schema);
     free(text);
 
