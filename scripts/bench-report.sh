@@ -45,6 +45,7 @@ function what(n) {
   if (n ~ /^sim_rules_/)        return "same simulator with 10 rules"
   if (n ~ /^engine_rules_/)     return "engine with 10 rules"
   if (n ~ /^telnet_/)           return "TCP client, same server"
+  if (n ~ /^proxy_/)            return "devwire-sim directly, same script and load"
   if (n ~ /^hostile_vs_big_/)   return "ping next to 100 KB requests the regex rejects at once"
   if (n ~ /^hostile_ping_/)     return "ping alone (no hostile client)"
   if (n ~ /^hostile_engine_/)   return "^a+!$ matching the same 100 KB request"
