@@ -145,6 +145,12 @@ static int run(const dw_sim_proxy_run *r, dw_sim_proxy_options *po, dw_sim_scrip
     }
     dw_sim_proxy_stop(p);
     dw_sim_loop_stop(loop);
+    uint64_t accepted = 0, served = 0;
+    dw_sim_proxy_counts(p, &accepted, &served);
+    if (status == 0)
+        printf("summary: %s to %s: %llu connection%s, %llu refused\n", rec ? "recorder" : "proxy",
+               r->upstream, (unsigned long long)served, served == 1 ? "" : "s",
+               (unsigned long long)(accepted - served));
     if (status == 0 && rec)
         status = write_recording(r, rec, script);
     dw_sim_proxy_free(p); /* frees the script */

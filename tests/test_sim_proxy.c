@@ -496,3 +496,81 @@ Test(sim_proxy, simulator_refuses_reply_rules)
               "%s", err_of(&sim));
     dw_sim_proc_free(&sim);
 }
+
+/* ---- faults at run time (the calls a control interface makes) --------------------------- */
+
+#include "loop.h"
+#include "proxy.h"
+
+Test(sim_proxy, faults_added_and_removed_at_run_time)
+{
+    dw_sim_proc dev;
+    device_start(&dev);
+    dw_sim_loop *loop = NULL;
+    dw_error err;
+    dw_error_clear(&err);
+    cr_assert(eq(int, dw_sim_loop_new(&loop, &err), DW_OK));
+    dw_sim_script *script = NULL;
+    cr_assert(eq(int, dw_sim_script_load_buffer("faults.json", "{}", 2, &script, &err), DW_OK));
+    dw_sim_proxy_options o;
+    dw_sim_proxy_options_init(&o);
+    o.host = "127.0.0.1";
+    o.upstream_host = "127.0.0.1";
+    o.upstream_port = dev.port;
+    o.loop = loop;
+    o.seed = 1;
+    dw_sim_proxy *px = NULL;
+    cr_assert(eq(int, dw_sim_proxy_new(&o, script, &px, &err), DW_OK), "%s",
+              dw_error_message(&err));
+    cr_assert(eq(int, dw_sim_loop_start(loop, &err), DW_OK));
+    uint16_t port = (uint16_t)atoi(strrchr(dw_sim_proxy_address(px), ':') + 1);
+    char buf[256];
+    int eof;
+
+    dw_sim_toxic t = {.name = "slow",
+                      .kind = DW_SIM_TOXIC_LATENCY,
+                      .direction = DW_SIM_DIR_REPLY,
+                      .probability = 1,
+                      .delay = {DW_SIM_DIST_FIXED, 200, 0}};
+    cr_assert(eq(int, dw_sim_proxy_add_fault(px, &t, &err), DW_OK), "%s", dw_error_message(&err));
+    cr_assert(eq(int, dw_sim_proxy_add_fault(px, &t, &err), DW_EINVAL), "one name, one fault");
+    int fd = client(port);
+    long long t0 = now_ms();
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    cr_assert(now_ms() - t0 >= 190, "the added latency applies: %lld ms", now_ms() - t0);
+    close(fd);
+
+    cr_assert(eq(int, dw_sim_proxy_remove_fault(px, "slow"), DW_OK));
+    cr_assert(eq(int, dw_sim_proxy_remove_fault(px, "slow"), DW_ENOENT));
+    fd = client(port);
+    t0 = now_ms();
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    cr_assert(now_ms() - t0 < 190, "removed: %lld ms", now_ms() - t0);
+
+    dw_sim_proxy_disconnect_all(px);
+    hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(int, eof, 1), "every connection dropped");
+    close(fd);
+
+    dw_sim_proxy_refuse_for(px, 60000);
+    fd = client(port);
+    say(fd, "PING");
+    hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(int, eof, 1), "refused");
+    close(fd);
+    dw_sim_proxy_refuse_for(px, 0);
+    fd = client(port);
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    close(fd);
+
+    uint64_t accepted = 0, served = 0;
+    dw_sim_proxy_counts(px, &accepted, &served);
+    cr_assert(eq(u64, accepted, 4));
+    cr_assert(eq(u64, served, 3), "the refused one was not served");
+    dw_sim_proxy_stop(px);
+    dw_sim_loop_stop(loop);
+    dw_sim_proxy_free(px);
+    dw_sim_loop_free(loop);
+    dw_sim_proc_stop(&dev, 10000);
+    dw_sim_proc_free(&dev);
+}
