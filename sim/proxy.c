@@ -54,7 +54,8 @@ typedef struct leg {
     dw_sim_outcome out;
     dw_sim_shaper sh;
     item *head, *tail;
-    int reading, eof, ended, stalled;
+    size_t queued;                          /* bytes in the queue */
+    int reading, eof, ended, stalled, held; /* held: the queue is full */
 } leg;
 
 struct pconn {
@@ -313,6 +314,7 @@ static void leg_drain(leg *l)
         l->head = it->next;
         if (!l->head)
             l->tail = NULL;
+        l->queued -= it->len;
         switch (it->kind) {
         case ITEM_DATA:
             data_write(l, it->data, it->len);
@@ -331,6 +333,10 @@ static void leg_drain(leg *l)
             break;
         }
         free(it);
+    }
+    if (l->held && l->queued <= WRITE_QUEUE_LIMIT / 2 && !c->closing) {
+        l->held = 0;
+        update_reading(l);
     }
     if (c->closing || !l->head)
         return;
@@ -355,6 +361,7 @@ static int enqueue(leg *l, item_kind kind, const uint8_t *p, size_t n, uint64_t 
     if (n)
         memcpy(it->data, p, n);
     it->due_us = l->tail && l->tail->due_us > due_us ? l->tail->due_us : due_us;
+    l->queued += n;
     if (l->tail)
         l->tail->next = it;
     else
@@ -397,6 +404,10 @@ static void emit(leg *l, const uint8_t *p, size_t n, unsigned delay_ms)
     if (pc.rc != DW_OK) {
         conn_teardown(c, 0, 0);
         return;
+    }
+    if (!l->held && l->queued > WRITE_QUEUE_LIMIT) { /* a slow line: stop reading */
+        l->held = 1;
+        update_reading(l);
     }
     leg_drain(l);
 }
@@ -497,6 +508,18 @@ static void on_frame(leg *l)
         emit(l, l->raw.data, l->raw.len, 0);
 }
 
+/* A console's prompt (the script's "prompt") ends no frame: between frames
+ * of the replies it passes as it comes. The bytes passed, or 0. */
+static size_t pass_prompt(leg *l, const uint8_t *p, size_t n)
+{
+    const dw_sim_bytes *pr = &l->c->px->script->prompt;
+    if (l->dir != DW_SIM_DIR_REPLY || !pr->len || l->raw.len || n < pr->len ||
+        memcmp(p, pr->data, pr->len) != 0)
+        return 0;
+    emit(l, p, pr->len, 0);
+    return pr->len;
+}
+
 /* Data bytes read on the leg's source: frames through the rules, or on. */
 static void leg_data(leg *l, const uint8_t *p, size_t n)
 {
@@ -507,6 +530,11 @@ static void leg_data(leg *l, const uint8_t *p, size_t n)
     }
     size_t at = 0;
     while (at < n && !c->closing) {
+        size_t prompt = pass_prompt(l, p + at, n - at);
+        if (prompt) {
+            at += prompt;
+            continue;
+        }
         size_t used = 0;
         dw_error err;
         dw_error_clear(&err);
@@ -602,7 +630,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 static void update_reading(leg *l)
 {
     pconn *c = l->c;
-    int want = c->connected && !c->closing && !l->eof && !l->stalled;
+    int want = c->connected && !c->closing && !l->eof && !l->stalled && !l->held;
     if (want == l->reading)
         return;
     l->reading = want;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <devwire/devwire.h>
+#include <devwire/telnet.h>
 
 #include "sim_proc.h"
 #include "support.h"
@@ -573,4 +574,75 @@ Test(sim_proxy, faults_added_and_removed_at_run_time)
     dw_sim_loop_free(loop);
     dw_sim_proc_stop(&dev, 10000);
     dw_sim_proc_free(&dev);
+}
+
+/* A Telnet console through the proxy: the proxy speaks Telnet with each
+ * side, a reply rule rewrites one answer, the prompt passes as it comes. */
+Test(sim_proxy, telnet_console_reply_rewritten)
+{
+    dw_sim_proc dev, px;
+    const char *const dargs[] = {"--script", DW_SOURCE_DIR "/sim/examples/console.json", "--listen",
+                                 "127.0.0.1:0", NULL};
+    cr_assert(eq(int, dw_sim_proc_start(&dev, dargs, 1, 20000), DW_OK), "%s", err_of(&dev));
+    char *faults = dw_sim_temp_file(
+        "telnet-faults",
+        "{\"transport\": \"telnet\", \"framing\": {\"type\": \"sentinel\", \"sentinel\": "
+        "\"\\r\\n\"}, \"prompt\": \"sc200> \", \"rules\": [{\"direction\": \"reply\", \"when\": "
+        "{\"prefix\": \"SC-200 firmware\"}, \"reply\": \"firmware hidden\"}]}");
+    char up[80];
+    snprintf(up, sizeof up, "127.0.0.1:%u", (unsigned)dev.port);
+    const char *const pargs[] = {"--proxy",  "--upstream",  up,       "--script", faults,
+                                 "--listen", "127.0.0.1:0", "--seed", "1",        NULL};
+    cr_assert(eq(int, dw_sim_proc_start(&px, pargs, 1, 20000), DW_OK), "%s", err_of(&px));
+
+    dw_telnet_client_options o;
+    dw_telnet_client_options_init(&o);
+    o.tcp.host = "127.0.0.1";
+    o.tcp.port = px.port;
+    o.tcp.timeout_ms = 5000;
+    o.banner = DW_TELNET_BANNER_PROMPT;
+    o.banner_prompt = (const uint8_t *)"sc200> ";
+    o.banner_prompt_len = 7;
+    dw_client *c = dw_telnet_client_new(&o);
+    dw_session *s = NULL;
+    dw_error err;
+    dw_error_clear(&err);
+    cr_assert(eq(int, dw_client_connect(c, &s, &err), DW_OK), "banner and prompt: %s",
+              dw_error_message(&err));
+    dw_marshaller *m = dw_sentinel_marshaller_new("\r\n", 2);
+    dw_buf reply = DW_BUF_INIT;
+    const char *asks[][2] = {{"show version", "firmware hidden"}, {"show hostname", "sc200-lab"}};
+    for (size_t i = 0; i < 2; i++) {
+        char line[64];
+        size_t n = (size_t)snprintf(line, sizeof line, "%s\r\n", asks[i][0]);
+        cr_assert(eq(int, dw_session_send(s, line, n, &err), DW_OK));
+        cr_assert(eq(int, dw_unmarshall(m, dw_session_iter(s), &reply, &err), DW_OK), "%s",
+                  dw_error_message(&err));
+        dw_buf_nul_terminate(&reply);
+        cr_assert(eq(str, (char *)reply.data, (char *)asks[i][1]));
+        uint8_t prompt[7];
+        size_t got = 0;
+        while (got < 7) { /* the prompt comes now, not with the next answer */
+            const uint8_t *p;
+            size_t len;
+            cr_assert(eq(int, dw_iter_next(dw_session_iter(s), &p, &len), DW_OK));
+            if (len > 7 - got) {
+                dw_iter_unread(dw_session_iter(s), len - (7 - got));
+                len = 7 - got;
+            }
+            memcpy(prompt + got, p, len);
+            got += len;
+        }
+        cr_assert(eq(int, memcmp(prompt, "sc200> ", 7), 0));
+    }
+    dw_buf_free(&reply);
+    dw_marshaller_free(m);
+    dw_session_close(s);
+    dw_client_free(c);
+    cr_assert(eq(int, dw_sim_proc_stop(&px, 10000), 0), "%s", err_of(&px));
+    dw_sim_proc_free(&px);
+    dw_sim_proc_stop(&dev, 10000);
+    dw_sim_proc_free(&dev);
+    unlink(faults);
+    free(faults);
 }
