@@ -93,13 +93,17 @@ static int front_open(const dw_sim_device *d, const dw_sim_script *script,
 /* Bind every device on `loop` (behind a proxy when its script has network
  * faults): DW_OK, or the exit status after saying why. */
 static int open_all(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o,
-                    dw_sim_loop *loop, dw_sim_server **srv, dw_sim_proxy **px)
+                    dw_sim_loop *loop, dw_sim_server **srv, dw_sim_proxy **px, int *random)
 {
     for (size_t i = 0; i < n; i++) {
         dw_sim_script *script = load(&devs[i]);
         if (!script)
             return 2;
         int front = script->network != NULL;
+        *random |= front;
+        for (size_t r = 0; r < script->nrules; r++)
+            *random |= script->rules[r].net &&
+                       (script->rules[r].net->has_delay || script->rules[r].net->probability < 1);
         dw_sim_server_options so;
         dw_sim_server_options_init(&so);
         so.name = devs[i].name;
@@ -218,13 +222,11 @@ int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options
     if (!o->have_seed)
         seeded.seed = dw_sim_rng_entropy();
     o = &seeded;
-    int status = open_all(devs, n, o, loop, srv, px);
-    for (size_t i = 0; status == DW_OK && !o->have_seed && i < n; i++)
-        if (px[i]) {
-            fprintf(stderr, "%s: seed %llu (repeat this run's random faults with --seed %llu)\n",
-                    prog, (unsigned long long)o->seed, (unsigned long long)o->seed);
-            break;
-        }
+    int random = 0;
+    int status = open_all(devs, n, o, loop, srv, px, &random);
+    if (status == DW_OK && !o->have_seed && random)
+        fprintf(stderr, "%s: seed %llu (repeat this run's random faults with --seed %llu)\n", prog,
+                (unsigned long long)o->seed, (unsigned long long)o->seed);
     if (status == DW_OK && dw_sim_loop_start(loop, &err) != DW_OK) {
         fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
         status = 3;

@@ -646,3 +646,23 @@ Test(sim_proxy, telnet_console_reply_rewritten)
     unlink(faults);
     free(faults);
 }
+
+Test(sim_proxy, simulator_prints_its_seed_when_a_rule_draws)
+{
+    dw_sim_proc sim;
+    int rc = dw_sim_proc_serve(&sim, "simseed",
+                               "{\"rules\": [{\"when\": \"PING\", \"reply\": \"PONG\", \"delay\": "
+                               "{\"distribution\": \"uniform\", \"min_ms\": 1, \"max_ms\": 2}}]}",
+                               NULL, NULL);
+    cr_assert(eq(int, rc, DW_OK), "%s", err_of(&sim));
+    cr_assert(
+        dw_sim_proc_wait_output(&sim, 1, "(repeat this run's random faults with --seed ", 5000),
+        "%s", err_of(&sim));
+    cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0));
+    dw_sim_proc_free(&sim);
+    rc = dw_sim_proc_serve(&sim, "simnoseed", "{\"rules\": [{\"when\": \"PING\"}]}", NULL, NULL);
+    cr_assert(eq(int, rc, DW_OK), "%s", err_of(&sim));
+    cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0));
+    cr_assert(strstr(err_of(&sim), "seed") == NULL, "nothing random, no seed: %s", err_of(&sim));
+    dw_sim_proc_free(&sim);
+}
