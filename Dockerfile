@@ -45,7 +45,7 @@ LABEL org.opencontainers.image.title="devwire-sim" \
       org.opencontainers.image.description="Scriptable simulated device: serves JSON request/response scripts over TCP or Telnet"
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libcjson1 libtelnet2 libpcre2-8-0 libuv1 \
+ && apt-get install -y --no-install-recommends libcjson1 libtelnet2 libpcre2-8-0 libuv1 liblua5.4-0 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
  && groupadd --system --gid 10001 devwire \
  && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent \

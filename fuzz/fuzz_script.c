@@ -48,6 +48,7 @@ static void serve(const dw_sim_script *s)
         return;
     if (rc != DW_OK)
         fail("a loaded script has no engine", &err);
+    dw_sim_engine_lua_limits(e, 10000, (size_t)1 << 20); /* a fuzzed loop ends soon */
     dw_sim_session *ses = dw_sim_session_new(e);
     if (!ses)
         abort();

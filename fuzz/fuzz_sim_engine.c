@@ -1,6 +1,8 @@
 /* The simulator's engine: fixed scripts, a fuzzed request stream.
- * Input: [script index] [per-request length limit: 0 = none] then the common
- * split byte(s) of fuzz_framing.h, then the byte stream a client sends.
+ * Input: one byte (script index + number of scripts * the time between
+ * requests in tenths of a second, for the properties' ramps), then the
+ * common split byte(s) of fuzz_framing.h, then the byte stream a client
+ * sends.
  *
  * The stream is cut into requests with the script's request framing (read
  * through the cuts), each request is handled, and the outcome checked:
@@ -8,8 +10,12 @@
  * response framing followed by the prompt; replies stay bounded by the
  * request size (no unbounded growth); a hung session answers nothing; a
  * regex that a limit cut short did not answer, and the limit counters add
- * up (each rule or step flagged first exactly once). Differential: the
- * outcomes of the stream cut and whole are identical. */
+ * up (each rule or step flagged first exactly once); a request whose Lua
+ * failed (an error, the instruction budget, the memory cap: tight here) was
+ * handled as unmatched, and the failure counters add up likewise; a
+ * property without noise stays within its range or its choices, whatever
+ * Lua assigned to it. Differential: the outcomes of the stream cut and
+ * whole are identical. */
 #include "devwire/devwire.h"
 #include "engine.h"
 #include "script.h"
@@ -133,6 +139,121 @@ static const char *const scripts[] = {
     "   \"split\": [2]},"
     "  {\"when\": {\"scpi\": \"SYSTem:KILL\"}, \"fault\": \"close\", \"fault_on\": 2}"
     " ]}",
+    /* 7: SCPI properties of every type: ranges, units, MIN/MAX/DEF,
+     * formats, access modes, a ramp and noise; a rule over a header. */
+    "{\"name\": \"props\", \"profile\": \"scpi\", \"state\": {\"v\": \"x\"},"
+    " \"properties\": {"
+    "  \"freq\": {\"type\": \"float\", \"scpi\": \"[SOURce:]FREQuency[:CW]\", \"unit\": \"Hz\","
+    "   \"min\": 9e3, \"max\": 6e9, \"default\": 1e6},"
+    "  \"pow\": {\"type\": \"float\", \"scpi\": \"POWer\", \"min\": -130, \"max\": 20,"
+    "   \"format\": \"%+.3e dBm\"},"
+    "  \"n\": {\"type\": \"int\", \"scpi\": \"SWEep:POINts\", \"min\": 2, \"max\": 1001,"
+    "   \"default\": 11, \"format\": \"%05x\"},"
+    "  \"out\": {\"type\": \"bool\", \"scpi\": \"OUTPut[1-2][:STATe]\"},"
+    "  \"trig\": {\"type\": \"enum\", \"scpi\": \"TRIGger:SOURce\","
+    "   \"values\": [\"IMMediate\", \"BUS\", \"EXTernal\"]},"
+    "  \"text\": {\"type\": \"string\", \"scpi\": \"DISPlay:TEXT\", \"default\": \"a\\\"b\"},"
+    "  \"volt\": {\"type\": \"float\", \"scpi\": \"VOLTage\", \"unit\": \"V\", \"min\": 0,"
+    "   \"max\": 30},"
+    "  \"vout\": {\"type\": \"float\", \"scpi\": \"MEASure:VOLTage\", \"access\": \"ro\","
+    "   \"min\": 0, \"max\": 30, \"ramp\": {\"to\": \"volt\", \"rate\": 2},"
+    "   \"noise\": {\"amplitude\": 0.01, \"distribution\": \"normal\"}},"
+    "  \"key\": {\"type\": \"int\", \"scpi\": \"SYSTem:KEY\", \"access\": \"wo\"}"
+    " },"
+    " \"rules\": ["
+    "  {\"when\": {\"scpi\": \"POWer?\"}, \"reply\": \"P ${pow} ${v}\"},"
+    "  {\"when\": {\"scpi\": \"HALF\", \"params\": [\"any\"]}, \"set\": {\"freq\": \"$1\"}}"
+    " ]}",
+    /* 8: properties of a line protocol: commands, acks, on_error, a ramp. */
+    "{\"name\": \"tc\", \"properties\": {"
+    "  \"sp\": {\"type\": \"float\", \"command\": \"SP\", \"min\": -40, \"max\": 180,"
+    "   \"default\": 22, \"ack\": \"OK\"},"
+    "  \"t\": {\"type\": \"float\", \"command\": \"T\", \"access\": \"ro\", \"default\": 22,"
+    "   \"format\": \"%.2f\", \"ramp\": {\"to\": \"sp\", \"rate\": 0.5},"
+    "   \"noise\": {\"amplitude\": 0.1}},"
+    "  \"m\": {\"type\": \"enum\", \"command\": \"MODE\", \"values\": [\"AUTO\", \"MANual\"]},"
+    "  \"on\": {\"type\": \"bool\", \"command\": \"ON\"},"
+    "  \"s\": {\"type\": \"string\", \"command\": \"NAME\", \"access\": \"wo\"}"
+    " },"
+    " \"rules\": [{\"when\": \"ST?\", \"reply\": \"${sp} ${t} ${m} ${on} ${s}\"},"
+    "  {\"when\": {\"prefix\": \"SET \"}, \"set\": {\"sp\": \"$0\", \"m\": \"man\"}}],"
+    " \"on_error\": {\"reply\": \"ERR $0\"},"
+    " \"unmatched\": {\"reply\": \"?\"}}",
+    /* 9: Lua: conditions on a step and on rules (exact rules with the same
+     * bytes), computed replies and set values, "lua" actions, failures (an
+     * error, the instruction budget, the memory cap) undone and handled as
+     * unmatched; tight limits (see serve). */
+    "{\"name\": \"lua\", \"state\": {\"n\": 0, \"mode\": \"OK\", \"on\": false, \"v\": 1.5},"
+    " \"steps\": [{\"expect\": {\"regex\": \"^ARM ([0-9]{1,3})$\"},"
+    "   \"if\": \"tonumber(captures[1]) > 2\", \"reply\": \"armed\"}],"
+    " \"rules\": ["
+    "  {\"when\": \"N?\", \"reply\": {\"lua\": \"n\"}},"
+    "  {\"when\": {\"regex\": \"^ADD (-?[0-9]{1,6})$\"},"
+    "   \"set\": {\"n\": {\"lua\": \"n + tonumber(captures[1])\"}}, \"reply\": \"${n}\"},"
+    "  {\"when\": \"ON\", \"if\": \"not on\", \"set\": {\"on\": true}, \"reply\": \"on\"},"
+    "  {\"when\": \"ON\", \"if\": \"n > 5\", \"set\": {\"on\": false}, \"reply\": \"off\"},"
+    "  {\"when\": \"ON\", \"reply\": \"already\"},"
+    "  {\"when\": {\"prefix\": \"LOOP\"}, \"lua\": \"local i = 0 while true do i = i + 1 end\"},"
+    "  {\"when\": {\"prefix\": \"MEM\"}, \"reply\": {\"lua\": \"string.rep(request, 1e7)\"}},"
+    "  {\"when\": {\"prefix\": \"GROW\"},"
+    "   \"lua\": \"local t = {} for i = 1, 1e6 do t[i] = request .. i end\"},"
+    "  {\"when\": {\"prefix\": \"ERR\"}, \"set\": {\"mode\": \"changed\"}, \"lua\": "
+    "\"error(request)\"},"
+    "  {\"when\": {\"prefix\": \"RND\"}, \"reply\": {\"lua\": \"math.random(1, 100)\"}},"
+    "  {\"when\": {\"prefix\": \"HIT\"},"
+    "   \"lua\": \"n = n + 1 if n % 3 == 0 then mode = 'E' .. n end\","
+    "   \"reply\": [\"${mode}\", {\"lua\": \"mode .. ':' .. #request\"}], \"after_last\": "
+    "\"cycle\"},"
+    "  {\"when\": {\"regex\": \"^IF (.{0,40})$\"}, \"if\": \"#captures[1] % 2 == 0\","
+    "   \"reply\": \"even $1\"},"
+    "  {\"when\": {\"prefix\": \"STR\"},"
+    "   \"reply\": {\"lua\": \"(request:upper():gsub('%d', '#'))\"}},"
+    "  {\"when\": \"NOW\", \"reply\": {\"lua\": \"now\"}},"
+    "  {\"when\": {\"prefix\": \"NIL\"}, \"reply\": {\"lua\": \"nosuch\"}}"
+    " ],"
+    " \"unmatched\": {\"reply\": \"? ${mode} ${n}\"}}",
+    /* 10: Lua in the SCPI profile. */
+    "{\"name\": \"scpi-lua\", \"profile\": \"scpi\", \"state\": {\"v\": 0, \"lim\": 10},"
+    " \"rules\": ["
+    "  {\"when\": {\"scpi\": \"VOLTage\", \"params\": [\"numeric\"]},"
+    "   \"if\": \"(tonumber(captures[1]) or 0) <= lim\", \"set\": {\"v\": \"$1\"}},"
+    "  {\"when\": {\"scpi\": \"VOLTage?\"}, \"reply\": {\"lua\": \"string.format('%.3f', v)\"}},"
+    "  {\"when\": {\"scpi\": \"LIMit\", \"params\": [\"numeric\"]},"
+    "   \"lua\": \"lim = tonumber(captures[1]) or error('not a number')\"},"
+    "  {\"when\": {\"scpi\": \"SPIN\"}, \"lua\": \"while true do end\"}"
+    " ]}",
+    /* 11: properties and Lua together: a bench supply whose current is
+     * computed from its properties and a variable, Lua that sets
+     * properties (a refused value fails the request and undoes what it
+     * set), an "if" over properties, an enum set from Lua. */
+    "{\"name\": \"mixed\", \"state\": {\"ohms\": 10, \"trips\": 0},"
+    " \"properties\": {"
+    "  \"volt\": {\"type\": \"float\", \"command\": \"VOLT\", \"min\": 0, \"max\": 30,"
+    "   \"default\": 5},"
+    "  \"lim\": {\"type\": \"float\", \"command\": \"CURR\", \"min\": 0, \"max\": 3, \"default\": "
+    "1},"
+    "  \"out\": {\"type\": \"bool\", \"command\": \"OUTP\"},"
+    "  \"vout\": {\"type\": \"float\", \"command\": \"VOUT\", \"access\": \"ro\", \"min\": 0,"
+    "   \"max\": 30, \"ramp\": {\"to\": \"volt\", \"rate\": 2}, \"noise\": {\"amplitude\": 0.01}},"
+    "  \"mode\": {\"type\": \"enum\", \"command\": \"MODE\", \"values\": [\"CV\", \"CC\"]},"
+    "  \"tag\": {\"type\": \"string\", \"command\": \"TAG\"}"
+    " },"
+    " \"rules\": ["
+    "  {\"when\": \"I?\", \"reply\": {\"lua\": \"out and math.min(vout / ohms, lim) or 0\"}},"
+    "  {\"when\": {\"regex\": \"^SET (.{0,12})$\"},"
+    "   \"lua\": \"volt = tonumber(captures[1]) or captures[1]\", \"reply\": \"${volt}\"},"
+    "  {\"when\": {\"regex\": \"^OHMS (.{0,12})$\"},"
+    "   \"lua\": \"ohms = tonumber(captures[1]) or error('not a number')\"},"
+    "  {\"when\": \"TRIP?\", \"if\": \"out and vout / ohms > lim\","
+    "   \"lua\": \"trips = trips + 1 mode = 'CC'\", \"reply\": \"1 ${mode} ${trips}\"},"
+    "  {\"when\": \"TRIP?\", \"reply\": \"0 ${mode}\"},"
+    "  {\"when\": {\"prefix\": \"M \"}, \"set\": {\"mode\": {\"lua\": \"request:sub(3)\"}},"
+    "   \"reply\": \"${mode}\"},"
+    "  {\"when\": {\"prefix\": \"T \"}, \"lua\": \"tag = request:sub(3) out = not out\","
+    "   \"reply\": \"${tag} ${out}\"},"
+    "  {\"when\": {\"prefix\": \"BAD\"}, \"lua\": \"volt = 1 state.lim = 99\"}"
+    " ],"
+    " \"unmatched\": {\"reply\": \"? ${volt} ${lim} ${ohms}\"}}",
 };
 enum { NSCRIPTS = sizeof scripts / sizeof *scripts };
 
@@ -184,41 +305,83 @@ static void check(dw_sim_engine *e, const dw_sim_session *ses, const uint8_t *re
             fail("a regex that gave up answered", h->name);
         dw_buf_printf(log, "L%d:%zu ", (int)h->source, h->index);
     }
+    if (o->lua.name) {
+        size_t count = o->lua.source == DW_SIM_BY_STEP ? s->nsteps : s->nrules;
+        if ((o->lua.source != DW_SIM_BY_STEP && o->lua.source != DW_SIM_BY_RULE) ||
+            o->lua.index >= count || !o->lua.message || !*o->lua.message)
+            fail("a Lua failure names no step or rule, or says nothing", NULL);
+        if (o->source != DW_SIM_BY_UNMATCHED)
+            fail("a request whose Lua failed was not handled as unmatched", o->lua.name);
+        dw_buf_printf(log, "F%d:%zu:%s ", (int)o->lua.source, o->lua.index, o->lua.message);
+    }
     dw_buf_printf(log, "%d %d %zu %d %d %u %zu|", rc, (int)o->source, o->index, (int)o->fault,
                   o->close, o->delay_ms, o->nframes);
     dw_buf_append(log, o->bytes.data, o->bytes.len);
     (void)req;
 }
 
-/* The limit counters add up, and every rule or step that hit a limit was
- * flagged first exactly once. */
-static void check_limit_counters(const dw_sim_engine *e, size_t firsts)
+/* Per-rule and per-step counters add up to their total (and to `events`,
+ * what the outcomes reported, unless SIZE_MAX), and every rule or step
+ * counted was flagged first exactly once. */
+typedef uint64_t (*counter)(const dw_sim_engine *, size_t);
+static void check_counters(const dw_sim_engine *e, counter rule, counter step, uint64_t total,
+                           size_t events, size_t firsts, const char *what)
 {
     const dw_sim_script *s = dw_sim_engine_script(e);
     uint64_t sum = 0;
-    size_t hit = 0;
+    size_t counted = 0;
     for (size_t i = 0; i < s->nrules; i++) {
-        sum += dw_sim_engine_rule_limit_hits(e, i);
-        hit += dw_sim_engine_rule_limit_hits(e, i) != 0;
+        sum += rule(e, i);
+        counted += rule(e, i) != 0;
     }
     for (size_t i = 0; i < s->nsteps; i++) {
-        sum += dw_sim_engine_step_limit_hits(e, i);
-        hit += dw_sim_engine_step_limit_hits(e, i) != 0;
+        sum += step(e, i);
+        counted += step(e, i) != 0;
     }
-    if (sum != dw_sim_engine_regex_limit_hits(e))
-        fail("the limit counters do not add up", NULL);
-    if (hit != firsts)
-        fail("a rule's first limit hit was not flagged exactly once", NULL);
+    if (sum != total || (events != SIZE_MAX && sum != events))
+        fail("counters do not add up", what);
+    if (counted != firsts)
+        fail("a rule's first event was not flagged exactly once", what);
 }
 
-/* Serve the stream cut at `cuts`; the log digests every outcome. */
+static double fixed_clock(void *arg)
+{
+    (void)arg;
+    return 1.5;
+}
+
+/* Every property without noise is within its range (or one of its
+ * choices), whatever the requests did. */
+static void check_props(dw_sim_session *ses, const dw_sim_script *s, double now)
+{
+    dw_sim_props_state *st = dw_sim_session_props(ses);
+    for (size_t i = 0; st && i < dw_sim_props_count(s->props); i++) {
+        const dw_sim_prop_def *d = dw_sim_props_def(s->props, i);
+        dw_sim_prop_value v;
+        dw_sim_prop_get(st, i, now, &v);
+        if (d->noise != DW_SIM_NOISE_NONE || d->type == DW_SIM_PROP_STRING)
+            continue;
+        double lo = d->type == DW_SIM_PROP_ENUM ? 0 : d->min;
+        double hi = d->type == DW_SIM_PROP_ENUM ? (double)d->nchoices - 1 : d->max;
+        if (!(v.num >= lo && v.num <= hi))
+            fail("a property left its range", d->name);
+    }
+}
+
+/* Serve the stream cut at `cuts`, request k at time k * step seconds; the
+ * log digests every outcome. */
 static void serve(const dw_sim_script *s, const uint8_t *stream, size_t len, const size_t *cuts,
-                  size_t ncuts, dw_buf *log)
+                  size_t ncuts, double step, dw_buf *log)
 {
     dw_sim_engine *e = NULL;
     dw_error err;
     if (dw_sim_engine_new(s, &e, &err) != DW_OK)
         fail("engine", dw_error_message(&err));
+    /* Tight Lua limits; the same seed and time for the whole and the cut
+     * stream. */
+    dw_sim_engine_lua_limits(e, 2000, (size_t)512 << 10);
+    dw_sim_engine_seed(e, 7);
+    dw_sim_engine_set_clock(e, fixed_clock, NULL);
     dw_sim_session *ses = dw_sim_session_new(e);
     if (!ses)
         abort();
@@ -234,15 +397,19 @@ static void serve(const dw_sim_script *s, const uint8_t *stream, size_t len, con
     dw_sim_outcome o;
     dw_sim_outcome_init(&o);
     int rc;
-    size_t count = 0, firsts = 0;
+    size_t count = 0, firsts = 0, lua_failures = 0, lua_firsts = 0;
     while ((rc = dw_unmarshall(req_m, &it.base, &req, NULL)) == DW_OK) {
         if (++count > len + 1)
             fail("more requests than bytes", NULL);
         dw_error_clear(&err);
-        int hrc = dw_sim_engine_handle(e, ses, req.data, req.len, &o, &err);
+        double now = 1000 + (double)count * step;
+        int hrc = dw_sim_engine_handle_at(e, ses, req.data, req.len, now, &o, &err);
         check(e, ses, req.data, req.len, &o, hrc, log);
+        check_props(ses, s, now);
         for (size_t i = 0; i < o.nlimits; i++)
             firsts += (size_t)o.limits[i].first;
+        lua_failures += o.lua.name != NULL;
+        lua_firsts += o.lua.name && o.lua.first;
         if (o.fault == DW_SIM_FAULT_CLOSE || o.fault == DW_SIM_FAULT_RESET || o.close)
             break; /* the connection ends */
     }
@@ -256,7 +423,10 @@ static void serve(const dw_sim_script *s, const uint8_t *stream, size_t len, con
     }
     if (dw_sim_engine_requests(e) != count)
         fail("request counter", NULL);
-    check_limit_counters(e, firsts);
+    check_counters(e, dw_sim_engine_rule_limit_hits, dw_sim_engine_step_limit_hits,
+                   dw_sim_engine_regex_limit_hits(e), SIZE_MAX, firsts, "regex limits");
+    check_counters(e, dw_sim_engine_rule_lua_errors, dw_sim_engine_step_lua_errors,
+                   dw_sim_engine_lua_errors(e), lua_failures, lua_firsts, "Lua failures");
     dw_sim_outcome_free(&o);
     dw_buf_free(&req);
     dw_sim_session_free(ses);
@@ -284,7 +454,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         atexit(free_scripts);
     }
     fz_reader r = {data, size};
-    const dw_sim_script *s = loaded[fz_byte(&r) % NSCRIPTS];
+    /* The first byte: the script, and the time between requests (tenths
+     * of a second). */
+    int first = fz_byte(&r);
+    const dw_sim_script *s = loaded[first % NSCRIPTS];
+    double step = (double)(first / NSCRIPTS) / 10;
     fz_split sp;
     fz_read_split(&r, &sp);
     if (r.n > 8192)
@@ -292,8 +466,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t ncuts;
     size_t *cuts = fz_cuts(&sp, r.n, &ncuts);
     dw_buf whole = DW_BUF_INIT, cut = DW_BUF_INIT;
-    serve(s, r.p, r.n, NULL, 0, &whole);
-    serve(s, r.p, r.n, cuts, ncuts, &cut);
+    serve(s, r.p, r.n, NULL, 0, step, &whole);
+    serve(s, r.p, r.n, cuts, ncuts, step, &cut);
     if (whole.len != cut.len || (whole.len && memcmp(whole.data, cut.data, whole.len) != 0))
         fail("the cut stream is served differently from the whole stream", NULL);
     dw_buf_free(&whole);

@@ -44,6 +44,8 @@ function what(n) {
   if (n ~ /^sim_inproc_rt_/)    return "bare server, both in one process"
   if (n ~ /^sim_rules_/)        return "same simulator with 10 rules"
   if (n ~ /^engine_rules_/)     return "engine with 10 rules"
+  if (n ~ /^props_rt_/)         return "one exact rule, same request and answer (sim process)"
+  if (n ~ /^props_engine_/)     return "engine: one exact rule, same request and answer"
   if (n ~ /^telnet_/)           return "TCP client, same server"
   if (n ~ /^proxy_/)            return "devwire-sim directly, same script and load"
   if (n ~ /^hostile_vs_big_/)   return "ping next to 100 KB requests the regex rejects at once"

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-dev llvm
-      libcjson-dev libtelnet-dev libuv1-dev libcriterion-dev libpcre2-dev
+      libcjson-dev libtelnet-dev libuv1-dev libcriterion-dev libpcre2-dev liblua5.4-dev
       valgrind socat inetutils-telnetd gnuplot-nox python3-jsonschema)
 runtime_only=0
 for arg in "$@"; do
@@ -20,7 +20,7 @@ done
 if [ "$runtime_only" = 1 ]; then
   # The container build stage needs only what builds and tests the code.
   pkgs=(build-essential cmake pkg-config libcjson-dev libtelnet-dev libuv1-dev libcriterion-dev
-        libpcre2-dev)
+        libpcre2-dev liblua5.4-dev)
 fi
 
 if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-query >/dev/null 2>&1; then

@@ -51,7 +51,18 @@
  * too) delays the others by its own length at most. The limits count
  * backtracking, not the bytes each attempt scans: an unanchored pattern
  * that scans ahead from every position without backtracking still costs
- * time quadratic in the request's length (docs/sim.md, "Matching"). */
+ * time quadratic in the request's length (docs/sim.md, "Matching").
+ *
+ * Lua (model/lua.h; a script with none makes no Lua state and takes none of
+ * these paths): each engine has one sandboxed Lua state, used under its own
+ * lock, and every chunk runs under the state lock too: a script with a
+ * rule's "if" matches under it (as one with steps does), an action with Lua
+ * takes it. A chunk that fails (an error, its instruction budget, the memory
+ * cap) makes the request unmatched: what the rule or step changed (sets,
+ * assignments, its reply turn, the step cursor) is undone, its match is not
+ * counted, and the failure is counted (dw_sim_engine_lua_errors and per
+ * rule) and listed in the outcome, flagged the first time for each rule or
+ * step so that the server logs it once. */
 #ifndef DW_SIM_ENGINE_H
 #define DW_SIM_ENGINE_H
 
@@ -116,7 +127,8 @@ typedef enum dw_sim_source {
     DW_SIM_BY_RULE,      /* index: the rule */
     DW_SIM_BY_UNMATCHED, /* neither fitted */
     DW_SIM_BY_HUNG,      /* the session hung earlier: ignored */
-    DW_SIM_BY_PROFILE,   /* the profile's built-in commands ("scpi") */
+    DW_SIM_BY_PROFILE,   /* the profile's built-in commands ("scpi"), a property's
+                          * command ("properties") or "on_error" */
 } dw_sim_source;
 
 /* A regex that a limit cut short on this request (it counted as no match). */
@@ -127,6 +139,21 @@ typedef struct dw_sim_limit_hit {
     int first;            /* 1 for the first limit hit of this rule or step in the
                            * engine's life (log it; later ones are only counted) */
 } dw_sim_limit_hit;
+
+/* A chunk of Lua that failed on this request: a runtime error, or it
+ * overran its instruction budget or the memory cap (model/lua.h). The
+ * request was then handled as unmatched, and nothing the failed rule or step
+ * changed is kept. */
+typedef struct dw_sim_lua_failure {
+    dw_sim_source source; /* DW_SIM_BY_STEP or DW_SIM_BY_RULE */
+    size_t index;         /* the step or rule */
+    const char *name;     /* "rules[3]" (or its "name"), borrowed from the script;
+                           * NULL: no chunk failed */
+    int first;            /* 1 for the first failure of this rule or step in the
+                           * engine's life (log it; later ones are only counted) */
+    const char *message;  /* "rules[3].if:1: instruction budget (1000000) exceeded":
+                           * borrowed from the session until its next request */
+} dw_sim_lua_failure;
 
 /* What to do with one request. Strings and arrays are borrowed from the
  * script; `bytes` and `limits` are owned (dw_sim_outcome_free). */
@@ -152,6 +179,7 @@ typedef struct dw_sim_outcome {
     dw_sim_limit_hit *limits; /* regexes cut short by a limit, in the order tried */
     size_t nlimits;
     size_t limits_cap;
+    dw_sim_lua_failure lua; /* lua.name != NULL: a chunk of Lua failed */
 } dw_sim_outcome;
 
 void dw_sim_outcome_init(dw_sim_outcome *o);
@@ -168,6 +196,39 @@ void dw_sim_outcome_free(dw_sim_outcome *o);
 int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *s, const uint8_t *req, size_t n,
                          dw_sim_outcome *out, dw_error *err);
 
+/* The same at time `now` (seconds; only differences count): the time the
+ * properties' ramps move by and Lua's `now`. dw_sim_engine_handle reads the
+ * engine's clock (below) when the script has a ramp or Lua, else passes 0.
+ * Tests and fuzz targets call this to be deterministic. */
+int dw_sim_engine_handle_at(dw_sim_engine *e, dw_sim_session *s, const uint8_t *req, size_t n,
+                            double now, dw_sim_outcome *out, dw_error *err);
+
+/* The one clock of the engine, which dw_sim_engine_handle, the banner and
+ * periodic messages read: clock(arg), in seconds; NULL restores the default
+ * (monotonic seconds since the engine was built). Call before serving (not
+ * thread-safe). */
+void dw_sim_engine_set_clock(dw_sim_engine *e, double (*clock)(void *arg), void *arg);
+
+/* Seed the engine's randomness: the PRNG the properties' noise draws from
+ * (every session of the engine) and Lua's math.random. An engine starts
+ * seeded with DW_SIM_DEFAULT_SEED, so runs repeat unless a seed is given.
+ * Thread-safe. */
+#define DW_SIM_DEFAULT_SEED 0x6465767769726555ULL
+void dw_sim_engine_seed(dw_sim_engine *e, uint64_t seed);
+
+/* Put session s's state (the shared state when s is NULL or the scope is
+ * "shared") back as *RST does: variables to their initial values,
+ * properties to their defaults, ramps restarted. For a control reset.
+ * DW_OK or DW_ENOMEM. Thread-safe (takes the state's lock). */
+int dw_sim_engine_reset(dw_sim_engine *e, dw_sim_session *s);
+
+/* The properties' values session s sees (NULL when the script has none),
+ * for code that runs inside the engine with the state's lock held (a
+ * script's code): read and set them by name with dw_sim_prop_find,
+ * dw_sim_prop_get and dw_sim_prop_set (model/props.h), at the request's
+ * time. */
+dw_sim_props_state *dw_sim_session_props(dw_sim_session *s);
+
 /* Append the script's banner (rendered with the session's state; sent raw,
  * not framed) to `out`. DW_OK (nothing appended when there is none) or
  * DW_ENOMEM. Thread-safe as dw_sim_engine_handle. */
@@ -180,6 +241,16 @@ int dw_sim_engine_banner(dw_sim_engine *e, dw_sim_session *s, dw_buf *out);
 int dw_sim_engine_periodic(dw_sim_engine *e, dw_sim_session *s, size_t i, dw_buf *out,
                            dw_error *err);
 
+/* ---- Lua (model/lua.h): no effect on an engine whose script has none ------ */
+
+/* The instruction budget of one evaluation (at least 1) and the memory cap
+ * of the engine's Lua state (DW_SIM_LUA_BUDGET and DW_SIM_LUA_MEMORY_CAP by
+ * default). Thread-safe. */
+void dw_sim_engine_lua_limits(dw_sim_engine *e, uint32_t instructions, size_t memory);
+/* Bytes the engine's Lua state holds; 0 when the script has no Lua (and no
+ * Lua state was made). Thread-safe. */
+size_t dw_sim_engine_lua_memory(dw_sim_engine *e);
+
 /* ---- counters for the summary (thread-safe, atomic reads) --------------- */
 
 /* Times rule `i` / step `i` answered a request. */
@@ -189,6 +260,11 @@ uint64_t dw_sim_engine_step_hits(const dw_sim_engine *e, size_t i);
 uint64_t dw_sim_engine_regex_limit_hits(const dw_sim_engine *e);
 uint64_t dw_sim_engine_rule_limit_hits(const dw_sim_engine *e, size_t i);
 uint64_t dw_sim_engine_step_limit_hits(const dw_sim_engine *e, size_t i);
+/* Chunks of Lua that failed (each request then handled as unmatched): in
+ * all, for rule `i`, for step `i`. */
+uint64_t dw_sim_engine_lua_errors(const dw_sim_engine *e);
+uint64_t dw_sim_engine_rule_lua_errors(const dw_sim_engine *e, size_t i);
+uint64_t dw_sim_engine_step_lua_errors(const dw_sim_engine *e, size_t i);
 /* Requests handled, and requests that fitted nothing. */
 uint64_t dw_sim_engine_requests(const dw_sim_engine *e);
 uint64_t dw_sim_engine_unmatched(const dw_sim_engine *e);

@@ -333,7 +333,9 @@ static int do_validate(const char *path)
         dw_sim_script *s = load(path);
         if (!s)
             return EXIT_USAGE;
-        printf("%s: valid (%zu steps, %zu rules)\n", path, s->nsteps, s->nrules);
+        size_t np = dw_sim_props_count(s->props);
+        printf("%s: valid (%zu steps, %zu rules", path, s->nsteps, s->nrules);
+        printf(np ? ", %zu properties)\n" : ")\n", np);
         dw_sim_script_free(s);
         return EXIT_OK;
     }

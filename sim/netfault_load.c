@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "netfault.h"
-#include "script_load_int.h"
+#include "script_int.h"
 
 #define MAX_MS    3600000u
 #define MAX_BYTES ((uint64_t)1 << 40)
@@ -14,28 +14,28 @@
 /* A member of an object, its path pushed while `fn` reads it. */
 #define WITH_KEY(c, v, expr)                                                                       \
     do {                                                                                           \
-        size_t old_ = dw__sim_ld_push_key((c), (v)->string);                                       \
+        size_t old_ = dw__load_push((c), (v)->string);                                             \
         rc = (expr);                                                                               \
-        dw__sim_ld_pop((c), old_);                                                                 \
+        dw__load_pop((c), old_);                                                                   \
     } while (0)
 
-static int get_number(struct ctx *c, const cJSON *v, double lo, double hi, double *out)
+static int get_number(dw__load *c, const cJSON *v, double lo, double hi, double *out)
 {
     if (!cJSON_IsNumber(v) || v->valuedouble < lo || v->valuedouble > hi)
-        return dw__sim_ld_fail(c, v, 0, "expected a number from %g to %g", lo, hi);
+        return dw__load_fail(c, v, 0, "expected a number from %g to %g", lo, hi);
     *out = v->valuedouble;
     return DW_OK;
 }
 
-static int get_ms(struct ctx *c, const cJSON *v, unsigned *out)
+static int get_ms(dw__load *c, const cJSON *v, unsigned *out)
 {
     uint64_t u = 0;
-    int rc = dw__sim_ld_uint(c, v, 0, MAX_MS, &u);
+    int rc = dw__load_uint(c, v, 0, MAX_MS, &u);
     *out = (unsigned)u;
     return rc;
 }
 
-static int get_ms_double(struct ctx *c, const cJSON *v, double *out)
+static int get_ms_double(dw__load *c, const cJSON *v, double *out)
 {
     return get_number(c, v, 0, MAX_MS, out);
 }
@@ -43,7 +43,7 @@ static int get_ms_double(struct ctx *c, const cJSON *v, double *out)
 static const char *const dist_names[] = {"fixed", "uniform", "normal", "lognormal"};
 
 /* {"distribution": ..., and its parameters}: a rule's "delay". */
-static int parse_delay(struct ctx *c, const cJSON *v, dw_sim_delay *d)
+static int parse_delay(dw__load *c, const cJSON *v, dw_sim_delay *d)
 {
     static const char *const keys[] = {"distribution", "ms",        "min_ms",    "max_ms",
                                        "mean_ms",      "stddev_ms", "median_ms", "sigma"};
@@ -51,25 +51,25 @@ static int parse_delay(struct ctx *c, const cJSON *v, dw_sim_delay *d)
     static const int need[4][2] = {{1, -1}, {2, 3}, {4, 5}, {6, 7}};
     const cJSON *vals[8];
     if (!cJSON_IsObject(v))
-        return dw__sim_ld_fail(c, v, 0, "expected object");
-    int rc = dw__sim_ld_members(c, v, keys, 8, vals);
+        return dw__load_fail(c, v, 0, "expected object");
+    int rc = dw__load_members(c, v, keys, 8, vals);
     if (rc != DW_OK)
         return rc;
     if (!vals[0])
-        return dw__sim_ld_fail(c, v, 0, "missing \"distribution\"");
+        return dw__load_fail(c, v, 0, "missing \"distribution\"");
     int e = 0;
-    WITH_KEY(c, vals[0], dw__sim_ld_enum(c, vals[0], dist_names, 4, &e));
+    WITH_KEY(c, vals[0], dw__load_enum(c, vals[0], dist_names, 4, &e));
     if (rc != DW_OK)
         return rc;
     d->dist = (dw_sim_dist)e;
     for (int k = 1; k < 8 && rc == DW_OK; k++) {
         int mine = need[e][0] == k || need[e][1] == k;
         if (vals[k] && !mine)
-            rc = dw__sim_ld_fail(c, vals[k], 1, "not a parameter of the %s distribution",
-                                 dist_names[e]);
+            rc = dw__load_fail(c, vals[k], 1, "not a parameter of the %s distribution",
+                               dist_names[e]);
         else if (!vals[k] && mine)
-            rc = dw__sim_ld_fail(c, v, 0, "missing \"%s\" (the %s distribution)", keys[k],
-                                 dist_names[e]);
+            rc = dw__load_fail(c, v, 0, "missing \"%s\" (the %s distribution)", keys[k],
+                               dist_names[e]);
     }
     double *slot[2] = {&d->a, &d->b};
     for (int i = 0; i < 2 && rc == DW_OK && need[e][i] >= 0; i++) {
@@ -80,28 +80,27 @@ static int parse_delay(struct ctx *c, const cJSON *v, dw_sim_delay *d)
             WITH_KEY(c, p, get_ms_double(c, p, slot[i]));
     }
     if (rc == DW_OK && e == DW_SIM_DIST_UNIFORM && d->b < d->a)
-        rc = dw__sim_ld_fail(c, vals[3], 0, "must be at least min_ms");
+        rc = dw__load_fail(c, vals[3], 0, "must be at least min_ms");
     return rc;
 }
 
 static const char *const direction_names[] = {"request", "reply"};
 
-int dw__sim_parse_rule_net(struct ctx *c, const cJSON *const *vals, int has_fault,
-                           dw_sim_rule_net **out)
+int dw__load_rule_net(dw__load *c, const cJSON *const *vals, int has_fault, dw_sim_rule_net **out)
 {
     if (!vals[0] && !vals[1] && !vals[2])
         return DW_OK;
     dw_sim_rule_net *n = calloc(1, sizeof *n);
     if (!n)
-        return dw__sim_ld_oom(c);
+        return dw__load_oom(c);
     *out = n;
     n->probability = 1;
     int rc = DW_OK;
     if (vals[0])
-        WITH_KEY(c, vals[0], dw__sim_ld_enum(c, vals[0], direction_names, 2, &n->direction));
+        WITH_KEY(c, vals[0], dw__load_enum(c, vals[0], direction_names, 2, &n->direction));
     if (rc == DW_OK && vals[1]) {
         if (!has_fault)
-            WITH_KEY(c, vals[1], dw__sim_ld_fail(c, vals[1], 1, "only with \"fault\""));
+            WITH_KEY(c, vals[1], dw__load_fail(c, vals[1], 1, "only with \"fault\""));
         else
             WITH_KEY(c, vals[1], get_number(c, vals[1], 0, 1, &n->probability));
     }
@@ -132,20 +131,20 @@ static const toxic_spec specs[] = {
 };
 #define NSPECS (sizeof specs / sizeof specs[0])
 
-static int latency(struct ctx *c, const cJSON *obj, const cJSON **p, dw_sim_toxic *t)
+static int latency(dw__load *c, const cJSON *obj, const cJSON **p, dw_sim_toxic *t)
 {
     double ms = 0, jitter = 0;
     int rc = DW_OK, e = 0;
     static const char *const jitter_names[] = {"uniform", "normal"};
     if (!p[0])
-        return dw__sim_ld_fail(c, obj, 0, "missing \"ms\"");
+        return dw__load_fail(c, obj, 0, "missing \"ms\"");
     WITH_KEY(c, p[0], get_ms_double(c, p[0], &ms));
     if (rc == DW_OK && p[1])
         WITH_KEY(c, p[1], get_ms_double(c, p[1], &jitter));
     if (rc == DW_OK && p[2] && !p[1])
-        WITH_KEY(c, p[2], dw__sim_ld_fail(c, p[2], 1, "only with \"jitter_ms\""));
+        WITH_KEY(c, p[2], dw__load_fail(c, p[2], 1, "only with \"jitter_ms\""));
     else if (rc == DW_OK && p[2])
-        WITH_KEY(c, p[2], dw__sim_ld_enum(c, p[2], jitter_names, 2, &e));
+        WITH_KEY(c, p[2], dw__load_enum(c, p[2], jitter_names, 2, &e));
     if (rc != DW_OK)
         return rc;
     if (jitter == 0)
@@ -157,27 +156,27 @@ static int latency(struct ctx *c, const cJSON *obj, const cJSON **p, dw_sim_toxi
     return DW_OK;
 }
 
-static int bandwidth(struct ctx *c, const cJSON *obj, const cJSON **p, dw_sim_toxic *t)
+static int bandwidth(dw__load *c, const cJSON *obj, const cJSON **p, dw_sim_toxic *t)
 {
     uint64_t u = 0;
     int rc = DW_OK;
     if (!p[0] == !p[1])
-        return dw__sim_ld_fail(c, obj, 0, "expected one of \"bytes_per_second\" and \"baud\"");
+        return dw__load_fail(c, obj, 0, "expected one of \"bytes_per_second\" and \"baud\"");
     const cJSON *v = p[0] ? p[0] : p[1];
-    WITH_KEY(c, v, dw__sim_ld_uint(c, v, p[0] ? 1 : 10, MAX_BYTES, &u));
+    WITH_KEY(c, v, dw__load_uint(c, v, p[0] ? 1 : 10, MAX_BYTES, &u));
     t->rate = p[0] ? u : u / 10; /* a serial line: 10 bits a byte */
     return rc;
 }
 
-static int slicer(struct ctx *c, const cJSON *obj, const cJSON **p, dw_sim_toxic *t)
+static int slicer(dw__load *c, const cJSON *obj, const cJSON **p, dw_sim_toxic *t)
 {
     uint64_t avg = 0, var = 0;
     int rc = DW_OK;
     if (!p[0])
-        return dw__sim_ld_fail(c, obj, 0, "missing \"average_size\"");
-    WITH_KEY(c, p[0], dw__sim_ld_uint(c, p[0], 1, 1u << 30, &avg));
+        return dw__load_fail(c, obj, 0, "missing \"average_size\"");
+    WITH_KEY(c, p[0], dw__load_uint(c, p[0], 1, 1u << 30, &avg));
     if (rc == DW_OK && p[1])
-        WITH_KEY(c, p[1], dw__sim_ld_uint(c, p[1], 0, avg - 1, &var));
+        WITH_KEY(c, p[1], dw__load_uint(c, p[1], 0, avg - 1, &var));
     if (rc == DW_OK && p[2])
         WITH_KEY(c, p[2], get_ms(c, p[2], &t->pause_ms));
     t->avg_size = (size_t)avg;
@@ -186,31 +185,30 @@ static int slicer(struct ctx *c, const cJSON *obj, const cJSON **p, dw_sim_toxic
 }
 
 /* limit_data, slow_close, timeout: one required number. */
-static int single(struct ctx *c, const cJSON *obj, const cJSON **p, dw_sim_toxic *t,
-                  const char *key)
+static int single(dw__load *c, const cJSON *obj, const cJSON **p, dw_sim_toxic *t, const char *key)
 {
     int rc = DW_OK;
     uint64_t u = 0;
     if (!p[0])
-        return dw__sim_ld_fail(c, obj, 0, "missing \"%s\"", key);
+        return dw__load_fail(c, obj, 0, "missing \"%s\"", key);
     if (t->kind == DW_SIM_TOXIC_LIMIT_DATA)
-        WITH_KEY(c, p[0], dw__sim_ld_uint(c, p[0], 0, MAX_BYTES, &t->bytes));
+        WITH_KEY(c, p[0], dw__load_uint(c, p[0], 0, MAX_BYTES, &t->bytes));
     else
-        WITH_KEY(c, p[0], dw__sim_ld_uint(c, p[0], 0, MAX_MS, &u));
+        WITH_KEY(c, p[0], dw__load_uint(c, p[0], 0, MAX_MS, &u));
     t->ms = (unsigned)u;
     return rc;
 }
 
-static int parse_toxic(struct ctx *c, const cJSON *v, const toxic_spec *sp, int dir,
+static int parse_toxic(dw__load *c, const cJSON *v, const toxic_spec *sp, int dir,
                        dw_sim_netfaults *l)
 {
     if (!cJSON_IsObject(v))
-        return dw__sim_ld_fail(c, v, 0, "expected object");
+        return dw__load_fail(c, v, 0, "expected object");
     const char *keys[5] = {"probability"};
     for (size_t i = 0; i < sp->nkeys; i++)
         keys[i + 1] = sp->keys[i];
     const cJSON *vals[5];
-    int rc = dw__sim_ld_members(c, v, keys, sp->nkeys + 1, vals);
+    int rc = dw__load_members(c, v, keys, sp->nkeys + 1, vals);
     if (rc != DW_OK)
         return rc;
     dw_sim_toxic t;
@@ -243,12 +241,12 @@ static int parse_toxic(struct ctx *c, const cJSON *v, const toxic_spec *sp, int 
     dw_error err;
     dw_error_clear(&err);
     rc = dw_sim_netfaults_add(l, &t, &err);
-    return rc == DW_ENOMEM ? dw__sim_ld_oom(c)
-           : rc            ? dw__sim_ld_fail(c, v, 0, "%s", dw_error_message(&err))
+    return rc == DW_ENOMEM ? dw__load_oom(c)
+           : rc            ? dw__load_fail(c, v, 0, "%s", dw_error_message(&err))
                            : DW_OK;
 }
 
-static int parse_direction(struct ctx *c, const cJSON *v, int dir, dw_sim_netfaults *l)
+static int parse_direction(dw__load *c, const cJSON *v, int dir, dw_sim_netfaults *l)
 {
     const char *keys[NSPECS + 1];
     const cJSON *vals[NSPECS + 1];
@@ -256,8 +254,8 @@ static int parse_direction(struct ctx *c, const cJSON *v, int dir, dw_sim_netfau
         keys[i] = specs[i].name;
     keys[NSPECS] = "description";
     if (!cJSON_IsObject(v))
-        return dw__sim_ld_fail(c, v, 0, "expected object");
-    int rc = dw__sim_ld_members(c, v, keys, NSPECS + 1, vals);
+        return dw__load_fail(c, v, 0, "expected object");
+    int rc = dw__load_members(c, v, keys, NSPECS + 1, vals);
     for (size_t i = 0; i < NSPECS && rc == DW_OK; i++)
         if (vals[i])
             WITH_KEY(c, vals[i], parse_toxic(c, vals[i], &specs[i], dir, l));
@@ -265,36 +263,36 @@ static int parse_direction(struct ctx *c, const cJSON *v, int dir, dw_sim_netfau
 }
 
 /* {"after_ms": A, "for_ms"/"every_ms": B}. */
-static int parse_window(struct ctx *c, const cJSON *v, const char *second, uint64_t *after,
+static int parse_window(dw__load *c, const cJSON *v, const char *second, uint64_t *after,
                         uint64_t *then, int then_required)
 {
     const char *keys[2] = {"after_ms", second};
     const cJSON *vals[2];
     if (!cJSON_IsObject(v))
-        return dw__sim_ld_fail(c, v, 0, "expected object");
-    int rc = dw__sim_ld_members(c, v, keys, 2, vals);
+        return dw__load_fail(c, v, 0, "expected object");
+    int rc = dw__load_members(c, v, keys, 2, vals);
     if (rc == DW_OK && then_required && !vals[1])
-        rc = dw__sim_ld_fail(c, v, 0, "missing \"%s\"", second);
+        rc = dw__load_fail(c, v, 0, "missing \"%s\"", second);
     if (rc == DW_OK && vals[0])
-        WITH_KEY(c, vals[0], dw__sim_ld_uint(c, vals[0], 0, 86400000, after));
+        WITH_KEY(c, vals[0], dw__load_uint(c, vals[0], 0, 86400000, after));
     if (rc == DW_OK && vals[1])
-        WITH_KEY(c, vals[1], dw__sim_ld_uint(c, vals[1], 1, 86400000, then));
+        WITH_KEY(c, vals[1], dw__load_uint(c, vals[1], 1, 86400000, then));
     return rc;
 }
 
-int dw__sim_parse_network(struct ctx *c, const cJSON *v, dw_sim_netfaults **out)
+int dw__load_network(dw__load *c, const cJSON *v, dw_sim_netfaults **out)
 {
     static const char *const keys[] = {"request", "reply", "refuse_connections", "disconnect_all",
                                        "description"};
     const cJSON *vals[5];
     if (!cJSON_IsObject(v))
-        return dw__sim_ld_fail(c, v, 0, "expected object");
-    int rc = dw__sim_ld_members(c, v, keys, 5, vals);
+        return dw__load_fail(c, v, 0, "expected object");
+    int rc = dw__load_members(c, v, keys, 5, vals);
     if (rc != DW_OK)
         return rc;
     dw_sim_netfaults *l = calloc(1, sizeof *l);
     if (!l)
-        return dw__sim_ld_oom(c);
+        return dw__load_oom(c);
     *out = l;
     for (int dir = 0; dir < 2 && rc == DW_OK; dir++)
         if (vals[dir])
@@ -308,9 +306,9 @@ int dw__sim_parse_network(struct ctx *c, const cJSON *v, dw_sim_netfaults **out)
                               &l->disconnect_every_ms, 0));
         if (rc == DW_OK && !l->disconnect_after_ms && !l->disconnect_every_ms)
             WITH_KEY(c, vals[3],
-                     dw__sim_ld_fail(c, vals[3], 0,
-                                     "expected \"after_ms\" above 0 "
-                                     "or \"every_ms\""));
+                     dw__load_fail(c, vals[3], 0,
+                                   "expected \"after_ms\" above 0 "
+                                   "or \"every_ms\""));
     }
     return rc;
 }

@@ -14,6 +14,7 @@
 #endif
 #include <pcre2.h>
 
+#include "model/props.h"
 #include "model/scpi_parse.h"
 #include "netfault.h"
 
@@ -23,27 +24,43 @@ typedef struct dw_sim_bytes {
 } dw_sim_bytes;
 
 /* A reply or state template: literal bytes and placeholders, in order.
- * Text "${freq}" is a state variable, "$1".."$9" a regex capture, "$0" or
+ * Text "${freq}" is a state variable or a property, "$1".."$9" a regex capture, "$0" or
  * "${request}" the whole request; "$$" is a literal '$' (any other '$' is a
  * load error). Binary literals ({"hex": ...} / {"base64": ...}) are one
  * literal segment, but a template's {"hex": ...} may hold placeholders
  * between byte pairs ({"hex": "aa 81 ${r1} 55"}); {"json": value} is the
  * value's compact JSON text, itself a template, where a string that is one
- * placeholder alone ("${on}", "$1") is printed unquoted, as JSON text. Adjacent literal text is one
- * segment, an empty template has no segments. The loader guarantees that every VAR index is < nvars
- * and that every capture is possible where the template is used (a capture group the regex does not
- * have, or a capture with no request, is a load error), so the engine need not check. */
+ * placeholder alone ("${on}", "$1") is printed unquoted, as JSON text; {"lua": expression} (rules
+ * and steps only) is one DW_SIM_SEG_LUA segment. Adjacent literal text is one segment, an empty
+ * template has no segments. The loader guarantees that every VAR index is < nvars, every PROP
+ * index < the number of properties, and that every capture is possible where the template is used
+ * (a capture group the regex does not have, or a capture with no request, is a load error), so the
+ * engine need not check. */
 typedef enum dw_sim_seg_kind {
     DW_SIM_SEG_LITERAL,
     DW_SIM_SEG_VAR,     /* var: index into script->vars */
     DW_SIM_SEG_CAPTURE, /* capture: 0 = whole request, 1..9 = group */
+    DW_SIM_SEG_PROP,    /* var: index of a property ("${freq}"), printed as a query
+                         * answers it (a string without quotes) */
+    DW_SIM_SEG_LUA,     /* lua: a computed value ({"lua": ...}), the template's only segment */
 } dw_sim_seg_kind;
+
+/* A chunk of Lua (model/lua.h): an expression ("if", a {"lua": ...} reply
+ * frame or set value) or statements (a "lua" action). Its syntax is checked
+ * at load; each engine compiles it again in its own sandbox. */
+typedef struct dw_sim_lua_chunk {
+    char *source;   /* as written */
+    char *where;    /* its JSON path ("rules[3].if"): its name in Lua's messages */
+    int statements; /* 1: a "lua" action */
+    size_t id;      /* its index in script->lua */
+} dw_sim_lua_chunk;
 
 typedef struct dw_sim_seg {
     dw_sim_seg_kind kind;
     dw_sim_bytes literal;
     size_t var;
     unsigned capture;
+    const dw_sim_lua_chunk *lua; /* borrowed from script->lua */
 } dw_sim_seg;
 
 typedef struct dw_sim_template {
@@ -115,7 +132,9 @@ typedef enum dw_sim_after_last {
 } dw_sim_after_last;
 
 typedef struct dw_sim_set {
-    size_t var; /* index into script->vars */
+    size_t var; /* index into script->vars, or of a property when prop is 1 */
+    int prop;   /* a property: the rendered text is set as dw_sim_prop_set_text
+                 * does; a value it refuses leaves the property unchanged */
     dw_sim_template value;
 } dw_sim_set;
 
@@ -130,9 +149,11 @@ typedef struct dw_sim_action {
     dw_sim_after_last after_last;
     dw_sim_set *sets; /* "set": {"name": template, ...}, applied before replying */
     size_t nsets;
-    unsigned delay_ms; /* before the reply */
-    size_t *split;     /* write the reply bytes in pieces of these sizes
-                        * (the last size repeats) */
+    const dw_sim_lua_chunk *lua; /* "lua": statements run after the sets, before
+                                  * the reply; NULL: none (borrowed from script->lua) */
+    unsigned delay_ms;           /* before the reply */
+    size_t *split;               /* write the reply bytes in pieces of these sizes
+                                  * (the last size repeats) */
     size_t nsplit;
     unsigned split_delay_ms; /* between pieces */
     dw_sim_fault fault;
@@ -145,9 +166,12 @@ typedef struct dw_sim_action {
     const dw_sim_rule_net *net; /* a rule's network keys (owned by the rule), or NULL */
 } dw_sim_action;
 
+/* "if": a rule whose condition is false is skipped (matching goes on with
+ * the next rule); a step whose condition is false does not match. */
 typedef struct dw_sim_rule {
     char *name; /* "rules[3]" or the rule's "name" */
     dw_sim_match when;
+    const dw_sim_lua_chunk *cond; /* "if", or NULL (borrowed from script->lua) */
     dw_sim_action action;
     dw_sim_rule_net *net; /* "direction", "probability", "delay"; NULL: none (netfault.h) */
 } dw_sim_rule;
@@ -155,6 +179,7 @@ typedef struct dw_sim_rule {
 typedef struct dw_sim_step {
     char *name; /* "steps[0]" or its "name" */
     dw_sim_match expect;
+    const dw_sim_lua_chunk *cond; /* "if", or NULL */
     dw_sim_action action;
 } dw_sim_step;
 
@@ -233,6 +258,19 @@ typedef struct dw_sim_script {
     size_t error_queue;        /* SCPI: the error queue's depth (2 .. 1000, default 20) */
     char *idn;                 /* "idn": the *IDN? answer (default: the name) */
     dw_sim_netfaults *network; /* "network": faults of the link (netfault.h); NULL: none */
+    /* Every chunk of Lua, in document order (owned); nlua == 0: the script
+     * has no Lua, and its engine makes no Lua state. Lua appears only in
+     * rules and steps (not in the banner, periodic sends or "unmatched"). */
+    dw_sim_lua_chunk **lua;
+    size_t nlua;
+    /* "properties": typed values (model/props.h), or NULL. They share the
+     * variables' namespace: no property has a variable's name. */
+    dw_sim_props *props;
+    /* "on_error" (not with the SCPI profile): what a property's command
+     * does with a value it refuses ("SP abc"); $0 is the request. Without
+     * it, such a request gets the unmatched behaviour. */
+    dw_sim_action on_error;
+    int has_on_error;
 } dw_sim_script;
 
 /* Load and check a script. On DW_OK *out is a new script (free with

@@ -5,8 +5,9 @@
 #include "script.h"
 
 #include "json_pos.h"
+#include "model/lua.h"
 #include "net.h"
-#include "script_load_int.h"
+#include "script_int.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -29,7 +30,7 @@ struct var_ref {
     size_t idx;
 };
 
-typedef struct ctx {
+typedef struct dw__load {
     const char *name;
     const char *text;
     size_t len;
@@ -42,6 +43,9 @@ typedef struct ctx {
     size_t *var_mark;          /* duplicate detection in "set" objects */
     size_t mark_gen;
     dw_marshaller *req_m, *resp_m;
+    dw_sim_lua_checker *lua; /* made at the first chunk of Lua */
+    size_t lua_cap;          /* room in s->lua */
+    int no_lua;              /* parsing a place where Lua may not run */
 } ctx;
 
 /* ---- errors and paths ---------------------------------------------------- */
@@ -551,14 +555,17 @@ static int unknown_var(ctx *c, size_t off, const char *name, size_t len, int in_
     near_init(&nr);
     for (size_t i = 0; i < c->s->nvars; i++)
         near_consider(&nr, word, c->s->vars[i].name);
+    for (size_t i = 0; i < dw_sim_props_count(c->s->props); i++)
+        near_consider(&nr, word, dw_sim_props_def(c->s->props, i)->name);
     if (nr.best)
         return fail_at(c, off,
                        in_template ? "unknown variable \"${%s}\" (did you mean \"${%s}\"?)"
                                    : "unknown variable \"%s\" (did you mean \"%s\"?)",
                        word, nr.best);
     return fail_at(c, off,
-                   in_template ? "unknown variable \"${%s}\" (declare it in \"state\")"
-                               : "unknown variable \"%s\" (declare it in \"state\")",
+                   in_template
+                       ? "unknown variable \"${%s}\" (declare it in \"state\" or \"properties\")"
+                       : "unknown variable \"%s\" (declare it in \"state\" or \"properties\")",
                    word);
 }
 
@@ -593,7 +600,7 @@ static int flush_literal(ctx *c, dw_sim_template *t, size_t *cap, dw_buf *lit)
 {
     if (lit->len == 0)
         return DW_OK;
-    dw_sim_seg seg = {DW_SIM_SEG_LITERAL, {NULL, 0}, 0, 0};
+    dw_sim_seg seg = {DW_SIM_SEG_LITERAL, {NULL, 0}, 0, 0, NULL};
     seg.literal.data = malloc(lit->len);
     if (!seg.literal.data)
         return oom(c);
@@ -679,7 +686,7 @@ static int parse_template_text(ctx *c, const cJSON *node, const char *str, size_
             }
             const char *name = str + i + 2;
             size_t nlen = (size_t)(end - name);
-            dw_sim_seg seg = {DW_SIM_SEG_VAR, {NULL, 0}, 0, 0};
+            dw_sim_seg seg = {DW_SIM_SEG_VAR, {NULL, 0}, 0, 0, NULL};
             if (nlen == 0) {
                 rc = fail_at(c, tpl_off(c, node, flags, i), "empty variable name in \"${}\"");
             } else if (nlen == 7 && memcmp(name, "request", 7) == 0) {
@@ -688,6 +695,10 @@ static int parse_template_text(ctx *c, const cJSON *node, const char *str, size_
                 seg.capture = 0;
             } else {
                 seg.var = find_var(c, name, nlen);
+                if (seg.var == SIZE_MAX) {
+                    seg.kind = DW_SIM_SEG_PROP;
+                    seg.var = dw_sim_prop_find(c->s->props, name, nlen);
+                }
                 if (seg.var == SIZE_MAX)
                     rc = unknown_var(c, tpl_off(c, node, flags, i), name, nlen, 1);
             }
@@ -700,7 +711,7 @@ static int parse_template_text(ctx *c, const cJSON *node, const char *str, size_
             char w[3] = {'$', next, '\0'};
             unsigned n = (unsigned)(next - '0');
             rc = capture_check(c, tpl_off(c, node, flags, i), n, cap, w);
-            dw_sim_seg seg = {DW_SIM_SEG_CAPTURE, {NULL, 0}, 0, n};
+            dw_sim_seg seg = {DW_SIM_SEG_CAPTURE, {NULL, 0}, 0, n, NULL};
             if (rc == DW_OK)
                 rc = flush_literal(c, t, &segcap, &lit);
             if (rc == DW_OK)
@@ -727,7 +738,7 @@ static int template_literal(dw_sim_template *t, ctx *c, const dw_sim_bytes *b)
     template_free(t);
     if (b->len == 0)
         return DW_OK;
-    dw_sim_seg seg = {DW_SIM_SEG_LITERAL, {NULL, 0}, 0, 0};
+    dw_sim_seg seg = {DW_SIM_SEG_LITERAL, {NULL, 0}, 0, 0, NULL};
     if (bytes_set(c, &seg.literal, b->data, b->len) != DW_OK)
         return DW_ENOMEM;
     size_t cap = 0;
@@ -756,8 +767,94 @@ static int parse_template_string(ctx *c, const cJSON *v, int cap, dw_sim_templat
     return parse_template_text(c, v, v->valuestring, strlen(v->valuestring), TPL_IN_STRING, cap, t);
 }
 
+/* ---- Lua ------------------------------------------------------------------ */
+
+/* Where line `line` (1-based) of string v's value starts in the text. */
+static size_t lua_line_pos(ctx *c, const cJSON *v, unsigned line)
+{
+    const char *s = v->valuestring;
+    size_t i = 0;
+    for (unsigned l = 1; l < line && s[i]; i++)
+        if (s[i] == '\n')
+            l++;
+    return str_pos(c, v, i);
+}
+
+static int add_chunk(ctx *c, dw_sim_lua_chunk *ch)
+{
+    dw_sim_script *s = c->s;
+    if (s->nlua == c->lua_cap) {
+        size_t ncap = c->lua_cap ? 2 * c->lua_cap : 4;
+        dw_sim_lua_chunk **l = realloc(s->lua, ncap * sizeof *l);
+        if (!l)
+            return oom(c);
+        s->lua = l;
+        c->lua_cap = ncap;
+    }
+    ch->id = s->nlua;
+    s->lua[s->nlua++] = ch;
+    return DW_OK;
+}
+
+static void chunk_free(dw_sim_lua_chunk *ch)
+{
+    if (!ch)
+        return;
+    free(ch->source);
+    free(ch->where);
+    free(ch);
+}
+
+/* A chunk of Lua at v (the current path): an expression, or statements.
+ * Its syntax is checked now; an error points at the line of the string
+ * where Lua found it. */
+static int parse_lua(ctx *c, const cJSON *v, int statements, const dw_sim_lua_chunk **out)
+{
+    if (!cJSON_IsString(v))
+        return fail(c, v, "expected string (Lua %s)", statements ? "statements" : "expression");
+    if (c->no_lua)
+        return fail(c, v, "Lua runs only in rules and steps");
+    if (!v->valuestring[strspn(v->valuestring, " \t\r\n")])
+        return fail(c, v, "empty Lua %s", statements ? "statements" : "expression");
+    if (!c->lua && !(c->lua = dw_sim_lua_checker_new()))
+        return oom(c);
+    char msg[300];
+    unsigned line = 1;
+    int rc = dw_sim_lua_check(c->lua, v->valuestring, statements, &line, msg, sizeof msg);
+    if (rc == DW_ENOMEM)
+        return oom(c);
+    if (rc != DW_OK)
+        return fail_at(c, lua_line_pos(c, v, line), "%s", msg);
+    dw_sim_lua_chunk *ch = calloc(1, sizeof *ch);
+    if (!ch || !(ch->source = strdup(v->valuestring)) || !(ch->where = strdup(c->path))) {
+        chunk_free(ch);
+        return oom(c);
+    }
+    ch->statements = statements;
+    if (add_chunk(c, ch) != DW_OK) {
+        chunk_free(ch);
+        return DW_ENOMEM;
+    }
+    *out = ch;
+    return DW_OK;
+}
+
+/* {"lua": "expression"}: a computed reply frame or set value. */
+static int parse_lua_template(ctx *c, const cJSON *v, const cJSON *lua, dw_sim_template *t)
+{
+    if (cJSON_GetArraySize(v) != 1)
+        return fail(c, v, "{\"lua\": ...} takes no other key");
+    dw_sim_seg seg = {DW_SIM_SEG_LUA, {NULL, 0}, 0, 0, NULL};
+    size_t old = push_key(c, "lua");
+    int rc = parse_lua(c, lua, 0, &seg.lua);
+    pop(c, old);
+    size_t cap = 0;
+    template_free(t);
+    return rc == DW_OK ? add_seg(c, t, &cap, seg) : rc;
+}
+
 /* A value: a template string, a binary object, a number or a boolean (as
- * its JSON text). Used by "set". */
+ * its JSON text), or {"lua": ...}. Used by "set". */
 static int parse_value_template(ctx *c, const cJSON *v, int cap, dw_sim_template *t)
 {
     if (cJSON_IsString(v))
@@ -772,6 +869,9 @@ static int parse_value_template(ctx *c, const cJSON *v, int cap, dw_sim_template
         return rc;
     }
     if (cJSON_IsObject(v)) {
+        const cJSON *lua = cJSON_GetObjectItemCaseSensitive(v, "lua");
+        if (lua)
+            return parse_lua_template(c, v, lua, t);
         /* {"hex": ...} may hold placeholders; {"base64": ...} is literal. */
         const cJSON *hex = cJSON_GetObjectItemCaseSensitive(v, "hex");
         if (hex && cJSON_IsString(hex) && !cJSON_GetObjectItemCaseSensitive(v, "base64") &&
@@ -811,25 +911,26 @@ static void json_placeholders_raw(cJSON *v)
         json_placeholders_raw(k);
 }
 
-static const char *const frame_keys[] = {"hex", "base64", "json"};
+static const char *const frame_keys[] = {"hex", "base64", "json", "lua"};
 
-/* One frame: a template string, {"hex": ...}, {"base64": ...} or
- * {"json": value} (the value's compact JSON text, as a template). */
+/* One frame: a template string, {"hex": ...}, {"base64": ...},
+ * {"json": value} (the value's compact JSON text, as a template) or
+ * {"lua": expression} (computed). */
 static int parse_frame(ctx *c, const cJSON *v, int cap, dw_sim_template *t)
 {
     if (cJSON_IsString(v))
         return parse_template_string(c, v, cap, t);
     if (!cJSON_IsObject(v))
         return fail(c, v, "expected string or object");
-    const cJSON *vals[3];
-    int rc = members(c, v, frame_keys, 3, vals);
+    const cJSON *vals[4];
+    int rc = members(c, v, frame_keys, 4, vals);
     if (rc != DW_OK)
         return rc;
     if (!vals[2])
         return parse_value_template(c, v, cap, t);
-    if (vals[0] || vals[1]) {
+    if (vals[0] || vals[1] || vals[3]) {
         size_t old = push_key(c, "json");
-        rc = fail_key(c, vals[2], "give one of \"hex\", \"base64\" or \"json\"");
+        rc = fail_key(c, vals[2], "give one of \"hex\", \"base64\", \"json\" or \"lua\"");
         pop(c, old);
         return rc;
     }
@@ -1243,7 +1344,12 @@ static int parse_sets(ctx *c, const cJSON *v, int cap, dw_sim_action *a)
     for (const cJSON *m = v->child; m && rc == DW_OK; m = m->next, i++) {
         size_t old = push_key(c, m->string);
         size_t var = find_var(c, m->string, strlen(m->string));
-        if (var == SIZE_MAX) {
+        if (var == SIZE_MAX &&
+            (var = dw_sim_prop_find(c->s->props, m->string, strlen(m->string))) != SIZE_MAX) {
+            a->sets[i].prop = 1; /* a property: set at run time, validated */
+            a->sets[i].var = var;
+            rc = parse_value_template(c, m, cap, &a->sets[i].value);
+        } else if (var == SIZE_MAX) {
             rc = unknown_var(c, dw__json_pos_of(c->pos, m, 1), m->string, strlen(m->string), 0);
         } else if (c->var_mark[var] == c->mark_gen) {
             rc = fail_key(c, m, "duplicate key");
@@ -1267,11 +1373,12 @@ enum {
     A_FAULT,
     A_FAULT_ON,
     A_GARBAGE,
+    A_LUA,
     A_N
 };
 #define ACTION_KEYS                                                                                \
     "reply", "after_last", "set", "delay_ms", "split", "split_delay_ms", "fault", "fault_on",      \
-        "garbage"
+        "garbage", "lua"
 
 static const char *const after_last_names[] = {"repeat_last", "cycle", "silent"};
 static const char *const fault_names[] = {"none",    "close", "reset",    "hang",
@@ -1354,72 +1461,45 @@ static int parse_action(ctx *c, const cJSON *const *av, int cap, dw_sim_action *
             else if ((rc = parse_bytes(c, v, &a->garbage)) == DW_OK && a->garbage.len == 0)
                 rc = fail(c, v, "must not be empty");
             break;
+        case A_LUA:
+            rc = parse_lua(c, v, 1, &a->lua);
+            break;
         }
         pop(c, old);
     }
     return rc;
 }
 
-/* ---- for the modules that parse parts of a script (script_load_int.h) ---- */
-
-int dw__sim_ld_fail(struct ctx *c, const cJSON *node, int at_key, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = vfail_at(c, dw__json_pos_of(c->pos, node, at_key), fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-int dw__sim_ld_oom(struct ctx *c)
-{
-    return oom(c);
-}
-
-size_t dw__sim_ld_push_key(struct ctx *c, const char *key)
-{
-    return push_key(c, key);
-}
-
-void dw__sim_ld_pop(struct ctx *c, size_t old)
-{
-    pop(c, old);
-}
-
-int dw__sim_ld_members(struct ctx *c, const cJSON *obj, const char *const *keys, size_t n,
-                       const cJSON **vals)
-{
-    return members(c, obj, keys, n, vals);
-}
-
-int dw__sim_ld_uint(struct ctx *c, const cJSON *v, uint64_t min, uint64_t max, uint64_t *out)
-{
-    return get_uint(c, v, min, max, out);
-}
-
-int dw__sim_ld_enum(struct ctx *c, const cJSON *v, const char *const *names, size_t n, int *out)
-{
-    return get_enum(c, v, names, n, out);
-}
-
 /* ---- rules, steps, unmatched, periodic ----------------------------------- */
 
+#define ENTRY_KEYS 4 /* keys before the action's */
 /* A rule's own network keys follow its action keys (netfault_load.c). */
 #define RULE_NET_KEYS 3
-static const char *const rule_keys[] = {"when",      "name",        "description", ACTION_KEYS,
-                                        "direction", "probability", "delay"};
-static const char *const step_keys[] = {"expect", "name", "description", ACTION_KEYS};
+static const char *const rule_keys[] = {"when",      "name",      "description", "if",
+                                        ACTION_KEYS, "direction", "probability", "delay"};
+static const char *const step_keys[] = {"expect", "name", "description", "if", ACTION_KEYS};
+
+/* "if": a Lua expression. */
+static int parse_cond(ctx *c, const cJSON *v, const dw_sim_lua_chunk **cond)
+{
+    if (!v)
+        return DW_OK;
+    size_t old = push_key(c, "if");
+    int rc = parse_lua(c, v, 0, cond);
+    pop(c, old);
+    return rc;
+}
 
 /* A rule or a step: keys[0] is "when" or "expect"; a rule (net not NULL)
  * also has its network keys. */
 static int parse_entry(ctx *c, const cJSON *v, const char *const *keys, const char *list,
-                       size_t index, char **name, dw_sim_match *m, dw_sim_action *a,
-                       dw_sim_rule_net **net)
+                       size_t index, char **name, dw_sim_match *m, const dw_sim_lua_chunk **cond,
+                       dw_sim_action *a, dw_sim_rule_net **net)
 {
     if (!cJSON_IsObject(v))
         return fail(c, v, "expected object");
-    const cJSON *vals[3 + A_N + RULE_NET_KEYS];
-    size_t nkeys = 3 + A_N + (net ? RULE_NET_KEYS : 0);
+    const cJSON *vals[ENTRY_KEYS + A_N + RULE_NET_KEYS];
+    size_t nkeys = ENTRY_KEYS + A_N + (net ? RULE_NET_KEYS : 0);
     const char *other = strcmp(keys[0], "when") == 0 ? "expect" : "when";
     const cJSON *wrong = cJSON_GetObjectItemCaseSensitive(v, other);
     if (wrong) {
@@ -1455,11 +1535,13 @@ static int parse_entry(ctx *c, const cJSON *v, const char *const *keys, const ch
     size_t old = push_key(c, keys[0]);
     rc = parse_match(c, vals[0], m, &cap);
     pop(c, old);
+    if (rc == DW_OK)
+        rc = parse_cond(c, vals[3], cond);
     if (rc != DW_OK)
         return rc;
-    rc = parse_action(c, vals + 3, cap, a);
+    rc = parse_action(c, vals + ENTRY_KEYS, cap, a);
     if (rc == DW_OK && net)
-        rc = dw__sim_parse_rule_net(c, vals + 3 + A_N, vals[3 + A_FAULT] != NULL, net);
+        rc = dw__load_rule_net(c, vals + ENTRY_KEYS + A_N, vals[ENTRY_KEYS + A_FAULT] != NULL, net);
     if (rc == DW_OK && net)
         a->net = *net;
     return rc;
@@ -1485,10 +1567,11 @@ static int parse_list(ctx *c, const cJSON *v, int rules)
     size_t i = 0;
     for (const cJSON *e = v->child; e; e = e->next, i++) {
         size_t old = push_index(c, i);
-        int rc = rules ? parse_entry(c, e, rule_keys, "rules", i, &s->rules[i].name,
-                                     &s->rules[i].when, &s->rules[i].action, &s->rules[i].net)
-                       : parse_entry(c, e, step_keys, "steps", i, &s->steps[i].name,
-                                     &s->steps[i].expect, &s->steps[i].action, NULL);
+        int rc =
+            rules ? parse_entry(c, e, rule_keys, "rules", i, &s->rules[i].name, &s->rules[i].when,
+                                &s->rules[i].cond, &s->rules[i].action, &s->rules[i].net)
+                  : parse_entry(c, e, step_keys, "steps", i, &s->steps[i].name, &s->steps[i].expect,
+                                &s->steps[i].cond, &s->steps[i].action, NULL);
         pop(c, old);
         if (rc != DW_OK)
             return rc;
@@ -1516,6 +1599,19 @@ static int parse_unmatched(ctx *c, const cJSON *v)
             return rc;
     }
     return parse_action(c, vals + 1, 0, &c->s->unmatched);
+}
+
+/* "on_error": what a property's command does with a value it refuses. */
+static int parse_on_error(ctx *c, const cJSON *v)
+{
+    if (c->s->profile == DW_SIM_PROFILE_SCPI)
+        return fail_key(c, v, "not with the SCPI profile (a refused value queues its error)");
+    if (!cJSON_IsObject(v))
+        return fail(c, v, "expected object");
+    const cJSON *vals[A_N];
+    int rc = members(c, v, unmatched_keys + 1, A_N, vals);
+    c->s->has_on_error = 1;
+    return rc == DW_OK ? parse_action(c, vals, 0, &c->s->on_error) : rc;
 }
 
 static int parse_periodic(ctx *c, const cJSON *v)
@@ -1855,21 +1951,23 @@ enum {
     T_STATE,
     T_SCOPE,
     T_PROFILE,
+    T_PROPERTIES,
     T_IDN,
     T_BANNER,
     T_PROMPT,
     T_STEPS,
     T_RULES,
     T_UNMATCHED,
+    T_ON_ERROR,
     T_PERIODIC,
     T_BAUD,
     T_NETWORK,
     T_N
 };
-static const char *const top_keys[] = {"$schema", "name",   "description", "transport", "framing",
-                                       "state",   "scope",  "profile",     "idn",       "banner",
-                                       "prompt",  "steps",  "rules",       "unmatched", "periodic",
-                                       "baud",    "network"};
+static const char *const top_keys[] = {
+    "$schema",   "name",       "description", "transport", "framing", "state", "scope",
+    "profile",   "properties", "idn",         "banner",    "prompt",  "steps", "rules",
+    "unmatched", "on_error",   "periodic",    "baud",      "network"};
 static const char *const profile_names[] = {"none", "scpi"};
 static const char *const transport_names[] = {"tcp", "telnet", "udp", "serial"};
 #define NTRANSPORTS 4
@@ -1932,6 +2030,7 @@ static int parse_script(ctx *c, const cJSON *root)
             continue;
         size_t old = push_key(c, v->string);
         int e = 0;
+        c->no_lua = k == T_BANNER || k == T_UNMATCHED || k == T_PERIODIC;
         switch (k) {
         case T_SCHEMA:
         case T_DESCRIPTION:
@@ -1970,6 +2069,9 @@ static int parse_script(ctx *c, const cJSON *root)
         case T_PROFILE:
             rc = parse_profile(c, v);
             break;
+        case T_PROPERTIES:
+            rc = dw__load_properties(c, v);
+            break;
         case T_IDN:
             if (s->profile != DW_SIM_PROFILE_SCPI)
                 rc = fail_key(c, v, "only with \"profile\": \"scpi\"");
@@ -1988,6 +2090,9 @@ static int parse_script(ctx *c, const cJSON *root)
             else
                 rc = parse_unmatched(c, v);
             break;
+        case T_ON_ERROR:
+            rc = parse_on_error(c, v);
+            break;
         case T_PERIODIC:
             rc = parse_periodic(c, v);
             break;
@@ -1995,7 +2100,7 @@ static int parse_script(ctx *c, const cJSON *root)
             rc = get_baud(c, v, &s->baud);
             break;
         case T_NETWORK:
-            rc = dw__sim_parse_network(c, v, &s->network);
+            rc = dw__load_network(c, v, &s->network);
             break;
         }
         pop(c, old);
@@ -2092,6 +2197,7 @@ int dw_sim_script_load_buffer(const char *name, const char *text, size_t len, dw
     free(c.var_mark);
     dw_marshaller_free(c.req_m);
     dw_marshaller_free(c.resp_m);
+    dw_sim_lua_checker_free(c.lua);
     if (rc != DW_OK) {
         dw_sim_script_free(c.s);
         return rc;
@@ -2175,10 +2281,96 @@ void dw_sim_script_free(dw_sim_script *s)
     free(s->rules);
     dw_sim_netfaults_free(s->network);
     action_free(&s->unmatched);
+    action_free(&s->on_error);
+    dw_sim_props_free(s->props);
     for (size_t i = 0; i < s->nperiodic; i++)
         template_free(&s->periodic[i].send);
     free(s->periodic);
+    for (size_t i = 0; i < s->nlua; i++)
+        chunk_free(s->lua[i]);
+    free(s->lua);
     free(s);
+}
+
+/* ---- helpers for the other loader files (script_int.h) ------------------- */
+
+dw_sim_script *dw__load_script(dw__load *c)
+{
+    return c->s;
+}
+
+int dw__load_fail(dw__load *c, const cJSON *node, int key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfail_at(c, dw__json_pos_of(c->pos, node, key), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int dw__load_fail_in(dw__load *c, const cJSON *node, size_t i, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfail_at(c, str_pos(c, node, i), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int dw__load_oom(dw__load *c)
+{
+    return oom(c);
+}
+
+size_t dw__load_push(dw__load *c, const char *key)
+{
+    return push_key(c, key);
+}
+
+size_t dw__load_push_index(dw__load *c, size_t i)
+{
+    return push_index(c, i);
+}
+
+void dw__load_pop(dw__load *c, size_t old)
+{
+    pop(c, old);
+}
+
+int dw__load_members(dw__load *c, const cJSON *obj, const char *const *keys, size_t n,
+                     const cJSON **vals)
+{
+    return members(c, obj, keys, n, vals);
+}
+
+int dw__load_uint(dw__load *c, const cJSON *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+    return get_uint(c, v, min, max, out);
+}
+
+int dw__load_enum(dw__load *c, const cJSON *v, const char *const *names, size_t n, int *out)
+{
+    return get_enum(c, v, names, n, out);
+}
+
+int dw__load_name_ok(const char *n)
+{
+    return var_name_ok(n);
+}
+
+size_t dw__load_find_var(dw__load *c, const char *name, size_t len)
+{
+    return find_var(c, name, len);
+}
+
+const char *dw__load_near(const char *word, const char *const *cands, size_t n, char *buf,
+                          size_t cap)
+{
+    near nr;
+    near_init(&nr);
+    for (size_t i = 0; i < n; i++)
+        near_consider(&nr, word, cands[i]);
+    return near_text(&nr, buf, cap);
 }
 
 /* ---- bench files ------------------------------------------------------------ */

@@ -102,6 +102,7 @@ void dw__sim_gen_release(dw_sim_server *s, sim_gen *g)
     s->retired_requests += dw_sim_engine_requests(g->engine);
     s->retired_unmatched += dw_sim_engine_unmatched(g->engine);
     s->retired_limit_hits += dw_sim_engine_regex_limit_hits(g->engine);
+    s->retired_lua_errors += dw_sim_engine_lua_errors(g->engine);
     dw_sim_engine_free(g->engine);
     dw_sim_script_free(g->script);
     free(g);
@@ -161,6 +162,20 @@ void dw__sim_report_limits(dw_sim_server *s, uint64_t id, const char *peer, cons
                         "request; counted as no match (logged once for this rule, counted in the "
                         "summary)",
                         peer, (unsigned long long)id, h->name, request_len);
+    }
+    if (o->lua.name) {
+        static const char what[] = "lua error: ";
+        dw_buf text = DW_BUF_INIT;
+        if (dw_buf_append_str(&text, what) == DW_OK &&
+            dw_buf_append_str(&text, o->lua.message) == DW_OK)
+            dw_sim_transcript_event(s->transcript, s->name, id, "note", text.data, text.len,
+                                    o->lua.name, NULL);
+        dw_buf_free(&text);
+        if (o->lua.first)
+            dw__sim_log(s, DW_LOG_WARN,
+                        "%s: connection %llu: %s: lua error: %s; handled as unmatched (logged "
+                        "once for this rule, counted in the summary)",
+                        peer, (unsigned long long)id, o->lua.name, o->lua.message);
     }
 }
 
@@ -1176,6 +1191,7 @@ static void server_totals(void *arg)
     a->t->requests = a->s->retired_requests + dw_sim_engine_requests(e);
     a->t->unmatched = a->s->retired_unmatched + dw_sim_engine_unmatched(e);
     a->t->regex_limit_hits = a->s->retired_limit_hits + dw_sim_engine_regex_limit_hits(e);
+    a->t->lua_errors = a->s->retired_lua_errors + dw_sim_engine_lua_errors(e);
     a->t->steps_not_reached = dw_sim_engine_steps_not_reached(e);
 }
 
@@ -1225,20 +1241,32 @@ static void print_hits(FILE *f, const dw_sim_script *script, dw_sim_engine *e)
         fprintf(f, "  rules never matched: %zu of %zu\n", silent, script->nrules);
 }
 
+/* Per step and rule, the non-zero counts of `count`. */
+static void print_per_entry(FILE *f, const dw_sim_script *script, const dw_sim_engine *e,
+                            uint64_t (*step)(const dw_sim_engine *, size_t),
+                            uint64_t (*rule)(const dw_sim_engine *, size_t))
+{
+    for (size_t i = 0; i < script->nsteps; i++)
+        if (step(e, i))
+            fprintf(f, "    %s: %llu\n", script->steps[i].name ? script->steps[i].name : "step",
+                    (unsigned long long)step(e, i));
+    for (size_t i = 0; i < script->nrules; i++)
+        if (rule(e, i))
+            fprintf(f, "    %s: %llu\n", script->rules[i].name ? script->rules[i].name : "rule",
+                    (unsigned long long)rule(e, i));
+}
+
 static void print_limit_hits(FILE *f, const dw_sim_totals *t, const dw_sim_script *script,
                              dw_sim_engine *e)
 {
     if (t->regex_limit_hits)
         fprintf(f, "  regex match limit hits: %llu (each counted as no match)\n",
                 (unsigned long long)t->regex_limit_hits);
-    for (size_t i = 0; i < script->nsteps; i++)
-        if (dw_sim_engine_step_limit_hits(e, i))
-            fprintf(f, "    %s: %llu\n", script->steps[i].name ? script->steps[i].name : "step",
-                    (unsigned long long)dw_sim_engine_step_limit_hits(e, i));
-    for (size_t i = 0; i < script->nrules; i++)
-        if (dw_sim_engine_rule_limit_hits(e, i))
-            fprintf(f, "    %s: %llu\n", script->rules[i].name ? script->rules[i].name : "rule",
-                    (unsigned long long)dw_sim_engine_rule_limit_hits(e, i));
+    print_per_entry(f, script, e, dw_sim_engine_step_limit_hits, dw_sim_engine_rule_limit_hits);
+    if (t->lua_errors)
+        fprintf(f, "  lua errors: %llu (each request handled as unmatched)\n",
+                (unsigned long long)t->lua_errors);
+    print_per_entry(f, script, e, dw_sim_engine_step_lua_errors, dw_sim_engine_rule_lua_errors);
 }
 
 static void server_summary(void *arg)

@@ -115,6 +115,7 @@ typedef struct dw_sim_totals {
     uint64_t requests;         /* over every script served (reloads included) */
     uint64_t unmatched;        /* idem */
     uint64_t regex_limit_hits; /* regex matches a limit cut short (idem) */
+    uint64_t lua_errors;       /* chunks of Lua that failed (idem) */
     size_t steps_not_reached;  /* of the script serving now */
 } dw_sim_totals;
 

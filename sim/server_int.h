@@ -41,6 +41,7 @@ struct dw_sim_server {
     uint64_t next_id;                             /* connections served, numbered from 1 */
     uint64_t retired_requests, retired_unmatched; /* of generations gone */
     uint64_t retired_limit_hits;
+    uint64_t retired_lua_errors;
     size_t max_frame;    /* --max-frame, 0 = each framing's own */
     size_t max_buffered; /* --max-buffered, 0 = no bound */
     size_t buffered;     /* bytes held by all connections now */
@@ -65,7 +66,8 @@ size_t dw__sim_piece(const dw_sim_outcome *o, size_t at, size_t k);
 int dw__sim_budget_take(dw_sim_server *s, size_t *charged, size_t n, size_t *refusal);
 /* The request is done: its bytes leave the budget. */
 void dw__sim_budget_give_back(dw_sim_server *s, size_t *charged);
-/* Log (once per rule) and transcribe the regex limits a request hit. */
+/* Log (once per rule) and transcribe the regex limits a request hit, and
+ * the chunk of Lua that failed on it. */
 void dw__sim_report_limits(dw_sim_server *s, uint64_t id, const char *peer, const dw_sim_outcome *o,
                            size_t request_len);
 /* What the socket takes of p[0..n) now: the bytes taken (maybe 0), or a

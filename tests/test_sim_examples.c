@@ -3,9 +3,11 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <devwire/devwire.h>
 #include <devwire/telnet.h>
@@ -123,20 +125,28 @@ Test(sim_examples, scpi_signal_generator)
     cr_expect(eq(str, (char *)app_ask_text(&a, "*IDN?"), "ACME,SG-1000,0001,1.0.3"));
     cr_expect(eq(str, (char *)app_ask_text(&a, "*ESR?"), "128"), "power on");
     cr_assert(eq(int, dw_app_session_send_bytes(a.s, "FREQ 2.5 MHz", 12, &a.err), DW_OK));
-    cr_expect(eq(str, (char *)app_ask_text(&a, "SOUR:FREQ:CW?"), "2500000"));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "SOUR:FREQ:CW?"), "2.5E+06"), "NR3");
     cr_assert(eq(int, dw_app_session_send_bytes(a.s, "outp on;:pow -3.5dBm", 20, &a.err), DW_OK));
-    cr_expect(eq(str, (char *)app_ask_text(&a, "OUTP?;:POW?;:FREQ? ;*OPC?"), "1;-3.5;2500000;1"),
+    cr_expect(eq(str, (char *)app_ask_text(&a, "OUTP?;:POW?;:FREQ? ;*OPC?"), "1;-3.50;2.5E+06;1"),
               "one response for a compound query");
-    cr_assert(eq(int, dw_app_session_send_bytes(a.s, "FREQ MAX;TRIG:SOUR bus", 22, &a.err), DW_OK));
-    cr_expect(eq(str, (char *)app_ask_text(&a, "FREQ?;:TRIG:SOUR?"), "6000000000;BUS"));
-    /* An unknown command says nothing: the error waits in the queue. */
+    cr_assert(
+        eq(int, dw_app_session_send_bytes(a.s, "FREQ MAX;:TRIG:SOUR bus", 23, &a.err), DW_OK));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "FREQ?;:TRIG:SOUR?"), "6.0E+09;BUS"));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "AM:SOUR?;DEPT?;:OUTP:MOD?"), "INT;30.0;1"));
+    /* An unknown command says nothing: the error waits in the queue. A
+     * refused value leaves the setting as it was. */
     cr_assert(eq(int, dw_app_session_send_bytes(a.s, "BOGUS", 5, &a.err), DW_OK));
     cr_assert(eq(int, dw_app_session_send_bytes(a.s, "OUTP MAYBE", 10, &a.err), DW_OK));
+    cr_assert(eq(int, dw_app_session_send_bytes(a.s, "FREQ 7 GHz", 10, &a.err), DW_OK));
     cr_expect(eq(str, (char *)app_ask_text(&a, "*STB?"), "4"), "EAV");
     cr_expect(eq(str, (char *)app_ask_text(&a, "SYST:ERR?"), "-113,\"Undefined header\""));
     cr_expect(eq(str, (char *)app_ask_text(&a, "SYST:ERR?"), "-224,\"Illegal parameter value\""));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "SYST:ERR?"), "-222,\"Data out of range\""));
     cr_expect(eq(str, (char *)app_ask_text(&a, "SYST:ERR?"), "0,\"No error\""));
-    cr_expect(eq(str, (char *)app_ask_text(&a, "*RST;FREQ?;:OUTP?"), "1000000;0"), "*RST");
+    cr_expect(eq(str, (char *)app_ask_text(&a, "FREQ?"), "6.0E+09"), "unchanged");
+    cr_expect(
+        eq(str, (char *)app_ask_text(&a, "*RST;FREQ?;:OUTP?;:DISP:TEXT?"), "1.0E+06;0;\"SG-1000\""),
+        "*RST");
     /* The trace: a definite-length block holding the sentinel, written
      * in pieces. */
     const dw_buf *w = app_ask(&a, "TRAC?", 5);
@@ -145,6 +155,77 @@ Test(sim_examples, scpi_signal_generator)
     cr_assert(eq(int, dw_scpi_block_parse(w->data, w->len, &blk, &blen), DW_OK));
     cr_expect(eq(sz, blen, 16));
     cr_expect(blk[2] == 0x0a && blk[5] == 0xff, "block bytes intact");
+    app_close(&a);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    dw_sim_proc_free(&p);
+}
+
+static double ask_number(app *a, const char *q)
+{
+    return strtod(app_ask_text(a, q), NULL);
+}
+
+/* Send a SCPI message that has no answer. */
+static void app_send(app *a, const char *msg)
+{
+    cr_assert(eq(int, dw_app_session_send_bytes(a->s, msg, strlen(msg), &a->err), DW_OK), "%s",
+              msg);
+}
+
+Test(sim_examples, scpi_power_supply_ramps_and_limits_its_current)
+{
+    dw_sim_proc p;
+    serve_example(&p, "psu.json");
+    app a;
+    app_open(&a, tcp(p.port), dw_sentinel_marshaller_new("\n", 1), NULL);
+    cr_expect(eq(str, (char *)app_ask_text(&a, "*IDN?"), "ACME,PS-3005,0042,2.1"));
+    cr_expect(fabs(ask_number(&a, "MEAS:VOLT?")) < 0.02, "starts at 0 V");
+    app_send(&a, "SIM:LOAD 10;:VOLT 12;:CURR 5;:OUTP ON");
+    cr_expect(eq(str, (char *)app_ask_text(&a, "VOLT?;:SIM:LOAD?"), "12.000;10"),
+              "the set point at once");
+    usleep(300 * 1000);
+    double v1 = ask_number(&a, "MEAS:VOLT?");
+    cr_expect(v1 > 0.3 && v1 < 11, "ramping at 2 V/s: %g after 0.3 s or more", v1);
+    usleep(200 * 1000);
+    double v2 = ask_number(&a, "MEAS:VOLT?");
+    cr_expect(v2 > v1, "still rising: %g then %g", v1, v2);
+    double i = ask_number(&a, "MEAS:CURR?");
+    double v3 = ask_number(&a, "MEAS:VOLT?");
+    cr_expect(i >= v2 / 10 - 0.01 && i <= v3 / 10 + 0.01, "Ohm's law through 10 ohms: %g A at %g V",
+              i, v3);
+    cr_expect(eq(str, (char *)app_ask_text(&a, "STAT:QUES:COND?"), "0"), "not limited at 5 A");
+    app_send(&a, "CURR 0.02");
+    cr_expect(eq(str, (char *)app_ask_text(&a, "MEAS:CURR?"), "0.0200"), "limited to CURR");
+    cr_expect(eq(str, (char *)app_ask_text(&a, "STAT:QUES:COND?"), "2"), "the current bit");
+    app_send(&a, "OUTP OFF");
+    cr_expect(eq(str, (char *)app_ask_text(&a, "MEAS:CURR?;:STAT:QUES:COND?"), "0.0000;0"),
+              "no current with the output off");
+    app_send(&a, "VOLT 31;:SIM:LOAD -1");
+    cr_expect(eq(str, (char *)app_ask_text(&a, "SYST:ERR?;:VOLT?;:SIM:LOAD?"),
+                 "-222,\"Data out of range\";12.000;10"));
+    app_close(&a);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    dw_sim_proc_free(&p);
+}
+
+Test(sim_examples, temperature_controller_line_protocol)
+{
+    dw_sim_proc p;
+    serve_example(&p, "tempctl.json");
+    app a;
+    app_open(&a, tcp(p.port), dw_sentinel_marshaller_new("\n", 1), NULL);
+    cr_expect(eq(str, (char *)app_ask_text(&a, "*IDN?"), "ACME,TC-10,0007,3.2"));
+    double t0 = ask_number(&a, "MEAS:TEMP?");
+    cr_expect(t0 > 21.9 && t0 < 22.1, "room temperature: %g", t0);
+    cr_expect(eq(str, (char *)app_ask_text(&a, "SP 80"), "OK"));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "SP 500"), "ERR SP 500"));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "SP?"), "80.0"));
+    usleep(400 * 1000);
+    double t1 = ask_number(&a, "MEAS:TEMP?");
+    cr_expect(t1 > 22.1 && t1 < 79, "heating at 0.5 degrees a second: %g", t1);
+    cr_expect(eq(str, (char *)app_ask_text(&a, "MODE man"), "OK"));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "MODE?"), "MAN"));
+    cr_expect(eq(str, (char *)app_ask_text(&a, "HELLO"), "ERR unknown command"));
     app_close(&a);
     cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
     dw_sim_proc_free(&p);

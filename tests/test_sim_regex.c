@@ -16,25 +16,16 @@
 
 /* The simulator and the files of the running test: .fini stops and removes
  * them whatever happened (a failed assertion ends the test early). */
-static dw_sim_proc proc;
-static char *script_path, *transcript_path;
+static dw_sim_run run;
 
 static void cleanup(void)
 {
-    dw_sim_proc_free(&proc);
-    if (script_path)
-        unlink(script_path);
-    if (transcript_path)
-        unlink(transcript_path);
-    free(script_path);
-    free(transcript_path);
-    script_path = transcript_path = NULL;
+    dw_sim_run_free(&run);
 }
 
 static void setup(void)
 {
-    memset(&proc, 0, sizeof proc);
-    proc.out_fd = proc.err_fd = -1;
+    dw_sim_run_init(&run);
 }
 
 TestSuite(sim_regex, .init = setup, .fini = cleanup, .timeout = 120);
@@ -84,11 +75,11 @@ static int limit_notes(const char *path)
 
 static void hostile_does_not_stall_others(const char *script)
 {
-    char *tpath = transcript_path = dw_sim_temp_file("regex-transcript", "");
+    char *tpath = run.transcript = dw_sim_temp_file("regex-transcript", "");
     cr_assert(tpath != NULL);
     const char *const args[] = {"--transcript", tpath, NULL};
-    dw_sim_proc *p = &proc;
-    int rc = dw_sim_proc_serve(p, "regex", script, args, &script_path);
+    dw_sim_proc *p = &run.proc;
+    int rc = dw_sim_proc_serve(p, "regex", script, args, &run.script);
     cr_assert(eq(int, rc, DW_OK), "devwire-sim did not start (%s): %s", dw_strerror(rc),
               text_of(&p->err));
 

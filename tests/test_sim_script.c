@@ -726,7 +726,8 @@ Test(script_errors, replies_and_templates)
         {"{'rules': [{'when': 'a', 'rpely': 'x'}]}",
          "t.json:1:26: rules[0].rpely: unknown key (did you mean \"reply\"?)"},
         {"{'rules': [{'when': 'a', 'reply': 'f=${frq}'}]}",
-         "t.json:1:38: rules[0].reply: unknown variable \"${frq}\" (declare it in \"state\")"},
+         "t.json:1:38: rules[0].reply: unknown variable \"${frq}\" (declare it in \"state\" or "
+         "\"properties\")"},
         {"{'state': {'freq': '1'}, 'rules': [{'when': 'a', 'reply': 'f=${frq}'}]}",
          "t.json:1:62: rules[0].reply: unknown variable \"${frq}\" (did you mean \"${freq}\"?)"},
         {"{'rules': [{'when': 'a', 'reply': 'v=$1'}]}",
@@ -744,9 +745,11 @@ Test(script_errors, replies_and_templates)
         {"{'rules': [{'when': 'a', 'reply': '${}'}]}",
          "t.json:1:36: rules[0].reply: empty variable name in \"${}\""},
         {"{'rules': [{'when': 'a', 'reply': 'a\\tb ${x}'}]}",
-         "t.json:1:41: rules[0].reply: unknown variable \"${x}\" (declare it in \"state\")"},
+         "t.json:1:41: rules[0].reply: unknown variable \"${x}\" (declare it in \"state\" or "
+         "\"properties\")"},
         {"{'rules': [{'when': 'a', 'reply': ['ok', '${x}']}]}",
-         "t.json:1:43: rules[0].reply[1]: unknown variable \"${x}\" (declare it in \"state\")"},
+         "t.json:1:43: rules[0].reply[1]: unknown variable \"${x}\" (declare it in \"state\" or "
+         "\"properties\")"},
         {"{'periodic': [{'every_ms': 10, 'send': '$0'}]}",
          "t.json:1:41: periodic[0].send: \"$0\": there is no request here"},
         {"{'banner': 'hi ${request}'}",
@@ -764,10 +767,10 @@ Test(script_errors, replies_and_templates)
         {"{'rules': [{'when': 'a', 'reply': {'hx': '00'}}]}",
          "t.json:1:36: rules[0].reply.hx: unknown key (did you mean \"hex\"?)"},
         {"{'rules': [{'when': 'a', 'reply': {'hex': '00', 'json': 1}}]}",
-         "t.json:1:49: rules[0].reply.json: give one of \"hex\", \"base64\" or \"json\""},
+         "t.json:1:49: rules[0].reply.json: give one of \"hex\", \"base64\", \"json\" or \"lua\""},
         {"{'rules': [{'when': 'a', 'reply': {'json': {'a': '${nope}'}}}]}",
          "t.json:1:44: rules[0].reply.json: unknown variable \"${nope}\" (declare it in "
-         "\"state\")"},
+         "\"state\" or \"properties\")"},
         {"{'rules': [{'when': 'a', 'reply': {'hex': 'aa ${v'}}]}",
          "t.json:1:47: rules[0].reply.hex: unterminated \"${\" (write \"$$\" for a literal '$')"},
         {"{'state': {'v': ''}, 'rules': [{'when': 'a', 'reply': {'hex': 'a${v}a'}}]}",
@@ -830,7 +833,8 @@ Test(script_errors, actions)
          "t.json:1:55: rules[0].fault_on: must be at least 1 (got 0)"},
         {"{'rules': [{'when': 'a', 'set': []}]}", "t.json:1:33: rules[0].set: expected object"},
         {"{'rules': [{'when': 'a', 'set': {'y': '1'}}]}",
-         "t.json:1:34: rules[0].set.y: unknown variable \"y\" (declare it in \"state\")"},
+         "t.json:1:34: rules[0].set.y: unknown variable \"y\" (declare it in \"state\" or "
+         "\"properties\")"},
         {"{'state': {'freq': '1'}, 'rules': [{'when': 'a', 'set': {'frq': '1'}}]}",
          "t.json:1:58: rules[0].set.frq: unknown variable \"frq\" (did you mean \"freq\"?)"},
         {"{'state': {'freq': '1'}, 'rules': [{'when': 'a', 'set': {'freq': '1', 'freq': '2'}}]}",
@@ -1162,14 +1166,14 @@ Test(schema, parses_and_examples_validate)
         cr_expect(strstr(err.message, "unknown key") == NULL, "%s", err.message);
         dw_sim_script_free(s);
     }
-    cr_expect(eq(sz, nprops, 17));
+    cr_expect(eq(sz, nprops, 19));
     cJSON_Delete(schema);
     free(text);
 
     /* With Python's jsonschema installed, the examples and good fixtures must
      * validate against the schema, and the bad fixtures that a schema can see
-     * (all but bad JSON, unknown variables and impossible captures, which
-     * only the loader finds) must not. */
+     * (all but bad JSON, unknown variables, impossible captures, regex and
+     * Lua syntax, which only the loader finds) must not. */
     if (system("python3 -c 'import jsonschema' >/dev/null 2>&1") != 0)
         cr_skip_test("python3 jsonschema is not installed: only the loader checked them");
     int rc =
@@ -1184,7 +1188,7 @@ Test(schema, parses_and_examples_validate)
                "    for e in v.iter_errors(json.load(open(f))):\n"
                "        print(f, list(e.path), e.message[:300]); bad = 1\n"
                "loader_only = {\"trailing-comma.json\", \"capture.json\", \"regex.json\", "
-               "\"unknown-variable.json\"}\n"
+               "\"unknown-variable.json\", \"lua.json\"}\n"
                "for f in sorted(glob.glob(sys.argv[3] + \"/bad/*.json\")):\n"
                "    if os.path.basename(f) not in loader_only and v.is_valid(json.load(open(f))):\n"
                "        print(f, \"passes the schema\"); bad = 1\n"

@@ -760,3 +760,45 @@ int dw_scpi_pattern_match(const dw_scpi_pattern *p, const dw_scpi_unit *u)
         return 0;
     return match_from(p, 0, u, 0);
 }
+
+int dw_scpi_pattern_match_header(const dw_scpi_pattern *p, const dw_scpi_unit *u)
+{
+    return p->common == u->common ? match_from(p, 0, u, 0) : 0;
+}
+
+int dw_scpi_pattern_last_words(const dw_scpi_pattern *p, int (*fn)(void *arg, const char *word),
+                               void *arg)
+{
+    size_t from = 0;
+    for (size_t i = 0; i < p->n; i++)
+        if (!p->nodes[i].group)
+            from = i;
+    for (size_t i = from; i < p->n; i++) {
+        const pnode *nd = &p->nodes[i];
+        char w[DW_SCPI_MAX_MNEMONIC + 1];
+        size_t k = 0;
+        for (; k < nd->len && !(nd->mnem[k] >= 'a' && nd->mnem[k] <= 'z'); k++)
+            w[k] = nd->mnem[k];
+        w[k] = 0;
+        int rc = fn(arg, w);
+        if (rc == 0 && k < nd->len) {
+            for (k = 0; k < nd->len; k++)
+                w[k] = (char)upper(nd->mnem[k]);
+            w[k] = 0;
+            rc = fn(arg, w);
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+void dw_scpi_unit_last_word(const dw_scpi_unit *u, char *out)
+{
+    const char *w = u->nnodes ? u->nodes[u->nnodes - 1] : "";
+    size_t n = strlen(w);
+    while (n > 0 && is_digit(w[n - 1]))
+        n--;
+    memcpy(out, w, n);
+    out[n] = 0;
+}

@@ -144,5 +144,19 @@ void dw_scpi_pattern_free(dw_scpi_pattern *p);
 int dw_scpi_pattern_match(const dw_scpi_pattern *p, const dw_scpi_unit *u);
 /* 1 if the pattern is a query. */
 int dw_scpi_pattern_query(const dw_scpi_pattern *p);
+/* As dw_scpi_pattern_match, whether or not either is a query (one header
+ * serves a property's set and query forms). */
+int dw_scpi_pattern_match_header(const dw_scpi_pattern *p, const dw_scpi_unit *u);
+/* The words the last node of a fitting unit can be, numeric suffix taken
+ * off: the short and long forms, upper case, of every node from the last
+ * required one on (of every node if none is required). fn(arg, word) is
+ * called for each; the first non-zero return stops and is returned, else
+ * 0. An index keyed on a unit's last node finds every pattern that may
+ * fit it. */
+int dw_scpi_pattern_last_words(const dw_scpi_pattern *p, int (*fn)(void *arg, const char *word),
+                               void *arg);
+/* A unit's last node without its numeric suffix, into out (at least
+ * DW_SCPI_MAX_MNEMONIC + 1 bytes). */
+void dw_scpi_unit_last_word(const dw_scpi_unit *u, char *out);
 
 #endif

@@ -45,26 +45,19 @@ static double now(void)
 
 /* ---- scripts --------------------------------------------------------------- */
 
-/* A script of n exact rules "Q<i>" -> "A<i>"; returns the file (caller
- * unlinks and frees). */
+/* Rule i of the exact rules "Q<i>" -> "A<i>". */
+static void exact_rule(FILE *f, size_t i, void *arg)
+{
+    (void)arg;
+    fprintf(f, "{\"when\": \"Q%zu\", \"reply\": \"A%zu\"}", i, i);
+}
+
+/* A script of n exact rules; returns the file (caller unlinks and frees). */
 static char *make_script(size_t n)
 {
-    char *path = NULL;
-    if (asprintf(&path, "/tmp/dwsim-bench-%ld-%zu.json", (long)getpid(), n) < 0)
-        return NULL;
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        free(path);
-        return NULL;
-    }
-    fputs("{\"name\": \"bench\", \"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\"},\n"
-          " \"rules\": [\n",
-          f);
-    for (size_t i = 0; i < n; i++)
-        fprintf(f, "  {\"when\": \"Q%zu\", \"reply\": \"A%zu\"}%s\n", i, i, i + 1 < n ? "," : "");
-    fputs(" ]}\n", f);
-    fclose(f);
-    return path;
+    char tag[32];
+    snprintf(tag, sizeof tag, "%zu", n);
+    return bench_sim_script(tag, n, exact_rule, NULL);
 }
 
 /* ---- the bare server: an echoing application server ----------------------- */
@@ -157,16 +150,9 @@ static double run_load(uint16_t port, size_t nrules, int sim, int conns, double 
     return (double)atomic_load(&l.trips) / elapsed;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double median(double *v, int n)
 {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return bench_median(v, n);
 }
 
 /* ---- the engine alone ------------------------------------------------------- */

@@ -1,6 +1,8 @@
 #include "sim_child.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "bench_child.h"
 
@@ -22,4 +24,32 @@ int bench_sim_child_start(bench_sim_child *p, const char *script)
 void bench_sim_child_stop(bench_sim_child *p)
 {
     bench_child_stop(p->pid);
+}
+
+char *bench_sim_script(const char *tag, size_t n, void (*rule)(FILE *f, size_t i, void *arg),
+                       void *arg)
+{
+    char *path = NULL;
+    if (asprintf(&path, "/tmp/dwsim-bench-%s-%ld.json", tag, (long)getpid()) < 0)
+        return NULL;
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        free(path);
+        return NULL;
+    }
+    fputs("{\"name\": \"bench\", \"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\"},\n"
+          " \"rules\": [\n",
+          f);
+    for (size_t i = 0; i < n; i++) {
+        fputs("  ", f);
+        rule(f, i, arg);
+        fputs(i + 1 < n ? ",\n" : "\n", f);
+    }
+    fputs(" ]}\n", f);
+    if (fclose(f) != 0) {
+        unlink(path);
+        free(path);
+        return NULL;
+    }
+    return path;
 }

@@ -4,6 +4,7 @@
 #define BENCH_SIM_CHILD_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 typedef struct bench_sim_child {
@@ -17,5 +18,11 @@ typedef struct bench_sim_child {
 int bench_sim_child_start(bench_sim_child *p, const char *script);
 /* SIGTERM and wait for it. */
 void bench_sim_child_stop(bench_sim_child *p);
+
+/* Write a script of `n` rules with a "\n" sentinel to a new file named
+ * after `tag`: rule(f, i, arg) prints rule i's JSON object. Returns the path
+ * (caller unlinks and frees) or NULL. */
+char *bench_sim_script(const char *tag, size_t n, void (*rule)(FILE *f, size_t i, void *arg),
+                       void *arg);
 
 #endif

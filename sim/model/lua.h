@@ -1,0 +1,113 @@
+/* devwire-sim's Lua sandbox: conditions ("if"), computed values ({"lua": ...}
+ * replies and set values) and "lua" actions, in Lua 5.4 (docs/sim.md,
+ * "Conditions and computed values (Lua)").
+ *
+ * One sandbox per engine (device), made only when the script has Lua: a
+ * script without Lua never creates a lua_State. The sandbox has no io, no
+ * os but os.time and os.clock, no require, dofile, loadfile or debug; load
+ * takes text only; collectgarbage only "count", "step" and "collect";
+ * math.randomseed belongs to the engine (dw_sim_lua_seed). Every evaluation
+ * runs under an instruction budget (a count hook) and the whole state under
+ * a memory cap (its allocator refuses past it, so string.rep('x', 1e9) fails
+ * at once); a chunk that overruns either fails like one that raises an
+ * error, and the sandbox stays usable.
+ *
+ * Names: Lua's own libraries (math, string, table, utf8, os) and base
+ * functions first; every other global a chunk reads goes through one lookup
+ * function (lookup() in lua.c): request, captures, now, state, then the
+ * state variables and the typed properties by name (one namespace). A
+ * property reads as its typed value at the request's time (a ramp where it
+ * is now, noise drawn): float and int as numbers, bool as a boolean, enum as
+ * its choice's short form ("IMM"), string as a string. A variable reads as a boolean when its text
+ * is "true" or "false", as a number when its text is a Lua number ("42",
+ * "-1.5", "1e9", "0x1F"), else as a string. A "lua" action sets a variable
+ * by assigning it (count = count + 1, state.mode = 'ERR', state["a-b"] = 1);
+ * a property likewise (volt = 5, state.output = true, trig = 'BUS'),
+ * validated as its command validates a value: a refused value is an error
+ * ("property 'volt' refuses 40: Data out of range (-222)"). Elsewhere the
+ * state is read-only. Reading or assigning a name that is
+ * none of these is an error (a typo fails loudly instead of reading nil).
+ *
+ * A sandbox is used by one thread at a time: dw_sim_lua_eval locks its own
+ * mutex. */
+#ifndef DW_SIM_LUA_H
+#define DW_SIM_LUA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <devwire/devwire.h>
+
+#include "../script.h"
+#include "props.h"
+
+/* Default instructions per evaluation and bytes per sandbox. */
+#define DW_SIM_LUA_BUDGET     1000000u
+#define DW_SIM_LUA_MEMORY_CAP ((size_t)16 << 20)
+
+/* ---- at load: syntax checks ---------------------------------------------- */
+
+typedef struct dw_sim_lua_checker dw_sim_lua_checker;
+
+/* A compiler for checking chunks (no libraries, no sandbox); NULL when out of
+ * memory. Free with dw_sim_lua_checker_free (accepts NULL). */
+dw_sim_lua_checker *dw_sim_lua_checker_new(void);
+void dw_sim_lua_checker_free(dw_sim_lua_checker *k);
+
+/* Compile src as an expression (statements == 0) or statements. DW_OK;
+ * DW_ESCRIPT with *line the chunk's line (1-based) where Lua found the error
+ * and msg its message without position ("unexpected symbol near 'x'");
+ * DW_ENOMEM. */
+int dw_sim_lua_check(dw_sim_lua_checker *k, const char *src, int statements, unsigned *line,
+                     char *msg, size_t cap);
+
+/* ---- at run time ----------------------------------------------------------- */
+
+typedef struct dw_sim_lua dw_sim_lua;
+
+/* What a chunk sees while it runs, set by the engine for each evaluation.
+ * Captures: [cap_so[i], cap_eo[i]) of `request` for i = 0..9, SIZE_MAX when
+ * group i is not set (cap_so NULL: no captures). */
+typedef struct dw_sim_lua_scope {
+    const uint8_t *request; /* NULL: no request here */
+    size_t request_len;
+    const size_t *cap_so, *cap_eo;
+    const dw_buf *vars;        /* the state's values, in script->vars order */
+    dw_sim_props_state *props; /* the properties' values (NULL: the script has none) */
+    double now;                /* the request's time: `now`, and the properties' ramps */
+    /* A "lua" action: set variable `var` to p[0..n) (the engine keeps the
+     * old value to undo the request's changes if a later chunk fails);
+     * DW_OK or DW_ENOMEM. NULL elsewhere: the state is read-only. */
+    int (*assign)(void *arg, size_t var, const uint8_t *p, size_t n);
+    /* A "lua" action: set property `prop` to *v (as dw_sim_prop_set, the
+     * engine keeping the old value likewise): 0, a SCPI error code (the
+     * value refused), DW_SCPI_NOMEM. NULL elsewhere. */
+    int (*set_prop)(void *arg, size_t prop, const dw_sim_prop_value *v);
+    void *arg;
+} dw_sim_lua_scope;
+
+/* A sandbox with every chunk of `script` compiled (borrowed: it must outlive
+ * the sandbox). DW_OK and *out, or DW_ENOMEM with `err` set. */
+int dw_sim_lua_new(const dw_sim_script *script, dw_sim_lua **out, dw_error *err);
+void dw_sim_lua_free(dw_sim_lua *x);
+
+/* Limits: instructions per evaluation (at least 1) and bytes for the whole
+ * state (what it already holds counts). */
+void dw_sim_lua_set_limits(dw_sim_lua *x, uint32_t instructions, size_t memory);
+/* Seed math.random (the engine seeds it when it makes the sandbox, with
+ * the seed of its noise PRNG). Unseeded, it is Lua's own (time and address). */
+void dw_sim_lua_seed(dw_sim_lua *x, uint64_t seed);
+/* Bytes the state holds now. */
+size_t dw_sim_lua_memory(dw_sim_lua *x);
+
+/* Run `chunk` with `scope`. An expression's value goes to *truth (Lua's
+ * truth: all but nil and false) when truth is non-NULL, and is appended to
+ * `text` when text is non-NULL (a string as is, a number as Lua prints it,
+ * a boolean as "true" or "false"; any other value is an error). DW_OK, or
+ * DW_ESCRIPT with msg saying where and why ("rules[3].if:1: attempt to
+ * compare nil with number", "rules[3].lua: instruction budget (1000000)
+ * exceeded", "rules[3].reply: memory cap (16777216 bytes) reached"). */
+int dw_sim_lua_eval(dw_sim_lua *x, const dw_sim_lua_chunk *chunk, const dw_sim_lua_scope *scope,
+                    int *truth, dw_buf *text, char *msg, size_t cap);
+
+#endif
