@@ -837,7 +837,10 @@ static int view_init(dw_sim_proxy *p, int dir, dw_error *err)
         v->request_framing = s->response_framing;
     if (!v->nrules)
         return DW_OK;
-    return dw_sim_engine_new(v, &p->eng[dir], err);
+    int rc = dw_sim_engine_new(v, &p->eng[dir], err);
+    if (rc == DW_OK) /* Lua's math.random in a rule's "if" repeats with --seed */
+        dw_sim_engine_seed(p->eng[dir], p->seed + (uint64_t)dir);
+    return rc;
 }
 
 typedef struct open_args {

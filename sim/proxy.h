@@ -45,7 +45,7 @@ typedef struct dw_sim_proxy_options {
     size_t max_connections;        /* default 1024 */
     dw_sim_loop *loop;             /* required; borrowed, must outlive the proxy */
     dw_sim_recorder *recorder;     /* record (faults are then ignored); NULL: fault proxy */
-    uint64_t seed;                 /* for the random draws of faults (--seed) */
+    uint64_t seed;                 /* every random draw: faults, Lua's math.random (--seed) */
     int raw; /* bytes only: the script's network faults, no rules, Telnet passed
               * through (a simulator's own "network", in front of it) */
 } dw_sim_proxy_options;

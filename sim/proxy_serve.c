@@ -109,7 +109,7 @@ static int options(const dw_sim_proxy_run *r, dw_sim_proxy_options *po, char **h
     po->max_connections = r->max_connections;
     po->seed = r->have_seed ? r->seed : dw_sim_rng_entropy();
     if (!r->have_seed && !r->out)
-        fprintf(stderr, "%s: seed %llu (repeat this run's random faults with --seed %llu)\n", prog,
+        fprintf(stderr, "%s: seed %llu (repeat this run's random draws with --seed %llu)\n", prog,
                 (unsigned long long)po->seed, (unsigned long long)po->seed);
     return 0;
 }

@@ -90,6 +90,19 @@ static int front_open(const dw_sim_device *d, const dw_sim_script *script,
     return DW_OK;
 }
 
+/* Whether serving the script draws random numbers: network faults, a
+ * rule's "probability" or "delay", a property's noise, Lua (math.random). */
+static int draws(const dw_sim_script *s)
+{
+    int any = s->network != NULL || s->nlua > 0;
+    for (size_t r = 0; r < s->nrules; r++)
+        any |= s->rules[r].net && (s->rules[r].net->has_delay || s->rules[r].net->probability < 1);
+    size_t n = s->props ? dw_sim_props_count(s->props) : 0;
+    for (size_t i = 0; i < n; i++)
+        any |= dw_sim_props_def(s->props, i)->noise != DW_SIM_NOISE_NONE;
+    return any;
+}
+
 /* Bind every device on `loop` (behind a proxy when its script has network
  * faults): DW_OK, or the exit status after saying why. */
 static int open_all(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o,
@@ -100,10 +113,7 @@ static int open_all(const dw_sim_device *devs, size_t n, const dw_sim_serve_opti
         if (!script)
             return 2;
         int front = script->network != NULL;
-        *random |= front;
-        for (size_t r = 0; r < script->nrules; r++)
-            *random |= script->rules[r].net &&
-                       (script->rules[r].net->has_delay || script->rules[r].net->probability < 1);
+        *random |= draws(script);
         dw_sim_server_options so;
         dw_sim_server_options_init(&so);
         so.name = devs[i].name;
@@ -225,7 +235,7 @@ int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options
     int random = 0;
     int status = open_all(devs, n, o, loop, srv, px, &random);
     if (status == DW_OK && !o->have_seed && random)
-        fprintf(stderr, "%s: seed %llu (repeat this run's random faults with --seed %llu)\n", prog,
+        fprintf(stderr, "%s: seed %llu (repeat this run's random draws with --seed %llu)\n", prog,
                 (unsigned long long)o->seed, (unsigned long long)o->seed);
     if (status == DW_OK && dw_sim_loop_start(loop, &err) != DW_OK) {
         fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));

@@ -33,7 +33,7 @@ typedef struct dw_sim_serve_options {
     size_t max_frame;    /* --max-frame, 0 = each framing's own */
     size_t max_buffered; /* --max-buffered, per device; 0 = no bound */
     int check;           /* exit 1 when a request was unmatched or a step not reached */
-    uint64_t seed;       /* --seed: random network faults */
+    uint64_t seed;       /* --seed: every random draw (faults, noise, Lua) */
     int have_seed;       /* 0: a seed is drawn, and printed when a script uses it */
 } dw_sim_serve_options;
 

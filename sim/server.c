@@ -123,6 +123,7 @@ static int gen_new(const dw_sim_server *s, dw_sim_script *script, sim_gen **out,
         return rc;
     }
     dw_sim_engine_set_rng(g->engine, (dw_sim_rng *)&s->rng);
+    dw_sim_engine_seed(g->engine, s->engine_seed);
     g->script = script;
     g->refs = 1;
     *out = g;
@@ -200,10 +201,17 @@ size_t dw__sim_piece(const dw_sim_outcome *o, size_t at, size_t k)
 }
 
 /* A fresh session on the generation serving now (the connection starts
- * afresh after a reload). */
+ * afresh after a reload); the decoder follows the new request framing, as
+ * the old generation's goes with it (called between frames, so nothing is
+ * lost). */
 static int conn_bind(sim_conn *c)
 {
-    return dw__sim_bind(c->srv, &c->gen, &c->sess);
+    int rc = dw__sim_bind(c->srv, &c->gen, &c->sess);
+    if (rc != DW_OK || !c->dec)
+        return rc;
+    dw_decoder_free(c->dec);
+    c->dec = dw_decoder_new(dw_sim_engine_request_marshaller(c->gen->engine));
+    return c->dec ? DW_OK : DW_ENOMEM;
 }
 
 /* ---- ending a connection ----------------------------------------------------- */
@@ -999,6 +1007,7 @@ void dw_sim_server_options_init(dw_sim_server_options *o)
     o->idle_timeout_ms = -1;
     o->write_timeout_ms = 10000;
     o->max_buffered = DW_SIM_MAX_BUFFERED;
+    o->seed = DW_SIM_DEFAULT_SEED;
 }
 
 typedef struct open_args {
@@ -1056,6 +1065,7 @@ int dw_sim_server_new(const dw_sim_server_options *o, dw_sim_script *script, dw_
     for (const char *k = o->name; k && *k; k++) /* each device its own draws */
         stream = stream * 131 + (unsigned char)*k;
     dw_sim_rng_seed(&s->rng, o->seed, stream);
+    s->engine_seed = o->seed + stream * 0x9e3779b97f4a7c15u; /* the seed itself without a name */
     if (o->name && !(s->name = strdup(o->name))) {
         free(s);
         return dw_error_set(err, DW_ENOMEM, "out of memory");

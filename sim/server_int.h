@@ -46,9 +46,10 @@ struct dw_sim_server {
     size_t max_buffered; /* --max-buffered, 0 = no bound */
     size_t buffered;     /* bytes held by all connections now */
     int started, stopped;
-    dw_sim_rng rng; /* rules' "probability" and "delay" (every generation's engine) */
-    dw_buf scratch; /* Telnet escaping */
-    dw_buf msg;     /* a periodic message */
+    dw_sim_rng rng;       /* rules' "probability" and "delay" (every generation's engine) */
+    uint64_t engine_seed; /* each generation's noise and math.random (dw_sim_engine_seed) */
+    dw_buf scratch;       /* Telnet escaping */
+    dw_buf msg;           /* a periodic message */
 };
 
 /* Log a line, after the device's name when the process serves several. */

@@ -5,6 +5,7 @@
 #include <criterion/new/assert.h>
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -483,6 +484,56 @@ Test(sim_proxy, simulator_rule_probability_repeats_with_seed)
     cr_assert(ne(str, a, c), "another seed, other faults");
 }
 
+/* Ten answers of a simulator with a noisy property (R?) and a Lua reply
+ * drawing from math.random (RND), alternating, into out (of 512); a SIGHUP
+ * reload first when `reload`. */
+static void sim_random_answers(const char *seed, int reload, char *out)
+{
+    static const char script[] =
+        "{\"properties\": {\"r\": {\"type\": \"float\", \"command\": \"R\", \"access\": \"ro\","
+        " \"default\": 10, \"format\": \"%.6f\", \"noise\": {\"amplitude\": 1}}},"
+        " \"rules\": [{\"when\": \"RND\", \"reply\": {\"lua\": \"math.random(1,1000000)\"}}]}";
+    const char *const extra[] = {"--seed", seed, NULL};
+    dw_sim_proc sim;
+    char *path = NULL; /* kept for the reload */
+    int rc = dw_sim_proc_serve(&sim, "simrand", script, extra, &path);
+    cr_assert(eq(int, rc, DW_OK), "%s", err_of(&sim));
+    dw_sim_client c;
+    cr_assert(eq(int,
+                 dw_sim_client_open(&c, sim.port,
+                                    dw_sentinel_marshaller_new((const uint8_t *)"\n", 1), 10000),
+                 DW_OK));
+    if (reload) { /* draws before the reload, then from the seed again */
+        cr_assert(dw_sim_client_ask(&c, "RND") != NULL);
+        cr_assert(eq(int, dw_sim_proc_kill(&sim, SIGHUP), 0));
+        cr_assert(dw_sim_proc_wait_output(&sim, 1, "reloaded", 10000), "%s", err_of(&sim));
+    }
+    out[0] = '\0';
+    for (int i = 0; i < 10; i++) {
+        const char *r = dw_sim_client_ask(&c, i % 2 ? "RND" : "R?");
+        cr_assert(r != NULL, "%s: %s", dw_error_message(&c.err), err_of(&sim));
+        strncat(out, r, 511 - strlen(out));
+        strncat(out, " ", 511 - strlen(out));
+    }
+    dw_sim_client_close(&c);
+    cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0), "%s", err_of(&sim));
+    dw_sim_proc_free(&sim);
+    unlink(path);
+    free(path);
+}
+
+Test(sim_proxy, simulator_seed_repeats_noise_and_lua_random)
+{
+    char a[512], b[512], c[512], d[512];
+    sim_random_answers("42", 0, a);
+    sim_random_answers("42", 0, b);
+    sim_random_answers("43", 0, c);
+    sim_random_answers("42", 1, d);
+    cr_assert(eq(str, a, b), "the same seed, the same readings");
+    cr_assert(ne(str, a, c), "another seed, other readings: %s", a);
+    cr_assert(eq(str, a, d), "a reload draws from the seed again");
+}
+
 Test(sim_proxy, simulator_refuses_reply_rules)
 {
     dw_sim_proc sim;
@@ -656,7 +707,7 @@ Test(sim_proxy, simulator_prints_its_seed_when_a_rule_draws)
                                NULL, NULL);
     cr_assert(eq(int, rc, DW_OK), "%s", err_of(&sim));
     cr_assert(
-        dw_sim_proc_wait_output(&sim, 1, "(repeat this run's random faults with --seed ", 5000),
+        dw_sim_proc_wait_output(&sim, 1, "(repeat this run's random draws with --seed ", 5000),
         "%s", err_of(&sim));
     cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0));
     dw_sim_proc_free(&sim);
