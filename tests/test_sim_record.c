@@ -207,9 +207,10 @@ static void converse(const conversation *cv, uint16_t port, dw_buf *log)
 }
 
 /* Record `script` served by devwire-sim (over TCP with tcp_override) with the
- * client, replay the recording, run the client again: the same replies. */
-static void record_and_replay(const char *script, int tcp_override, conversation *cv,
-                              const char *extra)
+ * client, replay the recording, run the client again: the same replies
+ * (appended to `seen` if not NULL). */
+static void record_and_replay_seen(const char *script, int tcp_override, conversation *cv,
+                                   const char *extra, dw_buf *seen)
 {
     dw_sim_proc dev, rec, rep;
     char *bench = NULL;
@@ -247,6 +248,8 @@ static void record_and_replay(const char *script, int tcp_override, conversation
               "recorded %s\nreplayed %s\nscript:\n%s", dw_test_esc(recorded.data, recorded.len),
               dw_test_esc(replayed.data, replayed.len), text);
     free(text);
+    if (seen)
+        dw_buf_append(seen, recorded.data, recorded.len);
     dw_buf_free(&recorded);
     dw_buf_free(&replayed);
     dw_sim_proc_stop(&rep, 10000);
@@ -265,6 +268,12 @@ static void record_and_replay(const char *script, int tcp_override, conversation
     }
     dw_marshaller_free(cv->req_m);
     dw_marshaller_free(cv->resp_m);
+}
+
+static void record_and_replay(const char *script, int tcp_override, conversation *cv,
+                              const char *extra)
+{
+    record_and_replay_seen(script, tcp_override, cv, extra, NULL);
 }
 
 static dw_marshaller *line(const char *s)
@@ -315,6 +324,37 @@ Test(sim_record, sg_scpi_with_silent_commands)
     dw_marshaller *resp = dw_scpi_marshaller_new((const uint8_t *)"\n", 1);
     conversation cv = {asks, 8, NULL, NULL, NULL, 0, line("\n"), resp};
     record_and_replay(EXAMPLES "/sg.json", 0, &cv, NULL);
+}
+
+/* A ramping, noisy reading (MEAS:VOLT?) and readings computed in Lua from
+ * it: each answer differs from the last, the recording keeps the values
+ * seen, in order, and the replay gives them back in that order. */
+Test(sim_record, psu_ramping_noisy_readings_replay_as_seen)
+{
+    static const ask asks[] = {
+        {"*IDN?", 1, 0},           {"VOLT 12", 0, 0},      {"OUTP ON", 0, 0},
+        {"MEAS:VOLT?", 1, 0},      {"MEAS:VOLT?", 1, 0},   {"MEAS:VOLT?", 1, 0},
+        {"MEAS:CURR?", 1, 0},      {"SIM:LOAD 0.5", 0, 0}, {"MEAS:CURR?", 1, 0},
+        {"STAT:QUES:COND?", 1, 0}, {"VOLT 99", 0, 0},      {"SYST:ERR?", 1, 0}};
+    dw_buf seen = DW_BUF_INIT;
+    conversation cv = {asks, 12, NULL, NULL, NULL, 0, line("\n"), line("\n")};
+    record_and_replay_seen(EXAMPLES "/psu.json", 0, &cv, NULL, &seen);
+    dw_buf_nul_terminate(&seen);
+    char *answer[12] = {0}, *rest = (char *)seen.data;
+    for (size_t i = 0; i < 12; i++)
+        answer[i] = strsep(&rest, "|");
+    cr_assert(strcmp(answer[3], answer[5]) != 0, "the reading moved: %s", (char *)seen.data);
+    cr_assert(strcmp(answer[6], answer[8]) != 0, "the current changed: %s", (char *)seen.data);
+    dw_buf_free(&seen);
+}
+
+Test(sim_record, tempctl_line_protocol_properties)
+{
+    static const ask asks[] = {{"*IDN?", 1, 0},      {"SP 80", 1, 0},      {"SP?", 1, 0},
+                               {"MEAS:TEMP?", 1, 0}, {"MEAS:TEMP?", 1, 0}, {"SP abc", 1, 0},
+                               {"MODE MAN", 1, 0},   {"STATUS?", 1, 0},    {"BOGUS", 1, 0}};
+    conversation cv = {asks, 9, NULL, NULL, NULL, 0, line("\n"), line("\n")};
+    record_and_replay(EXAMPLES "/tempctl.json", 0, &cv, NULL);
 }
 
 Test(sim_record, serial_psu_over_tcp_with_timing)
