@@ -33,6 +33,7 @@ typedef struct sim_state {
 
 struct dw_sim_engine {
     const dw_sim_script *script;
+    dw_sim_rng *rng; /* a rule's "probability" and "delay"; NULL: faults always, delay_ms */
     dw_marshaller *req_m;
     dw_marshaller *resp_m;
     /* Exact-match rules: open addressing, power-of-two size; each slot holds
@@ -68,7 +69,7 @@ struct dw_sim_engine {
         size_t nsplit;
         unsigned split_delay_ms;
     } * pre;
-    _Atomic uint64_t rng;       /* the properties' noise (model/props.h) */
+    _Atomic uint64_t noise;     /* the properties' noise (model/props.h) */
     double (*clock)(void *arg); /* `now` of a request: ramps, Lua */
     void *clock_arg;
     struct timespec start;
@@ -242,7 +243,7 @@ static void prebuild(const dw_sim_engine *e, const dw_sim_rule *r, struct prebui
 {
     const dw_sim_action *a = &r->action;
     if (a->fault != DW_SIM_FAULT_NONE || a->nsets || a->lua || a->nreplies != 1 ||
-        a->after_last != DW_SIM_REPEAT_LAST)
+        a->after_last != DW_SIM_REPEAT_LAST || a->net)
         return;
     for (size_t f = 0; f < a->nframes[0]; f++)
         for (size_t g = 0; g < a->replies[0][f].nsegs; g++)
@@ -323,9 +324,9 @@ int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error
     clock_gettime(CLOCK_MONOTONIC, &e->start);
     e->clock = since_start;
     e->clock_arg = e;
-    dw_sim_rng_seed(&e->rng, DW_SIM_DEFAULT_SEED);
+    dw_sim_noise_seed(&e->noise, DW_SIM_DEFAULT_SEED);
     pthread_mutex_init(&e->sample_lock, NULL);
-    int rc = state_init(&e->shared, script, &e->rng);
+    int rc = state_init(&e->shared, script, &e->noise);
     e->rule_hits = calloc(script->nrules ? script->nrules : 1, sizeof *e->rule_hits);
     e->step_hits = calloc(script->nsteps ? script->nsteps : 1, sizeof *e->step_hits);
     e->rule_limits = calloc(script->nrules ? script->nrules : 1, sizeof *e->rule_limits);
@@ -495,7 +496,7 @@ dw_sim_session *dw_sim_session_new(dw_sim_engine *e)
     s->st = &e->shared;
     if (e->script->scope == DW_SIM_SCOPE_CONNECTION) {
         s->st = &s->own;
-        if (state_init(&s->own, e->script, &e->rng) != DW_OK) {
+        if (state_init(&s->own, e->script, &e->noise) != DW_OK) {
             dw_sim_session_free(s);
             return NULL;
         }
@@ -942,6 +943,28 @@ static int apply_sets(sim_state *st, const dw_sim_action *a, const uint8_t *req,
     return rc;
 }
 
+/* Whether the action's fault fires on its nth match: "fault_on", then a
+ * rule's "probability" (netfault.h) when the engine has a generator. */
+static int faults(const dw_sim_engine *e, const dw_sim_action *a, uint64_t nth)
+{
+    if (a->fault == DW_SIM_FAULT_NONE || (a->fault_on != 0 && nth != a->fault_on))
+        return 0;
+    return !a->net || !e->rng || dw_sim_rng_chance(e->rng, a->net->probability);
+}
+
+/* The delay before answering: a draw of a rule's "delay", or delay_ms. */
+static unsigned action_delay(const dw_sim_engine *e, const dw_sim_action *a)
+{
+    if (a->net && a->net->has_delay && e->rng)
+        return dw_sim_delay_draw(&a->net->delay, e->rng);
+    return a->delay_ms;
+}
+
+void dw_sim_engine_set_rng(dw_sim_engine *e, dw_sim_rng *r)
+{
+    e->rng = r;
+}
+
 /* Which reply of the list, if any (SIZE_MAX: none); advances the turn. */
 static size_t pick_reply(sim_state *st, size_t action_id, const dw_sim_action *a)
 {
@@ -967,12 +990,12 @@ static int act(dw_sim_engine *e, sim_state *st, size_t action_id, const dw_sim_a
 {
     const dw_sim_script *s = e->script;
     uint64_t nth = hits ? atomic_fetch_add(hits, 1) + 1 : 0;
-    out->delay_ms = a->delay_ms;
+    out->delay_ms = action_delay(e, a);
     out->split = a->split;
     out->nsplit = a->nsplit;
     out->split_delay_ms = a->split_delay_ms;
 
-    if (a->fault != DW_SIM_FAULT_NONE && (a->fault_on == 0 || nth == a->fault_on)) {
+    if (faults(e, a, nth)) {
         out->fault = a->fault;
         if (a->fault == DW_SIM_FAULT_GARBAGE)
             return dw_buf_append(&out->bytes, a->garbage.data, a->garbage.len);
@@ -1210,14 +1233,14 @@ static int scpi_act(dw_sim_session *ss, size_t id, const dw_sim_action *a, _Atom
                     const captures *c, scpi_msg *msg, dw_sim_outcome *out, lua_call *lc)
 {
     uint64_t nth = atomic_fetch_add(hits, 1) + 1;
-    out->delay_ms =
-        a->delay_ms > UINT32_MAX - out->delay_ms ? UINT32_MAX : out->delay_ms + a->delay_ms;
+    unsigned delay = action_delay(ss->e, a);
+    out->delay_ms = delay > UINT32_MAX - out->delay_ms ? UINT32_MAX : out->delay_ms + delay;
     if (a->nsplit) {
         out->split = a->split;
         out->nsplit = a->nsplit;
         out->split_delay_ms = a->split_delay_ms;
     }
-    if (a->fault != DW_SIM_FAULT_NONE && (a->fault_on == 0 || nth == a->fault_on)) {
+    if (faults(ss->e, a, nth)) {
         out->fault = a->fault;
         msg->stop = 1;
         if (a->fault == DW_SIM_FAULT_GARBAGE)
@@ -1737,7 +1760,7 @@ void dw_sim_engine_set_clock(dw_sim_engine *e, double (*clock)(void *arg), void 
 
 void dw_sim_engine_seed(dw_sim_engine *e, uint64_t seed)
 {
-    dw_sim_rng_seed(&e->rng, seed);
+    dw_sim_noise_seed(&e->noise, seed);
     if (e->lua)
         dw_sim_lua_seed(e->lua, seed);
 }

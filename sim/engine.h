@@ -98,6 +98,12 @@ typedef struct dw_sim_session dw_sim_session;
 int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error *err);
 void dw_sim_engine_free(dw_sim_engine *e);
 
+/* The generator for a rule's "probability" and "delay" draws (netfault.h;
+ * borrowed, must outlive the engine). Without one a fault fires on every
+ * match it is due and the delay is delay_ms (the proxy draws for itself).
+ * The generator is not locked: draws come from one thread (the loop). */
+void dw_sim_engine_set_rng(dw_sim_engine *e, dw_sim_rng *r);
+
 /* The script, and the marshallers the server reads requests with and frames
  * unsolicited messages with (borrowed from the engine). Thread-safe. */
 const dw_sim_script *dw_sim_engine_script(const dw_sim_engine *e);

@@ -14,6 +14,7 @@
 #include "journal.h"
 #include "net.h"
 #include "memory.h"
+#include "proxy_serve.h"
 #include "script.h"
 #include "serve.h"
 #include "server.h"
@@ -48,62 +49,78 @@ static int parse_count(const char *text, long lo, long hi, long *out)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: %s --script FILE [--listen HOST:PORT] [--transcript FILE] [--check]\n"
-            "                   [--log-level LEVEL] [--max-connections N] [--idle-timeout MS]\n"
-            "                   [--write-timeout MS]\n"
-            "                   [--max-frame BYTES] [--max-buffered BYTES]\n"
-            "                   [--link PATH]\n"
-            "                   [--control HOST:PORT [--control-token FILE]] [--journal N]\n"
-            "       %s --validate FILE\n"
-            "       %s --probe HOST:PORT [--timeout MS]\n"
-            "       %s --ask HOST:PORT --script FILE [--timeout MS] REQUEST\n"
-            "       %s --help | --version\n"
-            "\n"
-            "Serve the simulated device described by a JSON script over TCP, Telnet, UDP\n"
-            "or a serial line (a pseudo-terminal).\n"
-            "\n"
-            "  -s, --script FILE      the script to serve\n"
-            "  -l, --listen HOST:PORT address to listen on (default 127.0.0.1:5025; port 0\n"
-            "                         lets the system choose). \"listening on HOST:PORT\" is\n"
-            "                         printed on stdout once connections are accepted.\n"
-            "      --link PATH        a serial script: make PATH a symbolic link to the\n"
-            "                         line's terminal (\"serial on /dev/pts/N\" is printed),\n"
-            "                         removed at exit\n"
-            "  -t, --transcript FILE  write one JSON object per line per event (- = stdout)\n"
-            "  -c, --check            exit 1 if a request was unmatched or a step not reached\n"
-            "      --log-level LEVEL  error, warn (default), info, debug or trace\n"
-            "      --max-connections N  refuse clients above N at once (default 1024)\n"
-            "      --idle-timeout MS  close a connection silent this long (default: never)\n"
-            "      --write-timeout MS drop a client that takes none of its replies this long\n"
-            "                         (default 10000)\n"
-            "      --max-frame BYTES  cap every framing of the script (reloads too) at BYTES,\n"
-            "                         1 to 1073741824; a larger frame closes its connection\n"
-            "      --max-buffered BYTES  bytes buffered across all connections at most\n"
-            "                         (requests being read, replies being written; default\n"
-            "                         268435456); a connection that would pass it is closed\n"
-            "      --control HOST:PORT  serve the HTTP control API there (port 0 lets the\n"
-            "                         system choose; \"control on http://HOST:PORT\" is printed);\n"
-            "                         see docs/control.md\n"
-            "      --control-token FILE  every control request must carry \"Authorization:\n"
-            "                         Bearer TOKEN\" (the file's first line); required to\n"
-            "                         listen beyond loopback\n"
-            "      --journal N        requests kept per device for the control API (default\n"
-            "                         10000)\n"
-            "      --validate FILE    check a script and exit (0 valid, 2 invalid)\n"
-            "      --probe HOST:PORT  exit 0 if a simulator accepts a connection there\n"
-            "      --ask HOST:PORT    send REQUEST with the script's transport and framing,\n"
-            "                         print the reply payload\n"
-            "      --timeout MS       for --probe and --ask (default 3000)\n"
-            "  -h, --help             show this help\n"
-            "  -V, --version          show the version\n"
-            "\n"
-            "Signals: SIGINT/SIGTERM stop cleanly and print the summary; SIGHUP reloads the\n"
-            "script (a broken script is reported and the old one keeps serving).\n"
-            "\n"
-            "Exit status: 0 success; 1 --check failed, or --probe/--ask got no answer;\n"
-            "2 usage error or invalid script; 3 cannot serve (e.g. address in use).\n",
-            prog, prog, prog, prog, prog);
+    fprintf(
+        f,
+        "Usage: %s --script FILE [--listen HOST:PORT] [--transcript FILE] [--check]\n"
+        "                   [--log-level LEVEL] [--max-connections N] [--idle-timeout MS]\n"
+        "                   [--write-timeout MS]\n"
+        "                   [--max-frame BYTES] [--max-buffered BYTES]\n"
+        "                   [--link PATH]\n"
+        "                   [--control HOST:PORT [--control-token FILE]] [--journal N]\n"
+        "                   [--seed N]\n"
+        "       %s --record --upstream HOST:PORT --script BASE --out FILE [--listen HOST:PORT]\n"
+        "                   [--as-steps] [--keep-timing]\n"
+        "       %s --proxy --upstream HOST:PORT --script FAULTS [--listen HOST:PORT]\n"
+        "                   [--seed N]\n"
+        "       %s --validate FILE\n"
+        "       %s --probe HOST:PORT [--timeout MS]\n"
+        "       %s --ask HOST:PORT --script FILE [--timeout MS] REQUEST\n"
+        "       %s --help | --version\n"
+        "\n"
+        "Serve the simulated device described by a JSON script over TCP, Telnet, UDP\n"
+        "or a serial line (a pseudo-terminal).\n"
+        "\n"
+        "  -s, --script FILE      the script to serve\n"
+        "  -l, --listen HOST:PORT address to listen on (default 127.0.0.1:5025; port 0\n"
+        "                         lets the system choose). \"listening on HOST:PORT\" is\n"
+        "                         printed on stdout once connections are accepted.\n"
+        "      --link PATH        a serial script: make PATH a symbolic link to the\n"
+        "                         line's terminal (\"serial on /dev/pts/N\" is printed),\n"
+        "                         removed at exit\n"
+        "  -t, --transcript FILE  write one JSON object per line per event (- = stdout)\n"
+        "  -c, --check            exit 1 if a request was unmatched or a step not reached\n"
+        "      --log-level LEVEL  error, warn (default), info, debug or trace\n"
+        "      --max-connections N  refuse clients above N at once (default 1024)\n"
+        "      --idle-timeout MS  close a connection silent this long (default: never)\n"
+        "      --write-timeout MS drop a client that takes none of its replies this long\n"
+        "                         (default 10000)\n"
+        "      --max-frame BYTES  cap every framing of the script (reloads too) at BYTES,\n"
+        "                         1 to 1073741824; a larger frame closes its connection\n"
+        "      --max-buffered BYTES  bytes buffered across all connections at most\n"
+        "                         (requests being read, replies being written; default\n"
+        "                         268435456); a connection that would pass it is closed\n"
+        "      --control HOST:PORT  serve the HTTP control API there (port 0 lets the\n"
+        "                         system choose; \"control on http://HOST:PORT\" is printed);\n"
+        "                         see docs/control.md\n"
+        "      --control-token FILE  every control request must carry \"Authorization:\n"
+        "                         Bearer TOKEN\" (the file's first line); required to\n"
+        "                         listen beyond loopback\n"
+        "      --journal N        requests kept per device for the control API (default\n"
+        "                         10000)\n"
+        "      --record           forward clients to --upstream unchanged and write the\n"
+        "                         conversation to --out as a script at the end\n"
+        "      --proxy            forward clients to --upstream through the faults of\n"
+        "                         the script's rules and \"network\"\n"
+        "      --upstream HOST:PORT  the real device (--record, --proxy)\n"
+        "      --out FILE         --record: the script to write\n"
+        "      --as-steps         --record: write the conversation as steps, in order\n"
+        "      --keep-timing      --record: each answer's median delay as delay_ms\n"
+        "      --seed N           the seed of every random draw: faults, noise, Lua\n"
+        "                         (printed when not given)\n"
+        "      --validate FILE    check a script and exit (0 valid, 2 invalid)\n"
+        "      --probe HOST:PORT  exit 0 if a simulator accepts a connection there\n"
+        "      --ask HOST:PORT    send REQUEST with the script's transport and framing,\n"
+        "                         print the reply payload\n"
+        "      --timeout MS       for --probe and --ask (default 3000)\n"
+        "  -h, --help             show this help\n"
+        "  -V, --version          show the version\n"
+        "\n"
+        "Signals: SIGINT/SIGTERM stop cleanly and print the summary; SIGHUP reloads the\n"
+        "script (a broken script is reported and the old one keeps serving).\n"
+        "\n"
+        "Exit status: 0 success; 1 --check failed, or --probe/--ask got no answer;\n"
+        "2 usage error or invalid script; 3 cannot serve (e.g. address in use).\n",
+        prog, prog, prog, prog, prog, prog, prog);
 }
 
 static void log_fn(void *user, dw_log_level level, const char *message)
@@ -499,6 +516,40 @@ static int control_setup(const char *control, const char *token_path, dw_sim_ser
     return EXIT_OK;
 }
 
+/* Signals are taken synchronously by this thread (sigwait); every thread
+ * started from here on inherits the mask. */
+static void block_signals(void)
+{
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* --record and --proxy: check the options that go together, then serve. */
+static int do_proxy(dw_sim_proxy_run *r, int record, int proxy)
+{
+    const char *mode = record ? "--record" : "--proxy";
+    if (record && proxy) {
+        fprintf(stderr, "%s: --record and --proxy: choose one\n", prog);
+        return EXIT_USAGE;
+    }
+    if (!r->upstream || !r->script || (record && !r->out)) {
+        fprintf(stderr, "%s: %s needs --upstream HOST:PORT, --script FILE%s\n", prog, mode,
+                record ? " and --out FILE" : "");
+        return EXIT_USAGE;
+    }
+    if (!record && (r->out || r->as_steps || r->keep_timing)) {
+        fprintf(stderr, "%s: --out, --as-steps and --keep-timing go with --record\n", prog);
+        return EXIT_USAGE;
+    }
+    block_signals();
+    return dw_sim_proxy_serve(r);
+}
+
 /* Open the transcript, take the signals, serve. */
 static int serve(const dw_sim_device *devs, size_t n, const char *transcript_path,
                  dw_sim_serve_options *so)
@@ -510,15 +561,7 @@ static int serve(const dw_sim_device *devs, size_t n, const char *transcript_pat
         fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
         return EXIT_USAGE;
     }
-    /* Signals are taken synchronously by this thread (sigwait); every
-     * thread started from here on inherits the mask. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    block_signals();
     int status = dw_sim_serve(devs, n, so);
     dw_sim_transcript_close(so->transcript);
     return status;
@@ -542,7 +585,14 @@ int main(int argc, char **argv)
         OPT_LINK,
         OPT_CONTROL,
         OPT_CONTROL_TOKEN,
-        OPT_JOURNAL
+        OPT_JOURNAL,
+        OPT_RECORD,
+        OPT_PROXY,
+        OPT_UPSTREAM,
+        OPT_OUT,
+        OPT_AS_STEPS,
+        OPT_KEEP_TIMING,
+        OPT_SEED
     };
     static const struct option longopts[] = {
         {"script", required_argument, NULL, 's'},
@@ -565,6 +615,13 @@ int main(int argc, char **argv)
         {"control", required_argument, NULL, OPT_CONTROL},
         {"control-token", required_argument, NULL, OPT_CONTROL_TOKEN},
         {"journal", required_argument, NULL, OPT_JOURNAL},
+        {"record", no_argument, NULL, OPT_RECORD},
+        {"proxy", no_argument, NULL, OPT_PROXY},
+        {"upstream", required_argument, NULL, OPT_UPSTREAM},
+        {"out", required_argument, NULL, OPT_OUT},
+        {"as-steps", no_argument, NULL, OPT_AS_STEPS},
+        {"keep-timing", no_argument, NULL, OPT_KEEP_TIMING},
+        {"seed", required_argument, NULL, OPT_SEED},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -578,6 +635,8 @@ int main(int argc, char **argv)
     int check = 0, timeout_ms = 3000, idle_ms = -1, write_ms = 10000, opt;
     long max_conns = 1024, max_frame = 0, max_buffered = (long)DW_SIM_MAX_BUFFERED;
     dw_logger logger = {log_fn, NULL, DW_LOG_WARN};
+    dw_sim_proxy_run pr = {0};
+    int record = 0, proxy = 0;
     dw_sim_memory_init();
 
     while ((opt = getopt_long(argc, argv, "s:l:t:chV", longopts, NULL)) != -1) {
@@ -666,6 +725,37 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
+        case OPT_RECORD:
+            record = 1;
+            break;
+        case OPT_PROXY:
+            proxy = 1;
+            break;
+        case OPT_UPSTREAM:
+            pr.upstream = optarg;
+            break;
+        case OPT_OUT:
+            pr.out = optarg;
+            break;
+        case OPT_AS_STEPS:
+            pr.as_steps = 1;
+            break;
+        case OPT_KEEP_TIMING:
+            pr.keep_timing = 1;
+            break;
+        case OPT_SEED: {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] == '-') {
+                fprintf(stderr, "%s: --seed %s: expected a number from 0 to %llu\n", prog, optarg,
+                        (unsigned long long)UINT64_MAX);
+                return EXIT_USAGE;
+            }
+            pr.seed = v;
+            pr.have_seed = 1;
+            break;
+        }
         case OPT_MAXFRAME:
             if (parse_count(optarg, 1, (long)DW_SIM_MAX_FRAME_LIMIT, &max_frame) != 0) {
                 fprintf(stderr, "%s: --max-frame %s: expected bytes from 1 to %zu\n", prog, optarg,
@@ -707,6 +797,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
         return EXIT_USAGE;
     }
+    if (record || proxy || pr.upstream) {
+        pr.script = script_path;
+        pr.listen = listen;
+        pr.transcript = transcript_path;
+        pr.logger = &logger;
+        pr.max_connections = (size_t)max_conns;
+        return do_proxy(&pr, record, proxy || !record);
+    }
     if (link_path && (!script_path || !link_path[0])) {
         fprintf(stderr, "%s: --link %s: %s\n", prog, link_path,
                 link_path[0] ? "goes with --script (in a bench file, write \"link\")"
@@ -731,7 +829,9 @@ int main(int argc, char **argv)
                                NULL,
                                0,
                                NULL,
-                               (size_t)journal};
+                               (size_t)journal,
+                               pr.seed,
+                               pr.have_seed};
     char *control_host = NULL, *token = NULL;
     int status = control_setup(control, token_path, &so, &control_host, &token);
     dw_sim_device *devs = NULL;

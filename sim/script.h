@@ -16,6 +16,7 @@
 
 #include "model/props.h"
 #include "model/scpi_parse.h"
+#include "netfault.h"
 
 typedef struct dw_sim_bytes {
     uint8_t *data; /* owned; may hold NUL and 0xFF */
@@ -161,7 +162,8 @@ typedef struct dw_sim_action {
      * split sizes >= 1, garbage non-empty and only with FAULT_GARBAGE,
      * after_last only with a list of replies. A literal reply frame (no
      * placeholders) is checked against the response framing at load. */
-    dw_sim_bytes garbage; /* for DW_SIM_FAULT_GARBAGE */
+    dw_sim_bytes garbage;       /* for DW_SIM_FAULT_GARBAGE */
+    const dw_sim_rule_net *net; /* a rule's network keys (owned by the rule), or NULL */
 } dw_sim_action;
 
 /* "if": a rule whose condition is false is skipped (matching goes on with
@@ -171,6 +173,7 @@ typedef struct dw_sim_rule {
     dw_sim_match when;
     const dw_sim_lua_chunk *cond; /* "if", or NULL (borrowed from script->lua) */
     dw_sim_action action;
+    dw_sim_rule_net *net; /* "direction", "probability", "delay"; NULL: none (netfault.h) */
 } dw_sim_rule;
 
 typedef struct dw_sim_step {
@@ -252,8 +255,9 @@ typedef struct dw_sim_script {
      * SCPI program messages, dispatched unit by unit (see engine.h); no
      * "unmatched" then (an undefined header queues -113). */
     dw_sim_profile profile;
-    size_t error_queue; /* SCPI: the error queue's depth (2 .. 1000, default 20) */
-    char *idn;          /* "idn": the *IDN? answer (default: the name) */
+    size_t error_queue;        /* SCPI: the error queue's depth (2 .. 1000, default 20) */
+    char *idn;                 /* "idn": the *IDN? answer (default: the name) */
+    dw_sim_netfaults *network; /* "network": faults of the link (netfault.h); NULL: none */
     /* Every chunk of Lua, in document order (owned); nlua == 0: the script
      * has no Lua, and its engine makes no Lua state. Lua appears only in
      * rules and steps (not in the banner, periodic sends or "unmatched"). */

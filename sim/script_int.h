@@ -1,14 +1,16 @@
 /* devwire-sim internal: the script loader's helpers, for the loader files
  * split by concern (script_load.c the document, script_props.c the
- * properties). Errors read FILE:LINE:COL: PATH: message, as everywhere in
- * the loader. */
+ * properties, netfault_load.c the network faults). Errors read FILE:LINE:COL: PATH: message, as
+ * everywhere in the loader. */
 #ifndef DW_SIM_SCRIPT_INT_H
 #define DW_SIM_SCRIPT_INT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cjson/cJSON.h>
 
+#include "netfault.h"
 #include "script.h"
 
 typedef struct dw__load dw__load;
@@ -31,6 +33,8 @@ void dw__load_pop(dw__load *c, size_t old);
  * vals[i] is the member for keys[i] or NULL. */
 int dw__load_members(dw__load *c, const cJSON *obj, const char *const *keys, size_t n,
                      const cJSON **vals);
+/* v must be an integer in min..max. */
+int dw__load_uint(dw__load *c, const cJSON *v, uint64_t min, uint64_t max, uint64_t *out);
 /* v must be one of names[0..n): *out is its index. */
 int dw__load_enum(dw__load *c, const cJSON *v, const char *const *names, size_t n, int *out);
 /* 1 if n is a good variable (or property) name: [A-Za-z_][A-Za-z0-9_.-]*. */
@@ -44,5 +48,12 @@ const char *dw__load_near(const char *word, const char *const *cands, size_t n, 
 /* script_props.c: "properties" (after "state" and "profile"): fills
  * script->props. */
 int dw__load_properties(dw__load *c, const cJSON *v);
+
+/* netfault_load.c: the script's "network" object; a rule's "direction",
+ * "probability" and "delay" (vals[0..3), any may be NULL; *out stays NULL
+ * when all are). `has_fault`: the rule has a "fault" (probability needs
+ * one). */
+int dw__load_network(dw__load *c, const cJSON *v, dw_sim_netfaults **out);
+int dw__load_rule_net(dw__load *c, const cJSON *const *vals, int has_fault, dw_sim_rule_net **out);
 
 #endif

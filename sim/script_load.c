@@ -1473,7 +1473,10 @@ static int parse_action(ctx *c, const cJSON *const *av, int cap, dw_sim_action *
 /* ---- rules, steps, unmatched, periodic ----------------------------------- */
 
 #define ENTRY_KEYS 4 /* keys before the action's */
-static const char *const rule_keys[] = {"when", "name", "description", "if", ACTION_KEYS};
+/* A rule's own network keys follow its action keys (netfault_load.c). */
+#define RULE_NET_KEYS 3
+static const char *const rule_keys[] = {"when",      "name",      "description", "if",
+                                        ACTION_KEYS, "direction", "probability", "delay"};
 static const char *const step_keys[] = {"expect", "name", "description", "if", ACTION_KEYS};
 
 /* "if": a Lua expression. */
@@ -1487,14 +1490,16 @@ static int parse_cond(ctx *c, const cJSON *v, const dw_sim_lua_chunk **cond)
     return rc;
 }
 
-/* A rule or a step: keys[0] is "when" or "expect". */
+/* A rule or a step: keys[0] is "when" or "expect"; a rule (net not NULL)
+ * also has its network keys. */
 static int parse_entry(ctx *c, const cJSON *v, const char *const *keys, const char *list,
                        size_t index, char **name, dw_sim_match *m, const dw_sim_lua_chunk **cond,
-                       dw_sim_action *a)
+                       dw_sim_action *a, dw_sim_rule_net **net)
 {
     if (!cJSON_IsObject(v))
         return fail(c, v, "expected object");
-    const cJSON *vals[ENTRY_KEYS + A_N];
+    const cJSON *vals[ENTRY_KEYS + A_N + RULE_NET_KEYS];
+    size_t nkeys = ENTRY_KEYS + A_N + (net ? RULE_NET_KEYS : 0);
     const char *other = strcmp(keys[0], "when") == 0 ? "expect" : "when";
     const cJSON *wrong = cJSON_GetObjectItemCaseSensitive(v, other);
     if (wrong) {
@@ -1503,7 +1508,7 @@ static int parse_entry(ctx *c, const cJSON *v, const char *const *keys, const ch
         pop(c, old);
         return rc;
     }
-    int rc = members(c, v, keys, ENTRY_KEYS + A_N, vals);
+    int rc = members(c, v, keys, nkeys, vals);
     if (rc != DW_OK)
         return rc;
     if (!vals[0])
@@ -1534,7 +1539,12 @@ static int parse_entry(ctx *c, const cJSON *v, const char *const *keys, const ch
         rc = parse_cond(c, vals[3], cond);
     if (rc != DW_OK)
         return rc;
-    return parse_action(c, vals + ENTRY_KEYS, cap, a);
+    rc = parse_action(c, vals + ENTRY_KEYS, cap, a);
+    if (rc == DW_OK && net)
+        rc = dw__load_rule_net(c, vals + ENTRY_KEYS + A_N, vals[ENTRY_KEYS + A_FAULT] != NULL, net);
+    if (rc == DW_OK && net)
+        a->net = *net;
+    return rc;
 }
 
 static int parse_list(ctx *c, const cJSON *v, int rules)
@@ -1557,10 +1567,11 @@ static int parse_list(ctx *c, const cJSON *v, int rules)
     size_t i = 0;
     for (const cJSON *e = v->child; e; e = e->next, i++) {
         size_t old = push_index(c, i);
-        int rc = rules ? parse_entry(c, e, rule_keys, "rules", i, &s->rules[i].name,
-                                     &s->rules[i].when, &s->rules[i].cond, &s->rules[i].action)
-                       : parse_entry(c, e, step_keys, "steps", i, &s->steps[i].name,
-                                     &s->steps[i].expect, &s->steps[i].cond, &s->steps[i].action);
+        int rc =
+            rules ? parse_entry(c, e, rule_keys, "rules", i, &s->rules[i].name, &s->rules[i].when,
+                                &s->rules[i].cond, &s->rules[i].action, &s->rules[i].net)
+                  : parse_entry(c, e, step_keys, "steps", i, &s->steps[i].name, &s->steps[i].expect,
+                                &s->steps[i].cond, &s->steps[i].action, NULL);
         pop(c, old);
         if (rc != DW_OK)
             return rc;
@@ -1950,12 +1961,13 @@ enum {
     T_ON_ERROR,
     T_PERIODIC,
     T_BAUD,
+    T_NETWORK,
     T_N
 };
 static const char *const top_keys[] = {
-    "$schema", "name",    "description", "transport", "framing",  "state",
-    "scope",   "profile", "properties",  "idn",       "banner",   "prompt",
-    "steps",   "rules",   "unmatched",   "on_error",  "periodic", "baud"};
+    "$schema",   "name",       "description", "transport", "framing", "state", "scope",
+    "profile",   "properties", "idn",         "banner",    "prompt",  "steps", "rules",
+    "unmatched", "on_error",   "periodic",    "baud",      "network"};
 static const char *const profile_names[] = {"none", "scpi"};
 static const char *const transport_names[] = {"tcp", "telnet", "udp", "serial"};
 #define NTRANSPORTS 4
@@ -2086,6 +2098,9 @@ static int parse_script(ctx *c, const cJSON *root)
             break;
         case T_BAUD:
             rc = get_baud(c, v, &s->baud);
+            break;
+        case T_NETWORK:
+            rc = dw__load_network(c, v, &s->network);
             break;
         }
         pop(c, old);
@@ -2261,8 +2276,10 @@ void dw_sim_script_free(dw_sim_script *s)
         free(s->rules[i].name);
         match_free(&s->rules[i].when);
         action_free(&s->rules[i].action);
+        free(s->rules[i].net);
     }
     free(s->rules);
+    dw_sim_netfaults_free(s->network);
     action_free(&s->unmatched);
     action_free(&s->on_error);
     dw_sim_props_free(s->props);
@@ -2324,6 +2341,11 @@ int dw__load_members(dw__load *c, const cJSON *obj, const char *const *keys, siz
                      const cJSON **vals)
 {
     return members(c, obj, keys, n, vals);
+}
+
+int dw__load_uint(dw__load *c, const cJSON *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+    return get_uint(c, v, min, max, out);
 }
 
 int dw__load_enum(dw__load *c, const cJSON *v, const char *const *names, size_t n, int *out)

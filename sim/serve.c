@@ -7,6 +7,7 @@
 
 #include "control.h"
 #include "loop.h"
+#include "proxy.h"
 #include "script.h"
 #include "server.h"
 
@@ -26,6 +27,24 @@ static dw_sim_script *load(const dw_sim_device *d)
     }
     if (d->transport >= 0)
         s->transport = (dw_sim_transport)d->transport;
+    const char *why = NULL;
+    for (size_t i = 0; i < s->nrules && !why; i++)
+        if (s->rules[i].net && s->rules[i].net->direction == DW_SIM_DIR_REPLY)
+            why = s->rules[i].name;
+    if (why) {
+        fprintf(stderr,
+                "%s: %s%s%s: %s: \"direction\": \"reply\" matches a device's replies: use "
+                "the script with --proxy\n",
+                prog, d->name ? d->name : "", d->name ? ": " : "", d->script, why);
+        dw_sim_script_free(s);
+        return NULL;
+    }
+    if (s->network && (s->transport == DW_SIM_UDP || s->transport == DW_SIM_SERIAL)) {
+        fprintf(stderr, "%s: %s%s%s: \"network\" faults need transport tcp or telnet\n", prog,
+                d->name ? d->name : "", d->name ? ": " : "", d->script);
+        dw_sim_script_free(s);
+        return NULL;
+    }
     if ((d->link || d->baud) && s->transport != DW_SIM_SERIAL) {
         fprintf(stderr,
                 "%s: %s%s%s: %s goes with a serial device; the script's transport is not "
@@ -38,19 +57,69 @@ static dw_sim_script *load(const dw_sim_device *d)
     return s;
 }
 
-/* Bind every device on `loop`: DW_OK, or the exit status after saying why. */
+/* The proxy that puts a script's network faults in front of its device:
+ * it listens on the device's address and forwards to the device's own. */
+static int front_open(const dw_sim_device *d, const dw_sim_script *script,
+                      const dw_sim_serve_options *o, dw_sim_loop *loop, dw_sim_server *srv,
+                      dw_sim_proxy **out)
+{
+    dw_error err;
+    dw_error_clear(&err);
+    dw_sim_script *front = NULL;
+    int rc = dw_sim_script_load_buffer(d->script, "{}", 2, &front, &err);
+    if (rc == DW_OK && dw_sim_netfaults_copy(script->network, &front->network) != DW_OK)
+        rc = dw_error_set(&err, DW_ENOMEM, "out of memory");
+    dw_sim_proxy_options po;
+    dw_sim_proxy_options_init(&po);
+    po.host = d->host;
+    po.port = d->port;
+    po.upstream_host = "127.0.0.1";
+    po.upstream_port = dw_sim_server_port(srv);
+    po.logger = o->logger;
+    po.max_connections = o->max_connections;
+    po.loop = loop;
+    po.seed = o->seed;
+    po.raw = 1;
+    if (rc == DW_OK)
+        rc = dw_sim_proxy_new(&po, front, out, &err);
+    if (rc != DW_OK) {
+        fprintf(stderr, "%s: %s%s%s\n", prog, d->name ? d->name : "", d->name ? ": " : "",
+                dw_error_message(&err));
+        dw_sim_script_free(front);
+        return 3;
+    }
+    return DW_OK;
+}
+
+/* Whether serving the script draws random numbers: network faults, a
+ * rule's "probability" or "delay", a property's noise, Lua (math.random). */
+static int draws(const dw_sim_script *s)
+{
+    int any = s->network != NULL || s->nlua > 0;
+    for (size_t r = 0; r < s->nrules; r++)
+        any |= s->rules[r].net && (s->rules[r].net->has_delay || s->rules[r].net->probability < 1);
+    size_t n = s->props ? dw_sim_props_count(s->props) : 0;
+    for (size_t i = 0; i < n; i++)
+        any |= dw_sim_props_def(s->props, i)->noise != DW_SIM_NOISE_NONE;
+    return any;
+}
+
+/* Bind every device on `loop` (behind a proxy when its script has network
+ * faults): DW_OK, or the exit status after saying why. */
 static int open_all(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o,
-                    dw_sim_loop *loop, dw_sim_server **srv)
+                    dw_sim_loop *loop, dw_sim_server **srv, dw_sim_proxy **px, int *random)
 {
     for (size_t i = 0; i < n; i++) {
         dw_sim_script *script = load(&devs[i]);
         if (!script)
             return 2;
+        int front = script->network != NULL;
+        *random |= draws(script);
         dw_sim_server_options so;
         dw_sim_server_options_init(&so);
         so.name = devs[i].name;
-        so.host = devs[i].host;
-        so.port = devs[i].port;
+        so.host = front ? "127.0.0.1" : devs[i].host;
+        so.port = front ? 0 : devs[i].port;
         so.link = devs[i].link;
         so.baud = devs[i].baud;
         so.logger = o->logger;
@@ -61,6 +130,7 @@ static int open_all(const dw_sim_device *devs, size_t n, const dw_sim_serve_opti
         so.max_frame = o->max_frame;
         so.max_buffered = o->max_buffered;
         so.loop = loop;
+        so.seed = o->seed;
         dw_error err;
         dw_error_clear(&err);
         if (dw_sim_server_new(&so, script, &srv[i], &err) != DW_OK) {
@@ -69,6 +139,9 @@ static int open_all(const dw_sim_device *devs, size_t n, const dw_sim_serve_opti
             dw_sim_script_free(script);
             return err.code == DW_ESCRIPT || err.code == DW_EINVAL ? 2 : 3;
         }
+        int rc = front ? front_open(&devs[i], script, o, loop, srv[i], &px[i]) : DW_OK;
+        if (rc != DW_OK)
+            return rc;
     }
     return DW_OK;
 }
@@ -171,19 +244,35 @@ static int control_open(const dw_sim_device *devs, size_t n, const dw_sim_serve_
     return DW_OK;
 }
 
+/* The address a device is reached at: its proxy's, if it has one. */
+static const char *address(dw_sim_server *srv, dw_sim_proxy *px)
+{
+    return px ? dw_sim_proxy_address(px) : dw_sim_server_address(srv);
+}
+
 int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o)
 {
     dw_sim_control *control = NULL;
     dw_sim_server **srv = calloc(n, sizeof *srv);
+    dw_sim_proxy **px = calloc(n, sizeof *px);
     dw_sim_loop *loop = NULL;
     dw_error err;
     dw_error_clear(&err);
-    if (!srv || dw_sim_loop_new(&loop, &err) != DW_OK) {
-        fprintf(stderr, "%s: %s\n", prog, srv ? dw_error_message(&err) : "out of memory");
+    if (!srv || !px || dw_sim_loop_new(&loop, &err) != DW_OK) {
+        fprintf(stderr, "%s: %s\n", prog, srv && px ? dw_error_message(&err) : "out of memory");
         free(srv);
+        free(px);
         return 3;
     }
-    int status = open_all(devs, n, o, loop, srv);
+    dw_sim_serve_options seeded = *o;
+    if (!o->have_seed)
+        seeded.seed = dw_sim_rng_entropy();
+    o = &seeded;
+    int random = 0;
+    int status = open_all(devs, n, o, loop, srv, px, &random);
+    if (status == DW_OK && !o->have_seed && random)
+        fprintf(stderr, "%s: seed %llu (repeat this run's random draws with --seed %llu)\n", prog,
+                (unsigned long long)o->seed, (unsigned long long)o->seed);
     if (status == DW_OK && o->control_host)
         status = control_open(devs, n, o, loop, srv, &control);
     if (status == DW_OK && dw_sim_loop_start(loop, &err) != DW_OK) {
@@ -197,7 +286,7 @@ int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options
     if (status == DW_OK) {
         for (size_t i = 0; i < n; i++)
             printf("%s %s%s%s%s\n", dw_sim_server_serial(srv[i]) ? "serial on" : "listening on",
-                   dw_sim_server_address(srv[i]), devs[i].name ? " (" : "",
+                   address(srv[i], px[i]), devs[i].name ? " (" : "",
                    devs[i].name ? devs[i].name : "", devs[i].name ? ")" : "");
         if (control)
             printf("control on http://%s\n", dw_sim_control_address(control));
@@ -205,15 +294,20 @@ int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options
         wait_signals(devs, n, o, srv);
     }
     dw_sim_control_stop(control); /* before the devices: no call reaches them after */
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        dw_sim_proxy_stop(px[i]);
         dw_sim_server_stop(srv[i]);
+    }
     dw_sim_loop_stop(loop); /* every close callback has run */
     if (status == DW_OK)
         status = report(n, o, srv);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        dw_sim_proxy_free(px[i]);
         dw_sim_server_free(srv[i]);
+    }
     dw_sim_control_free(control);
     dw_sim_loop_free(loop);
     free(srv);
+    free(px);
     return status;
 }

@@ -39,9 +39,14 @@ typedef struct dw_sim_serve_options {
     uint16_t control_port;
     const char *control_token; /* --control-token's contents, or NULL */
     size_t journal_size;       /* --journal: entries per device (0: the default) */
+    uint64_t seed;             /* --seed: every random draw (faults, noise, Lua) */
+    int have_seed;             /* 0: a seed is drawn, and printed when a script uses it */
 } dw_sim_serve_options;
 
-/* Serve devs[0..n) until SIGINT or SIGTERM. The caller has blocked SIGINT,
+/* Serve devs[0..n) until SIGINT or SIGTERM. A script with "network"
+ * faults is served behind a proxy (proxy.h) on the device's address that
+ * applies them, the device itself listening on a loopback port of its own;
+ * the faults are read at start (a reload keeps them). The caller has blocked SIGINT,
  * SIGTERM and SIGHUP in every thread (they are taken with sigwait here).
  * Returns the exit status: 0, 1 (--check failed), 2 (a script does not
  * load), 3 (cannot serve: an address in use). */

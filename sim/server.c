@@ -124,6 +124,8 @@ static int gen_new(const dw_sim_server *s, dw_sim_script *script, sim_gen **out,
         free(g);
         return rc;
     }
+    dw_sim_engine_set_rng(g->engine, (dw_sim_rng *)&s->rng);
+    dw_sim_engine_seed(g->engine, s->engine_seed);
     g->script = script;
     g->refs = 1;
     *out = g;
@@ -201,10 +203,17 @@ size_t dw__sim_piece(const dw_sim_outcome *o, size_t at, size_t k)
 }
 
 /* A fresh session on the generation serving now (the connection starts
- * afresh after a reload). */
+ * afresh after a reload); the decoder follows the new request framing, as
+ * the old generation's goes with it (called between frames, so nothing is
+ * lost). */
 static int conn_bind(sim_conn *c)
 {
-    return dw__sim_bind(c->srv, &c->gen, &c->sess);
+    int rc = dw__sim_bind(c->srv, &c->gen, &c->sess);
+    if (rc != DW_OK || !c->dec)
+        return rc;
+    dw_decoder_free(c->dec);
+    c->dec = dw_decoder_new(dw_sim_engine_request_marshaller(c->gen->engine));
+    return c->dec ? DW_OK : DW_ENOMEM;
 }
 
 /* ---- ending a connection ----------------------------------------------------- */
@@ -388,13 +397,10 @@ static void on_written(uv_write_t *req, int status)
     }
 }
 
-/* What the socket takes of p[0..n) now: the bytes taken (maybe 0), or a
- * libuv error. send() rather than uv_try_write's write(): the same bytes on
- * a shorter path through the kernel, once per reply. */
-static ssize_t try_send(sim_conn *c, const uint8_t *p, size_t n)
+ssize_t dw__sim_try_send(uv_tcp_t *t, const uint8_t *p, size_t n)
 {
     uv_os_fd_t fd;
-    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
+    if (uv_fileno((const uv_handle_t *)t, &fd) != 0)
         return UV_EBADF;
     ssize_t r;
     do
@@ -407,6 +413,16 @@ static ssize_t try_send(sim_conn *c, const uint8_t *p, size_t n)
     return uv_translate_sys_error(errno);
 }
 
+void dw__sim_peer_name(uv_tcp_t *t, char *out, size_t n)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0)
+        dw_sim_addr_format((struct sockaddr *)&ss, out, n);
+    else
+        snprintf(out, n, "?");
+}
+
 /* Write bytes as they are: at once if the socket takes them, else queued. */
 static void conn_write(sim_conn *c, const uint8_t *p, size_t n)
 {
@@ -416,7 +432,7 @@ static void conn_write(sim_conn *c, const uint8_t *p, size_t n)
     uv_stream_t *st = (uv_stream_t *)&c->tcp;
     size_t done = 0;
     if (uv_stream_get_write_queue_size(st) == 0) {
-        ssize_t r = try_send(c, p, n);
+        ssize_t r = dw__sim_try_send(&c->tcp, p, n);
         if (r < 0) {
             conn_lost(c, (int)r, "writing:");
             return;
@@ -898,12 +914,7 @@ static void on_connection(uv_stream_t *l, int status)
         return;
     }
     s->accepted++;
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
-        dw_sim_addr_format((struct sockaddr *)&ss, c->peer, sizeof c->peer);
-    else
-        strcpy(c->peer, "?");
+    dw__sim_peer_name(&c->tcp, c->peer, sizeof c->peer);
     if (s->nconns >= s->max_connections) {
         dw__sim_log(s, DW_LOG_WARN, "%s: refused: connection limit (%zu) reached", c->peer,
                     s->max_connections);
@@ -1006,6 +1017,7 @@ void dw_sim_server_options_init(dw_sim_server_options *o)
     o->idle_timeout_ms = -1;
     o->write_timeout_ms = 10000;
     o->max_buffered = DW_SIM_MAX_BUFFERED;
+    o->seed = DW_SIM_DEFAULT_SEED;
 }
 
 typedef struct open_args {
@@ -1109,6 +1121,11 @@ int dw_sim_server_new(const dw_sim_server_options *o, dw_sim_script *script, dw_
         return dw_error_set(err, DW_ENOMEM, "out of memory");
     s->logger = o->logger;
     s->transcript = o->transcript;
+    uint64_t stream = 0;
+    for (const char *k = o->name; k && *k; k++) /* each device its own draws */
+        stream = stream * 131 + (unsigned char)*k;
+    dw_sim_rng_seed(&s->rng, o->seed, stream);
+    s->engine_seed = o->seed + stream * 0x9e3779b97f4a7c15u; /* the seed itself without a name */
     if (o->name && !(s->name = strdup(o->name))) {
         free(s);
         return dw_error_set(err, DW_ENOMEM, "out of memory");

@@ -74,6 +74,12 @@ typedef struct dw_sim_server_options {
      * (max_connections, the timeouts, max_buffered) do not apply. */
     const char *link;
     uint32_t baud;
+    /* The seed of every random draw of the device, with its name mixed in:
+     * rules' "probability" and "delay" (netfault.h), the properties' noise
+     * and Lua's math.random (dw_sim_engine_seed; an unnamed device's engine
+     * gets the seed itself). Each reload starts the engine's draws afresh
+     * from it. Default DW_SIM_DEFAULT_SEED. */
+    uint64_t seed;
 } dw_sim_server_options;
 
 #define DW_SIM_MAX_BUFFERED ((size_t)256 * 1024 * 1024)

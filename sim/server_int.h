@@ -49,6 +49,8 @@ struct dw_sim_server {
     struct dw_sim_devctl *ctl;    /* the control API's side of the device (control_dev.h),
                                      NULL without --control */
     uint64_t bytes_in, bytes_out; /* read and written, every connection */
+    dw_sim_rng rng;               /* rules' "probability" and "delay" (every generation's engine) */
+    uint64_t engine_seed;         /* each generation's noise and math.random (dw_sim_engine_seed) */
     dw_buf scratch;               /* Telnet escaping */
     dw_buf msg;                   /* a periodic message */
 };
@@ -72,6 +74,12 @@ void dw__sim_budget_give_back(dw_sim_server *s, size_t *charged);
  * the chunk of Lua that failed on it. */
 void dw__sim_report_limits(dw_sim_server *s, uint64_t id, const char *peer, const dw_sim_outcome *o,
                            size_t request_len);
+/* What the socket takes of p[0..n) now: the bytes taken (maybe 0), or a
+ * libuv error. send() rather than uv_try_write's write(): the same bytes on
+ * a shorter path through the kernel (the proxy writes this way too). */
+ssize_t dw__sim_try_send(uv_tcp_t *t, const uint8_t *p, size_t n);
+/* The peer's "HOST:PORT" into out[n], or "?". */
+void dw__sim_peer_name(uv_tcp_t *t, char *out, size_t n);
 /* "close", "reset", ... for the transcript. */
 const char *dw__sim_fault_name(dw_sim_fault f);
 

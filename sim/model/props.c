@@ -182,12 +182,12 @@ int dw_sim_props_finish(dw_sim_props *p)
 
 /* ---- the PRNG ------------------------------------------------------------------ */
 
-void dw_sim_rng_seed(_Atomic uint64_t *rng, uint64_t seed)
+void dw_sim_noise_seed(_Atomic uint64_t *rng, uint64_t seed)
 {
     atomic_store(rng, seed);
 }
 
-double dw_sim_rng_uniform(_Atomic uint64_t *rng)
+double dw_sim_noise_uniform(_Atomic uint64_t *rng)
 {
     const uint64_t golden = 0x9e3779b97f4a7c15ULL;
     uint64_t z = atomic_fetch_add(rng, golden) + golden;
@@ -200,9 +200,9 @@ double dw_sim_rng_uniform(_Atomic uint64_t *rng)
 static double noise(const dw_sim_prop_def *d, _Atomic uint64_t *rng)
 {
     if (d->noise == DW_SIM_NOISE_UNIFORM)
-        return d->amplitude * (2 * dw_sim_rng_uniform(rng) - 1);
+        return d->amplitude * (2 * dw_sim_noise_uniform(rng) - 1);
     /* Box-Muller; 1 - u is in (0, 1], so the log is finite. */
-    double u1 = 1 - dw_sim_rng_uniform(rng), u2 = dw_sim_rng_uniform(rng);
+    double u1 = 1 - dw_sim_noise_uniform(rng), u2 = dw_sim_noise_uniform(rng);
     double z = sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
     z = z > 4 ? 4 : z < -4 ? -4 : z;
     return d->amplitude * z;

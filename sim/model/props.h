@@ -166,9 +166,9 @@ int dw_sim_props_scpi(dw_sim_props_state *st, const dw_scpi_unit *u, double now,
 int dw_sim_props_command(dw_sim_props_state *st, const uint8_t *req, size_t n, double now,
                          dw_buf *resp);
 
-/* The PRNG: splitmix64 on an atomic counter. */
-void dw_sim_rng_seed(_Atomic uint64_t *rng, uint64_t seed);
+/* The noise PRNG: splitmix64 on an atomic counter (thread-safe). */
+void dw_sim_noise_seed(_Atomic uint64_t *rng, uint64_t seed);
 /* A double uniform in [0, 1). */
-double dw_sim_rng_uniform(_Atomic uint64_t *rng);
+double dw_sim_noise_uniform(_Atomic uint64_t *rng);
 
 #endif

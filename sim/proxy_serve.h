@@ -1,0 +1,31 @@
+/* devwire-sim --record and --proxy: run a proxy (proxy.h) until SIGINT or
+ * SIGTERM. Prints "listening on HOST:PORT" once it accepts connections;
+ * at the end a recording is written to its file (record.h) and a line
+ * says what it holds. */
+#ifndef DW_SIM_PROXY_SERVE_H
+#define DW_SIM_PROXY_SERVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <devwire/devwire.h>
+
+typedef struct dw_sim_proxy_run {
+    const char *script;   /* --script: transport, framing (and faults for --proxy) */
+    const char *listen;   /* HOST:PORT */
+    const char *upstream; /* HOST:PORT of the device */
+    const char *out;      /* --record: the script to write; NULL for --proxy */
+    int as_steps, keep_timing;
+    int have_seed;
+    uint64_t seed;
+    const char *transcript; /* NULL: none */
+    const dw_logger *logger;
+    size_t max_connections;
+} dw_sim_proxy_run;
+
+/* The caller has blocked SIGINT, SIGTERM and SIGHUP in every thread.
+ * Returns the exit status: 0; 2 (usage, a script that does not load);
+ * 3 (cannot listen, cannot resolve the upstream, cannot write --out). */
+int dw_sim_proxy_serve(const dw_sim_proxy_run *r);
+
+#endif

@@ -1,0 +1,719 @@
+/* devwire-sim --proxy: each fault of a faults script, seen by a client
+ * talking to a device (devwire-sim) through the proxy; the network faults
+ * of a simulator's own script; --seed repeats random faults exactly. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <devwire/devwire.h>
+#include <devwire/telnet.h>
+
+#include "sim_proc.h"
+#include "support.h"
+
+TestSuite(sim_proxy, .timeout = 120);
+
+static const char device_script[] = "{\"rules\": ["
+                                    " {\"when\": \"PING\", \"reply\": \"PONG\"},"
+                                    " {\"when\": \"MEAS?\", \"reply\": \"1.000\"},"
+                                    " {\"when\": \"MARK\", \"reply\": \"END\"},"
+                                    " {\"when\": \"DATA?\", \"reply\": \"0123456789abcdef\"},"
+                                    " {\"when\": \"BIG?\", \"reply\": \"%s\"},"
+                                    " {\"when\": \"BYE\", \"fault\": \"close\"}"
+                                    "]}";
+
+typedef struct rig {
+    dw_sim_proc dev, px;
+    char *faults;
+} rig;
+
+static const char *err_of(dw_sim_proc *p)
+{
+    return p->err.data ? (const char *)p->err.data : "";
+}
+
+static void device_start(dw_sim_proc *dev)
+{
+    char big[1001], text[2048];
+    memset(big, 'x', 1000);
+    big[1000] = 0;
+    snprintf(text, sizeof text, device_script, big);
+    int rc = dw_sim_proc_serve(dev, "device", text, NULL, NULL);
+    cr_assert(eq(int, rc, DW_OK), "device: %s\n%s", dw_strerror(rc), err_of(dev));
+}
+
+/* The device, and the proxy in front of it with `faults` (and `seed`, or
+ * none when NULL). */
+static void rig_start(rig *r, const char *faults, const char *seed)
+{
+    memset(r, 0, sizeof *r);
+    device_start(&r->dev);
+    r->faults = dw_sim_temp_file("faults", faults);
+    cr_assert(r->faults != NULL);
+    char up[80];
+    snprintf(up, sizeof up, "127.0.0.1:%u", (unsigned)r->dev.port);
+    const char *args[12] = {"--proxy",  "--upstream",  up,  "--script", r->faults,
+                            "--listen", "127.0.0.1:0", NULL};
+    if (seed) {
+        args[7] = "--seed";
+        args[8] = seed;
+        args[9] = NULL;
+    }
+    int rc = dw_sim_proc_start(&r->px, args, 1, 20000);
+    cr_assert(eq(int, rc, DW_OK), "proxy: %s\n%s", dw_strerror(rc), err_of(&r->px));
+}
+
+static void rig_stop(rig *r)
+{
+    int st = dw_sim_proc_stop(&r->px, 10000);
+    cr_assert(eq(int, st, 0), "the proxy exited %d:\n%s", st, err_of(&r->px));
+    dw_sim_proc_free(&r->px);
+    dw_sim_proc_stop(&r->dev, 10000);
+    dw_sim_proc_free(&r->dev);
+    unlink(r->faults);
+    free(r->faults);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int client(uint16_t port)
+{
+    int fd = dw_sim_raw_connect(port, 0);
+    cr_assert(fd >= 0, "connect: %s", strerror(errno));
+    return fd;
+}
+
+static void say(int fd, const char *line)
+{
+    char b[256];
+    size_t n = (size_t)snprintf(b, sizeof b, "%s\n", line);
+    cr_assert(eq(sz, (size_t)send(fd, b, n, MSG_NOSIGNAL), n));
+}
+
+/* Whatever arrives within wait_ms (until `until` is in it, when given), into
+ * out (NUL-terminated); returns the byte count, or -errno / 0 on EOF with
+ * *eof set. */
+static ssize_t hear(int fd, char *out, size_t cap, int wait_ms, const char *until, int *eof)
+{
+    size_t got = 0;
+    long long end = now_ms() + wait_ms;
+    *eof = 0;
+    out[0] = 0;
+    while (got + 1 < cap && !(until && strstr(out, until))) {
+        long long left = end - now_ms();
+        struct pollfd p = {fd, POLLIN, 0};
+        if (left <= 0 || poll(&p, 1, (int)left) != 1)
+            break;
+        ssize_t n = recv(fd, out + got, cap - 1 - got, 0);
+        if (n <= 0) {
+            *eof = 1;
+            return n < 0 ? -errno : (ssize_t)got;
+        }
+        got += (size_t)n;
+        out[got] = 0;
+    }
+    return (ssize_t)got;
+}
+
+/* One request, its reply text (within 5 s). */
+static const char *ask(int fd, const char *req, char *buf, size_t cap)
+{
+    int eof;
+    say(fd, req);
+    hear(fd, buf, cap, 5000, "\n", &eof);
+    return buf;
+}
+
+#define PROXIED(faults, seed)                                                                      \
+    rig r;                                                                                         \
+    rig_start(&r, faults, seed);                                                                   \
+    int fd = client(r.px.port);                                                                    \
+    char buf[4096];                                                                                \
+    (void)buf;                                                                                     \
+    int eof = 0;                                                                                   \
+    (void)eof
+
+#define DONE()                                                                                     \
+    close(fd);                                                                                     \
+    rig_stop(&r)
+
+/* ---- rules on requests and replies -------------------------------------------------- */
+
+Test(sim_proxy, no_rules_forward_everything)
+{
+    PROXIED("{}", "1");
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    cr_assert(eq(str, (char *)ask(fd, "MEAS?", buf, sizeof buf), "1.000\n"));
+    DONE();
+}
+
+Test(sim_proxy, request_drop_and_fault_on)
+{
+    PROXIED("{\"rules\": [{\"when\": \"PING\", \"fault\": \"drop\", \"fault_on\": 2}]}", "1");
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    say(fd, "PING");
+    cr_assert(eq(sz, (size_t)hear(fd, buf, sizeof buf, 300, NULL, &eof), 0), "%s", buf);
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    DONE();
+}
+
+Test(sim_proxy, reply_garbage)
+{
+    PROXIED("{\"rules\": [{\"direction\": \"reply\", \"when\": \"PONG\", \"fault\": \"garbage\","
+            " \"garbage\": {\"hex\": \"00 ff 0a\"}}]}",
+            "1");
+    say(fd, "PING");
+    cr_assert(eq(sz, (size_t)hear(fd, buf, sizeof buf, 5000, "\n", &eof), 3));
+    cr_assert(eq(int, memcmp(buf, "\x00\xff\n", 3), 0), "%s", dw_test_esc(buf, 3));
+    cr_assert(eq(str, (char *)ask(fd, "MEAS?", buf, sizeof buf), "1.000\n"));
+    DONE();
+}
+
+Test(sim_proxy, reply_rewritten_from_a_template)
+{
+    PROXIED("{\"rules\": [{\"direction\": \"reply\", \"when\": {\"regex\": \"^([0-9]+)\\\\.\"},"
+            " \"reply\": \"$0 V ($1)\"}]}",
+            "1");
+    cr_assert(eq(str, (char *)ask(fd, "MEAS?", buf, sizeof buf), "1.000 V (1)\n"));
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    DONE();
+}
+
+Test(sim_proxy, request_answered_by_the_proxy)
+{
+    PROXIED("{\"rules\": [{\"when\": \"*IDN?\", \"reply\": \"PROXY,1\"}]}", "1");
+    cr_assert(eq(str, (char *)ask(fd, "*IDN?", buf, sizeof buf), "PROXY,1\n"));
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    DONE();
+}
+
+Test(sim_proxy, reply_duplicated)
+{
+    PROXIED("{\"rules\": [{\"direction\": \"reply\", \"when\": \"PONG\", \"fault\": "
+            "\"duplicate\"}]}",
+            "1");
+    say(fd, "PING");
+    hear(fd, buf, sizeof buf, 5000, "PONG\nPONG\n", &eof);
+    cr_assert(eq(str, buf, "PONG\nPONG\n"));
+    DONE();
+}
+
+Test(sim_proxy, close_and_reset)
+{
+    PROXIED("{\"rules\": [{\"when\": \"QUIT\", \"fault\": \"close\"},"
+            " {\"direction\": \"reply\", \"when\": \"1.000\", \"fault\": \"reset\"}]}",
+            "1");
+    say(fd, "QUIT");
+    cr_assert(eq(sz, (size_t)hear(fd, buf, sizeof buf, 5000, NULL, &eof), 0));
+    cr_assert(eq(int, eof, 1), "a close ends the connection");
+    close(fd);
+    fd = client(r.px.port);
+    say(fd, "MEAS?");
+    ssize_t n = hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(int, eof, 1));
+    cr_assert(eq(int, (int)n, -ECONNRESET), "got %zd", n);
+    DONE();
+}
+
+Test(sim_proxy, hang_stops_both_ways)
+{
+    PROXIED("{\"rules\": [{\"when\": \"LOCK\", \"fault\": \"hang\"}]}", "1");
+    say(fd, "LOCK");
+    say(fd, "PING");
+    cr_assert(eq(sz, (size_t)hear(fd, buf, sizeof buf, 300, NULL, &eof), 0), "%s", buf);
+    cr_assert(eq(int, eof, 0));
+    DONE();
+}
+
+Test(sim_proxy, reply_delayed_and_split)
+{
+    PROXIED("{\"rules\": [{\"direction\": \"reply\", \"when\": \"0123456789abcdef\","
+            " \"delay_ms\": 150, \"split\": [4], \"split_delay_ms\": 60}]}",
+            "1");
+    long long t0 = now_ms();
+    say(fd, "DATA?");
+    struct pollfd p = {fd, POLLIN, 0};
+    cr_assert(eq(int, poll(&p, 1, 5000), 1));
+    long long first = now_ms() - t0;
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    cr_assert(first >= 140, "the first piece came after %lld ms", first);
+    cr_assert(eq(sz, (size_t)n, 4), "the first piece is 4 bytes, got %zd", n);
+    hear(fd, buf + 4, sizeof buf - 4, 5000, "\n", &eof);
+    cr_assert(eq(str, buf + 4, "456789abcdef\n"));
+    cr_assert(now_ms() - t0 >= 140 + 4 * 55, "pieces paused");
+    DONE();
+}
+
+Test(sim_proxy, rule_delay_distribution)
+{
+    PROXIED("{\"rules\": [{\"when\": \"PING\", \"delay\": {\"distribution\": \"uniform\","
+            " \"min_ms\": 100, \"max_ms\": 150}}]}",
+            "1");
+    long long t0 = now_ms();
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    cr_assert(now_ms() - t0 >= 95, "delayed by %lld ms", now_ms() - t0);
+    DONE();
+}
+
+/* 30 times PING then MARK: '1' where PONG came twice, '0' where once. */
+static void duplicates_seen(int fd, char *out)
+{
+    char buf[256];
+    int eof;
+    for (int i = 0; i < 30; i++) {
+        say(fd, "PING");
+        say(fd, "MARK");
+        hear(fd, buf, sizeof buf, 5000, "END\n", &eof);
+        out[i] = strcmp(buf, "PONG\nPONG\nEND\n") == 0 ? '1' : '0';
+        cr_assert(out[i] == '1' || strcmp(buf, "PONG\nEND\n") == 0, "%s", buf);
+    }
+    out[30] = 0;
+}
+
+/* The pattern of duplicated replies over 30 requests, as 0s and 1s. */
+static void duplicate_pattern(const char *seed, char *out)
+{
+    PROXIED("{\"rules\": [{\"direction\": \"reply\", \"when\": \"PONG\", \"fault\": "
+            "\"duplicate\", \"probability\": 0.5}]}",
+            seed);
+    duplicates_seen(fd, out);
+    DONE();
+}
+
+Test(sim_proxy, seed_repeats_probabilistic_faults_exactly)
+{
+    char a[31], b[31], c[31];
+    duplicate_pattern("42", a);
+    duplicate_pattern("42", b);
+    duplicate_pattern("43", c);
+    cr_assert(eq(str, a, b), "the same seed, the same faults");
+    cr_assert(strchr(a, '0') && strchr(a, '1'), "probability 0.5 both faults and spares: %s", a);
+    cr_assert(ne(str, a, c), "another seed, other faults");
+}
+
+Test(sim_proxy, seed_printed_when_not_given)
+{
+    rig r;
+    rig_start(&r, "{}", NULL);
+    cr_assert(dw_sim_proc_wait_output(&r.px, 1, "--seed ", 5000), "%s", err_of(&r.px));
+    rig_stop(&r);
+}
+
+/* ---- network faults --------------------------------------------------------------------- */
+
+Test(sim_proxy, latency)
+{
+    PROXIED("{\"network\": {\"reply\": {\"latency\": {\"ms\": 150, \"jitter_ms\": 20}}}}", "1");
+    for (int i = 0; i < 3; i++) {
+        long long t0 = now_ms();
+        cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+        cr_assert(now_ms() - t0 >= 125, "round trip %lld ms", now_ms() - t0);
+    }
+    DONE();
+}
+
+Test(sim_proxy, bandwidth)
+{
+    PROXIED("{\"network\": {\"reply\": {\"bandwidth\": {\"bytes_per_second\": 2000}}}}", "1");
+    long long t0 = now_ms();
+    say(fd, "BIG?");
+    ssize_t n = hear(fd, buf, sizeof buf, 10000, "\n", &eof);
+    cr_assert(eq(sz, (size_t)n, 1001));
+    cr_assert(now_ms() - t0 >= 400, "1001 bytes at 2000 B/s took %lld ms", now_ms() - t0);
+    DONE();
+}
+
+Test(sim_proxy, slicer)
+{
+    PROXIED("{\"network\": {\"reply\": {\"slicer\": {\"average_size\": 3, \"size_variation\": 1,"
+            " \"delay_ms\": 20}}}}",
+            "1");
+    say(fd, "DATA?");
+    size_t got = 0, reads = 0;
+    while (got < 17) {
+        struct pollfd p = {fd, POLLIN, 0};
+        cr_assert(eq(int, poll(&p, 1, 5000), 1));
+        ssize_t n = recv(fd, buf + got, sizeof buf - got, 0);
+        cr_assert(n > 0);
+        got += (size_t)n;
+        reads++;
+    }
+    buf[got] = 0;
+    cr_assert(eq(str, buf, "0123456789abcdef\n"));
+    cr_assert(reads >= 3, "17 bytes in slices of 2 to 4 came in %zu reads", reads);
+    DONE();
+}
+
+Test(sim_proxy, limit_data)
+{
+    PROXIED("{\"network\": {\"reply\": {\"limit_data\": {\"bytes\": 10}}}}", "1");
+    say(fd, "DATA?");
+    ssize_t n = hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(sz, (size_t)n, 10));
+    cr_assert(eq(str, buf, "0123456789"));
+    cr_assert(eq(int, eof, 1), "closed after 10 bytes");
+    DONE();
+}
+
+Test(sim_proxy, slow_close)
+{
+    PROXIED("{\"network\": {\"reply\": {\"slow_close\": {\"delay_ms\": 300}}}}", "1");
+    long long t0 = now_ms();
+    say(fd, "BYE");
+    hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(int, eof, 1));
+    cr_assert(now_ms() - t0 >= 280, "closed after %lld ms", now_ms() - t0);
+    DONE();
+}
+
+Test(sim_proxy, timeout)
+{
+    PROXIED("{\"network\": {\"reply\": {\"timeout\": {\"ms\": 300}}}}", "1");
+    long long t0 = now_ms();
+    say(fd, "PING");
+    ssize_t n = hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(sz, (size_t)n, 0), "no data passes");
+    cr_assert(eq(int, eof, 1));
+    cr_assert(now_ms() - t0 >= 280, "closed after %lld ms", now_ms() - t0);
+    DONE();
+}
+
+Test(sim_proxy, refuse_connections)
+{
+    PROXIED("{\"network\": {\"refuse_connections\": {\"after_ms\": 0, \"for_ms\": 60000}}}", "1");
+    say(fd, "PING");
+    ssize_t n = hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(int, eof, 1), "refused: closed at once");
+    cr_assert(n <= 0);
+    DONE();
+}
+
+Test(sim_proxy, disconnect_all)
+{
+    PROXIED("{\"network\": {\"disconnect_all\": {\"after_ms\": 300}}}", "1");
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(int, eof, 1), "dropped");
+    DONE();
+}
+
+Test(sim_proxy, bad_faults_script_is_located)
+{
+    char *path = dw_sim_temp_file(
+        "badfaults", "{\"network\": {\"reply\": {\"latency\": {\"ms\": 10, \"jiter_ms\": 5}}}}");
+    dw_sim_proc p;
+    const char *const args[] = {"--validate", path, NULL};
+    int st = dw_sim_proc_run(&p, args, 10000);
+    cr_assert(eq(int, st, 2));
+    cr_assert(strstr(err_of(&p), ":1:46: network.reply.latency.jiter_ms: unknown key (did you "
+                                 "mean \"jitter_ms\"?)") != NULL,
+              "%s", err_of(&p));
+    dw_sim_proc_free(&p);
+    unlink(path);
+    free(path);
+}
+
+/* ---- a simulator's own network faults ------------------------------------------------- */
+
+Test(sim_proxy, simulator_network_faults)
+{
+    dw_sim_proc sim;
+    static const char script[] =
+        "{\"rules\": [{\"when\": \"PING\", \"reply\": \"PONG\"}],"
+        " \"network\": {\"reply\": {\"latency\": {\"ms\": 150}, \"limit_data\": {\"bytes\": 7}}}}";
+    const char *const extra[] = {"--seed", "7", NULL};
+    int rc = dw_sim_proc_serve(&sim, "simnet", script, extra, NULL);
+    cr_assert(eq(int, rc, DW_OK), "%s", err_of(&sim));
+    int fd = client(sim.port);
+    char buf[64];
+    int eof;
+    long long t0 = now_ms();
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    cr_assert(now_ms() - t0 >= 140, "round trip %lld ms", now_ms() - t0);
+    say(fd, "PING");
+    hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(str, buf, "PO"), "7 bytes in all");
+    cr_assert(eq(int, eof, 1));
+    close(fd);
+    cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0), "%s", err_of(&sim));
+    cr_assert(strstr((const char *)sim.out.data, "requests: 2") != NULL, "%s",
+              (const char *)sim.out.data);
+    dw_sim_proc_free(&sim);
+}
+
+/* The duplicated answers of a simulator whose rule duplicates with
+ * probability 0.5, over 30 requests. */
+static void sim_duplicate_pattern(const char *seed, char *out)
+{
+    dw_sim_proc sim;
+    static const char script[] =
+        "{\"rules\": [{\"when\": \"PING\", \"reply\": \"PONG\", \"fault\": "
+        "\"duplicate\", \"probability\": 0.5},"
+        " {\"when\": \"MARK\", \"reply\": \"END\"}]}";
+    const char *const extra[] = {"--seed", seed, NULL};
+    int rc = dw_sim_proc_serve(&sim, "simprob", script, extra, NULL);
+    cr_assert(eq(int, rc, DW_OK), "%s", err_of(&sim));
+    int fd = client(sim.port);
+    duplicates_seen(fd, out);
+    close(fd);
+    cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0), "%s", err_of(&sim));
+    dw_sim_proc_free(&sim);
+}
+
+Test(sim_proxy, simulator_rule_probability_repeats_with_seed)
+{
+    char a[31], b[31], c[31];
+    sim_duplicate_pattern("42", a);
+    sim_duplicate_pattern("42", b);
+    sim_duplicate_pattern("43", c);
+    cr_assert(eq(str, a, b), "the same seed, the same faults");
+    cr_assert(strchr(a, '0') && strchr(a, '1'), "%s", a);
+    cr_assert(ne(str, a, c), "another seed, other faults");
+}
+
+/* Ten answers of a simulator with a noisy property (R?) and a Lua reply
+ * drawing from math.random (RND), alternating, into out (of 512); a SIGHUP
+ * reload first when `reload`. */
+static void sim_random_answers(const char *seed, int reload, char *out)
+{
+    static const char script[] =
+        "{\"properties\": {\"r\": {\"type\": \"float\", \"command\": \"R\", \"access\": \"ro\","
+        " \"default\": 10, \"format\": \"%.6f\", \"noise\": {\"amplitude\": 1}}},"
+        " \"rules\": [{\"when\": \"RND\", \"reply\": {\"lua\": \"math.random(1,1000000)\"}}]}";
+    const char *const extra[] = {"--seed", seed, NULL};
+    dw_sim_proc sim;
+    char *path = NULL; /* kept for the reload */
+    int rc = dw_sim_proc_serve(&sim, "simrand", script, extra, &path);
+    cr_assert(eq(int, rc, DW_OK), "%s", err_of(&sim));
+    dw_sim_client c;
+    cr_assert(eq(int,
+                 dw_sim_client_open(&c, sim.port,
+                                    dw_sentinel_marshaller_new((const uint8_t *)"\n", 1), 10000),
+                 DW_OK));
+    if (reload) { /* draws before the reload, then from the seed again */
+        cr_assert(dw_sim_client_ask(&c, "RND") != NULL);
+        cr_assert(eq(int, dw_sim_proc_kill(&sim, SIGHUP), 0));
+        cr_assert(dw_sim_proc_wait_output(&sim, 1, "reloaded", 10000), "%s", err_of(&sim));
+    }
+    out[0] = '\0';
+    for (int i = 0; i < 10; i++) {
+        const char *r = dw_sim_client_ask(&c, i % 2 ? "RND" : "R?");
+        cr_assert(r != NULL, "%s: %s", dw_error_message(&c.err), err_of(&sim));
+        strncat(out, r, 511 - strlen(out));
+        strncat(out, " ", 511 - strlen(out));
+    }
+    dw_sim_client_close(&c);
+    cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0), "%s", err_of(&sim));
+    dw_sim_proc_free(&sim);
+    unlink(path);
+    free(path);
+}
+
+Test(sim_proxy, simulator_seed_repeats_noise_and_lua_random)
+{
+    char a[512], b[512], c[512], d[512];
+    sim_random_answers("42", 0, a);
+    sim_random_answers("42", 0, b);
+    sim_random_answers("43", 0, c);
+    sim_random_answers("42", 1, d);
+    cr_assert(eq(str, a, b), "the same seed, the same readings");
+    cr_assert(ne(str, a, c), "another seed, other readings: %s", a);
+    cr_assert(eq(str, a, d), "a reload draws from the seed again");
+}
+
+Test(sim_proxy, simulator_refuses_reply_rules)
+{
+    dw_sim_proc sim;
+    int rc = dw_sim_proc_serve(
+        &sim, "replyrule",
+        "{\"rules\": [{\"name\": \"late\", \"direction\": \"reply\", \"when\": \"x\"}]}", NULL,
+        NULL);
+    cr_assert(eq(int, rc, DW_EOF), "it must not serve");
+    cr_assert(eq(int, sim.status, 2));
+    cr_assert(strstr(err_of(&sim), ": late: \"direction\": \"reply\" matches a device's replies: "
+                                   "use the script with --proxy") != NULL,
+              "%s", err_of(&sim));
+    dw_sim_proc_free(&sim);
+}
+
+/* ---- faults at run time (the calls a control interface makes) --------------------------- */
+
+#include "loop.h"
+#include "proxy.h"
+
+Test(sim_proxy, faults_added_and_removed_at_run_time)
+{
+    dw_sim_proc dev;
+    device_start(&dev);
+    dw_sim_loop *loop = NULL;
+    dw_error err;
+    dw_error_clear(&err);
+    cr_assert(eq(int, dw_sim_loop_new(&loop, &err), DW_OK));
+    dw_sim_script *script = NULL;
+    cr_assert(eq(int, dw_sim_script_load_buffer("faults.json", "{}", 2, &script, &err), DW_OK));
+    dw_sim_proxy_options o;
+    dw_sim_proxy_options_init(&o);
+    o.host = "127.0.0.1";
+    o.upstream_host = "127.0.0.1";
+    o.upstream_port = dev.port;
+    o.loop = loop;
+    o.seed = 1;
+    dw_sim_proxy *px = NULL;
+    cr_assert(eq(int, dw_sim_proxy_new(&o, script, &px, &err), DW_OK), "%s",
+              dw_error_message(&err));
+    cr_assert(eq(int, dw_sim_loop_start(loop, &err), DW_OK));
+    uint16_t port = (uint16_t)atoi(strrchr(dw_sim_proxy_address(px), ':') + 1);
+    char buf[256];
+    int eof;
+
+    dw_sim_toxic t = {.name = "slow",
+                      .kind = DW_SIM_TOXIC_LATENCY,
+                      .direction = DW_SIM_DIR_REPLY,
+                      .probability = 1,
+                      .delay = {DW_SIM_DIST_FIXED, 200, 0}};
+    cr_assert(eq(int, dw_sim_proxy_add_fault(px, &t, &err), DW_OK), "%s", dw_error_message(&err));
+    cr_assert(eq(int, dw_sim_proxy_add_fault(px, &t, &err), DW_EINVAL), "one name, one fault");
+    int fd = client(port);
+    long long t0 = now_ms();
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    cr_assert(now_ms() - t0 >= 190, "the added latency applies: %lld ms", now_ms() - t0);
+    close(fd);
+
+    cr_assert(eq(int, dw_sim_proxy_remove_fault(px, "slow"), DW_OK));
+    cr_assert(eq(int, dw_sim_proxy_remove_fault(px, "slow"), DW_ENOENT));
+    fd = client(port);
+    t0 = now_ms();
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    cr_assert(now_ms() - t0 < 190, "removed: %lld ms", now_ms() - t0);
+
+    dw_sim_proxy_disconnect_all(px);
+    hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(int, eof, 1), "every connection dropped");
+    close(fd);
+
+    dw_sim_proxy_refuse_for(px, 60000);
+    fd = client(port);
+    say(fd, "PING");
+    hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(int, eof, 1), "refused");
+    close(fd);
+    dw_sim_proxy_refuse_for(px, 0);
+    fd = client(port);
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    close(fd);
+
+    uint64_t accepted = 0, served = 0;
+    dw_sim_proxy_counts(px, &accepted, &served);
+    cr_assert(eq(u64, accepted, 4));
+    cr_assert(eq(u64, served, 3), "the refused one was not served");
+    dw_sim_proxy_stop(px);
+    dw_sim_loop_stop(loop);
+    dw_sim_proxy_free(px);
+    dw_sim_loop_free(loop);
+    dw_sim_proc_stop(&dev, 10000);
+    dw_sim_proc_free(&dev);
+}
+
+/* A Telnet console through the proxy: the proxy speaks Telnet with each
+ * side, a reply rule rewrites one answer, the prompt passes as it comes. */
+Test(sim_proxy, telnet_console_reply_rewritten)
+{
+    dw_sim_proc dev, px;
+    const char *const dargs[] = {"--script", DW_SOURCE_DIR "/sim/examples/console.json", "--listen",
+                                 "127.0.0.1:0", NULL};
+    cr_assert(eq(int, dw_sim_proc_start(&dev, dargs, 1, 20000), DW_OK), "%s", err_of(&dev));
+    char *faults = dw_sim_temp_file(
+        "telnet-faults",
+        "{\"transport\": \"telnet\", \"framing\": {\"type\": \"sentinel\", \"sentinel\": "
+        "\"\\r\\n\"}, \"prompt\": \"sc200> \", \"rules\": [{\"direction\": \"reply\", \"when\": "
+        "{\"prefix\": \"SC-200 firmware\"}, \"reply\": \"firmware hidden\"}]}");
+    char up[80];
+    snprintf(up, sizeof up, "127.0.0.1:%u", (unsigned)dev.port);
+    const char *const pargs[] = {"--proxy",  "--upstream",  up,       "--script", faults,
+                                 "--listen", "127.0.0.1:0", "--seed", "1",        NULL};
+    cr_assert(eq(int, dw_sim_proc_start(&px, pargs, 1, 20000), DW_OK), "%s", err_of(&px));
+
+    dw_telnet_client_options o;
+    dw_telnet_client_options_init(&o);
+    o.tcp.host = "127.0.0.1";
+    o.tcp.port = px.port;
+    o.tcp.timeout_ms = 5000;
+    o.banner = DW_TELNET_BANNER_PROMPT;
+    o.banner_prompt = (const uint8_t *)"sc200> ";
+    o.banner_prompt_len = 7;
+    dw_client *c = dw_telnet_client_new(&o);
+    dw_session *s = NULL;
+    dw_error err;
+    dw_error_clear(&err);
+    cr_assert(eq(int, dw_client_connect(c, &s, &err), DW_OK), "banner and prompt: %s",
+              dw_error_message(&err));
+    dw_marshaller *m = dw_sentinel_marshaller_new("\r\n", 2);
+    dw_buf reply = DW_BUF_INIT;
+    const char *asks[][2] = {{"show version", "firmware hidden"}, {"show hostname", "sc200-lab"}};
+    for (size_t i = 0; i < 2; i++) {
+        char line[64];
+        size_t n = (size_t)snprintf(line, sizeof line, "%s\r\n", asks[i][0]);
+        cr_assert(eq(int, dw_session_send(s, line, n, &err), DW_OK));
+        cr_assert(eq(int, dw_unmarshall(m, dw_session_iter(s), &reply, &err), DW_OK), "%s",
+                  dw_error_message(&err));
+        dw_buf_nul_terminate(&reply);
+        cr_assert(eq(str, (char *)reply.data, (char *)asks[i][1]));
+        uint8_t prompt[7];
+        size_t got = 0;
+        while (got < 7) { /* the prompt comes now, not with the next answer */
+            const uint8_t *p;
+            size_t len;
+            cr_assert(eq(int, dw_iter_next(dw_session_iter(s), &p, &len), DW_OK));
+            if (len > 7 - got) {
+                dw_iter_unread(dw_session_iter(s), len - (7 - got));
+                len = 7 - got;
+            }
+            memcpy(prompt + got, p, len);
+            got += len;
+        }
+        cr_assert(eq(int, memcmp(prompt, "sc200> ", 7), 0));
+    }
+    dw_buf_free(&reply);
+    dw_marshaller_free(m);
+    dw_session_close(s);
+    dw_client_free(c);
+    cr_assert(eq(int, dw_sim_proc_stop(&px, 10000), 0), "%s", err_of(&px));
+    dw_sim_proc_free(&px);
+    dw_sim_proc_stop(&dev, 10000);
+    dw_sim_proc_free(&dev);
+    unlink(faults);
+    free(faults);
+}
+
+Test(sim_proxy, simulator_prints_its_seed_when_a_rule_draws)
+{
+    dw_sim_proc sim;
+    int rc = dw_sim_proc_serve(&sim, "simseed",
+                               "{\"rules\": [{\"when\": \"PING\", \"reply\": \"PONG\", \"delay\": "
+                               "{\"distribution\": \"uniform\", \"min_ms\": 1, \"max_ms\": 2}}]}",
+                               NULL, NULL);
+    cr_assert(eq(int, rc, DW_OK), "%s", err_of(&sim));
+    cr_assert(
+        dw_sim_proc_wait_output(&sim, 1, "(repeat this run's random draws with --seed ", 5000),
+        "%s", err_of(&sim));
+    cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0));
+    dw_sim_proc_free(&sim);
+    rc = dw_sim_proc_serve(&sim, "simnoseed", "{\"rules\": [{\"when\": \"PING\"}]}", NULL, NULL);
+    cr_assert(eq(int, rc, DW_OK), "%s", err_of(&sim));
+    cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0));
+    cr_assert(strstr(err_of(&sim), "seed") == NULL, "nothing random, no seed: %s", err_of(&sim));
+    dw_sim_proc_free(&sim);
+}

@@ -1,0 +1,565 @@
+/* devwire-sim --record: a device (devwire-sim serving each example) is
+ * recorded through the recorder by a scripted client, the recording is
+ * replayed by devwire-sim, and the same client gets the same replies from
+ * the replay. The recorder never changes what the client sees: the bytes
+ * are those of the device at any split, and a close, a reset or a silence
+ * of the device reaches the client as such. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <devwire/devwire.h>
+#include <devwire/telnet.h>
+
+#include "sim_proc.h"
+#include "support.h"
+
+TestSuite(sim_record, .timeout = 120);
+
+#define EXAMPLES DW_SOURCE_DIR "/sim/examples"
+
+static const char *err_of(dw_sim_proc *p)
+{
+    return p->err.data ? (const char *)p->err.data : "";
+}
+
+/* ---- processes ---------------------------------------------------------------- */
+
+static void start(dw_sim_proc *p, const char *const *args, const char *what)
+{
+    int rc = dw_sim_proc_start(p, args, 1, 20000);
+    cr_assert(eq(int, rc, DW_OK), "%s did not start (%s):\n%s", what, dw_strerror(rc), err_of(p));
+}
+
+/* The device: `script` served on port 0 (over TCP when tcp_override). */
+static void device_start(dw_sim_proc *dev, const char *script, int tcp_override, char **bench)
+{
+    *bench = NULL;
+    if (!tcp_override) {
+        const char *const args[] = {"--script", script, "--listen", "127.0.0.1:0", NULL};
+        start(dev, args, script);
+        return;
+    }
+    char text[1024];
+    snprintf(text, sizeof text,
+             "[{\"name\": \"dev\", \"script\": \"%s\", \"listen\": \"127.0.0.1:0\", "
+             "\"transport\": \"tcp\"}]",
+             script);
+    *bench = dw_sim_temp_file("bench", text);
+    cr_assert(bench[0] != NULL);
+    const char *const args[] = {"--bench", *bench, NULL};
+    start(dev, args, script);
+}
+
+static char *addr_of(const dw_sim_proc *p)
+{
+    char *a = NULL;
+    cr_assert(asprintf(&a, "%s:%u", p->host, (unsigned)p->port) > 0);
+    return a;
+}
+
+/* The recorder in front of dev, framed as `base`. */
+static void recorder_start(dw_sim_proc *rec, const dw_sim_proc *dev, const char *base,
+                           const char *out, const char *extra)
+{
+    char *up = addr_of(dev);
+    const char *args[16] = {"--record", "--upstream", up,         "--script",   base,
+                            "--out",    out,          "--listen", "127.0.0.1:0"};
+    size_t n = 9;
+    if (extra)
+        args[n++] = extra;
+    args[n] = NULL;
+    start(rec, args, "the recorder");
+    free(up);
+}
+
+/* Stop the recorder and check its script. */
+static void recorder_finish(dw_sim_proc *rec, const char *out)
+{
+    int st = dw_sim_proc_stop(rec, 20000);
+    cr_assert(eq(int, st, 0), "the recorder exited %d:\n%s", st, err_of(rec));
+    cr_assert(strstr((const char *)rec->out.data, "recorded ") != NULL, "%s",
+              (const char *)rec->out.data);
+    dw_sim_proc v;
+    const char *const args[] = {"--validate", out, NULL};
+    int vs = dw_sim_proc_run(&v, args, 20000);
+    char *text = dw_sim_read_file(out, NULL);
+    cr_assert(eq(int, vs, 0), "the recording does not validate:\n%s\n%s", err_of(&v),
+              text ? text : "(no file)");
+    free(text);
+    dw_sim_proc_free(&v);
+}
+
+/* ---- a scripted client -------------------------------------------------------------- */
+
+/* One request and the reply frames it is expected to get. */
+typedef struct ask {
+    const char *req; /* text, or hex when hex is set */
+    size_t frames;
+    int hex;
+} ask;
+
+typedef struct conversation {
+    const ask *asks;
+    size_t n;
+    const char *skip;   /* reply frames that start with this are unsolicited: skipped */
+    const char *prompt; /* read after each answer (a console) */
+    const char *banner; /* a Telnet banner ends with this */
+    int telnet;
+    dw_marshaller *req_m, *resp_m;
+} conversation;
+
+static size_t unhex(const char *h, uint8_t *out)
+{
+    size_t n = 0;
+    for (; h[0] && h[1]; h += 2) {
+        while (*h == ' ')
+            h++;
+        unsigned v;
+        sscanf(h, "%2x", &v);
+        out[n++] = (uint8_t)v;
+    }
+    return n;
+}
+
+static dw_client *client_for(const conversation *cv, uint16_t port)
+{
+    if (!cv->telnet) {
+        dw_tcp_client_options o;
+        dw_tcp_client_options_init(&o);
+        o.host = "127.0.0.1";
+        o.port = port;
+        o.timeout_ms = 10000;
+        return dw_tcp_client_new(&o);
+    }
+    dw_telnet_client_options o;
+    dw_telnet_client_options_init(&o);
+    o.tcp.host = "127.0.0.1";
+    o.tcp.port = port;
+    o.tcp.timeout_ms = 10000;
+    o.banner = DW_TELNET_BANNER_PROMPT;
+    o.banner_prompt = (const uint8_t *)cv->banner;
+    o.banner_prompt_len = strlen(cv->banner);
+    return dw_telnet_client_new(&o);
+}
+
+static void append_frame(dw_buf *log, const dw_buf *f)
+{
+    char line[64];
+    snprintf(line, sizeof line, "[%zu]", f->len);
+    dw_buf_append_str(log, line);
+    dw_buf_append(log, f->data, f->len);
+}
+
+/* Talk to 127.0.0.1:port; everything received, frame by frame, into log. */
+static void converse(const conversation *cv, uint16_t port, dw_buf *log)
+{
+    dw_client *c = client_for(cv, port);
+    dw_session *s = NULL;
+    dw_error err;
+    dw_error_clear(&err);
+    cr_assert(c != NULL);
+    cr_assert(eq(int, dw_client_connect(c, &s, &err), DW_OK), "%s", dw_error_message(&err));
+    dw_buf frame = DW_BUF_INIT, reply = DW_BUF_INIT;
+    for (size_t i = 0; i < cv->n; i++) {
+        uint8_t bin[256];
+        const ask *a = &cv->asks[i];
+        size_t len = a->hex ? unhex(a->req, bin) : strlen(a->req);
+        dw_buf_clear(&frame);
+        cr_assert(eq(
+            int, dw_marshall(cv->req_m, a->hex ? bin : (const uint8_t *)a->req, len, &frame, &err),
+            DW_OK));
+        cr_assert(eq(int, dw_session_send(s, frame.data, frame.len, &err), DW_OK), "%s",
+                  dw_error_message(&err));
+        for (size_t k = 0; k < a->frames; k++) {
+            int rc = dw_unmarshall(cv->resp_m, dw_session_iter(s), &reply, &err);
+            cr_assert(eq(int, rc, DW_OK), "%s: reply %zu: %s", a->req, k, dw_error_message(&err));
+            if (cv->skip && reply.len >= strlen(cv->skip) &&
+                memcmp(reply.data, cv->skip, strlen(cv->skip)) == 0) {
+                k--;
+                continue;
+            }
+            append_frame(log, &reply);
+        }
+        for (size_t got = 0, want = cv->prompt ? strlen(cv->prompt) : 0; got < want;) {
+            const uint8_t *p;
+            size_t n;
+            cr_assert(eq(int, dw_iter_next(dw_session_iter(s), &p, &n), DW_OK));
+            if (n > want - got) {
+                dw_iter_unread(dw_session_iter(s), n - (want - got));
+                n = want - got;
+            }
+            cr_assert(eq(int, memcmp(p, cv->prompt + got, n), 0), "prompt expected");
+            got += n;
+        }
+        dw_buf_append_str(log, "|");
+    }
+    dw_buf_free(&frame);
+    dw_buf_free(&reply);
+    dw_session_close(s);
+    dw_client_free(c);
+}
+
+/* Record `script` served by devwire-sim (over TCP with tcp_override) with the
+ * client, replay the recording, run the client again: the same replies
+ * (appended to `seen` if not NULL). */
+static void record_and_replay_seen(const char *script, int tcp_override, conversation *cv,
+                                   const char *extra, dw_buf *seen)
+{
+    dw_sim_proc dev, rec, rep;
+    char *bench = NULL;
+    char *out = dw_sim_temp_file("recorded", "");
+    cr_assert(out != NULL);
+    device_start(&dev, script, tcp_override, &bench);
+    char *base = NULL;
+    if (tcp_override) { /* the base: the example's framing over TCP */
+        base = dw_sim_temp_file("base", "{\"transport\": \"tcp\", \"framing\": {\"type\": "
+                                        "\"sentinel\", \"sentinel\": \"\\n\"}}");
+        cr_assert(base != NULL);
+    }
+    recorder_start(&rec, &dev, base ? base : script, out, extra);
+    dw_buf recorded = DW_BUF_INIT, replayed = DW_BUF_INIT;
+    converse(cv, rec.port, &recorded);
+    recorder_finish(&rec, out);
+
+    const char *const args[] = {"--script", out, "--listen", "127.0.0.1:0", NULL};
+    if (tcp_override) { /* replayed over TCP too */
+        dw_sim_proc_free(&dev);
+        unlink(bench);
+        free(bench);
+        device_start(&rep, out, 1, &bench);
+    } else {
+        start(&rep, args, "the replay");
+    }
+    converse(cv, rep.port, &replayed);
+    dw_buf_nul_terminate(&recorded);
+    dw_buf_nul_terminate(&replayed);
+    char *text = dw_sim_read_file(out, NULL);
+    cr_assert(eq(sz, recorded.len, replayed.len), "recorded %s\nreplayed %s\nscript:\n%s",
+              dw_test_esc(recorded.data, recorded.len), dw_test_esc(replayed.data, replayed.len),
+              text);
+    cr_assert(eq(int, memcmp(recorded.data, replayed.data, recorded.len), 0),
+              "recorded %s\nreplayed %s\nscript:\n%s", dw_test_esc(recorded.data, recorded.len),
+              dw_test_esc(replayed.data, replayed.len), text);
+    free(text);
+    if (seen)
+        dw_buf_append(seen, recorded.data, recorded.len);
+    dw_buf_free(&recorded);
+    dw_buf_free(&replayed);
+    dw_sim_proc_stop(&rep, 10000);
+    dw_sim_proc_free(&rep);
+    dw_sim_proc_free(&rec);
+    dw_sim_proc_free(&dev);
+    unlink(out);
+    free(out);
+    if (bench) {
+        unlink(bench);
+        free(bench);
+    }
+    if (base) {
+        unlink(base);
+        free(base);
+    }
+    dw_marshaller_free(cv->req_m);
+    dw_marshaller_free(cv->resp_m);
+}
+
+static void record_and_replay(const char *script, int tcp_override, conversation *cv,
+                              const char *extra)
+{
+    record_and_replay_seen(script, tcp_override, cv, extra, NULL);
+}
+
+static dw_marshaller *line(const char *s)
+{
+    return dw_sentinel_marshaller_new((const uint8_t *)s, strlen(s));
+}
+
+Test(sim_record, relay_binary_fixed_frames)
+{
+    static const ask asks[] = {{"aa010155", 1, 1}, {"aa100155", 1, 1}, {"aa010155", 1, 1},
+                               {"aaff0055", 1, 1}, {"12345678", 1, 1}, {"aa110155", 1, 1},
+                               {"aa010155", 1, 1}};
+    conversation cv = {
+        asks, 7, NULL, NULL, NULL, 0, dw_fixed_marshaller_new(4), dw_fixed_marshaller_new(4)};
+    record_and_replay(EXAMPLES "/relay.json", 0, &cv, NULL);
+}
+
+Test(sim_record, console_telnet_session)
+{
+    static const ask asks[] = {{"show version", 1, 0},
+                               {"set hostname lab2", 1, 0},
+                               {"show hostname", 1, 0},
+                               {"bogus", 1, 0},
+                               {"help", 5, 0},
+                               {"show ports", 2, 0},
+                               {"set hostname lab3", 1, 0},
+                               {"show hostname", 1, 0}};
+    conversation cv = {asks, 8, NULL, "sc200> ", "sc200> ", 1, line("\r\n"), line("\r\n")};
+    record_and_replay(EXAMPLES "/console.json", 0, &cv, NULL);
+}
+
+Test(sim_record, pdu_json_lines)
+{
+    static const ask asks[] = {{"{\"cmd\": \"identify\"}", 1, 0},
+                               {"{\"cmd\": \"status\"}", 1, 0},
+                               {"{\"cmd\": \"set\", \"outlet\": 1, \"on\": true}", 1, 0},
+                               {"{\"cmd\": \"status\"}", 1, 0},
+                               {"{\"cmd\": \"nope\"}", 1, 0}};
+    conversation cv = {asks, 5, "{\"event\"", NULL, NULL, 0, line("\n"), line("\n")};
+    record_and_replay(EXAMPLES "/pdu.json", 0, &cv, NULL);
+}
+
+Test(sim_record, sg_scpi_with_silent_commands)
+{
+    static const ask asks[] = {{"*IDN?", 1, 0},      {"FREQ 2500000", 0, 0}, {"FREQ?", 1, 0},
+                               {"VOLT?", 0, 0},      {"SYST:ERR?", 1, 0},    {"SYST:ERR?", 1, 0},
+                               {"TRAC:DATA?", 1, 0}, {"FREQ?", 1, 0}};
+    dw_marshaller *resp = dw_scpi_marshaller_new((const uint8_t *)"\n", 1);
+    conversation cv = {asks, 8, NULL, NULL, NULL, 0, line("\n"), resp};
+    record_and_replay(EXAMPLES "/sg.json", 0, &cv, NULL);
+}
+
+/* A ramping, noisy reading (MEAS:VOLT?) and readings computed in Lua from
+ * it: each answer differs from the last, the recording keeps the values
+ * seen, in order, and the replay gives them back in that order. */
+Test(sim_record, psu_ramping_noisy_readings_replay_as_seen)
+{
+    static const ask asks[] = {
+        {"*IDN?", 1, 0},           {"VOLT 12", 0, 0},      {"OUTP ON", 0, 0},
+        {"MEAS:VOLT?", 1, 0},      {"MEAS:VOLT?", 1, 0},   {"MEAS:VOLT?", 1, 0},
+        {"MEAS:CURR?", 1, 0},      {"SIM:LOAD 0.5", 0, 0}, {"MEAS:CURR?", 1, 0},
+        {"STAT:QUES:COND?", 1, 0}, {"VOLT 99", 0, 0},      {"SYST:ERR?", 1, 0}};
+    dw_buf seen = DW_BUF_INIT;
+    conversation cv = {asks, 12, NULL, NULL, NULL, 0, line("\n"), line("\n")};
+    record_and_replay_seen(EXAMPLES "/psu.json", 0, &cv, NULL, &seen);
+    dw_buf_nul_terminate(&seen);
+    char *answer[12] = {0}, *rest = (char *)seen.data;
+    for (size_t i = 0; i < 12; i++)
+        answer[i] = strsep(&rest, "|");
+    cr_assert(strcmp(answer[3], answer[5]) != 0, "the reading moved: %s", (char *)seen.data);
+    cr_assert(strcmp(answer[6], answer[8]) != 0, "the current changed: %s", (char *)seen.data);
+    dw_buf_free(&seen);
+}
+
+Test(sim_record, tempctl_line_protocol_properties)
+{
+    static const ask asks[] = {{"*IDN?", 1, 0},      {"SP 80", 1, 0},      {"SP?", 1, 0},
+                               {"MEAS:TEMP?", 1, 0}, {"MEAS:TEMP?", 1, 0}, {"SP abc", 1, 0},
+                               {"MODE MAN", 1, 0},   {"STATUS?", 1, 0},    {"BOGUS", 1, 0}};
+    conversation cv = {asks, 9, NULL, NULL, NULL, 0, line("\n"), line("\n")};
+    record_and_replay(EXAMPLES "/tempctl.json", 0, &cv, NULL);
+}
+
+Test(sim_record, serial_psu_over_tcp_with_timing)
+{
+    static const ask asks[] = {{"*IDN?", 1, 0},      {"VOLT 12.5", 0, 0}, {"VOLT?", 1, 0},
+                               {"MEAS:VOLT?", 1, 0}, {"NOISE?", 1, 0},    {"CURR?", 1, 0}};
+    conversation cv = {asks, 6, NULL, NULL, NULL, 0, line("\n"), line("\n")};
+    record_and_replay(EXAMPLES "/serial-psu.json", 1, &cv, "--keep-timing");
+}
+
+Test(sim_record, udp_sensor_over_tcp_lost_and_duplicated_answers)
+{
+    static const ask asks[] = {{"ID?", 1, 0},   {"TEMP?", 1, 0},   {"UNIT F", 1, 0},
+                               {"TEMP?", 1, 0}, {"PING", 1, 0},    {"PING", 1, 0},
+                               {"PING", 0, 0},  {"STATUS?", 2, 0}, {"PING", 1, 0}};
+    conversation cv = {asks, 9, "TEMP ", NULL, NULL, 0, line("\n"), line("\n")};
+    record_and_replay(EXAMPLES "/udp-sensor.json", 1, &cv, NULL);
+}
+
+Test(sim_record, length_prefixed_binary_device)
+{
+    static const char script[] =
+        "{\"framing\": {\"type\": \"length-prefixed\", \"header_size\": 2, \"endian\": \"little\"},"
+        " \"state\": {\"v\": {\"hex\": \"00\"}},"
+        " \"rules\": ["
+        "  {\"when\": {\"hex\": \"01\"}, \"reply\": {\"hex\": \"81 ${v}\"}},"
+        "  {\"when\": {\"prefix\": {\"hex\": \"02\"}}, \"set\": {\"v\": {\"hex\": \"ff\"}},"
+        "   \"reply\": {\"frames\": [{\"hex\": \"82 00 0a 0d\"}, {\"hex\": \"\"}]}},"
+        "  {\"when\": {\"hex\": \"03\"}, \"reply\": {\"base64\": \"JHt4fSQk\"}}"
+        " ]}";
+    char *path = dw_sim_temp_file("lp", script);
+    cr_assert(path != NULL);
+    static const ask asks[] = {{"01", 1, 1}, {"02 00 ff", 2, 1}, {"01", 1, 1},
+                               {"03", 1, 1}, {"04", 0, 1},       {"01", 1, 1}};
+    conversation cv = {asks,
+                       6,
+                       NULL,
+                       NULL,
+                       NULL,
+                       0,
+                       dw_length_prefixed_marshaller_new(2, DW_LITTLE_ENDIAN),
+                       dw_length_prefixed_marshaller_new(2, DW_LITTLE_ENDIAN)};
+    record_and_replay(path, 0, &cv, NULL);
+    unlink(path);
+    free(path);
+}
+
+Test(sim_record, relay_as_steps)
+{
+    static const ask asks[] = {{"aa010155", 1, 1},
+                               {"aa100155", 1, 1},
+                               {"aa010155", 1, 1},
+                               {"aa110155", 1, 1},
+                               {"aa010155", 1, 1}};
+    conversation cv = {
+        asks, 5, NULL, NULL, NULL, 0, dw_fixed_marshaller_new(4), dw_fixed_marshaller_new(4)};
+    record_and_replay(EXAMPLES "/relay.json", 0, &cv, "--as-steps");
+}
+
+/* ---- the recorder changes nothing ---------------------------------------------------- */
+
+static const char exact_script[] =
+    "{\"rules\": ["
+    " {\"when\": \"A\", \"reply\": \"alpha\"},"
+    " {\"when\": \"B\", \"reply\": {\"frames\": [\"b1\", \"b2\"]}, \"split\": [1],"
+    "  \"split_delay_ms\": 1},"
+    " {\"when\": \"C\", \"reply\": {\"hex\": \"00 ff 01\"}},"
+    " {\"when\": \"BYE\", \"fault\": \"close\"},"
+    " {\"when\": \"RST\", \"fault\": \"reset\"},"
+    " {\"when\": \"HANG\", \"fault\": \"hang\"}"
+    "]}";
+static const char exact_requests[] = "A\nB\nC\n";
+static const char exact_replies[] = "alpha\nb1\nb2\n\x00\xff\x01\n";
+
+/* A device and the recorder in front of it. */
+typedef struct rig {
+    dw_sim_proc dev, rec;
+    char *script, *out;
+} rig;
+
+static void rig_start(rig *r)
+{
+    memset(r, 0, sizeof *r);
+    r->script = dw_sim_temp_file("exact", exact_script);
+    r->out = dw_sim_temp_file("exact-rec", "");
+    cr_assert(r->script && r->out);
+    char *bench = NULL;
+    device_start(&r->dev, r->script, 0, &bench);
+    recorder_start(&r->rec, &r->dev, r->script, r->out, NULL);
+}
+
+static void rig_stop(rig *r)
+{
+    recorder_finish(&r->rec, r->out);
+    dw_sim_proc_free(&r->rec);
+    dw_sim_proc_free(&r->dev);
+    unlink(r->script);
+    unlink(r->out);
+    free(r->script);
+    free(r->out);
+}
+
+/* Read exactly n bytes (or fail after 10 s). */
+static void read_exactly(int fd, uint8_t *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        cr_assert(eq(int, poll(&pfd, 1, 10000), 1), "%zu of %zu bytes, then nothing", got, n);
+        ssize_t r = recv(fd, buf + got, n - got, 0);
+        cr_assert(gt(sz, (size_t)(r > 0 ? r : 0), 0), "recv: %zd after %zu bytes (%s)", r, got,
+                  strerror(errno));
+        got += (size_t)r;
+    }
+}
+
+/* Send the requests cut at `cut` (or byte by byte when cut is SIZE_MAX):
+ * the client gets exactly the device's bytes, and nothing more. */
+static void exact_exchange(uint16_t port, size_t cut)
+{
+    int fd = dw_sim_raw_connect(port, 0);
+    cr_assert(fd >= 0);
+    size_t n = sizeof exact_requests - 1;
+    for (size_t at = 0; at < n;) {
+        size_t piece = cut == SIZE_MAX ? 1 : at < cut ? cut - at : n - at;
+        cr_assert(eq(sz, (size_t)send(fd, exact_requests + at, piece, MSG_NOSIGNAL), piece));
+        at += piece;
+        usleep(2000);
+    }
+    uint8_t got[sizeof exact_replies];
+    read_exactly(fd, got, sizeof exact_replies - 1);
+    cr_assert(eq(int, memcmp(got, exact_replies, sizeof exact_replies - 1), 0), "got %s",
+              dw_test_esc(got, sizeof exact_replies - 1));
+    struct pollfd pfd = {fd, POLLIN, 0};
+    cr_assert(eq(int, poll(&pfd, 1, 50), 0), "bytes beyond the device's");
+    close(fd);
+}
+
+Test(sim_record, bytes_pass_unchanged_at_every_split)
+{
+    rig r;
+    rig_start(&r);
+    for (size_t cut = 0; cut <= sizeof exact_requests - 1; cut++)
+        exact_exchange(r.rec.port, cut); /* cut 0: pipelined, all at once */
+    exact_exchange(r.rec.port, SIZE_MAX);
+    rig_stop(&r);
+}
+
+/* Send a request; what comes back: 0 (EOF), -errno, or 1 (bytes or nothing). */
+static int outcome_of(uint16_t port, const char *req, int wait_ms)
+{
+    int fd = dw_sim_raw_connect(port, 0);
+    cr_assert(fd >= 0);
+    cr_assert(eq(sz, (size_t)send(fd, req, strlen(req), MSG_NOSIGNAL), strlen(req)));
+    struct pollfd pfd = {fd, POLLIN, 0};
+    int rc = 1;
+    if (poll(&pfd, 1, wait_ms) == 1) {
+        char b[16];
+        ssize_t n = recv(fd, b, sizeof b, 0);
+        rc = n == 0 ? 0 : n < 0 ? -errno : 1;
+    }
+    close(fd);
+    return rc;
+}
+
+Test(sim_record, close_reset_and_silence_pass_through)
+{
+    rig r;
+    rig_start(&r);
+    cr_assert(eq(int, outcome_of(r.rec.port, "BYE\n", 10000), 0), "a close is a close");
+    cr_assert(eq(int, outcome_of(r.rec.port, "RST\n", 10000), -ECONNRESET), "a reset is a reset");
+    cr_assert(eq(int, outcome_of(r.rec.port, "HANG\n", 300), 1), "silence stays silence");
+    rig_stop(&r);
+}
+
+Test(sim_record, unsolicited_frames_become_periodic)
+{
+    static const char script[] = "{\"rules\": [{\"when\": \"X\", \"reply\": \"x\"}],"
+                                 " \"periodic\": [{\"every_ms\": 400, \"send\": \"HB $$1\"}]}";
+    char *path = dw_sim_temp_file("periodic", script);
+    char *out = dw_sim_temp_file("periodic-rec", "");
+    dw_sim_proc dev, rec;
+    char *bench = NULL;
+    device_start(&dev, path, 0, &bench);
+    recorder_start(&rec, &dev, path, out, NULL);
+    int fd = dw_sim_raw_connect(rec.port, 0);
+    cr_assert(fd >= 0);
+    cr_assert(eq(sz, (size_t)send(fd, "X\n", 2, MSG_NOSIGNAL), 2));
+    usleep(2000 * 1000);
+    close(fd);
+    recorder_finish(&rec, out);
+    char *text = dw_sim_read_file(out, NULL);
+    const char *per = strstr(text, "\"periodic\"");
+    cr_assert(per != NULL, "%s", text);
+    unsigned every = 0;
+    const char *e = strstr(per, "\"every_ms\": ");
+    cr_assert(e && sscanf(e, "\"every_ms\": %u", &every) == 1, "%s", text);
+    cr_assert(every >= 300 && every <= 500, "every_ms %u:\n%s", every, text);
+    cr_assert(strstr(per, "\"send\": \"HB $$1\"") != NULL, "%s", text);
+    cr_assert(strstr(text, "{\"when\": \"X\", \"reply\": \"x\"}") != NULL, "%s", text);
+    free(text);
+    dw_sim_proc_free(&rec);
+    dw_sim_proc_free(&dev);
+    unlink(path);
+    unlink(out);
+    free(path);
+    free(out);
+}
