@@ -44,6 +44,14 @@ static void attach(void *arg)
     dw_sim_devctl_attach(d->server, d->dev);
 }
 
+static int proxy_device(ctl_device *d, const dw_sim_control_device *in)
+{
+    d->upstream = strdup(in->upstream ? in->upstream : "");
+    d->mode = strdup(in->mode ? in->mode : "proxy");
+    d->faults = cJSON_CreateArray();
+    return d->upstream && d->mode && d->faults;
+}
+
 int dw_sim_control_new(const dw_sim_control_options *o, const dw_sim_control_device *devs, size_t n,
                        dw_sim_control **out, dw_error *err)
 {
@@ -60,14 +68,17 @@ int dw_sim_control_new(const dw_sim_control_options *o, const dw_sim_control_dev
     c->host = strdup(host);
     c->token = o->token ? strdup(o->token) : NULL;
     c->devs = calloc(n ? n : 1, sizeof *c->devs);
+    pthread_mutex_init(&c->fault_lock, NULL);
     int ok = c->host && (!o->token || c->token) && c->devs;
     for (size_t i = 0; ok && i < n; i++) {
         ctl_device *d = &c->devs[i];
         d->server = devs[i].server;
         d->transport = devs[i].transport;
+        d->proxy = devs[i].proxy;
         ok = (d->name = strdup(devs[i].name ? devs[i].name : "default")) &&
-             (d->dev =
-                  dw_sim_devctl_new(o->journal_size ? o->journal_size : DW_SIM_JOURNAL_DEFAULT));
+             (d->proxy ? proxy_device(d, &devs[i])
+                       : !!(d->dev = dw_sim_devctl_new(o->journal_size ? o->journal_size
+                                                                       : DW_SIM_JOURNAL_DEFAULT)));
         c->n = i + 1;
     }
     if (!ok) {
@@ -81,7 +92,8 @@ int dw_sim_control_new(const dw_sim_control_options *o, const dw_sim_control_dev
     if (!c->o.max_body)
         c->o.max_body = DW_SIM_CONTROL_MAX_BODY;
     for (size_t i = 0; i < n; i++)
-        dw_sim_loop_call(c->devs[i].server->loop, attach, &c->devs[i]);
+        if (!c->devs[i].proxy)
+            dw_sim_loop_call(c->devs[i].server->loop, attach, &c->devs[i]);
     *out = c;
     return DW_OK;
 }
@@ -93,6 +105,8 @@ typedef struct http_req {
     dw_buf body;
     int too_big;
     int started;
+    void (*then)(void *arg);
+    void *then_arg;
 } http_req;
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
@@ -118,6 +132,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     http_req *h = *req_cls;
     if (!h)
         return;
+    if (h->then)
+        h->then(h->then_arg);
     dw_buf_free(&h->body);
     free(h->target);
     free(h);
@@ -190,6 +206,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         h->body.data,
         h->too_big ? c->o.max_body + 1 : h->body.len};
     dw_sim_control_handle(c, &req, &r);
+    h->then = r.then;
+    h->then_arg = r.then_arg;
     enum MHD_Result rc = send_response(conn, &r);
     dw_sim_http_response_free(&r);
     return rc;
@@ -246,12 +264,14 @@ void dw_sim_control_stop(dw_sim_control *c)
         return;
     c->stopped = 1;
     for (size_t i = 0; i < c->n; i++)
-        dw_sim_journal_close(dw_sim_devctl_journal(c->devs[i].dev));
+        if (c->devs[i].dev)
+            dw_sim_journal_close(dw_sim_devctl_journal(c->devs[i].dev));
     if (c->mhd)
         MHD_stop_daemon(c->mhd); /* joins every connection's thread */
     c->mhd = NULL;
     for (size_t i = 0; i < c->n; i++)
-        dw_sim_loop_call(c->devs[i].server->loop, close_device, &c->devs[i]);
+        if (c->devs[i].dev)
+            dw_sim_loop_call(c->devs[i].server->loop, close_device, &c->devs[i]);
 }
 
 void dw_sim_control_free(dw_sim_control *c)
@@ -262,8 +282,12 @@ void dw_sim_control_free(dw_sim_control *c)
     for (size_t i = 0; i < c->n; i++) {
         dw_sim_devctl_free(c->devs[i].dev);
         free(c->devs[i].name);
+        free(c->devs[i].upstream);
+        free(c->devs[i].mode);
+        cJSON_Delete(c->devs[i].faults);
     }
     free(c->devs);
+    pthread_mutex_destroy(&c->fault_lock);
     free(c->host);
     free(c->token);
     free(c);

@@ -34,12 +34,18 @@
 #include "server.h"
 
 typedef struct dw_sim_control dw_sim_control;
+struct cJSON;
 
 /* One device as the control API sees it. Strings are copied. */
 typedef struct dw_sim_control_device {
     const char *name; /* "default" for the only, unnamed device */
     dw_sim_server *server;
     int transport; /* the transport override of PUT .../script, or -1 */
+    /* A proxy (--proxy, --record) in place of a server: its faults are the
+     * network faults (control_proxy.c); `upstream` and `mode` ("proxy",
+     * "record") are shown in /devices. */
+    struct dw_sim_proxy *proxy;
+    const char *upstream, *mode;
 } dw_sim_control_device;
 
 typedef struct dw_sim_control_options {
@@ -51,6 +57,13 @@ typedef struct dw_sim_control_options {
     size_t max_body;     /* bytes, default DW_SIM_CONTROL_MAX_BODY */
     const dw_logger *logger;
     dw_sim_loop *loop; /* the devices' loop (borrowed) */
+    /* POST /record/stop (--record): write the recording now and say what it
+     * holds ({"out", "rules", ...} in *out); DW_OK, or an error in `err`.
+     * Called on an HTTP thread. NULL: no such endpoint. */
+    int (*record_stop)(void *arg, struct cJSON **out, dw_error *err);
+    /* Then, once the answer was sent (on the HTTP thread): end the run. */
+    void (*record_stopped)(void *arg);
+    void *record_arg;
 } dw_sim_control_options;
 
 #define DW_SIM_CONTROL_MAX_BODY ((size_t)16 * 1024 * 1024)
@@ -88,6 +101,8 @@ typedef struct dw_sim_http_response {
     const char *content_type; /* static */
     const char *allow;        /* 405: the methods allowed (static), else NULL */
     dw_buf body;
+    void (*then)(void *arg); /* called once the answer was sent, or NULL */
+    void *then_arg;
 } dw_sim_http_response;
 
 void dw_sim_http_response_init(dw_sim_http_response *r);

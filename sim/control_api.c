@@ -159,7 +159,7 @@ static int split_path(const char *path, char seg[MAX_SEGMENTS][MAX_SEGMENT])
     return n;
 }
 
-static cJSON *parse_body(const dw_sim_http_request *req, dw_sim_http_response *r, int required)
+cJSON *dw__ctl_parse_body(const dw_sim_http_request *req, dw_sim_http_response *r, int required)
 {
     if (req->body_len == 0 && !required)
         return cJSON_CreateObject();
@@ -229,6 +229,8 @@ static void device_info(void *arg)
 
 static cJSON *device_json(ctl_device *d)
 {
+    if (d->proxy)
+        return dw__ctl_proxy_json(d);
     job j = {0};
     on_loop(d, device_info, &j);
     return j.out;
@@ -454,7 +456,7 @@ static void state_route(ctl_device *d, const dw_sim_http_request *req, dw_sim_ht
         dw__ctl_json(r, 200, j.out);
         return;
     }
-    cJSON *body = parse_body(req, r, 1);
+    cJSON *body = dw__ctl_parse_body(req, r, 1);
     if (!body)
         return;
     if (!cJSON_IsObject(body)) {
@@ -499,7 +501,7 @@ static void device_reset(void *arg)
 
 static void reset_route(ctl_device *d, const dw_sim_http_request *req, dw_sim_http_response *r)
 {
-    cJSON *body = parse_body(req, r, 0);
+    cJSON *body = dw__ctl_parse_body(req, r, 0);
     if (!body)
         return;
     const cJSON *keep = cJSON_GetObjectItemCaseSensitive(body, "keep_counters");
@@ -643,7 +645,7 @@ static void fault_remove(void *arg)
 
 static void fault_post(ctl_device *d, const dw_sim_http_request *req, dw_sim_http_response *r)
 {
-    cJSON *body = parse_body(req, r, 1);
+    cJSON *body = dw__ctl_parse_body(req, r, 1);
     if (!body)
         return;
     job j = {0};
@@ -880,6 +882,8 @@ static void get_metrics(dw_sim_control *c, dw_sim_http_response *r)
         dw_buf_init(&fam[i]);
     int rc = DW_OK;
     for (size_t i = 0; i < c->n && rc == DW_OK; i++) {
+        if (c->devs[i].proxy)
+            continue;
         metrics_job m = {&c->devs[i], fam, DW_OK};
         dw_sim_loop_call(c->devs[i].server->loop, metrics_one, &m);
         rc = m.rc;
@@ -941,7 +945,7 @@ static void not_allowed(dw_sim_http_response *r, const char *method, const char 
 }
 
 /* 1 when the request's method is one of `allow` ("GET, PATCH"); else 405. */
-static int allowed(const dw_sim_http_request *req, dw_sim_http_response *r, const char *allow)
+int dw__ctl_allowed(const dw_sim_http_request *req, dw_sim_http_response *r, const char *allow)
 {
     size_t n = strlen(req->method);
     for (const char *p = allow; n && (p = strstr(p, req->method)); p += n)
@@ -964,33 +968,33 @@ static void device_route(dw_sim_control *c, ctl_device *d, char seg[MAX_SEGMENTS
 {
     const char *what = n > 2 ? seg[2] : "";
     if (n == 2) {
-        if (allowed(req, r, "GET"))
+        if (dw__ctl_allowed(req, r, "GET"))
             dw__ctl_json(r, 200, device_json(d));
     } else if (strcmp(what, "state") == 0 && n == 3) {
-        if (allowed(req, r, "GET, PATCH"))
+        if (dw__ctl_allowed(req, r, "GET, PATCH"))
             state_route(d, req, r);
     } else if (strcmp(what, "reset") == 0 && n == 3) {
-        if (allowed(req, r, "POST"))
+        if (dw__ctl_allowed(req, r, "POST"))
             reset_route(d, req, r);
     } else if (strcmp(what, "faults") == 0 && n == 3) {
-        if (allowed(req, r, "GET, POST, DELETE"))
+        if (dw__ctl_allowed(req, r, "GET, POST, DELETE"))
             faults_route(d, NULL, req, r);
     } else if (strcmp(what, "faults") == 0 && n == 4) {
-        if (allowed(req, r, "DELETE"))
+        if (dw__ctl_allowed(req, r, "DELETE"))
             faults_route(d, seg[3], req, r);
     } else if (strcmp(what, "journal") == 0 && n == 3) {
-        if (allowed(req, r, "GET"))
+        if (dw__ctl_allowed(req, r, "GET"))
             journal_get(d, req, r);
     } else if (strcmp(what, "journal") == 0 && n == 4 && strcmp(seg[3], "wait") == 0) {
-        if (allowed(req, r, "GET"))
+        if (dw__ctl_allowed(req, r, "GET"))
             journal_wait(c, d, req, r);
     } else if (strcmp(what, "verify") == 0 && n == 3) {
-        cJSON *body = allowed(req, r, "POST") ? parse_body(req, r, 1) : NULL;
+        cJSON *body = dw__ctl_allowed(req, r, "POST") ? dw__ctl_parse_body(req, r, 1) : NULL;
         if (body)
             dw__ctl_verify(dw_sim_devctl_journal(d->dev), body, rule_text, d, r);
         cJSON_Delete(body);
     } else if (strcmp(what, "script") == 0 && n == 3) {
-        if (allowed(req, r, "PUT"))
+        if (dw__ctl_allowed(req, r, "PUT"))
             script_put(d, req, r);
     } else {
         dw__ctl_error(r, 404, "path", "%s: no such endpoint", req->path);
@@ -1028,24 +1032,30 @@ static void route(dw_sim_control *c, const dw_sim_http_request *req, dw_sim_http
     if (n < 0) {
         dw__ctl_error(r, 404, "path", "%.200s: no such endpoint", req->path ? req->path : "");
     } else if (n == 0) {
-        if (allowed(req, r, "GET"))
+        if (dw__ctl_allowed(req, r, "GET"))
             dw__ctl_page(r);
     } else if (n == 1 && strcmp(seg[0], "health") == 0) {
-        cJSON *o = allowed(req, r, "GET") ? cJSON_CreateObject() : NULL;
+        cJSON *o = dw__ctl_allowed(req, r, "GET") ? cJSON_CreateObject() : NULL;
         if (o) {
             cJSON_AddStringToObject(o, "status", "ok");
             cJSON_AddNumberToObject(o, "devices", (double)c->n);
             dw__ctl_json(r, 200, o);
         }
     } else if (n == 1 && strcmp(seg[0], "metrics") == 0) {
-        if (allowed(req, r, "GET"))
+        if (dw__ctl_allowed(req, r, "GET"))
             get_metrics(c, r);
     } else if (n == 1 && strcmp(seg[0], "devices") == 0) {
-        if (allowed(req, r, "GET"))
+        if (dw__ctl_allowed(req, r, "GET"))
             get_devices(c, r);
+    } else if (n == 2 && strcmp(seg[0], "record") == 0 && strcmp(seg[1], "stop") == 0 &&
+               c->o.record_stop) {
+        if (dw__ctl_allowed(req, r, "POST"))
+            dw__ctl_record_stop(c, req, r);
     } else if (n >= 2 && strcmp(seg[0], "devices") == 0) {
         ctl_device *d = find_device(c, seg[1]);
-        if (d)
+        if (d && d->proxy)
+            dw__ctl_proxy_route(c, d, seg, n, req, r);
+        else if (d)
             device_route(c, d, seg, n, req, r);
         else
             dw__ctl_error(r, 404, "path", "no device named \"%s\"", seg[1]);

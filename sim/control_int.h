@@ -3,6 +3,8 @@
 #ifndef DW_SIM_CONTROL_INT_H
 #define DW_SIM_CONTROL_INT_H
 
+#include <pthread.h>
+
 #include <cjson/cJSON.h>
 
 #include "control.h"
@@ -14,6 +16,9 @@ typedef struct ctl_device {
     dw_sim_server *server;
     dw_sim_devctl *dev;
     int transport;
+    struct dw_sim_proxy *proxy; /* a proxy in place of server (control_proxy.c) */
+    char *upstream, *mode;
+    cJSON *faults; /* the proxy's faults added here, under fault_lock */
 } ctl_device;
 
 struct dw_sim_control {
@@ -24,6 +29,7 @@ struct dw_sim_control {
     struct MHD_Daemon *mhd;
     char addr[DW_SIM_ADDR_MAX];
     int stopped;
+    pthread_mutex_t fault_lock;
 };
 
 /* Answer with a JSON body (taken; NULL means out of memory: a 500). */
@@ -57,6 +63,19 @@ void dw__ctl_prop_patch_free(dw__ctl_prop_patch *p);
 int dw__ctl_prop_patch_add(dw__ctl_prop_patch *p, const cJSON *f, char *error, size_t n);
 int dw__ctl_prop_patch_apply(dw__ctl_prop_patch *p, dw_sim_engine *e, dw_sim_session *ss,
                              char *where, size_t wn, char *error, size_t en);
+/* The request's body as JSON (an empty one is {} unless required), or NULL
+ * after answering 400. */
+cJSON *dw__ctl_parse_body(const dw_sim_http_request *req, dw_sim_http_response *r, int required);
+/* 1 when the request's method is one of `allow` ("GET, PATCH"); else 405. */
+int dw__ctl_allowed(const dw_sim_http_request *req, dw_sim_http_response *r, const char *allow);
+/* A proxy device's routes (control_proxy.c): /devices/NAME[/...] with
+ * seg[0..n), and POST /record/stop. */
+void dw__ctl_proxy_route(dw_sim_control *c, ctl_device *d, char seg[][256], int n,
+                         const dw_sim_http_request *req, dw_sim_http_response *r);
+void dw__ctl_record_stop(dw_sim_control *c, const dw_sim_http_request *req,
+                         dw_sim_http_response *r);
+/* The proxy's summary for /devices. */
+cJSON *dw__ctl_proxy_json(ctl_device *d);
 /* GET /: the status page (control_page.c). */
 void dw__ctl_page(dw_sim_http_response *r);
 

@@ -59,9 +59,9 @@ static void usage(FILE *f)
         "                   [--control HOST:PORT [--control-token FILE]] [--journal N]\n"
         "                   [--seed N]\n"
         "       %s --record --upstream HOST:PORT --script BASE --out FILE [--listen HOST:PORT]\n"
-        "                   [--as-steps] [--keep-timing]\n"
+        "                   [--as-steps] [--keep-timing] [--control HOST:PORT]\n"
         "       %s --proxy --upstream HOST:PORT --script FAULTS [--listen HOST:PORT]\n"
-        "                   [--seed N]\n"
+        "                   [--seed N] [--control HOST:PORT [--control-token FILE]]\n"
         "       %s --validate FILE\n"
         "       %s --probe HOST:PORT [--timeout MS]\n"
         "       %s --ask HOST:PORT --script FILE [--timeout MS] REQUEST\n"
@@ -803,7 +803,17 @@ int main(int argc, char **argv)
         pr.transcript = transcript_path;
         pr.logger = &logger;
         pr.max_connections = (size_t)max_conns;
-        return do_proxy(&pr, record, proxy || !record);
+        dw_sim_serve_options co = {0};
+        char *chost = NULL, *ctoken = NULL;
+        int st = control_setup(control, token_path, &co, &chost, &ctoken);
+        pr.control_host = co.control_host;
+        pr.control_port = co.control_port;
+        pr.control_token = co.control_token;
+        if (st == EXIT_OK)
+            st = do_proxy(&pr, record, proxy || !record);
+        free(chost);
+        free(ctoken);
+        return st;
     }
     if (link_path && (!script_path || !link_path[0])) {
         fprintf(stderr, "%s: --link %s: %s\n", prog, link_path,

@@ -1,7 +1,10 @@
 /* devwire-sim --record and --proxy: run a proxy (proxy.h) until SIGINT or
  * SIGTERM. Prints "listening on HOST:PORT" once it accepts connections;
  * at the end a recording is written to its file (record.h) and a line
- * says what it holds. */
+ * says what it holds. With --control the proxy is the control API's device
+ * "default" (its network faults at run time), and with --record
+ * POST /record/stop writes the recording then ends the run as SIGTERM
+ * does. */
 #ifndef DW_SIM_PROXY_SERVE_H
 #define DW_SIM_PROXY_SERVE_H
 
@@ -21,6 +24,9 @@ typedef struct dw_sim_proxy_run {
     const char *transcript; /* NULL: none */
     const dw_logger *logger;
     size_t max_connections;
+    const char *control_host; /* --control: the control API (NULL: none) */
+    uint16_t control_port;
+    const char *control_token;
 } dw_sim_proxy_run;
 
 /* The caller has blocked SIGINT, SIGTERM and SIGHUP in every thread.

@@ -17,6 +17,7 @@
 #include <devwire/telnet.h>
 
 #include "sim_proc.h"
+#include "http_client.h"
 #include "support.h"
 
 TestSuite(sim_proxy, .timeout = 120);
@@ -50,9 +51,9 @@ static void device_start(dw_sim_proc *dev)
     cr_assert(eq(int, rc, DW_OK), "device: %s\n%s", dw_strerror(rc), err_of(dev));
 }
 
-/* The device, and the proxy in front of it with `faults` (and `seed`, or
- * none when NULL). */
-static void rig_start(rig *r, const char *faults, const char *seed)
+/* The device, and the proxy in front of it with `faults` and the option
+ * `opt` with its value `val` (none when NULL). */
+static void rig_start_with(rig *r, const char *faults, const char *opt, const char *val)
 {
     memset(r, 0, sizeof *r);
     device_start(&r->dev);
@@ -62,13 +63,19 @@ static void rig_start(rig *r, const char *faults, const char *seed)
     snprintf(up, sizeof up, "127.0.0.1:%u", (unsigned)r->dev.port);
     const char *args[12] = {"--proxy",  "--upstream",  up,  "--script", r->faults,
                             "--listen", "127.0.0.1:0", NULL};
-    if (seed) {
-        args[7] = "--seed";
-        args[8] = seed;
+    if (opt) {
+        args[7] = opt;
+        args[8] = val;
         args[9] = NULL;
     }
     int rc = dw_sim_proc_start(&r->px, args, 1, 20000);
     cr_assert(eq(int, rc, DW_OK), "proxy: %s\n%s", dw_strerror(rc), err_of(&r->px));
+}
+
+/* ... with `seed`, or none when NULL. */
+static void rig_start(rig *r, const char *faults, const char *seed)
+{
+    rig_start_with(r, faults, seed ? "--seed" : NULL, seed);
 }
 
 static void rig_stop(rig *r)
@@ -408,6 +415,81 @@ Test(sim_proxy, disconnect_all)
     hear(fd, buf, sizeof buf, 5000, NULL, &eof);
     cr_assert(eq(int, eof, 1), "dropped");
     DONE();
+}
+
+/* ---- faults at run time through the control API ------------------------------------ */
+
+/* method path [body] on the proxy's control API: the status; the reply in *out. */
+static int control(uint16_t port, const char *method, const char *path, const char *body,
+                   dw_test_http_reply *out)
+{
+    return dw_test_http(port, method, path, NULL, body, body ? strlen(body) : 0, 10000, out);
+}
+
+static long long round_trip(uint16_t port)
+{
+    char buf[64];
+    int fd = client(port);
+    long long t0 = now_ms();
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    long long ms = now_ms() - t0;
+    close(fd);
+    return ms;
+}
+
+Test(sim_proxy, control_latency_added_and_removed)
+{
+    rig r;
+    rig_start_with(&r, "{}", "--control", "127.0.0.1:0");
+    uint16_t cp = dw_test_control_port(&r.px, 10000);
+    cr_assert(cp != 0, "no control line:\n%s", (const char *)r.px.out.data);
+    dw_test_http_reply h;
+    cr_assert(eq(int, control(cp, "GET", "/devices", NULL, &h), 200));
+    cr_assert(strstr(h.body, "\"upstream\"") && strstr(h.body, "\"proxy\""), "%s", h.body);
+    dw_test_http_reply_free(&h);
+    cr_assert(round_trip(r.px.port) < 300);
+    int st = control(cp, "POST", "/devices/default/faults",
+                     "{\"reply\": {\"latency\": {\"ms\": 400}}}", &h);
+    cr_assert(eq(int, st, 201), "%s", h.body);
+    cr_assert(strstr(h.body, "reply.latency") != NULL, "%s", h.body);
+    dw_test_http_reply_free(&h);
+    cr_assert(eq(int, control(cp, "GET", "/devices/default/faults", NULL, &h), 200));
+    cr_assert(strstr(h.body, "latency") != NULL, "%s", h.body);
+    dw_test_http_reply_free(&h);
+    long long slow = round_trip(r.px.port);
+    cr_assert(slow >= 350, "round trip %lld ms with the latency", slow);
+    cr_assert(
+        eq(int, control(cp, "DELETE", "/devices/default/faults/reply.latency", NULL, &h), 200));
+    dw_test_http_reply_free(&h);
+    cr_assert(round_trip(r.px.port) < 350, "the latency was not removed");
+    cr_assert(eq(int, control(cp, "GET", "/devices/default/state", NULL, &h), 404));
+    cr_assert(strstr(h.body, "is a proxy") != NULL, "%s", h.body);
+    dw_test_http_reply_free(&h);
+    cr_assert(eq(int,
+                 control(cp, "POST", "/devices/default/faults",
+                         "{\"reply\": {\"latency\": {\"nope\": 1}}}", &h),
+                 422));
+    dw_test_http_reply_free(&h);
+    rig_stop(&r);
+}
+
+Test(sim_proxy, control_disconnect_all)
+{
+    rig r;
+    rig_start_with(&r, "{}", "--control", "127.0.0.1:0");
+    uint16_t cp = dw_test_control_port(&r.px, 10000);
+    cr_assert(cp != 0);
+    int fd = client(r.px.port), eof = 0;
+    char buf[256];
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    dw_test_http_reply h;
+    int st = control(cp, "POST", "/devices/default/faults", "{\"disconnect_all\": {}}", &h);
+    cr_assert(eq(int, st, 201), "%s", h.body);
+    dw_test_http_reply_free(&h);
+    hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(int, eof, 1), "not dropped");
+    close(fd);
+    rig_stop(&r);
 }
 
 Test(sim_proxy, bad_faults_script_is_located)

@@ -18,6 +18,7 @@
 #include <devwire/telnet.h>
 
 #include "sim_proc.h"
+#include "http_client.h"
 #include "support.h"
 
 TestSuite(sim_record, .timeout = 120);
@@ -74,9 +75,25 @@ static void recorder_start(dw_sim_proc *rec, const dw_sim_proc *dev, const char 
     size_t n = 9;
     if (extra)
         args[n++] = extra;
+    if (extra && strcmp(extra, "--control") == 0)
+        args[n++] = "127.0.0.1:0";
     args[n] = NULL;
     start(rec, args, "the recorder");
     free(up);
+}
+
+/* POST /record/stop: the recording is written and the recorder exits. */
+static void stop_by_control(dw_sim_proc *rec, const char *out)
+{
+    uint16_t cp = dw_test_control_port(rec, 10000);
+    cr_assert(cp != 0, "no control line:\n%s", (const char *)rec->out.data);
+    dw_test_http_reply h;
+    int st = dw_test_http(cp, "POST", "/record/stop", NULL, "", 0, 10000, &h);
+    cr_assert(eq(int, st, 200), "%d %s %s", st, h.error, h.body ? h.body : "");
+    cr_assert(strstr(h.body, out) != NULL && strstr(h.body, "\"rules\"") != NULL, "%s", h.body);
+    dw_test_http_reply_free(&h);
+    cr_assert(eq(int, dw_sim_proc_wait(rec, 20000), 0), "the recorder did not stop:\n%s",
+              err_of(rec));
 }
 
 /* Stop the recorder and check its script. */
@@ -226,6 +243,8 @@ static void record_and_replay_seen(const char *script, int tcp_override, convers
     recorder_start(&rec, &dev, base ? base : script, out, extra);
     dw_buf recorded = DW_BUF_INIT, replayed = DW_BUF_INIT;
     converse(cv, rec.port, &recorded);
+    if (extra && strcmp(extra, "--control") == 0)
+        stop_by_control(&rec, out);
     recorder_finish(&rec, out);
 
     const char *const args[] = {"--script", out, "--listen", "127.0.0.1:0", NULL};
@@ -289,6 +308,14 @@ Test(sim_record, relay_binary_fixed_frames)
     conversation cv = {
         asks, 7, NULL, NULL, NULL, 0, dw_fixed_marshaller_new(4), dw_fixed_marshaller_new(4)};
     record_and_replay(EXAMPLES "/relay.json", 0, &cv, NULL);
+}
+
+Test(sim_record, stopped_through_the_control_api)
+{
+    static const ask asks[] = {{"aa010155", 1, 1}, {"aa100155", 1, 1}, {"aa110155", 1, 1}};
+    conversation cv = {
+        asks, 3, NULL, NULL, NULL, 0, dw_fixed_marshaller_new(4), dw_fixed_marshaller_new(4)};
+    record_and_replay(EXAMPLES "/relay.json", 0, &cv, "--control");
 }
 
 Test(sim_record, console_telnet_session)
