@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1063,13 +1064,33 @@ static void server_open(void *arg)
         a->rc = listen_on(s, fd, a->err);
 }
 
+/* The listener's data while its close is pending and it is to listen again
+ * once closed: until its close callback has run, the handle cannot be
+ * initialized again (libuv still holds it in its closing queue). */
+static char listen_after_close;
+
 static void on_listener_closed(uv_handle_t *h)
 {
-    (void)h; /* embedded in the server */
+    /* embedded in the server */
+    dw_sim_server *s = (dw_sim_server *)(void *)((char *)h - offsetof(dw_sim_server, listener));
+    int again = h->data == &listen_after_close;
+    h->data = NULL; /* closed: free to initialize again */
+    dw_error err;
+    dw_error_clear(&err);
+    if (again && dw__sim_listen_resume(s, &err) != DW_OK)
+        dw__sim_log(s, DW_LOG_ERROR, "listen again: %s", dw_error_message(&err));
+}
+
+/* The listener was closed and its close callback has not run yet. */
+static int listener_closing(dw_sim_server *s)
+{
+    return !s->listening && s->listener.data && uv_is_closing((uv_handle_t *)&s->listener);
 }
 
 void dw__sim_listen_pause(dw_sim_server *s)
 {
+    if (listener_closing(s))
+        s->listener.data = s; /* a resume still waiting for the close: not any more */
     if (!s->listening)
         return;
     uv_close((uv_handle_t *)&s->listener, on_listener_closed);
@@ -1080,6 +1101,10 @@ int dw__sim_listen_resume(dw_sim_server *s, dw_error *err)
 {
     if (s->listening || s->stopped || s->udp || s->serial)
         return DW_OK;
+    if (listener_closing(s)) { /* a pause in the same loop turn: listen once closed */
+        s->listener.data = &listen_after_close;
+        return DW_OK;
+    }
     char *host = NULL, addr[DW_SIM_ADDR_MAX];
     uint16_t port;
     int fd = -1;
@@ -1206,10 +1231,7 @@ int dw_sim_server_reload(dw_sim_server *s, dw_sim_script *script, dw_error *err)
 static void server_close(void *arg)
 {
     dw_sim_server *s = arg;
-    if (s->listening) {
-        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
-        s->listening = 0;
-    }
+    dw__sim_listen_pause(s); /* and no resume once a pending close completes */
     ticks_stop(s);
     while (s->conns)
         conn_teardown(s->conns, 0);
