@@ -629,14 +629,10 @@ static int note_limit(dw_sim_engine *e, dw_sim_outcome *out, dw_sim_source src, 
         src == DW_SIM_BY_STEP ? &e->step_limits[index] : &e->rule_limits[index];
     int first = atomic_fetch_add(count, 1) == 0;
     atomic_fetch_add(&e->limit_hits, 1);
-    if (out->nlimits == out->limits_cap) {
-        size_t cap = out->limits_cap ? 2 * out->limits_cap : 4;
-        dw_sim_limit_hit *l = realloc(out->limits, cap * sizeof *l);
-        if (!l)
-            return DW_ENOMEM;
-        out->limits = l;
-        out->limits_cap = cap;
-    }
+    dw_sim_limit_hit *l = dw_sim_grow(out->limits, out->nlimits, &out->limits_cap, sizeof *l, 4);
+    if (!l)
+        return DW_ENOMEM;
+    out->limits = l;
     const char *name = src == DW_SIM_BY_STEP ? s->steps[index].name : s->rules[index].name;
     dw_sim_limit_hit h = {src, index, name ? name : src == DW_SIM_BY_STEP ? "step" : "rule", first};
     out->limits[out->nlimits++] = h;
@@ -756,14 +752,10 @@ struct lua_call {
  * or NULL when out of memory. */
 static struct undo *undo_slot(dw_sim_session *ss)
 {
-    if (ss->nundo == ss->undo_cap) {
-        size_t cap = ss->undo_cap ? 2 * ss->undo_cap : 4;
-        struct undo *u = realloc(ss->undo, cap * sizeof *u);
-        if (!u)
-            return NULL;
-        ss->undo = u;
-        ss->undo_cap = cap;
-    }
+    struct undo *u = dw_sim_grow(ss->undo, ss->nundo, &ss->undo_cap, sizeof *u, 4);
+    if (!u)
+        return NULL;
+    ss->undo = u;
     return memset(&ss->undo[ss->nundo], 0, sizeof *ss->undo);
 }
 

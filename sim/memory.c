@@ -1,6 +1,7 @@
 /* devwire-sim's allocator policy: see memory.h. */
 #include "memory.h"
 
+#include <stdlib.h>
 #include <unistd.h>
 
 #if defined(__GLIBC__)
@@ -27,4 +28,15 @@ void dw_sim_memory_release(void)
 #if defined(__GLIBC__)
     malloc_trim(0);
 #endif
+}
+
+void *dw_sim_grow(void *arr, size_t n, size_t *cap, size_t elem, size_t first)
+{
+    if (n < *cap)
+        return arr;
+    size_t grown = *cap ? 2 * *cap : first;
+    void *p = realloc(arr, grown * elem);
+    if (p)
+        *cap = grown;
+    return p;
 }

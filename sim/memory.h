@@ -41,4 +41,10 @@ void dw_sim_memory_init(void);
  * freed, not after every request. Does nothing without glibc. */
 void dw_sim_memory_release(void);
 
+/* Room for one more element in a growing array arr[0..n) that holds *cap
+ * elements of `elem` bytes: arr itself while n < *cap, else arr reallocated
+ * to twice *cap (`first` when *cap is 0), *cap updated. NULL when out of
+ * memory, and then arr and *cap are as they were. */
+void *dw_sim_grow(void *arr, size_t n, size_t *cap, size_t elem, size_t first);
+
 #endif

@@ -1,6 +1,8 @@
 /* devwire-sim's network faults: see netfault.h. */
 #include "netfault.h"
 
+#include "memory.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -128,14 +130,10 @@ int dw_sim_netfaults_add(dw_sim_netfaults *l, const dw_sim_toxic *t, dw_error *e
         (t->kind == DW_SIM_TOXIC_BANDWIDTH && t->rate == 0) ||
         (t->kind == DW_SIM_TOXIC_SLICER && t->avg_size == 0))
         return dw_error_set(err, DW_EINVAL, "network fault \"%s\": invalid values", t->name);
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 4;
-        dw_sim_toxic *grown = realloc(l->toxics, cap * sizeof *grown);
-        if (!grown)
-            return dw_error_set(err, DW_ENOMEM, "out of memory");
-        l->toxics = grown;
-        l->cap = cap;
-    }
+    dw_sim_toxic *grown = dw_sim_grow(l->toxics, l->n, &l->cap, sizeof *grown, 4);
+    if (!grown)
+        return dw_error_set(err, DW_ENOMEM, "out of memory");
+    l->toxics = grown;
     l->toxics[l->n++] = *t;
     return DW_OK;
 }

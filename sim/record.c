@@ -2,6 +2,8 @@
  * record.h; the script writer is record_write.c. */
 #include "record.h"
 
+#include "memory.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,14 +184,10 @@ static int bytes_dup(dw_sim_bytes *b, const uint8_t *p, size_t n)
 
 static int frames_add(rframes *fs, const uint8_t *p, size_t n, size_t ev, int is_prompt)
 {
-    if (fs->n == fs->cap) {
-        size_t cap = fs->cap ? 2 * fs->cap : 16;
-        rframe *grown = realloc(fs->f, cap * sizeof *grown);
-        if (!grown)
-            return DW_ENOMEM;
-        fs->f = grown;
-        fs->cap = cap;
-    }
+    rframe *grown = dw_sim_grow(fs->f, fs->n, &fs->cap, sizeof *grown, 16);
+    if (!grown)
+        return DW_ENOMEM;
+    fs->f = grown;
     rframe *f = &fs->f[fs->n];
     f->ev = ev;
     f->is_prompt = is_prompt;
@@ -291,14 +289,10 @@ static int prompt_guess(const dw_sim_script *base, const dw_sim_bytes *banner, d
 
 static int push_exchange(dw_sim_conversation *cv, const rec_conn *c, const rframe *req)
 {
-    if (cv->nex == cv->excap) {
-        size_t cap = cv->excap ? 2 * cv->excap : 64;
-        dw_sim_exchange *grown = realloc(cv->ex, cap * sizeof *grown);
-        if (!grown)
-            return DW_ENOMEM;
-        cv->ex = grown;
-        cv->excap = cap;
-    }
+    dw_sim_exchange *grown = dw_sim_grow(cv->ex, cv->nex, &cv->excap, sizeof *grown, 64);
+    if (!grown)
+        return DW_ENOMEM;
+    cv->ex = grown;
     dw_sim_exchange *x = &cv->ex[cv->nex++];
     memset(x, 0, sizeof *x);
     x->conn = c->id;
@@ -321,14 +315,10 @@ static int push_reply(dw_sim_exchange *x, const rec_conn *c, const rframe *f)
 
 static int push_unsolicited(dw_sim_conversation *cv, const rec_conn *c, const rframe *f)
 {
-    if (cv->nun == cv->uncap) {
-        size_t cap = cv->uncap ? 2 * cv->uncap : 16;
-        dw_sim_unsolicited *grown = realloc(cv->un, cap * sizeof *grown);
-        if (!grown)
-            return DW_ENOMEM;
-        cv->un = grown;
-        cv->uncap = cap;
-    }
+    dw_sim_unsolicited *grown = dw_sim_grow(cv->un, cv->nun, &cv->uncap, sizeof *grown, 16);
+    if (!grown)
+        return DW_ENOMEM;
+    cv->un = grown;
     dw_sim_unsolicited *u = &cv->un[cv->nun++];
     u->conn = c->id;
     u->t_us = c->ev[f->ev].t_us;

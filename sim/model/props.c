@@ -1,6 +1,8 @@
 /* Typed properties: see props.h. */
 #include "props.h"
 
+#include "../memory.h"
+
 #include <devwire/error.h>
 
 #include <math.h>
@@ -78,14 +80,10 @@ void dw_sim_props_free(dw_sim_props *p)
 
 dw_sim_prop_def *dw_sim_props_add(dw_sim_props *p)
 {
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? 2 * p->cap : 8;
-        dw_sim_prop_def *d = realloc(p->defs, cap * sizeof *d);
-        if (!d)
-            return NULL;
-        p->defs = d;
-        p->cap = cap;
-    }
+    dw_sim_prop_def *grown = dw_sim_grow(p->defs, p->n, &p->cap, sizeof *grown, 8);
+    if (!grown)
+        return NULL;
+    p->defs = grown;
     dw_sim_prop_def *d = &p->defs[p->n++];
     memset(d, 0, sizeof *d);
     d->ramp_to = SIZE_MAX;
@@ -145,14 +143,10 @@ static int index_word(void *arg, const char *w)
         strcpy(s->word, w);
     if (s->n && s->props[s->n - 1] == a->prop)
         return 0; /* SOURce[:SOURce]: once is enough */
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 2;
-        size_t *q = realloc(s->props, cap * sizeof *q);
-        if (!q)
-            return DW_ENOMEM;
-        s->props = q;
-        s->cap = cap;
-    }
+    size_t *q = dw_sim_grow(s->props, s->n, &s->cap, sizeof *q, 2);
+    if (!q)
+        return DW_ENOMEM;
+    s->props = q;
     s->props[s->n++] = a->prop;
     return 0;
 }

@@ -2,6 +2,8 @@
  * scpi_parse.h. */
 #include "scpi_parse.h"
 
+#include "../memory.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -396,14 +398,10 @@ static int params(dw_scpi_parser *p, dw_scpi_unit *u)
 {
     for (;;) {
         skip_space(p);
-        if (u->nparams == p->cap) {
-            size_t cap = p->cap ? 2 * p->cap : 4;
-            dw_scpi_param *np = realloc(p->params, cap * sizeof *np);
-            if (!np)
-                return DW_SCPI_NOMEM;
-            p->params = np;
-            p->cap = cap;
-        }
+        dw_scpi_param *np = dw_sim_grow(p->params, u->nparams, &p->cap, sizeof *np, 4);
+        if (!np)
+            return DW_SCPI_NOMEM;
+        p->params = np;
         int rc = param(p, &p->params[u->nparams]);
         if (rc)
             return rc;
