@@ -19,10 +19,10 @@
 #include <cjson/cJSON.h>
 
 #include "devwire/devwire.h"
-#include "control.h"
-#include "control_dev.h"
-#include "loop.h"
-#include "server_int.h"
+#include "control/control.h"
+#include "device/devctl.h"
+#include "common/loop.h"
+#include "device/server_int.h"
 
 static const char script[] =
     "{\"name\": \"fz\", \"state\": {\"output\": \"OFF\", \"volt\": \"1\"},"

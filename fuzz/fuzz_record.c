@@ -15,9 +15,9 @@
 #include <string.h>
 
 #include "devwire/devwire.h"
-#include "engine.h"
-#include "record.h"
-#include "script.h"
+#include "engine/engine.h"
+#include "record/record.h"
+#include "script/script.h"
 
 #define MAX_EXCHANGES 48
 #define MAX_FRAME     64

@@ -9,8 +9,8 @@
 #include <ctype.h>
 
 #include "devwire/devwire.h"
-#include "engine.h"
-#include "script.h"
+#include "engine/engine.h"
+#include "script/script.h"
 
 #include "fuzz_framing.h"
 

@@ -17,8 +17,8 @@
  * Lua assigned to it. Differential: the outcomes of the stream cut and
  * whole are identical. */
 #include "devwire/devwire.h"
-#include "engine.h"
-#include "script.h"
+#include "engine/engine.h"
+#include "script/script.h"
 
 #include "fuzz_framing.h"
 

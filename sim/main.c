@@ -10,15 +10,15 @@
 #include <devwire/devwire.h>
 #include <devwire/telnet.h>
 
-#include "engine.h"
-#include "journal.h"
-#include "net.h"
-#include "memory.h"
-#include "proxy_serve.h"
-#include "script.h"
-#include "serve.h"
-#include "server.h"
-#include "transcript.h"
+#include "engine/engine.h"
+#include "observe/journal.h"
+#include "common/net.h"
+#include "common/memory.h"
+#include "run/proxy_serve.h"
+#include "script/script.h"
+#include "run/serve.h"
+#include "device/server.h"
+#include "observe/transcript.h"
 
 /* Exit statuses (documented in --help). */
 enum {

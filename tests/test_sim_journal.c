@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "journal.h"
+#include "observe/journal.h"
 
 TestSuite(sim_journal, .timeout = 60);
 

@@ -14,8 +14,8 @@
 
 #include <devwire/devwire.h>
 
-#include "engine.h"
-#include "script.h"
+#include "engine/engine.h"
+#include "script/script.h"
 #include "sim_proc.h"
 
 typedef struct fixture {

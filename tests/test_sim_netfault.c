@@ -4,7 +4,7 @@
 #include <criterion/new/assert.h>
 #include <string.h>
 
-#include "netfault.h"
+#include "model/netfault.h"
 
 typedef struct plan {
     size_t off[256], len[256];

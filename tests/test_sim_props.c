@@ -13,8 +13,8 @@
 
 #include <devwire/devwire.h>
 
-#include "engine.h"
-#include "script.h"
+#include "engine/engine.h"
+#include "script/script.h"
 
 typedef struct fix {
     dw_sim_script *script;

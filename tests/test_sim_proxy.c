@@ -633,8 +633,8 @@ Test(sim_proxy, simulator_refuses_reply_rules)
 
 /* ---- faults at run time (the calls a control interface makes) --------------------------- */
 
-#include "loop.h"
-#include "proxy.h"
+#include "common/loop.h"
+#include "record/proxy.h"
 
 Test(sim_proxy, faults_added_and_removed_at_run_time)
 {

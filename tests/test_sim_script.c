@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "script.h"
+#include "script/script.h"
 #include "sim_proc.h"
 
 #define EXAMPLES DW_SOURCE_DIR "/sim/examples"

@@ -1,5 +1,5 @@
 /* devwire-sim's Lua sandbox: see lua.h. */
-#include "lua.h"
+#include "model/lua.h"
 
 #include <lauxlib.h>
 #include <lua.h>

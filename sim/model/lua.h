@@ -38,8 +38,8 @@
 
 #include <devwire/devwire.h>
 
-#include "../script.h"
-#include "props.h"
+#include "script/script.h"
+#include "model/props.h"
 
 /* Default instructions per evaluation and bytes per sandbox. */
 #define DW_SIM_LUA_BUDGET     1000000u

@@ -1,7 +1,7 @@
 /* Typed properties: see props.h. */
-#include "props.h"
+#include "model/props.h"
 
-#include "../memory.h"
+#include "common/memory.h"
 
 #include <devwire/error.h>
 

@@ -25,7 +25,7 @@
 
 #include <devwire/buf.h>
 
-#include "scpi_parse.h"
+#include "model/scpi_parse.h"
 
 typedef enum dw_sim_prop_type {
     DW_SIM_PROP_FLOAT,

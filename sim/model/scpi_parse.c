@@ -1,8 +1,8 @@
 /* The SCPI program message parser, header patterns and printer: see
  * scpi_parse.h. */
-#include "scpi_parse.h"
+#include "model/scpi_parse.h"
 
-#include "../memory.h"
+#include "common/memory.h"
 
 #include <math.h>
 #include <stdio.h>

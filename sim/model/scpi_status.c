@@ -1,5 +1,5 @@
 /* The SCPI status model and built-in commands: see scpi_status.h. */
-#include "scpi_status.h"
+#include "model/scpi_status.h"
 
 #include <stdlib.h>
 #include <string.h>

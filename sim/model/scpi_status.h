@@ -13,7 +13,7 @@
 
 #include <devwire/buf.h>
 
-#include "scpi_parse.h"
+#include "model/scpi_parse.h"
 
 /* Standard Event Status Register bits. */
 enum {

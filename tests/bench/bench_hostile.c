@@ -32,8 +32,8 @@
 #include "sim_child.h"
 
 #ifdef DW_BENCH_HAVE_SIM_CORE
-#include "engine.h"
-#include "script.h"
+#include "engine/engine.h"
+#include "script/script.h"
 #endif
 
 enum { HOSTILE_LEN = 100000 };

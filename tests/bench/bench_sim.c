@@ -28,9 +28,9 @@
 #include <unistd.h>
 
 #ifdef DW_BENCH_HAVE_SIM_CORE
-#include "engine.h"
-#include "script.h"
-#include "server.h"
+#include "engine/engine.h"
+#include "script/script.h"
+#include "device/server.h"
 #endif
 #include "app_echo.h"
 #include "bench_child.h"

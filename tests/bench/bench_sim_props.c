@@ -22,8 +22,8 @@
 #include <unistd.h>
 
 #ifdef DW_BENCH_HAVE_SIM_CORE
-#include "engine.h"
-#include "script.h"
+#include "engine/engine.h"
+#include "script/script.h"
 #endif
 #include "loadgen.h"
 #include "sim_child.h"

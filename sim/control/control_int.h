@@ -1,0 +1,82 @@
+/* devwire-sim's control API, internal: what control.c (the HTTP server),
+ * control_api.c (the routes), control_verify.c and control_page.c share. */
+#ifndef DW_SIM_CONTROL_INT_H
+#define DW_SIM_CONTROL_INT_H
+
+#include <pthread.h>
+
+#include <cjson/cJSON.h>
+
+#include "control/control.h"
+#include "device/devctl.h"
+#include "common/net.h"
+
+typedef struct ctl_device {
+    char *name;
+    dw_sim_server *server;
+    dw_sim_devctl *dev;
+    int transport;
+    struct dw_sim_proxy *proxy; /* a proxy in place of server (control_proxy.c) */
+    char *upstream, *mode;
+    cJSON *faults; /* the proxy's faults added here, under fault_lock */
+} ctl_device;
+
+struct dw_sim_control {
+    dw_sim_control_options o; /* host and token point at the copies below */
+    char *host, *token;
+    ctl_device *devs;
+    size_t n;
+    struct MHD_Daemon *mhd;
+    char addr[DW_SIM_ADDR_MAX];
+    int stopped;
+    pthread_mutex_t fault_lock;
+};
+
+/* Answer with a JSON body (taken; NULL means out of memory: a 500). */
+void dw__ctl_json(dw_sim_http_response *r, int status, cJSON *body);
+/* Answer {"error": MESSAGE, "where": WHERE}. */
+void dw__ctl_error(dw_sim_http_response *r, int status, const char *where, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The "when" (or "expect") as written of the rule or step named `name`, a
+ * copy the caller frees, or NULL. */
+typedef char *(*dw__ctl_rule_text)(const char *name, void *arg);
+/* POST .../verify on the device's journal (control_verify.c); rule_text
+ * gives what a rule's near misses are measured against. */
+void dw__ctl_verify(dw_sim_journal *j, const cJSON *body, dw__ctl_rule_text rule_text, void *arg,
+                    dw_sim_http_response *r);
+/* The typed properties of the device's shared state, as "properties" in
+ * `state` (nothing when the script has none): numbers, booleans, an enum's
+ * short form, strings; a ramp where the engine's clock puts it. DW_OK or
+ * DW_ENOMEM. On the loop thread (control_props.c). */
+int dw__ctl_props_add(dw_sim_engine *e, const dw_sim_script *s, cJSON *state);
+/* A PATCH's properties, checked then applied all or nothing
+ * (control_props.c): _new for at most `max` fields (NULL when out of
+ * memory); _add takes field f when it names a property: 1, 0 (not a
+ * property), or -1 with `error` saying why it is refused (read-only, a JSON
+ * type it cannot take, no such choice); _apply sets them in a session's
+ * state (ss NULL: the shared state) through dw_sim_prop_set: 0, or 422 (a
+ * value refused: out of range...) or 500 (out of memory) with `where` and
+ * `error` naming the property and the reason, nothing changed. */
+typedef struct dw__ctl_prop_patch dw__ctl_prop_patch;
+dw__ctl_prop_patch *dw__ctl_prop_patch_new(const dw_sim_script *s, size_t max);
+void dw__ctl_prop_patch_free(dw__ctl_prop_patch *p);
+int dw__ctl_prop_patch_add(dw__ctl_prop_patch *p, const cJSON *f, char *error, size_t n);
+int dw__ctl_prop_patch_apply(dw__ctl_prop_patch *p, dw_sim_engine *e, dw_sim_session *ss,
+                             char *where, size_t wn, char *error, size_t en);
+/* The request's body as JSON (an empty one is {} unless required), or NULL
+ * after answering 400. */
+cJSON *dw__ctl_parse_body(const dw_sim_http_request *req, dw_sim_http_response *r, int required);
+/* 1 when the request's method is one of `allow` ("GET, PATCH"); else 405. */
+int dw__ctl_allowed(const dw_sim_http_request *req, dw_sim_http_response *r, const char *allow);
+/* A proxy device's routes (control_proxy.c): /devices/NAME[/...] with
+ * seg[0..n), and POST /record/stop. */
+void dw__ctl_proxy_route(dw_sim_control *c, ctl_device *d, char seg[][256], int n,
+                         const dw_sim_http_request *req, dw_sim_http_response *r);
+void dw__ctl_record_stop(dw_sim_control *c, const dw_sim_http_request *req,
+                         dw_sim_http_response *r);
+/* The proxy's summary for /devices. */
+cJSON *dw__ctl_proxy_json(ctl_device *d);
+/* GET /: the status page (control_page.c). */
+void dw__ctl_page(dw_sim_http_response *r);
+
+#endif

@@ -1,0 +1,158 @@
+/* devwire-sim's control API patterns: see control_match.h. */
+#include "observe/pattern.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const kind_names[] = {"any", "match", "rule", "request", "prefix", "regex"};
+
+static int hex_value(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int dw_sim_json_bytes(const cJSON *v, dw_buf *out, dw_error *err)
+{
+    if (cJSON_IsString(v))
+        return dw_buf_append(out, v->valuestring, strlen(v->valuestring));
+    const cJSON *h = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "hex") : NULL;
+    if (!cJSON_IsString(h))
+        return dw_error_set(err, DW_EINVAL, "expected a string or {\"hex\": \"...\"}");
+    const char *t = h->valuestring;
+    for (size_t i = 0; t[i];) {
+        if (t[i] == ' ') {
+            i++;
+            continue;
+        }
+        int hi = hex_value((unsigned char)t[i]),
+            lo = hi < 0 ? -1 : hex_value((unsigned char)t[i + 1]);
+        if (hi < 0 || lo < 0)
+            return dw_error_set(err, DW_EINVAL, "hex: not a pair of hex digits at %zu", i);
+        uint8_t b = (uint8_t)(hi << 4 | lo);
+        if (dw_buf_append(out, &b, 1) != DW_OK)
+            return DW_ENOMEM;
+        i += 2;
+    }
+    return DW_OK;
+}
+
+static int compile(dw_sim_pattern *p, dw_error *err)
+{
+    int code;
+    PCRE2_SIZE at;
+    p->re = pcre2_compile(p->bytes, p->len, PCRE2_DOTALL | PCRE2_DOLLAR_ENDONLY, &code, &at, NULL);
+    if (!p->re) {
+        PCRE2_UCHAR msg[160];
+        pcre2_get_error_message(code, msg, sizeof msg);
+        return dw_error_set(err, DW_EINVAL, "regex: %s at %zu", (const char *)msg, (size_t)at);
+    }
+    p->md = pcre2_match_data_create_from_pattern(p->re, NULL);
+    return p->md ? DW_OK : dw_error_set(err, DW_ENOMEM, "out of memory");
+}
+
+int dw_sim_pattern_make(dw_sim_pattern *p, const char *kind, const uint8_t *text, size_t len,
+                        dw_error *err)
+{
+    memset(p, 0, sizeof *p);
+    size_t k = 1;
+    while (k < sizeof kind_names / sizeof kind_names[0] && strcmp(kind_names[k], kind) != 0)
+        k++;
+    if (k == sizeof kind_names / sizeof kind_names[0])
+        return dw_error_set(err, DW_EINVAL,
+                            "unknown pattern \"%s\" (expected match, rule, request, prefix or "
+                            "regex)",
+                            kind);
+    p->kind = (dw_sim_pattern_kind)k;
+    if (!(p->bytes = malloc(len + 1)))
+        return dw_error_set(err, DW_ENOMEM, "out of memory");
+    if (len)
+        memcpy(p->bytes, text, len);
+    p->bytes[len] = 0;
+    p->len = len;
+    int rc = p->kind == DW_SIM_PATTERN_REGEX ? compile(p, err) : DW_OK;
+    if (rc != DW_OK)
+        dw_sim_pattern_free(p);
+    return rc;
+}
+
+int dw_sim_pattern_from_json(dw_sim_pattern *p, const cJSON *v, dw_error *err)
+{
+    memset(p, 0, sizeof *p);
+    if (cJSON_IsString(v))
+        return dw_sim_pattern_make(p, "match", (const uint8_t *)v->valuestring,
+                                   strlen(v->valuestring), err);
+    if (!cJSON_IsObject(v) || !v->child || v->child->next)
+        return dw_error_set(err, DW_EINVAL,
+                            "expected a string or an object with one of rule, request, prefix, "
+                            "regex");
+    const cJSON *item = v->child;
+    if (strcmp(item->string, "hex") == 0) /* {"hex": ...} alone: the exact bytes */
+        item = v;
+    dw_buf b = DW_BUF_INIT;
+    int rc = dw_sim_json_bytes(item, &b, err);
+    if (rc == DW_OK)
+        rc = dw_sim_pattern_make(p, item == v ? "request" : item->string, b.data, b.len, err);
+    else if (rc == DW_EINVAL) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", dw_error_message(err));
+        dw_error_set(err, DW_EINVAL, "%s: %s", item->string, why);
+    }
+    dw_buf_free(&b);
+    return rc;
+}
+
+static int regex_match(dw_sim_pattern *p, const uint8_t *req, size_t n)
+{
+    return pcre2_match(p->re, req ? req : (const uint8_t *)"", n, 0, 0, p->md, NULL) >= 0;
+}
+
+int dw_sim_pattern_match(dw_sim_pattern *p, const uint8_t *req, size_t n, const char *name)
+{
+    if (p->kind == DW_SIM_PATTERN_ANY)
+        return 1;
+    int exact = n == p->len && (n == 0 || memcmp(req, p->bytes, n) == 0);
+    int named = name && strcmp(name, (const char *)p->bytes) == 0;
+    switch (p->kind) {
+    case DW_SIM_PATTERN_ANY:
+        return 1;
+    case DW_SIM_PATTERN_EITHER:
+        return exact || named;
+    case DW_SIM_PATTERN_RULE:
+        return named;
+    case DW_SIM_PATTERN_REQUEST:
+        return exact;
+    case DW_SIM_PATTERN_PREFIX:
+        return n >= p->len && memcmp(req, p->bytes, p->len) == 0;
+    case DW_SIM_PATTERN_REGEX:
+        return regex_match(p, req, n);
+    }
+    return 0;
+}
+
+cJSON *dw_sim_pattern_json(const dw_sim_pattern *p)
+{
+    if (p->kind == DW_SIM_PATTERN_ANY)
+        return cJSON_CreateNull();
+    if (p->kind == DW_SIM_PATTERN_EITHER)
+        return cJSON_CreateString((const char *)p->bytes);
+    cJSON *o = cJSON_CreateObject();
+    if (o && !cJSON_AddStringToObject(o, kind_names[p->kind], (const char *)p->bytes)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+void dw_sim_pattern_free(dw_sim_pattern *p)
+{
+    if (!p)
+        return;
+    pcre2_match_data_free(p->md);
+    pcre2_code_free(p->re);
+    free(p->bytes);
+    memset(p, 0, sizeof *p);
+}

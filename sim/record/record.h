@@ -1,0 +1,102 @@
+/* devwire-sim --record: what a client and a device said to each other,
+ * turned into a script that plays the device.
+ *
+ * The proxy (proxy.h) hands the recorder every piece of bytes it forwards,
+ * with the connection, the direction and the time. At the end the recorder
+ * reads each connection's two byte streams with the base script's framing
+ * (Telnet commands removed first, for a Telnet script) and builds a
+ * conversation (dw_sim_conversation):
+ *
+ *  - the banner: what the device sent on connect, before the client's
+ *    first byte;
+ *  - the prompt: the base script's "prompt", or else the text the banner
+ *    ends with after its last whole frame when every answer ends with it
+ *    too (a console's "sc200> ");
+ *  - exchanges: each request frame and the reply frames that came after it
+ *    and before the next request was complete; a frame that comes more
+ *    than DW_SIM_RECORD_REPLY_GAP_MS after the previous frame of the same
+ *    answer (or after the answer's end) is unsolicited, as is one that
+ *    comes before any request;
+ *  - unsolicited frames, with their times.
+ *
+ * dw_sim_record_write (record_write.c) writes a conversation as a script:
+ * rules (or steps) from requests to replies, periodic messages, the
+ * banner and prompt, the base script's transport and framing. */
+#ifndef DW_SIM_RECORD_H
+#define DW_SIM_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <devwire/devwire.h>
+
+#include "script/script.h"
+
+#define DW_SIM_RECORD_REPLY_GAP_MS 100
+
+typedef struct dw_sim_recorder dw_sim_recorder;
+
+/* One request and what answered it. */
+typedef struct dw_sim_exchange {
+    uint64_t conn;
+    uint64_t t_us;         /* when the request was complete */
+    uint64_t seq;          /* order of recording (ties in time) */
+    dw_sim_bytes request;  /* its payload */
+    dw_sim_bytes *replies; /* reply frame payloads, in order */
+    size_t nreplies;
+    int64_t delay_us; /* from the request to the first reply frame; -1: none */
+} dw_sim_exchange;
+
+/* A frame the device sent that answered no request. */
+typedef struct dw_sim_unsolicited {
+    uint64_t conn;
+    uint64_t t_us;
+    dw_sim_bytes frame;
+} dw_sim_unsolicited;
+
+typedef struct dw_sim_conversation {
+    dw_sim_bytes banner; /* len 0: none */
+    dw_sim_bytes prompt; /* len 0: none */
+    dw_sim_exchange *ex; /* in time order, all connections */
+    size_t nex, excap;
+    dw_sim_unsolicited *un; /* in time order */
+    size_t nun, uncap;
+    size_t connections;
+    char notes[1024]; /* what could not be read (a bad frame), for the description */
+} dw_sim_conversation;
+
+void dw_sim_conversation_free(dw_sim_conversation *c);
+
+/* How to write the script. */
+typedef struct dw_sim_record_options {
+    int as_steps;         /* the ordered conversation as "steps", not "rules" */
+    int keep_timing;      /* each rule's (step's) median reply delay as "delay_ms" */
+    const char *upstream; /* "HOST:PORT", for the description; may be NULL */
+} dw_sim_record_options;
+
+/* A recorder for devices framed as `base` says (borrowed: it must outlive
+ * the recorder). NULL when out of memory. */
+dw_sim_recorder *dw_sim_recorder_new(const dw_sim_script *base);
+/* Accepts NULL. */
+void dw_sim_recorder_free(dw_sim_recorder *r);
+
+/* On the loop thread: a connection opened; n bytes went in direction `dir`
+ * (DW_SIM_DIR_REQUEST or DW_SIM_DIR_REPLY) as they were on the wire; the
+ * connection ended. Times in microseconds, any fixed epoch. Out of memory,
+ * the recording stops growing (and says so in the script's description). */
+void dw_sim_recorder_open(dw_sim_recorder *r, uint64_t conn, uint64_t now_us);
+void dw_sim_recorder_bytes(dw_sim_recorder *r, uint64_t conn, int dir, const uint8_t *p, size_t n,
+                           uint64_t now_us);
+void dw_sim_recorder_close(dw_sim_recorder *r, uint64_t conn, uint64_t now_us);
+
+/* Once traffic has stopped: the conversation (free it with
+ * dw_sim_conversation_free). DW_OK or DW_ENOMEM. */
+int dw_sim_recorder_conversation(dw_sim_recorder *r, dw_sim_conversation *out);
+
+/* The script for a conversation, as JSON text formatted for people, into
+ * `out` (appended). `base` gives transport and framing. DW_OK or
+ * DW_ENOMEM. */
+int dw_sim_record_write(const dw_sim_conversation *c, const dw_sim_script *base,
+                        const dw_sim_record_options *o, dw_buf *out);
+
+#endif

@@ -1,0 +1,298 @@
+/* devwire-sim --record and --proxy: see proxy_serve.h. */
+#include "run/proxy_serve.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "control/control.h"
+#include "common/loop.h"
+#include "common/net.h"
+#include "record/proxy.h"
+#include "record/record.h"
+#include "script/script.h"
+#include "observe/transcript.h"
+
+static const char *prog = "devwire-sim";
+
+/* Until SIGINT or SIGTERM (SIGHUP does nothing here). */
+static void wait_stop(void)
+{
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) == 0 && sig != SIGHUP)
+            return;
+    }
+}
+
+/* Write text to path through a temporary file renamed over it, so a
+ * reader never sees half a script. 0, or -1 after saying why. */
+static int write_file(const char *path, const dw_buf *text)
+{
+    char *tmp = NULL;
+    if (asprintf(&tmp, "%s.tmp-%ld", path, (long)getpid()) < 0)
+        return -1;
+    FILE *f = fopen(tmp, "wb");
+    int ok = f && fwrite(text->data, 1, text->len, f) == text->len;
+    int e = errno;
+    if (f && fclose(f) != 0 && ok) {
+        ok = 0;
+        e = errno;
+    }
+    if (ok && rename(tmp, path) != 0) {
+        ok = 0;
+        e = errno;
+    }
+    if (!ok) {
+        fprintf(stderr, "%s: --out %s: %s\n", prog, path, strerror(e));
+        unlink(tmp);
+    }
+    free(tmp);
+    return ok ? 0 : -1;
+}
+
+/* The rules (or steps) the written script holds. */
+static int rules_in(const dw_buf *text)
+{
+    cJSON *doc = cJSON_ParseWithLength((const char *)text->data, text->len);
+    cJSON *list = cJSON_GetObjectItemCaseSensitive(doc, "rules");
+    if (!list)
+        list = cJSON_GetObjectItemCaseSensitive(doc, "steps");
+    int n = cJSON_GetArraySize(list);
+    cJSON_Delete(doc);
+    return n;
+}
+
+typedef struct conv_job {
+    dw_sim_recorder *rec;
+    dw_sim_conversation *cv;
+    int rc;
+} conv_job;
+
+static void conv_on_loop(void *arg)
+{
+    conv_job *j = arg;
+    j->rc = dw_sim_recorder_conversation(j->rec, j->cv);
+}
+
+/* The conversation as a script, into r->out; *rules its rules (may be NULL). */
+static int write_recording(const dw_sim_proxy_run *r, dw_sim_recorder *rec,
+                           const dw_sim_script *base, dw_sim_loop *loop, int *rules)
+{
+    dw_sim_conversation cv;
+    conv_job j = {rec, &cv, DW_OK};
+    dw_sim_loop_call(loop, conv_on_loop, &j);
+    if (j.rc != DW_OK) {
+        fprintf(stderr, "%s: out of memory reading the recording\n", prog);
+        return 3;
+    }
+    dw_sim_record_options o = {r->as_steps, r->keep_timing, r->upstream};
+    dw_buf text = DW_BUF_INIT;
+    int status = dw_sim_record_write(&cv, base, &o, &text) == DW_OK ? 0 : 3;
+    if (status == 0)
+        status = write_file(r->out, &text) == 0 ? 0 : 3;
+    if (status == 0 && rules)
+        *rules = rules_in(&text);
+    if (status == 0)
+        printf("recorded %zu request%s on %zu connection%s to %s\n", cv.nex, cv.nex == 1 ? "" : "s",
+               cv.connections, cv.connections == 1 ? "" : "s", r->out);
+    fflush(stdout);
+    dw_buf_free(&text);
+    dw_sim_conversation_free(&cv);
+    return status;
+}
+
+/* What POST /record/stop needs. */
+typedef struct recording {
+    const dw_sim_proxy_run *r;
+    dw_sim_recorder *rec;
+    dw_sim_script *script;
+    dw_sim_proxy *p;
+    dw_sim_loop *loop;
+    pthread_mutex_t lock;
+    int written;
+} recording;
+
+/* POST /record/stop: stop the proxy and write the recording (the run ends
+ * once the answer was sent, record_stopped). */
+static int record_stop(void *arg, cJSON **out, dw_error *err)
+{
+    recording *g = arg;
+    pthread_mutex_lock(&g->lock);
+    int rules = 0, status = 0;
+    if (!g->written) {
+        dw_sim_proxy_stop(g->p);
+        status = write_recording(g->r, g->rec, g->script, g->loop, &rules);
+        g->written = status == 0;
+    }
+    pthread_mutex_unlock(&g->lock);
+    if (status != 0)
+        return dw_error_set(err, DW_EIO, "--out %s: cannot write the recording", g->r->out);
+    *out = cJSON_CreateObject();
+    if (!*out)
+        return dw_error_set(err, DW_ENOMEM, "out of memory");
+    cJSON_AddStringToObject(*out, "out", g->r->out);
+    cJSON_AddNumberToObject(*out, "rules", rules);
+    cJSON_AddBoolToObject(*out, "stopping", 1);
+    return DW_OK;
+}
+
+/* After the answer to POST /record/stop: end the run as SIGTERM does. */
+static void record_stopped(void *arg)
+{
+    (void)arg;
+    kill(getpid(), SIGTERM);
+}
+
+/* The control API over the proxy, started: DW_OK, or 3 after saying why. */
+static int control_open(recording *g, dw_sim_control **out)
+{
+    const dw_sim_proxy_run *r = g->r;
+    dw_sim_control_options co;
+    dw_sim_control_options_init(&co);
+    co.host = r->control_host;
+    co.port = r->control_port;
+    co.token = r->control_token;
+    co.logger = r->logger;
+    co.loop = g->loop;
+    if (r->out) {
+        co.record_stop = record_stop;
+        co.record_stopped = record_stopped;
+        co.record_arg = g;
+    }
+    dw_sim_control_device dev = {"default", NULL,        -1,
+                                 g->p,      r->upstream, r->out ? "record" : "proxy"};
+    dw_error err;
+    dw_error_clear(&err);
+    if (dw_sim_control_new(&co, &dev, 1, out, &err) != DW_OK ||
+        dw_sim_control_start(*out, &err) != DW_OK) {
+        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
+        return 3;
+    }
+    printf("control on http://%s\n", dw_sim_control_address(*out));
+    return 0;
+}
+
+static dw_sim_script *load(const char *path)
+{
+    dw_sim_script *s = NULL;
+    dw_error err;
+    dw_error_clear(&err);
+    if (dw_sim_script_load_file(path, &s, &err) != DW_OK)
+        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
+    return s;
+}
+
+/* Proxy options from the run: 0, or the exit status after saying why. */
+static int options(const dw_sim_proxy_run *r, dw_sim_proxy_options *po, char **host, char **up)
+{
+    dw_sim_proxy_options_init(po);
+    if (dw_sim_parse_hostport(r->listen, host, &po->port) != 0) {
+        fprintf(stderr, "%s: --listen %s: expected HOST:PORT\n", prog, r->listen);
+        return 2;
+    }
+    if (dw_sim_parse_hostport(r->upstream, up, &po->upstream_port) != 0) {
+        fprintf(stderr, "%s: --upstream %s: expected HOST:PORT\n", prog, r->upstream);
+        return 2;
+    }
+    po->host = *host;
+    po->upstream_host = *up;
+    po->logger = r->logger;
+    po->max_connections = r->max_connections;
+    po->seed = r->have_seed ? r->seed : dw_sim_rng_entropy();
+    if (!r->have_seed && !r->out)
+        fprintf(stderr, "%s: seed %llu (repeat this run's random draws with --seed %llu)\n", prog,
+                (unsigned long long)po->seed, (unsigned long long)po->seed);
+    return 0;
+}
+
+/* Serve on `loop` until a signal; the recording is written after. */
+static int run(const dw_sim_proxy_run *r, dw_sim_proxy_options *po, dw_sim_script *script,
+               dw_sim_loop *loop)
+{
+    dw_error err;
+    dw_error_clear(&err);
+    dw_sim_recorder *rec = r->out ? dw_sim_recorder_new(script) : NULL;
+    if (r->out && !rec) {
+        dw_sim_script_free(script);
+        return 3;
+    }
+    po->recorder = rec;
+    po->loop = loop;
+    dw_sim_proxy *p = NULL;
+    if (dw_sim_proxy_new(po, script, &p, &err) != DW_OK) {
+        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
+        dw_sim_script_free(script);
+        dw_sim_recorder_free(rec);
+        return err.code == DW_EINVAL ? 2 : 3;
+    }
+    int status = 0;
+    recording g = {r, rec, script, p, loop, PTHREAD_MUTEX_INITIALIZER, 0};
+    dw_sim_control *control = NULL;
+    if (dw_sim_loop_start(loop, &err) != DW_OK) {
+        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
+        status = 3;
+    } else if (!r->control_host || (status = control_open(&g, &control)) == 0) {
+        printf("listening on %s\n", dw_sim_proxy_address(p));
+        fflush(stdout);
+        wait_stop();
+    }
+    dw_sim_control_stop(control);
+    dw_sim_proxy_stop(p);
+    dw_sim_loop_stop(loop);
+    uint64_t accepted = 0, served = 0;
+    dw_sim_proxy_counts(p, &accepted, &served);
+    if (status == 0)
+        printf("summary: %s to %s: %llu connection%s, %llu refused\n", rec ? "recorder" : "proxy",
+               r->upstream, (unsigned long long)served, served == 1 ? "" : "s",
+               (unsigned long long)(accepted - served));
+    if (status == 0 && rec && !g.written)
+        status = write_recording(r, rec, script, loop, NULL);
+    dw_sim_control_free(control);
+    dw_sim_proxy_free(p); /* frees the script */
+    dw_sim_recorder_free(rec);
+    return status;
+}
+
+int dw_sim_proxy_serve(const dw_sim_proxy_run *r)
+{
+    char *host = NULL, *up = NULL;
+    dw_sim_proxy_options po;
+    int status = options(r, &po, &host, &up);
+    dw_sim_script *script = status ? NULL : load(r->script);
+    if (!status && !script)
+        status = 2;
+    dw_sim_transcript *tr = NULL;
+    dw_error err;
+    dw_error_clear(&err);
+    if (!status && r->transcript && dw_sim_transcript_open(r->transcript, &tr, &err) != DW_OK) {
+        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
+        dw_sim_script_free(script);
+        status = 2;
+    }
+    po.transcript = tr;
+    dw_sim_loop *loop = NULL;
+    if (!status && dw_sim_loop_new(&loop, &err) != DW_OK) {
+        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
+        dw_sim_script_free(script);
+        status = 3;
+    }
+    if (!status)
+        status = run(r, &po, script, loop);
+    dw_sim_loop_free(loop);
+    dw_sim_transcript_close(tr);
+    free(host);
+    free(up);
+    return status;
+}

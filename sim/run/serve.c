@@ -1,0 +1,313 @@
+/* devwire-sim serving: see serve.h. */
+#include "run/serve.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "control/control.h"
+#include "common/loop.h"
+#include "record/proxy.h"
+#include "script/script.h"
+#include "device/server.h"
+
+static const char *prog = "devwire-sim";
+
+/* Load a device's script (with its transport override), or NULL after
+ * saying what is wrong. */
+static dw_sim_script *load(const dw_sim_device *d)
+{
+    dw_sim_script *s = NULL;
+    dw_error err;
+    dw_error_clear(&err);
+    if (dw_sim_script_load_file(d->script, &s, &err) != DW_OK) {
+        fprintf(stderr, "%s: %s%s%s\n", prog, d->name ? d->name : "", d->name ? ": " : "",
+                dw_error_message(&err));
+        return NULL;
+    }
+    if (d->transport >= 0)
+        s->transport = (dw_sim_transport)d->transport;
+    const char *why = NULL;
+    for (size_t i = 0; i < s->nrules && !why; i++)
+        if (s->rules[i].net && s->rules[i].net->direction == DW_SIM_DIR_REPLY)
+            why = s->rules[i].name;
+    if (why) {
+        fprintf(stderr,
+                "%s: %s%s%s: %s: \"direction\": \"reply\" matches a device's replies: use "
+                "the script with --proxy\n",
+                prog, d->name ? d->name : "", d->name ? ": " : "", d->script, why);
+        dw_sim_script_free(s);
+        return NULL;
+    }
+    if (s->network && (s->transport == DW_SIM_UDP || s->transport == DW_SIM_SERIAL)) {
+        fprintf(stderr, "%s: %s%s%s: \"network\" faults need transport tcp or telnet\n", prog,
+                d->name ? d->name : "", d->name ? ": " : "", d->script);
+        dw_sim_script_free(s);
+        return NULL;
+    }
+    if ((d->link || d->baud) && s->transport != DW_SIM_SERIAL) {
+        fprintf(stderr,
+                "%s: %s%s%s: %s goes with a serial device; the script's transport is not "
+                "\"serial\"\n",
+                prog, d->name ? d->name : "", d->name ? ": " : "", d->script,
+                d->link ? "a link" : "\"baud\"");
+        dw_sim_script_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* The proxy that puts a script's network faults in front of its device:
+ * it listens on the device's address and forwards to the device's own. */
+static int front_open(const dw_sim_device *d, const dw_sim_script *script,
+                      const dw_sim_serve_options *o, dw_sim_loop *loop, dw_sim_server *srv,
+                      dw_sim_proxy **out)
+{
+    dw_error err;
+    dw_error_clear(&err);
+    dw_sim_script *front = NULL;
+    int rc = dw_sim_script_load_buffer(d->script, "{}", 2, &front, &err);
+    if (rc == DW_OK && dw_sim_netfaults_copy(script->network, &front->network) != DW_OK)
+        rc = dw_error_set(&err, DW_ENOMEM, "out of memory");
+    dw_sim_proxy_options po;
+    dw_sim_proxy_options_init(&po);
+    po.host = d->host;
+    po.port = d->port;
+    po.upstream_host = "127.0.0.1";
+    po.upstream_port = dw_sim_server_port(srv);
+    po.logger = o->logger;
+    po.max_connections = o->max_connections;
+    po.loop = loop;
+    po.seed = o->seed;
+    po.raw = 1;
+    if (rc == DW_OK)
+        rc = dw_sim_proxy_new(&po, front, out, &err);
+    if (rc != DW_OK) {
+        fprintf(stderr, "%s: %s%s%s\n", prog, d->name ? d->name : "", d->name ? ": " : "",
+                dw_error_message(&err));
+        dw_sim_script_free(front);
+        return 3;
+    }
+    return DW_OK;
+}
+
+/* Whether serving the script draws random numbers: network faults, a
+ * rule's "probability" or "delay", a property's noise, Lua (math.random). */
+static int draws(const dw_sim_script *s)
+{
+    int any = s->network != NULL || s->nlua > 0;
+    for (size_t r = 0; r < s->nrules; r++)
+        any |= s->rules[r].net && (s->rules[r].net->has_delay || s->rules[r].net->probability < 1);
+    size_t n = s->props ? dw_sim_props_count(s->props) : 0;
+    for (size_t i = 0; i < n; i++)
+        any |= dw_sim_props_def(s->props, i)->noise != DW_SIM_NOISE_NONE;
+    return any;
+}
+
+/* Bind every device on `loop` (behind a proxy when its script has network
+ * faults): DW_OK, or the exit status after saying why. */
+static int open_all(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o,
+                    dw_sim_loop *loop, dw_sim_server **srv, dw_sim_proxy **px, int *random)
+{
+    for (size_t i = 0; i < n; i++) {
+        dw_sim_script *script = load(&devs[i]);
+        if (!script)
+            return 2;
+        int front = script->network != NULL;
+        *random |= draws(script);
+        dw_sim_server_options so;
+        dw_sim_server_options_init(&so);
+        so.name = devs[i].name;
+        so.host = front ? "127.0.0.1" : devs[i].host;
+        so.port = front ? 0 : devs[i].port;
+        so.link = devs[i].link;
+        so.baud = devs[i].baud;
+        so.logger = o->logger;
+        so.transcript = o->transcript;
+        so.max_connections = o->max_connections;
+        so.idle_timeout_ms = o->idle_timeout_ms;
+        so.write_timeout_ms = o->write_timeout_ms;
+        so.max_frame = o->max_frame;
+        so.max_buffered = o->max_buffered;
+        so.loop = loop;
+        so.seed = o->seed;
+        dw_error err;
+        dw_error_clear(&err);
+        if (dw_sim_server_new(&so, script, &srv[i], &err) != DW_OK) {
+            fprintf(stderr, "%s: %s%s%s\n", prog, devs[i].name ? devs[i].name : "",
+                    devs[i].name ? ": " : "", dw_error_message(&err));
+            dw_sim_script_free(script);
+            return err.code == DW_ESCRIPT || err.code == DW_EINVAL ? 2 : 3;
+        }
+        int rc = front ? front_open(&devs[i], script, o, loop, srv[i], &px[i]) : DW_OK;
+        if (rc != DW_OK)
+            return rc;
+    }
+    return DW_OK;
+}
+
+static void reload_all(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o,
+                       dw_sim_server **srv)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *path = devs[i].script;
+        dw_log(o->logger, DW_LOG_INFO, "SIGHUP: reloading %s", path);
+        dw_sim_script *fresh = load(&devs[i]);
+        dw_error err;
+        dw_error_clear(&err);
+        if (!fresh) {
+            dw_log(o->logger, DW_LOG_ERROR, "reload %s failed; the old script keeps serving", path);
+        } else if (dw_sim_server_reload(srv[i], fresh, &err) != DW_OK) {
+            dw_log(o->logger, DW_LOG_ERROR, "reload %s: %s; the old script keeps serving", path,
+                   dw_error_message(&err));
+            dw_sim_script_free(fresh);
+        } else {
+            dw_log(o->logger, DW_LOG_WARN, "reloaded %s", path);
+        }
+    }
+}
+
+/* Until SIGINT or SIGTERM; SIGHUP reloads. */
+static void wait_signals(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o,
+                         dw_sim_server **srv)
+{
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            return;
+        reload_all(devs, n, o, srv);
+    }
+}
+
+/* Every device's summary, then the verdict of --check over all of them. */
+static int report(size_t n, const dw_sim_serve_options *o, dw_sim_server **srv)
+{
+    uint64_t unmatched = 0;
+    size_t not_reached = 0;
+    for (size_t i = 0; i < n; i++) {
+        dw_sim_totals t;
+        dw_sim_server_totals(srv[i], &t);
+        dw_sim_server_summary(srv[i], stdout);
+        unmatched += t.unmatched;
+        not_reached += t.steps_not_reached;
+    }
+    int status = 0;
+    if (o->check && (unmatched || not_reached)) {
+        printf("check failed: %llu unmatched request(s), %zu step(s) not reached\n",
+               (unsigned long long)unmatched, not_reached);
+        status = 1;
+    } else if (o->check) {
+        printf("check passed\n");
+    }
+    fflush(stdout);
+    return status;
+}
+
+/* The control API over every device (before the loop starts): DW_OK, or
+ * the exit status after saying why not. */
+static int control_open(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o,
+                        dw_sim_loop *loop, dw_sim_server **srv, dw_sim_control **out)
+{
+    dw_sim_control_device *cd = calloc(n, sizeof *cd);
+    if (!cd) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        return 3;
+    }
+    for (size_t i = 0; i < n; i++) {
+        cd[i].name = devs[i].name;
+        cd[i].server = srv[i];
+        cd[i].transport = devs[i].transport;
+    }
+    dw_sim_control_options co;
+    dw_sim_control_options_init(&co);
+    co.host = o->control_host;
+    co.port = o->control_port;
+    co.token = o->control_token;
+    co.journal_size = o->journal_size;
+    co.logger = o->logger;
+    co.loop = loop;
+    dw_error err;
+    dw_error_clear(&err);
+    int rc = dw_sim_control_new(&co, cd, n, out, &err);
+    free(cd);
+    if (rc != DW_OK) {
+        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
+        return rc == DW_EINVAL ? 2 : 3;
+    }
+    return DW_OK;
+}
+
+/* The address a device is reached at: its proxy's, if it has one. */
+static const char *address(dw_sim_server *srv, dw_sim_proxy *px)
+{
+    return px ? dw_sim_proxy_address(px) : dw_sim_server_address(srv);
+}
+
+int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o)
+{
+    dw_sim_control *control = NULL;
+    dw_sim_server **srv = calloc(n, sizeof *srv);
+    dw_sim_proxy **px = calloc(n, sizeof *px);
+    dw_sim_loop *loop = NULL;
+    dw_error err;
+    dw_error_clear(&err);
+    if (!srv || !px || dw_sim_loop_new(&loop, &err) != DW_OK) {
+        fprintf(stderr, "%s: %s\n", prog, srv && px ? dw_error_message(&err) : "out of memory");
+        free(srv);
+        free(px);
+        return 3;
+    }
+    dw_sim_serve_options seeded = *o;
+    if (!o->have_seed)
+        seeded.seed = dw_sim_rng_entropy();
+    o = &seeded;
+    int random = 0;
+    int status = open_all(devs, n, o, loop, srv, px, &random);
+    if (status == DW_OK && !o->have_seed && random)
+        fprintf(stderr, "%s: seed %llu (repeat this run's random draws with --seed %llu)\n", prog,
+                (unsigned long long)o->seed, (unsigned long long)o->seed);
+    if (status == DW_OK && o->control_host)
+        status = control_open(devs, n, o, loop, srv, &control);
+    if (status == DW_OK && dw_sim_loop_start(loop, &err) != DW_OK) {
+        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
+        status = 3;
+    }
+    if (status == DW_OK && control && dw_sim_control_start(control, &err) != DW_OK) {
+        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
+        status = 3;
+    }
+    if (status == DW_OK) {
+        for (size_t i = 0; i < n; i++)
+            printf("%s %s%s%s%s\n", dw_sim_server_serial(srv[i]) ? "serial on" : "listening on",
+                   address(srv[i], px[i]), devs[i].name ? " (" : "",
+                   devs[i].name ? devs[i].name : "", devs[i].name ? ")" : "");
+        if (control)
+            printf("control on http://%s\n", dw_sim_control_address(control));
+        fflush(stdout);
+        wait_signals(devs, n, o, srv);
+    }
+    dw_sim_control_stop(control); /* before the devices: no call reaches them after */
+    for (size_t i = 0; i < n; i++) {
+        dw_sim_proxy_stop(px[i]);
+        dw_sim_server_stop(srv[i]);
+    }
+    dw_sim_loop_stop(loop); /* every close callback has run */
+    if (status == DW_OK)
+        status = report(n, o, srv);
+    for (size_t i = 0; i < n; i++) {
+        dw_sim_proxy_free(px[i]);
+        dw_sim_server_free(srv[i]);
+    }
+    dw_sim_control_free(control);
+    dw_sim_loop_free(loop);
+    free(srv);
+    free(px);
+    return status;
+}
