@@ -3,7 +3,7 @@
  * marshaller.c). */
 #include "devwire/decoder.h"
 
-#include "marshaller_int.h"
+#include "frame.h"
 
 #include <stdlib.h>
 

@@ -1,7 +1,7 @@
-/* The framing-independent half of the marshallers: construction, the steps
- * of a frame that the blocking loop and the push decoder share, the blocking
- * unmarshall loop, and the payload-level calls. */
-#include "marshaller_int.h"
+/* The framing-independent half of the marshallers: construction, the
+ * blocking unmarshall loop around the frame steps of frame.c, and the
+ * payload-level calls. */
+#include "frame.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -46,43 +46,6 @@ int dw_marshall(const dw_marshaller *m, const uint8_t *p, size_t n, dw_buf *out,
     if (rc != DW_OK)
         out->len = before;
     return rc;
-}
-
-int dw__frame_fail(dw__frame *f, dw_buf *raw, int rc)
-{
-    if (f->m->ops->partial && f->m->ops->partial(f->m, &f->st, raw) != DW_OK)
-        return DW_ENOMEM;
-    return rc;
-}
-
-int dw__frame_truncated(dw__frame *f, dw_buf *raw, dw_error *err)
-{
-    int rc = dw_error_set(err, DW_ETRUNCATED, "%s: stream ended inside a frame after %zu bytes",
-                          f->m->ops->name, f->consumed);
-    return dw__frame_fail(f, raw, rc);
-}
-
-int dw__frame_payload(dw__frame *f, dw_buf *raw, void **payload, dw_error *err)
-{
-    const dw__marshaller_ops *ops = f->m->ops;
-    *payload = NULL;
-    if (ops->decode_payload) {
-        int rc = ops->decode_payload(f->m, raw, payload, err);
-        dw_buf_clear(raw);
-        return rc;
-    }
-    int rc = dw__frame_finish(f, raw, err);
-    dw_buf *b = rc == DW_OK ? malloc(sizeof *b) : NULL;
-    if (rc == DW_OK && !b)
-        rc = DW_ENOMEM;
-    if (rc != DW_OK) {
-        dw_buf_clear(raw);
-        return rc;
-    }
-    *b = *raw; /* the payload takes the storage: no copy */
-    dw_buf_init(raw);
-    *payload = b;
-    return DW_OK;
 }
 
 /* Read one raw frame: the blocking loop around the framing's pure feed().
