@@ -25,34 +25,26 @@ static const char *check(const dw_marshaller *m, const uint8_t *stream, size_t l
     return NULL;
 }
 
+static dw_marshaller *make(void)
+{
+    return dw_fixed_marshaller_new(length);
+}
+
+/* Besides the stream's pieces (mostly refused: wrong length), the stream cut
+ * into frames of the right length. */
+static void more_candidates(fz_payloads *cand, const uint8_t *stream, size_t len)
+{
+    for (size_t off = 0; off + length <= len && cand->n < 160; off += length)
+        fz_payloads_add(cand, stream + off, length);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static const fz_framing framing = {make, check, more_candidates};
     fz_reader r = {data, size};
     unsigned hi = fz_byte(&r);
     length = (size_t)(((hi << 8) | fz_byte(&r)) % 1024u) + 1;
-    size_t max = fz_max_frame(fz_byte(&r));
-    fz_split s;
-    fz_read_split(&r, &s);
-
-    dw_marshaller *m = dw_fixed_marshaller_new(length);
-    if (!m)
-        abort();
-    dw_marshaller_set_max_frame(m, max);
-    fz_recs whole;
-    fz_differential(m, r.p, r.n, &s, check, 0, &whole);
-
-    /* Candidates: the stream's pieces (mostly refused: wrong length) and
-     * the stream cut into frames of the right length. */
-    fz_payloads cand = {0};
-    fz_candidates(&cand, r.p, r.n, &s, &whole);
-    for (size_t off = 0; off + length <= r.n && cand.n < 160; off += length)
-        fz_payloads_add(&cand, r.p + off, length);
-    dw_marshaller_set_max_frame(m, DW_DEFAULT_MAX_FRAME);
-    fz_round_trip(m, &cand, &s);
-
-    fz_payloads_free(&cand);
-    fz_recs_free(&whole);
-    dw_marshaller_free(m);
+    fz_framing_drive(&r, &framing);
     return 0;
 }

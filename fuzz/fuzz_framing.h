@@ -1,5 +1,8 @@
 /* Shared machinery of the framing fuzz targets (static functions only, so
  * each fuzz_<target>.c still exports nothing but LLVMFuzzerTestOneInput).
+ * The byte framings with nothing else to check (fixed, sentinel,
+ * length-prefixed) run entirely through fz_framing_drive; JSON lines and
+ * SCPI call the pieces themselves around their own oracles.
  *
  * Input layout, after the target's own option bytes:
  *   byte  max frame: 0x00-0x7f default; 0x80-0xbf 1..64; 0xc0-0xff 32..2048
@@ -438,6 +441,45 @@ static inline void fz_candidates(fz_payloads *p, const uint8_t *stream, size_t l
     for (size_t i = 0; i < whole->n && p->n < 128; i++)
         if (whole->v[i].rc == DW_OK)
             fz_payloads_add(p, whole->v[i].payload.data, whole->v[i].payload.len);
+}
+
+/* What a simple byte framing target brings to fz_framing_drive: the
+ * marshaller built from the options it read, its check of a result against
+ * the stream, and (NULL: none) round-trip candidates of its own beyond
+ * fz_candidates'. */
+typedef struct fz_framing {
+    dw_marshaller *(*make)(void);
+    fz_check_fn check;
+    void (*more_candidates)(fz_payloads *cand, const uint8_t *stream, size_t len);
+} fz_framing;
+
+/* The whole driver of a byte framing target, once its own option bytes are
+ * read from `r`: max frame and split bytes, then the split-invariance oracle
+ * on the rest of the input, then the round trip of its candidates (at the
+ * default maximum frame). */
+static inline void fz_framing_drive(fz_reader *r, const fz_framing *fr)
+{
+    size_t max = fz_max_frame(fz_byte(r));
+    fz_split s;
+    fz_read_split(r, &s);
+
+    dw_marshaller *m = fr->make();
+    if (!m)
+        abort();
+    dw_marshaller_set_max_frame(m, max);
+    fz_recs whole;
+    fz_differential(m, r->p, r->n, &s, fr->check, 0, &whole);
+
+    fz_payloads cand = {0};
+    fz_candidates(&cand, r->p, r->n, &s, &whole);
+    if (fr->more_candidates)
+        fr->more_candidates(&cand, r->p, r->n);
+    dw_marshaller_set_max_frame(m, DW_DEFAULT_MAX_FRAME);
+    fz_round_trip(m, &cand, &s);
+
+    fz_payloads_free(&cand);
+    fz_recs_free(&whole);
+    dw_marshaller_free(m);
 }
 
 #endif

@@ -45,35 +45,28 @@ static const char *check(const dw_marshaller *m, const uint8_t *stream, size_t l
     return NULL;
 }
 
+static dw_marshaller *make(void)
+{
+    return dw_length_prefixed_marshaller_new(header_size,
+                                             little ? DW_LITTLE_ENDIAN : DW_BIG_ENDIAN);
+}
+
+/* A payload too long for a 1-byte header: refused. */
+static void more_candidates(fz_payloads *cand, const uint8_t *stream, size_t len)
+{
+    if (header_size == 1 && len > 255)
+        fz_payloads_add(cand, stream, len);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static const fz_framing framing = {make, check, more_candidates};
     fz_reader r = {data, size};
     uint8_t opt = fz_byte(&r);
     static const unsigned sizes[3] = {1, 2, 4};
     header_size = sizes[(opt & 0x7fu) % 3];
     little = (opt & 0x80u) != 0;
-    size_t max = fz_max_frame(fz_byte(&r));
-    fz_split s;
-    fz_read_split(&r, &s);
-
-    dw_marshaller *m =
-        dw_length_prefixed_marshaller_new(header_size, little ? DW_LITTLE_ENDIAN : DW_BIG_ENDIAN);
-    if (!m)
-        abort();
-    dw_marshaller_set_max_frame(m, max);
-    fz_recs whole;
-    fz_differential(m, r.p, r.n, &s, check, 0, &whole);
-
-    fz_payloads cand = {0};
-    fz_candidates(&cand, r.p, r.n, &s, &whole);
-    if (header_size == 1 && r.n > 255)
-        fz_payloads_add(&cand, r.p, r.n); /* too long for the header: refused */
-    dw_marshaller_set_max_frame(m, DW_DEFAULT_MAX_FRAME);
-    fz_round_trip(m, &cand, &s);
-
-    fz_payloads_free(&cand);
-    fz_recs_free(&whole);
-    dw_marshaller_free(m);
+    fz_framing_drive(&r, &framing);
     return 0;
 }

@@ -40,33 +40,21 @@ static const char *check(const dw_marshaller *m, const uint8_t *stream, size_t l
     return NULL;
 }
 
+static dw_marshaller *make(void)
+{
+    return dw_sentinel_marshaller_new(sentinel, sentinel_len);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static const fz_framing framing = {make, check, NULL};
     fz_reader r = {data, size};
     uint8_t opt = fz_byte(&r);
     /* Mostly short sentinels; 0xc0 and up: 17..80 bytes (the long paths). */
     sentinel_len = opt < 0xc0 ? (size_t)(opt & 3u) + 1 : (size_t)(opt & 0x3fu) + 17;
     for (size_t i = 0; i < sentinel_len; i++)
         sentinel[i] = fz_byte(&r);
-    size_t max = fz_max_frame(fz_byte(&r));
-    fz_split s;
-    fz_read_split(&r, &s);
-
-    dw_marshaller *m = dw_sentinel_marshaller_new(sentinel, sentinel_len);
-    if (!m)
-        abort();
-    dw_marshaller_set_max_frame(m, max);
-    fz_recs whole;
-    fz_differential(m, r.p, r.n, &s, check, 0, &whole);
-
-    fz_payloads cand = {0};
-    fz_candidates(&cand, r.p, r.n, &s, &whole);
-    dw_marshaller_set_max_frame(m, DW_DEFAULT_MAX_FRAME);
-    fz_round_trip(m, &cand, &s);
-
-    fz_payloads_free(&cand);
-    fz_recs_free(&whole);
-    dw_marshaller_free(m);
+    fz_framing_drive(&r, &framing);
     return 0;
 }
