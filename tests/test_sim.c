@@ -15,7 +15,7 @@
 
 #include <devwire/devwire.h>
 
-#include "sim_proc.h"
+#include "sim_fixture.h"
 
 TestSuite(sim, .timeout = 60);
 
@@ -27,27 +27,8 @@ static const char *const no_args[] = {NULL};
 static void serve(dw_sim_proc *p, dw_sim_client *c, const char *script, dw_marshaller *m,
                   const char *const *extra)
 {
-    int rc = dw_sim_proc_serve(p, "t", script, extra, NULL);
-    cr_assert(eq(int, rc, DW_OK), "devwire-sim did not start (%s); stderr:\n%s", dw_strerror(rc),
-              p->err.data ? (char *)p->err.data : "");
-    rc = dw_sim_client_open(c, p->port, m, 5000);
-    cr_assert(eq(int, rc, DW_OK), "connect: %s", dw_error_message(&c->err));
-}
-
-static void ask_eq(dw_sim_client *c, const char *req, const char *want)
-{
-    const char *got = dw_sim_client_ask(c, req);
-    cr_assert(got != NULL, "%s: no reply: %s", req, dw_error_message(&c->err));
-    cr_expect(eq(str, (char *)got, (char *)want), "%s: reply", req);
-}
-
-static const char *out_of(dw_sim_proc *p)
-{
-    return p->out.data ? (const char *)p->out.data : "";
-}
-static const char *err_of(dw_sim_proc *p)
-{
-    return p->err.data ? (const char *)p->err.data : "";
+    dw_sim_serve_ok(p, "t", script, extra, NULL);
+    dw_sim_open_ok(c, p->port, m, 5000);
 }
 
 /* ---- matching, templates, state ------------------------------------------ */
@@ -77,23 +58,24 @@ Test(sim, exact_prefix_regex_templates_and_state)
     dw_sim_proc p;
     dw_sim_client c;
     serve(&p, &c, sg_script, LF, no_args);
-    ask_eq(&c, "*IDN?", "ACME,SG-1000,0001,1.0");
-    ask_eq(&c, "FREQ?", "1000");
+    dw_sim_ask_eq(&c, "*IDN?", "ACME,SG-1000,0001,1.0");
+    dw_sim_ask_eq(&c, "FREQ?", "1000");
     cr_assert(eq(int, dw_sim_client_send(&c, "FREQ 2500.5", 11), DW_OK));
-    ask_eq(&c, "FREQ?", "2500.5"); /* no reply to the set: the next reply is FREQ?'s */
-    ask_eq(&c, "ECHO hello", "you said <ECHO hello>");
-    ask_eq(&c, "OUTP ON", "was ON"); /* set applies before the reply */
-    ask_eq(&c, "OUTP?", "ON");
-    ask_eq(&c, "BOGUS", "-113,\"Undefined header\"");
-    ask_eq(&c, "SLOW?", "done");
-    ask_eq(&c, "SPLIT?", "abcdefghij"); /* written in pieces of 1, 2, 2, ... */
-    ask_eq(&c, "TWO?", "one");
+    dw_sim_ask_eq(&c, "FREQ?", "2500.5"); /* no reply to the set: the next reply is FREQ?'s */
+    dw_sim_ask_eq(&c, "ECHO hello", "you said <ECHO hello>");
+    dw_sim_ask_eq(&c, "OUTP ON", "was ON"); /* set applies before the reply */
+    dw_sim_ask_eq(&c, "OUTP?", "ON");
+    dw_sim_ask_eq(&c, "BOGUS", "-113,\"Undefined header\"");
+    dw_sim_ask_eq(&c, "SLOW?", "done");
+    dw_sim_ask_eq(&c, "SPLIT?", "abcdefghij"); /* written in pieces of 1, 2, 2, ... */
+    dw_sim_ask_eq(&c, "TWO?", "one");
     cr_assert(eq(int, dw_sim_client_recv(&c), DW_OK), "second frame");
     cr_expect(eq(str, (char *)c.reply.data, "two"));
     dw_sim_client_close(&c);
     int st = dw_sim_proc_stop(&p, 10000);
-    cr_expect(eq(int, st, 0), "exit status; stderr:\n%s", err_of(&p));
-    cr_expect(strstr(out_of(&p), "unmatched requests: 1") != NULL, "summary:\n%s", out_of(&p));
+    cr_expect(eq(int, st, 0), "exit status; stderr:\n%s", dw_sim_err_of(&p));
+    cr_expect(strstr(dw_sim_out_of(&p), "unmatched requests: 1") != NULL, "summary:\n%s",
+              dw_sim_out_of(&p));
     dw_sim_proc_free(&p);
 }
 
@@ -110,15 +92,15 @@ Test(sim, reply_lists_in_turn)
     dw_sim_proc p;
     dw_sim_client c;
     serve(&p, &c, script, LF, no_args);
-    ask_eq(&c, "REP?", "a");
-    ask_eq(&c, "REP?", "b");
-    ask_eq(&c, "REP?", "b"); /* the last one repeats by default */
-    ask_eq(&c, "CYC?", "a");
-    ask_eq(&c, "CYC?", "b");
-    ask_eq(&c, "CYC?", "a");
-    ask_eq(&c, "SIL?", "a");
+    dw_sim_ask_eq(&c, "REP?", "a");
+    dw_sim_ask_eq(&c, "REP?", "b");
+    dw_sim_ask_eq(&c, "REP?", "b"); /* the last one repeats by default */
+    dw_sim_ask_eq(&c, "CYC?", "a");
+    dw_sim_ask_eq(&c, "CYC?", "b");
+    dw_sim_ask_eq(&c, "CYC?", "a");
+    dw_sim_ask_eq(&c, "SIL?", "a");
     cr_assert(eq(int, dw_sim_client_send(&c, "SIL?", 4), DW_OK));
-    ask_eq(&c, "PING", "pong"); /* SIL? said nothing the second time */
+    dw_sim_ask_eq(&c, "PING", "pong"); /* SIL? said nothing the second time */
     dw_sim_client_close(&c);
     cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
     dw_sim_proc_free(&p);
@@ -162,7 +144,7 @@ Test(sim, banner_and_prompt)
     serve(&p, &c, script, dw_sentinel_marshaller_new("\r\n", 2), no_args);
     cr_assert(eq(int, dw_sim_client_recv_raw(&c, 18), DW_OK), "%s", dw_error_message(&c.err));
     cr_expect(eq(str, (char *)c.reply.data, "Welcome to PDU-8\r\n"), "the banner, rendered");
-    ask_eq(&c, "ver", "1.2");
+    dw_sim_ask_eq(&c, "ver", "1.2");
     cr_assert(eq(int, dw_sim_client_recv_raw(&c, 2), DW_OK));
     cr_expect(eq(str, (char *)c.reply.data, "> "), "the prompt follows the reply");
     dw_sim_client_close(&c);
@@ -210,9 +192,9 @@ Test(sim, state_scope_per_connection)
     dw_sim_client a, b;
     serve(&p, &a, script, LF, no_args);
     cr_assert(eq(int, dw_sim_client_open(&b, p.port, LF, 5000), DW_OK));
-    ask_eq(&a, "SET 7", "ok");
-    ask_eq(&a, "GET", "7");
-    ask_eq(&b, "GET", "0"); /* b has its own state */
+    dw_sim_ask_eq(&a, "SET 7", "ok");
+    dw_sim_ask_eq(&a, "GET", "7");
+    dw_sim_ask_eq(&b, "GET", "0"); /* b has its own state */
     dw_sim_client_close(&a);
     dw_sim_client_close(&b);
     cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
@@ -234,16 +216,16 @@ Test(sim, steps_replay_in_order_then_rules)
     dw_sim_proc p;
     dw_sim_client c;
     serve(&p, &c, steps_script, LF, check);
-    ask_eq(&c, "HELLO", "step one");
-    ask_eq(&c, "HELLO", "step two");
-    ask_eq(&c, "HELLO", "rule"); /* the next step expects BYE */
-    ask_eq(&c, "BYE", "step three");
-    ask_eq(&c, "HELLO", "rule"); /* all steps done */
+    dw_sim_ask_eq(&c, "HELLO", "step one");
+    dw_sim_ask_eq(&c, "HELLO", "step two");
+    dw_sim_ask_eq(&c, "HELLO", "rule"); /* the next step expects BYE */
+    dw_sim_ask_eq(&c, "BYE", "step three");
+    dw_sim_ask_eq(&c, "HELLO", "rule"); /* all steps done */
     dw_sim_client_close(&c);
     int st = dw_sim_proc_stop(&p, 10000);
     cr_expect(eq(int, st, 0), "--check passes: nothing unmatched, every step reached:\n%s",
-              out_of(&p));
-    cr_expect(strstr(out_of(&p), "check passed") != NULL, "%s", out_of(&p));
+              dw_sim_out_of(&p));
+    cr_expect(strstr(dw_sim_out_of(&p), "check passed") != NULL, "%s", dw_sim_out_of(&p));
     dw_sim_proc_free(&p);
 }
 
@@ -253,11 +235,12 @@ Test(sim, check_fails_on_step_not_reached)
     dw_sim_proc p;
     dw_sim_client c;
     serve(&p, &c, steps_script, LF, check);
-    ask_eq(&c, "HELLO", "step one");
+    dw_sim_ask_eq(&c, "HELLO", "step one");
     dw_sim_client_close(&c);
     int st = dw_sim_proc_stop(&p, 10000);
     cr_expect(eq(int, st, 1), "--check exit status when steps were not reached");
-    cr_expect(strstr(out_of(&p), "steps not reached: 2 of 3") != NULL, "summary:\n%s", out_of(&p));
+    cr_expect(strstr(dw_sim_out_of(&p), "steps not reached: 2 of 3") != NULL, "summary:\n%s",
+              dw_sim_out_of(&p));
     dw_sim_proc_free(&p);
 }
 
@@ -270,12 +253,13 @@ Test(sim, check_fails_on_unmatched)
     dw_sim_proc p;
     dw_sim_client c;
     serve(&p, &c, script, LF, check);
-    ask_eq(&c, "A", "a");
-    ask_eq(&c, "NOPE", "?");
+    dw_sim_ask_eq(&c, "A", "a");
+    dw_sim_ask_eq(&c, "NOPE", "?");
     dw_sim_client_close(&c);
     int st = dw_sim_proc_stop(&p, 10000);
     cr_expect(eq(int, st, 1), "--check exit status with an unmatched request");
-    cr_expect(strstr(out_of(&p), "\"NOPE\"") != NULL, "the summary lists it:\n%s", out_of(&p));
+    cr_expect(strstr(dw_sim_out_of(&p), "\"NOPE\"") != NULL, "the summary lists it:\n%s",
+              dw_sim_out_of(&p));
     dw_sim_proc_free(&p);
 }
 
@@ -286,7 +270,7 @@ Test(sim, no_check_exits_zero_despite_unmatched)
     dw_sim_proc p;
     dw_sim_client c;
     serve(&p, &c, script, LF, no_args);
-    ask_eq(&c, "NOPE", "?");
+    dw_sim_ask_eq(&c, "NOPE", "?");
     dw_sim_client_close(&c);
     cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
     dw_sim_proc_free(&p);
@@ -300,7 +284,7 @@ Test(sim, unmatched_close)
     dw_sim_proc p;
     dw_sim_client c;
     serve(&p, &c, script, LF, no_args);
-    ask_eq(&c, "A", "a");
+    dw_sim_ask_eq(&c, "A", "a");
     cr_assert(eq(int, dw_sim_client_send(&c, "B", 1), DW_OK));
     cr_expect(eq(int, dw_sim_client_recv(&c), DW_EOF), "the simulator closes the connection");
     dw_sim_client_close(&c);
@@ -329,14 +313,14 @@ Test(sim, sighup_reloads_a_good_script)
     cr_assert(eq(int, dw_sim_proc_serve(&p, "reload", v1, no_args, &path), DW_OK));
     dw_sim_client c;
     cr_assert(eq(int, dw_sim_client_open(&c, p.port, LF, 5000), DW_OK));
-    ask_eq(&c, "V?", "one");
+    dw_sim_ask_eq(&c, "V?", "one");
     rewrite(path, v2);
     cr_assert(eq(int, dw_sim_proc_kill(&p, SIGHUP), DW_OK));
-    cr_assert(dw_sim_proc_wait_output(&p, 1, "reloaded", 10000), "stderr:\n%s", err_of(&p));
-    ask_eq(&c, "V?", "two"); /* an open connection follows from its next request */
+    cr_assert(dw_sim_proc_wait_output(&p, 1, "reloaded", 10000), "stderr:\n%s", dw_sim_err_of(&p));
+    dw_sim_ask_eq(&c, "V?", "two"); /* an open connection follows from its next request */
     dw_sim_client d;
     cr_assert(eq(int, dw_sim_client_open(&d, p.port, LF, 5000), DW_OK));
-    ask_eq(&d, "V?", "two");
+    dw_sim_ask_eq(&d, "V?", "two");
     dw_sim_client_close(&c);
     dw_sim_client_close(&d);
     cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
@@ -353,12 +337,12 @@ Test(sim, sighup_with_a_broken_script_keeps_the_old_one)
     rewrite(path, "{\"rules\": [{\"when\": 42}]}");
     cr_assert(eq(int, dw_sim_proc_kill(&p, SIGHUP), DW_OK));
     cr_assert(dw_sim_proc_wait_output(&p, 1, "old script keeps serving", 10000), "stderr:\n%s",
-              err_of(&p));
-    cr_expect(strstr(err_of(&p), "rules[0].when") != NULL, "the error names the path:\n%s",
-              err_of(&p));
+              dw_sim_err_of(&p));
+    cr_expect(strstr(dw_sim_err_of(&p), "rules[0].when") != NULL, "the error names the path:\n%s",
+              dw_sim_err_of(&p));
     dw_sim_client c;
     cr_assert(eq(int, dw_sim_client_open(&c, p.port, LF, 5000), DW_OK));
-    ask_eq(&c, "V?", "one");
+    dw_sim_ask_eq(&c, "V?", "one");
     dw_sim_client_close(&c);
     cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
     unlink(path);
@@ -378,14 +362,14 @@ Test(sim, help_and_version)
     dw_sim_proc p;
     const char *const help[] = {"--help", NULL};
     cr_expect(eq(int, run(&p, help), 0));
-    cr_expect(strstr(out_of(&p), "--script FILE") != NULL, "%s", out_of(&p));
-    cr_expect(strstr(out_of(&p), "Exit status") != NULL);
-    cr_expect(strstr(out_of(&p), "--max-frame BYTES") != NULL, "%s", out_of(&p));
-    cr_expect(strstr(out_of(&p), "--max-buffered BYTES") != NULL, "%s", out_of(&p));
+    cr_expect(strstr(dw_sim_out_of(&p), "--script FILE") != NULL, "%s", dw_sim_out_of(&p));
+    cr_expect(strstr(dw_sim_out_of(&p), "Exit status") != NULL);
+    cr_expect(strstr(dw_sim_out_of(&p), "--max-frame BYTES") != NULL, "%s", dw_sim_out_of(&p));
+    cr_expect(strstr(dw_sim_out_of(&p), "--max-buffered BYTES") != NULL, "%s", dw_sim_out_of(&p));
     dw_sim_proc_free(&p);
     const char *const ver[] = {"--version", NULL};
     cr_expect(eq(int, run(&p, ver), 0));
-    cr_expect(strstr(out_of(&p), "devwire-sim ") != NULL, "%s", out_of(&p));
+    cr_expect(strstr(dw_sim_out_of(&p), "devwire-sim ") != NULL, "%s", dw_sim_out_of(&p));
     dw_sim_proc_free(&p);
 }
 
@@ -394,18 +378,18 @@ Test(sim, usage_errors_exit_2)
     dw_sim_proc p;
     const char *const none[] = {NULL};
     cr_expect(eq(int, run(&p, none), 2), "no --script");
-    cr_expect(strstr(err_of(&p), "--script") != NULL, "%s", err_of(&p));
+    cr_expect(strstr(dw_sim_err_of(&p), "--script") != NULL, "%s", dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
     const char *const bad[] = {"--frobnicate", NULL};
     cr_expect(eq(int, run(&p, bad), 2), "unknown option");
     dw_sim_proc_free(&p);
     const char *const listen[] = {"--script", "x.json", "--listen", "nocolon", NULL};
     cr_expect(eq(int, run(&p, listen), 2), "bad --listen");
-    cr_expect(strstr(err_of(&p), "HOST:PORT") != NULL, "%s", err_of(&p));
+    cr_expect(strstr(dw_sim_err_of(&p), "HOST:PORT") != NULL, "%s", dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
     const char *const missing[] = {"--script", "/nonexistent/x.json", NULL};
     cr_expect(eq(int, run(&p, missing), 2), "missing script");
-    cr_expect(strstr(err_of(&p), "/nonexistent/x.json") != NULL, "%s", err_of(&p));
+    cr_expect(strstr(dw_sim_err_of(&p), "/nonexistent/x.json") != NULL, "%s", dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
 }
 
@@ -418,7 +402,8 @@ Test(sim, address_in_use_exits_3)
     snprintf(listen, sizeof listen, "127.0.0.1:%u", a.port);
     const char *const args[] = {"--script", path, "--listen", listen, NULL};
     cr_expect(eq(int, run(&b, args), 3), "second server on the same port");
-    cr_expect(strstr(err_of(&b), listen) != NULL, "the error names the address:\n%s", err_of(&b));
+    cr_expect(strstr(dw_sim_err_of(&b), listen) != NULL, "the error names the address:\n%s",
+              dw_sim_err_of(&b));
     dw_sim_proc_free(&b);
     unlink(path);
     free(path);
@@ -432,8 +417,10 @@ static void expect_invalid(const char *script, const char *message)
     const char *const args[] = {"--validate", path, NULL};
     dw_sim_proc p;
     cr_expect(eq(int, run(&p, args), 2), "--validate of %s", script);
-    cr_expect(strstr(err_of(&p), message) != NULL, "expected \"%s\" in:\n%s", message, err_of(&p));
-    cr_expect(strstr(err_of(&p), path) != NULL, "the message names the file:\n%s", err_of(&p));
+    cr_expect(strstr(dw_sim_err_of(&p), message) != NULL, "expected \"%s\" in:\n%s", message,
+              dw_sim_err_of(&p));
+    cr_expect(strstr(dw_sim_err_of(&p), path) != NULL, "the message names the file:\n%s",
+              dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
     unlink(path);
     free(path);
@@ -453,7 +440,7 @@ Test(sim, validate_accepts_a_good_script)
     char *path = dw_sim_temp_file("good", sg_script);
     const char *const args[] = {"--validate", path, NULL};
     dw_sim_proc p;
-    cr_expect(eq(int, run(&p, args), 0), "stderr:\n%s", err_of(&p));
+    cr_expect(eq(int, run(&p, args), 0), "stderr:\n%s", dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
     unlink(path);
     free(path);
@@ -468,17 +455,17 @@ Test(sim, probe_and_ask)
     snprintf(addr, sizeof addr, "127.0.0.1:%u", p.port);
     dw_sim_proc q;
     const char *const probe[] = {"--probe", addr, NULL};
-    cr_expect(eq(int, run(&q, probe), 0), "probe of a serving simulator:\n%s", err_of(&q));
+    cr_expect(eq(int, run(&q, probe), 0), "probe of a serving simulator:\n%s", dw_sim_err_of(&q));
     dw_sim_proc_free(&q);
     const char *const ask[] = {"--ask", addr, "--script", path, "*IDN?", NULL};
-    cr_expect(eq(int, run(&q, ask), 0), "ask:\n%s", err_of(&q));
-    cr_expect(eq(str, (char *)out_of(&q), "ACME,SG-1000,0001,1.0\n"));
+    cr_expect(eq(int, run(&q, ask), 0), "ask:\n%s", dw_sim_err_of(&q));
+    cr_expect(eq(str, (char *)dw_sim_out_of(&q), "ACME,SG-1000,0001,1.0\n"));
     dw_sim_proc_free(&q);
     dw_sim_proc_stop(&p, 10000);
     dw_sim_proc_free(&p);
     const char *const dead[] = {"--probe", addr, "--timeout", "500", NULL};
     cr_expect(eq(int, run(&q, dead), 1), "probe of a stopped simulator");
-    cr_expect(strstr(err_of(&q), addr) != NULL, "%s", err_of(&q));
+    cr_expect(strstr(dw_sim_err_of(&q), addr) != NULL, "%s", dw_sim_err_of(&q));
     dw_sim_proc_free(&q);
     unlink(path);
     free(path);
@@ -495,17 +482,18 @@ Test(sim, ask_skips_a_banner_with_changed_state)
     dw_sim_proc p;
     char *path = NULL;
     cr_assert(eq(int, dw_sim_proc_serve(&p, "askbanner", script, no_args, &path), DW_OK), "%s",
-              err_of(&p));
+              dw_sim_err_of(&p));
     char addr[80];
     snprintf(addr, sizeof addr, "127.0.0.1:%u", p.port);
     const char *const set[] = {"--ask", addr, "--script", path, "ID 12345", NULL};
     const char *const ping[] = {"--ask", addr, "--script", path, "PING", NULL};
     dw_sim_proc q;
-    cr_expect(eq(int, run(&q, set), 0), "ask ID:\n%s", err_of(&q));
-    cr_expect(eq(str, (char *)out_of(&q), "OK\n"));
+    cr_expect(eq(int, run(&q, set), 0), "ask ID:\n%s", dw_sim_err_of(&q));
+    cr_expect(eq(str, (char *)dw_sim_out_of(&q), "OK\n"));
     dw_sim_proc_free(&q);
-    cr_expect(eq(int, run(&q, ping), 0), "ask PING:\n%s", err_of(&q));
-    cr_expect(eq(str, (char *)out_of(&q), "PONG\n"), "the longer banner was not skipped whole");
+    cr_expect(eq(int, run(&q, ping), 0), "ask PING:\n%s", dw_sim_err_of(&q));
+    cr_expect(eq(str, (char *)dw_sim_out_of(&q), "PONG\n"),
+              "the longer banner was not skipped whole");
     dw_sim_proc_free(&q);
     dw_sim_proc_stop(&p, 10000);
     dw_sim_proc_free(&p);
@@ -520,8 +508,8 @@ Test(sim, transcript_records_every_event)
     dw_sim_proc p;
     dw_sim_client c;
     serve(&p, &c, sg_script, LF, args);
-    ask_eq(&c, "*IDN?", "ACME,SG-1000,0001,1.0");
-    ask_eq(&c, "BOGUS", "-113,\"Undefined header\"");
+    dw_sim_ask_eq(&c, "*IDN?", "ACME,SG-1000,0001,1.0");
+    dw_sim_ask_eq(&c, "BOGUS", "-113,\"Undefined header\"");
     dw_sim_client_close(&c);
     dw_sim_proc_stop(&p, 10000);
     FILE *f = fopen(tpath, "r");

@@ -11,19 +11,9 @@
 #include <devwire/devwire.h>
 #include <devwire/telnet.h>
 
-#include "sim_proc.h"
+#include "sim_fixture.h"
 
 TestSuite(sim_bench, .timeout = 90);
-
-static const char *out_of(dw_sim_proc *p)
-{
-    return p->out.data ? (const char *)p->out.data : "";
-}
-
-static const char *err_of(dw_sim_proc *p)
-{
-    return p->err.data ? (const char *)p->err.data : "";
-}
 
 static char *script(const char *reply)
 {
@@ -43,10 +33,10 @@ static uint16_t port_of(dw_sim_proc *p, const char *name)
     char tail[96];
     snprintf(tail, sizeof tail, " (%s)\n", name);
     cr_assert(dw_sim_proc_wait_output(p, 0, tail, 20000), "no readiness line for %s:\n%s\n%s", name,
-              out_of(p), err_of(p));
-    const char *end = strstr(out_of(p), tail);
+              dw_sim_out_of(p), dw_sim_err_of(p));
+    const char *end = strstr(dw_sim_out_of(p), tail);
     const char *colon = end;
-    while (colon > out_of(p) && *colon != ':')
+    while (colon > dw_sim_out_of(p) && *colon != ':')
         colon--;
     return (uint16_t)atoi(colon + 1);
 }
@@ -76,7 +66,7 @@ Test(sim_bench, two_devices_from_the_command_line)
     snprintf(db, sizeof db, "beta=%s@127.0.0.1:0", b);
     const char *const args[] = {"--device", da, "--device", db, "--check", NULL};
     dw_sim_proc p;
-    cr_assert(eq(int, dw_sim_proc_start(&p, args, 1, 20000), DW_OK), "%s", err_of(&p));
+    cr_assert(eq(int, dw_sim_proc_start(&p, args, 1, 20000), DW_OK), "%s", dw_sim_err_of(&p));
     uint16_t pa = port_of(&p, "alpha"), pb = port_of(&p, "beta");
     cr_expect(ne(int, pa, pb), "two ports");
     ask_eq(pa, "PING", "a");
@@ -90,8 +80,8 @@ Test(sim_bench, two_devices_from_the_command_line)
     cr_expect(got && strcmp(got, "b") == 0, "beta still answers");
     dw_sim_client_close(&c);
     cr_expect(eq(int, dw_sim_proc_stop(&p, 20000), 1), "--check fails: beta got WHAT?\n%s",
-              out_of(&p));
-    const char *out = out_of(&p);
+              dw_sim_out_of(&p));
+    const char *out = dw_sim_out_of(&p);
     const char *sa = strstr(out, "summary: alpha: a device ("),
                *sb = strstr(out, "summary: beta: b device (");
     cr_assert(sa && sb, "a summary per device, named:\n%s", out);
@@ -138,7 +128,7 @@ Test(sim_bench, three_devices_from_a_bench_file)
     char *bench = dw_sim_temp_file("bench", text);
     const char *const args[] = {"--bench", bench, "--transcript", transcript, NULL};
     dw_sim_proc p;
-    cr_assert(eq(int, dw_sim_proc_start(&p, args, 1, 20000), DW_OK), "%s", err_of(&p));
+    cr_assert(eq(int, dw_sim_proc_start(&p, args, 1, 20000), DW_OK), "%s", dw_sim_err_of(&p));
     uint16_t psu = port_of(&p, "psu"), sg = port_of(&p, "sg"), con = port_of(&p, "console");
     ask_eq(psu, "PING", "a");
     ask_eq(sg, "PING", "b");
@@ -160,8 +150,8 @@ Test(sim_bench, three_devices_from_a_bench_file)
     dw_session_close(s);
     dw_client_free(tc);
 
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 20000), 0), "%s", err_of(&p));
-    const char *out = out_of(&p);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 20000), 0), "%s", dw_sim_err_of(&p));
+    const char *out = dw_sim_out_of(&p);
     cr_expect(strstr(out, "summary: psu: a device (") && strstr(out, "summary: sg: b device (") &&
                   strstr(out, "summary: console: c device ("),
               "%s", out);
@@ -192,13 +182,13 @@ Test(sim_bench, a_single_script_keeps_its_plain_readiness_line)
     char *a = script("a");
     const char *const args[] = {"--script", a, "--listen", "127.0.0.1:0", NULL};
     dw_sim_proc p;
-    cr_assert(eq(int, dw_sim_proc_start(&p, args, 1, 20000), DW_OK), "%s", err_of(&p));
+    cr_assert(eq(int, dw_sim_proc_start(&p, args, 1, 20000), DW_OK), "%s", dw_sim_err_of(&p));
     char want[64];
     snprintf(want, sizeof want, "listening on 127.0.0.1:%u\n", p.port);
-    cr_expect(eq(str, (char *)out_of(&p), want));
+    cr_expect(eq(str, (char *)dw_sim_out_of(&p), want));
     ask_eq(p.port, "PING", "a");
     cr_expect(eq(int, dw_sim_proc_stop(&p, 20000), 0));
-    cr_expect(strstr(out_of(&p), "summary: a device (") != NULL, "%s", out_of(&p));
+    cr_expect(strstr(dw_sim_out_of(&p), "summary: a device (") != NULL, "%s", dw_sim_out_of(&p));
     dw_sim_proc_free(&p);
     unlink_free(a);
 }
@@ -212,7 +202,8 @@ static void expect_bad_bench(const char *text, const char *message)
     cr_expect(eq(int, dw_sim_proc_run(&p, args, 20000), 2), "exit status for %s", text);
     char want[400];
     snprintf(want, sizeof want, "%s%s", bench, message);
-    cr_expect(strstr(err_of(&p), want) != NULL, "expected \"%s\" in:\n%s", want, err_of(&p));
+    cr_expect(strstr(dw_sim_err_of(&p), want) != NULL, "expected \"%s\" in:\n%s", want,
+              dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
     unlink_free(bench);
 }
@@ -241,9 +232,9 @@ Test(sim_bench, bad_device_options_and_missing_scripts)
     const char *const malformed[] = {"--device", "alpha:x.json@127.0.0.1:0", NULL};
     dw_sim_proc p;
     cr_expect(eq(int, dw_sim_proc_run(&p, malformed, 20000), 2));
-    cr_expect(strstr(err_of(&p),
+    cr_expect(strstr(dw_sim_err_of(&p),
                      "--device alpha:x.json@127.0.0.1:0: expected NAME=SCRIPT@HOST:PORT") != NULL,
-              "%s", err_of(&p));
+              "%s", dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
     char *a = script("a");
     char da[300];
@@ -251,12 +242,14 @@ Test(sim_bench, bad_device_options_and_missing_scripts)
     const char *const missing[] = {"--device", da, "--device",
                                    "beta=/nonexistent/b.json@127.0.0.1:0", NULL};
     cr_expect(eq(int, dw_sim_proc_run(&p, missing, 20000), 2));
-    cr_expect(strstr(err_of(&p), "beta: /nonexistent/b.json: No such file or directory") != NULL,
-              "%s", err_of(&p));
+    cr_expect(strstr(dw_sim_err_of(&p), "beta: /nonexistent/b.json: No such file or directory") !=
+                  NULL,
+              "%s", dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
     const char *const twice[] = {"--device", da, "--device", da, NULL};
     cr_expect(eq(int, dw_sim_proc_run(&p, twice, 20000), 2));
-    cr_expect(strstr(err_of(&p), "two devices are named \"alpha\"") != NULL, "%s", err_of(&p));
+    cr_expect(strstr(dw_sim_err_of(&p), "two devices are named \"alpha\"") != NULL, "%s",
+              dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
     unlink_free(a);
 }

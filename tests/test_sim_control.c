@@ -15,7 +15,7 @@
 #include <devwire/devwire.h>
 
 #include "http_client.h"
-#include "sim_proc.h"
+#include "sim_fixture.h"
 
 TestSuite(sim_control, .timeout = 120);
 
@@ -46,10 +46,9 @@ static void start_with(sim *s, const char *script, const char *const *extra)
     args[n] = NULL;
     int rc = dw_sim_proc_serve(&s->p, "ctl", script, args, &s->script);
     cr_assert(eq(int, rc, DW_OK), "devwire-sim did not start (%s): %s", dw_strerror(rc),
-              s->p.err.data ? (char *)s->p.err.data : "");
+              dw_sim_err_of(&s->p));
     s->ctl = dw_test_control_port(&s->p, TIMEOUT);
-    cr_assert(s->ctl != 0, "no \"control on\" line: %s",
-              s->p.out.data ? (char *)s->p.out.data : "");
+    cr_assert(s->ctl != 0, "no \"control on\" line: %s", dw_sim_out_of(&s->p));
 }
 
 static void start(sim *s)
@@ -63,7 +62,7 @@ static int finish_with(sim *s, char **out)
 {
     int status = dw_sim_proc_stop(&s->p, 10000);
     if (out)
-        *out = strdup(s->p.out.data ? (char *)s->p.out.data : "");
+        *out = strdup(dw_sim_out_of(&s->p));
     dw_sim_proc_free(&s->p);
     if (s->script) {
         unlink(s->script);
@@ -121,13 +120,6 @@ static void client(dw_sim_client *c, sim *s)
 {
     int rc = dw_sim_client_open(c, s->p.port, LF, TIMEOUT);
     cr_assert(eq(int, rc, DW_OK), "connect: %s", dw_error_message(&c->err));
-}
-
-static void ask_eq(dw_sim_client *c, const char *req, const char *want)
-{
-    const char *got = dw_sim_client_ask(c, req);
-    cr_assert(got != NULL, "%s: no reply: %s", req, dw_error_message(&c->err));
-    cr_expect(eq(str, (char *)got, (char *)want), "%s: reply", req);
 }
 
 static void send_line(dw_sim_client *c, const char *req)
@@ -269,7 +261,7 @@ Test(sim_control, patch_state_changes_what_the_device_answers)
     start(&s);
     dw_sim_client c;
     client(&c, &s);
-    ask_eq(&c, "OUTP?", "OFF");
+    dw_sim_ask_eq(&c, "OUTP?", "OFF");
     cJSON *j;
     cr_expect(eq(
         int,
@@ -279,7 +271,7 @@ Test(sim_control, patch_state_changes_what_the_device_answers)
     cr_expect(eq(str, (char *)str_at(vars, "output"), "TRIP"));
     cr_expect(eq(str, (char *)str_at(vars, "volt"), "12.5"));
     cJSON_Delete(j);
-    ask_eq(&c, "OUTP?", "TRIP");
+    dw_sim_ask_eq(&c, "OUTP?", "TRIP");
     cr_expect(eq(int, call(&s, "GET", "/devices/default/state", NULL, &j), 200));
     cr_expect(
         eq(str, (char *)str_at(cJSON_GetObjectItemCaseSensitive(j, "vars"), "output"), "TRIP"));
@@ -287,7 +279,7 @@ Test(sim_control, patch_state_changes_what_the_device_answers)
     /* A bad field changes nothing, not even the good ones before it. */
     expect_error(&s, "PATCH", "/devices/default/state", "{\"output\": \"ON\", \"x\": \"1\"}", 422,
                  "body.x");
-    ask_eq(&c, "OUTP?", "TRIP");
+    dw_sim_ask_eq(&c, "OUTP?", "TRIP");
     dw_sim_client_close(&c);
     cr_expect(eq(int, finish(&s), 0));
 }
@@ -298,14 +290,14 @@ Test(sim_control, reset_brings_state_turns_and_counters_back)
     start(&s);
     dw_sim_client c;
     client(&c, &s);
-    ask_eq(&c, "NEXT?", "a");
+    dw_sim_ask_eq(&c, "NEXT?", "a");
     send_line(&c, "OUTP ON");
-    ask_eq(&c, "OUTP?", "ON");
+    dw_sim_ask_eq(&c, "OUTP?", "ON");
     cJSON *j;
     cr_expect(eq(int, call(&s, "POST", "/devices/default/reset", "{\"keep_counters\": true}", NULL),
                  200));
-    ask_eq(&c, "OUTP?", "OFF");
-    ask_eq(&c, "NEXT?", "a");
+    dw_sim_ask_eq(&c, "OUTP?", "OFF");
+    dw_sim_ask_eq(&c, "NEXT?", "a");
     cr_expect(eq(int, call(&s, "GET", "/devices/default", NULL, &j), 200));
     cr_expect(eq(i64, num_at(j, "requests"), 5), "counters kept");
     cJSON_Delete(j);
@@ -387,7 +379,7 @@ Test(sim_control, patch_sets_properties_the_device_then_answers)
                  200));
     cr_expect(eq(dbl, prop_num(cJSON_GetObjectItemCaseSensitive(j, "properties"), "freq"), 2.5e6));
     cJSON_Delete(j);
-    ask_eq(&c, "FREQ?;:OUTP?;:TRIG:SOUR?;:DISP:TEXT?", "2.5E+06;1;EXT;\"bench 3\"");
+    dw_sim_ask_eq(&c, "FREQ?;:OUTP?;:TRIG:SOUR?;:DISP:TEXT?", "2.5E+06;1;EXT;\"bench 3\"");
     dw_sim_client_close(&c);
     cr_expect(eq(int, finish(&s), 0));
 }
@@ -408,8 +400,8 @@ Test(sim_control, a_refused_property_changes_nothing)
                    "output: Data type error (-104): expected true or false");
     expect_refused(&s, "{\"freq\": null}", "body.freq",
                    "freq: Data type error (-104): expected a number");
-    ask_eq(&c, "FREQ?;:POW?;:OUTP?;:TRIG:SOUR?", "1.0E+06;-10.00;0;IMM");
-    ask_eq(&c, "SYST:ERR?", "0,\"No error\"");
+    dw_sim_ask_eq(&c, "FREQ?;:POW?;:OUTP?;:TRIG:SOUR?", "1.0E+06;-10.00;0;IMM");
+    dw_sim_ask_eq(&c, "SYST:ERR?", "0,\"No error\"");
     dw_sim_client_close(&c);
     cr_expect(eq(int, finish(&s), 0));
 }
@@ -421,10 +413,10 @@ Test(sim_control, reset_restores_property_defaults)
     dw_sim_client c;
     client(&c, &s);
     cr_expect(eq(int, call(&s, "PATCH", "/devices/default/state", "{\"freq\": 3e6}", NULL), 200));
-    ask_eq(&c, "FREQ?", "3.0E+06");
+    dw_sim_ask_eq(&c, "FREQ?", "3.0E+06");
     cr_expect(eq(int, call(&s, "POST", "/devices/default/reset", "{\"keep_counters\": true}", NULL),
                  200));
-    ask_eq(&c, "FREQ?", "1.0E+06");
+    dw_sim_ask_eq(&c, "FREQ?", "1.0E+06");
     cJSON *j;
     cr_expect(eq(dbl, prop_num(props_of(&s, &j), "freq"), 1e6));
     cJSON_Delete(j);
@@ -462,9 +454,9 @@ Test(sim_control, the_journal_lists_requests_and_their_answers)
     start(&s);
     dw_sim_client c;
     client(&c, &s);
-    ask_eq(&c, "*IDN?", "ACME,PSU");
+    dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
     send_line(&c, "OUTP ON");
-    ask_eq(&c, "OUTP?", "ON");
+    dw_sim_ask_eq(&c, "OUTP?", "ON");
     cJSON *j;
     cr_expect(eq(int, call(&s, "GET", "/devices/default/journal?since=2&limit=1", NULL, &j), 200));
     const cJSON *entries = cJSON_GetObjectItem(j, "entries");
@@ -491,7 +483,7 @@ Test(sim_control, a_full_journal_says_it_dropped_entries)
     dw_sim_client c;
     client(&c, &s);
     for (int i = 0; i < 5; i++)
-        ask_eq(&c, "*IDN?", "ACME,PSU");
+        dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
     cJSON *j;
     cr_expect(eq(int, call(&s, "GET", "/devices/default/journal?since=1", NULL, &j), 200));
     cr_expect(eq(int, cJSON_GetArraySize(cJSON_GetObjectItem(j, "entries")), 2));
@@ -529,14 +521,14 @@ Test(sim_control, a_journal_wait_wakes_when_the_request_comes)
     usleep(300 * 1000); /* the wait is under way (if not, it finds the entry at once) */
     dw_sim_client c;
     client(&c, &s);
-    ask_eq(&c, "*IDN?", "ACME,PSU");
+    dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
     send_line(&c, "OUTP ON");
     pthread_join(t, NULL);
     cr_expect(eq(int, w.status, 200), "%s", w.body);
     cr_expect(strstr(w.body, "\"text\":\"OUTP ON\"") != NULL, "%s", w.body);
     cr_expect(strstr(w.body, "\"seq\":2") != NULL, "%s", w.body);
     /* The device went on answering meanwhile. */
-    ask_eq(&c, "OUTP?", "ON");
+    dw_sim_ask_eq(&c, "OUTP?", "ON");
     dw_sim_client_close(&c);
     cr_expect(eq(int, finish(&s), 0));
 }
@@ -562,7 +554,7 @@ Test(sim_control, verify_passes_when_every_expectation_holds)
     client(&c, &s);
     send_line(&c, "*RST");
     send_line(&c, "OUTP ON");
-    ask_eq(&c, "OUTP?", "ON");
+    dw_sim_ask_eq(&c, "OUTP?", "ON");
     cJSON *j;
     cr_expect(eq(int,
                  call(&s, "POST", "/devices/default/verify",
@@ -588,7 +580,7 @@ Test(sim_control, verify_fails_with_what_happened_and_near_misses)
     send_line(&c, "OUTP  ON"); /* the driver's typos */
     send_line(&c, "*RST");
     send_line(&c, "*IDN");
-    ask_eq(&c, "*IDN?", "ACME,PSU");
+    dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
     cJSON *j;
     cr_expect(eq(int,
                  call(&s, "POST", "/devices/default/verify",
@@ -643,10 +635,10 @@ Test(sim_control, a_fault_with_a_count_fires_that_many_times)
            "{\"kind\": \"garbage\", \"match\": \"idn\", \"count\": 2, \"garbage\": \"#$%\\n\"}");
     dw_sim_client c;
     client(&c, &s);
-    ask_eq(&c, "OUTP?", "OFF"); /* not matched */
-    ask_eq(&c, "*IDN?", "#$%");
-    ask_eq(&c, "*IDN?", "#$%");
-    ask_eq(&c, "*IDN?", "ACME,PSU");
+    dw_sim_ask_eq(&c, "OUTP?", "OFF"); /* not matched */
+    dw_sim_ask_eq(&c, "*IDN?", "#$%");
+    dw_sim_ask_eq(&c, "*IDN?", "#$%");
+    dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
     cJSON *j;
     cr_expect(eq(int, call(&s, "GET", "/devices/default/faults", NULL, &j), 200));
     cr_expect(eq(int, cJSON_GetArraySize(j), 0), "spent");
@@ -671,11 +663,11 @@ Test(sim_control, a_close_fault_closes_the_connection_and_is_transcribed)
     inject(&s, "{\"kind\": \"close\", \"match\": {\"request\": \"OUTP?\"}}");
     dw_sim_client c;
     client(&c, &s);
-    ask_eq(&c, "*IDN?", "ACME,PSU");
+    dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
     cr_expect(dw_sim_client_ask(&c, "OUTP?") == NULL, "closed instead of answering");
     dw_sim_client_close(&c);
     client(&c, &s);
-    ask_eq(&c, "OUTP?", "OFF"); /* fired once */
+    dw_sim_ask_eq(&c, "OUTP?", "OFF"); /* fired once */
     dw_sim_client_close(&c);
     cr_expect(eq(int, finish(&s), 0));
     char *text = dw_sim_read_file(tr, NULL);
@@ -699,7 +691,7 @@ Test(sim_control, a_fault_with_a_duration_ends_on_time)
     dw_sim_client_close(&c);
     usleep(1600 * 1000);
     client(&c, &s);
-    ask_eq(&c, "*IDN?", "ACME,PSU");
+    dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
     dw_sim_client_close(&c);
     cr_expect(eq(int, finish(&s), 0));
 }
@@ -733,7 +725,7 @@ Test(sim_control, refuse_connections_and_disconnect_all)
     start(&s);
     dw_sim_client c;
     client(&c, &s);
-    ask_eq(&c, "*IDN?", "ACME,PSU");
+    dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
     inject(&s, "{\"kind\": \"disconnect_all\"}");
     cr_expect(dw_sim_client_ask(&c, "*IDN?") == NULL, "disconnected");
     dw_sim_client_close(&c);
@@ -744,7 +736,7 @@ Test(sim_control, refuse_connections_and_disconnect_all)
         close(fd);
     usleep(1800 * 1000);
     client(&c, &s);
-    ask_eq(&c, "*IDN?", "ACME,PSU");
+    dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
     dw_sim_client_close(&c);
     cr_expect(eq(int, finish(&s), 0));
 }
@@ -761,7 +753,7 @@ Test(sim_control, a_hang_fault_silences_the_connection)
     cr_expect(dw_sim_client_ask(&c, "OUTP?") == NULL, "still hung");
     dw_sim_client_close(&c);
     client(&c, &s);
-    ask_eq(&c, "OUTP?", "OFF"); /* another connection is answered */
+    dw_sim_ask_eq(&c, "OUTP?", "OFF"); /* another connection is answered */
     dw_sim_client_close(&c);
     cr_expect(eq(int, finish(&s), 0));
 }
@@ -782,7 +774,7 @@ Test(sim_control, put_script_replaces_it_and_a_broken_one_is_refused)
     cJSON_Delete(j);
     dw_sim_client c;
     client(&c, &s);
-    ask_eq(&c, "*IDN?", "ACME,PSU"); /* the old one serves on */
+    dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU"); /* the old one serves on */
     dw_sim_client_close(&c);
     cr_expect(eq(int,
                  call(&s, "PUT", "/devices/default/script",
@@ -791,7 +783,7 @@ Test(sim_control, put_script_replaces_it_and_a_broken_one_is_refused)
     cr_expect(eq(i64, num_at(j, "rules"), 1));
     cJSON_Delete(j);
     client(&c, &s);
-    ask_eq(&c, "*IDN?", "NEW,ONE");
+    dw_sim_ask_eq(&c, "*IDN?", "NEW,ONE");
     dw_sim_client_close(&c);
     cr_expect(eq(int, finish(&s), 0));
 }
@@ -802,10 +794,10 @@ Test(sim_control, metrics_are_prometheus_text)
     start(&s);
     dw_sim_client c;
     client(&c, &s);
-    ask_eq(&c, "*IDN?", "ACME,PSU");
-    ask_eq(&c, "*IDN?", "ACME,PSU");
+    dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
+    dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
     send_line(&c, "WHAT");
-    ask_eq(&c, "OUTP?", "OFF");
+    dw_sim_ask_eq(&c, "OUTP?", "OFF");
     dw_test_http_reply r;
     cr_assert(eq(int, dw_test_http(s.ctl, "GET", "/metrics", NULL, NULL, 0, TIMEOUT, &r), 200));
     char type[64] = "";

@@ -12,16 +12,11 @@
 #include <devwire/devwire.h>
 #include <devwire/telnet.h>
 
-#include "sim_proc.h"
+#include "sim_fixture.h"
 
 TestSuite(sim_examples, .timeout = 60);
 
 #define EXAMPLES DW_SOURCE_DIR "/sim/examples"
-
-static const char *err_of(dw_sim_proc *p)
-{
-    return p->err.data ? (const char *)p->err.data : "";
-}
 
 static void serve_example(dw_sim_proc *p, const char *name)
 {
@@ -29,7 +24,8 @@ static void serve_example(dw_sim_proc *p, const char *name)
     snprintf(path, sizeof path, "%s/%s", EXAMPLES, name);
     const char *const args[] = {"--script", path, "--listen", "127.0.0.1:0", NULL};
     int rc = dw_sim_proc_start(p, args, 1, 10000);
-    cr_assert(eq(int, rc, DW_OK), "%s did not start (%s):\n%s", name, dw_strerror(rc), err_of(p));
+    cr_assert(eq(int, rc, DW_OK), "%s did not start (%s):\n%s", name, dw_strerror(rc),
+              dw_sim_err_of(p));
 }
 
 /* An application client with separate request and response framings. */
@@ -102,7 +98,8 @@ Test(sim_examples, every_example_validates)
         snprintf(path, sizeof path, "%s/%s", EXAMPLES, de->d_name);
         const char *const args[] = {"--validate", path, NULL};
         dw_sim_proc p;
-        cr_expect(eq(int, dw_sim_proc_run(&p, args, 10000), 0), "%s:\n%s", de->d_name, err_of(&p));
+        cr_expect(eq(int, dw_sim_proc_run(&p, args, 10000), 0), "%s:\n%s", de->d_name,
+                  dw_sim_err_of(&p));
         dw_sim_proc_free(&p);
         n++;
     }
@@ -111,8 +108,9 @@ Test(sim_examples, every_example_validates)
     /* The example bench, and every script it names. */
     const char *const bench[] = {"--validate", EXAMPLES "/bench/lab.json", NULL};
     dw_sim_proc p;
-    cr_expect(eq(int, dw_sim_proc_run(&p, bench, 10000), 0), "bench/lab.json:\n%s", err_of(&p));
-    cr_expect(strstr(p.out.data ? (char *)p.out.data : "", "valid bench (4 devices)") != NULL);
+    cr_expect(eq(int, dw_sim_proc_run(&p, bench, 10000), 0), "bench/lab.json:\n%s",
+              dw_sim_err_of(&p));
+    cr_expect(strstr(dw_sim_out_of(&p), "valid bench (4 devices)") != NULL);
     dw_sim_proc_free(&p);
 }
 

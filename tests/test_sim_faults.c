@@ -15,7 +15,7 @@
 #include <devwire/devwire.h>
 #include <devwire/telnet.h>
 
-#include "sim_proc.h"
+#include "sim_fixture.h"
 
 TestSuite(sim_faults, .timeout = 60);
 
@@ -23,29 +23,14 @@ TestSuite(sim_faults, .timeout = 60);
 
 static const char *const no_args[] = {NULL};
 
-static const char *err_of(dw_sim_proc *p)
-{
-    return p->err.data ? (const char *)p->err.data : "";
-}
-
 static void serve(dw_sim_proc *p, const char *script)
 {
-    int rc = dw_sim_proc_serve(p, "f", script, no_args, NULL);
-    cr_assert(eq(int, rc, DW_OK), "devwire-sim did not start (%s); stderr:\n%s", dw_strerror(rc),
-              err_of(p));
+    dw_sim_serve_ok(p, "f", script, no_args, NULL);
 }
 
 static void open_client(dw_sim_client *c, dw_sim_proc *p, int timeout_ms)
 {
-    int rc = dw_sim_client_open(c, p->port, LF, timeout_ms);
-    cr_assert(eq(int, rc, DW_OK), "connect: %s", dw_error_message(&c->err));
-}
-
-static void ask_eq(dw_sim_client *c, const char *req, const char *want)
-{
-    const char *got = dw_sim_client_ask(c, req);
-    cr_assert(got != NULL, "%s: no reply: %s", req, dw_error_message(&c->err));
-    cr_expect(eq(str, (char *)got, (char *)want), "%s: reply", req);
+    dw_sim_open_ok(c, p->port, LF, timeout_ms);
 }
 
 /* The simulator still answers a new client. */
@@ -53,7 +38,7 @@ static void still_serving(dw_sim_proc *p)
 {
     dw_sim_client c;
     open_client(&c, p, 5000);
-    ask_eq(&c, "PING", "pong");
+    dw_sim_ask_eq(&c, "PING", "pong");
     dw_sim_client_close(&c);
 }
 
@@ -91,7 +76,7 @@ Test(sim_faults, close)
     dw_sim_client c;
     serve(&p, fault_script);
     open_client(&c, &p, 5000);
-    ask_eq(&c, "PING", "pong");
+    dw_sim_ask_eq(&c, "PING", "pong");
     cr_assert(eq(int, dw_sim_client_send(&c, "CLOSE", 5), DW_OK));
     cr_expect(eq(int, dw_sim_client_recv(&c), DW_EOF), "a clean close: %s",
               dw_error_message(&c.err));
@@ -122,7 +107,7 @@ Test(sim_faults, hang_reads_but_never_answers)
     dw_sim_client c;
     serve(&p, fault_script);
     open_client(&c, &p, 300);
-    ask_eq(&c, "PING", "pong");
+    dw_sim_ask_eq(&c, "PING", "pong");
     cr_assert(eq(int, dw_sim_client_send(&c, "HANG", 4), DW_OK));
     cr_expect(eq(int, dw_sim_client_recv(&c), DW_ETIMEDOUT), "no answer to HANG");
     cr_assert(eq(int, dw_sim_client_send(&c, "PING", 4), DW_OK));
@@ -143,7 +128,7 @@ Test(sim_faults, garbage_then_serving_on)
     cr_assert(eq(int, dw_sim_client_recv_raw(&c, 5), DW_OK), "%s", dw_error_message(&c.err));
     static const uint8_t junk[] = {0xde, 0x00, 0xad, 0xbe, 0xef};
     cr_expect(memcmp(c.reply.data, junk, 5) == 0, "the garbage bytes, unframed");
-    ask_eq(&c, "PING", "pong");
+    dw_sim_ask_eq(&c, "PING", "pong");
     dw_sim_client_close(&c);
     dw_sim_proc_stop(&p, 10000);
     dw_sim_proc_free(&p);
@@ -155,12 +140,12 @@ Test(sim_faults, fault_on_the_nth_match_only)
     dw_sim_client c;
     serve(&p, fault_script);
     open_client(&c, &p, 5000);
-    ask_eq(&c, "SECOND", "fine");
+    dw_sim_ask_eq(&c, "SECOND", "fine");
     cr_assert(eq(int, dw_sim_client_send(&c, "SECOND", 6), DW_OK));
     cr_expect(eq(int, dw_sim_client_recv(&c), DW_EOF), "the second match closes");
     dw_sim_client_close(&c);
     open_client(&c, &p, 5000);
-    ask_eq(&c, "SECOND", "fine"); /* the third is fine again */
+    dw_sim_ask_eq(&c, "SECOND", "fine"); /* the third is fine again */
     cr_assert(eq(int, dw_sim_client_send(&c, "LATE", 4), DW_OK));
     cr_expect(eq(int, dw_sim_client_recv(&c), DW_ECONNRESET), "reset after the delay");
     dw_sim_client_close(&c);
@@ -177,7 +162,7 @@ Test(sim_faults, oversized_frame_closes_that_connection_only)
     dw_sim_client good, bad;
     serve(&p, fault_script);
     open_client(&good, &p, 5000);
-    ask_eq(&good, "PING", "pong");
+    dw_sim_ask_eq(&good, "PING", "pong");
     open_client(&bad, &p, 5000);
     char big[200];
     memset(big, 'A', sizeof big);
@@ -186,11 +171,12 @@ Test(sim_faults, oversized_frame_closes_that_connection_only)
     cr_expect(rc == DW_EOF || rc == DW_ECONNRESET, "the oversized client is dropped: %s",
               dw_strerror(rc));
     dw_sim_client_close(&bad);
-    ask_eq(&good, "PING", "pong"); /* the other connection goes on */
+    dw_sim_ask_eq(&good, "PING", "pong"); /* the other connection goes on */
     still_serving(&p);
     dw_sim_client_close(&good);
     cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    cr_expect(eq(sz, dw_sim_count(err_of(&p), "closing it"), 1), "logged once:\n%s", err_of(&p));
+    cr_expect(eq(sz, dw_sim_count(dw_sim_err_of(&p), "closing it"), 1), "logged once:\n%s",
+              dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
 }
 
@@ -203,7 +189,7 @@ Test(sim_faults, malformed_json_line_closes_that_connection_only)
     serve(&p, script);
     dw_sim_client good;
     cr_assert(eq(int, dw_sim_client_open(&good, p.port, dw_json_marshaller_new(), 5000), DW_OK));
-    ask_eq(&good, "\"PING\"", "\"pong\"");
+    dw_sim_ask_eq(&good, "\"PING\"", "\"pong\"");
     int fd = raw_connect(p.port);
     const char junk[] = "{this is not json\n";
     cr_assert(eq(sz, (size_t)write(fd, junk, sizeof junk - 1), sizeof junk - 1));
@@ -211,10 +197,11 @@ Test(sim_faults, malformed_json_line_closes_that_connection_only)
     ssize_t r = read(fd, b, sizeof b);
     cr_expect(r <= 0, "the malformed client is dropped (read %zd)", r);
     close(fd);
-    ask_eq(&good, "\"PING\"", "\"pong\"");
+    dw_sim_ask_eq(&good, "\"PING\"", "\"pong\"");
     dw_sim_client_close(&good);
     cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    cr_expect(eq(sz, dw_sim_count(err_of(&p), "closing it"), 1), "logged once:\n%s", err_of(&p));
+    cr_expect(eq(sz, dw_sim_count(dw_sim_err_of(&p), "closing it"), 1), "logged once:\n%s",
+              dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
 }
 
@@ -238,11 +225,13 @@ Test(sim_faults, clients_vanishing_mid_frame)
     int fd = raw_connect(p.port);
     cr_assert(eq(sz, (size_t)write(fd, "LATE\n", 5), 5));
     raw_abort(fd);
-    ask_eq(&good, "PING", "pong");
+    dw_sim_ask_eq(&good, "PING", "pong");
     still_serving(&p);
     dw_sim_client_close(&good);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "clean exit; stderr:\n%s", err_of(&p));
-    cr_expect(strstr(err_of(&p), "error") == NULL, "no errors logged:\n%s", err_of(&p));
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "clean exit; stderr:\n%s",
+              dw_sim_err_of(&p));
+    cr_expect(strstr(dw_sim_err_of(&p), "error") == NULL, "no errors logged:\n%s",
+              dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
 }
 
@@ -322,8 +311,8 @@ Test(sim_faults, ask_speaks_telnet)
     snprintf(addr, sizeof addr, "127.0.0.1:%u", p.port);
     const char *const ask[] = {"--ask", addr, "--script", path, "ver", NULL};
     dw_sim_proc q;
-    cr_expect(eq(int, dw_sim_proc_run(&q, ask, 10000), 0), "ask:\n%s", err_of(&q));
-    cr_expect(eq(str, q.out.data ? (char *)q.out.data : "", "2.0\n"));
+    cr_expect(eq(int, dw_sim_proc_run(&q, ask, 10000), 0), "ask:\n%s", dw_sim_err_of(&q));
+    cr_expect(eq(str, (char *)dw_sim_out_of(&q), "2.0\n"));
     dw_sim_proc_free(&q);
     dw_sim_proc_stop(&p, 10000);
     dw_sim_proc_free(&p);
@@ -339,11 +328,11 @@ Test(sim_faults, idle_timeout_and_connection_limit)
         "--idle-timeout", "300", "--max-connections", "2", "--log-level", "info", NULL};
     dw_sim_proc p;
     int rc = dw_sim_proc_serve(&p, "limits", fault_script, args, NULL);
-    cr_assert(eq(int, rc, DW_OK), "devwire-sim did not start; stderr:\n%s", err_of(&p));
+    cr_assert(eq(int, rc, DW_OK), "devwire-sim did not start; stderr:\n%s", dw_sim_err_of(&p));
     dw_sim_client silent, busy, third;
     open_client(&silent, &p, 10000);
     open_client(&busy, &p, 10000);
-    ask_eq(&busy, "PING", "pong");
+    dw_sim_ask_eq(&busy, "PING", "pong");
     open_client(&third, &p, 10000); /* the third at once: refused */
     rc = dw_sim_client_recv(&third);
     cr_expect(rc == DW_EOF || rc == DW_ECONNRESET, "above the limit: %s", dw_strerror(rc));
@@ -354,11 +343,12 @@ Test(sim_faults, idle_timeout_and_connection_limit)
     dw_sim_client_close(&busy);
     still_serving(&p);
     cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    cr_expect(strstr(err_of(&p), "idle for 300 ms") != NULL, "idle close logged:\n%s", err_of(&p));
+    cr_expect(strstr(dw_sim_err_of(&p), "idle for 300 ms") != NULL, "idle close logged:\n%s",
+              dw_sim_err_of(&p));
     const char *const bad[] = {"--script", "x.json", "--max-connections", "0", NULL};
     dw_sim_proc q;
     cr_expect(eq(int, dw_sim_proc_run(&q, bad, 10000), 2), "--max-connections 0 is refused");
-    cr_expect(strstr(err_of(&q), "--max-connections 0") != NULL, "%s", err_of(&q));
+    cr_expect(strstr(dw_sim_err_of(&q), "--max-connections 0") != NULL, "%s", dw_sim_err_of(&q));
     dw_sim_proc_free(&q);
     dw_sim_proc_free(&p);
 }
@@ -375,11 +365,11 @@ Test(sim_faults, drop_and_duplicate_over_tcp)
     dw_sim_client c;
     open_client(&c, &p, 20000);
     cr_assert(eq(int, dw_sim_client_send(&c, "LOST", 4), DW_OK));
-    ask_eq(&c, "PING", "pong"); /* the first reply after LOST is PING's */
-    ask_eq(&c, "TWICE", "again");
+    dw_sim_ask_eq(&c, "PING", "pong"); /* the first reply after LOST is PING's */
+    dw_sim_ask_eq(&c, "TWICE", "again");
     cr_assert(eq(int, dw_sim_client_recv(&c), DW_OK), "%s", dw_error_message(&c.err));
     cr_expect(eq(str, (char *)c.reply.data, "again"), "the second copy");
-    ask_eq(&c, "PING", "pong");
+    dw_sim_ask_eq(&c, "PING", "pong");
     dw_sim_client_close(&c);
     cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
     dw_sim_proc_free(&p);

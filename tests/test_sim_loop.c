@@ -14,33 +14,18 @@
 
 #include <devwire/devwire.h>
 
-#include "sim_proc.h"
+#include "sim_fixture.h"
 
 TestSuite(sim_loop, .timeout = 90);
 
-static const char *err_of(dw_sim_proc *p)
-{
-    return p->err.data ? (const char *)p->err.data : "";
-}
-
 static void serve(dw_sim_proc *p, const char *script, const char *const *args)
 {
-    int rc = dw_sim_proc_serve(p, "loop", script, args, NULL);
-    cr_assert(eq(int, rc, DW_OK), "devwire-sim did not start (%s); stderr:\n%s", dw_strerror(rc),
-              err_of(p));
+    dw_sim_serve_ok(p, "loop", script, args, NULL);
 }
 
 static void open_client(dw_sim_client *c, dw_sim_proc *p)
 {
-    int rc = dw_sim_client_open(c, p->port, dw_sentinel_marshaller_new("\n", 1), 20000);
-    cr_assert(eq(int, rc, DW_OK), "connect: %s", dw_error_message(&c->err));
-}
-
-static void ask_eq(dw_sim_client *c, const char *req, const char *want)
-{
-    const char *got = dw_sim_client_ask(c, req);
-    cr_assert(got != NULL, "%s: no reply: %s", req, dw_error_message(&c->err));
-    cr_expect(eq(str, (char *)got, (char *)want), "%s: reply", req);
+    dw_sim_open_ok(c, p->port, dw_sentinel_marshaller_new("\n", 1), 20000);
 }
 
 static const char script[] = "{\"rules\": [\n"
@@ -57,10 +42,10 @@ Test(sim_loop, a_delayed_reply_does_not_hold_up_other_clients)
     open_client(&quick, &p);
     cr_assert(eq(int, dw_sim_client_send(&slow, "SLOW", 4), DW_OK));
     for (int i = 0; i < 20; i++)
-        ask_eq(&quick, "PING", "pong");
+        dw_sim_ask_eq(&quick, "PING", "pong");
     cr_assert(eq(int, dw_sim_client_recv(&slow), DW_OK), "%s", dw_error_message(&slow.err));
     cr_expect(eq(str, (char *)slow.reply.data, "done"));
-    ask_eq(&slow, "PING", "pong"); /* and it serves that client on */
+    dw_sim_ask_eq(&slow, "PING", "pong"); /* and it serves that client on */
     dw_sim_client_close(&slow);
     dw_sim_client_close(&quick);
     cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
@@ -98,13 +83,13 @@ Test(sim_loop, a_client_that_does_not_read_is_dropped_after_the_write_timeout)
     dw_sim_client c;
     open_client(&c, &p);
     for (int i = 0; i < 20; i++)
-        ask_eq(&c, "PING", "pong");
+        dw_sim_ask_eq(&c, "PING", "pong");
     cr_expect(dw_sim_proc_wait_output(&p, 1, "the client is not reading (write timeout)", 30000),
-              "the silent reader is dropped and logged:\n%s", err_of(&p));
-    ask_eq(&c, "PING", "pong");
+              "the silent reader is dropped and logged:\n%s", dw_sim_err_of(&p));
+    dw_sim_ask_eq(&c, "PING", "pong");
     dw_sim_client_close(&c);
     close(fd);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "stderr:\n%s", err_of(&p));
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "stderr:\n%s", dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
 }
 
@@ -130,7 +115,7 @@ Test(sim_loop, connections_cost_no_thread_each)
     dw_sim_client c[N];
     for (int i = 0; i < N; i++) {
         open_client(&c[i], &p);
-        ask_eq(&c[i], "PING", "pong"); /* accepted and served: it exists */
+        dw_sim_ask_eq(&c[i], "PING", "pong"); /* accepted and served: it exists */
     }
     size_t n = threads_of(p.pid);
     cr_expect(lt(sz, n, (size_t)8), "%d connections open: %zu threads", N, n);

@@ -16,7 +16,7 @@
 
 #include "engine/engine.h"
 #include "script/script.h"
-#include "sim_proc.h"
+#include "sim_fixture.h"
 
 typedef struct fixture {
     dw_sim_script *script;
@@ -595,31 +595,20 @@ Test(sim_lua, properties_and_variables_share_one_namespace)
 
 /* ---- devwire-sim: logged once, summary, transcript ------------------------ */
 
-static dw_sim_run run;
-
-static void run_setup(void)
+Test(sim_lua, devwire_sim_logs_a_failure_once_and_counts_it, .init = dw_sim_fixture_init,
+     .fini = dw_sim_fixture_fini, .timeout = 120)
 {
-    dw_sim_run_init(&run);
-}
-
-static void run_cleanup(void)
-{
-    dw_sim_run_free(&run);
-}
-
-Test(sim_lua, devwire_sim_logs_a_failure_once_and_counts_it, .init = run_setup, .fini = run_cleanup,
-     .timeout = 120)
-{
-    run.transcript = dw_sim_temp_file("lua-transcript", "");
-    cr_assert(run.transcript != NULL);
-    const char *const args[] = {"--transcript", run.transcript, NULL};
+    dw_sim_fixture.transcript = dw_sim_temp_file("lua-transcript", "");
+    cr_assert(dw_sim_fixture.transcript != NULL);
+    const char *const args[] = {"--transcript", dw_sim_fixture.transcript, NULL};
     char *script =
         json_of("{`rules`: [{`when`: `LOOP`, `lua`: `while true do end`}," PING_AND_UNMATCHED);
-    int rc = dw_sim_proc_serve(&run.proc, "lua", script, args, &run.script);
+    int rc = dw_sim_proc_serve(&dw_sim_fixture.proc, "lua", script, args, &dw_sim_fixture.script);
     free(script);
     cr_assert(eq(int, rc, DW_OK), "devwire-sim did not start (%s)", dw_strerror(rc));
     dw_sim_client c;
-    rc = dw_sim_client_open(&c, run.proc.port, dw_sentinel_marshaller_new("\n", 1), 10000);
+    rc = dw_sim_client_open(&c, dw_sim_fixture.proc.port, dw_sentinel_marshaller_new("\n", 1),
+                            10000);
     cr_assert(eq(int, rc, DW_OK), "connect: %s", dw_error_message(&c.err));
     for (int i = 0; i < 2; i++) {
         const char *got = dw_sim_client_ask(&c, "LOOP");
@@ -629,9 +618,9 @@ Test(sim_lua, devwire_sim_logs_a_failure_once_and_counts_it, .init = run_setup, 
     const char *got = dw_sim_client_ask(&c, "ping");
     cr_expect(got && strcmp(got, "pong") == 0, "the device goes on");
     dw_sim_client_close(&c);
-    cr_expect(eq(int, dw_sim_proc_stop(&run.proc, 5000), 0));
-    const char *out = run.proc.out.data ? (const char *)run.proc.out.data : "";
-    const char *err = run.proc.err.data ? (const char *)run.proc.err.data : "";
+    cr_expect(eq(int, dw_sim_proc_stop(&dw_sim_fixture.proc, 5000), 0));
+    const char *out = dw_sim_out_of(&dw_sim_fixture.proc);
+    const char *err = dw_sim_err_of(&dw_sim_fixture.proc);
     cr_expect(eq(sz, dw_sim_count(err, "lua error"), 1), "logged once, stderr:\n%s", err);
     cr_expect(strstr(err, "rules[0]: lua error: rules[0].lua:1: instruction budget (1000000) "
                           "exceeded; handled as unmatched") != NULL,
@@ -640,7 +629,7 @@ Test(sim_lua, devwire_sim_logs_a_failure_once_and_counts_it, .init = run_setup, 
                   NULL,
               "summary:\n%s", out);
     cr_expect(strstr(out, "unmatched requests: 2") != NULL, "summary:\n%s", out);
-    char *t = dw_sim_read_file(run.transcript, NULL);
+    char *t = dw_sim_read_file(dw_sim_fixture.transcript, NULL);
     cr_assert(t != NULL);
     cr_expect(eq(sz,
                  dw_sim_count(t, "\"dir\":\"note\",\"text\":\"lua error: rules[0].lua:1: "

@@ -14,7 +14,7 @@
 
 #include <devwire/devwire.h>
 
-#include "sim_proc.h"
+#include "sim_fixture.h"
 
 TestSuite(sim_memory, .timeout = 180);
 
@@ -29,16 +29,9 @@ TestSuite(sim_memory, .timeout = 180);
 
 #define MIB ((size_t)1024 * 1024)
 
-static const char *err_of(dw_sim_proc *p)
-{
-    return p->err.data ? (const char *)p->err.data : "";
-}
-
 static void serve(dw_sim_proc *p, const char *script, const char *const *extra)
 {
-    int rc = dw_sim_proc_serve(p, "m", script, extra, NULL);
-    cr_assert(eq(int, rc, DW_OK), "devwire-sim did not start (%s); stderr:\n%s", dw_strerror(rc),
-              err_of(p));
+    dw_sim_serve_ok(p, "m", script, extra, NULL);
 }
 
 static void open_client(dw_sim_client *c, dw_sim_proc *p)
@@ -46,15 +39,7 @@ static void open_client(dw_sim_client *c, dw_sim_proc *p)
     dw_marshaller *m = dw_sentinel_marshaller_new("\n", 1);
     if (m)
         dw_marshaller_set_max_frame(m, 64 * MIB); /* echoes of large requests */
-    int rc = dw_sim_client_open(c, p->port, m, 30000);
-    cr_assert(eq(int, rc, DW_OK), "connect: %s", dw_error_message(&c->err));
-}
-
-static void ask_eq(dw_sim_client *c, const char *req, const char *want)
-{
-    const char *got = dw_sim_client_ask(c, req);
-    cr_assert(got != NULL, "%s: no reply: %s", req, dw_error_message(&c->err));
-    cr_expect(eq(str, (char *)got, (char *)want), "%s: reply", req);
+    dw_sim_open_ok(c, p->port, m, 30000);
 }
 
 static void sleep_ms(long ms)
@@ -145,7 +130,7 @@ static long serve_warm(dw_sim_proc *p, dw_sim_client *good)
 {
     serve(p, memory_script, NULL);
     open_client(good, p);
-    ask_eq(good, "*IDN?", "ACME,SIM,1,1.0");
+    dw_sim_ask_eq(good, "*IDN?", "ACME,SIM,1,1.0");
     long baseline = dw_sim_proc_rss_kib(p);
     cr_assert(baseline > 0, "RSS of pid %ld", (long)p->pid);
     return baseline;
@@ -182,11 +167,12 @@ Test(sim_memory, oversized_frames_leave_no_memory_behind, .disabled = !RSS_MEANI
     cr_expect(le(long, after, bound),
               "RSS %ld KiB after %zu x %zu oversized frames, baseline %ld KiB (bound %ld KiB)",
               after, rounds, n, baseline, bound);
-    ask_eq(&good, "*IDN?", "ACME,SIM,1,1.0");
+    dw_sim_ask_eq(&good, "*IDN?", "ACME,SIM,1,1.0");
     dw_sim_client_close(&good);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "exit status; stderr:\n%s", err_of(&p));
-    cr_expect(eq(sz, dw_sim_count(err_of(&p), "closing it"), rounds * n),
-              "each logged once:\n%.2000s", err_of(&p));
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "exit status; stderr:\n%s",
+              dw_sim_err_of(&p));
+    cr_expect(eq(sz, dw_sim_count(dw_sim_err_of(&p), "closing it"), rounds * n),
+              "each logged once:\n%.2000s", dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
 }
 
@@ -227,11 +213,12 @@ Test(sim_memory, large_frames_do_not_stay_with_open_connections, .disabled = !RS
               "(bound %ld KiB)",
               after, baseline, bound);
     for (size_t i = 0; i < 4; i++) /* still served, at their small size */
-        ask_eq(&s[i].c, "*IDN?", "ACME,SIM,1,1.0");
+        dw_sim_ask_eq(&s[i].c, "*IDN?", "ACME,SIM,1,1.0");
     for (size_t i = 0; i < 4; i++)
         dw_sim_client_close(&s[i].c);
     dw_sim_client_close(&good);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "exit status; stderr:\n%s", err_of(&p));
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "exit status; stderr:\n%s",
+              dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
 }
 
@@ -279,26 +266,28 @@ Test(sim_memory, max_frame_caps_every_framing)
     dw_sim_proc p;
     char *path = NULL;
     int rc = dw_sim_proc_serve(&p, "maxframe", memory_script, args, &path);
-    cr_assert(eq(int, rc, DW_OK), "did not start (%s):\n%s", dw_strerror(rc), err_of(&p));
+    cr_assert(eq(int, rc, DW_OK), "did not start (%s):\n%s", dw_strerror(rc), dw_sim_err_of(&p));
     expect_cap(&p, 1000, "--max-frame 1000 over the script's 16 MiB");
     cr_expect(dw_sim_proc_wait_output(&p, 1, "maximum frame of 1000 bytes; closing it", 10000),
-              "the log:\n%s", err_of(&p));
+              "the log:\n%s", dw_sim_err_of(&p));
 
     /* A reloaded script is capped too; a script's smaller max_frame stays. */
     cr_assert(eq(int, dw_sim_proc_kill(&p, SIGHUP), DW_OK));
-    cr_assert(dw_sim_proc_wait_output(&p, 1, "reloaded", 10000), "stderr:\n%s", err_of(&p));
+    cr_assert(dw_sim_proc_wait_output(&p, 1, "reloaded", 10000), "stderr:\n%s", dw_sim_err_of(&p));
     expect_cap(&p, 1000, "after a reload");
     rewrite(path, "{\"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\", "
                   "\"max_frame\": 500},\n"
                   " \"rules\": [{\"when\": {\"prefix\": \"BIG\"}, \"reply\": \"ok\"}]}\n");
     cr_assert(eq(int, dw_sim_proc_kill(&p, SIGHUP), DW_OK));
     /* The second "reloaded" line: wait_output pumps the output meanwhile. */
-    for (int i = 0; i < 100 && dw_sim_count(err_of(&p), "reloaded") < 2; i++)
+    for (int i = 0; i < 100 && dw_sim_count(dw_sim_err_of(&p), "reloaded") < 2; i++)
         dw_sim_proc_wait_output(&p, 1, "(not printed)", 100);
-    cr_assert(eq(sz, dw_sim_count(err_of(&p), "reloaded"), 2), "stderr:\n%s", err_of(&p));
+    cr_assert(eq(sz, dw_sim_count(dw_sim_err_of(&p), "reloaded"), 2), "stderr:\n%s",
+              dw_sim_err_of(&p));
     expect_cap(&p, 500, "the script's own 500 under --max-frame 1000");
 
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "exit status; stderr:\n%s", err_of(&p));
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "exit status; stderr:\n%s",
+              dw_sim_err_of(&p));
     unlink(path);
     free(path);
     dw_sim_proc_free(&p);
@@ -316,8 +305,9 @@ static void refuses_values(const char *option, const char *const *bad, size_t n,
                                     option,     bad[i], NULL};
         dw_sim_proc p;
         cr_expect(eq(int, dw_sim_proc_run(&p, args, 10000), 2), "%s '%s'", option, bad[i]);
-        cr_expect(strstr(err_of(&p), option) != NULL && strstr(err_of(&p), expected) != NULL,
-                  "%s '%s': the message:\n%s", option, bad[i], err_of(&p));
+        cr_expect(strstr(dw_sim_err_of(&p), option) != NULL &&
+                      strstr(dw_sim_err_of(&p), expected) != NULL,
+                  "%s '%s': the message:\n%s", option, bad[i], dw_sim_err_of(&p));
         dw_sim_proc_free(&p);
     }
     unlink(path);
@@ -340,8 +330,8 @@ Test(sim_memory, max_frame_refuses_bad_values_and_fixed_frames_above_it)
                                  "--max-frame", "63", NULL};
     dw_sim_proc p;
     cr_expect(eq(int, dw_sim_proc_run(&p, fixed, 10000), 2));
-    cr_expect(strstr(err_of(&p), "fixed length 64 is larger than --max-frame 63") != NULL, "%s",
-              err_of(&p));
+    cr_expect(strstr(dw_sim_err_of(&p), "fixed length 64 is larger than --max-frame 63") != NULL,
+              "%s", dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
     unlink(path);
     free(path);
@@ -374,7 +364,7 @@ Test(sim_memory, max_buffered_closes_the_connection_that_would_pass_it)
     serve(&p, memory_script, args);
     dw_sim_client good, a, b, c, d;
     open_client(&good, &p);
-    ask_eq(&good, "*IDN?", "ACME,SIM,1,1.0");
+    dw_sim_ask_eq(&good, "*IDN?", "ACME,SIM,1,1.0");
 
     /* A sends 700 kB of a frame and stops there: it holds them. */
     open_client(&a, &p);
@@ -384,34 +374,35 @@ Test(sim_memory, max_buffered_closes_the_connection_that_would_pass_it)
     open_client(&b, &p);
     send_bytes(&b, "BIG", 700000, 0);
     expect_dropped(&b, "the client passing the bound");
-    ask_eq(&good, "*IDN?", "ACME,SIM,1,1.0");
+    dw_sim_ask_eq(&good, "*IDN?", "ACME,SIM,1,1.0");
     send_bytes(&a, "", 1, 1); /* A ends its frame: "\n" */
     cr_assert(eq(int, dw_sim_client_recv(&a), DW_OK), "A: %s", dw_error_message(&a.err));
     cr_expect(eq(str, (char *)a.reply.data, "ok"), "A's 700001-byte frame is answered");
     /* A connection's bytes leave the bound once its request is handled: a
      * second request on it is read only after that. */
-    ask_eq(&a, "*IDN?", "ACME,SIM,1,1.0");
+    dw_sim_ask_eq(&a, "*IDN?", "ACME,SIM,1,1.0");
 
     /* Handled or closed, their bytes came back: 900 kB fit again. */
     open_client(&c, &p);
     send_bytes(&c, "BIG", 900000, 1);
     cr_assert(eq(int, dw_sim_client_recv(&c), DW_OK), "C: %s", dw_error_message(&c.err));
     cr_expect(eq(str, (char *)c.reply.data, "ok"));
-    ask_eq(&c, "*IDN?", "ACME,SIM,1,1.0");
+    dw_sim_ask_eq(&c, "*IDN?", "ACME,SIM,1,1.0");
 
     /* The reply counts too: 600 kB in and the same echoed out pass 1 MiB. */
     open_client(&d, &p);
     send_bytes(&d, "ECHO", 600000, 1);
     expect_dropped(&d, "the client whose reply passes the bound");
-    ask_eq(&good, "*IDN?", "ACME,SIM,1,1.0");
+    dw_sim_ask_eq(&good, "*IDN?", "ACME,SIM,1,1.0");
 
     dw_sim_client_close(&a);
     dw_sim_client_close(&b);
     dw_sim_client_close(&c);
     dw_sim_client_close(&d);
     dw_sim_client_close(&good);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "exit status; stderr:\n%s", err_of(&p));
-    const char *log = err_of(&p);
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "exit status; stderr:\n%s",
+              dw_sim_err_of(&p));
+    const char *log = dw_sim_err_of(&p);
     cr_expect(eq(sz, dw_sim_count(log, "--max-buffered 1048576 reached"), 2),
               "B and D, each logged once:\n%s", log);
     cr_expect(strstr(log, "(reading a request: ") != NULL, "%s", log);
@@ -449,11 +440,11 @@ Test(sim_memory, idle_connections_to_a_regex_script_stay_small, .disabled = !RSS
     serve(&p, script, NULL);
     static dw_sim_client c[N];
     open_client(&c[0], &p);
-    ask_eq(&c[0], "MEAS:VOLT?", "VOLT 1.234"); /* the thread's JIT stack, made once */
+    dw_sim_ask_eq(&c[0], "MEAS:VOLT?", "VOLT 1.234"); /* the thread's JIT stack, made once */
     long before = dw_sim_proc_rss_kib(&p);
     for (size_t i = 1; i < N; i++) {
         open_client(&c[i], &p);
-        ask_eq(&c[i], "MEAS:CURR?", "CURR 1.234");
+        dw_sim_ask_eq(&c[i], "MEAS:CURR?", "CURR 1.234");
     }
     long after = dw_sim_proc_rss_kib(&p);
     cr_expect(le(long, after - before, max_kib_per_conn * (N - 1)),
@@ -461,6 +452,7 @@ Test(sim_memory, idle_connections_to_a_regex_script_stay_small, .disabled = !RSS
               after, N - 1, (double)(after - before) / (N - 1), max_kib_per_conn);
     for (size_t i = 0; i < N; i++)
         dw_sim_client_close(&c[i]);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "exit status; stderr:\n%s", err_of(&p));
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "exit status; stderr:\n%s",
+              dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
 }

@@ -16,7 +16,7 @@
 #include <devwire/devwire.h>
 #include <devwire/telnet.h>
 
-#include "sim_proc.h"
+#include "sim_fixture.h"
 #include "http_client.h"
 #include "support.h"
 
@@ -36,11 +36,6 @@ typedef struct rig {
     char *faults;
 } rig;
 
-static const char *err_of(dw_sim_proc *p)
-{
-    return p->err.data ? (const char *)p->err.data : "";
-}
-
 static void device_start(dw_sim_proc *dev)
 {
     char big[1001], text[2048];
@@ -48,7 +43,7 @@ static void device_start(dw_sim_proc *dev)
     big[1000] = 0;
     snprintf(text, sizeof text, device_script, big);
     int rc = dw_sim_proc_serve(dev, "device", text, NULL, NULL);
-    cr_assert(eq(int, rc, DW_OK), "device: %s\n%s", dw_strerror(rc), err_of(dev));
+    cr_assert(eq(int, rc, DW_OK), "device: %s\n%s", dw_strerror(rc), dw_sim_err_of(dev));
 }
 
 /* The device, and the proxy in front of it with `faults` and the option
@@ -69,7 +64,7 @@ static void rig_start_with(rig *r, const char *faults, const char *opt, const ch
         args[9] = NULL;
     }
     int rc = dw_sim_proc_start(&r->px, args, 1, 20000);
-    cr_assert(eq(int, rc, DW_OK), "proxy: %s\n%s", dw_strerror(rc), err_of(&r->px));
+    cr_assert(eq(int, rc, DW_OK), "proxy: %s\n%s", dw_strerror(rc), dw_sim_err_of(&r->px));
 }
 
 /* ... with `seed`, or none when NULL. */
@@ -81,7 +76,7 @@ static void rig_start(rig *r, const char *faults, const char *seed)
 static void rig_stop(rig *r)
 {
     int st = dw_sim_proc_stop(&r->px, 10000);
-    cr_assert(eq(int, st, 0), "the proxy exited %d:\n%s", st, err_of(&r->px));
+    cr_assert(eq(int, st, 0), "the proxy exited %d:\n%s", st, dw_sim_err_of(&r->px));
     dw_sim_proc_free(&r->px);
     dw_sim_proc_stop(&r->dev, 10000);
     dw_sim_proc_free(&r->dev);
@@ -315,7 +310,7 @@ Test(sim_proxy, seed_printed_when_not_given)
 {
     rig r;
     rig_start(&r, "{}", NULL);
-    cr_assert(dw_sim_proc_wait_output(&r.px, 1, "--seed ", 5000), "%s", err_of(&r.px));
+    cr_assert(dw_sim_proc_wait_output(&r.px, 1, "--seed ", 5000), "%s", dw_sim_err_of(&r.px));
     rig_stop(&r);
 }
 
@@ -500,9 +495,10 @@ Test(sim_proxy, bad_faults_script_is_located)
     const char *const args[] = {"--validate", path, NULL};
     int st = dw_sim_proc_run(&p, args, 10000);
     cr_assert(eq(int, st, 2));
-    cr_assert(strstr(err_of(&p), ":1:46: network.reply.latency.jiter_ms: unknown key (did you "
-                                 "mean \"jitter_ms\"?)") != NULL,
-              "%s", err_of(&p));
+    cr_assert(strstr(dw_sim_err_of(&p),
+                     ":1:46: network.reply.latency.jiter_ms: unknown key (did you "
+                     "mean \"jitter_ms\"?)") != NULL,
+              "%s", dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
     unlink(path);
     free(path);
@@ -518,7 +514,7 @@ Test(sim_proxy, simulator_network_faults)
         " \"network\": {\"reply\": {\"latency\": {\"ms\": 150}, \"limit_data\": {\"bytes\": 7}}}}";
     const char *const extra[] = {"--seed", "7", NULL};
     int rc = dw_sim_proc_serve(&sim, "simnet", script, extra, NULL);
-    cr_assert(eq(int, rc, DW_OK), "%s", err_of(&sim));
+    cr_assert(eq(int, rc, DW_OK), "%s", dw_sim_err_of(&sim));
     int fd = client(sim.port);
     char buf[64];
     int eof;
@@ -530,7 +526,7 @@ Test(sim_proxy, simulator_network_faults)
     cr_assert(eq(str, buf, "PO"), "7 bytes in all");
     cr_assert(eq(int, eof, 1));
     close(fd);
-    cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0), "%s", err_of(&sim));
+    cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0), "%s", dw_sim_err_of(&sim));
     cr_assert(strstr((const char *)sim.out.data, "requests: 2") != NULL, "%s",
               (const char *)sim.out.data);
     dw_sim_proc_free(&sim);
@@ -547,11 +543,11 @@ static void sim_duplicate_pattern(const char *seed, char *out)
         " {\"when\": \"MARK\", \"reply\": \"END\"}]}";
     const char *const extra[] = {"--seed", seed, NULL};
     int rc = dw_sim_proc_serve(&sim, "simprob", script, extra, NULL);
-    cr_assert(eq(int, rc, DW_OK), "%s", err_of(&sim));
+    cr_assert(eq(int, rc, DW_OK), "%s", dw_sim_err_of(&sim));
     int fd = client(sim.port);
     duplicates_seen(fd, out);
     close(fd);
-    cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0), "%s", err_of(&sim));
+    cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0), "%s", dw_sim_err_of(&sim));
     dw_sim_proc_free(&sim);
 }
 
@@ -579,7 +575,7 @@ static void sim_random_answers(const char *seed, int reload, char *out)
     dw_sim_proc sim;
     char *path = NULL; /* kept for the reload */
     int rc = dw_sim_proc_serve(&sim, "simrand", script, extra, &path);
-    cr_assert(eq(int, rc, DW_OK), "%s", err_of(&sim));
+    cr_assert(eq(int, rc, DW_OK), "%s", dw_sim_err_of(&sim));
     dw_sim_client c;
     cr_assert(eq(int,
                  dw_sim_client_open(&c, sim.port,
@@ -588,17 +584,17 @@ static void sim_random_answers(const char *seed, int reload, char *out)
     if (reload) { /* draws before the reload, then from the seed again */
         cr_assert(dw_sim_client_ask(&c, "RND") != NULL);
         cr_assert(eq(int, dw_sim_proc_kill(&sim, SIGHUP), 0));
-        cr_assert(dw_sim_proc_wait_output(&sim, 1, "reloaded", 10000), "%s", err_of(&sim));
+        cr_assert(dw_sim_proc_wait_output(&sim, 1, "reloaded", 10000), "%s", dw_sim_err_of(&sim));
     }
     out[0] = '\0';
     for (int i = 0; i < 10; i++) {
         const char *r = dw_sim_client_ask(&c, i % 2 ? "RND" : "R?");
-        cr_assert(r != NULL, "%s: %s", dw_error_message(&c.err), err_of(&sim));
+        cr_assert(r != NULL, "%s: %s", dw_error_message(&c.err), dw_sim_err_of(&sim));
         strncat(out, r, 511 - strlen(out));
         strncat(out, " ", 511 - strlen(out));
     }
     dw_sim_client_close(&c);
-    cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0), "%s", err_of(&sim));
+    cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0), "%s", dw_sim_err_of(&sim));
     dw_sim_proc_free(&sim);
     unlink(path);
     free(path);
@@ -625,9 +621,10 @@ Test(sim_proxy, simulator_refuses_reply_rules)
         NULL);
     cr_assert(eq(int, rc, DW_EOF), "it must not serve");
     cr_assert(eq(int, sim.status, 2));
-    cr_assert(strstr(err_of(&sim), ": late: \"direction\": \"reply\" matches a device's replies: "
-                                   "use the script with --proxy") != NULL,
-              "%s", err_of(&sim));
+    cr_assert(strstr(dw_sim_err_of(&sim),
+                     ": late: \"direction\": \"reply\" matches a device's replies: "
+                     "use the script with --proxy") != NULL,
+              "%s", dw_sim_err_of(&sim));
     dw_sim_proc_free(&sim);
 }
 
@@ -716,7 +713,7 @@ Test(sim_proxy, telnet_console_reply_rewritten)
     dw_sim_proc dev, px;
     const char *const dargs[] = {"--script", DW_SOURCE_DIR "/sim/examples/console.json", "--listen",
                                  "127.0.0.1:0", NULL};
-    cr_assert(eq(int, dw_sim_proc_start(&dev, dargs, 1, 20000), DW_OK), "%s", err_of(&dev));
+    cr_assert(eq(int, dw_sim_proc_start(&dev, dargs, 1, 20000), DW_OK), "%s", dw_sim_err_of(&dev));
     char *faults = dw_sim_temp_file(
         "telnet-faults",
         "{\"transport\": \"telnet\", \"framing\": {\"type\": \"sentinel\", \"sentinel\": "
@@ -726,7 +723,7 @@ Test(sim_proxy, telnet_console_reply_rewritten)
     snprintf(up, sizeof up, "127.0.0.1:%u", (unsigned)dev.port);
     const char *const pargs[] = {"--proxy",  "--upstream",  up,       "--script", faults,
                                  "--listen", "127.0.0.1:0", "--seed", "1",        NULL};
-    cr_assert(eq(int, dw_sim_proc_start(&px, pargs, 1, 20000), DW_OK), "%s", err_of(&px));
+    cr_assert(eq(int, dw_sim_proc_start(&px, pargs, 1, 20000), DW_OK), "%s", dw_sim_err_of(&px));
 
     dw_telnet_client_options o;
     dw_telnet_client_options_init(&o);
@@ -772,7 +769,7 @@ Test(sim_proxy, telnet_console_reply_rewritten)
     dw_marshaller_free(m);
     dw_session_close(s);
     dw_client_free(c);
-    cr_assert(eq(int, dw_sim_proc_stop(&px, 10000), 0), "%s", err_of(&px));
+    cr_assert(eq(int, dw_sim_proc_stop(&px, 10000), 0), "%s", dw_sim_err_of(&px));
     dw_sim_proc_free(&px);
     dw_sim_proc_stop(&dev, 10000);
     dw_sim_proc_free(&dev);
@@ -787,15 +784,16 @@ Test(sim_proxy, simulator_prints_its_seed_when_a_rule_draws)
                                "{\"rules\": [{\"when\": \"PING\", \"reply\": \"PONG\", \"delay\": "
                                "{\"distribution\": \"uniform\", \"min_ms\": 1, \"max_ms\": 2}}]}",
                                NULL, NULL);
-    cr_assert(eq(int, rc, DW_OK), "%s", err_of(&sim));
+    cr_assert(eq(int, rc, DW_OK), "%s", dw_sim_err_of(&sim));
     cr_assert(
         dw_sim_proc_wait_output(&sim, 1, "(repeat this run's random draws with --seed ", 5000),
-        "%s", err_of(&sim));
+        "%s", dw_sim_err_of(&sim));
     cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0));
     dw_sim_proc_free(&sim);
     rc = dw_sim_proc_serve(&sim, "simnoseed", "{\"rules\": [{\"when\": \"PING\"}]}", NULL, NULL);
-    cr_assert(eq(int, rc, DW_OK), "%s", err_of(&sim));
+    cr_assert(eq(int, rc, DW_OK), "%s", dw_sim_err_of(&sim));
     cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0));
-    cr_assert(strstr(err_of(&sim), "seed") == NULL, "nothing random, no seed: %s", err_of(&sim));
+    cr_assert(strstr(dw_sim_err_of(&sim), "seed") == NULL, "nothing random, no seed: %s",
+              dw_sim_err_of(&sim));
     dw_sim_proc_free(&sim);
 }

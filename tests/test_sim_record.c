@@ -17,7 +17,7 @@
 #include <devwire/devwire.h>
 #include <devwire/telnet.h>
 
-#include "sim_proc.h"
+#include "sim_fixture.h"
 #include "http_client.h"
 #include "support.h"
 
@@ -25,17 +25,13 @@ TestSuite(sim_record, .timeout = 120);
 
 #define EXAMPLES DW_SOURCE_DIR "/sim/examples"
 
-static const char *err_of(dw_sim_proc *p)
-{
-    return p->err.data ? (const char *)p->err.data : "";
-}
-
 /* ---- processes ---------------------------------------------------------------- */
 
 static void start(dw_sim_proc *p, const char *const *args, const char *what)
 {
     int rc = dw_sim_proc_start(p, args, 1, 20000);
-    cr_assert(eq(int, rc, DW_OK), "%s did not start (%s):\n%s", what, dw_strerror(rc), err_of(p));
+    cr_assert(eq(int, rc, DW_OK), "%s did not start (%s):\n%s", what, dw_strerror(rc),
+              dw_sim_err_of(p));
 }
 
 /* The device: `script` served on port 0 (over TCP when tcp_override). */
@@ -93,21 +89,21 @@ static void stop_by_control(dw_sim_proc *rec, const char *out)
     cr_assert(strstr(h.body, out) != NULL && strstr(h.body, "\"rules\"") != NULL, "%s", h.body);
     dw_test_http_reply_free(&h);
     cr_assert(eq(int, dw_sim_proc_wait(rec, 20000), 0), "the recorder did not stop:\n%s",
-              err_of(rec));
+              dw_sim_err_of(rec));
 }
 
 /* Stop the recorder and check its script. */
 static void recorder_finish(dw_sim_proc *rec, const char *out)
 {
     int st = dw_sim_proc_stop(rec, 20000);
-    cr_assert(eq(int, st, 0), "the recorder exited %d:\n%s", st, err_of(rec));
+    cr_assert(eq(int, st, 0), "the recorder exited %d:\n%s", st, dw_sim_err_of(rec));
     cr_assert(strstr((const char *)rec->out.data, "recorded ") != NULL, "%s",
               (const char *)rec->out.data);
     dw_sim_proc v;
     const char *const args[] = {"--validate", out, NULL};
     int vs = dw_sim_proc_run(&v, args, 20000);
     char *text = dw_sim_read_file(out, NULL);
-    cr_assert(eq(int, vs, 0), "the recording does not validate:\n%s\n%s", err_of(&v),
+    cr_assert(eq(int, vs, 0), "the recording does not validate:\n%s\n%s", dw_sim_err_of(&v),
               text ? text : "(no file)");
     free(text);
     dw_sim_proc_free(&v);

@@ -12,23 +12,11 @@
 
 #include <devwire/devwire.h>
 
-#include "sim_proc.h"
+#include "sim_fixture.h"
 
-/* The simulator and the files of the running test: .fini stops and removes
- * them whatever happened (a failed assertion ends the test early). */
-static dw_sim_run run;
-
-static void cleanup(void)
-{
-    dw_sim_run_free(&run);
-}
-
-static void setup(void)
-{
-    dw_sim_run_init(&run);
-}
-
-TestSuite(sim_regex, .init = setup, .fini = cleanup, .timeout = 120);
+/* The simulator and the files of the running test are dw_sim_fixture's:
+ * .fini stops and removes them whatever happened. */
+TestSuite(sim_regex, .init = dw_sim_fixture_init, .fini = dw_sim_fixture_fini, .timeout = 120);
 
 /* "(a+)+$" fails on "aaa...a!" only after trying every way of splitting
  * the run of a's between the two loops. */
@@ -75,11 +63,11 @@ static int limit_notes(const char *path)
 
 static void hostile_does_not_stall_others(const char *script)
 {
-    char *tpath = run.transcript = dw_sim_temp_file("regex-transcript", "");
+    char *tpath = dw_sim_fixture.transcript = dw_sim_temp_file("regex-transcript", "");
     cr_assert(tpath != NULL);
     const char *const args[] = {"--transcript", tpath, NULL};
-    dw_sim_proc *p = &run.proc;
-    int rc = dw_sim_proc_serve(p, "regex", script, args, &run.script);
+    dw_sim_proc *p = &dw_sim_fixture.proc;
+    int rc = dw_sim_proc_serve(p, "regex", script, args, &dw_sim_fixture.script);
     cr_assert(eq(int, rc, DW_OK), "devwire-sim did not start (%s): %s", dw_strerror(rc),
               text_of(&p->err));
 

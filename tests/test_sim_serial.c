@@ -17,7 +17,7 @@
 
 #include <devwire/devwire.h>
 
-#include "sim_proc.h"
+#include "sim_fixture.h"
 
 TestSuite(sim_serial, .timeout = 60);
 
@@ -31,16 +31,6 @@ static const char *PSU = "{\"transport\": \"serial\", \"state\": {\"v\": \"0\"},
                          " \"split_delay_ms\": 20}\n"
                          " ]}\n";
 
-static const char *out_of(const dw_sim_proc *p)
-{
-    return p->out.data ? (const char *)p->out.data : "";
-}
-
-static const char *err_of(const dw_sim_proc *p)
-{
-    return p->err.data ? (const char *)p->err.data : "";
-}
-
 /* Serve `script` on a serial line (extra args may be NULL); *path gets the
  * script's file (caller unlinks and frees). */
 static void serve(dw_sim_proc *p, const char *script, const char *const *extra, char **path)
@@ -53,8 +43,8 @@ static void serve(dw_sim_proc *p, const char *script, const char *const *extra, 
         args[n++] = extra[i];
     args[n] = NULL;
     int rc = dw_sim_proc_start(p, args, 1, 10000);
-    cr_assert(eq(int, rc, DW_OK), "start: %s\n%s", dw_strerror(rc), err_of(p));
-    cr_assert(strncmp(p->tty, "/dev/pts/", 9) == 0, "readiness line: %s", out_of(p));
+    cr_assert(eq(int, rc, DW_OK), "start: %s\n%s", dw_strerror(rc), dw_sim_err_of(p));
+    cr_assert(strncmp(p->tty, "/dev/pts/", 9) == 0, "readiness line: %s", dw_sim_out_of(p));
 }
 
 /* Open the port as a driver does: raw, no controlling terminal. */
@@ -116,8 +106,8 @@ Test(sim_serial, identifies_itself_over_the_port)
     cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "ACME,PS-30,0042,2.1"));
     close(fd);
     cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    cr_expect(strstr(out_of(&p), "connections: 1\n") != NULL, "%s", out_of(&p));
-    cr_expect(strstr(out_of(&p), "requests: 1\n") != NULL, "%s", out_of(&p));
+    cr_expect(strstr(dw_sim_out_of(&p), "connections: 1\n") != NULL, "%s", dw_sim_out_of(&p));
+    cr_expect(strstr(dw_sim_out_of(&p), "requests: 1\n") != NULL, "%s", dw_sim_out_of(&p));
     dw_sim_proc_free(&p);
     unlink(path);
     free(path);
@@ -160,8 +150,8 @@ Test(sim_serial, reopened_port_finds_the_same_device)
         cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "12.5"), "reopen %d", i);
         close(fd);
     }
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "%s", err_of(&p));
-    cr_expect(strstr(out_of(&p), "requests: 5\n") != NULL, "%s", out_of(&p));
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "%s", dw_sim_err_of(&p));
+    cr_expect(strstr(dw_sim_out_of(&p), "requests: 5\n") != NULL, "%s", dw_sim_out_of(&p));
     dw_sim_proc_free(&p);
     unlink(path);
     free(path);
@@ -236,8 +226,9 @@ Test(sim_serial, link_over_a_file_is_refused)
     const char *const args[] = {"--script", path, "--link", link, NULL};
     dw_sim_proc p;
     cr_expect(eq(int, dw_sim_proc_run(&p, args, 10000), 3));
-    cr_expect(strstr(err_of(&p), "exists and is not a symbolic link") != NULL, "%s", err_of(&p));
-    cr_expect(strstr(err_of(&p), link) != NULL, "%s", err_of(&p));
+    cr_expect(strstr(dw_sim_err_of(&p), "exists and is not a symbolic link") != NULL, "%s",
+              dw_sim_err_of(&p));
+    cr_expect(strstr(dw_sim_err_of(&p), link) != NULL, "%s", dw_sim_err_of(&p));
     char *kept = dw_sim_read_file(link, NULL);
     cr_expect(kept && strcmp(kept, "keep me\n") == 0, "the file was touched");
     free(kept);
@@ -289,11 +280,11 @@ static void expect_refused(const char *text, const char *const *args_after, cons
     cr_assert(path != NULL);
     const char *args[8] = {args_after[0], path, args_after[1], NULL};
     dw_sim_proc p;
-    cr_expect(eq(int, dw_sim_proc_run(&p, args, 10000), 2), "%s: %s", text, err_of(&p));
+    cr_expect(eq(int, dw_sim_proc_run(&p, args, 10000), 2), "%s: %s", text, dw_sim_err_of(&p));
     char expected[1024];
     snprintf(expected, sizeof expected, "%s:%s", path, want);
-    cr_expect(strstr(err_of(&p), expected) != NULL, "expected \"%s\" in:\n%s", expected,
-              err_of(&p));
+    cr_expect(strstr(dw_sim_err_of(&p), expected) != NULL, "expected \"%s\" in:\n%s", expected,
+              dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
     unlink(path);
     free(path);
@@ -329,14 +320,14 @@ Test(sim_serial, bench_device_on_a_serial_line)
     const char *const args[] = {"--bench", bench_path, NULL};
     dw_sim_proc p;
     int rc = dw_sim_proc_start(&p, args, 1, 10000);
-    cr_assert(eq(int, rc, DW_OK), "%s", err_of(&p));
-    cr_expect(strstr(out_of(&p), " (psu)\n") != NULL, "%s", out_of(&p));
+    cr_assert(eq(int, rc, DW_OK), "%s", dw_sim_err_of(&p));
+    cr_expect(strstr(dw_sim_out_of(&p), " (psu)\n") != NULL, "%s", dw_sim_out_of(&p));
     int fd = open_port(link);
     put(fd, "*IDN?\n");
     cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "ACME,PS-30,0042,2.1"));
     close(fd);
     cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    cr_expect(strstr(out_of(&p), "summary: psu: ") != NULL, "%s", out_of(&p));
+    cr_expect(strstr(dw_sim_out_of(&p), "summary: psu: ") != NULL, "%s", dw_sim_out_of(&p));
     struct stat st;
     cr_expect(lstat(link, &st) != 0, "%s is still there", link);
     dw_sim_proc_free(&p);
@@ -352,7 +343,7 @@ Test(sim_serial, the_example_serves)
     dw_sim_proc p;
     char line[256];
     int rc = dw_sim_proc_start(&p, args, 1, 10000);
-    cr_assert(eq(int, rc, DW_OK), "%s", err_of(&p));
+    cr_assert(eq(int, rc, DW_OK), "%s", dw_sim_err_of(&p));
     int fd = open_port(p.tty);
     put(fd, "VOLT 3.3\nMEAS:VOLT?\nFOO\n");
     cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "3.3"));

@@ -15,14 +15,9 @@
 
 #include <devwire/devwire.h>
 
-#include "sim_proc.h"
+#include "sim_fixture.h"
 
 TestSuite(sim_udp, .timeout = 90);
-
-static const char *err_of(dw_sim_proc *p)
-{
-    return p->err.data ? (const char *)p->err.data : "";
-}
 
 static const char script[] =
     "{\"transport\": \"udp\",\n"
@@ -82,7 +77,7 @@ Test(sim_udp, frames_inside_a_datagram_and_faults)
     static const char *const args[] = {"--log-level", "info", NULL};
     dw_sim_proc p;
     int rc = dw_sim_proc_serve(&p, "udp", script, args, NULL);
-    cr_assert(eq(int, rc, DW_OK), "devwire-sim did not start; stderr:\n%s", err_of(&p));
+    cr_assert(eq(int, rc, DW_OK), "devwire-sim did not start; stderr:\n%s", dw_sim_err_of(&p));
     int fd = udp_client();
     /* Several frames in one datagram: one reply datagram each, in order;
      * the dropped one has none, the duplicated one comes twice. */
@@ -103,7 +98,7 @@ Test(sim_udp, frames_inside_a_datagram_and_faults)
     send_dgram(fd, p.port, "PING\n", 5);
     expect_dgram(fd, p.port, "pong\n");
     cr_expect(dw_sim_proc_wait_output(&p, 1, "datagram ends inside a frame (2 bytes)", 20000), "%s",
-              err_of(&p));
+              dw_sim_err_of(&p));
 
     /* A delayed reply does not hold up another peer. */
     int other = udp_client();
@@ -113,8 +108,8 @@ Test(sim_udp, frames_inside_a_datagram_and_faults)
     expect_dgram(fd, p.port, "late\n");
     close(other);
     close(fd);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 20000), 0), "%s", err_of(&p));
-    const char *out = p.out.data ? (const char *)p.out.data : "";
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 20000), 0), "%s", dw_sim_err_of(&p));
+    const char *out = dw_sim_out_of(&p);
     cr_expect(strstr(out, "  connections: 2\n") != NULL, "two peers:\n%s", out);
     cr_expect(strstr(out, "  requests: 9\n") != NULL, "%s", out);
     cr_expect(strstr(out, "  unmatched requests: 1\n    \"NG\"\n") != NULL,
@@ -129,7 +124,7 @@ Test(sim_udp, periodic_messages_reach_every_peer)
                                    " \"periodic\": [{\"every_ms\": 100, \"send\": \"tick\"}]}\n";
     dw_sim_proc p;
     cr_assert(eq(int, dw_sim_proc_serve(&p, "udptick", periodic, NULL, NULL), DW_OK), "%s",
-              err_of(&p));
+              dw_sim_err_of(&p));
     int a = udp_client(), b = udp_client();
     send_dgram(a, p.port, "HELLO\n", 6);
     send_dgram(b, p.port, "HELLO\n", 6);
@@ -139,7 +134,7 @@ Test(sim_udp, periodic_messages_reach_every_peer)
     expect_dgram(b, p.port, "tick\n");
     close(a);
     close(b);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 20000), 0), "%s", err_of(&p));
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 20000), 0), "%s", dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
 }
 
@@ -155,7 +150,7 @@ Test(sim_udp, a_bench_with_a_udp_device_and_a_tcp_one)
     char *bench = dw_sim_temp_file("udpbench", text);
     const char *const args[] = {"--bench", bench, NULL};
     dw_sim_proc p;
-    cr_assert(eq(int, dw_sim_proc_start(&p, args, 1, 20000), DW_OK), "%s", err_of(&p));
+    cr_assert(eq(int, dw_sim_proc_start(&p, args, 1, 20000), DW_OK), "%s", dw_sim_err_of(&p));
     cr_assert(dw_sim_proc_wait_output(&p, 0, " (stream)\n", 20000));
     const char *out = (const char *)p.out.data;
     uint16_t dport = (uint16_t)atoi(strchr(strstr(out, "listening on 127.0.0.1:"), ':') + 1);
@@ -171,7 +166,7 @@ Test(sim_udp, a_bench_with_a_udp_device_and_a_tcp_one)
     const char *got = dw_sim_client_ask(&c, "PING");
     cr_expect(got && strcmp(got, "t") == 0, "the TCP device answers");
     dw_sim_client_close(&c);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 20000), 0), "%s", err_of(&p));
+    cr_expect(eq(int, dw_sim_proc_stop(&p, 20000), 0), "%s", dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
     unlink(bench);
     unlink(udp);
