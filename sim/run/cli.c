@@ -43,7 +43,8 @@ enum {
 };
 
 /* Its order is getopt's when it names the candidates of an ambiguous
- * abbreviation. */
+ * abbreviation. Every entry has its lines in usage_options, and usage names
+ * no other option (tests/test_sim.c checks both). */
 static const struct option longopts[] = {
     {"script", required_argument, NULL, 's'},
     {"listen", required_argument, NULL, 'l'},
@@ -94,6 +95,8 @@ static void usage_synopsis(FILE *f)
         "                   [--link PATH]\n"
         "                   [--control HOST:PORT [--control-token FILE]] [--journal N]\n"
         "                   [--seed N]\n"
+        "       %s [--device NAME=SCRIPT@HOST:PORT]... [--bench FILE]\n"
+        "                   [--script FILE] [options as above]\n"
         "       %s --record --upstream HOST:PORT --script BASE --out FILE [--listen HOST:PORT]\n"
         "                   [--as-steps] [--keep-timing] [--control HOST:PORT]\n"
         "       %s --proxy --upstream HOST:PORT --script FAULTS [--listen HOST:PORT]\n"
@@ -106,12 +109,17 @@ static void usage_synopsis(FILE *f)
         "Serve the simulated device described by a JSON script over TCP, Telnet, UDP\n"
         "or a serial line (a pseudo-terminal).\n"
         "\n",
-        prog, prog, prog, prog, prog, prog, prog);
+        prog, prog, prog, prog, prog, prog, prog, prog);
 }
 
 static void usage_options(FILE *f)
 {
     fputs("  -s, --script FILE      the script to serve\n"
+          "      --device NAME=SCRIPT@HOST:PORT\n"
+          "                         serve SCRIPT as device NAME on HOST:PORT, next to the\n"
+          "                         others; repeatable\n"
+          "      --bench FILE       serve every device listed in FILE, a bench file (a JSON\n"
+          "                         list of each device's name, script and address)\n"
           "  -l, --listen HOST:PORT address to listen on (default 127.0.0.1:5025; port 0\n"
           "                         lets the system choose). \"listening on HOST:PORT\" is\n"
           "                         printed on stdout once connections are accepted.\n"
