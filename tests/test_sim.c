@@ -4,7 +4,9 @@
  * on the wire: test_sim_faults.c.) */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 
 #include <devwire/devwire.h>
 
+#include "run/cli.h"
 #include "sim_fixture.h"
 
 TestSuite(sim, .timeout = 60);
@@ -370,6 +373,43 @@ Test(sim, help_and_version)
     const char *const ver[] = {"--version", NULL};
     cr_expect(eq(int, run(&p, ver), 0));
     cr_expect(strstr(dw_sim_out_of(&p), "devwire-sim ") != NULL, "%s", dw_sim_out_of(&p));
+    dw_sim_proc_free(&p);
+}
+
+/* Whether text names the option `name` ("--name" not followed by more of
+ * an option's name: "--control" is not named by "--control-token"). */
+static int names_option(const char *text, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *at = strstr(text, "--"); at; at = strstr(at + 2, "--")) {
+        const char *end = at + 2 + len;
+        if (strncmp(at + 2, name, len) == 0 && !isalnum((unsigned char)*end) && *end != '-')
+            return 1;
+    }
+    return 0;
+}
+
+/* --help and the option table say the same: every option getopt takes
+ * has its help, and every option the help names is taken. */
+Test(sim, help_names_every_option)
+{
+    dw_sim_proc p;
+    const char *const help[] = {"--help", NULL};
+    cr_assert(eq(int, run(&p, help), 0));
+    const char *text = out_of(&p);
+    size_t n = 0;
+    const struct option *opts = dw_sim_cli_options(&n);
+    cr_assert(n > 0);
+    for (size_t i = 0; i < n; i++)
+        cr_expect(names_option(text, opts[i].name), "--help does not name --%s:\n%s", opts[i].name,
+                  text);
+    for (const char *at = strstr(text, "--"); at; at = strstr(at + 2, "--")) {
+        size_t len = strspn(at + 2, "abcdefghijklmnopqrstuvwxyz0123456789-");
+        int known = 0;
+        for (size_t i = 0; i < n && !known; i++)
+            known = strlen(opts[i].name) == len && strncmp(opts[i].name, at + 2, len) == 0;
+        cr_expect(known, "--help names --%.*s, which is no option of the table", (int)len, at + 2);
+    }
     dw_sim_proc_free(&p);
 }
 

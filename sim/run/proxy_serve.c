@@ -11,30 +11,16 @@
 
 #include <cjson/cJSON.h>
 
-#include "control/control.h"
 #include "common/loop.h"
 #include "common/net.h"
+#include "control/control.h"
+#include "observe/transcript.h"
 #include "record/proxy.h"
 #include "record/record.h"
+#include "run/cli.h"
 #include "script/script.h"
-#include "observe/transcript.h"
 
-static const char *prog = "devwire-sim";
-
-/* Until SIGINT or SIGTERM (SIGHUP does nothing here). */
-static void wait_stop(void)
-{
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGHUP);
-    for (;;) {
-        int sig = 0;
-        if (sigwait(&sigs, &sig) == 0 && sig != SIGHUP)
-            return;
-    }
-}
+static const char *prog = DW_SIM_PROG;
 
 /* Write text to path through a temporary file renamed over it, so a
  * reader never sees half a script. 0, or -1 after saying why. */
@@ -184,16 +170,6 @@ static int control_open(recording *g, dw_sim_control **out)
     return 0;
 }
 
-static dw_sim_script *load(const char *path)
-{
-    dw_sim_script *s = NULL;
-    dw_error err;
-    dw_error_clear(&err);
-    if (dw_sim_script_load_file(path, &s, &err) != DW_OK)
-        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
-    return s;
-}
-
 /* Proxy options from the run: 0, or the exit status after saying why. */
 static int options(const dw_sim_proxy_run *r, dw_sim_proxy_options *po, char **host, char **up)
 {
@@ -246,7 +222,7 @@ static int run(const dw_sim_proxy_run *r, dw_sim_proxy_options *po, dw_sim_scrip
     } else if (!r->control_host || (status = control_open(&g, &control)) == 0) {
         printf("listening on %s\n", dw_sim_proxy_address(p));
         fflush(stdout);
-        wait_stop();
+        dw_sim_cli_wait_signals(NULL, NULL); /* SIGHUP does nothing here */
     }
     dw_sim_control_stop(control);
     dw_sim_proxy_stop(p);
@@ -270,7 +246,7 @@ int dw_sim_proxy_serve(const dw_sim_proxy_run *r)
     char *host = NULL, *up = NULL;
     dw_sim_proxy_options po;
     int status = options(r, &po, &host, &up);
-    dw_sim_script *script = status ? NULL : load(r->script);
+    dw_sim_script *script = status ? NULL : dw_sim_cli_load(r->script);
     if (!status && !script)
         status = 2;
     dw_sim_transcript *tr = NULL;
@@ -294,5 +270,56 @@ int dw_sim_proxy_serve(const dw_sim_proxy_run *r)
     dw_sim_transcript_close(tr);
     free(host);
     free(up);
+    return status;
+}
+
+/* --record and --proxy: the options that go together, or
+ * DW_SIM_EXIT_USAGE after saying what is wrong. */
+static int check_options(const dw_sim_cli *c, int record, int proxy)
+{
+    const char *mode = record ? "--record" : "--proxy";
+    if (record && proxy) {
+        fprintf(stderr, "%s: --record and --proxy: choose one\n", prog);
+        return DW_SIM_EXIT_USAGE;
+    }
+    if (!c->upstream || !c->script || (record && !c->out)) {
+        fprintf(stderr, "%s: %s needs --upstream HOST:PORT, --script FILE%s\n", prog, mode,
+                record ? " and --out FILE" : "");
+        return DW_SIM_EXIT_USAGE;
+    }
+    if (!record && (c->out || c->as_steps || c->keep_timing)) {
+        fprintf(stderr, "%s: --out, --as-steps and --keep-timing go with --record\n", prog);
+        return DW_SIM_EXIT_USAGE;
+    }
+    return DW_SIM_EXIT_OK;
+}
+
+int dw_sim_run_proxy(const dw_sim_cli *c)
+{
+    dw_sim_proxy_run r = {0};
+    r.script = c->script;
+    r.listen = c->listen;
+    r.upstream = c->upstream;
+    r.out = c->out;
+    r.as_steps = c->as_steps;
+    r.keep_timing = c->keep_timing;
+    r.have_seed = c->have_seed;
+    r.seed = c->seed;
+    r.transcript = c->transcript;
+    r.logger = &c->logger;
+    r.max_connections = (size_t)c->max_connections;
+    char *host = NULL, *token = NULL;
+    int status = dw_sim_cli_control(c, &host, &r.control_port, &token);
+    r.control_host = host;
+    r.control_token = token;
+    /* --upstream alone proxies. */
+    if (status == DW_SIM_EXIT_OK)
+        status = check_options(c, c->record, c->proxy || !c->record);
+    if (status == DW_SIM_EXIT_OK) {
+        dw_sim_cli_block_signals();
+        status = dw_sim_proxy_serve(&r);
+    }
+    free(host);
+    free(token);
     return status;
 }

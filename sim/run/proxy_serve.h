@@ -13,6 +13,8 @@
 
 #include <devwire/devwire.h>
 
+#include "run/cli.h"
+
 typedef struct dw_sim_proxy_run {
     const char *script;   /* --script: transport, framing (and faults for --proxy) */
     const char *listen;   /* HOST:PORT */
@@ -33,5 +35,11 @@ typedef struct dw_sim_proxy_run {
  * Returns the exit status: 0; 2 (usage, a script that does not load);
  * 3 (cannot listen, cannot resolve the upstream, cannot write --out). */
 int dw_sim_proxy_serve(const dw_sim_proxy_run *r);
+
+/* The --record / --proxy mode of the command line (--upstream alone
+ * proxies): checks the options that go together, blocks the signals and
+ * runs dw_sim_proxy_serve with what c gives. Returns its exit status, or
+ * 2 for options that do not go together. */
+int dw_sim_run_proxy(const dw_sim_cli *c);
 
 #endif

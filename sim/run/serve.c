@@ -1,17 +1,19 @@
 /* devwire-sim serving: see serve.h. */
 #include "run/serve.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-#include "control/control.h"
 #include "common/loop.h"
-#include "record/proxy.h"
-#include "script/script.h"
+#include "common/net.h"
+#include "control/control.h"
 #include "device/server.h"
+#include "record/proxy.h"
+#include "run/cli.h"
+#include "script/script.h"
 
-static const char *prog = "devwire-sim";
+static const char *prog = DW_SIM_PROG;
 
 /* Load a device's script (with its transport override), or NULL after
  * saying what is wrong. */
@@ -167,23 +169,18 @@ static void reload_all(const dw_sim_device *devs, size_t n, const dw_sim_serve_o
     }
 }
 
-/* Until SIGINT or SIGTERM; SIGHUP reloads. */
-static void wait_signals(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o,
-                         dw_sim_server **srv)
+/* What a SIGHUP reloads. */
+typedef struct reload_job {
+    const dw_sim_device *devs;
+    size_t n;
+    const dw_sim_serve_options *o;
+    dw_sim_server **srv;
+} reload_job;
+
+static void on_hup(void *arg)
 {
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGHUP);
-    for (;;) {
-        int sig = 0;
-        if (sigwait(&sigs, &sig) != 0)
-            continue;
-        if (sig != SIGHUP)
-            return;
-        reload_all(devs, n, o, srv);
-    }
+    reload_job *j = arg;
+    reload_all(j->devs, j->n, j->o, j->srv);
 }
 
 /* Every device's summary, then the verdict of --check over all of them. */
@@ -291,7 +288,8 @@ int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options
         if (control)
             printf("control on http://%s\n", dw_sim_control_address(control));
         fflush(stdout);
-        wait_signals(devs, n, o, srv);
+        reload_job j = {devs, n, o, srv};
+        dw_sim_cli_wait_signals(on_hup, &j);
     }
     dw_sim_control_stop(control); /* before the devices: no call reaches them after */
     for (size_t i = 0; i < n; i++) {
@@ -309,5 +307,174 @@ int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options
     dw_sim_loop_free(loop);
     free(srv);
     free(px);
+    return status;
+}
+
+/* The strings of devs[0..n) are owned by the array. */
+static void devices_free(dw_sim_device *devs, size_t n)
+{
+    for (size_t i = 0; devs && i < n; i++) {
+        free((char *)devs[i].name);
+        free((char *)devs[i].script);
+        free((char *)devs[i].host);
+        free((char *)devs[i].link);
+    }
+    free(devs);
+}
+
+/* A device with copies of its strings (name may be NULL): 0, or -1 when
+ * out of memory. */
+static int device_set(dw_sim_device *d, const char *name, const char *script, size_t script_len,
+                      const char *host, uint16_t port, int transport)
+{
+    d->name = name ? strdup(name) : NULL;
+    d->script = strndup(script, script_len);
+    d->host = strdup(host);
+    d->port = port;
+    d->transport = transport;
+    return (name && !d->name) || !d->script || !d->host ? -1 : 0;
+}
+
+/* "NAME=SCRIPT@HOST:PORT" into d: 0, or -1 when it is not that. */
+static int parse_device(const char *arg, dw_sim_device *d)
+{
+    const char *eq = strchr(arg, '=');
+    const char *at = strrchr(arg, '@');
+    char *host = NULL, *name = NULL;
+    uint16_t port;
+    if (!eq || eq == arg || !at || at < eq + 2 || dw_sim_parse_hostport(at + 1, &host, &port) != 0)
+        return -1;
+    int rc = (name = strndup(arg, (size_t)(eq - arg))) ? 0 : -1;
+    if (rc == 0)
+        rc = device_set(d, name, eq + 1, (size_t)(at - eq - 1), host, port, -1);
+    free(name);
+    free(host);
+    return rc;
+}
+
+/* The devices to serve: --script (unnamed when alone), each --device, each
+ * device of --bench. DW_SIM_EXIT_OK, or the exit status after saying what
+ * is wrong. */
+static int collect_devices(const dw_sim_cli *c, dw_sim_device **devs, size_t *n)
+{
+    dw_sim_bench *bench = NULL;
+    int status = DW_SIM_EXIT_OK;
+    dw_error err;
+    dw_error_clear(&err);
+    if (c->bench && dw_sim_bench_load_file(c->bench, &bench, &err) != DW_OK) {
+        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
+        return DW_SIM_EXIT_USAGE;
+    }
+    size_t total = (c->script ? 1 : 0) + c->ndevices + (bench ? bench->ndevices : 0);
+    if (!(*devs = calloc(total, sizeof **devs)))
+        status = DW_SIM_EXIT_SERVER;
+    char *host = NULL;
+    uint16_t port = 0;
+    if (status == DW_SIM_EXIT_OK && c->script &&
+        dw_sim_parse_hostport(c->listen, &host, &port) != 0) {
+        fprintf(stderr, "%s: --listen %s: expected HOST:PORT\n", prog, c->listen);
+        status = DW_SIM_EXIT_USAGE;
+    }
+    if (status == DW_SIM_EXIT_OK && c->script &&
+        device_set(&(*devs)[(*n)++], total > 1 ? "main" : NULL, c->script, strlen(c->script), host,
+                   port, -1) != 0)
+        status = DW_SIM_EXIT_SERVER;
+    if (status == DW_SIM_EXIT_OK && c->script && c->link && !((*devs)[0].link = strdup(c->link)))
+        status = DW_SIM_EXIT_SERVER;
+    free(host);
+    for (size_t i = 0; status == DW_SIM_EXIT_OK && i < c->ndevices; i++) {
+        if (parse_device(c->devices[i], &(*devs)[(*n)++]) != 0) {
+            fprintf(stderr, "%s: --device %s: expected NAME=SCRIPT@HOST:PORT\n", prog,
+                    c->devices[i]);
+            status = DW_SIM_EXIT_USAGE;
+        }
+    }
+    for (size_t i = 0; status == DW_SIM_EXIT_OK && bench && i < bench->ndevices; i++) {
+        const dw_sim_device_spec *b = &bench->devices[i];
+        if (device_set(&(*devs)[(*n)++], b->name, b->script, strlen(b->script), b->host, b->port,
+                       b->transport) != 0 ||
+            (b->link && !((*devs)[*n - 1].link = strdup(b->link))))
+            status = DW_SIM_EXIT_SERVER;
+        (*devs)[*n - 1].baud = b->baud;
+    }
+    dw_sim_bench_free(bench);
+    for (size_t i = 0; status == DW_SIM_EXIT_OK && i < *n; i++)
+        for (size_t j = 0; (*devs)[i].name && j < i && status == DW_SIM_EXIT_OK; j++)
+            if ((*devs)[j].name && strcmp((*devs)[i].name, (*devs)[j].name) == 0) {
+                fprintf(stderr, "%s: two devices are named \"%s\"\n", prog, (*devs)[i].name);
+                status = DW_SIM_EXIT_USAGE;
+            }
+    return status;
+}
+
+/* Open the transcript, take the signals, serve. */
+static int serve_with_transcript(const dw_sim_device *devs, size_t n, const char *transcript_path,
+                                 dw_sim_serve_options *so)
+{
+    dw_error err;
+    dw_error_clear(&err);
+    if (transcript_path &&
+        dw_sim_transcript_open(transcript_path, &so->transcript, &err) != DW_OK) {
+        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
+        return DW_SIM_EXIT_USAGE;
+    }
+    dw_sim_cli_block_signals();
+    int status = dw_sim_serve(devs, n, so);
+    dw_sim_transcript_close(so->transcript);
+    return status;
+}
+
+/* The options that go with serving, checked before anything is read:
+ * DW_SIM_EXIT_OK, or DW_SIM_EXIT_USAGE after saying what is wrong. */
+static int check_options(const dw_sim_cli *c)
+{
+    if (c->link && (!c->script || !c->link[0])) {
+        fprintf(stderr, "%s: --link %s: %s\n", prog, c->link,
+                c->link[0] ? "goes with --script (in a bench file, write \"link\")"
+                           : "expected a path");
+        return DW_SIM_EXIT_USAGE;
+    }
+    if (!c->script && c->ndevices == 0 && !c->bench) {
+        fprintf(stderr,
+                "%s: --script FILE, --device or --bench is required\n"
+                "Try '%s --help' for more information.\n",
+                prog, prog);
+        return DW_SIM_EXIT_USAGE;
+    }
+    return DW_SIM_EXIT_OK;
+}
+
+int dw_sim_run_serve(const dw_sim_cli *c)
+{
+    int status = check_options(c);
+    if (status != DW_SIM_EXIT_OK)
+        return status;
+    dw_sim_serve_options so = {&c->logger,
+                               NULL,
+                               (size_t)c->max_connections,
+                               c->idle_ms,
+                               c->write_ms,
+                               (size_t)c->max_frame,
+                               (size_t)c->max_buffered,
+                               c->check,
+                               NULL,
+                               0,
+                               NULL,
+                               (size_t)c->journal,
+                               c->seed,
+                               c->have_seed};
+    char *control_host = NULL, *token = NULL;
+    status = dw_sim_cli_control(c, &control_host, &so.control_port, &token);
+    so.control_host = control_host;
+    so.control_token = token;
+    dw_sim_device *devs = NULL;
+    size_t ndevs = 0;
+    if (status == DW_SIM_EXIT_OK)
+        status = collect_devices(c, &devs, &ndevs);
+    if (status == DW_SIM_EXIT_OK)
+        status = serve_with_transcript(devs, ndevs, c->transcript, &so);
+    devices_free(devs, ndevs);
+    free(control_host);
+    free(token);
     return status;
 }

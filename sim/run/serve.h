@@ -13,6 +13,7 @@
 #include <devwire/devwire.h>
 
 #include "observe/transcript.h"
+#include "run/cli.h"
 
 /* One device to serve. Strings are borrowed for the call. */
 typedef struct dw_sim_device {
@@ -51,5 +52,13 @@ typedef struct dw_sim_serve_options {
  * Returns the exit status: 0, 1 (--check failed), 2 (a script does not
  * load), 3 (cannot serve: an address in use). */
 int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o);
+
+/* The serving mode of the command line: the devices of c->script (on
+ * c->listen), c->devices and c->bench, with the options c gives, served
+ * as dw_sim_serve does after blocking the signals. Returns the exit
+ * status, as dw_sim_serve, or 2 for options that do not go together, a
+ * --device that is not NAME=SCRIPT@HOST:PORT, a bench file that does not
+ * load, two devices of one name. */
+int dw_sim_run_serve(const dw_sim_cli *c);
 
 #endif

@@ -1,0 +1,491 @@
+/* devwire-sim's command line and what every mode shares: see cli.h. */
+#include "run/cli.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/net.h"
+#include "device/server.h"
+#include "observe/journal.h"
+
+static const char *prog = DW_SIM_PROG;
+
+/* --max-buffered: at most 1 TiB. */
+#define MAX_BUFFERED_LIMIT (1L << 40)
+
+enum {
+    OPT_LOG = 256,
+    OPT_VALIDATE,
+    OPT_PROBE,
+    OPT_ASK,
+    OPT_TIMEOUT,
+    OPT_MAXCONN,
+    OPT_IDLE,
+    OPT_WRITE_TIMEOUT,
+    OPT_DEVICE,
+    OPT_BENCH,
+    OPT_MAXFRAME,
+    OPT_MAXBUF,
+    OPT_LINK,
+    OPT_CONTROL,
+    OPT_CONTROL_TOKEN,
+    OPT_JOURNAL,
+    OPT_RECORD,
+    OPT_PROXY,
+    OPT_UPSTREAM,
+    OPT_OUT,
+    OPT_AS_STEPS,
+    OPT_KEEP_TIMING,
+    OPT_SEED
+};
+
+/* Its order is getopt's when it names the candidates of an ambiguous
+ * abbreviation. Every entry has its lines in usage_options, and usage names
+ * no other option (tests/test_sim.c checks both). */
+static const struct option longopts[] = {
+    {"script", required_argument, NULL, 's'},
+    {"listen", required_argument, NULL, 'l'},
+    {"transcript", required_argument, NULL, 't'},
+    {"check", no_argument, NULL, 'c'},
+    {"log-level", required_argument, NULL, OPT_LOG},
+    {"validate", required_argument, NULL, OPT_VALIDATE},
+    {"probe", required_argument, NULL, OPT_PROBE},
+    {"ask", required_argument, NULL, OPT_ASK},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"max-connections", required_argument, NULL, OPT_MAXCONN},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE},
+    {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
+    {"device", required_argument, NULL, OPT_DEVICE},
+    {"bench", required_argument, NULL, OPT_BENCH},
+    {"max-frame", required_argument, NULL, OPT_MAXFRAME},
+    {"max-buffered", required_argument, NULL, OPT_MAXBUF},
+    {"link", required_argument, NULL, OPT_LINK},
+    {"control", required_argument, NULL, OPT_CONTROL},
+    {"control-token", required_argument, NULL, OPT_CONTROL_TOKEN},
+    {"journal", required_argument, NULL, OPT_JOURNAL},
+    {"record", no_argument, NULL, OPT_RECORD},
+    {"proxy", no_argument, NULL, OPT_PROXY},
+    {"upstream", required_argument, NULL, OPT_UPSTREAM},
+    {"out", required_argument, NULL, OPT_OUT},
+    {"as-steps", no_argument, NULL, OPT_AS_STEPS},
+    {"keep-timing", no_argument, NULL, OPT_KEEP_TIMING},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+const struct option *dw_sim_cli_options(size_t *n)
+{
+    *n = sizeof longopts / sizeof longopts[0] - 1;
+    return longopts;
+}
+
+static void usage_synopsis(FILE *f)
+{
+    fprintf(
+        f,
+        "Usage: %s --script FILE [--listen HOST:PORT] [--transcript FILE] [--check]\n"
+        "                   [--log-level LEVEL] [--max-connections N] [--idle-timeout MS]\n"
+        "                   [--write-timeout MS]\n"
+        "                   [--max-frame BYTES] [--max-buffered BYTES]\n"
+        "                   [--link PATH]\n"
+        "                   [--control HOST:PORT [--control-token FILE]] [--journal N]\n"
+        "                   [--seed N]\n"
+        "       %s [--device NAME=SCRIPT@HOST:PORT]... [--bench FILE]\n"
+        "                   [--script FILE] [options as above]\n"
+        "       %s --record --upstream HOST:PORT --script BASE --out FILE [--listen HOST:PORT]\n"
+        "                   [--as-steps] [--keep-timing] [--control HOST:PORT]\n"
+        "       %s --proxy --upstream HOST:PORT --script FAULTS [--listen HOST:PORT]\n"
+        "                   [--seed N] [--control HOST:PORT [--control-token FILE]]\n"
+        "       %s --validate FILE\n"
+        "       %s --probe HOST:PORT [--timeout MS]\n"
+        "       %s --ask HOST:PORT --script FILE [--timeout MS] REQUEST\n"
+        "       %s --help | --version\n"
+        "\n"
+        "Serve the simulated device described by a JSON script over TCP, Telnet, UDP\n"
+        "or a serial line (a pseudo-terminal).\n"
+        "\n",
+        prog, prog, prog, prog, prog, prog, prog, prog);
+}
+
+static void usage_options(FILE *f)
+{
+    fputs("  -s, --script FILE      the script to serve\n"
+          "      --device NAME=SCRIPT@HOST:PORT\n"
+          "                         serve SCRIPT as device NAME on HOST:PORT, next to the\n"
+          "                         others; repeatable\n"
+          "      --bench FILE       serve every device listed in FILE, a bench file (a JSON\n"
+          "                         list of each device's name, script and address)\n"
+          "  -l, --listen HOST:PORT address to listen on (default 127.0.0.1:5025; port 0\n"
+          "                         lets the system choose). \"listening on HOST:PORT\" is\n"
+          "                         printed on stdout once connections are accepted.\n"
+          "      --link PATH        a serial script: make PATH a symbolic link to the\n"
+          "                         line's terminal (\"serial on /dev/pts/N\" is printed),\n"
+          "                         removed at exit\n"
+          "  -t, --transcript FILE  write one JSON object per line per event (- = stdout)\n"
+          "  -c, --check            exit 1 if a request was unmatched or a step not reached\n"
+          "      --log-level LEVEL  error, warn (default), info, debug or trace\n"
+          "      --max-connections N  refuse clients above N at once (default 1024)\n"
+          "      --idle-timeout MS  close a connection silent this long (default: never)\n"
+          "      --write-timeout MS drop a client that takes none of its replies this long\n"
+          "                         (default 10000)\n"
+          "      --max-frame BYTES  cap every framing of the script (reloads too) at BYTES,\n"
+          "                         1 to 1073741824; a larger frame closes its connection\n"
+          "      --max-buffered BYTES  bytes buffered across all connections at most\n"
+          "                         (requests being read, replies being written; default\n"
+          "                         268435456); a connection that would pass it is closed\n"
+          "      --control HOST:PORT  serve the HTTP control API there (port 0 lets the\n"
+          "                         system choose; \"control on http://HOST:PORT\" is printed);\n"
+          "                         see docs/control.md\n"
+          "      --control-token FILE  every control request must carry \"Authorization:\n"
+          "                         Bearer TOKEN\" (the file's first line); required to\n"
+          "                         listen beyond loopback\n"
+          "      --journal N        requests kept per device for the control API (default\n"
+          "                         10000)\n",
+          f);
+    fputs("      --record           forward clients to --upstream unchanged and write the\n"
+          "                         conversation to --out as a script at the end\n"
+          "      --proxy            forward clients to --upstream through the faults of\n"
+          "                         the script's rules and \"network\"\n"
+          "      --upstream HOST:PORT  the real device (--record, --proxy)\n"
+          "      --out FILE         --record: the script to write\n"
+          "      --as-steps         --record: write the conversation as steps, in order\n"
+          "      --keep-timing      --record: each answer's median delay as delay_ms\n"
+          "      --seed N           the seed of every random draw: faults, noise, Lua\n"
+          "                         (printed when not given)\n"
+          "      --validate FILE    check a script and exit (0 valid, 2 invalid)\n"
+          "      --probe HOST:PORT  exit 0 if a simulator accepts a connection there\n"
+          "      --ask HOST:PORT    send REQUEST with the script's transport and framing,\n"
+          "                         print the reply payload\n"
+          "      --timeout MS       for --probe and --ask (default 3000)\n"
+          "  -h, --help             show this help\n"
+          "  -V, --version          show the version\n"
+          "\n",
+          f);
+}
+
+void dw_sim_cli_usage(FILE *f)
+{
+    usage_synopsis(f);
+    usage_options(f);
+    fputs("Signals: SIGINT/SIGTERM stop cleanly and print the summary; SIGHUP reloads the\n"
+          "script (a broken script is reported and the old one keeps serving).\n"
+          "\n"
+          "Exit status: 0 success; 1 --check failed, or --probe/--ask got no answer;\n"
+          "2 usage error or invalid script; 3 cannot serve (e.g. address in use).\n",
+          f);
+}
+
+void dw_sim_cli_version(FILE *f)
+{
+    fprintf(f, "%s %s (libdevwire %s)\n", prog, DW_VERSION, dw_version());
+}
+
+static void log_fn(void *user, dw_log_level level, const char *message)
+{
+    (void)user;
+    fprintf(stderr, "%s: %s: %s\n", prog, dw_log_level_name(level), message);
+}
+
+/* A whole decimal number within [lo, hi]: 0, or -1. */
+static int parse_count(const char *text, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* --timeout and --seed: 0, or -1 after saying what is wrong. */
+static int take_time_or_seed(int opt, const char *arg, dw_sim_cli *c)
+{
+    char *end;
+    if (opt == OPT_TIMEOUT) {
+        long v = strtol(arg, &end, 10);
+        if (*end || v <= 0 || v > 3600000) {
+            fprintf(stderr, "%s: --timeout %s: expected milliseconds\n", prog, arg);
+            return -1;
+        }
+        c->timeout_ms = (int)v;
+        return 0;
+    }
+    errno = 0;
+    unsigned long long v = strtoull(arg, &end, 10);
+    if (errno || end == arg || *end || arg[0] == '-') {
+        fprintf(stderr, "%s: --seed %s: expected a number from 0 to %llu\n", prog, arg,
+                (unsigned long long)UINT64_MAX);
+        return -1;
+    }
+    c->seed = v;
+    c->have_seed = 1;
+    return 0;
+}
+
+/* An option with a number (or a level): 0, or -1 after saying what is
+ * wrong. Anything else is an option getopt did not know. */
+static int take_number(int opt, const char *arg, dw_sim_cli *c)
+{
+    long v;
+    switch (opt) {
+    case OPT_LOG:
+        if (dw_log_level_parse(arg, &c->logger.level) == 0)
+            return 0;
+        fprintf(stderr, "%s: --log-level %s: expected error, warn, info, debug or trace\n", prog,
+                arg);
+        return -1;
+    case OPT_TIMEOUT:
+    case OPT_SEED:
+        return take_time_or_seed(opt, arg, c);
+    case OPT_MAXCONN:
+        if (parse_count(arg, 1, 1000000, &c->max_connections) == 0)
+            return 0;
+        fprintf(stderr, "%s: --max-connections %s: expected a number from 1 to 1000000\n", prog,
+                arg);
+        return -1;
+    case OPT_IDLE:
+    case OPT_WRITE_TIMEOUT:
+        if (parse_count(arg, 1, 86400000, &v) != 0) {
+            fprintf(stderr, "%s: %s %s: expected milliseconds (1 to 86400000)\n", prog,
+                    opt == OPT_IDLE ? "--idle-timeout" : "--write-timeout", arg);
+            return -1;
+        }
+        *(opt == OPT_IDLE ? &c->idle_ms : &c->write_ms) = (int)v;
+        return 0;
+    case OPT_JOURNAL:
+        if (parse_count(arg, 1, DW_SIM_JOURNAL_MAX, &c->journal) == 0)
+            return 0;
+        fprintf(stderr, "%s: --journal %s: expected a number from 1 to %d\n", prog, arg,
+                DW_SIM_JOURNAL_MAX);
+        return -1;
+    case OPT_MAXFRAME:
+        if (parse_count(arg, 1, (long)DW_SIM_MAX_FRAME_LIMIT, &c->max_frame) == 0)
+            return 0;
+        fprintf(stderr, "%s: --max-frame %s: expected bytes from 1 to %zu\n", prog, arg,
+                DW_SIM_MAX_FRAME_LIMIT);
+        return -1;
+    case OPT_MAXBUF:
+        if (parse_count(arg, 1, MAX_BUFFERED_LIMIT, &c->max_buffered) == 0)
+            return 0;
+        fprintf(stderr, "%s: --max-buffered %s: expected bytes from 1 to %ld\n", prog, arg,
+                MAX_BUFFERED_LIMIT);
+        return -1;
+    default:
+        fprintf(stderr, "Try '%s --help' for more information.\n", prog);
+        return -1;
+    }
+}
+
+/* The address of the string option opt stores in c, or NULL. */
+static const char **string_of(int opt, dw_sim_cli *c)
+{
+    switch (opt) {
+    case 's':
+        return &c->script;
+    case 'l':
+        return &c->listen;
+    case 't':
+        return &c->transcript;
+    case OPT_VALIDATE:
+        return &c->validate;
+    case OPT_PROBE:
+        return &c->probe;
+    case OPT_ASK:
+        return &c->ask;
+    case OPT_BENCH:
+        return &c->bench;
+    case OPT_LINK:
+        return &c->link;
+    case OPT_CONTROL:
+        return &c->control;
+    case OPT_CONTROL_TOKEN:
+        return &c->control_token;
+    case OPT_UPSTREAM:
+        return &c->upstream;
+    case OPT_OUT:
+        return &c->out;
+    default:
+        return NULL;
+    }
+}
+
+/* The flag option opt sets in c, or NULL. */
+static int *flag_of(int opt, dw_sim_cli *c)
+{
+    switch (opt) {
+    case 'c':
+        return &c->check;
+    case OPT_RECORD:
+        return &c->record;
+    case OPT_PROXY:
+        return &c->proxy;
+    case OPT_AS_STEPS:
+        return &c->as_steps;
+    case OPT_KEEP_TIMING:
+        return &c->keep_timing;
+    default:
+        return NULL;
+    }
+}
+
+/* One option other than --help and --version: 0, or -1 after saying what
+ * is wrong. The last of an option given twice counts. */
+static int take(int opt, const char *arg, dw_sim_cli *c)
+{
+    const char **s = string_of(opt, c);
+    int *flag = flag_of(opt, c);
+    if (s)
+        *s = arg;
+    else if (flag)
+        *flag = 1;
+    else if (opt != OPT_DEVICE)
+        return take_number(opt, arg, c);
+    else if (c->ndevices == DW_SIM_MAX_DEVICES) {
+        fprintf(stderr, "%s: at most %d --device options (use --bench)\n", prog,
+                DW_SIM_MAX_DEVICES);
+        return -1;
+    } else
+        c->devices[c->ndevices++] = arg;
+    return 0;
+}
+
+/* The mode the options ask for, once all are read; the operands
+ * (argv[optind..argc)) only --ask takes. */
+static dw_sim_mode mode_of(dw_sim_cli *c, int argc, char **argv)
+{
+    if (c->validate)
+        return DW_SIM_MODE_VALIDATE;
+    if (c->probe)
+        return DW_SIM_MODE_PROBE;
+    if (c->ask) {
+        if (!c->script || optind != argc - 1) {
+            fprintf(stderr, "%s: --ask needs --script FILE and one REQUEST\n", prog);
+            return DW_SIM_MODE_USAGE_ERROR;
+        }
+        c->request = argv[optind];
+        return DW_SIM_MODE_ASK;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
+        return DW_SIM_MODE_USAGE_ERROR;
+    }
+    if (c->record || c->proxy || c->upstream)
+        return DW_SIM_MODE_PROXY;
+    return DW_SIM_MODE_SERVE;
+}
+
+dw_sim_mode dw_sim_cli_parse(int argc, char **argv, dw_sim_cli *c)
+{
+    memset(c, 0, sizeof *c);
+    c->listen = "127.0.0.1:5025";
+    c->timeout_ms = 3000;
+    c->idle_ms = -1;
+    c->write_ms = 10000;
+    c->max_connections = 1024;
+    c->max_buffered = (long)DW_SIM_MAX_BUFFERED;
+    c->logger = (dw_logger){log_fn, NULL, DW_LOG_WARN};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "s:l:t:chV", longopts, NULL)) != -1) {
+        if (opt == 'h')
+            return DW_SIM_MODE_HELP;
+        if (opt == 'V')
+            return DW_SIM_MODE_VERSION;
+        if (take(opt, optarg, c) != 0)
+            return DW_SIM_MODE_USAGE_ERROR;
+    }
+    return mode_of(c, argc, argv);
+}
+
+dw_sim_script *dw_sim_cli_load(const char *path)
+{
+    dw_sim_script *s = NULL;
+    dw_error err;
+    dw_error_clear(&err);
+    if (dw_sim_script_load_file(path, &s, &err) != DW_OK) {
+        fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
+        return NULL;
+    }
+    return s;
+}
+
+/* The bearer token: the file's first line, without its line end. NULL
+ * after saying why not. */
+static char *read_token(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    if (!f || !fgets(line, sizeof line, f)) {
+        fprintf(stderr, "%s: --control-token %s: %s\n", prog, path,
+                f ? "the file is empty" : strerror(errno));
+        if (f)
+            fclose(f);
+        return NULL;
+    }
+    fclose(f);
+    line[strcspn(line, "\r\n")] = 0;
+    if (!line[0]) {
+        fprintf(stderr, "%s: --control-token %s: the first line is empty\n", prog, path);
+        return NULL;
+    }
+    char *t = strdup(line);
+    if (!t)
+        fprintf(stderr, "%s: out of memory\n", prog);
+    return t;
+}
+
+int dw_sim_cli_control(const dw_sim_cli *c, char **host, uint16_t *port, char **token)
+{
+    *host = *token = NULL;
+    *port = 0;
+    if (c->control_token && !c->control) {
+        fprintf(stderr, "%s: --control-token goes with --control\n", prog);
+        return DW_SIM_EXIT_USAGE;
+    }
+    if (!c->control)
+        return DW_SIM_EXIT_OK;
+    if (dw_sim_parse_hostport(c->control, host, port) != 0) {
+        fprintf(stderr, "%s: --control %s: expected HOST:PORT\n", prog, c->control);
+        return DW_SIM_EXIT_USAGE;
+    }
+    if (c->control_token && !(*token = read_token(c->control_token)))
+        return DW_SIM_EXIT_USAGE;
+    return DW_SIM_EXIT_OK;
+}
+
+/* The signals a run waits for. */
+static void stop_signals(sigset_t *sigs)
+{
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGINT);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGHUP);
+}
+
+void dw_sim_cli_block_signals(void)
+{
+    sigset_t sigs;
+    stop_signals(&sigs);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+void dw_sim_cli_wait_signals(void (*on_hup)(void *arg), void *arg)
+{
+    sigset_t sigs;
+    stop_signals(&sigs);
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            return;
+        if (on_hup)
+            on_hup(arg);
+    }
+}
