@@ -396,7 +396,7 @@ Test(sim, help_names_every_option)
     dw_sim_proc p;
     const char *const help[] = {"--help", NULL};
     cr_assert(eq(int, run(&p, help), 0));
-    const char *text = out_of(&p);
+    const char *text = dw_sim_out_of(&p);
     size_t n = 0;
     const struct option *opts = dw_sim_cli_options(&n);
     cr_assert(n > 0);
