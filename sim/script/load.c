@@ -7,7 +7,7 @@
 #include "script/json_pos.h"
 #include "model/lua.h"
 #include "common/net.h"
-#include "script/script_int.h"
+#include "script/load_int.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

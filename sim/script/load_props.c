@@ -1,7 +1,7 @@
 /* devwire-sim: the loader of "properties" (model/props.h): every key is
  * checked, errors name the place ("sg.json:14:9: properties.freq.min:
  * expected a number"). */
-#include "script/script_int.h"
+#include "script/load_int.h"
 
 #include <math.h>
 #include <stdio.h>
