@@ -273,7 +273,13 @@ typedef struct dw_sim_script {
     int has_on_error;
 } dw_sim_script;
 
-/* Load and check a script. On DW_OK *out is a new script (free with
+/* Freeing parts of a script (script.c), for the loader's failures half-way:
+ * a template's segments (t is left empty), and one chunk of Lua (accepts
+ * NULL). */
+void dw__sim_template_free(dw_sim_template *t);
+void dw__sim_lua_chunk_free(dw_sim_lua_chunk *ch);
+
+/* Load and check a script (the loader, load.c). On DW_OK *out is a new script (free with
  * dw_sim_script_free). On failure *out is NULL, nothing is half-loaded, and
  * err->message reads "FILE:LINE:COL: JSON.PATH: what is wrong"
  * ("sg.json:14:9: rules[2].when: expected string or object"). Returns
@@ -288,6 +294,7 @@ int dw_sim_script_load_file(const char *path, dw_sim_script **out, dw_error *err
  * 1-based, columns count characters. Thread-safe (no global state). */
 int dw_sim_script_load_buffer(const char *name, const char *text, size_t len, dw_sim_script **out,
                               dw_error *err);
+/* Free a script (script.c); accepts NULL. */
 void dw_sim_script_free(dw_sim_script *s);
 
 /* One device of a bench file (--bench): a JSON list of
@@ -308,7 +315,7 @@ typedef struct dw_sim_bench {
     size_t ndevices; /* at least 1 */
 } dw_sim_bench;
 
-/* Load and check a bench file; errors as dw_sim_script_load_file's
+/* Load and check a bench file (load_bench.c); errors as dw_sim_script_load_file's
  * ("bench.json:3:5: [1].lisen: unknown key (did you mean "listen"?)"). The
  * scripts are not loaded here. Free with dw_sim_bench_free (accepts NULL). */
 int dw_sim_bench_load_file(const char *path, dw_sim_bench **out, dw_error *err);
@@ -316,7 +323,7 @@ int dw_sim_bench_load_buffer(const char *name, const char *text, size_t len, dw_
                              dw_error *err);
 void dw_sim_bench_free(dw_sim_bench *b);
 
-/* A marshaller for a framing, its max_frame set (caller frees with
+/* A marshaller for a framing (script.c), its max_frame set (caller frees with
  * dw_marshaller_free); NULL when out of memory. */
 dw_marshaller *dw_sim_framing_marshaller(const dw_sim_framing *f);
 

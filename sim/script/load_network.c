@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "model/netfault.h"
-#include "script/script_int.h"
+#include "script/load_int.h"
 
 #define MAX_MS    3600000u
 #define MAX_BYTES ((uint64_t)1 << 40)

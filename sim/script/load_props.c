@@ -1,7 +1,7 @@
 /* devwire-sim: the loader of "properties" (model/props.h): every key is
  * checked, errors name the place ("sg.json:14:9: properties.freq.min:
  * expected a number"). */
-#include "script/script_int.h"
+#include "script/load_int.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -207,7 +207,7 @@ static int check_access(dw__load *c, const cJSON *v, dw_sim_prop_def *d)
 
 static int check_scpi(dw__load *c, const cJSON *v, dw_sim_prop_def *d)
 {
-    if (dw__load_script(c)->profile != DW_SIM_PROFILE_SCPI)
+    if (c->s->profile != DW_SIM_PROFILE_SCPI)
         return dw__load_fail(c, v, 1, "a SCPI header needs \"profile\": \"scpi\"");
     if (!cJSON_IsString(v))
         return dw__load_fail(c, v, 0, "expected a string");
@@ -227,7 +227,7 @@ static int check_scpi(dw__load *c, const cJSON *v, dw_sim_prop_def *d)
 
 static int check_command(dw__load *c, const cJSON *v, dw_sim_prop_def *d)
 {
-    if (dw__load_script(c)->profile == DW_SIM_PROFILE_SCPI)
+    if (c->s->profile == DW_SIM_PROFILE_SCPI)
         return dw__load_fail(c, v, 1, "not with the SCPI profile (give \"scpi\": a header)");
     if (!cJSON_IsString(v) || !v->valuestring[0])
         return dw__load_fail(c, v, 0, "expected a non-empty string");
@@ -475,7 +475,7 @@ static int ramp_targets(dw__load *c, const cJSON *v, dw_sim_props *p)
 
 int dw__load_properties(dw__load *c, const cJSON *v)
 {
-    dw_sim_script *s = dw__load_script(c);
+    dw_sim_script *s = c->s;
     if (!cJSON_IsObject(v))
         return dw__load_fail(c, v, 0, "expected an object of properties by name");
     if (!(s->props = dw_sim_props_new()))
