@@ -32,7 +32,7 @@
 #include <unistd.h>
 
 #include "device/devctl.h"
-#include "device/server_int.h"
+#include "device/server_serial.h"
 
 #define PACE_MS 10
 
@@ -445,7 +445,7 @@ static void on_closed(uv_handle_t *h)
     free(l);
 }
 
-int dw__sim_serial_open(dw_sim_server *s, const dw_sim_server_options *o, dw_error *err)
+static int serial_open(dw_sim_server *s, const dw_sim_server_options *o, dw_error *err)
 {
     sim_serial *l = calloc(1, sizeof *l);
     if (!l || (o->link && !(l->link = strdup(o->link)))) {
@@ -475,7 +475,7 @@ int dw__sim_serial_open(dw_sim_server *s, const dw_sim_server_options *o, dw_err
     if (rc != DW_OK) {
         free(l->link);
         l->link = NULL; /* not made: nothing to remove */
-        return rc;      /* dw__sim_serial_close (server_close) frees the rest */
+        return rc;      /* serial_close (server_close) frees the rest */
     }
     s->accepted = 1;
     l->id = ++s->next_id;
@@ -486,9 +486,11 @@ int dw__sim_serial_open(dw_sim_server *s, const dw_sim_server_options *o, dw_err
     return DW_OK;
 }
 
-void dw__sim_serial_close(dw_sim_server *s)
+static void serial_close(dw_sim_server *s)
 {
     sim_serial *l = s->serial;
+    if (!l) /* never opened */
+        return;
     s->serial = NULL;
     if (l->link)
         remove_link(l->link, s->addr);
@@ -507,7 +509,7 @@ void dw__sim_serial_close(dw_sim_server *s)
         uv_close((uv_handle_t *)&l->poll, on_closed);
 }
 
-void dw__sim_serial_periodic(dw_sim_server *s, size_t i)
+static void serial_periodic(dw_sim_server *s, size_t i)
 {
     sim_serial *l = s->serial;
     if (l->gen != s->gen && (l->phase != PHASE_IDLE || line_bind(l) != DW_OK))
@@ -534,3 +536,6 @@ int dw_sim_server_serial(const dw_sim_server *s)
 {
     return s->serial != NULL;
 }
+
+const dw_sim_transport_ops dw__sim_serial_transport = {
+    serial_open, serial_close, serial_periodic, NULL, NULL, NULL, NULL};

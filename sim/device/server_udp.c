@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "device/devctl.h"
-#include "device/server_int.h"
+#include "device/server_udp.h"
 
 #define MAX_DATAGRAM ((size_t)65536)
 
@@ -337,10 +337,11 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct 
 
 /* ---- the socket ------------------------------------------------------------------ */
 
-int dw__sim_udp_open(dw_sim_server *s, const char *host, uint16_t port, dw_error *err)
+static int udp_open(dw_sim_server *s, const dw_sim_server_options *o, dw_error *err)
 {
     int fd = -1;
-    int rc = dw_sim_net_bind(host, port, SOCK_DGRAM, 0, &fd, s->addr, &s->port, err);
+    const char *host = o->host ? o->host : "127.0.0.1";
+    int rc = dw_sim_net_bind(host, o->port, SOCK_DGRAM, 0, &fd, s->addr, &s->port, err);
     if (rc != DW_OK)
         return rc;
     sim_udp *u = calloc(1, sizeof *u);
@@ -372,9 +373,11 @@ static void on_sock_closed(uv_handle_t *h)
     free(u);
 }
 
-void dw__sim_udp_close(dw_sim_server *s)
+static void udp_close(dw_sim_server *s)
 {
     sim_udp *u = s->udp;
+    if (!u) /* never opened */
+        return;
     s->udp = NULL;
     while (u->jobs)
         job_end(u->jobs);
@@ -389,7 +392,7 @@ void dw__sim_udp_close(dw_sim_server *s)
     uv_close((uv_handle_t *)&u->sock, on_sock_closed);
 }
 
-void dw__sim_udp_periodic(dw_sim_server *s, size_t i)
+static void udp_periodic(dw_sim_server *s, size_t i)
 {
     sim_udp *u = s->udp;
     for (udp_peer *p = u->peers; p; p = p->next) {
@@ -406,3 +409,6 @@ void dw__sim_udp_periodic(dw_sim_server *s, size_t i)
         send_to(u, p, s->msg.data, s->msg.len);
     }
 }
+
+const dw_sim_transport_ops dw__sim_udp_transport = {udp_open, udp_close, udp_periodic, NULL,
+                                                    NULL,     NULL,      NULL};

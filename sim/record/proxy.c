@@ -25,6 +25,7 @@
 #include "common/loop.h"
 #include "common/net.h"
 #include "record/record.h"
+#include "device/conn.h"
 #include "device/server_int.h"
 
 /* Bytes waiting for a socket above which the leg feeding it stops reading. */
