@@ -29,13 +29,12 @@
 #include "common/memory.h"
 #include "device/conn.h"
 #include "device/devctl.h"
+#include "device/outcome.h"
 
 /* Queued output above which a connection stops reading requests. */
 
 /* Queued output above which a connection stops reading requests. */
 #define WRITE_QUEUE_LIMIT ((size_t)256 * 1024)
-
-typedef enum { PHASE_IDLE, PHASE_DELAY, PHASE_PIECES } conn_phase;
 
 /* One connection. Freed when its three handles are closed. */
 typedef struct sim_conn {
@@ -52,14 +51,12 @@ typedef struct sim_conn {
     dw_decoder *dec;
     dw_telnet *telnet; /* NULL for raw TCP */
     dw_buf payload;
-    dw_buf in;    /* data read but not framed yet (a reply was under way) */
-    size_t in_at; /* how much of `in` is consumed */
-    dw_buf held;  /* periodic messages held back while a reply's pieces go out */
-    dw_sim_outcome out;
-    size_t charged;           /* bytes of --max-buffered this request holds */
-    int held_large;           /* a buffer grew past DW_SIM_KEEP_BYTES once */
-    size_t piece_at, piece_k; /* the reply in pieces: next byte, next size */
-    conn_phase phase;
+    dw_buf in;          /* data read but not framed yet (a reply was under way) */
+    size_t in_at;       /* how much of `in` is consumed */
+    dw_buf held;        /* periodic messages held back while a reply's pieces go out */
+    dw_sim_player play; /* the outcome being carried out (on `timer`) */
+    size_t charged;     /* bytes of --max-buffered this request holds */
+    int held_large;     /* a buffer grew past DW_SIM_KEEP_BYTES once */
     int reading, eof, stalled, closing;
     int in_error; /* the Telnet filter failed: end once the data before it is served */
     uint64_t last_in, last_out; /* loop time of the last input and write progress */
@@ -101,7 +98,7 @@ static void conn_free(sim_conn *c)
     dw_buf_free(&c->payload);
     dw_buf_free(&c->in);
     dw_buf_free(&c->held);
-    dw_sim_outcome_free(&c->out);
+    dw__sim_player_free(&c->play);
     free(c);
     if (held_large) /* give what it held back to the system (memory.h) */
         dw_sim_memory_release();
@@ -110,6 +107,14 @@ static void conn_free(sim_conn *c)
 static void on_handle_closed(uv_handle_t *h)
 {
     sim_conn *c = h->data;
+    if (--c->handles == 0)
+        conn_free(c);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    dw_sim_player *p = h->data; /* the timer is the player's */
+    sim_conn *c = p->owner;
     if (--c->handles == 0)
         conn_free(c);
 }
@@ -134,7 +139,7 @@ static void conn_teardown(sim_conn *c, int reset)
     s->nconns--;
     if (!reset || uv_tcp_close_reset(&c->tcp, on_handle_closed) != 0)
         uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
     uv_close((uv_handle_t *)&c->guard, on_handle_closed);
 }
 
@@ -232,7 +237,7 @@ static void on_guard(uv_timer_t *t)
         conn_teardown(c, 0);
         return;
     }
-    if (c->phase != PHASE_IDLE) /* answering: the silence is ours */
+    if (c->play.phase != DW_SIM_PLAY_IDLE) /* answering: the silence is ours */
         c->last_in = now;
     if (now < c->last_in + (uint64_t)s->idle_timeout_ms) {
         guard_arm(c);
@@ -337,70 +342,21 @@ static int telnet_out(void *user, const uint8_t *p, size_t n)
 
 static void pump(sim_conn *c);
 
-/* The reply is out: record it, let held periodic messages follow, close if
- * the script says so, and read on. */
 /* The request is handled: its bytes leave the budget, and buffers grown by
  * a large frame shrink back (memory.h). */
 static void request_done(sim_conn *c)
 {
+    dw_sim_outcome *o = &c->play.out;
     dw__sim_budget_give_back(c->srv, &c->charged);
-    if (c->payload.cap <= DW_SIM_KEEP_BYTES && c->out.bytes.cap <= DW_SIM_KEEP_BYTES &&
+    if (c->payload.cap <= DW_SIM_KEEP_BYTES && o->bytes.cap <= DW_SIM_KEEP_BYTES &&
         c->in.cap <= DW_SIM_KEEP_BYTES && dw_decoder_buffered(c->dec) <= DW_SIM_KEEP_BYTES)
         return;
     c->held_large = 1;
     dw_buf_shrink(&c->payload, DW_SIM_KEEP_BYTES);
-    dw_buf_clear(&c->out.bytes);
-    dw_buf_shrink(&c->out.bytes, DW_SIM_KEEP_BYTES);
+    dw_buf_clear(&o->bytes);
+    dw_buf_shrink(&o->bytes, DW_SIM_KEEP_BYTES);
     dw_buf_shrink(&c->in, DW_SIM_KEEP_BYTES);
     dw_decoder_shrink(c->dec, DW_SIM_KEEP_BYTES);
-}
-
-static void reply_done(sim_conn *c)
-{
-    dw_sim_outcome *o = &c->out;
-    int garbage = o->fault == DW_SIM_FAULT_GARBAGE;
-    if (o->bytes.len && c->srv->transcript)
-        dw_sim_transcript_event(c->srv->transcript, c->srv->name, c->id, garbage ? "fault" : "out",
-                                o->bytes.data, o->bytes.len, garbage ? "garbage" : o->name, NULL);
-    c->phase = PHASE_IDLE;
-    c->last_in = uv_now(c->tcp.loop);
-    if (c->srv->ctl)
-        dw__sim_ctl_replied(c->srv, o, c->asked_ns);
-    if (c->held.len) {
-        conn_send(c, c->held.data, c->held.len);
-        dw_buf_clear(&c->held);
-    }
-    int close = o->close;
-    request_done(c);
-    if (close)
-        conn_close(c);
-}
-
-static void on_piece_timer(uv_timer_t *t);
-
-/* Write the next pieces of a split reply: all that need no pause. */
-static void next_pieces(sim_conn *c)
-{
-    dw_sim_outcome *o = &c->out;
-    while (!c->closing && c->piece_at < o->bytes.len) {
-        size_t piece = dw__sim_piece(o, c->piece_at, c->piece_k);
-        conn_send(c, o->bytes.data + c->piece_at, piece);
-        c->piece_at += piece;
-        c->piece_k++;
-        if (c->piece_at < o->bytes.len && o->split_delay_ms) {
-            uv_timer_start(&c->timer, on_piece_timer, o->split_delay_ms, 0);
-            return;
-        }
-    }
-    if (!c->closing)
-        reply_done(c);
-}
-
-static void on_piece_timer(uv_timer_t *t)
-{
-    sim_conn *c = t->data;
-    next_pieces(c);
-    pump(c);
 }
 
 /* This connection's next bytes would pass --max-buffered: say so once,
@@ -417,56 +373,66 @@ static void over_budget(sim_conn *c, const char *what, size_t n, size_t refusal)
     conn_close(c);
 }
 
-/* After the delay (if any): the fault, or the bytes. */
-static void act(sim_conn *c)
+static void play_write(dw_sim_player *p, const uint8_t *d, size_t n)
 {
-    dw_sim_outcome *o = &c->out;
-    dw_sim_transcript *tr = c->srv->transcript;
-    c->phase = PHASE_IDLE;
-    size_t refusal = 0;
-    if (o->bytes.len && dw__sim_budget_take(c->srv, &c->charged, o->bytes.len, &refusal) != DW_OK) {
-        over_budget(c, "its reply", o->bytes.len, refusal);
-        return;
-    }
-    switch (o->fault) {
-    case DW_SIM_FAULT_CLOSE:
-    case DW_SIM_FAULT_RESET:
-        dw_sim_transcript_event(tr, c->srv->name, c->id, "fault", NULL, 0,
-                                dw__sim_fault_name(o->fault), NULL);
-        if (o->fault == DW_SIM_FAULT_CLOSE)
-            conn_close(c);
-        else
-            conn_teardown(c, 1);
-        return;
-    case DW_SIM_FAULT_HANG:
-    case DW_SIM_FAULT_DROP:
-        dw_sim_transcript_event(tr, c->srv->name, c->id, "fault", NULL, 0,
-                                dw__sim_fault_name(o->fault), NULL);
-        request_done(c);
-        return;
-    case DW_SIM_FAULT_DUPLICATE: /* the first copy now, the second as the reply */
-        dw_sim_transcript_event(tr, c->srv->name, c->id, "fault", NULL, 0, "duplicate", NULL);
-        conn_send(c, o->bytes.data, o->bytes.len);
-        break;
-    default:
-        break;
-    }
-    if (o->nsplit && o->bytes.len) {
-        c->phase = PHASE_PIECES;
-        c->piece_at = c->piece_k = 0;
-        next_pieces(c);
-        return;
-    }
-    conn_send(c, o->bytes.data, o->bytes.len);
-    reply_done(c);
+    conn_send(p->owner, d, n);
 }
 
-static void on_delay_timer(uv_timer_t *t)
+static void play_end(dw_sim_player *p, int reset)
 {
-    sim_conn *c = t->data;
-    act(c);
-    pump(c);
+    if (reset)
+        conn_teardown(p->owner, 1);
+    else
+        conn_close(p->owner);
 }
+
+static int play_closing(dw_sim_player *p)
+{
+    const sim_conn *c = p->owner;
+    return c->closing;
+}
+
+/* The reply is charged to --max-buffered before it is written. */
+static int play_admit(dw_sim_player *p)
+{
+    sim_conn *c = p->owner;
+    size_t n = p->out.bytes.len, refusal = 0;
+    if (n && dw__sim_budget_take(c->srv, &c->charged, n, &refusal) != DW_OK) {
+        over_budget(c, "its reply", n, refusal);
+        return 1;
+    }
+    return 0;
+}
+
+/* The reply is out: let held periodic messages follow, close if the script
+ * says so, and read on. */
+static void play_done(dw_sim_player *p, int replied)
+{
+    sim_conn *c = p->owner;
+    if (!replied) {
+        request_done(c);
+        return;
+    }
+    c->last_in = uv_now(c->tcp.loop);
+    if (c->srv->ctl)
+        dw__sim_ctl_replied(c->srv, &p->out, c->asked_ns);
+    if (c->held.len) {
+        conn_send(c, c->held.data, c->held.len);
+        dw_buf_clear(&c->held);
+    }
+    int close = p->out.close;
+    request_done(c);
+    if (close)
+        conn_close(c);
+}
+
+static void play_resumed(dw_sim_player *p)
+{
+    pump(p->owner);
+}
+
+static const dw_sim_player_ops tcp_play = {
+    play_write, play_end, play_closing, play_admit, play_done, play_resumed, 0};
 
 /* One complete request in c->payload: decide, then act (now or later). */
 static void handle_request(sim_conn *c)
@@ -478,16 +444,9 @@ static void handle_request(sim_conn *c)
     }
     dw_error err;
     dw_error_clear(&err);
-    dw_sim_outcome *o = &c->out;
-    int rc =
-        dw_sim_engine_handle(c->gen->engine, c->sess, c->payload.data, c->payload.len, o, &err);
-    if (s->ctl) {
-        c->asked_ns = uv_hrtime();
-        dw__sim_ctl_request(s, c->sess, c->id, c->payload.data, c->payload.len, o);
-    }
-    if (s->transcript)
-        dw_sim_transcript_event(s->transcript, s->name, c->id, "in", c->payload.data,
-                                c->payload.len, o->name, NULL);
+    dw_sim_outcome *o = &c->play.out;
+    int rc = dw__sim_decide(&c->play, c->gen, c->sess, c->payload.data, c->payload.len,
+                            &c->asked_ns, &err);
     size_t len = c->payload.len;
     dw_buf_clear(&c->payload);
     if (rc == DW_ENOMEM) {
@@ -506,12 +465,7 @@ static void handle_request(sim_conn *c)
     if (o->source == DW_SIM_BY_UNMATCHED)
         dw__sim_log(s, DW_LOG_INFO, "%s: connection %llu: unmatched request (%zu bytes)", c->peer,
                     (unsigned long long)c->id, len);
-    if (o->delay_ms) {
-        c->phase = PHASE_DELAY;
-        uv_timer_start(&c->timer, on_delay_timer, o->delay_ms, 0);
-        return;
-    }
-    act(c);
+    dw__sim_play(&c->play);
 }
 
 /* ---- reading ------------------------------------------------------------------ */
@@ -537,7 +491,7 @@ static void bad_input(sim_conn *c, int rc, const char *message)
 static size_t serve_bytes(sim_conn *c, const uint8_t *p, size_t n)
 {
     size_t at = 0;
-    while (at < n && !c->closing && c->phase == PHASE_IDLE) {
+    while (at < n && !c->closing && c->play.phase == DW_SIM_PLAY_IDLE) {
         dw_error err;
         dw_error_clear(&err);
         size_t used = 0;
@@ -583,7 +537,7 @@ static void pump(sim_conn *c)
     }
     if (c->closing)
         return;
-    if (c->phase == PHASE_IDLE && c->in.len == 0 && c->eof) {
+    if (c->play.phase == DW_SIM_PLAY_IDLE && c->in.len == 0 && c->eof) {
         end_of_input(c);
         return;
     }
@@ -641,7 +595,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 /* Read while idle, not stalled and not finished. */
 static void update_reading(sim_conn *c)
 {
-    int want = !c->closing && !c->eof && !c->stalled && c->phase == PHASE_IDLE;
+    int want = !c->closing && !c->eof && !c->stalled && c->play.phase == DW_SIM_PLAY_IDLE;
     if (want == c->reading)
         return;
     c->reading = want;
@@ -690,9 +644,12 @@ static void conn_open(dw_sim_server *s, sim_conn *c)
     uv_loop_t *uv = dw_sim_loop_uv(s->loop);
     uv_timer_init(uv, &c->timer);
     uv_timer_init(uv, &c->guard);
-    c->timer.data = c->guard.data = c;
+    c->guard.data = c;
     c->handles = 3;
     c->id = ++s->next_id;
+    dw__sim_player_init(&c->play, &tcp_play, c, s, &c->timer);
+    c->play.id = c->id;
+    c->timer.data = &c->play;
     c->last_in = c->last_out = uv_now(uv);
     c->next = s->conns;
     if (s->conns)
@@ -764,7 +721,7 @@ static void periodic_to(sim_conn *c, size_t i)
     }
     dw_sim_transcript_event(s->transcript, s->name, c->id, "periodic", msg->data, msg->len, NULL,
                             NULL);
-    if (c->phase == PHASE_PIECES) { /* never between a reply's pieces */
+    if (c->play.phase == DW_SIM_PLAY_PIECES) { /* never between a reply's pieces */
         if (dw_buf_append(&c->held, msg->data, msg->len) != DW_OK)
             conn_teardown(c, 0);
         return;
