@@ -72,7 +72,7 @@ static void next_pieces(dw_sim_player *p)
 {
     dw_sim_outcome *o = &p->out;
     while (!closing(p) && p->at < o->bytes.len) {
-        size_t piece = dw__sim_piece(o, p->at, p->k);
+        size_t piece = dw__sim_piece(o, o->bytes.len - p->at, p->k);
         write_bytes(p, o->bytes.data + p->at, piece);
         p->at += piece;
         p->k++;

@@ -98,10 +98,10 @@ int dw__sim_bind(dw_sim_server *s, sim_gen **gen, dw_sim_session **sess)
     return DW_OK;
 }
 
-size_t dw__sim_piece(const dw_sim_outcome *o, size_t at, size_t k)
+size_t dw__sim_piece(const dw_sim_outcome *o, size_t left, size_t k)
 {
     size_t piece = o->split[k < o->nsplit ? k : o->nsplit - 1];
-    return piece == 0 || piece > o->bytes.len - at ? o->bytes.len - at : piece;
+    return piece == 0 || piece > left ? left : piece;
 }
 
 const char *dw__sim_fault_name(dw_sim_fault f)

@@ -92,8 +92,9 @@ void dw__sim_gen_release(dw_sim_server *s, sim_gen *g);
 /* Move *gen / *sess to a fresh session on the generation serving now
  * (after a reload): DW_OK or DW_ENOMEM (then nothing changed). */
 int dw__sim_bind(dw_sim_server *s, sim_gen **gen, dw_sim_session **sess);
-/* The size of the next piece of a split reply: piece k, starting at byte at. */
-size_t dw__sim_piece(const dw_sim_outcome *o, size_t at, size_t k);
+/* The size of piece k of a reply split as o says, `left` bytes still to
+ * write (the last size repeats; 0 or more than is left: all that is left). */
+size_t dw__sim_piece(const dw_sim_outcome *o, size_t left, size_t k);
 /* --max-buffered: charge n more bytes to a connection (*charged), or
  * DW_ELIMIT with *refusal = what all connections would then hold. */
 int dw__sim_budget_take(dw_sim_server *s, size_t *charged, size_t n, size_t *refusal);

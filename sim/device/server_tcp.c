@@ -31,14 +31,10 @@
 #include "device/devctl.h"
 #include "device/outcome.h"
 
-/* Queued output above which a connection stops reading requests. */
-
-/* Queued output above which a connection stops reading requests. */
-#define WRITE_QUEUE_LIMIT ((size_t)256 * 1024)
-
 /* One connection. Freed when its three handles are closed. */
 typedef struct sim_conn {
     uv_tcp_t tcp;
+    dw_sim_wire wire; /* writes to tcp; stalled: the client does not read its replies */
     uv_timer_t timer; /* a reply's delay and the pauses between its pieces */
     uv_timer_t guard; /* idle timeout and write timeout */
     int handles;      /* handles not closed yet */
@@ -57,18 +53,11 @@ typedef struct sim_conn {
     dw_sim_player play; /* the outcome being carried out (on `timer`) */
     size_t charged;     /* bytes of --max-buffered this request holds */
     int held_large;     /* a buffer grew past DW_SIM_KEEP_BYTES once */
-    int reading, eof, stalled, closing;
+    int reading, eof, closing;
     int in_error; /* the Telnet filter failed: end once the data before it is served */
     uint64_t last_in, last_out; /* loop time of the last input and write progress */
     uint64_t asked_ns;          /* uv_hrtime when the request being answered was read */
 } sim_conn;
-
-/* One write that the socket did not take at once; the bytes follow. */
-typedef struct sim_write {
-    uv_write_t req;
-    sim_conn *c;
-    uint8_t data[];
-} sim_write;
 
 /* A fresh session on the generation serving now (the connection starts
  * afresh after a reload); the decoder follows the new request framing, as
@@ -137,18 +126,14 @@ static void conn_teardown(sim_conn *c, int reset)
     if (c->next)
         c->next->prev = c->prev;
     s->nconns--;
-    if (!reset || uv_tcp_close_reset(&c->tcp, on_handle_closed) != 0)
-        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    dw__sim_tcp_close(&c->tcp, reset, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_timer_closed);
     uv_close((uv_handle_t *)&c->guard, on_handle_closed);
 }
 
-static void on_shutdown(uv_shutdown_t *req, int status)
+static void on_shutdown(void *arg)
 {
-    sim_conn *c = req->data;
-    (void)status;
-    free(req);
-    conn_teardown(c, 0);
+    conn_teardown(arg, 0);
 }
 
 static void guard_arm(sim_conn *c);
@@ -164,11 +149,7 @@ static void conn_close(sim_conn *c)
                             c->peer);
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_timer_stop(&c->timer);
-    uv_shutdown_t *req = malloc(sizeof *req);
-    if (req)
-        req->data = c;
-    if (!req || uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
-        free(req);
+    if (dw__sim_shutdown(&c->tcp, on_shutdown, c) != 0) {
         conn_teardown(c, 0);
         return;
     }
@@ -207,7 +188,7 @@ static void guard_arm(sim_conn *c)
 {
     const dw_sim_server *s = c->srv;
     uint64_t now = uv_now(c->tcp.loop), due = UINT64_MAX;
-    if (c->stalled || c->closing) {
+    if (c->wire.stalled || c->closing) {
         if (s->write_timeout_ms >= 0)
             due = c->last_out + (uint64_t)s->write_timeout_ms;
     } else if (s->idle_timeout_ms >= 0) {
@@ -225,7 +206,7 @@ static void on_guard(uv_timer_t *t)
     const dw_sim_server *s = c->srv;
     uint64_t now = uv_now(t->loop);
     unsigned long long id = (unsigned long long)c->id;
-    if (c->stalled || c->closing) {
+    if (c->wire.stalled || c->closing) {
         if (now < c->last_out + (uint64_t)s->write_timeout_ms) {
             guard_arm(c);
             return;
@@ -252,26 +233,44 @@ static void on_guard(uv_timer_t *t)
 
 static void update_reading(sim_conn *c);
 
-static void on_written(uv_write_t *req, int status)
+static int wire_gone(dw_sim_wire *w)
 {
-    sim_write *w = (sim_write *)req;
-    sim_conn *c = w->c;
-    free(w);
-    if (status == UV_ECANCELED || c->closing == 2)
-        return;
-    if (status < 0) {
+    const sim_conn *c = w->owner;
+    return c->closing == 2;
+}
+
+static void wire_failed(dw_sim_wire *w, int status)
+{
+    sim_conn *c = w->owner;
+    if (status != DW_SIM_WIRE_NOMEM) {
         conn_lost(c, status, "writing:");
         return;
     }
-    c->last_out = uv_now(c->tcp.loop);
-    if (c->stalled &&
-        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= WRITE_QUEUE_LIMIT / 2) {
-        c->stalled = 0;
-        c->last_in = c->last_out;
-        guard_arm(c);
-        update_reading(c);
-    }
+    dw__sim_log(c->srv, DW_LOG_ERROR, "%s: connection %llu: out of memory, closing", c->peer,
+                (unsigned long long)c->id);
+    conn_teardown(c, 0);
 }
+
+static void wire_wrote(dw_sim_wire *w)
+{
+    sim_conn *c = w->owner;
+    c->last_out = uv_now(c->tcp.loop);
+}
+
+/* Stalled: stop reading until the client takes its replies (and drop it
+ * after the write timeout); no longer: read on. */
+static void wire_stall(dw_sim_wire *w)
+{
+    sim_conn *c = w->owner;
+    if (w->stalled)
+        c->last_out = uv_now(c->tcp.loop);
+    else
+        c->last_in = c->last_out;
+    guard_arm(c);
+    update_reading(c);
+}
+
+static const dw_sim_wire_ops tcp_wire = {wire_gone, wire_failed, wire_wrote, wire_stall};
 
 /* Write bytes as they are: at once if the socket takes them, else queued. */
 static void conn_write(sim_conn *c, const uint8_t *p, size_t n)
@@ -279,40 +278,7 @@ static void conn_write(sim_conn *c, const uint8_t *p, size_t n)
     if (c->closing || n == 0)
         return;
     c->srv->bytes_out += n;
-    uv_stream_t *st = (uv_stream_t *)&c->tcp;
-    size_t done = 0;
-    if (uv_stream_get_write_queue_size(st) == 0) {
-        ssize_t r = dw__sim_try_send(&c->tcp, p, n);
-        if (r < 0) {
-            conn_lost(c, (int)r, "writing:");
-            return;
-        }
-        done = (size_t)r;
-        if (done == n)
-            return;
-    }
-    sim_write *w = malloc(sizeof *w + (n - done));
-    if (!w) {
-        dw__sim_log(c->srv, DW_LOG_ERROR, "%s: connection %llu: out of memory, closing", c->peer,
-                    (unsigned long long)c->id);
-        conn_teardown(c, 0);
-        return;
-    }
-    w->c = c;
-    memcpy(w->data, p + done, n - done);
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)(n - done));
-    int r = uv_write(&w->req, st, &b, 1, on_written);
-    if (r != 0) {
-        free(w);
-        conn_lost(c, r, "writing:");
-        return;
-    }
-    if (!c->stalled && uv_stream_get_write_queue_size(st) > WRITE_QUEUE_LIMIT) {
-        c->stalled = 1; /* stop reading until the client takes its replies */
-        c->last_out = uv_now(c->tcp.loop);
-        guard_arm(c);
-        update_reading(c);
-    }
+    dw__sim_wire_write(&c->wire, p, n);
 }
 
 /* Write data as the transport wants it (Telnet doubles 0xFF). */
@@ -595,7 +561,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 /* Read while idle, not stalled and not finished. */
 static void update_reading(sim_conn *c)
 {
-    int want = !c->closing && !c->eof && !c->stalled && c->play.phase == DW_SIM_PLAY_IDLE;
+    int want = !c->closing && !c->eof && !c->wire.stalled && c->play.phase == DW_SIM_PLAY_IDLE;
     if (want == c->reading)
         return;
     c->reading = want;
@@ -691,6 +657,7 @@ static void on_connection(uv_stream_t *l, int status)
     }
     c->tcp.data = c;
     c->srv = s;
+    c->wire = (dw_sim_wire){&c->tcp, &tcp_wire, c, 0};
     if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
         uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
         return;
@@ -737,14 +704,7 @@ static int listen_on(dw_sim_server *s, int fd, dw_error *err)
     uv_tcp_init(dw_sim_loop_uv(s->loop), &s->listener);
     s->listener.data = s;
     s->listening = 1;
-    int r = uv_tcp_open(&s->listener, fd);
-    if (r != 0)
-        close(fd); /* not adopted by the handle */
-    else
-        r = uv_listen((uv_stream_t *)&s->listener, 512, on_connection);
-    if (r != 0)
-        return dw_error_set(err, DW_EIO, "listen %s: %s", s->addr, uv_strerror(r));
-    return DW_OK;
+    return dw__sim_listen_fd(&s->listener, fd, on_connection, s->addr, err);
 }
 
 /* The listener's data while its close is pending and it is to listen again

@@ -28,9 +28,6 @@
 #include "device/conn.h"
 #include "device/server_int.h"
 
-/* Bytes waiting for a socket above which the leg feeding it stops reading. */
-#define WRITE_QUEUE_LIMIT ((size_t)256 * 1024)
-
 typedef enum { ITEM_DATA, ITEM_CLOSE, ITEM_RESET, ITEM_END, ITEM_HANG } item_kind;
 
 typedef struct item {
@@ -47,6 +44,7 @@ typedef struct leg {
     pconn *c;
     int dir; /* DW_SIM_DIR_REQUEST: client to device */
     uv_tcp_t *src, *dst;
+    dw_sim_wire wire;  /* writes to dst; stalled: dst does not take what comes */
     uv_timer_t timer;  /* releases the queue */
     dw_telnet *telnet; /* fault proxy over Telnet: terminates Telnet on src */
     dw_decoder *dec;   /* frames, when this direction has rules */
@@ -55,8 +53,8 @@ typedef struct leg {
     dw_sim_outcome out;
     dw_sim_shaper sh;
     item *head, *tail;
-    size_t queued;                          /* bytes in the queue */
-    int reading, eof, ended, stalled, held; /* held: the queue is full */
+    size_t queued;                 /* bytes in the queue */
+    int reading, eof, ended, held; /* held: the queue is full */
 } leg;
 
 struct pconn {
@@ -180,10 +178,8 @@ static void conn_teardown(pconn *c, int reset_down, int reset_up)
     if (c->next)
         c->next->prev = c->prev;
     p->nconns--;
-    if (!reset_down || uv_tcp_close_reset(&c->down, on_closed) != 0)
-        uv_close((uv_handle_t *)&c->down, on_closed);
-    if (!reset_up || !c->connected || uv_tcp_close_reset(&c->up, on_closed) != 0)
-        uv_close((uv_handle_t *)&c->up, on_closed);
+    dw__sim_tcp_close(&c->down, reset_down, on_closed);
+    dw__sim_tcp_close(&c->up, reset_up && c->connected, on_closed);
     uv_close((uv_handle_t *)&c->guard, on_closed);
     for (int d = 0; d < 2; d++)
         uv_close((uv_handle_t *)&c->legs[d].timer, on_leg_timer_closed);
@@ -196,67 +192,36 @@ static void conn_fault(pconn *c, const char *what)
 
 /* ---- writing --------------------------------------------------------------------- */
 
-typedef struct pxwrite {
-    uv_write_t req;
-    leg *l;
-    uint8_t data[];
-} pxwrite;
-
 static void update_reading(leg *l);
 
-static void on_written(uv_write_t *req, int status)
+static int wire_gone(dw_sim_wire *w)
 {
-    pxwrite *w = (pxwrite *)req;
-    leg *l = w->l;
-    free(w);
-    if (status == UV_ECANCELED || l->c->closing)
-        return;
-    if (status < 0) {
-        conn_teardown(l->c, 0, 0);
-        return;
-    }
-    if (l->stalled &&
-        uv_stream_get_write_queue_size((uv_stream_t *)l->dst) <= WRITE_QUEUE_LIMIT / 2) {
-        l->stalled = 0;
-        update_reading(l);
-    }
+    const leg *l = w->owner;
+    return l->c->closing;
 }
+
+static void wire_failed(dw_sim_wire *w, int status)
+{
+    leg *l = w->owner;
+    (void)status;
+    conn_teardown(l->c, 0, 0);
+}
+
+/* The destination stopped (or went back to) taking what comes: stop (or
+ * go on) reading the source. */
+static void wire_stall(dw_sim_wire *w)
+{
+    update_reading(w->owner);
+}
+
+static const dw_sim_wire_ops leg_wire = {wire_gone, wire_failed, NULL, wire_stall};
 
 /* Raw bytes to the leg's destination: at once if the socket takes them. */
 static void raw_write(leg *l, const uint8_t *p, size_t n)
 {
-    pconn *c = l->c;
-    uv_stream_t *st = (uv_stream_t *)l->dst;
-    if (c->closing || n == 0)
+    if (l->c->closing || n == 0)
         return;
-    size_t done = 0;
-    if (uv_stream_get_write_queue_size(st) == 0) {
-        ssize_t r = dw__sim_try_send(l->dst, p, n);
-        if (r < 0) {
-            conn_teardown(c, 0, 0);
-            return;
-        }
-        if ((size_t)r == n)
-            return;
-        done = (size_t)r;
-    }
-    pxwrite *w = malloc(sizeof *w + (n - done));
-    if (!w) {
-        conn_teardown(c, 0, 0);
-        return;
-    }
-    w->l = l;
-    memcpy(w->data, p + done, n - done);
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)(n - done));
-    if (uv_write(&w->req, st, &b, 1, on_written) != 0) {
-        free(w);
-        conn_teardown(c, 0, 0);
-        return;
-    }
-    if (!l->stalled && uv_stream_get_write_queue_size(st) > WRITE_QUEUE_LIMIT) {
-        l->stalled = 1;
-        update_reading(l);
-    }
+    dw__sim_wire_write(&l->wire, p, n);
 }
 
 /* Data bytes out: Telnet doubles 0xFF. */
@@ -275,11 +240,9 @@ static void data_write(leg *l, const uint8_t *p, size_t n)
     raw_write(l, b->data, b->len);
 }
 
-static void on_shutdown(uv_shutdown_t *req, int status)
+static void on_shutdown(void *arg)
 {
-    leg *l = req->data;
-    free(req);
-    (void)status;
+    leg *l = arg;
     pconn *c = l->c;
     if (!c->closing && c->legs[0].ended && c->legs[1].ended)
         conn_teardown(c, 0, 0);
@@ -291,11 +254,7 @@ static void leg_end(leg *l)
     if (l->ended || l->c->closing)
         return;
     l->ended = 1;
-    uv_shutdown_t *req = malloc(sizeof *req);
-    if (req)
-        req->data = l;
-    if (!req || uv_shutdown(req, (uv_stream_t *)l->dst, on_shutdown) != 0) {
-        free(req);
+    if (dw__sim_shutdown(l->dst, on_shutdown, l) != 0) {
         if (l->c->legs[0].ended && l->c->legs[1].ended)
             conn_teardown(l->c, 0, 0);
     }
@@ -335,7 +294,7 @@ static void leg_drain(leg *l)
         }
         free(it);
     }
-    if (l->held && l->queued <= WRITE_QUEUE_LIMIT / 2 && !c->closing) {
+    if (l->held && l->queued <= DW_SIM_WRITE_QUEUE_LIMIT / 2 && !c->closing) {
         l->held = 0;
         update_reading(l);
     }
@@ -406,7 +365,7 @@ static void emit(leg *l, const uint8_t *p, size_t n, unsigned delay_ms)
         conn_teardown(c, 0, 0);
         return;
     }
-    if (!l->held && l->queued > WRITE_QUEUE_LIMIT) { /* a slow line: stop reading */
+    if (!l->held && l->queued > DW_SIM_WRITE_QUEUE_LIMIT) { /* a slow line: stop reading */
         l->held = 1;
         update_reading(l);
     }
@@ -434,9 +393,7 @@ static void emit_split(leg *l, const dw_sim_outcome *o, const uint8_t *p, size_t
     }
     size_t k = 0;
     for (size_t at = 0; at < n; k++) {
-        size_t piece = o->split[k < o->nsplit ? k : o->nsplit - 1];
-        if (piece == 0 || piece > n - at)
-            piece = n - at;
+        size_t piece = dw__sim_piece(o, n - at, k);
         emit(l, p + at, piece, delay_ms);
         at += piece;
         delay_ms += o->split_delay_ms;
@@ -631,7 +588,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 static void update_reading(leg *l)
 {
     pconn *c = l->c;
-    int want = c->connected && !c->closing && !l->eof && !l->stalled && !l->held;
+    int want = c->connected && !c->closing && !l->eof && !l->wire.stalled && !l->held;
     if (want == l->reading)
         return;
     l->reading = want;
@@ -750,6 +707,7 @@ static void conn_start(dw_sim_proxy *p, pconn *c)
         l->dir = d;
         l->src = d == DW_SIM_DIR_REQUEST ? &c->down : &c->up;
         l->dst = d == DW_SIM_DIR_REQUEST ? &c->up : &c->down;
+        l->wire = (dw_sim_wire){l->dst, &leg_wire, l, 0};
         uv_timer_init(uv, &l->timer);
         l->timer.data = l;
         dw_sim_outcome_init(&l->out);
@@ -872,15 +830,9 @@ static void proxy_open(void *arg)
     uv_tcp_init(uv, &p->listener);
     p->listener.data = p;
     p->listening = 1;
-    int r = uv_tcp_open(&p->listener, fd);
-    if (r != 0)
-        close(fd);
-    else
-        r = uv_listen((uv_stream_t *)&p->listener, 512, on_connection);
-    if (r != 0) {
-        a->rc = dw_error_set(a->err, DW_EIO, "listen %s: %s", p->addr, uv_strerror(r));
+    a->rc = dw__sim_listen_fd(&p->listener, fd, on_connection, p->addr, a->err);
+    if (a->rc != DW_OK)
         return;
-    }
     uv_timer_init(uv, &p->sched);
     p->sched.data = p;
     p->sched_open = 1;
