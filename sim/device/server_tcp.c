@@ -11,13 +11,11 @@
  * on the loop thread. */
 #include "device/server_tcp.h"
 
-#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <uv.h>
 
