@@ -1,4 +1,9 @@
-/* devwire-sim's control API, the device's side: see control_dev.h. */
+/* devwire-sim's control API, the device's side: see devctl.h.
+ *
+ * Below the server and its transports: it reaches "disconnect all", "stop
+ * listening" and "listen again" through the transport table the server set
+ * (server_int.h), never by name, and the server and the transports call
+ * its hooks. */
 #include "device/devctl.h"
 
 #include <math.h>
@@ -195,7 +200,7 @@ static void on_relisten(uv_timer_t *t)
     dw_error err;
     dw_error_clear(&err);
     s->ctl->refuse_until = 0;
-    if (dw__sim_listen_resume(s, &err) != DW_OK)
+    if (s->transport->listen_resume(s, &err) != DW_OK)
         dw__sim_log(s, DW_LOG_ERROR, "refuse_connections ended, but: %s", dw_error_message(&err));
     else
         dw__sim_log(s, DW_LOG_INFO, "refuse_connections ended: listening on %s", s->addr);
@@ -210,7 +215,7 @@ static void refuse(dw_sim_server *s, uint64_t ms)
         d->relisten.data = s;
         d->timer_open = 1;
     }
-    dw__sim_listen_pause(s);
+    s->transport->listen_pause(s);
     d->refuse_until = uv_now(uv) + ms;
     uv_timer_start(&d->relisten, on_relisten, ms, 0);
     dw_sim_transcript_event(s->transcript, s->name, 0, "fault", NULL, 0, "refuse_connections",
@@ -232,7 +237,7 @@ int dw_sim_devctl_fault_add(dw_sim_server *s, dw_sim_fault_spec *spec, uint64_t 
         if (spec->kind == DW_SIM_CTL_REFUSE)
             refuse(s, spec->duration_ms);
         else
-            dw__sim_disconnect_all(s);
+            s->transport->disconnect_all(s);
         dw_sim_fault_spec_free(spec);
         return DW_OK;
     }
@@ -384,6 +389,12 @@ static int apply(dw_sim_devctl *d, const ctl_fault *f, dw_sim_session *sess, dw_
         return dw_buf_append(&o->bytes, f->spec.garbage.data, f->spec.garbage.len);
     uint64_t r = next_random(d);
     return dw_buf_append(&o->bytes, &r, sizeof r);
+}
+
+void dw__sim_each_session(dw_sim_server *s, void (*fn)(dw_sim_session *ss, void *arg), void *arg)
+{
+    if (s->transport && s->transport->each_session)
+        s->transport->each_session(s, fn, arg);
 }
 
 void dw__sim_ctl_request(dw_sim_server *s, dw_sim_session *sess, uint64_t conn, const uint8_t *req,

@@ -3,7 +3,7 @@
  * for /metrics) and the hooks the server calls with each request.
  *
  * A device served with --control has a dw_sim_devctl (server->ctl); the
- * server calls the dw__sim_ctl_* hooks on its loop thread, and the control
+ * server and its transports call the dw__sim_ctl_* hooks on its loop thread, and the control
  * API reaches everything here but the journal through dw_sim_loop_call, so
  * nothing needs a lock but the journal (journal.h). */
 #ifndef DW_SIM_CONTROL_DEV_H
@@ -100,6 +100,10 @@ typedef struct dw_sim_devctl_counts {
 void dw_sim_devctl_counts_get(dw_sim_server *s, dw_sim_devctl_counts *c);
 /* Close the loop handles (before the loop stops). */
 void dw_sim_devctl_close(dw_sim_server *s);
+
+/* fn on the session of every open connection on the script serving now
+ * (none for a transport without connections). */
+void dw__sim_each_session(dw_sim_server *s, void (*fn)(dw_sim_session *ss, void *arg), void *arg);
 
 /* Hooks: a request was decided (apply the injected faults to `o`, count it,
  * journal it); its reply went out (asked_ns: when it was read, uv_hrtime);

@@ -1,6 +1,7 @@
-/* devwire-sim's server, internal: what server.c (connections) and
- * server_udp.c (datagrams) share. Everything here is used on the loop
- * thread only. */
+/* devwire-sim's device, internal: the server's state that every file of
+ * device/ (and the control API) reads, the transport table, and the
+ * helpers of server_int.c. Everything here is used on the loop thread
+ * only. */
 #ifndef DW_SIM_SERVER_INT_H
 #define DW_SIM_SERVER_INT_H
 
@@ -19,10 +20,36 @@ typedef struct sim_gen {
     size_t refs;
 } sim_gen;
 
+/* A transport: what the device's life (server.c) and its control side
+ * (devctl.c) do through a table that each transport file fills
+ * (dw__sim_tcp_transport, dw__sim_udp_transport, dw__sim_serial_transport),
+ * so that neither calls a transport by name and no transport calls back up
+ * into them. Everything runs on the loop thread. */
+typedef struct dw_sim_transport_ops {
+    /* Bind (or open the line) for o; the transport's state goes into the
+     * server. On failure `close` still runs (server_close) and frees what
+     * was made. */
+    int (*open)(dw_sim_server *s, const dw_sim_server_options *o, dw_error *err);
+    /* Close everything: connections, peers, pending replies, the socket. */
+    void (*close)(dw_sim_server *s);
+    /* Send periodic message i of the generation serving now to every peer. */
+    void (*periodic)(dw_sim_server *s, size_t i);
+    /* For the control API, NULL when the transport has no connections:
+     * fn on the session of every open connection on the script serving
+     * now; close every connection cleanly now; stop listening (connections
+     * are refused); listen again on the same address (DW_OK, or `err` says
+     * why not). */
+    void (*each_session)(dw_sim_server *s, void (*fn)(dw_sim_session *ss, void *arg), void *arg);
+    void (*disconnect_all)(dw_sim_server *s);
+    void (*listen_pause)(dw_sim_server *s);
+    int (*listen_resume)(dw_sim_server *s, dw_error *err);
+} dw_sim_transport_ops;
+
 struct dw_sim_server {
     char *name; /* the device's name, or NULL when it is the only one */
     dw_sim_loop *loop;
     int own_loop;
+    const dw_sim_transport_ops *transport; /* the script's, set when the server opens */
     uv_tcp_t listener;
     int listening;             /* the listener handle is open */
     struct sim_udp *udp;       /* the datagram socket, for transport "udp" (server_udp.c) */
@@ -55,6 +82,8 @@ struct dw_sim_server {
     dw_buf msg;                   /* a periodic message */
 };
 
+/* ---- server_int.c: the helpers every file of device/ shares -------------- */
+
 /* Log a line, after the device's name when the process serves several. */
 void dw__sim_log(const dw_sim_server *s, dw_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -63,8 +92,9 @@ void dw__sim_gen_release(dw_sim_server *s, sim_gen *g);
 /* Move *gen / *sess to a fresh session on the generation serving now
  * (after a reload): DW_OK or DW_ENOMEM (then nothing changed). */
 int dw__sim_bind(dw_sim_server *s, sim_gen **gen, dw_sim_session **sess);
-/* The size of the next piece of a split reply: piece k, starting at byte at. */
-size_t dw__sim_piece(const dw_sim_outcome *o, size_t at, size_t k);
+/* The size of piece k of a reply split as o says, `left` bytes still to
+ * write (the last size repeats; 0 or more than is left: all that is left). */
+size_t dw__sim_piece(const dw_sim_outcome *o, size_t left, size_t k);
 /* --max-buffered: charge n more bytes to a connection (*charged), or
  * DW_ELIMIT with *refusal = what all connections would then hold. */
 int dw__sim_budget_take(dw_sim_server *s, size_t *charged, size_t n, size_t *refusal);
@@ -74,34 +104,7 @@ void dw__sim_budget_give_back(dw_sim_server *s, size_t *charged);
  * the chunk of Lua that failed on it. */
 void dw__sim_report_limits(dw_sim_server *s, uint64_t id, const char *peer, const dw_sim_outcome *o,
                            size_t request_len);
-/* What the socket takes of p[0..n) now: the bytes taken (maybe 0), or a
- * libuv error. send() rather than uv_try_write's write(): the same bytes on
- * a shorter path through the kernel (the proxy writes this way too). */
-ssize_t dw__sim_try_send(uv_tcp_t *t, const uint8_t *p, size_t n);
-/* The peer's "HOST:PORT" into out[n], or "?". */
-void dw__sim_peer_name(uv_tcp_t *t, char *out, size_t n);
 /* "close", "reset", ... for the transcript. */
 const char *dw__sim_fault_name(dw_sim_fault f);
-
-/* The control API (control_dev.c): close every connection cleanly now; stop
- * listening (connections are refused) and listen again on the same
- * address (DW_OK, or `err` says why not). */
-void dw__sim_disconnect_all(dw_sim_server *s);
-/* fn on the session of every open connection on the script serving now. */
-void dw__sim_each_session(dw_sim_server *s, void (*fn)(dw_sim_session *ss, void *arg), void *arg);
-void dw__sim_listen_pause(dw_sim_server *s);
-int dw__sim_listen_resume(dw_sim_server *s, dw_error *err);
-
-/* Datagrams (server_udp.c): bind and receive on host:port; close (peers,
- * pending replies, the socket); send periodic message i to every peer. */
-int dw__sim_udp_open(dw_sim_server *s, const char *host, uint16_t port, dw_error *err);
-void dw__sim_udp_close(dw_sim_server *s);
-void dw__sim_udp_periodic(dw_sim_server *s, size_t i);
-
-/* A serial line (server_serial.c): open the pseudo-terminal (and the
- * link); close it (the link is removed); send periodic message i. */
-int dw__sim_serial_open(dw_sim_server *s, const dw_sim_server_options *o, dw_error *err);
-void dw__sim_serial_close(dw_sim_server *s);
-void dw__sim_serial_periodic(dw_sim_server *s, size_t i);
 
 #endif

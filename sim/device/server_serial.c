@@ -31,12 +31,10 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "device/devctl.h"
-#include "device/server_int.h"
+#include "device/outcome.h"
+#include "device/server_serial.h"
 
 #define PACE_MS 10
-
-typedef enum { PHASE_IDLE, PHASE_DELAY, PHASE_PIECES } serial_phase;
 
 typedef struct sim_serial {
     uv_poll_t poll;
@@ -56,10 +54,8 @@ typedef struct sim_serial {
     size_t in_at;
     dw_buf out; /* to write to the line */
     size_t out_at;
-    dw_buf held; /* periodic messages held back while a reply's pieces go out */
-    dw_sim_outcome o;
-    serial_phase phase;
-    size_t piece_at, piece_k;
+    dw_buf held;                 /* periodic messages held back while a reply's pieces go out */
+    dw_sim_player play;          /* the outcome being carried out (on `timer`) */
     uint64_t bps;                /* bytes a second; 0 = as fast as the line takes them */
     uint64_t pace_t0, pace_sent; /* since the output queue last started */
     int pacing, blocked, events, failed;
@@ -79,7 +75,7 @@ static void on_poll(uv_poll_t *h, int status, int events);
 
 static void update_poll(sim_serial *l)
 {
-    int want = (l->failed ? 0 : (l->phase == PHASE_IDLE ? UV_READABLE : 0)) |
+    int want = (l->failed ? 0 : (l->play.phase == DW_SIM_PLAY_IDLE ? UV_READABLE : 0)) |
                (l->blocked ? UV_WRITABLE : 0);
     if (want == l->events)
         return;
@@ -163,81 +159,29 @@ static void send_bytes(sim_serial *l, const uint8_t *p, size_t n)
 
 static void pump(sim_serial *l);
 
-static void reply_done(sim_serial *l)
+static void play_write(dw_sim_player *p, const uint8_t *d, size_t n)
 {
-    dw_sim_outcome *o = &l->o;
-    int garbage = o->fault == DW_SIM_FAULT_GARBAGE;
-    if (o->bytes.len)
-        record(l, garbage ? "fault" : "out", o->bytes.data, o->bytes.len,
-               garbage ? "garbage" : o->name, NULL);
-    l->phase = PHASE_IDLE;
-    if (l->held.len) {
+    send_bytes(p->owner, d, n);
+}
+
+/* The reply is out: held periodic messages follow. */
+static void play_done(dw_sim_player *p, int replied)
+{
+    sim_serial *l = p->owner;
+    if (replied && l->held.len) {
         send_bytes(l, l->held.data, l->held.len);
         dw_buf_clear(&l->held);
     }
 }
 
-static void on_piece_timer(uv_timer_t *t);
-
-/* The next pieces of a split reply: all that need no pause. */
-static void next_pieces(sim_serial *l)
+static void play_resumed(dw_sim_player *p)
 {
-    dw_sim_outcome *o = &l->o;
-    while (l->piece_at < o->bytes.len) {
-        size_t piece = dw__sim_piece(o, l->piece_at, l->piece_k);
-        send_bytes(l, o->bytes.data + l->piece_at, piece);
-        l->piece_at += piece;
-        l->piece_k++;
-        if (l->piece_at < o->bytes.len && o->split_delay_ms) {
-            uv_timer_start(&l->timer, on_piece_timer, o->split_delay_ms, 0);
-            return;
-        }
-    }
-    reply_done(l);
+    pump(p->owner);
 }
 
-static void on_piece_timer(uv_timer_t *t)
-{
-    sim_serial *l = t->data;
-    next_pieces(l);
-    pump(l);
-}
-
-/* After the delay (if any): the fault, or the bytes. */
-static void act(sim_serial *l)
-{
-    dw_sim_outcome *o = &l->o;
-    l->phase = PHASE_IDLE;
-    switch (o->fault) {
-    case DW_SIM_FAULT_CLOSE: /* no connection to end: nothing is written */
-    case DW_SIM_FAULT_RESET:
-    case DW_SIM_FAULT_HANG:
-    case DW_SIM_FAULT_DROP:
-        record(l, "fault", NULL, 0, dw__sim_fault_name(o->fault), NULL);
-        return;
-    case DW_SIM_FAULT_DUPLICATE:
-        record(l, "fault", NULL, 0, "duplicate", NULL);
-        send_bytes(l, o->bytes.data, o->bytes.len);
-        break;
-    default:
-        break;
-    }
-    if (o->nsplit && o->bytes.len) {
-        l->phase = PHASE_PIECES;
-        l->piece_at = l->piece_k = 0;
-        next_pieces(l);
-        return;
-    }
-    send_bytes(l, o->bytes.data, o->bytes.len);
-    reply_done(l);
-}
-
-static void on_delay_timer(uv_timer_t *t)
-{
-    sim_serial *l = t->data;
-    act(l);
-    pump(l);
-}
+/* No connection to end: "close" and "reset" answer nothing. */
+static const dw_sim_player_ops serial_play = {play_write, NULL,         NULL, NULL,
+                                              play_done,  play_resumed, 0};
 
 /* A session on the generation serving now; the decoder follows a new
  * request framing (called between frames, so nothing is lost). */
@@ -259,27 +203,18 @@ static void handle_request(sim_serial *l)
     dw_sim_server *s = l->srv;
     dw_error err;
     dw_error_clear(&err);
-    dw_sim_outcome *o = &l->o;
-    int rc =
-        dw_sim_engine_handle(l->gen->engine, l->sess, l->payload.data, l->payload.len, o, &err);
-    if (s->ctl)
-        dw__sim_ctl_request(s, l->sess, l->id, l->payload.data, l->payload.len, o);
-    record(l, "in", l->payload.data, l->payload.len, o->name, NULL);
+    dw_sim_outcome *o = &l->play.out;
+    int rc = dw__sim_decide(&l->play, l->gen, l->sess, l->payload.data, l->payload.len, NULL, &err);
     size_t len = l->payload.len;
     dw_buf_clear(&l->payload);
     if (rc != DW_OK)
         dw__sim_log(s, DW_LOG_ERROR, "%s", dw_error_message(&err));
-    dw__sim_report_limits(s, l->id, s->addr, o, len);
+    dw__sim_report_limits(s, l->play.id, s->addr, o, len);
     if (rc == DW_ENOMEM || o->source == DW_SIM_BY_HUNG)
         return;
     if (o->source == DW_SIM_BY_UNMATCHED)
         dw__sim_log(s, DW_LOG_INFO, "%s: unmatched request (%zu bytes)", s->addr, len);
-    if (o->delay_ms) {
-        l->phase = PHASE_DELAY;
-        uv_timer_start(&l->timer, on_delay_timer, o->delay_ms, 0);
-        return;
-    }
-    act(l);
+    dw__sim_play(&l->play);
 }
 
 /* ---- the line's input ------------------------------------------------------ */
@@ -289,7 +224,7 @@ static void handle_request(sim_serial *l)
  * close, so the device reads on from the next byte. */
 static void pump(sim_serial *l)
 {
-    while (l->in_at < l->in.len && l->phase == PHASE_IDLE) {
+    while (l->in_at < l->in.len && l->play.phase == DW_SIM_PLAY_IDLE) {
         if (l->gen != l->srv->gen && line_bind(l) != DW_OK) {
             dw__sim_log(l->srv, DW_LOG_ERROR, "%s: out of memory", l->srv->addr);
             break;
@@ -429,9 +364,8 @@ static int line_start(sim_serial *l)
     return rc;
 }
 
-static void on_closed(uv_handle_t *h)
+static void line_free(sim_serial *l)
 {
-    sim_serial *l = h->data;
     if (--l->handles)
         return;
     dw_decoder_free(l->dec);
@@ -439,13 +373,24 @@ static void on_closed(uv_handle_t *h)
     dw_buf_free(&l->in);
     dw_buf_free(&l->out);
     dw_buf_free(&l->held);
-    dw_sim_outcome_free(&l->o);
+    dw__sim_player_free(&l->play);
     close(l->master);
     close(l->slave);
     free(l);
 }
 
-int dw__sim_serial_open(dw_sim_server *s, const dw_sim_server_options *o, dw_error *err)
+static void on_closed(uv_handle_t *h)
+{
+    line_free(h->data);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    dw_sim_player *p = h->data; /* the timer is the player's */
+    line_free(p->owner);
+}
+
+static int serial_open(dw_sim_server *s, const dw_sim_server_options *o, dw_error *err)
 {
     sim_serial *l = calloc(1, sizeof *l);
     if (!l || (o->link && !(l->link = strdup(o->link)))) {
@@ -454,13 +399,14 @@ int dw__sim_serial_open(dw_sim_server *s, const dw_sim_server_options *o, dw_err
     }
     l->srv = s;
     l->master = l->slave = -1;
-    dw_sim_outcome_init(&l->o);
     uint32_t baud = o->baud ? o->baud : s->gen->script->baud;
     l->bps = baud / 10; /* 10 bits a byte: start, 8 data, stop */
     uv_loop_t *uv = dw_sim_loop_uv(s->loop);
     uv_timer_init(uv, &l->timer);
     uv_timer_init(uv, &l->pace);
-    l->timer.data = l->pace.data = l;
+    dw__sim_player_init(&l->play, &serial_play, l, s, &l->timer);
+    l->timer.data = &l->play;
+    l->pace.data = l;
     l->handles = 2;
     s->serial = l;
     int rc = open_pty(l, s->addr, sizeof s->addr, err);
@@ -475,10 +421,10 @@ int dw__sim_serial_open(dw_sim_server *s, const dw_sim_server_options *o, dw_err
     if (rc != DW_OK) {
         free(l->link);
         l->link = NULL; /* not made: nothing to remove */
-        return rc;      /* dw__sim_serial_close (server_close) frees the rest */
+        return rc;      /* serial_close (server_close) frees the rest */
     }
     s->accepted = 1;
-    l->id = ++s->next_id;
+    l->id = l->play.id = ++s->next_id;
     record(l, "open", NULL, 0, NULL, s->addr);
     if (line_start(l) != DW_OK)
         return dw_error_set(err, DW_ENOMEM, "%s: out of memory", s->addr);
@@ -486,9 +432,11 @@ int dw__sim_serial_open(dw_sim_server *s, const dw_sim_server_options *o, dw_err
     return DW_OK;
 }
 
-void dw__sim_serial_close(dw_sim_server *s)
+static void serial_close(dw_sim_server *s)
 {
     sim_serial *l = s->serial;
+    if (!l) /* never opened */
+        return;
     s->serial = NULL;
     if (l->link)
         remove_link(l->link, s->addr);
@@ -501,16 +449,16 @@ void dw__sim_serial_close(dw_sim_server *s)
     dw__sim_gen_release(s, l->gen);
     l->sess = NULL;
     l->gen = NULL;
-    uv_close((uv_handle_t *)&l->timer, on_closed);
+    uv_close((uv_handle_t *)&l->timer, on_timer_closed);
     uv_close((uv_handle_t *)&l->pace, on_closed);
     if (l->handles == 3)
         uv_close((uv_handle_t *)&l->poll, on_closed);
 }
 
-void dw__sim_serial_periodic(dw_sim_server *s, size_t i)
+static void serial_periodic(dw_sim_server *s, size_t i)
 {
     sim_serial *l = s->serial;
-    if (l->gen != s->gen && (l->phase != PHASE_IDLE || line_bind(l) != DW_OK))
+    if (l->gen != s->gen && (l->play.phase != DW_SIM_PLAY_IDLE || line_bind(l) != DW_OK))
         return;
     if (dw_sim_session_hung(l->sess))
         return;
@@ -522,7 +470,7 @@ void dw__sim_serial_periodic(dw_sim_server *s, size_t i)
         return;
     }
     record(l, "periodic", s->msg.data, s->msg.len, NULL, NULL);
-    if (l->phase == PHASE_PIECES) { /* never between a reply's pieces */
+    if (l->play.phase == DW_SIM_PLAY_PIECES) { /* never between a reply's pieces */
         if (dw_buf_append(&l->held, s->msg.data, s->msg.len) != DW_OK)
             dw__sim_log(s, DW_LOG_ERROR, "%s: out of memory, message dropped", s->addr);
         return;
@@ -534,3 +482,6 @@ int dw_sim_server_serial(const dw_sim_server *s)
 {
     return s->serial != NULL;
 }
+
+const dw_sim_transport_ops dw__sim_serial_transport = {
+    serial_open, serial_close, serial_periodic, NULL, NULL, NULL, NULL};

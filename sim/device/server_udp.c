@@ -13,8 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "device/devctl.h"
-#include "device/server_int.h"
+#include "device/outcome.h"
+#include "device/server_udp.h"
 
 #define MAX_DATAGRAM ((size_t)65536)
 
@@ -35,8 +35,7 @@ typedef struct udp_job {
     struct udp_job *prev, *next;
     udp_peer *peer;
     sim_gen *gen; /* a reference: the outcome's name and split sizes live in its script */
-    dw_sim_outcome out;
-    size_t at, k; /* next byte, next piece */
+    dw_sim_player play;
 } udp_job;
 
 typedef struct sim_udp {
@@ -45,7 +44,8 @@ typedef struct sim_udp {
     const dw_marshaller *dec_m; /* the marshaller `dec` was made for */
     dw_decoder *dec;
     dw_buf payload;
-    dw_sim_outcome out;
+    dw_sim_player play; /* the request being answered now */
+    udp_peer *asking;   /* its peer */
     udp_peer *peers;
     size_t npeers;
     udp_job *jobs;
@@ -132,8 +132,9 @@ static udp_peer *peer_of(sim_udp *u, const struct sockaddr *sa)
 
 static void on_job_closed(uv_handle_t *h)
 {
-    udp_job *j = h->data;
-    dw_sim_outcome_free(&j->out);
+    dw_sim_player *pl = h->data; /* the timer is the job's player's */
+    udp_job *j = pl->owner;
+    dw__sim_player_free(&j->play);
     dw__sim_gen_release(j->srv, j->gen);
     free(j);
 }
@@ -150,41 +151,34 @@ static void job_end(udp_job *j)
     uv_close((uv_handle_t *)&j->timer, on_job_closed);
 }
 
-/* Send what is due now: the whole reply (twice for "duplicate"), or the
- * next pieces up to a pause. 1 when everything is out. */
-static int send_due(sim_udp *u, udp_peer *p, dw_sim_outcome *o, size_t *at, size_t *k,
-                    uv_timer_t *pause)
+/* Each piece of a reply is a datagram to the peer that asked. */
+static void now_write(dw_sim_player *pl, const uint8_t *d, size_t n)
 {
-    if (!o->nsplit) {
-        if (o->fault == DW_SIM_FAULT_DUPLICATE)
-            send_to(u, p, o->bytes.data, o->bytes.len);
-        send_to(u, p, o->bytes.data, o->bytes.len);
-        *at = o->bytes.len;
-    }
-    while (*at < o->bytes.len) {
-        size_t piece = dw__sim_piece(o, *at, *k);
-        send_to(u, p, o->bytes.data + *at, piece);
-        *at += piece;
-        (*k)++;
-        if (*at < o->bytes.len && o->split_delay_ms && pause) {
-            uv_timer_again(pause);
-            return 0;
-        }
-    }
-    int garbage = o->fault == DW_SIM_FAULT_GARBAGE;
-    if (o->bytes.len)
-        record(u, p, garbage ? "fault" : "out", o->bytes.data, o->bytes.len,
-               garbage ? "garbage" : o->name, NULL);
-    return 1;
+    sim_udp *u = pl->owner;
+    send_to(u, u->asking, d, n);
 }
 
-static void on_job_timer(uv_timer_t *t)
+static void now_done(dw_sim_player *pl, int replied)
 {
-    udp_job *j = t->data;
-    uv_timer_set_repeat(t, j->out.split_delay_ms);
-    if (send_due(j->u, j->peer, &j->out, &j->at, &j->k, t))
-        job_end(j);
+    (void)pl;
+    (void)replied;
 }
+
+static void job_write(dw_sim_player *pl, const uint8_t *d, size_t n)
+{
+    udp_job *j = pl->owner;
+    send_to(j->u, j->peer, d, n);
+}
+
+static void job_done(dw_sim_player *pl, int replied)
+{
+    (void)replied;
+    job_end(pl->owner);
+}
+
+/* No connection to end: "close" and "reset" answer nothing. */
+static const dw_sim_player_ops now_play = {now_write, NULL, NULL, NULL, now_done, NULL, 1};
+static const dw_sim_player_ops job_play = {job_write, NULL, NULL, NULL, job_done, NULL, 1};
 
 /* A reply that must wait: keep it (and its generation) on a timer. */
 static void job_start(sim_udp *u, udp_peer *p, dw_sim_outcome *o)
@@ -199,41 +193,30 @@ static void job_start(sim_udp *u, udp_peer *p, dw_sim_outcome *o)
     j->peer = p;
     j->gen = p->gen;
     j->gen->refs++;
-    j->out = *o; /* the bytes move to the job */
+    dw__sim_player_init(&j->play, &job_play, j, u->srv, &j->timer);
+    j->play.id = p->id;
+    j->play.out = *o; /* the bytes move to the job */
     dw_sim_outcome_init(o);
     uv_timer_init(u->sock.loop, &j->timer);
-    j->timer.data = j;
+    j->timer.data = &j->play;
     j->next = u->jobs;
     if (u->jobs)
         u->jobs->prev = j;
     u->jobs = j;
-    uv_timer_start(&j->timer, on_job_timer, j->out.delay_ms, 0);
+    dw__sim_play_later(&j->play);
 }
 
 /* After the engine decided: nothing, now, or later. */
-static void act(sim_udp *u, udp_peer *p, dw_sim_outcome *o)
+static void act(sim_udp *u, udp_peer *p)
 {
-    switch (o->fault) {
-    case DW_SIM_FAULT_CLOSE:
-    case DW_SIM_FAULT_RESET:
-    case DW_SIM_FAULT_HANG:
-    case DW_SIM_FAULT_DROP:
-        record(u, p, "fault", NULL, 0, dw__sim_fault_name(o->fault), NULL);
-        return;
-    case DW_SIM_FAULT_DUPLICATE:
-        record(u, p, "fault", NULL, 0, "duplicate", NULL);
-        break;
-    default:
-        break;
-    }
-    if (!o->bytes.len)
+    dw_sim_outcome *o = &u->play.out;
+    if (dw__sim_play_fault(&u->play) || !o->bytes.len)
         return;
     if (o->delay_ms || (o->nsplit && o->split_delay_ms)) {
         job_start(u, p, o);
         return;
     }
-    size_t at = 0, k = 0;
-    send_due(u, p, o, &at, &k, NULL);
+    dw__sim_play(&u->play);
 }
 
 static void handle(sim_udp *u, udp_peer *p)
@@ -243,12 +226,10 @@ static void handle(sim_udp *u, udp_peer *p)
         return;
     dw_error err;
     dw_error_clear(&err);
-    dw_sim_outcome *o = &u->out;
-    int rc =
-        dw_sim_engine_handle(p->gen->engine, p->sess, u->payload.data, u->payload.len, o, &err);
-    if (s->ctl)
-        dw__sim_ctl_request(s, p->sess, p->id, u->payload.data, u->payload.len, o);
-    record(u, p, "in", u->payload.data, u->payload.len, o->name, NULL);
+    dw_sim_outcome *o = &u->play.out;
+    u->play.id = p->id;
+    u->asking = p;
+    int rc = dw__sim_decide(&u->play, p->gen, p->sess, u->payload.data, u->payload.len, NULL, &err);
     if (rc != DW_OK)
         dw__sim_log(s, DW_LOG_ERROR, "%s", dw_error_message(&err));
     dw__sim_report_limits(s, p->id, p->name, o, u->payload.len);
@@ -257,7 +238,7 @@ static void handle(sim_udp *u, udp_peer *p)
     if (o->source == DW_SIM_BY_UNMATCHED)
         dw__sim_log(s, DW_LOG_INFO, "%s: connection %llu: unmatched request (%zu bytes)", p->name,
                     (unsigned long long)p->id, u->payload.len);
-    act(u, p, o);
+    act(u, p);
 }
 
 /* ---- receiving ------------------------------------------------------------------ */
@@ -337,10 +318,11 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct 
 
 /* ---- the socket ------------------------------------------------------------------ */
 
-int dw__sim_udp_open(dw_sim_server *s, const char *host, uint16_t port, dw_error *err)
+static int udp_open(dw_sim_server *s, const dw_sim_server_options *o, dw_error *err)
 {
     int fd = -1;
-    int rc = dw_sim_net_bind(host, port, SOCK_DGRAM, 0, &fd, s->addr, &s->port, err);
+    const char *host = o->host ? o->host : "127.0.0.1";
+    int rc = dw_sim_net_bind(host, o->port, SOCK_DGRAM, 0, &fd, s->addr, &s->port, err);
     if (rc != DW_OK)
         return rc;
     sim_udp *u = calloc(1, sizeof *u);
@@ -349,7 +331,7 @@ int dw__sim_udp_open(dw_sim_server *s, const char *host, uint16_t port, dw_error
         return dw_error_set(err, DW_ENOMEM, "out of memory");
     }
     u->srv = s;
-    dw_sim_outcome_init(&u->out);
+    dw__sim_player_init(&u->play, &now_play, u, s, NULL);
     uv_udp_init(dw_sim_loop_uv(s->loop), &u->sock);
     u->sock.data = u;
     s->udp = u;
@@ -368,13 +350,15 @@ static void on_sock_closed(uv_handle_t *h)
     sim_udp *u = h->data;
     dw_decoder_free(u->dec);
     dw_buf_free(&u->payload);
-    dw_sim_outcome_free(&u->out);
+    dw__sim_player_free(&u->play);
     free(u);
 }
 
-void dw__sim_udp_close(dw_sim_server *s)
+static void udp_close(dw_sim_server *s)
 {
     sim_udp *u = s->udp;
+    if (!u) /* never opened */
+        return;
     s->udp = NULL;
     while (u->jobs)
         job_end(u->jobs);
@@ -389,7 +373,7 @@ void dw__sim_udp_close(dw_sim_server *s)
     uv_close((uv_handle_t *)&u->sock, on_sock_closed);
 }
 
-void dw__sim_udp_periodic(dw_sim_server *s, size_t i)
+static void udp_periodic(dw_sim_server *s, size_t i)
 {
     sim_udp *u = s->udp;
     for (udp_peer *p = u->peers; p; p = p->next) {
@@ -406,3 +390,6 @@ void dw__sim_udp_periodic(dw_sim_server *s, size_t i)
         send_to(u, p, s->msg.data, s->msg.len);
     }
 }
+
+const dw_sim_transport_ops dw__sim_udp_transport = {udp_open, udp_close, udp_periodic, NULL,
+                                                    NULL,     NULL,      NULL};
