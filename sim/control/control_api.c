@@ -1,9 +1,7 @@
 /* devwire-sim's control API: the routes (control.h). Each handler reads
  * the request, hands what touches a device to the loop thread in one short
  * call and answers from what that call found. */
-#include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,132 +9,9 @@
 #include "control/control_int.h"
 #include "device/server_int.h"
 
-#define MAX_SEGMENTS  6
-#define MAX_SEGMENT   256
 #define JOURNAL_LIMIT 10000 /* entries in one answer at most */
 #define DEFAULT_LIMIT 100
 #define DEFAULT_WAIT  5000
-
-void dw_sim_http_response_init(dw_sim_http_response *r)
-{
-    memset(r, 0, sizeof *r);
-    r->status = 500;
-    r->content_type = "application/json";
-}
-
-void dw_sim_http_response_free(dw_sim_http_response *r)
-{
-    dw_buf_free(&r->body);
-    dw_sim_http_response_init(r);
-}
-
-void dw__ctl_json(dw_sim_http_response *r, int status, cJSON *body)
-{
-    char *text = body ? cJSON_PrintUnformatted(body) : NULL;
-    cJSON_Delete(body);
-    dw_buf_clear(&r->body);
-    r->content_type = "application/json";
-    if (!text || dw_buf_append_str(&r->body, text) != DW_OK ||
-        dw_buf_append_byte(&r->body, '\n') != DW_OK) {
-        free(text);
-        dw_buf_clear(&r->body);
-        dw_buf_append_str(&r->body, "{\"error\":\"out of memory\",\"where\":\"\"}\n");
-        r->status = 500;
-        return;
-    }
-    free(text);
-    r->status = status;
-}
-
-void dw__ctl_error(dw_sim_http_response *r, int status, const char *where, const char *fmt, ...)
-{
-    char msg[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    cJSON *o = cJSON_CreateObject();
-    if (o && (!cJSON_AddStringToObject(o, "error", msg) ||
-              !cJSON_AddStringToObject(o, "where", where ? where : ""))) {
-        cJSON_Delete(o);
-        o = NULL;
-    }
-    dw__ctl_json(r, status, o);
-}
-
-/* ---- the request's parts --------------------------------------------------- */
-
-static int hex_digit(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Percent-decode p[0..n) into out[size] ('+' is a space when plus): 0, or
- * -1 when too long, malformed or holding a NUL byte. */
-static int decode(const char *p, size_t n, int plus, char *out, size_t size)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)p[i];
-        if (c == '%') {
-            int hi = i + 2 < n + 1 && i + 1 < n ? hex_digit((unsigned char)p[i + 1]) : -1;
-            int lo = hi >= 0 && i + 2 < n ? hex_digit((unsigned char)p[i + 2]) : -1;
-            if (lo < 0)
-                return -1;
-            c = hi << 4 | lo;
-            i += 2;
-        } else if (c == '+' && plus) {
-            c = ' ';
-        }
-        if (c == 0 || o + 1 >= size)
-            return -1;
-        out[o++] = (char)c;
-    }
-    out[o] = 0;
-    return 0;
-}
-
-/* The value of `key` in the query, decoded: 1 found, 0 absent, -1 bad. */
-static int query_get(const char *query, const char *key, char *out, size_t size)
-{
-    size_t klen = strlen(key);
-    for (const char *p = query; p && *p;) {
-        const char *end = strchr(p, '&');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        const char *eq = memchr(p, '=', len);
-        size_t name_len = eq ? (size_t)(eq - p) : len;
-        if (name_len == klen && memcmp(p, key, klen) == 0)
-            return decode(eq ? eq + 1 : p + len, eq ? len - name_len - 1 : 0, 1, out, size) == 0
-                       ? 1
-                       : -1;
-        p = end ? end + 1 : NULL;
-    }
-    return 0;
-}
-
-/* A whole number in [lo, hi] from the query: 1 (set), 0 (absent), or -1
- * after answering 422. */
-static int query_number(const dw_sim_http_request *req, const char *key, long long lo, long long hi,
-                        long long *v, dw_sim_http_response *r)
-{
-    char text[32], where[64];
-    int got = query_get(req->query, key, text, sizeof text);
-    snprintf(where, sizeof where, "query.%s", key);
-    if (got == 0)
-        return 0;
-    char *end = NULL;
-    errno = 0;
-    long long n = got > 0 ? strtoll(text, &end, 10) : 0;
-    if (got < 0 || errno || end == text || *end || n < lo || n > hi) {
-        dw__ctl_error(r, 422, where, "%s: expected a whole number from %lld to %lld", key, lo, hi);
-        return -1;
-    }
-    *v = n;
-    return 1;
-}
 
 /* Split the path into decoded segments: their number, or -1. */
 static int split_path(const char *path, char seg[MAX_SEGMENTS][MAX_SEGMENT])
@@ -147,7 +22,7 @@ static int split_path(const char *path, char seg[MAX_SEGMENTS][MAX_SEGMENT])
     for (const char *p = path + 1; *p;) {
         const char *end = strchr(p, '/');
         size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (n == MAX_SEGMENTS || decode(p, len, 0, seg[n], MAX_SEGMENT) != 0)
+        if (n == MAX_SEGMENTS || dw__ctl_decode(p, len, 0, seg[n], MAX_SEGMENT) != 0)
             return -1;
         n++;
         if (!end)
@@ -159,42 +34,6 @@ static int split_path(const char *path, char seg[MAX_SEGMENTS][MAX_SEGMENT])
     return n;
 }
 
-cJSON *dw__ctl_parse_body(const dw_sim_http_request *req, dw_sim_http_response *r, int required)
-{
-    if (req->body_len == 0 && !required)
-        return cJSON_CreateObject();
-    const char *end = NULL;
-    cJSON *v = req->body_len
-                   ? cJSON_ParseWithLengthOpts((const char *)req->body, req->body_len, &end, 0)
-                   : NULL;
-    if (!v) {
-        size_t at = end ? (size_t)(end - (const char *)req->body) : 0;
-        dw__ctl_error(r, 400, "body", "the body is not JSON%s (at byte %zu)",
-                      req->body_len ? "" : ": it is empty", at);
-        return NULL;
-    }
-    return v;
-}
-
-/* ---- a call on the loop thread ----------------------------------------------- */
-
-typedef struct job {
-    ctl_device *d;
-    const cJSON *in;
-    cJSON *out;
-    int status;
-    char where[128];
-    char error[400];
-    long long num;
-    int flag;
-} job;
-
-static void on_loop(ctl_device *d, void (*fn)(void *), job *j)
-{
-    j->d = d;
-    dw_sim_loop_call(d->server->loop, fn, j);
-}
-
 static const char *transport_name(const dw_sim_script *s)
 {
     static const char *const names[] = {"tcp", "telnet", "udp", "serial"};
@@ -204,7 +43,7 @@ static const char *transport_name(const dw_sim_script *s)
 /* On the loop: the device's summary line for /devices. */
 static void device_info(void *arg)
 {
-    job *j = arg;
+    ctl_job *j = arg;
     dw_sim_server *s = j->d->server;
     const dw_sim_script *script = s->gen->script;
     dw_sim_devctl_counts c;
@@ -231,8 +70,8 @@ static cJSON *device_json(ctl_device *d)
 {
     if (d->proxy)
         return dw__ctl_proxy_json(d);
-    job j = {0};
-    on_loop(d, device_info, &j);
+    ctl_job j = {0};
+    dw__ctl_on_loop(d, device_info, &j);
     return j.out;
 }
 
@@ -253,31 +92,9 @@ static void get_devices(dw_sim_control *c, dw_sim_http_response *r)
 
 /* ---- state ------------------------------------------------------------------- */
 
-/* Bytes as JSON: a string when they are printable text, else {"hex": ...}. */
-static cJSON *bytes_json(const uint8_t *p, size_t n)
-{
-    int text = 1;
-    for (size_t i = 0; i < n; i++)
-        if (p[i] < 0x20 || p[i] >= 0x7f)
-            text = 0;
-    dw_buf b = DW_BUF_INIT;
-    cJSON *v = NULL;
-    if (text) {
-        if (dw_buf_append(&b, p, n) == DW_OK && dw_buf_nul_terminate(&b) == DW_OK)
-            v = cJSON_CreateString(b.data ? (const char *)b.data : "");
-    } else {
-        for (size_t i = 0; i < n && dw_buf_printf(&b, "%02x", p[i]) == DW_OK; i++) {
-        }
-        if (dw_buf_nul_terminate(&b) == DW_OK && (v = cJSON_CreateObject()))
-            cJSON_AddStringToObject(v, "hex", (const char *)b.data);
-    }
-    dw_buf_free(&b);
-    return v;
-}
-
 static void state_get(void *arg)
 {
-    job *j = arg;
+    ctl_job *j = arg;
     dw_sim_server *s = j->d->server;
     const dw_sim_script *script = s->gen->script;
     dw_sim_engine *e = s->gen->engine;
@@ -286,7 +103,7 @@ static void state_get(void *arg)
     dw_buf b = DW_BUF_INIT;
     for (size_t i = 0; vars && i < script->nvars; i++)
         if (dw_sim_engine_var_get(e, NULL, i, &b) == DW_OK)
-            cJSON_AddItemToObject(vars, script->vars[i].name, bytes_json(b.data, b.len));
+            cJSON_AddItemToObject(vars, script->vars[i].name, dw__ctl_bytes_json(b.data, b.len));
     dw_buf_free(&b);
     if (!o)
         return;
@@ -334,7 +151,7 @@ typedef struct patch {
 } patch;
 
 /* A variable's value from JSON field f into *out: 0, or -1 with j set. */
-static int var_value(job *j, const cJSON *f, dw_buf *out)
+static int var_value(ctl_job *j, const cJSON *f, dw_buf *out)
 {
     dw_error err;
     dw_error_clear(&err);
@@ -352,7 +169,7 @@ static int var_value(job *j, const cJSON *f, dw_buf *out)
     return -1;
 }
 
-static int unknown_field(job *j, const dw_sim_script *script, const char *name)
+static int unknown_field(ctl_job *j, const dw_sim_script *script, const char *name)
 {
     size_t nprops = script->props ? dw_sim_props_count(script->props) : 0;
     snprintf(j->error, sizeof j->error,
@@ -365,7 +182,7 @@ static int unknown_field(job *j, const dw_sim_script *script, const char *name)
 
 /* Check every field of the PATCH body into p (nothing is applied unless
  * all are right): 0, or -1 with j->status, where and error set. */
-static int state_check(job *j, const dw_sim_script *script, patch *p)
+static int state_check(ctl_job *j, const dw_sim_script *script, patch *p)
 {
     size_t k = 0;
     for (const cJSON *f = j->in->child; f; f = f->next, k++) {
@@ -387,13 +204,13 @@ static int state_check(job *j, const dw_sim_script *script, patch *p)
 typedef struct prop_set {
     dw_sim_engine *e;
     dw__ctl_prop_patch *props;
-    job *j;
+    ctl_job *j;
 } prop_set;
 
 static void props_in_session(dw_sim_session *ss, void *arg)
 {
     prop_set *v = arg;
-    job *j = v->j;
+    ctl_job *j = v->j;
     if (j->status != 200)
         return;
     int status = dw__ctl_prop_patch_apply(v->props, v->e, ss, j->where, sizeof j->where, j->error,
@@ -404,7 +221,7 @@ static void props_in_session(dw_sim_session *ss, void *arg)
 
 /* The checked patch p, properties first (the only values that can still be
  * refused, and then nothing has changed): j->status 200, or why not. */
-static void state_apply(job *j, dw_sim_server *s, patch *p)
+static void state_apply(ctl_job *j, dw_sim_server *s, patch *p)
 {
     int connection = s->gen->script->scope == DW_SIM_SCOPE_CONNECTION;
     prop_set ps = {s->gen->engine, p->props, j};
@@ -429,7 +246,7 @@ static void state_apply(job *j, dw_sim_server *s, patch *p)
 
 static void state_patch(void *arg)
 {
-    job *j = arg;
+    ctl_job *j = arg;
     dw_sim_server *s = j->d->server;
     const dw_sim_script *script = s->gen->script;
     patch p = {(size_t)cJSON_GetArraySize(j->in), NULL, NULL, NULL};
@@ -450,9 +267,9 @@ static void state_patch(void *arg)
 
 static void state_route(ctl_device *d, const dw_sim_http_request *req, dw_sim_http_response *r)
 {
-    job j = {0};
+    ctl_job j = {0};
     if (strcmp(req->method, "GET") == 0) {
-        on_loop(d, state_get, &j);
+        dw__ctl_on_loop(d, state_get, &j);
         dw__ctl_json(r, 200, j.out);
         return;
     }
@@ -464,7 +281,7 @@ static void state_route(ctl_device *d, const dw_sim_http_request *req, dw_sim_ht
                       "expected an object of variables and properties and their values");
     } else {
         j.in = body;
-        on_loop(d, state_patch, &j);
+        dw__ctl_on_loop(d, state_patch, &j);
         if (j.status == 200)
             dw__ctl_json(r, 200, j.out);
         else
@@ -485,7 +302,7 @@ static void reset_session(dw_sim_session *ss, void *arg)
 
 static void device_reset(void *arg)
 {
-    job *j = arg;
+    ctl_job *j = arg;
     dw_sim_server *s = j->d->server;
     int keep = j->flag;
     dw_sim_engine_reset(s->gen->engine, keep);
@@ -510,9 +327,9 @@ static void reset_route(ctl_device *d, const dw_sim_http_request *req, dw_sim_ht
                       keep ? "keep_counters: expected true or false"
                            : "expected {} or {\"keep_counters\": true}");
     } else {
-        job j = {0};
+        ctl_job j = {0};
         j.flag = cJSON_IsTrue(keep);
-        on_loop(d, device_reset, &j);
+        dw__ctl_on_loop(d, device_reset, &j);
         cJSON *o = cJSON_CreateObject();
         if (o)
             cJSON_AddBoolToObject(o, "reset", 1);
@@ -524,8 +341,8 @@ static void reset_route(ctl_device *d, const dw_sim_http_request *req, dw_sim_ht
 /* ---- faults -------------------------------------------------------------------- */
 
 /* A whole number field in [lo, hi]: 1 set, 0 absent, -1 wrong (j filled). */
-static int field_number(job *j, const cJSON *body, const char *key, double lo, double hi, int whole,
-                        double *v)
+static int field_number(ctl_job *j, const cJSON *body, const char *key, double lo, double hi,
+                        int whole, double *v)
 {
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(body, key);
     if (!f)
@@ -541,7 +358,7 @@ static int field_number(job *j, const cJSON *body, const char *key, double lo, d
     return 1;
 }
 
-static int fault_check_keys(job *j, const cJSON *body)
+static int fault_check_keys(ctl_job *j, const cJSON *body)
 {
     static const char *const known[] = {"kind",        "match",    "count",  "duration_ms",
                                         "probability", "delay_ms", "garbage"};
@@ -562,7 +379,7 @@ static int fault_check_keys(job *j, const cJSON *body)
 }
 
 /* The body of POST .../faults into f: 0, or -1 with j->where and j->error. */
-static int fault_parse(job *j, const cJSON *body, dw_sim_fault_spec *f)
+static int fault_parse(ctl_job *j, const cJSON *body, dw_sim_fault_spec *f)
 {
     if (!cJSON_IsObject(body))
         return snprintf(j->where, sizeof j->where, "body"),
@@ -610,7 +427,7 @@ static int fault_parse(job *j, const cJSON *body, dw_sim_fault_spec *f)
 
 static void fault_add(void *arg)
 {
-    job *j = arg;
+    ctl_job *j = arg;
     dw_sim_fault_spec *f = (dw_sim_fault_spec *)(void *)j->out; /* passed through */
     j->out = NULL;
     dw_error err;
@@ -628,13 +445,13 @@ static void fault_add(void *arg)
 
 static void faults_list(void *arg)
 {
-    job *j = arg;
+    ctl_job *j = arg;
     j->out = dw_sim_devctl_faults_json(j->d->server);
 }
 
 static void fault_remove(void *arg)
 {
-    job *j = arg;
+    ctl_job *j = arg;
     if (j->flag) {
         dw_sim_devctl_faults_clear(j->d->server);
         j->status = 200;
@@ -648,7 +465,7 @@ static void fault_post(ctl_device *d, const dw_sim_http_request *req, dw_sim_htt
     cJSON *body = dw__ctl_parse_body(req, r, 1);
     if (!body)
         return;
-    job j = {0};
+    ctl_job j = {0};
     dw_sim_fault_spec f;
     dw_sim_fault_spec_init(&f);
     if (fault_parse(&j, body, &f) != 0) {
@@ -656,7 +473,7 @@ static void fault_post(ctl_device *d, const dw_sim_http_request *req, dw_sim_htt
     } else {
         const char *kind = dw_sim_ctl_fault_name(f.kind);
         j.out = (cJSON *)(void *)&f;
-        on_loop(d, fault_add, &j);
+        dw__ctl_on_loop(d, fault_add, &j);
         if (j.status != 201) {
             dw__ctl_error(r, j.status, j.where, "%s", j.error);
         } else {
@@ -675,9 +492,9 @@ static void fault_post(ctl_device *d, const dw_sim_http_request *req, dw_sim_htt
 static void faults_route(ctl_device *d, const char *id, const dw_sim_http_request *req,
                          dw_sim_http_response *r)
 {
-    job j = {0};
+    ctl_job j = {0};
     if (strcmp(req->method, "GET") == 0 && !id) {
-        on_loop(d, faults_list, &j);
+        dw__ctl_on_loop(d, faults_list, &j);
         dw__ctl_json(r, 200, j.out);
         return;
     }
@@ -692,7 +509,7 @@ static void faults_route(ctl_device *d, const char *id, const dw_sim_http_reques
         dw__ctl_error(r, 404, "path", "no fault \"%s\" on device %s", id, d->name);
         return;
     }
-    on_loop(d, fault_remove, &j);
+    dw__ctl_on_loop(d, fault_remove, &j);
     if (j.status == 404) {
         dw__ctl_error(r, 404, "path", "no fault %lld on device %s", j.num, d->name);
         return;
@@ -708,9 +525,9 @@ static void faults_route(ctl_device *d, const char *id, const dw_sim_http_reques
 static void journal_get(ctl_device *d, const dw_sim_http_request *req, dw_sim_http_response *r)
 {
     long long since = 1, limit = DEFAULT_LIMIT, tail = 0;
-    if (query_number(req, "since", 0, (long long)1 << 53, &since, r) < 0 ||
-        query_number(req, "limit", 1, JOURNAL_LIMIT, &limit, r) < 0 ||
-        query_number(req, "tail", 1, JOURNAL_LIMIT, &tail, r) < 0)
+    if (dw__ctl_query_number(req, "since", 0, (long long)1 << 53, &since, r) < 0 ||
+        dw__ctl_query_number(req, "limit", 1, JOURNAL_LIMIT, &limit, r) < 0 ||
+        dw__ctl_query_number(req, "tail", 1, JOURNAL_LIMIT, &tail, r) < 0)
         return;
     dw_sim_journal *jn = dw_sim_devctl_journal(d->dev);
     if (tail) { /* the last `tail` entries */
@@ -766,7 +583,7 @@ static int query_pattern(const dw_sim_http_request *req, dw_sim_pattern *p, dw_s
     char text[MAX_SEGMENT * 4], where[32];
     memset(p, 0, sizeof *p);
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
-        int got = query_get(req->query, keys[k], text, sizeof text);
+        int got = dw__ctl_query_get(req->query, keys[k], text, sizeof text);
         snprintf(where, sizeof where, "query.%s", keys[k]);
         if (got < 0) {
             dw__ctl_error(r, 422, where, "%s: badly encoded or too long", keys[k]);
@@ -790,8 +607,8 @@ static void journal_wait(dw_sim_control *c, ctl_device *d, const dw_sim_http_req
 {
     long long since = 1,
               timeout = DEFAULT_WAIT < c->o.max_wait_ms ? DEFAULT_WAIT : c->o.max_wait_ms;
-    if (query_number(req, "since", 0, (long long)1 << 53, &since, r) < 0 ||
-        query_number(req, "timeout_ms", 0, c->o.max_wait_ms, &timeout, r) < 0)
+    if (dw__ctl_query_number(req, "since", 0, (long long)1 << 53, &since, r) < 0 ||
+        dw__ctl_query_number(req, "timeout_ms", 0, c->o.max_wait_ms, &timeout, r) < 0)
         return;
     dw_sim_pattern p;
     if (query_pattern(req, &p, r) != 0)
@@ -937,24 +754,6 @@ static char *rule_text(const char *name, void *arg)
 
 /* ---- routing ------------------------------------------------------------------------- */
 
-static void not_allowed(dw_sim_http_response *r, const char *method, const char *path,
-                        const char *allow)
-{
-    dw__ctl_error(r, 405, "method", "%s %s: method not allowed (allowed: %s)", method, path, allow);
-    r->allow = allow;
-}
-
-/* 1 when the request's method is one of `allow` ("GET, PATCH"); else 405. */
-int dw__ctl_allowed(const dw_sim_http_request *req, dw_sim_http_response *r, const char *allow)
-{
-    size_t n = strlen(req->method);
-    for (const char *p = allow; n && (p = strstr(p, req->method)); p += n)
-        if ((p == allow || p[-1] == ' ') && (p[n] == 0 || p[n] == ','))
-            return 1;
-    not_allowed(r, req->method, req->path, allow);
-    return 0;
-}
-
 static ctl_device *find_device(dw_sim_control *c, const char *name)
 {
     for (size_t i = 0; i < c->n; i++)
@@ -1014,7 +813,7 @@ static int authorized(const dw_sim_control *c, const dw_sim_http_request *req)
     const char *given = NULL;
     if (header && strncmp(header, scheme, sizeof scheme - 1) == 0)
         given = header + sizeof scheme - 1;
-    else if (query_get(req->query, "access_token", query, sizeof query) == 1)
+    else if (dw__ctl_query_get(req->query, "access_token", query, sizeof query) == 1)
         given = query;
     if (!given)
         return 0;

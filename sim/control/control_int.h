@@ -1,5 +1,6 @@
-/* devwire-sim's control API, internal: what control.c (the HTTP server),
- * control_api.c (the routes), control_verify.c and control_page.c share. */
+/* devwire-sim's control API, internal: what control_http.c (the HTTP
+ * server), control_api.c (the routes), the resources and control_reply.c
+ * (what they all share, below them) hold in common. */
 #ifndef DW_SIM_CONTROL_INT_H
 #define DW_SIM_CONTROL_INT_H
 
@@ -21,6 +22,11 @@ typedef struct ctl_device {
     cJSON *faults; /* the proxy's faults added here, under fault_lock */
 } ctl_device;
 
+/* A request's path has at most MAX_SEGMENTS segments of MAX_SEGMENT bytes
+ * each, decoded. */
+#define MAX_SEGMENTS 6
+#define MAX_SEGMENT  256
+
 struct dw_sim_control {
     dw_sim_control_options o; /* host and token point at the copies below */
     char *host, *token;
@@ -32,11 +38,48 @@ struct dw_sim_control {
     pthread_mutex_t fault_lock;
 };
 
+/* ---- control_reply.c: below every resource ---- */
+
 /* Answer with a JSON body (taken; NULL means out of memory: a 500). */
 void dw__ctl_json(dw_sim_http_response *r, int status, cJSON *body);
 /* Answer {"error": MESSAGE, "where": WHERE}. */
 void dw__ctl_error(dw_sim_http_response *r, int status, const char *where, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Bytes as JSON: a string when they are printable text, else {"hex": ...};
+ * NULL when out of memory. */
+cJSON *dw__ctl_bytes_json(const uint8_t *p, size_t n);
+/* Percent-decode p[0..n) into out[size] ('+' is a space when plus): 0, or
+ * -1 when too long, malformed or holding a NUL byte. */
+int dw__ctl_decode(const char *p, size_t n, int plus, char *out, size_t size);
+/* The value of `key` in the query, decoded: 1 found, 0 absent, -1 bad. */
+int dw__ctl_query_get(const char *query, const char *key, char *out, size_t size);
+/* A whole number in [lo, hi] from the query: 1 (set), 0 (absent), or -1
+ * after answering 422. */
+int dw__ctl_query_number(const dw_sim_http_request *req, const char *key, long long lo,
+                         long long hi, long long *v, dw_sim_http_response *r);
+/* The request's body as JSON (an empty one is {} unless required), or NULL
+ * after answering 400. */
+cJSON *dw__ctl_parse_body(const dw_sim_http_request *req, dw_sim_http_response *r, int required);
+/* 1 when the request's method is one of `allow` ("GET, PATCH"); else 405. */
+int dw__ctl_allowed(const dw_sim_http_request *req, dw_sim_http_response *r, const char *allow);
+
+/* A call on a device's loop thread: what goes in, what comes out, and on a
+ * refusal the status, where and why. */
+typedef struct ctl_job {
+    ctl_device *d;
+    const cJSON *in;
+    cJSON *out;
+    int status;
+    char where[128];
+    char error[400];
+    long long num;
+    int flag;
+} ctl_job;
+/* Run fn(j) on d's loop thread (j->d set to d), and wait for it. */
+void dw__ctl_on_loop(ctl_device *d, void (*fn)(void *), ctl_job *j);
+
+/* ---- the resources ---- */
+
 /* The "when" (or "expect") as written of the rule or step named `name`, a
  * copy the caller frees, or NULL. */
 typedef char *(*dw__ctl_rule_text)(const char *name, void *arg);
@@ -63,11 +106,6 @@ void dw__ctl_prop_patch_free(dw__ctl_prop_patch *p);
 int dw__ctl_prop_patch_add(dw__ctl_prop_patch *p, const cJSON *f, char *error, size_t n);
 int dw__ctl_prop_patch_apply(dw__ctl_prop_patch *p, dw_sim_engine *e, dw_sim_session *ss,
                              char *where, size_t wn, char *error, size_t en);
-/* The request's body as JSON (an empty one is {} unless required), or NULL
- * after answering 400. */
-cJSON *dw__ctl_parse_body(const dw_sim_http_request *req, dw_sim_http_response *r, int required);
-/* 1 when the request's method is one of `allow` ("GET, PATCH"); else 405. */
-int dw__ctl_allowed(const dw_sim_http_request *req, dw_sim_http_response *r, const char *allow);
 /* A proxy device's routes (control_proxy.c): /devices/NAME[/...] with
  * seg[0..n), and POST /record/stop. */
 void dw__ctl_proxy_route(dw_sim_control *c, ctl_device *d, char seg[][256], int n,
