@@ -1,6 +1,13 @@
-/* devwire-sim's control API, internal: what control_http.c (the HTTP
- * server), control_api.c (the routes), the resources and control_reply.c
- * (what they all share, below them) hold in common. */
+/* devwire-sim's control API, internal. Its files, top to bottom (each
+ * calls only the ones below it):
+ *
+ *   control_http.c      the control's life, the HTTP server, the token
+ *   control_routes.c    the route table: method and target to a resource
+ *   control_<resource>.c  one resource each (page, health, metrics,
+ *                       devices, record, state, reset, faults, journal,
+ *                       verify, script, proxy); none calls another
+ *   control_reply.c     what every resource shares: the request's parts,
+ *                       the reply, a call on a device's loop */
 #ifndef DW_SIM_CONTROL_INT_H
 #define DW_SIM_CONTROL_INT_H
 
@@ -37,6 +44,20 @@ struct dw_sim_control {
     int stopped;
     pthread_mutex_t fault_lock;
 };
+
+/* One request on its way to a resource: the device its path names (NULL
+ * for /health, /devices...), and for .../faults/ID the ID. */
+typedef struct ctl_call {
+    dw_sim_control *c;
+    ctl_device *d;
+    const char *id;
+    const dw_sim_http_request *req;
+    dw_sim_http_response *r;
+} ctl_call;
+
+/* A resource's handler, for the methods its route allows: it answers in
+ * call->r, whatever happens. */
+typedef void (*ctl_handler)(const ctl_call *call);
 
 /* ---- control_reply.c: below every resource ---- */
 
@@ -78,19 +99,33 @@ typedef struct ctl_job {
 /* Run fn(j) on d's loop thread (j->d set to d), and wait for it. */
 void dw__ctl_on_loop(ctl_device *d, void (*fn)(void *), ctl_job *j);
 
-/* ---- the resources ---- */
+/* ---- control_routes.c ---- */
 
-/* The "when" (or "expect") as written of the rule or step named `name`, a
- * copy the caller frees, or NULL. */
-typedef char *(*dw__ctl_rule_text)(const char *name, void *arg);
-/* POST .../verify on the device's journal (control_verify.c); rule_text
- * gives what a rule's near misses are measured against. */
-void dw__ctl_verify(dw_sim_journal *j, const cJSON *body, dw__ctl_rule_text rule_text, void *arg,
-                    dw_sim_http_response *r);
+/* Find the request's resource and call it; a 404 or 405 when there is
+ * none. The token and the body's size were checked. */
+void dw__ctl_route(dw_sim_control *c, const dw_sim_http_request *req, dw_sim_http_response *r);
+
+/* ---- the resources: a file and a row of the route table each ---- */
+
+void dw__ctl_page_get(const ctl_call *call);     /* GET / (control_page.c) */
+void dw__ctl_health_get(const ctl_call *call);   /* GET /health */
+void dw__ctl_metrics_get(const ctl_call *call);  /* GET /metrics */
+void dw__ctl_devices_get(const ctl_call *call);  /* GET /devices (control_devices.c) */
+void dw__ctl_device_get(const ctl_call *call);   /* GET /devices/NAME, a server or a proxy */
+void dw__ctl_record_stop(const ctl_call *call);  /* POST /record/stop (control_record.c) */
+void dw__ctl_state(const ctl_call *call);        /* GET, PATCH /devices/NAME/state */
+void dw__ctl_reset_post(const ctl_call *call);   /* POST /devices/NAME/reset */
+void dw__ctl_faults(const ctl_call *call);       /* GET, POST, DELETE a server's .../faults[/ID] */
+void dw__ctl_journal_get(const ctl_call *call);  /* GET .../journal (control_journal.c) */
+void dw__ctl_journal_wait(const ctl_call *call); /* GET .../journal/wait */
+void dw__ctl_verify_post(const ctl_call *call);  /* POST .../verify (control_verify.c) */
+void dw__ctl_script_put(const ctl_call *call);   /* PUT .../script (control_script.c) */
+void dw__ctl_proxy_faults(const ctl_call *call); /* a proxy's .../faults[/ID] (control_proxy.c) */
+
 /* The typed properties of the device's shared state, as "properties" in
  * `state` (nothing when the script has none): numbers, booleans, an enum's
  * short form, strings; a ramp where the engine's clock puts it. DW_OK or
- * DW_ENOMEM. On the loop thread (control_props.c). */
+ * DW_ENOMEM. On the loop thread (control_props.c, the state's helper). */
 int dw__ctl_props_add(dw_sim_engine *e, const dw_sim_script *s, cJSON *state);
 /* A PATCH's properties, checked then applied all or nothing
  * (control_props.c): _new for at most `max` fields (NULL when out of
@@ -106,15 +141,5 @@ void dw__ctl_prop_patch_free(dw__ctl_prop_patch *p);
 int dw__ctl_prop_patch_add(dw__ctl_prop_patch *p, const cJSON *f, char *error, size_t n);
 int dw__ctl_prop_patch_apply(dw__ctl_prop_patch *p, dw_sim_engine *e, dw_sim_session *ss,
                              char *where, size_t wn, char *error, size_t en);
-/* A proxy device's routes (control_proxy.c): /devices/NAME[/...] with
- * seg[0..n), and POST /record/stop. */
-void dw__ctl_proxy_route(dw_sim_control *c, ctl_device *d, char seg[][256], int n,
-                         const dw_sim_http_request *req, dw_sim_http_response *r);
-void dw__ctl_record_stop(dw_sim_control *c, const dw_sim_http_request *req,
-                         dw_sim_http_response *r);
-/* The proxy's summary for /devices. */
-cJSON *dw__ctl_proxy_json(ctl_device *d);
-/* GET /: the status page (control_page.c). */
-void dw__ctl_page(dw_sim_http_response *r);
 
 #endif
