@@ -122,24 +122,4 @@ void dw__ctl_verify_post(const ctl_call *call);  /* POST .../verify (control_ver
 void dw__ctl_script_put(const ctl_call *call);   /* PUT .../script (control_script.c) */
 void dw__ctl_proxy_faults(const ctl_call *call); /* a proxy's .../faults[/ID] (control_proxy.c) */
 
-/* The typed properties of the device's shared state, as "properties" in
- * `state` (nothing when the script has none): numbers, booleans, an enum's
- * short form, strings; a ramp where the engine's clock puts it. DW_OK or
- * DW_ENOMEM. On the loop thread (control_props.c, the state's helper). */
-int dw__ctl_props_add(dw_sim_engine *e, const dw_sim_script *s, cJSON *state);
-/* A PATCH's properties, checked then applied all or nothing
- * (control_props.c): _new for at most `max` fields (NULL when out of
- * memory); _add takes field f when it names a property: 1, 0 (not a
- * property), or -1 with `error` saying why it is refused (read-only, a JSON
- * type it cannot take, no such choice); _apply sets them in a session's
- * state (ss NULL: the shared state) through dw_sim_prop_set: 0, or 422 (a
- * value refused: out of range...) or 500 (out of memory) with `where` and
- * `error` naming the property and the reason, nothing changed. */
-typedef struct dw__ctl_prop_patch dw__ctl_prop_patch;
-dw__ctl_prop_patch *dw__ctl_prop_patch_new(const dw_sim_script *s, size_t max);
-void dw__ctl_prop_patch_free(dw__ctl_prop_patch *p);
-int dw__ctl_prop_patch_add(dw__ctl_prop_patch *p, const cJSON *f, char *error, size_t n);
-int dw__ctl_prop_patch_apply(dw__ctl_prop_patch *p, dw_sim_engine *e, dw_sim_session *ss,
-                             char *where, size_t wn, char *error, size_t en);
-
 #endif

@@ -1,7 +1,12 @@
 /* devwire-sim's control API: GET and PATCH /devices/NAME/state, the
- * script's variables and typed properties (control_props.c). A PATCH is
- * checked whole on the device's loop, then applied: to the shared state,
- * and to every connection's when the scope is per connection. */
+ * script's variables and its typed properties. A PATCH is checked whole on
+ * the device's loop, then applied: to the shared state, and to every
+ * connection's when the scope is per connection.
+ *
+ * Properties' values are typed JSON: numbers, booleans, an enum's short
+ * form, strings. They are validated as the instrument validates a set
+ * (dw_sim_prop_set) and applied all or nothing: each value is saved before
+ * it is set and put back if a later one is refused. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +15,232 @@
 #include "device/server_int.h"
 #include "engine/engine.h"
 #include "model/props.h"
+
+/* A PATCH's properties, checked then applied all or nothing: _new for at
+ * most `max` fields (NULL when out of memory); _add takes field f when it
+ * names a property: 1, 0 (not a property), or -1 with `error` saying why
+ * it is refused (read-only, a JSON type it cannot take, no such choice);
+ * _apply sets them in a session's state (ss NULL: the shared state)
+ * through dw_sim_prop_set: 0, or 422 (a value refused: out of range...) or
+ * 500 (out of memory) with `where` and `error` naming the property and the
+ * reason, nothing changed. */
+typedef struct prop_patch {
+    const dw_sim_props *defs;
+    size_t n;
+    size_t *index;
+    dw_sim_prop_value *value;
+    dw_sim_prop_saved *saved;
+    size_t bad; /* the field refused by the last apply */
+} prop_patch;
+
+/* ---- the properties, read ---------------------------------------------------- */
+
+typedef struct props_read {
+    const dw_sim_props *defs;
+    cJSON *out;
+} props_read;
+
+static cJSON *value_json(const dw_sim_prop_def *d, const dw_sim_prop_value *v)
+{
+    const char *name;
+    size_t n;
+    char choice[80];
+    switch (v->type) {
+    case DW_SIM_PROP_BOOL:
+        return cJSON_CreateBool(v->num != 0);
+    case DW_SIM_PROP_ENUM:
+        n = dw_sim_prop_choice_name(d, (size_t)v->num, &name);
+        snprintf(choice, sizeof choice, "%.*s", (int)n, name);
+        return cJSON_CreateString(choice);
+    case DW_SIM_PROP_STRING: {
+        /* v->str holds len bytes and no NUL after them. */
+        char *s = malloc(v->len + 1);
+        if (!s)
+            return NULL;
+        if (v->len)
+            memcpy(s, v->str, v->len);
+        s[v->len] = '\0';
+        cJSON *j = cJSON_CreateString(s);
+        free(s);
+        return j;
+    }
+    default:
+        return cJSON_CreateNumber(v->num);
+    }
+}
+
+static int read_all(dw_sim_props_state *props, double now, void *arg)
+{
+    props_read *r = arg;
+    for (size_t i = 0; i < dw_sim_props_count(r->defs); i++) {
+        const dw_sim_prop_def *d = dw_sim_props_def(r->defs, i);
+        dw_sim_prop_value v;
+        dw_sim_prop_get(props, i, now, &v);
+        cJSON *j = value_json(d, &v);
+        if (!j || !cJSON_AddItemToObject(r->out, d->name, j)) {
+            cJSON_Delete(j);
+            return DW_ENOMEM;
+        }
+    }
+    return DW_OK;
+}
+
+/* The typed properties of the device's shared state, as "properties" in
+ * `state` (nothing when the script has none): numbers, booleans, an enum's
+ * short form, strings; a ramp where the engine's clock puts it. DW_OK or
+ * DW_ENOMEM. On the loop thread. */
+static int props_add(dw_sim_engine *e, const dw_sim_script *s, cJSON *state)
+{
+    props_read r = {s->props, cJSON_AddObjectToObject(state, "properties")};
+    if (!r.out)
+        return DW_ENOMEM;
+    int rc = dw_sim_engine_with_props(e, NULL, read_all, &r);
+    return rc == DW_ENOENT ? DW_OK : rc;
+}
+
+/* ---- the properties, a PATCH ------------------------------------------------ */
+
+static void prop_patch_free(prop_patch *p)
+{
+    if (!p)
+        return;
+    free(p->index);
+    free(p->value);
+    free(p->saved);
+    free(p);
+}
+
+static prop_patch *prop_patch_new(const dw_sim_script *s, size_t max)
+{
+    prop_patch *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->defs = s->props;
+    max = max ? max : 1;
+    p->index = calloc(max, sizeof *p->index);
+    p->value = calloc(max, sizeof *p->value);
+    p->saved = calloc(max, sizeof *p->saved);
+    if (!p->index || !p->value || !p->saved) {
+        prop_patch_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static const char *const expected[] = {
+    [DW_SIM_PROP_FLOAT] = "a number",     [DW_SIM_PROP_INT] = "a number",
+    [DW_SIM_PROP_BOOL] = "true or false", [DW_SIM_PROP_ENUM] = "one of",
+    [DW_SIM_PROP_STRING] = "a string",
+};
+
+/* JSON f as a value for property d (an enum's choice by its long or short
+ * form): 0, or a SCPI error code (-104 for a JSON type the property cannot
+ * take, -224 for no such choice). */
+static int json_value(const dw_sim_prop_def *d, const cJSON *f, dw_sim_prop_value *v)
+{
+    memset(v, 0, sizeof *v);
+    if (cJSON_IsBool(f)) {
+        v->type = DW_SIM_PROP_BOOL;
+        v->num = cJSON_IsTrue(f);
+    } else if (cJSON_IsNumber(f)) {
+        v->type = DW_SIM_PROP_FLOAT;
+        v->num = f->valuedouble;
+    } else if (cJSON_IsString(f)) {
+        v->type = DW_SIM_PROP_STRING;
+        v->str = f->valuestring;
+        v->len = strlen(f->valuestring);
+        if (d->type == DW_SIM_PROP_ENUM) {
+            int k = dw_sim_prop_choice(d, v->str, v->len);
+            v->type = DW_SIM_PROP_ENUM;
+            v->num = k;
+            return k < 0 ? k : 0;
+        }
+    } else {
+        return DW_SCPI_E_DATA_TYPE;
+    }
+    /* dw_sim_prop_set converts between numbers; any other mismatch is
+     * refused here, so that a string never passes for an enum's index. */
+    int numeric = d->type == DW_SIM_PROP_FLOAT || d->type == DW_SIM_PROP_INT;
+    if (numeric ? v->type != DW_SIM_PROP_FLOAT : v->type != d->type)
+        return DW_SCPI_E_DATA_TYPE;
+    return 0;
+}
+
+static void refusal(const dw_sim_prop_def *d, int code, char *error, size_t n)
+{
+    int len = snprintf(error, n, "%s: %s (%d)", d->name, dw_scpi_strerror(code), code);
+    if (len < 0 || (size_t)len >= n ||
+        (code != DW_SCPI_E_DATA_TYPE && code != DW_SCPI_E_ILLEGAL_VALUE))
+        return;
+    snprintf(error + len, n - (size_t)len, ": expected %s%s%s", expected[d->type],
+             d->type == DW_SIM_PROP_ENUM ? " " : "", d->type == DW_SIM_PROP_ENUM ? d->choices : "");
+}
+
+static int prop_patch_add(prop_patch *p, const cJSON *f, char *error, size_t n)
+{
+    size_t i = p->defs ? dw_sim_prop_find(p->defs, f->string, strlen(f->string)) : SIZE_MAX;
+    if (i == SIZE_MAX)
+        return 0;
+    const dw_sim_prop_def *d = dw_sim_props_def(p->defs, i);
+    if (d->access == DW_SIM_PROP_RO) {
+        snprintf(error, n, "%s: read-only (the instrument sets it)", d->name);
+        return -1;
+    }
+    int rc = json_value(d, f, &p->value[p->n]);
+    if (rc != 0) {
+        refusal(d, rc, error, n);
+        return -1;
+    }
+    p->index[p->n++] = i;
+    return 1;
+}
+
+/* Set every value of the patch, or none: on a refusal the ones already set
+ * are put back, last first (a name may come twice). */
+static int set_all(dw_sim_props_state *props, double now, void *arg)
+{
+    prop_patch *p = arg;
+    size_t k = 0;
+    int rc = 0;
+    for (; k < p->n; k++) {
+        if (dw_sim_prop_save(props, p->index[k], &p->saved[k]) != DW_OK) {
+            dw_buf_free(&p->saved[k].str);
+            rc = DW_SCPI_NOMEM;
+            break;
+        }
+        if ((rc = dw_sim_prop_set(props, p->index[k], &p->value[k], now)) != 0) {
+            dw_buf_free(&p->saved[k].str);
+            break;
+        }
+    }
+    p->bad = k;
+    for (size_t u = k; u-- > 0;) {
+        if (rc != 0)
+            dw_sim_prop_restore(props, p->index[u], &p->saved[u]);
+        else
+            dw_buf_free(&p->saved[u].str);
+    }
+    return rc;
+}
+
+static int prop_patch_apply(prop_patch *p, dw_sim_engine *e, dw_sim_session *ss, char *where,
+                            size_t wn, char *error, size_t en)
+{
+    if (p->n == 0)
+        return 0;
+    int rc = dw_sim_engine_with_props(e, ss, set_all, p);
+    if (rc == 0)
+        return 0;
+    const dw_sim_prop_def *d = dw_sim_props_def(p->defs, p->index[p->bad]);
+    snprintf(where, wn, "body.%s", d->name);
+    if (rc == DW_SCPI_NOMEM)
+        snprintf(error, en, "%s: out of memory", d->name);
+    else
+        refusal(d, rc, error, en);
+    return rc == DW_SCPI_NOMEM ? 500 : 422;
+}
+
+/* ---- the state ----------------------------------------------------------------- */
 
 static void state_get(void *arg)
 {
@@ -26,7 +257,7 @@ static void state_get(void *arg)
     dw_buf_free(&b);
     if (!o)
         return;
-    if (dw__ctl_props_add(e, script, o) != DW_OK) {
+    if (props_add(e, script, o) != DW_OK) {
         cJSON_Delete(o);
         j->out = NULL;
         return;
@@ -66,7 +297,7 @@ typedef struct patch {
     size_t n;
     dw_buf *values;
     size_t *index;
-    dw__ctl_prop_patch *props;
+    prop_patch *props;
 } patch;
 
 /* A variable's value from JSON field f into *out: 0, or -1 with j set. */
@@ -107,7 +338,7 @@ static int state_check(ctl_job *j, const dw_sim_script *script, patch *p)
     for (const cJSON *f = j->in->child; f; f = f->next, k++) {
         snprintf(j->where, sizeof j->where, "body.%s", f->string);
         p->index[k] = SIZE_MAX;
-        int prop = dw__ctl_prop_patch_add(p->props, f, j->error, sizeof j->error);
+        int prop = prop_patch_add(p->props, f, j->error, sizeof j->error);
         if (prop < 0)
             return j->status = 422, -1;
         if (prop)
@@ -122,7 +353,7 @@ static int state_check(ctl_job *j, const dw_sim_script *script, patch *p)
 
 typedef struct prop_set {
     dw_sim_engine *e;
-    dw__ctl_prop_patch *props;
+    prop_patch *props;
     ctl_job *j;
 } prop_set;
 
@@ -132,8 +363,8 @@ static void props_in_session(dw_sim_session *ss, void *arg)
     ctl_job *j = v->j;
     if (j->status != 200)
         return;
-    int status = dw__ctl_prop_patch_apply(v->props, v->e, ss, j->where, sizeof j->where, j->error,
-                                          sizeof j->error);
+    int status =
+        prop_patch_apply(v->props, v->e, ss, j->where, sizeof j->where, j->error, sizeof j->error);
     if (status)
         j->status = status;
 }
@@ -171,7 +402,7 @@ static void state_patch(void *arg)
     patch p = {(size_t)cJSON_GetArraySize(j->in), NULL, NULL, NULL};
     p.values = calloc(p.n ? p.n : 1, sizeof *p.values);
     p.index = calloc(p.n ? p.n : 1, sizeof *p.index);
-    p.props = dw__ctl_prop_patch_new(script, p.n);
+    p.props = prop_patch_new(script, p.n);
     j->status = 500;
     if (p.values && p.index && p.props && state_check(j, script, &p) == 0)
         state_apply(j, s, &p);
@@ -179,7 +410,7 @@ static void state_patch(void *arg)
         dw_buf_free(&p.values[k]);
     free(p.values);
     free(p.index);
-    dw__ctl_prop_patch_free(p.props);
+    prop_patch_free(p.props);
     if (j->status == 200)
         state_get(j);
 }
