@@ -96,8 +96,7 @@ static int fault_parse(ctl_job *j, const cJSON *body, dw_sim_fault_spec *f)
 static void fault_add(void *arg)
 {
     ctl_job *j = arg;
-    dw_sim_fault_spec *f = (dw_sim_fault_spec *)(void *)j->out; /* passed through */
-    j->out = NULL;
+    dw_sim_fault_spec *f = j->arg;
     dw_error err;
     dw_error_clear(&err);
     uint64_t id = 0;
@@ -140,7 +139,7 @@ static void fault_post(ctl_device *d, const dw_sim_http_request *req, dw_sim_htt
         dw__ctl_error(r, 422, j.where, "%s", j.error);
     } else {
         const char *kind = dw_sim_ctl_fault_name(f.kind);
-        j.out = (cJSON *)(void *)&f;
+        j.arg = &f;
         dw__ctl_on_loop(d, fault_add, &j);
         if (j.status != 201) {
             dw__ctl_error(r, j.status, j.where, "%s", j.error);

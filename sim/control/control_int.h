@@ -95,6 +95,7 @@ typedef struct ctl_job {
     char error[400];
     long long num;
     int flag;
+    void *arg; /* what else the call takes (a fault's spec) */
 } ctl_job;
 /* Run fn(j) on d's loop thread (j->d set to d), and wait for it. */
 void dw__ctl_on_loop(ctl_device *d, void (*fn)(void *), ctl_job *j);
@@ -107,19 +108,22 @@ void dw__ctl_route(dw_sim_control *c, const dw_sim_http_request *req, dw_sim_htt
 
 /* ---- the resources: a file and a row of the route table each ---- */
 
-void dw__ctl_page_get(const ctl_call *call);     /* GET / (control_page.c) */
+/* Each in control_<name>.c after its name (dw__ctl_device_get and
+ * dw__ctl_devices_get in control_devices.c, dw__ctl_proxy_faults in
+ * control_proxy.c); the comment names the route. */
+void dw__ctl_page_get(const ctl_call *call);     /* GET / */
 void dw__ctl_health_get(const ctl_call *call);   /* GET /health */
 void dw__ctl_metrics_get(const ctl_call *call);  /* GET /metrics */
-void dw__ctl_devices_get(const ctl_call *call);  /* GET /devices (control_devices.c) */
+void dw__ctl_devices_get(const ctl_call *call);  /* GET /devices */
 void dw__ctl_device_get(const ctl_call *call);   /* GET /devices/NAME, a server or a proxy */
-void dw__ctl_record_stop(const ctl_call *call);  /* POST /record/stop (control_record.c) */
+void dw__ctl_record_stop(const ctl_call *call);  /* POST /record/stop, when recording */
 void dw__ctl_state(const ctl_call *call);        /* GET, PATCH /devices/NAME/state */
 void dw__ctl_reset_post(const ctl_call *call);   /* POST /devices/NAME/reset */
 void dw__ctl_faults(const ctl_call *call);       /* GET, POST, DELETE a server's .../faults[/ID] */
-void dw__ctl_journal_get(const ctl_call *call);  /* GET .../journal (control_journal.c) */
-void dw__ctl_journal_wait(const ctl_call *call); /* GET .../journal/wait */
-void dw__ctl_verify_post(const ctl_call *call);  /* POST .../verify (control_verify.c) */
-void dw__ctl_script_put(const ctl_call *call);   /* PUT .../script (control_script.c) */
-void dw__ctl_proxy_faults(const ctl_call *call); /* a proxy's .../faults[/ID] (control_proxy.c) */
+void dw__ctl_journal_get(const ctl_call *call);  /* GET /devices/NAME/journal */
+void dw__ctl_journal_wait(const ctl_call *call); /* GET /devices/NAME/journal/wait */
+void dw__ctl_verify_post(const ctl_call *call);  /* POST /devices/NAME/verify */
+void dw__ctl_script_put(const ctl_call *call);   /* PUT /devices/NAME/script */
+void dw__ctl_proxy_faults(const ctl_call *call); /* GET, POST, DELETE a proxy's .../faults[/ID] */
 
 #endif
