@@ -7,7 +7,8 @@
 #include <string.h>
 
 #include "control/control_int.h"
-#include "device/server_int.h"
+#include "observe/journal.h"
+#include "observe/pattern.h"
 
 #define JOURNAL_LIMIT 10000 /* entries in one answer at most */
 #define DEFAULT_LIMIT 100
