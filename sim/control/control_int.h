@@ -1,5 +1,13 @@
-/* devwire-sim's control API, internal: what control.c (the HTTP server),
- * control_api.c (the routes), control_verify.c and control_page.c share. */
+/* devwire-sim's control API, internal. Its files, top to bottom (each
+ * calls only the ones below it):
+ *
+ *   control_http.c      the control's life, the HTTP server, the token
+ *   control_routes.c    the route table: method and target to a resource
+ *   control_<resource>.c  one resource each (page, health, metrics,
+ *                       devices, record, state, reset, faults, journal,
+ *                       verify, script, proxy); none calls another
+ *   control_reply.c     what every resource shares: the request's parts,
+ *                       the reply, a call on a device's loop */
 #ifndef DW_SIM_CONTROL_INT_H
 #define DW_SIM_CONTROL_INT_H
 
@@ -21,6 +29,11 @@ typedef struct ctl_device {
     cJSON *faults; /* the proxy's faults added here, under fault_lock */
 } ctl_device;
 
+/* A request's path has at most MAX_SEGMENTS segments of MAX_SEGMENT bytes
+ * each, decoded. */
+#define MAX_SEGMENTS 6
+#define MAX_SEGMENT  256
+
 struct dw_sim_control {
     dw_sim_control_options o; /* host and token point at the copies below */
     char *host, *token;
@@ -32,51 +45,85 @@ struct dw_sim_control {
     pthread_mutex_t fault_lock;
 };
 
+/* One request on its way to a resource: the device its path names (NULL
+ * for /health, /devices...), and for .../faults/ID the ID. */
+typedef struct ctl_call {
+    dw_sim_control *c;
+    ctl_device *d;
+    const char *id;
+    const dw_sim_http_request *req;
+    dw_sim_http_response *r;
+} ctl_call;
+
+/* A resource's handler, for the methods its route allows: it answers in
+ * call->r, whatever happens. */
+typedef void (*ctl_handler)(const ctl_call *call);
+
+/* ---- control_reply.c: below every resource ---- */
+
 /* Answer with a JSON body (taken; NULL means out of memory: a 500). */
 void dw__ctl_json(dw_sim_http_response *r, int status, cJSON *body);
 /* Answer {"error": MESSAGE, "where": WHERE}. */
 void dw__ctl_error(dw_sim_http_response *r, int status, const char *where, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* The "when" (or "expect") as written of the rule or step named `name`, a
- * copy the caller frees, or NULL. */
-typedef char *(*dw__ctl_rule_text)(const char *name, void *arg);
-/* POST .../verify on the device's journal (control_verify.c); rule_text
- * gives what a rule's near misses are measured against. */
-void dw__ctl_verify(dw_sim_journal *j, const cJSON *body, dw__ctl_rule_text rule_text, void *arg,
-                    dw_sim_http_response *r);
-/* The typed properties of the device's shared state, as "properties" in
- * `state` (nothing when the script has none): numbers, booleans, an enum's
- * short form, strings; a ramp where the engine's clock puts it. DW_OK or
- * DW_ENOMEM. On the loop thread (control_props.c). */
-int dw__ctl_props_add(dw_sim_engine *e, const dw_sim_script *s, cJSON *state);
-/* A PATCH's properties, checked then applied all or nothing
- * (control_props.c): _new for at most `max` fields (NULL when out of
- * memory); _add takes field f when it names a property: 1, 0 (not a
- * property), or -1 with `error` saying why it is refused (read-only, a JSON
- * type it cannot take, no such choice); _apply sets them in a session's
- * state (ss NULL: the shared state) through dw_sim_prop_set: 0, or 422 (a
- * value refused: out of range...) or 500 (out of memory) with `where` and
- * `error` naming the property and the reason, nothing changed. */
-typedef struct dw__ctl_prop_patch dw__ctl_prop_patch;
-dw__ctl_prop_patch *dw__ctl_prop_patch_new(const dw_sim_script *s, size_t max);
-void dw__ctl_prop_patch_free(dw__ctl_prop_patch *p);
-int dw__ctl_prop_patch_add(dw__ctl_prop_patch *p, const cJSON *f, char *error, size_t n);
-int dw__ctl_prop_patch_apply(dw__ctl_prop_patch *p, dw_sim_engine *e, dw_sim_session *ss,
-                             char *where, size_t wn, char *error, size_t en);
+/* Bytes as JSON: a string when they are printable text, else {"hex": ...};
+ * NULL when out of memory. */
+cJSON *dw__ctl_bytes_json(const uint8_t *p, size_t n);
+/* Percent-decode p[0..n) into out[size] ('+' is a space when plus): 0, or
+ * -1 when too long, malformed or holding a NUL byte. */
+int dw__ctl_decode(const char *p, size_t n, int plus, char *out, size_t size);
+/* The value of `key` in the query, decoded: 1 found, 0 absent, -1 bad. */
+int dw__ctl_query_get(const char *query, const char *key, char *out, size_t size);
+/* A whole number in [lo, hi] from the query: 1 (set), 0 (absent), or -1
+ * after answering 422. */
+int dw__ctl_query_number(const dw_sim_http_request *req, const char *key, long long lo,
+                         long long hi, long long *v, dw_sim_http_response *r);
 /* The request's body as JSON (an empty one is {} unless required), or NULL
  * after answering 400. */
 cJSON *dw__ctl_parse_body(const dw_sim_http_request *req, dw_sim_http_response *r, int required);
 /* 1 when the request's method is one of `allow` ("GET, PATCH"); else 405. */
 int dw__ctl_allowed(const dw_sim_http_request *req, dw_sim_http_response *r, const char *allow);
-/* A proxy device's routes (control_proxy.c): /devices/NAME[/...] with
- * seg[0..n), and POST /record/stop. */
-void dw__ctl_proxy_route(dw_sim_control *c, ctl_device *d, char seg[][256], int n,
-                         const dw_sim_http_request *req, dw_sim_http_response *r);
-void dw__ctl_record_stop(dw_sim_control *c, const dw_sim_http_request *req,
-                         dw_sim_http_response *r);
-/* The proxy's summary for /devices. */
-cJSON *dw__ctl_proxy_json(ctl_device *d);
-/* GET /: the status page (control_page.c). */
-void dw__ctl_page(dw_sim_http_response *r);
+
+/* A call on a device's loop thread: what goes in, what comes out, and on a
+ * refusal the status, where and why. */
+typedef struct ctl_job {
+    ctl_device *d;
+    const cJSON *in;
+    cJSON *out;
+    int status;
+    char where[128];
+    char error[400];
+    long long num;
+    int flag;
+    void *arg; /* what else the call takes (a fault's spec) */
+} ctl_job;
+/* Run fn(j) on d's loop thread (j->d set to d), and wait for it. */
+void dw__ctl_on_loop(ctl_device *d, void (*fn)(void *), ctl_job *j);
+
+/* ---- control_routes.c ---- */
+
+/* Find the request's resource and call it; a 404 or 405 when there is
+ * none. The token and the body's size were checked. */
+void dw__ctl_route(dw_sim_control *c, const dw_sim_http_request *req, dw_sim_http_response *r);
+
+/* ---- the resources: a file and a row of the route table each ---- */
+
+/* Each in control_<name>.c after its name (dw__ctl_device_get and
+ * dw__ctl_devices_get in control_devices.c, dw__ctl_proxy_faults in
+ * control_proxy.c); the comment names the route. */
+void dw__ctl_page_get(const ctl_call *call);     /* GET / */
+void dw__ctl_health_get(const ctl_call *call);   /* GET /health */
+void dw__ctl_metrics_get(const ctl_call *call);  /* GET /metrics */
+void dw__ctl_devices_get(const ctl_call *call);  /* GET /devices */
+void dw__ctl_device_get(const ctl_call *call);   /* GET /devices/NAME, a server or a proxy */
+void dw__ctl_record_stop(const ctl_call *call);  /* POST /record/stop, when recording */
+void dw__ctl_state(const ctl_call *call);        /* GET, PATCH /devices/NAME/state */
+void dw__ctl_reset_post(const ctl_call *call);   /* POST /devices/NAME/reset */
+void dw__ctl_faults(const ctl_call *call);       /* GET, POST, DELETE a server's .../faults[/ID] */
+void dw__ctl_journal_get(const ctl_call *call);  /* GET /devices/NAME/journal */
+void dw__ctl_journal_wait(const ctl_call *call); /* GET /devices/NAME/journal/wait */
+void dw__ctl_verify_post(const ctl_call *call);  /* POST /devices/NAME/verify */
+void dw__ctl_script_put(const ctl_call *call);   /* PUT /devices/NAME/script */
+void dw__ctl_proxy_faults(const ctl_call *call); /* GET, POST, DELETE a proxy's .../faults[/ID] */
 
 #endif

@@ -91,8 +91,9 @@ static const char page[] =
     "</body>\n"
     "</html>\n";
 
-void dw__ctl_page(dw_sim_http_response *r)
+void dw__ctl_page_get(const ctl_call *call)
 {
+    dw_sim_http_response *r = call->r;
     dw_buf_clear(&r->body);
     if (dw_buf_append(&r->body, page, sizeof page - 1) != DW_OK) {
         dw__ctl_json(r, 500, NULL);

@@ -1,8 +1,7 @@
 /* devwire-sim's control API on a proxy (--proxy, --record): the proxy is a
  * device whose faults are network faults (netfault.h), written as a
  * script's "network" object, plus refuse_connections and disconnect_all
- * now; and POST /record/stop. The proxy's own calls go through its loop
- * (proxy.h). */
+ * now. The proxy's own calls go through its loop (proxy.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,23 +9,6 @@
 #include "control/control_int.h"
 #include "record/proxy.h"
 #include "script/script.h"
-
-cJSON *dw__ctl_proxy_json(ctl_device *d)
-{
-    cJSON *o = cJSON_CreateObject();
-    uint64_t accepted = 0, served = 0;
-    dw_sim_proxy_counts(d->proxy, &accepted, &served);
-    if (!o)
-        return NULL;
-    cJSON_AddStringToObject(o, "name", d->name);
-    cJSON_AddStringToObject(o, "kind", "proxy");
-    cJSON_AddStringToObject(o, "mode", d->mode);
-    cJSON_AddStringToObject(o, "address", dw_sim_proxy_address(d->proxy));
-    cJSON_AddStringToObject(o, "upstream", d->upstream);
-    cJSON_AddNumberToObject(o, "connections_total", (double)served);
-    cJSON_AddNumberToObject(o, "connections_refused", (double)(accepted - served));
-    return o;
-}
 
 /* The network faults of `net` (a script's "network" object), through the
  * script loader: DW_OK and *out, or 422 with the loader's message. */
@@ -156,9 +138,13 @@ static int faults_remove(dw_sim_control *c, ctl_device *d, const char *id)
     return removed;
 }
 
-static void faults_route(dw_sim_control *c, ctl_device *d, const char *id,
-                         const dw_sim_http_request *req, dw_sim_http_response *r)
+void dw__ctl_proxy_faults(const ctl_call *call)
 {
+    dw_sim_control *c = call->c;
+    ctl_device *d = call->d;
+    const char *id = call->id;
+    const dw_sim_http_request *req = call->req;
+    dw_sim_http_response *r = call->r;
     if (strcmp(req->method, "GET") == 0 && !id) {
         faults_get(c, d, r);
     } else if (strcmp(req->method, "POST") == 0 && !id) {
@@ -170,41 +156,5 @@ static void faults_route(dw_sim_control *c, ctl_device *d, const char *id,
         if (o)
             cJSON_AddBoolToObject(o, "removed", 1);
         dw__ctl_json(r, 200, o);
-    }
-}
-
-void dw__ctl_proxy_route(dw_sim_control *c, ctl_device *d, char seg[][256], int n,
-                         const dw_sim_http_request *req, dw_sim_http_response *r)
-{
-    const char *what = n > 2 ? seg[2] : "";
-    if (n == 2) {
-        if (dw__ctl_allowed(req, r, "GET"))
-            dw__ctl_json(r, 200, dw__ctl_proxy_json(d));
-    } else if (strcmp(what, "faults") == 0 && n == 3) {
-        if (dw__ctl_allowed(req, r, "GET, POST, DELETE"))
-            faults_route(c, d, NULL, req, r);
-    } else if (strcmp(what, "faults") == 0 && n == 4) {
-        if (dw__ctl_allowed(req, r, "DELETE"))
-            faults_route(c, d, seg[3], req, r);
-    } else {
-        dw__ctl_error(r, 404, "path",
-                      "%s: no such endpoint: device %s is a proxy (to %s); it has only faults",
-                      req->path, d->name, d->upstream);
-    }
-}
-
-void dw__ctl_record_stop(dw_sim_control *c, const dw_sim_http_request *req, dw_sim_http_response *r)
-{
-    (void)req;
-    cJSON *o = NULL;
-    dw_error err;
-    dw_error_clear(&err);
-    if (c->o.record_stop(c->o.record_arg, &o, &err) != DW_OK)
-        dw__ctl_error(r, err.code == DW_ENOMEM ? 500 : 409, "record", "%s", dw_error_message(&err));
-    else
-        dw__ctl_json(r, 200, o);
-    if (r->status == 200 && c->o.record_stopped) {
-        r->then = c->o.record_stopped;
-        r->then_arg = c->o.record_arg;
     }
 }

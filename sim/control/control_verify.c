@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "control/control_int.h"
+#include "device/server_int.h"
 
 #define NEAR_KEEP  3   /* near misses reported per expectation */
 #define NEAR_SCAN  500 /* the last requests looked at for near misses */
@@ -272,6 +273,36 @@ static cJSON *failure(expectation *x, size_t i, const cJSON *item, int order_fai
     return o;
 }
 
+typedef struct text_job {
+    ctl_device *d;
+    const char *name;
+    char *text;
+} text_job;
+
+static void find_rule_text(void *arg)
+{
+    text_job *t = arg;
+    const dw_sim_script *s = t->d->server->gen->script;
+    const dw_sim_match *m = NULL;
+    for (size_t i = 0; !m && i < s->nrules; i++)
+        if (s->rules[i].name && strcmp(s->rules[i].name, t->name) == 0)
+            m = &s->rules[i].when;
+    for (size_t i = 0; !m && i < s->nsteps; i++)
+        if (s->steps[i].name && strcmp(s->steps[i].name, t->name) == 0)
+            m = &s->steps[i].expect;
+    t->text = m && m->source ? strdup(m->source) : NULL;
+}
+
+/* The "when" (or "expect") as written of the rule or step named `name`, a
+ * copy the caller frees, or NULL: what its near misses are measured
+ * against. Read on the device's loop, as a PUT .../script may replace it. */
+static char *rule_text(ctl_device *d, const char *name)
+{
+    text_job t = {d, name, NULL};
+    dw_sim_loop_call(t.d->server->loop, find_rule_text, &t);
+    return t.text;
+}
+
 static void report(dw_sim_journal *j, const cJSON *body, expectation *x, size_t n,
                    dw_sim_http_response *r)
 {
@@ -315,9 +346,9 @@ static void report(dw_sim_journal *j, const cJSON *body, expectation *x, size_t 
     dw__ctl_json(r, nfail ? 409 : 200, o);
 }
 
-void dw__ctl_verify(dw_sim_journal *j, const cJSON *body, dw__ctl_rule_text rule_text, void *arg,
-                    dw_sim_http_response *r)
+static void verify(ctl_device *d, const cJSON *body, dw_sim_http_response *r)
 {
+    dw_sim_journal *j = dw_sim_devctl_journal(d->dev);
     if (!cJSON_IsArray(body)) {
         dw__ctl_error(r, 422, "body", "expected a list of expectations");
         return;
@@ -336,8 +367,8 @@ void dw__ctl_verify(dw_sim_journal *j, const cJSON *body, dw__ctl_rule_text rule
             break;
         }
     for (size_t k = 0; i == n && k < n; k++)
-        if (x[k].by_rule && rule_text)
-            x[k].near = rule_text((const char *)x[k].p.bytes, arg);
+        if (x[k].by_rule)
+            x[k].near = rule_text(d, (const char *)x[k].p.bytes);
     if (i == n) {
         pass p = {x, n, 0};
         dw_sim_journal_each(j, 1, count_one, &p);
@@ -348,4 +379,12 @@ void dw__ctl_verify(dw_sim_journal *j, const cJSON *body, dw__ctl_rule_text rule
         free(x[k].near);
     }
     free(x);
+}
+
+void dw__ctl_verify_post(const ctl_call *call)
+{
+    cJSON *body = dw__ctl_parse_body(call->req, call->r, 1);
+    if (body)
+        verify(call->d, body, call->r);
+    cJSON_Delete(body);
 }

@@ -1,5 +1,6 @@
-/* devwire-sim's control API: the HTTP server (libmicrohttpd) and the
- * control's life; the routes are in control_api.c. See control.h.
+/* devwire-sim's control API: the control's life, the HTTP server
+ * (libmicrohttpd) and the checks every request passes (the token, the
+ * body's size) before control_routes.c finds its resource. See control.h.
  *
  * One thread per HTTP connection (MHD_USE_THREAD_PER_CONNECTION), at most
  * MAX_CLIENTS at once: a journal wait blocks its own thread on the
@@ -96,6 +97,53 @@ int dw_sim_control_new(const dw_sim_control_options *o, const dw_sim_control_dev
             dw_sim_loop_call(c->devs[i].server->loop, attach, &c->devs[i]);
     *out = c;
     return DW_OK;
+}
+
+/* ---- a request, without HTTP -------------------------------------------- */
+
+/* The bearer token, compared in constant time: from the Authorization
+ * header, or the access_token query parameter (the status page's fetches
+ * carry it so, as a browser cannot add a header to the page itself). */
+static int authorized(const dw_sim_control *c, const dw_sim_http_request *req)
+{
+    if (!c->token)
+        return 1;
+    static const char scheme[] = "Bearer ";
+    const char *header = req->authorization;
+    char query[MAX_SEGMENT];
+    const char *given = NULL;
+    if (header && strncmp(header, scheme, sizeof scheme - 1) == 0)
+        given = header + sizeof scheme - 1;
+    else if (dw__ctl_query_get(req->query, "access_token", query, sizeof query) == 1)
+        given = query;
+    if (!given)
+        return 0;
+    size_t n = strlen(c->token), m = strlen(given);
+    unsigned char diff = (unsigned char)(n != m);
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(c->token[i] ^ (i < m ? given[i] : 0));
+    return diff == 0;
+}
+
+void dw_sim_control_handle(dw_sim_control *c, const dw_sim_http_request *req,
+                           dw_sim_http_response *r)
+{
+    dw_sim_http_response_init(r);
+    if (!authorized(c, req)) {
+        dw__ctl_error(r, 401, "authorization",
+                      "this control API needs \"Authorization: Bearer TOKEN\" (--control-token)");
+        return;
+    }
+    if (req->body_len > c->o.max_body) {
+        dw__ctl_error(r, 413, "body", "the body is %zu bytes; at most %zu are accepted",
+                      req->body_len, c->o.max_body);
+        return;
+    }
+    if (!req->method || !req->path) {
+        dw__ctl_error(r, 400, "", "no method or path");
+        return;
+    }
+    dw__ctl_route(c, req, r);
 }
 
 /* ---- one HTTP request ---------------------------------------------------- */

@@ -1,0 +1,126 @@
+/* devwire-sim's control API: a server's journal, the requests it was sent
+ * and what answered them: GET /devices/NAME/journal?since=&limit=&tail=
+ * reads it, GET .../journal/wait?since=&timeout_ms=&match= waits (on this
+ * HTTP thread, never the loop) for a request matching a pattern. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control/control_int.h"
+#include "observe/journal.h"
+#include "observe/pattern.h"
+
+#define JOURNAL_LIMIT 10000 /* entries in one answer at most */
+#define DEFAULT_LIMIT 100
+#define DEFAULT_WAIT  5000
+
+void dw__ctl_journal_get(const ctl_call *call)
+{
+    const dw_sim_http_request *req = call->req;
+    dw_sim_http_response *r = call->r;
+    long long since = 1, limit = DEFAULT_LIMIT, tail = 0;
+    if (dw__ctl_query_number(req, "since", 0, (long long)1 << 53, &since, r) < 0 ||
+        dw__ctl_query_number(req, "limit", 1, JOURNAL_LIMIT, &limit, r) < 0 ||
+        dw__ctl_query_number(req, "tail", 1, JOURNAL_LIMIT, &tail, r) < 0)
+        return;
+    dw_sim_journal *jn = dw_sim_devctl_journal(call->d->dev);
+    if (tail) { /* the last `tail` entries */
+        long long next = (long long)dw_sim_journal_next_seq(jn);
+        since = next - tail > 1 ? next - tail : 1;
+        limit = tail;
+    }
+    uint64_t dropped = dw_sim_journal_dropped(jn), first = 0;
+    dw_sim_journal_entry *e = NULL;
+    size_t n = 0;
+    int rc = dw_sim_journal_read(jn, (uint64_t)since, (size_t)limit, &e, &n, &first);
+    cJSON *o = cJSON_CreateObject(), *list = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) {
+        cJSON *item = rc == DW_OK && list ? dw_sim_journal_entry_json(&e[i]) : NULL;
+        if (!item)
+            rc = DW_ENOMEM;
+        else
+            cJSON_AddItemToArray(list, item);
+        dw_sim_journal_entry_free(&e[i]);
+    }
+    free(e);
+    if (rc != DW_OK || !o || !list) {
+        cJSON_Delete(o);
+        cJSON_Delete(list);
+        dw__ctl_json(r, 500, NULL);
+        return;
+    }
+    cJSON *last = cJSON_GetArrayItem(list, (int)n - 1);
+    uint64_t next = last ? (uint64_t)cJSON_GetObjectItem(last, "seq")->valuedouble + 1
+                         : dw_sim_journal_next_seq(jn);
+    if (!last && (uint64_t)since > next)
+        next = (uint64_t)since;
+    cJSON_AddItemToObject(o, "entries", list);
+    cJSON_AddNumberToObject(o, "next", (double)next);
+    cJSON_AddNumberToObject(o, "dropped", (double)dropped);
+    /* Entries between `since` and the first one held were dropped. */
+    if (!first)
+        first = dw_sim_journal_next_seq(jn);
+    cJSON_AddBoolToObject(o, "missed", dropped && (uint64_t)since < first);
+    dw__ctl_json(r, 200, o);
+}
+
+static int wait_pred(const dw_sim_journal_entry *e, void *arg)
+{
+    return dw_sim_pattern_match(arg, e->req, e->req_len, e->match);
+}
+
+/* The wait's pattern from match=, rule=, request=, prefix= or regex=:
+ * 0 (ANY when none), or -1 after answering 422. */
+static int query_pattern(const dw_sim_http_request *req, dw_sim_pattern *p, dw_sim_http_response *r)
+{
+    static const char *const keys[] = {"match", "rule", "request", "prefix", "regex"};
+    char text[MAX_SEGMENT * 4], where[32];
+    memset(p, 0, sizeof *p);
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        int got = dw__ctl_query_get(req->query, keys[k], text, sizeof text);
+        snprintf(where, sizeof where, "query.%s", keys[k]);
+        if (got < 0) {
+            dw__ctl_error(r, 422, where, "%s: badly encoded or too long", keys[k]);
+            return -1;
+        }
+        if (got == 0)
+            continue;
+        dw_error err;
+        dw_error_clear(&err);
+        if (dw_sim_pattern_make(p, keys[k], (const uint8_t *)text, strlen(text), &err) != DW_OK) {
+            dw__ctl_error(r, 422, where, "%s", dw_error_message(&err));
+            return -1;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+void dw__ctl_journal_wait(const ctl_call *call)
+{
+    const dw_sim_control *c = call->c;
+    const ctl_device *d = call->d;
+    const dw_sim_http_request *req = call->req;
+    dw_sim_http_response *r = call->r;
+    long long since = 1,
+              timeout = DEFAULT_WAIT < c->o.max_wait_ms ? DEFAULT_WAIT : c->o.max_wait_ms;
+    if (dw__ctl_query_number(req, "since", 0, (long long)1 << 53, &since, r) < 0 ||
+        dw__ctl_query_number(req, "timeout_ms", 0, c->o.max_wait_ms, &timeout, r) < 0)
+        return;
+    dw_sim_pattern p;
+    if (query_pattern(req, &p, r) != 0)
+        return;
+    dw_sim_journal_entry e;
+    memset(&e, 0, sizeof e);
+    int rc = dw_sim_journal_wait(dw_sim_devctl_journal(d->dev), (uint64_t)since, wait_pred, &p,
+                                 (int)timeout, &e);
+    if (rc == DW_OK)
+        dw__ctl_json(r, 200, dw_sim_journal_entry_json(&e));
+    else if (rc == DW_ETIMEDOUT)
+        dw__ctl_error(r, 408, "query", "no request matching %s on device %s within %lld ms",
+                      p.bytes ? (const char *)p.bytes : "anything", d->name, timeout);
+    else
+        dw__ctl_error(r, rc == DW_ECANCELED ? 503 : 500, "", "the wait ended: %s", dw_strerror(rc));
+    dw_sim_journal_entry_free(&e);
+    dw_sim_pattern_free(&p);
+}
