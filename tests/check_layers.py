@@ -73,16 +73,19 @@ def check_includes(root, files, report):
                                 f"the upper layer {folder}")
 
 
-def objects(objdir, prefix):
+def objects(objdir, prefix, root):
     """{source path relative to the source root: object path} for the objects
-    under objdir (CMake names them <source path under the target>.o)."""
+    under objdir (CMake names them <source path under the target>.o). An
+    object whose source is gone (a file moved or removed since that build)
+    is left out: it is no part of the code any more."""
     found = {}
     for dirpath, _, names in os.walk(objdir):
         for name in names:
             if name.endswith(".c.o"):
                 path = os.path.join(dirpath, name)
-                rel = os.path.relpath(path, objdir)[:-2]
-                found[os.path.normpath(os.path.join(prefix, rel))] = path
+                rel = os.path.normpath(os.path.join(prefix, os.path.relpath(path, objdir)[:-2]))
+                if os.path.exists(os.path.join(root, rel)):
+                    found[rel] = path
     return found
 
 
@@ -247,7 +250,7 @@ def main():
         if not objdir:
             print(f"sim_layers: no object directory for {prefix}/: calls not checked")
             continue
-        objs = objects(objdir, prefix)
+        objs = objects(objdir, prefix, root)
         if not objs:
             print(f"sim_layers: no object files under {objdir} (build first)")
             return 2
