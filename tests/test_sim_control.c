@@ -284,6 +284,50 @@ Test(sim_control, patch_state_changes_what_the_device_answers)
     cr_expect(eq(int, finish(&s), 0));
 }
 
+/* The API reads bytes as a script does (one decoder): a string, hex or
+ * base64; bad bytes are refused with what and where. */
+Test(sim_control, bytes_are_written_as_in_scripts)
+{
+    sim s;
+    start(&s);
+    dw_sim_client c;
+    client(&c, &s);
+    cJSON *j;
+    /* "ON" in hex, "TRIP" in base64. */
+    cr_expect(
+        eq(int,
+           call(&s, "PATCH", "/devices/default/state", "{\"output\": {\"hex\": \"4f 4e\"}}", NULL),
+           200));
+    dw_sim_ask_eq(&c, "OUTP?", "ON");
+    cr_expect(eq(int,
+                 call(&s, "PATCH", "/devices/default/state",
+                      "{\"output\": {\"base64\": \"VFJJUA==\"}}", NULL),
+                 200));
+    dw_sim_ask_eq(&c, "OUTP?", "TRIP");
+    /* A journal pattern of exact bytes, in base64 ("OUTP?"). */
+    cr_expect(eq(int,
+                 call(&s, "POST", "/devices/default/verify",
+                      "[{\"request\": {\"base64\": \"T1VUUD8=\"}, \"count\": 2}]", &j),
+                 200));
+    cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(j, "ok")), "%s", cJSON_PrintUnformatted(j));
+    cJSON_Delete(j);
+    /* Bad bytes: refused, named, and nothing changed. */
+    cr_expect(eq(int,
+                 call(&s, "PATCH", "/devices/default/state", "{\"output\": {\"hex\": \"4x\"}}", &j),
+                 422));
+    cr_expect(strstr(str_at(j, "error"), "output") != NULL, "%s", str_at(j, "error"));
+    cJSON_Delete(j);
+    cr_expect(eq(int,
+                 call(&s, "POST", "/devices/default/verify",
+                      "[{\"request\": {\"base64\": \"T1V=UA\"}}]", &j),
+                 422));
+    cr_expect(strstr(str_at(j, "error"), "base64") != NULL, "%s", str_at(j, "error"));
+    cJSON_Delete(j);
+    dw_sim_ask_eq(&c, "OUTP?", "TRIP");
+    dw_sim_client_close(&c);
+    cr_expect(eq(int, finish(&s), 0));
+}
+
 Test(sim_control, reset_brings_state_turns_and_counters_back)
 {
     sim s;

@@ -83,7 +83,9 @@ static int fault_parse(ctl_job *j, const cJSON *body, dw_sim_fault_spec *f)
               !f->garbage.len))
         return snprintf(j->where, sizeof j->where, "body.garbage"),
                snprintf(j->error, sizeof j->error,
-                        "garbage: expected non-empty bytes (a string or {\"hex\": ...}) with "
+                        "garbage: expected non-empty bytes (a string, {\"hex\": ...} or "
+                        "{\"base64\": ...}) "
+                        "with "
                         "kind \"garbage\""),
                -1;
     f->count = (uint64_t)count;

@@ -313,8 +313,8 @@ static int var_value(ctl_job *j, const cJSON *f, dw_buf *out)
     }
     if (dw_sim_json_bytes(f, out, &err) == DW_OK)
         return 0;
-    snprintf(j->error, sizeof j->error, "%s: expected a string, a number or {\"hex\": ...}",
-             f->string);
+    snprintf(j->error, sizeof j->error,
+             "%s: expected a string, a number, {\"hex\": ...} or {\"base64\": ...}", f->string);
     j->status = 422;
     return -1;
 }

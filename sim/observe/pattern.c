@@ -1,43 +1,28 @@
 /* devwire-sim's control API patterns: see control_match.h. */
 #include "observe/pattern.h"
 
+#include "common/json_bytes.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char *const kind_names[] = {"any", "match", "rule", "request", "prefix", "regex"};
 
-static int hex_value(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
+/* The control API's bytes are the scripts' bytes: one decoder
+ * (common/json_bytes), its message put in the API's words. */
 int dw_sim_json_bytes(const cJSON *v, dw_buf *out, dw_error *err)
 {
-    if (cJSON_IsString(v))
-        return dw_buf_append(out, v->valuestring, strlen(v->valuestring));
-    const cJSON *h = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "hex") : NULL;
-    if (!cJSON_IsString(h))
-        return dw_error_set(err, DW_EINVAL, "expected a string or {\"hex\": \"...\"}");
-    const char *t = h->valuestring;
-    for (size_t i = 0; t[i];) {
-        if (t[i] == ' ') {
-            i++;
-            continue;
-        }
-        int hi = hex_value((unsigned char)t[i]),
-            lo = hi < 0 ? -1 : hex_value((unsigned char)t[i + 1]);
-        if (hi < 0 || lo < 0)
-            return dw_error_set(err, DW_EINVAL, "hex: not a pair of hex digits at %zu", i);
-        uint8_t b = (uint8_t)(hi << 4 | lo);
-        if (dw_buf_append(out, &b, 1) != DW_OK)
-            return DW_ENOMEM;
-        i += 2;
-    }
-    return DW_OK;
+    dw_sim_json_bytes_error e;
+    int rc = dw_sim_json_bytes_decode(v, out, &e);
+    if (rc != DW_EINVAL)
+        return rc;
+    if (e.node == v || !e.node || !e.node->string)
+        return dw_error_set(err, DW_EINVAL,
+                            "expected a string, {\"hex\": \"...\"} or {\"base64\": \"...\"}");
+    if (e.key || e.offset == DW_SIM_JSON_BYTES_WHOLE)
+        return dw_error_set(err, DW_EINVAL, "%s: %s", e.node->string, e.message);
+    return dw_error_set(err, DW_EINVAL, "%s: %s at %zu", e.node->string, e.message, e.offset);
 }
 
 static int compile(dw_sim_pattern *p, dw_error *err)
@@ -90,7 +75,8 @@ int dw_sim_pattern_from_json(dw_sim_pattern *p, const cJSON *v, dw_error *err)
                             "expected a string or an object with one of rule, request, prefix, "
                             "regex");
     const cJSON *item = v->child;
-    if (strcmp(item->string, "hex") == 0) /* {"hex": ...} alone: the exact bytes */
+    if (strcmp(item->string, "hex") == 0 || strcmp(item->string, "base64") == 0)
+        /* {"hex": ...} or {"base64": ...} alone: the exact bytes */
         item = v;
     dw_buf b = DW_BUF_INIT;
     int rc = dw_sim_json_bytes(item, &b, err);

@@ -54,8 +54,10 @@ int dw_sim_pattern_match(dw_sim_pattern *p, const uint8_t *req, size_t n, const 
 cJSON *dw_sim_pattern_json(const dw_sim_pattern *p);
 void dw_sim_pattern_free(dw_sim_pattern *p);
 
-/* Bytes from JSON: a string, or {"hex": "0a ff"}: DW_OK and appended to
- * `out`, or DW_EINVAL with `err` saying why. */
+/* Bytes from JSON, as a script writes them (common/json_bytes.h): a
+ * string, {"hex": "0a ff"} or {"base64": "Cv8="}: DW_OK and appended to
+ * `out`, or DW_EINVAL with `err` saying why ("hex: invalid hex digit 'x' at
+ * 3"). */
 int dw_sim_json_bytes(const cJSON *v, dw_buf *out, dw_error *err);
 
 #endif
