@@ -2,7 +2,7 @@
 #include "engine/engine.h"
 #include "common/memory.h"
 
-#include "model/lua.h"
+#include "engine/lua.h"
 #include "model/props.h"
 #include "model/scpi_status.h"
 

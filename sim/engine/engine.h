@@ -53,7 +53,7 @@
  * that scans ahead from every position without backtracking still costs
  * time quadratic in the request's length (docs/sim.md, "Matching").
  *
- * Lua (model/lua.h; a script with none makes no Lua state and takes none of
+ * Lua (engine/lua.h; a script with none makes no Lua state and takes none of
  * these paths): each engine has one sandboxed Lua state, used under its own
  * lock, and every chunk runs under the state lock too: a script with a
  * rule's "if" matches under it (as one with steps does), an action with Lua
@@ -141,7 +141,7 @@ typedef struct dw_sim_limit_hit {
 } dw_sim_limit_hit;
 
 /* A chunk of Lua that failed on this request: a runtime error, or it
- * overran its instruction budget or the memory cap (model/lua.h). The
+ * overran its instruction budget or the memory cap (engine/lua.h). The
  * request was then handled as unmatched, and nothing the failed rule or step
  * changed is kept. */
 typedef struct dw_sim_lua_failure {
@@ -235,7 +235,7 @@ int dw_sim_engine_banner(dw_sim_engine *e, dw_sim_session *s, dw_buf *out);
 int dw_sim_engine_periodic(dw_sim_engine *e, dw_sim_session *s, size_t i, dw_buf *out,
                            dw_error *err);
 
-/* ---- Lua (model/lua.h): no effect on an engine whose script has none ------ */
+/* ---- Lua (engine/lua.h): no effect on an engine whose script has none ------ */
 
 /* The instruction budget of one evaluation (at least 1) and the memory cap
  * of the engine's Lua state (DW_SIM_LUA_BUDGET and DW_SIM_LUA_MEMORY_CAP by

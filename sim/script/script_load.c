@@ -5,7 +5,7 @@
 #include "script/script.h"
 
 #include "script/json_pos.h"
-#include "model/lua.h"
+#include "model/lua_check.h"
 #include "common/net.h"
 #include "script/script_int.h"
 

@@ -1,5 +1,6 @@
 /* devwire-sim's Lua sandbox: see lua.h. */
-#include "model/lua.h"
+#include "engine/lua.h"
+#include "model/lua_check.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -51,75 +52,6 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 static dw_sim_lua *sandbox_of(lua_State *L)
 {
     return *(dw_sim_lua **)lua_getextraspace(L);
-}
-
-/* ---- compiling ----------------------------------------------------------- */
-
-/* Load chunk text as a function: an expression is compiled as "return EXPR"
- * (same lines, so Lua's line numbers are the chunk's). Text only, never
- * bytecode. Lua's load status. */
-static int compile(lua_State *L, const char *src, int statements, const char *where)
-{
-    dw_buf text = DW_BUF_INIT;
-    char name[160];
-    snprintf(name, sizeof name, "=%s", where);
-    if ((!statements && dw_buf_append_str(&text, "return ") != DW_OK) ||
-        dw_buf_append_str(&text, src) != DW_OK) {
-        dw_buf_free(&text);
-        return LUA_ERRMEM;
-    }
-    int rc = luaL_loadbufferx(L, (const char *)text.data, text.len, name, "t");
-    dw_buf_free(&text);
-    return rc;
-}
-
-struct dw_sim_lua_checker {
-    lua_State *L;
-};
-
-dw_sim_lua_checker *dw_sim_lua_checker_new(void)
-{
-    dw_sim_lua_checker *k = calloc(1, sizeof *k);
-    if (k && !(k->L = luaL_newstate())) {
-        free(k);
-        k = NULL;
-    }
-    return k;
-}
-
-void dw_sim_lua_checker_free(dw_sim_lua_checker *k)
-{
-    if (!k)
-        return;
-    lua_close(k->L);
-    free(k);
-}
-
-int dw_sim_lua_check(dw_sim_lua_checker *k, const char *src, int statements, unsigned *line,
-                     char *msg, size_t cap)
-{
-    static const char where[] = "chunk";
-    *line = 1;
-    int rc = compile(k->L, src, statements, where);
-    if (rc == LUA_OK || rc == LUA_ERRMEM) {
-        lua_settop(k->L, 0);
-        return rc == LUA_OK ? DW_OK : DW_ENOMEM;
-    }
-    /* "chunk:LINE: message" */
-    const char *m = lua_tostring(k->L, -1);
-    if (!m)
-        m = "syntax error";
-    if (strncmp(m, where, sizeof where - 1) == 0 && m[sizeof where - 1] == ':') {
-        char *end;
-        unsigned long l = strtoul(m + sizeof where, &end, 10);
-        if (end != m + sizeof where && *end == ':') {
-            *line = l ? (unsigned)l : 1;
-            m = end + 1 + (end[1] == ' ');
-        }
-    }
-    snprintf(msg, cap, "%s", m);
-    lua_settop(k->L, 0);
-    return DW_ESCRIPT;
 }
 
 /* ---- names --------------------------------------------------------------- */
@@ -540,7 +472,7 @@ static int setup(lua_State *L)
     lua_createtable(L, (int)(s->nlua < 1000000 ? s->nlua : 0), 0);
     for (size_t i = 0; i < s->nlua; i++) {
         const dw_sim_lua_chunk *ch = s->lua[i];
-        if (compile(L, ch->source, ch->statements, ch->where) != LUA_OK)
+        if (dw_sim_lua_compile(L, ch->source, ch->statements, ch->where) != LUA_OK)
             return lua_error(L); /* checked at load: out of memory */
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
