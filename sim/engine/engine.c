@@ -7,7 +7,6 @@
 #include "model/scpi_status.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +21,6 @@
 /* Mutable state: the variables, the step cursor and each action's reply
  * turn. One lives in the engine (shared scope) or in each session. */
 typedef struct sim_state {
-    pthread_mutex_t lock;
     dw_buf *vars;              /* script->nvars */
     size_t *turns;             /* one per action: steps, then rules, then unmatched */
     size_t step;               /* the next expected step */
@@ -51,11 +49,6 @@ struct dw_sim_engine {
     size_t ninexact;
     int has_regex; /* some step or rule matches with a regex */
     int has_jit;   /* and one of them is JIT-compiled */
-    /* Per action (steps, rules, unmatched): 1 if carrying it out reads or
-     * writes mutable state (sets, reply turns, variables in a reply), so it
-     * must hold the state's lock. A rule that answers with fixed text and
-     * captures runs lock-free: many connections, no convoy. */
-    uint8_t *needs_lock;
     /* Per rule: its answer built once at load when it can never change (one
      * literal reply, no set, no fault), so that a hit costs a lookup and a
      * copy from one place, not a walk over the rule's templates. */
@@ -69,31 +62,29 @@ struct dw_sim_engine {
         size_t nsplit;
         unsigned split_delay_ms;
     } * pre;
-    _Atomic uint64_t noise;     /* the properties' noise (model/props.h) */
+    _Atomic uint64_t noise;     /* the properties' noise (model/props.h takes it atomic) */
     double (*clock)(void *arg); /* `now` of a request: ramps, Lua */
     void *clock_arg;
     struct timespec start;
     sim_state shared;           /* used when scope is shared */
     dw_scpi_builtins *builtins; /* the SCPI profile's own commands */
-    _Atomic uint64_t *rule_hits;
-    _Atomic uint64_t *step_hits;
+    uint64_t *rule_hits;
+    uint64_t *step_hits;
     /* Regex matches cut short by a limit, per rule and per step; the first
      * of each is flagged in the outcome so that the server logs it once. */
-    _Atomic uint64_t *rule_limits;
-    _Atomic uint64_t *step_limits;
-    _Atomic uint64_t limit_hits;
+    uint64_t *rule_limits;
+    uint64_t *step_limits;
+    uint64_t limit_hits;
     /* Lua: NULL when the script has none (and none of what follows is made). */
     dw_sim_lua *lua;
-    int has_cond;                      /* some rule has an "if": matching holds the lock */
-    int lock_matching;                 /* steps or has_cond: all of handling holds it */
-    size_t *same_next;                 /* has_cond: per exact rule, the next rule with the
-                                        * same bytes (SIZE_MAX: none) */
-    _Atomic uint64_t *rule_lua_errors; /* chunks that failed, per rule and step */
-    _Atomic uint64_t *step_lua_errors;
-    _Atomic uint64_t lua_errors;
-    _Atomic uint64_t requests;
-    _Atomic uint64_t unmatched;
-    pthread_mutex_t sample_lock;
+    int has_cond;              /* some rule has an "if" */
+    size_t *same_next;         /* has_cond: per exact rule, the next rule with the
+                                * same bytes (SIZE_MAX: none) */
+    uint64_t *rule_lua_errors; /* chunks that failed, per rule and step */
+    uint64_t *step_lua_errors;
+    uint64_t lua_errors;
+    uint64_t requests;
+    uint64_t unmatched;
     dw_buf samples[DW_SIM_UNMATCHED_KEEP];
     size_t nsamples;
 };
@@ -102,7 +93,7 @@ struct dw_sim_session {
     dw_sim_engine *e;
     sim_state own; /* used when scope is per connection */
     sim_state *st;
-    _Atomic int hung;
+    int hung;
     dw_buf scratch;   /* a rendered payload before framing, reused */
     dw_buf scpi_resp; /* SCPI: the message's responses joined with ';' */
     dw_buf scpi_caps; /* SCPI: a unit as written, then its parameters' values */
@@ -187,8 +178,6 @@ static size_t nactions(const dw_sim_script *s)
 static int state_init(sim_state *st, const dw_sim_script *s, _Atomic uint64_t *rng)
 {
     memset(st, 0, sizeof *st);
-    if (pthread_mutex_init(&st->lock, NULL) != 0)
-        return DW_ENOMEM;
     st->vars = calloc(s->nvars ? s->nvars : 1, sizeof *st->vars);
     st->turns = calloc(nactions(s), sizeof *st->turns);
     if (!st->vars || !st->turns)
@@ -212,25 +201,6 @@ static void state_destroy(sim_state *st, const dw_sim_script *s)
     free(st->turns);
     dw_scpi_status_free(st->scpi);
     dw_sim_props_state_free(st->props);
-    pthread_mutex_destroy(&st->lock);
-}
-
-static int action_needs_lock(const dw_sim_action *a)
-{
-    if (a->nsets)
-        return 1;
-    if (a->nreplies > 1 || (a->nreplies == 1 && a->after_last != DW_SIM_REPEAT_LAST))
-        return 1; /* reply turns */
-    if (a->lua)
-        return 1;
-    for (size_t r = 0; r < a->nreplies; r++)
-        for (size_t f = 0; f < a->nframes[r]; f++)
-            for (size_t g = 0; g < a->replies[r][f].nsegs; g++)
-                if (a->replies[r][f].segs[g].kind == DW_SIM_SEG_VAR ||
-                    a->replies[r][f].segs[g].kind == DW_SIM_SEG_LUA ||
-                    a->replies[r][f].segs[g].kind == DW_SIM_SEG_PROP)
-                    return 1;
-    return 0;
 }
 
 typedef struct captures captures;
@@ -286,7 +256,6 @@ static int lua_init(dw_sim_engine *e, dw_error *err)
     dw_sim_lua_seed(e->lua, DW_SIM_DEFAULT_SEED);
     for (size_t i = 0; i < s->nrules; i++)
         e->has_cond |= s->rules[i].cond != NULL;
-    e->lock_matching |= e->has_cond;
     e->rule_lua_errors = calloc(s->nrules ? s->nrules : 1, sizeof *e->rule_lua_errors);
     e->step_lua_errors = calloc(s->nsteps ? s->nsteps : 1, sizeof *e->step_lua_errors);
     if (e->has_cond && (e->same_next = malloc(s->nrules * sizeof *e->same_next)))
@@ -325,7 +294,6 @@ int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error
     e->clock = since_start;
     e->clock_arg = e;
     dw_sim_noise_seed(&e->noise, DW_SIM_DEFAULT_SEED);
-    pthread_mutex_init(&e->sample_lock, NULL);
     int rc = state_init(&e->shared, script, &e->noise);
     e->rule_hits = calloc(script->nrules ? script->nrules : 1, sizeof *e->rule_hits);
     e->step_hits = calloc(script->nsteps ? script->nsteps : 1, sizeof *e->step_hits);
@@ -345,20 +313,10 @@ int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error
                             script->path ? script->path : "script");
     }
 
-    e->needs_lock = calloc(nactions(script), 1);
-    if (script->profile == DW_SIM_PROFILE_SCPI && !(e->builtins = dw_scpi_builtins_new()))
-        free(e->needs_lock), e->needs_lock = NULL;
-    if (!e->needs_lock) {
+    if (script->profile == DW_SIM_PROFILE_SCPI && !(e->builtins = dw_scpi_builtins_new())) {
         dw_sim_engine_free(e);
         return dw_error_set(err, DW_ENOMEM, "engine: out of memory");
     }
-    for (size_t i = 0; i < script->nsteps; i++)
-        e->needs_lock[i] = (uint8_t)action_needs_lock(&script->steps[i].action);
-    for (size_t i = 0; i < script->nrules; i++)
-        e->needs_lock[script->nsteps + i] = (uint8_t)action_needs_lock(&script->rules[i].action);
-    e->needs_lock[script->nsteps + script->nrules] = (uint8_t)action_needs_lock(&script->unmatched);
-    e->needs_lock[script->nsteps + script->nrules + 1] = 1; /* on_error: after a property */
-
     e->pre = calloc(script->nrules ? script->nrules : 1, sizeof *e->pre);
     if (!e->pre) {
         dw_sim_engine_free(e);
@@ -366,7 +324,6 @@ int dw_sim_engine_new(const dw_sim_script *script, dw_sim_engine **out, dw_error
     }
     for (size_t i = 0; i < script->nrules; i++)
         prebuild(e, &script->rules[i], &e->pre[i]);
-    e->lock_matching = script->nsteps > 0;
     if ((rc = lua_init(e, err)) != DW_OK) {
         dw_sim_engine_free(e);
         return rc;
@@ -433,7 +390,6 @@ void dw_sim_engine_free(dw_sim_engine *e)
     dw_marshaller_free(e->resp_m);
     free(e->slots);
     free(e->inexact);
-    free(e->needs_lock);
     dw_scpi_builtins_free(e->builtins);
     if (e->pre)
         for (size_t i = 0; i < e->script->nrules; i++)
@@ -450,7 +406,6 @@ void dw_sim_engine_free(dw_sim_engine *e)
     free(e->step_lua_errors);
     for (size_t i = 0; i < e->nsamples; i++)
         dw_buf_free(&e->samples[i]);
-    pthread_mutex_destroy(&e->sample_lock);
     free(e);
 }
 
@@ -526,7 +481,7 @@ void dw_sim_session_free(dw_sim_session *s)
 
 int dw_sim_session_hung(const dw_sim_session *s)
 {
-    return atomic_load(&s->hung);
+    return s->hung;
 }
 
 void dw_sim_outcome_init(dw_sim_outcome *o)
@@ -625,10 +580,9 @@ static int match(dw_sim_session *ss, const dw_sim_match *m, const uint8_t *req, 
 static int note_limit(dw_sim_engine *e, dw_sim_outcome *out, dw_sim_source src, size_t index)
 {
     const dw_sim_script *s = e->script;
-    _Atomic uint64_t *count =
-        src == DW_SIM_BY_STEP ? &e->step_limits[index] : &e->rule_limits[index];
-    int first = atomic_fetch_add(count, 1) == 0;
-    atomic_fetch_add(&e->limit_hits, 1);
+    uint64_t *count = src == DW_SIM_BY_STEP ? &e->step_limits[index] : &e->rule_limits[index];
+    int first = (*count)++ == 0;
+    e->limit_hits++;
     dw_sim_limit_hit *l = dw_sim_grow(out->limits, out->nlimits, &out->limits_cap, sizeof *l, 4);
     if (!l)
         return DW_ENOMEM;
@@ -853,13 +807,13 @@ static void note_lua(dw_sim_engine *e, dw_sim_outcome *out, size_t id, const cha
     int step = id < s->nsteps;
     size_t i = step ? id : id - s->nsteps;
     const char *name = step ? s->steps[i].name : s->rules[i].name;
-    _Atomic uint64_t *count = step ? &e->step_lua_errors[i] : &e->rule_lua_errors[i];
+    uint64_t *count = step ? &e->step_lua_errors[i] : &e->rule_lua_errors[i];
     out->lua.source = step ? DW_SIM_BY_STEP : DW_SIM_BY_RULE;
     out->lua.index = i;
     out->lua.name = name ? name : step ? "step" : "rule";
-    out->lua.first = atomic_fetch_add(count, 1) == 0;
+    out->lua.first = (*count)++ == 0;
     out->lua.message = msg;
-    atomic_fetch_add(&e->lua_errors, 1);
+    e->lua_errors++;
 }
 
 /* Run chunk `ch` of action `id` (see dw_sim_lua_eval): DW_OK, DW_ENOMEM,
@@ -961,7 +915,7 @@ void dw_sim_engine_set_rng(dw_sim_engine *e, dw_sim_rng *r)
 static size_t pick_reply(sim_state *st, size_t action_id, const dw_sim_action *a)
 {
     if (a->nreplies == 1 && a->after_last == DW_SIM_REPEAT_LAST)
-        return 0; /* no turns to keep (and possibly no lock held) */
+        return 0; /* no turns to keep */
     if (!a->nreplies)
         return SIZE_MAX;
     size_t t = st->turns[action_id];
@@ -977,11 +931,11 @@ static size_t pick_reply(sim_state *st, size_t action_id, const dw_sim_action *a
 }
 
 static int act(dw_sim_engine *e, sim_state *st, size_t action_id, const dw_sim_action *a,
-               _Atomic uint64_t *hits, const char *name, const uint8_t *req, const captures *c,
+               uint64_t *hits, const char *name, const uint8_t *req, const captures *c,
                dw_sim_outcome *out, dw_buf *payload, dw_error *err, lua_call *lc)
 {
     const dw_sim_script *s = e->script;
-    uint64_t nth = hits ? atomic_fetch_add(hits, 1) + 1 : 0;
+    uint64_t nth = hits ? ++*hits : 0;
     out->delay_ms = action_delay(e, a);
     out->split = a->split;
     out->nsplit = a->nsplit;
@@ -1028,34 +982,29 @@ static int act(dw_sim_engine *e, sim_state *st, size_t action_id, const dw_sim_a
 /* Carry out action `action_id` (its "set", "lua" and reply). When a chunk of
  * Lua fails (LUA_FAILED) its reply turn and match count are as before. */
 static int apply_action(dw_sim_engine *e, sim_state *st, size_t action_id, const dw_sim_action *a,
-                        _Atomic uint64_t *hits, const char *name, const uint8_t *req,
-                        const captures *c, dw_sim_outcome *out, dw_buf *payload, dw_error *err,
-                        lua_call *lc)
+                        uint64_t *hits, const char *name, const uint8_t *req, const captures *c,
+                        dw_sim_outcome *out, dw_buf *payload, dw_error *err, lua_call *lc)
 {
     if (!lc)
         return act(e, st, action_id, a, hits, name, req, c, out, payload, err, NULL);
-    int turns = e->needs_lock[action_id]; /* held: the turn may be read */
-    size_t turn = turns ? st->turns[action_id] : 0;
+    size_t turn = st->turns[action_id];
     int rc = act(e, st, action_id, a, hits, name, req, c, out, payload, err, lc);
     if (rc == LUA_FAILED) {
-        if (turns)
-            st->turns[action_id] = turn;
+        st->turns[action_id] = turn;
         if (hits)
-            atomic_fetch_sub(hits, 1);
+            (*hits)--;
     }
     return rc;
 }
 
 static void keep_sample(dw_sim_engine *e, const uint8_t *req, size_t n)
 {
-    pthread_mutex_lock(&e->sample_lock);
     if (e->nsamples < DW_SIM_UNMATCHED_KEEP) {
         dw_buf *b = &e->samples[e->nsamples];
         dw_buf_init(b);
         if (dw_buf_append(b, req, n > 256 ? 256 : n) == DW_OK)
             e->nsamples++;
     }
-    pthread_mutex_unlock(&e->sample_lock);
 }
 
 /* Reset `out` for a new request, keeping the storage of its byte buffer and
@@ -1076,7 +1025,7 @@ static void outcome_reset(dw_sim_outcome *out)
 }
 
 /* Nothing fitted the request (or a chunk of Lua failed on it): the
- * "unmatched" behaviour, under the state lock when that needs it. */
+ * "unmatched" behaviour. */
 static int answer_unmatched(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
                             captures *c, dw_sim_outcome *out, dw_error *err)
 {
@@ -1096,10 +1045,8 @@ static int answer_unmatched(dw_sim_engine *e, dw_sim_session *ss, const uint8_t 
 }
 
 /* The end of a request to a script with Lua. If a chunk failed (rc is
- * LUA_FAILED), undo what the request changed and answer it as unmatched:
- * every chunk runs under the state lock (an "if" with lock_matching, a Lua
- * action or value through needs_lock), which is still held. Then forget the
- * old values. */
+ * LUA_FAILED), undo what the request changed and answer it as unmatched.
+ * Then forget the old values. */
 static int lua_finish(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
                       captures *c, dw_sim_outcome *out, dw_error *err, int rc)
 {
@@ -1115,7 +1062,7 @@ static int lua_finish(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, 
 static int answer_prebuilt(dw_sim_engine *e, size_t r, dw_sim_outcome *out)
 {
     const struct prebuilt *p = &e->pre[r];
-    atomic_fetch_add(&e->rule_hits[r], 1);
+    e->rule_hits[r]++;
     out->source = DW_SIM_BY_RULE;
     out->index = r;
     out->name = p->name;
@@ -1221,10 +1168,10 @@ static int scpi_respond(scpi_msg *msg, const uint8_t *p, size_t n)
 
 /* Carry out a rule's or step's action for one unit. When a chunk of Lua
  * fails (LUA_FAILED) its reply turn and match count are as before. */
-static int scpi_act(dw_sim_session *ss, size_t id, const dw_sim_action *a, _Atomic uint64_t *hits,
+static int scpi_act(dw_sim_session *ss, size_t id, const dw_sim_action *a, uint64_t *hits,
                     const captures *c, scpi_msg *msg, dw_sim_outcome *out, lua_call *lc)
 {
-    uint64_t nth = atomic_fetch_add(hits, 1) + 1;
+    uint64_t nth = ++*hits;
     unsigned delay = action_delay(ss->e, a);
     out->delay_ms = delay > UINT32_MAX - out->delay_ms ? UINT32_MAX : out->delay_ms + delay;
     if (a->nsplit) {
@@ -1257,7 +1204,7 @@ static int scpi_act(dw_sim_session *ss, size_t id, const dw_sim_action *a, _Atom
     }
     if (rc == LUA_FAILED) {
         ss->st->turns[id] = turn;
-        atomic_fetch_sub(hits, 1);
+        (*hits)--;
     }
     return rc;
 }
@@ -1451,7 +1398,7 @@ static int scpi_finish(dw_sim_engine *e, scpi_msg *msg, dw_sim_outcome *out, dw_
 }
 
 static int scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
-                       double now, dw_sim_outcome *out, dw_error *err)
+                       dw_sim_outcome *out, dw_error *err)
 {
     sim_state *st = ss->st;
     dw_scpi_parser p;
@@ -1460,8 +1407,6 @@ static int scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req,
     dw_buf_clear(msg.resp);
     out->source = DW_SIM_BY_PROFILE;
     out->name = "scpi";
-    pthread_mutex_lock(&st->lock);
-    st->now = now;
     dw_scpi_parser_init(&p, req, n);
     int rc = DW_OK, r;
     while (rc == DW_OK && !msg.stop && (r = dw_scpi_parser_next(&p, &u)) != 0) {
@@ -1480,22 +1425,12 @@ static int scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req,
     dw_scpi_parser_free(&p);
     if (rc == DW_OK && out->fault == DW_SIM_FAULT_NONE)
         rc = scpi_finish(e, &msg, out, err);
-    pthread_mutex_unlock(&st->lock);
-    dw_buf *bufs[] = {&ss->scpi_resp, &ss->scpi_caps, &ss->scratch};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        if (bufs[i]->cap > DW_SIM_KEEP_BYTES) { /* after a large message (memory.h) */
-            dw_buf_clear(bufs[i]);
-            dw_buf_shrink(bufs[i], DW_SIM_KEEP_BYTES);
-        }
-    if (msg.undefined) {
-        atomic_fetch_add(&e->unmatched, 1);
-        keep_sample(e, req, n);
+    if (msg.undefined) { /* dw_sim_engine_handle_at keeps its sample */
+        e->unmatched++;
         out->source = DW_SIM_BY_UNMATCHED;
         out->index = SIZE_MAX;
         out->name = "unmatched";
     }
-    if (rc == DW_ENOMEM)
-        dw_error_set(err, DW_ENOMEM, "%s: out of memory", out->name);
     return rc;
 }
 
@@ -1504,13 +1439,6 @@ int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *re
 {
     double now = e->lua || dw_sim_props_timed(e->script->props) ? e->clock(e->clock_arg) : 0;
     return dw_sim_engine_handle_at(e, ss, req, n, now, out, err);
-}
-
-/* Lock the state for a request at time `now`. */
-static void lock_at(sim_state *st, double now)
-{
-    pthread_mutex_lock(&st->lock);
-    st->now = now;
 }
 
 /* The properties' commands for a request no rule took (other profiles):
@@ -1549,103 +1477,117 @@ static int text_props(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, 
     return 1;
 }
 
-int dw_sim_engine_handle_at(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
-                            double now, dw_sim_outcome *out, dw_error *err)
+/* The next expected step, if the request is it: MATCHED (its "if" holding)
+ * or not; *rc set when a limit was noted, a chunk failed (LUA_FAILED) or
+ * memory ran out. */
+static int match_step(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
+                      captures *c, dw_sim_outcome *out, lua_call *lc, int *rc)
 {
-    static const uint8_t none[1] = {0};
     const dw_sim_script *s = e->script;
-    outcome_reset(out);
-    if (!req)
-        req = none;
-    atomic_fetch_add(&e->requests, 1);
-    if (atomic_load(&ss->hung)) {
-        out->source = DW_SIM_BY_HUNG;
-        out->name = "hung";
-        return DW_OK;
-    }
-    if (s->profile == DW_SIM_PROFILE_SCPI) {
-        int rc = scpi_handle(e, ss, req, n, now, out, err);
-        if (out->fault == DW_SIM_FAULT_HANG)
-            atomic_store(&ss->hung, 1);
+    sim_state *st = ss->st;
+    if (st->step >= s->nsteps)
+        return NO_MATCH;
+    const dw_sim_step *sp = &s->steps[st->step];
+    int step = match(ss, &sp->expect, req, n, c);
+    if (step == LIMITED)
+        *rc = note_limit(e, out, DW_SIM_BY_STEP, st->step);
+    else if (step == MATCHED && sp->cond && !cond_holds(lc, st->step, sp->cond, rc))
+        step = NO_MATCH;
+    return step;
+}
+
+/* The next step took the request: carry out its action and move on. */
+static int answer_step(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, captures *c,
+                       dw_sim_outcome *out, dw_error *err, lua_call *lc)
+{
+    const dw_sim_script *s = e->script;
+    sim_state *st = ss->st;
+    size_t i = st->step++;
+    out->source = DW_SIM_BY_STEP;
+    out->index = i;
+    out->name = s->steps[i].name ? s->steps[i].name : "step";
+    int rc = apply_action(e, st, i, &s->steps[i].action, &e->step_hits[i], out->name, req, c, out,
+                          &ss->scratch, err, lc);
+    if (rc == LUA_FAILED)
+        st->step = i;
+    return rc;
+}
+
+/* No step took the request: the first rule that does, else a property's
+ * command, else the unmatched behaviour. */
+static int answer_rules(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
+                        captures *c, dw_sim_outcome *out, dw_error *err, lua_call *lc)
+{
+    const dw_sim_script *s = e->script;
+    int rc = DW_OK;
+    size_t r = find_rule(e, ss, req, n, c, out, &rc, lc);
+    if (rc != DW_OK) {
+        if (rc != LUA_FAILED) /* that is answered by lua_finish */
+            out->name = "limit";
         return rc;
     }
+    if (r != SIZE_MAX && e->pre[r].data)
+        return answer_prebuilt(e, r, out);
+    if (r == SIZE_MAX && ss->st->props && text_props(e, ss, req, n, out, err, &rc))
+        return rc; /* a property's command */
+    if (r == SIZE_MAX)
+        return answer_unmatched(e, ss, req, n, c, out, err);
+    out->source = DW_SIM_BY_RULE;
+    out->index = r;
+    out->name = s->rules[r].name ? s->rules[r].name : "rule";
+    return apply_action(e, ss->st, s->nsteps + r, &s->rules[r].action, &e->rule_hits[r], out->name,
+                        req, c, out, &ss->scratch, err, lc);
+}
 
-    sim_state *st = ss->st;
+/* A request to a script of the text profiles: the next step, then the
+ * rules, then the properties' commands, then the unmatched behaviour. */
+static int text_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
+                       dw_sim_outcome *out, dw_error *err)
+{
     captures c;
-    lua_call lcs, *lc = NULL;
-    if (e->lua) {
-        lcs = (lua_call){e, ss, st, req, n, &c, out};
-        lc = &lcs;
-    }
+    lua_call lcs = {e, ss, ss->st, req, n, &c, out};
+    lua_call *lc = e->lua ? &lcs : NULL;
     int rc = DW_OK;
-    /* With steps the cursor is state, and an "if" reads state: hold the lock
-     * throughout. Without, matching reads only the immutable script, and the
-     * lock is taken only for an action that needs it. */
-    int locked = 0;
-    if (e->lock_matching) {
-        lock_at(st, now);
-        locked = 1;
-    }
-    int step = NO_MATCH;
-    if (s->nsteps && st->step < s->nsteps) {
-        const dw_sim_step *sp = &s->steps[st->step];
-        step = match(ss, &sp->expect, req, n, &c);
-        if (step == LIMITED)
-            rc = note_limit(e, out, DW_SIM_BY_STEP, st->step);
-        else if (step == MATCHED && sp->cond && !cond_holds(lc, st->step, sp->cond, &rc))
-            step = NO_MATCH;
-    }
+    int step = match_step(e, ss, req, n, &c, out, lc, &rc);
     if (rc != DW_OK) {
         if (rc != LUA_FAILED) /* that is answered by lua_finish */
             out->name = "limit";
     } else if (step == MATCHED) {
-        size_t i = st->step++;
-        out->source = DW_SIM_BY_STEP;
-        out->index = i;
-        out->name = s->steps[i].name ? s->steps[i].name : "step";
-        rc = apply_action(e, st, i, &s->steps[i].action, &e->step_hits[i], out->name, req, &c, out,
-                          &ss->scratch, err, lc);
-        if (rc == LUA_FAILED)
-            st->step = i;
+        rc = answer_step(e, ss, req, &c, out, err, lc);
     } else {
-        size_t r = find_rule(e, ss, req, n, &c, out, &rc, lc);
-        size_t id = r != SIZE_MAX ? s->nsteps + r : s->nsteps + s->nrules;
-        if (rc != DW_OK) {
-            if (rc != LUA_FAILED)
-                out->name = "limit";
-        } else if (r != SIZE_MAX && e->pre[r].data) {
-            rc = answer_prebuilt(e, r, out);
-        } else {
-            if (!locked && (e->needs_lock[id] || (r == SIZE_MAX && st->props))) {
-                lock_at(st, now);
-                locked = 1;
-            }
-            if (r == SIZE_MAX && st->props && text_props(e, ss, req, n, out, err, &rc)) {
-                /* a property's command */
-            } else if (r != SIZE_MAX) {
-                out->source = DW_SIM_BY_RULE;
-                out->index = r;
-                out->name = s->rules[r].name ? s->rules[r].name : "rule";
-                rc = apply_action(e, st, id, &s->rules[r].action, &e->rule_hits[r], out->name, req,
-                                  &c, out, &ss->scratch, err, lc);
-            } else {
-                rc = answer_unmatched(e, ss, req, n, &c, out, err);
-            }
-        }
+        rc = answer_rules(e, ss, req, n, &c, out, err, lc);
     }
     if (lc)
         rc = lua_finish(e, ss, req, n, &c, out, err, rc);
-    if (locked)
-        pthread_mutex_unlock(&st->lock);
+    return rc;
+}
 
+int dw_sim_engine_handle_at(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
+                            double now, dw_sim_outcome *out, dw_error *err)
+{
+    static const uint8_t none[1] = {0};
+    outcome_reset(out);
+    if (!req)
+        req = none;
+    e->requests++;
+    if (ss->hung) {
+        out->source = DW_SIM_BY_HUNG;
+        out->name = "hung";
+        return DW_OK;
+    }
+    ss->st->now = now;
+    int rc = e->script->profile == DW_SIM_PROFILE_SCPI ? scpi_handle(e, ss, req, n, out, err)
+                                                       : text_handle(e, ss, req, n, out, err);
     if (out->source == DW_SIM_BY_UNMATCHED)
         keep_sample(e, req, n);
-    if (ss->scratch.cap > DW_SIM_KEEP_BYTES) { /* after a large reply (memory.h) */
-        dw_buf_clear(&ss->scratch);
-        dw_buf_shrink(&ss->scratch, DW_SIM_KEEP_BYTES);
-    }
+    dw_buf *bufs[] = {&ss->scratch, &ss->scpi_resp, &ss->scpi_caps};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]->cap > DW_SIM_KEEP_BYTES) { /* after a large message (memory.h) */
+            dw_buf_clear(bufs[i]);
+            dw_buf_shrink(bufs[i], DW_SIM_KEEP_BYTES);
+        }
     if (out->fault == DW_SIM_FAULT_HANG)
-        atomic_store(&ss->hung, 1);
+        ss->hung = 1;
     if (rc == DW_ENOMEM)
         dw_error_set(err, DW_ENOMEM, "%s: out of memory", out->name);
     return rc;
@@ -1655,10 +1597,8 @@ int dw_sim_engine_banner(dw_sim_engine *e, dw_sim_session *ss, dw_buf *out)
 {
     if (e->script->banner.nsegs == 0)
         return DW_OK;
-    lock_at(ss->st, e->clock(e->clock_arg));
-    int rc = render(&e->script->banner, ss->st, NULL, NULL, out);
-    pthread_mutex_unlock(&ss->st->lock);
-    return rc;
+    ss->st->now = e->clock(e->clock_arg);
+    return render(&e->script->banner, ss->st, NULL, NULL, out);
 }
 
 int dw_sim_engine_periodic(dw_sim_engine *e, dw_sim_session *ss, size_t i, dw_buf *out,
@@ -1667,9 +1607,8 @@ int dw_sim_engine_periodic(dw_sim_engine *e, dw_sim_session *ss, size_t i, dw_bu
     if (i >= e->script->nperiodic)
         return dw_error_set(err, DW_EINVAL, "periodic[%zu]: no such message", i);
     dw_buf payload = DW_BUF_INIT;
-    lock_at(ss->st, e->clock(e->clock_arg));
+    ss->st->now = e->clock(e->clock_arg);
     int rc = render(&e->script->periodic[i].send, ss->st, NULL, NULL, &payload);
-    pthread_mutex_unlock(&ss->st->lock);
     if (rc == DW_OK) {
         dw_error merr;
         dw_error_clear(&merr);
@@ -1684,44 +1623,44 @@ int dw_sim_engine_periodic(dw_sim_engine *e, dw_sim_session *ss, size_t i, dw_bu
 
 uint64_t dw_sim_engine_rule_hits(const dw_sim_engine *e, size_t i)
 {
-    return i < e->script->nrules ? atomic_load(&e->rule_hits[i]) : 0;
+    return i < e->script->nrules ? e->rule_hits[i] : 0;
 }
 
 uint64_t dw_sim_engine_step_hits(const dw_sim_engine *e, size_t i)
 {
-    return i < e->script->nsteps ? atomic_load(&e->step_hits[i]) : 0;
+    return i < e->script->nsteps ? e->step_hits[i] : 0;
 }
 
 uint64_t dw_sim_engine_rule_limit_hits(const dw_sim_engine *e, size_t i)
 {
-    return i < e->script->nrules ? atomic_load(&e->rule_limits[i]) : 0;
+    return i < e->script->nrules ? e->rule_limits[i] : 0;
 }
 
 uint64_t dw_sim_engine_step_limit_hits(const dw_sim_engine *e, size_t i)
 {
-    return i < e->script->nsteps ? atomic_load(&e->step_limits[i]) : 0;
+    return i < e->script->nsteps ? e->step_limits[i] : 0;
 }
 
 uint64_t dw_sim_engine_regex_limit_hits(const dw_sim_engine *e)
 {
-    return atomic_load(&e->limit_hits);
+    return e->limit_hits;
 }
 
 uint64_t dw_sim_engine_requests(const dw_sim_engine *e)
 {
-    return atomic_load(&e->requests);
+    return e->requests;
 }
 
 uint64_t dw_sim_engine_unmatched(const dw_sim_engine *e)
 {
-    return atomic_load(&e->unmatched);
+    return e->unmatched;
 }
 
 size_t dw_sim_engine_steps_not_reached(const dw_sim_engine *e)
 {
     size_t n = 0;
     for (size_t i = 0; i < e->script->nsteps; i++)
-        if (atomic_load(&e->step_hits[i]) == 0)
+        if (e->step_hits[i] == 0)
             n++;
     return n;
 }
@@ -1729,12 +1668,10 @@ size_t dw_sim_engine_steps_not_reached(const dw_sim_engine *e)
 int dw_sim_engine_unmatched_sample(dw_sim_engine *e, size_t k, dw_buf *out)
 {
     int rc = DW_ENOENT;
-    pthread_mutex_lock(&e->sample_lock);
     if (k < e->nsamples) {
         dw_buf_clear(out);
         rc = dw_buf_append(out, e->samples[k].data, e->samples[k].len);
     }
-    pthread_mutex_unlock(&e->sample_lock);
     return rc;
 }
 
@@ -1769,17 +1706,17 @@ size_t dw_sim_engine_lua_memory(dw_sim_engine *e)
 
 uint64_t dw_sim_engine_lua_errors(const dw_sim_engine *e)
 {
-    return atomic_load(&e->lua_errors);
+    return e->lua_errors;
 }
 
 uint64_t dw_sim_engine_rule_lua_errors(const dw_sim_engine *e, size_t i)
 {
-    return e->lua && i < e->script->nrules ? atomic_load(&e->rule_lua_errors[i]) : 0;
+    return e->lua && i < e->script->nrules ? e->rule_lua_errors[i] : 0;
 }
 
 uint64_t dw_sim_engine_step_lua_errors(const dw_sim_engine *e, size_t i)
 {
-    return e->lua && i < e->script->nsteps ? atomic_load(&e->step_lua_errors[i]) : 0;
+    return e->lua && i < e->script->nsteps ? e->step_lua_errors[i] : 0;
 }
 
 /* ---- run-time control (control.h) ------------------------------------------ */
@@ -1794,11 +1731,8 @@ int dw_sim_engine_var_get(dw_sim_engine *e, dw_sim_session *ss, size_t i, dw_buf
     if (i >= e->script->nvars)
         return DW_ENOENT;
     sim_state *st = state_of(e, ss);
-    pthread_mutex_lock(&st->lock);
     dw_buf_clear(out);
-    int rc = dw_buf_append(out, st->vars[i].data, st->vars[i].len);
-    pthread_mutex_unlock(&st->lock);
-    return rc;
+    return dw_buf_append(out, st->vars[i].data, st->vars[i].len);
 }
 
 int dw_sim_engine_var_set(dw_sim_engine *e, dw_sim_session *ss, size_t i, const uint8_t *p,
@@ -1810,10 +1744,8 @@ int dw_sim_engine_var_set(dw_sim_engine *e, dw_sim_session *ss, size_t i, const 
     if (dw_buf_append(&fresh, p, n) != DW_OK)
         return DW_ENOMEM;
     sim_state *st = state_of(e, ss);
-    pthread_mutex_lock(&st->lock);
     dw_buf_free(&st->vars[i]);
     st->vars[i] = fresh;
-    pthread_mutex_unlock(&st->lock);
     return DW_OK;
 }
 
@@ -1823,26 +1755,19 @@ int dw_sim_engine_with_props(dw_sim_engine *e, dw_sim_session *ss,
     sim_state *st = state_of(e, ss);
     if (!st->props)
         return DW_ENOENT;
-    lock_at(st, e->clock(e->clock_arg));
-    int rc = fn(st->props, st->now, arg);
-    pthread_mutex_unlock(&st->lock);
-    return rc;
+    st->now = e->clock(e->clock_arg);
+    return fn(st->props, st->now, arg);
 }
 
 size_t dw_sim_engine_next_step(dw_sim_engine *e, dw_sim_session *ss)
 {
-    sim_state *st = state_of(e, ss);
-    pthread_mutex_lock(&st->lock);
-    size_t step = st->step;
-    pthread_mutex_unlock(&st->lock);
-    return step;
+    return state_of(e, ss)->step;
 }
 
 /* What *RST puts back (variables, properties) and also the step cursor, the
  * reply turns and the SCPI status: the script's start. */
 static int state_rewind(sim_state *st, const dw_sim_script *s)
 {
-    pthread_mutex_lock(&st->lock);
     int rc = reset_state(s, st);
     memset(st->turns, 0, nactions(s) * sizeof *st->turns);
     st->step = 0;
@@ -1855,7 +1780,6 @@ static int state_rewind(sim_state *st, const dw_sim_script *s)
             rc = DW_ENOMEM;
         }
     }
-    pthread_mutex_unlock(&st->lock);
     return rc;
 }
 
@@ -1866,36 +1790,34 @@ int dw_sim_engine_reset(dw_sim_engine *e, int keep_counters)
         return rc;
     const dw_sim_script *s = e->script;
     for (size_t i = 0; i < s->nrules; i++) {
-        atomic_store(&e->rule_hits[i], 0);
-        atomic_store(&e->rule_limits[i], 0);
+        e->rule_hits[i] = 0;
+        e->rule_limits[i] = 0;
         if (e->lua)
-            atomic_store(&e->rule_lua_errors[i], 0);
+            e->rule_lua_errors[i] = 0;
     }
     for (size_t i = 0; i < s->nsteps; i++) {
-        atomic_store(&e->step_hits[i], 0);
-        atomic_store(&e->step_limits[i], 0);
+        e->step_hits[i] = 0;
+        e->step_limits[i] = 0;
         if (e->lua)
-            atomic_store(&e->step_lua_errors[i], 0);
+            e->step_lua_errors[i] = 0;
     }
-    atomic_store(&e->limit_hits, 0);
-    atomic_store(&e->lua_errors, 0);
-    atomic_store(&e->requests, 0);
-    atomic_store(&e->unmatched, 0);
-    pthread_mutex_lock(&e->sample_lock);
+    e->limit_hits = 0;
+    e->lua_errors = 0;
+    e->requests = 0;
+    e->unmatched = 0;
     for (size_t k = 0; k < e->nsamples; k++)
         dw_buf_free(&e->samples[k]);
     e->nsamples = 0;
-    pthread_mutex_unlock(&e->sample_lock);
     return rc;
 }
 
 int dw_sim_session_reset(dw_sim_session *s)
 {
-    atomic_store(&s->hung, 0);
+    s->hung = 0;
     return s->st == &s->own ? state_rewind(&s->own, s->e->script) : DW_OK;
 }
 
 void dw_sim_session_hang(dw_sim_session *s)
 {
-    atomic_store(&s->hung, 1);
+    s->hung = 1;
 }

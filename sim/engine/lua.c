@@ -6,7 +6,6 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +18,6 @@ enum { NAME_REQUEST = -1, NAME_CAPTURES = -2, NAME_NOW = -3, NAME_STATE = -4 };
 
 struct dw_sim_lua {
     lua_State *L;
-    pthread_mutex_t lock;
     const dw_sim_script *script;
     size_t used, cap; /* bytes held and the memory cap */
     uint32_t budget;
@@ -489,7 +487,6 @@ int dw_sim_lua_new(const dw_sim_script *script, dw_sim_lua **out, dw_error *err)
     x->script = script;
     x->cap = DW_SIM_LUA_MEMORY_CAP;
     x->budget = DW_SIM_LUA_BUDGET;
-    pthread_mutex_init(&x->lock, NULL);
     x->L = lua_newstate(capped_alloc, x);
     if (!x->L) {
         dw_sim_lua_free(x);
@@ -516,37 +513,29 @@ void dw_sim_lua_free(dw_sim_lua *x)
         return;
     if (x->L)
         lua_close(x->L);
-    pthread_mutex_destroy(&x->lock);
     free(x);
 }
 
 void dw_sim_lua_set_limits(dw_sim_lua *x, uint32_t instructions, size_t memory)
 {
-    pthread_mutex_lock(&x->lock);
     x->budget = instructions ? instructions : 1;
     if (x->budget > INT32_MAX)
         x->budget = INT32_MAX;
     x->cap = memory;
     lua_sethook(x->L, budget_hook, LUA_MASKCOUNT, (int)x->budget);
-    pthread_mutex_unlock(&x->lock);
 }
 
 void dw_sim_lua_seed(dw_sim_lua *x, uint64_t seed)
 {
-    pthread_mutex_lock(&x->lock);
     lua_rawgeti(x->L, LUA_REGISTRYINDEX, x->randomseed);
     lua_pushinteger(x->L, (lua_Integer)seed);
     if (lua_pcall(x->L, 1, 0, 0) != LUA_OK)
         lua_pop(x->L, 1);
-    pthread_mutex_unlock(&x->lock);
 }
 
 size_t dw_sim_lua_memory(dw_sim_lua *x)
 {
-    pthread_mutex_lock(&x->lock);
-    size_t n = x->used;
-    pthread_mutex_unlock(&x->lock);
-    return n;
+    return x->used;
 }
 
 /* ---- evaluation ---------------------------------------------------------- */
@@ -602,10 +591,8 @@ static int run(dw_sim_lua *x, const dw_sim_lua_chunk *ch, int *truth, dw_buf *te
 int dw_sim_lua_eval(dw_sim_lua *x, const dw_sim_lua_chunk *chunk, const dw_sim_lua_scope *scope,
                     int *truth, dw_buf *text, char *msg, size_t cap)
 {
-    pthread_mutex_lock(&x->lock);
     x->scope = scope;
     int rc = run(x, chunk, truth, text, msg, cap);
     x->scope = NULL;
-    pthread_mutex_unlock(&x->lock);
     return rc;
 }

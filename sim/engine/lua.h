@@ -30,8 +30,8 @@
  * state is read-only. Reading or assigning a name that is
  * none of these is an error (a typo fails loudly instead of reading nil).
  *
- * A sandbox is used by one thread at a time: dw_sim_lua_eval locks its own
- * mutex. */
+ * A sandbox belongs to its engine and, like the engine, to the one thread
+ * that runs it (its device's loop thread, engine.h): it has no lock. */
 #ifndef DW_SIM_ENGINE_LUA_H
 #define DW_SIM_ENGINE_LUA_H
 
