@@ -278,9 +278,10 @@ int dw_sim_engine_var_get(dw_sim_engine *e, dw_sim_session *ss, size_t i, dw_buf
 int dw_sim_engine_var_set(dw_sim_engine *e, dw_sim_session *ss, size_t i, const uint8_t *p,
                           size_t n);
 /* Call fn(props, now, arg) on the properties of a session's state (ss NULL:
- * the engine's shared state), `now` read from the engine's clock: fn reads and sets them with
- * dw_sim_prop_get and dw_sim_prop_set (model/props.h) and must not call back into the engine. fn's
- * result, or DW_ENOENT when the script has no properties. On the engine's thread. */
+ * the engine's shared state), `now` read from the engine's clock: fn reads
+ * and sets them with dw_sim_prop_get and dw_sim_prop_set (model/props.h)
+ * and must not call back into the engine. fn's result, or DW_ENOENT when
+ * the script has no properties. On the engine's thread. */
 int dw_sim_engine_with_props(dw_sim_engine *e, dw_sim_session *ss,
                              int (*fn)(dw_sim_props_state *props, double now, void *arg),
                              void *arg);

@@ -107,8 +107,8 @@ struct dw_sim_session {
     dw_buf scpi_resp; /* SCPI: the message's responses joined with ';' */
     dw_buf scpi_caps; /* SCPI: a unit as written, then its parameters' values */
     /* Regex matching: the session's own match data and match context (the
-     * limits), so that concurrent sessions share nothing but the immutable
-     * compiled patterns; JIT matches run on their thread's JIT stack
+     * limits), so that sessions share nothing but the immutable compiled
+     * patterns; JIT matches run on their thread's JIT stack
      * (thread_jit_stack). NULL when the script has no regex. */
     pcre2_match_data *md;
     pcre2_match_context *mc;
