@@ -25,44 +25,44 @@
  *
  * State (variables, the step cursor, the turn of each reply list) lives in
  * the engine when the script's scope is "shared", or in each session when it
- * is "connection"; a mutex guards it. Matching reads only the immutable
- * script, so the lock is taken only with steps still to replay or for an
- * action that touches state (a "set", a list of replies, a variable in a
- * reply). A rule whose answer never changes (one literal reply, no set, no
- * fault) is framed once when the engine is built: a hit is a table lookup
- * and one copy. Hit counters for the summary are atomic and count across all
+ * is "connection". A rule whose answer never changes (one literal reply,
+ * no set, no fault) is framed once when the engine is built: a hit is a
+ * table lookup and one copy. Hit counters for the summary count across all
  * sessions; "fault_on": N is the Nth match of that rule or step over the
  * whole run (all connections).
+ *
+ * Threads: an engine, its sessions and everything they hold (the state, the
+ * counters, the unmatched sample, the Lua state, the generator's draws)
+ * belong to one thread, the loop thread of its device (common/loop.h): the
+ * server handles requests and sends banners and periodic messages there, and
+ * the control API, the totals and the summary reach the engine through
+ * dw_sim_loop_call. So the engine takes no lock: a caller on another thread
+ * hands its call to the loop. Building an engine before the loop runs, or
+ * freeing it after it stopped, is ordered by the hand-over itself.
  *
  * Regexes (PCRE2, compiled and JIT-compiled once at load) are matched on
  * the request's bytes and length as they are (NUL bytes included, no copy),
  * with match data and a match context that belong to the session and a
  * JIT stack that belongs to the calling thread (made at its first JIT
- * match, freed when the thread ends): concurrent sessions share only the
- * immutable compiled pattern, so they never wait for each other, whether
- * each connection has its own thread or one loop serves them all. Every match is bounded (the
+ * match, freed when the thread ends), so that every connection of a loop
+ * shares one stack and engines on different threads (a test's, the loop's)
+ * share only the immutable compiled pattern. Every match is bounded (the
  * DW_SIM_REGEX_* limits below), so no request can make a pattern backtrack
  * without end: a match cut short by a limit counts as "no match" for that
  * rule or step (matching goes on with the next rule, then the unmatched
  * behaviour), is counted (dw_sim_engine_regex_limit_hits and per rule), and
  * is listed in the outcome, flagged the first time for each rule so that
- * the server logs it once. The engine itself does no I/O. A regex step is
- * matched under the state lock, so in shared scope a step's match (bounded
- * too) delays the others by its own length at most. The limits count
+ * the server logs it once. The engine itself does no I/O. The limits count
  * backtracking, not the bytes each attempt scans: an unanchored pattern
  * that scans ahead from every position without backtracking still costs
  * time quadratic in the request's length (docs/sim.md, "Matching").
  *
- * Lua (model/lua.h; a script with none makes no Lua state and takes none of
- * these paths): each engine has one sandboxed Lua state, used under its own
- * lock, and every chunk runs under the state lock too: a script with a
- * rule's "if" matches under it (as one with steps does), an action with Lua
- * takes it. A chunk that fails (an error, its instruction budget, the memory
- * cap) makes the request unmatched: what the rule or step changed (sets,
- * assignments, its reply turn, the step cursor) is undone, its match is not
- * counted, and the failure is counted (dw_sim_engine_lua_errors and per
- * rule) and listed in the outcome, flagged the first time for each rule or
- * step so that the server logs it once. */
+ * Lua (engine/lua.h; a script with none makes no Lua state and takes none of
+ * these paths): each engine has one sandboxed Lua state. A chunk that fails (an error, its
+ * instruction budget, the memory cap) makes the request unmatched: what the rule or step changed
+ * (sets, assignments, its reply turn, the step cursor) is undone, its match is not counted, and the
+ * failure is counted (dw_sim_engine_lua_errors and per rule) and listed in the outcome, flagged the
+ * first time for each rule or step so that the server logs it once. */
 #ifndef DW_SIM_ENGINE_H
 #define DW_SIM_ENGINE_H
 
@@ -111,9 +111,8 @@ const dw_marshaller *dw_sim_engine_request_marshaller(const dw_sim_engine *e);
 const dw_marshaller *dw_sim_engine_response_marshaller(const dw_sim_engine *e);
 
 /* A session: one connection's view (its own state when the scope is
- * "connection"). NULL when out of memory. A session is used by one request
- * at a time, but dw_sim_engine_periodic may run on it from another thread
- * concurrently (it locks). Free with dw_sim_session_free (accepts NULL). */
+ * "connection"). NULL when out of memory. Used on its engine's thread (see
+ * "Threads" above). Free with dw_sim_session_free (accepts NULL). */
 dw_sim_session *dw_sim_session_new(dw_sim_engine *e);
 void dw_sim_session_free(dw_sim_session *s);
 /* 1 once a "hang" fault fired on this session: the device reads requests
@@ -141,7 +140,7 @@ typedef struct dw_sim_limit_hit {
 } dw_sim_limit_hit;
 
 /* A chunk of Lua that failed on this request: a runtime error, or it
- * overran its instruction budget or the memory cap (model/lua.h). The
+ * overran its instruction budget or the memory cap (engine/lua.h). The
  * request was then handled as unmatched, and nothing the failed rule or step
  * changed is kept. */
 typedef struct dw_sim_lua_failure {
@@ -192,7 +191,7 @@ void dw_sim_outcome_free(dw_sim_outcome *o);
  * turns. Returns DW_OK, DW_ENOMEM, or DW_EINVAL when a rendered reply cannot
  * be framed with the response framing (for instance it holds the sentinel):
  * then `err` names the rule and `out` holds the frames before the bad one.
- * Thread-safe across sessions; one call at a time per session. */
+ * On the engine's thread (see "Threads" above). */
 int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *s, const uint8_t *req, size_t n,
                          dw_sim_outcome *out, dw_error *err);
 
@@ -212,40 +211,39 @@ void dw_sim_engine_set_clock(dw_sim_engine *e, double (*clock)(void *arg), void 
 /* Seed the engine's randomness: the PRNG the properties' noise draws from
  * (every session of the engine) and Lua's math.random. An engine starts
  * seeded with DW_SIM_DEFAULT_SEED, so runs repeat unless a seed is given.
- * Thread-safe. */
+ * On the engine's thread. */
 #define DW_SIM_DEFAULT_SEED 0x6465767769726555ULL
 void dw_sim_engine_seed(dw_sim_engine *e, uint64_t seed);
 
 /* The properties' values session s sees (NULL when the script has none),
- * for code that runs inside the engine with the state's lock held (a
- * script's code): read and set them by name with dw_sim_prop_find,
- * dw_sim_prop_get and dw_sim_prop_set (model/props.h), at the request's
- * time. */
+ * for code that runs inside the engine (a script's code): read and set them by name with
+ * dw_sim_prop_find, dw_sim_prop_get and dw_sim_prop_set (model/props.h), at the request's time. */
 dw_sim_props_state *dw_sim_session_props(dw_sim_session *s);
 
 /* Append the script's banner (rendered with the session's state; sent raw,
  * not framed) to `out`. DW_OK (nothing appended when there is none) or
- * DW_ENOMEM. Thread-safe as dw_sim_engine_handle. */
+ * DW_ENOMEM. On the engine's thread, as dw_sim_engine_handle. */
 int dw_sim_engine_banner(dw_sim_engine *e, dw_sim_session *s, dw_buf *out);
 
 /* Append periodic message `i` (0 <= i < script->nperiodic) rendered with the
  * session's state and framed with the response framing to `out`. DW_OK,
- * DW_ENOMEM, or DW_EINVAL (cannot be framed; `err` says why). May run
- * concurrently with dw_sim_engine_handle on the same session. */
+ * DW_ENOMEM, or DW_EINVAL (cannot be framed; `err` says why). On the
+ * engine's thread, between two requests of the session. */
 int dw_sim_engine_periodic(dw_sim_engine *e, dw_sim_session *s, size_t i, dw_buf *out,
                            dw_error *err);
 
-/* ---- Lua (model/lua.h): no effect on an engine whose script has none ------ */
+/* ---- Lua (engine/lua.h): no effect on an engine whose script has none ------ */
 
 /* The instruction budget of one evaluation (at least 1) and the memory cap
  * of the engine's Lua state (DW_SIM_LUA_BUDGET and DW_SIM_LUA_MEMORY_CAP by
- * default). Thread-safe. */
+ * default). On the engine's thread. */
 void dw_sim_engine_lua_limits(dw_sim_engine *e, uint32_t instructions, size_t memory);
 /* Bytes the engine's Lua state holds; 0 when the script has no Lua (and no
- * Lua state was made). Thread-safe. */
+ * Lua state was made). On the engine's thread. */
 size_t dw_sim_engine_lua_memory(dw_sim_engine *e);
 
-/* ---- counters for the summary (thread-safe, atomic reads) --------------- */
+/* ---- counters for the summary (on the engine's thread: the summary and the
+ * totals read them through dw_sim_loop_call) ------------------------------ */
 
 /* Times rule `i` / step `i` answered a request. */
 uint64_t dw_sim_engine_rule_hits(const dw_sim_engine *e, size_t i);
@@ -274,17 +272,16 @@ int dw_sim_engine_unmatched_sample(dw_sim_engine *e, size_t k, dw_buf *out);
 
 /* Variable i (0 <= i < script->nvars) of a session's state, or of the
  * engine's shared state when ss is NULL: copy it into `out`, or replace it
- * with p[0..n). DW_OK, DW_ENOENT (no such variable) or DW_ENOMEM.
- * Thread-safe (they take the state's lock). */
+ * with p[0..n). DW_OK, DW_ENOENT (no such variable) or DW_ENOMEM. On the
+ * engine's thread (the control API calls them through dw_sim_loop_call). */
 int dw_sim_engine_var_get(dw_sim_engine *e, dw_sim_session *ss, size_t i, dw_buf *out);
 int dw_sim_engine_var_set(dw_sim_engine *e, dw_sim_session *ss, size_t i, const uint8_t *p,
                           size_t n);
 /* Call fn(props, now, arg) on the properties of a session's state (ss NULL:
- * the engine's shared state) with that state's lock held, `now` read from
- * the engine's clock: fn reads and sets them with dw_sim_prop_get and
- * dw_sim_prop_set (model/props.h) and must not call back into the engine.
- * fn's result, or DW_ENOENT when the script has no properties.
- * Thread-safe. */
+ * the engine's shared state), `now` read from the engine's clock: fn reads
+ * and sets them with dw_sim_prop_get and dw_sim_prop_set (model/props.h)
+ * and must not call back into the engine. fn's result, or DW_ENOENT when
+ * the script has no properties. On the engine's thread. */
 int dw_sim_engine_with_props(dw_sim_engine *e, dw_sim_session *ss,
                              int (*fn)(dw_sim_props_state *props, double now, void *arg),
                              void *arg);

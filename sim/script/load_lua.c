@@ -4,7 +4,7 @@
  * sandbox. */
 #include "script/load_int.h"
 
-#include "model/lua.h"
+#include "model/lua_check.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,7 +3,9 @@
  * "Conditions and computed values (Lua)").
  *
  * One sandbox per engine (device), made only when the script has Lua: a
- * script without Lua never creates a lua_State. The sandbox has no io, no
+ * script without Lua never creates a lua_State. Its chunks were checked when
+ * the script was loaded (model/lua_check.h), and the sandbox compiles them
+ * the same way (dw_sim_lua_compile). The sandbox has no io, no
  * os but os.time and os.clock, no require, dofile, loadfile or debug; load
  * takes text only; collectgarbage only "count", "step" and "collect";
  * math.randomseed belongs to the engine (dw_sim_lua_seed). Every evaluation
@@ -28,10 +30,10 @@
  * state is read-only. Reading or assigning a name that is
  * none of these is an error (a typo fails loudly instead of reading nil).
  *
- * A sandbox is used by one thread at a time: dw_sim_lua_eval locks its own
- * mutex. */
-#ifndef DW_SIM_LUA_H
-#define DW_SIM_LUA_H
+ * A sandbox belongs to its engine and, like the engine, to the one thread
+ * that runs it (its device's loop thread, engine.h): it has no lock. */
+#ifndef DW_SIM_ENGINE_LUA_H
+#define DW_SIM_ENGINE_LUA_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -44,24 +46,6 @@
 /* Default instructions per evaluation and bytes per sandbox. */
 #define DW_SIM_LUA_BUDGET     1000000u
 #define DW_SIM_LUA_MEMORY_CAP ((size_t)16 << 20)
-
-/* ---- at load: syntax checks ---------------------------------------------- */
-
-typedef struct dw_sim_lua_checker dw_sim_lua_checker;
-
-/* A compiler for checking chunks (no libraries, no sandbox); NULL when out of
- * memory. Free with dw_sim_lua_checker_free (accepts NULL). */
-dw_sim_lua_checker *dw_sim_lua_checker_new(void);
-void dw_sim_lua_checker_free(dw_sim_lua_checker *k);
-
-/* Compile src as an expression (statements == 0) or statements. DW_OK;
- * DW_ESCRIPT with *line the chunk's line (1-based) where Lua found the error
- * and msg its message without position ("unexpected symbol near 'x'");
- * DW_ENOMEM. */
-int dw_sim_lua_check(dw_sim_lua_checker *k, const char *src, int statements, unsigned *line,
-                     char *msg, size_t cap);
-
-/* ---- at run time ----------------------------------------------------------- */
 
 typedef struct dw_sim_lua dw_sim_lua;
 

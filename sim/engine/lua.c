@@ -1,11 +1,11 @@
 /* devwire-sim's Lua sandbox: see lua.h. */
-#include "model/lua.h"
+#include "engine/lua.h"
+#include "model/lua_check.h"
 
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +18,6 @@ enum { NAME_REQUEST = -1, NAME_CAPTURES = -2, NAME_NOW = -3, NAME_STATE = -4 };
 
 struct dw_sim_lua {
     lua_State *L;
-    pthread_mutex_t lock;
     const dw_sim_script *script;
     size_t used, cap; /* bytes held and the memory cap */
     uint32_t budget;
@@ -51,75 +50,6 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 static dw_sim_lua *sandbox_of(lua_State *L)
 {
     return *(dw_sim_lua **)lua_getextraspace(L);
-}
-
-/* ---- compiling ----------------------------------------------------------- */
-
-/* Load chunk text as a function: an expression is compiled as "return EXPR"
- * (same lines, so Lua's line numbers are the chunk's). Text only, never
- * bytecode. Lua's load status. */
-static int compile(lua_State *L, const char *src, int statements, const char *where)
-{
-    dw_buf text = DW_BUF_INIT;
-    char name[160];
-    snprintf(name, sizeof name, "=%s", where);
-    if ((!statements && dw_buf_append_str(&text, "return ") != DW_OK) ||
-        dw_buf_append_str(&text, src) != DW_OK) {
-        dw_buf_free(&text);
-        return LUA_ERRMEM;
-    }
-    int rc = luaL_loadbufferx(L, (const char *)text.data, text.len, name, "t");
-    dw_buf_free(&text);
-    return rc;
-}
-
-struct dw_sim_lua_checker {
-    lua_State *L;
-};
-
-dw_sim_lua_checker *dw_sim_lua_checker_new(void)
-{
-    dw_sim_lua_checker *k = calloc(1, sizeof *k);
-    if (k && !(k->L = luaL_newstate())) {
-        free(k);
-        k = NULL;
-    }
-    return k;
-}
-
-void dw_sim_lua_checker_free(dw_sim_lua_checker *k)
-{
-    if (!k)
-        return;
-    lua_close(k->L);
-    free(k);
-}
-
-int dw_sim_lua_check(dw_sim_lua_checker *k, const char *src, int statements, unsigned *line,
-                     char *msg, size_t cap)
-{
-    static const char where[] = "chunk";
-    *line = 1;
-    int rc = compile(k->L, src, statements, where);
-    if (rc == LUA_OK || rc == LUA_ERRMEM) {
-        lua_settop(k->L, 0);
-        return rc == LUA_OK ? DW_OK : DW_ENOMEM;
-    }
-    /* "chunk:LINE: message" */
-    const char *m = lua_tostring(k->L, -1);
-    if (!m)
-        m = "syntax error";
-    if (strncmp(m, where, sizeof where - 1) == 0 && m[sizeof where - 1] == ':') {
-        char *end;
-        unsigned long l = strtoul(m + sizeof where, &end, 10);
-        if (end != m + sizeof where && *end == ':') {
-            *line = l ? (unsigned)l : 1;
-            m = end + 1 + (end[1] == ' ');
-        }
-    }
-    snprintf(msg, cap, "%s", m);
-    lua_settop(k->L, 0);
-    return DW_ESCRIPT;
 }
 
 /* ---- names --------------------------------------------------------------- */
@@ -540,7 +470,7 @@ static int setup(lua_State *L)
     lua_createtable(L, (int)(s->nlua < 1000000 ? s->nlua : 0), 0);
     for (size_t i = 0; i < s->nlua; i++) {
         const dw_sim_lua_chunk *ch = s->lua[i];
-        if (compile(L, ch->source, ch->statements, ch->where) != LUA_OK)
+        if (dw_sim_lua_compile(L, ch->source, ch->statements, ch->where) != LUA_OK)
             return lua_error(L); /* checked at load: out of memory */
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
@@ -557,7 +487,6 @@ int dw_sim_lua_new(const dw_sim_script *script, dw_sim_lua **out, dw_error *err)
     x->script = script;
     x->cap = DW_SIM_LUA_MEMORY_CAP;
     x->budget = DW_SIM_LUA_BUDGET;
-    pthread_mutex_init(&x->lock, NULL);
     x->L = lua_newstate(capped_alloc, x);
     if (!x->L) {
         dw_sim_lua_free(x);
@@ -584,37 +513,29 @@ void dw_sim_lua_free(dw_sim_lua *x)
         return;
     if (x->L)
         lua_close(x->L);
-    pthread_mutex_destroy(&x->lock);
     free(x);
 }
 
 void dw_sim_lua_set_limits(dw_sim_lua *x, uint32_t instructions, size_t memory)
 {
-    pthread_mutex_lock(&x->lock);
     x->budget = instructions ? instructions : 1;
     if (x->budget > INT32_MAX)
         x->budget = INT32_MAX;
     x->cap = memory;
     lua_sethook(x->L, budget_hook, LUA_MASKCOUNT, (int)x->budget);
-    pthread_mutex_unlock(&x->lock);
 }
 
 void dw_sim_lua_seed(dw_sim_lua *x, uint64_t seed)
 {
-    pthread_mutex_lock(&x->lock);
     lua_rawgeti(x->L, LUA_REGISTRYINDEX, x->randomseed);
     lua_pushinteger(x->L, (lua_Integer)seed);
     if (lua_pcall(x->L, 1, 0, 0) != LUA_OK)
         lua_pop(x->L, 1);
-    pthread_mutex_unlock(&x->lock);
 }
 
 size_t dw_sim_lua_memory(dw_sim_lua *x)
 {
-    pthread_mutex_lock(&x->lock);
-    size_t n = x->used;
-    pthread_mutex_unlock(&x->lock);
-    return n;
+    return x->used;
 }
 
 /* ---- evaluation ---------------------------------------------------------- */
@@ -670,10 +591,8 @@ static int run(dw_sim_lua *x, const dw_sim_lua_chunk *ch, int *truth, dw_buf *te
 int dw_sim_lua_eval(dw_sim_lua *x, const dw_sim_lua_chunk *chunk, const dw_sim_lua_scope *scope,
                     int *truth, dw_buf *text, char *msg, size_t cap)
 {
-    pthread_mutex_lock(&x->lock);
     x->scope = scope;
     int rc = run(x, chunk, truth, text, msg, cap);
     x->scope = NULL;
-    pthread_mutex_unlock(&x->lock);
     return rc;
 }

@@ -1,0 +1,355 @@
+/* devwire-sim's engine: the SCPI profile's dispatch. A message is split into
+ * its units; each goes to the next step, the rules, the properties'
+ * commands, then the built-in commands (engine_int.h). */
+#include "engine/engine_int.h"
+#include "common/memory.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* One message's progress. */
+typedef struct scpi_msg {
+    dw_buf *resp; /* the responses so far, joined with ';' */
+    size_t nresp;
+    int undefined; /* some unit fitted nothing */
+    int stop;      /* a fault fired: the rest of the message is dropped */
+} scpi_msg;
+
+/* The short form of choice `k` of "IMMediate|BUS|EXTernal". */
+static int choice_short(const char *choices, int k, dw_buf *out)
+{
+    for (; k > 0; k--)
+        choices += strcspn(choices, "|") + 1;
+    size_t n = 0;
+    while (choices[n] && choices[n] != '|' && !(choices[n] >= 'a' && choices[n] <= 'z'))
+        n++;
+    return dw_buf_append(out, choices, n);
+}
+
+/* Parameter p's value as a capture, checked against its type: DW_OK, or
+ * *scpi_err set. */
+static int scpi_value(const dw_scpi_unit *u, const dw_scpi_param *p, const dw_sim_scpi_param *t,
+                      dw_buf *buf, int *scpi_err)
+{
+    dw_sim_scpi_type type = t ? t->type : DW_SIM_SCPI_ANY;
+    int v = 0;
+    if (type == DW_SIM_SCPI_BOOL || type == DW_SIM_SCPI_CHOICE) {
+        v = type == DW_SIM_SCPI_BOOL ? dw_scpi_param_bool(u, p)
+                                     : dw_scpi_param_choice(u, p, t->choices);
+        if (v < 0)
+            return *scpi_err = v, DW_OK;
+        return type == DW_SIM_SCPI_BOOL ? dw_buf_append_byte(buf, v ? '1' : '0')
+                                        : choice_short(t->choices, v, buf);
+    }
+    if ((type == DW_SIM_SCPI_NUMERIC && p->kind != DW_SCPI_NUMERIC &&
+         dw_scpi_param_choice(u, p, "MINimum|MAXimum|DEFault") < 0) ||
+        (type == DW_SIM_SCPI_STRING && p->kind != DW_SCPI_STRING) ||
+        (type == DW_SIM_SCPI_BLOCK && p->kind != DW_SCPI_BLOCK))
+        return *scpi_err = DW_SCPI_E_DATA_TYPE, DW_OK;
+    if (p->kind == DW_SCPI_NUMERIC)
+        return dw_scpi_number_print(p->value, buf);
+    return dw_buf_append(buf, u->text + p->off, p->len);
+}
+
+/* Captures of unit u in `buf`: $0 the unit as written, $n the nth
+ * parameter's value, typed by m's "params" if any. */
+static int scpi_captures(const dw_scpi_unit *u, const dw_sim_match *m, dw_buf *buf, captures *c,
+                         int *scpi_err)
+{
+    dw_buf_clear(buf);
+    dw__engine_captures_whole(c, u->raw_len);
+    int rc = dw_buf_append(buf, u->raw, u->raw_len);
+    if (m && m->has_params && u->nparams != m->nparams)
+        *scpi_err = u->nparams < m->nparams ? DW_SCPI_E_MISSING_PARAM : DW_SCPI_E_PARAM_NOT_ALLOWED;
+    for (size_t i = 0; i < u->nparams && i + 1 < NCAP && rc == DW_OK && !*scpi_err; i++) {
+        size_t start = buf->len;
+        rc = scpi_value(u, &u->params[i], m && m->has_params ? &m->params[i] : NULL, buf, scpi_err);
+        c->so[i + 1] = start;
+        c->eo[i + 1] = buf->len;
+    }
+    return rc;
+}
+
+/* Does match m take unit u? MATCHED (captures in buf / c; *scpi_err set if
+ * its parameters are wrong), NO_MATCH, LIMITED (a regex), or -114 (the
+ * header but for its suffix). */
+static int scpi_match(dw_sim_session *ss, const dw_sim_match *m, const dw_scpi_unit *u, captures *c,
+                      int *scpi_err, int *rc)
+{
+    dw_buf *buf = &ss->scpi_caps;
+    if (m->kind == DW_SIM_MATCH_SCPI) {
+        int r = dw_scpi_pattern_match(m->scpi, u);
+        if (r == 1)
+            *rc = scpi_captures(u, m, buf, c, scpi_err);
+        return r;
+    }
+    if ((*rc = scpi_captures(u, NULL, buf, c, scpi_err)) != DW_OK)
+        return MATCHED;
+    static const uint8_t none[1] = {0};
+    return dw__engine_match(ss, m, buf->data ? buf->data : none, u->raw_len, c);
+}
+
+/* Add a response unit to the message's responses. */
+static int scpi_respond(scpi_msg *msg, const uint8_t *p, size_t n)
+{
+    int rc = msg->nresp ? dw_buf_append_byte(msg->resp, ';') : DW_OK;
+    msg->nresp++;
+    return rc == DW_OK ? dw_buf_append(msg->resp, p, n) : rc;
+}
+
+/* Carry out a rule's or step's action for one unit. When a chunk of Lua
+ * fails (LUA_FAILED) its reply turn and match count are as before. */
+static int scpi_act(dw_sim_session *ss, size_t id, const dw_sim_action *a, uint64_t *hits,
+                    const captures *c, scpi_msg *msg, dw_sim_outcome *out, lua_call *lc)
+{
+    uint64_t nth = ++*hits;
+    unsigned delay = dw__engine_action_delay(ss->e, a);
+    out->delay_ms = delay > UINT32_MAX - out->delay_ms ? UINT32_MAX : out->delay_ms + delay;
+    if (a->nsplit) {
+        out->split = a->split;
+        out->nsplit = a->nsplit;
+        out->split_delay_ms = a->split_delay_ms;
+    }
+    if (dw__engine_faults(ss->e, a, nth)) {
+        out->fault = a->fault;
+        msg->stop = 1;
+        if (a->fault == DW_SIM_FAULT_GARBAGE)
+            return dw_buf_append(&out->bytes, a->garbage.data, a->garbage.len);
+        return DW_OK;
+    }
+    const uint8_t *req = ss->scpi_caps.data;
+    size_t turn = ss->st->turns[id];
+    if (lc) { /* the unit's captures may have moved since lc was made */
+        lc->req = req;
+        lc->n = c->eo[0];
+    }
+    int rc = dw__engine_apply_sets(ss->st, a, req, c, lc, id);
+    if (rc == DW_OK && a->lua)
+        rc = dw__engine_lua_eval(lc, id, a->lua, NULL, NULL);
+    size_t pick = rc == DW_OK ? dw__engine_pick_reply(ss->st, id, a) : SIZE_MAX;
+    for (size_t f = 0; pick != SIZE_MAX && f < a->nframes[pick] && rc == DW_OK; f++) {
+        dw_buf_clear(&ss->scratch);
+        rc = dw__engine_render_value(lc, id, &a->replies[pick][f], ss->st, req, c, &ss->scratch);
+        if (rc == DW_OK && ss->scratch.len)
+            rc = scpi_respond(msg, ss->scratch.data, ss->scratch.len);
+    }
+    if (rc == LUA_FAILED) {
+        ss->st->turns[id] = turn;
+        (*hits)--;
+    }
+    return rc;
+}
+
+/* Where a match is: a step or rule, for a regex limit's note. */
+typedef struct scpi_site {
+    dw_sim_engine *e;
+    dw_sim_outcome *out;
+    dw_sim_source src;
+    size_t index;
+} scpi_site;
+
+/* Does m take u? 1 if its header and parameters fit (or *rc is an
+ * error); else 0, with *why the most telling reason so far: the first
+ * parameter error, else -114. A regex cut short by a limit does not fit. */
+static int scpi_fits(dw_sim_session *ss, const dw_sim_match *m, const dw_scpi_unit *u, captures *c,
+                     int *why, int *rc, const scpi_site *at)
+{
+    int err = 0;
+    int r = scpi_match(ss, m, u, c, &err, rc);
+    if (*rc != DW_OK || (r == MATCHED && !err))
+        return 1;
+    if (r == LIMITED)
+        return (*rc = dw__engine_note_limit(at->e, at->out, at->src, at->index)) != DW_OK;
+    if (r == MATCHED && (!*why || *why == DW_SCPI_E_SUFFIX_RANGE))
+        *why = err;
+    else if (r < 0 && !*why)
+        *why = r;
+    return 0;
+}
+
+/* The "if" of action `id` for unit u, once m fitted it: 1 if it holds or
+ * *rc is an error (LUA_FAILED included). */
+static int scpi_cond(lua_call *lc, const dw_scpi_unit *u, size_t id, const dw_sim_lua_chunk *cond,
+                     int *rc)
+{
+    if (*rc != DW_OK || !cond)
+        return 1;
+    lc->req = lc->ss->scpi_caps.data;
+    lc->n = u->raw_len;
+    return dw__engine_cond_holds(lc, id, cond, rc) || *rc != DW_OK;
+}
+
+/* The script's next step, then its rules, for unit u: 1 if one took it
+ * (the first whose header and parameters fit), else 0 and *scpi_err why
+ * not (0: no header fitted). */
+static int scpi_script(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u, scpi_msg *msg,
+                       dw_sim_outcome *out, int *scpi_err, int *rc)
+{
+    const dw_sim_script *s = e->script;
+    sim_state *st = ss->st;
+    captures c;
+    lua_call lcs = {e, ss, st, ss->scpi_caps.data, u->raw_len, &c, out};
+    lua_call *lc = e->lua ? &lcs : NULL;
+    scpi_site at = {e, out, DW_SIM_BY_STEP, st->step};
+    if (st->step < s->nsteps &&
+        scpi_fits(ss, &s->steps[st->step].expect, u, &c, scpi_err, rc, &at) &&
+        scpi_cond(lc, u, st->step, s->steps[st->step].cond, rc)) {
+        size_t i = st->step++;
+        *scpi_err = 0;
+        out->source = DW_SIM_BY_STEP;
+        out->index = i;
+        out->name = s->steps[i].name ? s->steps[i].name : "step";
+        if (*rc == DW_OK)
+            *rc = scpi_act(ss, i, &s->steps[i].action, &e->step_hits[i], &c, msg, out, lc);
+        if (*rc == LUA_FAILED)
+            st->step = i;
+        return 1;
+    }
+    at.src = DW_SIM_BY_RULE;
+    for (size_t i = 0; i < s->nrules; i++) {
+        at.index = i;
+        if (!scpi_fits(ss, &s->rules[i].when, u, &c, scpi_err, rc, &at) ||
+            !scpi_cond(lc, u, s->nsteps + i, s->rules[i].cond, rc))
+            continue;
+        *scpi_err = 0;
+        out->source = DW_SIM_BY_RULE;
+        out->index = i;
+        out->name = s->rules[i].name ? s->rules[i].name : "rule";
+        if (*rc == DW_OK)
+            *rc = scpi_act(ss, s->nsteps + i, &s->rules[i].action, &e->rule_hits[i], &c, msg, out,
+                           lc);
+        return 1;
+    }
+    return 0;
+}
+
+/* The properties' headers for unit u (after the script's steps and rules):
+ * 1 if a property took it (*scpi_err set if its value was refused), else
+ * 0 (*why -114 if a header fitted but for its suffix). */
+static int scpi_props(dw_sim_session *ss, const dw_scpi_unit *u, scpi_msg *msg, dw_sim_outcome *out,
+                      int *scpi_err, int *why, int *rc)
+{
+    sim_state *st = ss->st;
+    size_t before = msg->resp->len;
+    if (!st->props)
+        return 0;
+    if (msg->nresp && (*rc = dw_buf_append_byte(msg->resp, ';')) != DW_OK)
+        return 1;
+    int r = dw_sim_props_scpi(st->props, u, st->now, msg->resp);
+    if (r == 1 && msg->resp->len > before + (msg->nresp > 0))
+        msg->nresp++;
+    else
+        dw_buf_truncate(msg->resp, before);
+    if (r == 0 || r == DW_SCPI_E_SUFFIX_RANGE) {
+        *why = *why ? *why : r;
+        return 0;
+    }
+    out->source = DW_SIM_BY_PROFILE;
+    out->name = "properties";
+    if (r == DW_SCPI_NOMEM)
+        *rc = DW_ENOMEM;
+    else if (r < 0)
+        *scpi_err = r;
+    return 1;
+}
+
+/* One program message unit: the script first, then the built-in commands,
+ * else -113. DW_OK (any SCPI error in *scpi_err) or DW_ENOMEM / DW_EINVAL. */
+static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u, scpi_msg *msg,
+                     dw_sim_outcome *out, int *scpi_err)
+{
+    int rc = DW_OK;
+    *scpi_err = 0;
+    size_t resp_len = msg->resp->len, nresp = msg->nresp;
+    unsigned delay_ms = out->delay_ms;
+    if (scpi_script(e, ss, u, msg, out, scpi_err, &rc)) {
+        if (rc != LUA_FAILED)
+            return rc;
+        /* A chunk of Lua failed: undo the unit, which fits nothing. */
+        dw__engine_undo_all(ss, ss->st);
+        dw_buf_truncate(msg->resp, resp_len);
+        msg->nresp = nresp;
+        out->delay_ms = delay_ms;
+        *scpi_err = DW_SCPI_E_UNDEFINED_HEADER;
+        msg->undefined = 1;
+        return DW_OK;
+    }
+    int why = *scpi_err; /* a parameter error or -114 from the script */
+    if (scpi_props(ss, u, msg, out, scpi_err, &why, &rc))
+        return rc;
+    dw_scpi_context ctx = {e->script->idn ? e->script->idn : e->script->name, msg->nresp > 0};
+    size_t before = msg->resp->len;
+    unsigned events = 0;
+    if (msg->nresp && (rc = dw_buf_append_byte(msg->resp, ';')) != DW_OK)
+        return rc;
+    int b = dw_scpi_builtin(e->builtins, ss->st->scpi, &ctx, u, msg->resp, &events);
+    if (b == 1 && msg->resp->len > before + (msg->nresp > 0))
+        msg->nresp++;
+    else
+        dw_buf_truncate(msg->resp, before);
+    if (b == 1) {
+        out->source = DW_SIM_BY_PROFILE;
+        out->name = "scpi";
+        return events & DW_SCPI_EVENT_RST ? dw__engine_state_reset(e->script, ss->st) : DW_OK;
+    }
+    if (b == DW_SCPI_NOMEM)
+        return DW_ENOMEM;
+    *scpi_err = b < 0 ? b : why ? why : DW_SCPI_E_UNDEFINED_HEADER;
+    msg->undefined |= *scpi_err == DW_SCPI_E_UNDEFINED_HEADER;
+    return DW_OK;
+}
+
+/* Frame the joined responses as one response message, then the prompt. */
+static int scpi_finish(dw_sim_engine *e, scpi_msg *msg, dw_sim_outcome *out, dw_error *err)
+{
+    int rc = DW_OK;
+    if (msg->nresp) {
+        dw_error merr;
+        dw_error_clear(&merr);
+        rc = dw_marshall(e->resp_m, msg->resp->data, msg->resp->len, &out->bytes, &merr);
+        if (rc != DW_OK && rc != DW_ENOMEM)
+            return dw_error_set(err, DW_EINVAL, "%s: the response cannot be framed: %s", out->name,
+                                dw_error_message(&merr));
+        out->nframes = 1;
+    }
+    if (rc == DW_OK && e->script->prompt.len)
+        rc = dw_buf_append(&out->bytes, e->script->prompt.data, e->script->prompt.len);
+    return rc;
+}
+
+int dw__engine_scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
+                           dw_sim_outcome *out, dw_error *err)
+{
+    sim_state *st = ss->st;
+    dw_scpi_parser p;
+    dw_scpi_unit u;
+    scpi_msg msg = {&ss->scpi_resp, 0, 0, 0};
+    dw_buf_clear(msg.resp);
+    out->source = DW_SIM_BY_PROFILE;
+    out->name = "scpi";
+    dw_scpi_parser_init(&p, req, n);
+    int rc = DW_OK, r;
+    while (rc == DW_OK && !msg.stop && (r = dw_scpi_parser_next(&p, &u)) != 0) {
+        int scpi_err = r;
+        if (r == DW_SCPI_NOMEM)
+            rc = DW_ENOMEM;
+        else if (r == 1)
+            rc = scpi_unit(e, ss, &u, &msg, out, &scpi_err);
+        if (e->lua)
+            dw__engine_undo_forget(ss);
+        if (rc == DW_OK && scpi_err < 0) {
+            dw_scpi_status_error(st->scpi, scpi_err);
+            msg.stop = scpi_err > -200; /* a command error drops the rest */
+        }
+    }
+    dw_scpi_parser_free(&p);
+    if (rc == DW_OK && out->fault == DW_SIM_FAULT_NONE)
+        rc = scpi_finish(e, &msg, out, err);
+    if (msg.undefined) { /* dw_sim_engine_handle_at keeps its sample */
+        e->unmatched++;
+        out->source = DW_SIM_BY_UNMATCHED;
+        out->index = SIZE_MAX;
+        out->name = "unmatched";
+    }
+    return rc;
+}
