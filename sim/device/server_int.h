@@ -51,8 +51,9 @@ struct dw_sim_server {
     int own_loop;
     const dw_sim_transport_ops *transport; /* the script's, set when the server opens */
     uv_tcp_t listener;
-    int listening;             /* the listener handle is open */
-    struct sim_udp *udp;       /* the datagram socket, for transport "udp" (server_udp.c) */
+    int listening;                  /* the listener handle is open */
+    uv_connection_cb on_connection; /* the listener's, for listening again (server_listen.c) */
+    struct sim_udp *udp;            /* the datagram socket, for transport "udp" (server_udp.c) */
     struct sim_serial *serial; /* the pseudo-terminal, for transport "serial" (server_serial.c) */
     char addr[DW_SIM_ADDR_MAX];
     uint16_t port;

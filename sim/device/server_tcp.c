@@ -28,6 +28,7 @@
 #include "device/conn.h"
 #include "device/devctl.h"
 #include "device/outcome.h"
+#include "device/server_listen.h"
 
 /* One connection. Freed when its three handles are closed. */
 typedef struct sim_conn {
@@ -694,70 +695,6 @@ static void periodic_to(sim_conn *c, size_t i)
     conn_send(c, msg->data, msg->len);
 }
 
-/* ---- listening ------------------------------------------------------------ */
-
-/* Adopt a bound socket as the listener and listen. */
-static int listen_on(dw_sim_server *s, int fd, dw_error *err)
-{
-    uv_tcp_init(dw_sim_loop_uv(s->loop), &s->listener);
-    s->listener.data = s;
-    s->listening = 1;
-    return dw__sim_listen_fd(&s->listener, fd, on_connection, s->addr, err);
-}
-
-/* The listener's data while its close is pending and it is to listen again
- * once closed: until its close callback has run, the handle cannot be
- * initialized again (libuv still holds it in its closing queue). */
-static char listen_after_close;
-
-static int listen_resume(dw_sim_server *s, dw_error *err);
-
-static void on_listener_closed(uv_handle_t *h)
-{
-    /* embedded in the server */
-    dw_sim_server *s = (dw_sim_server *)(void *)((char *)h - offsetof(dw_sim_server, listener));
-    int again = h->data == &listen_after_close;
-    h->data = NULL; /* closed: free to initialize again */
-    dw_error err;
-    dw_error_clear(&err);
-    if (again && listen_resume(s, &err) != DW_OK)
-        dw__sim_log(s, DW_LOG_ERROR, "listen again: %s", dw_error_message(&err));
-}
-
-/* The listener was closed and its close callback has not run yet. */
-static int listener_closing(dw_sim_server *s)
-{
-    return !s->listening && s->listener.data && uv_is_closing((uv_handle_t *)&s->listener);
-}
-
-static void listen_pause(dw_sim_server *s)
-{
-    if (listener_closing(s))
-        s->listener.data = s; /* a resume still waiting for the close: not any more */
-    if (!s->listening)
-        return;
-    uv_close((uv_handle_t *)&s->listener, on_listener_closed);
-    s->listening = 0;
-}
-
-static int listen_resume(dw_sim_server *s, dw_error *err)
-{
-    if (s->listening || s->stopped || s->udp || s->serial)
-        return DW_OK;
-    if (listener_closing(s)) { /* a pause in the same loop turn: listen once closed */
-        s->listener.data = &listen_after_close;
-        return DW_OK;
-    }
-    char *host = NULL, addr[DW_SIM_ADDR_MAX];
-    uint16_t port;
-    int fd = -1;
-    if (dw_sim_parse_hostport(s->addr, &host, &port) != 0)
-        return dw_error_set(err, DW_EINVAL, "listen %s: not HOST:PORT", s->addr);
-    int rc = dw_sim_net_bind(host, s->port, SOCK_STREAM, 512, &fd, addr, &port, err);
-    free(host);
-    return rc == DW_OK ? listen_on(s, fd, err) : rc;
-}
-
 static void each_session(dw_sim_server *s, void (*fn)(dw_sim_session *ss, void *arg), void *arg)
 {
     for (sim_conn *c = s->conns; c; c = c->next)
@@ -782,14 +719,14 @@ static int tcp_open(dw_sim_server *s, const dw_sim_server_options *o, dw_error *
     int fd = -1;
     const char *host = o->host ? o->host : "127.0.0.1";
     int rc = dw_sim_net_bind(host, o->port, SOCK_STREAM, 512, &fd, s->addr, &s->port, err);
-    return rc == DW_OK ? listen_on(s, fd, err) : rc;
+    return rc == DW_OK ? dw__sim_listen_on(s, fd, on_connection, err) : rc;
 }
 
 /* Stop accepting (and no resume once a pending close completes), close
  * every connection. */
 static void tcp_close(dw_sim_server *s)
 {
-    listen_pause(s);
+    dw__sim_listen_pause(s);
     while (s->conns)
         conn_teardown(s->conns, 0);
 }
@@ -803,5 +740,10 @@ static void tcp_periodic(dw_sim_server *s, size_t i)
     }
 }
 
-const dw_sim_transport_ops dw__sim_tcp_transport = {
-    tcp_open, tcp_close, tcp_periodic, each_session, disconnect_all, listen_pause, listen_resume};
+const dw_sim_transport_ops dw__sim_tcp_transport = {tcp_open,
+                                                    tcp_close,
+                                                    tcp_periodic,
+                                                    each_session,
+                                                    disconnect_all,
+                                                    dw__sim_listen_pause,
+                                                    dw__sim_listen_resume};
