@@ -60,6 +60,107 @@ static int too_big(dw_error *err, size_t limit)
     return dw_error_set(err, DW_ETOOBIG, "scpi: frame exceeds the maximum of %zu bytes", limit);
 }
 
+/* One call of scan: what it was given, and what its searches found. */
+typedef struct scanner {
+    const dw_marshaller *m;
+    dw__scan *st;
+    const uint8_t *prev, *d; /* the frame so far: prev[0..r), then d[0..n) */
+    size_t r, n, limit;
+    uint8_t last; /* the sentinel's last byte */
+    finder f_last, f_quote, f_hash;
+} scanner;
+
+/* The steps of the scan below, one per phase. Each looks at d[i] (frame
+ * offset pos) and on, and returns DW_MORE to go on, or how the scan ends. */
+
+/* After a '#' in text: a digit 1-9 counts the length digits of a definite
+ * block, '0' starts an indefinite one, anything else is a non-decimal number
+ * ("#H1F", "#B101"): text again, from that byte. The next index. */
+static inline size_t hash_step(dw__scan *st, uint8_t c, size_t i)
+{
+    if (c >= '1' && c <= '9') {
+        st->phase = DIGITS;
+        st->count = (size_t)(c - '0');
+        st->value = 0;
+        return i + 1;
+    }
+    if (c == '0') {
+        st->phase = INDEF;
+        return i + 1;
+    }
+    st->phase = TEXT;
+    return i;
+}
+
+/* One length digit c of a block header, at frame offset pos: DW_MORE,
+ * DW_EPROTO (not a digit) or DW_ETOOBIG. */
+static inline int digit_step(const scanner *s, uint8_t c, size_t pos, dw_error *err)
+{
+    dw__scan *st = s->st;
+    if (c < '0' || c > '9')
+        return dw_error_set(err, DW_EPROTO,
+                            "scpi: arbitrary block header at byte %zu: expected a length "
+                            "digit, got byte 0x%02x (%zu digit(s) still expected)",
+                            pos, c, st->count);
+    st->value = st->value * 10 + (size_t)(c - '0'); /* <= 9 digits: no overflow */
+    if (--st->count)
+        return DW_MORE;
+    /* Refuse before reading the block: its bytes and at least the sentinel
+     * must fit in the frame. */
+    size_t room = s->limit - (pos + 1);
+    if (st->value > room || s->m->sentinel_len > room - st->value)
+        return dw_error_set(err, DW_ETOOBIG,
+                            "scpi: arbitrary block of %zu bytes exceeds the maximum frame of "
+                            "%zu bytes",
+                            st->value, s->limit);
+    st->count = st->value;
+    st->phase = st->count ? BODY : TEXT;
+    st->text_start = pos + 1;
+    return DW_MORE;
+}
+
+/* A block's bytes, skipped as far as the chunk holds them. The next index. */
+static inline size_t body_step(dw__scan *st, size_t r, size_t i, size_t n)
+{
+    size_t skip = st->count < n - i ? st->count : n - i;
+    i += skip;
+    st->count -= skip;
+    if (st->count == 0) {
+        st->phase = TEXT;
+        st->text_start = r + i;
+    }
+    return i;
+}
+
+/* Text, a string or an indefinite block: on to the next byte that matters
+ * (a possible sentinel end, and in text a quote or a '#', in a string the
+ * closing quote), *i past it. DW_OK if a sentinel ends there, else DW_MORE. */
+static inline int text_step(scanner *s, size_t *i, size_t pos)
+{
+    dw__scan *st = s->st;
+    size_t end = s->limit - pos < s->n - *i ? *i + (s->limit - pos) : s->n;
+    size_t j = find_next(&s->f_last, s->d, s->last, *i, end);
+    if (st->phase != INDEF)
+        j = find_next(&s->f_quote, s->d, '"', *i, j);
+    if (st->phase == TEXT)
+        j = find_next(&s->f_hash, s->d, '#', *i, j);
+    if (j == end) {
+        *i = end;
+        return DW_MORE;
+    }
+    uint8_t c = s->d[j];
+    *i = j + 1;
+    if (c == s->last && sentinel_ends_at(s->m, st, s->prev, s->r, s->d, s->r + *i))
+        return DW_OK;
+    if (st->phase == TEXT && c == '#')
+        st->phase = HASH;
+    else if (st->phase == TEXT && c == '"')
+        st->phase = QUOTE;
+    else if (st->phase == QUOTE && c == '"')
+        st->phase = TEXT;
+    return DW_MORE;
+}
+
 /* The framing core, a pure function of (state, bytes): scan d[0..n), which
  * continues a frame whose first r bytes are prev[0..r), allowing at most
  * `limit` frame bytes. Returns DW_OK when a sentinel ends the frame (*used:
@@ -68,11 +169,17 @@ static int too_big(dw_error *err, size_t limit)
 static int scan(const dw_marshaller *m, dw__scan *st, const uint8_t *prev, size_t r,
                 const uint8_t *d, size_t n, size_t limit, size_t *used, dw_error *err)
 {
-    uint8_t last = m->sentinel[m->sentinel_len - 1];
-    finder f_last = {0, 0}, f_quote = {0, 0}, f_hash = {0, 0};
+    scanner s = {.m = m,
+                 .st = st,
+                 .prev = prev,
+                 .d = d,
+                 .r = r,
+                 .n = n,
+                 .limit = limit,
+                 .last = m->sentinel[m->sentinel_len - 1]};
     size_t i = 0;
     int rc = DW_MORE;
-    for (;;) {
+    while (rc == DW_MORE) {
         size_t pos = r + i; /* frame offset of d[i] */
         if (pos >= limit) {
             /* The frame fills the maximum and has not ended: refused now,
@@ -82,84 +189,20 @@ static int scan(const dw_marshaller *m, dw__scan *st, const uint8_t *prev, size_
         }
         if (i == n)
             break;
-        uint8_t c = d[i];
         switch (st->phase) {
         case HASH:
-            if (c >= '1' && c <= '9') {
-                st->phase = DIGITS;
-                st->count = (size_t)(c - '0');
-                st->value = 0;
-                i++;
-            } else if (c == '0') {
-                st->phase = INDEF;
-                i++;
-            } else {
-                st->phase = TEXT; /* "#H1F", "#B101": a non-decimal number */
-            }
-            continue;
+            i = hash_step(st, d[i], i);
+            break;
         case DIGITS:
+            rc = digit_step(&s, d[i], pos, err);
             i++;
-            if (c < '0' || c > '9') {
-                *used = i;
-                return dw_error_set(err, DW_EPROTO,
-                                    "scpi: arbitrary block header at byte %zu: expected a length "
-                                    "digit, got byte 0x%02x (%zu digit(s) still expected)",
-                                    pos, c, st->count);
-            }
-            st->value = st->value * 10 + (size_t)(c - '0'); /* <= 9 digits: no overflow */
-            if (--st->count == 0) {
-                /* Refuse before reading the block: its bytes and at least the
-                 * sentinel must fit in the frame. */
-                size_t room = limit - (r + i);
-                if (st->value > room || m->sentinel_len > room - st->value) {
-                    *used = i;
-                    return dw_error_set(err, DW_ETOOBIG,
-                                        "scpi: arbitrary block of %zu bytes exceeds the maximum "
-                                        "frame of %zu bytes",
-                                        st->value, limit);
-                }
-                st->count = st->value;
-                st->phase = st->count ? BODY : TEXT;
-                st->text_start = r + i;
-            }
-            continue;
-        case BODY: {
-            size_t skip = st->count < n - i ? st->count : n - i;
-            i += skip;
-            st->count -= skip;
-            if (st->count == 0) {
-                st->phase = TEXT;
-                st->text_start = r + i;
-            }
-            continue;
-        }
-        default: { /* TEXT, QUOTE, INDEF */
-            /* The next byte that matters: a possible sentinel end, and in
-             * text a quote or a '#', in a string the closing quote. */
-            size_t end = limit - pos < n - i ? i + (limit - pos) : n;
-            size_t j = find_next(&f_last, d, last, i, end);
-            if (st->phase != INDEF)
-                j = find_next(&f_quote, d, '"', i, j);
-            if (st->phase == TEXT)
-                j = find_next(&f_hash, d, '#', i, j);
-            if (j == end) {
-                i = end;
-                continue;
-            }
-            c = d[j];
-            i = j + 1;
-            if (c == last && sentinel_ends_at(m, st, prev, r, d, r + i)) {
-                *used = i;
-                return DW_OK;
-            }
-            if (st->phase == TEXT && c == '#')
-                st->phase = HASH;
-            else if (st->phase == TEXT && c == '"')
-                st->phase = QUOTE;
-            else if (st->phase == QUOTE && c == '"')
-                st->phase = TEXT;
-            continue;
-        }
+            break;
+        case BODY:
+            i = body_step(st, r, i, n);
+            break;
+        default: /* TEXT, QUOTE, INDEF */
+            rc = text_step(&s, &i, pos);
+            break;
         }
     }
     *used = i;

@@ -1,6 +1,8 @@
-/* The SCPI program message parser, header patterns and printer: see
- * scpi_parse.h. */
+/* The SCPI program message parser, printer and typed reads: see
+ * scpi_parse.h (the header patterns are in scpi_pattern.c). */
 #include "model/scpi_parse.h"
+
+#include "model/scpi_chars.h"
 
 #include "common/memory.h"
 
@@ -21,21 +23,6 @@ const char *dw_scpi_strerror(int code)
 #undef DW_SCPI_CASE
     }
     return "Unknown error";
-}
-
-static int upper(int c)
-{
-    return c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c;
-}
-
-static int is_alpha(int c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-}
-
-static int is_digit(int c)
-{
-    return c >= '0' && c <= '9';
 }
 
 /* IEEE 488.2 white space: control bytes and space, except the newline
@@ -77,15 +64,15 @@ static void skip_space(dw_scpi_parser *p)
 static int mnemonic(dw_scpi_parser *p, char *out)
 {
     size_t n = 0;
-    if (!is_alpha(peek(p)))
+    if (!dw__scpi_is_alpha(peek(p)))
         return DW_SCPI_E_SYNTAX;
     while (p->pos < p->len) {
         int c = p->msg[p->pos];
-        if (!is_alpha(c) && !is_digit(c) && c != '_')
+        if (!dw__scpi_is_alpha(c) && !dw__scpi_is_digit(c) && c != '_')
             break;
         if (n == DW_SCPI_MAX_MNEMONIC)
             return DW_SCPI_E_MNEMONIC_TOO_LONG;
-        out[n++] = (char)upper(c);
+        out[n++] = (char)dw__scpi_upper(c);
         p->pos++;
     }
     out[n] = 0;
@@ -188,14 +175,14 @@ static int at_param_end(const dw_scpi_parser *p)
 /* #H1F, #Q17, #B101. */
 static int nondecimal(dw_scpi_parser *p, dw_scpi_param *q)
 {
-    int base = upper(p->msg[p->pos + 1]);
+    int base = dw__scpi_upper(p->msg[p->pos + 1]);
     int radix = base == 'H' ? 16 : base == 'Q' ? 8 : 2;
     p->pos += 2;
     double v = 0;
     size_t n = 0;
     for (; p->pos < p->len; p->pos++, n++) {
-        int c = upper(p->msg[p->pos]);
-        int d = is_digit(c) ? c - '0' : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : 99;
+        int c = dw__scpi_upper(p->msg[p->pos]);
+        int d = dw__scpi_is_digit(c) ? c - '0' : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : 99;
         if (d >= radix)
             break;
         v = v * radix + d;
@@ -212,7 +199,7 @@ static int nondecimal(dw_scpi_parser *p, dw_scpi_param *q)
 static size_t digits(dw_scpi_parser *p)
 {
     size_t n = 0;
-    while (p->pos < p->len && is_digit(p->msg[p->pos]))
+    while (p->pos < p->len && dw__scpi_is_digit(p->msg[p->pos]))
         p->pos++, n++;
     return n;
 }
@@ -233,10 +220,10 @@ static int number_suffix(dw_scpi_parser *p, dw_scpi_param *q, int *exp)
 {
     char s[sizeof q->unit + 4];
     size_t n = 0;
-    while (p->pos < p->len && is_alpha(p->msg[p->pos])) {
+    while (p->pos < p->len && dw__scpi_is_alpha(p->msg[p->pos])) {
         if (n + 1 == sizeof s)
             return DW_SCPI_E_INVALID_SUFFIX;
-        s[n++] = (char)upper(p->msg[p->pos++]);
+        s[n++] = (char)dw__scpi_upper(p->msg[p->pos++]);
     }
     s[n] = 0;
     int rc = suffix_unit(s, exp, q->unit);
@@ -260,7 +247,7 @@ static int number(dw_scpi_parser *p, dw_scpi_param *q)
     size_t mant_end = p->pos, save = p->pos;
     long exp = 0;
     skip_space(p);
-    if (upper(peek(p)) == 'E') {
+    if (dw__scpi_upper(peek(p)) == 'E') {
         p->pos++;
         skip_space(p);
         size_t sign = p->pos;
@@ -277,7 +264,7 @@ static int number(dw_scpi_parser *p, dw_scpi_param *q)
     q->unit[0] = 0;
     save = p->pos;
     skip_space(p);
-    if (is_alpha(peek(p))) {
+    if (dw__scpi_is_alpha(peek(p))) {
         int mexp, rc = number_suffix(p, q, &mexp);
         if (rc)
             return rc;
@@ -334,7 +321,7 @@ static int block(dw_scpi_parser *p, dw_scpi_param *q)
     size_t n = 0;
     for (int i = 0; i < d; i++) {
         int c = p->msg[p->pos++];
-        if (!is_digit(c))
+        if (!dw__scpi_is_digit(c))
             return DW_SCPI_E_BLOCK_DATA;
         n = n * 10 + (size_t)(c - '0');
     }
@@ -376,10 +363,10 @@ static int param(dw_scpi_parser *p, dw_scpi_param *q)
 {
     memset(q, 0, sizeof *q);
     int c = peek(p);
-    int next = p->pos + 1 < p->len ? upper(p->msg[p->pos + 1]) : -1;
+    int next = p->pos + 1 < p->len ? dw__scpi_upper(p->msg[p->pos + 1]) : -1;
     if (c == '\'' || c == '"')
         return string(p, q);
-    if (c == '#' && is_digit(next))
+    if (c == '#' && dw__scpi_is_digit(next))
         return block(p, q);
     if (c == '#' && (next == 'H' || next == 'Q' || next == 'B'))
         return nondecimal(p, q);
@@ -387,9 +374,9 @@ static int param(dw_scpi_parser *p, dw_scpi_param *q)
         return DW_SCPI_E_BLOCK_DATA;
     if (c == '(')
         return expression(p, q);
-    if (is_alpha(c))
+    if (dw__scpi_is_alpha(c))
         return chars(p, q);
-    if (is_digit(c) || c == '+' || c == '-' || c == '.')
+    if (dw__scpi_is_digit(c) || c == '+' || c == '-' || c == '.')
         return number(p, q);
     return c == ',' || c == ';' || c == -1 ? DW_SCPI_E_SYNTAX : DW_SCPI_E_DATA_TYPE;
 }
@@ -518,22 +505,6 @@ int dw_scpi_unit_print(const dw_scpi_unit *u, dw_buf *out)
     return rc;
 }
 
-/* Does `word` (upper-cased) name the mnemonic written m[0..n) (upper case
- * is the short form)? */
-static int names(const char *m, size_t n, const char *word)
-{
-    size_t short_len = 0;
-    while (short_len < n && !(m[short_len] >= 'a' && m[short_len] <= 'z'))
-        short_len++;
-    size_t w = strlen(word);
-    if (w != short_len && w != n)
-        return 0;
-    for (size_t i = 0; i < w; i++)
-        if (upper(m[i]) != word[i])
-            return 0;
-    return 1;
-}
-
 int dw_scpi_param_bool(const dw_scpi_unit *u, const dw_scpi_param *p)
 {
     if (p->kind == DW_SCPI_NUMERIC)
@@ -557,246 +528,9 @@ int dw_scpi_param_choice(const dw_scpi_unit *u, const dw_scpi_param *p, const ch
     w[p->len] = 0;
     for (int i = 0; *choices; i++) {
         size_t n = strcspn(choices, "|");
-        if (names(choices, n, w))
+        if (dw__scpi_names(choices, n, w))
             return i;
         choices += n + (choices[n] == '|');
     }
     return DW_SCPI_E_ILLEGAL_VALUE;
-}
-
-/* ---- header patterns ----------------------------------------------------- */
-
-typedef struct pnode {
-    char mnem[DW_SCPI_MAX_MNEMONIC + 1]; /* as written (case marks the short form) */
-    size_t len;
-    int suffix; /* a numeric suffix is allowed */
-    long lo, hi;
-    int group; /* nodes of one [..] share a group; 0: required */
-} pnode;
-
-struct dw_scpi_pattern {
-    int common, query;
-    pnode nodes[DW_SCPI_MAX_NODES];
-    size_t n;
-};
-
-void dw_scpi_pattern_free(dw_scpi_pattern *p)
-{
-    free(p);
-}
-
-int dw_scpi_pattern_query(const dw_scpi_pattern *p)
-{
-    return p->query;
-}
-
-static int pat_fail(const char *t, const char *at, size_t *where, const char **why, const char *msg)
-{
-    *where = (size_t)(at - t);
-    *why = msg;
-    return DW_EINVAL;
-}
-
-/* One mnemonic with its suffix spec at *s. NULL on success, or the error
- * with *s at the fault. */
-static const char *pat_mnemonic(const char **s, pnode *nd)
-{
-    const char *m = *s;
-    if (!is_alpha(*m))
-        return "expected a mnemonic";
-    size_t n = 0;
-    int lower_seen = 0;
-    while (is_alpha(m[n]) || m[n] == '_') {
-        if (m[n] >= 'a' && m[n] <= 'z')
-            lower_seen = 1;
-        else if (lower_seen && m[n] >= 'A' && m[n] <= 'Z') {
-            *s = m + n;
-            return "upper case marks the short form: it must come first";
-        }
-        n++;
-    }
-    const char *d = m + n;
-    *s = d;
-    if (is_digit(*d)) { /* a fixed suffix: OUTPut2 */
-        char *end;
-        nd->lo = nd->hi = strtol(d, &end, 10);
-        nd->suffix = 1;
-        d = end;
-    } else if (d[0] == '[' && is_digit(d[1])) { /* OUTPut[1-4] */
-        char *end;
-        nd->lo = strtol(d + 1, &end, 10);
-        if (*end != '-' || !is_digit(end[1]))
-            return "expected a suffix range [lo-hi]";
-        nd->hi = strtol(end + 1, &end, 10);
-        if (*end != ']' || nd->lo > nd->hi)
-            return "expected a suffix range [lo-hi] with lo <= hi";
-        nd->suffix = 1;
-        d = end + 1;
-    } else if (strncmp(d, "<n>", 3) == 0) {
-        nd->lo = 1;
-        nd->hi = 2147483647L;
-        nd->suffix = 1;
-        d += 3;
-    }
-    if (n > DW_SCPI_MAX_MNEMONIC) {
-        *s = m;
-        return "mnemonic too long";
-    }
-    memcpy(nd->mnem, m, n);
-    nd->mnem[n] = 0;
-    nd->len = n;
-    *s = d;
-    return NULL;
-}
-
-int dw_scpi_pattern_compile(const char *text, dw_scpi_pattern **out, size_t *where,
-                            const char **why)
-{
-    *out = NULL;
-    dw_scpi_pattern *p = calloc(1, sizeof *p);
-    if (!p)
-        return DW_ENOMEM;
-    const char *s = text, *e;
-    int group = 0, open = 0;
-    if (*s == '*') {
-        p->common = 1;
-        s++;
-        if ((e = pat_mnemonic(&s, &p->nodes[0])) != NULL || p->nodes[0].suffix) {
-            free(p);
-            return pat_fail(text, s, where, why, e ? e : "a common command has no suffix");
-        }
-        p->n = 1;
-    }
-    while (!p->common) {
-        if (*s == '[' && !open) {
-            open = ++group;
-            s++;
-        }
-        if (*s == ':')
-            s++;
-        if (p->n == DW_SCPI_MAX_NODES) {
-            free(p);
-            return pat_fail(text, s, where, why, "too many nodes");
-        }
-        pnode *nd = &p->nodes[p->n++];
-        if ((e = pat_mnemonic(&s, nd)) != NULL) {
-            free(p);
-            return pat_fail(text, s, where, why, e);
-        }
-        nd->group = open;
-        if (*s == ':' && s[1] == ']' && open)
-            s++;
-        int more = *s == ':' || *s == '[';
-        if (*s == ']' && open) {
-            open = 0;
-            s++;
-            more = *s == ':' || *s == '[' || is_alpha(*s);
-        }
-        if (!more)
-            break;
-    }
-    if (*s == '?') {
-        p->query = 1;
-        s++;
-    }
-    if (*s || open) {
-        free(p);
-        return pat_fail(text, s, where, why,
-                        open ? "unclosed '['" : "unexpected character in a header pattern");
-    }
-    *out = p;
-    return DW_OK;
-}
-
-/* Node nd against the mnemonic w: 1, 0, or -114. */
-static int node_match(const pnode *nd, const char *w)
-{
-    size_t n = strlen(w), a = n;
-    if (!nd->suffix)
-        return names(nd->mnem, nd->len, w);
-    while (a > 0 && is_digit(w[a - 1]))
-        a--;
-    char alpha[DW_SCPI_MAX_MNEMONIC + 1];
-    memcpy(alpha, w, a);
-    alpha[a] = 0;
-    if (!names(nd->mnem, nd->len, alpha))
-        return 0;
-    if (a == n)
-        return nd->lo <= 1 && 1 <= nd->hi ? 1 : DW_SCPI_E_SUFFIX_RANGE;
-    if (n - a > 10)
-        return DW_SCPI_E_SUFFIX_RANGE;
-    long v = strtol(w + a, NULL, 10);
-    return v >= nd->lo && v <= nd->hi ? 1 : DW_SCPI_E_SUFFIX_RANGE;
-}
-
-/* Pattern nodes from i against unit nodes from j, skipping optional groups
- * by backtracking. */
-static int match_from(const dw_scpi_pattern *p, size_t i, const dw_scpi_unit *u, size_t j)
-{
-    if (i == p->n)
-        return j == u->nnodes;
-    int best = 0;
-    if (p->nodes[i].group) { /* try without the group */
-        size_t k = i;
-        while (k < p->n && p->nodes[k].group == p->nodes[i].group)
-            k++;
-        best = match_from(p, k, u, j);
-        if (best == 1)
-            return 1;
-    }
-    if (j == u->nnodes)
-        return best;
-    int m = node_match(&p->nodes[i], u->nodes[j]);
-    if (m == 1)
-        m = match_from(p, i + 1, u, j + 1);
-    return m == 1 || best == 0 ? m : best;
-}
-
-int dw_scpi_pattern_match(const dw_scpi_pattern *p, const dw_scpi_unit *u)
-{
-    if (p->common != u->common || p->query != u->query)
-        return 0;
-    return match_from(p, 0, u, 0);
-}
-
-int dw_scpi_pattern_match_header(const dw_scpi_pattern *p, const dw_scpi_unit *u)
-{
-    return p->common == u->common ? match_from(p, 0, u, 0) : 0;
-}
-
-int dw_scpi_pattern_last_words(const dw_scpi_pattern *p, int (*fn)(void *arg, const char *word),
-                               void *arg)
-{
-    size_t from = 0;
-    for (size_t i = 0; i < p->n; i++)
-        if (!p->nodes[i].group)
-            from = i;
-    for (size_t i = from; i < p->n; i++) {
-        const pnode *nd = &p->nodes[i];
-        char w[DW_SCPI_MAX_MNEMONIC + 1];
-        size_t k = 0;
-        for (; k < nd->len && !(nd->mnem[k] >= 'a' && nd->mnem[k] <= 'z'); k++)
-            w[k] = nd->mnem[k];
-        w[k] = 0;
-        int rc = fn(arg, w);
-        if (rc == 0 && k < nd->len) {
-            for (k = 0; k < nd->len; k++)
-                w[k] = (char)upper(nd->mnem[k]);
-            w[k] = 0;
-            rc = fn(arg, w);
-        }
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-void dw_scpi_unit_last_word(const dw_scpi_unit *u, char *out)
-{
-    const char *w = u->nnodes ? u->nodes[u->nnodes - 1] : "";
-    size_t n = strlen(w);
-    while (n > 0 && is_digit(w[n - 1]))
-        n--;
-    memcpy(out, w, n);
-    out[n] = 0;
 }

@@ -125,7 +125,7 @@ int dw_scpi_param_bool(const dw_scpi_unit *u, const dw_scpi_param *p);
  * and short forms): the index of the choice, or -104 / -224. */
 int dw_scpi_param_choice(const dw_scpi_unit *u, const dw_scpi_param *p, const char *choices);
 
-/* ---- header patterns ----------------------------------------------------- */
+/* ---- header patterns (scpi_pattern.c) ------------------------------------ */
 
 /* A header as a script writes it: "[SOURce:]FREQuency[:CW]?", "OUTPut[1-4]:STATe",
  * "OUTPut<n>", "*IDN?". Upper case is the short form, the whole mnemonic the
