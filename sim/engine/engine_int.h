@@ -71,7 +71,7 @@ struct dw_sim_engine {
         size_t nsplit;
         unsigned split_delay_ms;
     } * pre;
-    _Atomic uint64_t noise;     /* the properties' noise (model/props.h takes it atomic) */
+    uint64_t noise;             /* the properties' noise (model/props.h) */
     double (*clock)(void *arg); /* `now` of a request: ramps, Lua */
     void *clock_arg;
     struct timespec start;
@@ -147,7 +147,7 @@ typedef struct lua_call {
 
 /* ---- engine_state.c: a state, the undo list, Lua --------------------------- */
 
-int dw__engine_state_init(sim_state *st, const dw_sim_script *s, _Atomic uint64_t *rng);
+int dw__engine_state_init(sim_state *st, const dw_sim_script *s, uint64_t *rng);
 void dw__engine_state_destroy(sim_state *st, const dw_sim_script *s);
 int dw__engine_state_reset(const dw_sim_script *s, sim_state *st);
 int dw__engine_state_rewind(sim_state *st, const dw_sim_script *s);

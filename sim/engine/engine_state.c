@@ -13,7 +13,7 @@ static size_t nactions(const dw_sim_script *s)
     return s->nsteps + s->nrules + 2;
 }
 
-int dw__engine_state_init(sim_state *st, const dw_sim_script *s, _Atomic uint64_t *rng)
+int dw__engine_state_init(sim_state *st, const dw_sim_script *s, uint64_t *rng)
 {
     memset(st, 0, sizeof *st);
     st->vars = calloc(s->nvars ? s->nvars : 1, sizeof *st->vars);

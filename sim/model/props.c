@@ -6,7 +6,6 @@
 #include <devwire/error.h>
 
 #include <math.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +43,7 @@ typedef struct pval {
 
 struct dw_sim_props_state {
     const dw_sim_props *p;
-    _Atomic uint64_t *rng;
+    uint64_t *rng;
     pval *v;
 };
 
@@ -176,22 +175,22 @@ int dw_sim_props_finish(dw_sim_props *p)
 
 /* ---- the PRNG ------------------------------------------------------------------ */
 
-void dw_sim_noise_seed(_Atomic uint64_t *rng, uint64_t seed)
+void dw_sim_noise_seed(uint64_t *rng, uint64_t seed)
 {
-    atomic_store(rng, seed);
+    *rng = seed;
 }
 
-double dw_sim_noise_uniform(_Atomic uint64_t *rng)
+double dw_sim_noise_uniform(uint64_t *rng)
 {
     const uint64_t golden = 0x9e3779b97f4a7c15ULL;
-    uint64_t z = atomic_fetch_add(rng, golden) + golden;
+    uint64_t z = *rng += golden;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     z ^= z >> 31;
     return (double)(z >> 11) * 0x1.0p-53;
 }
 
-static double noise(const dw_sim_prop_def *d, _Atomic uint64_t *rng)
+static double noise(const dw_sim_prop_def *d, uint64_t *rng)
 {
     if (d->noise == DW_SIM_NOISE_UNIFORM)
         return d->amplitude * (2 * dw_sim_noise_uniform(rng) - 1);
@@ -204,7 +203,7 @@ static double noise(const dw_sim_prop_def *d, _Atomic uint64_t *rng)
 
 /* ---- state ------------------------------------------------------------------- */
 
-dw_sim_props_state *dw_sim_props_state_new(const dw_sim_props *p, _Atomic uint64_t *rng)
+dw_sim_props_state *dw_sim_props_state_new(const dw_sim_props *p, uint64_t *rng)
 {
     dw_sim_props_state *st = calloc(1, sizeof *st);
     if (!st)

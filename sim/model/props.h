@@ -16,7 +16,8 @@
  *     dw_sim_props_free(p);
  *
  * The definitions are immutable once finished (share them freely); a state
- * is used by one thread at a time (the engine holds its state lock). */
+ * is used by one thread (the engine's owner, its device's loop thread), and
+ * so is the noise generator it draws from. */
 #ifndef DW_SIM_PROPS_H
 #define DW_SIM_PROPS_H
 
@@ -38,8 +39,9 @@ typedef enum dw_sim_prop_type {
 typedef enum dw_sim_prop_access {
     DW_SIM_PROP_RW,
     DW_SIM_PROP_RO, /* no set form: "FREQ 1" is an undefined header (-113) */
-    DW_SIM_PROP_WO, /* no query form */
-} dw_sim_prop_access;
+DW_SIM_PROP_WO, /* no query form */
+}
+dw_sim_prop_access;
 
 typedef enum dw_sim_prop_noise {
     DW_SIM_NOISE_NONE,
@@ -106,7 +108,7 @@ typedef struct dw_sim_prop_value {
  * outlive the state; several states may share it, it is updated
  * atomically). NULL when out of memory. */
 typedef struct dw_sim_props_state dw_sim_props_state;
-dw_sim_props_state *dw_sim_props_state_new(const dw_sim_props *p, _Atomic uint64_t *rng);
+dw_sim_props_state *dw_sim_props_state_new(const dw_sim_props *p, uint64_t *rng);
 void dw_sim_props_state_free(dw_sim_props_state *st);
 /* Every property back to its default, ramps restarted (*RST, a control
  * reset). DW_OK or DW_ENOMEM. */
@@ -166,9 +168,9 @@ int dw_sim_props_scpi(dw_sim_props_state *st, const dw_scpi_unit *u, double now,
 int dw_sim_props_command(dw_sim_props_state *st, const uint8_t *req, size_t n, double now,
                          dw_buf *resp);
 
-/* The noise PRNG: splitmix64 on an atomic counter (thread-safe). */
-void dw_sim_noise_seed(_Atomic uint64_t *rng, uint64_t seed);
+/* The noise PRNG: splitmix64 on a counter (the state's owner, one thread, calls it). */
+void dw_sim_noise_seed(uint64_t *rng, uint64_t seed);
 /* A double uniform in [0, 1). */
-double dw_sim_noise_uniform(_Atomic uint64_t *rng);
+double dw_sim_noise_uniform(uint64_t *rng);
 
 #endif
