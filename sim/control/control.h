@@ -71,7 +71,7 @@ typedef struct dw_sim_control_options {
 void dw_sim_control_options_init(dw_sim_control_options *o);
 
 /* The control API for devs[0..n): gives each device its control side
- * (journal, faults, figures; control_dev.h). Call before the loop starts.
+ * (journal, faults, figures; device/devctl.h). Call before the loop starts.
  * DW_OK and *out, or an error in `err`. */
 int dw_sim_control_new(const dw_sim_control_options *o, const dw_sim_control_device *devs, size_t n,
                        dw_sim_control **out, dw_error *err);

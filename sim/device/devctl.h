@@ -6,8 +6,8 @@
  * server and its transports call the dw__sim_ctl_* hooks on its loop thread, and the control
  * API reaches everything here but the journal through dw_sim_loop_call, so
  * nothing needs a lock but the journal (journal.h). */
-#ifndef DW_SIM_CONTROL_DEV_H
-#define DW_SIM_CONTROL_DEV_H
+#ifndef DW_SIM_DEVICE_DEVCTL_H
+#define DW_SIM_DEVICE_DEVCTL_H
 
 #include <stdint.h>
 #include <stdio.h>

@@ -74,7 +74,7 @@ struct dw_sim_server {
     size_t max_buffered; /* --max-buffered, 0 = no bound */
     size_t buffered;     /* bytes held by all connections now */
     int started, stopped;
-    struct dw_sim_devctl *ctl;    /* the control API's side of the device (control_dev.h),
+    struct dw_sim_devctl *ctl;    /* the control API's side of the device (devctl.h),
                                      NULL without --control */
     uint64_t bytes_in, bytes_out; /* read and written, every connection */
     dw_sim_rng rng;               /* rules' "probability" and "delay" (every generation's engine) */

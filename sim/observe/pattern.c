@@ -1,4 +1,4 @@
-/* devwire-sim's control API patterns: see control_match.h. */
+/* devwire-sim's control API patterns: see pattern.h. */
 #include "observe/pattern.h"
 
 #include "common/json_bytes.h"

@@ -8,8 +8,8 @@
  * {"hex": ...}), "prefix", "regex" (PCRE2, matched anywhere unless
  * anchored). A query string says the same with match=, rule=, request=,
  * prefix= or regex=. A pattern is used by one thread at a time. */
-#ifndef DW_SIM_CONTROL_MATCH_H
-#define DW_SIM_CONTROL_MATCH_H
+#ifndef DW_SIM_OBSERVE_PATTERN_H
+#define DW_SIM_OBSERVE_PATTERN_H
 
 #include <stddef.h>
 #include <stdint.h>
