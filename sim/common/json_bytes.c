@@ -45,7 +45,7 @@ int dw_sim_json_bytes_printable(int ch)
 
 /* On an error `out` goes back to its length on entry: nothing half-decoded
  * is left for the caller. */
-static int undo(dw_buf *out, size_t start, int rc)
+static int drop_from(dw_buf *out, size_t start, int rc)
 {
     dw_buf_truncate(out, start);
     return rc;
@@ -61,15 +61,16 @@ int dw_sim_hex_decode(const char *text, size_t len, dw_buf *out, dw_sim_json_byt
         int ch = (unsigned char)text[i];
         if (dw_sim_json_bytes_space(ch)) {
             if (hi >= 0)
-                return undo(out, start,
-                            set_error(e, NULL, 0, i, "hex digits come in pairs (one byte each)"));
+                return drop_from(
+                    out, start,
+                    set_error(e, NULL, 0, i, "hex digits come in pairs (one byte each)"));
             continue;
         }
         int h = dw_sim_hex_digit(ch);
         if (h < 0)
-            return undo(out, start,
-                        set_error(e, NULL, 0, i, "invalid hex digit '%c'",
-                                  dw_sim_json_bytes_printable(ch)));
+            return drop_from(out, start,
+                             set_error(e, NULL, 0, i, "invalid hex digit '%c'",
+                                       dw_sim_json_bytes_printable(ch)));
         if (hi < 0) {
             hi = h;
         } else {
@@ -78,8 +79,8 @@ int dw_sim_hex_decode(const char *text, size_t len, dw_buf *out, dw_sim_json_byt
         }
     }
     if (hi >= 0)
-        return undo(out, start,
-                    set_error(e, NULL, 0, DW_SIM_JSON_BYTES_WHOLE, "odd number of hex digits"));
+        return drop_from(
+            out, start, set_error(e, NULL, 0, DW_SIM_JSON_BYTES_WHOLE, "odd number of hex digits"));
     return DW_OK;
 }
 
@@ -133,7 +134,7 @@ int dw_sim_base64_decode(const char *text, size_t len, dw_buf *out, dw_sim_json_
             continue;
         int rc = b64_char(text, i, &count, &pad, &acc, e);
         if (rc != DW_OK)
-            return undo(out, start, rc);
+            return drop_from(out, start, rc);
         if (count % 4 == 0 && !pad) {
             out->data[out->len++] = (uint8_t)(acc >> 16);
             out->data[out->len++] = (uint8_t)(acc >> 8);
@@ -142,9 +143,9 @@ int dw_sim_base64_decode(const char *text, size_t len, dw_buf *out, dw_sim_json_
         }
     }
     if (count % 4 != 0)
-        return undo(out, start,
-                    set_error(e, NULL, 0, DW_SIM_JSON_BYTES_WHOLE,
-                              "base64 length is not a multiple of 4 (missing '=' padding?)"));
+        return drop_from(out, start,
+                         set_error(e, NULL, 0, DW_SIM_JSON_BYTES_WHOLE,
+                                   "base64 length is not a multiple of 4 (missing '=' padding?)"));
     if (pad) {
         /* The last group was shifted in with the pad positions as zero bits. */
         acc <<= 6 * pad;

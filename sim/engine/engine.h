@@ -57,7 +57,7 @@
  * that scans ahead from every position without backtracking still costs
  * time quadratic in the request's length (docs/sim.md, "Matching").
  *
- * Lua (engine/lua.h; a script with none makes no Lua state and takes none of
+ * Lua (engine/lua_sandbox.h; a script with none makes no Lua state and takes none of
  * these paths): each engine has one sandboxed Lua state. A chunk that fails (an error, its
  * instruction budget, the memory cap) makes the request unmatched: what the rule or step changed
  * (sets, assignments, its reply turn, the step cursor) is undone, its match is not counted, and the
@@ -140,7 +140,7 @@ typedef struct dw_sim_limit_hit {
 } dw_sim_limit_hit;
 
 /* A chunk of Lua that failed on this request: a runtime error, or it
- * overran its instruction budget or the memory cap (engine/lua.h). The
+ * overran its instruction budget or the memory cap (engine/lua_sandbox.h). The
  * request was then handled as unmatched, and nothing the failed rule or step
  * changed is kept. */
 typedef struct dw_sim_lua_failure {
@@ -232,7 +232,7 @@ int dw_sim_engine_banner(dw_sim_engine *e, dw_sim_session *s, dw_buf *out);
 int dw_sim_engine_periodic(dw_sim_engine *e, dw_sim_session *s, size_t i, dw_buf *out,
                            dw_error *err);
 
-/* ---- Lua (engine/lua.h): no effect on an engine whose script has none ------ */
+/* ---- Lua (engine/lua_sandbox.h): no effect on an engine whose script has none ------ */
 
 /* The instruction budget of one evaluation (at least 1) and the memory cap
  * of the engine's Lua state (DW_SIM_LUA_BUDGET and DW_SIM_LUA_MEMORY_CAP by

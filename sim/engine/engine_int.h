@@ -17,7 +17,7 @@
 #include <time.h>
 
 #include "engine/engine.h"
-#include "engine/lua.h"
+#include "engine/lua_sandbox.h"
 #include "model/props.h"
 #include "model/scpi_status.h"
 

@@ -1,7 +1,7 @@
 /* devwire-sim's Lua checker: the syntax of a script's chunks of Lua, checked
  * when the script is loaded (docs/sim.md, "Conditions and computed values
  * (Lua)"), and the one way a chunk's text becomes a Lua function, which the
- * engine's sandbox (engine/lua.h) compiles with too.
+ * engine's sandbox (engine/lua_sandbox.h) compiles with too.
  *
  * Plain source text in, a line and a message out: the checker knows nothing
  * of the script that holds the chunk. */

@@ -45,7 +45,7 @@ typedef enum dw_sim_seg_kind {
     DW_SIM_SEG_LUA,     /* lua: a computed value ({"lua": ...}), the template's only segment */
 } dw_sim_seg_kind;
 
-/* A chunk of Lua (checked by model/lua_check.h, run by engine/lua.h): an expression ("if", a
+/* A chunk of Lua (checked by model/lua_check.h, run by engine/lua_sandbox.h): an expression ("if", a
  * {"lua": ...} reply frame or set value) or statements (a "lua" action). Its syntax is checked at
  * load; each engine compiles it again in its own sandbox. */
 typedef struct dw_sim_lua_chunk {

@@ -16,7 +16,7 @@
  *
  * Names: Lua's own libraries (math, string, table, utf8, os) and base
  * functions first; every other global a chunk reads goes through one lookup
- * function (lookup() in lua.c): request, captures, now, state, then the
+ * function (lookup() in lua_sandbox.c): request, captures, now, state, then the
  * state variables and the typed properties by name (one namespace). A
  * property reads as its typed value at the request's time (a ramp where it
  * is now, noise drawn): float and int as numbers, bool as a boolean, enum as
@@ -32,8 +32,8 @@
  *
  * A sandbox belongs to its engine and, like the engine, to the one thread
  * that runs it (its device's loop thread, engine.h): it has no lock. */
-#ifndef DW_SIM_ENGINE_LUA_H
-#define DW_SIM_ENGINE_LUA_H
+#ifndef DW_SIM_ENGINE_LUA_SANDBOX_H
+#define DW_SIM_ENGINE_LUA_SANDBOX_H
 
 #include <stddef.h>
 #include <stdint.h>

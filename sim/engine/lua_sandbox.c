@@ -1,5 +1,5 @@
-/* devwire-sim's Lua sandbox: see lua.h. */
-#include "engine/lua.h"
+/* devwire-sim's Lua sandbox: see lua_sandbox.h. */
+#include "engine/lua_sandbox.h"
 #include "model/lua_check.h"
 
 #include <lauxlib.h>
