@@ -9,10 +9,37 @@
  * leg's timer releases in order. Past a bound of bytes waiting for a
  * socket, the leg stops reading its source until they have gone out.
  *
- * A rule that answers in the device's place, or faults a frame, is
- * carried out through the same timed queue as the bytes forwarded, not
- * through the device's outcome player: its pieces must pass the network
- * faults (netfault.h) and keep their order with what is forwarded. */
+ * A rule's outcome (the engine's dw_sim_outcome) is carried out here, in
+ * apply_rule, not by the device's outcome player (device/outcome.h). Both
+ * read the same decision and share the piece sizes (dw__sim_piece), the
+ * fault names and the connection core, but they act in two ways: the
+ * player serves one request at a time from its timer (after the delay it
+ * charges --max-buffered, then acts on the fault, then writes piece after
+ * piece while the connection is open), while the proxy schedules it all
+ * when the frame is decided, as items due at delay + pauses in the leg's
+ * queue, because each piece must pass the network faults and keep its
+ * order with the bytes forwarded behind it. And what each fault does
+ * differs on every point, so one plan for both would be two plans behind
+ * flags:
+ *   - the bytes: the frame as read; the rule's reply only when the rule
+ *     has replies and no fault (or a duplicate), and a request rule's
+ *     reply goes back to the client (the device never sees the request);
+ *     the device always writes its reply;
+ *   - a rule's "probability" and "delay" are drawn here, per connection
+ *     (the proxy's engines have no generator); a spared frame passes as it
+ *     came, not as the rule's reply;
+ *   - "close" and "reset" end both sides after what is queued (reset: RST
+ *     to the client); "hang" stops both directions; the device ends its
+ *     one connection (a line or datagrams: nothing), and its hang leaves
+ *     the connection reading;
+ *   - "garbage" goes whole, never split;
+ *   - "duplicate": both copies in pieces, each timed from the delay, so the
+ *     queue sends the second right behind the first; the device writes the
+ *     copy whole, then the reply in its pieces (datagrams: one more
+ *     datagram, only when the reply is not split);
+ *   - the transcript gets the "fault" when the frame is decided and no
+ *     "in" or "out"; the device's "fault" comes after the delay (on
+ *     datagrams, when decided) and its garbage is an event with the bytes. */
 #include "record/proxy_int.h"
 
 #include <errno.h>
