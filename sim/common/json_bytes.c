@@ -1,6 +1,8 @@
 /* devwire-sim: bytes written in JSON (see json_bytes.h). */
 #include "common/json_bytes.h"
 
+#include <stdlib.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -195,4 +197,28 @@ int dw_sim_json_bytes_decode(const cJSON *v, dw_buf *out, dw_sim_json_bytes_erro
                          "give \"hex\" or \"base64\", not both");
     return hex ? dw_sim_json_bytes_decode_as(hex, DW_SIM_JSON_BYTES_HEX, out, e)
                : dw_sim_json_bytes_decode_as(b64, DW_SIM_JSON_BYTES_BASE64, out, e);
+}
+
+int dw_sim_bytes_are_text(const uint8_t *p, size_t n, int controls)
+{
+    for (size_t i = 0; i < n; i++) {
+        int control = p[i] == '\t' || p[i] == '\r' || p[i] == '\n';
+        if ((p[i] < 0x20 && !(controls && control)) || p[i] >= 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+char *dw_sim_bytes_hex(const uint8_t *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *h = malloc(2 * n + 1);
+    if (!h)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        h[2 * i] = digits[p[i] >> 4];
+        h[2 * i + 1] = digits[p[i] & 15];
+    }
+    h[2 * n] = 0;
+    return h;
 }

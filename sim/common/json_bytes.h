@@ -74,4 +74,15 @@ int dw_sim_json_bytes_space(int ch);
  * messages that quote a bad character. */
 int dw_sim_json_bytes_printable(int ch);
 
+/* ---- the other way: bytes shown in JSON ------------------------------------ */
+
+/* 1 when p[0..n) reads as text: printable ASCII, and tab, CR and LF too when
+ * `controls` (the journal and the transcript show a line with its CR LF as
+ * text; the control API's variables do not). */
+int dw_sim_bytes_are_text(const uint8_t *p, size_t n, int controls);
+
+/* p[0..n) as lower-case hex digits, no spaces, NUL-terminated: a string the
+ * caller frees, or NULL when out of memory. */
+char *dw_sim_bytes_hex(const uint8_t *p, size_t n);
+
 #endif

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json_bytes.h"
 #include "control/control_int.h"
 #include "device/server_int.h"
 
@@ -62,22 +63,20 @@ void dw__ctl_error(dw_sim_http_response *r, int status, const char *where, const
 /* Bytes as JSON: a string when they are printable text, else {"hex": ...}. */
 cJSON *dw__ctl_bytes_json(const uint8_t *p, size_t n)
 {
-    int text = 1;
-    for (size_t i = 0; i < n; i++)
-        if (p[i] < 0x20 || p[i] >= 0x7f)
-            text = 0;
-    dw_buf b = DW_BUF_INIT;
     cJSON *v = NULL;
-    if (text) {
+    if (dw_sim_bytes_are_text(p, n, 0)) {
+        dw_buf b = DW_BUF_INIT;
         if (dw_buf_append(&b, p, n) == DW_OK && dw_buf_nul_terminate(&b) == DW_OK)
             v = cJSON_CreateString(b.data ? (const char *)b.data : "");
-    } else {
-        for (size_t i = 0; i < n && dw_buf_printf(&b, "%02x", p[i]) == DW_OK; i++) {
-        }
-        if (dw_buf_nul_terminate(&b) == DW_OK && (v = cJSON_CreateObject()))
-            cJSON_AddStringToObject(v, "hex", (const char *)b.data);
+        dw_buf_free(&b);
+        return v;
     }
-    dw_buf_free(&b);
+    char *h = dw_sim_bytes_hex(p, n);
+    if (h && (v = cJSON_CreateObject()) && !cJSON_AddStringToObject(v, "hex", h)) {
+        cJSON_Delete(v);
+        v = NULL;
+    }
+    free(h);
     return v;
 }
 

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/json_bytes.h"
+
 /* Entries looked at per hold of the lock: a scan of a long journal lets the
  * device append between chunks. */
 #define CHUNK 1024
@@ -230,20 +232,12 @@ int dw_sim_journal_read(dw_sim_journal *j, uint64_t since, size_t max, dw_sim_jo
 }
 
 /* Printable ASCII (and tab, CR, LF) is shown as text, the rest as hex. */
-static int printable(const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if ((p[i] < 0x20 && p[i] != '\t' && p[i] != '\r' && p[i] != '\n') || p[i] >= 0x7f)
-            return 0;
-    return 1;
-}
-
 static int add_bytes(cJSON *o, const char *key, const uint8_t *p, size_t n, size_t total)
 {
     cJSON *b = cJSON_AddObjectToObject(o, key);
     if (!b)
         return -1;
-    if (printable(p, n)) {
+    if (dw_sim_bytes_are_text(p, n, 1)) {
         char *t = malloc(n + 1);
         if (!t)
             return -1;
@@ -255,15 +249,9 @@ static int add_bytes(cJSON *o, const char *key, const uint8_t *p, size_t n, size
         if (!s)
             return -1;
     } else {
-        static const char digits[] = "0123456789abcdef";
-        char *h = malloc(2 * n + 1);
+        char *h = dw_sim_bytes_hex(p, n);
         if (!h)
             return -1;
-        for (size_t i = 0; i < n; i++) {
-            h[2 * i] = digits[p[i] >> 4];
-            h[2 * i + 1] = digits[p[i] & 15];
-        }
-        h[2 * n] = 0;
         cJSON *s = cJSON_AddStringToObject(b, "hex", h);
         free(h);
         if (!s)

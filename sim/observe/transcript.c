@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/json_bytes.h"
+
 struct dw_sim_transcript {
     pthread_mutex_t lock;
     FILE *f;
@@ -85,14 +87,6 @@ int dw_sim_json_string(dw_buf *out, const char *s, size_t n)
     return rc;
 }
 
-static int printable(const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if ((p[i] < 0x20 && p[i] != '\t' && p[i] != '\r' && p[i] != '\n') || p[i] >= 0x7f)
-            return 0;
-    return 1;
-}
-
 void dw_sim_transcript_event(dw_sim_transcript *t, const char *device, uint64_t conn,
                              const char *dir, const uint8_t *p, size_t n, const char *match,
                              const char *peer)
@@ -119,7 +113,7 @@ void dw_sim_transcript_event(dw_sim_transcript *t, const char *device, uint64_t 
     dw_buf_printf(b, "\"conn\":%llu,\"dir\":", (unsigned long long)conn);
     dw_sim_json_string(b, dir, strlen(dir));
     if (p && n) {
-        if (printable(p, n)) {
+        if (dw_sim_bytes_are_text(p, n, 1)) {
             dw_buf_append_str(b, ",\"text\":");
             dw_sim_json_string(b, (const char *)p, n);
         } else {

@@ -69,7 +69,7 @@ typedef struct open_args {
 static void on_sched(uv_timer_t *t)
 {
     dw_sim_proxy *p = t->data;
-    dw__sim_proxy_log(p, DW_LOG_INFO, "disconnect_all: closing %zu connection(s)", p->nconns);
+    dw_log(p->logger, DW_LOG_INFO, "disconnect_all: closing %zu connection(s)", p->nconns);
     dw__sim_proxy_drop_all(p);
 }
 

@@ -105,18 +105,6 @@ struct pconn {
     dw_sim_rng rng;
 };
 
-void dw__sim_proxy_log(const dw_sim_proxy *p, dw_log_level level, const char *fmt, ...)
-{
-    if (!dw_log_enabled(p->logger, level))
-        return;
-    char line[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    dw_log(p->logger, level, "%s", line);
-}
-
 static uint64_t now_us(const pconn *c)
 {
     (void)c;
@@ -468,7 +456,7 @@ static void on_frame(leg *l)
         return;
     }
     if (rc == DW_EINVAL)
-        dw__sim_proxy_log(p, DW_LOG_ERROR, "%s", dw_error_message(&err));
+        dw_log(p->logger, DW_LOG_ERROR, "%s", dw_error_message(&err));
     if (l->out.source == DW_SIM_BY_RULE)
         apply_rule(l, &l->out);
     else
@@ -563,9 +551,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         }
         /* A reset (or a failure) on one side is a reset on the other. */
         int from_device = l->dir == DW_SIM_DIR_REPLY;
-        dw__sim_proxy_log(c->px, DW_LOG_INFO, "%s: connection %llu: %s %s", c->peer,
-                          (unsigned long long)c->id, from_device ? "device" : "client",
-                          uv_strerror((int)nread));
+        dw_log(c->px->logger, DW_LOG_INFO, "%s: connection %llu: %s %s", c->peer,
+               (unsigned long long)c->id, from_device ? "device" : "client",
+               uv_strerror((int)nread));
         conn_teardown(c, from_device, !from_device);
         return;
     }
@@ -582,8 +570,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     if (l->telnet) {
         dw_buf_clear(&l->data);
         if (dw_telnet_feed(l->telnet, p, n, &l->data) != DW_OK) {
-            dw__sim_proxy_log(px, DW_LOG_WARN, "%s: connection %llu: %s", c->peer,
-                              (unsigned long long)c->id, dw_telnet_error_message(l->telnet));
+            dw_log(px->logger, DW_LOG_WARN, "%s: connection %llu: %s", c->peer,
+                   (unsigned long long)c->id, dw_telnet_error_message(l->telnet));
             conn_teardown(c, 0, 0);
             return;
         }
@@ -667,9 +655,8 @@ static void on_connect(uv_connect_t *req, int status)
     if (c->closing)
         return;
     if (status < 0) {
-        dw__sim_proxy_log(p, DW_LOG_WARN,
-                          "%s: connection %llu: connect %s: %s; resetting the client", c->peer,
-                          (unsigned long long)c->id, p->up_addr, uv_strerror(status));
+        dw_log(p->logger, DW_LOG_WARN, "%s: connection %llu: connect %s: %s; resetting the client",
+               c->peer, (unsigned long long)c->id, p->up_addr, uv_strerror(status));
         conn_teardown(c, 1, 0);
         return;
     }
@@ -693,12 +680,12 @@ static int refusing(dw_sim_proxy *p, const char *peer)
 {
     uint64_t now = uv_now(dw_sim_loop_uv(p->loop));
     if (now >= p->refuse_from && now < p->refuse_until) {
-        dw__sim_proxy_log(p, DW_LOG_INFO, "%s: refused (refuse_connections)", peer);
+        dw_log(p->logger, DW_LOG_INFO, "%s: refused (refuse_connections)", peer);
         return 1;
     }
     if (p->nconns >= p->max_connections) {
-        dw__sim_proxy_log(p, DW_LOG_WARN, "%s: refused: connection limit (%zu) reached", peer,
-                          p->max_connections);
+        dw_log(p->logger, DW_LOG_WARN, "%s: refused: connection limit (%zu) reached", peer,
+               p->max_connections);
         return 1;
     }
     return 0;
@@ -736,8 +723,8 @@ static void conn_start(dw_sim_proxy *p, pconn *c)
                 ? uv_tcp_connect(&c->creq, &c->up, (const struct sockaddr *)&p->up_sa, on_connect)
                 : UV_ENOMEM;
     if (r != 0) {
-        dw__sim_proxy_log(p, DW_LOG_WARN, "%s: connection %llu: connect %s: %s", c->peer,
-                          (unsigned long long)c->id, p->up_addr, uv_strerror(r));
+        dw_log(p->logger, DW_LOG_WARN, "%s: connection %llu: connect %s: %s", c->peer,
+               (unsigned long long)c->id, p->up_addr, uv_strerror(r));
         conn_teardown(c, 1, 0);
     }
 }
@@ -746,7 +733,7 @@ void dw__sim_proxy_on_connection(uv_stream_t *ls, int status)
 {
     dw_sim_proxy *p = ls->data;
     if (status < 0) {
-        dw__sim_proxy_log(p, DW_LOG_ERROR, "accept %s: %s", p->addr, uv_strerror(status));
+        dw_log(p->logger, DW_LOG_ERROR, "accept %s: %s", p->addr, uv_strerror(status));
         return;
     }
     pconn *c = calloc(1, sizeof *c);

@@ -41,9 +41,6 @@ struct dw_sim_proxy {
     dw_buf scratch;
 };
 
-/* Log a line. */
-void dw__sim_proxy_log(const dw_sim_proxy *p, dw_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 /* The listener's callback: accept a client (or refuse it) and connect to
  * the device. */
 void dw__sim_proxy_on_connection(uv_stream_t *ls, int status);
