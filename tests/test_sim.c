@@ -20,18 +20,22 @@
 #include "run/cli.h"
 #include "sim_fixture.h"
 
-TestSuite(sim, .timeout = 60);
+/* Each test's simulator and files are dw_sim_fixture's: .fini stops and
+ * removes them whatever happened. */
+TestSuite(sim, .init = dw_sim_fixture_init, .fini = dw_sim_fixture_fini, .timeout = 60);
 
 #define LF dw_sentinel_marshaller_new("\n", 1)
 
 static const char *const no_args[] = {NULL};
 
-/* Serve `script`, connect one client with `m`; asserts both worked. */
-static void serve(dw_sim_proc *p, dw_sim_client *c, const char *script, dw_marshaller *m,
-                  const char *const *extra)
+/* Serve `script` in the fixture, connect one client with `m`; asserts both
+ * worked. The simulator. */
+static dw_sim_proc *serve(dw_sim_client *c, const char *script, dw_marshaller *m,
+                          const char *const *extra)
 {
-    dw_sim_serve_ok(p, "t", script, extra, NULL);
+    dw_sim_proc *p = dw_sim_serve("t", script, extra);
     dw_sim_open_ok(c, p->port, m, 5000);
+    return p;
 }
 
 /* ---- matching, templates, state ------------------------------------------ */
@@ -58,9 +62,8 @@ static const char sg_script[] =
 
 Test(sim, exact_prefix_regex_templates_and_state)
 {
-    dw_sim_proc p;
     dw_sim_client c;
-    serve(&p, &c, sg_script, LF, no_args);
+    dw_sim_proc *p = serve(&c, sg_script, LF, no_args);
     dw_sim_ask_eq(&c, "*IDN?", "ACME,SG-1000,0001,1.0");
     dw_sim_ask_eq(&c, "FREQ?", "1000");
     cr_assert(eq(int, dw_sim_client_send(&c, "FREQ 2500.5", 11), DW_OK));
@@ -75,11 +78,10 @@ Test(sim, exact_prefix_regex_templates_and_state)
     cr_assert(eq(int, dw_sim_client_recv(&c), DW_OK), "second frame");
     cr_expect(eq(str, (char *)c.reply.data, "two"));
     dw_sim_client_close(&c);
-    int st = dw_sim_proc_stop(&p, 10000);
-    cr_expect(eq(int, st, 0), "exit status; stderr:\n%s", dw_sim_err_of(&p));
-    cr_expect(strstr(dw_sim_out_of(&p), "unmatched requests: 1") != NULL, "summary:\n%s",
-              dw_sim_out_of(&p));
-    dw_sim_proc_free(&p);
+    const char *out;
+    int st = dw_sim_stop(p, 10000, &out);
+    cr_expect(eq(int, st, 0), "exit status; stderr:\n%s", dw_sim_err_of(p));
+    cr_expect(strstr(out, "unmatched requests: 1") != NULL, "summary:\n%s", out);
 }
 
 Test(sim, reply_lists_in_turn)
@@ -92,9 +94,8 @@ Test(sim, reply_lists_in_turn)
         "  {\"when\": \"SIL?\", \"reply\": [\"a\"], \"after_last\": \"silent\"},\n"
         "  {\"when\": \"PING\", \"reply\": \"pong\"}\n"
         " ]}\n";
-    dw_sim_proc p;
     dw_sim_client c;
-    serve(&p, &c, script, LF, no_args);
+    dw_sim_proc *p = serve(&c, script, LF, no_args);
     dw_sim_ask_eq(&c, "REP?", "a");
     dw_sim_ask_eq(&c, "REP?", "b");
     dw_sim_ask_eq(&c, "REP?", "b"); /* the last one repeats by default */
@@ -105,8 +106,7 @@ Test(sim, reply_lists_in_turn)
     cr_assert(eq(int, dw_sim_client_send(&c, "SIL?", 4), DW_OK));
     dw_sim_ask_eq(&c, "PING", "pong"); /* SIL? said nothing the second time */
     dw_sim_client_close(&c);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
 }
 
 Test(sim, binary_match_and_reply_length_prefixed)
@@ -117,9 +117,9 @@ Test(sim, binary_match_and_reply_length_prefixed)
         "  {\"when\": {\"hex\": \"00ff0a00\"}, \"reply\": {\"hex\": \"ff000aff00\"}},\n"
         "  {\"when\": {\"base64\": \"AQID\"}, \"reply\": {\"base64\": \"AAAA\"}}\n"
         " ]}\n";
-    dw_sim_proc p;
     dw_sim_client c;
-    serve(&p, &c, script, dw_length_prefixed_marshaller_new(2, DW_BIG_ENDIAN), no_args);
+    dw_sim_proc *p =
+        serve(&c, script, dw_length_prefixed_marshaller_new(2, DW_BIG_ENDIAN), no_args);
     static const uint8_t q1[] = {0x00, 0xff, 0x0a, 0x00}, a1[] = {0xff, 0x00, 0x0a, 0xff, 0x00};
     cr_assert(eq(int, dw_sim_client_send(&c, q1, sizeof q1), DW_OK));
     cr_assert(eq(int, dw_sim_client_recv(&c), DW_OK), "%s", dw_error_message(&c.err));
@@ -131,8 +131,7 @@ Test(sim, binary_match_and_reply_length_prefixed)
     cr_expect(eq(sz, c.reply.len, 3));
     cr_expect(memcmp(c.reply.data, a2, 3) == 0, "base64 reply bytes");
     dw_sim_client_close(&c);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
 }
 
 Test(sim, banner_and_prompt)
@@ -142,17 +141,15 @@ Test(sim, banner_and_prompt)
         " \"banner\": \"Welcome to ${model}\\r\\n\", \"prompt\": \"> \",\n"
         " \"state\": {\"model\": \"PDU-8\"},\n"
         " \"rules\": [{\"when\": \"ver\", \"reply\": \"1.2\"}]}\n";
-    dw_sim_proc p;
     dw_sim_client c;
-    serve(&p, &c, script, dw_sentinel_marshaller_new("\r\n", 2), no_args);
+    dw_sim_proc *p = serve(&c, script, dw_sentinel_marshaller_new("\r\n", 2), no_args);
     cr_assert(eq(int, dw_sim_client_recv_raw(&c, 18), DW_OK), "%s", dw_error_message(&c.err));
     cr_expect(eq(str, (char *)c.reply.data, "Welcome to PDU-8\r\n"), "the banner, rendered");
     dw_sim_ask_eq(&c, "ver", "1.2");
     cr_assert(eq(int, dw_sim_client_recv_raw(&c, 2), DW_OK));
     cr_expect(eq(str, (char *)c.reply.data, "> "), "the prompt follows the reply");
     dw_sim_client_close(&c);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
 }
 
 Test(sim, periodic_messages_reach_every_client)
@@ -162,10 +159,9 @@ Test(sim, periodic_messages_reach_every_client)
         " \"state\": {\"output\": \"OFF\"},\n"
         " \"rules\": [{\"when\": \"ON\", \"set\": {\"output\": \"ON\"}}],\n"
         " \"periodic\": [{\"every_ms\": 50, \"send\": \"STATUS ${output}\"}]}\n";
-    dw_sim_proc p;
     dw_sim_client a, b;
-    serve(&p, &a, script, LF, no_args);
-    cr_assert(eq(int, dw_sim_client_open(&b, p.port, LF, 5000), DW_OK));
+    dw_sim_proc *p = serve(&a, script, LF, no_args);
+    cr_assert(eq(int, dw_sim_client_open(&b, p->port, LF, 5000), DW_OK));
     cr_assert(eq(int, dw_sim_client_recv(&a), DW_OK), "%s", dw_error_message(&a.err));
     cr_expect(eq(str, (char *)a.reply.data, "STATUS OFF"));
     cr_assert(eq(int, dw_sim_client_recv(&b), DW_OK), "%s", dw_error_message(&b.err));
@@ -179,8 +175,7 @@ Test(sim, periodic_messages_reach_every_client)
     cr_expect(seen, "the template follows the shared state");
     dw_sim_client_close(&a);
     dw_sim_client_close(&b);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
 }
 
 Test(sim, state_scope_per_connection)
@@ -191,17 +186,15 @@ Test(sim, state_scope_per_connection)
         " \"rules\": [{\"when\": {\"regex\": \"^SET (.*)$\"}, \"set\": {\"v\": \"$1\"}, "
         "\"reply\": \"ok\"},\n"
         "            {\"when\": \"GET\", \"reply\": \"${v}\"}]}\n";
-    dw_sim_proc p;
     dw_sim_client a, b;
-    serve(&p, &a, script, LF, no_args);
-    cr_assert(eq(int, dw_sim_client_open(&b, p.port, LF, 5000), DW_OK));
+    dw_sim_proc *p = serve(&a, script, LF, no_args);
+    cr_assert(eq(int, dw_sim_client_open(&b, p->port, LF, 5000), DW_OK));
     dw_sim_ask_eq(&a, "SET 7", "ok");
     dw_sim_ask_eq(&a, "GET", "7");
     dw_sim_ask_eq(&b, "GET", "0"); /* b has its own state */
     dw_sim_client_close(&a);
     dw_sim_client_close(&b);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
 }
 
 /* ---- steps, summary, --check --------------------------------------------- */
@@ -216,35 +209,31 @@ static const char steps_script[] =
 Test(sim, steps_replay_in_order_then_rules)
 {
     const char *const check[] = {"--check", NULL};
-    dw_sim_proc p;
     dw_sim_client c;
-    serve(&p, &c, steps_script, LF, check);
+    dw_sim_proc *p = serve(&c, steps_script, LF, check);
     dw_sim_ask_eq(&c, "HELLO", "step one");
     dw_sim_ask_eq(&c, "HELLO", "step two");
     dw_sim_ask_eq(&c, "HELLO", "rule"); /* the next step expects BYE */
     dw_sim_ask_eq(&c, "BYE", "step three");
     dw_sim_ask_eq(&c, "HELLO", "rule"); /* all steps done */
     dw_sim_client_close(&c);
-    int st = dw_sim_proc_stop(&p, 10000);
-    cr_expect(eq(int, st, 0), "--check passes: nothing unmatched, every step reached:\n%s",
-              dw_sim_out_of(&p));
-    cr_expect(strstr(dw_sim_out_of(&p), "check passed") != NULL, "%s", dw_sim_out_of(&p));
-    dw_sim_proc_free(&p);
+    const char *out;
+    int st = dw_sim_stop(p, 10000, &out);
+    cr_expect(eq(int, st, 0), "--check passes: nothing unmatched, every step reached:\n%s", out);
+    cr_expect(strstr(out, "check passed") != NULL, "%s", out);
 }
 
 Test(sim, check_fails_on_step_not_reached)
 {
     const char *const check[] = {"--check", NULL};
-    dw_sim_proc p;
     dw_sim_client c;
-    serve(&p, &c, steps_script, LF, check);
+    dw_sim_proc *p = serve(&c, steps_script, LF, check);
     dw_sim_ask_eq(&c, "HELLO", "step one");
     dw_sim_client_close(&c);
-    int st = dw_sim_proc_stop(&p, 10000);
+    const char *out;
+    int st = dw_sim_stop(p, 10000, &out);
     cr_expect(eq(int, st, 1), "--check exit status when steps were not reached");
-    cr_expect(strstr(dw_sim_out_of(&p), "steps not reached: 2 of 3") != NULL, "summary:\n%s",
-              dw_sim_out_of(&p));
-    dw_sim_proc_free(&p);
+    cr_expect(strstr(out, "steps not reached: 2 of 3") != NULL, "summary:\n%s", out);
 }
 
 Test(sim, check_fails_on_unmatched)
@@ -253,30 +242,26 @@ Test(sim, check_fails_on_unmatched)
                                  " \"rules\": [{\"when\": \"A\", \"reply\": \"a\"}],"
                                  " \"unmatched\": {\"reply\": \"?\"}}";
     const char *const check[] = {"--check", NULL};
-    dw_sim_proc p;
     dw_sim_client c;
-    serve(&p, &c, script, LF, check);
+    dw_sim_proc *p = serve(&c, script, LF, check);
     dw_sim_ask_eq(&c, "A", "a");
     dw_sim_ask_eq(&c, "NOPE", "?");
     dw_sim_client_close(&c);
-    int st = dw_sim_proc_stop(&p, 10000);
+    const char *out;
+    int st = dw_sim_stop(p, 10000, &out);
     cr_expect(eq(int, st, 1), "--check exit status with an unmatched request");
-    cr_expect(strstr(dw_sim_out_of(&p), "\"NOPE\"") != NULL, "the summary lists it:\n%s",
-              dw_sim_out_of(&p));
-    dw_sim_proc_free(&p);
+    cr_expect(strstr(out, "\"NOPE\"") != NULL, "the summary lists it:\n%s", out);
 }
 
 Test(sim, no_check_exits_zero_despite_unmatched)
 {
     static const char script[] = "{\"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\"},"
                                  " \"rules\": [], \"unmatched\": {\"reply\": \"?\"}}";
-    dw_sim_proc p;
     dw_sim_client c;
-    serve(&p, &c, script, LF, no_args);
+    dw_sim_proc *p = serve(&c, script, LF, no_args);
     dw_sim_ask_eq(&c, "NOPE", "?");
     dw_sim_client_close(&c);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
 }
 
 Test(sim, unmatched_close)
@@ -284,14 +269,12 @@ Test(sim, unmatched_close)
     static const char script[] = "{\"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\"},"
                                  " \"rules\": [{\"when\": \"A\", \"reply\": \"a\"}],"
                                  " \"unmatched\": {\"close\": true}}";
-    dw_sim_proc p;
     dw_sim_client c;
-    serve(&p, &c, script, LF, no_args);
+    serve(&c, script, LF, no_args); /* .fini stops it */
     dw_sim_ask_eq(&c, "A", "a");
     cr_assert(eq(int, dw_sim_client_send(&c, "B", 1), DW_OK));
     cr_expect(eq(int, dw_sim_client_recv(&c), DW_EOF), "the simulator closes the connection");
     dw_sim_client_close(&c);
-    dw_sim_proc_free(&p);
 }
 
 /* ---- reload ---------------------------------------------------------------- */
@@ -311,46 +294,38 @@ static void rewrite(const char *path, const char *text)
 
 Test(sim, sighup_reloads_a_good_script)
 {
-    dw_sim_proc p;
-    char *path = NULL;
-    cr_assert(eq(int, dw_sim_proc_serve(&p, "reload", v1, no_args, &path), DW_OK));
+    dw_sim_proc *p = dw_sim_serve("reload", v1, no_args);
+    const char *path = dw_sim_fixture.script;
     dw_sim_client c;
-    cr_assert(eq(int, dw_sim_client_open(&c, p.port, LF, 5000), DW_OK));
+    cr_assert(eq(int, dw_sim_client_open(&c, p->port, LF, 5000), DW_OK));
     dw_sim_ask_eq(&c, "V?", "one");
     rewrite(path, v2);
-    cr_assert(eq(int, dw_sim_proc_kill(&p, SIGHUP), DW_OK));
-    cr_assert(dw_sim_proc_wait_output(&p, 1, "reloaded", 10000), "stderr:\n%s", dw_sim_err_of(&p));
+    cr_assert(eq(int, dw_sim_proc_kill(p, SIGHUP), DW_OK));
+    cr_assert(dw_sim_proc_wait_output(p, 1, "reloaded", 10000), "stderr:\n%s", dw_sim_err_of(p));
     dw_sim_ask_eq(&c, "V?", "two"); /* an open connection follows from its next request */
     dw_sim_client d;
-    cr_assert(eq(int, dw_sim_client_open(&d, p.port, LF, 5000), DW_OK));
+    cr_assert(eq(int, dw_sim_client_open(&d, p->port, LF, 5000), DW_OK));
     dw_sim_ask_eq(&d, "V?", "two");
     dw_sim_client_close(&c);
     dw_sim_client_close(&d);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    unlink(path);
-    free(path);
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
 }
 
 Test(sim, sighup_with_a_broken_script_keeps_the_old_one)
 {
-    dw_sim_proc p;
-    char *path = NULL;
-    cr_assert(eq(int, dw_sim_proc_serve(&p, "reload", v1, no_args, &path), DW_OK));
+    dw_sim_proc *p = dw_sim_serve("reload", v1, no_args);
+    const char *path = dw_sim_fixture.script;
     rewrite(path, "{\"rules\": [{\"when\": 42}]}");
-    cr_assert(eq(int, dw_sim_proc_kill(&p, SIGHUP), DW_OK));
-    cr_assert(dw_sim_proc_wait_output(&p, 1, "old script keeps serving", 10000), "stderr:\n%s",
-              dw_sim_err_of(&p));
-    cr_expect(strstr(dw_sim_err_of(&p), "rules[0].when") != NULL, "the error names the path:\n%s",
-              dw_sim_err_of(&p));
+    cr_assert(eq(int, dw_sim_proc_kill(p, SIGHUP), DW_OK));
+    cr_assert(dw_sim_proc_wait_output(p, 1, "old script keeps serving", 10000), "stderr:\n%s",
+              dw_sim_err_of(p));
+    cr_expect(strstr(dw_sim_err_of(p), "rules[0].when") != NULL, "the error names the path:\n%s",
+              dw_sim_err_of(p));
     dw_sim_client c;
-    cr_assert(eq(int, dw_sim_client_open(&c, p.port, LF, 5000), DW_OK));
+    cr_assert(eq(int, dw_sim_client_open(&c, p->port, LF, 5000), DW_OK));
     dw_sim_ask_eq(&c, "V?", "one");
     dw_sim_client_close(&c);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    unlink(path);
-    free(path);
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
 }
 
 /* ---- the command line ------------------------------------------------------ */
@@ -435,25 +410,20 @@ Test(sim, usage_errors_exit_2)
 
 Test(sim, address_in_use_exits_3)
 {
-    dw_sim_proc a, b;
-    cr_assert(eq(int, dw_sim_proc_serve(&a, "inuse", v1, no_args, NULL), DW_OK));
-    char *path = dw_sim_temp_file("inuse", v1);
+    dw_sim_proc *a = dw_sim_serve("inuse", v1, no_args), b;
+    const char *path = dw_sim_fixture_file("inuse", v1);
     char listen[80];
-    snprintf(listen, sizeof listen, "127.0.0.1:%u", a.port);
+    snprintf(listen, sizeof listen, "127.0.0.1:%u", a->port);
     const char *const args[] = {"--script", path, "--listen", listen, NULL};
     cr_expect(eq(int, run(&b, args), 3), "second server on the same port");
     cr_expect(strstr(dw_sim_err_of(&b), listen) != NULL, "the error names the address:\n%s",
               dw_sim_err_of(&b));
     dw_sim_proc_free(&b);
-    unlink(path);
-    free(path);
-    dw_sim_proc_stop(&a, 10000);
-    dw_sim_proc_free(&a);
 }
 
 static void expect_invalid(const char *script, const char *message)
 {
-    char *path = dw_sim_temp_file("bad", script);
+    const char *path = dw_sim_fixture_file("bad", script);
     const char *const args[] = {"--validate", path, NULL};
     dw_sim_proc p;
     cr_expect(eq(int, run(&p, args), 2), "--validate of %s", script);
@@ -462,8 +432,6 @@ static void expect_invalid(const char *script, const char *message)
     cr_expect(strstr(dw_sim_err_of(&p), path) != NULL, "the message names the file:\n%s",
               dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
-    unlink(path);
-    free(path);
 }
 
 Test(sim, bad_scripts_are_refused_with_a_message)
@@ -477,22 +445,19 @@ Test(sim, bad_scripts_are_refused_with_a_message)
 
 Test(sim, validate_accepts_a_good_script)
 {
-    char *path = dw_sim_temp_file("good", sg_script);
+    const char *path = dw_sim_fixture_file("good", sg_script);
     const char *const args[] = {"--validate", path, NULL};
     dw_sim_proc p;
     cr_expect(eq(int, run(&p, args), 0), "stderr:\n%s", dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
-    unlink(path);
-    free(path);
 }
 
 Test(sim, probe_and_ask)
 {
-    dw_sim_proc p;
-    char *path = NULL;
-    cr_assert(eq(int, dw_sim_proc_serve(&p, "ask", sg_script, no_args, &path), DW_OK));
+    dw_sim_proc *p = dw_sim_serve("ask", sg_script, no_args);
+    const char *path = dw_sim_fixture.script;
     char addr[80];
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", p.port);
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", p->port);
     dw_sim_proc q;
     const char *const probe[] = {"--probe", addr, NULL};
     cr_expect(eq(int, run(&q, probe), 0), "probe of a serving simulator:\n%s", dw_sim_err_of(&q));
@@ -501,14 +466,11 @@ Test(sim, probe_and_ask)
     cr_expect(eq(int, run(&q, ask), 0), "ask:\n%s", dw_sim_err_of(&q));
     cr_expect(eq(str, (char *)dw_sim_out_of(&q), "ACME,SG-1000,0001,1.0\n"));
     dw_sim_proc_free(&q);
-    dw_sim_proc_stop(&p, 10000);
-    dw_sim_proc_free(&p);
+    dw_sim_stop(p, 10000, NULL);
     const char *const dead[] = {"--probe", addr, "--timeout", "500", NULL};
     cr_expect(eq(int, run(&q, dead), 1), "probe of a stopped simulator");
     cr_expect(strstr(dw_sim_err_of(&q), addr) != NULL, "%s", dw_sim_err_of(&q));
     dw_sim_proc_free(&q);
-    unlink(path);
-    free(path);
 }
 
 /* --ask skips a banner whose placeholder changed since start: it reads up
@@ -519,12 +481,10 @@ Test(sim, ask_skips_a_banner_with_changed_state)
         "{\"banner\": \"DEVICE ${id} READY\\n\", \"state\": {\"id\": \"1\"},"
         " \"rules\": [{\"when\": {\"regex\": \"^ID (.*)$\"}, \"set\": {\"id\": \"$1\"},"
         " \"reply\": \"OK\"}, {\"when\": \"PING\", \"reply\": \"PONG\"}]}";
-    dw_sim_proc p;
-    char *path = NULL;
-    cr_assert(eq(int, dw_sim_proc_serve(&p, "askbanner", script, no_args, &path), DW_OK), "%s",
-              dw_sim_err_of(&p));
+    dw_sim_proc *p = dw_sim_serve("askbanner", script, no_args);
+    const char *path = dw_sim_fixture.script;
     char addr[80];
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", p.port);
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", p->port);
     const char *const set[] = {"--ask", addr, "--script", path, "ID 12345", NULL};
     const char *const ping[] = {"--ask", addr, "--script", path, "PING", NULL};
     dw_sim_proc q;
@@ -535,23 +495,18 @@ Test(sim, ask_skips_a_banner_with_changed_state)
     cr_expect(eq(str, (char *)dw_sim_out_of(&q), "PONG\n"),
               "the longer banner was not skipped whole");
     dw_sim_proc_free(&q);
-    dw_sim_proc_stop(&p, 10000);
-    dw_sim_proc_free(&p);
-    unlink(path);
-    free(path);
 }
 
 Test(sim, transcript_records_every_event)
 {
-    char *tpath = dw_sim_temp_file("transcript", "");
+    const char *tpath = dw_sim_fixture_transcript();
     const char *const args[] = {"--transcript", tpath, NULL};
-    dw_sim_proc p;
     dw_sim_client c;
-    serve(&p, &c, sg_script, LF, args);
+    dw_sim_proc *p = serve(&c, sg_script, LF, args);
     dw_sim_ask_eq(&c, "*IDN?", "ACME,SG-1000,0001,1.0");
     dw_sim_ask_eq(&c, "BOGUS", "-113,\"Undefined header\"");
     dw_sim_client_close(&c);
-    dw_sim_proc_stop(&p, 10000);
+    dw_sim_stop(p, 10000, NULL);
     FILE *f = fopen(tpath, "r");
     cr_assert(f != NULL);
     char line[1024];
@@ -570,9 +525,6 @@ Test(sim, transcript_records_every_event)
     fclose(f);
     cr_expect(in == 1 && out == 1 && unmatched == 1, "%d lines: in %d out %d unmatched %d", n, in,
               out, unmatched);
-    unlink(tpath);
-    free(tpath);
-    dw_sim_proc_free(&p);
 }
 
 /* ---- the harness: a simulator never outlives its test -------------------- */

@@ -13,18 +13,19 @@
 
 #include "sim_fixture.h"
 
-TestSuite(sim_bench, .timeout = 90);
+/* Each test's simulator and files are dw_sim_fixture's: .fini stops and
+ * removes them whatever happened. */
+TestSuite(sim_bench, .init = dw_sim_fixture_init, .fini = dw_sim_fixture_fini, .timeout = 90);
 
-static char *script(const char *reply)
+/* A device's script answering PING with `reply`: its file (the fixture's). */
+static const char *script(const char *reply)
 {
     char text[256];
     snprintf(text, sizeof text,
              "{\"name\": \"%s device\", \"rules\": [{\"when\": \"PING\", "
              "\"reply\": \"%s\"}]}",
              reply, reply);
-    char *path = dw_sim_temp_file("dev", text);
-    cr_assert(path != NULL);
-    return path;
+    return dw_sim_fixture_file("dev", text);
 }
 
 /* Wait for device `name`'s readiness line and return its port. */
@@ -52,22 +53,15 @@ static void ask_eq(uint16_t port, const char *req, const char *want)
     dw_sim_client_close(&c);
 }
 
-static void unlink_free(char *path)
-{
-    unlink(path);
-    free(path);
-}
-
 Test(sim_bench, two_devices_from_the_command_line)
 {
-    char *a = script("a"), *b = script("b");
+    const char *a = script("a"), *b = script("b");
     char da[300], db[300];
     snprintf(da, sizeof da, "alpha=%s@127.0.0.1:0", a);
     snprintf(db, sizeof db, "beta=%s@127.0.0.1:0", b);
     const char *const args[] = {"--device", da, "--device", db, "--check", NULL};
-    dw_sim_proc p;
-    cr_assert(eq(int, dw_sim_proc_start(&p, args, 1, 20000), DW_OK), "%s", dw_sim_err_of(&p));
-    uint16_t pa = port_of(&p, "alpha"), pb = port_of(&p, "beta");
+    dw_sim_proc *p = dw_sim_start(&dw_sim_fixture.proc, args, "devwire-sim");
+    uint16_t pa = port_of(p, "alpha"), pb = port_of(p, "beta");
     cr_expect(ne(int, pa, pb), "two ports");
     ask_eq(pa, "PING", "a");
     ask_eq(pb, "PING", "b");
@@ -79,9 +73,8 @@ Test(sim_bench, two_devices_from_the_command_line)
     const char *got = dw_sim_client_ask(&c, "PING"); /* answered: WHAT? was handled before */
     cr_expect(got && strcmp(got, "b") == 0, "beta still answers");
     dw_sim_client_close(&c);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 20000), 1), "--check fails: beta got WHAT?\n%s",
-              dw_sim_out_of(&p));
-    const char *out = dw_sim_out_of(&p);
+    const char *out;
+    cr_expect(eq(int, dw_sim_stop(p, 20000, &out), 1), "--check fails: beta got WHAT?\n%s", out);
     const char *sa = strstr(out, "summary: alpha: a device ("),
                *sb = strstr(out, "summary: beta: b device (");
     cr_assert(sa && sb, "a summary per device, named:\n%s", out);
@@ -90,9 +83,6 @@ Test(sim_bench, two_devices_from_the_command_line)
     cr_expect(strstr(sb, "    \"WHAT?\"\n") != NULL, "beta's unmatched request:\n%s", out);
     cr_expect(strstr(out, "check failed: 1 unmatched request(s), 0 step(s) not reached") != NULL,
               "%s", out);
-    dw_sim_proc_free(&p);
-    unlink_free(a);
-    unlink_free(b);
 }
 
 /* Read raw bytes until `want` has arrived. */
@@ -113,8 +103,8 @@ static void expect_text(dw_session *s, const char *want)
 
 Test(sim_bench, three_devices_from_a_bench_file)
 {
-    char *a = script("a"), *b = script("b"), *c = script("c");
-    char *transcript = dw_sim_temp_file("transcript", "");
+    const char *a = script("a"), *b = script("b"), *c = script("c");
+    const char *transcript = dw_sim_fixture_transcript();
     const char *base_b = strrchr(b, '/') + 1; /* relative to the bench file's directory */
     char text[1024];
     snprintf(text, sizeof text,
@@ -125,11 +115,10 @@ Test(sim_bench, three_devices_from_a_bench_file)
              "   \"transport\": \"telnet\", \"description\": \"the same rules over Telnet\"}\n"
              "]\n",
              a, base_b, c);
-    char *bench = dw_sim_temp_file("bench", text);
+    const char *bench = dw_sim_fixture_file("bench", text);
     const char *const args[] = {"--bench", bench, "--transcript", transcript, NULL};
-    dw_sim_proc p;
-    cr_assert(eq(int, dw_sim_proc_start(&p, args, 1, 20000), DW_OK), "%s", dw_sim_err_of(&p));
-    uint16_t psu = port_of(&p, "psu"), sg = port_of(&p, "sg"), con = port_of(&p, "console");
+    dw_sim_proc *p = dw_sim_start(&dw_sim_fixture.proc, args, "devwire-sim");
+    uint16_t psu = port_of(p, "psu"), sg = port_of(p, "sg"), con = port_of(p, "console");
     ask_eq(psu, "PING", "a");
     ask_eq(sg, "PING", "b");
 
@@ -150,8 +139,8 @@ Test(sim_bench, three_devices_from_a_bench_file)
     dw_session_close(s);
     dw_client_free(tc);
 
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 20000), 0), "%s", dw_sim_err_of(&p));
-    const char *out = dw_sim_out_of(&p);
+    const char *out;
+    cr_expect(eq(int, dw_sim_stop(p, 20000, &out), 0), "%s", dw_sim_err_of(p));
     cr_expect(strstr(out, "summary: psu: a device (") && strstr(out, "summary: sg: b device (") &&
                   strstr(out, "summary: console: c device ("),
               "%s", out);
@@ -169,34 +158,25 @@ Test(sim_bench, three_devices_from_a_bench_file)
     fclose(f);
     cr_expect(seen[0] == 1 && seen[1] == 1 && seen[2] == 1,
               "transcript events carry their device (%d %d %d)", seen[0], seen[1], seen[2]);
-    dw_sim_proc_free(&p);
-    unlink_free(bench);
-    unlink_free(transcript);
-    unlink_free(a);
-    unlink_free(b);
-    unlink_free(c);
 }
 
 Test(sim_bench, a_single_script_keeps_its_plain_readiness_line)
 {
-    char *a = script("a");
+    const char *a = script("a");
     const char *const args[] = {"--script", a, "--listen", "127.0.0.1:0", NULL};
-    dw_sim_proc p;
-    cr_assert(eq(int, dw_sim_proc_start(&p, args, 1, 20000), DW_OK), "%s", dw_sim_err_of(&p));
+    dw_sim_proc *p = dw_sim_start(&dw_sim_fixture.proc, args, "devwire-sim");
     char want[64];
-    snprintf(want, sizeof want, "listening on 127.0.0.1:%u\n", p.port);
-    cr_expect(eq(str, (char *)dw_sim_out_of(&p), want));
-    ask_eq(p.port, "PING", "a");
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 20000), 0));
-    cr_expect(strstr(dw_sim_out_of(&p), "summary: a device (") != NULL, "%s", dw_sim_out_of(&p));
-    dw_sim_proc_free(&p);
-    unlink_free(a);
+    snprintf(want, sizeof want, "listening on 127.0.0.1:%u\n", p->port);
+    cr_expect(eq(str, (char *)dw_sim_out_of(p), want));
+    ask_eq(p->port, "PING", "a");
+    cr_expect(eq(int, dw_sim_stop(p, 20000, NULL), 0));
+    cr_expect(strstr(dw_sim_out_of(p), "summary: a device (") != NULL, "%s", dw_sim_out_of(p));
 }
 
 /* devwire-sim --bench with this text exits 2 and says `message`, located. */
 static void expect_bad_bench(const char *text, const char *message)
 {
-    char *bench = dw_sim_temp_file("badbench", text);
+    const char *bench = dw_sim_fixture_file("badbench", text);
     const char *const args[] = {"--bench", bench, NULL};
     dw_sim_proc p;
     cr_expect(eq(int, dw_sim_proc_run(&p, args, 20000), 2), "exit status for %s", text);
@@ -205,7 +185,6 @@ static void expect_bad_bench(const char *text, const char *message)
     cr_expect(strstr(dw_sim_err_of(&p), want) != NULL, "expected \"%s\" in:\n%s", want,
               dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
-    unlink_free(bench);
 }
 
 Test(sim_bench, bad_bench_files_are_refused_with_their_place)
@@ -236,7 +215,7 @@ Test(sim_bench, bad_device_options_and_missing_scripts)
                      "--device alpha:x.json@127.0.0.1:0: expected NAME=SCRIPT@HOST:PORT") != NULL,
               "%s", dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
-    char *a = script("a");
+    const char *a = script("a");
     char da[300];
     snprintf(da, sizeof da, "alpha=%s@127.0.0.1:0", a);
     const char *const missing[] = {"--device", da, "--device",
@@ -251,5 +230,4 @@ Test(sim_bench, bad_device_options_and_missing_scripts)
     cr_expect(strstr(dw_sim_err_of(&p), "two devices are named \"alpha\"") != NULL, "%s",
               dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
-    unlink_free(a);
 }

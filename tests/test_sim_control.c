@@ -17,7 +17,9 @@
 #include "http_client.h"
 #include "sim_fixture.h"
 
-TestSuite(sim_control, .timeout = 120);
+/* Each test's simulator, its control port and its files are
+ * dw_sim_fixture's: .fini stops and removes them whatever happened. */
+TestSuite(sim_control, .init = dw_sim_fixture_init, .fini = dw_sim_fixture_fini, .timeout = 120);
 
 #define LF      dw_sentinel_marshaller_new("\n", 1)
 #define TIMEOUT 20000
@@ -31,57 +33,41 @@ static const char psu[] =
     "  {\"name\": \"outp?\", \"when\": \"OUTP?\", \"reply\": \"${output}\"},\n"
     "  {\"name\": \"list\", \"when\": \"NEXT?\", \"reply\": [\"a\", \"b\"]}]}\n";
 
-typedef struct sim {
-    dw_sim_proc p;
-    uint16_t ctl;
-    char *script;
-} sim;
-
-static void start_with(sim *s, const char *script, const char *const *extra)
+/* Serve `script` in the fixture with the control API on 127.0.0.1:0 and
+ * `extra` args (may be NULL); dw_sim_fixture.control gets its port. */
+static void start_with(const char *script, const char *const *extra)
 {
     const char *args[16] = {"--control", "127.0.0.1:0"};
     size_t n = 2;
     for (size_t i = 0; extra && extra[i]; i++)
         args[n++] = extra[i];
     args[n] = NULL;
-    int rc = dw_sim_proc_serve(&s->p, "ctl", script, args, &s->script);
-    cr_assert(eq(int, rc, DW_OK), "devwire-sim did not start (%s): %s", dw_strerror(rc),
-              dw_sim_err_of(&s->p));
-    s->ctl = dw_test_control_port(&s->p, TIMEOUT);
-    cr_assert(s->ctl != 0, "no \"control on\" line: %s", dw_sim_out_of(&s->p));
+    dw_sim_control_of(dw_sim_serve("ctl", script, args), TIMEOUT);
 }
 
-static void start(sim *s)
+static void start(void)
 {
-    start_with(s, psu, NULL);
+    start_with(psu, NULL);
 }
 
 /* Stop the simulator: its exit status; its stdout in *out when out is
- * not NULL (caller frees). */
-static int finish_with(sim *s, char **out)
+ * not NULL (the fixture's). */
+static int finish_with(const char **out)
 {
-    int status = dw_sim_proc_stop(&s->p, 10000);
-    if (out)
-        *out = strdup(dw_sim_out_of(&s->p));
-    dw_sim_proc_free(&s->p);
-    if (s->script) {
-        unlink(s->script);
-        free(s->script);
-    }
-    return status;
+    return dw_sim_stop(&dw_sim_fixture.proc, 10000, out);
 }
 
-static int finish(sim *s)
+static int finish(void)
 {
-    return finish_with(s, NULL);
+    return finish_with(NULL);
 }
 
 /* An HTTP request; the body parsed as JSON into *json (may be NULL). */
-static int call(sim *s, const char *method, const char *target, const char *body, cJSON **json)
+static int call(const char *method, const char *target, const char *body, cJSON **json)
 {
     dw_test_http_reply r;
-    int status =
-        dw_test_http(s->ctl, method, target, NULL, body, body ? strlen(body) : 0, TIMEOUT, &r);
+    int status = dw_test_http(dw_sim_fixture.control, method, target, NULL, body,
+                              body ? strlen(body) : 0, TIMEOUT, &r);
     cr_assert(status != 0, "%s %s: %s", method, target, r.error);
     if (json) {
         *json = cJSON_Parse(r.body);
@@ -104,11 +90,11 @@ static int64_t num_at(const cJSON *o, const char *key)
 }
 
 /* The error's "where" after a request that must fail with `want`. */
-static void expect_error(sim *s, const char *method, const char *target, const char *body, int want,
+static void expect_error(const char *method, const char *target, const char *body, int want,
                          const char *where)
 {
     cJSON *j = NULL;
-    int status = call(s, method, target, body, &j);
+    int status = call(method, target, body, &j);
     cr_expect(eq(int, status, want), "%s %s: status", method, target);
     cr_expect(eq(str, (char *)str_at(j, "where"), (char *)where), "%s %s: where (error: %s)",
               method, target, str_at(j, "error"));
@@ -116,9 +102,9 @@ static void expect_error(sim *s, const char *method, const char *target, const c
     cJSON_Delete(j);
 }
 
-static void client(dw_sim_client *c, sim *s)
+static void client(dw_sim_client *c)
 {
-    int rc = dw_sim_client_open(c, s->p.port, LF, TIMEOUT);
+    int rc = dw_sim_client_open(c, dw_sim_fixture.proc.port, LF, TIMEOUT);
     cr_assert(eq(int, rc, DW_OK), "connect: %s", dw_error_message(&c->err));
 }
 
@@ -131,73 +117,69 @@ static void send_line(dw_sim_client *c, const char *req)
 
 Test(sim_control, health_and_devices)
 {
-    sim s;
-    start(&s);
+    start();
     cJSON *j;
-    cr_expect(eq(int, call(&s, "GET", "/health", NULL, &j), 200));
+    cr_expect(eq(int, call("GET", "/health", NULL, &j), 200));
     cr_expect(eq(str, (char *)str_at(j, "status"), "ok"));
     cJSON_Delete(j);
-    cr_expect(eq(int, call(&s, "GET", "/devices", NULL, &j), 200));
+    cr_expect(eq(int, call("GET", "/devices", NULL, &j), 200));
     const cJSON *d = cJSON_GetArrayItem(j, 0);
     cr_expect(eq(int, cJSON_GetArraySize(j), 1));
     cr_expect(eq(str, (char *)str_at(d, "name"), "default"));
     char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", s.p.port);
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", dw_sim_fixture.proc.port);
     cr_expect(eq(str, (char *)str_at(d, "address"), addr));
     cr_expect(eq(str, (char *)str_at(d, "transport"), "tcp"));
     cJSON_Delete(j);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 Test(sim_control, errors_name_what_and_where)
 {
-    sim s;
-    start(&s);
-    expect_error(&s, "GET", "/devices/nosuch/state", NULL, 404, "path");
-    expect_error(&s, "GET", "/devices/default/nosuch", NULL, 404, "path");
-    expect_error(&s, "GET", "/nosuch", NULL, 404, "path");
-    expect_error(&s, "DELETE", "/devices/default/state", NULL, 405, "method");
-    expect_error(&s, "PATCH", "/devices/default/state", "{\"output\": ", 400, "body");
-    expect_error(&s, "PATCH", "/devices/default/state", "[1]", 422, "body");
-    expect_error(&s, "PATCH", "/devices/default/state", "{\"volt\": \"1\", \"nope\": \"x\"}", 422,
+    start();
+    expect_error("GET", "/devices/nosuch/state", NULL, 404, "path");
+    expect_error("GET", "/devices/default/nosuch", NULL, 404, "path");
+    expect_error("GET", "/nosuch", NULL, 404, "path");
+    expect_error("DELETE", "/devices/default/state", NULL, 405, "method");
+    expect_error("PATCH", "/devices/default/state", "{\"output\": ", 400, "body");
+    expect_error("PATCH", "/devices/default/state", "[1]", 422, "body");
+    expect_error("PATCH", "/devices/default/state", "{\"volt\": \"1\", \"nope\": \"x\"}", 422,
                  "body.nope");
-    expect_error(&s, "PATCH", "/devices/default/state", "{\"volt\": [1]}", 422, "body.volt");
-    expect_error(&s, "POST", "/devices/default/faults", "{\"kind\": \"explode\"}", 422,
-                 "body.kind");
-    expect_error(&s, "POST", "/devices/default/faults", "{\"kind\": \"close\", \"count\": 0}", 422,
+    expect_error("PATCH", "/devices/default/state", "{\"volt\": [1]}", 422, "body.volt");
+    expect_error("POST", "/devices/default/faults", "{\"kind\": \"explode\"}", 422, "body.kind");
+    expect_error("POST", "/devices/default/faults", "{\"kind\": \"close\", \"count\": 0}", 422,
                  "body.count");
-    expect_error(&s, "POST", "/devices/default/faults", "{\"kind\": \"close\", \"colour\": 1}", 422,
+    expect_error("POST", "/devices/default/faults", "{\"kind\": \"close\", \"colour\": 1}", 422,
                  "body.colour");
-    expect_error(&s, "POST", "/devices/default/faults",
+    expect_error("POST", "/devices/default/faults",
                  "{\"kind\": \"close\", \"match\": {\"regex\": \"(\"}}", 422, "body.match");
-    expect_error(&s, "POST", "/devices/default/faults", "{\"kind\": \"delay\"}", 422,
-                 "body.delay_ms");
-    expect_error(&s, "POST", "/devices/default/faults", "{\"kind\": \"refuse_connections\"}", 422,
+    expect_error("POST", "/devices/default/faults", "{\"kind\": \"delay\"}", 422, "body.delay_ms");
+    expect_error("POST", "/devices/default/faults", "{\"kind\": \"refuse_connections\"}", 422,
                  "body.kind");
-    expect_error(&s, "GET", "/devices/default/journal?limit=0", NULL, 422, "query.limit");
-    expect_error(&s, "DELETE", "/devices/default/faults/99", NULL, 404, "path");
-    expect_error(&s, "POST", "/devices/default/verify", "[{\"request\": \"A\", \"count\": -1}]",
-                 422, "body[0].count");
-    expect_error(&s, "POST", "/devices/default/verify", "[{\"count\": 1}]", 422, "body[0]");
+    expect_error("GET", "/devices/default/journal?limit=0", NULL, 422, "query.limit");
+    expect_error("DELETE", "/devices/default/faults/99", NULL, 404, "path");
+    expect_error("POST", "/devices/default/verify", "[{\"request\": \"A\", \"count\": -1}]", 422,
+                 "body[0].count");
+    expect_error("POST", "/devices/default/verify", "[{\"count\": 1}]", 422, "body[0]");
     /* 405 says what is allowed. */
     dw_test_http_reply r;
     cr_expect(eq(int,
-                 dw_test_http(s.ctl, "PUT", "/devices/default/state", NULL, "{}", 2, TIMEOUT, &r),
+                 dw_test_http(dw_sim_fixture.control, "PUT", "/devices/default/state", NULL, "{}",
+                              2, TIMEOUT, &r),
                  405));
     char allow[64] = "";
     cr_expect(dw_test_http_header(&r, "Allow", allow, sizeof allow));
     cr_expect(eq(str, allow, "GET, PATCH"));
     dw_test_http_reply_free(&r);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 Test(sim_control, a_body_over_the_limit_is_refused_with_413)
 {
-    sim s;
-    start(&s);
+    start();
     /* Announced too large: refused before it is sent. */
     dw_test_http_reply r;
-    int status = dw_test_http(s.ctl, "PUT", "/devices/default/script",
+    int status = dw_test_http(dw_sim_fixture.control, "PUT", "/devices/default/script",
                               "Content-Length: 999999999\r\n", NULL, 0, TIMEOUT, &r);
     cr_expect(eq(int, status, 413), "%s", r.error);
     cr_expect(strstr(r.body ? r.body : "", "\"where\":\"body\"") != NULL, "%s", r.body);
@@ -207,170 +189,160 @@ Test(sim_control, a_body_over_the_limit_is_refused_with_413)
     char *big = malloc(n);
     cr_assert(big != NULL);
     memset(big, ' ', n);
-    status = dw_test_http(s.ctl, "PATCH", "/devices/default/state", NULL, big, n, 60000, &r);
+    status = dw_test_http(dw_sim_fixture.control, "PATCH", "/devices/default/state", NULL, big, n,
+                          60000, &r);
     cr_expect(eq(int, status, 413), "%s", r.error);
     dw_test_http_reply_free(&r);
     free(big);
-    cr_expect(eq(int, call(&s, "GET", "/health", NULL, NULL), 200), "still serving");
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, call("GET", "/health", NULL, NULL), 200), "still serving");
+    cr_expect(eq(int, finish(), 0));
 }
 
 Test(sim_control, a_token_guards_every_request)
 {
-    sim s;
-    char *token = dw_sim_temp_file("token", "s3cret\n");
+    const char *token = dw_sim_fixture_file("token", "s3cret\n");
     const char *extra[] = {"--control-token", token, NULL};
-    start_with(&s, psu, extra);
-    expect_error(&s, "GET", "/health", NULL, 401, "authorization");
-    expect_error(&s, "GET", "/devices/default/state", NULL, 401, "authorization");
+    start_with(psu, extra);
+    expect_error("GET", "/health", NULL, 401, "authorization");
+    expect_error("GET", "/devices/default/state", NULL, 401, "authorization");
     dw_test_http_reply r;
     cr_expect(eq(int,
-                 dw_test_http(s.ctl, "GET", "/health", "Authorization: Bearer wrong\r\n", NULL, 0,
-                              TIMEOUT, &r),
+                 dw_test_http(dw_sim_fixture.control, "GET", "/health",
+                              "Authorization: Bearer wrong\r\n", NULL, 0, TIMEOUT, &r),
                  401));
     dw_test_http_reply_free(&r);
     cr_expect(eq(int,
-                 dw_test_http(s.ctl, "GET", "/health", "Authorization: Bearer s3cret\r\n", NULL, 0,
-                              TIMEOUT, &r),
+                 dw_test_http(dw_sim_fixture.control, "GET", "/health",
+                              "Authorization: Bearer s3cret\r\n", NULL, 0, TIMEOUT, &r),
                  200));
     dw_test_http_reply_free(&r);
-    cr_expect(eq(int, call(&s, "GET", "/?access_token=s3cret", NULL, NULL), 200));
-    cr_expect(eq(int, finish(&s), 0));
-    unlink(token);
-    free(token);
+    cr_expect(eq(int, call("GET", "/?access_token=s3cret", NULL, NULL), 200));
+    cr_expect(eq(int, finish(), 0));
 }
 
 Test(sim_control, beyond_loopback_needs_a_token)
 {
     dw_sim_proc p;
-    char *script = dw_sim_temp_file("ctl", psu);
+    const char *script = dw_sim_fixture_file("ctl", psu);
     const char *args[] = {"--script",  script,      "--listen", "127.0.0.1:0",
                           "--control", "0.0.0.0:0", NULL};
     cr_expect(eq(int, dw_sim_proc_run(&p, args, TIMEOUT), 2));
     cr_expect(strstr((char *)p.err.data, "--control-token") != NULL, "%s", (char *)p.err.data);
     dw_sim_proc_free(&p);
-    unlink(script);
-    free(script);
 }
 
 /* ---- state, reset ------------------------------------------------------------ */
 
 Test(sim_control, patch_state_changes_what_the_device_answers)
 {
-    sim s;
-    start(&s);
+    start();
     dw_sim_client c;
-    client(&c, &s);
+    client(&c);
     dw_sim_ask_eq(&c, "OUTP?", "OFF");
     cJSON *j;
     cr_expect(eq(
-        int,
-        call(&s, "PATCH", "/devices/default/state", "{\"output\": \"TRIP\", \"volt\": 12.5}", &j),
+        int, call("PATCH", "/devices/default/state", "{\"output\": \"TRIP\", \"volt\": 12.5}", &j),
         200));
     const cJSON *vars = cJSON_GetObjectItemCaseSensitive(j, "vars");
     cr_expect(eq(str, (char *)str_at(vars, "output"), "TRIP"));
     cr_expect(eq(str, (char *)str_at(vars, "volt"), "12.5"));
     cJSON_Delete(j);
     dw_sim_ask_eq(&c, "OUTP?", "TRIP");
-    cr_expect(eq(int, call(&s, "GET", "/devices/default/state", NULL, &j), 200));
+    cr_expect(eq(int, call("GET", "/devices/default/state", NULL, &j), 200));
     cr_expect(
         eq(str, (char *)str_at(cJSON_GetObjectItemCaseSensitive(j, "vars"), "output"), "TRIP"));
     cJSON_Delete(j);
     /* A bad field changes nothing, not even the good ones before it. */
-    expect_error(&s, "PATCH", "/devices/default/state", "{\"output\": \"ON\", \"x\": \"1\"}", 422,
+    expect_error("PATCH", "/devices/default/state", "{\"output\": \"ON\", \"x\": \"1\"}", 422,
                  "body.x");
     dw_sim_ask_eq(&c, "OUTP?", "TRIP");
     dw_sim_client_close(&c);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 /* The API reads bytes as a script does (one decoder): a string, hex or
  * base64; bad bytes are refused with what and where. */
 Test(sim_control, bytes_are_written_as_in_scripts)
 {
-    sim s;
-    start(&s);
+    start();
     dw_sim_client c;
-    client(&c, &s);
+    client(&c);
     cJSON *j;
     /* "ON" in hex, "TRIP" in base64. */
     cr_expect(
-        eq(int,
-           call(&s, "PATCH", "/devices/default/state", "{\"output\": {\"hex\": \"4f 4e\"}}", NULL),
+        eq(int, call("PATCH", "/devices/default/state", "{\"output\": {\"hex\": \"4f 4e\"}}", NULL),
            200));
     dw_sim_ask_eq(&c, "OUTP?", "ON");
-    cr_expect(eq(int,
-                 call(&s, "PATCH", "/devices/default/state",
-                      "{\"output\": {\"base64\": \"VFJJUA==\"}}", NULL),
-                 200));
+    cr_expect(eq(
+        int,
+        call("PATCH", "/devices/default/state", "{\"output\": {\"base64\": \"VFJJUA==\"}}", NULL),
+        200));
     dw_sim_ask_eq(&c, "OUTP?", "TRIP");
     /* A journal pattern of exact bytes, in base64 ("OUTP?"). */
     cr_expect(eq(int,
-                 call(&s, "POST", "/devices/default/verify",
+                 call("POST", "/devices/default/verify",
                       "[{\"request\": {\"base64\": \"T1VUUD8=\"}, \"count\": 2}]", &j),
                  200));
     cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(j, "ok")), "%s", cJSON_PrintUnformatted(j));
     cJSON_Delete(j);
     /* Bad bytes: refused, named, and nothing changed. */
-    cr_expect(eq(int,
-                 call(&s, "PATCH", "/devices/default/state", "{\"output\": {\"hex\": \"4x\"}}", &j),
-                 422));
+    cr_expect(eq(
+        int, call("PATCH", "/devices/default/state", "{\"output\": {\"hex\": \"4x\"}}", &j), 422));
     cr_expect(strstr(str_at(j, "error"), "output") != NULL, "%s", str_at(j, "error"));
     cJSON_Delete(j);
-    cr_expect(eq(int,
-                 call(&s, "POST", "/devices/default/verify",
-                      "[{\"request\": {\"base64\": \"T1V=UA\"}}]", &j),
-                 422));
+    cr_expect(
+        eq(int,
+           call("POST", "/devices/default/verify", "[{\"request\": {\"base64\": \"T1V=UA\"}}]", &j),
+           422));
     cr_expect(strstr(str_at(j, "error"), "base64") != NULL, "%s", str_at(j, "error"));
     cJSON_Delete(j);
     dw_sim_ask_eq(&c, "OUTP?", "TRIP");
     dw_sim_client_close(&c);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 Test(sim_control, reset_brings_state_turns_and_counters_back)
 {
-    sim s;
-    start(&s);
+    start();
     dw_sim_client c;
-    client(&c, &s);
+    client(&c);
     dw_sim_ask_eq(&c, "NEXT?", "a");
     send_line(&c, "OUTP ON");
     dw_sim_ask_eq(&c, "OUTP?", "ON");
     cJSON *j;
-    cr_expect(eq(int, call(&s, "POST", "/devices/default/reset", "{\"keep_counters\": true}", NULL),
-                 200));
+    cr_expect(
+        eq(int, call("POST", "/devices/default/reset", "{\"keep_counters\": true}", NULL), 200));
     dw_sim_ask_eq(&c, "OUTP?", "OFF");
     dw_sim_ask_eq(&c, "NEXT?", "a");
-    cr_expect(eq(int, call(&s, "GET", "/devices/default", NULL, &j), 200));
+    cr_expect(eq(int, call("GET", "/devices/default", NULL, &j), 200));
     cr_expect(eq(i64, num_at(j, "requests"), 5), "counters kept");
     cJSON_Delete(j);
-    cr_expect(eq(int, call(&s, "POST", "/devices/default/reset", NULL, NULL), 200));
-    cr_expect(eq(int, call(&s, "GET", "/devices/default", NULL, &j), 200));
+    cr_expect(eq(int, call("POST", "/devices/default/reset", NULL, NULL), 200));
+    cr_expect(eq(int, call("GET", "/devices/default", NULL, &j), 200));
     cr_expect(eq(i64, num_at(j, "requests"), 0), "counters back to zero");
     cJSON_Delete(j);
-    cr_expect(eq(int, call(&s, "GET", "/devices/default/journal", NULL, &j), 200));
+    cr_expect(eq(int, call("GET", "/devices/default/journal", NULL, &j), 200));
     cr_expect(eq(int, cJSON_GetArraySize(cJSON_GetObjectItem(j, "entries")), 0));
     cJSON_Delete(j);
     dw_sim_client_close(&c);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 /* ---- typed properties ---------------------------------------------------------------- */
 
-static void start_example(sim *s, const char *name)
+static void start_example(const char *name)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/sim/examples/%s", DW_SOURCE_DIR, name);
     char *text = dw_sim_read_file(path, NULL);
     cr_assert(text != NULL, "cannot read %s", path);
-    start_with(s, text, NULL);
+    start_with(text, NULL);
     free(text);
 }
 
-static cJSON *props_of(sim *s, cJSON **state)
+static cJSON *props_of(cJSON **state)
 {
-    cr_assert(eq(int, call(s, "GET", "/devices/default/state", NULL, state), 200));
+    cr_assert(eq(int, call("GET", "/devices/default/state", NULL, state), 200));
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(*state, "properties");
     cr_assert(cJSON_IsObject(p), "GET state: no \"properties\"");
     return (cJSON *)p;
@@ -384,10 +356,10 @@ static double prop_num(const cJSON *props, const char *name)
 }
 
 /* The error of a PATCH that must be refused with 422. */
-static void expect_refused(sim *s, const char *body, const char *where, const char *error)
+static void expect_refused(const char *body, const char *where, const char *error)
 {
     cJSON *j = NULL;
-    cr_expect(eq(int, call(s, "PATCH", "/devices/default/state", body, &j), 422), "%s", body);
+    cr_expect(eq(int, call("PATCH", "/devices/default/state", body, &j), 422), "%s", body);
     cr_expect(eq(str, (char *)str_at(j, "where"), (char *)where), "%s: where", body);
     cr_expect(eq(str, (char *)str_at(j, "error"), (char *)error), "%s: error", body);
     cJSON_Delete(j);
@@ -395,28 +367,26 @@ static void expect_refused(sim *s, const char *body, const char *where, const ch
 
 Test(sim_control, state_shows_properties_as_typed_values)
 {
-    sim s;
-    start_example(&s, "sg.json");
+    start_example("sg.json");
     cJSON *j;
-    cJSON *p = props_of(&s, &j);
+    cJSON *p = props_of(&j);
     cr_expect(eq(dbl, prop_num(p, "freq"), 1e6));
     cr_expect(eq(dbl, prop_num(p, "power"), -10));
     cr_expect(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(p, "output")), "a bool is a boolean");
     cr_expect(eq(str, (char *)str_at(p, "trigger"), "IMM"), "an enum is its short form");
     cr_expect(eq(str, (char *)str_at(p, "label"), "SG-1000"));
     cJSON_Delete(j);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 Test(sim_control, patch_sets_properties_the_device_then_answers)
 {
-    sim s;
-    start_example(&s, "sg.json");
+    start_example("sg.json");
     dw_sim_client c;
-    client(&c, &s);
+    client(&c);
     cJSON *j;
     cr_expect(eq(int,
-                 call(&s, "PATCH", "/devices/default/state",
+                 call("PATCH", "/devices/default/state",
                       "{\"freq\": 2.5e6, \"output\": true, \"trigger\": \"external\", "
                       "\"label\": \"bench 3\"}",
                       &j),
@@ -425,84 +395,79 @@ Test(sim_control, patch_sets_properties_the_device_then_answers)
     cJSON_Delete(j);
     dw_sim_ask_eq(&c, "FREQ?;:OUTP?;:TRIG:SOUR?;:DISP:TEXT?", "2.5E+06;1;EXT;\"bench 3\"");
     dw_sim_client_close(&c);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 Test(sim_control, a_refused_property_changes_nothing)
 {
-    sim s;
-    start_example(&s, "sg.json");
+    start_example("sg.json");
     dw_sim_client c;
-    client(&c, &s);
+    client(&c);
     /* power comes first and is fine: the whole PATCH is refused all the same. */
-    expect_refused(&s, "{\"power\": 0, \"freq\": 7e9}", "body.freq",
-                   "freq: Data out of range (-222)");
-    expect_refused(&s, "{\"trigger\": \"SOON\"}", "body.trigger",
+    expect_refused("{\"power\": 0, \"freq\": 7e9}", "body.freq", "freq: Data out of range (-222)");
+    expect_refused("{\"trigger\": \"SOON\"}", "body.trigger",
                    "trigger: Illegal parameter value (-224): expected one of "
                    "IMMediate|BUS|EXTernal");
-    expect_refused(&s, "{\"output\": \"yes\"}", "body.output",
+    expect_refused("{\"output\": \"yes\"}", "body.output",
                    "output: Data type error (-104): expected true or false");
-    expect_refused(&s, "{\"freq\": null}", "body.freq",
+    expect_refused("{\"freq\": null}", "body.freq",
                    "freq: Data type error (-104): expected a number");
     dw_sim_ask_eq(&c, "FREQ?;:POW?;:OUTP?;:TRIG:SOUR?", "1.0E+06;-10.00;0;IMM");
     dw_sim_ask_eq(&c, "SYST:ERR?", "0,\"No error\"");
     dw_sim_client_close(&c);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 Test(sim_control, reset_restores_property_defaults)
 {
-    sim s;
-    start_example(&s, "sg.json");
+    start_example("sg.json");
     dw_sim_client c;
-    client(&c, &s);
-    cr_expect(eq(int, call(&s, "PATCH", "/devices/default/state", "{\"freq\": 3e6}", NULL), 200));
+    client(&c);
+    cr_expect(eq(int, call("PATCH", "/devices/default/state", "{\"freq\": 3e6}", NULL), 200));
     dw_sim_ask_eq(&c, "FREQ?", "3.0E+06");
-    cr_expect(eq(int, call(&s, "POST", "/devices/default/reset", "{\"keep_counters\": true}", NULL),
-                 200));
+    cr_expect(
+        eq(int, call("POST", "/devices/default/reset", "{\"keep_counters\": true}", NULL), 200));
     dw_sim_ask_eq(&c, "FREQ?", "1.0E+06");
     cJSON *j;
-    cr_expect(eq(dbl, prop_num(props_of(&s, &j), "freq"), 1e6));
+    cr_expect(eq(dbl, prop_num(props_of(&j), "freq"), 1e6));
     cJSON_Delete(j);
     dw_sim_client_close(&c);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 Test(sim_control, a_read_only_property_is_refused_and_a_ramp_shows_where_it_is)
 {
-    sim s;
-    start_example(&s, "psu.json");
-    expect_refused(&s, "{\"volt\": 10, \"volt_out\": 10}", "body.volt_out",
+    start_example("psu.json");
+    expect_refused("{\"volt\": 10, \"volt_out\": 10}", "body.volt_out",
                    "volt_out: read-only (the instrument sets it)");
     cJSON *j;
-    cr_expect(eq(dbl, prop_num(props_of(&s, &j), "volt"), 0), "nothing changed");
+    cr_expect(eq(dbl, prop_num(props_of(&j), "volt"), 0), "nothing changed");
     cJSON_Delete(j);
     /* volt_out ramps toward volt at 2 V/s (noise: 0.008 V at most). */
-    cr_expect(eq(int, call(&s, "PATCH", "/devices/default/state", "{\"volt\": 30}", NULL), 200));
-    double first = prop_num(props_of(&s, &j), "volt_out");
+    cr_expect(eq(int, call("PATCH", "/devices/default/state", "{\"volt\": 30}", NULL), 200));
+    double first = prop_num(props_of(&j), "volt_out");
     cJSON_Delete(j);
     usleep(300 * 1000);
-    double later = prop_num(props_of(&s, &j), "volt_out");
+    double later = prop_num(props_of(&j), "volt_out");
     cJSON_Delete(j);
     cr_expect(first >= -0.01 && later <= 30.01, "volt_out %g then %g: within the ramp", first,
               later);
     cr_expect(later > first + 0.5, "volt_out %g then %g 300 ms later: it moves on", first, later);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 /* ---- the journal ----------------------------------------------------------------- */
 
 Test(sim_control, the_journal_lists_requests_and_their_answers)
 {
-    sim s;
-    start(&s);
+    start();
     dw_sim_client c;
-    client(&c, &s);
+    client(&c);
     dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
     send_line(&c, "OUTP ON");
     dw_sim_ask_eq(&c, "OUTP?", "ON");
     cJSON *j;
-    cr_expect(eq(int, call(&s, "GET", "/devices/default/journal?since=2&limit=1", NULL, &j), 200));
+    cr_expect(eq(int, call("GET", "/devices/default/journal?since=2&limit=1", NULL, &j), 200));
     const cJSON *entries = cJSON_GetObjectItem(j, "entries");
     cr_assert(eq(int, cJSON_GetArraySize(entries), 1));
     const cJSON *e = cJSON_GetArrayItem(entries, 0);
@@ -511,35 +476,33 @@ Test(sim_control, the_journal_lists_requests_and_their_answers)
     cr_expect(eq(str, (char *)str_at(e, "match"), "outp"));
     cr_expect(eq(i64, num_at(j, "next"), 3));
     cJSON_Delete(j);
-    cr_expect(eq(int, call(&s, "GET", "/devices/default/journal?since=3", NULL, &j), 200));
+    cr_expect(eq(int, call("GET", "/devices/default/journal?since=3", NULL, &j), 200));
     e = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "entries"), 0);
     cr_expect(eq(str, (char *)str_at(cJSON_GetObjectItem(e, "reply"), "text"), "ON\n"));
     cJSON_Delete(j);
     dw_sim_client_close(&c);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 Test(sim_control, a_full_journal_says_it_dropped_entries)
 {
-    sim s;
     const char *extra[] = {"--journal", "2", NULL};
-    start_with(&s, psu, extra);
+    start_with(psu, extra);
     dw_sim_client c;
-    client(&c, &s);
+    client(&c);
     for (int i = 0; i < 5; i++)
         dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
     cJSON *j;
-    cr_expect(eq(int, call(&s, "GET", "/devices/default/journal?since=1", NULL, &j), 200));
+    cr_expect(eq(int, call("GET", "/devices/default/journal?since=1", NULL, &j), 200));
     cr_expect(eq(int, cJSON_GetArraySize(cJSON_GetObjectItem(j, "entries")), 2));
     cr_expect(eq(i64, num_at(j, "dropped"), 3));
     cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(j, "missed")));
     cJSON_Delete(j);
     dw_sim_client_close(&c);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 typedef struct waiter {
-    sim *s;
     const char *target;
     int status;
     char body[2048];
@@ -549,7 +512,7 @@ static void *wait_thread(void *arg)
 {
     waiter *w = arg;
     dw_test_http_reply r;
-    w->status = dw_test_http(w->s->ctl, "GET", w->target, NULL, NULL, 0, 60000, &r);
+    w->status = dw_test_http(dw_sim_fixture.control, "GET", w->target, NULL, NULL, 0, 60000, &r);
     snprintf(w->body, sizeof w->body, "%s", r.body ? r.body : r.error);
     dw_test_http_reply_free(&r);
     return NULL;
@@ -557,14 +520,13 @@ static void *wait_thread(void *arg)
 
 Test(sim_control, a_journal_wait_wakes_when_the_request_comes)
 {
-    sim s;
-    start(&s);
-    waiter w = {&s, "/devices/default/journal/wait?match=OUTP%20ON&timeout_ms=30000", 0, ""};
+    start();
+    waiter w = {"/devices/default/journal/wait?match=OUTP%20ON&timeout_ms=30000", 0, ""};
     pthread_t t;
     pthread_create(&t, NULL, wait_thread, &w);
     usleep(300 * 1000); /* the wait is under way (if not, it finds the entry at once) */
     dw_sim_client c;
-    client(&c, &s);
+    client(&c);
     dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
     send_line(&c, "OUTP ON");
     pthread_join(t, NULL);
@@ -574,34 +536,32 @@ Test(sim_control, a_journal_wait_wakes_when_the_request_comes)
     /* The device went on answering meanwhile. */
     dw_sim_ask_eq(&c, "OUTP?", "ON");
     dw_sim_client_close(&c);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 Test(sim_control, a_journal_wait_times_out_with_408)
 {
-    sim s;
-    start(&s);
-    expect_error(&s, "GET", "/devices/default/journal/wait?regex=%5ENEVER&timeout_ms=200", NULL,
-                 408, "query");
-    expect_error(&s, "GET", "/devices/default/journal/wait?regex=(&timeout_ms=200", NULL, 422,
+    start();
+    expect_error("GET", "/devices/default/journal/wait?regex=%5ENEVER&timeout_ms=200", NULL, 408,
+                 "query");
+    expect_error("GET", "/devices/default/journal/wait?regex=(&timeout_ms=200", NULL, 422,
                  "query.regex");
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 /* ---- verify ------------------------------------------------------------------------ */
 
 Test(sim_control, verify_passes_when_every_expectation_holds)
 {
-    sim s;
-    start(&s);
+    start();
     dw_sim_client c;
-    client(&c, &s);
+    client(&c);
     send_line(&c, "*RST");
     send_line(&c, "OUTP ON");
     dw_sim_ask_eq(&c, "OUTP?", "ON");
     cJSON *j;
     cr_expect(eq(int,
-                 call(&s, "POST", "/devices/default/verify",
+                 call("POST", "/devices/default/verify",
                       "[{\"request\": \"*RST\", \"count\": 1, \"in_order\": true},"
                       " {\"request\": \"OUTP ON\", \"count\": 1, \"in_order\": true},"
                       " {\"rule\": \"outp?\", \"at_least\": 1},"
@@ -612,22 +572,21 @@ Test(sim_control, verify_passes_when_every_expectation_holds)
     cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(j, "ok")));
     cJSON_Delete(j);
     dw_sim_client_close(&c);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 Test(sim_control, verify_fails_with_what_happened_and_near_misses)
 {
-    sim s;
-    start(&s);
+    start();
     dw_sim_client c;
-    client(&c, &s);
+    client(&c);
     send_line(&c, "OUTP  ON"); /* the driver's typos */
     send_line(&c, "*RST");
     send_line(&c, "*IDN");
     dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
     cJSON *j;
     cr_expect(eq(int,
-                 call(&s, "POST", "/devices/default/verify",
+                 call("POST", "/devices/default/verify",
                       "[{\"request\": \"OUTP ON\", \"count\": 1, \"in_order\": true},"
                       " {\"request\": \"*RST\", \"count\": 1, \"in_order\": true},"
                       " {\"request\": \"*IDN?\", \"count\": 1},"
@@ -656,15 +615,15 @@ Test(sim_control, verify_fails_with_what_happened_and_near_misses)
               str_at(f, "message"));
     cJSON_Delete(j);
     dw_sim_client_close(&c);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 /* ---- faults -------------------------------------------------------------------------- */
 
-static int inject(sim *s, const char *body)
+static int inject(const char *body)
 {
     cJSON *j;
-    int status = call(s, "POST", "/devices/default/faults", body, &j);
+    int status = call("POST", "/devices/default/faults", body, &j);
     cr_expect(eq(int, status, 201), "%s: %s", body, str_at(j, "error"));
     int id = (int)num_at(j, "id");
     cJSON_Delete(j);
@@ -673,143 +632,132 @@ static int inject(sim *s, const char *body)
 
 Test(sim_control, a_fault_with_a_count_fires_that_many_times)
 {
-    sim s;
-    start(&s);
-    inject(&s,
-           "{\"kind\": \"garbage\", \"match\": \"idn\", \"count\": 2, \"garbage\": \"#$%\\n\"}");
+    start();
+    inject("{\"kind\": \"garbage\", \"match\": \"idn\", \"count\": 2, \"garbage\": \"#$%\\n\"}");
     dw_sim_client c;
-    client(&c, &s);
+    client(&c);
     dw_sim_ask_eq(&c, "OUTP?", "OFF"); /* not matched */
     dw_sim_ask_eq(&c, "*IDN?", "#$%");
     dw_sim_ask_eq(&c, "*IDN?", "#$%");
     dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
     cJSON *j;
-    cr_expect(eq(int, call(&s, "GET", "/devices/default/faults", NULL, &j), 200));
+    cr_expect(eq(int, call("GET", "/devices/default/faults", NULL, &j), 200));
     cr_expect(eq(int, cJSON_GetArraySize(j), 0), "spent");
     cJSON_Delete(j);
-    cr_expect(eq(int, call(&s, "GET", "/devices/default/journal?since=2&limit=1", NULL, &j), 200));
+    cr_expect(eq(int, call("GET", "/devices/default/journal?since=2&limit=1", NULL, &j), 200));
     const cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "entries"), 0);
     cr_expect(eq(str, (char *)str_at(e, "fault"), "garbage"));
     cJSON_Delete(j);
     dw_sim_client_close(&c);
-    char *out = NULL;
-    cr_expect(eq(int, finish_with(&s, &out), 0));
+    const char *out;
+    cr_expect(eq(int, finish_with(&out), 0));
     cr_expect(strstr(out, "faults injected by the control API: 1 (garbage: 1)") != NULL, "%s", out);
-    free(out);
 }
 
 Test(sim_control, a_close_fault_closes_the_connection_and_is_transcribed)
 {
-    sim s;
-    char *tr = dw_sim_temp_file("tr", "");
+    const char *tr = dw_sim_fixture_transcript();
     const char *extra[] = {"--transcript", tr, NULL};
-    start_with(&s, psu, extra);
-    inject(&s, "{\"kind\": \"close\", \"match\": {\"request\": \"OUTP?\"}}");
+    start_with(psu, extra);
+    inject("{\"kind\": \"close\", \"match\": {\"request\": \"OUTP?\"}}");
     dw_sim_client c;
-    client(&c, &s);
+    client(&c);
     dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
     cr_expect(dw_sim_client_ask(&c, "OUTP?") == NULL, "closed instead of answering");
     dw_sim_client_close(&c);
-    client(&c, &s);
+    client(&c);
     dw_sim_ask_eq(&c, "OUTP?", "OFF"); /* fired once */
     dw_sim_client_close(&c);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
     char *text = dw_sim_read_file(tr, NULL);
     cr_expect(text != NULL && strstr(text, "\"dir\":\"fault\",\"match\":\"close\"") != NULL, "%s",
               text);
     free(text);
-    unlink(tr);
-    free(tr);
 }
 
 Test(sim_control, a_fault_with_a_duration_ends_on_time)
 {
-    sim s;
-    start(&s);
-    inject(&s, "{\"kind\": \"drop\", \"match\": \"*IDN?\", \"duration_ms\": 1500}");
+    start();
+    inject("{\"kind\": \"drop\", \"match\": \"*IDN?\", \"duration_ms\": 1500}");
     dw_sim_client c;
-    int rc = dw_sim_client_open(&c, s.p.port, LF, 500);
+    int rc = dw_sim_client_open(&c, dw_sim_fixture.proc.port, LF, 500);
     cr_assert(eq(int, rc, DW_OK));
     cr_expect(dw_sim_client_ask(&c, "*IDN?") == NULL, "dropped");
     cr_expect(dw_sim_client_ask(&c, "*IDN?") == NULL, "dropped again");
     dw_sim_client_close(&c);
     usleep(1600 * 1000);
-    client(&c, &s);
+    client(&c);
     dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
     dw_sim_client_close(&c);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 Test(sim_control, faults_are_listed_and_removed)
 {
-    sim s;
-    start(&s);
-    int a = inject(&s, "{\"kind\": \"delay\", \"delay_ms\": 50, \"probability\": 0.5}");
-    inject(&s, "{\"kind\": \"reset\", \"match\": \"*RST\", \"count\": 3}");
+    start();
+    int a = inject("{\"kind\": \"delay\", \"delay_ms\": 50, \"probability\": 0.5}");
+    inject("{\"kind\": \"reset\", \"match\": \"*RST\", \"count\": 3}");
     cJSON *j;
-    cr_expect(eq(int, call(&s, "GET", "/devices/default/faults", NULL, &j), 200));
+    cr_expect(eq(int, call("GET", "/devices/default/faults", NULL, &j), 200));
     cr_expect(eq(int, cJSON_GetArraySize(j), 2));
     cr_expect(eq(str, (char *)str_at(cJSON_GetArrayItem(j, 1), "kind"), "reset"));
     cr_expect(eq(i64, num_at(cJSON_GetArrayItem(j, 1), "remaining"), 3));
     cJSON_Delete(j);
     char target[64];
     snprintf(target, sizeof target, "/devices/default/faults/%d", a);
-    cr_expect(eq(int, call(&s, "DELETE", target, NULL, NULL), 200));
-    expect_error(&s, "DELETE", target, NULL, 404, "path");
-    cr_expect(eq(int, call(&s, "DELETE", "/devices/default/faults", NULL, NULL), 200));
-    cr_expect(eq(int, call(&s, "GET", "/devices/default/faults", NULL, &j), 200));
+    cr_expect(eq(int, call("DELETE", target, NULL, NULL), 200));
+    expect_error("DELETE", target, NULL, 404, "path");
+    cr_expect(eq(int, call("DELETE", "/devices/default/faults", NULL, NULL), 200));
+    cr_expect(eq(int, call("GET", "/devices/default/faults", NULL, &j), 200));
     cr_expect(eq(int, cJSON_GetArraySize(j), 0));
     cJSON_Delete(j);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 Test(sim_control, refuse_connections_and_disconnect_all)
 {
-    sim s;
-    start(&s);
+    start();
     dw_sim_client c;
-    client(&c, &s);
+    client(&c);
     dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
-    inject(&s, "{\"kind\": \"disconnect_all\"}");
+    inject("{\"kind\": \"disconnect_all\"}");
     cr_expect(dw_sim_client_ask(&c, "*IDN?") == NULL, "disconnected");
     dw_sim_client_close(&c);
-    inject(&s, "{\"kind\": \"refuse_connections\", \"duration_ms\": 1500}");
-    int fd = dw_sim_raw_connect(s.p.port, 0);
+    inject("{\"kind\": \"refuse_connections\", \"duration_ms\": 1500}");
+    int fd = dw_sim_raw_connect(dw_sim_fixture.proc.port, 0);
     cr_expect(eq(int, fd, -1), "refused while the fault lasts");
     if (fd >= 0)
         close(fd);
     usleep(1800 * 1000);
-    client(&c, &s);
+    client(&c);
     dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
     dw_sim_client_close(&c);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 Test(sim_control, a_hang_fault_silences_the_connection)
 {
-    sim s;
-    start(&s);
-    inject(&s, "{\"kind\": \"hang\", \"match\": \"*IDN?\"}");
+    start();
+    inject("{\"kind\": \"hang\", \"match\": \"*IDN?\"}");
     dw_sim_client c;
-    int rc = dw_sim_client_open(&c, s.p.port, LF, 500);
+    int rc = dw_sim_client_open(&c, dw_sim_fixture.proc.port, LF, 500);
     cr_assert(eq(int, rc, DW_OK));
     cr_expect(dw_sim_client_ask(&c, "*IDN?") == NULL, "hung");
     cr_expect(dw_sim_client_ask(&c, "OUTP?") == NULL, "still hung");
     dw_sim_client_close(&c);
-    client(&c, &s);
+    client(&c);
     dw_sim_ask_eq(&c, "OUTP?", "OFF"); /* another connection is answered */
     dw_sim_client_close(&c);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 /* ---- the script, metrics, the page ------------------------------------------------ */
 
 Test(sim_control, put_script_replaces_it_and_a_broken_one_is_refused)
 {
-    sim s;
-    start(&s);
+    start();
     cJSON *j;
-    int status = call(&s, "PUT", "/devices/default/script",
+    int status = call("PUT", "/devices/default/script",
                       "{\"rules\": [\n  {\"when\": \"*IDN?\", \"reply\": 5}]}", &j);
     cr_expect(eq(int, status, 400));
     cr_expect(eq(str, (char *)str_at(j, "where"), "devices/default/script:2:30"), "%s",
@@ -817,33 +765,34 @@ Test(sim_control, put_script_replaces_it_and_a_broken_one_is_refused)
     cr_expect(strstr(str_at(j, "error"), "rules[0].reply") != NULL, "%s", str_at(j, "error"));
     cJSON_Delete(j);
     dw_sim_client c;
-    client(&c, &s);
+    client(&c);
     dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU"); /* the old one serves on */
     dw_sim_client_close(&c);
     cr_expect(eq(int,
-                 call(&s, "PUT", "/devices/default/script",
+                 call("PUT", "/devices/default/script",
                       "{\"rules\": [{\"when\": \"*IDN?\", \"reply\": \"NEW,ONE\"}]}", &j),
                  200));
     cr_expect(eq(i64, num_at(j, "rules"), 1));
     cJSON_Delete(j);
-    client(&c, &s);
+    client(&c);
     dw_sim_ask_eq(&c, "*IDN?", "NEW,ONE");
     dw_sim_client_close(&c);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 Test(sim_control, metrics_are_prometheus_text)
 {
-    sim s;
-    start(&s);
+    start();
     dw_sim_client c;
-    client(&c, &s);
+    client(&c);
     dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
     dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
     send_line(&c, "WHAT");
     dw_sim_ask_eq(&c, "OUTP?", "OFF");
     dw_test_http_reply r;
-    cr_assert(eq(int, dw_test_http(s.ctl, "GET", "/metrics", NULL, NULL, 0, TIMEOUT, &r), 200));
+    cr_assert(
+        eq(int, dw_test_http(dw_sim_fixture.control, "GET", "/metrics", NULL, NULL, 0, TIMEOUT, &r),
+           200));
     char type[64] = "";
     dw_test_http_header(&r, "Content-Type", type, sizeof type);
     cr_expect(strncmp(type, "text/plain; version=0.0.4", 25) == 0, "%s", type);
@@ -860,15 +809,15 @@ Test(sim_control, metrics_are_prometheus_text)
         cr_expect(strstr(r.body, want[i]) != NULL, "%s not in:\n%s", want[i], r.body);
     dw_test_http_reply_free(&r);
     dw_sim_client_close(&c);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 Test(sim_control, the_status_page_is_one_html_document)
 {
-    sim s;
-    start(&s);
+    start();
     dw_test_http_reply r;
-    cr_assert(eq(int, dw_test_http(s.ctl, "GET", "/", NULL, NULL, 0, TIMEOUT, &r), 200));
+    cr_assert(
+        eq(int, dw_test_http(dw_sim_fixture.control, "GET", "/", NULL, NULL, 0, TIMEOUT, &r), 200));
     char type[64] = "";
     dw_test_http_header(&r, "Content-Type", type, sizeof type);
     cr_expect(eq(str, type, "text/html; charset=utf-8"));
@@ -876,26 +825,24 @@ Test(sim_control, the_status_page_is_one_html_document)
     cr_expect(strstr(r.body, "http://") == NULL && strstr(r.body, "https://") == NULL,
               "no external assets");
     dw_test_http_reply_free(&r);
-    cr_expect(eq(int, finish(&s), 0));
+    cr_expect(eq(int, finish(), 0));
 }
 
 Test(sim_control, named_devices_of_a_bench_are_reached_by_name)
 {
-    sim s;
-    char *other = dw_sim_temp_file("other", "{\"rules\": [{\"when\": \"A\", \"reply\": \"b\"}]}");
+    const char *other =
+        dw_sim_fixture_file("other", "{\"rules\": [{\"when\": \"A\", \"reply\": \"b\"}]}");
     char dev[512];
     snprintf(dev, sizeof dev, "meter=%s@127.0.0.1:0", other);
     const char *extra[] = {"--device", dev, NULL};
-    start_with(&s, psu, extra);
+    start_with(psu, extra);
     cJSON *j;
-    cr_expect(eq(int, call(&s, "GET", "/devices", NULL, &j), 200));
+    cr_expect(eq(int, call("GET", "/devices", NULL, &j), 200));
     cr_expect(eq(int, cJSON_GetArraySize(j), 2));
     cr_expect(eq(str, (char *)str_at(cJSON_GetArrayItem(j, 0), "name"), "main"));
     cr_expect(eq(str, (char *)str_at(cJSON_GetArrayItem(j, 1), "name"), "meter"));
     cJSON_Delete(j);
-    cr_expect(eq(int, call(&s, "GET", "/devices/meter/faults", NULL, NULL), 200));
-    expect_error(&s, "GET", "/devices/default/faults", NULL, 404, "path");
-    cr_expect(eq(int, finish(&s), 0));
-    unlink(other);
-    free(other);
+    cr_expect(eq(int, call("GET", "/devices/meter/faults", NULL, NULL), 200));
+    expect_error("GET", "/devices/default/faults", NULL, 404, "path");
+    cr_expect(eq(int, finish(), 0));
 }

@@ -14,18 +14,19 @@
 
 #include "sim_fixture.h"
 
-TestSuite(sim_examples, .timeout = 60);
+/* Each test's simulator is dw_sim_fixture's: .fini stops it whatever
+ * happened. */
+TestSuite(sim_examples, .init = dw_sim_fixture_init, .fini = dw_sim_fixture_fini, .timeout = 60);
 
 #define EXAMPLES DW_SOURCE_DIR "/sim/examples"
 
-static void serve_example(dw_sim_proc *p, const char *name)
+/* The example `name` served in the fixture: the simulator. */
+static dw_sim_proc *serve_example(const char *name)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", EXAMPLES, name);
     const char *const args[] = {"--script", path, "--listen", "127.0.0.1:0", NULL};
-    int rc = dw_sim_proc_start(p, args, 1, 10000);
-    cr_assert(eq(int, rc, DW_OK), "%s did not start (%s):\n%s", name, dw_strerror(rc),
-              dw_sim_err_of(p));
+    return dw_sim_start(&dw_sim_fixture.proc, args, name);
 }
 
 /* An application client with separate request and response framings. */
@@ -116,10 +117,10 @@ Test(sim_examples, every_example_validates)
 
 Test(sim_examples, scpi_signal_generator)
 {
-    dw_sim_proc p;
-    serve_example(&p, "sg.json");
+    dw_sim_proc *p = serve_example("sg.json");
     app a;
-    app_open(&a, tcp(p.port), dw_sentinel_marshaller_new("\n", 1), dw_scpi_marshaller_new("\n", 1));
+    app_open(&a, tcp(p->port), dw_sentinel_marshaller_new("\n", 1),
+             dw_scpi_marshaller_new("\n", 1));
     cr_expect(eq(str, (char *)app_ask_text(&a, "*IDN?"), "ACME,SG-1000,0001,1.0.3"));
     cr_expect(eq(str, (char *)app_ask_text(&a, "*ESR?"), "128"), "power on");
     cr_assert(eq(int, dw_app_session_send_bytes(a.s, "FREQ 2.5 MHz", 12, &a.err), DW_OK));
@@ -154,8 +155,7 @@ Test(sim_examples, scpi_signal_generator)
     cr_expect(eq(sz, blen, 16));
     cr_expect(blk[2] == 0x0a && blk[5] == 0xff, "block bytes intact");
     app_close(&a);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
 }
 
 static double ask_number(app *a, const char *q)
@@ -172,10 +172,9 @@ static void app_send(app *a, const char *msg)
 
 Test(sim_examples, scpi_power_supply_ramps_and_limits_its_current)
 {
-    dw_sim_proc p;
-    serve_example(&p, "psu.json");
+    dw_sim_proc *p = serve_example("psu.json");
     app a;
-    app_open(&a, tcp(p.port), dw_sentinel_marshaller_new("\n", 1), NULL);
+    app_open(&a, tcp(p->port), dw_sentinel_marshaller_new("\n", 1), NULL);
     cr_expect(eq(str, (char *)app_ask_text(&a, "*IDN?"), "ACME,PS-3005,0042,2.1"));
     cr_expect(fabs(ask_number(&a, "MEAS:VOLT?")) < 0.02, "starts at 0 V");
     app_send(&a, "SIM:LOAD 10;:VOLT 12;:CURR 5;:OUTP ON");
@@ -205,16 +204,14 @@ Test(sim_examples, scpi_power_supply_ramps_and_limits_its_current)
     cr_expect(eq(str, (char *)app_ask_text(&a, "SYST:ERR?;:VOLT?;:SIM:LOAD?"),
                  "-222,\"Data out of range\";12.000;10"));
     app_close(&a);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
 }
 
 Test(sim_examples, temperature_controller_line_protocol)
 {
-    dw_sim_proc p;
-    serve_example(&p, "tempctl.json");
+    dw_sim_proc *p = serve_example("tempctl.json");
     app a;
-    app_open(&a, tcp(p.port), dw_sentinel_marshaller_new("\n", 1), NULL);
+    app_open(&a, tcp(p->port), dw_sentinel_marshaller_new("\n", 1), NULL);
     cr_expect(eq(str, (char *)app_ask_text(&a, "*IDN?"), "ACME,TC-10,0007,3.2"));
     double t0 = ask_number(&a, "MEAS:TEMP?");
     cr_expect(t0 > 21.9 && t0 < 22.1, "room temperature: %g", t0);
@@ -228,16 +225,14 @@ Test(sim_examples, temperature_controller_line_protocol)
     cr_expect(eq(str, (char *)app_ask_text(&a, "MODE?"), "MAN"));
     cr_expect(eq(str, (char *)app_ask_text(&a, "HELLO"), "ERR unknown command"));
     app_close(&a);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
 }
 
 Test(sim_examples, binary_relay_board)
 {
-    dw_sim_proc p;
-    serve_example(&p, "relay.json");
+    dw_sim_proc *p = serve_example("relay.json");
     app a;
-    app_open(&a, tcp(p.port), dw_fixed_marshaller_new(4), NULL);
+    app_open(&a, tcp(p->port), dw_fixed_marshaller_new(4), NULL);
     static const uint8_t on1[] = {0xaa, 0x10, 0x01, 0x55}, on1r[] = {0xaa, 0x90, 0x01, 0x01};
     static const uint8_t rd1[] = {0xaa, 0x01, 0x01, 0x55}, rd1r[] = {0xaa, 0x81, 0x01, 0x01};
     static const uint8_t rd2[] = {0xaa, 0x01, 0x02, 0x55}, rd2r[] = {0xaa, 0x81, 0x02, 0x00};
@@ -247,16 +242,14 @@ Test(sim_examples, binary_relay_board)
     cr_expect(memcmp(app_ask(&a, rd2, 4)->data, rd2r, 4) == 0, "relay 2 still off");
     cr_expect(memcmp(app_ask(&a, bad, 4)->data, badr, 4) == 0, "unknown command");
     app_close(&a);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
 }
 
 Test(sim_examples, json_lines_pdu)
 {
-    dw_sim_proc p;
-    serve_example(&p, "pdu.json");
+    dw_sim_proc *p = serve_example("pdu.json");
     app a;
-    app_open(&a, tcp(p.port), dw_json_marshaller_new(), NULL);
+    app_open(&a, tcp(p->port), dw_json_marshaller_new(), NULL);
     const char *r = app_ask_text(&a, "{\"cmd\": \"identify\"}");
     cr_expect(strstr(r, "\"model\":\"PD-4\"") != NULL, "%s", r);
     r = app_ask_text(&a, "{\"cmd\": \"set\", \"outlet\": 1, \"on\": true}");
@@ -266,8 +259,7 @@ Test(sim_examples, json_lines_pdu)
     r = app_ask_text(&a, "{\"cmd\": \"dance\"}");
     cr_expect(strstr(r, "\"ok\":false") != NULL, "%s", r);
     app_close(&a);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
 }
 
 /* Read the console's prompt, which follows each reply. */
@@ -290,12 +282,11 @@ static void expect_prompt(app *a)
 
 Test(sim_examples, telnet_console)
 {
-    dw_sim_proc p;
-    serve_example(&p, "console.json");
+    dw_sim_proc *p = serve_example("console.json");
     dw_telnet_client_options o;
     dw_telnet_client_options_init(&o);
     o.tcp.host = "127.0.0.1";
-    o.tcp.port = p.port;
+    o.tcp.port = p->port;
     o.tcp.timeout_ms = 5000;
     o.banner = DW_TELNET_BANNER_PROMPT;
     o.banner_prompt = "sc200> ";
@@ -316,6 +307,5 @@ Test(sim_examples, telnet_console)
     cr_expect(eq(str, (char *)app_ask_text(&a, "reboot"), "% Unknown command: reboot"));
     expect_prompt(&a);
     app_close(&a);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
 }

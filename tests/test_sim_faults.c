@@ -17,15 +17,17 @@
 
 #include "sim_fixture.h"
 
-TestSuite(sim_faults, .timeout = 60);
+/* Each test's simulator and files are dw_sim_fixture's: .fini stops and
+ * removes them whatever happened. */
+TestSuite(sim_faults, .init = dw_sim_fixture_init, .fini = dw_sim_fixture_fini, .timeout = 60);
 
 #define LF dw_sentinel_marshaller_new("\n", 1)
 
 static const char *const no_args[] = {NULL};
 
-static void serve(dw_sim_proc *p, const char *script)
+static dw_sim_proc *serve(const char *script)
 {
-    dw_sim_serve_ok(p, "f", script, no_args, NULL);
+    return dw_sim_serve("f", script, no_args);
 }
 
 static void open_client(dw_sim_client *c, dw_sim_proc *p, int timeout_ms)
@@ -72,98 +74,83 @@ static const char fault_script[] =
 
 Test(sim_faults, close)
 {
-    dw_sim_proc p;
     dw_sim_client c;
-    serve(&p, fault_script);
-    open_client(&c, &p, 5000);
+    dw_sim_proc *p = serve(fault_script);
+    open_client(&c, p, 5000);
     dw_sim_ask_eq(&c, "PING", "pong");
     cr_assert(eq(int, dw_sim_client_send(&c, "CLOSE", 5), DW_OK));
     cr_expect(eq(int, dw_sim_client_recv(&c), DW_EOF), "a clean close: %s",
               dw_error_message(&c.err));
     dw_sim_client_close(&c);
-    still_serving(&p);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    dw_sim_proc_free(&p);
+    still_serving(p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
 }
 
 Test(sim_faults, reset)
 {
-    dw_sim_proc p;
     dw_sim_client c;
-    serve(&p, fault_script);
-    open_client(&c, &p, 5000);
+    dw_sim_proc *p = serve(fault_script);
+    open_client(&c, p, 5000);
     cr_assert(eq(int, dw_sim_client_send(&c, "RESET", 5), DW_OK));
     cr_expect(eq(int, dw_sim_client_recv(&c), DW_ECONNRESET), "an RST: %s",
               dw_error_message(&c.err));
     dw_sim_client_close(&c);
-    still_serving(&p);
-    dw_sim_proc_stop(&p, 10000);
-    dw_sim_proc_free(&p);
+    still_serving(p);
 }
 
 Test(sim_faults, hang_reads_but_never_answers)
 {
-    dw_sim_proc p;
     dw_sim_client c;
-    serve(&p, fault_script);
-    open_client(&c, &p, 300);
+    dw_sim_proc *p = serve(fault_script);
+    open_client(&c, p, 300);
     dw_sim_ask_eq(&c, "PING", "pong");
     cr_assert(eq(int, dw_sim_client_send(&c, "HANG", 4), DW_OK));
     cr_expect(eq(int, dw_sim_client_recv(&c), DW_ETIMEDOUT), "no answer to HANG");
     cr_assert(eq(int, dw_sim_client_send(&c, "PING", 4), DW_OK));
     cr_expect(eq(int, dw_sim_client_recv(&c), DW_ETIMEDOUT), "nor to anything after it");
-    still_serving(&p); /* others are not affected */
+    still_serving(p); /* others are not affected */
     dw_sim_client_close(&c);
-    dw_sim_proc_stop(&p, 10000);
-    dw_sim_proc_free(&p);
 }
 
 Test(sim_faults, garbage_then_serving_on)
 {
-    dw_sim_proc p;
     dw_sim_client c;
-    serve(&p, fault_script);
-    open_client(&c, &p, 5000);
+    dw_sim_proc *p = serve(fault_script);
+    open_client(&c, p, 5000);
     cr_assert(eq(int, dw_sim_client_send(&c, "JUNK", 4), DW_OK));
     cr_assert(eq(int, dw_sim_client_recv_raw(&c, 5), DW_OK), "%s", dw_error_message(&c.err));
     static const uint8_t junk[] = {0xde, 0x00, 0xad, 0xbe, 0xef};
     cr_expect(memcmp(c.reply.data, junk, 5) == 0, "the garbage bytes, unframed");
     dw_sim_ask_eq(&c, "PING", "pong");
     dw_sim_client_close(&c);
-    dw_sim_proc_stop(&p, 10000);
-    dw_sim_proc_free(&p);
 }
 
 Test(sim_faults, fault_on_the_nth_match_only)
 {
-    dw_sim_proc p;
     dw_sim_client c;
-    serve(&p, fault_script);
-    open_client(&c, &p, 5000);
+    dw_sim_proc *p = serve(fault_script);
+    open_client(&c, p, 5000);
     dw_sim_ask_eq(&c, "SECOND", "fine");
     cr_assert(eq(int, dw_sim_client_send(&c, "SECOND", 6), DW_OK));
     cr_expect(eq(int, dw_sim_client_recv(&c), DW_EOF), "the second match closes");
     dw_sim_client_close(&c);
-    open_client(&c, &p, 5000);
+    open_client(&c, p, 5000);
     dw_sim_ask_eq(&c, "SECOND", "fine"); /* the third is fine again */
     cr_assert(eq(int, dw_sim_client_send(&c, "LATE", 4), DW_OK));
     cr_expect(eq(int, dw_sim_client_recv(&c), DW_ECONNRESET), "reset after the delay");
     dw_sim_client_close(&c);
-    still_serving(&p);
-    dw_sim_proc_stop(&p, 10000);
-    dw_sim_proc_free(&p);
+    still_serving(p);
 }
 
 /* ---- bad input on the wire ------------------------------------------------ */
 
 Test(sim_faults, oversized_frame_closes_that_connection_only)
 {
-    dw_sim_proc p;
     dw_sim_client good, bad;
-    serve(&p, fault_script);
-    open_client(&good, &p, 5000);
+    dw_sim_proc *p = serve(fault_script);
+    open_client(&good, p, 5000);
     dw_sim_ask_eq(&good, "PING", "pong");
-    open_client(&bad, &p, 5000);
+    open_client(&bad, p, 5000);
     char big[200];
     memset(big, 'A', sizeof big);
     cr_assert(eq(int, dw_session_send(bad.session, big, sizeof big, NULL), DW_OK));
@@ -172,12 +159,11 @@ Test(sim_faults, oversized_frame_closes_that_connection_only)
               dw_strerror(rc));
     dw_sim_client_close(&bad);
     dw_sim_ask_eq(&good, "PING", "pong"); /* the other connection goes on */
-    still_serving(&p);
+    still_serving(p);
     dw_sim_client_close(&good);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    cr_expect(eq(sz, dw_sim_count(dw_sim_err_of(&p), "closing it"), 1), "logged once:\n%s",
-              dw_sim_err_of(&p));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
+    cr_expect(eq(sz, dw_sim_count(dw_sim_err_of(p), "closing it"), 1), "logged once:\n%s",
+              dw_sim_err_of(p));
 }
 
 Test(sim_faults, malformed_json_line_closes_that_connection_only)
@@ -185,12 +171,11 @@ Test(sim_faults, malformed_json_line_closes_that_connection_only)
     static const char script[] = "{\"framing\": {\"type\": \"json-lines\"},\n"
                                  " \"rules\": [{\"when\": \"\\\"PING\\\"\", \"reply\": "
                                  "\"\\\"pong\\\"\"}]}";
-    dw_sim_proc p;
-    serve(&p, script);
+    dw_sim_proc *p = serve(script);
     dw_sim_client good;
-    cr_assert(eq(int, dw_sim_client_open(&good, p.port, dw_json_marshaller_new(), 5000), DW_OK));
+    cr_assert(eq(int, dw_sim_client_open(&good, p->port, dw_json_marshaller_new(), 5000), DW_OK));
     dw_sim_ask_eq(&good, "\"PING\"", "\"pong\"");
-    int fd = raw_connect(p.port);
+    int fd = raw_connect(p->port);
     const char junk[] = "{this is not json\n";
     cr_assert(eq(sz, (size_t)write(fd, junk, sizeof junk - 1), sizeof junk - 1));
     char b[16];
@@ -199,20 +184,18 @@ Test(sim_faults, malformed_json_line_closes_that_connection_only)
     close(fd);
     dw_sim_ask_eq(&good, "\"PING\"", "\"pong\"");
     dw_sim_client_close(&good);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    cr_expect(eq(sz, dw_sim_count(dw_sim_err_of(&p), "closing it"), 1), "logged once:\n%s",
-              dw_sim_err_of(&p));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
+    cr_expect(eq(sz, dw_sim_count(dw_sim_err_of(p), "closing it"), 1), "logged once:\n%s",
+              dw_sim_err_of(p));
 }
 
 Test(sim_faults, clients_vanishing_mid_frame)
 {
-    dw_sim_proc p;
     dw_sim_client good;
-    serve(&p, fault_script);
-    open_client(&good, &p, 5000);
+    dw_sim_proc *p = serve(fault_script);
+    open_client(&good, p, 5000);
     for (int i = 0; i < 20; i++) {
-        int fd = raw_connect(p.port);
+        int fd = raw_connect(p->port);
         cr_assert(eq(sz, (size_t)write(fd, "PIN", 3), 3));
         if (i % 2)
             raw_abort(fd); /* RST */
@@ -221,18 +204,15 @@ Test(sim_faults, clients_vanishing_mid_frame)
     }
     /* A client that goes away right after connecting, and one that sends a
      * request and leaves before the (delayed) reply. */
-    close(raw_connect(p.port));
-    int fd = raw_connect(p.port);
+    close(raw_connect(p->port));
+    int fd = raw_connect(p->port);
     cr_assert(eq(sz, (size_t)write(fd, "LATE\n", 5), 5));
     raw_abort(fd);
     dw_sim_ask_eq(&good, "PING", "pong");
-    still_serving(&p);
+    still_serving(p);
     dw_sim_client_close(&good);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "clean exit; stderr:\n%s",
-              dw_sim_err_of(&p));
-    cr_expect(strstr(dw_sim_err_of(&p), "error") == NULL, "no errors logged:\n%s",
-              dw_sim_err_of(&p));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0), "clean exit; stderr:\n%s", dw_sim_err_of(p));
+    cr_expect(strstr(dw_sim_err_of(p), "error") == NULL, "no errors logged:\n%s", dw_sim_err_of(p));
 }
 
 /* ---- Telnet ---------------------------------------------------------------- */
@@ -245,12 +225,11 @@ Test(sim_faults, telnet_transport_with_banner_prompt_and_0xff)
         " \"banner\": \"console ready\\r\\n> \", \"prompt\": \"> \",\n"
         " \"rules\": [{\"when\": \"ver\", \"reply\": \"2.0\"},\n"
         "            {\"when\": \"bin\", \"reply\": {\"hex\": \"41ff42\"}}]}";
-    dw_sim_proc p;
-    serve(&p, script);
+    dw_sim_proc *p = serve(script);
     dw_telnet_client_options o;
     dw_telnet_client_options_init(&o);
     o.tcp.host = "127.0.0.1";
-    o.tcp.port = p.port;
+    o.tcp.port = p->port;
     o.tcp.timeout_ms = 5000;
     o.banner = DW_TELNET_BANNER_PROMPT;
     o.banner_prompt = "> ";
@@ -293,8 +272,7 @@ Test(sim_faults, telnet_transport_with_banner_prompt_and_0xff)
     dw_app_client_free(ac);
     dw_client_free(tc);
     dw_marshaller_free(m);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
 }
 
 Test(sim_faults, ask_speaks_telnet)
@@ -304,20 +282,15 @@ Test(sim_faults, ask_speaks_telnet)
         " \"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\r\\n\"},\n"
         " \"banner\": \"hello\\r\\n> \", \"prompt\": \"> \",\n"
         " \"rules\": [{\"when\": \"ver\", \"reply\": \"2.0\"}]}";
-    dw_sim_proc p;
-    char *path = NULL;
-    cr_assert(eq(int, dw_sim_proc_serve(&p, "tn", script, no_args, &path), DW_OK));
+    dw_sim_proc *p = dw_sim_serve("tn", script, no_args);
+    const char *path = dw_sim_fixture.script;
     char addr[80];
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", p.port);
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", p->port);
     const char *const ask[] = {"--ask", addr, "--script", path, "ver", NULL};
     dw_sim_proc q;
     cr_expect(eq(int, dw_sim_proc_run(&q, ask, 10000), 0), "ask:\n%s", dw_sim_err_of(&q));
     cr_expect(eq(str, (char *)dw_sim_out_of(&q), "2.0\n"));
     dw_sim_proc_free(&q);
-    dw_sim_proc_stop(&p, 10000);
-    dw_sim_proc_free(&p);
-    unlink(path);
-    free(path);
 }
 
 /* --idle-timeout closes a silent client (logged) and keeps serving others;
@@ -326,14 +299,13 @@ Test(sim_faults, idle_timeout_and_connection_limit)
 {
     static const char *const args[] = {
         "--idle-timeout", "300", "--max-connections", "2", "--log-level", "info", NULL};
-    dw_sim_proc p;
-    int rc = dw_sim_proc_serve(&p, "limits", fault_script, args, NULL);
-    cr_assert(eq(int, rc, DW_OK), "devwire-sim did not start; stderr:\n%s", dw_sim_err_of(&p));
+    dw_sim_proc *p = dw_sim_serve("limits", fault_script, args);
+    int rc;
     dw_sim_client silent, busy, third;
-    open_client(&silent, &p, 10000);
-    open_client(&busy, &p, 10000);
+    open_client(&silent, p, 10000);
+    open_client(&busy, p, 10000);
     dw_sim_ask_eq(&busy, "PING", "pong");
-    open_client(&third, &p, 10000); /* the third at once: refused */
+    open_client(&third, p, 10000); /* the third at once: refused */
     rc = dw_sim_client_recv(&third);
     cr_expect(rc == DW_EOF || rc == DW_ECONNRESET, "above the limit: %s", dw_strerror(rc));
     dw_sim_client_close(&third);
@@ -341,16 +313,15 @@ Test(sim_faults, idle_timeout_and_connection_limit)
     cr_expect(eq(int, rc, DW_EOF), "silent client: %s", dw_strerror(rc));
     dw_sim_client_close(&silent);
     dw_sim_client_close(&busy);
-    still_serving(&p);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    cr_expect(strstr(dw_sim_err_of(&p), "idle for 300 ms") != NULL, "idle close logged:\n%s",
-              dw_sim_err_of(&p));
+    still_serving(p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
+    cr_expect(strstr(dw_sim_err_of(p), "idle for 300 ms") != NULL, "idle close logged:\n%s",
+              dw_sim_err_of(p));
     const char *const bad[] = {"--script", "x.json", "--max-connections", "0", NULL};
     dw_sim_proc q;
     cr_expect(eq(int, dw_sim_proc_run(&q, bad, 10000), 2), "--max-connections 0 is refused");
     cr_expect(strstr(dw_sim_err_of(&q), "--max-connections 0") != NULL, "%s", dw_sim_err_of(&q));
     dw_sim_proc_free(&q);
-    dw_sim_proc_free(&p);
 }
 
 /* "drop" answers nothing and serves on; "duplicate" writes the reply twice. */
@@ -360,10 +331,9 @@ Test(sim_faults, drop_and_duplicate_over_tcp)
         "{\"rules\": [{\"when\": \"PING\", \"reply\": \"pong\"},\n"
         "            {\"when\": \"LOST\", \"reply\": \"never\", \"fault\": \"drop\"},\n"
         "            {\"when\": \"TWICE\", \"reply\": \"again\", \"fault\": \"duplicate\"}]}";
-    dw_sim_proc p;
-    serve(&p, script);
+    dw_sim_proc *p = serve(script);
     dw_sim_client c;
-    open_client(&c, &p, 20000);
+    open_client(&c, p, 20000);
     cr_assert(eq(int, dw_sim_client_send(&c, "LOST", 4), DW_OK));
     dw_sim_ask_eq(&c, "PING", "pong"); /* the first reply after LOST is PING's */
     dw_sim_ask_eq(&c, "TWICE", "again");
@@ -371,6 +341,5 @@ Test(sim_faults, drop_and_duplicate_over_tcp)
     cr_expect(eq(str, (char *)c.reply.data, "again"), "the second copy");
     dw_sim_ask_eq(&c, "PING", "pong");
     dw_sim_client_close(&c);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
 }

@@ -16,11 +16,13 @@
 
 #include "sim_fixture.h"
 
-TestSuite(sim_loop, .timeout = 90);
+/* Each test's simulator and script are dw_sim_fixture's: .fini stops and
+ * removes them whatever happened. */
+TestSuite(sim_loop, .init = dw_sim_fixture_init, .fini = dw_sim_fixture_fini, .timeout = 90);
 
-static void serve(dw_sim_proc *p, const char *script, const char *const *args)
+static dw_sim_proc *serve(const char *script, const char *const *args)
 {
-    dw_sim_serve_ok(p, "loop", script, args, NULL);
+    return dw_sim_serve("loop", script, args);
 }
 
 static void open_client(dw_sim_client *c, dw_sim_proc *p)
@@ -35,11 +37,10 @@ static const char script[] = "{\"rules\": [\n"
 
 Test(sim_loop, a_delayed_reply_does_not_hold_up_other_clients)
 {
-    dw_sim_proc p;
-    serve(&p, script, NULL);
+    dw_sim_proc *p = serve(script, NULL);
     dw_sim_client slow, quick;
-    open_client(&slow, &p);
-    open_client(&quick, &p);
+    open_client(&slow, p);
+    open_client(&quick, p);
     cr_assert(eq(int, dw_sim_client_send(&slow, "SLOW", 4), DW_OK));
     for (int i = 0; i < 20; i++)
         dw_sim_ask_eq(&quick, "PING", "pong");
@@ -48,8 +49,7 @@ Test(sim_loop, a_delayed_reply_does_not_hold_up_other_clients)
     dw_sim_ask_eq(&slow, "PING", "pong"); /* and it serves that client on */
     dw_sim_client_close(&slow);
     dw_sim_client_close(&quick);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
 }
 
 /* A script whose "BIG" reply is 64 KiB. */
@@ -69,11 +69,10 @@ Test(sim_loop, a_client_that_does_not_read_is_dropped_after_the_write_timeout)
 {
     static const char *const args[] = {"--write-timeout", "1000", "--log-level", "info", NULL};
     char *text = big_script();
-    dw_sim_proc p;
-    serve(&p, text, args);
+    dw_sim_proc *p = serve(text, args);
     free(text);
     /* 400 requests for 64 KiB each (25 MiB), and never a read. */
-    int fd = dw_sim_raw_connect(p.port, 4096);
+    int fd = dw_sim_raw_connect(p->port, 4096);
     cr_assert(fd >= 0, "raw connect");
     char reqs[400 * 4];
     for (size_t i = 0; i < sizeof reqs; i += 4)
@@ -81,16 +80,15 @@ Test(sim_loop, a_client_that_does_not_read_is_dropped_after_the_write_timeout)
     cr_assert(eq(sz, (size_t)send(fd, reqs, sizeof reqs, 0), sizeof reqs));
     /* Meanwhile everyone else is served. */
     dw_sim_client c;
-    open_client(&c, &p);
+    open_client(&c, p);
     for (int i = 0; i < 20; i++)
         dw_sim_ask_eq(&c, "PING", "pong");
-    cr_expect(dw_sim_proc_wait_output(&p, 1, "the client is not reading (write timeout)", 30000),
-              "the silent reader is dropped and logged:\n%s", dw_sim_err_of(&p));
+    cr_expect(dw_sim_proc_wait_output(p, 1, "the client is not reading (write timeout)", 30000),
+              "the silent reader is dropped and logged:\n%s", dw_sim_err_of(p));
     dw_sim_ask_eq(&c, "PING", "pong");
     dw_sim_client_close(&c);
     close(fd);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "stderr:\n%s", dw_sim_err_of(&p));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0), "stderr:\n%s", dw_sim_err_of(p));
 }
 
 /* Threads of a process, from /proc. */
@@ -109,18 +107,16 @@ static size_t threads_of(pid_t pid)
 
 Test(sim_loop, connections_cost_no_thread_each)
 {
-    dw_sim_proc p;
-    serve(&p, script, NULL);
+    dw_sim_proc *p = serve(script, NULL);
     enum { N = 64 };
     dw_sim_client c[N];
     for (int i = 0; i < N; i++) {
-        open_client(&c[i], &p);
+        open_client(&c[i], p);
         dw_sim_ask_eq(&c[i], "PING", "pong"); /* accepted and served: it exists */
     }
-    size_t n = threads_of(p.pid);
+    size_t n = threads_of(p->pid);
     cr_expect(lt(sz, n, (size_t)8), "%d connections open: %zu threads", N, n);
     for (int i = 0; i < N; i++)
         dw_sim_client_close(&c[i]);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
 }

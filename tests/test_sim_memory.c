@@ -16,7 +16,9 @@
 
 #include "sim_fixture.h"
 
-TestSuite(sim_memory, .timeout = 180);
+/* Each test's simulator and files are dw_sim_fixture's: .fini stops and
+ * removes them whatever happened. */
+TestSuite(sim_memory, .init = dw_sim_fixture_init, .fini = dw_sim_fixture_fini, .timeout = 180);
 
 /* Under AddressSanitizer the allocator is ASan's (its quarantine holds freed
  * memory on purpose), so resident sizes say nothing about the simulator's
@@ -29,9 +31,9 @@ TestSuite(sim_memory, .timeout = 180);
 
 #define MIB ((size_t)1024 * 1024)
 
-static void serve(dw_sim_proc *p, const char *script, const char *const *extra)
+static dw_sim_proc *serve(const char *script, const char *const *extra)
 {
-    dw_sim_serve_ok(p, "m", script, extra, NULL);
+    return dw_sim_serve("m", script, extra);
 }
 
 static void open_client(dw_sim_client *c, dw_sim_proc *p)
@@ -124,11 +126,11 @@ static const char memory_script[] =
     "  {\"when\": {\"prefix\": \"ECHO\"}, \"reply\": \"$0\"}\n"
     " ]}\n";
 
-/* Serve memory_script, answer one request on `good` and return the
- * simulator's RSS then (KiB): the baseline. */
-static long serve_warm(dw_sim_proc *p, dw_sim_client *good)
+/* Serve memory_script (*pp gets the simulator), answer one request on `good`
+ * and return the simulator's RSS then (KiB): the baseline. */
+static long serve_warm(dw_sim_proc **pp, dw_sim_client *good)
 {
-    serve(p, memory_script, NULL);
+    dw_sim_proc *p = *pp = serve(memory_script, NULL);
     open_client(good, p);
     dw_sim_ask_eq(good, "*IDN?", "ACME,SIM,1,1.0");
     long baseline = dw_sim_proc_rss_kib(p);
@@ -138,7 +140,7 @@ static long serve_warm(dw_sim_proc *p, dw_sim_client *good)
 
 Test(sim_memory, oversized_frames_leave_no_memory_behind, .disabled = !RSS_MEANINGFUL)
 {
-    dw_sim_proc p;
+    dw_sim_proc *p;
     dw_sim_client good;
     long baseline = serve_warm(&p, &good);
 
@@ -153,7 +155,7 @@ Test(sim_memory, oversized_frames_leave_no_memory_behind, .disabled = !RSS_MEANI
             s[i].data = junk;
             s[i].len = len;
         }
-        send_all(&p, s, n);
+        send_all(p, s, n);
         for (size_t i = 0; i < n; i++) {
             cr_expect(s[i].end == DW_EOF || s[i].end == DW_ECONNRESET,
                       "round %zu, client %zu: dropped, not %s", r, i, dw_strerror(s[i].end));
@@ -163,22 +165,21 @@ Test(sim_memory, oversized_frames_leave_no_memory_behind, .disabled = !RSS_MEANI
     free(junk);
 
     long bound = near_baseline(baseline);
-    long after = settled_rss(&p, bound);
+    long after = settled_rss(p, bound);
     cr_expect(le(long, after, bound),
               "RSS %ld KiB after %zu x %zu oversized frames, baseline %ld KiB (bound %ld KiB)",
               after, rounds, n, baseline, bound);
     dw_sim_ask_eq(&good, "*IDN?", "ACME,SIM,1,1.0");
     dw_sim_client_close(&good);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "exit status; stderr:\n%s",
-              dw_sim_err_of(&p));
-    cr_expect(eq(sz, dw_sim_count(dw_sim_err_of(&p), "closing it"), rounds * n),
-              "each logged once:\n%.2000s", dw_sim_err_of(&p));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0), "exit status; stderr:\n%s",
+              dw_sim_err_of(p));
+    cr_expect(eq(sz, dw_sim_count(dw_sim_err_of(p), "closing it"), rounds * n),
+              "each logged once:\n%.2000s", dw_sim_err_of(p));
 }
 
 Test(sim_memory, large_frames_do_not_stay_with_open_connections, .disabled = !RSS_MEANINGFUL)
 {
-    dw_sim_proc p;
+    dw_sim_proc *p;
     dw_sim_client good;
     long baseline = serve_warm(&p, &good);
 
@@ -193,7 +194,7 @@ Test(sim_memory, large_frames_do_not_stay_with_open_connections, .disabled = !RS
         s[i].data = i < 2 ? big : echo;
         s[i].len = len;
     }
-    send_all(&p, s, 4);
+    send_all(p, s, 4);
     for (size_t i = 0; i < 4; i++) {
         cr_assert(eq(int, s[i].end, DW_OK), "client %zu: %s", i, dw_error_message(&s[i].c.err));
         if (i < 2)
@@ -207,7 +208,7 @@ Test(sim_memory, large_frames_do_not_stay_with_open_connections, .disabled = !RS
     free(echo);
 
     long bound = near_baseline(baseline);
-    long after = settled_rss(&p, bound);
+    long after = settled_rss(p, bound);
     cr_expect(le(long, after, bound),
               "RSS %ld KiB with 4 open connections after 12 MB frames, baseline %ld KiB "
               "(bound %ld KiB)",
@@ -217,9 +218,8 @@ Test(sim_memory, large_frames_do_not_stay_with_open_connections, .disabled = !RS
     for (size_t i = 0; i < 4; i++)
         dw_sim_client_close(&s[i].c);
     dw_sim_client_close(&good);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "exit status; stderr:\n%s",
-              dw_sim_err_of(&p));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0), "exit status; stderr:\n%s",
+              dw_sim_err_of(p));
 }
 
 /* ---- --max-frame ------------------------------------------------------------ */
@@ -263,34 +263,29 @@ static void expect_cap(dw_sim_proc *p, size_t cap, const char *when)
 Test(sim_memory, max_frame_caps_every_framing)
 {
     static const char *const args[] = {"--max-frame", "1000", NULL};
-    dw_sim_proc p;
-    char *path = NULL;
-    int rc = dw_sim_proc_serve(&p, "maxframe", memory_script, args, &path);
-    cr_assert(eq(int, rc, DW_OK), "did not start (%s):\n%s", dw_strerror(rc), dw_sim_err_of(&p));
-    expect_cap(&p, 1000, "--max-frame 1000 over the script's 16 MiB");
-    cr_expect(dw_sim_proc_wait_output(&p, 1, "maximum frame of 1000 bytes; closing it", 10000),
-              "the log:\n%s", dw_sim_err_of(&p));
+    dw_sim_proc *p = dw_sim_serve("maxframe", memory_script, args);
+    const char *path = dw_sim_fixture.script;
+    expect_cap(p, 1000, "--max-frame 1000 over the script's 16 MiB");
+    cr_expect(dw_sim_proc_wait_output(p, 1, "maximum frame of 1000 bytes; closing it", 10000),
+              "the log:\n%s", dw_sim_err_of(p));
 
     /* A reloaded script is capped too; a script's smaller max_frame stays. */
-    cr_assert(eq(int, dw_sim_proc_kill(&p, SIGHUP), DW_OK));
-    cr_assert(dw_sim_proc_wait_output(&p, 1, "reloaded", 10000), "stderr:\n%s", dw_sim_err_of(&p));
-    expect_cap(&p, 1000, "after a reload");
+    cr_assert(eq(int, dw_sim_proc_kill(p, SIGHUP), DW_OK));
+    cr_assert(dw_sim_proc_wait_output(p, 1, "reloaded", 10000), "stderr:\n%s", dw_sim_err_of(p));
+    expect_cap(p, 1000, "after a reload");
     rewrite(path, "{\"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\", "
                   "\"max_frame\": 500},\n"
                   " \"rules\": [{\"when\": {\"prefix\": \"BIG\"}, \"reply\": \"ok\"}]}\n");
-    cr_assert(eq(int, dw_sim_proc_kill(&p, SIGHUP), DW_OK));
+    cr_assert(eq(int, dw_sim_proc_kill(p, SIGHUP), DW_OK));
     /* The second "reloaded" line: wait_output pumps the output meanwhile. */
-    for (int i = 0; i < 100 && dw_sim_count(dw_sim_err_of(&p), "reloaded") < 2; i++)
-        dw_sim_proc_wait_output(&p, 1, "(not printed)", 100);
-    cr_assert(eq(sz, dw_sim_count(dw_sim_err_of(&p), "reloaded"), 2), "stderr:\n%s",
-              dw_sim_err_of(&p));
-    expect_cap(&p, 500, "the script's own 500 under --max-frame 1000");
+    for (int i = 0; i < 100 && dw_sim_count(dw_sim_err_of(p), "reloaded") < 2; i++)
+        dw_sim_proc_wait_output(p, 1, "(not printed)", 100);
+    cr_assert(eq(sz, dw_sim_count(dw_sim_err_of(p), "reloaded"), 2), "stderr:\n%s",
+              dw_sim_err_of(p));
+    expect_cap(p, 500, "the script's own 500 under --max-frame 1000");
 
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "exit status; stderr:\n%s",
-              dw_sim_err_of(&p));
-    unlink(path);
-    free(path);
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0), "exit status; stderr:\n%s",
+              dw_sim_err_of(p));
 }
 
 /* Each of `bad` given to `option` is a usage error (exit 2) whose message
@@ -298,8 +293,7 @@ Test(sim_memory, max_frame_caps_every_framing)
 static void refuses_values(const char *option, const char *const *bad, size_t n,
                            const char *expected)
 {
-    char *path = dw_sim_temp_file("values", memory_script);
-    cr_assert(path != NULL);
+    const char *path = dw_sim_fixture_file("values", memory_script);
     for (size_t i = 0; i < n; i++) {
         const char *const args[] = {"--script", path,   "--listen", "127.0.0.1:0",
                                     option,     bad[i], NULL};
@@ -310,8 +304,6 @@ static void refuses_values(const char *option, const char *const *bad, size_t n,
                   "%s '%s': the message:\n%s", option, bad[i], dw_sim_err_of(&p));
         dw_sim_proc_free(&p);
     }
-    unlink(path);
-    free(path);
 }
 
 Test(sim_memory, max_frame_refuses_bad_values_and_fixed_frames_above_it)
@@ -322,10 +314,9 @@ Test(sim_memory, max_frame_refuses_bad_values_and_fixed_frames_above_it)
                    "expected bytes from 1 to 1073741824");
 
     /* A fixed framing longer than the cap could never pass: refused. */
-    char *path =
-        dw_sim_temp_file("maxframe", "{\"framing\": {\"type\": \"fixed\", \"length\": 64},\n"
-                                     " \"rules\": []}\n");
-    cr_assert(path != NULL);
+    const char *path =
+        dw_sim_fixture_file("maxframe", "{\"framing\": {\"type\": \"fixed\", \"length\": 64},\n"
+                                        " \"rules\": []}\n");
     const char *const fixed[] = {"--script",    path, "--listen", "127.0.0.1:0",
                                  "--max-frame", "63", NULL};
     dw_sim_proc p;
@@ -333,8 +324,6 @@ Test(sim_memory, max_frame_refuses_bad_values_and_fixed_frames_above_it)
     cr_expect(strstr(dw_sim_err_of(&p), "fixed length 64 is larger than --max-frame 63") != NULL,
               "%s", dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
-    unlink(path);
-    free(path);
 }
 
 /* ---- --max-buffered --------------------------------------------------------- */
@@ -357,21 +346,19 @@ static void expect_dropped(dw_sim_client *c, const char *who)
 
 Test(sim_memory, max_buffered_closes_the_connection_that_would_pass_it)
 {
-    char *tpath = dw_sim_temp_file("maxbuf", "");
-    cr_assert(tpath != NULL);
+    const char *tpath = dw_sim_fixture_transcript();
     const char *const args[] = {"--max-buffered", "1048576", "--transcript", tpath, NULL};
-    dw_sim_proc p;
-    serve(&p, memory_script, args);
+    dw_sim_proc *p = serve(memory_script, args);
     dw_sim_client good, a, b, c, d;
-    open_client(&good, &p);
+    open_client(&good, p);
     dw_sim_ask_eq(&good, "*IDN?", "ACME,SIM,1,1.0");
 
     /* A sends 700 kB of a frame and stops there: it holds them. */
-    open_client(&a, &p);
+    open_client(&a, p);
     send_bytes(&a, "BIG", 700000, 0);
     sleep_ms(1000); /* the simulator reads them meanwhile */
     /* B's 700 kB would take the total past 1 MiB: B is closed, A is not. */
-    open_client(&b, &p);
+    open_client(&b, p);
     send_bytes(&b, "BIG", 700000, 0);
     expect_dropped(&b, "the client passing the bound");
     dw_sim_ask_eq(&good, "*IDN?", "ACME,SIM,1,1.0");
@@ -383,14 +370,14 @@ Test(sim_memory, max_buffered_closes_the_connection_that_would_pass_it)
     dw_sim_ask_eq(&a, "*IDN?", "ACME,SIM,1,1.0");
 
     /* Handled or closed, their bytes came back: 900 kB fit again. */
-    open_client(&c, &p);
+    open_client(&c, p);
     send_bytes(&c, "BIG", 900000, 1);
     cr_assert(eq(int, dw_sim_client_recv(&c), DW_OK), "C: %s", dw_error_message(&c.err));
     cr_expect(eq(str, (char *)c.reply.data, "ok"));
     dw_sim_ask_eq(&c, "*IDN?", "ACME,SIM,1,1.0");
 
     /* The reply counts too: 600 kB in and the same echoed out pass 1 MiB. */
-    open_client(&d, &p);
+    open_client(&d, p);
     send_bytes(&d, "ECHO", 600000, 1);
     expect_dropped(&d, "the client whose reply passes the bound");
     dw_sim_ask_eq(&good, "*IDN?", "ACME,SIM,1,1.0");
@@ -400,9 +387,9 @@ Test(sim_memory, max_buffered_closes_the_connection_that_would_pass_it)
     dw_sim_client_close(&c);
     dw_sim_client_close(&d);
     dw_sim_client_close(&good);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "exit status; stderr:\n%s",
-              dw_sim_err_of(&p));
-    const char *log = dw_sim_err_of(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0), "exit status; stderr:\n%s",
+              dw_sim_err_of(p));
+    const char *log = dw_sim_err_of(p);
     cr_expect(eq(sz, dw_sim_count(log, "--max-buffered 1048576 reached"), 2),
               "B and D, each logged once:\n%s", log);
     cr_expect(strstr(log, "(reading a request: ") != NULL, "%s", log);
@@ -413,9 +400,6 @@ Test(sim_memory, max_buffered_closes_the_connection_that_would_pass_it)
     cr_expect(eq(sz, dw_sim_count(tr, "\"dir\":\"fault\",\"match\":\"max-buffered\""), 2),
               "transcript:\n%.3000s", tr);
     free(tr);
-    unlink(tpath);
-    free(tpath);
-    dw_sim_proc_free(&p);
 }
 
 Test(sim_memory, max_buffered_refuses_bad_values)
@@ -436,23 +420,21 @@ Test(sim_memory, idle_connections_to_a_regex_script_stay_small, .disabled = !RSS
         " \"rules\": [{\"when\": {\"regex\": \"^MEAS:(.*)\\\\?$\"}, \"reply\": \"$1 1.234\"}]}\n";
     enum { N = 400 };
     const long max_kib_per_conn = 3;
-    dw_sim_proc p;
-    serve(&p, script, NULL);
+    dw_sim_proc *p = serve(script, NULL);
     static dw_sim_client c[N];
-    open_client(&c[0], &p);
+    open_client(&c[0], p);
     dw_sim_ask_eq(&c[0], "MEAS:VOLT?", "VOLT 1.234"); /* the thread's JIT stack, made once */
-    long before = dw_sim_proc_rss_kib(&p);
+    long before = dw_sim_proc_rss_kib(p);
     for (size_t i = 1; i < N; i++) {
-        open_client(&c[i], &p);
+        open_client(&c[i], p);
         dw_sim_ask_eq(&c[i], "MEAS:CURR?", "CURR 1.234");
     }
-    long after = dw_sim_proc_rss_kib(&p);
+    long after = dw_sim_proc_rss_kib(p);
     cr_expect(le(long, after - before, max_kib_per_conn * (N - 1)),
               "RSS %ld -> %ld KiB for %d idle connections: %.1f KiB each (at most %ld)", before,
               after, N - 1, (double)(after - before) / (N - 1), max_kib_per_conn);
     for (size_t i = 0; i < N; i++)
         dw_sim_client_close(&c[i]);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "exit status; stderr:\n%s",
-              dw_sim_err_of(&p));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0), "exit status; stderr:\n%s",
+              dw_sim_err_of(p));
 }

@@ -20,7 +20,10 @@
 #include "http_client.h"
 #include "support.h"
 
-TestSuite(sim_proxy, .timeout = 120);
+/* Each test's device (dw_sim_fixture.peer), proxy or simulator
+ * (dw_sim_fixture.proc) and files are the fixture's: .fini stops and removes
+ * them whatever happened. */
+TestSuite(sim_proxy, .init = dw_sim_fixture_init, .fini = dw_sim_fixture_fini, .timeout = 120);
 
 static const char device_script[] = "{\"rules\": ["
                                     " {\"when\": \"PING\", \"reply\": \"PONG\"},"
@@ -31,40 +34,40 @@ static const char device_script[] = "{\"rules\": ["
                                     " {\"when\": \"BYE\", \"fault\": \"close\"}"
                                     "]}";
 
+/* The device and the proxy of a test: the fixture's. */
 typedef struct rig {
-    dw_sim_proc dev, px;
-    char *faults;
+    dw_sim_proc *dev, *px;
 } rig;
 
-static void device_start(dw_sim_proc *dev)
+/* The device in `dev` (a fixture slot; what ran there is freed first). */
+static dw_sim_proc *device_start(dw_sim_proc *dev)
 {
     char big[1001], text[2048];
     memset(big, 'x', 1000);
     big[1000] = 0;
     snprintf(text, sizeof text, device_script, big);
+    dw_sim_proc_free(dev);
     int rc = dw_sim_proc_serve(dev, "device", text, NULL, NULL);
     cr_assert(eq(int, rc, DW_OK), "device: %s\n%s", dw_strerror(rc), dw_sim_err_of(dev));
+    return dev;
 }
 
 /* The device, and the proxy in front of it with `faults` and the option
  * `opt` with its value `val` (none when NULL). */
 static void rig_start_with(rig *r, const char *faults, const char *opt, const char *val)
 {
-    memset(r, 0, sizeof *r);
-    device_start(&r->dev);
-    r->faults = dw_sim_temp_file("faults", faults);
-    cr_assert(r->faults != NULL);
+    r->dev = device_start(&dw_sim_fixture.peer);
+    const char *path = dw_sim_fixture_file("faults", faults);
     char up[80];
-    snprintf(up, sizeof up, "127.0.0.1:%u", (unsigned)r->dev.port);
-    const char *args[12] = {"--proxy",  "--upstream",  up,  "--script", r->faults,
+    snprintf(up, sizeof up, "127.0.0.1:%u", (unsigned)r->dev->port);
+    const char *args[12] = {"--proxy",  "--upstream",  up,  "--script", path,
                             "--listen", "127.0.0.1:0", NULL};
     if (opt) {
         args[7] = opt;
         args[8] = val;
         args[9] = NULL;
     }
-    int rc = dw_sim_proc_start(&r->px, args, 1, 20000);
-    cr_assert(eq(int, rc, DW_OK), "proxy: %s\n%s", dw_strerror(rc), dw_sim_err_of(&r->px));
+    r->px = dw_sim_start(&dw_sim_fixture.proc, args, "proxy");
 }
 
 /* ... with `seed`, or none when NULL. */
@@ -73,15 +76,11 @@ static void rig_start(rig *r, const char *faults, const char *seed)
     rig_start_with(r, faults, seed ? "--seed" : NULL, seed);
 }
 
+/* The proxy must exit cleanly; .fini stops the device. */
 static void rig_stop(rig *r)
 {
-    int st = dw_sim_proc_stop(&r->px, 10000);
-    cr_assert(eq(int, st, 0), "the proxy exited %d:\n%s", st, dw_sim_err_of(&r->px));
-    dw_sim_proc_free(&r->px);
-    dw_sim_proc_stop(&r->dev, 10000);
-    dw_sim_proc_free(&r->dev);
-    unlink(r->faults);
-    free(r->faults);
+    int st = dw_sim_stop(r->px, 10000, NULL);
+    cr_assert(eq(int, st, 0), "the proxy exited %d:\n%s", st, dw_sim_err_of(r->px));
 }
 
 static long long now_ms(void)
@@ -142,7 +141,7 @@ static const char *ask(int fd, const char *req, char *buf, size_t cap)
 #define PROXIED(faults, seed)                                                                      \
     rig r;                                                                                         \
     rig_start(&r, faults, seed);                                                                   \
-    int fd = client(r.px.port);                                                                    \
+    int fd = client(r.px->port);                                                                   \
     char buf[4096];                                                                                \
     (void)buf;                                                                                     \
     int eof = 0;                                                                                   \
@@ -222,7 +221,7 @@ Test(sim_proxy, close_and_reset)
     cr_assert(eq(sz, (size_t)hear(fd, buf, sizeof buf, 5000, NULL, &eof), 0));
     cr_assert(eq(int, eof, 1), "a close ends the connection");
     close(fd);
-    fd = client(r.px.port);
+    fd = client(r.px->port);
     say(fd, "MEAS?");
     ssize_t n = hear(fd, buf, sizeof buf, 5000, NULL, &eof);
     cr_assert(eq(int, eof, 1));
@@ -310,7 +309,7 @@ Test(sim_proxy, seed_printed_when_not_given)
 {
     rig r;
     rig_start(&r, "{}", NULL);
-    cr_assert(dw_sim_proc_wait_output(&r.px, 1, "--seed ", 5000), "%s", dw_sim_err_of(&r.px));
+    cr_assert(dw_sim_proc_wait_output(r.px, 1, "--seed ", 5000), "%s", dw_sim_err_of(r.px));
     rig_stop(&r);
 }
 
@@ -436,13 +435,13 @@ Test(sim_proxy, control_latency_added_and_removed)
 {
     rig r;
     rig_start_with(&r, "{}", "--control", "127.0.0.1:0");
-    uint16_t cp = dw_test_control_port(&r.px, 10000);
-    cr_assert(cp != 0, "no control line:\n%s", (const char *)r.px.out.data);
+    uint16_t cp = dw_test_control_port(r.px, 10000);
+    cr_assert(cp != 0, "no control line:\n%s", (const char *)r.px->out.data);
     dw_test_http_reply h;
     cr_assert(eq(int, control(cp, "GET", "/devices", NULL, &h), 200));
     cr_assert(strstr(h.body, "\"upstream\"") && strstr(h.body, "\"proxy\""), "%s", h.body);
     dw_test_http_reply_free(&h);
-    cr_assert(round_trip(r.px.port) < 300);
+    cr_assert(round_trip(r.px->port) < 300);
     int st = control(cp, "POST", "/devices/default/faults",
                      "{\"reply\": {\"latency\": {\"ms\": 400}}}", &h);
     cr_assert(eq(int, st, 201), "%s", h.body);
@@ -451,12 +450,12 @@ Test(sim_proxy, control_latency_added_and_removed)
     cr_assert(eq(int, control(cp, "GET", "/devices/default/faults", NULL, &h), 200));
     cr_assert(strstr(h.body, "latency") != NULL, "%s", h.body);
     dw_test_http_reply_free(&h);
-    long long slow = round_trip(r.px.port);
+    long long slow = round_trip(r.px->port);
     cr_assert(slow >= 350, "round trip %lld ms with the latency", slow);
     cr_assert(
         eq(int, control(cp, "DELETE", "/devices/default/faults/reply.latency", NULL, &h), 200));
     dw_test_http_reply_free(&h);
-    cr_assert(round_trip(r.px.port) < 350, "the latency was not removed");
+    cr_assert(round_trip(r.px->port) < 350, "the latency was not removed");
     cr_assert(eq(int, control(cp, "GET", "/devices/default/state", NULL, &h), 404));
     cr_assert(strstr(h.body, "is a proxy") != NULL, "%s", h.body);
     dw_test_http_reply_free(&h);
@@ -472,9 +471,9 @@ Test(sim_proxy, control_disconnect_all)
 {
     rig r;
     rig_start_with(&r, "{}", "--control", "127.0.0.1:0");
-    uint16_t cp = dw_test_control_port(&r.px, 10000);
+    uint16_t cp = dw_test_control_port(r.px, 10000);
     cr_assert(cp != 0);
-    int fd = client(r.px.port), eof = 0;
+    int fd = client(r.px->port), eof = 0;
     char buf[256];
     cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
     dw_test_http_reply h;
@@ -489,7 +488,7 @@ Test(sim_proxy, control_disconnect_all)
 
 Test(sim_proxy, bad_faults_script_is_located)
 {
-    char *path = dw_sim_temp_file(
+    const char *path = dw_sim_fixture_file(
         "badfaults", "{\"network\": {\"reply\": {\"latency\": {\"ms\": 10, \"jiter_ms\": 5}}}}");
     dw_sim_proc p;
     const char *const args[] = {"--validate", path, NULL};
@@ -500,22 +499,18 @@ Test(sim_proxy, bad_faults_script_is_located)
                      "mean \"jitter_ms\"?)") != NULL,
               "%s", dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
-    unlink(path);
-    free(path);
 }
 
 /* ---- a simulator's own network faults ------------------------------------------------- */
 
 Test(sim_proxy, simulator_network_faults)
 {
-    dw_sim_proc sim;
     static const char script[] =
         "{\"rules\": [{\"when\": \"PING\", \"reply\": \"PONG\"}],"
         " \"network\": {\"reply\": {\"latency\": {\"ms\": 150}, \"limit_data\": {\"bytes\": 7}}}}";
     const char *const extra[] = {"--seed", "7", NULL};
-    int rc = dw_sim_proc_serve(&sim, "simnet", script, extra, NULL);
-    cr_assert(eq(int, rc, DW_OK), "%s", dw_sim_err_of(&sim));
-    int fd = client(sim.port);
+    dw_sim_proc *sim = dw_sim_serve("simnet", script, extra);
+    int fd = client(sim->port);
     char buf[64];
     int eof;
     long long t0 = now_ms();
@@ -526,29 +521,25 @@ Test(sim_proxy, simulator_network_faults)
     cr_assert(eq(str, buf, "PO"), "7 bytes in all");
     cr_assert(eq(int, eof, 1));
     close(fd);
-    cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0), "%s", dw_sim_err_of(&sim));
-    cr_assert(strstr((const char *)sim.out.data, "requests: 2") != NULL, "%s",
-              (const char *)sim.out.data);
-    dw_sim_proc_free(&sim);
+    cr_assert(eq(int, dw_sim_stop(sim, 10000, NULL), 0), "%s", dw_sim_err_of(sim));
+    cr_assert(strstr((const char *)sim->out.data, "requests: 2") != NULL, "%s",
+              (const char *)sim->out.data);
 }
 
 /* The duplicated answers of a simulator whose rule duplicates with
  * probability 0.5, over 30 requests. */
 static void sim_duplicate_pattern(const char *seed, char *out)
 {
-    dw_sim_proc sim;
     static const char script[] =
         "{\"rules\": [{\"when\": \"PING\", \"reply\": \"PONG\", \"fault\": "
         "\"duplicate\", \"probability\": 0.5},"
         " {\"when\": \"MARK\", \"reply\": \"END\"}]}";
     const char *const extra[] = {"--seed", seed, NULL};
-    int rc = dw_sim_proc_serve(&sim, "simprob", script, extra, NULL);
-    cr_assert(eq(int, rc, DW_OK), "%s", dw_sim_err_of(&sim));
-    int fd = client(sim.port);
+    dw_sim_proc *sim = dw_sim_serve("simprob", script, extra);
+    int fd = client(sim->port);
     duplicates_seen(fd, out);
     close(fd);
-    cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0), "%s", dw_sim_err_of(&sim));
-    dw_sim_proc_free(&sim);
+    cr_assert(eq(int, dw_sim_stop(sim, 10000, NULL), 0), "%s", dw_sim_err_of(sim));
 }
 
 Test(sim_proxy, simulator_rule_probability_repeats_with_seed)
@@ -572,32 +563,26 @@ static void sim_random_answers(const char *seed, int reload, char *out)
         " \"default\": 10, \"format\": \"%.6f\", \"noise\": {\"amplitude\": 1}}},"
         " \"rules\": [{\"when\": \"RND\", \"reply\": {\"lua\": \"math.random(1,1000000)\"}}]}";
     const char *const extra[] = {"--seed", seed, NULL};
-    dw_sim_proc sim;
-    char *path = NULL; /* kept for the reload */
-    int rc = dw_sim_proc_serve(&sim, "simrand", script, extra, &path);
-    cr_assert(eq(int, rc, DW_OK), "%s", dw_sim_err_of(&sim));
+    dw_sim_proc *sim = dw_sim_serve("simrand", script, extra); /* its file kept for the reload */
     dw_sim_client c;
     cr_assert(eq(int,
-                 dw_sim_client_open(&c, sim.port,
+                 dw_sim_client_open(&c, sim->port,
                                     dw_sentinel_marshaller_new((const uint8_t *)"\n", 1), 10000),
                  DW_OK));
     if (reload) { /* draws before the reload, then from the seed again */
         cr_assert(dw_sim_client_ask(&c, "RND") != NULL);
-        cr_assert(eq(int, dw_sim_proc_kill(&sim, SIGHUP), 0));
-        cr_assert(dw_sim_proc_wait_output(&sim, 1, "reloaded", 10000), "%s", dw_sim_err_of(&sim));
+        cr_assert(eq(int, dw_sim_proc_kill(sim, SIGHUP), 0));
+        cr_assert(dw_sim_proc_wait_output(sim, 1, "reloaded", 10000), "%s", dw_sim_err_of(sim));
     }
     out[0] = '\0';
     for (int i = 0; i < 10; i++) {
         const char *r = dw_sim_client_ask(&c, i % 2 ? "RND" : "R?");
-        cr_assert(r != NULL, "%s: %s", dw_error_message(&c.err), dw_sim_err_of(&sim));
+        cr_assert(r != NULL, "%s: %s", dw_error_message(&c.err), dw_sim_err_of(sim));
         strncat(out, r, 511 - strlen(out));
         strncat(out, " ", 511 - strlen(out));
     }
     dw_sim_client_close(&c);
-    cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0), "%s", dw_sim_err_of(&sim));
-    dw_sim_proc_free(&sim);
-    unlink(path);
-    free(path);
+    cr_assert(eq(int, dw_sim_stop(sim, 10000, NULL), 0), "%s", dw_sim_err_of(sim));
 }
 
 Test(sim_proxy, simulator_seed_repeats_noise_and_lua_random)
@@ -635,8 +620,7 @@ Test(sim_proxy, simulator_refuses_reply_rules)
 
 Test(sim_proxy, faults_added_and_removed_at_run_time)
 {
-    dw_sim_proc dev;
-    device_start(&dev);
+    dw_sim_proc *dev = device_start(&dw_sim_fixture.peer);
     dw_sim_loop *loop = NULL;
     dw_error err;
     dw_error_clear(&err);
@@ -647,7 +631,7 @@ Test(sim_proxy, faults_added_and_removed_at_run_time)
     dw_sim_proxy_options_init(&o);
     o.host = "127.0.0.1";
     o.upstream_host = "127.0.0.1";
-    o.upstream_port = dev.port;
+    o.upstream_port = dev->port;
     o.loop = loop;
     o.seed = 1;
     dw_sim_proxy *px = NULL;
@@ -702,33 +686,30 @@ Test(sim_proxy, faults_added_and_removed_at_run_time)
     dw_sim_loop_stop(loop);
     dw_sim_proxy_free(px);
     dw_sim_loop_free(loop);
-    dw_sim_proc_stop(&dev, 10000);
-    dw_sim_proc_free(&dev);
 }
 
 /* A Telnet console through the proxy: the proxy speaks Telnet with each
  * side, a reply rule rewrites one answer, the prompt passes as it comes. */
 Test(sim_proxy, telnet_console_reply_rewritten)
 {
-    dw_sim_proc dev, px;
     const char *const dargs[] = {"--script", DW_SOURCE_DIR "/sim/examples/console.json", "--listen",
                                  "127.0.0.1:0", NULL};
-    cr_assert(eq(int, dw_sim_proc_start(&dev, dargs, 1, 20000), DW_OK), "%s", dw_sim_err_of(&dev));
-    char *faults = dw_sim_temp_file(
+    dw_sim_proc *dev = dw_sim_start(&dw_sim_fixture.peer, dargs, "the console");
+    const char *faults = dw_sim_fixture_file(
         "telnet-faults",
         "{\"transport\": \"telnet\", \"framing\": {\"type\": \"sentinel\", \"sentinel\": "
         "\"\\r\\n\"}, \"prompt\": \"sc200> \", \"rules\": [{\"direction\": \"reply\", \"when\": "
         "{\"prefix\": \"SC-200 firmware\"}, \"reply\": \"firmware hidden\"}]}");
     char up[80];
-    snprintf(up, sizeof up, "127.0.0.1:%u", (unsigned)dev.port);
+    snprintf(up, sizeof up, "127.0.0.1:%u", (unsigned)dev->port);
     const char *const pargs[] = {"--proxy",  "--upstream",  up,       "--script", faults,
                                  "--listen", "127.0.0.1:0", "--seed", "1",        NULL};
-    cr_assert(eq(int, dw_sim_proc_start(&px, pargs, 1, 20000), DW_OK), "%s", dw_sim_err_of(&px));
+    dw_sim_proc *px = dw_sim_start(&dw_sim_fixture.proc, pargs, "the proxy");
 
     dw_telnet_client_options o;
     dw_telnet_client_options_init(&o);
     o.tcp.host = "127.0.0.1";
-    o.tcp.port = px.port;
+    o.tcp.port = px->port;
     o.tcp.timeout_ms = 5000;
     o.banner = DW_TELNET_BANNER_PROMPT;
     o.banner_prompt = (const uint8_t *)"sc200> ";
@@ -769,31 +750,21 @@ Test(sim_proxy, telnet_console_reply_rewritten)
     dw_marshaller_free(m);
     dw_session_close(s);
     dw_client_free(c);
-    cr_assert(eq(int, dw_sim_proc_stop(&px, 10000), 0), "%s", dw_sim_err_of(&px));
-    dw_sim_proc_free(&px);
-    dw_sim_proc_stop(&dev, 10000);
-    dw_sim_proc_free(&dev);
-    unlink(faults);
-    free(faults);
+    cr_assert(eq(int, dw_sim_stop(px, 10000, NULL), 0), "%s", dw_sim_err_of(px));
 }
 
 Test(sim_proxy, simulator_prints_its_seed_when_a_rule_draws)
 {
-    dw_sim_proc sim;
-    int rc = dw_sim_proc_serve(&sim, "simseed",
-                               "{\"rules\": [{\"when\": \"PING\", \"reply\": \"PONG\", \"delay\": "
-                               "{\"distribution\": \"uniform\", \"min_ms\": 1, \"max_ms\": 2}}]}",
-                               NULL, NULL);
-    cr_assert(eq(int, rc, DW_OK), "%s", dw_sim_err_of(&sim));
-    cr_assert(
-        dw_sim_proc_wait_output(&sim, 1, "(repeat this run's random draws with --seed ", 5000),
-        "%s", dw_sim_err_of(&sim));
-    cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0));
-    dw_sim_proc_free(&sim);
-    rc = dw_sim_proc_serve(&sim, "simnoseed", "{\"rules\": [{\"when\": \"PING\"}]}", NULL, NULL);
-    cr_assert(eq(int, rc, DW_OK), "%s", dw_sim_err_of(&sim));
-    cr_assert(eq(int, dw_sim_proc_stop(&sim, 10000), 0));
-    cr_assert(strstr(dw_sim_err_of(&sim), "seed") == NULL, "nothing random, no seed: %s",
-              dw_sim_err_of(&sim));
-    dw_sim_proc_free(&sim);
+    dw_sim_proc *sim =
+        dw_sim_serve("simseed",
+                     "{\"rules\": [{\"when\": \"PING\", \"reply\": \"PONG\", \"delay\": "
+                     "{\"distribution\": \"uniform\", \"min_ms\": 1, \"max_ms\": 2}}]}",
+                     NULL);
+    cr_assert(dw_sim_proc_wait_output(sim, 1, "(repeat this run's random draws with --seed ", 5000),
+              "%s", dw_sim_err_of(sim));
+    cr_assert(eq(int, dw_sim_stop(sim, 10000, NULL), 0));
+    sim = dw_sim_serve("simnoseed", "{\"rules\": [{\"when\": \"PING\"}]}", NULL);
+    cr_assert(eq(int, dw_sim_stop(sim, 10000, NULL), 0));
+    cr_assert(strstr(dw_sim_err_of(sim), "seed") == NULL, "nothing random, no seed: %s",
+              dw_sim_err_of(sim));
 }

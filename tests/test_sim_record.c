@@ -21,37 +21,30 @@
 #include "http_client.h"
 #include "support.h"
 
-TestSuite(sim_record, .timeout = 120);
+/* Each test's device, then its replay (dw_sim_fixture.peer), its recorder
+ * (dw_sim_fixture.proc) and its files are the fixture's: .fini stops and
+ * removes them whatever happened. */
+TestSuite(sim_record, .init = dw_sim_fixture_init, .fini = dw_sim_fixture_fini, .timeout = 120);
 
 #define EXAMPLES DW_SOURCE_DIR "/sim/examples"
 
 /* ---- processes ---------------------------------------------------------------- */
 
-static void start(dw_sim_proc *p, const char *const *args, const char *what)
+/* The device: `script` served on port 0 (over TCP when tcp_override) in
+ * `slot` of the fixture. */
+static dw_sim_proc *device_start(dw_sim_proc *slot, const char *script, int tcp_override)
 {
-    int rc = dw_sim_proc_start(p, args, 1, 20000);
-    cr_assert(eq(int, rc, DW_OK), "%s did not start (%s):\n%s", what, dw_strerror(rc),
-              dw_sim_err_of(p));
-}
-
-/* The device: `script` served on port 0 (over TCP when tcp_override). */
-static void device_start(dw_sim_proc *dev, const char *script, int tcp_override, char **bench)
-{
-    *bench = NULL;
     if (!tcp_override) {
         const char *const args[] = {"--script", script, "--listen", "127.0.0.1:0", NULL};
-        start(dev, args, script);
-        return;
+        return dw_sim_start(slot, args, script);
     }
     char text[1024];
     snprintf(text, sizeof text,
              "[{\"name\": \"dev\", \"script\": \"%s\", \"listen\": \"127.0.0.1:0\", "
              "\"transport\": \"tcp\"}]",
              script);
-    *bench = dw_sim_temp_file("bench", text);
-    cr_assert(bench[0] != NULL);
-    const char *const args[] = {"--bench", *bench, NULL};
-    start(dev, args, script);
+    const char *const args[] = {"--bench", dw_sim_fixture_file("bench", text), NULL};
+    return dw_sim_start(slot, args, script);
 }
 
 static char *addr_of(const dw_sim_proc *p)
@@ -61,9 +54,9 @@ static char *addr_of(const dw_sim_proc *p)
     return a;
 }
 
-/* The recorder in front of dev, framed as `base`. */
-static void recorder_start(dw_sim_proc *rec, const dw_sim_proc *dev, const char *base,
-                           const char *out, const char *extra)
+/* The recorder in front of dev, framed as `base`, in dw_sim_fixture.proc. */
+static dw_sim_proc *recorder_start(const dw_sim_proc *dev, const char *base, const char *out,
+                                   const char *extra)
 {
     char *up = addr_of(dev);
     const char *args[16] = {"--record", "--upstream", up,         "--script",   base,
@@ -74,15 +67,15 @@ static void recorder_start(dw_sim_proc *rec, const dw_sim_proc *dev, const char 
     if (extra && strcmp(extra, "--control") == 0)
         args[n++] = "127.0.0.1:0";
     args[n] = NULL;
-    start(rec, args, "the recorder");
+    dw_sim_proc *rec = dw_sim_start(&dw_sim_fixture.proc, args, "the recorder");
     free(up);
+    return rec;
 }
 
 /* POST /record/stop: the recording is written and the recorder exits. */
 static void stop_by_control(dw_sim_proc *rec, const char *out)
 {
-    uint16_t cp = dw_test_control_port(rec, 10000);
-    cr_assert(cp != 0, "no control line:\n%s", (const char *)rec->out.data);
+    uint16_t cp = dw_sim_control_of(rec, 10000);
     dw_test_http_reply h;
     int st = dw_test_http(cp, "POST", "/record/stop", NULL, "", 0, 10000, &h);
     cr_assert(eq(int, st, 200), "%d %s %s", st, h.error, h.body ? h.body : "");
@@ -95,7 +88,7 @@ static void stop_by_control(dw_sim_proc *rec, const char *out)
 /* Stop the recorder and check its script. */
 static void recorder_finish(dw_sim_proc *rec, const char *out)
 {
-    int st = dw_sim_proc_stop(rec, 20000);
+    int st = dw_sim_stop(rec, 20000, NULL);
     cr_assert(eq(int, st, 0), "the recorder exited %d:\n%s", st, dw_sim_err_of(rec));
     cr_assert(strstr((const char *)rec->out.data, "recorded ") != NULL, "%s",
               (const char *)rec->out.data);
@@ -225,34 +218,25 @@ static void converse(const conversation *cv, uint16_t port, dw_buf *log)
 static void record_and_replay_seen(const char *script, int tcp_override, conversation *cv,
                                    const char *extra, dw_buf *seen)
 {
-    dw_sim_proc dev, rec, rep;
-    char *bench = NULL;
-    char *out = dw_sim_temp_file("recorded", "");
-    cr_assert(out != NULL);
-    device_start(&dev, script, tcp_override, &bench);
-    char *base = NULL;
-    if (tcp_override) { /* the base: the example's framing over TCP */
-        base = dw_sim_temp_file("base", "{\"transport\": \"tcp\", \"framing\": {\"type\": "
-                                        "\"sentinel\", \"sentinel\": \"\\n\"}}");
-        cr_assert(base != NULL);
-    }
-    recorder_start(&rec, &dev, base ? base : script, out, extra);
+    const char *out = dw_sim_fixture_file("recorded", "");
+    dw_sim_proc *dev = device_start(&dw_sim_fixture.peer, script, tcp_override);
+    const char *base = NULL;
+    if (tcp_override) /* the base: the example's framing over TCP */
+        base = dw_sim_fixture_file("base", "{\"transport\": \"tcp\", \"framing\": {\"type\": "
+                                           "\"sentinel\", \"sentinel\": \"\\n\"}}");
+    dw_sim_proc *rec = recorder_start(dev, base ? base : script, out, extra);
     dw_buf recorded = DW_BUF_INIT, replayed = DW_BUF_INIT;
-    converse(cv, rec.port, &recorded);
+    converse(cv, rec->port, &recorded);
     if (extra && strcmp(extra, "--control") == 0)
-        stop_by_control(&rec, out);
-    recorder_finish(&rec, out);
+        stop_by_control(rec, out);
+    recorder_finish(rec, out);
 
+    /* The replay takes the device's place. */
     const char *const args[] = {"--script", out, "--listen", "127.0.0.1:0", NULL};
-    if (tcp_override) { /* replayed over TCP too */
-        dw_sim_proc_free(&dev);
-        unlink(bench);
-        free(bench);
-        device_start(&rep, out, 1, &bench);
-    } else {
-        start(&rep, args, "the replay");
-    }
-    converse(cv, rep.port, &replayed);
+    dw_sim_proc *rep = tcp_override /* replayed over TCP too */
+                           ? device_start(&dw_sim_fixture.peer, out, 1)
+                           : dw_sim_start(&dw_sim_fixture.peer, args, "the replay");
+    converse(cv, rep->port, &replayed);
     dw_buf_nul_terminate(&recorded);
     dw_buf_nul_terminate(&replayed);
     char *text = dw_sim_read_file(out, NULL);
@@ -267,20 +251,6 @@ static void record_and_replay_seen(const char *script, int tcp_override, convers
         dw_buf_append(seen, recorded.data, recorded.len);
     dw_buf_free(&recorded);
     dw_buf_free(&replayed);
-    dw_sim_proc_stop(&rep, 10000);
-    dw_sim_proc_free(&rep);
-    dw_sim_proc_free(&rec);
-    dw_sim_proc_free(&dev);
-    unlink(out);
-    free(out);
-    if (bench) {
-        unlink(bench);
-        free(bench);
-    }
-    if (base) {
-        unlink(base);
-        free(base);
-    }
     dw_marshaller_free(cv->req_m);
     dw_marshaller_free(cv->resp_m);
 }
@@ -408,8 +378,7 @@ Test(sim_record, length_prefixed_binary_device)
         "   \"reply\": {\"frames\": [{\"hex\": \"82 00 0a 0d\"}, {\"hex\": \"\"}]}},"
         "  {\"when\": {\"hex\": \"03\"}, \"reply\": {\"base64\": \"JHt4fSQk\"}}"
         " ]}";
-    char *path = dw_sim_temp_file("lp", script);
-    cr_assert(path != NULL);
+    const char *path = dw_sim_fixture_file("lp", script);
     static const ask asks[] = {{"01", 1, 1}, {"02 00 ff", 2, 1}, {"01", 1, 1},
                                {"03", 1, 1}, {"04", 0, 1},       {"01", 1, 1}};
     conversation cv = {asks,
@@ -421,8 +390,6 @@ Test(sim_record, length_prefixed_binary_device)
                        dw_length_prefixed_marshaller_new(2, DW_LITTLE_ENDIAN),
                        dw_length_prefixed_marshaller_new(2, DW_LITTLE_ENDIAN)};
     record_and_replay(path, 0, &cv, NULL);
-    unlink(path);
-    free(path);
 }
 
 Test(sim_record, relay_as_steps)
@@ -452,32 +419,13 @@ static const char exact_script[] =
 static const char exact_requests[] = "A\nB\nC\n";
 static const char exact_replies[] = "alpha\nb1\nb2\n\x00\xff\x01\n";
 
-/* A device and the recorder in front of it. */
-typedef struct rig {
-    dw_sim_proc dev, rec;
-    char *script, *out;
-} rig;
-
-static void rig_start(rig *r)
+/* A device serving exact_script and the recorder in front of it, in the
+ * fixture: the recorder; *out gets the recording's file. */
+static dw_sim_proc *rig_start(const char **out)
 {
-    memset(r, 0, sizeof *r);
-    r->script = dw_sim_temp_file("exact", exact_script);
-    r->out = dw_sim_temp_file("exact-rec", "");
-    cr_assert(r->script && r->out);
-    char *bench = NULL;
-    device_start(&r->dev, r->script, 0, &bench);
-    recorder_start(&r->rec, &r->dev, r->script, r->out, NULL);
-}
-
-static void rig_stop(rig *r)
-{
-    recorder_finish(&r->rec, r->out);
-    dw_sim_proc_free(&r->rec);
-    dw_sim_proc_free(&r->dev);
-    unlink(r->script);
-    unlink(r->out);
-    free(r->script);
-    free(r->out);
+    const char *script = dw_sim_fixture_file("exact", exact_script);
+    *out = dw_sim_fixture_file("exact-rec", "");
+    return recorder_start(device_start(&dw_sim_fixture.peer, script, 0), script, *out, NULL);
 }
 
 /* Read exactly n bytes (or fail after 10 s). */
@@ -518,12 +466,12 @@ static void exact_exchange(uint16_t port, size_t cut)
 
 Test(sim_record, bytes_pass_unchanged_at_every_split)
 {
-    rig r;
-    rig_start(&r);
+    const char *out;
+    dw_sim_proc *rec = rig_start(&out);
     for (size_t cut = 0; cut <= sizeof exact_requests - 1; cut++)
-        exact_exchange(r.rec.port, cut); /* cut 0: pipelined, all at once */
-    exact_exchange(r.rec.port, SIZE_MAX);
-    rig_stop(&r);
+        exact_exchange(rec->port, cut); /* cut 0: pipelined, all at once */
+    exact_exchange(rec->port, SIZE_MAX);
+    recorder_finish(rec, out);
 }
 
 /* Send a request; what comes back: 0 (EOF), -errno, or 1 (bytes or nothing). */
@@ -545,12 +493,12 @@ static int outcome_of(uint16_t port, const char *req, int wait_ms)
 
 Test(sim_record, close_reset_and_silence_pass_through)
 {
-    rig r;
-    rig_start(&r);
-    cr_assert(eq(int, outcome_of(r.rec.port, "BYE\n", 10000), 0), "a close is a close");
-    cr_assert(eq(int, outcome_of(r.rec.port, "RST\n", 10000), -ECONNRESET), "a reset is a reset");
-    cr_assert(eq(int, outcome_of(r.rec.port, "HANG\n", 300), 1), "silence stays silence");
-    rig_stop(&r);
+    const char *out;
+    dw_sim_proc *rec = rig_start(&out);
+    cr_assert(eq(int, outcome_of(rec->port, "BYE\n", 10000), 0), "a close is a close");
+    cr_assert(eq(int, outcome_of(rec->port, "RST\n", 10000), -ECONNRESET), "a reset is a reset");
+    cr_assert(eq(int, outcome_of(rec->port, "HANG\n", 300), 1), "silence stays silence");
+    recorder_finish(rec, out);
 }
 
 /* Read from fd until `line` (a whole line) arrives: 1, or 0 after
@@ -584,13 +532,10 @@ Test(sim_record, unsolicited_frames_become_periodic)
 {
     static const char script[] = "{\"rules\": [{\"when\": \"X\", \"reply\": \"x\"}],"
                                  " \"periodic\": [{\"every_ms\": 800, \"send\": \"HB $$1\"}]}";
-    char *path = dw_sim_temp_file("periodic", script);
-    char *out = dw_sim_temp_file("periodic-rec", "");
-    dw_sim_proc dev, rec;
-    char *bench = NULL;
-    device_start(&dev, path, 0, &bench);
-    recorder_start(&rec, &dev, path, out, NULL);
-    int fd = dw_sim_raw_connect(rec.port, 0);
+    const char *path = dw_sim_fixture_file("periodic", script);
+    const char *out = dw_sim_fixture_file("periodic-rec", "");
+    dw_sim_proc *rec = recorder_start(device_start(&dw_sim_fixture.peer, path, 0), path, out, NULL);
+    int fd = dw_sim_raw_connect(rec->port, 0);
     cr_assert(fd >= 0);
     /* Ask right after a heartbeat, so that the answer and the next one are
      * far apart however slow the machine (a heartbeat within the reply gap
@@ -600,7 +545,7 @@ Test(sim_record, unsolicited_frames_become_periodic)
     cr_assert(read_line_within(fd, "x\n", 10000), "the answer");
     usleep(2500 * 1000);
     close(fd);
-    recorder_finish(&rec, out);
+    recorder_finish(rec, out);
     char *text = dw_sim_read_file(out, NULL);
     const char *per = strstr(text, "\"periodic\"");
     cr_assert(per != NULL, "%s", text);
@@ -611,10 +556,4 @@ Test(sim_record, unsolicited_frames_become_periodic)
     cr_assert(strstr(per, "\"send\": \"HB $$1\"") != NULL, "%s", text);
     cr_assert(strstr(text, "{\"when\": \"X\", \"reply\": \"x\"}") != NULL, "%s", text);
     free(text);
-    dw_sim_proc_free(&rec);
-    dw_sim_proc_free(&dev);
-    unlink(path);
-    unlink(out);
-    free(path);
-    free(out);
 }

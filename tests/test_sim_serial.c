@@ -19,7 +19,9 @@
 
 #include "sim_fixture.h"
 
-TestSuite(sim_serial, .timeout = 60);
+/* Each test's simulator and files are dw_sim_fixture's: .fini stops and
+ * removes them whatever happened. */
+TestSuite(sim_serial, .init = dw_sim_fixture_init, .fini = dw_sim_fixture_fini, .timeout = 60);
 
 static const char *PSU = "{\"transport\": \"serial\", \"state\": {\"v\": \"0\"},\n"
                          " \"rules\": [\n"
@@ -31,20 +33,20 @@ static const char *PSU = "{\"transport\": \"serial\", \"state\": {\"v\": \"0\"},
                          " \"split_delay_ms\": 20}\n"
                          " ]}\n";
 
-/* Serve `script` on a serial line (extra args may be NULL); *path gets the
- * script's file (caller unlinks and frees). */
-static void serve(dw_sim_proc *p, const char *script, const char *const *extra, char **path)
+/* Serve `script` (the fixture's script file) on a serial line in the
+ * fixture (extra args may be NULL): the simulator. */
+static dw_sim_proc *serve(const char *script, const char *const *extra)
 {
-    *path = dw_sim_temp_file("serial", script);
-    cr_assert(path[0] != NULL);
-    const char *args[16] = {"--script", *path};
+    dw_sim_fixture.script = dw_sim_temp_file("serial", script);
+    cr_assert(dw_sim_fixture.script != NULL);
+    const char *args[16] = {"--script", dw_sim_fixture.script};
     size_t n = 2;
     for (size_t i = 0; extra && extra[i] && n < 15; i++)
         args[n++] = extra[i];
     args[n] = NULL;
-    int rc = dw_sim_proc_start(p, args, 1, 10000);
-    cr_assert(eq(int, rc, DW_OK), "start: %s\n%s", dw_strerror(rc), dw_sim_err_of(p));
+    dw_sim_proc *p = dw_sim_start(&dw_sim_fixture.proc, args, "the serial device");
     cr_assert(strncmp(p->tty, "/dev/pts/", 9) == 0, "readiness line: %s", dw_sim_out_of(p));
+    return p;
 }
 
 /* Open the port as a driver does: raw, no controlling terminal. */
@@ -88,37 +90,24 @@ static char *get_line(int fd, char *buf, size_t cap, int timeout_ms)
     return buf;
 }
 
-static void stop(dw_sim_proc *p, char *path)
-{
-    dw_sim_proc_stop(p, 10000);
-    dw_sim_proc_free(p);
-    unlink(path);
-    free(path);
-}
-
 Test(sim_serial, identifies_itself_over_the_port)
 {
-    dw_sim_proc p;
-    char *path, line[256];
-    serve(&p, PSU, NULL, &path);
-    int fd = open_port(p.tty);
+    char line[256];
+    dw_sim_proc *p = serve(PSU, NULL);
+    int fd = open_port(p->tty);
     put(fd, "*IDN?\n");
     cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "ACME,PS-30,0042,2.1"));
     close(fd);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    cr_expect(strstr(dw_sim_out_of(&p), "connections: 1\n") != NULL, "%s", dw_sim_out_of(&p));
-    cr_expect(strstr(dw_sim_out_of(&p), "requests: 1\n") != NULL, "%s", dw_sim_out_of(&p));
-    dw_sim_proc_free(&p);
-    unlink(path);
-    free(path);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
+    cr_expect(strstr(dw_sim_out_of(p), "connections: 1\n") != NULL, "%s", dw_sim_out_of(p));
+    cr_expect(strstr(dw_sim_out_of(p), "requests: 1\n") != NULL, "%s", dw_sim_out_of(p));
 }
 
 Test(sim_serial, pipelined_and_byte_by_byte_requests)
 {
-    dw_sim_proc p;
-    char *path, line[256];
-    serve(&p, PSU, NULL, &path);
-    int fd = open_port(p.tty);
+    char line[256];
+    dw_sim_proc *p = serve(PSU, NULL);
+    int fd = open_port(p->tty);
     put(fd, "VOLT 7.5\nVOLT?\n*IDN?\nVOLT?\n");
     cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "7.5"));
     cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "ACME,PS-30,0042,2.1"));
@@ -130,56 +119,48 @@ Test(sim_serial, pipelined_and_byte_by_byte_requests)
     }
     cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "ACME,PS-30,0042,2.1"));
     close(fd);
-    stop(&p, path);
 }
 
 /* The port closed and opened again is the same line: the device kept its
  * state, as an instrument does across a driver's reconnect. */
 Test(sim_serial, reopened_port_finds_the_same_device)
 {
-    dw_sim_proc p;
-    char *path, line[256];
-    serve(&p, PSU, NULL, &path);
-    int fd = open_port(p.tty);
+    char line[256];
+    dw_sim_proc *p = serve(PSU, NULL);
+    int fd = open_port(p->tty);
     put(fd, "VOLT 12.5\n*IDN?\n");
     cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "ACME,PS-30,0042,2.1"));
     close(fd);
     for (int i = 0; i < 3; i++) {
-        fd = open_port(p.tty);
+        fd = open_port(p->tty);
         put(fd, "VOLT?\n");
         cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "12.5"), "reopen %d", i);
         close(fd);
     }
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0), "%s", dw_sim_err_of(&p));
-    cr_expect(strstr(dw_sim_out_of(&p), "requests: 5\n") != NULL, "%s", dw_sim_out_of(&p));
-    dw_sim_proc_free(&p);
-    unlink(path);
-    free(path);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0), "%s", dw_sim_err_of(p));
+    cr_expect(strstr(dw_sim_out_of(p), "requests: 5\n") != NULL, "%s", dw_sim_out_of(p));
 }
 
 /* "close" has no connection to end on a line: nothing is written and the
  * device answers the next request; a split reply arrives whole. */
 Test(sim_serial, close_fault_answers_nothing_and_the_line_goes_on)
 {
-    dw_sim_proc p;
-    char *path, line[256];
-    char *tr = dw_sim_temp_file("serial-transcript", "");
+    char line[256];
+    const char *tr = dw_sim_fixture_transcript();
     const char *const extra[] = {"--transcript", tr, NULL};
-    serve(&p, PSU, extra, &path);
-    int fd = open_port(p.tty);
+    dw_sim_proc *p = serve(PSU, extra);
+    int fd = open_port(p->tty);
     put(fd, "SHUTDOWN\n*IDN?\nWAVE?\n");
     cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "ACME,PS-30,0042,2.1"));
     cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "0123456789"));
     close(fd);
-    stop(&p, path);
+    dw_sim_stop(p, 10000, NULL);
     char *t = dw_sim_read_file(tr, NULL);
     cr_assert(t != NULL);
     cr_expect(strstr(t, "\"dir\":\"fault\",\"match\":\"close\"") != NULL, "%s", t);
     cr_expect(strstr(t, "\"dir\":\"open\",\"peer\":\"/dev/") != NULL, "%s", t);
     cr_expect(strstr(t, "\"dir\":\"close\",\"peer\":\"/dev/") != NULL, "%s", t);
     free(t);
-    unlink(tr);
-    free(tr);
 }
 
 static void link_name(char *buf, size_t cap, const char *tag)
@@ -193,25 +174,20 @@ Test(sim_serial, link_names_the_port_and_goes_at_exit)
     char link[PATH_MAX], line[256];
     link_name(link, sizeof link, "link");
     cr_assert(eq(int, symlink("/nonexistent", link), 0)); /* a stale link: replaced */
-    dw_sim_proc p;
-    char *path;
     const char *const extra[] = {"--link", link, NULL};
-    serve(&p, PSU, extra, &path);
+    dw_sim_proc *p = serve(PSU, extra);
     char target[PATH_MAX];
     ssize_t n = readlink(link, target, sizeof target - 1);
     cr_assert(n > 0, "readlink %s: %s", link, strerror(errno));
     target[n] = 0;
-    cr_expect(eq(str, target, p.tty));
+    cr_expect(eq(str, target, p->tty));
     int fd = open_port(link);
     put(fd, "*IDN?\n");
     cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "ACME,PS-30,0042,2.1"));
     close(fd);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
     struct stat st;
     cr_expect(lstat(link, &st) != 0 && errno == ENOENT, "%s is still there", link);
-    dw_sim_proc_free(&p);
-    unlink(path);
-    free(path);
 }
 
 Test(sim_serial, link_over_a_file_is_refused)
@@ -222,7 +198,7 @@ Test(sim_serial, link_over_a_file_is_refused)
     cr_assert(f != NULL);
     fputs("keep me\n", f);
     fclose(f);
-    char *path = dw_sim_temp_file("serial", PSU);
+    const char *path = dw_sim_fixture_file("serial", PSU);
     const char *const args[] = {"--script", path, "--link", link, NULL};
     dw_sim_proc p;
     cr_expect(eq(int, dw_sim_proc_run(&p, args, 10000), 3));
@@ -234,8 +210,6 @@ Test(sim_serial, link_over_a_file_is_refused)
     free(kept);
     dw_sim_proc_free(&p);
     unlink(link);
-    unlink(path);
-    free(path);
 }
 
 static double now_s(void)
@@ -257,10 +231,8 @@ Test(sim_serial, baud_paces_a_long_reply)
              "{\"transport\": \"serial\", \"baud\": 9600, "
              "\"rules\": [{\"when\": \"DATA?\", \"reply\": \"%s\"}]}",
              reply);
-    dw_sim_proc p;
-    char *path;
-    serve(&p, script, NULL, &path);
-    int fd = open_port(p.tty);
+    dw_sim_proc *p = serve(script, NULL);
+    int fd = open_port(p->tty);
     static char line[2048];
     double t0 = now_s();
     put(fd, "DATA?\n");
@@ -269,15 +241,13 @@ Test(sim_serial, baud_paces_a_long_reply)
     cr_expect(eq(sz, strlen(line), sizeof reply - 1));
     cr_expect(took >= 0.5, "960 bytes at 9600 baud took %.3f s", took);
     close(fd);
-    stop(&p, path);
 }
 
 /* Run --validate (or a bench) on `text`: the message must hold `want`
  * after the file name. */
 static void expect_refused(const char *text, const char *const *args_after, const char *want)
 {
-    char *path = dw_sim_temp_file("serial-bad", text);
-    cr_assert(path != NULL);
+    const char *path = dw_sim_fixture_file("serial-bad", text);
     const char *args[8] = {args_after[0], path, args_after[1], NULL};
     dw_sim_proc p;
     cr_expect(eq(int, dw_sim_proc_run(&p, args, 10000), 2), "%s: %s", text, dw_sim_err_of(&p));
@@ -286,8 +256,6 @@ static void expect_refused(const char *text, const char *const *args_after, cons
     cr_expect(strstr(dw_sim_err_of(&p), expected) != NULL, "expected \"%s\" in:\n%s", expected,
               dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
-    unlink(path);
-    free(path);
 }
 
 Test(sim_serial, bad_baud_and_link_are_located)
@@ -311,44 +279,33 @@ Test(sim_serial, bench_device_on_a_serial_line)
 {
     char link[PATH_MAX], line[256], bench[PATH_MAX + 512];
     link_name(link, sizeof link, "bench");
-    char *script = dw_sim_temp_file("serial", PSU);
-    cr_assert(script != NULL);
+    const char *script = dw_sim_fixture_file("serial", PSU);
     snprintf(bench, sizeof bench,
              "[{\"name\": \"psu\", \"script\": \"%s\", \"link\": \"%s\", \"baud\": 115200}]",
              script, link);
-    char *bench_path = dw_sim_temp_file("serial-bench", bench);
+    const char *bench_path = dw_sim_fixture_file("serial-bench", bench);
     const char *const args[] = {"--bench", bench_path, NULL};
-    dw_sim_proc p;
-    int rc = dw_sim_proc_start(&p, args, 1, 10000);
-    cr_assert(eq(int, rc, DW_OK), "%s", dw_sim_err_of(&p));
-    cr_expect(strstr(dw_sim_out_of(&p), " (psu)\n") != NULL, "%s", dw_sim_out_of(&p));
+    dw_sim_proc *p = dw_sim_start(&dw_sim_fixture.proc, args, "the bench");
+    cr_expect(strstr(dw_sim_out_of(p), " (psu)\n") != NULL, "%s", dw_sim_out_of(p));
     int fd = open_port(link);
     put(fd, "*IDN?\n");
     cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "ACME,PS-30,0042,2.1"));
     close(fd);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    cr_expect(strstr(dw_sim_out_of(&p), "summary: psu: ") != NULL, "%s", dw_sim_out_of(&p));
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
+    cr_expect(strstr(dw_sim_out_of(p), "summary: psu: ") != NULL, "%s", dw_sim_out_of(p));
     struct stat st;
     cr_expect(lstat(link, &st) != 0, "%s is still there", link);
-    dw_sim_proc_free(&p);
-    unlink(bench_path);
-    unlink(script);
-    free(bench_path);
-    free(script);
 }
 
 Test(sim_serial, the_example_serves)
 {
     const char *const args[] = {"--script", DW_SOURCE_DIR "/sim/examples/serial-psu.json", NULL};
-    dw_sim_proc p;
     char line[256];
-    int rc = dw_sim_proc_start(&p, args, 1, 10000);
-    cr_assert(eq(int, rc, DW_OK), "%s", dw_sim_err_of(&p));
-    int fd = open_port(p.tty);
+    dw_sim_proc *p = dw_sim_start(&dw_sim_fixture.proc, args, "the example");
+    int fd = open_port(p->tty);
     put(fd, "VOLT 3.3\nMEAS:VOLT?\nFOO\n");
     cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "3.3"));
     cr_expect(eq(str, get_line(fd, line, sizeof line, 5000), "-113,\"Undefined header\""));
     close(fd);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 10000), 0));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
 }

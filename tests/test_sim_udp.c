@@ -17,7 +17,9 @@
 
 #include "sim_fixture.h"
 
-TestSuite(sim_udp, .timeout = 90);
+/* Each test's simulator and files are dw_sim_fixture's: .fini stops and
+ * removes them whatever happened. */
+TestSuite(sim_udp, .init = dw_sim_fixture_init, .fini = dw_sim_fixture_fini, .timeout = 90);
 
 static const char script[] =
     "{\"transport\": \"udp\",\n"
@@ -75,46 +77,43 @@ static void expect_dgram(int fd, uint16_t port, const char *want)
 Test(sim_udp, frames_inside_a_datagram_and_faults)
 {
     static const char *const args[] = {"--log-level", "info", NULL};
-    dw_sim_proc p;
-    int rc = dw_sim_proc_serve(&p, "udp", script, args, NULL);
-    cr_assert(eq(int, rc, DW_OK), "devwire-sim did not start; stderr:\n%s", dw_sim_err_of(&p));
+    dw_sim_proc *p = dw_sim_serve("udp", script, args);
     int fd = udp_client();
     /* Several frames in one datagram: one reply datagram each, in order;
      * the dropped one has none, the duplicated one comes twice. */
     const char burst[] = "PING\nLOST\nTWICE\nJUNK\nPING\n";
-    send_dgram(fd, p.port, burst, sizeof burst - 1);
-    expect_dgram(fd, p.port, "pong\n");
-    expect_dgram(fd, p.port, "again\n");
-    expect_dgram(fd, p.port, "again\n");
+    send_dgram(fd, p->port, burst, sizeof burst - 1);
+    expect_dgram(fd, p->port, "pong\n");
+    expect_dgram(fd, p->port, "again\n");
+    expect_dgram(fd, p->port, "again\n");
     char buf[64];
-    long n = recv_dgram(fd, p.port, buf, sizeof buf, 20000);
+    long n = recv_dgram(fd, p->port, buf, sizeof buf, 20000);
     cr_expect(n == 2 && (unsigned char)buf[0] == 0x00 && (unsigned char)buf[1] == 0xff,
               "the garbage (%ld bytes)", n);
-    expect_dgram(fd, p.port, "pong\n");
+    expect_dgram(fd, p->port, "pong\n");
 
     /* A frame never spans datagrams: "PI" + "NG\n" are two broken halves. */
-    send_dgram(fd, p.port, "PI", 2);
-    send_dgram(fd, p.port, "NG\n", 3);
-    send_dgram(fd, p.port, "PING\n", 5);
-    expect_dgram(fd, p.port, "pong\n");
-    cr_expect(dw_sim_proc_wait_output(&p, 1, "datagram ends inside a frame (2 bytes)", 20000), "%s",
-              dw_sim_err_of(&p));
+    send_dgram(fd, p->port, "PI", 2);
+    send_dgram(fd, p->port, "NG\n", 3);
+    send_dgram(fd, p->port, "PING\n", 5);
+    expect_dgram(fd, p->port, "pong\n");
+    cr_expect(dw_sim_proc_wait_output(p, 1, "datagram ends inside a frame (2 bytes)", 20000), "%s",
+              dw_sim_err_of(p));
 
     /* A delayed reply does not hold up another peer. */
     int other = udp_client();
-    send_dgram(fd, p.port, "SLOW\n", 5);
-    send_dgram(other, p.port, "PING\n", 5);
-    expect_dgram(other, p.port, "pong\n");
-    expect_dgram(fd, p.port, "late\n");
+    send_dgram(fd, p->port, "SLOW\n", 5);
+    send_dgram(other, p->port, "PING\n", 5);
+    expect_dgram(other, p->port, "pong\n");
+    expect_dgram(fd, p->port, "late\n");
     close(other);
     close(fd);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 20000), 0), "%s", dw_sim_err_of(&p));
-    const char *out = dw_sim_out_of(&p);
+    const char *out;
+    cr_expect(eq(int, dw_sim_stop(p, 20000, &out), 0), "%s", dw_sim_err_of(p));
     cr_expect(strstr(out, "  connections: 2\n") != NULL, "two peers:\n%s", out);
     cr_expect(strstr(out, "  requests: 9\n") != NULL, "%s", out);
     cr_expect(strstr(out, "  unmatched requests: 1\n    \"NG\"\n") != NULL,
               "the second half is a request of its own:\n%s", out);
-    dw_sim_proc_free(&p);
 }
 
 Test(sim_udp, periodic_messages_reach_every_peer)
@@ -122,37 +121,35 @@ Test(sim_udp, periodic_messages_reach_every_peer)
     static const char periodic[] = "{\"transport\": \"udp\",\n"
                                    " \"rules\": [{\"when\": \"HELLO\", \"reply\": \"hi\"}],\n"
                                    " \"periodic\": [{\"every_ms\": 100, \"send\": \"tick\"}]}\n";
-    dw_sim_proc p;
-    cr_assert(eq(int, dw_sim_proc_serve(&p, "udptick", periodic, NULL, NULL), DW_OK), "%s",
-              dw_sim_err_of(&p));
+    dw_sim_proc *p = dw_sim_serve("udptick", periodic, NULL);
     int a = udp_client(), b = udp_client();
-    send_dgram(a, p.port, "HELLO\n", 6);
-    send_dgram(b, p.port, "HELLO\n", 6);
-    expect_dgram(a, p.port, "hi\n");
-    expect_dgram(b, p.port, "hi\n");
-    expect_dgram(a, p.port, "tick\n");
-    expect_dgram(b, p.port, "tick\n");
+    send_dgram(a, p->port, "HELLO\n", 6);
+    send_dgram(b, p->port, "HELLO\n", 6);
+    expect_dgram(a, p->port, "hi\n");
+    expect_dgram(b, p->port, "hi\n");
+    expect_dgram(a, p->port, "tick\n");
+    expect_dgram(b, p->port, "tick\n");
     close(a);
     close(b);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 20000), 0), "%s", dw_sim_err_of(&p));
-    dw_sim_proc_free(&p);
+    cr_expect(eq(int, dw_sim_stop(p, 20000, NULL), 0), "%s", dw_sim_err_of(p));
 }
 
 Test(sim_udp, a_bench_with_a_udp_device_and_a_tcp_one)
 {
-    char *udp = dw_sim_temp_file("udpdev", "{\"rules\": [{\"when\": \"PING\", \"reply\": \"u\"}]}");
-    char *tcp = dw_sim_temp_file("tcpdev", "{\"rules\": [{\"when\": \"PING\", \"reply\": \"t\"}]}");
+    const char *udp =
+        dw_sim_fixture_file("udpdev", "{\"rules\": [{\"when\": \"PING\", \"reply\": \"u\"}]}");
+    const char *tcp =
+        dw_sim_fixture_file("tcpdev", "{\"rules\": [{\"when\": \"PING\", \"reply\": \"t\"}]}");
     char text[512];
     snprintf(text, sizeof text,
              "[{\"name\": \"dgram\", \"script\": \"%s\", \"transport\": \"udp\"},\n"
              " {\"name\": \"stream\", \"script\": \"%s\"}]\n",
              udp, tcp);
-    char *bench = dw_sim_temp_file("udpbench", text);
+    const char *bench = dw_sim_fixture_file("udpbench", text);
     const char *const args[] = {"--bench", bench, NULL};
-    dw_sim_proc p;
-    cr_assert(eq(int, dw_sim_proc_start(&p, args, 1, 20000), DW_OK), "%s", dw_sim_err_of(&p));
-    cr_assert(dw_sim_proc_wait_output(&p, 0, " (stream)\n", 20000));
-    const char *out = (const char *)p.out.data;
+    dw_sim_proc *p = dw_sim_start(&dw_sim_fixture.proc, args, "the bench");
+    cr_assert(dw_sim_proc_wait_output(p, 0, " (stream)\n", 20000));
+    const char *out = (const char *)p->out.data;
     uint16_t dport = (uint16_t)atoi(strchr(strstr(out, "listening on 127.0.0.1:"), ':') + 1);
     uint16_t sport =
         (uint16_t)atoi(strchr(strstr(strstr(out, "(dgram)"), "listening on 127.0.0.1:"), ':') + 1);
@@ -166,12 +163,5 @@ Test(sim_udp, a_bench_with_a_udp_device_and_a_tcp_one)
     const char *got = dw_sim_client_ask(&c, "PING");
     cr_expect(got && strcmp(got, "t") == 0, "the TCP device answers");
     dw_sim_client_close(&c);
-    cr_expect(eq(int, dw_sim_proc_stop(&p, 20000), 0), "%s", dw_sim_err_of(&p));
-    dw_sim_proc_free(&p);
-    unlink(bench);
-    unlink(udp);
-    unlink(tcp);
-    free(bench);
-    free(udp);
-    free(tcp);
+    cr_expect(eq(int, dw_sim_stop(p, 20000, NULL), 0), "%s", dw_sim_err_of(p));
 }

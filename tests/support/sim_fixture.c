@@ -3,17 +3,102 @@
 
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http_client.h"
 
 dw_sim_run dw_sim_fixture;
 
+static void proc_init(dw_sim_proc *p)
+{
+    memset(p, 0, sizeof *p);
+    p->out_fd = p->err_fd = -1;
+}
+
+/* Remove and free *path, if any. */
+static void remove_file(char **path)
+{
+    if (*path)
+        unlink(*path);
+    free(*path);
+    *path = NULL;
+}
+
 void dw_sim_fixture_init(void)
 {
-    dw_sim_run_init(&dw_sim_fixture);
+    memset(&dw_sim_fixture, 0, sizeof dw_sim_fixture);
+    proc_init(&dw_sim_fixture.proc);
+    proc_init(&dw_sim_fixture.peer);
 }
 
 void dw_sim_fixture_fini(void)
 {
-    dw_sim_run_free(&dw_sim_fixture);
+    dw_sim_run *r = &dw_sim_fixture;
+    dw_sim_proc_free(&r->proc);
+    dw_sim_proc_free(&r->peer);
+    remove_file(&r->script);
+    remove_file(&r->transcript);
+    for (size_t i = 0; i < r->nfiles; i++)
+        remove_file(&r->files[i]);
+    free(r->files);
+    r->files = NULL;
+    r->nfiles = 0;
+}
+
+const char *dw_sim_fixture_file(const char *tag, const char *text)
+{
+    dw_sim_run *r = &dw_sim_fixture;
+    char **files = realloc(r->files, (r->nfiles + 1) * sizeof *files);
+    cr_assert(files != NULL, "out of memory");
+    r->files = files;
+    char *path = dw_sim_temp_file(tag, text);
+    cr_assert(path != NULL, "cannot write a temporary file for %s", tag);
+    r->files[r->nfiles++] = path;
+    return path;
+}
+
+const char *dw_sim_fixture_transcript(void)
+{
+    remove_file(&dw_sim_fixture.transcript);
+    dw_sim_fixture.transcript = dw_sim_temp_file("transcript", "");
+    cr_assert(dw_sim_fixture.transcript != NULL, "cannot make a transcript file");
+    return dw_sim_fixture.transcript;
+}
+
+dw_sim_proc *dw_sim_start(dw_sim_proc *slot, const char *const *args, const char *what)
+{
+    dw_sim_proc_free(slot);
+    int rc = dw_sim_proc_start(slot, args, 1, 20000);
+    cr_assert(eq(int, rc, DW_OK), "%s did not start (%s); stderr:\n%s", what, dw_strerror(rc),
+              dw_sim_err_of(slot));
+    return slot;
+}
+
+dw_sim_proc *dw_sim_serve(const char *tag, const char *script, const char *const *extra)
+{
+    dw_sim_proc *p = &dw_sim_fixture.proc;
+    dw_sim_proc_free(p);
+    remove_file(&dw_sim_fixture.script);
+    dw_sim_serve_ok(p, tag, script, extra, &dw_sim_fixture.script);
+    return p;
+}
+
+uint16_t dw_sim_control_of(dw_sim_proc *p, int timeout_ms)
+{
+    uint16_t port = dw_test_control_port(p, timeout_ms);
+    cr_assert(port != 0, "no \"control on\" line:\n%s", dw_sim_out_of(p));
+    dw_sim_fixture.control = port;
+    return port;
+}
+
+int dw_sim_stop(dw_sim_proc *p, int timeout_ms, const char **out)
+{
+    int status = dw_sim_proc_stop(p, timeout_ms);
+    if (out)
+        *out = dw_sim_out_of(p);
+    return status;
 }
 
 const char *dw_sim_out_of(const dw_sim_proc *p)

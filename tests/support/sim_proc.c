@@ -286,24 +286,6 @@ void dw_sim_proc_free(dw_sim_proc *p)
     dw_buf_free(&p->err);
 }
 
-void dw_sim_run_init(dw_sim_run *r)
-{
-    memset(r, 0, sizeof *r);
-    r->proc.out_fd = r->proc.err_fd = -1;
-}
-
-void dw_sim_run_free(dw_sim_run *r)
-{
-    dw_sim_proc_free(&r->proc);
-    char *files[] = {r->script, r->transcript};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        if (files[i])
-            unlink(files[i]);
-        free(files[i]);
-    }
-    r->script = r->transcript = NULL;
-}
-
 char *dw_sim_temp_file(const char *tag, const char *text)
 {
     const char *dir = getenv("TMPDIR");

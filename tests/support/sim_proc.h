@@ -53,17 +53,6 @@ long dw_sim_proc_rss_kib(const dw_sim_proc *p);
 /* Kill if still running, reap, close, free buffers. */
 void dw_sim_proc_free(dw_sim_proc *p);
 
-/* A test's simulator and the files it made: a suite's .init and .fini call
- * these around each test, so that the process is stopped and the files are
- * removed whatever happened (a failed assertion ends the test early). */
-typedef struct dw_sim_run {
-    dw_sim_proc proc;
-    char *script;     /* removed and freed; may stay NULL */
-    char *transcript; /* idem */
-} dw_sim_run;
-void dw_sim_run_init(dw_sim_run *r);
-void dw_sim_run_free(dw_sim_run *r);
-
 /* Write `text` to a new temporary file named after `tag`; returns the path
  * (caller frees) or NULL. */
 char *dw_sim_temp_file(const char *tag, const char *text);
