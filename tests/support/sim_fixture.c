@@ -33,11 +33,21 @@ void dw_sim_fixture_init(void)
     proc_init(&dw_sim_fixture.peer);
 }
 
+/* A simulator still running is stopped as a user would stop it (SIGTERM,
+ * then SIGKILL after a while), so that it exits through its own cleanup,
+ * where the sanitizers' leak check runs. */
+static void stop_and_free(dw_sim_proc *p)
+{
+    if (p->pid > 0)
+        dw_sim_proc_stop(p, 10000);
+    dw_sim_proc_free(p);
+}
+
 void dw_sim_fixture_fini(void)
 {
     dw_sim_run *r = &dw_sim_fixture;
-    dw_sim_proc_free(&r->proc);
-    dw_sim_proc_free(&r->peer);
+    stop_and_free(&r->proc);
+    stop_and_free(&r->peer);
     remove_file(&r->script);
     remove_file(&r->transcript);
     for (size_t i = 0; i < r->nfiles; i++)
