@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <devwire/devwire.h>
@@ -586,4 +587,95 @@ Test(sim_proc, simulator_dies_with_its_test, .timeout = 120)
         cr_expect(gone, "%s: devwire-sim (pid %d) still runs 10 s after its test process ended",
                   ways[i], (int)sim);
     }
+}
+
+/* ---- SIGTERM and SIGINT end even a busy device ---------------------------- */
+
+/* One request keeps the loop thread busy for far longer than any test: a
+ * Lua pattern match is one C call, which the instruction budget does not
+ * interrupt, and this one backtracks through 2000^6 ways to place the `a*`s
+ * before it fails. */
+static const char busy_script[] =
+    "{\"rules\": [\n"
+    "  {\"when\": \"BUSY\", \"reply\": {\"lua\": "
+    "\"tostring(string.find(string.rep('a', 2000), 'a*a*a*a*a*a*b'))\"}},\n"
+    "  {\"when\": \"PING\", \"reply\": \"PONG\"}\n"
+    " ]}\n";
+
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long)(t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Serve busy_script and make its loop busy: a second client's PING gets no
+ * answer, which shows the loop is stuck before a test signals it. */
+static dw_sim_proc *serve_busy(dw_sim_client *busy)
+{
+    dw_sim_proc *p = serve(busy, busy_script, LF, no_args);
+    dw_sim_ask_eq(busy, "PING", "PONG");
+    cr_assert(eq(int, dw_sim_client_send(busy, "BUSY", 4), DW_OK));
+    dw_sim_client other;
+    dw_sim_open_ok(&other, p->port, LF, 500);
+    cr_assert(eq(int, dw_sim_client_send(&other, "PING", 4), DW_OK));
+    cr_assert(ne(int, dw_sim_client_recv(&other), DW_OK), "the loop answered: it is not busy");
+    dw_sim_client_close(&other);
+    return p;
+}
+
+Test(sim, sigterm_ends_a_busy_device_after_the_grace_period)
+{
+    dw_sim_client c;
+    dw_sim_proc *p = serve_busy(&c);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cr_assert(eq(int, dw_sim_proc_kill(p, SIGTERM), 0));
+    int status = dw_sim_proc_wait(p, 3000);
+    long took = ms_since(&t0);
+    cr_assert(eq(int, status, DW_SIM_EXIT_STUCK), "exit status %d after %ld ms; stderr: %s", status,
+              took, dw_sim_err_of(p));
+    /* The orderly stop was tried for the grace period (1 s) first. */
+    cr_expect(ge(long, took, DW_SIM_STOP_GRACE_MS - 100), "exited after %ld ms", took);
+    cr_expect(not(eq(ptr,
+                     strstr(dw_sim_err_of(p), "devwire-sim: device loop busy for 1.0 s "
+                                              "after SIGTERM: exiting without the summary\n"),
+                     NULL)),
+              "stderr: %s", dw_sim_err_of(p));
+    cr_expect(eq(ptr, strstr(dw_sim_out_of(p), "summary"), NULL), "stdout: %s", dw_sim_out_of(p));
+    dw_sim_client_close(&c);
+}
+
+Test(sim, second_signal_ends_a_busy_stop_at_once)
+{
+    dw_sim_client c;
+    dw_sim_proc *p = serve_busy(&c);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cr_assert(eq(int, dw_sim_proc_kill(p, SIGINT), 0));
+    usleep(100 * 1000);
+    cr_assert(eq(int, dw_sim_proc_kill(p, SIGTERM), 0));
+    int status = dw_sim_proc_wait(p, 3000);
+    long took = ms_since(&t0);
+    cr_assert(eq(int, status, DW_SIM_EXIT_STUCK), "exit status %d; stderr: %s", status,
+              dw_sim_err_of(p));
+    /* Well before the grace period would have ended it. */
+    cr_expect(lt(long, took, DW_SIM_STOP_GRACE_MS - 200), "exited after %ld ms", took);
+    cr_expect(not(eq(ptr, strstr(dw_sim_err_of(p), "SIGTERM while stopping after SIGINT"), NULL)),
+              "stderr: %s", dw_sim_err_of(p));
+    dw_sim_client_close(&c);
+}
+
+Test(sim, sigterm_on_an_idle_device_still_stops_with_the_summary)
+{
+    dw_sim_client c;
+    dw_sim_proc *p = serve(&c, busy_script, LF, no_args);
+    dw_sim_ask_eq(&c, "PING", "PONG");
+    const char *out = NULL;
+    int status = dw_sim_stop(p, 3000, &out);
+    cr_assert(eq(int, status, 0), "exit status %d; stderr: %s", status, dw_sim_err_of(p));
+    cr_expect(not(eq(ptr, strstr(out, "summary"), NULL)), "stdout: %s", out);
+    cr_expect(eq(ptr, strstr(dw_sim_err_of(p), "exiting without"), NULL), "stderr: %s",
+              dw_sim_err_of(p));
+    dw_sim_client_close(&c);
 }

@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/net.h"
 #include "device/server.h"
@@ -176,7 +178,9 @@ void dw_sim_cli_usage(FILE *f)
           "script (a broken script is reported and the old one keeps serving).\n"
           "\n"
           "Exit status: 0 success; 1 --check failed, or --probe/--ask got no answer;\n"
-          "2 usage error or invalid script; 3 cannot serve (e.g. address in use).\n",
+          "2 usage error or invalid script; 3 cannot serve (e.g. address in use);\n"
+          "4 the stop after SIGINT/SIGTERM took over 1 s (a device busy) or was signalled\n"
+          "again: exited without the summary.\n",
           f);
 }
 
@@ -475,7 +479,7 @@ void dw_sim_cli_block_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-void dw_sim_cli_wait_signals(void (*on_hup)(void *arg), void *arg)
+int dw_sim_cli_wait_signals(void (*on_hup)(void *arg), void *arg)
 {
     sigset_t sigs;
     stop_signals(&sigs);
@@ -484,8 +488,107 @@ void dw_sim_cli_wait_signals(void (*on_hup)(void *arg), void *arg)
         if (sigwait(&sigs, &sig) != 0)
             continue;
         if (sig != SIGHUP)
-            return;
+            return sig;
         if (on_hup)
             on_hup(arg);
     }
+}
+
+/* The watchdog of an orderly stop (dw_sim_cli_stop_begin): one per
+ * process, since a process stops once. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_t thread;
+    int running; /* the watchdog thread exists */
+    int done;    /* the stop no longer needs the loop: the watchdog ends */
+    int sig;     /* the signal that began the stop */
+} watch = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* How often the watchdog looks at the clock and at `done` between
+ * signals: short enough that the grace period ends on time. */
+#define WATCH_SLICE_NS (20L * 1000 * 1000)
+
+static const char *signal_name(int sig)
+{
+    return sig == SIGINT ? "SIGINT" : "SIGTERM";
+}
+
+static long elapsed_ms(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long)(now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/* Say why and end the process, with watch.lock held so the stop cannot
+ * finish half-way meanwhile. write(2), not stdio: the stuck loop thread may
+ * hold stderr's lock. Nothing else is touched: the loop thread still runs. */
+static void abandon(int again)
+{
+    char msg[160];
+    int len;
+    if (again)
+        len = snprintf(msg, sizeof msg,
+                       "%s: %s while stopping after %s: exiting without the summary\n", prog,
+                       signal_name(again), signal_name(watch.sig));
+    else
+        len = snprintf(msg, sizeof msg,
+                       "%s: device loop busy for %.1f s after %s: exiting without the summary\n",
+                       prog, DW_SIM_STOP_GRACE_MS / 1000.0, signal_name(watch.sig));
+    if (len > 0) {
+        ssize_t w =
+            write(STDERR_FILENO, msg, (size_t)len < sizeof msg ? (size_t)len : sizeof msg - 1);
+        (void)w; /* nothing more to do if stderr is gone */
+    }
+    _exit(DW_SIM_EXIT_STUCK);
+}
+
+static void *watch_main(void *arg)
+{
+    (void)arg;
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        /* SIGINT and SIGTERM stay blocked in every thread, so a second one
+         * waits here for this sigtimedwait. */
+        struct timespec slice = {0, WATCH_SLICE_NS};
+        int sig = sigtimedwait(&sigs, NULL, &slice);
+        pthread_mutex_lock(&watch.lock);
+        if (watch.done) {
+            pthread_mutex_unlock(&watch.lock);
+            return NULL;
+        }
+        if (sig == SIGINT || sig == SIGTERM)
+            abandon(sig);
+        if (elapsed_ms(&start) >= DW_SIM_STOP_GRACE_MS)
+            abandon(0);
+        pthread_mutex_unlock(&watch.lock);
+    }
+}
+
+void dw_sim_cli_stop_begin(int sig)
+{
+    pthread_mutex_lock(&watch.lock);
+    if (!watch.running) {
+        watch.sig = sig;
+        watch.done = 0;
+        /* Without a watchdog the stop is tried all the same, as before. */
+        watch.running = pthread_create(&watch.thread, NULL, watch_main, NULL) == 0;
+    }
+    pthread_mutex_unlock(&watch.lock);
+}
+
+void dw_sim_cli_stop_done(void)
+{
+    pthread_mutex_lock(&watch.lock);
+    int running = watch.running;
+    watch.done = 1;
+    pthread_mutex_unlock(&watch.lock);
+    if (running)
+        pthread_join(watch.thread, NULL);
+    watch.running = 0;
 }

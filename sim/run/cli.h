@@ -26,7 +26,13 @@ enum {
                              * --probe / --ask: no simulator answered */
     DW_SIM_EXIT_USAGE = 2,  /* bad arguments or a bad script */
     DW_SIM_EXIT_SERVER = 3, /* cannot serve (address in use, ...) */
+    DW_SIM_EXIT_STUCK = 4,  /* SIGINT/SIGTERM: the stop did not end within the
+                             * grace period, or a second signal came */
 };
+
+/* How long the orderly stop after SIGINT/SIGTERM may take before the
+ * process gives up on it (dw_sim_cli_stop_begin). */
+#define DW_SIM_STOP_GRACE_MS 1000
 
 #define DW_SIM_MAX_DEVICES 256 /* --device options; a bench file has no limit */
 
@@ -88,8 +94,21 @@ int dw_sim_cli_control(const dw_sim_cli *c, char **host, uint16_t *port, char **
  * ignored. */
 void dw_sim_cli_block_signals(void);
 
-/* Until SIGINT or SIGTERM; each SIGHUP calls on_hup(arg) (NULL: a SIGHUP
- * does nothing). Signals must have been blocked first. */
-void dw_sim_cli_wait_signals(void (*on_hup)(void *arg), void *arg);
+/* Until SIGINT or SIGTERM: returns that signal. Each SIGHUP calls
+ * on_hup(arg) (NULL: a SIGHUP does nothing). Signals must have been
+ * blocked first. */
+int dw_sim_cli_wait_signals(void (*on_hup)(void *arg), void *arg);
+
+/* The orderly stop after `sig` (what dw_sim_cli_wait_signals returned)
+ * begins. Until dw_sim_cli_stop_done, a watchdog thread waits: if the stop
+ * has not ended within DW_SIM_STOP_GRACE_MS (the loop thread is busy and
+ * never answers the calls that close the devices), or a second SIGINT or
+ * SIGTERM comes, it says so on stderr and ends the process at once with
+ * _exit(DW_SIM_EXIT_STUCK), touching nothing else. Call it on the thread
+ * that stops; at most one stop at a time. */
+void dw_sim_cli_stop_begin(int sig);
+/* The stop no longer needs the loop thread (the loop has stopped): the
+ * watchdog ends. Without a stop begun, does nothing. */
+void dw_sim_cli_stop_done(void);
 
 #endif

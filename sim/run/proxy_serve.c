@@ -222,11 +222,13 @@ static int run(const dw_sim_proxy_run *r, dw_sim_proxy_options *po, dw_sim_scrip
     } else if (!r->control_host || (status = control_open(&g, &control)) == 0) {
         printf("listening on %s\n", dw_sim_proxy_address(p));
         fflush(stdout);
-        dw_sim_cli_wait_signals(NULL, NULL); /* SIGHUP does nothing here */
+        /* SIGHUP does nothing here; a stuck loop ends in the watchdog. */
+        dw_sim_cli_stop_begin(dw_sim_cli_wait_signals(NULL, NULL));
     }
     dw_sim_control_stop(control);
     dw_sim_proxy_stop(p);
     dw_sim_loop_stop(loop);
+    dw_sim_cli_stop_done();
     uint64_t accepted = 0, served = 0;
     dw_sim_proxy_counts(p, &accepted, &served);
     if (status == 0)

@@ -289,7 +289,9 @@ int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options
             printf("control on http://%s\n", dw_sim_control_address(control));
         fflush(stdout);
         reload_job j = {devs, n, o, srv};
-        dw_sim_cli_wait_signals(on_hup, &j);
+        /* Closing the devices needs the loop thread: if it is stuck, the
+         * watchdog ends the process instead. */
+        dw_sim_cli_stop_begin(dw_sim_cli_wait_signals(on_hup, &j));
     }
     dw_sim_control_stop(control); /* before the devices: no call reaches them after */
     for (size_t i = 0; i < n; i++) {
@@ -297,6 +299,7 @@ int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options
         dw_sim_server_stop(srv[i]);
     }
     dw_sim_loop_stop(loop); /* every close callback has run */
+    dw_sim_cli_stop_done();
     if (status == DW_OK)
         status = report(n, o, srv);
     for (size_t i = 0; i < n; i++) {
