@@ -254,6 +254,9 @@ static int headers_in(dw_sim_control *c, struct MHD_Connection *conn, http_req *
     if (n && !dw__ctl_body_take(c, (size_t)n, NULL))
         return h->over_cap = 1;
     h->reserved = (size_t)n;
+    /* One allocation, not a chain of doublings that would hold up to twice
+     * the body for a while; on failure the appends try again. */
+    (void)dw_buf_reserve(&h->body, (size_t)n);
     return 0;
 }
 
