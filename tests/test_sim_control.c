@@ -5,11 +5,13 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <cjson/cJSON.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <devwire/devwire.h>
@@ -844,5 +846,182 @@ Test(sim_control, named_devices_of_a_bench_are_reached_by_name)
     cJSON_Delete(j);
     cr_expect(eq(int, call("GET", "/devices/meter/faults", NULL, NULL), 200));
     expect_error("GET", "/devices/default/faults", NULL, 404, "path");
+    cr_expect(eq(int, finish(), 0));
+}
+
+/* ---- hostile neighbours: no client of the API stalls another ---------------- */
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Send all of p[0..n) (no SIGPIPE when the server cut the connection):
+ * 1, or 0 when the connection is gone. */
+static int send_all(int fd, const void *p, size_t n)
+{
+    const char *b = p;
+    while (n) {
+        ssize_t k = send(fd, b, n, MSG_NOSIGNAL);
+        if (k <= 0)
+            return 0;
+        b += k;
+        n -= (size_t)k;
+    }
+    return 1;
+}
+
+/* What arrives on fd within timeout_ms: the HTTP status of an answer, 0
+ * when the server closed the connection without one, -1 when nothing came. */
+static int status_or_close(int fd, int timeout_ms, char *head, size_t size)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, timeout_ms) != 1)
+        return -1;
+    ssize_t k = recv(fd, head, size - 1, 0);
+    head[k > 0 ? k : 0] = 0;
+    int status = 0;
+    if (k > 0 && sscanf(head, "HTTP/1.%*d %d", &status) != 1)
+        status = 0;
+    return status;
+}
+
+/* The /health answer's time, asserted within `bound_ms`. */
+static void health_within(int bound_ms, const char *while_what)
+{
+    long long t0 = mono_ms();
+    dw_test_http_reply r;
+    int status = dw_test_http(dw_sim_fixture.control, "GET", "/health", NULL, NULL, 0, 5000, &r);
+    long long took = mono_ms() - t0;
+    cr_expect(eq(int, status, 200), "/health %s: %s", while_what, r.error);
+    cr_expect(took < bound_ms, "/health %s took %lld ms", while_what, took);
+    dw_test_http_reply_free(&r);
+}
+
+typedef struct trickler {
+    int *fds;
+    size_t n;
+    volatile int stop;
+} trickler;
+
+/* Slowloris: one more byte of a header line on each connection, ten times
+ * a second, never the blank line that ends the headers. */
+static void *trickle(void *arg)
+{
+    trickler *t = arg;
+    while (!t->stop) {
+        for (size_t i = 0; i < t->n; i++)
+            if (t->fds[i] >= 0)
+                (void)send(t->fds[i], "a", 1, MSG_NOSIGNAL);
+        usleep(100 * 1000);
+    }
+    return NULL;
+}
+
+#define HELD 80
+
+Test(sim_control, held_and_trickling_connections_do_not_stall_health)
+{
+    start();
+    int silent[HELD / 2], slow[HELD / 2];
+    for (int i = 0; i < HELD / 2; i++) {
+        silent[i] = dw_sim_raw_connect(dw_sim_fixture.control, 0);
+        slow[i] = dw_sim_raw_connect(dw_sim_fixture.control, 0);
+        cr_assert(silent[i] >= 0 && slow[i] >= 0, "connection %d", i);
+        static const char start_of[] = "GET /health HTTP/1.1\r\nX-Slow: ";
+        cr_assert(send_all(slow[i], start_of, sizeof start_of - 1));
+    }
+    long long opened = mono_ms();
+    trickler t = {slow, HELD / 2, 0};
+    pthread_t th;
+    cr_assert(eq(int, pthread_create(&th, NULL, trickle, &t), 0));
+    /* The good client next to them is answered at once, every time. */
+    for (int i = 0; i < 10; i++) {
+        health_within(1000, "next to 80 held connections");
+        usleep(200 * 1000);
+    }
+    /* The trickler is cut by the headers' deadline (10 s), though it sends a
+     * byte every 100 ms; the silent one too. */
+    char head[256];
+    int cut = status_or_close(slow[0], 25000, head, sizeof head);
+    long long after = mono_ms() - opened;
+    cr_expect(eq(int, cut, 0), "the trickler was closed without an answer (got %d: %s)", cut, head);
+    cr_expect(after < 20000, "the trickler was cut after %lld ms", after);
+    cr_expect(eq(int, status_or_close(silent[0], 5000, head, sizeof head), 0), "silent one cut");
+    t.stop = 1;
+    pthread_join(th, NULL);
+    for (int i = 0; i < HELD / 2; i++) {
+        close(silent[i]);
+        close(slow[i]);
+    }
+    health_within(1000, "after the cut");
+    cr_expect(eq(int, finish(), 0));
+}
+
+#define BIG_CLIENTS 16
+
+Test(sim_control, large_bodies_in_flight_are_capped_and_do_not_stall_health)
+{
+    start();
+    long base = dw_sim_proc_rss_kib(&dw_sim_fixture.proc);
+    cr_assert(base > 0);
+    /* Announced over the limit, with Expect: 100-continue: 413 at once, no
+     * "100 Continue" asking for the body first. */
+    char head[512];
+    int fd = dw_sim_raw_connect(dw_sim_fixture.control, 0);
+    cr_assert(fd >= 0);
+    static const char expect[] = "PUT /devices/default/script HTTP/1.1\r\nHost: x\r\n"
+                                 "Content-Length: 999999999\r\nExpect: 100-continue\r\n\r\n";
+    cr_assert(send_all(fd, expect, sizeof expect - 1));
+    cr_expect(eq(int, status_or_close(fd, 5000, head, sizeof head), 413), "%s", head);
+    close(fd);
+    /* 16 clients announce 16 MiB bodies each (the most allowed): those the
+     * cap has no room for are refused at once, before sending anything. */
+    static const char put[] = "PUT /devices/default/script HTTP/1.1\r\nHost: x\r\n"
+                              "Content-Length: 16777216\r\n\r\n";
+    int fds[BIG_CLIENTS], refused = 0;
+    for (int i = 0; i < BIG_CLIENTS; i++) {
+        fds[i] = dw_sim_raw_connect(dw_sim_fixture.control, 0);
+        cr_assert(fds[i] >= 0);
+        cr_assert(send_all(fds[i], put, sizeof put - 1));
+    }
+    usleep(500 * 1000);
+    for (int i = 0; i < BIG_CLIENTS; i++) {
+        int status = status_or_close(fds[i], 0, head, sizeof head);
+        if (status < 0)
+            continue; /* accepted: its body is awaited */
+        cr_expect(eq(int, status, 503), "refused with the cap's error: %s", head);
+        cr_expect(strstr(head, "67108864") != NULL, "the error names the cap: %s", head);
+        refused++;
+        close(fds[i]);
+        fds[i] = -1;
+    }
+    cr_expect(refused >= BIG_CLIENTS - 4, "%d of %d refused", refused, BIG_CLIENTS);
+    /* The accepted ones send all but the last byte, and hold. */
+    size_t n = (size_t)16 * 1024 * 1024 - 1;
+    char *body = malloc(n);
+    cr_assert(body != NULL);
+    memset(body, ' ', n);
+    for (int i = 0; i < BIG_CLIENTS; i++)
+        if (fds[i] >= 0)
+            cr_expect(send_all(fds[i], body, n), "client %d sends its body", i);
+    free(body);
+    usleep(300 * 1000);
+    long grown = dw_sim_proc_rss_kib(&dw_sim_fixture.proc) - base;
+    /* 4 bodies held (64 MiB); all 16 would be 256 MiB. */
+    cr_expect(grown < 160 * 1024, "RSS grew by %ld KiB with bodies in flight", grown);
+    health_within(1000, "next to 16 MiB bodies in flight");
+    for (int i = 0; i < BIG_CLIENTS; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    /* Their bytes are given back: a body fits again. */
+    long long t0 = mono_ms();
+    int status = 0;
+    while ((status = call("PUT", "/devices/default/script", psu, NULL)) == 503 &&
+           mono_ms() - t0 < 5000)
+        usleep(50 * 1000);
+    cr_expect(eq(int, status, 200), "a script fits once the held bodies are gone");
     cr_expect(eq(int, finish(), 0));
 }

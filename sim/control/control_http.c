@@ -4,10 +4,16 @@
  *
  * One thread per HTTP connection (MHD_USE_THREAD_PER_CONNECTION), at most
  * MAX_CLIENTS at once: a journal wait blocks its own thread on the
- * journal's condition variable, never the device loop, and the others go
- * on. The raw request target (path and query, still percent-encoded) is
- * taken from the URI log callback, so a device named "a/b" can be reached
- * as /devices/a%2Fb. */
+ * journal's condition variable for up to its timeout, never the device
+ * loop nor another request, and needs no suspended connections as a
+ * thread pool would. The limit is far above what a test harness holds, so
+ * held connections do not shut the others out; the ones that hold a
+ * thread without sending their request (slow or silent senders) are cut by
+ * control_guard.c's deadlines, and the bodies being received share one
+ * memory cap there. No per-address limit: the usual clients all come from
+ * 127.0.0.1, the good one next to the bad. The raw request target (path
+ * and query, still percent-encoded) is taken from the URI log callback, so
+ * a device named "a/b" can be reached as /devices/a%2Fb. */
 #include <microhttpd.h>
 
 #include <stdarg.h>
@@ -19,8 +25,8 @@
 #include "control/control_int.h"
 #include "device/server_int.h"
 
-#define MAX_CLIENTS    64
-#define IDLE_TIMEOUT_S 120
+#define MAX_CLIENTS    512
+#define IDLE_TIMEOUT_S 30 /* behind control_guard.c's deadlines; a slow reader */
 #define MAX_TARGET     8192
 
 void dw_sim_control_options_init(dw_sim_control_options *o)
@@ -70,7 +76,7 @@ int dw_sim_control_new(const dw_sim_control_options *o, const dw_sim_control_dev
     c->token = o->token ? strdup(o->token) : NULL;
     c->devs = calloc(n ? n : 1, sizeof *c->devs);
     pthread_mutex_init(&c->fault_lock, NULL);
-    int ok = c->host && (!o->token || c->token) && c->devs;
+    int ok = c->host && (!o->token || c->token) && c->devs && dw__ctl_guard_init(c) == 0;
     for (size_t i = 0; ok && i < n; i++) {
         ctl_device *d = &c->devs[i];
         d->server = devs[i].server;
@@ -152,6 +158,8 @@ typedef struct http_req {
     char *target; /* path?query as sent */
     dw_buf body;
     int too_big;
+    int over_cap;    /* the bodies' cap had no room for this one */
+    size_t reserved; /* bytes of the bodies' cap held for this body */
     int started;
     void (*then)(void *arg);
     void *then_arg;
@@ -171,17 +179,41 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     return h;
 }
 
+/* The guard's record of the connection (NULL if it has none). */
+static ctl_conn *guarded(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *i =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return i ? i->socket_context : NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    dw_sim_control *c = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *i =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = i ? dw__ctl_conn_open(c, (int)i->connect_fd) : NULL;
+    } else {
+        dw__ctl_conn_close(c, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)conn;
+    dw_sim_control *c = cls;
     (void)toe;
     http_req *h = *req_cls;
+    /* The next request's headers are due from now. */
+    dw__ctl_conn_phase(c, guarded(conn), CTL_PHASE_HEADERS);
     if (!h)
         return;
     if (h->then)
         h->then(h->then_arg);
+    dw__ctl_body_give(c, h->reserved);
     dw_buf_free(&h->body);
     free(h->target);
     free(h);
@@ -200,17 +232,75 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, dw_sim_http_re
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
     if (r->status == 401)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (r->status == 503)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     return rc;
 }
 
-/* A body announced larger than the limit is refused before it is read. */
-static int announced_too_big(const dw_sim_control *c, struct MHD_Connection *conn)
+/* The headers are in: the body's deadline starts, and a body announced
+ * larger than the limit, or than what the bodies' cap has left, is refused
+ * before it is read. 1 to answer now, 0 to read the body. */
+static int headers_in(dw_sim_control *c, struct MHD_Connection *conn, http_req *h)
 {
+    h->started = 1;
+    dw__ctl_conn_phase(c, guarded(conn), CTL_PHASE_BODY);
     const char *len =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    return len && strtoull(len, NULL, 10) > c->o.max_body;
+    unsigned long long n = len ? strtoull(len, NULL, 10) : 0;
+    if (n > c->o.max_body)
+        return h->too_big = 1;
+    if (n && !dw__ctl_body_take(c, (size_t)n, NULL))
+        return h->over_cap = 1;
+    h->reserved = (size_t)n;
+    /* One allocation, not a chain of doublings that would hold up to twice
+     * the body for a while; on failure the appends try again. */
+    (void)dw_buf_reserve(&h->body, (size_t)n);
+    return 0;
+}
+
+/* Keep a chunk of the body, charged to the bodies' cap beyond what was
+ * reserved; past the limit or the cap, drop it (and the rest) to answer
+ * at the end. DW_OK, or out of memory. */
+static int body_chunk(dw_sim_control *c, http_req *h, const char *p, size_t n)
+{
+    if (h->too_big || h->over_cap)
+        return DW_OK;
+    size_t len = h->body.len + n;
+    if (len > c->o.max_body) {
+        h->too_big = 1;
+        return DW_OK;
+    }
+    if (len > h->reserved) {
+        if (!dw__ctl_body_take(c, len - h->reserved, NULL)) {
+            h->over_cap = 1;
+            return DW_OK;
+        }
+        h->reserved = len;
+    }
+    return dw_buf_append(&h->body, p, n);
+}
+
+/* 503: the bodies being received hold the cap; named, with when to retry. */
+static enum MHD_Result refuse_busy(dw_sim_control *c, struct MHD_Connection *conn,
+                                   const dw_sim_http_request *req)
+{
+    dw_sim_http_response r;
+    dw_sim_http_response_init(&r);
+    size_t held = 0;
+    dw__ctl_body_take(c, 0, &held);
+    if (!authorized(c, req))
+        dw__ctl_error(&r, 401, "authorization",
+                      "this control API needs \"Authorization: Bearer TOKEN\" (--control-token)");
+    else
+        dw__ctl_error(&r, 503, "body",
+                      "the bodies being received hold %zu bytes of the %zu allowed at once "
+                      "(%d times the %zu-byte body limit); try again when they are in",
+                      held, dw__ctl_bodies_cap(c), GUARD_BODIES, c->o.max_body);
+    enum MHD_Result rc = send_response(conn, &r);
+    dw_sim_http_response_free(&r);
+    return rc;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -223,26 +313,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     if (!h)
         return MHD_NO;
-    dw_sim_http_response r;
-    dw_sim_http_response_init(&r);
-    if (!h->started) {
-        h->started = 1;
-        if (!announced_too_big(c, conn))
-            return MHD_YES;
-        h->too_big = 1;
-    }
-    if (!h->too_big && *upload_data_size) {
-        if (h->body.len + *upload_data_size > c->o.max_body)
-            h->too_big = 1; /* read on (and drop) to answer at the end */
-        else if (dw_buf_append(&h->body, upload_data, *upload_data_size) != DW_OK)
+    if (!h->started && !headers_in(c, conn, h))
+        return MHD_YES;
+    if (*upload_data_size) {
+        if (body_chunk(c, h, upload_data, *upload_data_size) != DW_OK)
             return MHD_NO;
         *upload_data_size = 0;
         return MHD_YES;
     }
-    if (*upload_data_size) {
-        *upload_data_size = 0;
-        return MHD_YES;
-    }
+    dw__ctl_conn_phase(c, guarded(conn), CTL_PHASE_HANDLING);
     char *query = strchr(h->target, '?');
     if (query)
         *query++ = 0;
@@ -253,6 +332,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
         h->body.data,
         h->too_big ? c->o.max_body + 1 : h->body.len};
+    if (h->over_cap)
+        return refuse_busy(c, conn, &req);
+    dw_sim_http_response r;
     dw_sim_control_handle(c, &req, &r);
     h->then = r.then;
     h->then_arg = r.then_arg;
@@ -282,14 +364,20 @@ int dw_sim_control_start(dw_sim_control *c, dw_error *err)
         return dw_error_set(err, rc, "control: %s", dw_error_message(err));
     snprintf(c->addr, sizeof c->addr, "%s", addr);
     c->mhd = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
-        NULL, NULL, on_request, c, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, c,
-        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)MAX_CLIENTS, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, c, MHD_OPTION_NOTIFY_COMPLETED, on_completed, c,
-        MHD_OPTION_END);
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
+        NULL, on_request, c, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, c, MHD_OPTION_LISTEN_SOCKET,
+        (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CLIENTS,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_URI_LOG_CALLBACK,
+        on_uri, c, MHD_OPTION_NOTIFY_COMPLETED, on_completed, c, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, c, MHD_OPTION_END);
+    if (c->mhd && dw__ctl_guard_start(c) != 0) {
+        MHD_stop_daemon(c->mhd);
+        c->mhd = NULL;
+        fd = -1; /* the server closed it */
+    }
     if (!c->mhd) {
-        close(fd);
+        if (fd >= 0)
+            close(fd);
         return dw_error_set(err, DW_EIO, "control %s: cannot start the HTTP server", c->addr);
     }
     return DW_OK;
@@ -314,6 +402,7 @@ void dw_sim_control_stop(dw_sim_control *c)
     for (size_t i = 0; i < c->n; i++)
         if (c->devs[i].dev)
             dw_sim_journal_close(dw_sim_devctl_journal(c->devs[i].dev));
+    dw__ctl_guard_stop(c);
     if (c->mhd)
         MHD_stop_daemon(c->mhd); /* joins every connection's thread */
     c->mhd = NULL;
@@ -335,6 +424,7 @@ void dw_sim_control_free(dw_sim_control *c)
         cJSON_Delete(c->devs[i].faults);
     }
     free(c->devs);
+    dw__ctl_guard_free(c);
     pthread_mutex_destroy(&c->fault_lock);
     free(c->host);
     free(c->token);

@@ -6,6 +6,8 @@
  *   control_<resource>.c  one resource each (page, health, metrics,
  *                       devices, record, state, reset, faults, journal,
  *                       verify, script, proxy); none calls another
+ *   control_guard.c     the HTTP server's guards: the connections'
+ *                       deadlines and the bodies' memory cap
  *   control_reply.c     what every resource shares: the request's parts,
  *                       the reply, a call on a device's loop */
 #ifndef DW_SIM_CONTROL_INT_H
@@ -34,6 +36,9 @@ typedef struct ctl_device {
 #define MAX_SEGMENTS 6
 #define MAX_SEGMENT  256
 
+/* A connection as control_guard.c sees it (its phase and deadline). */
+typedef struct ctl_conn ctl_conn;
+
 struct dw_sim_control {
     dw_sim_control_options o; /* host and token point at the copies below */
     char *host, *token;
@@ -43,6 +48,14 @@ struct dw_sim_control {
     char addr[DW_SIM_ADDR_MAX];
     int stopped;
     pthread_mutex_t fault_lock;
+    /* control_guard.c's: the connections, the bytes reserved for bodies
+     * being received, the reaper thread; all under guard_lock. */
+    pthread_mutex_t guard_lock;
+    pthread_cond_t reaper_wake;
+    pthread_t reaper;
+    ctl_conn *conns;
+    size_t bodies_held;
+    int guard_ready, reaper_running, reaper_stop;
 };
 
 /* One request on its way to a resource: the device its path names (NULL
@@ -58,6 +71,41 @@ typedef struct ctl_call {
 /* A resource's handler, for the methods its route allows: it answers in
  * call->r, whatever happens. */
 typedef void (*ctl_handler)(const ctl_call *call);
+
+/* ---- control_guard.c: below control_http.c ---- */
+
+/* Where a connection is: waiting for a request's headers (since it
+ * connected or its last answer), receiving its body, or being handled. */
+enum { CTL_PHASE_HEADERS, CTL_PHASE_BODY, CTL_PHASE_HANDLING };
+/* The deadlines of the first two phases: a connection past one is cut. A
+ * request being handled (a journal wait) has none. */
+#define GUARD_HEADERS_MS 10000
+#define GUARD_BODY_MS    60000
+/* The bodies being received hold at most this many times max_body. */
+#define GUARD_BODIES 4
+
+/* Set up guard_lock and the reaper's condition: 0, or -1. */
+int dw__ctl_guard_init(dw_sim_control *c);
+/* Start the reaper thread (after the server): 0, or -1. */
+int dw__ctl_guard_start(dw_sim_control *c);
+/* Stop and join the reaper (idempotent). */
+void dw__ctl_guard_stop(dw_sim_control *c);
+/* Stop the reaper, forget every connection, destroy the lock. */
+void dw__ctl_guard_free(dw_sim_control *c);
+/* A new connection on socket fd, in the headers phase (NULL: out of
+ * memory; it then has no deadline). */
+ctl_conn *dw__ctl_conn_open(dw_sim_control *c, int fd);
+/* Move k (may be NULL) to `phase`; its deadline starts now. */
+void dw__ctl_conn_phase(dw_sim_control *c, ctl_conn *k, int phase);
+/* Forget k (may be NULL), before its socket is closed. */
+void dw__ctl_conn_close(dw_sim_control *c, ctl_conn *k);
+/* The cap on the bytes reserved for bodies being received. */
+size_t dw__ctl_bodies_cap(const dw_sim_control *c);
+/* Reserve n bytes of the cap: 1, or 0 when they do not fit; *held (may be
+ * NULL) gets the bytes reserved now. */
+int dw__ctl_body_take(dw_sim_control *c, size_t n, size_t *held);
+/* Give back n reserved bytes. */
+void dw__ctl_body_give(dw_sim_control *c, size_t n);
 
 /* ---- control_reply.c: below every resource ---- */
 
