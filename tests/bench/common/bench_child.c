@@ -111,3 +111,11 @@ void bench_child_stop(pid_t pid)
     kill(pid, SIGTERM);
     dw_test_child_reap(pid, 1, NULL);
 }
+
+void bench_child_kill(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    dw_test_child_kill(pid, SIGKILL);
+    dw_test_child_reap(pid, 1, NULL);
+}

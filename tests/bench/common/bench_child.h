@@ -26,4 +26,8 @@ pid_t bench_child_exec_ports(char *const argv[], uint16_t *ports, size_t n);
 /* SIGTERM, and wait for it. */
 void bench_child_stop(pid_t pid);
 
+/* SIGKILL to its process group, and wait for it: for a child that may be
+ * too busy to stop on SIGTERM. */
+void bench_child_kill(pid_t pid);
+
 #endif
