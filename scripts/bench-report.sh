@@ -51,6 +51,8 @@ function what(n) {
   if (n ~ /^hostile_vs_big_/)   return "ping next to 100 KB requests the regex rejects at once"
   if (n ~ /^hostile_ping_/)     return "ping alone (no hostile client)"
   if (n ~ /^hostile_engine_/)   return "^a+!$ matching the same 100 KB request"
+  if (n ~ /^isolation_.*_p99$/) return "ping alone (no hostile Lua next door)"
+  if (n ~ /^isolation_.*_ms$/)  return "one ping alone (p50)"
   if (n == "idle_conn_memory")  return "blocking C line server (in-process)"
   if (n ~ /idle_conn_memory$/)  return "target (server process alone)"
   if (n ~ /_p99$/)              return "same load without chaos"
