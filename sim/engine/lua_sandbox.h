@@ -46,6 +46,8 @@
 /* Default instructions per evaluation and bytes per sandbox. */
 #define DW_SIM_LUA_BUDGET     1000000u
 #define DW_SIM_LUA_MEMORY_CAP ((size_t)16 << 20)
+/* Default time per evaluation (10 ms), in nanoseconds of the monotonic clock. */
+#define DW_SIM_LUA_DEADLINE_NS 10000000u
 
 typedef struct dw_sim_lua dw_sim_lua;
 
@@ -78,6 +80,9 @@ void dw_sim_lua_free(dw_sim_lua *x);
 /* Limits: instructions per evaluation (at least 1) and bytes for the whole
  * state (what it already holds counts). */
 void dw_sim_lua_set_limits(dw_sim_lua *x, uint32_t instructions, size_t memory);
+/* Time per evaluation, in nanoseconds (at least 1): past it, the chunk fails
+ * like one over its instruction budget, even inside pcall or a pattern match. */
+void dw_sim_lua_set_deadline(dw_sim_lua *x, uint64_t ns);
 /* Seed math.random (the engine seeds it when it makes the sandbox, with
  * the seed of its noise PRNG). Unseeded, it is Lua's own (time and address). */
 void dw_sim_lua_seed(dw_sim_lua *x, uint64_t seed);
