@@ -6,13 +6,18 @@
  * script without Lua never creates a lua_State. Its chunks were checked when
  * the script was loaded (model/lua_check.h), and the sandbox compiles them
  * the same way (dw_sim_lua_compile). The sandbox has no io, no
- * os but os.time and os.clock, no require, dofile, loadfile or debug; load
- * takes text only; collectgarbage only "count", "step" and "collect";
+ * os but os.time and os.clock, no require, dofile, loadfile, debug or
+ * collectgarbage; load takes text only; setmetatable refuses __gc;
  * math.randomseed belongs to the engine (dw_sim_lua_seed). Every evaluation
- * runs under an instruction budget (a count hook) and the whole state under
- * a memory cap (its allocator refuses past it, so string.rep('x', 1e9) fails
- * at once); a chunk that overruns either fails like one that raises an
- * error, and the sandbox stays usable.
+ * runs under an instruction budget and a deadline (a count hook that, once
+ * either is spent, raises at every instruction, so pcall cannot outlive
+ * it; pattern matching checks the deadline too, lua_pattern.h) and the
+ * whole state under a memory cap (its allocator refuses past it, so
+ * string.rep('x', 1e9) fails at once); a chunk that overruns any of them
+ * fails like one that raises an error, and the sandbox stays usable. The
+ * libraries are read-only and the chunks' globals stay empty
+ * (lua_guard.h): nothing outlives an evaluation but what it assigns to
+ * variables and properties.
  *
  * Names: Lua's own libraries (math, string, table, utf8, os) and base
  * functions first; every other global a chunk reads goes through one lookup
