@@ -402,8 +402,10 @@ static const char *match(MatchState *ms, const char *s, const char *p)
 {
     if (l_unlikely(ms->matchdepth-- == 0))
         luaL_error(ms->L, "pattern too complex");
-    tick(ms, 1);
     while (p != ms->p_end) { /* end of pattern? */
+        /* A step per item, not per call: a long run of plain items
+         * matches in this loop without a call. */
+        tick(ms, 1);
         int more;
         switch (*p) {
         case '(':                /* start capture */
