@@ -462,6 +462,12 @@ void dw_sim_engine_lua_limits(dw_sim_engine *e, uint32_t instructions, size_t me
         dw_sim_lua_set_limits(e->lua, instructions, memory);
 }
 
+void dw_sim_engine_lua_deadline(dw_sim_engine *e, uint64_t ns)
+{
+    if (e->lua)
+        dw_sim_lua_set_deadline(e->lua, ns);
+}
+
 void dw_sim_engine_set_clock(dw_sim_engine *e, double (*clock)(void *arg), void *arg)
 {
     e->clock = clock ? clock : since_start;

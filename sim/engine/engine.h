@@ -238,6 +238,10 @@ int dw_sim_engine_periodic(dw_sim_engine *e, dw_sim_session *s, size_t i, dw_buf
  * of the engine's Lua state (DW_SIM_LUA_BUDGET and DW_SIM_LUA_MEMORY_CAP by
  * default). On the engine's thread. */
 void dw_sim_engine_lua_limits(dw_sim_engine *e, uint32_t instructions, size_t memory);
+/* The time of one evaluation in nanoseconds (at least 1; DW_SIM_LUA_DEADLINE_NS,
+ * 10 ms, by default): past it the chunk fails as over its budget. On the
+ * engine's thread. */
+void dw_sim_engine_lua_deadline(dw_sim_engine *e, uint64_t ns);
 /* Bytes the engine's Lua state holds; 0 when the script has no Lua (and no
  * Lua state was made). On the engine's thread. */
 size_t dw_sim_engine_lua_memory(dw_sim_engine *e);

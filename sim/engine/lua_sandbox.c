@@ -1,5 +1,6 @@
 /* devwire-sim's Lua sandbox: see lua_sandbox.h. */
 #include "engine/lua_sandbox.h"
+#include "engine/lua_guard.h"
 #include "model/lua_check.h"
 
 #include <lauxlib.h>
@@ -21,6 +22,11 @@ struct dw_sim_lua {
     const dw_sim_script *script;
     size_t used, cap; /* bytes held and the memory cap */
     uint32_t budget;
+    uint32_t step;                 /* instructions to the next hook call */
+    uint32_t spent;                /* instructions of this evaluation, at the last hook */
+    uint64_t limit_ns, deadline;   /* time per evaluation, and when this one's is up */
+    int expired;                   /* this evaluation is over: everything raises */
+    char why[64];                  /* and why ("instruction budget (1000) exceeded") */
     const dw_sim_lua_scope *scope; /* during an evaluation */
     int chunks;                    /* registry: the compiled chunks, by id + 1 */
     int randomseed;                /* registry: Lua's math.randomseed */
@@ -325,28 +331,95 @@ static int text_load(lua_State *L)
     return 1;
 }
 
-/* collectgarbage: "count", "step" and "collect" only. */
-static int limited_gc(lua_State *L)
+/* Instructions between two hook calls: each call reads the clock. */
+#define HOOK_STEP 1000u
+
+static uint64_t now_ns(void)
 {
-    static const char *const opts[] = {"collect", "count", "step", NULL};
-    int o = luaL_checkoption(L, 1, "collect", opts);
-    if (o == 1) {
-        int k = lua_gc(L, LUA_GCCOUNT, 0), b = lua_gc(L, LUA_GCCOUNTB, 0);
-        lua_pushnumber(L, (lua_Number)k + (lua_Number)b / 1024);
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar);
+
+/* Raise the evaluation's end, placed at the Lua function at `level`. */
+static int raise_expired(lua_State *L, dw_sim_lua *x, int level)
+{
+    luaL_where(L, level);
+    lua_pushstring(L, x->why);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
+/* The evaluation is over. From now on the hook fires at every instruction
+ * and raises again, and so does every pattern step check: pcall, xpcall
+ * and a looping message handler or __close catch one error, never the
+ * next, so the chunk unwinds within a few instructions per level. */
+static void expire(lua_State *L, dw_sim_lua *x, const char *why)
+{
+    snprintf(x->why, sizeof x->why, "%s", why);
+    x->expired = 1;
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+}
+
+/* Is the evaluation's time or budget spent (at a hook call)? */
+static int spent(dw_sim_lua *x, uint32_t step, char *why, size_t cap)
+{
+    x->spent += step;
+    if (x->spent >= x->budget) {
+        snprintf(why, cap, "instruction budget (%u) exceeded", (unsigned)x->budget);
         return 1;
     }
-    lua_pushboolean(L, lua_gc(L, o == 0 ? LUA_GCCOLLECT : LUA_GCSTEP, 0));
-    return 1;
+    if (now_ns() >= x->deadline) {
+        snprintf(why, cap, "deadline (%g ms) exceeded", (double)x->limit_ns / 1e6);
+        return 1;
+    }
+    return 0;
+}
+
+static uint32_t next_step(const dw_sim_lua *x)
+{
+    uint32_t left = x->budget - x->spent;
+    return left < HOOK_STEP ? left : HOOK_STEP;
 }
 
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     dw_sim_lua *x = sandbox_of(L);
-    luaL_where(L, 0); /* in a hook, level 0 is the function it interrupted */
-    lua_pushfstring(L, "instruction budget (%I) exceeded", (lua_Integer)x->budget);
-    lua_concat(L, 2);
-    lua_error(L);
+    char why[64];
+    if (!x->expired) {
+        if (!spent(x, x->step, why, sizeof why)) {
+            x->step = next_step(x);
+            lua_sethook(L, budget_hook, LUA_MASKCOUNT, (int)x->step);
+            return;
+        }
+        expire(L, x, why);
+    }
+    raise_expired(L, x, 0); /* in a hook, level 0 is the function it interrupted */
+}
+
+/* The pattern functions' check (lua_pattern.h): in a C function, level 1 is
+ * the Lua function that called it. */
+static int pattern_check(lua_State *L)
+{
+    dw_sim_lua *x = sandbox_of(L);
+    if (!x->expired && now_ns() >= x->deadline) {
+        char why[64];
+        snprintf(why, sizeof why, "deadline (%g ms) exceeded", (double)x->limit_ns / 1e6);
+        expire(L, x, why);
+    }
+    if (x->expired)
+        raise_expired(L, x, 1);
+    return 0;
+}
+
+/* Is the evaluation over (lua_guard.h)? Pushes a boolean. */
+static int is_expired(lua_State *L)
+{
+    lua_pushboolean(L, sandbox_of(L)->expired);
+    return 1;
 }
 
 static void open_libs(lua_State *L)
@@ -377,15 +450,14 @@ static void open_libs(lua_State *L)
     lua_pushnil(L);
     lua_setfield(L, -2, LUA_OSLIBNAME);
     lua_pop(L, 1);
-    static const char *const gone[] = {"dofile", "loadfile", "print", "rawset", "require"};
+    static const char *const gone[] = {"collectgarbage", "dofile", "loadfile",
+                                       "print",          "rawset", "require"};
     for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
         lua_pushnil(L);
         lua_setglobal(L, gone[i]);
     }
     lua_pushcfunction(L, text_load);
     lua_setglobal(L, "load");
-    lua_pushcfunction(L, limited_gc);
-    lua_setglobal(L, "collectgarbage");
 }
 
 /* math.randomseed leaves the sandbox for the registry (dw_sim_lua_seed). */
@@ -443,18 +515,32 @@ static void set_names(lua_State *L, const dw_sim_script *s)
     lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, -2);
 
-    lua_pushglobaltable(L);
-    lua_createtable(L, 0, 3);
+    /* The globals chunks see (_ENV, _G) are an empty table that stays
+     * empty: every read goes to the libraries' table, then to lookup(); every
+     * write to var_newindex. Nothing a chunk does outlives its evaluation
+     * but what it assigns to variables and properties. */
+    lua_pushglobaltable(L); /* the libraries */
+    lua_createtable(L, 0, 2);
     lua_pushvalue(L, -4); /* names */
     lua_pushvalue(L, -4); /* the proxy */
     lua_pushcclosure(L, global_index, 2);
     lua_setfield(L, -2, "__index");
-    lua_pushvalue(L, -5); /* the variables */
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_newtable(L); /* the chunks' globals */
+    lua_createtable(L, 0, 3);
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "__index");
+    lua_pushvalue(L, -6); /* the variables */
     lua_pushcclosure(L, var_newindex, 1);
     lua_setfield(L, -2, "__newindex");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, LUA_GNAME); /* _G is the chunks' globals */
+    lua_rawseti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
     lua_pop(L, 4);
 }
 
@@ -466,6 +552,7 @@ static int setup(lua_State *L)
     const dw_sim_script *s = x->script;
     open_libs(L);
     take_randomseed(L, x);
+    dw__sim_lua_protect(L, pattern_check, is_expired);
     set_names(L, s);
     lua_createtable(L, (int)(s->nlua < 1000000 ? s->nlua : 0), 0);
     for (size_t i = 0; i < s->nlua; i++) {
@@ -487,6 +574,9 @@ int dw_sim_lua_new(const dw_sim_script *script, dw_sim_lua **out, dw_error *err)
     x->script = script;
     x->cap = DW_SIM_LUA_MEMORY_CAP;
     x->budget = DW_SIM_LUA_BUDGET;
+    x->limit_ns = DW_SIM_LUA_DEADLINE_NS;
+    x->expired = 1; /* no evaluation yet */
+    snprintf(x->why, sizeof x->why, "no evaluation in progress");
     x->L = lua_newstate(capped_alloc, x);
     if (!x->L) {
         dw_sim_lua_free(x);
@@ -500,9 +590,8 @@ int dw_sim_lua_new(const dw_sim_script *script, dw_sim_lua **out, dw_error *err)
         dw_sim_lua_free(x);
         return DW_ENOMEM;
     }
-    /* The hook stays set: Lua code that runs outside an evaluation (a
-     * finalizer during a collection) is bounded too. */
-    lua_sethook(x->L, budget_hook, LUA_MASKCOUNT, (int)x->budget);
+    /* The hook stays set and raises at once outside an evaluation. */
+    lua_sethook(x->L, budget_hook, LUA_MASKCOUNT, 1);
     *out = x;
     return DW_OK;
 }
@@ -522,7 +611,11 @@ void dw_sim_lua_set_limits(dw_sim_lua *x, uint32_t instructions, size_t memory)
     if (x->budget > INT32_MAX)
         x->budget = INT32_MAX;
     x->cap = memory;
-    lua_sethook(x->L, budget_hook, LUA_MASKCOUNT, (int)x->budget);
+}
+
+void dw_sim_lua_set_deadline(dw_sim_lua *x, uint64_t ns)
+{
+    x->limit_ns = ns ? ns : 1;
 }
 
 void dw_sim_lua_seed(dw_sim_lua *x, uint64_t seed)
@@ -568,8 +661,13 @@ static int run(dw_sim_lua *x, const dw_sim_lua_chunk *ch, int *truth, dw_buf *te
     lua_rawgeti(L, -1, (lua_Integer)ch->id + 1);
     lua_remove(L, -2);
     /* Setting the hook again starts its count afresh. */
-    lua_sethook(L, budget_hook, LUA_MASKCOUNT, (int)x->budget);
+    x->spent = 0;
+    x->expired = 0;
+    x->step = next_step(x);
+    x->deadline = now_ns() + x->limit_ns;
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, (int)x->step);
     int rc = lua_pcall(L, 0, 1, 0);
+    expire(L, x, "no evaluation in progress");
     if (rc == LUA_ERRMEM) {
         snprintf(msg, cap, "%s: memory cap (%zu bytes) reached", ch->where, x->cap);
     } else if (rc != LUA_OK) {

@@ -6,13 +6,18 @@
  * script without Lua never creates a lua_State. Its chunks were checked when
  * the script was loaded (model/lua_check.h), and the sandbox compiles them
  * the same way (dw_sim_lua_compile). The sandbox has no io, no
- * os but os.time and os.clock, no require, dofile, loadfile or debug; load
- * takes text only; collectgarbage only "count", "step" and "collect";
+ * os but os.time and os.clock, no require, dofile, loadfile, debug or
+ * collectgarbage; load takes text only; setmetatable refuses __gc;
  * math.randomseed belongs to the engine (dw_sim_lua_seed). Every evaluation
- * runs under an instruction budget (a count hook) and the whole state under
- * a memory cap (its allocator refuses past it, so string.rep('x', 1e9) fails
- * at once); a chunk that overruns either fails like one that raises an
- * error, and the sandbox stays usable.
+ * runs under an instruction budget and a deadline (a count hook that, once
+ * either is spent, raises at every instruction, so pcall cannot outlive
+ * it; pattern matching checks the deadline too, lua_pattern.h) and the
+ * whole state under a memory cap (its allocator refuses past it, so
+ * string.rep('x', 1e9) fails at once); a chunk that overruns any of them
+ * fails like one that raises an error, and the sandbox stays usable. The
+ * libraries are read-only and the chunks' globals stay empty
+ * (lua_guard.h): nothing outlives an evaluation but what it assigns to
+ * variables and properties.
  *
  * Names: Lua's own libraries (math, string, table, utf8, os) and base
  * functions first; every other global a chunk reads goes through one lookup
@@ -46,6 +51,8 @@
 /* Default instructions per evaluation and bytes per sandbox. */
 #define DW_SIM_LUA_BUDGET     1000000u
 #define DW_SIM_LUA_MEMORY_CAP ((size_t)16 << 20)
+/* Default time per evaluation (10 ms), in nanoseconds of the monotonic clock. */
+#define DW_SIM_LUA_DEADLINE_NS 10000000u
 
 typedef struct dw_sim_lua dw_sim_lua;
 
@@ -78,6 +85,9 @@ void dw_sim_lua_free(dw_sim_lua *x);
 /* Limits: instructions per evaluation (at least 1) and bytes for the whole
  * state (what it already holds counts). */
 void dw_sim_lua_set_limits(dw_sim_lua *x, uint32_t instructions, size_t memory);
+/* Time per evaluation, in nanoseconds (at least 1): past it, the chunk fails
+ * like one over its instruction budget, even inside pcall or a pattern match. */
+void dw_sim_lua_set_deadline(dw_sim_lua *x, uint64_t ns);
 /* Seed math.random (the engine seeds it when it makes the sandbox, with
  * the seed of its noise PRNG). Unseeded, it is Lua's own (time and address). */
 void dw_sim_lua_seed(dw_sim_lua *x, uint64_t seed);
