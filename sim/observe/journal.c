@@ -29,6 +29,7 @@ struct dw_sim_journal {
     uint64_t next_seq, dropped;
     size_t sleepers; /* waiters in pthread_cond_timedwait since the last wake-up */
     int closed;
+    struct shared *cache; /* the newest waiters' snapshot */
 };
 
 /* Entries copied out of the ring, their bytes in one buffer, looked at
@@ -38,6 +39,26 @@ typedef struct snapshot {
     size_t n;
     dw_buf bytes;
 } snapshot;
+
+/* A snapshot that waiters share: waiters woken together mostly want the
+ * same new entries, and one copy of them serves them all, so the lock time
+ * waiters take does not grow with their number. Immutable once made;
+ * `refs` counts its users and the cache, under the lock. */
+typedef struct shared {
+    size_t refs;
+    uint64_t first, end; /* it holds every entry there was in [first, end) */
+    int full;            /* it stopped at a bound: more came before `end` was taken */
+    snapshot s;
+} shared;
+
+/* Under the lock: one user fewer. */
+static void shared_release(shared *c)
+{
+    if (c && --c->refs == 0) {
+        dw_buf_free(&c->s.bytes);
+        free(c);
+    }
+}
 
 void dw_sim_journal_entry_free(dw_sim_journal_entry *e)
 {
@@ -70,6 +91,8 @@ dw_sim_journal *dw_sim_journal_new(size_t capacity)
 void dw_sim_journal_clear(dw_sim_journal *j)
 {
     pthread_mutex_lock(&j->lock);
+    shared_release(j->cache); /* a cleared entry is not seen again */
+    j->cache = NULL;
     for (size_t k = 0; k < j->count; k++)
         dw_sim_journal_entry_free(&j->ring[(j->head + k) % j->cap]);
     j->head = j->count = 0;
@@ -391,14 +414,51 @@ static struct timespec as_timespec(int64_t ns)
     return ts;
 }
 
+/* Under the lock: entries from *since on, in the cached snapshot when it
+ * holds *since, else in a new one that becomes the cache (NULL: none, or
+ * *oom); *since moves past them, *more says whether there are newer ones. */
+static shared *take(dw_sim_journal *j, uint64_t *since, int *more, int *oom)
+{
+    shared *c = j->cache;
+    if (c && c->first <= *since && *since < c->end) {
+        c->refs++;
+        *since = c->end;
+        *more = c->full;
+        return c;
+    }
+    if (!(c = malloc(sizeof *c))) {
+        *oom = 1;
+        return NULL;
+    }
+    c->s.n = 0;
+    c->s.bytes = (dw_buf)DW_BUF_INIT;
+    c->first = *since;
+    *more = snap_chunk(j, since, UINT64_MAX, CHUNK, &c->s);
+    if (*more < 0 || c->s.n == 0) {
+        *oom = *more < 0;
+        dw_buf_free(&c->s.bytes);
+        free(c);
+        return NULL;
+    }
+    snap_fix(&c->s);
+    c->end = *since;
+    c->full = *more;
+    c->refs = 2; /* the caller's and the cache's */
+    shared_release(j->cache);
+    j->cache = c;
+    return c;
+}
+
 /* Outside the lock: the first copied entry pred accepts, copied to *out
  * (DW_OK, or DW_ENOMEM); 1 when none did; DW_ETIMEDOUT when the pass ran
  * out of time first (a bounded pattern keeps each step short). */
-static int find(snapshot *s, int (*pred)(const dw_sim_journal_entry *e, void *arg), void *arg,
-                int64_t stop_ns, dw_sim_journal_entry *out)
+static int find(const snapshot *s, uint64_t from,
+                int (*pred)(const dw_sim_journal_entry *e, void *arg), void *arg, int64_t stop_ns,
+                dw_sim_journal_entry *out)
 {
-    snap_fix(s);
     for (size_t i = 0; i < s->n; i++) {
+        if (s->e[i].seq < from)
+            continue;
         if (pred(&s->e[i], arg))
             return entry_copy(&s->e[i], out);
         if (mono_ns() > stop_ns)
@@ -433,22 +493,22 @@ int dw_sim_journal_wait(dw_sim_journal *j, uint64_t since,
                         int timeout_ms, dw_sim_journal_entry *out)
 {
     int64_t due = mono_ns() + (int64_t)timeout_ms * 1000000;
-    snapshot *s = snap_new();
-    if (!s)
-        return DW_ENOMEM;
     int rc = 1;
     pthread_mutex_lock(&j->lock);
     for (;;) {
         int64_t look = mono_ns();
-        int more = snap_chunk(j, &since, UINT64_MAX, CHUNK, s);
-        if (more < 0) {
+        int more = 0, oom = 0;
+        uint64_t from = since;
+        shared *c = take(j, &since, &more, &oom);
+        if (oom) {
             rc = DW_ENOMEM;
             break;
         }
-        if (s->n) { /* match on this thread, the device appends meanwhile */
+        if (c) { /* match on this thread, the device appends meanwhile */
             pthread_mutex_unlock(&j->lock);
-            rc = find(s, pred, arg, due + GRACE_NS, out);
+            rc = find(&c->s, from, pred, arg, due + GRACE_NS, out);
             pthread_mutex_lock(&j->lock);
+            shared_release(c);
             if (rc != 1)
                 break;
             if (more)
@@ -462,6 +522,5 @@ int dw_sim_journal_wait(dw_sim_journal *j, uint64_t since,
         pace(j, since, look, due);
     }
     pthread_mutex_unlock(&j->lock);
-    snap_free(s);
     return rc;
 }

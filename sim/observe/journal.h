@@ -6,9 +6,10 @@
  * loop builds an entry before it takes the lock and only links it in;
  * readers copy what they need out and look at it (match patterns, count)
  * on their own thread after letting go. Waiters cost the loop one
- * broadcast for all of them and none while nobody sleeps, and each waiter
- * looks again at most once per few milliseconds, so neither many waiters
- * nor slow patterns hold up the device. Sequence numbers start at 1
+ * broadcast for all of them and none while nobody sleeps, each waiter
+ * looks again at most once per few milliseconds, and waiters woken
+ * together share one copy of the new entries, so neither many waiters nor
+ * slow patterns hold up the device. Sequence numbers start at 1
  * and never go back, not even when the journal is cleared: a reader that
  * remembers the last number it saw can ask for what came after. When the
  * ring is full the oldest entry makes room and is counted as dropped. */
