@@ -978,3 +978,25 @@ Test(sim_control, verify_with_a_regex_that_hits_its_limits_fails_and_says_so)
     dw_sim_client_close(&c);
     cr_expect(eq(int, finish(), 0));
 }
+
+Test(sim_control, a_fault_whose_regex_hits_its_limits_does_not_fire_and_says_so)
+{
+    start();
+    cr_expect(eq(int,
+                 call("POST", "/devices/default/faults",
+                      "{\"kind\": \"close\", \"match\": {\"regex\": \"^(a|aa)+$\"}}", NULL),
+                 201));
+    dw_sim_client c;
+    client(&c);
+    int64_t t0 = now_ms();
+    send_hostile(&c, 3); /* the connection stays open: the fault did not take them */
+    cr_expect(now_ms() - t0 < 5000, "3 requests took %lld ms", (long long)(now_ms() - t0));
+    cJSON *j;
+    cr_expect(eq(int, call("GET", "/devices/default/faults", NULL, &j), 200));
+    const cJSON *f = cJSON_GetArrayItem(j, 0);
+    cr_expect(eq(i64, num_at(f, "limited"), 3), "the limit hits are listed");
+    cr_expect(eq(i64, num_at(f, "fired"), 0));
+    cJSON_Delete(j);
+    dw_sim_client_close(&c);
+    cr_expect(eq(int, finish(), 0));
+}
