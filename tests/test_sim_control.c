@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1023,5 +1024,157 @@ Test(sim_control, large_bodies_in_flight_are_capped_and_do_not_stall_health)
            mono_ms() - t0 < 5000)
         usleep(50 * 1000);
     cr_expect(eq(int, status, 200), "a script fits once the held bodies are gone");
+    cr_expect(eq(int, finish(), 0));
+}
+
+/* ---- hostile neighbours of the journal ----------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* n round trips of *IDN? on c: how long they took, in ms. */
+static int64_t pings(dw_sim_client *c, int n)
+{
+    int64_t t0 = now_ms();
+    for (int i = 0; i < n; i++)
+        dw_sim_ask_eq(c, "*IDN?", "ACME,PSU");
+    return now_ms() - t0;
+}
+
+typedef struct tail_poller {
+    atomic_int stop;
+    int polls, failures;
+} tail_poller;
+
+static void *tail_thread(void *arg)
+{
+    tail_poller *p = arg;
+    while (!atomic_load(&p->stop)) {
+        dw_test_http_reply r;
+        int status = dw_test_http(dw_sim_fixture.control, "GET",
+                                  "/devices/default/journal?tail=1000", NULL, NULL, 0, 60000, &r);
+        dw_test_http_reply_free(&r);
+        p->failures += status != 200;
+        p->polls++;
+        usleep(10 * 1000);
+    }
+    return NULL;
+}
+
+#define NWAITERS 30
+
+Test(sim_control, journal_waiters_and_a_tail_poller_do_not_hold_up_the_device)
+{
+    start();
+    dw_sim_client c;
+    client(&c);
+    int64_t quiet = pings(&c, 200);
+    /* 30 long-polls for a request that never comes and a client reading
+     * the last 1000 entries every 10 ms, while the device is asked. */
+    waiter w[NWAITERS];
+    pthread_t t[NWAITERS], pt;
+    for (int i = 0; i < NWAITERS; i++) {
+        w[i] = (waiter){"/devices/default/journal/wait?match=NEVER%20SENT&timeout_ms=4000", 0, ""};
+        cr_assert(eq(int, pthread_create(&t[i], NULL, wait_thread, &w[i]), 0));
+    }
+    tail_poller p = {0, 0, 0};
+    cr_assert(eq(int, pthread_create(&pt, NULL, tail_thread, &p), 0));
+    usleep(300 * 1000); /* the waits are under way */
+    int64_t busy = pings(&c, 200);
+    int64_t more = pings(&c, 200);
+    atomic_store(&p.stop, 1);
+    pthread_join(pt, NULL);
+    for (int i = 0; i < NWAITERS; i++) {
+        pthread_join(t[i], NULL);
+        cr_expect(eq(int, w[i].status, 408), "waiter %d: %s", i, w[i].body);
+    }
+    /* Generous bounds (the machine is shared): the ratio itself is the
+     * benchmark's (bench_sim_control). */
+    cr_expect(busy < 5000 && more < 5000, "200 round trips took %lld and %lld ms", (long long)busy,
+              (long long)more);
+    cr_expect(busy < 20 * quiet + 1000, "%lld ms against %lld ms without the waiters",
+              (long long)busy, (long long)quiet);
+    cr_expect(p.polls > 0 && p.failures == 0, "%d polls, %d failed", p.polls, p.failures);
+    dw_sim_client_close(&c);
+    cr_expect(eq(int, finish(), 0));
+}
+
+/* Requests on which ^(a|aa)+$ backtracks exponentially: without limits
+ * each one costs a second or more. */
+static void send_hostile(dw_sim_client *c, int n)
+{
+    for (int i = 0; i < n; i++)
+        send_line(c, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab");
+    dw_sim_ask_eq(c, "*IDN?", "ACME,PSU"); /* all of them are in the journal */
+}
+
+Test(sim_control, a_hostile_regex_wait_times_out_on_time_and_the_device_answers_meanwhile)
+{
+    start();
+    dw_sim_client c;
+    client(&c);
+    send_hostile(&c, 50);
+    waiter w = {"/devices/default/journal/wait?regex=%5E(a%7Caa)%2B%24&timeout_ms=100", 0, ""};
+    pthread_t t;
+    int64_t t0 = now_ms();
+    cr_assert(eq(int, pthread_create(&t, NULL, wait_thread, &w), 0));
+    int64_t ping = pings(&c, 20);
+    pthread_join(t, NULL);
+    int64_t waited = now_ms() - t0;
+    cr_expect(eq(int, w.status, 408), "%s", w.body);
+    cr_expect(waited < 1500, "timeout_ms=100 answered after %lld ms", (long long)waited);
+    cr_expect(ping < 1500, "20 round trips took %lld ms next to the wait", (long long)ping);
+    cJSON *j = cJSON_Parse(w.body);
+    cr_expect(num_at(j, "limited") > 0, "the limit hits are reported: %s", w.body);
+    cJSON_Delete(j);
+    dw_sim_client_close(&c);
+    cr_expect(eq(int, finish(), 0));
+}
+
+Test(sim_control, verify_with_a_regex_that_hits_its_limits_fails_and_says_so)
+{
+    start();
+    dw_sim_client c;
+    client(&c);
+    send_hostile(&c, 5);
+    cJSON *j;
+    int64_t t0 = now_ms();
+    cr_expect(eq(int,
+                 call("POST", "/devices/default/verify",
+                      "[{\"request\": {\"regex\": \"^(a|aa)+$\"}, \"count\": 0}]", &j),
+                 409));
+    cr_expect(now_ms() - t0 < 5000, "verify took %lld ms", (long long)(now_ms() - t0));
+    const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "failures"), 0);
+    cr_expect(eq(i64, num_at(f, "limited"), 5));
+    cr_expect(strstr(str_at(f, "message"), "match limits") != NULL, "%s", str_at(f, "message"));
+    cJSON_Delete(j);
+    dw_sim_ask_eq(&c, "*IDN?", "ACME,PSU");
+    dw_sim_client_close(&c);
+    cr_expect(eq(int, finish(), 0));
+}
+
+Test(sim_control, a_fault_whose_regex_hits_its_limits_does_not_fire_and_says_so)
+{
+    start();
+    cr_expect(eq(int,
+                 call("POST", "/devices/default/faults",
+                      "{\"kind\": \"close\", \"match\": {\"regex\": \"^(a|aa)+$\"}}", NULL),
+                 201));
+    dw_sim_client c;
+    client(&c);
+    int64_t t0 = now_ms();
+    send_hostile(&c, 3); /* the connection stays open: the fault did not take them */
+    cr_expect(now_ms() - t0 < 5000, "3 requests took %lld ms", (long long)(now_ms() - t0));
+    cJSON *j;
+    cr_expect(eq(int, call("GET", "/devices/default/faults", NULL, &j), 200));
+    const cJSON *f = cJSON_GetArrayItem(j, 0);
+    cr_expect(eq(i64, num_at(f, "limited"), 3), "the limit hits are listed");
+    cr_expect(eq(i64, num_at(f, "fired"), 0));
+    cJSON_Delete(j);
+    dw_sim_client_close(&c);
     cr_expect(eq(int, finish(), 0));
 }

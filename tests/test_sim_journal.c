@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "observe/journal.h"
@@ -140,5 +141,67 @@ Test(sim_journal, closing_ends_every_wait)
     dw_sim_journal_entry e;
     cr_expect(eq(int, dw_sim_journal_wait(j, 1, is_outp_on, NULL, 60000, &e), DW_ECANCELED));
     pthread_join(t, NULL);
+    dw_sim_journal_free(j);
+}
+
+typedef struct hit_waiter {
+    dw_sim_journal *j;
+    int rc;
+    uint64_t seq;
+    int64_t ms;
+} hit_waiter;
+
+static int is_hit(const dw_sim_journal_entry *e, void *arg)
+{
+    (void)arg;
+    return e->req_len == 3 && memcmp(e->req, "HIT", 3) == 0;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *wait_hit(void *arg)
+{
+    hit_waiter *w = arg;
+    dw_sim_journal_entry e = {0};
+    w->rc = dw_sim_journal_wait(w->j, 1, is_hit, NULL, 30000, &e);
+    w->seq = e.seq;
+    dw_sim_journal_entry_free(&e);
+    return NULL;
+}
+
+/* Waiters woken together share one copy of the new entries: each must
+ * still find its own match, and a cleared entry must not be found again. */
+Test(sim_journal, many_waiters_each_find_the_entry_and_a_cleared_one_is_gone)
+{
+    dw_sim_journal *j = dw_sim_journal_new(5000);
+    hit_waiter w[16];
+    pthread_t t[16];
+    for (int i = 0; i < 16; i++) {
+        w[i] = (hit_waiter){j, -1, 0, 0};
+        pthread_create(&t[i], NULL, wait_hit, &w[i]);
+    }
+    usleep(100 * 1000);
+    char req[32];
+    for (int i = 0; i < 3000; i++) { /* more than one snapshot's worth */
+        snprintf(req, sizeof req, "MISS %d", i);
+        add(j, req);
+    }
+    add(j, "HIT");
+    for (int i = 0; i < 16; i++) {
+        pthread_join(t[i], NULL);
+        cr_expect(eq(int, w[i].rc, DW_OK), "waiter %d: %s", i, dw_strerror(w[i].rc));
+        cr_expect(eq(u64, w[i].seq, 3001), "waiter %d", i);
+    }
+    dw_sim_journal_clear(j);
+    dw_sim_journal_entry e = {0};
+    int64_t t0 = mono_ms();
+    cr_expect(eq(int, dw_sim_journal_wait(j, 1, is_hit, NULL, 100, &e), DW_ETIMEDOUT));
+    int64_t took = mono_ms() - t0;
+    cr_expect(took >= 95 && took < 2000, "timeout_ms=100 took %lld ms", (long long)took);
     dw_sim_journal_free(j);
 }

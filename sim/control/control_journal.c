@@ -96,6 +96,28 @@ static int query_pattern(const dw_sim_http_request *req, dw_sim_pattern *p, dw_s
     return 0;
 }
 
+/* 408, saying how many requests the regex could not decide on (it hit its
+ * match limits: counted as no match) in "limited". */
+static void timed_out(dw_sim_http_response *r, const dw_sim_pattern *p, const char *device,
+                      long long timeout)
+{
+    char msg[600], extra[160] = "";
+    if (p->limited)
+        snprintf(extra, sizeof extra,
+                 "; the regex hit its match limits on %llu request(s), counted as no match",
+                 (unsigned long long)p->limited);
+    snprintf(msg, sizeof msg, "no request matching %s on device %s within %lld ms%s",
+             p->bytes ? (const char *)p->bytes : "anything", device, timeout, extra);
+    cJSON *o = cJSON_CreateObject();
+    if (o && (!cJSON_AddStringToObject(o, "error", msg) ||
+              !cJSON_AddStringToObject(o, "where", "query") ||
+              !cJSON_AddNumberToObject(o, "limited", (double)p->limited))) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    dw__ctl_json(r, 408, o);
+}
+
 void dw__ctl_journal_wait(const ctl_call *call)
 {
     const dw_sim_control *c = call->c;
@@ -117,8 +139,7 @@ void dw__ctl_journal_wait(const ctl_call *call)
     if (rc == DW_OK)
         dw__ctl_json(r, 200, dw_sim_journal_entry_json(&e));
     else if (rc == DW_ETIMEDOUT)
-        dw__ctl_error(r, 408, "query", "no request matching %s on device %s within %lld ms",
-                      p.bytes ? (const char *)p.bytes : "anything", d->name, timeout);
+        timed_out(r, &p, d->name, timeout);
     else
         dw__ctl_error(r, rc == DW_ECANCELED ? 503 : 500, "", "the wait ended: %s", dw_strerror(rc));
     dw_sim_journal_entry_free(&e);

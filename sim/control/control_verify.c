@@ -246,11 +246,20 @@ static const char *describe(const expectation *x, char *buf, size_t n)
     return buf;
 }
 
+/* 1 when x's count is known to be within its bounds: the requests on which
+ * its regex hit a limit (counted as no match) might have matched, so they
+ * must not be able to push the count past the upper bound either. */
+static int count_holds(const expectation *x)
+{
+    long long most = (long long)(x->count + x->p.limited);
+    return (long long)x->count >= x->lo && (x->hi < 0 || most <= x->hi);
+}
+
 /* The failure report for x (index i), or NULL when it holds. */
 static cJSON *failure(expectation *x, size_t i, const cJSON *item, int order_failed,
                       const samples *s)
 {
-    int count_ok = (long long)x->count >= x->lo && (x->hi < 0 || (long long)x->count <= x->hi);
+    int count_ok = count_holds(x);
     if (count_ok && !order_failed)
         return NULL;
     char want[64];
@@ -261,7 +270,16 @@ static cJSON *failure(expectation *x, size_t i, const cJSON *item, int order_fai
     cJSON_AddItemToObject(o, "expected", cJSON_Duplicate(item, 1));
     cJSON_AddNumberToObject(o, "actual", (double)x->count);
     char msg[300];
-    if (!count_ok)
+    if (x->p.limited)
+        cJSON_AddNumberToObject(o, "limited", (double)x->p.limited);
+    if (!count_ok && x->p.limited)
+        snprintf(msg, sizeof msg,
+                 "expected %s matching %s %s, got %llu, and the regex hit its match limits on "
+                 "%llu more (counted as no match, so the count is not known)",
+                 describe(x, want, sizeof want), x->by_rule ? "rule" : "request",
+                 (const char *)x->p.bytes, (unsigned long long)x->count,
+                 (unsigned long long)x->p.limited);
+    else if (!count_ok)
         snprintf(msg, sizeof msg, "expected %s matching %s %s, got %llu",
                  describe(x, want, sizeof want), x->by_rule ? "rule" : "request",
                  (const char *)x->p.bytes, (unsigned long long)x->count);
@@ -313,8 +331,7 @@ static void report(dw_sim_journal *j, const cJSON *body, expectation *x, size_t 
         int order_failed = x[i].in_order && (ordered_broken || !x[i].order_seq);
         if (order_failed)
             ordered_broken = 1;
-        int count_ok =
-            (long long)x[i].count >= x[i].lo && (x[i].hi < 0 || (long long)x[i].count <= x[i].hi);
+        int count_ok = count_holds(&x[i]);
         if ((!count_ok || order_failed) && !sampled && s.s) {
             dw_sim_journal_each(j, 1, keep_sample, &s); /* the last NEAR_SCAN stay */
             sampled = 1;

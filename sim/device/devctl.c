@@ -297,6 +297,8 @@ static cJSON *fault_json(const dw_sim_server *s, const ctl_fault *f)
         add_number(o, "probability", f->spec.probability);
     if (f->spec.kind == DW_SIM_CTL_DELAY)
         add_number(o, "delay_ms", f->spec.delay_ms);
+    if (f->spec.match.limited) /* requests its regex could not decide on */
+        add_number(o, "limited", (double)f->spec.match.limited);
     return o;
 }
 

@@ -73,19 +73,8 @@
 
 #include "script/script.h"
 
-/* Bounds on one regex match (PCRE2's limits; see docs/sim.md "Limits").
- * DW_SIM_REGEX_MATCH_BUDGET backtracking steps per regex per request: an
- * anchored pattern ("^...", which can start only at byte 0) gets it all;
- * PCRE2 restarts the count at each start position, so an unanchored one
- * gets it shared out over the request's n + 1 positions, at least
- * DW_SIM_REGEX_START_MIN each. The depth and heap limits bound the
- * interpreter's backtracking memory (when JIT is not available); the JIT
- * stack bounds the JIT's. */
-#define DW_SIM_REGEX_MATCH_BUDGET   200000u
-#define DW_SIM_REGEX_START_MIN      4u
-#define DW_SIM_REGEX_DEPTH_LIMIT    20000u
-#define DW_SIM_REGEX_HEAP_LIMIT_KIB 2048u
-#define DW_SIM_REGEX_JIT_STACK_KIB  1024u
+/* Bounds on one regex match: common/regex_limits.h. */
+#include "common/regex_limits.h"
 
 typedef struct dw_sim_engine dw_sim_engine;
 typedef struct dw_sim_session dw_sim_session;

@@ -199,23 +199,10 @@ void dw__engine_captures_whole(captures *c, size_t n)
     c->eo[0] = n;
 }
 
-/* The match limit of one pcre2_match call. PCRE2 counts it afresh at each
- * start position, so an unanchored pattern gets the budget shared out over
- * the n + 1 positions it may try (never less than a floor that ordinary
- * unanchored patterns need at one position): the whole call then costs at
- * most about max(budget, floor * (n + 1)) steps. */
-static uint32_t match_limit(const dw_sim_match *m, size_t n)
-{
-    if (m->anchored)
-        return DW_SIM_REGEX_MATCH_BUDGET;
-    size_t per = DW_SIM_REGEX_MATCH_BUDGET / (n + 1);
-    return per < DW_SIM_REGEX_START_MIN ? DW_SIM_REGEX_START_MIN : (uint32_t)per;
-}
-
 static int match_regex(dw_sim_session *ss, const dw_sim_match *m, const uint8_t *req, size_t n,
                        captures *c)
 {
-    pcre2_set_match_limit(ss->mc, match_limit(m, n));
+    pcre2_set_match_limit(ss->mc, dw_sim_regex_match_limit(m->anchored, n));
     int rc = pcre2_match(m->re, req, n, 0, 0, ss->md, ss->mc);
     if (rc == PCRE2_ERROR_NOMATCH)
         return NO_MATCH;

@@ -9,9 +9,17 @@
 
 #include "common/json_bytes.h"
 
-/* Entries looked at per hold of the lock: a scan of a long journal lets the
- * device append between chunks. */
-#define CHUNK 1024
+/* Entries, and bytes, copied per hold of the lock: a scan of a long
+ * journal lets the device append between chunks. */
+#define CHUNK       1024
+#define CHUNK_BYTES (256 * 1024)
+/* A waiter looks at the journal at most once per RECHECK_NS: under steady
+ * traffic each waiter then costs the device at most one wake-up per period,
+ * however many requests come, and finds a match at most this late. */
+#define RECHECK_NS 5000000L
+/* How far past its deadline a wait's matching pass may run (a wait with
+ * timeout_ms=0 still looks at what is already there). */
+#define GRACE_NS 5000000L
 
 struct dw_sim_journal {
     pthread_mutex_t lock;
@@ -19,8 +27,38 @@ struct dw_sim_journal {
     dw_sim_journal_entry *ring;
     size_t cap, head, count; /* the oldest entry is ring[head] */
     uint64_t next_seq, dropped;
+    size_t sleepers; /* waiters in pthread_cond_timedwait since the last wake-up */
     int closed;
+    struct shared *cache; /* the newest waiters' snapshot */
 };
+
+/* Entries copied out of the ring, their bytes in one buffer, looked at
+ * (matched, counted) outside the lock. */
+typedef struct snapshot {
+    dw_sim_journal_entry e[CHUNK];
+    size_t n;
+    dw_buf bytes;
+} snapshot;
+
+/* A snapshot that waiters share: waiters woken together mostly want the
+ * same new entries, and one copy of them serves them all, so the lock time
+ * waiters take does not grow with their number. Immutable once made;
+ * `refs` counts its users and the cache, under the lock. */
+typedef struct shared {
+    size_t refs;
+    uint64_t first, end; /* it holds every entry there was in [first, end) */
+    int full;            /* it stopped at a bound: more came before `end` was taken */
+    snapshot s;
+} shared;
+
+/* Under the lock: one user fewer. */
+static void shared_release(shared *c)
+{
+    if (c && --c->refs == 0) {
+        dw_buf_free(&c->s.bytes);
+        free(c);
+    }
+}
 
 void dw_sim_journal_entry_free(dw_sim_journal_entry *e)
 {
@@ -53,6 +91,8 @@ dw_sim_journal *dw_sim_journal_new(size_t capacity)
 void dw_sim_journal_clear(dw_sim_journal *j)
 {
     pthread_mutex_lock(&j->lock);
+    shared_release(j->cache); /* a cleared entry is not seen again */
+    j->cache = NULL;
     for (size_t k = 0; k < j->count; k++)
         dw_sim_journal_entry_free(&j->ring[(j->head + k) % j->cap]);
     j->head = j->count = 0;
@@ -135,16 +175,23 @@ uint64_t dw_sim_journal_add(dw_sim_journal *j, uint64_t conn, const uint8_t *req
         return 0;
     }
     e.seq = seq;
-    if (j->count == j->cap) { /* the oldest makes room */
-        dw_sim_journal_entry_free(&j->ring[j->head]);
+    dw_sim_journal_entry old = {0};
+    if (j->count == j->cap) { /* the oldest makes room (freed after the unlock) */
+        old = j->ring[j->head];
         j->head = (j->head + 1) % j->cap;
         j->count--;
         j->dropped++;
     }
     j->ring[(j->head + j->count) % j->cap] = e;
     j->count++;
-    pthread_cond_broadcast(&j->grew);
+    /* One wake-up for whoever sleeps now, none when nobody does: the
+     * device's cost does not grow with the waiters (see RECHECK_NS). */
+    size_t wake = j->sleepers;
+    j->sleepers = 0;
     pthread_mutex_unlock(&j->lock);
+    if (wake)
+        pthread_cond_broadcast(&j->grew);
+    dw_sim_journal_entry_free(&old);
     return seq;
 }
 
@@ -182,36 +229,100 @@ static size_t first_since(const dw_sim_journal *j, uint64_t since)
     return k;
 }
 
-/* Under the lock: fn on at most CHUNK entries from seq `*since` on, and
- * below `end`; *since moves past the last one seen. Returns fn's result, or
- * -1 when there is nothing more (below `end`) to see. */
-static int each_chunk(dw_sim_journal *j, uint64_t *since, uint64_t end,
-                      int (*fn)(const dw_sim_journal_entry *e, void *arg), void *arg)
+/* Under the lock: copy entries with seq >= *since and below `end` into s
+ * (at most CHUNK of them and about CHUNK_BYTES of bytes), and move *since
+ * past the last. Plain copies, no matching: the lock is held for
+ * O(entries copied). Returns 1 when it stopped at a bound (more may follow
+ * below `end`), 0 when it saw everything, -1 when out of memory. */
+static int snap_chunk(dw_sim_journal *j, uint64_t *since, uint64_t end, size_t max, snapshot *s)
 {
-    size_t k = first_since(j, *since), n = 0;
-    int r = 0;
-    for (; k < j->count && n < CHUNK && !r; k++, n++) {
+    s->n = 0;
+    dw_buf_clear(&s->bytes);
+    size_t k = first_since(j, *since);
+    for (; k < j->count; k++) {
         const dw_sim_journal_entry *e = &j->ring[(j->head + k) % j->cap];
         if (e->seq >= end)
-            break;
-        r = fn(e, arg);
+            return 0;
+        if (s->n == CHUNK || s->n == max || (s->n && s->bytes.len >= CHUNK_BYTES))
+            return 1;
+        size_t mlen = e->match ? strlen(e->match) + 1 : 0;
+        dw_sim_journal_entry *c = &s->e[s->n];
+        *c = *e;
+        /* Offsets for now: the buffer may move while it grows. */
+        c->req = (uint8_t *)(uintptr_t)s->bytes.len;
+        if (dw_buf_append(&s->bytes, e->req, e->req_len + e->reply_len + mlen) != DW_OK)
+            return -1;
+        s->n++;
         *since = e->seq + 1;
     }
-    return r ? r : n == CHUNK ? 0 : -1;
+    return 0;
+}
+
+/* Outside the lock: point the copied entries at their bytes. */
+static void snap_fix(snapshot *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        dw_sim_journal_entry *c = &s->e[i];
+        uint8_t *b = s->bytes.data + (uintptr_t)c->req;
+        c->req = b;
+        c->reply = b + c->req_len;
+        c->match = c->match ? (char *)b + c->req_len + c->reply_len : NULL;
+    }
+}
+
+static snapshot *snap_new(void)
+{
+    snapshot *s = malloc(sizeof *s);
+    if (s) {
+        s->n = 0;
+        s->bytes = (dw_buf)DW_BUF_INIT;
+    }
+    return s;
+}
+
+static void snap_free(snapshot *s)
+{
+    if (s)
+        dw_buf_free(&s->bytes);
+    free(s);
 }
 
 int dw_sim_journal_each(dw_sim_journal *j, uint64_t since,
                         int (*fn)(const dw_sim_journal_entry *e, void *arg), void *arg)
 {
-    int r = 0;
+    snapshot *s = snap_new();
+    if (!s)
+        return 0;
+    int r = 0, more = 1;
     pthread_mutex_lock(&j->lock);
     uint64_t end = j->next_seq; /* what is added meanwhile is not visited */
-    while ((r = each_chunk(j, &since, end, fn, arg)) == 0) {
-        pthread_mutex_unlock(&j->lock); /* let the device append */
+    while (more > 0 && !r) {
+        more = snap_chunk(j, &since, end, CHUNK, s);
+        pthread_mutex_unlock(&j->lock); /* fn runs on the copies, the device appends */
+        snap_fix(s);
+        for (size_t i = 0; i < s->n && !r; i++)
+            r = fn(&s->e[i], arg);
         pthread_mutex_lock(&j->lock);
     }
     pthread_mutex_unlock(&j->lock);
-    return r < 0 ? 0 : r;
+    snap_free(s);
+    return r;
+}
+
+/* Outside the lock: owned copies of s's entries appended to *out. */
+static int read_out(snapshot *s, dw_sim_journal_entry **out, size_t *n)
+{
+    snap_fix(s);
+    if (!s->n)
+        return DW_OK;
+    dw_sim_journal_entry *e = realloc(*out, (*n + s->n) * sizeof *e);
+    if (!e)
+        return DW_ENOMEM;
+    *out = e;
+    for (size_t i = 0; i < s->n; i++, ++*n)
+        if (entry_copy(&s->e[i], &e[*n]) != DW_OK)
+            return DW_ENOMEM;
+    return DW_OK;
 }
 
 int dw_sim_journal_read(dw_sim_journal *j, uint64_t since, size_t max, dw_sim_journal_entry **out,
@@ -219,15 +330,22 @@ int dw_sim_journal_read(dw_sim_journal *j, uint64_t since, size_t max, dw_sim_jo
 {
     *out = NULL;
     *n = 0;
+    snapshot *s = snap_new();
+    if (!s)
+        return DW_ENOMEM;
+    int rc = DW_OK, more = 1;
     pthread_mutex_lock(&j->lock);
     *first = j->count ? j->ring[j->head].seq : 0;
-    size_t k = first_since(j, since), count = j->count - k < max ? j->count - k : max;
-    dw_sim_journal_entry *e = count ? calloc(count, sizeof *e) : NULL;
-    int rc = count && !e ? DW_ENOMEM : DW_OK;
-    for (size_t i = 0; i < count && rc == DW_OK; i++, *n = i)
-        rc = entry_copy(&j->ring[(j->head + k + i) % j->cap], &e[i]);
+    uint64_t end = j->next_seq; /* a page is what was there when asked */
+    while (more > 0 && rc == DW_OK && *n < max) {
+        /* Plain copies under the lock; the allocations after it. */
+        more = snap_chunk(j, &since, end, max - *n, s);
+        pthread_mutex_unlock(&j->lock);
+        rc = more < 0 ? DW_ENOMEM : read_out(s, out, n);
+        pthread_mutex_lock(&j->lock);
+    }
     pthread_mutex_unlock(&j->lock);
-    *out = e;
+    snap_free(s);
     return rc;
 }
 
@@ -283,58 +401,126 @@ cJSON *dw_sim_journal_entry_json(const dw_sim_journal_entry *e)
     return o;
 }
 
-typedef struct find_args {
-    int (*pred)(const dw_sim_journal_entry *e, void *arg);
-    void *arg;
-    dw_sim_journal_entry *out;
-    int rc;
-    uint64_t last; /* the last seq looked at */
-} find_args;
-
-static int find_one(const dw_sim_journal_entry *e, void *arg)
+static int64_t mono_ns(void)
 {
-    find_args *f = arg;
-    f->last = e->seq;
-    if (!f->pred(e, f->arg))
-        return 0;
-    f->rc = entry_copy(e, f->out);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static struct timespec as_timespec(int64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+    return ts;
+}
+
+/* Under the lock: entries from *since on, in the cached snapshot when it
+ * holds *since, else in a new one that becomes the cache (NULL: none, or
+ * *oom); *since moves past them, *more says whether there are newer ones. */
+static shared *take(dw_sim_journal *j, uint64_t *since, int *more, int *oom)
+{
+    shared *c = j->cache;
+    if (c && c->first <= *since && *since < c->end) {
+        c->refs++;
+        *since = c->end;
+        *more = c->full;
+        return c;
+    }
+    if (!(c = malloc(sizeof *c))) {
+        *oom = 1;
+        return NULL;
+    }
+    c->s.n = 0;
+    c->s.bytes = (dw_buf)DW_BUF_INIT;
+    c->first = *since;
+    *more = snap_chunk(j, since, UINT64_MAX, CHUNK, &c->s);
+    if (*more < 0 || c->s.n == 0) {
+        *oom = *more < 0;
+        dw_buf_free(&c->s.bytes);
+        free(c);
+        return NULL;
+    }
+    snap_fix(&c->s);
+    c->end = *since;
+    c->full = *more;
+    c->refs = 2; /* the caller's and the cache's */
+    shared_release(j->cache);
+    j->cache = c;
+    return c;
+}
+
+/* Outside the lock: the first copied entry pred accepts, copied to *out
+ * (DW_OK, or DW_ENOMEM); 1 when none did; DW_ETIMEDOUT when the pass ran
+ * out of time first (a bounded pattern keeps each step short). */
+static int find(const snapshot *s, uint64_t from,
+                int (*pred)(const dw_sim_journal_entry *e, void *arg), void *arg, int64_t stop_ns,
+                dw_sim_journal_entry *out)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->e[i].seq < from)
+            continue;
+        if (pred(&s->e[i], arg))
+            return entry_copy(&s->e[i], out);
+        if (mono_ns() > stop_ns)
+            return DW_ETIMEDOUT;
+    }
     return 1;
+}
+
+/* Under the lock, after a look at the journal at look_ns found nothing:
+ * sleep until an entry comes (unless one came meanwhile), the journal
+ * closes or the deadline, then out the rest of RECHECK_NS since the look,
+ * unregistered. The lock is held again on return. */
+static void pace(dw_sim_journal *j, uint64_t since, int64_t look_ns, int64_t due_ns)
+{
+    if (since >= j->next_seq && !j->closed) {
+        struct timespec due = as_timespec(due_ns);
+        j->sleepers++;
+        pthread_cond_timedwait(&j->grew, &j->lock, &due);
+    }
+    int64_t until = look_ns + RECHECK_NS < due_ns ? look_ns + RECHECK_NS : due_ns;
+    if (mono_ns() >= until || j->closed)
+        return;
+    struct timespec ts = as_timespec(until);
+    pthread_mutex_unlock(&j->lock);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+    pthread_mutex_lock(&j->lock);
 }
 
 int dw_sim_journal_wait(dw_sim_journal *j, uint64_t since,
                         int (*pred)(const dw_sim_journal_entry *e, void *arg), void *arg,
                         int timeout_ms, dw_sim_journal_entry *out)
 {
-    struct timespec due;
-    clock_gettime(CLOCK_MONOTONIC, &due);
-    due.tv_sec += timeout_ms / 1000;
-    due.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (due.tv_nsec >= 1000000000L) {
-        due.tv_sec++;
-        due.tv_nsec -= 1000000000L;
-    }
-    find_args f = {pred, arg, out, DW_ETIMEDOUT, 0};
+    int64_t due = mono_ns() + (int64_t)timeout_ms * 1000000;
+    int rc = 1;
     pthread_mutex_lock(&j->lock);
     for (;;) {
-        int r = each_chunk(j, &since, UINT64_MAX, find_one, &f);
-        if (r > 0)
-            break;    /* found (or out of memory copying it) */
-        if (r == 0) { /* more to look at: let the device append first */
+        int64_t look = mono_ns();
+        int more = 0, oom = 0;
+        uint64_t from = since;
+        shared *c = take(j, &since, &more, &oom);
+        if (oom) {
+            rc = DW_ENOMEM;
+            break;
+        }
+        if (c) { /* match on this thread, the device appends meanwhile */
             pthread_mutex_unlock(&j->lock);
+            rc = find(&c->s, from, pred, arg, due + GRACE_NS, out);
             pthread_mutex_lock(&j->lock);
-            continue;
-        }
-        if (since < j->next_seq)
+            shared_release(c);
+            if (rc != 1)
+                break;
+            if (more)
+                continue; /* the rest of a backlog */
+        } else if (since < j->next_seq)
             since = j->next_seq; /* only newer entries from now on */
-        if (j->closed) {
-            f.rc = DW_ECANCELED;
+        if (j->closed || mono_ns() >= due) {
+            rc = j->closed ? DW_ECANCELED : DW_ETIMEDOUT;
             break;
         }
-        if (pthread_cond_timedwait(&j->grew, &j->lock, &due) == ETIMEDOUT) {
-            each_chunk(j, &since, UINT64_MAX, find_one, &f); /* what came with the timeout */
-            break;
-        }
+        pace(j, since, look, due);
     }
     pthread_mutex_unlock(&j->lock);
-    return f.rc;
+    return rc;
 }

@@ -2,8 +2,14 @@
  * answered it, in a bounded ring that the control API reads (control.h).
  *
  * The device's loop thread appends; HTTP threads read and wait. A mutex
- * guards the ring, held only to copy an entry in or out, so a reader never
- * holds up the device for longer than a copy. Sequence numbers start at 1
+ * guards the ring, and everyone holds it only for O(1) work per entry: the
+ * loop builds an entry before it takes the lock and only links it in;
+ * readers copy what they need out and look at it (match patterns, count)
+ * on their own thread after letting go. Waiters cost the loop one
+ * broadcast for all of them and none while nobody sleeps, each waiter
+ * looks again at most once per few milliseconds, and waiters woken
+ * together share one copy of the new entries, so neither many waiters nor
+ * slow patterns hold up the device. Sequence numbers start at 1
  * and never go back, not even when the journal is cleared: a reader that
  * remembers the last number it saw can ask for what came after. When the
  * ring is full the oldest entry makes room and is counted as dropped. */
@@ -62,11 +68,12 @@ uint64_t dw_sim_journal_next_seq(dw_sim_journal *j);
 uint64_t dw_sim_journal_dropped(dw_sim_journal *j);
 
 /* Call fn on each entry with seq >= since that was there when the call
- * began, oldest first, until fn returns non-zero (the entry is borrowed for
- * the call). The lock is held for 1024 entries at a time (fn must be quick
- * and must not call the journal), so a long scan never holds up the
- * device for long; entries dropped between two chunks are not seen.
- * Returns fn's last result (0 when it never returned non-zero). */
+ * began, oldest first, until fn returns non-zero (the entry is a copy,
+ * borrowed for the call). Entries are copied out 1024 at a time under the
+ * lock and fn runs on the copies without it, so a long scan or a slow fn
+ * never holds up the device; entries dropped between two chunks are not
+ * seen. Returns fn's last result (0 when it never returned non-zero, or
+ * when out of memory). */
 int dw_sim_journal_each(dw_sim_journal *j, uint64_t since,
                         int (*fn)(const dw_sim_journal_entry *e, void *arg), void *arg);
 
@@ -84,8 +91,11 @@ cJSON *dw_sim_journal_entry_json(const dw_sim_journal_entry *e);
 
 /* Wait up to timeout_ms for an entry with seq >= since that `pred` accepts,
  * past ones included: DW_OK and *out (a copy, caller frees), DW_ETIMEDOUT,
- * DW_ECANCELED (the journal closed) or DW_ENOMEM. Thread-safe; blocks only
- * the caller. */
+ * DW_ECANCELED (the journal closed) or DW_ENOMEM. pred runs on copies,
+ * outside the lock, and each entry is looked at once; a new entry is seen
+ * at most about 5 ms after it came, and the wait ends within a few ms of
+ * its deadline provided each pred call is bounded (see pattern.h).
+ * Thread-safe; blocks only the caller. */
 int dw_sim_journal_wait(dw_sim_journal *j, uint64_t since,
                         int (*pred)(const dw_sim_journal_entry *e, void *arg), void *arg,
                         int timeout_ms, dw_sim_journal_entry *out);

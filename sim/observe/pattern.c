@@ -2,6 +2,7 @@
 #include "observe/pattern.h"
 
 #include "common/json_bytes.h"
+#include "common/regex_limits.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +36,16 @@ static int compile(dw_sim_pattern *p, dw_error *err)
         pcre2_get_error_message(code, msg, sizeof msg);
         return dw_error_set(err, DW_EINVAL, "regex: %s at %zu", (const char *)msg, (size_t)at);
     }
+    uint32_t opts = 0;
+    pcre2_pattern_info(p->re, PCRE2_INFO_ALLOPTIONS, &opts);
+    p->anchored = (opts & PCRE2_ANCHORED) != 0;
     p->md = pcre2_match_data_create_from_pattern(p->re, NULL);
-    return p->md ? DW_OK : dw_error_set(err, DW_ENOMEM, "out of memory");
+    p->mc = pcre2_match_context_create(NULL);
+    if (!p->md || !p->mc)
+        return dw_error_set(err, DW_ENOMEM, "out of memory");
+    pcre2_set_depth_limit(p->mc, DW_SIM_REGEX_DEPTH_LIMIT);
+    pcre2_set_heap_limit(p->mc, DW_SIM_REGEX_HEAP_LIMIT_KIB);
+    return DW_OK;
 }
 
 int dw_sim_pattern_make(dw_sim_pattern *p, const char *kind, const uint8_t *text, size_t len,
@@ -93,7 +102,12 @@ int dw_sim_pattern_from_json(dw_sim_pattern *p, const cJSON *v, dw_error *err)
 
 static int regex_match(dw_sim_pattern *p, const uint8_t *req, size_t n)
 {
-    return pcre2_match(p->re, req ? req : (const uint8_t *)"", n, 0, 0, p->md, NULL) >= 0;
+    pcre2_set_match_limit(p->mc, dw_sim_regex_match_limit(p->anchored, n));
+    int rc = pcre2_match(p->re, req ? req : (const uint8_t *)"", n, 0, 0, p->md, p->mc);
+    /* A limit (or no memory for backtracking): not known to match. */
+    if (rc < 0 && rc != PCRE2_ERROR_NOMATCH)
+        p->limited++;
+    return rc >= 0;
 }
 
 int dw_sim_pattern_match(dw_sim_pattern *p, const uint8_t *req, size_t n, const char *name)
@@ -137,6 +151,7 @@ void dw_sim_pattern_free(dw_sim_pattern *p)
 {
     if (!p)
         return;
+    pcre2_match_context_free(p->mc);
     pcre2_match_data_free(p->md);
     pcre2_code_free(p->re);
     free(p->bytes);

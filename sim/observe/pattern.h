@@ -7,7 +7,12 @@
  * of "rule" (the name only), "request" (the exact bytes only; a string, or
  * {"hex": ...}), "prefix", "regex" (PCRE2, matched anywhere unless
  * anchored). A query string says the same with match=, rule=, request=,
- * prefix= or regex=. A pattern is used by one thread at a time. */
+ * prefix= or regex=. A pattern is used by one thread at a time.
+ *
+ * A regex runs under the rules' limits (common/regex_limits.h): a match
+ * that hits one counts as no match and is counted in `limited`, so an API
+ * caller's pattern can never hold up its thread (or, for a fault's match,
+ * the device's loop) for long. */
 #ifndef DW_SIM_OBSERVE_PATTERN_H
 #define DW_SIM_OBSERVE_PATTERN_H
 
@@ -38,6 +43,9 @@ typedef struct dw_sim_pattern {
     size_t len;
     pcre2_code *re;
     pcre2_match_data *md;
+    pcre2_match_context *mc; /* the limits */
+    int anchored;            /* the regex can start only at byte 0 */
+    uint64_t limited;        /* matches that hit a limit (counted as no match) */
 } dw_sim_pattern;
 
 /* One pattern from a kind's name ("match", "rule", "request", "prefix",
@@ -48,7 +56,8 @@ int dw_sim_pattern_make(dw_sim_pattern *p, const char *kind, const uint8_t *text
                         dw_error *err);
 /* From JSON as described above. */
 int dw_sim_pattern_from_json(dw_sim_pattern *p, const cJSON *v, dw_error *err);
-/* 1 when the request req[0..n), answered by `name` (may be NULL), matches. */
+/* 1 when the request req[0..n), answered by `name` (may be NULL), matches;
+ * 0 when not, or when the regex hit a limit (then p->limited grows). */
 int dw_sim_pattern_match(dw_sim_pattern *p, const uint8_t *req, size_t n, const char *name);
 /* The pattern as JSON ("OUTP ON", {"regex": "^FREQ"}); NULL when out of memory. */
 cJSON *dw_sim_pattern_json(const dw_sim_pattern *p);

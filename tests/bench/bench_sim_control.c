@@ -6,6 +6,11 @@
  * the hooks cost). Target: with the poller, 0.95 or more of the round trips
  * without it.
  *
+ * Then the same device alone against it with 1, 8 and 60 long-polling
+ * GET .../journal/wait callers, each waiting for a request that never comes
+ * (timeout_ms=500, then again from the journal's newest entry on): what a
+ * test suite's waiters cost the device. Target: 0.9 or more with 60.
+ *
  * Every run has a fresh server process; rounds rotate who goes first.
  * DW_BENCH_QUICK=1 runs a short version. */
 #include <errno.h>
@@ -92,6 +97,54 @@ static void *poll_thread(void *arg)
     return NULL;
 }
 
+/* GET target's body into buf (NUL-terminated): the status, or -1. */
+static int http_body(uint16_t port, const char *target, char *buf, size_t cap)
+{
+    int fd = bench_connect_loopback(port);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int n = snprintf(buf, cap, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", target);
+    int ok = write(fd, buf, (size_t)n) == n;
+    size_t total = 0;
+    ssize_t got;
+    while (ok && total + 1 < cap && (got = read(fd, buf + total, cap - 1 - total)) > 0)
+        total += (size_t)got;
+    buf[total] = 0;
+    close(fd);
+    int status = 0;
+    return ok && sscanf(buf, "HTTP/1.1 %d", &status) == 1 ? status : -1;
+}
+
+typedef struct waiter {
+    uint16_t port;
+    atomic_int *stop;
+    int waits, failures;
+} waiter;
+
+/* Long-polls for a request that never comes, from the newest entry on. */
+static void *wait_thread(void *arg)
+{
+    waiter *w = arg;
+    char buf[8192], target[160];
+    while (!atomic_load(w->stop)) {
+        const char *next = NULL;
+        if (http_body(w->port, "/devices/default/journal?tail=1", buf, sizeof buf) != 200 ||
+            !(next = strstr(buf, "\"next\":"))) {
+            w->failures++;
+            usleep(10 * 1000);
+            continue;
+        }
+        snprintf(target, sizeof target,
+                 "/devices/default/journal/wait?since=%lld&timeout_ms=500&match=NEVER%%20SENT",
+                 atoll(next + 7));
+        w->failures += http_body(w->port, target, buf, sizeof buf) != 408;
+        w->waits++;
+    }
+    return NULL;
+}
+
 /* The control port from the line after "listening on ...". */
 static pid_t start(int kind, uint16_t *port, uint16_t *control)
 {
@@ -166,6 +219,51 @@ static int measure(int kind, bench_result *out, int *polls)
     return rc != 0 || p.failures ? -1 : 0;
 }
 
+static const int nwaiters[] = {0, 1, 8, 60};
+#define NWAIT (int)(sizeof nwaiters / sizeof nwaiters[0])
+
+/* The device's round trips per second with n journal waiters. */
+static int measure_waiters(int n, double *rps, int *waits)
+{
+    uint16_t port, control;
+    pid_t pid = start(QUIET, &port, &control);
+    *rps = 0;
+    if (pid <= 0) {
+        fprintf(stderr, "bench_sim_control: cannot start a server\n");
+        return -1;
+    }
+    atomic_int stop = 0;
+    waiter w[60];
+    pthread_t t[60];
+    int started = 0, failures = 0;
+    for (; started < n; started++) {
+        w[started] = (waiter){control, &stop, 0, 0};
+        if (pthread_create(&t[started], NULL, wait_thread, &w[started]) != 0)
+            break;
+    }
+    usleep(200 * 1000); /* the waiters are waiting */
+    bench_line_load l = {.port = port,
+                         .request = REQUEST,
+                         .reply = REPLY,
+                         .conns = CONNS,
+                         .threads = 1,
+                         .seconds = seconds,
+                         .server_pid = pid};
+    bench_result r;
+    int rc = bench_line_run(&l, &r);
+    atomic_store(&stop, 1);
+    for (int i = 0; i < started; i++) {
+        pthread_join(t[i], NULL);
+        *waits += w[i].waits;
+        failures += w[i].failures;
+    }
+    bench_child_stop(pid);
+    *rps = r.rps;
+    if (failures)
+        fprintf(stderr, "bench_sim_control: %d wait(s) failed\n", failures);
+    return rc != 0 || failures || started < n ? -1 : 0;
+}
+
 static void bench_line(const char *name, double v, const char *unit, double base)
 {
     printf("BENCH %s %.1f %s %.1f %.2f\n", name, v, unit, base, base > 0 ? v / base : 0);
@@ -217,6 +315,25 @@ int main(void)
         snprintf(name, sizeof name, "control_quiet_vs_plain_%s", what[i]);
         bench_line(name, f[QUIET][i], unit[i], f[PLAIN][i]);
     }
+    double w[NWAIT][8];
+    int waits = 0;
+    for (int k = 0; k < rounds; k++)
+        for (int j = 0; j < NWAIT; j++) {
+            int i = (k + j) % NWAIT;
+            status |= measure_waiters(nwaiters[i], &w[i][k], &waits) != 0;
+        }
+    printf("%-20s | %10s\n", "journal waiters", "rt/s");
+    double alone = bench_median(w[0], rounds);
+    for (int i = 0; i < NWAIT; i++) {
+        double m = bench_median(w[i], rounds);
+        printf("%-20d | %10.0f\n", nwaiters[i], m);
+        if (i > 0) {
+            char name[64];
+            snprintf(name, sizeof name, "control_%d_waiters_vs_alone_rt", nwaiters[i]);
+            bench_line(name, m, "rt/s", alone);
+        }
+    }
+    printf("waits: %d (each a GET /journal?tail=1 and a 500 ms GET /journal/wait)\n", waits);
     unlink(script_path);
     rmdir(dir);
     return status;
