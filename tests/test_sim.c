@@ -592,9 +592,9 @@ Test(sim_proc, simulator_dies_with_its_test, .timeout = 120)
 /* ---- SIGTERM and SIGINT end even a busy device ---------------------------- */
 
 /* One request keeps the loop thread busy for far longer than any test: a
- * Lua pattern match is one C call, which the instruction budget does not
- * interrupt, and this one backtracks through 2000^6 ways to place the `a*`s
- * before it fails. */
+ * Lua pattern that backtracks through 2000^6 ways to place the `a*`s, under
+ * a deadline of a minute (--lua-deadline; the default 10 ms would end it,
+ * and nothing else a device does holds its loop that long). */
 static const char busy_script[] =
     "{\"rules\": [\n"
     "  {\"when\": \"BUSY\", \"reply\": {\"lua\": "
@@ -613,7 +613,8 @@ static long ms_since(const struct timespec *t0)
  * answer, which shows the loop is stuck before a test signals it. */
 static dw_sim_proc *serve_busy(dw_sim_client *busy)
 {
-    dw_sim_proc *p = serve(busy, busy_script, LF, no_args);
+    const char *const minute[] = {"--lua-deadline", "60000", NULL};
+    dw_sim_proc *p = serve(busy, busy_script, LF, minute);
     dw_sim_ask_eq(busy, "PING", "PONG");
     cr_assert(eq(int, dw_sim_client_send(busy, "BUSY", 4), DW_OK));
     dw_sim_client other;
@@ -678,4 +679,32 @@ Test(sim, sigterm_on_an_idle_device_still_stops_with_the_summary)
     cr_expect(eq(ptr, strstr(dw_sim_err_of(p), "exiting without"), NULL), "stderr: %s",
               dw_sim_err_of(p));
     dw_sim_client_close(&c);
+}
+
+/* --lua-deadline: one chunk (a pattern that backtracks for some 50 ms)
+ * succeeds under a long deadline and fails under a short one, with the
+ * device's usual unmatched answer; the device goes on either way. */
+Test(sim, lua_deadline_sets_how_long_a_chunk_may_run)
+{
+    static const char spin[] = "{\"rules\": [\n"
+                               "  {\"when\": \"SPIN\", \"reply\": {\"lua\": "
+                               "\"tostring(string.find(string.rep('a', 100), 'a*a*a*b'))\"}},\n"
+                               "  {\"when\": \"PING\", \"reply\": \"PONG\"}\n"
+                               " ], \"unmatched\": {\"reply\": \"?\"}}\n";
+    const char *const minute[] = {"--lua-deadline", "60000", NULL};
+    const char *const short_one[] = {"--lua-deadline", "5", NULL};
+    dw_sim_client c;
+    serve(&c, spin, LF, minute);
+    dw_sim_ask_eq(&c, "SPIN", "nil");
+    dw_sim_ask_eq(&c, "PING", "PONG");
+    dw_sim_client_close(&c);
+    serve(&c, spin, LF, short_one);
+    dw_sim_ask_eq(&c, "SPIN", "?");
+    dw_sim_ask_eq(&c, "PING", "PONG");
+    dw_sim_client_close(&c);
+    const char *const bad[] = {"--lua-deadline", "0", "--script", "x.json", NULL};
+    dw_sim_proc p;
+    cr_expect(eq(int, dw_sim_proc_run(&p, bad, 10000), 2));
+    cr_expect(strstr(dw_sim_err_of(&p), "--lua-deadline 0") != NULL, "%s", dw_sim_err_of(&p));
+    dw_sim_proc_free(&p);
 }

@@ -52,6 +52,8 @@ static int gen_new(const dw_sim_server *s, dw_sim_script *script, sim_gen **out,
     }
     dw_sim_engine_set_rng(g->engine, (dw_sim_rng *)&s->rng);
     dw_sim_engine_seed(g->engine, s->engine_seed);
+    if (s->lua_deadline_ms)
+        dw_sim_engine_lua_deadline(g->engine, (uint64_t)s->lua_deadline_ms * 1000000u);
     g->script = script;
     g->refs = 1;
     *out = g;
@@ -168,6 +170,7 @@ int dw_sim_server_new(const dw_sim_server_options *o, dw_sim_script *script, dw_
     for (const char *k = o->name; k && *k; k++) /* each device its own draws */
         stream = stream * 131 + (unsigned char)*k;
     dw_sim_rng_seed(&s->rng, o->seed, stream);
+    s->lua_deadline_ms = o->lua_deadline_ms;
     s->engine_seed = o->seed + stream * 0x9e3779b97f4a7c15u; /* the seed itself without a name */
     if (o->name && !(s->name = strdup(o->name))) {
         free(s);

@@ -80,6 +80,9 @@ typedef struct dw_sim_server_options {
      * gets the seed itself). Each reload starts the engine's draws afresh
      * from it. Default DW_SIM_DEFAULT_SEED. */
     uint64_t seed;
+    /* One evaluation of the script's Lua may take this long before it fails
+     * (dw_sim_engine_lua_deadline; 0: the engine's default, 10 ms). */
+    unsigned lua_deadline_ms;
 } dw_sim_server_options;
 
 #define DW_SIM_MAX_BUFFERED ((size_t)256 * 1024 * 1024)

@@ -41,7 +41,8 @@ enum {
     OPT_OUT,
     OPT_AS_STEPS,
     OPT_KEEP_TIMING,
-    OPT_SEED
+    OPT_SEED,
+    OPT_LUA_DEADLINE
 };
 
 /* Its order is getopt's when it names the candidates of an ambiguous
@@ -75,6 +76,7 @@ static const struct option longopts[] = {
     {"as-steps", no_argument, NULL, OPT_AS_STEPS},
     {"keep-timing", no_argument, NULL, OPT_KEEP_TIMING},
     {"seed", required_argument, NULL, OPT_SEED},
+    {"lua-deadline", required_argument, NULL, OPT_LUA_DEADLINE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -96,7 +98,7 @@ static void usage_synopsis(FILE *f)
         "                   [--max-frame BYTES] [--max-buffered BYTES]\n"
         "                   [--link PATH]\n"
         "                   [--control HOST:PORT [--control-token FILE]] [--journal N]\n"
-        "                   [--seed N]\n"
+        "                   [--seed N] [--lua-deadline MS]\n"
         "       %s [--device NAME=SCRIPT@HOST:PORT]... [--bench FILE]\n"
         "                   [--script FILE] [options as above]\n"
         "       %s --record --upstream HOST:PORT --script BASE --out FILE [--listen HOST:PORT]\n"
@@ -159,6 +161,8 @@ static void usage_options(FILE *f)
           "      --keep-timing      --record: each answer's median delay as delay_ms\n"
           "      --seed N           the seed of every random draw: faults, noise, Lua\n"
           "                         (printed when not given)\n"
+          "      --lua-deadline MS  the wall-clock time one evaluation of a script's Lua\n"
+          "                         may take before it fails (default 10)\n"
           "      --validate FILE    check a script and exit (0 valid, 2 invalid)\n"
           "      --probe HOST:PORT  exit 0 if a simulator accepts a connection there\n"
           "      --ask HOST:PORT    send REQUEST with the script's transport and framing,\n"
@@ -262,6 +266,11 @@ static int take_number(int opt, const char *arg, dw_sim_cli *c)
         }
         *(opt == OPT_IDLE ? &c->idle_ms : &c->write_ms) = (int)v;
         return 0;
+    case OPT_LUA_DEADLINE:
+        if (parse_count(arg, 1, 3600000, &c->lua_deadline_ms) == 0)
+            return 0;
+        fprintf(stderr, "%s: --lua-deadline %s: expected milliseconds (1 to 3600000)\n", prog, arg);
+        return -1;
     case OPT_JOURNAL:
         if (parse_count(arg, 1, DW_SIM_JOURNAL_MAX, &c->journal) == 0)
             return 0;

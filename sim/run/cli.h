@@ -58,6 +58,7 @@ typedef struct dw_sim_cli {
     size_t ndevices;
     int check, timeout_ms, idle_ms, write_ms;
     long max_connections, max_frame, max_buffered, journal;
+    long lua_deadline_ms; /* --lua-deadline, 0: the engine's own */
     int record, proxy;
     const char *upstream, *out;
     int as_steps, keep_timing;

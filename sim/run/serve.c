@@ -133,6 +133,7 @@ static int open_all(const dw_sim_device *devs, size_t n, const dw_sim_serve_opti
         so.max_buffered = o->max_buffered;
         so.loop = loop;
         so.seed = o->seed;
+        so.lua_deadline_ms = o->lua_deadline_ms;
         dw_error err;
         dw_error_clear(&err);
         if (dw_sim_server_new(&so, script, &srv[i], &err) != DW_OK) {
@@ -465,7 +466,8 @@ int dw_sim_run_serve(const dw_sim_cli *c)
                                NULL,
                                (size_t)c->journal,
                                c->seed,
-                               c->have_seed};
+                               c->have_seed,
+                               (unsigned)c->lua_deadline_ms};
     char *control_host = NULL, *token = NULL;
     status = dw_sim_cli_control(c, &control_host, &so.control_port, &token);
     so.control_host = control_host;

@@ -42,6 +42,7 @@ typedef struct dw_sim_serve_options {
     size_t journal_size;       /* --journal: entries per device (0: the default) */
     uint64_t seed;             /* --seed: every random draw (faults, noise, Lua) */
     int have_seed;             /* 0: a seed is drawn, and printed when a script uses it */
+    unsigned lua_deadline_ms;  /* --lua-deadline: one Lua evaluation at most (0: 10 ms) */
 } dw_sim_serve_options;
 
 /* Serve devs[0..n) until SIGINT or SIGTERM. A script with "network"
