@@ -187,6 +187,19 @@ static pid_t start(int kind, uint16_t *port, uint16_t *control)
     return pid;
 }
 
+/* The line load the device is measured with, against server pid on port. */
+static int run_load(pid_t pid, uint16_t port, bench_result *out)
+{
+    bench_line_load l = {.port = port,
+                         .request = REQUEST,
+                         .reply = REPLY,
+                         .conns = CONNS,
+                         .threads = 1,
+                         .seconds = seconds,
+                         .server_pid = pid};
+    return bench_line_run(&l, out);
+}
+
 static int measure(int kind, bench_result *out, int *polls)
 {
     memset(out, 0, sizeof *out);
@@ -200,14 +213,7 @@ static int measure(int kind, bench_result *out, int *polls)
     poller p = {control, 0, 0, 0};
     pthread_t t;
     int polling = kind == POLLED && pthread_create(&t, NULL, poll_thread, &p) == 0;
-    bench_line_load l = {.port = port,
-                         .request = REQUEST,
-                         .reply = REPLY,
-                         .conns = CONNS,
-                         .threads = 1,
-                         .seconds = seconds,
-                         .server_pid = pid};
-    int rc = bench_line_run(&l, out);
+    int rc = run_load(pid, port, out);
     if (polling) {
         atomic_store(&p.stop, 1);
         pthread_join(t, NULL);
@@ -242,15 +248,8 @@ static int measure_waiters(int n, double *rps, int *waits)
             break;
     }
     usleep(200 * 1000); /* the waiters are waiting */
-    bench_line_load l = {.port = port,
-                         .request = REQUEST,
-                         .reply = REPLY,
-                         .conns = CONNS,
-                         .threads = 1,
-                         .seconds = seconds,
-                         .server_pid = pid};
     bench_result r;
-    int rc = bench_line_run(&l, &r);
+    int rc = run_load(pid, port, &r);
     atomic_store(&stop, 1);
     for (int i = 0; i < started; i++) {
         pthread_join(t[i], NULL);
