@@ -493,6 +493,24 @@ Test(sim_lua, hostile_chunks_fail_within_the_deadline)
     unload(&f);
 }
 
+/* Fewer instructions than the count hook's step (150 calls of a few each),
+ * but each a fruitless scan of 4 MiB: the scans themselves check the
+ * deadline, so the chunk fails instead of running its 150 scans out. */
+Test(sim_lua, a_few_long_plain_finds_meet_the_deadline)
+{
+    fixture f;
+    load(&f, "{`rules`: [{`when`: `SCANS`, `reply`: {`lua`: `(function() "
+             "local s = ('a'):rep(4 << 20) for i = 1, 150 do s:find('b', 1, true) end "
+             "return 'all' end)()`}}," PING_AND_UNMATCHED);
+    dw_sim_engine_lua_deadline(f.e, 1000000); /* 1 ms: far less than 150 scans */
+    cr_expect(eq(str, (char *)ask(&f, "SCANS"), "?"), "the scans are cut short");
+    cr_assert(f.o.lua.message != NULL);
+    cr_expect(strstr(f.o.lua.message, "deadline") != NULL, "%s", f.o.lua.message);
+    dw_sim_engine_lua_deadline(f.e, (uint64_t)60 * 1000000000u);
+    cr_expect(eq(str, (char *)ask(&f, "SCANS"), "all"), "under a minute they finish");
+    unload(&f);
+}
+
 Test(sim_lua, a_finalizer_cannot_be_set)
 {
     fixture f;

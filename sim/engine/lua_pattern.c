@@ -460,7 +460,8 @@ static const char *lmemfind(MatchState *ms, const char *s1, size_t l1, const cha
                 s1 = init;
             }
         }
-        return NULL; /* not found */
+        tick(ms, l1); /* the last memchr's bytes: a long fruitless scan counts */
+        return NULL;  /* not found */
     }
 }
 
