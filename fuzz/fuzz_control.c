@@ -85,7 +85,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fail("setup", dw_error_message(&err));
     dw_sim_control_options co;
     dw_sim_control_options_init(&co);
-    co.loop = loop;
     co.max_wait_ms = 1; /* a wait must not hold the fuzzer up */
     co.max_body = 65536;
     co.journal_size = 64;

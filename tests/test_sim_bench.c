@@ -3,6 +3,7 @@
  * transcript events, all named; bench files refused with located errors. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,4 +231,59 @@ Test(sim_bench, bad_device_options_and_missing_scripts)
     cr_expect(strstr(dw_sim_err_of(&p), "two devices are named \"alpha\"") != NULL, "%s",
               dw_sim_err_of(&p));
     dw_sim_proc_free(&p);
+}
+
+/* ---- --loops: each device on one loop thread --------------------------- */
+
+/* BUSY holds its device's loop for as long as the deadline lets it: a Lua
+ * pattern backtracking through 2000^6 ways, under --lua-deadline 60000. */
+static const char busy_device[] =
+    "{\"rules\": [{\"when\": \"BUSY\", \"reply\": {\"lua\": "
+    "\"tostring(string.find(string.rep('a', 2000), 'a*a*a*a*a*a*b'))\"}}]}";
+
+/* Devices busy and good in one process with `loops` loops, busy's loop
+ * held by a BUSY in flight; whether good answers PING within timeout_ms. */
+static int good_answers_next_to_busy(const char *loops, int timeout_ms)
+{
+    const char *busy = dw_sim_fixture_file("busy", busy_device), *good = script("PONG");
+    char db[300], dg[300];
+    snprintf(db, sizeof db, "busy=%s@127.0.0.1:0", busy);
+    snprintf(dg, sizeof dg, "good=%s@127.0.0.1:0", good);
+    const char *const args[] = {"--device",       db,      "--device", dg, "--loops", loops,
+                                "--lua-deadline", "60000", NULL};
+    dw_sim_proc *p = dw_sim_start(&dw_sim_fixture.proc, args, "devwire-sim");
+    uint16_t pb = port_of(p, "busy"), pg = port_of(p, "good");
+    dw_sim_client b, g;
+    dw_sim_open_ok(&b, pb, dw_sentinel_marshaller_new("\n", 1), 20000);
+    cr_assert(eq(int, dw_sim_client_send(&b, "BUSY", 4), DW_OK));
+    usleep(100 * 1000); /* BUSY has reached busy's loop */
+    dw_sim_open_ok(&g, pg, dw_sentinel_marshaller_new("\n", 1), timeout_ms);
+    cr_assert(eq(int, dw_sim_client_send(&g, "PING", 4), DW_OK));
+    int answered = dw_sim_client_recv(&g) == DW_OK && strcmp((char *)g.reply.data, "PONG") == 0;
+    dw_sim_client_close(&g);
+    dw_sim_client_close(&b);
+    /* busy's loop cannot stop in time: the watchdog ends the process */
+    dw_sim_proc_kill(p, SIGKILL);
+    return answered;
+}
+
+Test(sim_bench, a_device_busy_on_its_loop_does_not_hold_one_on_another)
+{
+    cr_expect(good_answers_next_to_busy("2", 20000), "good answers while busy's loop is held");
+    /* The control: on one loop, good waits behind busy. */
+    cr_expect(not(good_answers_next_to_busy("1", 1000)), "one loop: good cannot answer");
+}
+
+Test(sim_bench, loops_out_of_range_are_refused)
+{
+    const char *const zero[] = {"--loops", "0", "--script", "x.json", NULL};
+    const char *const many[] = {"--loops", "257", "--script", "x.json", NULL};
+    const char *const *bad[] = {zero, many};
+    for (size_t i = 0; i < 2; i++) {
+        dw_sim_proc p;
+        cr_expect(eq(int, dw_sim_proc_run(&p, bad[i], 10000), 2));
+        cr_expect(strstr(dw_sim_err_of(&p), "expected a number from 1 to 256") != NULL, "%s",
+                  dw_sim_err_of(&p));
+        dw_sim_proc_free(&p);
+    }
 }

@@ -56,7 +56,6 @@ typedef struct dw_sim_control_options {
     int max_wait_ms;     /* the longest journal wait, default 600000 */
     size_t max_body;     /* bytes, default DW_SIM_CONTROL_MAX_BODY */
     const dw_logger *logger;
-    dw_sim_loop *loop; /* the devices' loop (borrowed) */
     /* POST /record/stop (--record): write the recording now and say what it
      * holds ({"out", "rules", ...} in *out); DW_OK, or an error in `err`.
      * Called on an HTTP thread. NULL: no such endpoint. */
@@ -71,7 +70,7 @@ typedef struct dw_sim_control_options {
 void dw_sim_control_options_init(dw_sim_control_options *o);
 
 /* The control API for devs[0..n): gives each device its control side
- * (journal, faults, figures; device/devctl.h). Call before the loop starts.
+ * (journal, faults, figures; device/devctl.h). Call before the loops start.
  * DW_OK and *out, or an error in `err`. */
 int dw_sim_control_new(const dw_sim_control_options *o, const dw_sim_control_device *devs, size_t n,
                        dw_sim_control **out, dw_error *err);
@@ -80,9 +79,10 @@ int dw_sim_control_start(dw_sim_control *c, dw_error *err);
 /* "HOST:PORT" bound (after start). */
 const char *dw_sim_control_address(const dw_sim_control *c);
 /* End the waits, stop the HTTP server (its threads are joined) and close
- * the devices' control handles on the loop. Call before the devices stop. */
+ * the devices' control handles, each on its device's loop. Call before the
+ * devices stop. */
 void dw_sim_control_stop(dw_sim_control *c);
-/* After the loop stopped and the summaries were printed. Accepts NULL. */
+/* After the loops stopped and the summaries were printed. Accepts NULL. */
 void dw_sim_control_free(dw_sim_control *c);
 
 /* ---- the handler, without HTTP (tests and the fuzz target call it) ---- */

@@ -42,7 +42,8 @@ enum {
     OPT_AS_STEPS,
     OPT_KEEP_TIMING,
     OPT_SEED,
-    OPT_LUA_DEADLINE
+    OPT_LUA_DEADLINE,
+    OPT_LOOPS
 };
 
 /* Its order is getopt's when it names the candidates of an ambiguous
@@ -77,6 +78,7 @@ static const struct option longopts[] = {
     {"keep-timing", no_argument, NULL, OPT_KEEP_TIMING},
     {"seed", required_argument, NULL, OPT_SEED},
     {"lua-deadline", required_argument, NULL, OPT_LUA_DEADLINE},
+    {"loops", required_argument, NULL, OPT_LOOPS},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -98,7 +100,7 @@ static void usage_synopsis(FILE *f)
         "                   [--max-frame BYTES] [--max-buffered BYTES]\n"
         "                   [--link PATH]\n"
         "                   [--control HOST:PORT [--control-token FILE]] [--journal N]\n"
-        "                   [--seed N] [--lua-deadline MS]\n"
+        "                   [--seed N] [--lua-deadline MS] [--loops N]\n"
         "       %s [--device NAME=SCRIPT@HOST:PORT]... [--bench FILE]\n"
         "                   [--script FILE] [options as above]\n"
         "       %s --record --upstream HOST:PORT --script BASE --out FILE [--listen HOST:PORT]\n"
@@ -163,6 +165,9 @@ static void usage_options(FILE *f)
           "                         (printed when not given)\n"
           "      --lua-deadline MS  the wall-clock time one evaluation of a script's Lua\n"
           "                         may take before it fails (default 10)\n"
+          "      --loops N          event loop threads the devices are spread over, each\n"
+          "                         device on one for its whole life (default: one per CPU\n"
+          "                         the process may use, at most one per device)\n"
           "      --validate FILE    check a script and exit (0 valid, 2 invalid)\n"
           "      --probe HOST:PORT  exit 0 if a simulator accepts a connection there\n"
           "      --ask HOST:PORT    send REQUEST with the script's transport and framing,\n"
@@ -270,6 +275,12 @@ static int take_number(int opt, const char *arg, dw_sim_cli *c)
         if (parse_count(arg, 1, 3600000, &c->lua_deadline_ms) == 0)
             return 0;
         fprintf(stderr, "%s: --lua-deadline %s: expected milliseconds (1 to 3600000)\n", prog, arg);
+        return -1;
+    case OPT_LOOPS:
+        if (parse_count(arg, 1, DW_SIM_MAX_LOOPS, &c->loops) == 0)
+            return 0;
+        fprintf(stderr, "%s: --loops %s: expected a number from 1 to %d\n", prog, arg,
+                DW_SIM_MAX_LOOPS);
         return -1;
     case OPT_JOURNAL:
         if (parse_count(arg, 1, DW_SIM_JOURNAL_MAX, &c->journal) == 0)

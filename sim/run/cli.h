@@ -35,6 +35,7 @@ enum {
 #define DW_SIM_STOP_GRACE_MS 1000
 
 #define DW_SIM_MAX_DEVICES 256 /* --device options; a bench file has no limit */
+#define DW_SIM_MAX_LOOPS   256 /* --loops */
 
 /* What the command line asks for. */
 typedef enum dw_sim_mode {
@@ -59,6 +60,7 @@ typedef struct dw_sim_cli {
     int check, timeout_ms, idle_ms, write_ms;
     long max_connections, max_frame, max_buffered, journal;
     long lua_deadline_ms; /* --lua-deadline, 0: the engine's own */
+    long loops;           /* --loops, 0: one per CPU the process may use */
     int record, proxy;
     const char *upstream, *out;
     int as_steps, keep_timing;

@@ -151,7 +151,6 @@ static int control_open(recording *g, dw_sim_control **out)
     co.port = r->control_port;
     co.token = r->control_token;
     co.logger = r->logger;
-    co.loop = g->loop;
     if (r->out) {
         co.record_stop = record_stop;
         co.record_stopped = record_stopped;

@@ -106,12 +106,65 @@ static int draws(const dw_sim_script *s)
     return any;
 }
 
-/* Bind every device on `loop` (behind a proxy when its script has network
+/* The event loops the devices are spread over: device i lives on
+ * l[i % n] for its whole life, and nothing is shared between loops. */
+typedef struct loop_set {
+    dw_sim_loop **l;
+    size_t n;
+} loop_set;
+
+/* --loops, or one per CPU the process may use; never more than devices. */
+static size_t loop_count(const dw_sim_serve_options *o, size_t ndevs)
+{
+    size_t want = o->loops ? o->loops : (size_t)uv_available_parallelism();
+    if (want > ndevs)
+        want = ndevs;
+    return want ? want : 1;
+}
+
+static int loops_new(loop_set *ls, size_t n, dw_error *err)
+{
+    ls->n = 0;
+    ls->l = calloc(n, sizeof *ls->l);
+    if (!ls->l)
+        return dw_error_set(err, DW_ENOMEM, "out of memory");
+    for (; ls->n < n; ls->n++) {
+        int rc = dw_sim_loop_new(&ls->l[ls->n], err);
+        if (rc != DW_OK)
+            return rc;
+    }
+    return DW_OK;
+}
+
+static int loops_start(loop_set *ls, dw_error *err)
+{
+    for (size_t i = 0; i < ls->n; i++) {
+        int rc = dw_sim_loop_start(ls->l[i], err);
+        if (rc != DW_OK)
+            return rc;
+    }
+    return DW_OK;
+}
+
+/* Stop every loop (each returns once its close callbacks ran) and free. */
+static void loops_free(loop_set *ls)
+{
+    for (size_t i = 0; i < ls->n; i++)
+        dw_sim_loop_stop(ls->l[i]);
+    for (size_t i = 0; i < ls->n; i++)
+        dw_sim_loop_free(ls->l[i]);
+    free(ls->l);
+    ls->l = NULL;
+    ls->n = 0;
+}
+
+/* Bind every device on its loop (behind a proxy when its script has network
  * faults): DW_OK, or the exit status after saying why. */
 static int open_all(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o,
-                    dw_sim_loop *loop, dw_sim_server **srv, dw_sim_proxy **px, int *random)
+                    const loop_set *loops, dw_sim_server **srv, dw_sim_proxy **px, int *random)
 {
     for (size_t i = 0; i < n; i++) {
+        dw_sim_loop *loop = loops->l[i % loops->n];
         dw_sim_script *script = load(&devs[i]);
         if (!script)
             return 2;
@@ -211,7 +264,7 @@ static int report(size_t n, const dw_sim_serve_options *o, dw_sim_server **srv)
 /* The control API over every device (before the loop starts): DW_OK, or
  * the exit status after saying why not. */
 static int control_open(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o,
-                        dw_sim_loop *loop, dw_sim_server **srv, dw_sim_control **out)
+                        dw_sim_server **srv, dw_sim_control **out)
 {
     dw_sim_control_device *cd = calloc(n, sizeof *cd);
     if (!cd) {
@@ -230,7 +283,6 @@ static int control_open(const dw_sim_device *devs, size_t n, const dw_sim_serve_
     co.token = o->control_token;
     co.journal_size = o->journal_size;
     co.logger = o->logger;
-    co.loop = loop;
     dw_error err;
     dw_error_clear(&err);
     int rc = dw_sim_control_new(&co, cd, n, out, &err);
@@ -248,16 +300,34 @@ static const char *address(dw_sim_server *srv, dw_sim_proxy *px)
     return px ? dw_sim_proxy_address(px) : dw_sim_server_address(srv);
 }
 
+/* Serving from the readiness lines to the signal that ends it. */
+static void serve_until_signal(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o,
+                               dw_sim_server **srv, dw_sim_proxy **px, dw_sim_control *control)
+{
+    for (size_t i = 0; i < n; i++)
+        printf("%s %s%s%s%s\n", dw_sim_server_serial(srv[i]) ? "serial on" : "listening on",
+               address(srv[i], px[i]), devs[i].name ? " (" : "", devs[i].name ? devs[i].name : "",
+               devs[i].name ? ")" : "");
+    if (control)
+        printf("control on http://%s\n", dw_sim_control_address(control));
+    fflush(stdout);
+    reload_job j = {devs, n, o, srv};
+    /* Closing the devices needs the loop threads: if one is stuck, the
+     * watchdog ends the process instead. */
+    dw_sim_cli_stop_begin(dw_sim_cli_wait_signals(on_hup, &j));
+}
+
 int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o)
 {
     dw_sim_control *control = NULL;
     dw_sim_server **srv = calloc(n, sizeof *srv);
     dw_sim_proxy **px = calloc(n, sizeof *px);
-    dw_sim_loop *loop = NULL;
+    loop_set loops = {NULL, 0};
     dw_error err;
     dw_error_clear(&err);
-    if (!srv || !px || dw_sim_loop_new(&loop, &err) != DW_OK) {
+    if (!srv || !px || loops_new(&loops, loop_count(o, n), &err) != DW_OK) {
         fprintf(stderr, "%s: %s\n", prog, srv && px ? dw_error_message(&err) : "out of memory");
+        loops_free(&loops);
         free(srv);
         free(px);
         return 3;
@@ -267,13 +337,13 @@ int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options
         seeded.seed = dw_sim_rng_entropy();
     o = &seeded;
     int random = 0;
-    int status = open_all(devs, n, o, loop, srv, px, &random);
+    int status = open_all(devs, n, o, &loops, srv, px, &random);
     if (status == DW_OK && !o->have_seed && random)
         fprintf(stderr, "%s: seed %llu (repeat this run's random draws with --seed %llu)\n", prog,
                 (unsigned long long)o->seed, (unsigned long long)o->seed);
     if (status == DW_OK && o->control_host)
-        status = control_open(devs, n, o, loop, srv, &control);
-    if (status == DW_OK && dw_sim_loop_start(loop, &err) != DW_OK) {
+        status = control_open(devs, n, o, srv, &control);
+    if (status == DW_OK && loops_start(&loops, &err) != DW_OK) {
         fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
         status = 3;
     }
@@ -281,25 +351,15 @@ int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options
         fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
         status = 3;
     }
-    if (status == DW_OK) {
-        for (size_t i = 0; i < n; i++)
-            printf("%s %s%s%s%s\n", dw_sim_server_serial(srv[i]) ? "serial on" : "listening on",
-                   address(srv[i], px[i]), devs[i].name ? " (" : "",
-                   devs[i].name ? devs[i].name : "", devs[i].name ? ")" : "");
-        if (control)
-            printf("control on http://%s\n", dw_sim_control_address(control));
-        fflush(stdout);
-        reload_job j = {devs, n, o, srv};
-        /* Closing the devices needs the loop thread: if it is stuck, the
-         * watchdog ends the process instead. */
-        dw_sim_cli_stop_begin(dw_sim_cli_wait_signals(on_hup, &j));
-    }
+    if (status == DW_OK)
+        serve_until_signal(devs, n, o, srv, px, control);
     dw_sim_control_stop(control); /* before the devices: no call reaches them after */
     for (size_t i = 0; i < n; i++) {
         dw_sim_proxy_stop(px[i]);
         dw_sim_server_stop(srv[i]);
     }
-    dw_sim_loop_stop(loop); /* every close callback has run */
+    for (size_t i = 0; i < loops.n; i++)
+        dw_sim_loop_stop(loops.l[i]); /* every close callback has run */
     dw_sim_cli_stop_done();
     if (status == DW_OK)
         status = report(n, o, srv);
@@ -308,7 +368,7 @@ int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options
         dw_sim_server_free(srv[i]);
     }
     dw_sim_control_free(control);
-    dw_sim_loop_free(loop);
+    loops_free(&loops);
     free(srv);
     free(px);
     return status;
@@ -467,7 +527,8 @@ int dw_sim_run_serve(const dw_sim_cli *c)
                                (size_t)c->journal,
                                c->seed,
                                c->have_seed,
-                               (unsigned)c->lua_deadline_ms};
+                               (unsigned)c->lua_deadline_ms,
+                               (unsigned)c->loops};
     char *control_host = NULL, *token = NULL;
     status = dw_sim_cli_control(c, &control_host, &so.control_port, &token);
     so.control_host = control_host;

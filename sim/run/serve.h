@@ -1,6 +1,6 @@
-/* devwire-sim serving: one device or a bench of them, all on one event
- * loop, until SIGINT or SIGTERM; SIGHUP reloads every device's script.
- * Prints each device's readiness line ("listening on HOST:PORT", or
+/* devwire-sim serving: one device or a bench of them, spread over event
+ * loops (each device on one loop thread for its whole life), until SIGINT or SIGTERM; SIGHUP
+ * reloads every device's script. Prints each device's readiness line ("listening on HOST:PORT", or
  * "serial on /dev/pts/N" for a serial device, followed by " (NAME)" for a
  * named device), then at the end each device's summary
  * and, with --check, the verdict over all of them. */
@@ -43,6 +43,7 @@ typedef struct dw_sim_serve_options {
     uint64_t seed;             /* --seed: every random draw (faults, noise, Lua) */
     int have_seed;             /* 0: a seed is drawn, and printed when a script uses it */
     unsigned lua_deadline_ms;  /* --lua-deadline: one Lua evaluation at most (0: 10 ms) */
+    unsigned loops;            /* --loops: event loop threads (0: one per usable CPU) */
 } dw_sim_serve_options;
 
 /* Serve devs[0..n) until SIGINT or SIGTERM. A script with "network"

@@ -24,6 +24,10 @@
  * one frozen case does not spoil the others. The hostile client gives up
  * on an answer after a timeout ("no answer").
  *
+ * Each case runs twice: with the devices on loops of their own (--loops 2,
+ * what the default gives two devices on two CPUs), and on one shared loop
+ * (--loops 1), where a deadline of 10 ms is all that bounds the ping's wait.
+ *
  * The cases' Lua sits in this file, not in script files next to it: each is
  * one line, the table below says in one place what each case sends and
  * runs, and the program does not need to find its sources at run time.
@@ -78,6 +82,7 @@ typedef struct settings {
     double limit;          /* a round's pings must be through by then, or it stalled */
     double answer_timeout; /* the hostile client waits this long for an answer */
     int rounds;
+    const char *loops; /* --loops: "2" (a loop each), "1" (one shared loop) */
 } settings;
 
 /* ---- the devices ----------------------------------------------------------- */
@@ -132,11 +137,12 @@ static char *hostile_script(const hostile_case *c)
 
 /* devwire-sim serving both devices; the pid (ports[0] good, ports[1]
  * hostile) or -1. */
-static pid_t sim_start(const char *good, const char *hostile, uint16_t ports[2])
+static pid_t sim_start(const char *good, const char *hostile, const char *loops, uint16_t ports[2])
 {
 #ifndef DW_SIM_PATH
     (void)good;
     (void)hostile;
+    (void)loops;
     (void)ports;
     fprintf(stderr, "bench_sim_isolation: devwire-sim was not built\n");
     return -1;
@@ -146,8 +152,9 @@ static pid_t sim_start(const char *good, const char *hostile, uint16_t ports[2])
     if (asprintf(&g, "good=%s@127.0.0.1:0", good) >= 0 &&
         asprintf(&h, "hostile=%s@127.0.0.1:0", hostile) >= 0) {
         /* A fixed seed: the runs repeat, and no line about the seed. */
-        char *argv[] = {DW_SIM_PATH, "--device",    g,       "--device", h, "--seed",
-                        "1",         "--log-level", "error", NULL};
+        char *argv[] = {DW_SIM_PATH, "--device", g,         "--device",    h,
+                        "--seed",    "1",        "--loops", (char *)loops, "--log-level",
+                        "error",     NULL};
         pid = bench_child_exec_ports(argv, ports, 2);
     }
     free(g);
@@ -346,7 +353,7 @@ static int run_case(const hostile_case *c, const char *good, const settings *s, 
     req[n++] = '\n';
 
     uint16_t ports[2];
-    pid_t pid = sim_start(good, script, ports);
+    pid_t pid = sim_start(good, script, s->loops, ports);
     double a50[MAX_ROUNDS], a99[MAX_ROUNDS], h50[MAX_ROUNDS], h99[MAX_ROUNDS];
     double answers[4096];
     int na = 0, nh = 0, nanswers = 0, status = pid > 0 ? 0 : -1;
@@ -429,33 +436,12 @@ static int run_case(const hostile_case *c, const char *good, const settings *s, 
     return status == 0 && na > 0 && (o->stalled || nh > 0) ? 0 : -1;
 }
 
-int main(void)
+/* The table of one layout. */
+static void print_table(const outcome *o, const char *title)
 {
-    signal(SIGPIPE, SIG_IGN);
-    const char *q = getenv("DW_BENCH_QUICK");
-    int quick = q && strcmp(q, "1") == 0;
-    settings s = {quick ? 0.5 : 1.5, 0, quick ? 5.0 : 10.0, quick ? 1 : 3};
-    s.limit = s.seconds + 2.0;
-    printf("bench_sim_isolation: %s; rounds of %.1f s pinging, stalled past %.1f s,\n"
-           "medians of %d alternating round(s) alone and next to the hostile client;\n"
-           "the hostile client gives up on an answer after %.0f s\n",
-           quick ? "quick run" : "full run", s.seconds, s.limit, s.rounds, s.answer_timeout);
-    char *good = good_script();
-    if (!good)
-        return 1;
-    outcome o[NCASES];
-    int status = 0;
-    for (size_t i = 0; i < NCASES; i++)
-        if (run_case(&cases[i], good, &s, &o[i]) != 0) {
-            fprintf(stderr, "bench_sim_isolation: case %s failed\n", cases[i].name);
-            status = 1;
-            o[i].alone_p99 = 0;
-        }
-    unlink(good);
-    free(good);
-
     printf("\n`ping` to device good, next to a hostile client of device hostile in the\n"
-           "same process (target: p99 within 2x of alone, measured in the same process)\n");
+           "same process, %s\n(target: p99 within 2x of alone, measured in the same process)\n",
+           title);
     printf("%-26s | %11s | %11s | %13s | %13s | %s\n", "case", "ping p50 us", "ping p99 us",
            "alone p99 us", "p99 vs alone", "answer ms");
     for (size_t i = 0; i < NCASES; i++) {
@@ -480,19 +466,60 @@ int main(void)
         printf("%-26s | %11s | %11s | %13.1f | %13s | %s%s\n", cases[i].label, p50, p99,
                x->alone_p99, ratio, ans, r > 2 ? "  (beyond the 2x target)" : "");
     }
-    /* For scripts/bench.sh: BENCH name value unit baseline ratio. A stalled
-     * case's p99 is the round's limit. */
+}
+
+/* For scripts/bench.sh: BENCH name value unit baseline ratio. A stalled
+ * case's p99 is the round's limit. */
+static void print_bench(const outcome *o, const char *tag)
+{
     for (size_t i = 0; i < NCASES; i++) {
         const outcome *x = &o[i];
         if (x->alone_p99 <= 0)
             continue;
-        printf("BENCH isolation_%s_ping_p99 %.1f us %.1f %.2f\n", cases[i].name, x->p99,
+        printf("BENCH isolation_%s%s_ping_p99 %.1f us %.1f %.2f\n", tag, cases[i].name, x->p99,
                x->alone_p99, x->p99 / x->alone_p99);
         /* The answer against the ping alone: how long the request held a
          * client, in round trips of a good one. */
         if (x->answer_ms >= 0)
-            printf("BENCH isolation_%s_answer_ms %.3f ms %.3f %.1f\n", cases[i].name, x->answer_ms,
-                   x->alone_p50 / 1e3, x->answer_ms * 1e3 / x->alone_p50);
+            printf("BENCH isolation_%s%s_answer_ms %.3f ms %.3f %.1f\n", tag, cases[i].name,
+                   x->answer_ms, x->alone_p50 / 1e3, x->answer_ms * 1e3 / x->alone_p50);
     }
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const char *q = getenv("DW_BENCH_QUICK");
+    int quick = q && strcmp(q, "1") == 0;
+    settings s = {quick ? 0.5 : 1.5, 0, quick ? 5.0 : 10.0, quick ? 1 : 3, "2"};
+    s.limit = s.seconds + 2.0;
+    printf("bench_sim_isolation: %s; rounds of %.1f s pinging, stalled past %.1f s,\n"
+           "medians of %d alternating round(s) alone and next to the hostile client;\n"
+           "the hostile client gives up on an answer after %.0f s\n",
+           quick ? "quick run" : "full run", s.seconds, s.limit, s.rounds, s.answer_timeout);
+    char *good = good_script();
+    if (!good)
+        return 1;
+    int status = 0;
+    static const struct {
+        const char *loops, *title, *tag;
+    } layouts[] = {
+        {"2", "each device on a loop of its own (--loops 2)", ""},
+        {"1", "both devices on one loop (--loops 1)", "oneloop_"},
+    };
+    for (size_t l = 0; l < sizeof layouts / sizeof *layouts; l++) {
+        s.loops = layouts[l].loops;
+        outcome o[NCASES];
+        for (size_t i = 0; i < NCASES; i++)
+            if (run_case(&cases[i], good, &s, &o[i]) != 0) {
+                fprintf(stderr, "bench_sim_isolation: case %s failed\n", cases[i].name);
+                status = 1;
+                o[i].alone_p99 = 0;
+            }
+        print_table(o, layouts[l].title);
+        print_bench(o, layouts[l].tag);
+    }
+    unlink(good);
+    free(good);
     return status;
 }
