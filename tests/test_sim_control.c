@@ -3,6 +3,7 @@
  * would: every endpoint and its errors, faults at run time, the journal and
  * its long-poll, verification with near misses, script replacement. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <criterion/new/assert.h>
 #include <cjson/cJSON.h>
 #include <poll.h>
@@ -1100,6 +1101,76 @@ Test(sim_control, journal_waiters_and_a_tail_poller_do_not_hold_up_the_device)
               (long long)busy, (long long)quiet);
     cr_expect(p.polls > 0 && p.failures == 0, "%d polls, %d failed", p.polls, p.failures);
     dw_sim_client_close(&c);
+    cr_expect(eq(int, finish(), 0));
+}
+
+/* Each thread of process `pid`: its name and nice value, `max` at most; the
+ * number found. */
+typedef struct task_nice {
+    char comm[32];
+    int nice;
+} task_nice;
+
+static size_t tasks_of(pid_t pid, task_nice *t, size_t max)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    cr_assert(d != NULL, "%s", path);
+    size_t n = 0;
+    for (struct dirent *e; n < max && (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p[300], stat[1024];
+        snprintf(p, sizeof p, "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+        FILE *f = fopen(p, "r");
+        if (!f)
+            continue; /* the thread ended meanwhile */
+        size_t len = fread(stat, 1, sizeof stat - 1, f);
+        fclose(f);
+        stat[len] = 0;
+        /* pid (comm) state ppid ... : nice is the 19th field, the 16th after ")". */
+        char *open = strchr(stat, '('), *close = strrchr(stat, ')');
+        if (!open || !close)
+            continue;
+        snprintf(t[n].comm, sizeof t[n].comm, "%.*s", (int)(close - open - 1), open + 1);
+        char *q = close + 2;
+        for (int field = 3; field < 19 && q; field++)
+            q = strchr(q, ' ') ? strchr(q, ' ') + 1 : NULL;
+        if (q)
+            t[n++].nice = atoi(q);
+    }
+    closedir(d);
+    return n;
+}
+
+/* The HTTP threads run at a lower priority than the device loops, so an
+ * API client's CPU comes out of what the devices leave. */
+Test(sim_control, the_api_threads_yield_to_the_device_loops)
+{
+    start();
+    waiter w = {"/devices/default/journal/wait?match=NEVER&timeout_ms=3000", 0, ""};
+    pthread_t t;
+    cr_assert(eq(int, pthread_create(&t, NULL, wait_thread, &w), 0));
+    usleep(300 * 1000); /* the wait holds its connection thread */
+    task_nice tasks[64];
+    size_t n = tasks_of(dw_sim_fixture.proc.pid, tasks, 64);
+    int loops = 0, lowered = 0, main_nice = 99;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(tasks[i].comm, "devwire-loop") == 0) {
+            loops++;
+            cr_expect(eq(int, tasks[i].nice, 0), "a device loop at nice %d", tasks[i].nice);
+        } else if (tasks[i].nice == 10) {
+            lowered++;
+        } else if (strcmp(tasks[i].comm, "devwire-sim") == 0) {
+            main_nice = tasks[i].nice;
+        }
+    }
+    cr_expect(eq(int, loops, 1), "one device, one loop thread");
+    cr_expect(ge(int, lowered, 2), "the HTTP server and the waiting connection at nice 10");
+    cr_expect(eq(int, main_nice, 0), "the main thread keeps its priority");
+    pthread_join(t, NULL);
+    cr_expect(eq(int, w.status, 408), "%s", w.body);
     cr_expect(eq(int, finish(), 0));
 }
 

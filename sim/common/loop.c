@@ -92,6 +92,8 @@ uint8_t *dw_sim_loop_read_buffer(dw_sim_loop *l, size_t *size)
 static void *loop_main(void *arg)
 {
     dw_sim_loop *l = arg;
+    /* Named for top -H, perf and /proc/PID/task/TID/comm. */
+    pthread_setname_np(pthread_self(), "devwire-loop");
     uv_run(&l->uv, UV_RUN_DEFAULT);
     return NULL;
 }

@@ -16,10 +16,12 @@
  * a device named "a/b" can be reached as /devices/a%2Fb. */
 #include <microhttpd.h>
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "control/control_int.h"
@@ -354,30 +356,55 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     dw_log(c->o.logger, DW_LOG_WARN, "control %s: %s", c->addr, line);
 }
 
-int dw_sim_control_start(dw_sim_control *c, dw_error *err)
+/* The HTTP server's threads run at a lower scheduling priority than the
+ * devices' loops (nice +CONTROL_NICE): on a machine whose cores are all
+ * busy, what an API client costs (a journal wait matching every new entry,
+ * a long verify) comes out of the CPU the devices leave. A thread inherits
+ * its creator's nice value on Linux, so the daemon and the reaper are
+ * started from a short-lived thread that lowered its own first; the
+ * process's other threads keep theirs. Best effort: a failure is ignored. */
+#define CONTROL_NICE 10
+
+typedef struct start_job {
+    dw_sim_control *c;
+    int fd;
+} start_job;
+
+static void *start_daemon(void *arg)
 {
-    int fd = -1;
-    uint16_t port = 0;
-    char addr[DW_SIM_ADDR_MAX];
-    int rc = dw_sim_net_bind(c->host, c->o.port, SOCK_STREAM, 64, &fd, addr, &port, err);
-    if (rc != DW_OK)
-        return dw_error_set(err, rc, "control: %s", dw_error_message(err));
-    snprintf(c->addr, sizeof c->addr, "%s", addr);
+    start_job *j = arg;
+    dw_sim_control *c = j->c;
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), CONTROL_NICE);
     c->mhd = MHD_start_daemon(
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
         NULL, on_request, c, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, c, MHD_OPTION_LISTEN_SOCKET,
-        (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CLIENTS,
+        (MHD_socket)j->fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CLIENTS,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_URI_LOG_CALLBACK,
         on_uri, c, MHD_OPTION_NOTIFY_COMPLETED, on_completed, c, MHD_OPTION_NOTIFY_CONNECTION,
         on_connection, c, MHD_OPTION_END);
     if (c->mhd && dw__ctl_guard_start(c) != 0) {
         MHD_stop_daemon(c->mhd);
         c->mhd = NULL;
-        fd = -1; /* the server closed it */
+        j->fd = -1; /* the server closed it */
     }
+    return NULL;
+}
+
+int dw_sim_control_start(dw_sim_control *c, dw_error *err)
+{
+    start_job j = {c, -1};
+    uint16_t port = 0;
+    char addr[DW_SIM_ADDR_MAX];
+    int rc = dw_sim_net_bind(c->host, c->o.port, SOCK_STREAM, 64, &j.fd, addr, &port, err);
+    if (rc != DW_OK)
+        return dw_error_set(err, rc, "control: %s", dw_error_message(err));
+    snprintf(c->addr, sizeof c->addr, "%s", addr);
+    pthread_t t;
+    if (pthread_create(&t, NULL, start_daemon, &j) == 0)
+        pthread_join(t, NULL);
     if (!c->mhd) {
-        if (fd >= 0)
-            close(fd);
+        if (j.fd >= 0)
+            close(j.fd);
         return dw_error_set(err, DW_EIO, "control %s: cannot start the HTTP server", c->addr);
     }
     return DW_OK;
