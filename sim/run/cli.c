@@ -149,7 +149,8 @@ static void usage_options(FILE *f)
           "                         Bearer TOKEN\" (the file's first line); required to\n"
           "                         listen beyond loopback\n"
           "      --journal N        requests kept per device for the control API (default\n"
-          "                         10000)\n",
+          "                         10000); a verify over a journal that dropped some\n"
+          "                         fails: size it for a test's requests and more\n",
           f);
     fputs("      --record           forward clients to --upstream unchanged and write the\n"
           "                         conversation to --out as a script at the end\n"
