@@ -140,6 +140,7 @@ int dw_sim_proxy_new(const dw_sim_proxy_options *o, dw_sim_script *script, dw_si
     p->rec = o->recorder;
     p->seed = o->seed;
     p->raw = o->raw;
+    p->delayed_ack = o->delayed_ack;
     p->max_connections = o->max_connections ? o->max_connections : 1024;
     p->script = script;
     int rc = resolve(p, o->upstream_host, o->upstream_port, err);

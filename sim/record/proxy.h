@@ -48,6 +48,10 @@ typedef struct dw_sim_proxy_options {
     uint64_t seed;                 /* every random draw: faults, Lua's math.random (--seed) */
     int raw; /* bytes only: the script's network faults, no rules, Telnet passed
               * through (a simulator's own "network", in front of it) */
+    /* The client's side, as a device's (dw_sim_server_options): 0 ACKs
+     * what each read got at once unless the script's "tcp" says
+     * "quickack": false; 1 leaves ACKs to the kernel unless it says true. */
+    int delayed_ack;
 } dw_sim_proxy_options;
 
 void dw_sim_proxy_options_init(dw_sim_proxy_options *o);

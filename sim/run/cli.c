@@ -42,7 +42,8 @@ enum {
     OPT_AS_STEPS,
     OPT_KEEP_TIMING,
     OPT_SEED,
-    OPT_LUA_DEADLINE
+    OPT_LUA_DEADLINE,
+    OPT_DELAYED_ACK
 };
 
 /* Its order is getopt's when it names the candidates of an ambiguous
@@ -77,6 +78,7 @@ static const struct option longopts[] = {
     {"keep-timing", no_argument, NULL, OPT_KEEP_TIMING},
     {"seed", required_argument, NULL, OPT_SEED},
     {"lua-deadline", required_argument, NULL, OPT_LUA_DEADLINE},
+    {"delayed-ack", no_argument, NULL, OPT_DELAYED_ACK},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -98,7 +100,7 @@ static void usage_synopsis(FILE *f)
         "                   [--max-frame BYTES] [--max-buffered BYTES]\n"
         "                   [--link PATH]\n"
         "                   [--control HOST:PORT [--control-token FILE]] [--journal N]\n"
-        "                   [--seed N] [--lua-deadline MS]\n"
+        "                   [--seed N] [--lua-deadline MS] [--delayed-ack]\n"
         "       %s [--device NAME=SCRIPT@HOST:PORT]... [--bench FILE]\n"
         "                   [--script FILE] [options as above]\n"
         "       %s --record --upstream HOST:PORT --script BASE --out FILE [--listen HOST:PORT]\n"
@@ -164,6 +166,10 @@ static void usage_options(FILE *f)
           "                         (printed when not given)\n"
           "      --lua-deadline MS  the wall-clock time one evaluation of a script's Lua\n"
           "                         may take before it fails (default 10)\n"
+          "      --delayed-ack      TCP and Telnet: leave ACKs to the kernel's delayed ACKs\n"
+          "                         (by default what each read got is acknowledged at once,\n"
+          "                         so a client with Nagle on sends a query after a command\n"
+          "                         without waiting ~40 ms); a script's \"tcp\" wins\n"
           "      --validate FILE    check a script and exit (0 valid, 2 invalid)\n"
           "      --probe HOST:PORT  exit 0 if a simulator accepts a connection there\n"
           "      --ask HOST:PORT    send REQUEST with the script's transport and framing,\n"
@@ -343,6 +349,8 @@ static int *flag_of(int opt, dw_sim_cli *c)
         return &c->as_steps;
     case OPT_KEEP_TIMING:
         return &c->keep_timing;
+    case OPT_DELAYED_ACK:
+        return &c->delayed_ack;
     default:
         return NULL;
     }

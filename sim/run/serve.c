@@ -71,6 +71,8 @@ static int front_open(const dw_sim_device *d, const dw_sim_script *script,
     int rc = dw_sim_script_load_buffer(d->script, "{}", 2, &front, &err);
     if (rc == DW_OK && dw_sim_netfaults_copy(script->network, &front->network) != DW_OK)
         rc = dw_error_set(&err, DW_ENOMEM, "out of memory");
+    if (rc == DW_OK) /* the client's side acknowledges as the device would */
+        front->tcp_ack = script->tcp_ack;
     dw_sim_proxy_options po;
     dw_sim_proxy_options_init(&po);
     po.host = d->host;
@@ -82,6 +84,7 @@ static int front_open(const dw_sim_device *d, const dw_sim_script *script,
     po.loop = loop;
     po.seed = o->seed;
     po.raw = 1;
+    po.delayed_ack = o->delayed_ack;
     if (rc == DW_OK)
         rc = dw_sim_proxy_new(&po, front, out, &err);
     if (rc != DW_OK) {
@@ -134,6 +137,7 @@ static int open_all(const dw_sim_device *devs, size_t n, const dw_sim_serve_opti
         so.loop = loop;
         so.seed = o->seed;
         so.lua_deadline_ms = o->lua_deadline_ms;
+        so.delayed_ack = o->delayed_ack;
         dw_error err;
         dw_error_clear(&err);
         if (dw_sim_server_new(&so, script, &srv[i], &err) != DW_OK) {
@@ -467,7 +471,8 @@ int dw_sim_run_serve(const dw_sim_cli *c)
                                (size_t)c->journal,
                                c->seed,
                                c->have_seed,
-                               (unsigned)c->lua_deadline_ms};
+                               (unsigned)c->lua_deadline_ms,
+                               c->delayed_ack};
     char *control_host = NULL, *token = NULL;
     status = dw_sim_cli_control(c, &control_host, &so.control_port, &token);
     so.control_host = control_host;
