@@ -69,6 +69,15 @@ const char *dw_sim_proxy_address(const dw_sim_proxy *p);
  * or removed apply to connections opened afterwards. */
 int dw_sim_proxy_add_fault(dw_sim_proxy *p, const dw_sim_toxic *t, dw_error *err);
 int dw_sim_proxy_remove_fault(dw_sim_proxy *p, const char *name);
+/* Replace every network fault with copies of `net`'s (NULL: none), and the
+ * client's side's ACKs with `ack` (a script's "tcp"): what a reloaded
+ * script of the device behind a raw proxy says. Connections opened
+ * afterwards draw the new faults; open ones keep theirs. The listener's
+ * windows count from now: refuse_connections from now + after_ms,
+ * disconnect_all after_ms from now (then every every_ms). Thread-safe,
+ * through the loop. DW_OK or DW_ENOMEM. */
+int dw_sim_proxy_set_network(dw_sim_proxy *p, const dw_sim_netfaults *net, dw_sim_tcp_ack ack,
+                             dw_error *err);
 /* Refuse new connections for `ms` milliseconds from now (0: stop refusing). */
 void dw_sim_proxy_refuse_for(dw_sim_proxy *p, uint64_t ms);
 /* Close every open connection now (both sides). */

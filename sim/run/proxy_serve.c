@@ -157,8 +157,8 @@ static int control_open(recording *g, dw_sim_control **out)
         co.record_stopped = record_stopped;
         co.record_arg = g;
     }
-    dw_sim_control_device dev = {"default", NULL,        -1,
-                                 g->p,      r->upstream, r->out ? "record" : "proxy"};
+    dw_sim_control_device dev = {
+        "default", NULL, -1, g->p, r->upstream, r->out ? "record" : "proxy", NULL};
     dw_error err;
     dw_error_clear(&err);
     if (dw_sim_control_new(&co, &dev, 1, out, &err) != DW_OK ||
