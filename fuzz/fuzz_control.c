@@ -88,7 +88,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     co.max_wait_ms = 1; /* a wait must not hold the fuzzer up */
     co.max_body = 65536;
     co.journal_size = 64;
-    dw_sim_control_device d = {NULL, server, -1, NULL, NULL, NULL};
+    dw_sim_control_device d = {NULL, server, -1, NULL, NULL, NULL, NULL};
     if (dw_sim_control_new(&co, &d, 1, &control, &err) != DW_OK)
         fail("setup", dw_error_message(&err));
     journal_some();

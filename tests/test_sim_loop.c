@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <devwire/devwire.h>
@@ -119,4 +120,79 @@ Test(sim_loop, connections_cost_no_thread_each)
     for (int i = 0; i < N; i++)
         dw_sim_client_close(&c[i]);
     cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
+}
+
+/* A driver with Nagle's algorithm on (a default socket, as PyVISA's) writes
+ * a command that gets no reply, then a query: its query waits in its own
+ * socket until the device acknowledges the command. Without a quick ACK
+ * that is the kernel's delayed ACK, 40 ms or more; the median of `rounds`
+ * such queries, in ms. */
+static double set_then_query_ms(uint16_t port, int rounds)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect to %u", port);
+    double t[64];
+    cr_assert(rounds <= 64);
+    for (int i = 0; i < rounds; i++) {
+        char set[32], want[32], got[32];
+        int n = snprintf(set, sizeof set, "SET %d\n", i);
+        snprintf(want, sizeof want, "%d\n", i);
+        cr_assert(send(fd, set, (size_t)n, MSG_NOSIGNAL) == n);
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        cr_assert(send(fd, "GET?\n", 5, MSG_NOSIGNAL) == 5);
+        size_t len = 0;
+        while (len == 0 || got[len - 1] != '\n') {
+            ssize_t r = recv(fd, got + len, sizeof got - 1 - len, 0);
+            cr_assert(r > 0, "the reply to GET? in round %d", i);
+            len += (size_t)r;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        got[len] = 0;
+        cr_assert(eq(str, got, want), "round %d", i);
+        t[i] = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+        usleep(5000);
+    }
+    close(fd);
+    for (int i = 1; i < rounds; i++) /* insertion sort, for the median */
+        for (int k = i; k > 0 && t[k] < t[k - 1]; k--) {
+            double x = t[k];
+            t[k] = t[k - 1];
+            t[k - 1] = x;
+        }
+    return t[rounds / 2];
+}
+
+static const char setq[] = "{\"state\": {\"v\": \"0\"}, \"rules\": [\n"
+                           "  {\"when\": {\"regex\": \"^SET (.*)$\"}, \"set\": {\"v\": \"$1\"}},\n"
+                           "  {\"when\": \"GET?\", \"reply\": \"${v}\"}]%s}\n";
+
+/* The script above, with `more` top-level keys (", \"network\": {}"). */
+static const char *setq_with(const char *more)
+{
+    static char text[512];
+    snprintf(text, sizeof text, setq, more);
+    return text;
+}
+
+/* The one timed assertion of the suite: the failure it guards against costs
+ * 40 ms or more a query, far above the bound. */
+Test(sim_loop, a_query_after_a_command_without_reply_is_not_held_by_a_delayed_ack)
+{
+    double ms = set_then_query_ms(serve(setq_with(""), NULL)->port, 21);
+    cr_expect(ms < 20, "median set-then-query %.2f ms", ms);
+    /* Behind the proxy that a script's "network" puts in front. */
+    ms = set_then_query_ms(serve(setq_with(", \"network\": {}"), NULL)->port, 21);
+    cr_expect(ms < 20, "median set-then-query through the device's proxy %.2f ms", ms);
+    /* Turned off, it is back to the kernel's delayed ACKs: shown, not asserted. */
+    const char *off[] = {"--delayed-ack", NULL};
+    cr_log_info(
+        "--delayed-ack: median %.2f ms; \"tcp\": {\"quickack\": false}: median %.2f ms",
+        set_then_query_ms(serve(setq_with(""), off)->port, 11),
+        set_then_query_ms(serve(setq_with(", \"tcp\": {\"quickack\": false}"), NULL)->port, 11));
 }

@@ -143,6 +143,26 @@ Test(script, top_level_fields)
     dw_sim_script_free(s);
 }
 
+Test(script, tcp_quickack)
+{
+    dw_sim_script *s = load_ok("{}");
+    cr_expect(eq(int, s->tcp_ack, DW_SIM_TCP_ACK_DEFAULT), "the command line decides");
+    dw_sim_script_free(s);
+    s = load_ok("{'tcp': {'quickack': false, 'description': 'as the real one'}}");
+    cr_expect(eq(int, s->tcp_ack, DW_SIM_TCP_ACK_DELAYED));
+    dw_sim_script_free(s);
+    s = load_ok("{'tcp': {'quickack': true}}");
+    cr_expect(eq(int, s->tcp_ack, DW_SIM_TCP_ACK_QUICK));
+    dw_sim_script_free(s);
+    s = load_ok("{'tcp': {}}");
+    cr_expect(eq(int, s->tcp_ack, DW_SIM_TCP_ACK_DEFAULT));
+    dw_sim_script_free(s);
+    refused("{'tcp': {'quickack': 0}}", "t.json:1:22: tcp.quickack: expected true or false");
+    refused("{'tcp': {'quikack': true}}",
+            "t.json:1:10: tcp.quikack: unknown key (did you mean \"quickack\"?)");
+    refused("{'tcp': true}", "t.json:1:9: tcp: expected object");
+}
+
 /* ---- framing ------------------------------------------------------------- */
 
 Test(script, framing_types_and_options)
@@ -1166,7 +1186,7 @@ Test(schema, parses_and_examples_validate)
         cr_expect(strstr(err.message, "unknown key") == NULL, "%s", err.message);
         dw_sim_script_free(s);
     }
-    cr_expect(eq(sz, nprops, 19));
+    cr_expect(eq(sz, nprops, 20));
     cJSON_Delete(schema);
     free(text);
 

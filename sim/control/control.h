@@ -46,6 +46,9 @@ typedef struct dw_sim_control_device {
      * "record") are shown in /devices. */
     struct dw_sim_proxy *proxy;
     const char *upstream, *mode;
+    /* The raw proxy in front of `server` that applies its script's
+     * "network" (run/serve.c), or NULL: PUT .../script replaces its faults. */
+    struct dw_sim_proxy *front;
 } dw_sim_control_device;
 
 typedef struct dw_sim_control_options {

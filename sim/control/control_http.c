@@ -84,6 +84,7 @@ int dw_sim_control_new(const dw_sim_control_options *o, const dw_sim_control_dev
         d->server = devs[i].server;
         d->transport = devs[i].transport;
         d->proxy = devs[i].proxy;
+        d->front = devs[i].front;
         ok = (d->name = strdup(devs[i].name ? devs[i].name : "default")) &&
              (d->proxy ? proxy_device(d, &devs[i])
                        : !!(d->dev = dw_sim_devctl_new(o->journal_size ? o->journal_size

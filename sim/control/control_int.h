@@ -27,6 +27,7 @@ typedef struct ctl_device {
     dw_sim_devctl *dev;
     int transport;
     struct dw_sim_proxy *proxy; /* a proxy in place of server (control_proxy.c) */
+    struct dw_sim_proxy *front; /* the proxy in front of server applying "network", or NULL */
     char *upstream, *mode;
     cJSON *faults; /* the proxy's faults added here, under fault_lock */
 } ctl_device;

@@ -7,13 +7,21 @@
  *    {"request": {"regex": "^FREQ "}, "at_most": 3}]
  *
  * 200 when every one holds; 409 with, for each that fails, what was
- * expected, what happened and the requests that came nearest (by edit
- * distance), so that a typo in the driver shows at once. Items marked
- * in_order must be met in that order: each one's first match after the
- * previous one's. */
+ * expected, on which side it failed, what happened and the requests that
+ * came nearest (by edit distance), so that a typo in the driver shows at
+ * once. Items marked in_order must be met in that order: each one's first
+ * match after the previous one's.
+ *
+ * ?wait_ms=N: a request the driver just sent may still be in the device's
+ * socket, so the verification goes on as entries arrive (the journal's
+ * wait, on this HTTP thread) until every expectation holds, one can no
+ * longer hold (more matches than it allows), or N ms passed. A journal
+ * that dropped entries cannot say what was sent: 409 unless
+ * ?allow_dropped=1. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "control/control_int.h"
 #include "device/server_int.h"
@@ -37,6 +45,7 @@ typedef struct pass {
     expectation *x;
     size_t n;
     size_t next_ordered; /* the in_order expectation being looked for */
+    uint64_t end;        /* the first pass counts the entries before this one */
 } pass;
 
 /* A sample of recent requests to look for near misses in. */
@@ -255,6 +264,44 @@ static int count_holds(const expectation *x)
     return (long long)x->count >= x->lo && (x->hi < 0 || most <= x->hi);
 }
 
+/* 1 when x can no longer hold however many requests come: more matched
+ * (or may have matched, past a regex's limits) than it allows. */
+static int count_final(const expectation *x)
+{
+    return x->hi >= 0 && (long long)(x->count + x->p.limited) > x->hi;
+}
+
+/* 1 when waiting cannot change the verdict: every expectation holds (in
+ * order too), or one can no longer hold. */
+static int settled(const pass *p)
+{
+    int all = 1, broken = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        const expectation *x = &p->x[i];
+        if (count_final(x))
+            return 1;
+        if (x->in_order && (broken || !x->order_seq))
+            broken = 1, all = 0;
+        if (!count_holds(x))
+            all = 0;
+    }
+    return all;
+}
+
+/* The first pass: the entries before p->end. */
+static int count_before(const dw_sim_journal_entry *e, void *arg)
+{
+    const pass *p = arg;
+    return e->seq >= p->end ? 1 : count_one(e, arg);
+}
+
+/* While waiting: each new entry once, in order; 1 stops the wait. */
+static int count_new(const dw_sim_journal_entry *e, void *arg)
+{
+    count_one(e, arg);
+    return settled(arg);
+}
+
 /* The failure report for x (index i), or NULL when it holds. */
 static cJSON *failure(expectation *x, size_t i, const cJSON *item, int order_failed,
                       const samples *s)
@@ -269,6 +316,12 @@ static cJSON *failure(expectation *x, size_t i, const cJSON *item, int order_fai
     cJSON_AddNumberToObject(o, "index", (double)i);
     cJSON_AddItemToObject(o, "expected", cJSON_Duplicate(item, 1));
     cJSON_AddNumberToObject(o, "actual", (double)x->count);
+    /* Which way it missed: below its lower bound, past its upper one
+     * (counting what a regex could not decide on), or out of order. */
+    cJSON_AddStringToObject(o, "side",
+                            count_ok                      ? "order"
+                            : (long long)x->count < x->lo ? "too_few"
+                                                          : "too_many");
     char msg[300];
     if (x->p.limited)
         cJSON_AddNumberToObject(o, "limited", (double)x->p.limited);
@@ -321,8 +374,31 @@ static char *rule_text(ctl_device *d, const char *name)
     return t.text;
 }
 
+/* What the verification saw besides the expectations. */
+typedef struct outcome {
+    uint64_t dropped; /* entries the journal dropped */
+    int allow_dropped;
+    long long waited_ms;
+} outcome;
+
+/* The 409 of a journal that dropped entries: what was sent is not known. */
+static void dropped_error(cJSON *o, uint64_t dropped)
+{
+    char msg[400];
+    snprintf(msg, sizeof msg,
+             "the journal dropped %llu entries (since the start or the last reset), so it cannot "
+             "say what the device was sent; start it with a larger --journal, reset it before "
+             "the requests to verify, or pass allow_dropped=1 to verify what it holds",
+             (unsigned long long)dropped);
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "error");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "where");
+    cJSON_AddStringToObject(o, "error", msg);
+    cJSON_AddStringToObject(o, "where", "journal");
+    cJSON_ReplaceItemInObjectCaseSensitive(o, "ok", cJSON_CreateFalse());
+}
+
 static void report(dw_sim_journal *j, const cJSON *body, expectation *x, size_t n,
-                   dw_sim_http_response *r)
+                   const outcome *how, dw_sim_http_response *r)
 {
     samples s = {calloc(NEAR_SCAN, sizeof(sample)), 0, 0};
     cJSON *fails = cJSON_CreateArray();
@@ -343,16 +419,20 @@ static void report(dw_sim_journal *j, const cJSON *body, expectation *x, size_t 
     free(s.s);
     cJSON *o = cJSON_CreateObject();
     int nfail = cJSON_GetArraySize(fails);
+    int refused = how->dropped && !how->allow_dropped;
     if (o && fails) {
         cJSON_AddBoolToObject(o, "ok", nfail == 0);
         cJSON_AddNumberToObject(o, "expectations", (double)n);
-        cJSON_AddNumberToObject(o, "journal_dropped", (double)dw_sim_journal_dropped(j));
+        cJSON_AddNumberToObject(o, "journal_dropped", (double)how->dropped);
+        cJSON_AddNumberToObject(o, "waited_ms", (double)how->waited_ms);
         if (nfail) {
             char msg[80];
             snprintf(msg, sizeof msg, "%d of %zu expectations failed", nfail, n);
             cJSON_AddStringToObject(o, "error", msg);
             cJSON_AddStringToObject(o, "where", "body");
         }
+        if (refused)
+            dropped_error(o, how->dropped);
         cJSON_AddItemToObject(o, "failures", fails);
         fails = NULL;
     } else {
@@ -360,12 +440,60 @@ static void report(dw_sim_journal *j, const cJSON *body, expectation *x, size_t 
         o = NULL;
     }
     cJSON_Delete(fails);
-    dw__ctl_json(r, nfail ? 409 : 200, o);
+    dw__ctl_json(r, nfail || refused ? 409 : 200, o);
 }
 
-static void verify(ctl_device *d, const cJSON *body, dw_sim_http_response *r)
+static long long mono_ms(void)
 {
-    dw_sim_journal *j = dw_sim_devctl_journal(d->dev);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Count the journal's entries into x, then, for up to wait_ms, the ones
+ * that come until the verdict is settled; then answer. */
+static void check(dw_sim_journal *j, const cJSON *body, expectation *x, size_t n, long long wait_ms,
+                  outcome *how, dw_sim_http_response *r)
+{
+    pass p = {x, n, 0, dw_sim_journal_next_seq(j)};
+    dw_sim_journal_each(j, 1, count_before, &p);
+    int rc = DW_OK;
+    if (wait_ms > 0 && !settled(&p) && (how->allow_dropped || !dw_sim_journal_dropped(j))) {
+        long long t0 = mono_ms();
+        dw_sim_journal_entry e;
+        memset(&e, 0, sizeof e);
+        rc = dw_sim_journal_wait(j, p.end, count_new, &p, (int)wait_ms, &e);
+        dw_sim_journal_entry_free(&e);
+        how->waited_ms = mono_ms() - t0;
+    }
+    how->dropped = dw_sim_journal_dropped(j);
+    if (rc == DW_OK || rc == DW_ETIMEDOUT)
+        report(j, body, x, n, how, r);
+    else
+        dw__ctl_error(r, rc == DW_ECANCELED ? 503 : 500, "", "the verification's wait ended: %s",
+                      dw_strerror(rc));
+}
+
+/* ?wait_ms= and ?allow_dropped=: 0, or -1 after answering 422. */
+static int verify_query(const ctl_call *call, long long *wait_ms, outcome *how)
+{
+    long long allow = 0;
+    if (dw__ctl_query_number(call->req, "wait_ms", 0, call->c->o.max_wait_ms, wait_ms, call->r) <
+            0 ||
+        dw__ctl_query_number(call->req, "allow_dropped", 0, 1, &allow, call->r) < 0)
+        return -1;
+    how->allow_dropped = allow == 1;
+    return 0;
+}
+
+static void verify(const ctl_call *call, const cJSON *body)
+{
+    dw_sim_http_response *r = call->r;
+    dw_sim_journal *j = dw_sim_devctl_journal(call->d->dev);
+    long long wait_ms = 0;
+    outcome how = {0, 0, 0};
+    if (verify_query(call, &wait_ms, &how) != 0)
+        return;
     if (!cJSON_IsArray(body)) {
         dw__ctl_error(r, 422, "body", "expected a list of expectations");
         return;
@@ -385,12 +513,9 @@ static void verify(ctl_device *d, const cJSON *body, dw_sim_http_response *r)
         }
     for (size_t k = 0; i == n && k < n; k++)
         if (x[k].by_rule)
-            x[k].near = rule_text(d, (const char *)x[k].p.bytes);
-    if (i == n) {
-        pass p = {x, n, 0};
-        dw_sim_journal_each(j, 1, count_one, &p);
-        report(j, body, x, n, r);
-    }
+            x[k].near = rule_text(call->d, (const char *)x[k].p.bytes);
+    if (i == n)
+        check(j, body, x, n, wait_ms, &how, r);
     for (size_t k = 0; k < n; k++) {
         dw_sim_pattern_free(&x[k].p);
         free(x[k].near);
@@ -402,6 +527,6 @@ void dw__ctl_verify_post(const ctl_call *call)
 {
     cJSON *body = dw__ctl_parse_body(call->req, call->r, 1);
     if (body)
-        verify(call->d, body, call->r);
+        verify(call, body);
     cJSON_Delete(body);
 }

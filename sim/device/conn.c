@@ -2,6 +2,8 @@
 #include "device/conn.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,18 @@ ssize_t dw__sim_try_send(uv_tcp_t *t, const uint8_t *p, size_t n)
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
         return 0;
     return uv_translate_sys_error(errno);
+}
+
+void dw__sim_quickack(uv_tcp_t *t)
+{
+#ifdef TCP_QUICKACK
+    uv_os_fd_t fd;
+    int one = 1;
+    if (uv_fileno((const uv_handle_t *)t, &fd) == 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one); /* best effort */
+#else
+    (void)t;
+#endif
 }
 
 void dw__sim_peer_name(uv_tcp_t *t, char *out, size_t n)

@@ -15,6 +15,10 @@
  * libuv error. send() rather than uv_try_write's write(): the same bytes on
  * a shorter path through the kernel. */
 ssize_t dw__sim_try_send(uv_tcp_t *t, const uint8_t *p, size_t n);
+/* Acknowledge what t received at once, and the next segments too until the
+ * kernel goes back to delaying ACKs (TCP_QUICKACK is not sticky: call it
+ * after each read). Nothing where the system has no TCP_QUICKACK. */
+void dw__sim_quickack(uv_tcp_t *t);
 /* The peer's "HOST:PORT" into out[n], or "?". */
 void dw__sim_peer_name(uv_tcp_t *t, char *out, size_t n);
 

@@ -171,6 +171,7 @@ int dw_sim_server_new(const dw_sim_server_options *o, dw_sim_script *script, dw_
         stream = stream * 131 + (unsigned char)*k;
     dw_sim_rng_seed(&s->rng, o->seed, stream);
     s->lua_deadline_ms = o->lua_deadline_ms;
+    s->delayed_ack = o->delayed_ack;
     s->engine_seed = o->seed + stream * 0x9e3779b97f4a7c15u; /* the seed itself without a name */
     if (o->name && !(s->name = strdup(o->name))) {
         free(s);

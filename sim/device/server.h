@@ -83,6 +83,11 @@ typedef struct dw_sim_server_options {
     /* One evaluation of the script's Lua may take this long before it fails
      * (dw_sim_engine_lua_deadline; 0: the engine's default, 10 ms). */
     unsigned lua_deadline_ms;
+    /* TCP and Telnet: leave ACKs to the kernel's delayed ACKs, unless the
+     * script says "tcp": {"quickack": true}. 0 (default): ACK what each
+     * read got at once (dw__sim_quickack), unless the script says
+     * "quickack": false. */
+    int delayed_ack;
 } dw_sim_server_options;
 
 #define DW_SIM_MAX_BUFFERED ((size_t)256 * 1024 * 1024)

@@ -79,6 +79,7 @@ struct dw_sim_server {
     uint64_t bytes_in, bytes_out; /* read and written, every connection */
     dw_sim_rng rng;               /* rules' "probability" and "delay" (every generation's engine) */
     unsigned lua_deadline_ms;     /* each generation's Lua deadline (0: the engine's) */
+    int delayed_ack;              /* --delayed-ack: no quick ACKs unless the script asks */
     uint64_t engine_seed;         /* each generation's noise and math.random (dw_sim_engine_seed) */
     dw_buf scratch;               /* Telnet escaping */
     dw_buf msg;                   /* a periodic message */

@@ -534,6 +534,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     }
     const uint8_t *p = (const uint8_t *)b->base;
     size_t n = (size_t)nread;
+    dw_sim_tcp_ack ack = c->gen->script->tcp_ack;
+    if (ack == DW_SIM_TCP_ACK_QUICK || (ack == DW_SIM_TCP_ACK_DEFAULT && !c->srv->delayed_ack))
+        dw__sim_quickack(&c->tcp); /* the client's next request need not wait for our ACK */
     c->last_in = uv_now(st->loop);
     c->srv->bytes_in += n;
     size_t refusal = 0;

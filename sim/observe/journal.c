@@ -96,6 +96,7 @@ void dw_sim_journal_clear(dw_sim_journal *j)
     for (size_t k = 0; k < j->count; k++)
         dw_sim_journal_entry_free(&j->ring[(j->head + k) % j->cap]);
     j->head = j->count = 0;
+    j->dropped = 0; /* what a verification must know: dropped since the last clear */
     pthread_mutex_unlock(&j->lock);
 }
 

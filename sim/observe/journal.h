@@ -58,12 +58,14 @@ void dw_sim_journal_free(dw_sim_journal *j);
 uint64_t dw_sim_journal_add(dw_sim_journal *j, uint64_t conn, const uint8_t *req, size_t n,
                             const char *match, const uint8_t *reply, size_t reply_n,
                             const char *fault);
-/* Forget every entry (sequence numbers go on). Thread-safe. */
+/* Forget every entry, and the count of dropped ones (sequence numbers go
+ * on). Thread-safe. */
 void dw_sim_journal_clear(dw_sim_journal *j);
 /* Stop every wait now (they return DW_ECANCELED) and any later one. */
 void dw_sim_journal_close(dw_sim_journal *j);
 
-/* The next sequence number to be given, entries dropped so far, entries held. */
+/* The next sequence number to be given; entries dropped since the journal
+ * was made or last cleared. */
 uint64_t dw_sim_journal_next_seq(dw_sim_journal *j);
 uint64_t dw_sim_journal_dropped(dw_sim_journal *j);
 

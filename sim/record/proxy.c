@@ -73,6 +73,22 @@ static void on_sched(uv_timer_t *t)
     dw__sim_proxy_drop_all(p);
 }
 
+/* On the loop: the listener's faults of p->net, counted from `now`. */
+static void windows_from(dw_sim_proxy *p, uint64_t now)
+{
+    const dw_sim_netfaults *n = p->net;
+    p->refuse_from = p->refuse_until = 0;
+    if (n && n->refuse_for_ms) {
+        p->refuse_from = now + n->refuse_after_ms;
+        p->refuse_until = p->refuse_from + n->refuse_for_ms;
+    }
+    uv_timer_stop(&p->sched);
+    if (n && (n->disconnect_after_ms || n->disconnect_every_ms))
+        uv_timer_start(&p->sched, on_sched,
+                       n->disconnect_after_ms ? n->disconnect_after_ms : n->disconnect_every_ms,
+                       n->disconnect_every_ms);
+}
+
 static void proxy_open(void *arg)
 {
     open_args *a = arg;
@@ -93,15 +109,7 @@ static void proxy_open(void *arg)
     p->sched.data = p;
     p->sched_open = 1;
     p->start_ms = uv_now(uv);
-    const dw_sim_netfaults *n = p->net;
-    if (n && n->refuse_for_ms) {
-        p->refuse_from = p->start_ms + n->refuse_after_ms;
-        p->refuse_until = p->refuse_from + n->refuse_for_ms;
-    }
-    if (n && (n->disconnect_after_ms || n->disconnect_every_ms))
-        uv_timer_start(&p->sched, on_sched,
-                       n->disconnect_after_ms ? n->disconnect_after_ms : n->disconnect_every_ms,
-                       n->disconnect_every_ms);
+    windows_from(p, p->start_ms);
 }
 
 /* The upstream address, resolved once. */
@@ -140,6 +148,7 @@ int dw_sim_proxy_new(const dw_sim_proxy_options *o, dw_sim_script *script, dw_si
     p->rec = o->recorder;
     p->seed = o->seed;
     p->raw = o->raw;
+    p->delayed_ack = o->delayed_ack;
     p->max_connections = o->max_connections ? o->max_connections : 1024;
     p->script = script;
     int rc = resolve(p, o->upstream_host, o->upstream_port, err);
@@ -192,6 +201,34 @@ static void do_remove(void *arg)
 {
     fault_args *a = arg;
     a->rc = a->p->net ? dw_sim_netfaults_remove(a->p->net, a->name) : DW_ENOENT;
+}
+
+typedef struct network_args {
+    dw_sim_proxy *p;
+    dw_sim_netfaults *net; /* taken */
+    dw_sim_tcp_ack ack;
+} network_args;
+
+static void do_network(void *arg)
+{
+    network_args *a = arg;
+    dw_sim_proxy *p = a->p;
+    dw_sim_netfaults_free(p->net);
+    p->net = a->net;
+    a->net = NULL;
+    p->script->tcp_ack = a->ack;
+    if (p->sched_open && !p->stopped)
+        windows_from(p, uv_now(dw_sim_loop_uv(p->loop)));
+}
+
+int dw_sim_proxy_set_network(dw_sim_proxy *p, const dw_sim_netfaults *net, dw_sim_tcp_ack ack,
+                             dw_error *err)
+{
+    network_args a = {p, NULL, ack};
+    if (dw_sim_netfaults_copy(net, &a.net) != DW_OK)
+        return dw_error_set(err, DW_ENOMEM, "out of memory");
+    dw_sim_loop_call(p->loop, do_network, &a);
+    return DW_OK;
 }
 
 static void do_refuse(void *arg)

@@ -48,6 +48,10 @@ typedef struct dw_sim_proxy_options {
     uint64_t seed;                 /* every random draw: faults, Lua's math.random (--seed) */
     int raw; /* bytes only: the script's network faults, no rules, Telnet passed
               * through (a simulator's own "network", in front of it) */
+    /* The client's side, as a device's (dw_sim_server_options): 0 ACKs
+     * what each read got at once unless the script's "tcp" says
+     * "quickack": false; 1 leaves ACKs to the kernel unless it says true. */
+    int delayed_ack;
 } dw_sim_proxy_options;
 
 void dw_sim_proxy_options_init(dw_sim_proxy_options *o);
@@ -65,6 +69,15 @@ const char *dw_sim_proxy_address(const dw_sim_proxy *p);
  * or removed apply to connections opened afterwards. */
 int dw_sim_proxy_add_fault(dw_sim_proxy *p, const dw_sim_toxic *t, dw_error *err);
 int dw_sim_proxy_remove_fault(dw_sim_proxy *p, const char *name);
+/* Replace every network fault with copies of `net`'s (NULL: none), and the
+ * client's side's ACKs with `ack` (a script's "tcp"): what a reloaded
+ * script of the device behind a raw proxy says. Connections opened
+ * afterwards draw the new faults; open ones keep theirs. The listener's
+ * windows count from now: refuse_connections from now + after_ms,
+ * disconnect_all after_ms from now (then every every_ms). Thread-safe,
+ * through the loop. DW_OK or DW_ENOMEM. */
+int dw_sim_proxy_set_network(dw_sim_proxy *p, const dw_sim_netfaults *net, dw_sim_tcp_ack ack,
+                             dw_error *err);
 /* Refuse new connections for `ms` milliseconds from now (0: stop refusing). */
 void dw_sim_proxy_refuse_for(dw_sim_proxy *p, uint64_t ms);
 /* Close every open connection now (both sides). */

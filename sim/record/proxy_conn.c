@@ -560,7 +560,11 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     const uint8_t *p = (const uint8_t *)b->base;
     size_t n = (size_t)nread;
     dw_sim_proxy *px = c->px;
-    if (px->rec) { /* recording: the bytes go on as they are, first */
+    dw_sim_tcp_ack ack = px->script ? px->script->tcp_ack : DW_SIM_TCP_ACK_DEFAULT;
+    if (l->dir == DW_SIM_DIR_REQUEST &&
+        (ack == DW_SIM_TCP_ACK_QUICK || (ack == DW_SIM_TCP_ACK_DEFAULT && !px->delayed_ack)))
+        dw__sim_quickack(&c->down); /* as a device would (server_tcp.c) */
+    if (px->rec) {                  /* recording: the bytes go on as they are, first */
         raw_write(l, p, n);
         dw_sim_recorder_bytes(px->rec, c->id, l->dir, p, n, now_us(c));
         return;

@@ -38,6 +38,7 @@ struct dw_sim_proxy {
     size_t nconns, max_connections;
     pconn *conns;
     int stopped, raw;
+    int delayed_ack; /* the client's side: no quick ACKs unless the script asks */
     dw_buf scratch;
 };
 

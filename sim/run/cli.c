@@ -43,7 +43,8 @@ enum {
     OPT_KEEP_TIMING,
     OPT_SEED,
     OPT_LUA_DEADLINE,
-    OPT_LOOPS
+    OPT_LOOPS,
+    OPT_DELAYED_ACK
 };
 
 /* Its order is getopt's when it names the candidates of an ambiguous
@@ -79,6 +80,7 @@ static const struct option longopts[] = {
     {"seed", required_argument, NULL, OPT_SEED},
     {"lua-deadline", required_argument, NULL, OPT_LUA_DEADLINE},
     {"loops", required_argument, NULL, OPT_LOOPS},
+    {"delayed-ack", no_argument, NULL, OPT_DELAYED_ACK},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -100,7 +102,7 @@ static void usage_synopsis(FILE *f)
         "                   [--max-frame BYTES] [--max-buffered BYTES]\n"
         "                   [--link PATH]\n"
         "                   [--control HOST:PORT [--control-token FILE]] [--journal N]\n"
-        "                   [--seed N] [--lua-deadline MS] [--loops N]\n"
+        "                   [--seed N] [--lua-deadline MS] [--loops N] [--delayed-ack]\n"
         "       %s [--device NAME=SCRIPT@HOST:PORT]... [--bench FILE]\n"
         "                   [--script FILE] [options as above]\n"
         "       %s --record --upstream HOST:PORT --script BASE --out FILE [--listen HOST:PORT]\n"
@@ -151,7 +153,8 @@ static void usage_options(FILE *f)
           "                         Bearer TOKEN\" (the file's first line); required to\n"
           "                         listen beyond loopback\n"
           "      --journal N        requests kept per device for the control API (default\n"
-          "                         10000)\n",
+          "                         10000); a verify over a journal that dropped some\n"
+          "                         fails: size it for a test's requests and more\n",
           f);
     fputs("      --record           forward clients to --upstream unchanged and write the\n"
           "                         conversation to --out as a script at the end\n"
@@ -168,6 +171,10 @@ static void usage_options(FILE *f)
           "      --loops N          event loop threads the devices are spread over, each\n"
           "                         device on one for its whole life (default: one per CPU\n"
           "                         the process may use, at most one per device)\n"
+          "      --delayed-ack      TCP and Telnet: leave ACKs to the kernel's delayed ACKs\n"
+          "                         (by default what each read got is acknowledged at once,\n"
+          "                         so a client with Nagle on sends a query after a command\n"
+          "                         without waiting ~40 ms); a script's \"tcp\" wins\n"
           "      --validate FILE    check a script and exit (0 valid, 2 invalid)\n"
           "      --probe HOST:PORT  exit 0 if a simulator accepts a connection there\n"
           "      --ask HOST:PORT    send REQUEST with the script's transport and framing,\n"
@@ -353,6 +360,8 @@ static int *flag_of(int opt, dw_sim_cli *c)
         return &c->as_steps;
     case OPT_KEEP_TIMING:
         return &c->keep_timing;
+    case OPT_DELAYED_ACK:
+        return &c->delayed_ack;
     default:
         return NULL;
     }

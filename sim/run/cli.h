@@ -64,6 +64,7 @@ typedef struct dw_sim_cli {
     int record, proxy;
     const char *upstream, *out;
     int as_steps, keep_timing;
+    int delayed_ack; /* --delayed-ack */
     int have_seed;
     uint64_t seed;
     dw_logger logger; /* --log-level; writes to stderr */

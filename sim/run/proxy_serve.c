@@ -156,8 +156,8 @@ static int control_open(recording *g, dw_sim_control **out)
         co.record_stopped = record_stopped;
         co.record_arg = g;
     }
-    dw_sim_control_device dev = {"default", NULL,        -1,
-                                 g->p,      r->upstream, r->out ? "record" : "proxy"};
+    dw_sim_control_device dev = {
+        "default", NULL, -1, g->p, r->upstream, r->out ? "record" : "proxy", NULL};
     dw_error err;
     dw_error_clear(&err);
     if (dw_sim_control_new(&co, &dev, 1, out, &err) != DW_OK ||
@@ -185,6 +185,7 @@ static int options(const dw_sim_proxy_run *r, dw_sim_proxy_options *po, char **h
     po->upstream_host = *up;
     po->logger = r->logger;
     po->max_connections = r->max_connections;
+    po->delayed_ack = r->delayed_ack;
     po->seed = r->have_seed ? r->seed : dw_sim_rng_entropy();
     if (!r->have_seed && !r->out)
         fprintf(stderr, "%s: seed %llu (repeat this run's random draws with --seed %llu)\n", prog,
@@ -309,6 +310,7 @@ int dw_sim_run_proxy(const dw_sim_cli *c)
     r.transcript = c->transcript;
     r.logger = &c->logger;
     r.max_connections = (size_t)c->max_connections;
+    r.delayed_ack = c->delayed_ack;
     char *host = NULL, *token = NULL;
     int status = dw_sim_cli_control(c, &host, &r.control_port, &token);
     r.control_host = host;

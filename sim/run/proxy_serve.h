@@ -26,6 +26,7 @@ typedef struct dw_sim_proxy_run {
     const char *transcript; /* NULL: none */
     const dw_logger *logger;
     size_t max_connections;
+    int delayed_ack;          /* --delayed-ack: the client's side (proxy.h) */
     const char *control_host; /* --control: the control API (NULL: none) */
     uint16_t control_port;
     const char *control_token;

@@ -71,6 +71,8 @@ static int front_open(const dw_sim_device *d, const dw_sim_script *script,
     int rc = dw_sim_script_load_buffer(d->script, "{}", 2, &front, &err);
     if (rc == DW_OK && dw_sim_netfaults_copy(script->network, &front->network) != DW_OK)
         rc = dw_error_set(&err, DW_ENOMEM, "out of memory");
+    if (rc == DW_OK) /* the client's side acknowledges as the device would */
+        front->tcp_ack = script->tcp_ack;
     dw_sim_proxy_options po;
     dw_sim_proxy_options_init(&po);
     po.host = d->host;
@@ -82,6 +84,7 @@ static int front_open(const dw_sim_device *d, const dw_sim_script *script,
     po.loop = loop;
     po.seed = o->seed;
     po.raw = 1;
+    po.delayed_ack = o->delayed_ack;
     if (rc == DW_OK)
         rc = dw_sim_proxy_new(&po, front, out, &err);
     if (rc != DW_OK) {
@@ -187,6 +190,7 @@ static int open_all(const dw_sim_device *devs, size_t n, const dw_sim_serve_opti
         so.loop = loop;
         so.seed = o->seed;
         so.lua_deadline_ms = o->lua_deadline_ms;
+        so.delayed_ack = o->delayed_ack;
         dw_error err;
         dw_error_clear(&err);
         if (dw_sim_server_new(&so, script, &srv[i], &err) != DW_OK) {
@@ -202,24 +206,53 @@ static int open_all(const dw_sim_device *devs, size_t n, const dw_sim_serve_opti
     return DW_OK;
 }
 
+/* Serve `fresh` on device i (taken on success), its "network" through the
+ * proxy in front: 0, or -1 after logging why the old script keeps serving. */
+static int reload_one(const dw_sim_device *d, const dw_sim_serve_options *o, dw_sim_server *srv,
+                      dw_sim_proxy *px, dw_sim_script *fresh)
+{
+    dw_error err;
+    dw_error_clear(&err);
+    if (fresh->network && !px) {
+        dw_log(o->logger, DW_LOG_ERROR,
+               "reload %s: \"network\" needs the proxy a device started with \"network\" has "
+               "in front of it, and this one started without (an empty \"network\": {} "
+               "will do); the old script keeps serving",
+               d->script);
+        return -1;
+    }
+    dw_sim_netfaults *net = NULL;
+    dw_sim_tcp_ack ack = fresh->tcp_ack;
+    int rc = dw_sim_netfaults_copy(fresh->network, &net) == DW_OK
+                 ? dw_sim_server_reload(srv, fresh, &err)
+                 : dw_error_set(&err, DW_ENOMEM, "out of memory");
+    if (rc != DW_OK) {
+        dw_log(o->logger, DW_LOG_ERROR, "reload %s: %s; the old script keeps serving", d->script,
+               dw_error_message(&err));
+        dw_sim_netfaults_free(net);
+        return -1;
+    }
+    /* The device serves fresh now; a script without "network" has none. */
+    if (px && dw_sim_proxy_set_network(px, net, ack, &err) != DW_OK)
+        dw_log(o->logger, DW_LOG_ERROR, "reload %s: network faults not replaced: %s", d->script,
+               dw_error_message(&err));
+    dw_sim_netfaults_free(net);
+    return 0;
+}
+
 static void reload_all(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o,
-                       dw_sim_server **srv)
+                       dw_sim_server **srv, dw_sim_proxy **px)
 {
     for (size_t i = 0; i < n; i++) {
         const char *path = devs[i].script;
         dw_log(o->logger, DW_LOG_INFO, "SIGHUP: reloading %s", path);
         dw_sim_script *fresh = load(&devs[i]);
-        dw_error err;
-        dw_error_clear(&err);
-        if (!fresh) {
+        if (!fresh)
             dw_log(o->logger, DW_LOG_ERROR, "reload %s failed; the old script keeps serving", path);
-        } else if (dw_sim_server_reload(srv[i], fresh, &err) != DW_OK) {
-            dw_log(o->logger, DW_LOG_ERROR, "reload %s: %s; the old script keeps serving", path,
-                   dw_error_message(&err));
+        else if (reload_one(&devs[i], o, srv[i], px[i], fresh) != 0)
             dw_sim_script_free(fresh);
-        } else {
+        else
             dw_log(o->logger, DW_LOG_WARN, "reloaded %s", path);
-        }
     }
 }
 
@@ -229,12 +262,13 @@ typedef struct reload_job {
     size_t n;
     const dw_sim_serve_options *o;
     dw_sim_server **srv;
+    dw_sim_proxy **px;
 } reload_job;
 
 static void on_hup(void *arg)
 {
     reload_job *j = arg;
-    reload_all(j->devs, j->n, j->o, j->srv);
+    reload_all(j->devs, j->n, j->o, j->srv, j->px);
 }
 
 /* Every device's summary, then the verdict of --check over all of them. */
@@ -264,7 +298,7 @@ static int report(size_t n, const dw_sim_serve_options *o, dw_sim_server **srv)
 /* The control API over every device (before the loop starts): DW_OK, or
  * the exit status after saying why not. */
 static int control_open(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o,
-                        dw_sim_server **srv, dw_sim_control **out)
+                        dw_sim_server **srv, dw_sim_proxy **px, dw_sim_control **out)
 {
     dw_sim_control_device *cd = calloc(n, sizeof *cd);
     if (!cd) {
@@ -275,6 +309,7 @@ static int control_open(const dw_sim_device *devs, size_t n, const dw_sim_serve_
         cd[i].name = devs[i].name;
         cd[i].server = srv[i];
         cd[i].transport = devs[i].transport;
+        cd[i].front = px[i];
     }
     dw_sim_control_options co;
     dw_sim_control_options_init(&co);
@@ -311,7 +346,7 @@ static void serve_until_signal(const dw_sim_device *devs, size_t n, const dw_sim
     if (control)
         printf("control on http://%s\n", dw_sim_control_address(control));
     fflush(stdout);
-    reload_job j = {devs, n, o, srv};
+    reload_job j = {devs, n, o, srv, px};
     /* Closing the devices needs the loop threads: if one is stuck, the
      * watchdog ends the process instead. */
     dw_sim_cli_stop_begin(dw_sim_cli_wait_signals(on_hup, &j));
@@ -342,7 +377,7 @@ int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options
         fprintf(stderr, "%s: seed %llu (repeat this run's random draws with --seed %llu)\n", prog,
                 (unsigned long long)o->seed, (unsigned long long)o->seed);
     if (status == DW_OK && o->control_host)
-        status = control_open(devs, n, o, srv, &control);
+        status = control_open(devs, n, o, srv, px, &control);
     if (status == DW_OK && loops_start(&loops, &err) != DW_OK) {
         fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
         status = 3;
@@ -528,7 +563,8 @@ int dw_sim_run_serve(const dw_sim_cli *c)
                                c->seed,
                                c->have_seed,
                                (unsigned)c->lua_deadline_ms,
-                               (unsigned)c->loops};
+                               (unsigned)c->loops,
+                               c->delayed_ack};
     char *control_host = NULL, *token = NULL;
     status = dw_sim_cli_control(c, &control_host, &so.control_port, &token);
     so.control_host = control_host;

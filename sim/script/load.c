@@ -317,12 +317,13 @@ enum {
     T_PERIODIC,
     T_BAUD,
     T_NETWORK,
+    T_TCP,
     T_N
 };
 static const char *const top_keys[] = {
     "$schema",   "name",       "description", "transport", "framing", "state", "scope",
     "profile",   "properties", "idn",         "banner",    "prompt",  "steps", "rules",
-    "unmatched", "on_error",   "periodic",    "baud",      "network"};
+    "unmatched", "on_error",   "periodic",    "baud",      "network", "tcp"};
 static const char *const profile_names[] = {"none", "scpi"};
 static const char *const scope_names[] = {"shared", "connection"};
 
@@ -433,6 +434,9 @@ static int parse_top(dw__load *c, int k, const cJSON *v)
         break;
     case T_NETWORK:
         rc = dw__load_network(c, v, &s->network);
+        break;
+    case T_TCP:
+        rc = dw__load_tcp(c, v, &s->tcp_ack);
         break;
     }
     return rc;

@@ -10,7 +10,7 @@
  *   load_lua.c      chunks of Lua, syntax-checked at load
  *   load_framing.c  "framing"
  *   load_props.c    "properties"
- *   load_network.c  "network" and a rule's network keys
+ *   load_network.c  "network", "tcp" and a rule's network keys
  *   load_values.c   the loading context: errors at FILE:LINE:COL, the JSON
  *                   path, object members, numbers, names, bytes, the document
  *
@@ -131,6 +131,8 @@ int dw__load_properties(dw__load *c, const cJSON *v);
  * "delay" (vals[0..3), any may be NULL; *out stays NULL when all are).
  * `has_fault`: the rule has a "fault" (probability needs one). */
 int dw__load_network(dw__load *c, const cJSON *v, dw_sim_netfaults **out);
+/* The script's "tcp" object: {"quickack": true or false}. */
+int dw__load_tcp(dw__load *c, const cJSON *v, dw_sim_tcp_ack *out);
 int dw__load_rule_net(dw__load *c, const cJSON *const *vals, int has_fault, dw_sim_rule_net **out);
 
 /* ---- load_values.c ------------------------------------------------------- */

@@ -1,6 +1,7 @@
 /* devwire-sim: the script's network faults at load ("network", and a
- * rule's "direction", "probability" and "delay"), located like every other
- * loader error. See docs/sim.md, "Network faults". */
+ * rule's "direction", "probability" and "delay") and its TCP options
+ * ("tcp"), located like every other loader error. See docs/sim.md,
+ * "Network faults" and "TCP acknowledgements". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,5 +311,21 @@ int dw__load_network(dw__load *c, const cJSON *v, dw_sim_netfaults **out)
                                    "expected \"after_ms\" above 0 "
                                    "or \"every_ms\""));
     }
+    return rc;
+}
+
+int dw__load_tcp(dw__load *c, const cJSON *v, dw_sim_tcp_ack *out)
+{
+    static const char *const keys[] = {"quickack", "description"};
+    const cJSON *vals[2];
+    if (!cJSON_IsObject(v))
+        return dw__load_fail(c, v, 0, "expected object");
+    int rc = dw__load_members(c, v, keys, 2, vals);
+    if (rc != DW_OK || !vals[0])
+        return rc;
+    if (!cJSON_IsBool(vals[0]))
+        WITH_KEY(c, vals[0], dw__load_fail(c, vals[0], 0, "expected true or false"));
+    else
+        *out = cJSON_IsTrue(vals[0]) ? DW_SIM_TCP_ACK_QUICK : DW_SIM_TCP_ACK_DELAYED;
     return rc;
 }

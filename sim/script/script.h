@@ -45,7 +45,8 @@ typedef enum dw_sim_seg_kind {
     DW_SIM_SEG_LUA,     /* lua: a computed value ({"lua": ...}), the template's only segment */
 } dw_sim_seg_kind;
 
-/* A chunk of Lua (checked by model/lua_check.h, run by engine/lua_sandbox.h): an expression ("if", a
+/* A chunk of Lua (checked by model/lua_check.h, run by engine/lua_sandbox.h): an expression ("if",
+ * a
  * {"lua": ...} reply frame or set value) or statements (a "lua" action). Its syntax is checked at
  * load; each engine compiles it again in its own sandbox. */
 typedef struct dw_sim_lua_chunk {
@@ -224,6 +225,15 @@ typedef enum dw_sim_transport {
 #define DW_SIM_BAUD_MIN 50
 #define DW_SIM_BAUD_MAX 4000000
 typedef enum dw_sim_scope { DW_SIM_SCOPE_SHARED, DW_SIM_SCOPE_CONNECTION } dw_sim_scope;
+/* "tcp": {"quickack": ...}: how a TCP or Telnet device acknowledges what it
+ * reads. A quick ACK after each read keeps a client with Nagle's algorithm
+ * on from holding its next request until the device's delayed ACK (about
+ * 40 ms on Linux) when the request before got no reply. */
+typedef enum dw_sim_tcp_ack {
+    DW_SIM_TCP_ACK_DEFAULT, /* not said: quick unless --delayed-ack */
+    DW_SIM_TCP_ACK_QUICK,   /* "quickack": true */
+    DW_SIM_TCP_ACK_DELAYED, /* "quickack": false: the kernel's delayed ACKs */
+} dw_sim_tcp_ack;
 typedef enum dw_sim_profile { DW_SIM_PROFILE_NONE, DW_SIM_PROFILE_SCPI } dw_sim_profile;
 
 typedef struct dw_sim_script {
@@ -258,6 +268,7 @@ typedef struct dw_sim_script {
     size_t error_queue;        /* SCPI: the error queue's depth (2 .. 1000, default 20) */
     char *idn;                 /* "idn": the *IDN? answer (default: the name) */
     dw_sim_netfaults *network; /* "network": faults of the link (netfault.h); NULL: none */
+    dw_sim_tcp_ack tcp_ack;    /* "tcp": {"quickack": ...} */
     /* Every chunk of Lua, in document order (owned); nlua == 0: the script
      * has no Lua, and its engine makes no Lua state. Lua appears only in
      * rules and steps (not in the banner, periodic sends or "unmatched"). */
