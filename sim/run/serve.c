@@ -292,7 +292,7 @@ int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options
         reload_job j = {devs, n, o, srv};
         /* Closing the devices needs the loop thread: if it is stuck, the
          * watchdog ends the process instead. */
-        dw_sim_cli_stop_begin(dw_sim_cli_wait_signals(on_hup, &j));
+        dw_sim_cli_stop_begin(dw_sim_cli_wait_signals(o->exit_with_stdin, on_hup, &j));
     }
     dw_sim_control_stop(control); /* before the devices: no call reaches them after */
     for (size_t i = 0; i < n; i++) {
@@ -467,7 +467,8 @@ int dw_sim_run_serve(const dw_sim_cli *c)
                                (size_t)c->journal,
                                c->seed,
                                c->have_seed,
-                               (unsigned)c->lua_deadline_ms};
+                               (unsigned)c->lua_deadline_ms,
+                               c->exit_with_stdin};
     char *control_host = NULL, *token = NULL;
     status = dw_sim_cli_control(c, &control_host, &so.control_port, &token);
     so.control_host = control_host;

@@ -43,6 +43,7 @@ typedef struct dw_sim_serve_options {
     uint64_t seed;             /* --seed: every random draw (faults, noise, Lua) */
     int have_seed;             /* 0: a seed is drawn, and printed when a script uses it */
     unsigned lua_deadline_ms;  /* --lua-deadline: one Lua evaluation at most (0: 10 ms) */
+    int exit_with_stdin;       /* --exit-with-stdin: the end of stdin stops as SIGTERM does */
 } dw_sim_serve_options;
 
 /* Serve devs[0..n) until SIGINT or SIGTERM. A script with "network"
