@@ -7,7 +7,10 @@ happens::
         ...
 
 A script is a path, or a dict written to a file in the test's tmp_path.
-``--devwire-sim PATH`` names the program (else $DEVWIRE_SIM, else PATH).
+``devwire_sim(upstream=sim.address())`` starts a fault proxy in front of
+another simulator (or a device), ``record=True`` a recorder writing to a
+file in tmp_path (``sim.record``). ``--devwire-sim PATH`` names the
+program (else $DEVWIRE_SIM, else PATH).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ def devwire_sim(request, tmp_path):
             path = tmp_path / f"script{len(sims)}.json"
             path.write_text(json.dumps(script))
             script = str(path)
+        if kwargs.get("record") is True:
+            kwargs["record"] = str(tmp_path / f"recording{len(sims)}.json")
         kwargs.setdefault("executable", executable)
         sim = DevwireSim(script, bench=bench, **kwargs)
         sims.append(sim)

@@ -6,6 +6,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,7 +47,8 @@ enum {
     OPT_SEED,
     OPT_LUA_DEADLINE,
     OPT_LOOPS,
-    OPT_DELAYED_ACK
+    OPT_DELAYED_ACK,
+    OPT_EXIT_WITH_STDIN
 };
 
 /* Its order is getopt's when it names the candidates of an ambiguous
@@ -81,6 +85,7 @@ static const struct option longopts[] = {
     {"lua-deadline", required_argument, NULL, OPT_LUA_DEADLINE},
     {"loops", required_argument, NULL, OPT_LOOPS},
     {"delayed-ack", no_argument, NULL, OPT_DELAYED_ACK},
+    {"exit-with-stdin", no_argument, NULL, OPT_EXIT_WITH_STDIN},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -103,6 +108,7 @@ static void usage_synopsis(FILE *f)
         "                   [--link PATH]\n"
         "                   [--control HOST:PORT [--control-token FILE]] [--journal N]\n"
         "                   [--seed N] [--lua-deadline MS] [--loops N] [--delayed-ack]\n"
+        "                   [--exit-with-stdin]\n"
         "       %s [--device NAME=SCRIPT@HOST:PORT]... [--bench FILE]\n"
         "                   [--script FILE] [options as above]\n"
         "       %s --record --upstream HOST:PORT --script BASE --out FILE [--listen HOST:PORT]\n"
@@ -175,6 +181,8 @@ static void usage_options(FILE *f)
           "                         (by default what each read got is acknowledged at once,\n"
           "                         so a client with Nagle on sends a query after a command\n"
           "                         without waiting ~40 ms); a script's \"tcp\" wins\n"
+          "      --exit-with-stdin  stdin is a pipe its parent holds: when it ends (the\n"
+          "                         parent exited or was killed) stop as on SIGTERM\n"
           "      --validate FILE    check a script and exit (0 valid, 2 invalid)\n"
           "      --probe HOST:PORT  exit 0 if a simulator accepts a connection there\n"
           "      --ask HOST:PORT    send REQUEST with the script's transport and framing,\n"
@@ -362,6 +370,8 @@ static int *flag_of(int opt, dw_sim_cli *c)
         return &c->keep_timing;
     case OPT_DELAYED_ACK:
         return &c->delayed_ack;
+    case OPT_EXIT_WITH_STDIN:
+        return &c->exit_with_stdin;
     default:
         return NULL;
     }
@@ -413,6 +423,27 @@ static dw_sim_mode mode_of(dw_sim_cli *c, int argc, char **argv)
     return DW_SIM_MODE_SERVE;
 }
 
+/* --exit-with-stdin goes with serving, and stdin must be something that
+ * ends when its writer does: a pipe, a socket or a terminal (a file or
+ * /dev/null would end at once). 0, or -1 after saying what is wrong. */
+static int check_exit_with_stdin(const dw_sim_cli *c, dw_sim_mode mode)
+{
+    struct stat st;
+    if (!c->exit_with_stdin)
+        return 0;
+    if (mode != DW_SIM_MODE_SERVE && mode != DW_SIM_MODE_PROXY) {
+        fprintf(stderr, "%s: --exit-with-stdin goes with serving or --proxy/--record\n", prog);
+        return -1;
+    }
+    if (fstat(STDIN_FILENO, &st) != 0 ||
+        !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || isatty(STDIN_FILENO))) {
+        fprintf(stderr, "%s: --exit-with-stdin: stdin is not a pipe, a socket or a terminal\n",
+                prog);
+        return -1;
+    }
+    return 0;
+}
+
 dw_sim_mode dw_sim_cli_parse(int argc, char **argv, dw_sim_cli *c)
 {
     memset(c, 0, sizeof *c);
@@ -432,7 +463,10 @@ dw_sim_mode dw_sim_cli_parse(int argc, char **argv, dw_sim_cli *c)
         if (take(opt, optarg, c) != 0)
             return DW_SIM_MODE_USAGE_ERROR;
     }
-    return mode_of(c, argc, argv);
+    dw_sim_mode mode = mode_of(c, argc, argv);
+    if (mode != DW_SIM_MODE_USAGE_ERROR && check_exit_with_stdin(c, mode) != 0)
+        return DW_SIM_MODE_USAGE_ERROR;
+    return mode;
 }
 
 dw_sim_script *dw_sim_cli_load(const char *path)
@@ -508,16 +542,61 @@ void dw_sim_cli_block_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-int dw_sim_cli_wait_signals(void (*on_hup)(void *arg), void *arg)
+/* The parent holding stdin's other end is gone: say so once. */
+static void parent_gone(void)
+{
+    static const char msg[] = DW_SIM_PROG ": stdin ended (--exit-with-stdin): stopping\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w; /* stderr may be gone with the parent */
+}
+
+/* The next signal of sfd (a signalfd of the stop signals), or SIGTERM when
+ * stdin ends; what stdin carries meanwhile is dropped. 0: nothing yet. */
+static int next_signal_or_eof(int sfd)
+{
+    struct pollfd fds[2] = {{sfd, POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0)
+        return 0; /* EINTR: signals are blocked, but a debugger's stop is not */
+    if (fds[0].revents & POLLIN) {
+        struct signalfd_siginfo si;
+        if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+            return (int)si.ssi_signo;
+    }
+    if (fds[1].revents) {
+        char drop[512];
+        ssize_t r = read(STDIN_FILENO, drop, sizeof drop);
+        if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) {
+            parent_gone();
+            return SIGTERM;
+        }
+    }
+    return 0;
+}
+
+int dw_sim_cli_wait_signals(int exit_with_stdin, void (*on_hup)(void *arg), void *arg)
 {
     sigset_t sigs;
     stop_signals(&sigs);
+    /* Watching stdin too: the signals come through a descriptor polled with
+     * it, on this thread, so the device loop never sees either. Should that
+     * descriptor not be had, the signals are still waited for. */
+    int sfd = exit_with_stdin ? signalfd(-1, &sigs, SFD_CLOEXEC) : -1;
+    if (exit_with_stdin && sfd < 0)
+        fprintf(stderr, "%s: --exit-with-stdin: signalfd: %s: stdin is not watched\n", prog,
+                strerror(errno));
     for (;;) {
         int sig = 0;
-        if (sigwait(&sigs, &sig) != 0)
+        if (sfd >= 0)
+            sig = next_signal_or_eof(sfd);
+        else if (sigwait(&sigs, &sig) != 0)
             continue;
-        if (sig != SIGHUP)
+        if (sig == 0)
+            continue;
+        if (sig != SIGHUP) {
+            if (sfd >= 0)
+                close(sfd);
             return sig;
+        }
         if (on_hup)
             on_hup(arg);
     }

@@ -67,7 +67,8 @@ typedef struct dw_sim_cli {
     int delayed_ack; /* --delayed-ack */
     int have_seed;
     uint64_t seed;
-    dw_logger logger; /* --log-level; writes to stderr */
+    int exit_with_stdin; /* --exit-with-stdin: stop when stdin ends (the parent is gone) */
+    dw_logger logger;    /* --log-level; writes to stderr */
 } dw_sim_cli;
 
 /* Read argv into *c (defaults first) and say which mode it asks for. A
@@ -100,8 +101,11 @@ void dw_sim_cli_block_signals(void);
 
 /* Until SIGINT or SIGTERM: returns that signal. Each SIGHUP calls
  * on_hup(arg) (NULL: a SIGHUP does nothing). Signals must have been
- * blocked first. */
-int dw_sim_cli_wait_signals(void (*on_hup)(void *arg), void *arg);
+ * blocked first. With `exit_with_stdin` (--exit-with-stdin), the end of
+ * standard input (EOF, an error, a hang-up: the parent holding the pipe's
+ * other end is gone) counts as SIGTERM, after a line on stderr saying so;
+ * what stdin carries is read and dropped. */
+int dw_sim_cli_wait_signals(int exit_with_stdin, void (*on_hup)(void *arg), void *arg);
 
 /* The orderly stop after `sig` (what dw_sim_cli_wait_signals returned)
  * begins. Until dw_sim_cli_stop_done, a watchdog thread waits: if the stop

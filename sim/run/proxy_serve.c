@@ -223,7 +223,7 @@ static int run(const dw_sim_proxy_run *r, dw_sim_proxy_options *po, dw_sim_scrip
         printf("listening on %s\n", dw_sim_proxy_address(p));
         fflush(stdout);
         /* SIGHUP does nothing here; a stuck loop ends in the watchdog. */
-        dw_sim_cli_stop_begin(dw_sim_cli_wait_signals(NULL, NULL));
+        dw_sim_cli_stop_begin(dw_sim_cli_wait_signals(r->exit_with_stdin, NULL, NULL));
     }
     dw_sim_control_stop(control);
     dw_sim_proxy_stop(p);
@@ -311,6 +311,7 @@ int dw_sim_run_proxy(const dw_sim_cli *c)
     r.logger = &c->logger;
     r.max_connections = (size_t)c->max_connections;
     r.delayed_ack = c->delayed_ack;
+    r.exit_with_stdin = c->exit_with_stdin;
     char *host = NULL, *token = NULL;
     int status = dw_sim_cli_control(c, &host, &r.control_port, &token);
     r.control_host = host;

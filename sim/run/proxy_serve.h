@@ -30,6 +30,7 @@ typedef struct dw_sim_proxy_run {
     const char *control_host; /* --control: the control API (NULL: none) */
     uint16_t control_port;
     const char *control_token;
+    int exit_with_stdin; /* --exit-with-stdin: the end of stdin stops as SIGTERM does */
 } dw_sim_proxy_run;
 
 /* The caller has blocked SIGINT, SIGTERM and SIGHUP in every thread.

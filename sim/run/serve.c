@@ -349,7 +349,7 @@ static void serve_until_signal(const dw_sim_device *devs, size_t n, const dw_sim
     reload_job j = {devs, n, o, srv, px};
     /* Closing the devices needs the loop threads: if one is stuck, the
      * watchdog ends the process instead. */
-    dw_sim_cli_stop_begin(dw_sim_cli_wait_signals(on_hup, &j));
+    dw_sim_cli_stop_begin(dw_sim_cli_wait_signals(o->exit_with_stdin, on_hup, &j));
 }
 
 int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o)
@@ -564,7 +564,8 @@ int dw_sim_run_serve(const dw_sim_cli *c)
                                c->have_seed,
                                (unsigned)c->lua_deadline_ms,
                                (unsigned)c->loops,
-                               c->delayed_ack};
+                               c->delayed_ack,
+                               c->exit_with_stdin};
     char *control_host = NULL, *token = NULL;
     status = dw_sim_cli_control(c, &control_host, &so.control_port, &token);
     so.control_host = control_host;
