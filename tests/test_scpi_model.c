@@ -88,6 +88,22 @@ Test(scpi_parse, numeric_suffixes)
     cr_expect(eq(int, fits("OUTPut2", "OUTP2 1"), 1));
     cr_expect(eq(int, fits("OUTPut2", "OUTP 1"), -114), "only suffix 2");
     cr_expect(eq(int, fits("OUTPut", "OUTP2 1"), 0), "no suffix allowed");
+    cr_expect(eq(int, fits("SOURce1:DATA?", "SOUR2:FREQ?"), 0), "-114 only when the rest fits");
+    cr_expect(eq(int, fits("SOURce1:DATA?", "SOUR2:DATA?"), -114));
+    cr_expect(eq(int, fits("[SOURce1:]DATA?", "SOUR2:FREQ?"), 0));
+    cr_expect(eq(int, fits("OUTPut[1-2]:STATe", "OUTP3:STAT2 1"), 0));
+}
+
+Test(scpi_parse, the_more_specific_refusal)
+{
+    cr_expect(eq(int, dw_scpi_refusal_pick(0, -114), -114));
+    cr_expect(eq(int, dw_scpi_refusal_pick(-114, -109), -109));
+    cr_expect(eq(int, dw_scpi_refusal_pick(-109, -104), -104));
+    cr_expect(eq(int, dw_scpi_refusal_pick(-104, -224), -224));
+    cr_expect(eq(int, dw_scpi_refusal_pick(-222, -224), -222), "a tie keeps the first");
+    cr_expect(eq(int, dw_scpi_refusal_pick(-104, -131), -104));
+    cr_expect(eq(int, dw_scpi_refusal_pick(-224, -104), -224));
+    cr_expect(eq(int, dw_scpi_refusal_pick(-114, 0), -114));
 }
 
 Test(scpi_parse, bad_patterns_say_where)

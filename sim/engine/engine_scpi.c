@@ -149,8 +149,8 @@ typedef struct scpi_site {
 } scpi_site;
 
 /* Does m take u? 1 if its header and parameters fit (or *rc is an
- * error); else 0, with *why the most telling reason so far: the first
- * parameter error, else -114. A regex cut short by a limit does not fit. */
+ * error); else 0, with *why the most specific refusal so far
+ * (dw_scpi_refusal_pick). A regex cut short by a limit does not fit. */
 static int scpi_fits(dw_sim_session *ss, const dw_sim_match *m, const dw_scpi_unit *u, captures *c,
                      int *why, int *rc, const scpi_site *at)
 {
@@ -160,10 +160,7 @@ static int scpi_fits(dw_sim_session *ss, const dw_sim_match *m, const dw_scpi_un
         return 1;
     if (r == LIMITED)
         return (*rc = dw__engine_note_limit(at->e, at->out, at->src, at->index)) != DW_OK;
-    if (r == MATCHED && (!*why || *why == DW_SCPI_E_SUFFIX_RANGE))
-        *why = err;
-    else if (r < 0 && !*why)
-        *why = r;
+    *why = dw_scpi_refusal_pick(*why, r == MATCHED ? err : r < 0 ? r : 0);
     return 0;
 }
 
@@ -180,10 +177,10 @@ static int scpi_cond(lua_call *lc, const dw_scpi_unit *u, size_t id, const dw_si
 }
 
 /* The script's next step, then its rules, for unit u: 1 if one took it
- * (the first whose header and parameters fit), else 0 and *scpi_err why
- * not (0: no header fitted). */
+ * (the first whose header and parameters fit), else 0 and *why the most
+ * specific refusal (0: no header fitted). */
 static int scpi_script(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u, scpi_msg *msg,
-                       dw_sim_outcome *out, int *scpi_err, int *rc)
+                       dw_sim_outcome *out, int *why, int *rc)
 {
     const dw_sim_script *s = e->script;
     sim_state *st = ss->st;
@@ -191,11 +188,9 @@ static int scpi_script(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit 
     lua_call lcs = {e, ss, st, ss->scpi_caps.data, u->raw_len, &c, out};
     lua_call *lc = e->lua ? &lcs : NULL;
     scpi_site at = {e, out, DW_SIM_BY_STEP, st->step};
-    if (st->step < s->nsteps &&
-        scpi_fits(ss, &s->steps[st->step].expect, u, &c, scpi_err, rc, &at) &&
+    if (st->step < s->nsteps && scpi_fits(ss, &s->steps[st->step].expect, u, &c, why, rc, &at) &&
         scpi_cond(lc, u, st->step, s->steps[st->step].cond, rc)) {
         size_t i = st->step++;
-        *scpi_err = 0;
         out->source = DW_SIM_BY_STEP;
         out->index = i;
         out->name = s->steps[i].name ? s->steps[i].name : "step";
@@ -208,10 +203,9 @@ static int scpi_script(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit 
     at.src = DW_SIM_BY_RULE;
     for (size_t i = 0; i < s->nrules; i++) {
         at.index = i;
-        if (!scpi_fits(ss, &s->rules[i].when, u, &c, scpi_err, rc, &at) ||
+        if (!scpi_fits(ss, &s->rules[i].when, u, &c, why, rc, &at) ||
             !scpi_cond(lc, u, s->nsteps + i, s->rules[i].cond, rc))
             continue;
-        *scpi_err = 0;
         out->source = DW_SIM_BY_RULE;
         out->index = i;
         out->name = s->rules[i].name ? s->rules[i].name : "rule";
@@ -224,10 +218,10 @@ static int scpi_script(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit 
 }
 
 /* The properties' headers for unit u (after the script's steps and rules):
- * 1 if a property took it (*scpi_err set if its value was refused), else
- * 0 (*why -114 if a header fitted but for its suffix). */
+ * 1 if a property took it, else 0 and *why the most specific refusal so
+ * far. */
 static int scpi_props(dw_sim_session *ss, const dw_scpi_unit *u, scpi_msg *msg, dw_sim_outcome *out,
-                      int *scpi_err, int *why, int *rc)
+                      int *why, int *rc)
 {
     sim_state *st = ss->st;
     size_t before = msg->resp->len;
@@ -240,21 +234,24 @@ static int scpi_props(dw_sim_session *ss, const dw_scpi_unit *u, scpi_msg *msg, 
         msg->nresp++;
     else
         dw_buf_truncate(msg->resp, before);
-    if (r == 0 || r == DW_SCPI_E_SUFFIX_RANGE) {
-        *why = *why ? *why : r;
+    if (r == DW_SCPI_NOMEM) {
+        *rc = DW_ENOMEM;
+        return 1;
+    }
+    if (r != 1) {
+        *why = dw_scpi_refusal_pick(*why, r);
         return 0;
     }
     out->source = DW_SIM_BY_PROFILE;
     out->name = "properties";
-    if (r == DW_SCPI_NOMEM)
-        *rc = DW_ENOMEM;
-    else if (r < 0)
-        *scpi_err = r;
     return 1;
 }
 
-/* One program message unit: the script first, then the built-in commands,
- * else -113. DW_OK (any SCPI error in *scpi_err) or DW_ENOMEM / DW_EINVAL. */
+/* One program message unit: its candidates in order (the next step, the
+ * rules, the properties, the built-in commands); the first that accepts
+ * it handles it, and only that one's errors are queued. When none does,
+ * the most specific refusal of those whose header fitted, else -113.
+ * DW_OK (any SCPI error in *scpi_err) or DW_ENOMEM / DW_EINVAL. */
 static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u, scpi_msg *msg,
                      dw_sim_outcome *out, int *scpi_err)
 {
@@ -262,7 +259,8 @@ static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u
     *scpi_err = 0;
     size_t resp_len = msg->resp->len, nresp = msg->nresp;
     unsigned delay_ms = out->delay_ms;
-    if (scpi_script(e, ss, u, msg, out, scpi_err, &rc)) {
+    int why = 0; /* the most specific refusal so far */
+    if (scpi_script(e, ss, u, msg, out, &why, &rc)) {
         if (rc != LUA_FAILED)
             return rc;
         /* A chunk of Lua failed: undo the unit, which fits nothing. */
@@ -274,8 +272,7 @@ static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u
         msg->undefined = 1;
         return DW_OK;
     }
-    int why = *scpi_err; /* a parameter error or -114 from the script */
-    if (scpi_props(ss, u, msg, out, scpi_err, &why, &rc))
+    if (scpi_props(ss, u, msg, out, &why, &rc))
         return rc;
     dw_scpi_context ctx = {e->script->idn ? e->script->idn : e->script->name, msg->nresp > 0};
     size_t before = msg->resp->len;
@@ -294,7 +291,8 @@ static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u
     }
     if (b == DW_SCPI_NOMEM)
         return DW_ENOMEM;
-    *scpi_err = b < 0 ? b : why ? why : DW_SCPI_E_UNDEFINED_HEADER;
+    why = dw_scpi_refusal_pick(why, b);
+    *scpi_err = why ? why : DW_SCPI_E_UNDEFINED_HEADER;
     msg->undefined |= *scpi_err == DW_SCPI_E_UNDEFINED_HEADER;
     return DW_OK;
 }

@@ -523,27 +523,6 @@ int dw_sim_prop_print(dw_sim_props_state *st, size_t i, double now, int scpi, dw
 
 /* ---- SCPI ---------------------------------------------------------------------- */
 
-/* The first property whose header fits u (its index in *out): 1, 0, or
- * -114 (one fits but for a numeric suffix). */
-static int scpi_find(const dw_sim_props *p, const dw_scpi_unit *u, size_t *out)
-{
-    char w[DW_SCPI_MAX_MNEMONIC + 1];
-    if (u->common || !p->n)
-        return 0;
-    dw_scpi_unit_last_word(u, w);
-    const word_slot *s = slot_of(p, w);
-    int why = 0;
-    for (size_t k = 0; k < s->n; k++) {
-        int r = dw_scpi_pattern_match_header(p->defs[s->props[k]].scpi, u);
-        if (r == 1) {
-            *out = s->props[k];
-            return 1;
-        }
-        why = why ? why : r;
-    }
-    return why;
-}
-
 /* MIN, MAX or DEF of a numeric property: 1 and *x, or 0 (other text). */
 static int scpi_bound(const dw_sim_prop_def *d, const dw_scpi_unit *u, const dw_scpi_param *q,
                       double *x)
@@ -607,12 +586,13 @@ static int scpi_query(dw_sim_props_state *st, size_t i, const dw_scpi_unit *u, d
     return print_value(d, &v, 1, resp) == DW_OK ? 1 : DW_SCPI_NOMEM;
 }
 
-int dw_sim_props_scpi(dw_sim_props_state *st, const dw_scpi_unit *u, double now, dw_buf *resp)
+/* Property i's set or query form for unit u, once its header fitted: 1
+ * (done), 0 (no such form: a read-only property's set form, a write-only
+ * one's query), a SCPI error code (refused, the value unchanged) or
+ * DW_SCPI_NOMEM. */
+static int scpi_apply(dw_sim_props_state *st, size_t i, const dw_scpi_unit *u, double now,
+                      dw_buf *resp)
 {
-    size_t i = 0;
-    int r = scpi_find(st->p, u, &i);
-    if (r != 1)
-        return r;
     const dw_sim_prop_def *d = &st->p->defs[i];
     if (u->query)
         return d->access == DW_SIM_PROP_WO ? 0 : scpi_query(st, i, u, now, resp);
@@ -625,6 +605,27 @@ int dw_sim_props_scpi(dw_sim_props_state *st, const dw_scpi_unit *u, double now,
     if (rc == 0)
         rc = dw_sim_prop_set(st, i, &v, now);
     return rc ? rc : 1;
+}
+
+int dw_sim_props_scpi(dw_sim_props_state *st, const dw_scpi_unit *u, double now, dw_buf *resp)
+{
+    const dw_sim_props *p = st->p;
+    char w[DW_SCPI_MAX_MNEMONIC + 1];
+    if (u->common || !p->n)
+        return 0;
+    dw_scpi_unit_last_word(u, w);
+    const word_slot *s = slot_of(p, w);
+    int why = 0;
+    for (size_t k = 0; k < s->n; k++) {
+        size_t i = s->props[k];
+        int r = dw_scpi_pattern_match_header(p->defs[i].scpi, u);
+        if (r == 1)
+            r = scpi_apply(st, i, u, now, resp);
+        if (r == 1 || r == DW_SCPI_NOMEM)
+            return r;
+        why = dw_scpi_refusal_pick(why, r);
+    }
+    return why;
 }
 
 /* ---- other profiles -------------------------------------------------------------- */

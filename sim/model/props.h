@@ -39,9 +39,8 @@ typedef enum dw_sim_prop_type {
 typedef enum dw_sim_prop_access {
     DW_SIM_PROP_RW,
     DW_SIM_PROP_RO, /* no set form: "FREQ 1" is an undefined header (-113) */
-DW_SIM_PROP_WO, /* no query form */
-}
-dw_sim_prop_access;
+    DW_SIM_PROP_WO, /* no query form */
+} dw_sim_prop_access;
 
 typedef enum dw_sim_prop_noise {
     DW_SIM_NOISE_NONE,
@@ -155,9 +154,11 @@ int dw_sim_prop_print(dw_sim_props_state *st, size_t i, double now, int scpi, dw
 
 /* SCPI unit u against the properties' headers: the set form ("FREQ 1MHZ",
  * MIN/MAX/DEF, units and multipliers) or the query form ("FREQ?", "FREQ?
- * MAX") of the first property (in script order) whose header fits. 1 (a
- * query's answer appended to `resp`), 0 (no property's header fits), a
- * negative SCPI error code (the value left unchanged) or DW_SCPI_NOMEM. */
+ * MAX") of the first property (in script order) whose header fits and
+ * that accepts the unit. 1 (a query's answer appended to `resp`), 0 (no
+ * property's header fits), else the most specific refusal of those whose
+ * header fitted (dw_scpi_refusal_pick; every value left unchanged), or
+ * DW_SCPI_NOMEM. */
 int dw_sim_props_scpi(dw_sim_props_state *st, const dw_scpi_unit *u, double now, dw_buf *resp);
 
 /* Request req[0..n) against the properties' commands (other profiles):

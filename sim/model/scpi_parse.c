@@ -25,6 +25,22 @@ const char *dw_scpi_strerror(int code)
     return "Unknown error";
 }
 
+static int refusal_rank(int code)
+{
+    if (code == 0)
+        return 0;
+    if (code == DW_SCPI_E_SUFFIX_RANGE)
+        return 1;
+    if (code == DW_SCPI_E_MISSING_PARAM || code == DW_SCPI_E_PARAM_NOT_ALLOWED)
+        return 2;
+    return code > -200 ? 3 : 4;
+}
+
+int dw_scpi_refusal_pick(int kept, int code)
+{
+    return refusal_rank(code) > refusal_rank(kept) ? code : kept;
+}
+
 /* IEEE 488.2 white space: control bytes and space, except the newline
  * (the terminator, removed before parsing, and never white space inside). */
 static int is_space(int c)

@@ -53,6 +53,16 @@ enum {
  * "Unknown error" for a code outside the map. */
 const char *dw_scpi_strerror(int code);
 
+/* Of two reasons a unit was refused (0: no header fitted), the more
+ * specific: the one that got further into the unit. From least to most
+ * specific: no header (0), a header but for its numeric suffix (-114), a
+ * header with the wrong number of parameters (-109, -108), a parameter of
+ * the wrong type or form (the other -1xx: -104, -131, ...), a parameter of
+ * the right type with a value refused (-2xx: -222, -224). On a tie the
+ * first (`kept`) stays, so candidates tried in order keep the first one's
+ * reason. */
+int dw_scpi_refusal_pick(int kept, int code);
+
 #define DW_SCPI_MAX_MNEMONIC 31 /* longer: -112 */
 #define DW_SCPI_MAX_NODES    16 /* deeper headers: -102 */
 

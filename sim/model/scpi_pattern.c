@@ -173,7 +173,10 @@ static int node_match(const pnode *nd, const char *w)
 }
 
 /* Pattern nodes from i against unit nodes from j, skipping optional groups
- * by backtracking. */
+ * by backtracking: 1, 0, or -114 when every node fits by name and the
+ * only misfit is a numeric suffix (a node that fits by name but not by
+ * suffix still has to be followed by the rest of the header: SOURce1:DATA?
+ * says nothing of SOUR2:FREQ?). */
 static int match_from(const dw_scpi_pattern *p, size_t i, const dw_scpi_unit *u, size_t j)
 {
     if (i == p->n)
@@ -190,8 +193,10 @@ static int match_from(const dw_scpi_pattern *p, size_t i, const dw_scpi_unit *u,
     if (j == u->nnodes)
         return best;
     int m = node_match(&p->nodes[i], u->nodes[j]);
-    if (m == 1)
-        m = match_from(p, i + 1, u, j + 1);
+    if (m != 0) {
+        int rest = match_from(p, i + 1, u, j + 1);
+        m = rest == 1 ? m : rest;
+    }
     return m == 1 || best == 0 ? m : best;
 }
 

@@ -244,15 +244,16 @@ static int run(builtin_id id, dw_scpi_status *st, const dw_scpi_context *ctx, co
 int dw_scpi_builtin(const dw_scpi_builtins *b, dw_scpi_status *st, const dw_scpi_context *ctx,
                     const dw_scpi_unit *u, dw_buf *resp, unsigned *events)
 {
+    int why = 0;
     for (int i = 0; i < B_N; i++) {
         int m = dw_scpi_pattern_match(b->p[i], u);
-        if (m < 0)
-            return m;
-        if (m == 0)
+        if (m != 1) {
+            why = why ? why : m;
             continue;
+        }
         if (u->nparams && i != B_ESE && i != B_SRE)
             return DW_SCPI_E_PARAM_NOT_ALLOWED;
         return run((builtin_id)i, st, ctx, u, resp, events);
     }
-    return 0;
+    return why;
 }

@@ -1,0 +1,198 @@
+/* The SCPI profile's dispatch of a program message unit among its
+ * candidates (the next step, the rules, the properties, the built-ins):
+ * the first that accepts the unit handles it and queues only its own
+ * errors; when none accepts, the most specific refusal is queued. Then
+ * the conformance items around it: indefinite responses (-440), the
+ * mnemonic length (-112), optional suffixes, INF/NINF/NAN, string
+ * choices, aliases and a rule's "error". */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <devwire/devwire.h>
+
+#include "engine/engine.h"
+#include "script/script.h"
+
+typedef struct fix {
+    dw_sim_script *script;
+    dw_sim_engine *e;
+    dw_sim_session *s;
+    dw_sim_outcome o;
+    char reply[512];
+} fix;
+
+/* Scripts are written with ' for " to keep them readable. */
+static char *dq(const char *text)
+{
+    char *t = strdup(text);
+    for (char *p = t; *p; p++)
+        if (*p == '\'')
+            *p = '"';
+    return t;
+}
+
+static void fix_open(fix *f, const char *text)
+{
+    memset(f, 0, sizeof *f);
+    char *t = dq(text);
+    dw_error err;
+    int rc = dw_sim_script_load_buffer("t.json", t, strlen(t), &f->script, &err);
+    free(t);
+    cr_assert(eq(int, rc, DW_OK), "%s", err.message);
+    cr_assert(eq(int, dw_sim_engine_new(f->script, &f->e, &err), DW_OK), "%s", err.message);
+    f->s = dw_sim_session_new(f->e);
+    cr_assert(f->s != NULL);
+    dw_sim_outcome_init(&f->o);
+}
+
+static void fix_close(fix *f)
+{
+    dw_sim_outcome_free(&f->o);
+    dw_sim_session_free(f->s);
+    dw_sim_engine_free(f->e);
+    dw_sim_script_free(f->script);
+}
+
+/* The reply to `req`, its terminator taken off ("" for none). */
+static const char *ask(fix *f, const char *req)
+{
+    size_t n = strlen(req);
+    uint8_t *copy = malloc(n ? n : 1); /* exactly its size: over-reads show */
+    memcpy(copy, req, n);
+    dw_error err;
+    int rc = dw_sim_engine_handle_at(f->e, f->s, copy, n, 0, &f->o, &err);
+    free(copy);
+    cr_assert(eq(int, rc, DW_OK), "%s: %s", req, err.message);
+    size_t len = f->o.bytes.len;
+    while (len && (f->o.bytes.data[len - 1] == '\n' || f->o.bytes.data[len - 1] == '\r'))
+        len--;
+    snprintf(f->reply, sizeof f->reply, "%.*s", (int)len, len ? (char *)f->o.bytes.data : "");
+    return f->reply;
+}
+
+/* The error queue, emptied: "" when it was empty, else its entries
+ * joined with '|'. */
+static const char *errors(fix *f)
+{
+    static char all[1024];
+    all[0] = 0;
+    for (int i = 0; i < 20; i++) {
+        const char *e = ask(f, "SYST:ERR?");
+        if (strncmp(e, "0,", 2) == 0)
+            break;
+        if (all[0])
+            strcat(all, "|");
+        strncat(all, e, sizeof all - strlen(all) - 1);
+    }
+    return all;
+}
+
+/* ---- a rule and a property on one header ----------------------------------- */
+
+static const char *const azero =
+    "{'profile': 'scpi', 'state': {'once': 0},"
+    " 'properties': {'az': {'type': 'bool', 'scpi': 'SYSTem:AZERo[:STATe]'}},"
+    " 'rules': [{'when': {'scpi': 'SYSTem:AZERo[:STATe]', 'params': ['ONCE']},"
+    "            'set': {'once': '1'}}]}";
+
+Test(dispatch, a_rule_sharing_a_header_leaves_the_property_alone)
+{
+    fix f;
+    fix_open(&f, azero);
+    ask(&f, "SYST:AZER 1");
+    cr_expect(eq(str, (char *)ask(&f, "SYST:AZER?"), "1"));
+    cr_expect(eq(str, (char *)errors(&f), ""), "the rule refused 1, the property took it");
+    ask(&f, "SYST:AZER OFF");
+    cr_expect(eq(str, (char *)ask(&f, "SYST:AZER?"), "0"));
+    cr_expect(eq(str, (char *)errors(&f), ""), "OFF is the property's, not -224 of the rule");
+    cr_expect(eq(str, (char *)ask(&f, "SYST:AZER 1;:SYST:AZER?"), "1"), "the message goes on");
+    cr_expect(eq(str, (char *)errors(&f), ""));
+    ask(&f, "SYST:AZER ONCE");
+    cr_expect(eq(str, (char *)errors(&f), ""), "the rule took ONCE");
+    cr_expect(eq(str, (char *)ask(&f, "SYST:AZER?"), "1"), "and the property kept its value");
+    fix_close(&f);
+}
+
+Test(dispatch, when_none_accepts_the_most_specific_refusal_is_queued)
+{
+    fix f;
+    fix_open(&f, azero);
+    ask(&f, "SYST:AZER 'x'");
+    cr_expect(eq(str, (char *)errors(&f), "-104,\"Data type error\""), "a type error of both");
+    ask(&f, "SYST:AZER TWICE");
+    cr_expect(eq(str, (char *)errors(&f), "-224,\"Illegal parameter value\""),
+              "a value both refuse: one error, not one per candidate");
+    ask(&f, "SYST:AZER");
+    cr_expect(eq(str, (char *)errors(&f), "-109,\"Missing parameter\""));
+    ask(&f, "SYST:AZER 1,2");
+    cr_expect(eq(str, (char *)errors(&f), "-108,\"Parameter not allowed\""));
+    fix_close(&f);
+    /* The value error of a later candidate is more specific than the
+     * first one's type error. */
+    fix_open(&f, "{'profile': 'scpi', 'state': {'x': 0},"
+                 " 'properties': {'freq': {'type': 'float', 'scpi': 'FREQuency', 'max': 10}},"
+                 " 'rules': [{'when': {'scpi': 'FREQuency', 'params': ['string']},"
+                 "            'set': {'x': '$1'}}]}");
+    ask(&f, "FREQ 20");
+    cr_expect(eq(str, (char *)errors(&f), "-222,\"Data out of range\""));
+    ask(&f, "FREQ 'a'");
+    cr_expect(eq(str, (char *)errors(&f), ""), "the rule took the string");
+    ask(&f, "FREQ ON");
+    cr_expect(eq(str, (char *)errors(&f), "-104,\"Data type error\""));
+    fix_close(&f);
+    /* ... and the value error of an earlier one beats a later type error. */
+    fix_open(&f, "{'profile': 'scpi', 'state': {'x': 0},"
+                 " 'properties': {'lvl': {'type': 'float', 'scpi': 'LEVel'}},"
+                 " 'rules': [{'when': {'scpi': 'LEVel', 'params': ['ONCE']},"
+                 "            'set': {'x': '1'}}]}");
+    ask(&f, "LEV TWICE");
+    cr_expect(eq(str, (char *)errors(&f), "-224,\"Illegal parameter value\""),
+              "character data the rule refuses by value, the property by type");
+    ask(&f, "LEV 2;LEV ONCE;LEV?");
+    cr_expect(eq(str, (char *)errors(&f), ""));
+    cr_expect(eq(str, (char *)ask(&f, "LEV?"), "2.0E+00"));
+    fix_close(&f);
+}
+
+Test(dispatch, two_rules_overloading_a_header_still_work)
+{
+    fix f;
+    fix_open(&f, "{'profile': 'scpi', 'state': {'f': 0},"
+                 " 'rules': [{'when': {'scpi': 'FREQuency', 'params': ['MINimum']},"
+                 "            'set': {'f': 'min'}},"
+                 "           {'when': {'scpi': 'FREQuency', 'params': ['numeric']},"
+                 "            'set': {'f': '$1'}},"
+                 "           {'when': {'scpi': 'FREQuency?'}, 'reply': '${f}'}]}");
+    cr_expect(eq(str, (char *)ask(&f, "FREQ MIN;FREQ?"), "min"));
+    cr_expect(eq(str, (char *)ask(&f, "FREQ 5;FREQ?"), "5"));
+    cr_expect(eq(str, (char *)errors(&f), ""));
+    ask(&f, "FREQ 'x'");
+    cr_expect(eq(str, (char *)errors(&f), "-104,\"Data type error\""));
+    fix_close(&f);
+}
+
+/* ---- numeric suffixes ------------------------------------------------------ */
+
+Test(dispatch, a_rule_with_a_suffix_leaves_other_headers_alone)
+{
+    fix f;
+    fix_open(&f, "{'profile': 'scpi',"
+                 " 'properties': {'f1': {'type': 'float', 'scpi': 'SOURce1:FREQuency',"
+                 "                       'default': 1},"
+                 "                'f2': {'type': 'float', 'scpi': 'SOURce2:FREQuency',"
+                 "                       'default': 2}},"
+                 " 'rules': [{'when': {'scpi': 'SOURce1:DATA?'}, 'reply': 'D'}]}");
+    cr_expect(eq(str, (char *)ask(&f, "SOUR2:FREQ?"), "2.0E+00"));
+    cr_expect(eq(str, (char *)errors(&f), ""), "SOURce1:DATA? is not SOUR2:FREQ?");
+    cr_expect(eq(str, (char *)ask(&f, "SOUR1:DATA?;:SOUR:FREQ?"), "D;1.0E+00"));
+    cr_expect(eq(str, (char *)errors(&f), ""));
+    ask(&f, "SOUR3:DATA?");
+    cr_expect(eq(str, (char *)errors(&f), "-114,\"Header suffix out of range\""),
+              "a header that fits but for its suffix");
+    ask(&f, "SOUR3:NONE?");
+    cr_expect(eq(str, (char *)errors(&f), "-113,\"Undefined header\""));
+    fix_close(&f);
+}
