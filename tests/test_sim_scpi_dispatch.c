@@ -196,3 +196,29 @@ Test(dispatch, a_rule_with_a_suffix_leaves_other_headers_alone)
     cr_expect(eq(str, (char *)errors(&f), "-113,\"Undefined header\""));
     fix_close(&f);
 }
+
+/* ---- indefinite responses ---------------------------------------------------- */
+
+Test(conformance, no_query_after_an_indefinite_response)
+{
+    fix f;
+    fix_open(&f, "{'profile': 'scpi', 'idn': 'ACME,X,1,1', 'state': {'n': 0},"
+                 " 'rules': [{'when': {'scpi': 'TRACe?'}, 'reply': '#0abc'},"
+                 "           {'when': {'scpi': 'DATA?'}, 'reply': '#13abc'},"
+                 "           {'when': {'scpi': 'COUNt'}, 'set': {'n': '1'}},"
+                 "           {'when': {'scpi': 'COUNt?'}, 'reply': '${n}'}]}");
+    ask(&f, "*ESR?"); /* PON cleared */
+    cr_expect(eq(str, (char *)ask(&f, "*IDN?;*OPC?"), "ACME,X,1,1"), "*IDN? ends the answers");
+    cr_expect(eq(str, (char *)errors(&f), "-440,\"Query UNTERMINATED after indefinite response\""));
+    cr_expect(eq(str, (char *)ask(&f, "*ESR?"), "4"), "QYE");
+    cr_expect(eq(str, (char *)ask(&f, "*OPC?;*IDN?"), "1;ACME,X,1,1"), "last is fine");
+    cr_expect(eq(str, (char *)ask(&f, "*IDN?;:COUNt;:COUNt?;:COUNt"), "ACME,X,1,1"),
+              "a command after it runs, the query does not, nor the rest");
+    cr_expect(eq(str, (char *)ask(&f, "COUN?"), "1"));
+    cr_expect(eq(str, (char *)errors(&f), "-440,\"Query UNTERMINATED after indefinite response\""));
+    cr_expect(eq(str, (char *)ask(&f, "TRAC?;*OPC?"), "#0abc"), "an indefinite block");
+    cr_expect(eq(str, (char *)errors(&f), "-440,\"Query UNTERMINATED after indefinite response\""));
+    cr_expect(eq(str, (char *)ask(&f, "DATA?;*OPC?"), "#13abc;1"), "a definite block is not");
+    cr_expect(eq(str, (char *)errors(&f), ""));
+    fix_close(&f);
+}

@@ -11,8 +11,9 @@
 typedef struct scpi_msg {
     dw_buf *resp; /* the responses so far, joined with ';' */
     size_t nresp;
-    int undefined; /* some unit fitted nothing */
-    int stop;      /* a fault fired: the rest of the message is dropped */
+    int undefined;  /* some unit fitted nothing */
+    int stop;       /* a fault fired: the rest of the message is dropped */
+    int indefinite; /* a query's response was indefinite: no query may follow */
 } scpi_msg;
 
 /* The short form of choice `k` of "IMMediate|BUS|EXTernal". */
@@ -297,6 +298,20 @@ static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u
     return DW_OK;
 }
 
+/* Is the response of query u indefinite (IEEE 488.2 8.7.11 and 8.7.10),
+ * so that no query may follow it in the message? *IDN? (arbitrary ASCII
+ * response data, whoever answers it) and a response that is an indefinite
+ * block (#0...). The response starts at `at` of the joined responses, if
+ * it added one. */
+static int scpi_indefinite(const dw_scpi_unit *u, const scpi_msg *msg, size_t at, size_t nresp)
+{
+    if (u->common && strcmp(u->nodes[0], "IDN") == 0)
+        return 1;
+    at += nresp > 0; /* the ';' before it */
+    const uint8_t *r = msg->resp->data;
+    return msg->nresp > nresp && msg->resp->len >= at + 2 && r[at] == '#' && r[at + 1] == '0';
+}
+
 /* Frame the joined responses as one response message, then the prompt. */
 static int scpi_finish(dw_sim_engine *e, scpi_msg *msg, dw_sim_outcome *out, dw_error *err)
 {
@@ -321,7 +336,7 @@ int dw__engine_scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *
     sim_state *st = ss->st;
     dw_scpi_parser p;
     dw_scpi_unit u;
-    scpi_msg msg = {&ss->scpi_resp, 0, 0, 0};
+    scpi_msg msg = {&ss->scpi_resp, 0, 0, 0, 0};
     dw_buf_clear(msg.resp);
     out->source = DW_SIM_BY_PROFILE;
     out->name = "scpi";
@@ -329,15 +344,22 @@ int dw__engine_scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *
     int rc = DW_OK, r;
     while (rc == DW_OK && !msg.stop && (r = dw_scpi_parser_next(&p, &u)) != 0) {
         int scpi_err = r;
+        size_t at = msg.resp->len, nresp = msg.nresp;
         if (r == DW_SCPI_NOMEM)
             rc = DW_ENOMEM;
+        else if (r == 1 && u.query && msg.indefinite)
+            scpi_err = DW_SCPI_E_QUERY_AFTER_INDEFINITE; /* not carried out */
         else if (r == 1)
             rc = scpi_unit(e, ss, &u, &msg, out, &scpi_err);
+        if (r == 1 && u.query && rc == DW_OK && scpi_indefinite(&u, &msg, at, nresp))
+            msg.indefinite = 1;
         if (e->lua)
             dw__engine_undo_forget(ss);
         if (rc == DW_OK && scpi_err < 0) {
             dw_scpi_status_error(st->scpi, scpi_err);
-            msg.stop = scpi_err > -200; /* a command error drops the rest */
+            /* A command error, or a query after an indefinite response,
+             * drops the rest. */
+            msg.stop = scpi_err > -200 || scpi_err == DW_SCPI_E_QUERY_AFTER_INDEFINITE;
         }
     }
     dw_scpi_parser_free(&p);

@@ -41,7 +41,8 @@
     X(-161, BLOCK_DATA, "Invalid block data")                                                      \
     X(-222, OUT_OF_RANGE, "Data out of range")                                                     \
     X(-224, ILLEGAL_VALUE, "Illegal parameter value")                                              \
-    X(-350, QUEUE_OVERFLOW, "Queue overflow")
+    X(-350, QUEUE_OVERFLOW, "Queue overflow")                                                      \
+    X(-440, QUERY_AFTER_INDEFINITE, "Query UNTERMINATED after indefinite response")
 
 enum {
 #define DW_SCPI_ENUM(code, name, text) DW_SCPI_E_##name = code,
