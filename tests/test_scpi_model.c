@@ -111,8 +111,9 @@ Test(scpi_parse, bad_patterns_say_where)
     static const struct {
         const char *pat;
         size_t where;
-    } bad[] = {{"FREQ[", 5},   {"[SOURce:FREQ", 12}, {"FREquEncy", 5}, {"OUTP[4-1]", 4},
-               {"FREQ:?x", 5}, {"*IDN?x", 5},        {"", 0},          {"FREQ::CW", 5}};
+    } bad[] = {{"FREQ[", 5},     {"[SOURce:FREQ", 12}, {"FREquEncy", 5},
+               {"OUTP[4-1]", 4}, {"FREQ:?x", 5},       {"*IDN?x", 5},
+               {"", 0},          {"FREQ::CW", 5},      {"SENSe:TRANsmissionsx", 6}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         dw_scpi_pattern *p = (dw_scpi_pattern *)1;
         size_t where = 99;
@@ -222,6 +223,12 @@ Test(scpi_parse, syntax_errors_and_where_parsing_stops)
     cr_expect(eq(str, parse_text("FR$Q"), "!-102"));
     cr_expect(eq(str, parse_text("*IDN:X?"), "!-102"));
     cr_expect(eq(str, parse_text("ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG"), "!-112"));
+    cr_expect(eq(str, parse_text("TRANSFORMATIO?"), "!-112"), "13 characters (IEEE 488.2: 12)");
+    cr_expect(eq(str, parse_text("SENS:TRANSMISSIONS 1"), "!-112"));
+    cr_expect(eq(str, parse_text("*ABCDEFGHIJKLM"), "!-112"));
+    cr_expect(eq(str, parse_text("CALC:TRANSMISSION?"), ":CALC:TRANSMISSION?"), "12 fit");
+    cr_expect(eq(str, parse_text("F ABCDEFGHIJKLMNOPQRST"), ":F ABCDEFGHIJKLMNOPQRST"),
+              "character data is not a program mnemonic");
     cr_expect(eq(str, parse_text("F @"), "!-104"));
     cr_expect(eq(str, parse_text("F ON-X"), "!-141"));
     cr_expect(eq(str, parse_text(""), ""), "an empty message has no units");

@@ -76,8 +76,9 @@ static void skip_space(dw_scpi_parser *p)
         p->pos++;
 }
 
-/* A mnemonic into out (upper-cased). 0 or -112 / -102. */
-static int mnemonic(dw_scpi_parser *p, char *out)
+/* A mnemonic of at most `limit` characters into out (upper-cased). 0 or
+ * -112 / -102. */
+static int mnemonic(dw_scpi_parser *p, char *out, size_t limit)
 {
     size_t n = 0;
     if (!dw__scpi_is_alpha(peek(p)))
@@ -86,7 +87,7 @@ static int mnemonic(dw_scpi_parser *p, char *out)
         int c = p->msg[p->pos];
         if (!dw__scpi_is_alpha(c) && !dw__scpi_is_digit(c) && c != '_')
             break;
-        if (n == DW_SCPI_MAX_MNEMONIC)
+        if (n == limit)
             return DW_SCPI_E_MNEMONIC_TOO_LONG;
         out[n++] = (char)dw__scpi_upper(c);
         p->pos++;
@@ -102,7 +103,7 @@ static int header(dw_scpi_parser *p, dw_scpi_unit *u)
         p->pos++;
         u->common = 1;
         u->nnodes = 1;
-        return mnemonic(p, u->nodes[0]);
+        return mnemonic(p, u->nodes[0], DW_SCPI_MNEMONIC_LIMIT);
     }
     int rooted = peek(p) == ':';
     if (rooted) {
@@ -114,7 +115,7 @@ static int header(dw_scpi_parser *p, dw_scpi_unit *u)
     for (;;) {
         if (u->nnodes == DW_SCPI_MAX_NODES)
             return DW_SCPI_E_SYNTAX;
-        int rc = mnemonic(p, u->nodes[u->nnodes]);
+        int rc = mnemonic(p, u->nodes[u->nnodes], DW_SCPI_MNEMONIC_LIMIT);
         if (rc)
             return rc;
         u->nnodes++;
@@ -368,7 +369,7 @@ static int expression(dw_scpi_parser *p, dw_scpi_param *q)
 static int chars(dw_scpi_parser *p, dw_scpi_param *q)
 {
     char s[DW_SCPI_MAX_MNEMONIC + 1];
-    int rc = mnemonic(p, s);
+    int rc = mnemonic(p, s, DW_SCPI_MAX_MNEMONIC);
     if (rc == DW_SCPI_E_MNEMONIC_TOO_LONG || (rc == 0 && !at_param_end(p)))
         return DW_SCPI_E_CHAR_DATA;
     q->kind = DW_SCPI_CHARS;

@@ -64,8 +64,9 @@ const char *dw_scpi_strerror(int code);
  * reason. */
 int dw_scpi_refusal_pick(int kept, int code);
 
-#define DW_SCPI_MAX_MNEMONIC 31 /* longer: -112 */
-#define DW_SCPI_MAX_NODES    16 /* deeper headers: -102 */
+#define DW_SCPI_MNEMONIC_LIMIT 12 /* a longer program mnemonic: -112 (IEEE 488.2 7.6.1.4.1) */
+#define DW_SCPI_MAX_MNEMONIC   31 /* room for a mnemonic; longer character data: -141 */
+#define DW_SCPI_MAX_NODES      16 /* deeper headers: -102 */
 
 typedef enum dw_scpi_kind {
     DW_SCPI_NUMERIC, /* NR1/NR2/NR3 or #H/#Q/#B: value (multiplier applied), unit */

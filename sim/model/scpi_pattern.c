@@ -81,9 +81,9 @@ static const char *pat_mnemonic(const char **s, pnode *nd)
         nd->suffix = 1;
         d += 3;
     }
-    if (n > DW_SCPI_MAX_MNEMONIC) {
+    if (n > DW_SCPI_MNEMONIC_LIMIT) {
         *s = m;
-        return "mnemonic too long";
+        return "mnemonic too long (a program mnemonic has at most 12 characters)";
     }
     memcpy(nd->mnem, m, n);
     nd->mnem[n] = 0;
