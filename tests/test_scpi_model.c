@@ -88,6 +88,11 @@ Test(scpi_parse, numeric_suffixes)
     cr_expect(eq(int, fits("OUTPut2", "OUTP2 1"), 1));
     cr_expect(eq(int, fits("OUTPut2", "OUTP 1"), -114), "only suffix 2");
     cr_expect(eq(int, fits("OUTPut", "OUTP2 1"), 0), "no suffix allowed");
+    cr_expect(eq(int, fits("[SOURce[1]:]FREQuency", "SOUR1:FREQ 1"), 1), "the manuals' [1]");
+    cr_expect(eq(int, fits("[SOURce[1]:]FREQuency", "SOUR:FREQ 1"), 1));
+    cr_expect(eq(int, fits("[SOURce[1]:]FREQuency", "FREQ 1"), 1));
+    cr_expect(eq(int, fits("[SOURce[1]:]FREQuency", "SOUR2:FREQ 1"), -114));
+    cr_expect(eq(int, fits("OUTPut[2]", "OUTP2 1"), 1));
     cr_expect(eq(int, fits("SOURce1:DATA?", "SOUR2:FREQ?"), 0), "-114 only when the rest fits");
     cr_expect(eq(int, fits("SOURce1:DATA?", "SOUR2:DATA?"), -114));
     cr_expect(eq(int, fits("[SOURce1:]DATA?", "SOUR2:FREQ?"), 0));
@@ -113,7 +118,8 @@ Test(scpi_parse, bad_patterns_say_where)
         size_t where;
     } bad[] = {{"FREQ[", 5},     {"[SOURce:FREQ", 12}, {"FREquEncy", 5},
                {"OUTP[4-1]", 4}, {"FREQ:?x", 5},       {"*IDN?x", 5},
-               {"", 0},          {"FREQ::CW", 5},      {"SENSe:TRANsmissionsx", 6}};
+               {"", 0},          {"FREQ::CW", 5},      {"SENSe:TRANsmissionsx", 6},
+               {"OUTP[1-]", 4},  {"OUTP[1x]", 4}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         dw_scpi_pattern *p = (dw_scpi_pattern *)1;
         size_t where = 99;

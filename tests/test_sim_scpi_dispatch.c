@@ -222,3 +222,17 @@ Test(conformance, no_query_after_an_indefinite_response)
     cr_expect(eq(str, (char *)errors(&f), ""));
     fix_close(&f);
 }
+
+/* ---- header notation --------------------------------------------------------- */
+
+Test(conformance, the_manuals_optional_single_suffix_loads)
+{
+    fix f;
+    fix_open(&f, "{'profile': 'scpi', 'properties': {'f': {'type': 'float',"
+                 " 'scpi': '[SOURce[1]:]FREQuency', 'default': 3}}}");
+    cr_expect(
+        eq(str, (char *)ask(&f, "SOUR1:FREQ?;:SOUR:FREQ?;:FREQ?"), "3.0E+00;3.0E+00;3.0E+00"));
+    ask(&f, "SOUR2:FREQ?");
+    cr_expect(eq(str, (char *)errors(&f), "-114,\"Header suffix out of range\""));
+    fix_close(&f);
+}

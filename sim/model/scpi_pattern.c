@@ -65,12 +65,13 @@ static const char *pat_mnemonic(const char **s, pnode *nd)
         nd->lo = nd->hi = strtol(d, &end, 10);
         nd->suffix = 1;
         d = end;
-    } else if (d[0] == '[' && dw__scpi_is_digit(d[1])) { /* OUTPut[1-4] */
+    } else if (d[0] == '[' && dw__scpi_is_digit(d[1])) { /* OUTPut[1-4], SOURce[1] */
         char *end;
-        nd->lo = strtol(d + 1, &end, 10);
-        if (*end != '-' || !dw__scpi_is_digit(end[1]))
-            return "expected a suffix range [lo-hi]";
-        nd->hi = strtol(end + 1, &end, 10);
+        nd->lo = nd->hi = strtol(d + 1, &end, 10);
+        if (*end != ']' && (*end != '-' || !dw__scpi_is_digit(end[1])))
+            return "expected a suffix [n] or a range [lo-hi]";
+        if (*end == '-')
+            nd->hi = strtol(end + 1, &end, 10);
         if (*end != ']' || nd->lo > nd->hi)
             return "expected a suffix range [lo-hi] with lo <= hi";
         nd->suffix = 1;
