@@ -236,3 +236,34 @@ Test(conformance, the_manuals_optional_single_suffix_loads)
     cr_expect(eq(str, (char *)errors(&f), "-114,\"Header suffix out of range\""));
     fix_close(&f);
 }
+
+/* ---- INF, NINF, NAN ------------------------------------------------------------ */
+
+Test(conformance, inf_ninf_and_nan_where_the_range_allows)
+{
+    fix f;
+    fix_open(&f, "{'profile': 'scpi', 'state': {'x': ''},"
+                 " 'properties': {'lim': {'type': 'float', 'scpi': 'LIMit', 'default': 1},"
+                 "                'pos': {'type': 'float', 'scpi': 'POSitive', 'min': 0},"
+                 "                'rng': {'type': 'float', 'scpi': 'RANGe', 'min': 0, 'max': 10},"
+                 "                'cnt': {'type': 'int', 'scpi': 'COUNt'}},"
+                 " 'rules': [{'when': {'scpi': 'NUMber', 'params': ['numeric']},"
+                 "            'set': {'x': '$1'}},"
+                 "           {'when': {'scpi': 'NUMber?'}, 'reply': '${x}'}]}");
+    cr_expect(eq(str, (char *)ask(&f, "LIM INF;LIM?"), "9.9E+37"));
+    cr_expect(eq(str, (char *)ask(&f, "LIM ninf;LIM?"), "-9.9E+37"));
+    cr_expect(eq(str, (char *)ask(&f, "LIM NAN;LIM?"), "9.91E+37"));
+    cr_expect(eq(str, (char *)ask(&f, "POS INF;POS?"), "9.9E+37"), "no max: INF fits");
+    cr_expect(eq(str, (char *)errors(&f), ""));
+    ask(&f, "POS NINF");
+    cr_expect(eq(str, (char *)errors(&f), "-222,\"Data out of range\""), "below its min");
+    ask(&f, "RANG INF");
+    cr_expect(eq(str, (char *)errors(&f), "-222,\"Data out of range\""), "beyond its max");
+    cr_expect(eq(str, (char *)ask(&f, "RANG?"), "0.0E+00"), "unchanged");
+    ask(&f, "COUN INF");
+    cr_expect(eq(str, (char *)errors(&f), "-222,\"Data out of range\""), "an int's range");
+    ask(&f, "LIM INFINITY");
+    cr_expect(eq(str, (char *)errors(&f), "-104,\"Data type error\""), "no other word");
+    cr_expect(eq(str, (char *)ask(&f, "NUM INF;NUM?"), "INF"), "a numeric parameter of a rule");
+    fix_close(&f);
+}

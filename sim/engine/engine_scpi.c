@@ -43,7 +43,7 @@ static int scpi_value(const dw_scpi_unit *u, const dw_scpi_param *p, const dw_si
                                         : choice_short(t->choices, v, buf);
     }
     if ((type == DW_SIM_SCPI_NUMERIC && p->kind != DW_SCPI_NUMERIC &&
-         dw_scpi_param_choice(u, p, "MINimum|MAXimum|DEFault") < 0) ||
+         dw_scpi_param_choice(u, p, "MINimum|MAXimum|DEFault|INF|NINF|NAN") < 0) ||
         (type == DW_SIM_SCPI_STRING && p->kind != DW_SCPI_STRING) ||
         (type == DW_SIM_SCPI_BLOCK && p->kind != DW_SCPI_BLOCK))
         return *scpi_err = DW_SCPI_E_DATA_TYPE, DW_OK;

@@ -548,6 +548,8 @@ static int scpi_param_value(const dw_sim_prop_def *d, const dw_scpi_unit *u, con
         v->type = DW_SIM_PROP_FLOAT;
         if (scpi_bound(d, u, q, &v->num))
             return isfinite(v->num) ? 0 : DW_SCPI_E_ILLEGAL_VALUE;
+        if (dw_scpi_param_special(u, q, &v->num))
+            return 0; /* its range decides */
         if (q->kind != DW_SCPI_NUMERIC)
             return DW_SCPI_E_DATA_TYPE;
         if (q->unit[0] && strcmp(q->unit, d->unit) != 0)

@@ -536,6 +536,16 @@ int dw_scpi_param_bool(const dw_scpi_unit *u, const dw_scpi_param *p)
     return strcmp(w, "OFF") == 0 ? 0 : DW_SCPI_E_ILLEGAL_VALUE;
 }
 
+int dw_scpi_param_special(const dw_scpi_unit *u, const dw_scpi_param *p, double *value)
+{
+    static const double values[] = {DW_SCPI_INF, -DW_SCPI_INF, DW_SCPI_NAN};
+    int k = dw_scpi_param_choice(u, p, "INF|NINF|NAN");
+    if (k < 0)
+        return 0;
+    *value = values[k];
+    return 1;
+}
+
 int dw_scpi_param_choice(const dw_scpi_unit *u, const dw_scpi_param *p, const char *choices)
 {
     if (p->kind != DW_SCPI_CHARS)

@@ -133,6 +133,12 @@ int dw_scpi_unit_print(const dw_scpi_unit *u, dw_buf *out);
 /* A boolean parameter: ON/OFF or a number (rounded; non-zero is 1).
  * 0 or 1, or -104 (a string, block or expression) / -224 (other chars). */
 int dw_scpi_param_bool(const dw_scpi_unit *u, const dw_scpi_param *p);
+/* SCPI-99's special numbers, written as character data: INF (9.9E37),
+ * NINF (-9.9E37) and NAN (9.91E37). 1 and *value, or 0 (another
+ * parameter). */
+#define DW_SCPI_INF 9.9e37
+#define DW_SCPI_NAN 9.91e37
+int dw_scpi_param_special(const dw_scpi_unit *u, const dw_scpi_param *p, double *value);
 /* Character data against choices written "IMMediate|BUS|EXTernal" (long
  * and short forms): the index of the choice, or -104 / -224. */
 int dw_scpi_param_choice(const dw_scpi_unit *u, const dw_scpi_param *p, const char *choices);
