@@ -267,3 +267,79 @@ Test(conformance, inf_ninf_and_nan_where_the_range_allows)
     cr_expect(eq(str, (char *)ask(&f, "NUM INF;NUM?"), "INF"), "a numeric parameter of a rule");
     fix_close(&f);
 }
+
+/* ---- string choices and aliases ------------------------------------------------ */
+
+Test(conformance, a_string_with_choices_takes_only_those)
+{
+    fix f;
+    fix_open(&f, "{'profile': 'scpi', 'state': {'x': 0},"
+                 " 'properties': {'src': {'type': 'string', 'scpi': 'ROUTe:SOURce',"
+                 "                        'choices': ['Ch1', 'Ch2', 'EXT in']},"
+                 "                'lab': {'type': 'string', 'scpi': 'LABel',"
+                 "                        'choices': ['a', 'b'], 'default': 'B'}},"
+                 " 'rules': [{'when': 'SETX', 'set': {'src': 'ch2'}}]}");
+    cr_expect(eq(str, (char *)ask(&f, "ROUT:SOUR?;:LAB?"), "\"Ch1\";\"b\""),
+              "the first choice, or the default as the choices write it");
+    cr_expect(eq(str, (char *)ask(&f, "ROUT:SOUR 'ext IN';SOUR?"), "\"EXT in\""),
+              "any case, kept as written in the script");
+    ask(&f, "ROUT:SOUR 'ch3'");
+    cr_expect(eq(str, (char *)errors(&f), "-224,\"Illegal parameter value\""));
+    cr_expect(eq(str, (char *)ask(&f, "ROUT:SOUR?"), "\"EXT in\""), "unchanged");
+    ask(&f, "ROUT:SOUR CH1");
+    cr_expect(eq(str, (char *)errors(&f), "-104,\"Data type error\""), "still a string");
+    ask(&f, "SETX");
+    cr_expect(eq(str, (char *)ask(&f, "ROUT:SOUR?"), "\"Ch2\""), "a rule's set is checked too");
+    fix_close(&f);
+}
+
+Test(conformance, aliases_reach_the_same_value)
+{
+    fix f;
+    fix_open(&f, "{'profile': 'scpi',"
+                 " 'properties': {'volt': {'type': 'float', 'scpi': '[SOURce:]VOLTage[:LEVel]',"
+                 "                         'aliases': ['APPLy:VOLTage', 'VSET<n>'], 'max': 30}}}");
+    ask(&f, "APPL:VOLT 5");
+    cr_expect(eq(str, (char *)ask(&f, "VOLT?;:VSET1?"), "5.0E+00;5.0E+00"));
+    ask(&f, "VSET 7");
+    cr_expect(eq(str, (char *)ask(&f, "SOUR:VOLT:LEV?"), "7.0E+00"));
+    ask(&f, "APPL:VOLT 40");
+    cr_expect(eq(str, (char *)errors(&f), "-222,\"Data out of range\""), "the same checks");
+    fix_close(&f);
+}
+
+typedef struct bad {
+    const char *script;
+    const char *message;
+} bad;
+
+Test(conformance, choices_and_aliases_load_errors)
+{
+    static const bad cases[] = {
+        {"{'properties': {'s': {'type': 'float', 'choices': ['a']}}}",
+         "t.json:1:40: properties.s.choices: only for a \"string\" property (an \"enum\" has "
+         "\"values\")"},
+        {"{'properties': {'s': {'type': 'string', 'choices': ['a', 'A']}}}",
+         "t.json:1:58: properties.s.choices[1]: a choice twice (choices are matched ignoring "
+         "case)"},
+        {"{'properties': {'s': {'type': 'string', 'choices': []}}}",
+         "t.json:1:52: properties.s.choices: expected a list such as [\"CH1\", \"CH2\"]"},
+        {"{'properties': {'s': {'type': 'string', 'choices': ['a'], 'default': 'c'}}}",
+         "t.json:1:70: properties.s.default: expected one of the choices"},
+        {"{'profile': 'scpi', 'properties': {'v': {'type': 'float', 'aliases': ['V']}}}",
+         "t.json:1:59: properties.v.aliases: only with \"scpi\""},
+        {"{'profile': 'scpi', 'properties': {'v': {'type': 'float', 'scpi': 'V',"
+         " 'aliases': ['X[']}}}",
+         "t.json:1:87: properties.v.aliases[0]: bad SCPI header: expected a mnemonic"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *t = dq(cases[i].script);
+        dw_sim_script *s = NULL;
+        dw_error err;
+        int rc = dw_sim_script_load_buffer("t.json", t, strlen(t), &s, &err);
+        free(t);
+        cr_expect(eq(int, rc, DW_ESCRIPT), "%s", cases[i].script);
+        cr_expect(eq(str, err.message, (char *)cases[i].message), "%s", cases[i].script);
+        dw_sim_script_free(s);
+    }
+}
