@@ -343,3 +343,58 @@ Test(conformance, choices_and_aliases_load_errors)
         dw_sim_script_free(s);
     }
 }
+
+/* ---- a rule's "error" ------------------------------------------------------------ */
+
+Test(conformance, a_rule_queues_its_error)
+{
+    fix f;
+    fix_open(&f, "{'profile': 'scpi', 'state': {'load': 1},"
+                 " 'rules': [{'when': {'regex': '^SIM:LOAD -'}, 'error': -222},"
+                 "           {'when': {'scpi': 'SIMulate:LOAD', 'params': ['numeric']},"
+                 "            'set': {'load': '$1'}},"
+                 "           {'when': {'scpi': 'SIMulate:LOAD?'}, 'reply': '${load}'},"
+                 "           {'when': {'scpi': 'SIMulate:BUSY?'}, 'reply': '1',"
+                 "            'error': {'code': 201, 'message': 'Busy, say \\\"later\\\"'}},"
+                 "           {'when': {'scpi': 'SIMulate:BAD'}, 'error': -100}]}");
+    ask(&f, "*ESR?");
+    ask(&f, "SIM:LOAD -5");
+    cr_expect(eq(str, (char *)ask(&f, "SIM:LOAD?"), "1"), "refused, unchanged");
+    cr_expect(eq(str, (char *)ask(&f, "*ESR?"), "16"), "EXE");
+    cr_expect(eq(str, (char *)errors(&f), "-222,\"Data out of range\""));
+    cr_expect(eq(str, (char *)ask(&f, "SIM:LOAD 5;LOAD?"), "5"));
+    cr_expect(eq(str, (char *)ask(&f, "SIM:BUSY?;*OPC?"), "1;1"),
+              "the reply, then the message goes on");
+    cr_expect(eq(str, (char *)errors(&f), "201,\"Busy, say \"\"later\"\"\""), "its own text");
+    cr_expect(eq(str, (char *)ask(&f, "SIM:BAD;*OPC?"), ""), "a command error drops the rest");
+    cr_expect(eq(str, (char *)errors(&f), "-100,\"Unknown error\""));
+    fix_close(&f);
+}
+
+Test(conformance, a_rules_error_load_errors)
+{
+    static const bad cases[] = {
+        {"{'rules': [{'when': 'X', 'error': -222}]}",
+         "t.json:1:26: rules[0].error: only with \"profile\": \"scpi\" (its error queue)"},
+        {"{'profile': 'scpi', 'rules': [{'when': 'X', 'error': 0}]}",
+         "t.json:1:54: rules[0].error: expected a SCPI error number (-32768 to 32767, not 0), or "
+         "{\"code\": N, \"message\": \"text\"}"},
+        {"{'profile': 'scpi', 'rules': [{'when': 'X', 'error': {'code': 1.5}}]}",
+         "t.json:1:63: rules[0].error.code: expected a SCPI error number (-32768 to 32767, not "
+         "0), or {\"code\": N, \"message\": \"text\"}"},
+        {"{'profile': 'scpi', 'rules': [{'when': 'X', 'error': {'message': 'x'}}]}",
+         "t.json:1:54: rules[0].error: missing \"code\""},
+        {"{'profile': 'scpi', 'rules': [{'when': 'X', 'error': {'code': 1, 'message': 2}}]}",
+         "t.json:1:77: rules[0].error.message: expected a string of at most 255 bytes"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *t = dq(cases[i].script);
+        dw_sim_script *s = NULL;
+        dw_error err;
+        int rc = dw_sim_script_load_buffer("t.json", t, strlen(t), &s, &err);
+        free(t);
+        cr_expect(eq(int, rc, DW_ESCRIPT), "%s", cases[i].script);
+        cr_expect(eq(str, err.message, (char *)cases[i].message), "%s", cases[i].script);
+        dw_sim_script_free(s);
+    }
+}

@@ -134,6 +134,10 @@ static int scpi_act(dw_sim_session *ss, size_t id, const dw_sim_action *a, uint6
         if (rc == DW_OK && ss->scratch.len)
             rc = scpi_respond(msg, ss->scratch.data, ss->scratch.len);
     }
+    if (rc == DW_OK && a->scpi_error) { /* the action's own error: a command error drops the rest */
+        dw_scpi_status_error_text(ss->st->scpi, a->scpi_error, a->scpi_error_text);
+        msg->stop |= a->scpi_error <= -100 && a->scpi_error > -200;
+    }
     if (rc == LUA_FAILED) {
         ss->st->turns[id] = turn;
         (*hits)--;
