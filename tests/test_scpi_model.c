@@ -88,6 +88,27 @@ Test(scpi_parse, numeric_suffixes)
     cr_expect(eq(int, fits("OUTPut2", "OUTP2 1"), 1));
     cr_expect(eq(int, fits("OUTPut2", "OUTP 1"), -114), "only suffix 2");
     cr_expect(eq(int, fits("OUTPut", "OUTP2 1"), 0), "no suffix allowed");
+    cr_expect(eq(int, fits("[SOURce[1]:]FREQuency", "SOUR1:FREQ 1"), 1), "the manuals' [1]");
+    cr_expect(eq(int, fits("[SOURce[1]:]FREQuency", "SOUR:FREQ 1"), 1));
+    cr_expect(eq(int, fits("[SOURce[1]:]FREQuency", "FREQ 1"), 1));
+    cr_expect(eq(int, fits("[SOURce[1]:]FREQuency", "SOUR2:FREQ 1"), -114));
+    cr_expect(eq(int, fits("OUTPut[2]", "OUTP2 1"), 1));
+    cr_expect(eq(int, fits("SOURce1:DATA?", "SOUR2:FREQ?"), 0), "-114 only when the rest fits");
+    cr_expect(eq(int, fits("SOURce1:DATA?", "SOUR2:DATA?"), -114));
+    cr_expect(eq(int, fits("[SOURce1:]DATA?", "SOUR2:FREQ?"), 0));
+    cr_expect(eq(int, fits("OUTPut[1-2]:STATe", "OUTP3:STAT2 1"), 0));
+}
+
+Test(scpi_parse, the_more_specific_refusal)
+{
+    cr_expect(eq(int, dw_scpi_refusal_pick(0, -114), -114));
+    cr_expect(eq(int, dw_scpi_refusal_pick(-114, -109), -109));
+    cr_expect(eq(int, dw_scpi_refusal_pick(-109, -104), -104));
+    cr_expect(eq(int, dw_scpi_refusal_pick(-104, -224), -224));
+    cr_expect(eq(int, dw_scpi_refusal_pick(-222, -224), -222), "a tie keeps the first");
+    cr_expect(eq(int, dw_scpi_refusal_pick(-104, -131), -104));
+    cr_expect(eq(int, dw_scpi_refusal_pick(-224, -104), -224));
+    cr_expect(eq(int, dw_scpi_refusal_pick(-114, 0), -114));
 }
 
 Test(scpi_parse, bad_patterns_say_where)
@@ -95,8 +116,10 @@ Test(scpi_parse, bad_patterns_say_where)
     static const struct {
         const char *pat;
         size_t where;
-    } bad[] = {{"FREQ[", 5},   {"[SOURce:FREQ", 12}, {"FREquEncy", 5}, {"OUTP[4-1]", 4},
-               {"FREQ:?x", 5}, {"*IDN?x", 5},        {"", 0},          {"FREQ::CW", 5}};
+    } bad[] = {{"FREQ[", 5},     {"[SOURce:FREQ", 12}, {"FREquEncy", 5},
+               {"OUTP[4-1]", 4}, {"FREQ:?x", 5},       {"*IDN?x", 5},
+               {"", 0},          {"FREQ::CW", 5},      {"SENSe:TRANsmissionsx", 6},
+               {"OUTP[1-]", 4},  {"OUTP[1x]", 4}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         dw_scpi_pattern *p = (dw_scpi_pattern *)1;
         size_t where = 99;
@@ -206,6 +229,12 @@ Test(scpi_parse, syntax_errors_and_where_parsing_stops)
     cr_expect(eq(str, parse_text("FR$Q"), "!-102"));
     cr_expect(eq(str, parse_text("*IDN:X?"), "!-102"));
     cr_expect(eq(str, parse_text("ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG"), "!-112"));
+    cr_expect(eq(str, parse_text("TRANSFORMATIO?"), "!-112"), "13 characters (IEEE 488.2: 12)");
+    cr_expect(eq(str, parse_text("SENS:TRANSMISSIONS 1"), "!-112"));
+    cr_expect(eq(str, parse_text("*ABCDEFGHIJKLM"), "!-112"));
+    cr_expect(eq(str, parse_text("CALC:TRANSMISSION?"), ":CALC:TRANSMISSION?"), "12 fit");
+    cr_expect(eq(str, parse_text("F ABCDEFGHIJKLMNOPQRST"), ":F ABCDEFGHIJKLMNOPQRST"),
+              "character data is not a program mnemonic");
     cr_expect(eq(str, parse_text("F @"), "!-104"));
     cr_expect(eq(str, parse_text("F ON-X"), "!-141"));
     cr_expect(eq(str, parse_text(""), ""), "an empty message has no units");

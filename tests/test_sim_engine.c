@@ -308,7 +308,7 @@ Test(sim_engine_scpi, compound_queries_answer_once_joined)
 {
     fixture f;
     load(&f, SCPI_SG);
-    cr_expect(eq(str, text(handle(&f, "*IDN?;FREQ?")), "ACME,SG-1000,0001,1.0;1000000\n"));
+    cr_expect(eq(str, text(handle(&f, "FREQ?;*IDN?")), "1000000;ACME,SG-1000,0001,1.0\n"));
     cr_expect(eq(int, f.o.nframes, 1));
     cr_expect(eq(str, text(handle(&f, "SOUR:FREQ 2.5 MHZ;FREQ:CW?")), "2500000\n"),
               "the path rule: FREQ:CW? is SOUR:FREQ:CW?");
@@ -382,7 +382,7 @@ Test(sim_engine_scpi, rules_override_built_ins_and_steps_come_first)
              " \"rules\": [{\"when\": {\"scpi\": \"*IDN?\"}, \"reply\": \"RULE\"}]}");
     cr_expect(eq(str, text(handle(&f, "*IDN?")), "FIRST\n"));
     cr_expect(eq(int, f.o.source, DW_SIM_BY_STEP));
-    cr_expect(eq(str, text(handle(&f, "*idn?;*TST?")), "RULE;0\n"));
+    cr_expect(eq(str, text(handle(&f, "*TST?;*idn?")), "0;RULE\n"));
     cr_expect(eq(u64, dw_sim_engine_rule_hits(f.e, 0), 1));
     cr_expect(eq(str, text(handle(&f, "*ESR?")), "128\n"));
     cr_expect(eq(int, f.o.source, DW_SIM_BY_PROFILE));

@@ -112,7 +112,7 @@ Test(props_scpi, long_and_short_forms_and_default_formats)
     cr_expect(eq(str, (char *)ask(&f, "SWE:POIN 200.4;POIN?"), "200"), "an int rounds");
     cr_expect(eq(str, (char *)ask(&f, "DISP:TEXT?"), "\"hi\""), "a string is quoted");
     cr_expect(eq(str, (char *)ask(&f, "DISP:TEXT 'say \"x\"';TEXT?"), "\"say \"\"x\"\"\""));
-    cr_expect(eq(str, (char *)ask(&f, "*IDN?;FREQ?;POW?"), "ACME,SG,1,1;2.5E+06;-10.00"),
+    cr_expect(eq(str, (char *)ask(&f, "FREQ?;POW?;*IDN?"), "2.5E+06;-10.00;ACME,SG,1,1"),
               "chained with the built-ins");
     cr_expect(eq(str, (char *)ask(&f, "SYST:ERR?"), "0,\"No error\""));
     fix_close(&f);

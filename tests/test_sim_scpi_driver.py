@@ -121,7 +121,7 @@ class SignalGeneratorDriver(unittest.TestCase):
         self.inst.write("*CLS")
 
     def test_chained_queries(self):
-        self.assertEqual(self.inst.query("*IDN?;FREQ?"), "ACME,SG-1000,0001,1.0.3;1.0E+06")
+        self.assertEqual(self.inst.query("FREQ?;*IDN?"), "1.0E+06;ACME,SG-1000,0001,1.0.3")
         self.assertEqual(self.inst.query("FREQ?;:POW?;:OUTP?;:TRIG:SOUR?"),
                          "1.0E+06;-10.00;0;IMM")
         self.assertEqual(float(self.inst.query("FREQ? MAX").split(";")[0]), 6e9)

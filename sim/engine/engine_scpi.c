@@ -11,8 +11,9 @@
 typedef struct scpi_msg {
     dw_buf *resp; /* the responses so far, joined with ';' */
     size_t nresp;
-    int undefined; /* some unit fitted nothing */
-    int stop;      /* a fault fired: the rest of the message is dropped */
+    int undefined;  /* some unit fitted nothing */
+    int stop;       /* a fault fired: the rest of the message is dropped */
+    int indefinite; /* a query's response was indefinite: no query may follow */
 } scpi_msg;
 
 /* The short form of choice `k` of "IMMediate|BUS|EXTernal". */
@@ -42,7 +43,7 @@ static int scpi_value(const dw_scpi_unit *u, const dw_scpi_param *p, const dw_si
                                         : choice_short(t->choices, v, buf);
     }
     if ((type == DW_SIM_SCPI_NUMERIC && p->kind != DW_SCPI_NUMERIC &&
-         dw_scpi_param_choice(u, p, "MINimum|MAXimum|DEFault") < 0) ||
+         dw_scpi_param_choice(u, p, "MINimum|MAXimum|DEFault|INF|NINF|NAN") < 0) ||
         (type == DW_SIM_SCPI_STRING && p->kind != DW_SCPI_STRING) ||
         (type == DW_SIM_SCPI_BLOCK && p->kind != DW_SCPI_BLOCK))
         return *scpi_err = DW_SCPI_E_DATA_TYPE, DW_OK;
@@ -133,6 +134,10 @@ static int scpi_act(dw_sim_session *ss, size_t id, const dw_sim_action *a, uint6
         if (rc == DW_OK && ss->scratch.len)
             rc = scpi_respond(msg, ss->scratch.data, ss->scratch.len);
     }
+    if (rc == DW_OK && a->scpi_error) { /* the action's own error: a command error drops the rest */
+        dw_scpi_status_error_text(ss->st->scpi, a->scpi_error, a->scpi_error_text);
+        msg->stop |= a->scpi_error <= -100 && a->scpi_error > -200;
+    }
     if (rc == LUA_FAILED) {
         ss->st->turns[id] = turn;
         (*hits)--;
@@ -149,8 +154,8 @@ typedef struct scpi_site {
 } scpi_site;
 
 /* Does m take u? 1 if its header and parameters fit (or *rc is an
- * error); else 0, with *why the most telling reason so far: the first
- * parameter error, else -114. A regex cut short by a limit does not fit. */
+ * error); else 0, with *why the most specific refusal so far
+ * (dw_scpi_refusal_pick). A regex cut short by a limit does not fit. */
 static int scpi_fits(dw_sim_session *ss, const dw_sim_match *m, const dw_scpi_unit *u, captures *c,
                      int *why, int *rc, const scpi_site *at)
 {
@@ -160,10 +165,7 @@ static int scpi_fits(dw_sim_session *ss, const dw_sim_match *m, const dw_scpi_un
         return 1;
     if (r == LIMITED)
         return (*rc = dw__engine_note_limit(at->e, at->out, at->src, at->index)) != DW_OK;
-    if (r == MATCHED && (!*why || *why == DW_SCPI_E_SUFFIX_RANGE))
-        *why = err;
-    else if (r < 0 && !*why)
-        *why = r;
+    *why = dw_scpi_refusal_pick(*why, r == MATCHED ? err : r < 0 ? r : 0);
     return 0;
 }
 
@@ -180,10 +182,10 @@ static int scpi_cond(lua_call *lc, const dw_scpi_unit *u, size_t id, const dw_si
 }
 
 /* The script's next step, then its rules, for unit u: 1 if one took it
- * (the first whose header and parameters fit), else 0 and *scpi_err why
- * not (0: no header fitted). */
+ * (the first whose header and parameters fit), else 0 and *why the most
+ * specific refusal (0: no header fitted). */
 static int scpi_script(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u, scpi_msg *msg,
-                       dw_sim_outcome *out, int *scpi_err, int *rc)
+                       dw_sim_outcome *out, int *why, int *rc)
 {
     const dw_sim_script *s = e->script;
     sim_state *st = ss->st;
@@ -191,11 +193,9 @@ static int scpi_script(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit 
     lua_call lcs = {e, ss, st, ss->scpi_caps.data, u->raw_len, &c, out};
     lua_call *lc = e->lua ? &lcs : NULL;
     scpi_site at = {e, out, DW_SIM_BY_STEP, st->step};
-    if (st->step < s->nsteps &&
-        scpi_fits(ss, &s->steps[st->step].expect, u, &c, scpi_err, rc, &at) &&
+    if (st->step < s->nsteps && scpi_fits(ss, &s->steps[st->step].expect, u, &c, why, rc, &at) &&
         scpi_cond(lc, u, st->step, s->steps[st->step].cond, rc)) {
         size_t i = st->step++;
-        *scpi_err = 0;
         out->source = DW_SIM_BY_STEP;
         out->index = i;
         out->name = s->steps[i].name ? s->steps[i].name : "step";
@@ -208,10 +208,9 @@ static int scpi_script(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit 
     at.src = DW_SIM_BY_RULE;
     for (size_t i = 0; i < s->nrules; i++) {
         at.index = i;
-        if (!scpi_fits(ss, &s->rules[i].when, u, &c, scpi_err, rc, &at) ||
+        if (!scpi_fits(ss, &s->rules[i].when, u, &c, why, rc, &at) ||
             !scpi_cond(lc, u, s->nsteps + i, s->rules[i].cond, rc))
             continue;
-        *scpi_err = 0;
         out->source = DW_SIM_BY_RULE;
         out->index = i;
         out->name = s->rules[i].name ? s->rules[i].name : "rule";
@@ -224,10 +223,10 @@ static int scpi_script(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit 
 }
 
 /* The properties' headers for unit u (after the script's steps and rules):
- * 1 if a property took it (*scpi_err set if its value was refused), else
- * 0 (*why -114 if a header fitted but for its suffix). */
+ * 1 if a property took it, else 0 and *why the most specific refusal so
+ * far. */
 static int scpi_props(dw_sim_session *ss, const dw_scpi_unit *u, scpi_msg *msg, dw_sim_outcome *out,
-                      int *scpi_err, int *why, int *rc)
+                      int *why, int *rc)
 {
     sim_state *st = ss->st;
     size_t before = msg->resp->len;
@@ -240,21 +239,24 @@ static int scpi_props(dw_sim_session *ss, const dw_scpi_unit *u, scpi_msg *msg, 
         msg->nresp++;
     else
         dw_buf_truncate(msg->resp, before);
-    if (r == 0 || r == DW_SCPI_E_SUFFIX_RANGE) {
-        *why = *why ? *why : r;
+    if (r == DW_SCPI_NOMEM) {
+        *rc = DW_ENOMEM;
+        return 1;
+    }
+    if (r != 1) {
+        *why = dw_scpi_refusal_pick(*why, r);
         return 0;
     }
     out->source = DW_SIM_BY_PROFILE;
     out->name = "properties";
-    if (r == DW_SCPI_NOMEM)
-        *rc = DW_ENOMEM;
-    else if (r < 0)
-        *scpi_err = r;
     return 1;
 }
 
-/* One program message unit: the script first, then the built-in commands,
- * else -113. DW_OK (any SCPI error in *scpi_err) or DW_ENOMEM / DW_EINVAL. */
+/* One program message unit: its candidates in order (the next step, the
+ * rules, the properties, the built-in commands); the first that accepts
+ * it handles it, and only that one's errors are queued. When none does,
+ * the most specific refusal of those whose header fitted, else -113.
+ * DW_OK (any SCPI error in *scpi_err) or DW_ENOMEM / DW_EINVAL. */
 static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u, scpi_msg *msg,
                      dw_sim_outcome *out, int *scpi_err)
 {
@@ -262,7 +264,8 @@ static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u
     *scpi_err = 0;
     size_t resp_len = msg->resp->len, nresp = msg->nresp;
     unsigned delay_ms = out->delay_ms;
-    if (scpi_script(e, ss, u, msg, out, scpi_err, &rc)) {
+    int why = 0; /* the most specific refusal so far */
+    if (scpi_script(e, ss, u, msg, out, &why, &rc)) {
         if (rc != LUA_FAILED)
             return rc;
         /* A chunk of Lua failed: undo the unit, which fits nothing. */
@@ -274,8 +277,7 @@ static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u
         msg->undefined = 1;
         return DW_OK;
     }
-    int why = *scpi_err; /* a parameter error or -114 from the script */
-    if (scpi_props(ss, u, msg, out, scpi_err, &why, &rc))
+    if (scpi_props(ss, u, msg, out, &why, &rc))
         return rc;
     dw_scpi_context ctx = {e->script->idn ? e->script->idn : e->script->name, msg->nresp > 0};
     size_t before = msg->resp->len;
@@ -294,9 +296,24 @@ static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u
     }
     if (b == DW_SCPI_NOMEM)
         return DW_ENOMEM;
-    *scpi_err = b < 0 ? b : why ? why : DW_SCPI_E_UNDEFINED_HEADER;
+    why = dw_scpi_refusal_pick(why, b);
+    *scpi_err = why ? why : DW_SCPI_E_UNDEFINED_HEADER;
     msg->undefined |= *scpi_err == DW_SCPI_E_UNDEFINED_HEADER;
     return DW_OK;
+}
+
+/* Is the response of query u indefinite (IEEE 488.2 8.7.11 and 8.7.10),
+ * so that no query may follow it in the message? *IDN? (arbitrary ASCII
+ * response data, whoever answers it) and a response that is an indefinite
+ * block (#0...). The response starts at `at` of the joined responses, if
+ * it added one. */
+static int scpi_indefinite(const dw_scpi_unit *u, const scpi_msg *msg, size_t at, size_t nresp)
+{
+    if (u->common && strcmp(u->nodes[0], "IDN") == 0)
+        return 1;
+    at += nresp > 0; /* the ';' before it */
+    const uint8_t *r = msg->resp->data;
+    return msg->nresp > nresp && msg->resp->len >= at + 2 && r[at] == '#' && r[at + 1] == '0';
 }
 
 /* Frame the joined responses as one response message, then the prompt. */
@@ -323,7 +340,7 @@ int dw__engine_scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *
     sim_state *st = ss->st;
     dw_scpi_parser p;
     dw_scpi_unit u;
-    scpi_msg msg = {&ss->scpi_resp, 0, 0, 0};
+    scpi_msg msg = {&ss->scpi_resp, 0, 0, 0, 0};
     dw_buf_clear(msg.resp);
     out->source = DW_SIM_BY_PROFILE;
     out->name = "scpi";
@@ -331,15 +348,22 @@ int dw__engine_scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *
     int rc = DW_OK, r;
     while (rc == DW_OK && !msg.stop && (r = dw_scpi_parser_next(&p, &u)) != 0) {
         int scpi_err = r;
+        size_t at = msg.resp->len, nresp = msg.nresp;
         if (r == DW_SCPI_NOMEM)
             rc = DW_ENOMEM;
+        else if (r == 1 && u.query && msg.indefinite)
+            scpi_err = DW_SCPI_E_QUERY_AFTER_INDEFINITE; /* not carried out */
         else if (r == 1)
             rc = scpi_unit(e, ss, &u, &msg, out, &scpi_err);
+        if (r == 1 && u.query && rc == DW_OK && scpi_indefinite(&u, &msg, at, nresp))
+            msg.indefinite = 1;
         if (e->lua)
             dw__engine_undo_forget(ss);
         if (rc == DW_OK && scpi_err < 0) {
             dw_scpi_status_error(st->scpi, scpi_err);
-            msg.stop = scpi_err > -200; /* a command error drops the rest */
+            /* A command error, or a query after an indefinite response,
+             * drops the rest. */
+            msg.stop = scpi_err > -200 || scpi_err == DW_SCPI_E_QUERY_AFTER_INDEFINITE;
         }
     }
     dw_scpi_parser_free(&p);

@@ -10,6 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int upper(int c)
+{
+    return c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c;
+}
+
 /* Properties whose header may end in one word (a unit's last node). */
 typedef struct word_slot {
     char word[DW_SCPI_MAX_MNEMONIC + 1];
@@ -67,6 +72,12 @@ void dw_sim_props_free(dw_sim_props *p)
         free(d->command);
         free(d->ack);
         dw_scpi_pattern_free(d->scpi);
+        for (size_t k = 0; k < d->nstrs; k++)
+            free(d->strs[k]);
+        free(d->strs);
+        for (size_t k = 0; k < d->naliases; k++)
+            dw_scpi_pattern_free(d->aliases[k]);
+        free(d->aliases);
     }
     free(p->defs);
     for (size_t i = 0; p->slots && i <= p->mask; i++)
@@ -165,6 +176,9 @@ int dw_sim_props_finish(dw_sim_props *p)
         index_add a = {p, i};
         if (p->defs[i].scpi && dw_scpi_pattern_last_words(p->defs[i].scpi, index_word, &a))
             return DW_ENOMEM;
+        for (size_t k = 0; k < p->defs[i].naliases; k++)
+            if (dw_scpi_pattern_last_words(p->defs[i].aliases[k], index_word, &a))
+                return DW_ENOMEM;
         if (p->defs[i].ramp_to != SIZE_MAX)
             p->ramps[p->nramps++] = i;
         if (p->defs[i].command)
@@ -291,6 +305,37 @@ static int check_number(const dw_sim_prop_def *d, const dw_sim_prop_value *v, do
     return 0;
 }
 
+const char *dw_sim_prop_string_choice(const dw_sim_prop_def *d, const char *s, size_t n)
+{
+    for (size_t k = 0; k < d->nstrs; k++) {
+        const char *c = d->strs[k];
+        size_t j = 0;
+        while (j < n && c[j] && upper(c[j]) == upper(s[j]))
+            j++;
+        if (j == n && !c[j])
+            return c;
+    }
+    return NULL;
+}
+
+/* A string property's value: any text, or one of its choices, stored as
+ * the script writes it. */
+static int set_string(dw_sim_props_state *st, size_t i, const dw_sim_prop_value *v)
+{
+    const dw_sim_prop_def *d = &st->p->defs[i];
+    const char *str = v->str;
+    size_t len = v->len;
+    if (v->type != DW_SIM_PROP_STRING)
+        return DW_SCPI_E_DATA_TYPE;
+    if (d->strs) {
+        if (!(str = dw_sim_prop_string_choice(d, v->str, v->len)))
+            return DW_SCPI_E_ILLEGAL_VALUE;
+        len = strlen(str);
+    }
+    dw_buf_clear(&st->v[i].str);
+    return dw_buf_append(&st->v[i].str, str, len) == DW_OK ? 0 : DW_SCPI_NOMEM;
+}
+
 int dw_sim_prop_set(dw_sim_props_state *st, size_t i, const dw_sim_prop_value *v, double now)
 {
     const dw_sim_prop_def *d = &st->p->defs[i];
@@ -314,10 +359,7 @@ int dw_sim_prop_set(dw_sim_props_state *st, size_t i, const dw_sim_prop_value *v
         x = v->num;
         break;
     case DW_SIM_PROP_STRING:
-        if (v->type != DW_SIM_PROP_STRING)
-            return DW_SCPI_E_DATA_TYPE;
-        dw_buf_clear(&st->v[i].str);
-        return dw_buf_append(&st->v[i].str, v->str, v->len) == DW_OK ? 0 : DW_SCPI_NOMEM;
+        return set_string(st, i, v);
     }
     if (rc)
         return rc;
@@ -332,11 +374,6 @@ int dw_sim_prop_set(dw_sim_props_state *st, size_t i, const dw_sim_prop_value *v
 }
 
 /* ---- text ---------------------------------------------------------------------- */
-
-static int upper(int c)
-{
-    return c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c;
-}
 
 /* The index of the choice that w[0..n) names (long or short form, any
  * case), or -224. */
@@ -523,27 +560,6 @@ int dw_sim_prop_print(dw_sim_props_state *st, size_t i, double now, int scpi, dw
 
 /* ---- SCPI ---------------------------------------------------------------------- */
 
-/* The first property whose header fits u (its index in *out): 1, 0, or
- * -114 (one fits but for a numeric suffix). */
-static int scpi_find(const dw_sim_props *p, const dw_scpi_unit *u, size_t *out)
-{
-    char w[DW_SCPI_MAX_MNEMONIC + 1];
-    if (u->common || !p->n)
-        return 0;
-    dw_scpi_unit_last_word(u, w);
-    const word_slot *s = slot_of(p, w);
-    int why = 0;
-    for (size_t k = 0; k < s->n; k++) {
-        int r = dw_scpi_pattern_match_header(p->defs[s->props[k]].scpi, u);
-        if (r == 1) {
-            *out = s->props[k];
-            return 1;
-        }
-        why = why ? why : r;
-    }
-    return why;
-}
-
 /* MIN, MAX or DEF of a numeric property: 1 and *x, or 0 (other text). */
 static int scpi_bound(const dw_sim_prop_def *d, const dw_scpi_unit *u, const dw_scpi_param *q,
                       double *x)
@@ -569,6 +585,8 @@ static int scpi_param_value(const dw_sim_prop_def *d, const dw_scpi_unit *u, con
         v->type = DW_SIM_PROP_FLOAT;
         if (scpi_bound(d, u, q, &v->num))
             return isfinite(v->num) ? 0 : DW_SCPI_E_ILLEGAL_VALUE;
+        if (dw_scpi_param_special(u, q, &v->num))
+            return 0; /* its range decides */
         if (q->kind != DW_SCPI_NUMERIC)
             return DW_SCPI_E_DATA_TYPE;
         if (q->unit[0] && strcmp(q->unit, d->unit) != 0)
@@ -607,12 +625,13 @@ static int scpi_query(dw_sim_props_state *st, size_t i, const dw_scpi_unit *u, d
     return print_value(d, &v, 1, resp) == DW_OK ? 1 : DW_SCPI_NOMEM;
 }
 
-int dw_sim_props_scpi(dw_sim_props_state *st, const dw_scpi_unit *u, double now, dw_buf *resp)
+/* Property i's set or query form for unit u, once its header fitted: 1
+ * (done), 0 (no such form: a read-only property's set form, a write-only
+ * one's query), a SCPI error code (refused, the value unchanged) or
+ * DW_SCPI_NOMEM. */
+static int scpi_apply(dw_sim_props_state *st, size_t i, const dw_scpi_unit *u, double now,
+                      dw_buf *resp)
 {
-    size_t i = 0;
-    int r = scpi_find(st->p, u, &i);
-    if (r != 1)
-        return r;
     const dw_sim_prop_def *d = &st->p->defs[i];
     if (u->query)
         return d->access == DW_SIM_PROP_WO ? 0 : scpi_query(st, i, u, now, resp);
@@ -625,6 +644,31 @@ int dw_sim_props_scpi(dw_sim_props_state *st, const dw_scpi_unit *u, double now,
     if (rc == 0)
         rc = dw_sim_prop_set(st, i, &v, now);
     return rc ? rc : 1;
+}
+
+int dw_sim_props_scpi(dw_sim_props_state *st, const dw_scpi_unit *u, double now, dw_buf *resp)
+{
+    const dw_sim_props *p = st->p;
+    char w[DW_SCPI_MAX_MNEMONIC + 1];
+    if (u->common || !p->n)
+        return 0;
+    dw_scpi_unit_last_word(u, w);
+    const word_slot *s = slot_of(p, w);
+    int why = 0;
+    for (size_t k = 0; k < s->n; k++) {
+        size_t i = s->props[k];
+        int r = dw_scpi_pattern_match_header(p->defs[i].scpi, u);
+        for (size_t a = 0; r != 1 && a < p->defs[i].naliases; a++) {
+            int ra = dw_scpi_pattern_match_header(p->defs[i].aliases[a], u);
+            r = ra == 1 || r == 0 ? ra : r;
+        }
+        if (r == 1)
+            r = scpi_apply(st, i, u, now, resp);
+        if (r == 1 || r == DW_SCPI_NOMEM)
+            return r;
+        why = dw_scpi_refusal_pick(why, r);
+    }
+    return why;
 }
 
 /* ---- other profiles -------------------------------------------------------------- */

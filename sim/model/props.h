@@ -39,9 +39,8 @@ typedef enum dw_sim_prop_type {
 typedef enum dw_sim_prop_access {
     DW_SIM_PROP_RW,
     DW_SIM_PROP_RO, /* no set form: "FREQ 1" is an undefined header (-113) */
-DW_SIM_PROP_WO, /* no query form */
-}
-dw_sim_prop_access;
+    DW_SIM_PROP_WO, /* no query form */
+} dw_sim_prop_access;
 
 typedef enum dw_sim_prop_noise {
     DW_SIM_NOISE_NONE,
@@ -66,11 +65,16 @@ typedef struct dw_sim_prop_def {
     char unit[8];    /* float, int: the SCPI base unit a number may carry ("HZ"), or "" */
     char *format;    /* float, int: printf conversion for the value, or NULL */
     dw_sim_prop_access access;
-    dw_scpi_pattern *scpi; /* SCPI profile: the header, set and query forms; or NULL */
-    char *command;         /* other profiles: "SP" takes "SP <value>" and "SP?"; or NULL */
-    char *ack;             /* other profiles: the reply to a good set, or NULL (none) */
-    size_t ramp_to;        /* the property this one ramps toward, or SIZE_MAX */
-    double rate;           /* ramp: units per second */
+    char **strs; /* string: the values it takes ("choices", matched ignoring ASCII
+                  * case, kept as written here), or NULL: any */
+    size_t nstrs;
+    dw_scpi_pattern *scpi;     /* SCPI profile: the header, set and query forms; or NULL */
+    dw_scpi_pattern **aliases; /* SCPI profile: other headers reaching the same value */
+    size_t naliases;
+    char *command;  /* other profiles: "SP" takes "SP <value>" and "SP?"; or NULL */
+    char *ack;      /* other profiles: the reply to a good set, or NULL (none) */
+    size_t ramp_to; /* the property this one ramps toward, or SIZE_MAX */
+    double rate;    /* ramp: units per second */
     dw_sim_prop_noise noise;
     double amplitude; /* noise */
 } dw_sim_prop_def;
@@ -121,7 +125,8 @@ int dw_sim_prop_get(dw_sim_props_state *st, size_t i, double now, dw_sim_prop_va
 /* Set property i to *v at time `now`, validated against its definition:
  * 0 (done), or a SCPI error code with the value unchanged: -104 (a value of
  * another type; an int takes a float, rounded, a float an int), -222 (out
- * of range), -224 (an enum index that is no choice); DW_SCPI_NOMEM. The
+ * of range), -224 (an enum index that is no choice, a string that is none
+ * of its "choices"); DW_SCPI_NOMEM. The
  * access mode is not checked here (a script may set a read-only value). */
 int dw_sim_prop_set(dw_sim_props_state *st, size_t i, const dw_sim_prop_value *v, double now);
 /* Set property i from text as a "set" of a script writes it (a number,
@@ -129,6 +134,9 @@ int dw_sim_prop_set(dw_sim_props_state *st, size_t i, const dw_sim_prop_value *v
  * string): 0 or a SCPI error code as dw_sim_prop_set. */
 int dw_sim_prop_set_text(dw_sim_props_state *st, size_t i, const uint8_t *text, size_t len,
                          double now);
+/* The choice of string property d ("choices") that s[0..n) is, ignoring
+ * ASCII case: the choice as written in d, or NULL. */
+const char *dw_sim_prop_string_choice(const dw_sim_prop_def *d, const char *s, size_t n);
 /* The choice of enum property d that name[0..len) names (its long or short
  * form, any case): its index, or -224. */
 int dw_sim_prop_choice(const dw_sim_prop_def *d, const char *name, size_t len);
@@ -155,9 +163,11 @@ int dw_sim_prop_print(dw_sim_props_state *st, size_t i, double now, int scpi, dw
 
 /* SCPI unit u against the properties' headers: the set form ("FREQ 1MHZ",
  * MIN/MAX/DEF, units and multipliers) or the query form ("FREQ?", "FREQ?
- * MAX") of the first property (in script order) whose header fits. 1 (a
- * query's answer appended to `resp`), 0 (no property's header fits), a
- * negative SCPI error code (the value left unchanged) or DW_SCPI_NOMEM. */
+ * MAX") of the first property (in script order) whose header fits and
+ * that accepts the unit. 1 (a query's answer appended to `resp`), 0 (no
+ * property's header fits), else the most specific refusal of those whose
+ * header fitted (dw_scpi_refusal_pick; every value left unchanged), or
+ * DW_SCPI_NOMEM. */
 int dw_sim_props_scpi(dw_sim_props_state *st, const dw_scpi_unit *u, double now, dw_buf *resp);
 
 /* Request req[0..n) against the properties' commands (other profiles):

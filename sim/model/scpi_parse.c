@@ -25,6 +25,22 @@ const char *dw_scpi_strerror(int code)
     return "Unknown error";
 }
 
+static int refusal_rank(int code)
+{
+    if (code == 0)
+        return 0;
+    if (code == DW_SCPI_E_SUFFIX_RANGE)
+        return 1;
+    if (code == DW_SCPI_E_MISSING_PARAM || code == DW_SCPI_E_PARAM_NOT_ALLOWED)
+        return 2;
+    return code > -200 ? 3 : 4;
+}
+
+int dw_scpi_refusal_pick(int kept, int code)
+{
+    return refusal_rank(code) > refusal_rank(kept) ? code : kept;
+}
+
 /* IEEE 488.2 white space: control bytes and space, except the newline
  * (the terminator, removed before parsing, and never white space inside). */
 static int is_space(int c)
@@ -60,8 +76,9 @@ static void skip_space(dw_scpi_parser *p)
         p->pos++;
 }
 
-/* A mnemonic into out (upper-cased). 0 or -112 / -102. */
-static int mnemonic(dw_scpi_parser *p, char *out)
+/* A mnemonic of at most `limit` characters into out (upper-cased). 0 or
+ * -112 / -102. */
+static int mnemonic(dw_scpi_parser *p, char *out, size_t limit)
 {
     size_t n = 0;
     if (!dw__scpi_is_alpha(peek(p)))
@@ -70,7 +87,7 @@ static int mnemonic(dw_scpi_parser *p, char *out)
         int c = p->msg[p->pos];
         if (!dw__scpi_is_alpha(c) && !dw__scpi_is_digit(c) && c != '_')
             break;
-        if (n == DW_SCPI_MAX_MNEMONIC)
+        if (n == limit)
             return DW_SCPI_E_MNEMONIC_TOO_LONG;
         out[n++] = (char)dw__scpi_upper(c);
         p->pos++;
@@ -86,7 +103,7 @@ static int header(dw_scpi_parser *p, dw_scpi_unit *u)
         p->pos++;
         u->common = 1;
         u->nnodes = 1;
-        return mnemonic(p, u->nodes[0]);
+        return mnemonic(p, u->nodes[0], DW_SCPI_MNEMONIC_LIMIT);
     }
     int rooted = peek(p) == ':';
     if (rooted) {
@@ -98,7 +115,7 @@ static int header(dw_scpi_parser *p, dw_scpi_unit *u)
     for (;;) {
         if (u->nnodes == DW_SCPI_MAX_NODES)
             return DW_SCPI_E_SYNTAX;
-        int rc = mnemonic(p, u->nodes[u->nnodes]);
+        int rc = mnemonic(p, u->nodes[u->nnodes], DW_SCPI_MNEMONIC_LIMIT);
         if (rc)
             return rc;
         u->nnodes++;
@@ -352,7 +369,7 @@ static int expression(dw_scpi_parser *p, dw_scpi_param *q)
 static int chars(dw_scpi_parser *p, dw_scpi_param *q)
 {
     char s[DW_SCPI_MAX_MNEMONIC + 1];
-    int rc = mnemonic(p, s);
+    int rc = mnemonic(p, s, DW_SCPI_MAX_MNEMONIC);
     if (rc == DW_SCPI_E_MNEMONIC_TOO_LONG || (rc == 0 && !at_param_end(p)))
         return DW_SCPI_E_CHAR_DATA;
     q->kind = DW_SCPI_CHARS;
@@ -517,6 +534,16 @@ int dw_scpi_param_bool(const dw_scpi_unit *u, const dw_scpi_param *p)
     if (strcmp(w, "ON") == 0)
         return 1;
     return strcmp(w, "OFF") == 0 ? 0 : DW_SCPI_E_ILLEGAL_VALUE;
+}
+
+int dw_scpi_param_special(const dw_scpi_unit *u, const dw_scpi_param *p, double *value)
+{
+    static const double values[] = {DW_SCPI_INF, -DW_SCPI_INF, DW_SCPI_NAN};
+    int k = dw_scpi_param_choice(u, p, "INF|NINF|NAN");
+    if (k < 0)
+        return 0;
+    *value = values[k];
+    return 1;
 }
 
 int dw_scpi_param_choice(const dw_scpi_unit *u, const dw_scpi_param *p, const char *choices)

@@ -41,7 +41,8 @@
     X(-161, BLOCK_DATA, "Invalid block data")                                                      \
     X(-222, OUT_OF_RANGE, "Data out of range")                                                     \
     X(-224, ILLEGAL_VALUE, "Illegal parameter value")                                              \
-    X(-350, QUEUE_OVERFLOW, "Queue overflow")
+    X(-350, QUEUE_OVERFLOW, "Queue overflow")                                                      \
+    X(-440, QUERY_AFTER_INDEFINITE, "Query UNTERMINATED after indefinite response")
 
 enum {
 #define DW_SCPI_ENUM(code, name, text) DW_SCPI_E_##name = code,
@@ -53,8 +54,19 @@ enum {
  * "Unknown error" for a code outside the map. */
 const char *dw_scpi_strerror(int code);
 
-#define DW_SCPI_MAX_MNEMONIC 31 /* longer: -112 */
-#define DW_SCPI_MAX_NODES    16 /* deeper headers: -102 */
+/* Of two reasons a unit was refused (0: no header fitted), the more
+ * specific: the one that got further into the unit. From least to most
+ * specific: no header (0), a header but for its numeric suffix (-114), a
+ * header with the wrong number of parameters (-109, -108), a parameter of
+ * the wrong type or form (the other -1xx: -104, -131, ...), a parameter of
+ * the right type with a value refused (-2xx: -222, -224). On a tie the
+ * first (`kept`) stays, so candidates tried in order keep the first one's
+ * reason. */
+int dw_scpi_refusal_pick(int kept, int code);
+
+#define DW_SCPI_MNEMONIC_LIMIT 12 /* a longer program mnemonic: -112 (IEEE 488.2 7.6.1.4.1) */
+#define DW_SCPI_MAX_MNEMONIC   31 /* room for a mnemonic; longer character data: -141 */
+#define DW_SCPI_MAX_NODES      16 /* deeper headers: -102 */
 
 typedef enum dw_scpi_kind {
     DW_SCPI_NUMERIC, /* NR1/NR2/NR3 or #H/#Q/#B: value (multiplier applied), unit */
@@ -121,6 +133,12 @@ int dw_scpi_unit_print(const dw_scpi_unit *u, dw_buf *out);
 /* A boolean parameter: ON/OFF or a number (rounded; non-zero is 1).
  * 0 or 1, or -104 (a string, block or expression) / -224 (other chars). */
 int dw_scpi_param_bool(const dw_scpi_unit *u, const dw_scpi_param *p);
+/* SCPI-99's special numbers, written as character data: INF (9.9E37),
+ * NINF (-9.9E37) and NAN (9.91E37). 1 and *value, or 0 (another
+ * parameter). */
+#define DW_SCPI_INF 9.9e37
+#define DW_SCPI_NAN 9.91e37
+int dw_scpi_param_special(const dw_scpi_unit *u, const dw_scpi_param *p, double *value);
 /* Character data against choices written "IMMediate|BUS|EXTernal" (long
  * and short forms): the index of the choice, or -104 / -224. */
 int dw_scpi_param_choice(const dw_scpi_unit *u, const dw_scpi_param *p, const char *choices);

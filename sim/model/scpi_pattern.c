@@ -65,12 +65,13 @@ static const char *pat_mnemonic(const char **s, pnode *nd)
         nd->lo = nd->hi = strtol(d, &end, 10);
         nd->suffix = 1;
         d = end;
-    } else if (d[0] == '[' && dw__scpi_is_digit(d[1])) { /* OUTPut[1-4] */
+    } else if (d[0] == '[' && dw__scpi_is_digit(d[1])) { /* OUTPut[1-4], SOURce[1] */
         char *end;
-        nd->lo = strtol(d + 1, &end, 10);
-        if (*end != '-' || !dw__scpi_is_digit(end[1]))
-            return "expected a suffix range [lo-hi]";
-        nd->hi = strtol(end + 1, &end, 10);
+        nd->lo = nd->hi = strtol(d + 1, &end, 10);
+        if (*end != ']' && (*end != '-' || !dw__scpi_is_digit(end[1])))
+            return "expected a suffix [n] or a range [lo-hi]";
+        if (*end == '-')
+            nd->hi = strtol(end + 1, &end, 10);
         if (*end != ']' || nd->lo > nd->hi)
             return "expected a suffix range [lo-hi] with lo <= hi";
         nd->suffix = 1;
@@ -81,9 +82,9 @@ static const char *pat_mnemonic(const char **s, pnode *nd)
         nd->suffix = 1;
         d += 3;
     }
-    if (n > DW_SCPI_MAX_MNEMONIC) {
+    if (n > DW_SCPI_MNEMONIC_LIMIT) {
         *s = m;
-        return "mnemonic too long";
+        return "mnemonic too long (a program mnemonic has at most 12 characters)";
     }
     memcpy(nd->mnem, m, n);
     nd->mnem[n] = 0;
@@ -173,7 +174,10 @@ static int node_match(const pnode *nd, const char *w)
 }
 
 /* Pattern nodes from i against unit nodes from j, skipping optional groups
- * by backtracking. */
+ * by backtracking: 1, 0, or -114 when every node fits by name and the
+ * only misfit is a numeric suffix (a node that fits by name but not by
+ * suffix still has to be followed by the rest of the header: SOURce1:DATA?
+ * says nothing of SOUR2:FREQ?). */
 static int match_from(const dw_scpi_pattern *p, size_t i, const dw_scpi_unit *u, size_t j)
 {
     if (i == p->n)
@@ -190,8 +194,10 @@ static int match_from(const dw_scpi_pattern *p, size_t i, const dw_scpi_unit *u,
     if (j == u->nnodes)
         return best;
     int m = node_match(&p->nodes[i], u->nodes[j]);
-    if (m == 1)
-        m = match_from(p, i + 1, u, j + 1);
+    if (m != 0) {
+        int rest = match_from(p, i + 1, u, j + 1);
+        m = rest == 1 ? m : rest;
+    }
     return m == 1 || best == 0 ? m : best;
 }
 

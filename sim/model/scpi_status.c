@@ -7,7 +7,8 @@
 #include <devwire/error.h>
 
 struct dw_scpi_status {
-    int *queue; /* a ring of error codes */
+    int *queue;   /* a ring of error codes */
+    char **texts; /* beside each, its own description (owned) or NULL */
     size_t depth, head, count;
     uint8_t esr, ese, sre;
 };
@@ -19,8 +20,9 @@ dw_scpi_status *dw_scpi_status_new(size_t depth)
     if (depth < 2)
         depth = 2;
     dw_scpi_status *st = calloc(1, sizeof *st);
-    if (!st || !(st->queue = calloc(depth, sizeof *st->queue))) {
-        free(st);
+    if (!st || !(st->queue = calloc(depth, sizeof *st->queue)) ||
+        !(st->texts = calloc(depth, sizeof *st->texts))) {
+        dw_scpi_status_free(st);
         return NULL;
     }
     st->depth = depth;
@@ -32,6 +34,9 @@ void dw_scpi_status_free(dw_scpi_status *st)
 {
     if (!st)
         return;
+    if (st->texts)
+        dw_scpi_status_clear(st);
+    free(st->texts);
     free(st->queue);
     free(st);
 }
@@ -51,22 +56,52 @@ static uint8_t class_bit(int code)
 
 void dw_scpi_status_error(dw_scpi_status *st, int code)
 {
+    dw_scpi_status_error_text(st, code, NULL);
+}
+
+void dw_scpi_status_error_text(dw_scpi_status *st, int code, const char *text)
+{
     st->esr |= class_bit(code);
+    size_t at = (st->head + st->count) % st->depth;
     if (st->count == st->depth) {
-        st->queue[(st->head + st->count - 1) % st->depth] = DW_SCPI_E_QUEUE_OVERFLOW;
-        return;
+        at = (st->head + st->count - 1) % st->depth;
+        code = DW_SCPI_E_QUEUE_OVERFLOW;
+        text = NULL;
+    } else {
+        st->count++;
     }
-    st->queue[(st->head + st->count++) % st->depth] = code;
+    free(st->texts[at]);
+    st->queue[at] = code;
+    st->texts[at] = text ? strdup(text) : NULL; /* out of memory: the standard text */
+}
+
+/* Take the oldest entry: its code (0 when the queue is empty) and its own
+ * text (the caller frees it), or NULL. */
+static int status_take(dw_scpi_status *st, char **text)
+{
+    *text = NULL;
+    if (st->count == 0)
+        return 0;
+    int code = st->queue[st->head];
+    *text = st->texts[st->head];
+    st->texts[st->head] = NULL;
+    st->head = (st->head + 1) % st->depth;
+    st->count--;
+    return code;
 }
 
 int dw_scpi_status_pop(dw_scpi_status *st)
 {
-    if (st->count == 0)
-        return 0;
-    int code = st->queue[st->head];
-    st->head = (st->head + 1) % st->depth;
-    st->count--;
+    char *text;
+    int code = status_take(st, &text);
+    free(text);
     return code;
+}
+
+void dw_scpi_status_clear(dw_scpi_status *st)
+{
+    while (st->count)
+        dw_scpi_status_pop(st);
 }
 
 size_t dw_scpi_status_count(const dw_scpi_status *st)
@@ -96,6 +131,17 @@ uint8_t dw_scpi_status_stb(const dw_scpi_status *st, int mav)
 int dw_scpi_error_print(int code, dw_buf *out)
 {
     return dw_buf_printf(out, "%d,\"%s\"", code, code ? dw_scpi_strerror(code) : "No error");
+}
+
+/* An entry with its own text, inner quotes doubled. */
+static int error_print_text(int code, const char *text, dw_buf *out)
+{
+    if (!text)
+        return dw_scpi_error_print(code, out);
+    int rc = dw_buf_printf(out, "%d,\"", code);
+    for (; *text && rc == DW_OK; text++)
+        rc = *text == '"' ? dw_buf_append(out, "\"\"", 2) : dw_buf_append_byte(out, (uint8_t)*text);
+    return rc == DW_OK ? dw_buf_append_byte(out, '"') : rc;
 }
 
 /* ---- built-in commands --------------------------------------------------- */
@@ -181,6 +227,15 @@ static int register_value(const dw_scpi_unit *u)
     return (int)(p->value + 0.5);
 }
 
+static int error_pop_print(dw_scpi_status *st, dw_buf *resp)
+{
+    char *text;
+    int code = status_take(st, &text);
+    int rc = error_print_text(code, text, resp);
+    free(text);
+    return rc;
+}
+
 static int run(builtin_id id, dw_scpi_status *st, const dw_scpi_context *ctx, const dw_scpi_unit *u,
                dw_buf *resp, unsigned *events)
 {
@@ -213,7 +268,7 @@ static int run(builtin_id id, dw_scpi_status *st, const dw_scpi_context *ctx, co
         break;
     case B_CLS:
         st->esr = 0;
-        st->count = 0;
+        dw_scpi_status_clear(st);
         break;
     case B_RST:
         *events |= DW_SCPI_EVENT_RST;
@@ -230,7 +285,7 @@ static int run(builtin_id id, dw_scpi_status *st, const dw_scpi_context *ctx, co
         rc = dw_buf_append_str(resp, "0");
         break;
     case B_ERR:
-        rc = dw_scpi_error_print(dw_scpi_status_pop(st), resp);
+        rc = error_pop_print(st, resp);
         break;
     case B_ERR_COUNT:
         rc = dw_buf_printf(resp, "%zu", st->count);
@@ -244,15 +299,16 @@ static int run(builtin_id id, dw_scpi_status *st, const dw_scpi_context *ctx, co
 int dw_scpi_builtin(const dw_scpi_builtins *b, dw_scpi_status *st, const dw_scpi_context *ctx,
                     const dw_scpi_unit *u, dw_buf *resp, unsigned *events)
 {
+    int why = 0;
     for (int i = 0; i < B_N; i++) {
         int m = dw_scpi_pattern_match(b->p[i], u);
-        if (m < 0)
-            return m;
-        if (m == 0)
+        if (m != 1) {
+            why = why ? why : m;
             continue;
+        }
         if (u->nparams && i != B_ESE && i != B_SRE)
             return DW_SCPI_E_PARAM_NOT_ALLOWED;
         return run((builtin_id)i, st, ctx, u, resp, events);
     }
-    return 0;
+    return why;
 }

@@ -47,6 +47,12 @@ void dw_scpi_status_free(dw_scpi_status *st);
  * A full queue keeps its older entries and its newest becomes -350
  * "Queue overflow" (IEEE 488.2 / SCPI-99 21.8). */
 void dw_scpi_status_error(dw_scpi_status *st, int code);
+/* As dw_scpi_status_error, with the entry's own description (copied;
+ * NULL: the standard one): SYSTem:ERRor? answers -222,"Load must be
+ * positive". */
+void dw_scpi_status_error_text(dw_scpi_status *st, int code, const char *text);
+/* Empty the queue (*CLS). */
+void dw_scpi_status_clear(dw_scpi_status *st);
 /* Take the oldest error: its code (0 when the queue is empty). */
 int dw_scpi_status_pop(dw_scpi_status *st);
 size_t dw_scpi_status_count(const dw_scpi_status *st);

@@ -139,6 +139,43 @@ static int parse_split(dw__load *c, const cJSON *v, dw_sim_action *a)
     return rc;
 }
 
+/* "error": N or {"code": N, "message": "text"}: the SCPI error the action
+ * queues. */
+static int parse_error(dw__load *c, const cJSON *v, dw_sim_action *a)
+{
+    static const char *const keys[] = {"code", "message"};
+    const cJSON *vals[2] = {v, NULL};
+    if (c->s->profile != DW_SIM_PROFILE_SCPI)
+        return dw__load_fail(c, v, 1, "only with \"profile\": \"scpi\" (its error queue)");
+    if (cJSON_IsObject(v)) {
+        int rc = dw__load_members(c, v, keys, 2, vals);
+        if (rc != DW_OK)
+            return rc;
+        if (!vals[0])
+            return dw__load_fail(c, v, 0, "missing \"code\"");
+    }
+    size_t old = vals[0] != v ? dw__load_push(c, "code") : SIZE_MAX;
+    const cJSON *n = vals[0];
+    int rc = DW_OK;
+    if (!cJSON_IsNumber(n) || !(n->valuedouble >= -32768 && n->valuedouble <= 32767) ||
+        n->valuedouble != (double)(int)n->valuedouble || n->valuedouble == 0)
+        rc = dw__load_fail(c, n, 0,
+                           "expected a SCPI error number (-32768 to 32767, not 0), or "
+                           "{\"code\": N, \"message\": \"text\"}");
+    a->scpi_error = n->valueint;
+    if (old != SIZE_MAX)
+        dw__load_pop(c, old);
+    if (rc == DW_OK && vals[1]) {
+        old = dw__load_push(c, "message");
+        if (!cJSON_IsString(vals[1]) || strlen(vals[1]->valuestring) > 255)
+            rc = dw__load_fail(c, vals[1], 0, "expected a string of at most 255 bytes");
+        else if (!(a->scpi_error_text = strdup(vals[1]->valuestring)))
+            rc = dw__load_oom(c);
+        dw__load_pop(c, old);
+    }
+    return rc;
+}
+
 static const char *const after_last_names[] = {"repeat_last", "cycle", "silent"};
 static const char *const fault_names[] = {"none",    "close", "reset",    "hang",
                                           "garbage", "drop",  "duplicate"};
@@ -206,6 +243,9 @@ int dw__load_action(dw__load *c, const cJSON *const *av, int cap, dw_sim_action 
             break;
         case DW__ACTION_LUA:
             rc = dw__load_lua(c, v, 1, &a->lua);
+            break;
+        case DW__ACTION_ERROR:
+            rc = parse_error(c, v, a);
             break;
         }
         dw__load_pop(c, old);

@@ -26,11 +26,13 @@ enum {
     P_RAMP,
     P_NOISE,
     P_DESCRIPTION,
+    P_CHOICES,
+    P_ALIASES,
     P_N
 };
-static const char *const prop_keys[] = {"type", "default", "min",    "max",        "values",
-                                        "unit", "format",  "access", "scpi",       "command",
-                                        "ack",  "ramp",    "noise",  "description"};
+static const char *const prop_keys[] = {
+    "type", "default", "min", "max",  "values", "unit",        "format",  "access",
+    "scpi", "command", "ack", "ramp", "noise",  "description", "choices", "aliases"};
 static const char *const type_names[] = {"float", "int", "bool", "enum", "string"};
 static const char *const access_names[] = {"rw", "ro", "wo"};
 static const char *const noise_names[] = {"none", "uniform", "normal"};
@@ -205,10 +207,9 @@ static int check_access(dw__load *c, const cJSON *v, dw_sim_prop_def *d)
     return rc;
 }
 
-static int check_scpi(dw__load *c, const cJSON *v, dw_sim_prop_def *d)
+/* A property's header (or an alias) at v into *out. */
+static int compile_header(dw__load *c, const cJSON *v, dw_scpi_pattern **out)
 {
-    if (c->s->profile != DW_SIM_PROFILE_SCPI)
-        return dw__load_fail(c, v, 1, "a SCPI header needs \"profile\": \"scpi\"");
     if (!cJSON_IsString(v))
         return dw__load_fail(c, v, 0, "expected a string");
     size_t where = 0, n = strlen(v->valuestring);
@@ -219,10 +220,75 @@ static int check_scpi(dw__load *c, const cJSON *v, dw_sim_prop_def *d)
         return dw__load_fail_in(c, v, n - 1,
                                 "write the header without '?': it gives both the set and "
                                 "the query form");
-    int rc = dw_scpi_pattern_compile(v->valuestring, &d->scpi, &where, &why);
+    int rc = dw_scpi_pattern_compile(v->valuestring, out, &where, &why);
     if (rc == DW_ENOMEM)
         return dw__load_oom(c);
     return rc == DW_OK ? DW_OK : dw__load_fail_in(c, v, where, "bad SCPI header: %s", why);
+}
+
+static int check_scpi(dw__load *c, const cJSON *v, dw_sim_prop_def *d)
+{
+    if (c->s->profile != DW_SIM_PROFILE_SCPI)
+        return dw__load_fail(c, v, 1, "a SCPI header needs \"profile\": \"scpi\"");
+    return compile_header(c, v, &d->scpi);
+}
+
+/* A list of 1..MAX_CHOICES items at v, each checked by item(c, e, d, i)
+ * with the path at its index. */
+typedef int (*list_item)(dw__load *c, const cJSON *e, dw_sim_prop_def *d, size_t i);
+
+static int check_list(dw__load *c, const cJSON *v, dw_sim_prop_def *d, const char *example,
+                      list_item item)
+{
+    if (!cJSON_IsArray(v) || !v->child)
+        return dw__load_fail(c, v, 0, "expected a list such as %s", example);
+    size_t i = 0;
+    int rc = DW_OK;
+    for (const cJSON *e = v->child; e && rc == DW_OK; e = e->next, i++) {
+        size_t old = dw__load_push_index(c, i);
+        rc =
+            i == MAX_CHOICES ? dw__load_fail(c, e, 0, "at most %d", MAX_CHOICES) : item(c, e, d, i);
+        dw__load_pop(c, old);
+    }
+    return rc;
+}
+
+static int alias_item(dw__load *c, const cJSON *e, dw_sim_prop_def *d, size_t i)
+{
+    int rc = compile_header(c, e, &d->aliases[i]);
+    d->naliases += d->aliases[i] != NULL;
+    return rc;
+}
+
+static int check_aliases(dw__load *c, const cJSON *v, dw_sim_prop_def *d)
+{
+    if (!d->scpi)
+        return dw__load_fail(c, v, 1, "only with \"scpi\"");
+    if (!(d->aliases = calloc(MAX_CHOICES, sizeof *d->aliases)))
+        return dw__load_oom(c);
+    return check_list(c, v, d, "[\"SOURce:VOLTage[:LEVel]\"]", alias_item);
+}
+
+static int string_item(dw__load *c, const cJSON *e, dw_sim_prop_def *d, size_t i)
+{
+    if (!cJSON_IsString(e))
+        return dw__load_fail(c, e, 0, "expected a string");
+    if (dw_sim_prop_string_choice(d, e->valuestring, strlen(e->valuestring)))
+        return dw__load_fail(c, e, 0, "a choice twice (choices are matched ignoring case)");
+    if (!(d->strs[i] = strdup(e->valuestring)))
+        return dw__load_oom(c);
+    d->nstrs++;
+    return DW_OK;
+}
+
+static int check_choices(dw__load *c, const cJSON *v, dw_sim_prop_def *d)
+{
+    if (d->type != DW_SIM_PROP_STRING)
+        return dw__load_fail(c, v, 1,
+                             "only for a \"string\" property (an \"enum\" has \"values\")");
+    if (!(d->strs = calloc(MAX_CHOICES, sizeof *d->strs)))
+        return dw__load_oom(c);
+    return check_list(c, v, d, "[\"CH1\", \"CH2\"]", string_item);
 }
 
 static int check_command(dw__load *c, const cJSON *v, dw_sim_prop_def *d)
@@ -342,13 +408,17 @@ static int check_default(dw__load *c, const cJSON *v, dw_sim_prop_def *d)
             return dw__load_fail(c, v, 0, "expected one of the choices (\"%.200s\")", d->choices);
         d->def = k;
         break;
-    case DW_SIM_PROP_STRING:
-        if (!cJSON_IsString(v))
+    case DW_SIM_PROP_STRING: {
+        const char *def = cJSON_IsString(v) ? v->valuestring : NULL;
+        if (!def)
             return dw__load_fail(c, v, 0, "expected a string");
+        if (d->strs && !(def = dw_sim_prop_string_choice(d, def, strlen(def))))
+            return dw__load_fail(c, v, 0, "expected one of the choices");
         free(d->def_str);
-        if (!(d->def_str = strdup(v->valuestring)))
+        if (!(d->def_str = strdup(def)))
             rc = dw__load_oom(c);
         break;
+    }
     }
     return rc;
 }
@@ -411,17 +481,22 @@ static int parse_prop(dw__load *c, const cJSON *m, dw_sim_props *p)
         d->min = 0, d->max = 1;
     if (rc == DW_OK && d->type == DW_SIM_PROP_ENUM && !vals[P_VALUES])
         rc = dw__load_fail(c, m, 0, "an \"enum\" needs \"values\"");
-    static const prop_check checks[P_N] = {NULL,         check_default, check_min,    check_max,
-                                           check_values, check_unit,    check_format, check_access,
-                                           check_scpi,   check_command, check_ack,    check_ramp,
-                                           check_noise,  NULL};
+    static const prop_check checks[P_N] = {
+        NULL,         check_default, check_min,     check_max,     check_values, check_unit,
+        check_format, check_access,  check_scpi,    check_command, check_ack,    check_ramp,
+        check_noise,  NULL,          check_choices, check_aliases};
     /* Values before the default (it must be one), the range before it. */
-    static const int order[] = {P_VALUES, P_MIN,     P_MAX, P_UNIT, P_FORMAT, P_ACCESS,
-                                P_SCPI,   P_COMMAND, P_ACK, P_RAMP, P_NOISE,  P_DEFAULT};
+    static const int order[] = {P_VALUES, P_CHOICES, P_MIN,     P_MAX, P_UNIT, P_FORMAT, P_ACCESS,
+                                P_SCPI,   P_ALIASES, P_COMMAND, P_ACK, P_RAMP, P_NOISE,  P_DEFAULT};
     if (rc == DW_OK && !vals[P_DEFAULT])
         rc = implicit_default(c, d);
     for (size_t k = 0; k < sizeof order / sizeof order[0] && rc == DW_OK; k++)
         rc = at_key(c, vals[order[k]], d, checks[order[k]]);
+    if (rc == DW_OK && d->nstrs && !vals[P_DEFAULT]) { /* the first choice */
+        free(d->def_str);
+        if (!(d->def_str = strdup(d->strs[0])))
+            rc = dw__load_oom(c);
+    }
     if (rc == DW_OK && vals[P_DESCRIPTION] && !cJSON_IsString(vals[P_DESCRIPTION])) {
         old = dw__load_push(c, "description");
         rc = dw__load_fail(c, vals[P_DESCRIPTION], 0, "expected a string");

@@ -57,6 +57,7 @@ static void action_free(dw_sim_action *a)
     free(a->sets);
     free(a->split);
     free(a->garbage.data);
+    free(a->scpi_error_text);
     memset(a, 0, sizeof *a);
 }
 

@@ -45,10 +45,9 @@ typedef enum dw_sim_seg_kind {
     DW_SIM_SEG_LUA,     /* lua: a computed value ({"lua": ...}), the template's only segment */
 } dw_sim_seg_kind;
 
-/* A chunk of Lua (checked by model/lua_check.h, run by engine/lua_sandbox.h): an expression ("if",
- * a
- * {"lua": ...} reply frame or set value) or statements (a "lua" action). Its syntax is checked at
- * load; each engine compiles it again in its own sandbox. */
+/* A chunk of Lua (checked by model/lua_check.h, run by engine/lua_sandbox.h): an expression
+ * ("if", a {"lua": ...} reply frame or set value) or statements (a "lua" action). Its syntax is
+ * checked at load; each engine compiles it again in its own sandbox. */
 typedef struct dw_sim_lua_chunk {
     char *source;   /* as written */
     char *where;    /* its JSON path ("rules[3].if"): its name in Lua's messages */
@@ -165,6 +164,9 @@ typedef struct dw_sim_action {
      * placeholders) is checked against the response framing at load. */
     dw_sim_bytes garbage;       /* for DW_SIM_FAULT_GARBAGE */
     const dw_sim_rule_net *net; /* a rule's network keys (owned by the rule), or NULL */
+    int scpi_error;             /* SCPI profile: the error the action queues (-32768..32767, not
+                                 * 0), or 0: none */
+    char *scpi_error_text;      /* its description, or NULL: the standard one */
 } dw_sim_action;
 
 /* "if": a rule whose condition is false is skipped (matching goes on with
