@@ -159,8 +159,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *query = strchr(target, '?');
     if (query)
         *query++ = 0;
-    dw_sim_http_request req = {
-        method, target, query, NULL, nl ? nl + 1 : NULL, nl ? size - head - 1 : 0};
+    dw_sim_http_request req = {.method = method,
+                               .path = target,
+                               .query = query,
+                               .body = nl ? nl + 1 : NULL,
+                               .body_len = nl ? size - head - 1 : 0,
+                               .content_type = "application/json"};
     dw_sim_http_response r;
     dw_sim_control_handle(control, &req, &r);
     check(&r);
