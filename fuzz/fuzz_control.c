@@ -4,9 +4,10 @@
  * percent-encoded).
  *
  * Oracles: the handler answers every request with a status from the
- * documented set (never 500: nothing here runs out of memory), a JSON body
- * for everything but the page and the metrics, and for an error a JSON
- * object with "error" and "where"; never a crash or a leak (ASan). One
+ * documented set (never 500: nothing here runs out of memory), a body of
+ * well-formed UTF-8 whatever bytes went in, a JSON body for everything but
+ * the page and the metrics, and for an error a JSON object with "error"
+ * and "where"; never a crash or a leak (ASan). One
  * device (a script with variables, typed properties, steps, rules, a
  * journal already holding requests) stays up across inputs, as it would
  * across HTTP requests. Its loop does not run a thread: the handler's calls
@@ -21,6 +22,7 @@
 #include "devwire/devwire.h"
 #include "control/control.h"
 #include "device/devctl.h"
+#include "common/json_bytes.h"
 #include "common/loop.h"
 #include "device/server_int.h"
 
@@ -110,6 +112,8 @@ static void check(const dw_sim_http_response *r)
     snprintf(status, sizeof status, "%d", r->status);
     if (!allowed_status(r->status))
         fail("unexpected status", status);
+    if (!dw_sim_utf8_valid(r->body.data, r->body.len))
+        fail("the body is not UTF-8", status);
     if (strncmp(r->content_type, "application/json", 16) != 0)
         return;
     cJSON *j = cJSON_ParseWithLength((const char *)r->body.data, r->body.len);
@@ -154,8 +158,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *query = strchr(target, '?');
     if (query)
         *query++ = 0;
-    dw_sim_http_request req = {
-        method, target, query, NULL, nl ? nl + 1 : NULL, nl ? size - head - 1 : 0};
+    dw_sim_http_request req = {.method = method,
+                               .path = target,
+                               .query = query,
+                               .body = nl ? nl + 1 : NULL,
+                               .body_len = nl ? size - head - 1 : 0,
+                               .content_type = "application/json"};
     dw_sim_http_response r;
     dw_sim_control_handle(control, &req, &r);
     check(&r);

@@ -220,7 +220,8 @@ Test(sim_control, a_token_guards_every_request)
                               "Authorization: Bearer s3cret\r\n", NULL, 0, TIMEOUT, &r),
                  200));
     dw_test_http_reply_free(&r);
-    cr_expect(eq(int, call("GET", "/?access_token=s3cret", NULL, NULL), 200));
+    /* Never from the URL (tests/test_sim_control_guard.c has the rest). */
+    expect_error("GET", "/health?access_token=s3cret", NULL, 400, "query.access_token");
     cr_expect(eq(int, finish(), 0));
 }
 
@@ -974,20 +975,27 @@ Test(sim_control, large_bodies_in_flight_are_capped_and_do_not_stall_health)
     char head[512];
     int fd = dw_sim_raw_connect(dw_sim_fixture.control, 0);
     cr_assert(fd >= 0);
-    static const char expect[] = "PUT /devices/default/script HTTP/1.1\r\nHost: x\r\n"
-                                 "Content-Length: 999999999\r\nExpect: 100-continue\r\n\r\n";
-    cr_assert(send_all(fd, expect, sizeof expect - 1));
+    char expect[256];
+    snprintf(expect, sizeof expect,
+             "PUT /devices/default/script HTTP/1.1\r\nHost: localhost:%u\r\n"
+             "Content-Type: application/json\r\nContent-Length: 999999999\r\n"
+             "Expect: 100-continue\r\n\r\n",
+             dw_sim_fixture.control);
+    cr_assert(send_all(fd, expect, strlen(expect)));
     cr_expect(eq(int, status_or_close(fd, 5000, head, sizeof head), 413), "%s", head);
     close(fd);
     /* 16 clients announce 16 MiB bodies each (the most allowed): those the
      * cap has no room for are refused at once, before sending anything. */
-    static const char put[] = "PUT /devices/default/script HTTP/1.1\r\nHost: x\r\n"
-                              "Content-Length: 16777216\r\n\r\n";
+    char put[256];
+    snprintf(put, sizeof put,
+             "PUT /devices/default/script HTTP/1.1\r\nHost: localhost:%u\r\n"
+             "Content-Type: application/json\r\nContent-Length: 16777216\r\n\r\n",
+             dw_sim_fixture.control);
     int fds[BIG_CLIENTS], refused = 0;
     for (int i = 0; i < BIG_CLIENTS; i++) {
         fds[i] = dw_sim_raw_connect(dw_sim_fixture.control, 0);
         cr_assert(fds[i] >= 0);
-        cr_assert(send_all(fds[i], put, sizeof put - 1));
+        cr_assert(send_all(fds[i], put, strlen(put)));
     }
     usleep(500 * 1000);
     for (int i = 0; i < BIG_CLIENTS; i++) {

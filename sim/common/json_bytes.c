@@ -222,3 +222,59 @@ char *dw_sim_bytes_hex(const uint8_t *p, size_t n)
     h[2 * n] = 0;
     return h;
 }
+
+size_t dw_sim_utf8_sequence(const uint8_t *p, size_t n)
+{
+    uint8_t c = p[0];
+    if (c < 0x80)
+        return 1;
+    /* The second byte's range rules out overlong forms (E0, F0), the
+     * surrogates (ED) and what lies above U+10FFFF (F4). */
+    size_t len = c >= 0xc2 && c <= 0xdf   ? 2
+                 : c >= 0xe0 && c <= 0xef ? 3
+                 : c >= 0xf0 && c <= 0xf4 ? 4
+                                          : 0;
+    if (!len || n < len)
+        return 0;
+    uint8_t lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+    uint8_t hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+    if (p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return len;
+}
+
+int dw_sim_utf8_valid(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0, k; i < n; i += k)
+        if (!(k = dw_sim_utf8_sequence(p + i, n - i)))
+            return 0;
+    return 1;
+}
+
+int dw_sim_utf8_repair(dw_buf *b)
+{
+    size_t i = 0, k;
+    while (i < b->len && (k = dw_sim_utf8_sequence(b->data + i, b->len - i)))
+        i += k;
+    if (i == b->len)
+        return DW_OK;
+    dw_buf out = DW_BUF_INIT;
+    int rc = dw_buf_reserve(&out, b->len + 16);
+    if (rc == DW_OK)
+        rc = dw_buf_append(&out, b->data, i);
+    while (rc == DW_OK && i < b->len) {
+        k = dw_sim_utf8_sequence(b->data + i, b->len - i);
+        rc = k ? dw_buf_append(&out, b->data + i, k) : dw_buf_append(&out, "\xef\xbf\xbd", 3);
+        i += k ? k : 1;
+    }
+    if (rc != DW_OK) {
+        dw_buf_free(&out);
+        return rc;
+    }
+    dw_buf_free(b);
+    *b = out;
+    return DW_OK;
+}

@@ -85,4 +85,20 @@ int dw_sim_bytes_are_text(const uint8_t *p, size_t n, int controls);
  * caller frees, or NULL when out of memory. */
 char *dw_sim_bytes_hex(const uint8_t *p, size_t n);
 
+/* ---- UTF-8: what JSON text may hold ------------------------------------------ */
+
+/* The length of the well-formed UTF-8 sequence at p[0..n) (1 to 4: no
+ * overlong form, no surrogate, nothing above U+10FFFF), or 0 when p[0]
+ * starts none (n > 0). */
+size_t dw_sim_utf8_sequence(const uint8_t *p, size_t n);
+
+/* 1 when p[0..n) is well-formed UTF-8. */
+int dw_sim_utf8_valid(const uint8_t *p, size_t n);
+
+/* Make `b` well-formed UTF-8 in place: every byte that starts no
+ * well-formed sequence becomes U+FFFD (EF BF BD), one for each such byte;
+ * the rest is left as it was. DW_OK (nothing to do is the usual case and
+ * costs one pass), or DW_ENOMEM with `b` unchanged. */
+int dw_sim_utf8_repair(dw_buf *b);
+
 #endif

@@ -116,3 +116,43 @@ int dw_sim_net_bind(const char *host, uint16_t port, int type, int backlog, int 
     *bound = port_of(&ss);
     return DW_OK;
 }
+
+int dw_sim_net_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family != AF_INET6)
+        return 0;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
+int dw_sim_net_check_loopback(const char *host, dw_error *err)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    int g = getaddrinfo(host, "0", &hints, &res);
+    if (g != 0)
+        return dw_error_set(err, DW_EINVAL, "cannot resolve \"%s\": %s", host, gai_strerror(g));
+    int rc = res ? DW_OK : dw_error_set(err, DW_EINVAL, "\"%s\" resolves to no address", host);
+    for (const struct addrinfo *ai = res; ai && rc == DW_OK; ai = ai->ai_next) {
+        if (dw_sim_net_is_loopback(ai->ai_addr))
+            continue;
+        char addr[INET6_ADDRSTRLEN] = "?";
+        getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof addr, NULL, 0, NI_NUMERICHOST);
+        rc = dw_error_set(err, DW_EINVAL, "\"%s\" resolves to %s, which is not loopback", host,
+                          addr);
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
+int dw_sim_net_bound_loopback(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    return getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+           dw_sim_net_is_loopback((struct sockaddr *)&ss);
+}

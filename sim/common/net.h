@@ -27,4 +27,17 @@ void dw_sim_addr_format(const struct sockaddr *sa, char *out, size_t n);
 int dw_sim_net_bind(const char *host, uint16_t port, int type, int backlog, int *fd,
                     char addr[DW_SIM_ADDR_MAX], uint16_t *bound, dw_error *err);
 
+/* 1 when sa is a loopback address: IPv4 127.0.0.0/8, IPv6 ::1, or an
+ * IPv4-mapped ::ffff:127.x.y.z; else 0. */
+int dw_sim_net_is_loopback(const struct sockaddr *sa);
+
+/* Resolve `host` as dw_sim_net_bind does (getaddrinfo, AF_UNSPEC) and
+ * check that every address it gives is loopback: DW_OK; DW_EINVAL when
+ * one is not (`err` names the host and that address) or when the host does
+ * not resolve (`err` names it and says why). */
+int dw_sim_net_check_loopback(const char *host, dw_error *err);
+
+/* 1 when the socket fd is bound to a loopback address, else 0. */
+int dw_sim_net_bound_loopback(int fd);
+
 #endif

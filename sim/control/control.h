@@ -20,8 +20,10 @@
  * handed to the device's loop thread (dw_sim_loop_call) and is short: a
  * client can slow its own request, never the device. The journal is read
  * under its own lock (journal.h). Errors are JSON: {"error": "...",
- * "where": "..."} with 400, 401, 404, 405, 408 (a wait timed out), 413,
- * 422 (a field that is wrong: "where" names it). */
+ * "where": "..."} with 400, 401, 403 (a request a web page could have
+ * sent), 404, 405, 408 (a wait timed out), 413, 415 (a body not sent as
+ * JSON), 422 (a field that is wrong: "where" names it). Every answer is
+ * UTF-8: bytes that are not become U+FFFD. */
 #ifndef DW_SIM_CONTROL_H
 #define DW_SIM_CONTROL_H
 
@@ -97,6 +99,12 @@ typedef struct dw_sim_http_request {
     const char *authorization; /* the Authorization header, or NULL */
     const uint8_t *body;       /* may be NULL when body_len is 0 */
     size_t body_len;
+    /* The headers that tell a web page's request (control_access.c), and the
+     * body's type; NULL when absent. */
+    const char *host;           /* Host */
+    const char *origin;         /* Origin */
+    const char *sec_fetch_site; /* Sec-Fetch-Site */
+    const char *content_type;   /* Content-Type */
 } dw_sim_http_request;
 
 typedef struct dw_sim_http_response {

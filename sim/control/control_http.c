@@ -1,6 +1,7 @@
 /* devwire-sim's control API: the control's life, the HTTP server
- * (libmicrohttpd) and the checks every request passes (the token, the
- * body's size) before control_routes.c finds its resource. See control.h.
+ * (libmicrohttpd) and the checks every request passes (control_access.c's,
+ * the body's size) before control_routes.c finds its resource. See
+ * control.h.
  *
  * One thread per HTTP connection (MHD_USE_THREAD_PER_CONNECTION), at most
  * MAX_CLIENTS at once: a journal wait blocks its own thread on the
@@ -40,13 +41,6 @@ void dw_sim_control_options_init(dw_sim_control_options *o)
     o->max_body = DW_SIM_CONTROL_MAX_BODY;
 }
 
-/* Loopback only, unless a token guards the API. */
-static int loopback(const char *host)
-{
-    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
-           strcmp(host, "localhost") == 0;
-}
-
 static void attach(void *arg)
 {
     ctl_device *d = arg;
@@ -66,10 +60,16 @@ int dw_sim_control_new(const dw_sim_control_options *o, const dw_sim_control_dev
 {
     *out = NULL;
     const char *host = o->host ? o->host : "127.0.0.1";
-    if (!loopback(host) && !o->token)
+    /* Loopback only, unless a token guards the API: every address the host
+     * resolves to, not its spelling (start checks the one bound too). */
+    if (!o->token && dw_sim_net_check_loopback(host, err) != DW_OK) {
+        char why[sizeof err->message];
+        snprintf(why, sizeof why, "%s", dw_error_message(err));
         return dw_error_set(err, DW_EINVAL,
-                            "control %s:%u: listening beyond loopback needs --control-token FILE",
-                            host, o->port);
+                            "control %s:%u: %s; listening beyond loopback needs --control-token "
+                            "FILE",
+                            host, o->port, why);
+    }
     dw_sim_control *c = calloc(1, sizeof *c);
     if (!c)
         return dw_error_set(err, DW_ENOMEM, "out of memory");
@@ -110,49 +110,23 @@ int dw_sim_control_new(const dw_sim_control_options *o, const dw_sim_control_dev
 
 /* ---- a request, without HTTP -------------------------------------------- */
 
-/* The bearer token, compared in constant time: from the Authorization
- * header, or the access_token query parameter (the status page's fetches
- * carry it so, as a browser cannot add a header to the page itself). */
-static int authorized(const dw_sim_control *c, const dw_sim_http_request *req)
-{
-    if (!c->token)
-        return 1;
-    static const char scheme[] = "Bearer ";
-    const char *header = req->authorization;
-    char query[MAX_SEGMENT];
-    const char *given = NULL;
-    if (header && strncmp(header, scheme, sizeof scheme - 1) == 0)
-        given = header + sizeof scheme - 1;
-    else if (dw__ctl_query_get(req->query, "access_token", query, sizeof query) == 1)
-        given = query;
-    if (!given)
-        return 0;
-    size_t n = strlen(c->token), m = strlen(given);
-    unsigned char diff = (unsigned char)(n != m);
-    for (size_t i = 0; i < n; i++)
-        diff |= (unsigned char)(c->token[i] ^ (i < m ? given[i] : 0));
-    return diff == 0;
-}
-
 void dw_sim_control_handle(dw_sim_control *c, const dw_sim_http_request *req,
                            dw_sim_http_response *r)
 {
     dw_sim_http_response_init(r);
-    if (!authorized(c, req)) {
-        dw__ctl_error(r, 401, "authorization",
-                      "this control API needs \"Authorization: Bearer TOKEN\" (--control-token)");
+    if (!req->method || !req->path) {
+        dw__ctl_error(r, 400, "", "no method or path");
         return;
     }
+    if (!dw__ctl_access(c, req, r))
+        return;
     if (req->body_len > c->o.max_body) {
         dw__ctl_error(r, 413, "body", "the body is %zu bytes; at most %zu are accepted",
                       req->body_len, c->o.max_body);
         return;
     }
-    if (!req->method || !req->path) {
-        dw__ctl_error(r, 400, "", "no method or path");
-        return;
-    }
-    dw__ctl_route(c, req, r);
+    if (dw__ctl_body_type(req, r))
+        dw__ctl_route(c, req, r);
 }
 
 /* ---- one HTTP request ---------------------------------------------------- */
@@ -293,10 +267,7 @@ static enum MHD_Result refuse_busy(dw_sim_control *c, struct MHD_Connection *con
     dw_sim_http_response_init(&r);
     size_t held = 0;
     dw__ctl_body_take(c, 0, &held);
-    if (!authorized(c, req))
-        dw__ctl_error(&r, 401, "authorization",
-                      "this control API needs \"Authorization: Bearer TOKEN\" (--control-token)");
-    else
+    if (dw__ctl_access(c, req, &r))
         dw__ctl_error(&r, 503, "body",
                       "the bodies being received hold %zu bytes of the %zu allowed at once "
                       "(%d times the %zu-byte body limit); try again when they are in",
@@ -304,6 +275,11 @@ static enum MHD_Result refuse_busy(dw_sim_control *c, struct MHD_Connection *con
     enum MHD_Result rc = send_response(conn, &r);
     dw_sim_http_response_free(&r);
     return rc;
+}
+
+static const char *header(struct MHD_Connection *conn, const char *name)
+{
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -328,13 +304,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     char *query = strchr(h->target, '?');
     if (query)
         *query++ = 0;
-    dw_sim_http_request req = {
-        method,
-        h->target,
-        query,
-        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-        h->body.data,
-        h->too_big ? c->o.max_body + 1 : h->body.len};
+    dw_sim_http_request req = {.method = method,
+                               .path = h->target,
+                               .query = query,
+                               .authorization = header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
+                               .body = h->body.data,
+                               .body_len = h->too_big ? c->o.max_body + 1 : h->body.len,
+                               .host = header(conn, MHD_HTTP_HEADER_HOST),
+                               .origin = header(conn, MHD_HTTP_HEADER_ORIGIN),
+                               .sec_fetch_site = header(conn, "Sec-Fetch-Site"),
+                               .content_type = header(conn, MHD_HTTP_HEADER_CONTENT_TYPE)};
     if (h->over_cap)
         return refuse_busy(c, conn, &req);
     dw_sim_http_response r;
@@ -400,6 +379,19 @@ int dw_sim_control_start(dw_sim_control *c, dw_error *err)
     if (rc != DW_OK)
         return dw_error_set(err, rc, "control: %s", dw_error_message(err));
     snprintf(c->addr, sizeof c->addr, "%s", addr);
+    /* What was resolved before may resolve elsewhere now: the address
+     * bound is what counts. */
+    if (!c->token && !dw_sim_net_bound_loopback(j.fd)) {
+        close(j.fd);
+        return dw_error_set(err, DW_EINVAL,
+                            "control %s: bound beyond loopback; that needs --control-token FILE",
+                            addr);
+    }
+    c->port = port;
+    /* "1.2.3.4:5" or "[::1]:5": the host without brackets nor port. */
+    const char *h = addr[0] == '[' ? addr + 1 : addr, *colon = strrchr(h, ':');
+    snprintf(c->bound_host, sizeof c->bound_host, "%.*s", colon ? (int)(colon - h) : 0, h);
+    c->bound_host[strcspn(c->bound_host, "]")] = 0;
     pthread_t t;
     if (pthread_create(&t, NULL, start_daemon, &j) == 0)
         pthread_join(t, NULL);

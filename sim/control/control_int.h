@@ -1,7 +1,9 @@
 /* devwire-sim's control API, internal. Its files, top to bottom (each
  * calls only the ones below it):
  *
- *   control_http.c      the control's life, the HTTP server, the token
+ *   control_http.c      the control's life, the HTTP server
+ *   control_access.c    who may call and how: the token, a web page's
+ *                       requests refused, the body's type
  *   control_routes.c    the route table: method and target to a resource
  *   control_<resource>.c  one resource each (page, health, metrics,
  *                       devices, record, state, reset, faults, journal,
@@ -47,6 +49,8 @@ struct dw_sim_control {
     size_t n;
     struct MHD_Daemon *mhd;
     char addr[DW_SIM_ADDR_MAX];
+    char bound_host[DW_SIM_ADDR_MAX]; /* addr's host, without brackets */
+    uint16_t port;                    /* addr's port */
     int stopped;
     pthread_mutex_t fault_lock;
     /* control_guard.c's: the connections, the bytes reserved for bodies
@@ -72,6 +76,21 @@ typedef struct ctl_call {
 /* A resource's handler, for the methods its route allows: it answers in
  * call->r, whatever happens. */
 typedef void (*ctl_handler)(const ctl_call *call);
+
+/* ---- control_access.c: below control_http.c ---- */
+
+/* Who may call: a token in the URL is refused (400), the bearer token
+ * checked (401; GET / excepted, the page holds no data), and without a
+ * token a request a web page could have sent refused (403: Host, Origin,
+ * Sec-Fetch-Site). 1 when the request goes on, else 0 with the answer in
+ * r. */
+int dw__ctl_access(const dw_sim_control *c, const dw_sim_http_request *req,
+                   dw_sim_http_response *r);
+/* 1 when the request carries the token, or none is needed. */
+int dw__ctl_authorized(const dw_sim_control *c, const dw_sim_http_request *req);
+/* 1 when the request has no body or declares it JSON
+ * (application/json[; params]); else 0 with a 415 in r. */
+int dw__ctl_body_type(const dw_sim_http_request *req, dw_sim_http_response *r);
 
 /* ---- control_guard.c: below control_http.c ---- */
 

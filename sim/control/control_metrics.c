@@ -1,6 +1,7 @@
 /* devwire-sim's control API: GET /metrics, every server's figures in the
  * Prometheus text format, family by family (a proxy has none). Each
  * server's are read on its loop. */
+#include "common/json_bytes.h"
 #include "control/control_int.h"
 #include "device/server_int.h"
 
@@ -41,6 +42,9 @@ void dw__ctl_metrics_get(const ctl_call *call)
     }
     for (size_t i = 0; i < DW_SIM_METRIC_FAMILIES; i++)
         dw_buf_free(&fam[i]);
+    /* Labels hold the scripts' names: UTF-8 as the JSON answers are. */
+    if (rc == DW_OK)
+        rc = dw_sim_utf8_repair(&r->body);
     if (rc != DW_OK) {
         dw__ctl_json(r, 500, NULL);
         return;

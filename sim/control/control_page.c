@@ -2,7 +2,9 @@
  * test run: every device with its live counters, its last requests and its
  * active faults. One self-contained document (no external assets) whose
  * script fetches the JSON endpoints every second; without script it
- * refreshes itself every five seconds. */
+ * refreshes itself every five seconds. The page holds no data, so it is
+ * served without the token (control_access.c); its script sends the token
+ * given in the URL's fragment (#token=), which no request carries. */
 #include <string.h>
 
 #include "control/control_int.h"
@@ -31,10 +33,15 @@ static const char page[] =
     "<div id=\"details\"></div>\n"
     "<script>\n"
     "'use strict';\n"
-    "const token = new URLSearchParams(location.search).get('access_token');\n"
-    "function url(p) { return token ? p + (p.includes('?') ? '&' : '?') +\n"
-    "  'access_token=' + encodeURIComponent(token) : p; }\n"
-    "async function get(p) { const r = await fetch(url(p)); if (!r.ok) throw new Error(p + ': ' +\n"
+    "/* With --control-token: opened as /#token=TOKEN; the fragment never reaches\n"
+    "   the server, and the token is kept for this tab, out of the address bar. */\n"
+    "const given = new URLSearchParams(location.hash.slice(1)).get('token');\n"
+    "if (given !== null) { sessionStorage.setItem('devwire-sim-token', given);\n"
+    "  history.replaceState(null, '', location.pathname); }\n"
+    "const token = sessionStorage.getItem('devwire-sim-token');\n"
+    "const init = token ? {headers: {Authorization: 'Bearer ' + token}} : {};\n"
+    "async function get(p) { const r = await fetch(p, init); if (!r.ok) throw new Error(p + ': ' "
+    "+\n"
     "  r.status); return r.json(); }\n"
     "function cell(row, text, cls) { const td = row.insertCell(); td.textContent = text;\n"
     "  if (cls) td.className = cls; }\n"

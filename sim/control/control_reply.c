@@ -26,6 +26,12 @@ void dw_sim_http_response_free(dw_sim_http_response *r)
     dw_sim_http_response_init(r);
 }
 
+/* Every JSON answer is written here, and is UTF-8 text whatever bytes a
+ * request, a device or a script put in its strings: cJSON writes a
+ * string's bytes as they are, so each byte that starts no well-formed
+ * UTF-8 sequence becomes U+FFFD here, once for all (outside strings cJSON
+ * writes only ASCII). Where the exact bytes matter the answer carries them
+ * as {"hex": ...}, which is ASCII. */
 void dw__ctl_json(dw_sim_http_response *r, int status, cJSON *body)
 {
     char *text = body ? cJSON_PrintUnformatted(body) : NULL;
@@ -33,7 +39,7 @@ void dw__ctl_json(dw_sim_http_response *r, int status, cJSON *body)
     dw_buf_clear(&r->body);
     r->content_type = "application/json";
     if (!text || dw_buf_append_str(&r->body, text) != DW_OK ||
-        dw_buf_append_byte(&r->body, '\n') != DW_OK) {
+        dw_buf_append_byte(&r->body, '\n') != DW_OK || dw_sim_utf8_repair(&r->body) != DW_OK) {
         free(text);
         dw_buf_clear(&r->body);
         dw_buf_append_str(&r->body, "{\"error\":\"out of memory\",\"where\":\"\"}\n");

@@ -15,6 +15,8 @@
 #include "device/server_int.h"
 #include "engine/engine.h"
 #include "model/props.h"
+#include "observe/pattern.h"
+#include "common/json_bytes.h"
 
 /* A PATCH's properties, checked then applied all or nothing: _new for at
  * most `max` fields (NULL when out of memory); _add takes field f when it
@@ -26,11 +28,12 @@
  * reason, nothing changed. */
 typedef struct prop_patch {
     const dw_sim_props *defs;
-    size_t n;
+    size_t n, max;
     size_t *index;
     dw_sim_prop_value *value;
     dw_sim_prop_saved *saved;
-    size_t bad; /* the field refused by the last apply */
+    dw_buf *bytes; /* a string's bytes given as {"hex"} or {"base64"} */
+    size_t bad;    /* the field refused by the last apply */
 } prop_patch;
 
 /* ---- the properties, read ---------------------------------------------------- */
@@ -53,6 +56,10 @@ static cJSON *value_json(const dw_sim_prop_def *d, const dw_sim_prop_value *v)
         snprintf(choice, sizeof choice, "%.*s", (int)n, name);
         return cJSON_CreateString(choice);
     case DW_SIM_PROP_STRING: {
+        /* Bytes a JSON string cannot carry whole are shown as {"hex": ...},
+         * as a PATCH may set them. */
+        if (memchr(v->str, 0, v->len) || !dw_sim_utf8_valid((const uint8_t *)v->str, v->len))
+            return dw__ctl_bytes_json((const uint8_t *)v->str, v->len);
         /* v->str holds len bytes and no NUL after them. */
         char *s = malloc(v->len + 1);
         if (!s)
@@ -104,9 +111,12 @@ static void prop_patch_free(prop_patch *p)
 {
     if (!p)
         return;
+    for (size_t i = 0; p->bytes && i < p->max; i++)
+        dw_buf_free(&p->bytes[i]);
     free(p->index);
     free(p->value);
     free(p->saved);
+    free(p->bytes);
     free(p);
 }
 
@@ -117,10 +127,12 @@ static prop_patch *prop_patch_new(const dw_sim_script *s, size_t max)
         return NULL;
     p->defs = s->props;
     max = max ? max : 1;
+    p->max = max;
     p->index = calloc(max, sizeof *p->index);
     p->value = calloc(max, sizeof *p->value);
     p->saved = calloc(max, sizeof *p->saved);
-    if (!p->index || !p->value || !p->saved) {
+    p->bytes = calloc(max, sizeof *p->bytes);
+    if (!p->index || !p->value || !p->saved || !p->bytes) {
         prop_patch_free(p);
         return NULL;
     }
@@ -176,6 +188,22 @@ static void refusal(const dw_sim_prop_def *d, int code, char *error, size_t n)
              d->type == DW_SIM_PROP_ENUM ? " " : "", d->type == DW_SIM_PROP_ENUM ? d->choices : "");
 }
 
+/* A string property's bytes from {"hex": ...} or {"base64": ...} into
+ * `b` (kept until the patch is freed): 0, or 1 with `error` saying why. */
+static int string_bytes(const cJSON *f, dw_buf *b, dw_sim_prop_value *v, char *error, size_t n)
+{
+    dw_error err;
+    dw_error_clear(&err);
+    if (dw_sim_json_bytes(f, b, &err) != DW_OK) {
+        snprintf(error, n, "%s: %s", f->string, dw_error_message(&err));
+        return 1;
+    }
+    v->type = DW_SIM_PROP_STRING;
+    v->str = b->data ? (const char *)b->data : "";
+    v->len = b->len;
+    return 0;
+}
+
 static int prop_patch_add(prop_patch *p, const cJSON *f, char *error, size_t n)
 {
     size_t i = p->defs ? dw_sim_prop_find(p->defs, f->string, strlen(f->string)) : SIZE_MAX;
@@ -187,6 +215,10 @@ static int prop_patch_add(prop_patch *p, const cJSON *f, char *error, size_t n)
         return -1;
     }
     int rc = json_value(d, f, &p->value[p->n]);
+    if (rc == DW_SCPI_E_DATA_TYPE && d->type == DW_SIM_PROP_STRING && cJSON_IsObject(f))
+        rc = string_bytes(f, &p->bytes[p->n], &p->value[p->n], error, n);
+    if (rc == 1)
+        return -1;
     if (rc != 0) {
         refusal(d, rc, error, n);
         return -1;

@@ -133,15 +133,35 @@ int dw_sim_pattern_match(dw_sim_pattern *p, const uint8_t *req, size_t n, const 
     return 0;
 }
 
+/* The pattern's bytes as JSON: a string when they are UTF-8 text without a
+ * NUL (JSON text, and a C string, carries them whole), else {"hex": ...}. */
+static cJSON *pattern_bytes(const dw_sim_pattern *p)
+{
+    if (!memchr(p->bytes, 0, p->len) && dw_sim_utf8_valid(p->bytes, p->len))
+        return cJSON_CreateString((const char *)p->bytes);
+    char *h = dw_sim_bytes_hex(p->bytes, p->len);
+    cJSON *o = h ? cJSON_CreateObject() : NULL;
+    if (o && !cJSON_AddStringToObject(o, "hex", h)) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    free(h);
+    return o;
+}
+
 cJSON *dw_sim_pattern_json(const dw_sim_pattern *p)
 {
     if (p->kind == DW_SIM_PATTERN_ANY)
         return cJSON_CreateNull();
-    if (p->kind == DW_SIM_PATTERN_EITHER)
-        return cJSON_CreateString((const char *)p->bytes);
+    cJSON *b = pattern_bytes(p);
+    if (!b || (p->kind == DW_SIM_PATTERN_EITHER && cJSON_IsString(b)))
+        return b;
+    /* {"match": {"hex": ...}} for the plain form's bytes that a string
+     * cannot carry: what dw_sim_pattern_from_json reads back. */
     cJSON *o = cJSON_CreateObject();
-    if (o && !cJSON_AddStringToObject(o, kind_names[p->kind], (const char *)p->bytes)) {
+    if (!o || !cJSON_AddItemToObject(o, kind_names[p->kind], b)) {
         cJSON_Delete(o);
+        cJSON_Delete(b);
         return NULL;
     }
     return o;

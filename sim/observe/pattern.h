@@ -59,7 +59,10 @@ int dw_sim_pattern_from_json(dw_sim_pattern *p, const cJSON *v, dw_error *err);
 /* 1 when the request req[0..n), answered by `name` (may be NULL), matches;
  * 0 when not, or when the regex hit a limit (then p->limited grows). */
 int dw_sim_pattern_match(dw_sim_pattern *p, const uint8_t *req, size_t n, const char *name);
-/* The pattern as JSON ("OUTP ON", {"regex": "^FREQ"}); NULL when out of memory. */
+/* The pattern as JSON ("OUTP ON", {"regex": "^FREQ"}), its bytes as
+ * {"hex": ...} when they are not UTF-8 text or hold a NUL ({"match": {"hex":
+ * "ff"}}, {"request": {"hex": "4100"}}): what dw_sim_pattern_from_json reads
+ * back as the same pattern. NULL when out of memory. */
 cJSON *dw_sim_pattern_json(const dw_sim_pattern *p);
 void dw_sim_pattern_free(dw_sim_pattern *p);
 

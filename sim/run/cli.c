@@ -154,10 +154,12 @@ static void usage_options(FILE *f)
           "                         268435456); a connection that would pass it is closed\n"
           "      --control HOST:PORT  serve the HTTP control API there (port 0 lets the\n"
           "                         system choose; \"control on http://HOST:PORT\" is printed);\n"
-          "                         see docs/control.md\n"
+          "                         without a token HOST must resolve to loopback addresses\n"
+          "                         only, and requests a web page could send (another Host\n"
+          "                         or Origin) are refused; see docs/control.md\n"
           "      --control-token FILE  every control request must carry \"Authorization:\n"
           "                         Bearer TOKEN\" (the file's first line); required to\n"
-          "                         listen beyond loopback\n"
+          "                         listen beyond loopback; a token in the URL is refused\n"
           "      --journal N        requests kept per device for the control API (default\n"
           "                         10000); a verify over a journal that dropped some\n"
           "                         fails: size it for a test's requests and more\n",
@@ -481,29 +483,29 @@ dw_sim_script *dw_sim_cli_load(const char *path)
     return s;
 }
 
-/* The bearer token: the file's first line, without its line end. NULL
- * after saying why not. */
+/* The bearer token: the file's first line, whatever its length, without
+ * its line end. NULL after saying why not. */
 static char *read_token(const char *path)
 {
     FILE *f = fopen(path, "r");
-    char line[1024];
-    if (!f || !fgets(line, sizeof line, f)) {
+    char *line = NULL;
+    size_t cap = 0;
+    if (!f || getline(&line, &cap, f) < 0) {
         fprintf(stderr, "%s: --control-token %s: %s\n", prog, path,
                 f ? "the file is empty" : strerror(errno));
         if (f)
             fclose(f);
+        free(line);
         return NULL;
     }
     fclose(f);
     line[strcspn(line, "\r\n")] = 0;
     if (!line[0]) {
         fprintf(stderr, "%s: --control-token %s: the first line is empty\n", prog, path);
+        free(line);
         return NULL;
     }
-    char *t = strdup(line);
-    if (!t)
-        fprintf(stderr, "%s: out of memory\n", prog);
-    return t;
+    return line;
 }
 
 int dw_sim_cli_control(const dw_sim_cli *c, char **host, uint16_t *port, char **token)

@@ -71,8 +71,9 @@ static int http_get(uint16_t port, const char *target)
     struct timeval tv = {5, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     char buf[65536];
-    int n = snprintf(buf, sizeof buf, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                     target);
+    int n = snprintf(buf, sizeof buf,
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: close\r\n\r\n", target,
+                     (unsigned)port);
     int ok = write(fd, buf, (size_t)n) == n;
     ssize_t got, total = 0;
     char head[16] = "";
@@ -105,7 +106,8 @@ static int http_body(uint16_t port, const char *target, char *buf, size_t cap)
         return -1;
     struct timeval tv = {5, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    int n = snprintf(buf, cap, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", target);
+    int n = snprintf(buf, cap, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: close\r\n\r\n",
+                     target, (unsigned)port);
     int ok = write(fd, buf, (size_t)n) == n;
     size_t total = 0;
     ssize_t got;

@@ -65,8 +65,42 @@ static int parse(dw_test_http_reply *r, char *raw, size_t n)
     return r->status;
 }
 
+/* 1 when the header block `headers` ("Name: value\r\n" lines) names `name`. */
+static int names(const char *headers, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = headers; p && *p; p = strstr(p, "\r\n"), p = p ? p + 2 : NULL)
+        if (strncasecmp(p, name, n) == 0 && p[n] == ':')
+            return 1;
+    return 0;
+}
+
 int dw_test_http(uint16_t port, const char *method, const char *target, const char *extra_headers,
                  const char *body, size_t len, int timeout_ms, dw_test_http_reply *r)
+{
+    const char *extra = extra_headers ? extra_headers : "";
+    char host[64] = "", type[64] = "", length[64] = "";
+    if (!names(extra, "Host"))
+        snprintf(host, sizeof host, "Host: 127.0.0.1:%u\r\n", (unsigned)port);
+    if (body && len && !names(extra, "Content-Type"))
+        snprintf(type, sizeof type, "Content-Type: application/json\r\n");
+    if (body)
+        snprintf(length, sizeof length, "Content-Length: %zu\r\n", len);
+    char *head = NULL;
+    int hn = asprintf(&head, "%s %s HTTP/1.1\r\n%sConnection: close\r\n%s%s%s\r\n", method, target,
+                      host, extra, type, length);
+    if (hn < 0) {
+        memset(r, 0, sizeof *r);
+        snprintf(r->error, sizeof r->error, "out of memory");
+        return 0;
+    }
+    int status = dw_test_http_raw(port, head, (size_t)hn, body, body ? len : 0, timeout_ms, r);
+    free(head);
+    return status;
+}
+
+int dw_test_http_raw(uint16_t port, const char *head, size_t head_len, const char *body, size_t len,
+                     int timeout_ms, dw_test_http_reply *r)
 {
     memset(r, 0, sizeof *r);
     int fd = connect_to(port, timeout_ms);
@@ -74,14 +108,7 @@ int dw_test_http(uint16_t port, const char *method, const char *target, const ch
         snprintf(r->error, sizeof r->error, "connect 127.0.0.1:%u: %s", port, strerror(errno));
         return 0;
     }
-    char head[2048];
-    int hn =
-        snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s",
-                 method, target, extra_headers ? extra_headers : "");
-    if (body)
-        hn += snprintf(head + hn, sizeof head - (size_t)hn, "Content-Length: %zu\r\n", len);
-    hn += snprintf(head + hn, sizeof head - (size_t)hn, "\r\n");
-    if (send_all(fd, head, (size_t)hn) != 0 || (body && send_all(fd, body, len) != 0)) {
+    if (send_all(fd, head, head_len) != 0 || (body && len && send_all(fd, body, len) != 0)) {
         /* The server may answer (413) before taking the whole body. */
     }
     size_t cap = 65536, n = 0;

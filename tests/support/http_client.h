@@ -19,9 +19,17 @@ typedef struct dw_test_http_reply {
 
 /* Send METHOD TARGET to 127.0.0.1:port with `extra_headers` ("Name: value\r\n"
  * lines, may be NULL) and body[0..len) (a Content-Length is added when body
- * is not NULL). Returns the status (0 on failure: r->error says why). */
+ * is not NULL). "Host: 127.0.0.1:PORT" is added unless extra_headers name
+ * a Host, and "Content-Type: application/json" for a non-empty body unless
+ * they name a Content-Type. Returns the status (0 on failure: r->error says
+ * why). */
 int dw_test_http(uint16_t port, const char *method, const char *target, const char *extra_headers,
                  const char *body, size_t len, int timeout_ms, dw_test_http_reply *r);
+/* Send head[0..head_len) as it is (the request line and the headers, with
+ * the blank line that ends them), then body[0..len) (may be NULL), and read
+ * the answer as dw_test_http does. */
+int dw_test_http_raw(uint16_t port, const char *head, size_t head_len, const char *body, size_t len,
+                     int timeout_ms, dw_test_http_reply *r);
 /* The value of header `name` (case-insensitive) in a reply, copied into
  * out[size]: 1 found, 0 not. */
 int dw_test_http_header(const dw_test_http_reply *r, const char *name, char *out, size_t size);
