@@ -105,6 +105,8 @@ static int scpi_act(dw_sim_session *ss, size_t id, const dw_sim_action *a, uint6
     uint64_t nth = ++*hits;
     unsigned delay = dw__engine_action_delay(ss->e, a);
     out->delay_ms = delay > UINT32_MAX - out->delay_ms ? UINT32_MAX : out->delay_ms + delay;
+    if (a->then) /* "then": end the connection after the whole answer */
+        out->close = a->then;
     if (a->nsplit) {
         out->split = a->split;
         out->nsplit = a->nsplit;

@@ -440,6 +440,8 @@ static void apply_rule(leg *l, const dw_sim_outcome *o)
         break;
     }
     emit_split(to, o, p, n, delay);
+    if (o->close != DW_SIM_THEN_NONE) /* "then": both sides end once the reply is out */
+        emit_action(to, o->close == DW_SIM_THEN_RESET ? ITEM_RESET : ITEM_CLOSE, delay);
 }
 
 /* One whole frame: its bytes as read in l->raw, its payload in l->payload. */
