@@ -471,7 +471,7 @@ static int act(dw_sim_engine *e, sim_state *st, size_t action_id, const dw_sim_a
             out->nframes++;
         }
     }
-    if (s->prompt.len)
+    if (s->prompt.len && !a->then) /* a session that ends shows no prompt */
         return dw_buf_append(&out->bytes, s->prompt.data, s->prompt.len);
     return DW_OK;
 }

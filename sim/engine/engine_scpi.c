@@ -314,7 +314,7 @@ static int scpi_finish(dw_sim_engine *e, scpi_msg *msg, dw_sim_outcome *out, dw_
                                 dw_error_message(&merr));
         out->nframes = 1;
     }
-    if (rc == DW_OK && e->script->prompt.len)
+    if (rc == DW_OK && e->script->prompt.len && !out->close)
         rc = dw_buf_append(&out->bytes, e->script->prompt.data, e->script->prompt.len);
     return rc;
 }
