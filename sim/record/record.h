@@ -9,15 +9,16 @@
  *
  *  - the banner: what the device sent on connect, before the client's
  *    first byte;
- *  - the prompt: the base script's "prompt", or else the text the banner
- *    ends with after its last whole frame when every answer ends with it
- *    too (a console's "sc200> ");
+ *  - the prompt: the base script's "prompt", or else the text the device
+ *    left after its last line end each time the client waited to send its
+ *    next request, when it is the same every time (record_prompt.c);
  *  - exchanges: each request frame and the reply frames that came after it
  *    and before the next request was complete; a frame that comes more
  *    than DW_SIM_RECORD_REPLY_GAP_MS after the previous frame of the same
  *    answer (or after the answer's end) is unsolicited, as is one that
  *    comes before any request;
- *  - unsolicited frames, with their times.
+ *  - unsolicited frames, with their times;
+ *  - closes: the device ending the connection right after an answer.
  *
  * dw_sim_record_write (record_write.c) writes a conversation as a script:
  * rules (or steps) from requests to replies, periodic messages, the
