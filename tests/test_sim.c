@@ -7,11 +7,13 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -276,6 +278,41 @@ Test(sim, unmatched_close)
     cr_assert(eq(int, dw_sim_client_send(&c, "B", 1), DW_OK));
     cr_expect(eq(int, dw_sim_client_recv(&c), DW_EOF), "the simulator closes the connection");
     dw_sim_client_close(&c);
+}
+
+/* "then": the reply goes out whole, then the connection ends: FIN for
+ * "close", RST for "reset"; a rule without it keeps the connection. */
+Test(sim, reply_then_close_or_reset)
+{
+    static const char script[] =
+        "{\"rules\": [{\"when\": \"A\", \"reply\": \"a\"},"
+        " {\"when\": \"QUIT\", \"reply\": {\"frames\": [\"+OK\", \"bye\"]}, \"split\": [2],"
+        "  \"split_delay_ms\": 5, \"then\": \"close\"},"
+        " {\"when\": \"KILL\", \"reply\": \"x\", \"then\": \"reset\"}]}";
+    dw_sim_client c;
+    serve(&c, script, LF, no_args); /* .fini stops it */
+    dw_sim_ask_eq(&c, "A", "a");
+    dw_sim_ask_eq(&c, "A", "a");
+    dw_sim_ask_eq(&c, "QUIT", "+OK");
+    cr_assert(eq(int, dw_sim_client_recv(&c), DW_OK), "the second frame before the close");
+    cr_expect(eq(str, (char *)c.reply.data, "bye"));
+    cr_expect(eq(int, dw_sim_client_recv(&c), DW_EOF), "then the simulator closes");
+    dw_sim_client_close(&c);
+
+    int fd = dw_sim_raw_connect(dw_sim_fixture.proc.port, 0);
+    cr_assert(fd >= 0);
+    cr_assert(eq(sz, (size_t)send(fd, "KILL\n", 5, MSG_NOSIGNAL), 5));
+    char buf[16];
+    size_t got = 0;
+    ssize_t r = 0;
+    struct pollfd pfd = {fd, POLLIN, 0};
+    while (poll(&pfd, 1, 10000) == 1 && (r = recv(fd, buf + got, sizeof buf - got, 0)) > 0)
+        got += (size_t)r;
+    int e = errno;
+    cr_expect(eq(sz, got, 2), "the reply before the reset");
+    cr_expect(eq(int, memcmp(buf, "x\n", 2), 0));
+    cr_expect(r < 0 && e == ECONNRESET, "then a reset (recv %zd: %s)", r, strerror(e));
+    close(fd);
 }
 
 /* ---- reload ---------------------------------------------------------------- */

@@ -120,7 +120,7 @@ Test(script, empty_object_has_defaults)
     cr_expect(eq(sz, s->prompt.len, 0));
     cr_expect(eq(sz, s->nvars + s->nsteps + s->nrules + s->nperiodic, 0));
     cr_expect(eq(sz, s->unmatched.nreplies, 0), "unmatched defaults to no reply");
-    cr_expect(eq(int, s->unmatched_close, 0));
+    cr_expect(eq(int, s->unmatched.then, DW_SIM_THEN_NONE));
     dw_sim_script_free(s);
 }
 
@@ -472,7 +472,7 @@ Test(script, steps_unmatched_periodic)
     cr_expect(BYTES_EQ(s->steps[0].expect.bytes, "*IDN?"));
     cr_expect(eq(int, s->steps[1].expect.kind, DW_SIM_MATCH_PREFIX));
     cr_expect(eq(sz, s->steps[1].action.nsets, 1));
-    cr_expect(eq(int, s->unmatched_close, 1));
+    cr_expect(eq(int, s->unmatched.then, DW_SIM_THEN_CLOSE));
     cr_expect(eq(str, (char *)show(s, &s->unmatched.replies[0][0]), "bad: $0"));
     cr_assert(eq(sz, s->nperiodic, 2));
     cr_expect(eq(u32, s->periodic[0].every_ms, 1000));
@@ -480,8 +480,16 @@ Test(script, steps_unmatched_periodic)
     cr_expect(eq(str, (char *)show(s, &s->periodic[1].send), "\\x00"));
     dw_sim_script_free(s);
 
+    s = load_ok("{'rules': [{'when': 'Q', 'reply': 'bye', 'then': 'close'},"
+                " {'when': 'K', 'fault': 'duplicate', 'then': 'reset'}],"
+                " 'steps': [{'expect': 'S', 'then': 'reset'}]}");
+    cr_expect(eq(int, s->rules[0].action.then, DW_SIM_THEN_CLOSE));
+    cr_expect(eq(int, s->rules[1].action.then, DW_SIM_THEN_RESET));
+    cr_expect(eq(int, s->steps[0].action.then, DW_SIM_THEN_RESET));
+    dw_sim_script_free(s);
+
     s = load_ok("{'unmatched': {'close': true}}");
-    cr_expect(eq(int, s->unmatched_close, 1));
+    cr_expect(eq(int, s->unmatched.then, DW_SIM_THEN_CLOSE));
     cr_expect(eq(sz, s->unmatched.nreplies, 0));
     dw_sim_script_free(s);
 }
@@ -849,6 +857,12 @@ Test(script_errors, actions)
          "t.json:1:57: rules[0].garbage: must not be empty"},
         {"{'rules': [{'when': 'a', 'fault_on': 2}]}",
          "t.json:1:26: rules[0].fault_on: only with \"fault\""},
+        {"{'rules': [{'when': 'a', 'then': 'shut'}]}",
+         "t.json:1:34: rules[0].then: unknown value \"shut\" (expected \"close\" or \"reset\")"},
+        {"{'rules': [{'when': 'a', 'fault': 'drop', 'then': 'close'}]}",
+         "t.json:1:43: rules[0].then: not with fault \"drop\" (it sends no reply to end after)"},
+        {"{'unmatched': {'close': true, 'then': 'reset'}}",
+         "t.json:1:16: unmatched.close: give \"then\" or \"close\", not both"},
         {"{'rules': [{'when': 'a', 'fault': 'hang', 'fault_on': 0}]}",
          "t.json:1:55: rules[0].fault_on: must be at least 1 (got 0)"},
         {"{'rules': [{'when': 'a', 'set': []}]}", "t.json:1:33: rules[0].set: expected object"},

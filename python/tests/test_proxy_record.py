@@ -94,7 +94,7 @@ def test_record_stop_writes_now_and_ends_the_run(devwire_sim, tmp_path):
     rec = devwire_sim(upstream=sim.address(), record=str(out))
     ask_timed(rec.address(), "*IDN?")
     answer = rec.record_stop()
-    assert answer == {"out": str(out), "rules": 1, "stopping": True}
+    assert answer == {"out": str(out), "rules": 1, "replays": 1, "mismatches": 0, "stopping": True}
     assert out.exists()
     assert "summary: recorder to" in rec.stop()
     assert rec.returncode == 0  # ended once, by itself: no second stop signal

@@ -53,7 +53,9 @@ static void write_bytes(dw_sim_player *p, const uint8_t *d, size_t n)
         p->ops->write(p, d, n);
 }
 
-/* The reply is out: record it and let the transport go on. */
+/* The reply is out: record it, end the connection if the action says
+ * "then" (after what is queued; a reset drops what the socket still holds),
+ * and let the transport go on. */
 static void finish(dw_sim_player *p)
 {
     dw_sim_outcome *o = &p->out;
@@ -62,6 +64,8 @@ static void finish(dw_sim_player *p)
         event(p, garbage ? "fault" : "out", o->bytes.data, o->bytes.len,
               garbage ? "garbage" : o->name);
     p->phase = DW_SIM_PLAY_IDLE;
+    if (o->close != DW_SIM_THEN_NONE && p->ops->end)
+        p->ops->end(p, o->close == DW_SIM_THEN_RESET);
     p->ops->done(p, 1);
 }
 

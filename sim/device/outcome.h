@@ -1,8 +1,9 @@
 /* devwire-sim's outcome player: carries out what the engine decided for a
  * request (dw_sim_outcome, engine.h) on any transport: the delay before the
  * reply, the fault (close, reset, hang, drop, garbage, duplicate), the
- * reply written whole or in pieces with pauses between them, and the
- * transcript's "fault" and "out" events. The transport supplies its
+ * reply written whole or in pieces with pauses between them, the end of
+ * the connection after it ("then": close or reset), and the transcript's
+ * "fault" and "out" events. The transport supplies its
  * writing, its ending and its reactions through a small table; the delay
  * and the pauses are the transport's timer. On the loop thread only. */
 #ifndef DW_SIM_OUTCOME_H
@@ -29,7 +30,9 @@ typedef struct dw_sim_player_ops {
     void (*write)(dw_sim_player *p, const uint8_t *d, size_t n);
     /* End the connection: cleanly, or with RST when reset. NULL: the
      * transport has no connection to end, and "close" and "reset" answer
-     * nothing (as "drop"). */
+     * nothing (as "drop"). Also called once a reply is out when the
+     * outcome says "then" (dw_sim_outcome.close), before `done`: the
+     * transport must keep the player alive until `done`. */
     void (*end)(dw_sim_player *p, int reset);
     /* 1 once the connection is closing: no more pieces. NULL: never. */
     int (*closing)(dw_sim_player *p);

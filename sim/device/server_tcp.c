@@ -369,8 +369,8 @@ static int play_admit(dw_sim_player *p)
     return 0;
 }
 
-/* The reply is out: let held periodic messages follow, close if the script
- * says so, and read on. */
+/* The reply is out: let held periodic messages follow (unless the player
+ * ended the connection, "then"), and read on. */
 static void play_done(dw_sim_player *p, int replied)
 {
     sim_conn *c = p->owner;
@@ -385,10 +385,7 @@ static void play_done(dw_sim_player *p, int replied)
         conn_send(c, c->held.data, c->held.len);
         dw_buf_clear(&c->held);
     }
-    int close = p->out.close;
     request_done(c);
-    if (close)
-        conn_close(c);
 }
 
 static void play_resumed(dw_sim_player *p)

@@ -162,8 +162,9 @@ typedef struct dw_sim_outcome {
                                * is now hung), GARBAGE (bytes = the garbage), DROP
                                * (write nothing, go on), DUPLICATE (bytes = the reply,
                                * to be written twice) */
-    int close;                /* write `bytes`, then close the connection cleanly
-                               * (unmatched "close") */
+    dw_sim_then close;        /* write `bytes`, then end the connection: cleanly
+                               * (FIN) or with a reset (RST): the action's "then"
+                               * (unmatched "close" is "then": "close") */
     dw_sim_limit_hit *limits; /* regexes cut short by a limit, in the order tried */
     size_t nlimits;
     size_t limits_cap;

@@ -137,7 +137,7 @@ static void prebuild(const dw_sim_engine *e, const dw_sim_rule *r, struct prebui
 {
     const dw_sim_action *a = &r->action;
     if (a->fault != DW_SIM_FAULT_NONE || a->nsets || a->lua || a->nreplies != 1 ||
-        a->after_last != DW_SIM_REPEAT_LAST || a->net)
+        a->after_last != DW_SIM_REPEAT_LAST || a->net || a->then)
         return;
     for (size_t f = 0; f < a->nframes[0]; f++)
         for (size_t g = 0; g < a->replies[0][f].nsegs; g++)
@@ -436,6 +436,7 @@ static int act(dw_sim_engine *e, sim_state *st, size_t action_id, const dw_sim_a
     out->split = a->split;
     out->nsplit = a->nsplit;
     out->split_delay_ms = a->split_delay_ms;
+    out->close = a->then;
 
     if (dw__engine_faults(e, a, nth)) {
         out->fault = a->fault;
@@ -470,7 +471,7 @@ static int act(dw_sim_engine *e, sim_state *st, size_t action_id, const dw_sim_a
             out->nframes++;
         }
     }
-    if (s->prompt.len)
+    if (s->prompt.len && !a->then) /* a session that ends shows no prompt */
         return dw_buf_append(&out->bytes, s->prompt.data, s->prompt.len);
     return DW_OK;
 }
@@ -520,7 +521,6 @@ int dw__engine_answer_unmatched(dw_sim_engine *e, dw_sim_session *ss, const uint
     /* The unmatched counter doubles as its match count (fault_on). */
     int rc = dw__engine_apply_action(e, ss->st, s->nsteps + s->nrules, &s->unmatched, &e->unmatched,
                                      out->name, req, c, out, &ss->scratch, err, NULL);
-    out->close = s->unmatched_close;
     return rc;
 }
 

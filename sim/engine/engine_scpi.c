@@ -106,6 +106,8 @@ static int scpi_act(dw_sim_session *ss, size_t id, const dw_sim_action *a, uint6
     uint64_t nth = ++*hits;
     unsigned delay = dw__engine_action_delay(ss->e, a);
     out->delay_ms = delay > UINT32_MAX - out->delay_ms ? UINT32_MAX : out->delay_ms + delay;
+    if (a->then) /* "then": end the connection after the whole answer */
+        out->close = a->then;
     if (a->nsplit) {
         out->split = a->split;
         out->nsplit = a->nsplit;
@@ -329,7 +331,7 @@ static int scpi_finish(dw_sim_engine *e, scpi_msg *msg, dw_sim_outcome *out, dw_
                                 dw_error_message(&merr));
         out->nframes = 1;
     }
-    if (rc == DW_OK && e->script->prompt.len)
+    if (rc == DW_OK && e->script->prompt.len && !out->close)
         rc = dw_buf_append(&out->bytes, e->script->prompt.data, e->script->prompt.len);
     return rc;
 }

@@ -39,7 +39,6 @@ static int view_init(dw_sim_proxy *p, int dir, dw_error *err)
     v->prompt.len = 0;
     v->profile = DW_SIM_PROFILE_NONE;
     v->unmatched = (dw_sim_action){0};
-    v->unmatched_close = 0;
     v->rules = calloc(s->nrules ? s->nrules : 1, sizeof *v->rules);
     if (!v->rules)
         return dw_error_set(err, DW_ENOMEM, "out of memory");

@@ -440,6 +440,8 @@ static void apply_rule(leg *l, const dw_sim_outcome *o)
         break;
     }
     emit_split(to, o, p, n, delay);
+    if (o->close != DW_SIM_THEN_NONE) /* "then": both sides end once the reply is out */
+        emit_action(to, o->close == DW_SIM_THEN_RESET ? ITEM_RESET : ITEM_CLOSE, delay);
 }
 
 /* One whole frame: its bytes as read in l->raw, its payload in l->payload. */
@@ -545,6 +547,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     if (nread == 0 || c->closing)
         return;
     if (nread < 0) {
+        if (c->px->rec) /* who ended first, and how: a close the device gave an answer */
+            dw_sim_recorder_end(c->px->rec, c->id, l->dir, nread != UV_EOF, now_us(c));
         if (nread == UV_EOF) {
             leg_eof(l);
             return;

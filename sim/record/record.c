@@ -1,6 +1,6 @@
 /* devwire-sim --record: the recorded streams and what they say. See
  * record.h; the script writer is record_write.c. */
-#include "record/record.h"
+#include "record/record_int.h"
 
 #include "common/memory.h"
 
@@ -8,23 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <devwire/telnet.h>
-
-/* A piece of bytes as it arrived: after it, stream[dir] is `end` long. */
-typedef struct rec_event {
-    uint64_t t_us;
-    size_t end;
-    int dir;
-} rec_event;
-
-typedef struct rec_conn {
-    uint64_t id;
-    dw_telnet *tn[2]; /* Telnet scripts: commands leave, data stays */
-    dw_buf stream[2]; /* data bytes of each direction */
-    rec_event *ev;
-    size_t nev, evcap;
-} rec_conn;
 
 struct dw_sim_recorder {
     const dw_sim_script *base;
@@ -108,6 +91,7 @@ void dw_sim_recorder_open(dw_sim_recorder *r, uint64_t conn, uint64_t now_us)
         return;
     }
     c->id = conn;
+    c->first_end = -1;
     r->conns[r->n++] = c;
 }
 
@@ -148,20 +132,18 @@ void dw_sim_recorder_close(dw_sim_recorder *r, uint64_t conn, uint64_t now_us)
     (void)r, (void)conn, (void)now_us; /* the streams end where they end */
 }
 
+void dw_sim_recorder_end(dw_sim_recorder *r, uint64_t conn, int dir, int reset, uint64_t now_us)
+{
+    rec_conn *c = r->oom ? NULL : find(r, conn);
+    if (!c || c->ended[dir])
+        return;
+    c->ended[dir] = reset ? 2 : 1;
+    c->end_us[dir] = now_us;
+    if (c->first_end < 0)
+        c->first_end = dir;
+}
+
 /* ---- reading the streams ---------------------------------------------------------- */
-
-/* One frame of a stream: its payload, the event that completed it. */
-typedef struct rframe {
-    dw_sim_bytes payload;
-    size_t ev;     /* index of the event that completed it */
-    int is_prompt; /* not a frame: the prompt, which ends an answer */
-} rframe;
-
-typedef struct rframes {
-    rframe *f;
-    size_t n, cap;
-    int prompts; /* prompts skipped */
-} rframes;
 
 static void frames_free(rframes *fs)
 {
@@ -189,6 +171,7 @@ static int frames_add(rframes *fs, const uint8_t *p, size_t n, size_t ev, int is
         return DW_ENOMEM;
     fs->f = grown;
     rframe *f = &fs->f[fs->n];
+    memset(f, 0, sizeof *f);
     f->ev = ev;
     f->is_prompt = is_prompt;
     if (bytes_dup(&f->payload, p, n) != DW_OK)
@@ -219,7 +202,7 @@ static int read_frames(const rec_conn *c, int dir, size_t from, const dw_marshal
     dw_decoder *dec = dw_decoder_new(m);
     dw_buf payload = DW_BUF_INIT;
     int rc = dec ? DW_OK : DW_ENOMEM, in_frame = 0;
-    size_t pos = from, ev = 0;
+    size_t pos = from, ev = 0, start = from;
     while (rc == DW_OK && pos < s->len) {
         while (ev < c->nev && (c->ev[ev].dir != dir || c->ev[ev].end <= pos))
             ev++;
@@ -230,6 +213,8 @@ static int read_frames(const rec_conn *c, int dir, size_t from, const dw_marshal
                 ev++;
             fs->prompts++;
             rc = frames_add(fs, NULL, 0, ev, 1);
+            if (rc == DW_OK)
+                fs->f[fs->n - 1].start = pos - prompt->len, fs->f[fs->n - 1].end = pos;
             continue;
         }
         size_t limit = ev < c->nev ? c->ev[ev].end : s->len, used = 0;
@@ -240,6 +225,8 @@ static int read_frames(const rec_conn *c, int dir, size_t from, const dw_marshal
             else if (hit)
                 limit = pos + 1;
         }
+        if (!in_frame)
+            start = pos;
         dw_error err;
         dw_error_clear(&err);
         int fr = dw_decoder_feed(dec, s->data + pos, limit - pos, &used, &payload, &err);
@@ -247,6 +234,8 @@ static int read_frames(const rec_conn *c, int dir, size_t from, const dw_marshal
         in_frame = fr == DW_MORE;
         if (fr == DW_OK) {
             rc = frames_add(fs, payload.data, payload.len, ev, 0);
+            if (rc == DW_OK)
+                fs->f[fs->n - 1].start = start, fs->f[fs->n - 1].end = pos;
         } else if (fr != DW_MORE) {
             note(cv,
                  " Connection %llu: %s at byte %zu of what the %s sent; the rest is not in "
@@ -272,33 +261,39 @@ static size_t banner_len(const rec_conn *c)
     return len;
 }
 
-/* The banner's text after its last whole frame: a console's prompt. */
-static int prompt_guess(const dw_sim_script *base, const dw_sim_bytes *banner, dw_sim_bytes *out)
-{
-    const dw_sim_framing *f = &base->response_framing;
-    if (f->type != DW_SIM_FRAMING_SENTINEL || !banner->len || !f->sentinel.len)
-        return DW_OK;
-    const uint8_t *p = banner->data, *end = p + banner->len, *last = p;
-    for (const uint8_t *q = p; (size_t)(end - q) >= f->sentinel.len; q++)
-        if (memcmp(q, f->sentinel.data, f->sentinel.len) == 0)
-            last = q + f->sentinel.len;
-    if (last == end)
-        return DW_OK;
-    return bytes_dup(out, last, (size_t)(end - last));
-}
+/* ---- pairing requests and answers ------------------------------------------------- */
 
-static int push_exchange(dw_sim_conversation *cv, const rec_conn *c, const rframe *req)
+/* One connection being paired. */
+typedef struct pairing {
+    dw_sim_conversation *cv;
+    const rec_conn *c;
+    size_t stream; /* index in cv->streams */
+    size_t first;  /* its first exchange in cv->ex */
+    size_t head;   /* the oldest exchange whose answer is open */
+    size_t *batch; /* no prompt: the frames (indices in rp) of the open answer */
+    size_t nbatch;
+    uint64_t last_us;  /* the open answer's last frame */
+    const rframes *rp; /* the device's frames */
+} pairing;
+
+static int push_exchange(pairing *pg, const rframes *rq, size_t k)
 {
+    const rframe *req = &rq->f[k];
+    dw_sim_conversation *cv = pg->cv;
     dw_sim_exchange *grown = dw_sim_grow(cv->ex, cv->nex, &cv->excap, sizeof *grown, 64);
     if (!grown)
         return DW_ENOMEM;
     cv->ex = grown;
     dw_sim_exchange *x = &cv->ex[cv->nex++];
     memset(x, 0, sizeof *x);
-    x->conn = c->id;
-    x->t_us = c->ev[req->ev].t_us;
+    x->conn = pg->c->id;
+    x->t_us = pg->c->ev[req->ev].t_us;
     x->seq = cv->nex;
     x->delay_us = -1;
+    x->stream = pg->stream;
+    x->out_at = dw__rec_reply_at(pg->c, req->ev);
+    /* it began in a later read than the one that completed the request before */
+    x->waited = k == 0 || pg->c->ev[rq->f[k - 1].ev].end <= rq->f[k - 1].end;
     return bytes_dup(&x->request, req->payload.data, req->payload.len);
 }
 
@@ -313,75 +308,133 @@ static int push_reply(dw_sim_exchange *x, const rec_conn *c, const rframe *f)
     return bytes_dup(&x->replies[x->nreplies++], f->payload.data, f->payload.len);
 }
 
-static int push_unsolicited(dw_sim_conversation *cv, const rec_conn *c, const rframe *f)
+static int push_unsolicited(pairing *pg, const rframe *f)
 {
+    dw_sim_conversation *cv = pg->cv;
     dw_sim_unsolicited *grown = dw_sim_grow(cv->un, cv->nun, &cv->uncap, sizeof *grown, 16);
     if (!grown)
         return DW_ENOMEM;
     cv->un = grown;
-    dw_sim_unsolicited *u = &cv->un[cv->nun++];
-    u->conn = c->id;
-    u->t_us = c->ev[f->ev].t_us;
-    return bytes_dup(&u->frame, f->payload.data, f->payload.len);
+    dw_sim_rec_stream *st = &cv->streams[pg->stream];
+    size_t *skip = dw_sim_grow(st->skip, 2 * st->nskip, &st->skipcap, sizeof *skip, 16);
+    if (!skip)
+        return DW_ENOMEM;
+    st->skip = skip;
+    skip[2 * st->nskip] = f->start;
+    skip[2 * st->nskip + 1] = f->end;
+    st->nskip++;
+    dw_sim_unsolicited *u = &cv->un[cv->nun];
+    u->conn = pg->c->id;
+    u->t_us = pg->c->ev[f->ev].t_us;
+    int rc = bytes_dup(&u->frame, f->payload.data, f->payload.len);
+    cv->nun += rc == DW_OK;
+    return rc;
 }
 
-/* Pair one connection's requests with the reply frames after each. A reply
- * frame answers the last request completed before it (event order), unless
- * the answer already ended: a prompt came, or (with no prompt) the frame
- * came more than the reply gap after the answer's previous frame. */
-static int pair(dw_sim_conversation *cv, const rec_conn *c, const rframes *rq, const rframes *rp)
+/* No prompt: the open answer's frames go to the exchanges waiting for it.
+ * A pipelined batch of N requests that got N frames gets one each, in
+ * order; otherwise every frame goes to the batch's last request. */
+static int close_batch(pairing *pg)
 {
-    size_t k = 0;
-    int rc = DW_OK, open = 0;
-    uint64_t last_us = 0;
-    dw_sim_exchange *x = NULL;
-    for (size_t i = 0; i < rp->n && rc == DW_OK; i++) {
-        const rframe *f = &rp->f[i];
-        while (rc == DW_OK && k < rq->n && rq->f[k].ev < f->ev) {
-            rc = push_exchange(cv, c, &rq->f[k++]);
-            x = &cv->ex[cv->nex - 1];
-            open = 1;
-            last_us = x->t_us;
-        }
-        if (rc != DW_OK)
-            break;
-        if (f->is_prompt) {
-            open = 0;
-            continue;
-        }
-        uint64_t t = c->ev[f->ev].t_us;
-        if (open && !cv->prompt.len && x->nreplies &&
-            t - last_us > DW_SIM_RECORD_REPLY_GAP_MS * 1000)
-            open = 0;
-        if (open) {
-            rc = push_reply(x, c, f);
-            last_us = t;
-        } else {
-            rc = push_unsolicited(cv, c, f);
-        }
+    dw_sim_conversation *cv = pg->cv;
+    size_t nx = cv->nex - pg->head;
+    int rc = DW_OK;
+    for (size_t i = 0; i < pg->nbatch && rc == DW_OK && nx; i++) {
+        size_t to = nx == pg->nbatch ? pg->head + i : cv->nex - 1;
+        rc = push_reply(&cv->ex[to], pg->c, &pg->rp->f[pg->batch[i]]);
     }
-    while (rc == DW_OK && k < rq->n)
-        rc = push_exchange(cv, c, &rq->f[k++]);
+    pg->nbatch = 0;
+    pg->head = cv->nex;
     return rc;
 }
 
-static int conn_read(dw_sim_recorder *r, const rec_conn *c, const dw_marshaller *mq,
-                     const dw_marshaller *mr, dw_sim_conversation *cv, int *prompt_ok)
+/* One frame (or prompt) of the device: whose answer it is part of. With a
+ * prompt, answers end at prompts and follow the requests in order; without
+ * one, an answer is open from its requests until the next request or, after
+ * its first frame, a silence of the reply gap. */
+static int on_frame(pairing *pg, size_t i)
 {
+    dw_sim_conversation *cv = pg->cv;
+    const rframe *f = &pg->rp->f[i];
+    uint64_t t = pg->c->ev[f->ev].t_us;
+    if (cv->prompt.len) {
+        if (f->is_prompt) {
+            pg->head += pg->head < cv->nex;
+            return DW_OK;
+        }
+        return pg->head < cv->nex ? push_reply(&cv->ex[pg->head], pg->c, f)
+                                  : push_unsolicited(pg, f);
+    }
+    int rc = DW_OK;
+    if (pg->nbatch && t - pg->last_us > DW_SIM_RECORD_REPLY_GAP_MS * 1000)
+        rc = close_batch(pg);
+    if (rc != DW_OK || pg->head == cv->nex)
+        return rc == DW_OK ? push_unsolicited(pg, f) : rc;
+    pg->batch[pg->nbatch++] = i;
+    pg->last_us = t;
+    return DW_OK;
+}
 
-    rframes rq = {0}, rp = {0};
-    int rc = read_frames(c, DW_SIM_DIR_REQUEST, 0, mq, &(dw_sim_bytes){NULL, 0}, &rq, cv);
+/* The device ended the connection first, soon after the last answer: that
+ * answer ends with it. */
+static void end_of(pairing *pg)
+{
+    dw_sim_conversation *cv = pg->cv;
+    const rec_conn *c = pg->c;
+    if (c->first_end != DW_SIM_DIR_REPLY)
+        return;
+    if (cv->nex == pg->first) {
+        note(cv, " Connection %llu: the device %s it before any request.",
+             (unsigned long long)c->id, c->ended[1] == 2 ? "reset" : "closed");
+        return;
+    }
+    dw_sim_exchange *x = &cv->ex[cv->nex - 1];
+    uint64_t last = x->t_us;
+    for (size_t i = 0; i < c->nev; i++)
+        if (c->ev[i].dir == DW_SIM_DIR_REPLY && c->ev[i].t_us > last)
+            last = c->ev[i].t_us;
+    uint64_t after = c->end_us[1] > last ? c->end_us[1] - last : 0;
+    if (after > DW_SIM_RECORD_CLOSE_GAP_MS * 1000) {
+        note(cv,
+             " Connection %llu: the device %s it %llu ms after its last answer (not part "
+             "of an answer).",
+             (unsigned long long)c->id, c->ended[1] == 2 ? "reset" : "closed",
+             (unsigned long long)(after / 1000));
+        return;
+    }
+    x->then = c->ended[1] == 2 ? DW_SIM_THEN_RESET : DW_SIM_THEN_CLOSE;
+}
+
+static int pair(pairing *pg, const rframes *rq)
+{
+    dw_sim_conversation *cv = pg->cv;
+    const rframes *rp = pg->rp;
+    pg->batch = malloc((rp->n ? rp->n : 1) * sizeof *pg->batch);
+    int rc = pg->batch ? DW_OK : DW_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < rp->n && rc == DW_OK; i++) {
+        int more = k < rq->n && rq->f[k].ev < rp->f[i].ev;
+        if (more && pg->nbatch) /* new requests: the open answer is over */
+            rc = close_batch(pg);
+        while (rc == DW_OK && k < rq->n && rq->f[k].ev < rp->f[i].ev)
+            rc = push_exchange(pg, rq, k++);
+        if (rc == DW_OK)
+            rc = on_frame(pg, i);
+    }
+    if (rc == DW_OK && !cv->prompt.len)
+        rc = close_batch(pg);
+    while (rc == DW_OK && k < rq->n)
+        rc = push_exchange(pg, rq, k++);
+    const dw_buf *dev = &pg->c->stream[DW_SIM_DIR_REPLY];
+    for (size_t i = pg->first; i < cv->nex && rc == DW_OK; i++)
+        cv->ex[i].out_end = i + 1 < cv->nex ? cv->ex[i + 1].out_at : dev->len;
     if (rc == DW_OK)
-        rc = read_frames(c, DW_SIM_DIR_REPLY, banner_len(c), mr, &cv->prompt, &rp, cv);
-    /* A prompt answers every request: else it was not one. */
-    if (rc == DW_OK && cv->prompt.len && !r->base->prompt.len && (size_t)rp.prompts < rq.n)
-        *prompt_ok = 0;
-    if (rc == DW_OK)
-        rc = pair(cv, c, &rq, &rp);
-    frames_free(&rq);
-    frames_free(&rp);
+        end_of(pg);
+    free(pg->batch);
     return rc;
 }
+
+/* ---- the conversation ----------------------------------------------------------- */
 
 static int by_time(const void *a, const void *b)
 {
@@ -401,32 +454,45 @@ static int un_by_time(const void *a, const void *b)
     return x->conn < y->conn ? -1 : x->conn > y->conn;
 }
 
-static void conversation_reset(dw_sim_conversation *cv)
-{
-    dw_sim_bytes banner = cv->banner, prompt = cv->prompt;
-    cv->banner = cv->prompt = (dw_sim_bytes){NULL, 0};
-    dw_sim_conversation_free(cv);
-    cv->banner = banner;
-    cv->prompt = prompt;
-}
-
-/* Every connection's exchanges, with the prompt in cv (if any). */
-static int read_all(dw_sim_recorder *r, dw_sim_conversation *cv, int *prompt_ok)
+/* Every connection's request frames into rq[i]. */
+static int read_requests(dw_sim_recorder *r, rframes *rq, dw_sim_conversation *cv)
 {
     dw_marshaller *mq = dw_sim_framing_marshaller(&r->base->request_framing);
-    dw_marshaller *mr = dw_sim_framing_marshaller(&r->base->response_framing);
-    int rc = mq && mr ? DW_OK : DW_ENOMEM;
+    int rc = mq ? DW_OK : DW_ENOMEM;
     for (size_t i = 0; i < r->n && rc == DW_OK; i++)
-        rc = conn_read(r, r->conns[i], mq, mr, cv, prompt_ok);
+        rc = read_frames(r->conns[i], DW_SIM_DIR_REQUEST, 0, mq, &(dw_sim_bytes){NULL, 0}, &rq[i],
+                         cv);
     dw_marshaller_free(mq);
+    return rc;
+}
+
+/* Every connection's answers, paired with its requests. */
+static int read_replies(dw_sim_recorder *r, const rframes *rq, dw_sim_conversation *cv)
+{
+    dw_marshaller *mr = dw_sim_framing_marshaller(&r->base->response_framing);
+    int rc = mr ? DW_OK : DW_ENOMEM;
+    for (size_t i = 0; i < r->n && rc == DW_OK; i++) {
+        const rec_conn *c = r->conns[i];
+        rframes rp = {0};
+        dw_sim_rec_stream *st = &cv->streams[i];
+        st->conn = c->id;
+        st->data = c->stream[DW_SIM_DIR_REPLY].data;
+        st->len = c->stream[DW_SIM_DIR_REPLY].len;
+        st->banner_len = banner_len(c);
+        rc = read_frames(c, DW_SIM_DIR_REPLY, st->banner_len, mr, &cv->prompt, &rp, cv);
+        pairing pg = {cv, c, i, cv->nex, cv->nex, NULL, 0, 0, &rp};
+        if (rc == DW_OK)
+            rc = pair(&pg, &rq[i]);
+        frames_free(&rp);
+    }
     dw_marshaller_free(mr);
     return rc;
 }
 
-int dw_sim_recorder_conversation(dw_sim_recorder *r, dw_sim_conversation *cv)
+/* The banner (the first connection's that had one) and the prompt: the
+ * base script's, else inferred. */
+static int banner_and_prompt(dw_sim_recorder *r, const rframes *rq, dw_sim_conversation *cv)
 {
-    memset(cv, 0, sizeof *cv);
-    cv->connections = r->n;
     int rc = DW_OK;
     for (size_t i = 0; i < r->n && rc == DW_OK && !cv->banner.len; i++) {
         const rec_conn *c = r->conns[i];
@@ -435,19 +501,33 @@ int dw_sim_recorder_conversation(dw_sim_recorder *r, dw_sim_conversation *cv)
             rc = bytes_dup(&cv->banner, c->stream[DW_SIM_DIR_REPLY].data, b);
     }
     const dw_sim_bytes *base_prompt = &r->base->prompt;
+    if (rc != DW_OK)
+        return rc;
+    if (base_prompt->len)
+        return bytes_dup(&cv->prompt, base_prompt->data, base_prompt->len);
+    if (r->base->response_framing.type != DW_SIM_FRAMING_SENTINEL)
+        return DW_OK;
+    return dw__rec_infer_prompt(r->conns, r->n, rq, &r->base->response_framing, &cv->prompt,
+                                cv->prompt_note, sizeof cv->prompt_note);
+}
+
+int dw_sim_recorder_conversation(dw_sim_recorder *r, dw_sim_conversation *cv)
+{
+    memset(cv, 0, sizeof *cv);
+    cv->connections = r->n;
+    rframes *rq = calloc(r->n ? r->n : 1, sizeof *rq);
+    cv->streams = calloc(r->n ? r->n : 1, sizeof *cv->streams);
+    int rc = rq && cv->streams ? DW_OK : DW_ENOMEM;
+    cv->nstreams = cv->streams ? r->n : 0;
     if (rc == DW_OK)
-        rc = base_prompt->len ? bytes_dup(&cv->prompt, base_prompt->data, base_prompt->len)
-                              : prompt_guess(r->base, &cv->banner, &cv->prompt);
-    int prompt_ok = 1;
+        rc = read_requests(r, rq, cv);
     if (rc == DW_OK)
-        rc = read_all(r, cv, &prompt_ok);
-    if (rc == DW_OK && !prompt_ok) { /* the banner's tail was no prompt: read again */
-        conversation_reset(cv);
-        free(cv->prompt.data);
-        cv->prompt = (dw_sim_bytes){NULL, 0};
-        cv->notes[0] = '\0';
-        rc = read_all(r, cv, &prompt_ok);
-    }
+        rc = banner_and_prompt(r, rq, cv);
+    if (rc == DW_OK)
+        rc = read_replies(r, rq, cv);
+    for (size_t i = 0; rq && i < r->n; i++)
+        frames_free(&rq[i]);
+    free(rq);
     if (r->oom)
         note(cv, " Out of memory while recording: the recording stops early.");
     if (rc == DW_OK && cv->nex)
@@ -469,6 +549,9 @@ void dw_sim_conversation_free(dw_sim_conversation *cv)
     }
     for (size_t i = 0; i < cv->nun; i++)
         free(cv->un[i].frame.data);
+    for (size_t i = 0; i < cv->nstreams; i++)
+        free(cv->streams[i].skip);
+    free(cv->streams);
     free(cv->ex);
     free(cv->un);
     free(cv->banner.data);

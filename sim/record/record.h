@@ -9,15 +9,16 @@
  *
  *  - the banner: what the device sent on connect, before the client's
  *    first byte;
- *  - the prompt: the base script's "prompt", or else the text the banner
- *    ends with after its last whole frame when every answer ends with it
- *    too (a console's "sc200> ");
+ *  - the prompt: the base script's "prompt", or else the text the device
+ *    left after its last line end each time the client waited to send its
+ *    next request, when it is the same every time (record_prompt.c);
  *  - exchanges: each request frame and the reply frames that came after it
  *    and before the next request was complete; a frame that comes more
  *    than DW_SIM_RECORD_REPLY_GAP_MS after the previous frame of the same
  *    answer (or after the answer's end) is unsolicited, as is one that
  *    comes before any request;
- *  - unsolicited frames, with their times.
+ *  - unsolicited frames, with their times;
+ *  - closes: the device ending the connection right after an answer.
  *
  * dw_sim_record_write (record_write.c) writes a conversation as a script:
  * rules (or steps) from requests to replies, periodic messages, the
@@ -33,6 +34,9 @@
 #include "script/script.h"
 
 #define DW_SIM_RECORD_REPLY_GAP_MS 100
+/* A close (or reset) of the device this soon after the last request's
+ * answer (or the request, when unanswered) ends that answer ("then"). */
+#define DW_SIM_RECORD_CLOSE_GAP_MS 1000
 
 typedef struct dw_sim_recorder dw_sim_recorder;
 
@@ -45,7 +49,27 @@ typedef struct dw_sim_exchange {
     dw_sim_bytes *replies; /* reply frame payloads, in order */
     size_t nreplies;
     int64_t delay_us; /* from the request to the first reply frame; -1: none */
+    size_t stream;    /* its connection's index in dw_sim_conversation.streams */
+    size_t out_at;    /* where its answer starts in the device's stream (the bytes
+                       * the device had sent when the request was complete) */
+    size_t out_end;   /* and where it ends: the device's bytes when the next
+                       * request was complete, or the stream's end */
+    dw_sim_then then; /* the device ended the connection right after this answer */
+    int waited;       /* the client waited before sending it: its first byte came
+                       * after the previous request of the connection was complete
+                       * (not with it: pipelined) */
 } dw_sim_exchange;
+
+/* What the device sent on one connection, for the replay check
+ * (dw_sim_record_check). */
+typedef struct dw_sim_rec_stream {
+    uint64_t conn;
+    const uint8_t *data; /* the device's data bytes (borrowed from the recorder) */
+    size_t len;
+    size_t banner_len; /* bytes before the client's first */
+    size_t *skip;      /* unsolicited frames' bytes: [skip[2i], skip[2i+1]) */
+    size_t nskip, skipcap;
+} dw_sim_rec_stream;
 
 /* A frame the device sent that answered no request. */
 typedef struct dw_sim_unsolicited {
@@ -62,7 +86,11 @@ typedef struct dw_sim_conversation {
     dw_sim_unsolicited *un; /* in time order */
     size_t nun, uncap;
     size_t connections;
-    char notes[1024]; /* what could not be read (a bad frame), for the description */
+    char notes[1024];           /* what could not be read (a bad frame), for the description */
+    dw_sim_rec_stream *streams; /* one per connection, in order of opening */
+    size_t nstreams;
+    char prompt_note[512]; /* without a prompt: why none was inferred ("" when no text
+                            * was left waiting without a line end) */
 } dw_sim_conversation;
 
 void dw_sim_conversation_free(dw_sim_conversation *c);
@@ -88,9 +116,14 @@ void dw_sim_recorder_open(dw_sim_recorder *r, uint64_t conn, uint64_t now_us);
 void dw_sim_recorder_bytes(dw_sim_recorder *r, uint64_t conn, int dir, const uint8_t *p, size_t n,
                            uint64_t now_us);
 void dw_sim_recorder_close(dw_sim_recorder *r, uint64_t conn, uint64_t now_us);
+/* On the loop thread: direction `dir`'s sender ended its side, cleanly
+ * (FIN) or with a reset when `reset` is 1; only the first end of each
+ * direction counts. */
+void dw_sim_recorder_end(dw_sim_recorder *r, uint64_t conn, int dir, int reset, uint64_t now_us);
 
 /* Once traffic has stopped: the conversation (free it with
- * dw_sim_conversation_free). DW_OK or DW_ENOMEM. */
+ * dw_sim_conversation_free; its streams borrow the recorder's bytes, so
+ * free it before the recorder). DW_OK or DW_ENOMEM. */
 int dw_sim_recorder_conversation(dw_sim_recorder *r, dw_sim_conversation *out);
 
 /* The script for a conversation, as JSON text formatted for people, into
@@ -98,5 +131,19 @@ int dw_sim_recorder_conversation(dw_sim_recorder *r, dw_sim_conversation *out);
  * DW_ENOMEM. */
 int dw_sim_record_write(const dw_sim_conversation *c, const dw_sim_script *base,
                         const dw_sim_record_options *o, dw_buf *out);
+
+/* The replay check (record_check.c): build an engine from `text` (the
+ * script dw_sim_record_write wrote for c), feed it every recorded request
+ * in order (one session per connection) and compare what it writes on
+ * each connection (banner, answers and prompt, an end after an answer)
+ * with what the device sent, unsolicited frames left out. Each mismatch
+ * is a line appended to `report` ("exchange 3 (connection 1, request
+ * \"GET k\"): the device sent \"...\", the replay sends \"...\"\n"), at most
+ * DW_SIM_RECORD_CHECK_LINES of them and then a count; *mismatches gets
+ * their number. DW_OK (whatever the verdict), DW_ENOMEM, or DW_ESCRIPT
+ * when `text` does not load (the reason in `report`). */
+#define DW_SIM_RECORD_CHECK_LINES 10
+int dw_sim_record_check(const dw_sim_conversation *c, const char *text, size_t len, dw_buf *report,
+                        size_t *mismatches);
 
 #endif

@@ -183,6 +183,19 @@ static void put_framing(writer *w, const dw_sim_script *base)
 
 /* ---- rules and steps ----------------------------------------------------------- */
 
+static const char *const then_names[] = {"", "close", "reset"};
+
+/* "then" for the rule of exchange i's request: the end the device gave
+ * the connection right after an answer to it, the first time it did. */
+static void put_then(writer *w, const dw_sim_conversation *c, size_t i)
+{
+    for (size_t j = i; j < c->nex; j++)
+        if (c->ex[j].then != DW_SIM_THEN_NONE && same_bytes(&c->ex[j].request, &c->ex[i].request)) {
+            putf(w, ", \"then\": \"%s\"", then_names[c->ex[j].then]);
+            return;
+        }
+}
+
 /* Rules: one per distinct request, in the order first seen; a request
  * answered differently over time gets the list of its answers in order. */
 static void put_rules(writer *w, const dw_sim_conversation *c, const dw_sim_record_options *o)
@@ -223,6 +236,7 @@ static void put_rules(writer *w, const dw_sim_conversation *c, const dw_sim_reco
             put(w, "]");
         if (o->keep_timing)
             put_delay(w, delays, nd);
+        put_then(w, c, i);
         put(w, "}");
     }
     put(w, nrules ? "\n  ]" : "]");
@@ -245,6 +259,8 @@ static void put_steps(writer *w, const dw_sim_conversation *c, const dw_sim_reco
             uint64_t d = (uint64_t)x->delay_us;
             put_delay(w, &d, 1);
         }
+        if (x->then != DW_SIM_THEN_NONE)
+            putf(w, ", \"then\": \"%s\"", then_names[x->then]);
         put(w, "}");
     }
     put(w, c->nex ? "\n  ]" : "]");

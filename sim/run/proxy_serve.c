@@ -72,9 +72,45 @@ static void conv_on_loop(void *arg)
     j->rc = dw_sim_recorder_conversation(j->rec, j->cv);
 }
 
-/* The conversation as a script, into r->out; *rules its rules (may be NULL). */
+/* The recording replayed against the script written for it (record.h):
+ * 0 when every exchange replays as recorded, else DW_SIM_EXIT_CHECK after
+ * printing the mismatches; *mismatches their number. */
+static int check_recording(const dw_sim_proxy_run *r, const dw_sim_conversation *cv,
+                           const dw_buf *text, size_t *mismatches)
+{
+    dw_buf report = DW_BUF_INIT;
+    int rc = dw_sim_record_check(cv, (const char *)text->data, text->len, &report, mismatches);
+    dw_buf_nul_terminate(&report);
+    const char *what = report.data ? (const char *)report.data : "";
+    int status = 0;
+    if (rc != DW_OK) {
+        fprintf(stderr, "%s: --out %s: cannot replay the recording: %s\n", prog, r->out,
+                rc == DW_ENOMEM ? "out of memory" : what);
+        status = DW_SIM_EXIT_CHECK;
+    } else if (*mismatches) {
+        fprintf(stderr,
+                "%s: --out %s: the recording does not replay as recorded (%zu mismatch%s):\n%s",
+                prog, r->out, *mismatches, *mismatches == 1 ? "" : "es", what);
+        status = DW_SIM_EXIT_CHECK;
+    } else {
+        printf("replay check passed: %zu request%s replay as recorded\n", cv->nex,
+               cv->nex == 1 ? "" : "s");
+    }
+    dw_buf_free(&report);
+    return status;
+}
+
+/* What writing the recording gave. */
+typedef struct written {
+    int rules;         /* rules (or steps) in the script */
+    size_t mismatches; /* exchanges that do not replay as recorded */
+} written;
+
+/* The conversation as a script, into r->out, then its replay check: 0,
+ * DW_SIM_EXIT_CHECK (written, but it does not replay as recorded) or 3
+ * (not written). */
 static int write_recording(const dw_sim_proxy_run *r, dw_sim_recorder *rec,
-                           const dw_sim_script *base, dw_sim_loop *loop, int *rules)
+                           const dw_sim_script *base, dw_sim_loop *loop, written *wr)
 {
     dw_sim_conversation cv;
     conv_job j = {rec, &cv, DW_OK};
@@ -83,16 +119,20 @@ static int write_recording(const dw_sim_proxy_run *r, dw_sim_recorder *rec,
         fprintf(stderr, "%s: out of memory reading the recording\n", prog);
         return 3;
     }
+    if (cv.prompt_note[0])
+        fprintf(stderr, "%s: --record: %s\n", prog, cv.prompt_note);
     dw_sim_record_options o = {r->as_steps, r->keep_timing, r->upstream};
     dw_buf text = DW_BUF_INIT;
     int status = dw_sim_record_write(&cv, base, &o, &text) == DW_OK ? 0 : 3;
     if (status == 0)
         status = write_file(r->out, &text) == 0 ? 0 : 3;
-    if (status == 0 && rules)
-        *rules = rules_in(&text);
+    if (status == 0)
+        wr->rules = rules_in(&text);
     if (status == 0)
         printf("recorded %zu request%s on %zu connection%s to %s\n", cv.nex, cv.nex == 1 ? "" : "s",
                cv.connections, cv.connections == 1 ? "" : "s", r->out);
+    if (status == 0)
+        status = check_recording(r, &cv, &text, &wr->mismatches);
     fflush(stdout);
     dw_buf_free(&text);
     dw_sim_conversation_free(&cv);
@@ -107,7 +147,8 @@ typedef struct recording {
     dw_sim_proxy *p;
     dw_sim_loop *loop;
     pthread_mutex_t lock;
-    int written;
+    int written; /* the recording was written */
+    int status;  /* and what writing it gave (write_recording) */
 } recording;
 
 /* POST /record/stop: stop the proxy and write the recording (the run ends
@@ -116,20 +157,23 @@ static int record_stop(void *arg, cJSON **out, dw_error *err)
 {
     recording *g = arg;
     pthread_mutex_lock(&g->lock);
-    int rules = 0, status = 0;
+    written wr = {0, 0};
+    int status = g->status;
     if (!g->written) {
         dw_sim_proxy_stop(g->p);
-        status = write_recording(g->r, g->rec, g->script, g->loop, &rules);
-        g->written = status == 0;
+        status = g->status = write_recording(g->r, g->rec, g->script, g->loop, &wr);
+        g->written = status != 3;
     }
     pthread_mutex_unlock(&g->lock);
-    if (status != 0)
+    if (status == 3)
         return dw_error_set(err, DW_EIO, "--out %s: cannot write the recording", g->r->out);
     *out = cJSON_CreateObject();
     if (!*out)
         return dw_error_set(err, DW_ENOMEM, "out of memory");
     cJSON_AddStringToObject(*out, "out", g->r->out);
-    cJSON_AddNumberToObject(*out, "rules", rules);
+    cJSON_AddNumberToObject(*out, "rules", wr.rules);
+    cJSON_AddBoolToObject(*out, "replays", status == 0);
+    cJSON_AddNumberToObject(*out, "mismatches", (double)wr.mismatches);
     cJSON_AddBoolToObject(*out, "stopping", 1);
     return DW_OK;
 }
@@ -214,7 +258,7 @@ static int run(const dw_sim_proxy_run *r, dw_sim_proxy_options *po, dw_sim_scrip
         return err.code == DW_EINVAL ? 2 : 3;
     }
     int status = 0;
-    recording g = {r, rec, script, p, loop, PTHREAD_MUTEX_INITIALIZER, 0};
+    recording g = {r, rec, script, p, loop, PTHREAD_MUTEX_INITIALIZER, 0, 0};
     dw_sim_control *control = NULL;
     if (dw_sim_loop_start(loop, &err) != DW_OK) {
         fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
@@ -236,7 +280,9 @@ static int run(const dw_sim_proxy_run *r, dw_sim_proxy_options *po, dw_sim_scrip
                r->upstream, (unsigned long long)served, served == 1 ? "" : "s",
                (unsigned long long)(accepted - served));
     if (status == 0 && rec && !g.written)
-        status = write_recording(r, rec, script, loop, NULL);
+        status = write_recording(r, rec, script, loop, &(written){0, 0});
+    else if (status == 0 && rec)
+        status = g.status; /* written by POST /record/stop: its check's verdict */
     dw_sim_control_free(control);
     dw_sim_proxy_free(p); /* frees the script */
     dw_sim_recorder_free(rec);

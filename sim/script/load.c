@@ -139,7 +139,10 @@ static int parse_unmatched(dw__load *c, const cJSON *v)
         size_t old = dw__load_push(c, "close");
         if (!cJSON_IsBool(vals[0]))
             rc = dw__load_fail(c, vals[0], 0, "expected boolean");
-        c->s->unmatched_close = cJSON_IsTrue(vals[0]);
+        else if (vals[1 + DW__ACTION_THEN])
+            rc = dw__load_fail(c, vals[0], 1, "give \"then\" or \"close\", not both");
+        if (cJSON_IsTrue(vals[0]))
+            c->s->unmatched.then = DW_SIM_THEN_CLOSE;
         dw__load_pop(c, old);
         if (rc != DW_OK)
             return rc;

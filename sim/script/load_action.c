@@ -1,7 +1,7 @@
 /* devwire-sim: what a rule, a step, "unmatched" or "on_error" does with a
  * request, at load (load_int.h): replies (frames, lists, after_last), sets
  * of variables and properties, delays, split writes, faults and a "lua"
- * action. */
+ * action; "then" (close or reset after the reply). */
 #include "script/load_int.h"
 
 #include <stdint.h>
@@ -177,6 +177,23 @@ static int parse_error(dw__load *c, const cJSON *v, dw_sim_action *a)
 }
 
 static const char *const after_last_names[] = {"repeat_last", "cycle", "silent"};
+static const char *const then_names[] = {"close", "reset"};
+
+/* "then": end the connection once the reply is out; a fault that answers
+ * nothing (close, reset, hang, drop) leaves nothing to end after. */
+static int parse_then(dw__load *c, const cJSON *v, const cJSON *fault, dw_sim_action *a)
+{
+    int e = 0;
+    int rc = dw__load_enum(c, v, then_names, 2, &e);
+    if (rc != DW_OK)
+        return rc;
+    a->then = e ? DW_SIM_THEN_RESET : DW_SIM_THEN_CLOSE;
+    if (fault && cJSON_IsString(fault) && strcmp(fault->valuestring, "garbage") != 0 &&
+        strcmp(fault->valuestring, "duplicate") != 0)
+        return dw__load_fail(c, v, 1, "not with fault \"%s\" (it sends no reply to end after)",
+                             fault->valuestring);
+    return DW_OK;
+}
 static const char *const fault_names[] = {"none",    "close", "reset",    "hang",
                                           "garbage", "drop",  "duplicate"};
 
@@ -246,6 +263,9 @@ int dw__load_action(dw__load *c, const cJSON *const *av, int cap, dw_sim_action 
             break;
         case DW__ACTION_ERROR:
             rc = parse_error(c, v, a);
+            break;
+        case DW__ACTION_THEN:
+            rc = parse_then(c, v, av[DW__ACTION_FAULT], a);
             break;
         }
         dw__load_pop(c, old);

@@ -76,11 +76,12 @@ enum {
     DW__ACTION_GARBAGE,
     DW__ACTION_LUA,
     DW__ACTION_ERROR,
+    DW__ACTION_THEN,
     DW__ACTION_N
 };
 #define DW__ACTION_KEYS                                                                            \
     "reply", "after_last", "set", "delay_ms", "split", "split_delay_ms", "fault", "fault_on",      \
-        "garbage", "lua", "error"
+        "garbage", "lua", "error", "then"
 
 /* The action keys of a rule, step, "unmatched" or "on_error", already
  * separated by dw__load_members: av[DW__ACTION_...], each may be NULL. `cap`:

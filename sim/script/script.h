@@ -124,6 +124,11 @@ typedef enum dw_sim_fault {
     DW_SIM_FAULT_DUPLICATE, /* write the reply twice */
 } dw_sim_fault;
 
+/* What a rule, a step or "unmatched" does after its reply ("then"): keep
+ * the connection, or end it cleanly (FIN) or with a reset (RST) once the
+ * reply is out. */
+typedef enum dw_sim_then { DW_SIM_THEN_NONE, DW_SIM_THEN_CLOSE, DW_SIM_THEN_RESET } dw_sim_then;
+
 /* What happens after the last of a list of replies. */
 typedef enum dw_sim_after_last {
     DW_SIM_REPEAT_LAST, /* default: keep giving the last one */
@@ -163,6 +168,8 @@ typedef struct dw_sim_action {
      * after_last only with a list of replies. A literal reply frame (no
      * placeholders) is checked against the response framing at load. */
     dw_sim_bytes garbage;       /* for DW_SIM_FAULT_GARBAGE */
+    dw_sim_then then;           /* "then": end the connection after the reply;
+                                 * not with faults close, reset, hang and drop */
     const dw_sim_rule_net *net; /* a rule's network keys (owned by the rule), or NULL */
     int scpi_error;             /* SCPI profile: the error the action queues (-32768..32767, not
                                  * 0), or 0: none */
@@ -258,9 +265,8 @@ typedef struct dw_sim_script {
     size_t nsteps;
     dw_sim_rule *rules;
     size_t nrules;
-    dw_sim_action unmatched; /* default: no reply; "$0"/"${request}" allowed */
-    int unmatched_close;     /* "unmatched": {"close": true}: close the connection
-                              * after the unmatched reply, if any */
+    dw_sim_action unmatched; /* default: no reply; "$0"/"${request}" allowed;
+                              * {"close": true} is its "then": "close" */
     dw_sim_periodic *periodic;
     size_t nperiodic;
     /* "profile": "scpi" or {"type": "scpi", "error_queue": N}: requests are

@@ -1,0 +1,67 @@
+/* devwire-sim --record, internal: the recorded streams, which record.c
+ * (recording, pairing) and record_prompt.c (prompt inference) share. On
+ * the loop thread, or after it stopped. */
+#ifndef DW_SIM_RECORD_INT_H
+#define DW_SIM_RECORD_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <devwire/devwire.h>
+#include <devwire/telnet.h>
+
+#include "record/record.h"
+
+/* A piece of bytes as it arrived: after it, stream[dir] is `end` long. */
+typedef struct rec_event {
+    uint64_t t_us;
+    size_t end;
+    int dir;
+} rec_event;
+
+typedef struct rec_conn {
+    uint64_t id;
+    dw_telnet *tn[2]; /* Telnet scripts: commands leave, data stays */
+    dw_buf stream[2]; /* data bytes of each direction */
+    rec_event *ev;
+    size_t nev, evcap;
+    int ended[2];       /* each direction's sender ended its side: 1 FIN, 2 RST */
+    int first_end;      /* the direction that ended first, or -1 */
+    uint64_t end_us[2]; /* when */
+} rec_conn;
+
+/* One frame of a stream: its payload, the event that completed it, its
+ * bytes in the stream. */
+typedef struct rframe {
+    dw_sim_bytes payload;
+    size_t ev;         /* index of the event that completed it */
+    size_t start, end; /* [start, end) of the stream */
+    int is_prompt;     /* not a frame: the prompt, which ends an answer */
+} rframe;
+
+typedef struct rframes {
+    rframe *f;
+    size_t n, cap;
+    int prompts; /* prompts skipped */
+} rframes;
+
+/* ---- record_prompt.c ---- */
+
+/* The device's stream length when event `ev` arrived (bytes of events
+ * before it). */
+size_t dw__rec_reply_at(const rec_conn *c, size_t ev);
+
+/* p[0..n) for a message: in double quotes, C escapes (\r \n \t \" \\ \xNN),
+ * cut after `max` bytes with "..." after the quote; NUL-terminated in
+ * out[0..outlen). */
+void dw__rec_escape(const uint8_t *p, size_t n, size_t max, char *out, size_t outlen);
+
+/* A console's prompt from the recorded streams (rq[i]:
+ * connection i's request frames): the text the device left without a line
+ * end each time it waited for the client, the same every time. DW_OK with
+ * *out set (len 0: none; then `why`, if not empty, says why none could be
+ * inferred), or DW_ENOMEM. Only for a sentinel response framing. */
+int dw__rec_infer_prompt(rec_conn *const *conns, size_t n, const rframes *rq,
+                         const dw_sim_framing *resp, dw_sim_bytes *out, char *why, size_t whylen);
+
+#endif
