@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/loop.h"
+#include "common/names.h"
 #include "common/net.h"
 #include "control/control.h"
 #include "device/server.h"
@@ -317,6 +318,24 @@ static void serve_until_signal(const dw_sim_device *devs, size_t n, const dw_sim
     dw_sim_cli_stop_begin(dw_sim_cli_wait_signals(on_hup, &j));
 }
 
+/* The devices of one loop, stopped on that loop in one call: a call per
+ * device, each waiting for the loop thread, made stopping 10,000 devices
+ * take longer than the grace period after SIGTERM. */
+typedef struct stop_job {
+    dw_sim_server **srv;
+    dw_sim_proxy **px;
+    size_t n, first, step;
+} stop_job;
+
+static void stop_on_loop(void *arg)
+{
+    const stop_job *j = arg;
+    for (size_t i = j->first; i < j->n; i += j->step) {
+        dw_sim_proxy_stop(j->px[i]);
+        dw_sim_server_stop(j->srv[i]);
+    }
+}
+
 int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o)
 {
     dw_sim_control *control = NULL;
@@ -354,9 +373,9 @@ int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options
     if (status == DW_OK)
         serve_until_signal(devs, n, o, srv, px, control);
     dw_sim_control_stop(control); /* before the devices: no call reaches them after */
-    for (size_t i = 0; i < n; i++) {
-        dw_sim_proxy_stop(px[i]);
-        dw_sim_server_stop(srv[i]);
+    for (size_t k = 0; k < loops.n; k++) {
+        stop_job j = {srv, px, n, k, loops.n};
+        dw_sim_loop_call(loops.l[k], stop_on_loop, &j);
     }
     for (size_t i = 0; i < loops.n; i++)
         dw_sim_loop_stop(loops.l[i]); /* every close callback has run */
@@ -416,6 +435,23 @@ static int parse_device(const char *arg, dw_sim_device *d)
     return rc;
 }
 
+/* DW_SIM_EXIT_OK when no two devices have the same name, else
+ * DW_SIM_EXIT_USAGE after saying which. */
+static int names_differ(const dw_sim_device *devs, size_t n)
+{
+    dw_sim_names *names = dw_sim_names_new(n);
+    int status = names ? DW_SIM_EXIT_OK : DW_SIM_EXIT_SERVER;
+    if (!names)
+        fprintf(stderr, "%s: out of memory\n", prog);
+    for (size_t i = 0; status == DW_SIM_EXIT_OK && i < n; i++)
+        if (devs[i].name && dw_sim_names_add(names, devs[i].name) != 1) {
+            fprintf(stderr, "%s: two devices are named \"%s\"\n", prog, devs[i].name);
+            status = DW_SIM_EXIT_USAGE;
+        }
+    dw_sim_names_free(names);
+    return status;
+}
+
 /* The devices to serve: --script (unnamed when alone), each --device, each
  * device of --bench. DW_SIM_EXIT_OK, or the exit status after saying what
  * is wrong. */
@@ -462,13 +498,7 @@ static int collect_devices(const dw_sim_cli *c, dw_sim_device **devs, size_t *n)
         (*devs)[*n - 1].baud = b->baud;
     }
     dw_sim_bench_free(bench);
-    for (size_t i = 0; status == DW_SIM_EXIT_OK && i < *n; i++)
-        for (size_t j = 0; (*devs)[i].name && j < i && status == DW_SIM_EXIT_OK; j++)
-            if ((*devs)[j].name && strcmp((*devs)[i].name, (*devs)[j].name) == 0) {
-                fprintf(stderr, "%s: two devices are named \"%s\"\n", prog, (*devs)[i].name);
-                status = DW_SIM_EXIT_USAGE;
-            }
-    return status;
+    return status == DW_SIM_EXIT_OK ? names_differ(*devs, *n) : status;
 }
 
 /* Open the transcript, take the signals, serve. */
