@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "common/loop.h"
 #include "common/names.h"
@@ -336,8 +337,41 @@ static void stop_on_loop(void *arg)
     }
 }
 
+/* Every device holds a descriptor (two behind a proxy), every connection
+ * one more: the soft limit of open files is raised to the hard one, and a
+ * limit below what the devices and loops alone need is refused up front,
+ * rather than failing at the thousandth bind. DW_OK, or the exit status
+ * after saying why. */
+static int open_files(size_t ndevs, size_t nloops, const dw_logger *log)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return DW_OK;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            dw_log(log, DW_LOG_DEBUG, "open files: soft limit raised from %llu to %llu",
+                   (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+        else
+            rl.rlim_cur = was;
+    }
+    size_t need = ndevs + 4 * nloops + 32; /* stdio, loops, control, transcript */
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return DW_OK;
+    fprintf(stderr,
+            "%s: %zu device(s) need at least %zu open files (one each, more for their "
+            "connections) and the limit is %llu (RLIMIT_NOFILE, hard limit %llu): raise it "
+            "(ulimit -n, or the container's nofile ulimit)\n",
+            prog, ndevs, need, (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+    return DW_SIM_EXIT_SERVER;
+}
+
 int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o)
 {
+    int limit = open_files(n, loop_count(o, n), o->logger);
+    if (limit != DW_OK)
+        return limit;
     dw_sim_control *control = NULL;
     dw_sim_server **srv = calloc(n, sizeof *srv);
     dw_sim_proxy **px = calloc(n, sizeof *px);
