@@ -3,6 +3,7 @@
 # Idempotent: packages already present are left alone; apt-get update runs
 # only when something is missing. Usage: scripts/install-deps.sh [--docker]
 #   --docker  also install the container tools used by scripts/docker-smoke.sh
+#             (podman, runc; catatonit, CNI plugins and iptables for its pods)
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-dev llvm
@@ -12,7 +13,7 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-dev llvm
 runtime_only=0
 for arg in "$@"; do
   case "$arg" in
-    --docker) pkgs+=(podman runc debootstrap) ;;
+    --docker) pkgs+=(podman runc debootstrap catatonit containernetworking-plugins iptables) ;;
     --build-only) runtime_only=1 ;;
     -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
     *) echo "install-deps: unknown option '$arg'" >&2; exit 2 ;;
