@@ -9,7 +9,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-dev llvm
       libcjson-dev libtelnet-dev libuv1-dev libcriterion-dev libpcre2-dev libmicrohttpd-dev
       liblua5.4-dev valgrind socat inetutils-telnetd gnuplot-nox python3-jsonschema python3-pytest
-      universal-ctags)
+      universal-ctags zip)
 runtime_only=0
 for arg in "$@"; do
   case "$arg" in
