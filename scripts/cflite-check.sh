@@ -14,7 +14,8 @@
 # cJSON and libtelnet come from the system's packages here (the Dockerfile
 # of .clusterfuzzlite clones them into $SRC for the real build).
 # Then for each $OUT/fuzz_<t>: its seed corpus (fuzz_<t>_seed_corpus.zip)
-# unpacked, and `$OUT/fuzz_<t> -runs=0 -dict=... CORPUS` (every input once).
+# unpacked, and `$OUT/fuzz_<t> -runs=0 -dict=... CORPUS` (every input once);
+# a target without AddressSanitizer (the CFLAGS not used) fails too.
 #
 # Usage: scripts/cflite-check.sh [--keep]   (--keep: leave the directory)
 # Exit status: 0 passed; 77 skipped (no clang with libFuzzer); else failed.
@@ -71,6 +72,11 @@ for src in "$root"/fuzz/fuzz_*.c; do
   bin="$OUT/$t"
   if [ ! -x "$bin" ]; then
     say "FAILED: build.sh made no $t (fuzz/$t.c)"
+    status=1
+    continue
+  fi
+  if command -v nm >/dev/null 2>&1 && ! nm "$bin" 2>/dev/null | grep ' __asan_init$' >/dev/null; then
+    say "FAILED: $t was built without AddressSanitizer (CFLAGS not used?)"
     status=1
     continue
   fi
