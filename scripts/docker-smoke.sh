@@ -8,7 +8,12 @@
 #      on 127.0.0.1 (a free port), asks it *IDN? with devwire-sim's own client
 #      and checks the reply,
 #   5. checks the container's health status, stops it (a clean exit on
-#      SIGTERM is required) and removes it.
+#      SIGTERM is required) and removes it,
+#   6. with podman: plays deploy/kubernetes.yaml (podman kube play, the
+#      image under a tag of its own, each instrument's port published on
+#      127.0.0.1 through a free hostPort), asks every instrument, checks the
+#      probe and the security context, and plays it down (skipped with a
+#      message where podman cannot run a pod).
 # Uses `docker` when a Docker engine answers `docker info`, else `podman`.
 #
 # Usage: scripts/docker-smoke.sh
@@ -48,9 +53,12 @@ fi
 
 tmp="$(mktemp -d)"
 containers=()
+kube_yaml="" kube_tag=""
 cleanup() {
   local c
   for c in "${containers[@]}"; do ctr rm -f "$c" >/dev/null 2>&1 || true; done
+  [ -z "$kube_yaml" ] || ctr kube down "$kube_yaml" >/dev/null 2>&1 || true
+  [ -z "$kube_tag" ] || ctr untag "$image" "$kube_tag" >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -241,4 +249,95 @@ ctr stop -t 10 "$cid" >/dev/null 2>"$tmp/stop.log" ||
 code="$(ctr inspect --format '{{.State.ExitCode}}' "$cid")"
 ctr logs "$cid" 2>&1 | tail -n 8 | sed 's/^/    /'
 [ "$code" = 0 ] || fail "the simulator exited with status $code on SIGTERM, expected 0"
+# ---- a fleet on Kubernetes: podman kube play deploy/kubernetes.yaml ---------
+# The manifest as it is, but for: the image (this run's, under a tag of its
+# own), names of its own (other runs may play it at the same time), and each
+# instrument's port published on 127.0.0.1 (hostPort, a free port each).
+kube_note=""
+kube_smoke() {
+  if [ "$tool" != podman ]; then
+    kube_note="kube play skipped: it needs podman (the tool here is $tool)"
+    return 0
+  fi
+  local tag="localhost/devwire-sim:smoke-$$" suffix="smoke-$$"
+  ctr tag "$image" "$tag" || fail "could not tag $image as $tag"
+  kube_tag=$tag
+  # Can podman run a pod here at all (catatonit, CNI plugins, iptables)?
+  local pp
+  pp="$(pick_port)" || fail "no free port found on 127.0.0.1"
+  if ! ctr pod create --name "devwire-probe-$suffix" -p "127.0.0.1:$pp:5025" >"$tmp/pod.log" 2>&1 ||
+     ! ctr pod start "devwire-probe-$suffix" >>"$tmp/pod.log" 2>&1; then
+    ctr pod rm -f "devwire-probe-$suffix" >/dev/null 2>&1 || true
+    sed 's/^/    /' "$tmp/pod.log" >&2
+    kube_note="kube play skipped: podman cannot run a pod here (error above; scripts/install-deps.sh --docker installs catatonit, containernetworking-plugins and iptables)"
+    return 0
+  fi
+  ctr pod rm -f "devwire-probe-$suffix" >/dev/null 2>&1 || true
+  local ports=() p
+  for _ in 1 2 3 4 5 6; do
+    p="$(pick_port)" || fail "no free port found on 127.0.0.1"
+    [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
+  done
+  awk -v tag="$tag" -v sfx="$suffix" -v ports="${ports[*]}" '
+    BEGIN { np = split(ports, port, " "); k = 0 }
+    /^ *image: devwire-sim:latest$/ { sub(/devwire-sim:latest/, tag) }
+    /^  name: devwire-fleet(-scripts)?$/ || /^ *name: devwire-fleet-scripts$/ { $0 = $0 "-" sfx }
+    { print }
+    /^ *containerPort: [0-9]+$/ {
+      ind = $0; sub(/[^ ].*/, "", ind)
+      print ind "hostIP: 127.0.0.1"; print ind "hostPort: " port[++k]
+    }' deploy/kubernetes.yaml >"$tmp/kube.yaml"
+  kube_yaml="$tmp/kube.yaml"
+  say "kube play: deploy/kubernetes.yaml with $tag, instruments on 127.0.0.1 ports ${ports[*]:0:4}"
+  if ! ctr kube play "$kube_yaml" >"$tmp/kube.log" 2>&1; then
+    sed 's/^/    /' "$tmp/kube.log" >&2
+    fail "podman kube play deploy/kubernetes.yaml failed (output above)"
+  fi
+  local pod="devwire-fleet-$suffix-pod-0" sim
+  sim="$(ctr ps -a --filter "pod=$pod" --format '{{.Names}}' | grep -- '-sim$' | head -n 1)"
+  [ -n "$sim" ] || fail "kube play made no simulator container in pod $pod"
+  # The instruments: request, and the reply the bundled scripts give.
+  local names=(sg psu tempctl pdu) scripts=(sg psu tempctl pdu)
+  local requests=('*IDN?' '*IDN?' '*IDN?' '{"cmd": "identify"}')
+  local want=('ACME,SG-1000,0001,1.0.3' 'ACME,PS-3005,0042,2.1' 'ACME,TC-10,0007,3.2' '"model":"PD-4"')
+  local i reply
+  for i in 0 1 2 3; do
+    reply=""
+    for _ in $(seq 1 100); do
+      reply="$(kube_ask "${ports[$i]}" "${scripts[$i]}" "${requests[$i]}" 2>"$tmp/ask.log")" && break
+      running "$sim" || break
+      sleep 0.2
+    done
+    if [[ "$reply" != *"${want[$i]}"* ]]; then
+      cat "$tmp/ask.log" >&2
+      ctr logs "$sim" 2>&1 | tail -n 20 | sed 's/^/    /' >&2
+      fail "kube: ${names[$i]} on 127.0.0.1:${ports[$i]} answered '$reply' to ${requests[$i]}, expected '${want[$i]}'"
+    fi
+    say "kube: ${names[$i]} (127.0.0.1:${ports[$i]}) answered ${requests[$i]} with $reply"
+  done
+  # The manifest's probe, and its security context as the engine applied it.
+  ctr exec "$sim" devwire-sim --probe 127.0.0.1:5028 --timeout 2000 ||
+    fail "kube: the manifest's probe (devwire-sim --probe 127.0.0.1:5028) fails in the pod"
+  [ "$(ctr exec "$sim" id -u)" = 10001 ] || fail "kube: the simulator does not run as uid 10001"
+  if ctr exec "$sim" sh -c ': >/devwire-write-test' 2>/dev/null; then
+    fail "kube: the root file system is writable"
+  fi
+  [ "$(ctr exec "$sim" sh -c 'grep CapEff /proc/self/status' | awk '{print $2}')" = 0000000000000000 ] ||
+    fail "kube: the simulator has capabilities"
+  ctr kube down "$kube_yaml" >"$tmp/kube.log" 2>&1 || { cat "$tmp/kube.log" >&2; fail "podman kube down failed"; }
+  kube_yaml=""
+  ! ctr pod exists "$pod" 2>/dev/null || fail "kube down left pod $pod"
+  kube_note="kube play passed: 4 instruments answered through hostPort, probe, non-root, read-only, no capabilities"
+}
+kube_ask() { # port script request -> reply
+  if [ "$client" = local ]; then
+    "$sim_local" --ask "127.0.0.1:$1" --script "sim/examples/$2.json" "$3"
+  else
+    ctr run --rm --network=host "$image" --ask "127.0.0.1:$1" \
+      --script "/usr/share/devwire/examples/$2.json" "$3"
+  fi
+}
+kube_smoke
+say "$kube_note"
+
 say "PASSED ($image: $(mb "$image_bytes"), base $(mb "$base_bytes"), added $(mb "$added_bytes"))"

@@ -3,16 +3,18 @@
 # Idempotent: packages already present are left alone; apt-get update runs
 # only when something is missing. Usage: scripts/install-deps.sh [--docker]
 #   --docker  also install the container tools used by scripts/docker-smoke.sh
+#             (podman, runc; catatonit, CNI plugins and iptables for its pods)
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-dev llvm
       libcjson-dev libtelnet-dev libuv1-dev libcriterion-dev libpcre2-dev libmicrohttpd-dev
       liblua5.4-dev valgrind socat inetutils-telnetd gnuplot-nox python3-jsonschema python3-pytest
-      python3-venv python3-pip python3-setuptools python3-wheel universal-ctags redis-server)
+      python3-venv python3-pip python3-setuptools python3-wheel universal-ctags redis-server
+      zip)
 runtime_only=0
 for arg in "$@"; do
   case "$arg" in
-    --docker) pkgs+=(podman runc debootstrap) ;;
+    --docker) pkgs+=(podman runc debootstrap catatonit containernetworking-plugins iptables) ;;
     --build-only) runtime_only=1 ;;
     -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
     *) echo "install-deps: unknown option '$arg'" >&2; exit 2 ;;

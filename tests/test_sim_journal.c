@@ -69,6 +69,48 @@ Test(sim_journal, a_full_ring_drops_the_oldest_and_says_so)
     dw_sim_journal_free(j);
 }
 
+/* The process's virtual size in KiB (VmSize). */
+static long vm_size_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+Test(sim_journal, the_ring_is_allocated_as_it_fills)
+{
+    /* A thousand devices' journals at the default size: allocated whole,
+     * they took 800 KB each, 800 MB in all, before a request came. */
+    enum { N = 1000 };
+    static dw_sim_journal *j[N];
+    long before = vm_size_kib();
+    for (int i = 0; i < N; i++) {
+        j[i] = dw_sim_journal_new(DW_SIM_JOURNAL_DEFAULT);
+        cr_assert(j[i] != NULL);
+    }
+    long grew = vm_size_kib() - before;
+    cr_expect(grew < 64 * 1024, "%d empty journals took %ld KiB of address space", N, grew);
+    char req[32];
+    for (int i = 0; i < 100; i++) { /* grows 16, 32, 64, 128: order kept */
+        snprintf(req, sizeof req, "REQ %d", i);
+        add(j[0], req);
+    }
+    seen s = {0, 0, 0, 1};
+    dw_sim_journal_each(j[0], 1, visit, &s);
+    cr_expect(eq(u64, s.n, 100));
+    cr_expect(eq(u64, s.first, 1));
+    cr_expect(s.ordered, "in order across the ring's growth");
+    cr_expect(eq(u64, dw_sim_journal_dropped(j[0]), 0));
+    for (int i = 0; i < N; i++)
+        dw_sim_journal_free(j[i]);
+}
+
 Test(sim_journal, long_requests_are_kept_in_part_with_their_length)
 {
     dw_sim_journal *j = dw_sim_journal_new(4);

@@ -408,10 +408,40 @@ const char *dw_sim_control_address(const dw_sim_control *c)
     return c->addr;
 }
 
-static void close_device(void *arg)
+/* Every device of one loop, closed on that loop in one call (a call per
+ * device, each waiting for its loop, made stopping thousands slow). */
+typedef struct close_job {
+    dw_sim_control *c;
+    struct dw_sim_loop *loop;
+} close_job;
+
+static void close_devices(void *arg)
 {
-    ctl_device *d = arg;
-    dw_sim_devctl_close(d->server);
+    const close_job *j = arg;
+    for (size_t i = 0; i < j->c->n; i++)
+        if (j->c->devs[i].dev && j->c->devs[i].server->loop == j->loop)
+            dw_sim_devctl_close(j->c->devs[i].server);
+}
+
+/* Each loop that has a device once, in the devices' order. */
+static void close_all(dw_sim_control *c)
+{
+    struct dw_sim_loop
+        *done[256]; /* --loops is at most 256; past that, closing twice is harmless */
+    size_t ndone = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        if (!c->devs[i].dev)
+            continue;
+        close_job j = {c, c->devs[i].server->loop};
+        size_t k = 0;
+        while (k < ndone && done[k] != j.loop)
+            k++;
+        if (k < ndone)
+            continue;
+        dw_sim_loop_call(j.loop, close_devices, &j);
+        if (ndone < sizeof done / sizeof done[0])
+            done[ndone++] = j.loop;
+    }
 }
 
 void dw_sim_control_stop(dw_sim_control *c)
@@ -426,9 +456,7 @@ void dw_sim_control_stop(dw_sim_control *c)
     if (c->mhd)
         MHD_stop_daemon(c->mhd); /* joins every connection's thread */
     c->mhd = NULL;
-    for (size_t i = 0; i < c->n; i++)
-        if (c->devs[i].dev)
-            dw_sim_loop_call(c->devs[i].server->loop, close_device, &c->devs[i]);
+    close_all(c);
 }
 
 void dw_sim_control_free(dw_sim_control *c)

@@ -26,6 +26,7 @@ struct dw_sim_journal {
     pthread_cond_t grew; /* an entry was added, or the journal closed */
     dw_sim_journal_entry *ring;
     size_t cap, head, count; /* the oldest entry is ring[head] */
+    size_t size;             /* entries allocated: grows to cap as they come */
     uint64_t next_seq, dropped;
     size_t sleepers; /* waiters in pthread_cond_timedwait since the last wake-up */
     int closed;
@@ -74,10 +75,6 @@ dw_sim_journal *dw_sim_journal_new(size_t capacity)
     if (!j)
         return NULL;
     j->cap = capacity ? capacity : 1;
-    if (!(j->ring = calloc(j->cap, sizeof *j->ring))) {
-        free(j);
-        return NULL;
-    }
     pthread_mutex_init(&j->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -94,7 +91,7 @@ void dw_sim_journal_clear(dw_sim_journal *j)
     shared_release(j->cache); /* a cleared entry is not seen again */
     j->cache = NULL;
     for (size_t k = 0; k < j->count; k++)
-        dw_sim_journal_entry_free(&j->ring[(j->head + k) % j->cap]);
+        dw_sim_journal_entry_free(&j->ring[(j->head + k) % j->size]);
     j->head = j->count = 0;
     j->dropped = 0; /* what a verification must know: dropped since the last clear */
     pthread_mutex_unlock(&j->lock);
@@ -154,6 +151,28 @@ static int entry_copy(const dw_sim_journal_entry *from, dw_sim_journal_entry *to
     return DW_OK;
 }
 
+/* Under the lock, the ring full below its capacity: twice the entries
+ * (at first 16, at most cap). The ring is allocated as it fills, so a
+ * device that sees few requests keeps a small one: a bench of thousands of
+ * devices with the control API would otherwise map cap entries each
+ * (10,000 by default: 800 KB). Until the ring reaches cap nothing was
+ * dropped, so head is 0 and the entries keep their order. 0, or -1 when
+ * out of memory: then the ring stays as it is and that is its capacity. */
+static int grow(dw_sim_journal *j)
+{
+    size_t size = j->size ? 2 * j->size : 16;
+    if (size > j->cap)
+        size = j->cap;
+    dw_sim_journal_entry *ring = realloc(j->ring, size * sizeof *ring);
+    if (!ring) {
+        j->cap = j->size;
+        return -1;
+    }
+    j->ring = ring;
+    j->size = size;
+    return 0;
+}
+
 uint64_t dw_sim_journal_add(dw_sim_journal *j, uint64_t conn, const uint8_t *req, size_t n,
                             const char *match, const uint8_t *reply, size_t reply_n,
                             const char *fault)
@@ -176,14 +195,20 @@ uint64_t dw_sim_journal_add(dw_sim_journal *j, uint64_t conn, const uint8_t *req
         return 0;
     }
     e.seq = seq;
+    if (j->count == j->size && j->size < j->cap && grow(j) != 0 && j->size == 0) {
+        j->dropped++;
+        pthread_mutex_unlock(&j->lock);
+        dw_sim_journal_entry_free(&e);
+        return 0;
+    }
     dw_sim_journal_entry old = {0};
     if (j->count == j->cap) { /* the oldest makes room (freed after the unlock) */
         old = j->ring[j->head];
-        j->head = (j->head + 1) % j->cap;
+        j->head = (j->head + 1) % j->size;
         j->count--;
         j->dropped++;
     }
-    j->ring[(j->head + j->count) % j->cap] = e;
+    j->ring[(j->head + j->count) % j->size] = e;
     j->count++;
     /* One wake-up for whoever sleeps now, none when nobody does: the
      * device's cost does not grow with the waiters (see RECHECK_NS). */
@@ -223,9 +248,9 @@ static size_t first_since(const dw_sim_journal *j, uint64_t since)
     size_t k = since <= oldest ? 0 : (size_t)(since - oldest);
     if (k > j->count)
         k = j->count;
-    while (k > 0 && j->ring[(j->head + k - 1) % j->cap].seq >= since)
+    while (k > 0 && j->ring[(j->head + k - 1) % j->size].seq >= since)
         k--;
-    while (k < j->count && j->ring[(j->head + k) % j->cap].seq < since)
+    while (k < j->count && j->ring[(j->head + k) % j->size].seq < since)
         k++;
     return k;
 }
@@ -241,7 +266,7 @@ static int snap_chunk(dw_sim_journal *j, uint64_t *since, uint64_t end, size_t m
     dw_buf_clear(&s->bytes);
     size_t k = first_since(j, *since);
     for (; k < j->count; k++) {
-        const dw_sim_journal_entry *e = &j->ring[(j->head + k) % j->cap];
+        const dw_sim_journal_entry *e = &j->ring[(j->head + k) % j->size];
         if (e->seq >= end)
             return 0;
         if (s->n == CHUNK || s->n == max || (s->n && s->bytes.len >= CHUNK_BYTES))

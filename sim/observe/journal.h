@@ -47,7 +47,8 @@ typedef struct dw_sim_journal_entry {
 
 void dw_sim_journal_entry_free(dw_sim_journal_entry *e);
 
-/* A ring of `capacity` entries (at least 1). NULL when out of memory. */
+/* A ring of `capacity` entries (at least 1), allocated as it fills (16
+ * entries, then twice as many each time it is full). NULL when out of memory. */
 dw_sim_journal *dw_sim_journal_new(size_t capacity);
 /* Wakes every waiter first. Accepts NULL. */
 void dw_sim_journal_free(dw_sim_journal *j);

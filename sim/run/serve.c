@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "common/loop.h"
+#include "common/names.h"
 #include "common/net.h"
 #include "control/control.h"
 #include "device/server.h"
@@ -352,8 +354,59 @@ static void serve_until_signal(const dw_sim_device *devs, size_t n, const dw_sim
     dw_sim_cli_stop_begin(dw_sim_cli_wait_signals(o->exit_with_stdin, on_hup, &j));
 }
 
+/* The devices of one loop, stopped on that loop in one call: a call per
+ * device, each waiting for the loop thread, made stopping 10,000 devices
+ * take longer than the grace period after SIGTERM. */
+typedef struct stop_job {
+    dw_sim_server **srv;
+    dw_sim_proxy **px;
+    size_t n, first, step;
+} stop_job;
+
+static void stop_on_loop(void *arg)
+{
+    const stop_job *j = arg;
+    for (size_t i = j->first; i < j->n; i += j->step) {
+        dw_sim_proxy_stop(j->px[i]);
+        dw_sim_server_stop(j->srv[i]);
+    }
+}
+
+/* Every device holds a descriptor (two behind a proxy), every connection
+ * one more: the soft limit of open files is raised to the hard one, and a
+ * limit below what the devices and loops alone need is refused up front,
+ * rather than failing at the thousandth bind. DW_OK, or the exit status
+ * after saying why. */
+static int open_files(size_t ndevs, size_t nloops, const dw_logger *log)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return DW_OK;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            dw_log(log, DW_LOG_DEBUG, "open files: soft limit raised from %llu to %llu",
+                   (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+        else
+            rl.rlim_cur = was;
+    }
+    size_t need = ndevs + 4 * nloops + 32; /* stdio, loops, control, transcript */
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return DW_OK;
+    fprintf(stderr,
+            "%s: %zu device(s) need at least %zu open files (one each, more for their "
+            "connections) and the limit is %llu (RLIMIT_NOFILE, hard limit %llu): raise it "
+            "(ulimit -n, or the container's nofile ulimit)\n",
+            prog, ndevs, need, (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+    return DW_SIM_EXIT_SERVER;
+}
+
 int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options *o)
 {
+    int limit = open_files(n, loop_count(o, n), o->logger);
+    if (limit != DW_OK)
+        return limit;
     dw_sim_control *control = NULL;
     dw_sim_server **srv = calloc(n, sizeof *srv);
     dw_sim_proxy **px = calloc(n, sizeof *px);
@@ -389,9 +442,9 @@ int dw_sim_serve(const dw_sim_device *devs, size_t n, const dw_sim_serve_options
     if (status == DW_OK)
         serve_until_signal(devs, n, o, srv, px, control);
     dw_sim_control_stop(control); /* before the devices: no call reaches them after */
-    for (size_t i = 0; i < n; i++) {
-        dw_sim_proxy_stop(px[i]);
-        dw_sim_server_stop(srv[i]);
+    for (size_t k = 0; k < loops.n; k++) {
+        stop_job j = {srv, px, n, k, loops.n};
+        dw_sim_loop_call(loops.l[k], stop_on_loop, &j);
     }
     for (size_t i = 0; i < loops.n; i++)
         dw_sim_loop_stop(loops.l[i]); /* every close callback has run */
@@ -451,6 +504,23 @@ static int parse_device(const char *arg, dw_sim_device *d)
     return rc;
 }
 
+/* DW_SIM_EXIT_OK when no two devices have the same name, else
+ * DW_SIM_EXIT_USAGE after saying which. */
+static int names_differ(const dw_sim_device *devs, size_t n)
+{
+    dw_sim_names *names = dw_sim_names_new(n);
+    int status = names ? DW_SIM_EXIT_OK : DW_SIM_EXIT_SERVER;
+    if (!names)
+        fprintf(stderr, "%s: out of memory\n", prog);
+    for (size_t i = 0; status == DW_SIM_EXIT_OK && i < n; i++)
+        if (devs[i].name && dw_sim_names_add(names, devs[i].name) != 1) {
+            fprintf(stderr, "%s: two devices are named \"%s\"\n", prog, devs[i].name);
+            status = DW_SIM_EXIT_USAGE;
+        }
+    dw_sim_names_free(names);
+    return status;
+}
+
 /* The devices to serve: --script (unnamed when alone), each --device, each
  * device of --bench. DW_SIM_EXIT_OK, or the exit status after saying what
  * is wrong. */
@@ -497,13 +567,7 @@ static int collect_devices(const dw_sim_cli *c, dw_sim_device **devs, size_t *n)
         (*devs)[*n - 1].baud = b->baud;
     }
     dw_sim_bench_free(bench);
-    for (size_t i = 0; status == DW_SIM_EXIT_OK && i < *n; i++)
-        for (size_t j = 0; (*devs)[i].name && j < i && status == DW_SIM_EXIT_OK; j++)
-            if ((*devs)[j].name && strcmp((*devs)[i].name, (*devs)[j].name) == 0) {
-                fprintf(stderr, "%s: two devices are named \"%s\"\n", prog, (*devs)[i].name);
-                status = DW_SIM_EXIT_USAGE;
-            }
-    return status;
+    return status == DW_SIM_EXIT_OK ? names_differ(*devs, *n) : status;
 }
 
 /* Open the transcript, take the signals, serve. */

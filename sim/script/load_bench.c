@@ -3,6 +3,7 @@
  * script loader's are; the scripts themselves are loaded later. */
 #include "script/load_int.h"
 
+#include "common/names.h"
 #include "common/net.h"
 
 #include <stdio.h>
@@ -36,7 +37,7 @@ static int device_link(dw__load *c, const cJSON *v, dw_sim_device_spec *d)
     return dw__load_string(c, v, &d->link);
 }
 
-static int parse_device(dw__load *c, const cJSON *v, dw_sim_bench *b, dw_sim_device_spec *d)
+static int parse_device(dw__load *c, const cJSON *v, dw_sim_names *names, dw_sim_device_spec *d)
 {
     if (!cJSON_IsObject(v))
         return dw__load_fail(c, v, 0, "expected object (a device: name, script, listen)");
@@ -52,9 +53,8 @@ static int parse_device(dw__load *c, const cJSON *v, dw_sim_bench *b, dw_sim_dev
         int e;
         if (k == D_NAME && (rc = dw__load_string(c, m[k], &d->name)) == DW_OK && !d->name[0])
             rc = dw__load_fail(c, m[k], 0, "must not be empty");
-        for (const dw_sim_device_spec *o = b->devices; rc == DW_OK && k == D_NAME && o < d; o++)
-            if (strcmp(o->name, d->name) == 0)
-                rc = dw__load_fail(c, m[k], 0, "another device is named \"%.60s\"", d->name);
+        if (rc == DW_OK && k == D_NAME && dw_sim_names_add(names, d->name) != 1)
+            rc = dw__load_fail(c, m[k], 0, "another device is named \"%.60s\"", d->name);
         if (k == D_SCRIPT)
             rc = device_script(c, m[k], d);
         if (k == D_LISTEN && (!cJSON_IsString(m[k]) ||
@@ -93,14 +93,18 @@ static int parse_bench(dw__load *c, const cJSON *root, dw_sim_bench *b)
     if (n == 0)
         return dw__load_fail(c, root, 0, "a bench lists at least one device");
     b->devices = calloc(n, sizeof *b->devices);
-    if (!b->devices)
+    dw_sim_names *names = dw_sim_names_new(n);
+    if (!b->devices || !names) {
+        dw_sim_names_free(names);
         return dw__load_oom(c);
+    }
     int rc = DW_OK;
     for (const cJSON *v = root->child; v && rc == DW_OK; v = v->next) {
         size_t old = dw__load_push_index(c, b->ndevices);
-        rc = parse_device(c, v, b, &b->devices[b->ndevices++]);
+        rc = parse_device(c, v, names, &b->devices[b->ndevices++]);
         dw__load_pop(c, old);
     }
+    dw_sim_names_free(names);
     return rc;
 }
 
