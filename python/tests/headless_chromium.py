@@ -260,8 +260,16 @@ class Page:
             if value:
                 return value
             if time.monotonic() >= deadline:
-                raise BrowserError(f"not true within {timeout} s: {expression}; page: {self.text()!r}")
+                raise BrowserError(f"not true within {timeout} s: {expression}; "
+                                   f"the page shows: {self.shown()!r}")
             self.browser.pump(0.1)
+
+    def shown(self) -> str:
+        """The page's text as rendered (for messages)."""
+        try:
+            return self.evaluate("document.body ? document.body.innerText : ''")[:3000]
+        except BrowserError as e:
+            return str(e)
 
     def text(self) -> str:
         try:
