@@ -8,7 +8,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-dev llvm
       libcjson-dev libtelnet-dev libuv1-dev libcriterion-dev libpcre2-dev libmicrohttpd-dev
       liblua5.4-dev valgrind socat inetutils-telnetd gnuplot-nox python3-jsonschema python3-pytest
-      universal-ctags)
+      universal-ctags libtirpc-dev python3-pyvisa-py lxi-tools)
 runtime_only=0
 for arg in "$@"; do
   case "$arg" in
@@ -21,7 +21,7 @@ done
 if [ "$runtime_only" = 1 ]; then
   # The container build stage needs only what builds and tests the code.
   pkgs=(build-essential cmake pkg-config libcjson-dev libtelnet-dev libuv1-dev libcriterion-dev
-        libpcre2-dev libmicrohttpd-dev liblua5.4-dev)
+        libpcre2-dev libmicrohttpd-dev liblua5.4-dev libtirpc-dev)
 fi
 
 if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-query >/dev/null 2>&1; then

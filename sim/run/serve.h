@@ -44,6 +44,7 @@ typedef struct dw_sim_serve_options {
     int have_seed;             /* 0: a seed is drawn, and printed when a script uses it */
     unsigned lua_deadline_ms;  /* --lua-deadline: one Lua evaluation at most (0: 10 ms) */
     unsigned loops;            /* --loops: event loop threads (0: one per usable CPU) */
+    int portmapper;            /* --portmapper: VXI-11 devices' (111; 0: any; -1: none) */
 } dw_sim_serve_options;
 
 /* Serve devs[0..n) until SIGINT or SIGTERM. A script with "network"
