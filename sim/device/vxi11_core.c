@@ -253,13 +253,13 @@ static int create_link(vx_conn *c, uint64_t now)
     const dw_sim_vxi11_args *a = &c->args;
     int rc;
     if (!device_known(s->gen->script, a))
-        return reply_error(c, DW_VXI11_E_NOT_ACCESSIBLE);
+        return reply_fail(c, DW_VXI11_E_NOT_ACCESSIBLE);
     if (a->lock_device && locked_out(c, NULL, DW_VXI11_WAITLOCK, now, &rc))
         return rc;
     vx_link *l = calloc(1, sizeof *l);
     if (!l || dw__sim_bind(s, &l->gen, &l->sess) != DW_OK) {
         free(l);
-        return reply_error(c, DW_VXI11_E_RESOURCES);
+        return reply_fail(c, DW_VXI11_E_RESOURCES);
     }
     l->vx = vx;
     l->conn = c;
