@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/loop.h"
 #include "common/memory.h"
@@ -416,9 +417,11 @@ static int vxi11_open(dw_sim_server *s, const dw_sim_server_options *o, dw_error
     s->vxi11 = vx;
     const char *host = o->host ? o->host : "127.0.0.1";
     int fd = -1;
+    /* The core channel's socket is bound first (the portmapper answers with
+     * its port) and becomes the server's listener last: a handle embedded
+     * in the server must not be left closing when opening fails, since the
+     * server is freed before a shared loop runs its close callbacks. */
     int rc = dw_sim_net_bind(host, o->port, SOCK_STREAM, 512, &fd, s->addr, &s->port, err);
-    if (rc == DW_OK)
-        rc = dw__sim_listen_on(s, fd, on_core_connection, err);
     if (rc == DW_OK)
         rc = abort_open(vx, host, err);
     char *bound = NULL;
@@ -428,6 +431,12 @@ static int vxi11_open(dw_sim_server *s, const dw_sim_server_options *o, dw_error
     if (rc == DW_OK && o->portmapper >= 0)
         rc = dw__sim_pmap_open(dw_sim_loop_uv(s->loop), bound, (uint16_t)o->portmapper, s->port,
                                s->logger, &vx->pmap, err);
+    if (rc == DW_OK) {
+        rc = dw__sim_listen_on(s, fd, on_core_connection, err);
+        fd = -1; /* the listener's, or closed */
+    }
+    if (fd >= 0)
+        close(fd);
     const dw_sim_script *script = s->gen->script;
     const char *dev = script->nvxi11_devices ? script->vxi11_devices[0] : "inst0";
     if (rc == DW_OK && vx->pmap)
