@@ -46,7 +46,7 @@ LABEL org.opencontainers.image.title="devwire-sim" \
 
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libcjson1 libtelnet2 libpcre2-8-0 libuv1 libmicrohttpd12 \
-      liblua5.4-0 \
+      liblua5.4-0 libtirpc3 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
  && groupadd --system --gid 10001 devwire \
  && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent \

@@ -35,6 +35,7 @@ function what(n) {
   if (n ~ /^server_rt_/)        return "blocking C line server + raw client"
   if (n ~ /^server_p99_/)       return "blocking C line server + raw client"
   if (n ~ /^sim_rt_/)           return "bare devwire TCP server (echo)"
+  if (n ~ /^sim_vxi11_/)        return "the same SCPI device over a raw socket"
   if (n ~ /^simvs_epoll_/)      return "one-thread epoll line server (own process)"
   if (n ~ /^simvs_blocking_/)   return "thread-per-connection line server (own process)"
   if (n ~ /^loadgen_.*_rt_/)    return "same generator, a thread per connection"

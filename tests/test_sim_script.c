@@ -544,7 +544,14 @@ Test(script_errors, document_and_top_level)
         {"{'description': []}", "t.json:1:17: description: expected string"},
         {"{'transport': 'rs232'}",
          "t.json:1:15: transport: unknown value \"rs232\" (expected \"tcp\", \"telnet\", "
-         "\"udp\" or \"serial\")"},
+         "\"udp\", \"serial\" or \"vxi11\")"},
+        {"{'vxi11': {}}", "t.json:1:11: vxi11: only for \"transport\": \"vxi11\""},
+        {"{'transport': 'vxi11', 'vxi11': {'devices': []}}",
+         "t.json:1:45: vxi11.devices: expected a non-empty list of device names"},
+        {"{'transport': 'vxi11', 'vxi11': {'devices': ['inst0', 'inst0']}}",
+         "t.json:1:55: vxi11.devices[1]: \"inst0\" is listed twice"},
+        {"{'transport': 'vxi11', 'vxi11': {'max_recv_size': 8}}",
+         "t.json:1:51: vxi11.max_recv_size: must be at least 64 (got 8)"},
         {"{'transport': 'telent'}",
          "t.json:1:15: transport: unknown value \"telent\" (did you mean \"telnet\"?)"},
         {"{'scope': 'global'}",
@@ -1200,7 +1207,7 @@ Test(schema, parses_and_examples_validate)
         cr_expect(strstr(err.message, "unknown key") == NULL, "%s", err.message);
         dw_sim_script_free(s);
     }
-    cr_expect(eq(sz, nprops, 20));
+    cr_expect(eq(sz, nprops, 21));
     cJSON_Delete(schema);
     free(text);
 

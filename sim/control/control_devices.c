@@ -25,7 +25,7 @@ static cJSON *proxy_json(ctl_device *d)
 
 static const char *transport_name(const dw_sim_script *s)
 {
-    static const char *const names[] = {"tcp", "telnet", "udp", "serial"};
+    static const char *const names[] = {"tcp", "telnet", "udp", "serial", "vxi11"};
     return names[s->transport];
 }
 

@@ -5,7 +5,7 @@
  * here runs on the loop thread; the public calls that come from other
  * threads (reload, stop, totals, summary) are handed to it with
  * dw_sim_loop_call. The transport (server_tcp.c, server_udp.c,
- * server_serial.c) is reached through its table (server_int.h), the
+ * server_serial.c, server_vxi11.c) is reached through its table (server_int.h), the
  * control API's side of the device through its hooks (devctl.h). */
 #include "device/server.h"
 
@@ -22,6 +22,7 @@
 #include "device/server_serial.h"
 #include "device/server_tcp.h"
 #include "device/server_udp.h"
+#include "device/server_vxi11.h"
 
 /* The periodic timers of the generation serving now, in one block. */
 typedef struct sim_ticks {
@@ -123,6 +124,7 @@ void dw_sim_server_options_init(dw_sim_server_options *o)
     o->write_timeout_ms = 10000;
     o->max_buffered = DW_SIM_MAX_BUFFERED;
     o->seed = DW_SIM_DEFAULT_SEED;
+    o->portmapper = 111;
 }
 
 typedef struct open_args {
@@ -144,6 +146,9 @@ static void server_open(void *arg)
         break;
     case DW_SIM_SERIAL:
         s->transport = &dw__sim_serial_transport;
+        break;
+    case DW_SIM_VXI11:
+        s->transport = &dw__sim_vxi11_transport;
         break;
     default:
         s->transport = &dw__sim_tcp_transport;
@@ -217,6 +222,11 @@ int dw_sim_server_start(dw_sim_server *s, dw_error *err)
 const char *dw_sim_server_address(const dw_sim_server *s)
 {
     return s->addr;
+}
+
+const char *dw_sim_server_resource(const dw_sim_server *s)
+{
+    return s->resource[0] ? s->resource : NULL;
 }
 
 uint16_t dw_sim_server_port(const dw_sim_server *s)

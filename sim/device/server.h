@@ -88,6 +88,10 @@ typedef struct dw_sim_server_options {
      * read got at once (dw__sim_quickack), unless the script says
      * "quickack": false. */
     int delayed_ack;
+    /* Transport "vxi11" (server_vxi11.c): the portmapper's port on `host`
+     * (--portmapper; default 111; 0: the kernel chooses; -1: none, clients
+     * are told the core channel's port). `port` is the core channel's. */
+    int portmapper;
 } dw_sim_server_options;
 
 #define DW_SIM_MAX_BUFFERED ((size_t)256 * 1024 * 1024)
@@ -105,6 +109,10 @@ int dw_sim_server_start(dw_sim_server *s, dw_error *err);
 /* "HOST:PORT" actually bound; for a serial device, its terminal's path
  * ("/dev/pts/3"). */
 const char *dw_sim_server_address(const dw_sim_server *s);
+/* A VXI-11 device's VISA resource string and where its portmapper and
+ * core channel are: "TCPIP::127.0.0.1::inst0::INSTR (portmapper
+ * 127.0.0.1:111)"; NULL for another transport. */
+const char *dw_sim_server_resource(const dw_sim_server *s);
 /* 1 when the device is a serial line. */
 int dw_sim_server_serial(const dw_sim_server *s);
 uint16_t dw_sim_server_port(const dw_sim_server *s);

@@ -22,7 +22,8 @@ typedef struct sim_gen {
 
 /* A transport: what the device's life (server.c) and its control side
  * (devctl.c) do through a table that each transport file fills
- * (dw__sim_tcp_transport, dw__sim_udp_transport, dw__sim_serial_transport),
+ * (dw__sim_tcp_transport, dw__sim_udp_transport, dw__sim_serial_transport,
+ * dw__sim_vxi11_transport),
  * so that neither calls a transport by name and no transport calls back up
  * into them. Everything runs on the loop thread. */
 typedef struct dw_sim_transport_ops {
@@ -55,6 +56,8 @@ struct dw_sim_server {
     uv_connection_cb on_connection; /* the listener's, for listening again (server_listen.c) */
     struct sim_udp *udp;            /* the datagram socket, for transport "udp" (server_udp.c) */
     struct sim_serial *serial; /* the pseudo-terminal, for transport "serial" (server_serial.c) */
+    struct sim_vxi11 *vxi11;   /* links, locks, channels, for transport "vxi11" (server_vxi11.c) */
+    char resource[DW_SIM_ADDR_MAX * 2 + 64]; /* VXI-11: the readiness line's resource string */
     char addr[DW_SIM_ADDR_MAX];
     uint16_t port;
     const dw_logger *logger;

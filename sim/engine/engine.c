@@ -172,6 +172,16 @@ void dw_sim_session_free(dw_sim_session *s)
     free(s);
 }
 
+int dw_sim_engine_status_byte(const dw_sim_engine *e, const dw_sim_session *ss, int mav,
+                              uint8_t *stb)
+{
+    (void)e;
+    if (!ss->st->scpi)
+        return DW_ENOENT;
+    *stb = dw_scpi_status_stb(ss->st->scpi, mav);
+    return DW_OK;
+}
+
 int dw_sim_session_hung(const dw_sim_session *s)
 {
     return s->hung;

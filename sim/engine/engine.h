@@ -109,6 +109,13 @@ void dw_sim_session_free(dw_sim_session *s);
  * DW_SIM_BY_HUNG with nothing to write). */
 int dw_sim_session_hung(const dw_sim_session *s);
 
+/* The SCPI status byte session s sees now, as *STB? would read it, with
+ * MAV set when `mav` (a response is waiting where the transport keeps its
+ * output queue): DW_OK, or DW_ENOENT when the script has no SCPI profile.
+ * Reads only: no request is counted. On the engine's thread. */
+int dw_sim_engine_status_byte(const dw_sim_engine *e, const dw_sim_session *s, int mav,
+                              uint8_t *stb);
+
 /* Who answered a request. */
 typedef enum dw_sim_source {
     DW_SIM_BY_STEP,      /* index: the step */

@@ -48,7 +48,8 @@ enum {
     OPT_LUA_DEADLINE,
     OPT_LOOPS,
     OPT_DELAYED_ACK,
-    OPT_EXIT_WITH_STDIN
+    OPT_EXIT_WITH_STDIN,
+    OPT_PORTMAPPER
 };
 
 /* Its order is getopt's when it names the candidates of an ambiguous
@@ -86,6 +87,7 @@ static const struct option longopts[] = {
     {"loops", required_argument, NULL, OPT_LOOPS},
     {"delayed-ack", no_argument, NULL, OPT_DELAYED_ACK},
     {"exit-with-stdin", no_argument, NULL, OPT_EXIT_WITH_STDIN},
+    {"portmapper", required_argument, NULL, OPT_PORTMAPPER},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -109,6 +111,7 @@ static void usage_synopsis(FILE *f)
         "                   [--control HOST:PORT [--control-token FILE]] [--journal N]\n"
         "                   [--seed N] [--lua-deadline MS] [--loops N] [--delayed-ack]\n"
         "                   [--exit-with-stdin]\n"
+        "                   [--portmapper PORT|none]\n"
         "       %s [--device NAME=SCRIPT@HOST:PORT]... [--bench FILE]\n"
         "                   [--script FILE] [options as above]\n"
         "       %s --record --upstream HOST:PORT --script BASE --out FILE [--listen HOST:PORT]\n"
@@ -185,6 +188,11 @@ static void usage_options(FILE *f)
           "                         without waiting ~40 ms); a script's \"tcp\" wins\n"
           "      --exit-with-stdin  stdin is a pipe its parent holds: when it ends (the\n"
           "                         parent exited or was killed) stop as on SIGTERM\n"
+          "      --portmapper PORT|none  VXI-11 devices: answer the portmapper on PORT of\n"
+          "                         each device's host (default 111: needs root or\n"
+          "                         CAP_NET_BIND_SERVICE; registers with rpcbind instead when\n"
+          "                         one holds 111; 0 lets the system choose; none: no\n"
+          "                         portmapper)\n"
           "      --validate FILE    check a script and exit (0 valid, 2 invalid)\n"
           "      --probe HOST:PORT  exit 0 if a simulator accepts a connection there\n"
           "      --ask HOST:PORT    send REQUEST with the script's transport and framing,\n"
@@ -298,6 +306,17 @@ static int take_number(int opt, const char *arg, dw_sim_cli *c)
             return 0;
         fprintf(stderr, "%s: --loops %s: expected a number from 1 to %d\n", prog, arg,
                 DW_SIM_MAX_LOOPS);
+        return -1;
+    case OPT_PORTMAPPER:
+        if (strcmp(arg, "none") == 0) {
+            c->portmapper = -1;
+            return 0;
+        }
+        if (parse_count(arg, 0, 65535, &v) == 0) {
+            c->portmapper = (int)v;
+            return 0;
+        }
+        fprintf(stderr, "%s: --portmapper %s: expected a port (0 to 65535) or none\n", prog, arg);
         return -1;
     case OPT_JOURNAL:
         if (parse_count(arg, 1, DW_SIM_JOURNAL_MAX, &c->journal) == 0)
@@ -455,6 +474,7 @@ dw_sim_mode dw_sim_cli_parse(int argc, char **argv, dw_sim_cli *c)
     c->write_ms = 10000;
     c->max_connections = 1024;
     c->max_buffered = (long)DW_SIM_MAX_BUFFERED;
+    c->portmapper = 111;
     c->logger = (dw_logger){log_fn, NULL, DW_LOG_WARN};
     int opt;
     while ((opt = getopt_long(argc, argv, "s:l:t:chV", longopts, NULL)) != -1) {

@@ -43,7 +43,8 @@ static dw_sim_script *load(const dw_sim_device *d)
         dw_sim_script_free(s);
         return NULL;
     }
-    if (s->network && (s->transport == DW_SIM_UDP || s->transport == DW_SIM_SERIAL)) {
+    if (s->network && (s->transport == DW_SIM_UDP || s->transport == DW_SIM_SERIAL ||
+                       s->transport == DW_SIM_VXI11)) {
         fprintf(stderr, "%s: %s%s%s: \"network\" faults need transport tcp or telnet\n", prog,
                 d->name ? d->name : "", d->name ? ": " : "", d->script);
         dw_sim_script_free(s);
@@ -193,6 +194,7 @@ static int open_all(const dw_sim_device *devs, size_t n, const dw_sim_serve_opti
         so.seed = o->seed;
         so.lua_deadline_ms = o->lua_deadline_ms;
         so.delayed_ack = o->delayed_ack;
+        so.portmapper = o->portmapper;
         dw_error err;
         dw_error_clear(&err);
         if (dw_sim_server_new(&so, script, &srv[i], &err) != DW_OK) {
@@ -345,6 +347,10 @@ static void serve_until_signal(const dw_sim_device *devs, size_t n, const dw_sim
         printf("%s %s%s%s%s\n", dw_sim_server_serial(srv[i]) ? "serial on" : "listening on",
                address(srv[i], px[i]), devs[i].name ? " (" : "", devs[i].name ? devs[i].name : "",
                devs[i].name ? ")" : "");
+    for (size_t i = 0; i < n; i++) /* after every "listening on": tools wait for those first */
+        if (dw_sim_server_resource(srv[i]))
+            printf("vxi11 on %s%s%s%s\n", dw_sim_server_resource(srv[i]), devs[i].name ? " (" : "",
+                   devs[i].name ? devs[i].name : "", devs[i].name ? ")" : "");
     if (control)
         printf("control on http://%s\n", dw_sim_control_address(control));
     fflush(stdout);
@@ -629,7 +635,8 @@ int dw_sim_run_serve(const dw_sim_cli *c)
                                (unsigned)c->lua_deadline_ms,
                                (unsigned)c->loops,
                                c->delayed_ack,
-                               c->exit_with_stdin};
+                               c->exit_with_stdin,
+                               c->portmapper};
     char *control_host = NULL, *token = NULL;
     status = dw_sim_cli_control(c, &control_host, &so.control_port, &token);
     so.control_host = control_host;

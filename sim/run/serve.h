@@ -46,6 +46,7 @@ typedef struct dw_sim_serve_options {
     unsigned loops;            /* --loops: event loop threads (0: one per usable CPU) */
     int delayed_ack;           /* --delayed-ack: no quick ACKs unless a script asks */
     int exit_with_stdin;       /* --exit-with-stdin: the end of stdin stops as SIGTERM does */
+    int portmapper;            /* --portmapper: VXI-11 devices' (111; 0: any; -1: none) */
 } dw_sim_serve_options;
 
 /* Serve devs[0..n) until SIGINT or SIGTERM. A script with "network"

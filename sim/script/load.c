@@ -321,12 +321,13 @@ enum {
     T_BAUD,
     T_NETWORK,
     T_TCP,
+    T_VXI11,
     T_N
 };
 static const char *const top_keys[] = {
     "$schema",   "name",       "description", "transport", "framing", "state", "scope",
     "profile",   "properties", "idn",         "banner",    "prompt",  "steps", "rules",
-    "unmatched", "on_error",   "periodic",    "baud",      "network", "tcp"};
+    "unmatched", "on_error",   "periodic",    "baud",      "network", "tcp",   "vxi11"};
 static const char *const profile_names[] = {"none", "scpi"};
 static const char *const scope_names[] = {"shared", "connection"};
 
@@ -441,6 +442,9 @@ static int parse_top(dw__load *c, int k, const cJSON *v)
     case T_TCP:
         rc = dw__load_tcp(c, v, &s->tcp_ack);
         break;
+    case T_VXI11:
+        rc = dw__load_vxi11(c, v);
+        break;
     }
     return rc;
 }
@@ -483,6 +487,13 @@ static int parse_script(dw__load *c, const cJSON *root)
         rc = dw__load_fail(c, vals[T_BAUD], 0, "only for \"transport\": \"serial\"");
         dw__load_pop(c, old);
     }
+    if (rc == DW_OK && vals[T_VXI11] && s->transport != DW_SIM_VXI11) {
+        size_t old = dw__load_push(c, "vxi11");
+        rc = dw__load_fail(c, vals[T_VXI11], 0, "only for \"transport\": \"vxi11\"");
+        dw__load_pop(c, old);
+    }
+    if (!s->vxi11_max_recv)
+        s->vxi11_max_recv = DW_SIM_VXI11_MAX_RECV;
     if (rc == DW_OK && !s->name) {
         /* Default name: the file's base name. */
         const char *base = strrchr(c->name, '/');

@@ -11,6 +11,7 @@
  *   load_framing.c  "framing"
  *   load_props.c    "properties"
  *   load_network.c  "network", "tcp" and a rule's network keys
+ *   load_vxi11.c    "vxi11" (device names, maxRecvSize)
  *   load_values.c   the loading context: errors at FILE:LINE:COL, the JSON
  *                   path, object members, numbers, names, bytes, the document
  *
@@ -135,6 +136,8 @@ int dw__load_properties(dw__load *c, const cJSON *v);
 int dw__load_network(dw__load *c, const cJSON *v, dw_sim_netfaults **out);
 /* The script's "tcp" object: {"quickack": true or false}. */
 int dw__load_tcp(dw__load *c, const cJSON *v, dw_sim_tcp_ack *out);
+/* load_vxi11.c: "vxi11": {"devices": [...], "max_recv_size": N}. */
+int dw__load_vxi11(dw__load *c, const cJSON *v);
 int dw__load_rule_net(dw__load *c, const cJSON *const *vals, int has_fault, dw_sim_rule_net **out);
 
 /* ---- load_values.c ------------------------------------------------------- */
@@ -177,7 +180,7 @@ int dw__load_string(dw__load *c, const cJSON *v, char **out);
 /* v must be one of names[0..n): *out is its index. */
 int dw__load_enum(dw__load *c, const cJSON *v, const char *const *names, size_t n, int *out);
 /* The names of the transports, in dw_sim_transport's order. */
-#define DW__LOAD_NTRANSPORTS 4
+#define DW__LOAD_NTRANSPORTS 5
 extern const char *const dw__load_transports[DW__LOAD_NTRANSPORTS];
 
 /* Bytes (b's old data freed). */

@@ -444,7 +444,8 @@ const char *dw__load_near(const char *word, const char *const *cands, size_t n, 
     return near_text(&nr, buf, cap);
 }
 
-const char *const dw__load_transports[DW__LOAD_NTRANSPORTS] = {"tcp", "telnet", "udp", "serial"};
+const char *const dw__load_transports[DW__LOAD_NTRANSPORTS] = {"tcp", "telnet", "udp", "serial",
+                                                               "vxi11"};
 
 /* ---- the document -------------------------------------------------------- */
 

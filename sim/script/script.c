@@ -96,6 +96,9 @@ void dw_sim_script_free(dw_sim_script *s)
     }
     free(s->rules);
     dw_sim_netfaults_free(s->network);
+    for (size_t i = 0; i < s->nvxi11_devices; i++)
+        free(s->vxi11_devices[i]);
+    free(s->vxi11_devices);
     action_free(&s->unmatched);
     action_free(&s->on_error);
     dw_sim_props_free(s->props);

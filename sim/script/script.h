@@ -222,13 +222,20 @@ typedef struct dw_sim_periodic {
     dw_sim_template send; /* framed with the response framing */
 } dw_sim_periodic;
 
-/* In the order of their names in scripts: "tcp", "telnet", "udp", "serial". */
+/* In the order of their names in scripts: "tcp", "telnet", "udp", "serial",
+ * "vxi11". */
 typedef enum dw_sim_transport {
     DW_SIM_TCP,
     DW_SIM_TELNET,
     DW_SIM_UDP,
-    DW_SIM_SERIAL
+    DW_SIM_SERIAL,
+    DW_SIM_VXI11
 } dw_sim_transport;
+
+/* "vxi11": maxRecvSize by default, and its bounds. */
+#define DW_SIM_VXI11_MAX_RECV     4096u
+#define DW_SIM_VXI11_MAX_RECV_MIN 64u
+#define DW_SIM_VXI11_MAX_RECV_MAX (16u * 1024 * 1024)
 
 /* "baud": a serial line's rate, bits per second. */
 #define DW_SIM_BAUD_MIN 50
@@ -290,6 +297,12 @@ typedef struct dw_sim_script {
      * it, such a request gets the unmatched behaviour. */
     dw_sim_action on_error;
     int has_on_error;
+    /* "vxi11" (transport "vxi11"): the device names create_link accepts
+     * ("inst0", "gpib0,5"; nvxi11_devices == 0: any name) and the
+     * maxRecvSize create_link announces. */
+    char **vxi11_devices;
+    size_t nvxi11_devices;
+    uint32_t vxi11_max_recv;
 } dw_sim_script;
 
 /* Freeing parts of a script (script.c), for the loader's failures half-way:
