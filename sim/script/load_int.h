@@ -135,6 +135,11 @@ int dw__load_properties(dw__load *c, const cJSON *v);
 int dw__load_network(dw__load *c, const cJSON *v, dw_sim_netfaults **out);
 /* The script's "tcp" object: {"quickack": true or false}. */
 int dw__load_tcp(dw__load *c, const cJSON *v, dw_sim_tcp_ack *out);
+/* A "fuzz" fault's keys (load_fuzz.c), in the order: mutations,
+ * frame_probability, every, after_frames, frames, connection,
+ * split_delay_ms (NULL when absent). */
+struct dw_sim_fuzz;
+int dw__load_fuzz(dw__load *c, const cJSON *obj, const cJSON **p, struct dw_sim_fuzz *f);
 int dw__load_rule_net(dw__load *c, const cJSON *const *vals, int has_fault, dw_sim_rule_net **out);
 
 /* ---- load_values.c ------------------------------------------------------- */
