@@ -392,14 +392,32 @@ Test(sim_proxy, timeout)
     DONE();
 }
 
+/* The listener is closed for the window: a connect is refused by the
+ * system (ECONNREFUSED), then the same address listens again. */
 Test(sim_proxy, refuse_connections)
 {
-    PROXIED("{\"network\": {\"refuse_connections\": {\"after_ms\": 0, \"for_ms\": 60000}}}", "1");
-    say(fd, "PING");
-    ssize_t n = hear(fd, buf, sizeof buf, 5000, NULL, &eof);
-    cr_assert(eq(int, eof, 1), "refused: closed at once");
-    cr_assert(n <= 0);
-    DONE();
+    rig r;
+    rig_start(&r, "{\"network\": {\"refuse_connections\": {\"after_ms\": 300, \"for_ms\": 600}}}",
+              "1");
+    char buf[64];
+    int fd = client(r.px->port);
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"), "before the window");
+    usleep(450 * 1000);
+    errno = 0;
+    int fd2 = dw_sim_raw_connect(r.px->port, 0);
+    int why = errno;
+    cr_assert(eq(int, fd2, -1), "a connect in the window is refused, not accepted");
+    cr_assert(eq(int, why, ECONNREFUSED), "%s", strerror(why));
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"),
+              "an open connection goes on");
+    long long t0 = now_ms();
+    while ((fd2 = dw_sim_raw_connect(r.px->port, 0)) < 0 && now_ms() - t0 < 5000)
+        usleep(20 * 1000);
+    cr_assert(fd2 >= 0, "the same address listens again after the window");
+    cr_assert(eq(str, (char *)ask(fd2, "PING", buf, sizeof buf), "PONG\n"));
+    close(fd2);
+    close(fd);
+    rig_stop(&r);
 }
 
 Test(sim_proxy, disconnect_all)
@@ -668,11 +686,9 @@ Test(sim_proxy, faults_added_and_removed_at_run_time)
     close(fd);
 
     dw_sim_proxy_refuse_for(px, 60000);
-    fd = client(port);
-    say(fd, "PING");
-    hear(fd, buf, sizeof buf, 5000, NULL, &eof);
-    cr_assert(eq(int, eof, 1), "refused");
-    close(fd);
+    errno = 0;
+    cr_assert(eq(int, dw_sim_raw_connect(port, 0), -1), "refused");
+    cr_assert(eq(int, errno, ECONNREFUSED), "%s", strerror(errno));
     dw_sim_proxy_refuse_for(px, 0);
     fd = client(port);
     cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
@@ -680,8 +696,8 @@ Test(sim_proxy, faults_added_and_removed_at_run_time)
 
     uint64_t accepted = 0, served = 0;
     dw_sim_proxy_counts(px, &accepted, &served);
-    cr_assert(eq(u64, accepted, 4));
-    cr_assert(eq(u64, served, 3), "the refused one was not served");
+    cr_assert(eq(u64, accepted, 3), "the refused one never reached the proxy");
+    cr_assert(eq(u64, served, 3));
     dw_sim_proxy_stop(px);
     dw_sim_loop_stop(loop);
     dw_sim_proxy_free(px);
@@ -767,4 +783,61 @@ Test(sim_proxy, simulator_prints_its_seed_when_a_rule_draws)
     cr_assert(eq(int, dw_sim_stop(sim, 10000, NULL), 0));
     cr_assert(strstr(dw_sim_err_of(sim), "seed") == NULL, "nothing random, no seed: %s",
               dw_sim_err_of(sim));
+}
+
+/* ---- the fuzz ------------------------------------------------------------------------- */
+
+/* A swapped frame goes out after the next one; a split one in two pieces. */
+Test(sim_proxy, fuzz_swaps_and_splits_frames)
+{
+    PROXIED("{\"network\": {\"reply\": {\"fuzz\": {\"mutations\": [\"swap\"], \"frames\": [1]}}}}",
+            "5");
+    say(fd, "PING");
+    cr_assert(eq(sz, (size_t)hear(fd, buf, sizeof buf, 300, NULL, &eof), 0), "held: %s", buf);
+    say(fd, "MEAS?");
+    hear(fd, buf, sizeof buf, 5000, "PONG\n", &eof);
+    cr_assert(eq(str, buf, "1.000\nPONG\n"));
+    DONE();
+}
+
+/* Added through the control API: connections opened afterwards get it;
+ * each mutation is in the proxy's journal with its frame number. */
+Test(sim_proxy, fuzz_through_the_control_api_and_the_journal)
+{
+    rig r;
+    rig_start_with(&r, "{}", "--control", "127.0.0.1:0");
+    uint16_t cp = dw_test_control_port(r.px, 10000);
+    cr_assert(cp != 0, "no control line:\n%s", (const char *)r.px->out.data);
+    dw_test_http_reply h;
+    int st = control(cp, "POST", "/devices/default/faults",
+                     "{\"reply\": {\"fuzz\": {\"mutations\": [\"duplicate\"], \"every\": 2}}}", &h);
+    cr_assert(eq(int, st, 201), "%s", h.body);
+    cr_assert(strstr(h.body, "reply.fuzz") != NULL, "%s", h.body);
+    dw_test_http_reply_free(&h);
+    int fd = client(r.px->port), eof;
+    char buf[256];
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    say(fd, "PING");
+    hear(fd, buf, sizeof buf, 5000, "PONG\nPONG\n", &eof);
+    cr_assert(eq(str, buf, "PONG\nPONG\n"), "frame 2 twice");
+    cr_assert(eq(int, control(cp, "GET", "/devices/default/journal", NULL, &h), 200));
+    cr_assert(strstr(h.body, "reply.fuzz frame 2: duplicate") != NULL, "%s", h.body);
+    cr_assert(strstr(h.body, "\"fault\":\"fuzz\"") != NULL, "%s", h.body);
+    cr_assert(strstr(h.body, "frame 1") == NULL, "%s", h.body);
+    dw_test_http_reply_free(&h);
+    close(fd);
+    rig_stop(&r);
+}
+
+/* reset_peer: after its time, both sides get a reset (RST). */
+Test(sim_proxy, reset_peer)
+{
+    PROXIED("{\"network\": {\"reply\": {\"reset_peer\": {\"after_ms\": 300}}}}", "1");
+    long long t0 = now_ms();
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    ssize_t n = hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(int, eof, 1));
+    cr_assert(eq(sz, (size_t)n, (size_t)-ECONNRESET), "a reset, not a close: %zd", n);
+    cr_assert(now_ms() - t0 >= 280, "after %lld ms", now_ms() - t0);
+    DONE();
 }

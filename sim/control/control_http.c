@@ -27,6 +27,7 @@
 
 #include "control/control_int.h"
 #include "device/server_int.h"
+#include "record/proxy.h"
 
 #define MAX_CLIENTS    512
 #define IDLE_TIMEOUT_S 30 /* behind control_guard.c's deadlines; a slow reader */
@@ -47,12 +48,13 @@ static void attach(void *arg)
     dw_sim_devctl_attach(d->server, d->dev);
 }
 
-static int proxy_device(ctl_device *d, const dw_sim_control_device *in)
+static int proxy_device(ctl_device *d, const dw_sim_control_device *in, size_t journal_size)
 {
     d->upstream = strdup(in->upstream ? in->upstream : "");
     d->mode = strdup(in->mode ? in->mode : "proxy");
     d->faults = cJSON_CreateArray();
-    return d->upstream && d->mode && d->faults;
+    d->journal = dw_sim_journal_new(journal_size ? journal_size : DW_SIM_JOURNAL_DEFAULT);
+    return d->upstream && d->mode && d->faults && d->journal;
 }
 
 int dw_sim_control_new(const dw_sim_control_options *o, const dw_sim_control_device *devs, size_t n,
@@ -86,7 +88,7 @@ int dw_sim_control_new(const dw_sim_control_options *o, const dw_sim_control_dev
         d->proxy = devs[i].proxy;
         d->front = devs[i].front;
         ok = (d->name = strdup(devs[i].name ? devs[i].name : "default")) &&
-             (d->proxy ? proxy_device(d, &devs[i])
+             (d->proxy ? proxy_device(d, &devs[i], o->journal_size)
                        : !!(d->dev = dw_sim_devctl_new(o->journal_size ? o->journal_size
                                                                        : DW_SIM_JOURNAL_DEFAULT)));
         c->n = i + 1;
@@ -101,9 +103,13 @@ int dw_sim_control_new(const dw_sim_control_options *o, const dw_sim_control_dev
         c->o.max_wait_ms = 600000;
     if (!c->o.max_body)
         c->o.max_body = DW_SIM_CONTROL_MAX_BODY;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (!c->devs[i].proxy)
             dw_sim_loop_call(c->devs[i].server->loop, attach, &c->devs[i]);
+        /* a "fuzz" notes its mutations in the journal */
+        dw_sim_proxy_set_journal(c->devs[i].proxy ? c->devs[i].proxy : c->devs[i].front,
+                                 dw__ctl_journal_of(&c->devs[i]));
+    }
     *out = c;
     return DW_OK;
 }
@@ -449,9 +455,11 @@ void dw_sim_control_stop(dw_sim_control *c)
     if (!c || c->stopped)
         return;
     c->stopped = 1;
-    for (size_t i = 0; i < c->n; i++)
-        if (c->devs[i].dev)
-            dw_sim_journal_close(dw_sim_devctl_journal(c->devs[i].dev));
+    for (size_t i = 0; i < c->n; i++) {
+        dw_sim_proxy_set_journal(c->devs[i].proxy ? c->devs[i].proxy : c->devs[i].front, NULL);
+        if (dw__ctl_journal_of(&c->devs[i]))
+            dw_sim_journal_close(dw__ctl_journal_of(&c->devs[i]));
+    }
     dw__ctl_guard_stop(c);
     if (c->mhd)
         MHD_stop_daemon(c->mhd); /* joins every connection's thread */
@@ -466,6 +474,7 @@ void dw_sim_control_free(dw_sim_control *c)
     dw_sim_control_stop(c);
     for (size_t i = 0; i < c->n; i++) {
         dw_sim_devctl_free(c->devs[i].dev);
+        dw_sim_journal_free(c->devs[i].journal);
         free(c->devs[i].name);
         free(c->devs[i].upstream);
         free(c->devs[i].mode);

@@ -31,8 +31,12 @@ typedef struct ctl_device {
     struct dw_sim_proxy *proxy; /* a proxy in place of server (control_proxy.c) */
     struct dw_sim_proxy *front; /* the proxy in front of server applying "network", or NULL */
     char *upstream, *mode;
-    cJSON *faults; /* the proxy's faults added here, under fault_lock */
+    cJSON *faults;           /* the proxy's faults added here, under fault_lock */
+    dw_sim_journal *journal; /* a proxy's: what its "fuzz" faults changed */
 } ctl_device;
+
+/* The device's journal: a server's (its devctl's) or a proxy's. */
+dw_sim_journal *dw__ctl_journal_of(const ctl_device *d);
 
 /* A request's path has at most MAX_SEGMENTS segments of MAX_SEGMENT bytes
  * each, decoded. */

@@ -23,7 +23,7 @@ void dw__ctl_journal_get(const ctl_call *call)
         dw__ctl_query_number(req, "limit", 1, JOURNAL_LIMIT, &limit, r) < 0 ||
         dw__ctl_query_number(req, "tail", 1, JOURNAL_LIMIT, &tail, r) < 0)
         return;
-    dw_sim_journal *jn = dw_sim_devctl_journal(call->d->dev);
+    dw_sim_journal *jn = dw__ctl_journal_of(call->d);
     if (tail) { /* the last `tail` entries */
         long long next = (long long)dw_sim_journal_next_seq(jn);
         since = next - tail > 1 ? next - tail : 1;
@@ -134,7 +134,7 @@ void dw__ctl_journal_wait(const ctl_call *call)
         return;
     dw_sim_journal_entry e;
     memset(&e, 0, sizeof e);
-    int rc = dw_sim_journal_wait(dw_sim_devctl_journal(d->dev), (uint64_t)since, wait_pred, &p,
+    int rc = dw_sim_journal_wait(dw__ctl_journal_of(d), (uint64_t)since, wait_pred, &p,
                                  (int)timeout, &e);
     if (rc == DW_OK)
         dw__ctl_json(r, 200, dw_sim_journal_entry_json(&e));

@@ -197,3 +197,8 @@ void dw__ctl_on_loop(ctl_device *d, void (*fn)(void *), ctl_job *j)
     j->d = d;
     dw_sim_loop_call(d->server->loop, fn, j);
 }
+
+dw_sim_journal *dw__ctl_journal_of(const ctl_device *d)
+{
+    return d->dev ? dw_sim_devctl_journal(d->dev) : d->journal;
+}

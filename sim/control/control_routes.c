@@ -32,8 +32,8 @@ static const route routes[] = {
     {"devices/*/reset", ON_SERVER, "POST", dw__ctl_reset_post},
     {"devices/*/faults", ON_SERVER, "GET, POST, DELETE", dw__ctl_faults},
     {"devices/*/faults/*", ON_SERVER, "DELETE", dw__ctl_faults},
-    {"devices/*/journal", ON_SERVER, "GET", dw__ctl_journal_get},
-    {"devices/*/journal/wait", ON_SERVER, "GET", dw__ctl_journal_wait},
+    {"devices/*/journal", ON_SERVER | ON_PROXY, "GET", dw__ctl_journal_get},
+    {"devices/*/journal/wait", ON_SERVER | ON_PROXY, "GET", dw__ctl_journal_wait},
     {"devices/*/verify", ON_SERVER, "POST", dw__ctl_verify_post},
     {"devices/*/script", ON_SERVER, "PUT", dw__ctl_script_put},
     {"devices/*/faults", ON_PROXY, "GET, POST, DELETE", dw__ctl_proxy_faults},
@@ -97,9 +97,10 @@ static void not_found(const ctl_device *d, const dw_sim_http_request *req, dw_si
     if (!d)
         dw__ctl_error(r, 404, "path", "%.200s: no such endpoint", req->path);
     else if (d->proxy)
-        dw__ctl_error(r, 404, "path",
-                      "%s: no such endpoint: device %s is a proxy (to %s); it has only faults",
-                      req->path, d->name, d->upstream);
+        dw__ctl_error(
+            r, 404, "path",
+            "%s: no such endpoint: device %s is a proxy (to %s); it has only faults and a journal",
+            req->path, d->name, d->upstream);
     else
         dw__ctl_error(r, 404, "path", "%s: no such endpoint", req->path);
 }

@@ -104,8 +104,8 @@ unsigned dw_sim_delay_draw(const dw_sim_delay *d, dw_sim_rng *r)
 
 /* ---- the fault list ---------------------------------------------------------- */
 
-static const char *const kind_names[DW_SIM_TOXIC_NKINDS] = {"latency",    "bandwidth",  "slicer",
-                                                            "limit_data", "slow_close", "timeout"};
+static const char *const kind_names[DW_SIM_TOXIC_NKINDS] = {
+    "latency", "bandwidth", "slicer", "limit_data", "slow_close", "timeout", "reset_peer", "fuzz"};
 
 const char *dw_sim_toxic_kind_name(dw_sim_toxic_kind k)
 {
@@ -128,7 +128,10 @@ int dw_sim_netfaults_add(dw_sim_netfaults *l, const dw_sim_toxic *t, dw_error *e
         (t->direction != DW_SIM_DIR_REQUEST && t->direction != DW_SIM_DIR_REPLY) ||
         !(t->probability >= 0 && t->probability <= 1) ||
         (t->kind == DW_SIM_TOXIC_BANDWIDTH && t->rate == 0) ||
-        (t->kind == DW_SIM_TOXIC_SLICER && t->avg_size == 0))
+        (t->kind == DW_SIM_TOXIC_SLICER && t->avg_size == 0) ||
+        (t->kind == DW_SIM_TOXIC_FUZZ &&
+         (t->fuzz.nframes > DW_SIM_FUZZ_MAX_FRAMES ||
+          !(t->fuzz.frame_probability >= 0 && t->fuzz.frame_probability <= 1))))
         return dw_error_set(err, DW_EINVAL, "network fault \"%s\": invalid values", t->name);
     dw_sim_toxic *grown = dw_sim_grow(l->toxics, l->n, &l->cap, sizeof *grown, 4);
     if (!grown)
@@ -209,9 +212,31 @@ static void shaper_take(dw_sim_shaper *sh, const dw_sim_toxic *t)
         sh->timeout = 1;
         sh->timeout_ms = t->ms;
         break;
+    case DW_SIM_TOXIC_RESET_PEER:
+        sh->reset_peer = 1;
+        sh->reset_ms = t->ms;
+        break;
+    case DW_SIM_TOXIC_FUZZ:
+        sh->fuzz = 1;
+        sh->fz = t->fuzz;
+        break;
     default:
         break;
     }
+}
+
+void dw_sim_shaper_take(dw_sim_shaper *sh, const dw_sim_toxic *t, dw_sim_rng *r)
+{
+    if (dw_sim_rng_chance(r, t->probability))
+        shaper_take(sh, t);
+}
+
+void dw_sim_shaper_drop(dw_sim_shaper *sh, dw_sim_toxic_kind k)
+{
+    int *flags[DW_SIM_TOXIC_NKINDS] = {&sh->latency,    &sh->bandwidth, &sh->slicer,     &sh->limit,
+                                       &sh->slow_close, &sh->timeout,   &sh->reset_peer, &sh->fuzz};
+    if ((unsigned)k < DW_SIM_TOXIC_NKINDS)
+        *flags[k] = 0;
 }
 
 void dw_sim_shaper_init(dw_sim_shaper *sh, const dw_sim_netfaults *l, int dir, dw_sim_rng *r)

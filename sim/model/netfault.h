@@ -71,6 +71,8 @@ typedef enum dw_sim_toxic_kind {
     DW_SIM_TOXIC_LIMIT_DATA, /* bytes: close the connection once this many passed */
     DW_SIM_TOXIC_SLOW_CLOSE, /* ms: a close in this direction waits this long */
     DW_SIM_TOXIC_TIMEOUT,    /* ms: pass no data; close after ms (0: never) */
+    DW_SIM_TOXIC_RESET_PEER, /* ms: reset both sides (RST) this long after the connection opens */
+    DW_SIM_TOXIC_FUZZ,       /* fuzz: mutate frames (model/fuzz.h) */
     DW_SIM_TOXIC_NKINDS
 } dw_sim_toxic_kind;
 
@@ -79,6 +81,21 @@ typedef enum dw_sim_toxic_kind {
 #define DW_SIM_DIR_REPLY   1
 
 #define DW_SIM_TOXIC_NAME_MAX 48
+
+#define DW_SIM_FUZZ_MAX_FRAMES 16
+
+/* A "fuzz" fault's settings (docs/sim.md, "Network faults"; what it does
+ * to a frame is model/fuzz.h's). */
+typedef struct dw_sim_fuzz {
+    unsigned mutations;       /* bit (1 << dw_sim_mutation_kind) for each kind drawn from; 0: all */
+    double frame_probability; /* the chance of each frame (when every is 0) */
+    uint64_t every;           /* every Nth frame (0: by frame_probability) */
+    uint64_t after_frames;    /* frames passed untouched first */
+    uint64_t frames[DW_SIM_FUZZ_MAX_FRAMES]; /* only these frames (nframes 0: any) */
+    size_t nframes;
+    uint64_t connection;     /* only this connection (0: any) */
+    unsigned split_delay_ms; /* the pause of a split */
+} dw_sim_fuzz;
 
 typedef struct dw_sim_toxic {
     char name[DW_SIM_TOXIC_NAME_MAX]; /* unique in its list ("reply.latency") */
@@ -90,7 +107,9 @@ typedef struct dw_sim_toxic {
     size_t avg_size, size_variation; /* SLICER (avg_size >= 1) */
     unsigned pause_ms;               /* SLICER */
     uint64_t bytes;                  /* LIMIT_DATA */
-    unsigned ms;                     /* SLOW_CLOSE, TIMEOUT */
+    unsigned ms;                     /* SLOW_CLOSE, TIMEOUT, RESET_PEER */
+    dw_sim_fuzz fuzz;                /* FUZZ */
+    int new_only;                    /* added at run time: connections opened afterwards only */
 } dw_sim_toxic;
 
 typedef struct dw_sim_netfaults {
@@ -133,19 +152,27 @@ typedef struct dw_sim_rule_net {
 
 /* What one direction of one connection does, drawn when it opens. */
 typedef struct dw_sim_shaper {
-    int latency, bandwidth, slicer, limit, slow_close, timeout; /* active (drawn) */
+    int latency, bandwidth, slicer, limit, slow_close, timeout, reset_peer, fuzz; /* drawn */
     dw_sim_delay delay;
     uint64_t rate;
     size_t avg_size, size_variation;
     unsigned pause_ms;
     uint64_t limit_bytes, passed; /* limit_data, and bytes passed so far */
-    unsigned close_ms, timeout_ms;
+    unsigned close_ms, timeout_ms, reset_ms;
+    dw_sim_fuzz fz;
     uint64_t last_due; /* microseconds: no piece leaves before the one before */
     uint64_t free_at;  /* bandwidth: when the line is free again (microseconds) */
 } dw_sim_shaper;
 
 /* Draw direction `dir`'s faults of `l` (may be NULL) for one connection. */
 void dw_sim_shaper_init(dw_sim_shaper *sh, const dw_sim_netfaults *l, int dir, dw_sim_rng *r);
+/* Draw fault t for a connection whose direction t->direction has shaper
+ * sh: it takes t's settings when drawn (t->probability). Faults added at
+ * run time reach open connections this way. */
+void dw_sim_shaper_take(dw_sim_shaper *sh, const dw_sim_toxic *t, dw_sim_rng *r);
+/* Forget the fault of kind k (a fault removed at run time); a limit_data's
+ * count of bytes passed is kept. */
+void dw_sim_shaper_drop(dw_sim_shaper *sh, dw_sim_toxic_kind k);
 /* Whether anything acts on the bytes (latency, bandwidth, slicer, timeout,
  * limit_data): when not, they can pass as they come. */
 int dw_sim_shaper_active(const dw_sim_shaper *sh);

@@ -76,11 +76,11 @@ static void on_sched(uv_timer_t *t)
 static void windows_from(dw_sim_proxy *p, uint64_t now)
 {
     const dw_sim_netfaults *n = p->net;
-    p->refuse_from = p->refuse_until = 0;
-    if (n && n->refuse_for_ms) {
-        p->refuse_from = now + n->refuse_after_ms;
-        p->refuse_until = p->refuse_from + n->refuse_for_ms;
-    }
+    (void)now;
+    if (n && n->refuse_for_ms)
+        dw__sim_proxy_refuse(p, n->refuse_after_ms, n->refuse_for_ms);
+    else
+        dw__sim_proxy_refuse(p, 0, 0);
     uv_timer_stop(&p->sched);
     if (n && (n->disconnect_after_ms || n->disconnect_every_ms))
         uv_timer_start(&p->sched, on_sched,
@@ -92,18 +92,10 @@ static void proxy_open(void *arg)
 {
     open_args *a = arg;
     dw_sim_proxy *p = a->p;
-    int fd = -1;
-    a->rc = dw_sim_net_bind(a->o->host ? a->o->host : "127.0.0.1", a->o->port, SOCK_STREAM, 512,
-                            &fd, p->addr, &p->port, a->err);
+    a->rc = dw__sim_proxy_listen_open(p, a->o->host ? a->o->host : "127.0.0.1", a->o->port, a->err);
     if (a->rc != DW_OK)
         return;
     uv_loop_t *uv = dw_sim_loop_uv(p->loop);
-    uv_tcp_init(uv, &p->listener);
-    p->listener.data = p;
-    p->listening = 1;
-    a->rc = dw__sim_listen_fd(&p->listener, fd, dw__sim_proxy_on_connection, p->addr, a->err);
-    if (a->rc != DW_OK)
-        return;
     uv_timer_init(uv, &p->sched);
     p->sched.data = p;
     p->sched_open = 1;
@@ -155,6 +147,11 @@ int dw_sim_proxy_new(const dw_sim_proxy_options *o, dw_sim_script *script, dw_si
         rc = dw_error_set(err, DW_ENOMEM, "out of memory");
     for (int d = 0; d < 2 && rc == DW_OK && !p->rec && !p->raw; d++)
         rc = view_init(p, d, err);
+    const dw_sim_script *fs = o->framing ? o->framing : script;
+    for (int d = 0; d < 2 && rc == DW_OK && !p->rec; d++)
+        if (!(p->frame_m[d] = dw_sim_framing_marshaller(
+                  d == DW_SIM_DIR_REQUEST ? &fs->request_framing : &fs->response_framing)))
+            rc = dw_error_set(err, DW_ENOMEM, "out of memory");
     open_args a = {p, o, err, DW_OK};
     if (rc == DW_OK) {
         dw_sim_loop_call(p->loop, proxy_open, &a);
@@ -233,9 +230,7 @@ int dw_sim_proxy_set_network(dw_sim_proxy *p, const dw_sim_netfaults *net, dw_si
 static void do_refuse(void *arg)
 {
     fault_args *a = arg;
-    uint64_t now = uv_now(dw_sim_loop_uv(a->p->loop));
-    a->p->refuse_from = now;
-    a->p->refuse_until = now + a->ms;
+    dw__sim_proxy_refuse(a->p, 0, a->ms);
 }
 
 static void do_disconnect(void *arg)
@@ -268,6 +263,24 @@ void dw_sim_proxy_disconnect_all(dw_sim_proxy *p)
     dw_sim_loop_call(p->loop, do_disconnect, p);
 }
 
+typedef struct journal_args {
+    dw_sim_proxy *p;
+    dw_sim_journal *j;
+} journal_args;
+
+static void do_journal(void *arg)
+{
+    journal_args *a = arg;
+    a->p->journal = a->j;
+}
+
+void dw_sim_proxy_set_journal(dw_sim_proxy *p, dw_sim_journal *j)
+{
+    journal_args a = {p, j};
+    if (p)
+        dw_sim_loop_call(p->loop, do_journal, &a);
+}
+
 typedef struct counts_args {
     dw_sim_proxy *p;
     uint64_t *accepted, *served;
@@ -294,10 +307,7 @@ static void on_static_closed(uv_handle_t *h)
 static void proxy_close(void *arg)
 {
     dw_sim_proxy *p = arg;
-    if (p->listening) {
-        uv_close((uv_handle_t *)&p->listener, on_static_closed);
-        p->listening = 0;
-    }
+    dw__sim_proxy_listen_close(p);
     if (p->sched_open) {
         uv_close((uv_handle_t *)&p->sched, on_static_closed);
         p->sched_open = 0;
@@ -320,6 +330,7 @@ void dw_sim_proxy_free(dw_sim_proxy *p)
     for (int d = 0; d < 2; d++) {
         dw_sim_engine_free(p->eng[d]);
         free(p->view[d].rules);
+        dw_marshaller_free(p->frame_m[d]);
     }
     dw_sim_netfaults_free(p->net);
     dw_sim_script_free(p->script);

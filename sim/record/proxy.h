@@ -29,6 +29,7 @@
 
 #include "model/netfault.h"
 #include "script/script.h"
+#include "observe/journal.h"
 #include "observe/transcript.h"
 
 typedef struct dw_sim_proxy dw_sim_proxy;
@@ -52,6 +53,11 @@ typedef struct dw_sim_proxy_options {
      * what each read got at once unless the script's "tcp" says
      * "quickack": false; 1 leaves ACKs to the kernel unless it says true. */
     int delayed_ack;
+    /* The script whose framing a "fuzz" fault reads frames with (a raw
+     * proxy's device's); NULL: the proxy's own script. Read in
+     * dw_sim_proxy_new only. A raw proxy writes only its faults' notes to
+     * the transcript (the device writes the rest). */
+    const dw_sim_script *framing;
 } dw_sim_proxy_options;
 
 void dw_sim_proxy_options_init(dw_sim_proxy_options *o);
@@ -82,6 +88,11 @@ int dw_sim_proxy_set_network(dw_sim_proxy *p, const dw_sim_netfaults *net, dw_si
 void dw_sim_proxy_refuse_for(dw_sim_proxy *p, uint64_t ms);
 /* Close every open connection now (both sides). */
 void dw_sim_proxy_disconnect_all(dw_sim_proxy *p);
+
+/* Where a "fuzz" fault also notes each mutation (the control API's
+ * journal; NULL: nowhere but the transcript and the log). The journal must
+ * outlive the proxy or be set back to NULL first. Thread-safe. */
+void dw_sim_proxy_set_journal(dw_sim_proxy *p, dw_sim_journal *j);
 
 /* Connections accepted (refused ones included) and served. */
 void dw_sim_proxy_counts(dw_sim_proxy *p, uint64_t *accepted, uint64_t *served);

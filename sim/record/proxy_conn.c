@@ -58,6 +58,7 @@
 #include "engine/engine.h"
 #include "common/loop.h"
 #include "common/net.h"
+#include "record/proxy_fuzz.h"
 #include "record/record.h"
 #include "device/conn.h"
 #include "device/server_int.h"
@@ -86,6 +87,7 @@ typedef struct leg {
     dw_buf data, payload, raw; /* data bytes read; the frame; its bytes as read */
     dw_sim_outcome out;
     dw_sim_shaper sh;
+    dw__sim_fuzz_leg fz;
     item *head, *tail;
     size_t queued;                 /* bytes in the queue */
     int reading, eof, ended, held; /* held: the queue is full */
@@ -101,7 +103,7 @@ struct pconn {
     uint64_t id;
     char peer[DW_SIM_ADDR_MAX];
     leg legs[2];
-    int connected, closing, hung;
+    int connected, closing, hung, guard_reset;
     dw_sim_rng rng;
 };
 
@@ -139,6 +141,7 @@ static void conn_free(pconn *c)
         dw_buf_free(&l->payload);
         dw_buf_free(&l->raw);
         dw_sim_outcome_free(&l->out);
+        dw__sim_fuzz_leg_free(&l->fz);
     }
     free(c);
 }
@@ -165,7 +168,8 @@ static void conn_teardown(pconn *c, int reset_down, int reset_up)
         return;
     dw_sim_proxy *p = c->px;
     c->closing = 1;
-    dw_sim_transcript_event(p->transcript, NULL, c->id, "close", NULL, 0, NULL, c->peer);
+    dw_sim_transcript_event(p->raw ? NULL : p->transcript, NULL, c->id, "close", NULL, 0, NULL,
+                            c->peer);
     if (p->rec)
         dw_sim_recorder_close(p->rec, c->id, now_us(c));
     if (c->prev)
@@ -184,7 +188,8 @@ static void conn_teardown(pconn *c, int reset_down, int reset_up)
 
 static void conn_fault(pconn *c, const char *what)
 {
-    dw_sim_transcript_event(c->px->transcript, NULL, c->id, "fault", NULL, 0, what, NULL);
+    dw_sim_transcript_event(c->px->raw ? NULL : c->px->transcript, NULL, c->id, "fault", NULL, 0,
+                            what, NULL);
 }
 
 /* ---- writing --------------------------------------------------------------------- */
@@ -444,11 +449,29 @@ static void apply_rule(leg *l, const dw_sim_outcome *o)
         emit_action(to, o->close == DW_SIM_THEN_RESET ? ITEM_RESET : ITEM_CLOSE, delay);
 }
 
+/* A frame no rule took: on, through the fuzz when it is drawn. */
+static void pass_frame(leg *l)
+{
+    if (!l->sh.fuzz) {
+        emit(l, l->raw.data, l->raw.len, 0);
+        return;
+    }
+    dw__sim_fuzz_piece pc[DW__SIM_FUZZ_PIECES];
+    size_t n = dw__sim_fuzz_frame(l->c->px, &l->fz, &l->sh.fz, l->dir, l->c->id, l->raw.data,
+                                  l->raw.len, l->payload.data, l->payload.len, pc);
+    for (size_t i = 0; i < n; i++)
+        emit(l, pc[i].p, pc[i].n, pc[i].delay_ms);
+}
+
 /* One whole frame: its bytes as read in l->raw, its payload in l->payload. */
 static void on_frame(leg *l)
 {
     pconn *c = l->c;
     dw_sim_proxy *p = c->px;
+    if (!p->eng[l->dir]) {
+        pass_frame(l);
+        return;
+    }
     dw_error err;
     dw_error_clear(&err);
     int rc = dw_sim_engine_handle(p->eng[l->dir], l->sess, l->payload.data, l->payload.len, &l->out,
@@ -462,7 +485,7 @@ static void on_frame(leg *l)
     if (l->out.source == DW_SIM_BY_RULE)
         apply_rule(l, &l->out);
     else
-        emit(l, l->raw.data, l->raw.len, 0);
+        pass_frame(l);
 }
 
 /* A console's prompt (the script's "prompt") ends no frame: between frames
@@ -537,6 +560,9 @@ static void leg_eof(leg *l)
         dw_buf_clear(&l->raw);
         dw_decoder_reset(l->dec);
     }
+    dw__sim_fuzz_piece held;
+    if (dw__sim_fuzz_flush(&l->fz, &held)) /* a swapped frame had no next one */
+        emit(l, held.p, held.n, 0);
     emit_action(l, ITEM_END, l->sh.slow_close ? l->sh.close_ms : 0);
 }
 
@@ -614,11 +640,12 @@ static int telnet_out(void *user, const uint8_t *p, size_t n)
     return DW_OK;
 }
 
+/* A timeout's deadline (both sides closed), or a reset_peer's (RST both). */
 static void on_guard(uv_timer_t *t)
 {
     pconn *c = t->data;
-    conn_fault(c, "timeout");
-    conn_teardown(c, 0, 0);
+    conn_fault(c, c->guard_reset ? "reset_peer" : "timeout");
+    conn_teardown(c, c->guard_reset, c->guard_reset);
 }
 
 /* The legs' framing, rules, Telnet filters and network faults. */
@@ -632,12 +659,18 @@ static int legs_init(pconn *c)
         if (p->rec)
             continue;
         dw_sim_shaper_init(&l->sh, p->net, d, &c->rng);
-        if (l->sh.timeout && l->sh.timeout_ms && (!timeout_ms || l->sh.timeout_ms < timeout_ms))
+        if (l->sh.timeout && l->sh.timeout_ms && (!timeout_ms || l->sh.timeout_ms < timeout_ms)) {
             timeout_ms = l->sh.timeout_ms;
-        if (p->eng[d]) {
-            l->dec = dw_decoder_new(dw_sim_engine_request_marshaller(p->eng[d]));
-            l->sess = dw_sim_session_new(p->eng[d]);
-            if (!l->dec || !l->sess)
+            c->guard_reset = 0;
+        }
+        if (l->sh.reset_peer && (!timeout_ms || l->sh.reset_ms <= timeout_ms)) {
+            timeout_ms = l->sh.reset_ms ? l->sh.reset_ms : 1;
+            c->guard_reset = 1;
+        }
+        if (p->eng[d] || l->sh.fuzz) {
+            l->dec = dw_decoder_new(p->frame_m[d]);
+            l->sess = p->eng[d] ? dw_sim_session_new(p->eng[d]) : NULL;
+            if (!l->dec || (p->eng[d] && !l->sess))
                 return DW_ENOMEM;
         }
         if (telnet_mode(p)) {
@@ -683,22 +716,6 @@ static void on_refused_closed(uv_handle_t *h)
     free(h);
 }
 
-/* Refused now: the refuse window, or too many connections. */
-static int refusing(dw_sim_proxy *p, const char *peer)
-{
-    uint64_t now = uv_now(dw_sim_loop_uv(p->loop));
-    if (now >= p->refuse_from && now < p->refuse_until) {
-        dw_log(p->logger, DW_LOG_INFO, "%s: refused (refuse_connections)", peer);
-        return 1;
-    }
-    if (p->nconns >= p->max_connections) {
-        dw_log(p->logger, DW_LOG_WARN, "%s: refused: connection limit (%zu) reached", peer,
-               p->max_connections);
-        return 1;
-    }
-    return 0;
-}
-
 static void conn_start(dw_sim_proxy *p, pconn *c)
 {
     uv_loop_t *uv = dw_sim_loop_uv(p->loop);
@@ -724,7 +741,8 @@ static void conn_start(dw_sim_proxy *p, pconn *c)
     p->conns = c;
     p->nconns++;
     uv_tcp_nodelay(&c->down, 1);
-    dw_sim_transcript_event(p->transcript, NULL, c->id, "open", NULL, 0, NULL, c->peer);
+    dw_sim_transcript_event(p->raw ? NULL : p->transcript, NULL, c->id, "open", NULL, 0, NULL,
+                            c->peer);
     c->creq.data = c;
     int rc = legs_init(c);
     int r = rc == DW_OK
@@ -737,13 +755,8 @@ static void conn_start(dw_sim_proxy *p, pconn *c)
     }
 }
 
-void dw__sim_proxy_on_connection(uv_stream_t *ls, int status)
+void dw__sim_proxy_accept(dw_sim_proxy *p, uv_stream_t *ls)
 {
-    dw_sim_proxy *p = ls->data;
-    if (status < 0) {
-        dw_log(p->logger, DW_LOG_ERROR, "accept %s: %s", p->addr, uv_strerror(status));
-        return;
-    }
     pconn *c = calloc(1, sizeof *c);
     if (!c || uv_tcp_init(ls->loop, &c->down) != 0) {
         free(c);
@@ -757,7 +770,9 @@ void dw__sim_proxy_on_connection(uv_stream_t *ls, int status)
     }
     p->accepted++;
     dw__sim_peer_name(&c->down, c->peer, sizeof c->peer);
-    if (refusing(p, c->peer)) {
+    if (p->nconns >= p->max_connections) {
+        dw_log(p->logger, DW_LOG_WARN, "%s: refused: connection limit (%zu) reached", c->peer,
+               p->max_connections);
         uv_close((uv_handle_t *)&c->down, on_refused_closed);
         return;
     }

@@ -13,6 +13,7 @@
 #include "common/loop.h"
 #include "common/net.h"
 #include "model/netfault.h"
+#include "observe/journal.h"
 #include "record/proxy.h"
 #include "record/record.h"
 
@@ -21,7 +22,10 @@ typedef struct pconn pconn;
 struct dw_sim_proxy {
     dw_sim_loop *loop;
     uv_tcp_t listener;
-    int listening;
+    int listening, listener_closing; /* open; closed, its close callback still to come */
+    uv_timer_t refuse_timer;         /* refuse_connections: not listening for a while */
+    int refuse_open, refusing;
+    uint64_t refuse_ms;
     uv_timer_t sched; /* disconnect_all */
     int sched_open;
     char addr[DW_SIM_ADDR_MAX], up_addr[DW_SIM_ADDR_MAX];
@@ -30,11 +34,13 @@ struct dw_sim_proxy {
     const dw_logger *logger;
     dw_sim_transcript *transcript;
     dw_sim_script *script;
-    dw_sim_script view[2]; /* each direction's rules, for its engine */
-    dw_sim_engine *eng[2]; /* NULL: no rules that way */
-    dw_sim_netfaults *net; /* owned; changed at run time */
+    dw_sim_script view[2];     /* each direction's rules, for its engine */
+    dw_sim_engine *eng[2];     /* NULL: no rules that way */
+    dw_sim_netfaults *net;     /* owned; changed at run time */
+    dw_marshaller *frame_m[2]; /* each direction's framing (fuzz, transcript) */
+    dw_sim_journal *journal;   /* the control API's, for the fuzz's mutations; or NULL */
     dw_sim_recorder *rec;
-    uint64_t seed, next_id, accepted, start_ms, refuse_from, refuse_until;
+    uint64_t seed, next_id, accepted, start_ms;
     size_t nconns, max_connections;
     pconn *conns;
     int stopped, raw;
@@ -42,10 +48,18 @@ struct dw_sim_proxy {
     dw_buf scratch;
 };
 
-/* The listener's callback: accept a client (or refuse it) and connect to
- * the device. */
-void dw__sim_proxy_on_connection(uv_stream_t *ls, int status);
+/* proxy_conn.c: accept a client on ls (closed at once over the connection
+ * limit) and connect it to the device. */
+void dw__sim_proxy_accept(dw_sim_proxy *p, uv_stream_t *ls);
 /* Close every connection now. */
 void dw__sim_proxy_drop_all(dw_sim_proxy *p);
+
+/* proxy_listen.c: bind host:port and listen (and the refuse window's
+ * timer); close both (at the stop). */
+int dw__sim_proxy_listen_open(dw_sim_proxy *p, const char *host, uint16_t port, dw_error *err);
+void dw__sim_proxy_listen_close(dw_sim_proxy *p);
+/* refuse_connections: stop listening after_ms from now for for_ms, then
+ * listen again on the same address (for_ms 0: no window; listen now). */
+void dw__sim_proxy_refuse(dw_sim_proxy *p, uint64_t after_ms, uint64_t for_ms);
 
 #endif

@@ -88,6 +88,8 @@ static int front_open(const dw_sim_device *d, const dw_sim_script *script,
     po.seed = o->seed;
     po.raw = 1;
     po.delayed_ack = o->delayed_ack;
+    po.framing = script;           /* a "fuzz" reads the device's frames */
+    po.transcript = o->transcript; /* and notes its mutations there */
     if (rc == DW_OK)
         rc = dw_sim_proxy_new(&po, front, out, &err);
     if (rc != DW_OK) {

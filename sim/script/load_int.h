@@ -138,6 +138,11 @@ int dw__load_network(dw__load *c, const cJSON *v, dw_sim_netfaults **out);
 int dw__load_tcp(dw__load *c, const cJSON *v, dw_sim_tcp_ack *out);
 /* load_vxi11.c: "vxi11": {"devices": [...], "max_recv_size": N}. */
 int dw__load_vxi11(dw__load *c, const cJSON *v);
+/* A "fuzz" fault's keys (load_fuzz.c), in the order: mutations,
+ * frame_probability, every, after_frames, frames, connection,
+ * split_delay_ms (NULL when absent). */
+struct dw_sim_fuzz;
+int dw__load_fuzz(dw__load *c, const cJSON *obj, const cJSON **p, struct dw_sim_fuzz *f);
 int dw__load_rule_net(dw__load *c, const cJSON *const *vals, int has_fault, dw_sim_rule_net **out);
 
 /* ---- load_values.c ------------------------------------------------------- */

@@ -118,7 +118,7 @@ int dw__load_rule_net(dw__load *c, const cJSON *const *vals, int has_fault, dw_s
 typedef struct toxic_spec {
     const char *name;
     dw_sim_toxic_kind kind;
-    const char *keys[4];
+    const char *keys[7];
     size_t nkeys;
 } toxic_spec;
 
@@ -129,6 +129,12 @@ static const toxic_spec specs[] = {
     {"limit_data", DW_SIM_TOXIC_LIMIT_DATA, {"bytes"}, 1},
     {"slow_close", DW_SIM_TOXIC_SLOW_CLOSE, {"delay_ms"}, 1},
     {"timeout", DW_SIM_TOXIC_TIMEOUT, {"ms"}, 1},
+    {"reset_peer", DW_SIM_TOXIC_RESET_PEER, {"after_ms"}, 1},
+    {"fuzz",
+     DW_SIM_TOXIC_FUZZ,
+     {"mutations", "frame_probability", "every", "after_frames", "frames", "connection",
+      "split_delay_ms"},
+     7},
 };
 #define NSPECS (sizeof specs / sizeof specs[0])
 
@@ -185,11 +191,14 @@ static int slicer(dw__load *c, const cJSON *obj, const cJSON **p, dw_sim_toxic *
     return rc;
 }
 
-/* limit_data, slow_close, timeout: one required number. */
+/* limit_data, slow_close, timeout: one required number; reset_peer: one
+ * optional number. */
 static int single(dw__load *c, const cJSON *obj, const cJSON **p, dw_sim_toxic *t, const char *key)
 {
     int rc = DW_OK;
     uint64_t u = 0;
+    if (!p[0] && t->kind == DW_SIM_TOXIC_RESET_PEER)
+        return DW_OK;
     if (!p[0])
         return dw__load_fail(c, obj, 0, "missing \"%s\"", key);
     if (t->kind == DW_SIM_TOXIC_LIMIT_DATA)
@@ -205,11 +214,11 @@ static int parse_toxic(dw__load *c, const cJSON *v, const toxic_spec *sp, int di
 {
     if (!cJSON_IsObject(v))
         return dw__load_fail(c, v, 0, "expected object");
-    const char *keys[5] = {"probability"};
+    const char *keys[9] = {"probability", "new_connections_only"};
     for (size_t i = 0; i < sp->nkeys; i++)
-        keys[i + 1] = sp->keys[i];
-    const cJSON *vals[5];
-    int rc = dw__load_members(c, v, keys, sp->nkeys + 1, vals);
+        keys[i + 2] = sp->keys[i];
+    const cJSON *vals[9];
+    int rc = dw__load_members(c, v, keys, sp->nkeys + 2, vals);
     if (rc != DW_OK)
         return rc;
     dw_sim_toxic t;
@@ -220,9 +229,12 @@ static int parse_toxic(dw__load *c, const cJSON *v, const toxic_spec *sp, int di
     t.probability = 1;
     if (vals[0])
         WITH_KEY(c, vals[0], get_number(c, vals[0], 0, 1, &t.probability));
+    if (rc == DW_OK && vals[1] && !cJSON_IsBool(vals[1]))
+        WITH_KEY(c, vals[1], dw__load_fail(c, vals[1], 0, "expected true or false"));
+    t.new_only = cJSON_IsTrue(vals[1]);
     if (rc != DW_OK)
         return rc;
-    const cJSON **p = vals + 1;
+    const cJSON **p = vals + 2;
     switch (sp->kind) {
     case DW_SIM_TOXIC_LATENCY:
         rc = latency(c, v, p, &t);
@@ -232,6 +244,9 @@ static int parse_toxic(dw__load *c, const cJSON *v, const toxic_spec *sp, int di
         break;
     case DW_SIM_TOXIC_SLICER:
         rc = slicer(c, v, p, &t);
+        break;
+    case DW_SIM_TOXIC_FUZZ:
+        rc = dw__load_fuzz(c, v, p, &t.fuzz);
         break;
     default:
         rc = single(c, v, p, &t, sp->keys[0]);
