@@ -124,6 +124,11 @@ typedef struct ask {
     int hex;
 } ask;
 
+/* Milliseconds converse waits before each request: a test whose readings
+ * move with time sets it, so that two readings are not taken within one
+ * millisecond (with quick ACKs a conversation runs that fast). */
+static int pause_ms;
+
 typedef struct conversation {
     const ask *asks;
     size_t n;
@@ -189,6 +194,8 @@ static void converse(const conversation *cv, uint16_t port, dw_buf *log)
     for (size_t i = 0; i < cv->n; i++) {
         uint8_t bin[256];
         const ask *a = &cv->asks[i];
+        if (pause_ms)
+            usleep((useconds_t)pause_ms * 1000);
         size_t len = a->hex ? unhex(a->req, bin) : strlen(a->req);
         dw_buf_clear(&frame);
         cr_assert(eq(
@@ -333,8 +340,8 @@ Test(sim_record, sg_scpi_with_silent_commands)
 }
 
 /* A ramping, noisy reading (MEAS:VOLT?) and readings computed in Lua from
- * it: each answer differs from the last, the recording keeps the values
- * seen, in order, and the replay gives them back in that order. */
+ * it: each answer differs from the last (20 ms apart, see pause_ms), the recording keeps the
+ * values seen, in order, and the replay gives them back in that order. */
 Test(sim_record, psu_ramping_noisy_readings_replay_as_seen)
 {
     static const ask asks[] = {
@@ -344,6 +351,7 @@ Test(sim_record, psu_ramping_noisy_readings_replay_as_seen)
         {"STAT:QUES:COND?", 1, 0}, {"VOLT 99", 0, 0},      {"SYST:ERR?", 1, 0}};
     dw_buf seen = DW_BUF_INIT;
     conversation cv = {asks, 12, NULL, NULL, NULL, 0, line("\n"), line("\n")};
+    pause_ms = 20; /* the ramp moves 40 mV between two readings */
     record_and_replay_seen(EXAMPLES "/psu.json", 0, &cv, NULL, &seen);
     dw_buf_nul_terminate(&seen);
     char *answer[12] = {0}, *rest = (char *)seen.data;
