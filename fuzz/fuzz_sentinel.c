@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t opt = fz_byte(&r);
     /* Mostly short sentinels; 0xc0 and up: 17..80 bytes (the long paths). */
     sentinel_len = opt < 0xc0 ? (size_t)(opt & 3u) + 1 : (size_t)(opt & 0x3fu) + 17;
-    for (size_t i = 0; i < sentinel_len; i++)
+    for (size_t i = 0; i < sentinel_len && i < sizeof sentinel; i++)
         sentinel[i] = fz_byte(&r);
     fz_framing_drive(&r, &framing);
     return 0;

@@ -135,7 +135,7 @@ static void compare(checker *k, size_t j0, size_t j1, const uint8_t *r, size_t r
     }
     const dw_sim_exchange *x = &k->cv->ex[j1];
     dw__rec_escape(x->request.data, x->request.len, 40, req, sizeof req);
-    char which[64];
+    char which[96];
     if (j0 == j1)
         snprintf(which, sizeof which, "exchange %zu", j1 + 1);
     else
