@@ -56,6 +56,7 @@ typedef struct sim_conn {
     int in_error; /* the Telnet filter failed: end once the data before it is served */
     uint64_t last_in, last_out; /* loop time of the last input and write progress */
     uint64_t asked_ns;          /* uv_hrtime when the request being answered was read */
+    uint64_t wrote;             /* bytes written to this connection */
 } sim_conn;
 
 /* A fresh session on the generation serving now (the connection starts
@@ -277,6 +278,7 @@ static void conn_write(sim_conn *c, const uint8_t *p, size_t n)
     if (c->closing || n == 0)
         return;
     c->srv->bytes_out += n;
+    c->wrote += n;
     dw__sim_wire_write(&c->wire, p, n);
 }
 
@@ -532,8 +534,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     const uint8_t *p = (const uint8_t *)b->base;
     size_t n = (size_t)nread;
     dw_sim_tcp_ack ack = c->gen->script->tcp_ack;
-    if (ack == DW_SIM_TCP_ACK_QUICK || (ack == DW_SIM_TCP_ACK_DEFAULT && !c->srv->delayed_ack))
-        dw__sim_quickack(&c->tcp); /* the client's next request need not wait for our ACK */
+    int quick =
+        ack == DW_SIM_TCP_ACK_QUICK || (ack == DW_SIM_TCP_ACK_DEFAULT && !c->srv->delayed_ack);
+    uint64_t wrote = c->wrote;
     c->last_in = uv_now(st->loop);
     c->srv->bytes_in += n;
     size_t refusal = 0;
@@ -555,6 +558,13 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         }
     }
     pump(c);
+    /* What this read brought got no answer yet (a command, part of a
+     * request, a delayed reply): ACK it now, so that a client whose Nagle
+     * holds its next request for our ACK need not wait for the delayed
+     * one. An answer carries the ACK itself, and a syscall and a bare ACK
+     * per request are a fifth of the loop's work under load. */
+    if (quick && c->wrote == wrote && !c->closing)
+        dw__sim_quickack(&c->tcp);
 }
 
 /* Read while idle, not stalled and not finished. */
