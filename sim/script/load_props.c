@@ -28,11 +28,12 @@ enum {
     P_DESCRIPTION,
     P_CHOICES,
     P_ALIASES,
+    P_BUSY,
     P_N
 };
 static const char *const prop_keys[] = {
-    "type", "default", "min", "max",  "values", "unit",        "format",  "access",
-    "scpi", "command", "ack", "ramp", "noise",  "description", "choices", "aliases"};
+    "type",    "default", "min",  "max",   "values",      "unit",    "format",  "access", "scpi",
+    "command", "ack",     "ramp", "noise", "description", "choices", "aliases", "busy_ms"};
 static const char *const type_names[] = {"float", "int", "bool", "enum", "string"};
 static const char *const access_names[] = {"rw", "ro", "wo"};
 static const char *const noise_names[] = {"none", "uniform", "normal"};
@@ -86,6 +87,24 @@ static int check_max(dw__load *c, const cJSON *v, dw_sim_prop_def *d)
     if (rc == DW_OK && d->min > d->max)
         rc = dw__load_fail(c, v, 0, "max (%.15g) is less than min (%.15g)", d->max, d->min);
     return rc;
+}
+
+int dw__load_busy(dw__load *c, const cJSON *v, unsigned *out)
+{
+    uint64_t u = 0;
+    if (c->s->profile != DW_SIM_PROFILE_SCPI)
+        return dw__load_fail(c, v, 1, "only with \"profile\": \"scpi\" (*OPC, *OPC?, *WAI)");
+    int rc = dw__load_uint(c, v, 0, DW__LOAD_MAX_DELAY_MS, &u);
+    *out = (unsigned)u;
+    c->s->has_busy |= u > 0;
+    return rc;
+}
+
+static int check_busy(dw__load *c, const cJSON *v, dw_sim_prop_def *d)
+{
+    if (d->access == DW_SIM_PROP_RO)
+        return dw__load_fail(c, v, 1, "a read-only property is never set");
+    return dw__load_busy(c, v, &d->busy_ms);
 }
 
 /* One choice: a mnemonic, its short form in upper case first. */
@@ -484,10 +503,11 @@ static int parse_prop(dw__load *c, const cJSON *m, dw_sim_props *p)
     static const prop_check checks[P_N] = {
         NULL,         check_default, check_min,     check_max,     check_values, check_unit,
         check_format, check_access,  check_scpi,    check_command, check_ack,    check_ramp,
-        check_noise,  NULL,          check_choices, check_aliases};
+        check_noise,  NULL,          check_choices, check_aliases, check_busy};
     /* Values before the default (it must be one), the range before it. */
-    static const int order[] = {P_VALUES, P_CHOICES, P_MIN,     P_MAX, P_UNIT, P_FORMAT, P_ACCESS,
-                                P_SCPI,   P_ALIASES, P_COMMAND, P_ACK, P_RAMP, P_NOISE,  P_DEFAULT};
+    static const int order[] = {P_VALUES, P_CHOICES, P_MIN,   P_MAX,     P_UNIT,
+                                P_FORMAT, P_ACCESS,  P_SCPI,  P_ALIASES, P_COMMAND,
+                                P_ACK,    P_RAMP,    P_NOISE, P_BUSY,    P_DEFAULT};
     if (rc == DW_OK && !vals[P_DEFAULT])
         rc = implicit_default(c, d);
     for (size_t k = 0; k < sizeof order / sizeof order[0] && rc == DW_OK; k++)
