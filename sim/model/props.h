@@ -78,6 +78,8 @@ typedef struct dw_sim_prop_def {
     dw_sim_prop_noise noise;
     double amplitude; /* noise */
     unsigned busy_ms; /* SCPI profile: a set is an overlapped command, pending this long */
+    unsigned channel; /* "channels": the channel (its header's suffix) this value is, named
+                       * "freq[2]"; 0: a property without channels */
 } dw_sim_prop_def;
 
 typedef struct dw_sim_props dw_sim_props;

@@ -60,6 +60,7 @@ typedef struct dw__load {
     struct dw_sim_lua_checker *lua; /* made at the first chunk of Lua (load_lua.c) */
     size_t lua_cap;                 /* room in s->lua */
     int no_lua;                     /* parsing a place where Lua may not run */
+    unsigned channel;               /* the channel of the property being read, or 0 */
 } dw__load;
 
 /* ---- load_action.c ------------------------------------------------------- */
