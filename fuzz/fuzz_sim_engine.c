@@ -212,7 +212,8 @@ static const char *const scripts[] = {
     "  {\"when\": {\"prefix\": \"NIL\"}, \"reply\": {\"lua\": \"nosuch\"}}"
     " ],"
     " \"unmatched\": {\"reply\": \"? ${mode} ${n}\"}}",
-    /* 10: Lua in the SCPI profile. */
+    /* 10: Lua in the SCPI profile; status bits bound to conditions (one
+     * that fails), an overlapped command. */
     "{\"name\": \"scpi-lua\", \"profile\": \"scpi\", \"state\": {\"v\": 0, \"lim\": 10},"
     " \"rules\": ["
     "  {\"when\": {\"scpi\": \"VOLTage\", \"params\": [\"numeric\"]},"
@@ -220,8 +221,13 @@ static const char *const scripts[] = {
     "  {\"when\": {\"scpi\": \"VOLTage?\"}, \"reply\": {\"lua\": \"string.format('%.3f', v)\"}},"
     "  {\"when\": {\"scpi\": \"LIMit\", \"params\": [\"numeric\"]},"
     "   \"lua\": \"lim = tonumber(captures[1]) or error('not a number')\"},"
-    "  {\"when\": {\"scpi\": \"SPIN\"}, \"lua\": \"while true do end\"}"
-    " ]}",
+    "  {\"when\": {\"scpi\": \"SPIN\"}, \"lua\": \"while true do end\"},"
+    "  {\"when\": {\"scpi\": \"INITiate\"}, \"busy_ms\": 250}"
+    " ],"
+    " \"status\": {\"questionable\": [{\"bit\": 0, \"when\": {\"lua\": \"v > lim / 2\"}},"
+    "  {\"bit\": 3, \"when\": {\"state\": \"v\", \"above\": 7}}],"
+    "  \"operation\": [{\"bit\": 4, \"when\": {\"busy\": true}}],"
+    "  \"stb\": [{\"bit\": 1, \"when\": {\"lua\": \"v < 0 or error('negative')\"}}]}}",
     /* 11: properties and Lua together: a bench supply whose current is
      * computed from its properties and a variable, Lua that sets
      * properties (a refused value fails the request and undoes what it

@@ -270,7 +270,7 @@ static const char *send(dev *d, const char *msg)
     dw_scpi_parser p;
     dw_scpi_unit u;
     dw_buf resp = DW_BUF_INIT;
-    dw_scpi_context ctx = {"ACME,SG,1,1.0", 0};
+    dw_scpi_context ctx = {"ACME,SG,1,1.0", 0, NULL, 0};
     dw_scpi_parser_init(&p, (const uint8_t *)msg, strlen(msg));
     int rc;
     while ((rc = dw_scpi_parser_next(&p, &u)) == 1) {

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""The SCPI signal generator example (sim/examples/sg.json) driven the way
+"""The SCPI signal generator example (sim/examples/sg.json) and the
+two-channel function generator (sim/examples/fgen2.json) driven the way
 instrument drivers drive a real one over a socket: chained queries, *OPC?
 synchronisation, SYST:ERR? polled after every write, an out-of-range
-setting. Standard library only.
+setting, per-channel settings, status polling through *STB? and the
+QUEStionable and OPERation registers, an overlapped command. Standard
+library only.
 
 Usage: test_sim_scpi_driver.py DEVWIRE_SIM EXAMPLES_DIR
 The simulator listens on 127.0.0.1 port 0; its readiness line says where.
@@ -154,6 +157,75 @@ class SignalGeneratorDriver(unittest.TestCase):
         self.assertEqual(self.inst.error(), (-224, "Illegal parameter value"))
         self.assertEqual(self.inst.error(), (0, "No error"))
         self.assertEqual(self.inst.query("*RST;FREQ?;:POW?"), "1.0E+06;-10.00")
+
+
+class FunctionGeneratorDriver(unittest.TestCase):
+    """What a driver for a two-channel generator does: configure each channel
+    with an error check after each write, enable status reporting, poll the
+    status byte, wait for a calibration with *OPC?."""
+
+    def setUp(self):
+        self.sim = Simulator(os.path.join(EXAMPLES, "fgen2.json"))
+        self.addCleanup(self.sim.stop)
+        self.inst = Instrument(self.sim.port)
+        self.addCleanup(self.inst.close)
+        self.inst.write("*RST;*CLS")
+
+    def test_identify_and_version(self):
+        self.assertEqual(self.inst.query("*IDN?"), "ACME,FG-2,0007,3.1")
+        self.assertEqual(self.inst.query("SYST:VERS?"), "1999.0")
+
+    def test_channels_are_independent(self):
+        for ch, (f, v, fn) in ((1, ("1 kHz", "2 V", "SQU")), (2, ("2.5 MHz", "500 mV", "RAMP"))):
+            self.inst.checked_write("SOUR%d:FREQ %s" % (ch, f))
+            self.inst.checked_write("SOUR%d:VOLT %s" % (ch, v))
+            self.inst.checked_write("SOUR%d:FUNC %s" % (ch, fn))
+            self.inst.checked_write("OUTP%d ON" % ch)
+        self.assertEqual(self.inst.query("SOUR1:FREQ?;VOLT?;FUNC?;:OUTP1?"), "1.0E+03;2.0E+00;SQU;1")
+        self.assertEqual(self.inst.query("SOUR2:FREQ?;VOLT?;FUNC?;:OUTP2?"),
+                         "2.5E+06;5.0E-01;RAMP;1")
+        self.assertEqual(self.inst.query("FREQ?"), "1.0E+03", "no suffix: channel 1")
+        with self.assertRaises(ValueError) as e:
+            self.inst.checked_write("SOUR3:FREQ 1 kHz")
+        self.assertIn("-114", str(e.exception))
+        with self.assertRaises(ValueError) as e:
+            self.inst.checked_write("SOUR2:FREQ 40 MHz")
+        self.assertIn("-222", str(e.exception))
+        self.assertEqual(self.inst.query("SOUR2:FREQ?"), "2.5E+06", "channel 2 unchanged")
+        self.inst.checked_write("APPL:SIN 10 kHz,1 V,0.25")
+        self.assertEqual(self.inst.query("APPL?"), '"SIN 10000,1,0.25"')
+        self.assertEqual(self.inst.query("*RST;SOUR2:FREQ?;:OUTP2?"), "1.0E+03;0")
+
+    def test_status_polling(self):
+        self.inst.checked_write("STAT:PRES")
+        self.inst.checked_write("STAT:QUES:ENAB 1")
+        self.inst.checked_write("*SRE 8")
+        self.assertEqual(int(self.inst.query("*STB?")) & 0x48, 0)
+        self.inst.checked_write("SOUR2:VOLT:OFFS 4.5")
+        self.inst.checked_write("SOUR2:VOLT 2")  # 4.5 + 1 > 5: clipping
+        stb = int(self.inst.query("*STB?"))
+        self.assertEqual(stb & 0x48, 0x48, "QUES summary and MSS: %d" % stb)
+        self.assertEqual(self.inst.query("STAT:QUES:COND?"), "1")
+        self.assertEqual(self.inst.query("STAT:QUES?"), "1")
+        self.assertEqual(self.inst.query("STAT:QUES?"), "0", "the event register clears on read")
+        self.inst.checked_write("SOUR2:VOLT 1")  # 4.5 + 0.5: no longer clipping
+        self.assertEqual(self.inst.query("STAT:QUES:COND?"), "0")
+        self.assertEqual(int(self.inst.query("*STB?")) & 0x48, 0)
+
+    def test_overlapped_calibration(self):
+        self.inst.checked_write("STAT:OPER:ENAB 1")
+        start = time.monotonic()
+        self.inst.write("CAL")
+        self.assertEqual(self.inst.query("STAT:OPER:COND?"), "1", "calibrating")
+        self.assertEqual(self.inst.query("*OPC?"), "1")
+        self.assertGreaterEqual(time.monotonic() - start, 0.35, "*OPC? waits for the calibration")
+        self.assertEqual(self.inst.query("STAT:OPER:COND?;EVEN?"), "0;1")
+        self.inst.write("CAL;*OPC")
+        self.assertEqual(int(self.inst.query("*ESR?")) & 1, 0, "not complete yet")
+        start = time.monotonic()
+        self.assertEqual(self.inst.query("*WAI;*ESR?"), "1")
+        self.assertGreaterEqual(time.monotonic() - start, 0.25)
+        self.assertEqual(self.inst.error(), (0, "No error"))
 
 
 if __name__ == "__main__":

@@ -1207,7 +1207,7 @@ Test(schema, parses_and_examples_validate)
         cr_expect(strstr(err.message, "unknown key") == NULL, "%s", err.message);
         dw_sim_script_free(s);
     }
-    cr_expect(eq(sz, nprops, 21));
+    cr_expect(eq(sz, nprops, 22));
     cJSON_Delete(schema);
     free(text);
 

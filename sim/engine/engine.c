@@ -227,7 +227,9 @@ static void outcome_reset(dw_sim_outcome *out)
 int dw_sim_engine_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
                          dw_sim_outcome *out, dw_error *err)
 {
-    double now = e->lua || dw_sim_props_timed(e->script->props) ? e->clock(e->clock_arg) : 0;
+    double now = e->lua || dw_sim_props_timed(e->script->props) || e->script->has_busy
+                     ? e->clock(e->clock_arg)
+                     : 0;
     return dw_sim_engine_handle_at(e, ss, req, n, now, out, err);
 }
 
@@ -543,6 +545,8 @@ int dw_sim_engine_var_set(dw_sim_engine *e, dw_sim_session *ss, size_t i, const 
     sim_state *st = state_of(e, ss);
     dw_buf_free(&st->vars[i]);
     st->vars[i] = fresh;
+    st->now = e->clock(e->clock_arg);
+    dw__engine_status_update(e, st); /* a condition may have changed */
     return DW_OK;
 }
 
@@ -553,7 +557,9 @@ int dw_sim_engine_with_props(dw_sim_engine *e, dw_sim_session *ss,
     if (!st->props)
         return DW_ENOENT;
     st->now = e->clock(e->clock_arg);
-    return fn(st->props, st->now, arg);
+    int rc = fn(st->props, st->now, arg);
+    dw__engine_status_update(e, st); /* a condition may have changed */
+    return rc;
 }
 
 size_t dw_sim_engine_next_step(dw_sim_engine *e, dw_sim_session *ss)
@@ -564,6 +570,7 @@ size_t dw_sim_engine_next_step(dw_sim_engine *e, dw_sim_session *ss)
 int dw_sim_engine_reset(dw_sim_engine *e, int keep_counters)
 {
     int rc = dw__engine_state_rewind(&e->shared, e->script);
+    dw__engine_status_update(e, &e->shared);
     if (keep_counters)
         return rc;
     const dw_sim_script *s = e->script;
@@ -581,6 +588,7 @@ int dw_sim_engine_reset(dw_sim_engine *e, int keep_counters)
     }
     e->limit_hits = 0;
     e->lua_errors = 0;
+    e->status_lua_errors = 0;
     e->requests = 0;
     e->unmatched = 0;
     for (size_t k = 0; k < e->nsamples; k++)
@@ -592,7 +600,11 @@ int dw_sim_engine_reset(dw_sim_engine *e, int keep_counters)
 int dw_sim_session_reset(dw_sim_session *s)
 {
     s->hung = 0;
-    return s->st == &s->own ? dw__engine_state_rewind(&s->own, s->e->script) : DW_OK;
+    if (s->st != &s->own)
+        return DW_OK;
+    int rc = dw__engine_state_rewind(&s->own, s->e->script);
+    dw__engine_status_update(s->e, &s->own);
+    return rc;
 }
 
 void dw_sim_session_hang(dw_sim_session *s)

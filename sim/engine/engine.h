@@ -258,6 +258,9 @@ uint64_t dw_sim_engine_step_limit_hits(const dw_sim_engine *e, size_t i);
 uint64_t dw_sim_engine_lua_errors(const dw_sim_engine *e);
 uint64_t dw_sim_engine_rule_lua_errors(const dw_sim_engine *e, size_t i);
 uint64_t dw_sim_engine_step_lua_errors(const dw_sim_engine *e, size_t i);
+/* Evaluations of a "status" condition whose Lua failed (the bit was then
+ * false); not among the failures above. */
+uint64_t dw_sim_engine_status_lua_errors(const dw_sim_engine *e);
 /* Requests handled, and requests that fitted nothing. */
 uint64_t dw_sim_engine_requests(const dw_sim_engine *e);
 uint64_t dw_sim_engine_unmatched(const dw_sim_engine *e);

@@ -1,11 +1,12 @@
 /* devwire-sim's engine, inside: what engine.c, engine_scpi.c,
- * engine_rules.c and engine_state.c share. Not part of the engine's API
- * (engine.h).
+ * engine_rules.c, engine_status.c and engine_state.c share. Not part of
+ * the engine's API (engine.h).
  *
  * The files call downwards only: engine.c (life, sessions, the entry of a
  * request and the text profiles' dispatch, run-time control) calls
  * engine_scpi.c (the SCPI profile's dispatch), both call engine_rules.c
- * (matching, templates, sets, carrying out an action), and all three call
+ * (matching, templates, sets, carrying out an action) and engine_status.c
+ * (overlapped commands, the status bindings), and all of them call
  * engine_state.c (a state, one request's undo list, running a chunk of Lua
  * against it). Every function here is defined in the file its group names
  * and described there. */
@@ -36,6 +37,8 @@ typedef struct sim_state {
     dw_scpi_status *scpi;      /* the SCPI profile's error queue and registers */
     dw_sim_props_state *props; /* the properties' values, or NULL */
     double now;                /* the time of the request being handled */
+    double busy_until;         /* overlapped commands are pending until then */
+    int opc_armed;             /* an *OPC waits for them to complete */
 } sim_state;
 
 struct dw_sim_engine {
@@ -92,6 +95,7 @@ struct dw_sim_engine {
     uint64_t *rule_lua_errors; /* chunks that failed, per rule and step */
     uint64_t *step_lua_errors;
     uint64_t lua_errors;
+    uint64_t status_lua_errors; /* "status" conditions whose Lua failed */
     uint64_t requests;
     uint64_t unmatched;
     dw_buf samples[DW_SIM_UNMATCHED_KEEP];
@@ -189,6 +193,23 @@ int dw__engine_answer_unmatched(dw_sim_engine *e, dw_sim_session *ss, const uint
 int dw__engine_lua_finish(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *req, size_t n,
                           captures *c, dw_sim_outcome *out, dw_error *err, int rc);
 int dw__engine_answer_prebuilt(dw_sim_engine *e, size_t r, dw_sim_outcome *out);
+
+/* ---- engine_status.c: overlapped commands, the status bindings ----------- */
+
+/* An overlapped command that completes `ms` after the state's time. */
+void dw__engine_busy_start(sim_state *st, unsigned ms);
+/* 1 while some overlapped command is pending (at the state's time). */
+int dw__engine_busy(const sim_state *st);
+/* *WAI, *OPC?: the milliseconds until every pending command completes (0:
+ * none pending); the state's time moves on to then. */
+unsigned dw__engine_wait(sim_state *st);
+/* *RST, a reset: nothing pending, no *OPC waiting. */
+void dw__engine_busy_clear(sim_state *st);
+/* After a message unit or a change of state: an *OPC whose commands have
+ * completed sets OPC; the script's "status" conditions are evaluated at
+ * the state's time into the OPERation and QUEStionable condition
+ * registers (through their transition filters) and the status byte. */
+void dw__engine_status_update(dw_sim_engine *e, sim_state *st);
 
 /* ---- engine_scpi.c: the SCPI profile --------------------------------------- */
 

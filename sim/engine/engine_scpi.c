@@ -136,6 +136,8 @@ static int scpi_act(dw_sim_session *ss, size_t id, const dw_sim_action *a, uint6
         if (rc == DW_OK && ss->scratch.len)
             rc = scpi_respond(msg, ss->scratch.data, ss->scratch.len);
     }
+    if (rc == DW_OK)
+        dw__engine_busy_start(ss->st, a->busy_ms);
     if (rc == DW_OK && a->scpi_error) { /* the action's own error: a command error drops the rest */
         dw_scpi_status_error_text(ss->st->scpi, a->scpi_error, a->scpi_error_text);
         msg->stop |= a->scpi_error <= -100 && a->scpi_error > -200;
@@ -236,7 +238,10 @@ static int scpi_props(dw_sim_session *ss, const dw_scpi_unit *u, scpi_msg *msg, 
         return 0;
     if (msg->nresp && (*rc = dw_buf_append_byte(msg->resp, ';')) != DW_OK)
         return 1;
-    int r = dw_sim_props_scpi(st->props, u, st->now, msg->resp);
+    size_t which = 0;
+    int r = dw_sim_props_scpi(st->props, u, st->now, msg->resp, &which);
+    if (r == 1 && !u->query)
+        dw__engine_busy_start(st, dw_sim_props_def(ss->e->script->props, which)->busy_ms);
     if (r == 1 && msg->resp->len > before + (msg->nresp > 0))
         msg->nresp++;
     else
@@ -251,6 +256,41 @@ static int scpi_props(dw_sim_session *ss, const dw_scpi_unit *u, scpi_msg *msg, 
     }
     out->source = DW_SIM_BY_PROFILE;
     out->name = "properties";
+    return 1;
+}
+
+/* The built-in commands for unit u (after the script and the properties):
+ * as dw_scpi_builtin, and what their events ask of the engine done. */
+static int scpi_builtin(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u, scpi_msg *msg,
+                        dw_sim_outcome *out, int *rc)
+{
+    const dw_sim_script *s = e->script;
+    sim_state *st = ss->st;
+    dw_scpi_context ctx = {s->idn ? s->idn : s->name, msg->nresp > 0, s->scpi_version,
+                           dw__engine_busy(st)};
+    size_t before = msg->resp->len;
+    unsigned events = 0;
+    if (msg->nresp && (*rc = dw_buf_append_byte(msg->resp, ';')) != DW_OK)
+        return 1;
+    int b = dw_scpi_builtin(e->builtins, st->scpi, &ctx, u, msg->resp, &events);
+    if (b == 1 && msg->resp->len > before + (msg->nresp > 0))
+        msg->nresp++;
+    else
+        dw_buf_truncate(msg->resp, before);
+    if (b != 1)
+        return b;
+    out->source = DW_SIM_BY_PROFILE;
+    out->name = "scpi";
+    if (events & DW_SCPI_EVENT_OPC)
+        st->opc_armed = 1;
+    if (events & DW_SCPI_EVENT_WAIT) { /* the rest of the message, and its answer, wait */
+        unsigned wait = dw__engine_wait(st);
+        out->delay_ms = wait > UINT32_MAX - out->delay_ms ? UINT32_MAX : out->delay_ms + wait;
+    }
+    if (events & DW_SCPI_EVENT_RST) {
+        dw__engine_busy_clear(st);
+        *rc = dw__engine_state_reset(s, st);
+    }
     return 1;
 }
 
@@ -281,21 +321,9 @@ static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u
     }
     if (scpi_props(ss, u, msg, out, &why, &rc))
         return rc;
-    dw_scpi_context ctx = {e->script->idn ? e->script->idn : e->script->name, msg->nresp > 0};
-    size_t before = msg->resp->len;
-    unsigned events = 0;
-    if (msg->nresp && (rc = dw_buf_append_byte(msg->resp, ';')) != DW_OK)
+    int b = scpi_builtin(e, ss, u, msg, out, &rc);
+    if (b == 1 || rc != DW_OK)
         return rc;
-    int b = dw_scpi_builtin(e->builtins, ss->st->scpi, &ctx, u, msg->resp, &events);
-    if (b == 1 && msg->resp->len > before + (msg->nresp > 0))
-        msg->nresp++;
-    else
-        dw_buf_truncate(msg->resp, before);
-    if (b == 1) {
-        out->source = DW_SIM_BY_PROFILE;
-        out->name = "scpi";
-        return events & DW_SCPI_EVENT_RST ? dw__engine_state_reset(e->script, ss->st) : DW_OK;
-    }
     if (b == DW_SCPI_NOMEM)
         return DW_ENOMEM;
     why = dw_scpi_refusal_pick(why, b);
@@ -347,6 +375,9 @@ int dw__engine_scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *
     out->source = DW_SIM_BY_PROFILE;
     out->name = "scpi";
     dw_scpi_parser_init(&p, req, n);
+    int status = e->script->nstatus || e->script->has_busy;
+    if (status) /* time has passed since the last message */
+        dw__engine_status_update(e, st);
     int rc = DW_OK, r;
     while (rc == DW_OK && !msg.stop && (r = dw_scpi_parser_next(&p, &u)) != 0) {
         int scpi_err = r;
@@ -361,6 +392,8 @@ int dw__engine_scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *
             msg.indefinite = 1;
         if (e->lua)
             dw__engine_undo_forget(ss);
+        if (status)
+            dw__engine_status_update(e, st);
         if (rc == DW_OK && scpi_err < 0) {
             dw_scpi_status_error(st->scpi, scpi_err);
             /* A command error, or a query after an indefinite response,

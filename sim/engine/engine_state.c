@@ -59,6 +59,8 @@ int dw__engine_state_rewind(sim_state *st, const dw_sim_script *s)
     int rc = dw__engine_state_reset(s, st);
     memset(st->turns, 0, nactions(s) * sizeof *st->turns);
     st->step = 0;
+    st->busy_until = 0; /* nothing pending */
+    st->opc_armed = 0;
     if (st->scpi) {
         dw_scpi_status *fresh = dw_scpi_status_new(s->error_queue);
         if (fresh) {

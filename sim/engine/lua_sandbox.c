@@ -145,7 +145,10 @@ static int lookup(lua_State *L, dw_sim_lua *x, int key)
 {
     const dw_sim_lua_scope *sc = x->scope;
     lua_pushvalue(L, key);
-    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNUMBER) {
+    int t = lua_rawget(L, lua_upvalueindex(1));
+    if (t == LUA_TTABLE) /* a property's channels: freq[2] */
+        return 1;
+    if (t != LUA_TNUMBER) {
         lua_pop(L, 1);
         return 0;
     }
@@ -305,6 +308,29 @@ static int var_newindex(lua_State *L)
     if (code >= x->script->nvars)
         return assign_prop(L, x, code - x->script->nvars, 3, key_name(L, 2));
     return assign(L, x, code, 3, key_name(L, 2));
+}
+
+/* A property with channels reads as a table (upvalues: the state proxy,
+ * the property's name): freq[2] is state["freq[2]"], read and set. */
+static void channel_key(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushfstring(L, "%s[%I]", lua_tostring(L, lua_upvalueindex(2)), luaL_checkinteger(L, 2));
+}
+
+static int channel_index(lua_State *L)
+{
+    channel_key(L);
+    lua_gettable(L, -2);
+    return 1;
+}
+
+static int channel_newindex(lua_State *L)
+{
+    channel_key(L);
+    lua_pushvalue(L, 3);
+    lua_settable(L, -3);
+    return 0;
 }
 
 /* ---- the sandbox --------------------------------------------------------- */
@@ -487,6 +513,39 @@ static void push_vars(lua_State *L, const dw_sim_script *s)
     }
 }
 
+/* In `names` (below the state proxy on the stack), each property with
+ * channels by its name alone ("freq"): its channels' table. */
+static void set_channels(lua_State *L, const dw_sim_script *s)
+{
+    size_t n = s->props ? dw_sim_props_count(s->props) : 0;
+    for (size_t i = 0; i < n; i++) {
+        const dw_sim_prop_def *d = dw_sim_props_def(s->props, i);
+        if (!d->channel)
+            continue;
+        lua_pushlstring(L, d->name, strcspn(d->name, "["));
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, -4) != LUA_TNIL) { /* made for an earlier channel */
+            lua_pop(L, 2);
+            continue;
+        }
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_createtable(L, 0, 3);
+        lua_pushvalue(L, -4); /* the state proxy */
+        lua_pushvalue(L, -4); /* the name */
+        lua_pushcclosure(L, channel_index, 2);
+        lua_setfield(L, -2, "__index");
+        lua_pushvalue(L, -4);
+        lua_pushvalue(L, -4);
+        lua_pushcclosure(L, channel_newindex, 2);
+        lua_setfield(L, -2, "__newindex");
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "__metatable");
+        lua_setmetatable(L, -2);
+        lua_rawset(L, -4);
+    }
+}
+
 /* The global table's and state's metatables. */
 static void set_names(lua_State *L, const dw_sim_script *s)
 {
@@ -514,6 +573,7 @@ static void set_names(lua_State *L, const dw_sim_script *s)
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, -2);
+    set_channels(L, s);
 
     /* The globals chunks see (_ENV, _G) are an empty table that stays
      * empty: every read goes to the libraries' table, then to lookup(); every

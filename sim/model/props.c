@@ -646,7 +646,8 @@ static int scpi_apply(dw_sim_props_state *st, size_t i, const dw_scpi_unit *u, d
     return rc ? rc : 1;
 }
 
-int dw_sim_props_scpi(dw_sim_props_state *st, const dw_scpi_unit *u, double now, dw_buf *resp)
+int dw_sim_props_scpi(dw_sim_props_state *st, const dw_scpi_unit *u, double now, dw_buf *resp,
+                      size_t *which)
 {
     const dw_sim_props *p = st->p;
     char w[DW_SCPI_MAX_MNEMONIC + 1];
@@ -664,6 +665,8 @@ int dw_sim_props_scpi(dw_sim_props_state *st, const dw_scpi_unit *u, double now,
         }
         if (r == 1)
             r = scpi_apply(st, i, u, now, resp);
+        if (r == 1 && which)
+            *which = i;
         if (r == 1 || r == DW_SCPI_NOMEM)
             return r;
         why = dw_scpi_refusal_pick(why, r);

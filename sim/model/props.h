@@ -77,6 +77,9 @@ typedef struct dw_sim_prop_def {
     double rate;    /* ramp: units per second */
     dw_sim_prop_noise noise;
     double amplitude; /* noise */
+    unsigned busy_ms; /* SCPI profile: a set is an overlapped command, pending this long */
+    unsigned channel; /* "channels": the channel (its header's suffix) this value is, named
+                       * "freq[2]"; 0: a property without channels */
 } dw_sim_prop_def;
 
 typedef struct dw_sim_props dw_sim_props;
@@ -164,11 +167,13 @@ int dw_sim_prop_print(dw_sim_props_state *st, size_t i, double now, int scpi, dw
 /* SCPI unit u against the properties' headers: the set form ("FREQ 1MHZ",
  * MIN/MAX/DEF, units and multipliers) or the query form ("FREQ?", "FREQ?
  * MAX") of the first property (in script order) whose header fits and
- * that accepts the unit. 1 (a query's answer appended to `resp`), 0 (no
+ * that accepts the unit. 1 (a query's answer appended to `resp`, the
+ * property's index in *which unless which is NULL), 0 (no
  * property's header fits), else the most specific refusal of those whose
  * header fitted (dw_scpi_refusal_pick; every value left unchanged), or
  * DW_SCPI_NOMEM. */
-int dw_sim_props_scpi(dw_sim_props_state *st, const dw_scpi_unit *u, double now, dw_buf *resp);
+int dw_sim_props_scpi(dw_sim_props_state *st, const dw_scpi_unit *u, double now, dw_buf *resp,
+                      size_t *which);
 
 /* Request req[0..n) against the properties' commands (other profiles):
  * "SP?" appends the value to `resp` and returns 1; "SP 25" sets it and

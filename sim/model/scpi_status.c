@@ -1,6 +1,7 @@
 /* The SCPI status model and built-in commands: see scpi_status.h. */
 #include "model/scpi_status.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +12,19 @@ struct dw_scpi_status {
     char **texts; /* beside each, its own description (owned) or NULL */
     size_t depth, head, count;
     uint8_t esr, ese, sre;
+    uint8_t stb_dev;                              /* the device's own bits 0, 1 and 7 */
+    uint16_t reg[DW_SCPI_NREGS][DW_SCPI_NTR + 1]; /* OPERation, QUEStionable */
 };
+
+/* STATus:PRESet: enables to 0, transition filters to their defaults. */
+static void status_preset(dw_scpi_status *st)
+{
+    for (int r = 0; r < DW_SCPI_NREGS; r++) {
+        st->reg[r][DW_SCPI_ENABLE] = 0;
+        st->reg[r][DW_SCPI_PTR] = DW_SCPI_PTR_DEFAULT;
+        st->reg[r][DW_SCPI_NTR] = DW_SCPI_NTR_DEFAULT;
+    }
+}
 
 dw_scpi_status *dw_scpi_status_new(size_t depth)
 {
@@ -27,6 +40,7 @@ dw_scpi_status *dw_scpi_status_new(size_t depth)
     }
     st->depth = depth;
     st->esr = DW_SCPI_ESR_PON;
+    status_preset(st);
     return st;
 }
 
@@ -114,9 +128,43 @@ uint8_t dw_scpi_status_esr(const dw_scpi_status *st)
     return st->esr;
 }
 
+void dw_scpi_status_opc(dw_scpi_status *st)
+{
+    st->esr |= DW_SCPI_ESR_OPC;
+}
+
+void dw_scpi_status_condition(dw_scpi_status *st, dw_scpi_reg r, uint16_t cond)
+{
+    uint16_t *g = st->reg[r];
+    cond &= DW_SCPI_REG_MASK;
+    unsigned rose = cond & ~g[DW_SCPI_COND], fell = g[DW_SCPI_COND] & ~cond;
+    g[DW_SCPI_EVENT] |= (uint16_t)((rose & g[DW_SCPI_PTR]) | (fell & g[DW_SCPI_NTR]));
+    g[DW_SCPI_COND] = cond;
+}
+
+uint16_t dw_scpi_status_reg(const dw_scpi_status *st, dw_scpi_reg r, dw_scpi_reg_part part)
+{
+    return st->reg[r][part];
+}
+
+void dw_scpi_status_stb_bits(dw_scpi_status *st, uint8_t bits)
+{
+    st->stb_dev = bits & DW_SCPI_STB_DEVICE;
+}
+
+/* A register's summary: some event bit is enabled. */
+static int summary(const dw_scpi_status *st, dw_scpi_reg r)
+{
+    return (st->reg[r][DW_SCPI_EVENT] & st->reg[r][DW_SCPI_ENABLE]) != 0;
+}
+
 uint8_t dw_scpi_status_stb(const dw_scpi_status *st, int mav)
 {
-    unsigned stb = 0;
+    unsigned stb = st->stb_dev;
+    if (summary(st, DW_SCPI_REG_QUES))
+        stb |= DW_SCPI_STB_QUES;
+    if (summary(st, DW_SCPI_REG_OPER))
+        stb |= DW_SCPI_STB_OPER;
     if (st->count)
         stb |= DW_SCPI_STB_EAV;
     if (mav)
@@ -162,24 +210,48 @@ typedef enum builtin_id {
     B_TST,
     B_ERR,
     B_ERR_COUNT,
-    B_N
+    B_VERS,
+    B_PRES,
+    B_STAT, /* then, per register (OPERation, QUEStionable), the S_ commands */
+    B_N = B_STAT + 2 * 8
 } builtin_id;
 
-static const char *const builtin_headers[B_N] = {"*IDN?",
-                                                 "*ESR?",
-                                                 "*ESE",
-                                                 "*ESE?",
-                                                 "*STB?",
-                                                 "*SRE",
-                                                 "*SRE?",
-                                                 "*CLS",
-                                                 "*RST",
-                                                 "*OPC",
-                                                 "*OPC?",
-                                                 "*WAI",
-                                                 "*TST?",
-                                                 "SYSTem:ERRor[:NEXT]?",
-                                                 "SYSTem:ERRor:COUNt?"};
+/* A register's commands, in the order of status_headers. */
+enum { S_EVENT, S_COND, S_ENAB, S_ENAB_Q, S_PTR, S_PTR_Q, S_NTR, S_NTR_Q, S_N };
+
+static const char *const builtin_headers[B_STAT] = {"*IDN?",
+                                                    "*ESR?",
+                                                    "*ESE",
+                                                    "*ESE?",
+                                                    "*STB?",
+                                                    "*SRE",
+                                                    "*SRE?",
+                                                    "*CLS",
+                                                    "*RST",
+                                                    "*OPC",
+                                                    "*OPC?",
+                                                    "*WAI",
+                                                    "*TST?",
+                                                    "SYSTem:ERRor[:NEXT]?",
+                                                    "SYSTem:ERRor:COUNt?",
+                                                    "SYSTem:VERSion?",
+                                                    "STATus:PRESet"};
+static const char *const status_headers[S_N] = {"[:EVENt]?",   "CONDition?",  "ENABle",
+                                                "ENABle?",     "PTRansition", "PTRansition?",
+                                                "NTRansition", "NTRansition?"};
+static const char *const register_names[DW_SCPI_NREGS] = {"OPERation", "QUEStionable"};
+
+/* The header of built-in i. */
+static void builtin_header(int i, char *buf, size_t cap)
+{
+    if (i < B_STAT) {
+        snprintf(buf, cap, "%s", builtin_headers[i]);
+        return;
+    }
+    i -= B_STAT;
+    const char *tail = status_headers[i % S_N];
+    snprintf(buf, cap, "STATus:%s%s%s", register_names[i / S_N], tail[0] == '[' ? "" : ":", tail);
+}
 
 struct dw_scpi_builtins {
     dw_scpi_pattern *p[B_N];
@@ -202,7 +274,9 @@ dw_scpi_builtins *dw_scpi_builtins_new(void)
     for (int i = 0; i < B_N; i++) {
         size_t where;
         const char *why;
-        if (dw_scpi_pattern_compile(builtin_headers[i], &b->p[i], &where, &why) != DW_OK) {
+        char h[64];
+        builtin_header(i, h, sizeof h);
+        if (dw_scpi_pattern_compile(h, &b->p[i], &where, &why) != DW_OK) {
             dw_scpi_builtins_free(b);
             return NULL;
         }
@@ -210,8 +284,10 @@ dw_scpi_builtins *dw_scpi_builtins_new(void)
     return b;
 }
 
-/* The one NRf parameter of *ESE / *SRE: 0..255, or an error. */
-static int register_value(const dw_scpi_unit *u)
+/* The one NRf parameter of *ESE / *SRE (0..255) or of a SCPI register's
+ * ENABle, PTRansition, NTRansition (0..65535, bit 15 then dropped), or an
+ * error. */
+static int register_value(const dw_scpi_unit *u, double max)
 {
     if (u->nparams == 0)
         return DW_SCPI_E_MISSING_PARAM;
@@ -222,7 +298,7 @@ static int register_value(const dw_scpi_unit *u)
         return DW_SCPI_E_DATA_TYPE;
     if (p->unit[0])
         return DW_SCPI_E_INVALID_SUFFIX;
-    if (!(p->value > -0.5 && p->value < 255.5))
+    if (!(p->value > -0.5 && p->value < max + 0.5))
         return DW_SCPI_E_OUT_OF_RANGE;
     return (int)(p->value + 0.5);
 }
@@ -236,10 +312,64 @@ static int error_pop_print(dw_scpi_status *st, dw_buf *resp)
     return rc;
 }
 
+/* A STATus command of register r (S_...). */
+static int run_register(int cmd, dw_scpi_status *st, dw_scpi_reg r, const dw_scpi_unit *u,
+                        dw_buf *resp)
+{
+    static const dw_scpi_reg_part parts[S_N] = {DW_SCPI_EVENT,  DW_SCPI_COND, DW_SCPI_ENABLE,
+                                                DW_SCPI_ENABLE, DW_SCPI_PTR,  DW_SCPI_PTR,
+                                                DW_SCPI_NTR,    DW_SCPI_NTR};
+    uint16_t *g = &st->reg[r][parts[cmd]];
+    if (cmd == S_ENAB || cmd == S_PTR || cmd == S_NTR) {
+        int v = register_value(u, 65535);
+        if (v < 0)
+            return v;
+        *g = (uint16_t)((unsigned)v & DW_SCPI_REG_MASK);
+        return 1;
+    }
+    int rc = dw_buf_printf(resp, "%u", *g);
+    if (cmd == S_EVENT) /* reading the event register clears it */
+        *g = 0;
+    return rc == DW_OK ? 1 : DW_SCPI_NOMEM;
+}
+
+/* *OPC, *OPC?, *WAI: with operations pending, the caller completes them. */
+static int run_opc(builtin_id id, dw_scpi_status *st, const dw_scpi_context *ctx, dw_buf *resp,
+                   unsigned *events)
+{
+    if (id == B_OPC) {
+        if (ctx->pending)
+            *events |= DW_SCPI_EVENT_OPC;
+        else
+            st->esr |= DW_SCPI_ESR_OPC;
+        return DW_OK;
+    }
+    if (ctx->pending)
+        *events |= DW_SCPI_EVENT_WAIT;
+    return id == B_OPC_Q ? dw_buf_append_str(resp, "1") : DW_OK;
+}
+
+/* *ESE, *SRE and their queries. */
+static int run_enable(builtin_id id, dw_scpi_status *st, const dw_scpi_unit *u, dw_buf *resp)
+{
+    if (id == B_ESE_Q || id == B_SRE_Q)
+        return dw_buf_printf(resp, "%u", id == B_ESE_Q ? st->ese : st->sre) == DW_OK
+                   ? 1
+                   : DW_SCPI_NOMEM;
+    int v = register_value(u, 255);
+    if (v < 0)
+        return v;
+    if (id == B_ESE)
+        st->ese = (uint8_t)v;
+    else
+        st->sre = (uint8_t)(v & ~DW_SCPI_STB_MSS);
+    return 1;
+}
+
 static int run(builtin_id id, dw_scpi_status *st, const dw_scpi_context *ctx, const dw_scpi_unit *u,
                dw_buf *resp, unsigned *events)
 {
-    int v, rc = DW_OK;
+    int rc = DW_OK;
     switch (id) {
     case B_IDN:
         rc = dw_buf_append_str(resp, ctx->idn ? ctx->idn : "");
@@ -250,36 +380,25 @@ static int run(builtin_id id, dw_scpi_status *st, const dw_scpi_context *ctx, co
         break;
     case B_ESE:
     case B_SRE:
-        if ((v = register_value(u)) < 0)
-            return v;
-        if (id == B_ESE)
-            st->ese = (uint8_t)v;
-        else
-            st->sre = (uint8_t)(v & ~DW_SCPI_STB_MSS);
-        break;
     case B_ESE_Q:
-        rc = dw_buf_printf(resp, "%u", st->ese);
-        break;
     case B_SRE_Q:
-        rc = dw_buf_printf(resp, "%u", st->sre);
-        break;
+        return run_enable(id, st, u, resp);
     case B_STB:
         rc = dw_buf_printf(resp, "%u", dw_scpi_status_stb(st, ctx->mav));
         break;
-    case B_CLS:
+    case B_CLS: /* the error queue and every event register */
         st->esr = 0;
+        for (int r = 0; r < DW_SCPI_NREGS; r++)
+            st->reg[r][DW_SCPI_EVENT] = 0;
         dw_scpi_status_clear(st);
         break;
     case B_RST:
         *events |= DW_SCPI_EVENT_RST;
         break;
     case B_OPC:
-        st->esr |= DW_SCPI_ESR_OPC; /* nothing is ever pending */
-        break;
     case B_OPC_Q:
-        rc = dw_buf_append_str(resp, "1");
-        break;
     case B_WAI:
+        rc = run_opc(id, st, ctx, resp, events);
         break;
     case B_TST:
         rc = dw_buf_append_str(resp, "0");
@@ -290,10 +409,23 @@ static int run(builtin_id id, dw_scpi_status *st, const dw_scpi_context *ctx, co
     case B_ERR_COUNT:
         rc = dw_buf_printf(resp, "%zu", st->count);
         break;
-    case B_N:
-        return 0;
+    case B_VERS:
+        rc = dw_buf_append_str(resp, ctx->version ? ctx->version : "1999.0");
+        break;
+    case B_PRES:
+        status_preset(st);
+        break;
+    default: /* B_STAT and up */
+        return run_register((id - B_STAT) % S_N, st, (dw_scpi_reg)((id - B_STAT) / S_N), u, resp);
     }
     return rc == DW_OK ? 1 : DW_SCPI_NOMEM;
+}
+
+/* Does built-in i take a parameter? */
+static int takes_value(int i)
+{
+    int s = (i - B_STAT) % S_N;
+    return i == B_ESE || i == B_SRE || (i >= B_STAT && (s == S_ENAB || s == S_PTR || s == S_NTR));
 }
 
 int dw_scpi_builtin(const dw_scpi_builtins *b, dw_scpi_status *st, const dw_scpi_context *ctx,
@@ -306,7 +438,7 @@ int dw_scpi_builtin(const dw_scpi_builtins *b, dw_scpi_status *st, const dw_scpi
             why = why ? why : m;
             continue;
         }
-        if (u->nparams && i != B_ESE && i != B_SRE)
+        if (u->nparams && !takes_value(i))
             return DW_SCPI_E_PARAM_NOT_ALLOWED;
         return run((builtin_id)i, st, ctx, u, resp, events);
     }

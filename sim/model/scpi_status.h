@@ -1,9 +1,13 @@
 /* The IEEE 488.2 / SCPI-99 status model of a simulated instrument: the
  * error queue, the Standard Event Status Register and its enable register,
- * the status byte and the service request enable register, and the
- * built-in commands that read and write them (*IDN?, *ESR?, *ESE, *STB?,
- * *SRE, *CLS, *RST, *OPC, *OPC?, *WAI, *TST?, SYSTem:ERRor[:NEXT]?,
- * SYSTem:ERRor:COUNt?). Pure: no I/O, no clock, no global state. One status
+ * the status byte and the service request enable register, SCPI-99's
+ * OPERation and QUEStionable registers (condition, transition filters,
+ * event, enable) summarised into the status byte, and the built-in
+ * commands that read and write them (*IDN?, *ESR?, *ESE, *STB?, *SRE,
+ * *CLS, *RST, *OPC, *OPC?, *WAI, *TST?, SYSTem:ERRor[:NEXT]?,
+ * SYSTem:ERRor:COUNt?, SYSTem:VERSion?, STATus:OPERation|QUEStionable
+ * [:EVENt]?, :CONDition?, :ENABle, :PTRansition, :NTRansition,
+ * STATus:PRESet). Pure: no I/O, no clock, no global state. One status
  * is used by one thread at a time (the engine holds its state lock). */
 #ifndef DW_SCPI_STATUS_H
 #define DW_SCPI_STATUS_H
@@ -27,18 +31,39 @@ enum {
 
 /* Status byte bits. */
 enum {
-    DW_SCPI_STB_EAV = 1 << 2, /* the error queue is not empty */
-    DW_SCPI_STB_MAV = 1 << 4, /* a response is waiting */
-    DW_SCPI_STB_ESB = 1 << 5, /* ESR & ESE != 0 */
-    DW_SCPI_STB_MSS = 1 << 6, /* STB & SRE != 0 (bit 6 aside) */
+    DW_SCPI_STB_QUES = 1 << 3, /* QUEStionable event & enable != 0 */
+    DW_SCPI_STB_EAV = 1 << 2,  /* the error queue is not empty */
+    DW_SCPI_STB_MAV = 1 << 4,  /* a response is waiting */
+    DW_SCPI_STB_ESB = 1 << 5,  /* ESR & ESE != 0 */
+    DW_SCPI_STB_MSS = 1 << 6,  /* STB & SRE != 0 (bit 6 aside) */
+    DW_SCPI_STB_OPER = 1 << 7, /* OPERation event & enable != 0 */
+    /* The bits a device may set itself (dw_scpi_status_stb_bits). */
+    DW_SCPI_STB_DEVICE = 1 << 0 | 1 << 1 | 1 << 7,
 };
+
+/* SCPI-99's status registers (chapter 9 of volume 1). */
+typedef enum dw_scpi_reg { DW_SCPI_REG_OPER, DW_SCPI_REG_QUES, DW_SCPI_NREGS } dw_scpi_reg;
+/* The parts of one register. */
+typedef enum dw_scpi_reg_part {
+    DW_SCPI_COND,
+    DW_SCPI_EVENT,
+    DW_SCPI_ENABLE,
+    DW_SCPI_PTR,
+    DW_SCPI_NTR,
+} dw_scpi_reg_part;
+/* Bit 15 of a SCPI register is always 0; the transition filters' values
+ * at power on and after STATus:PRESet. */
+#define DW_SCPI_REG_MASK    0x7FFFu
+#define DW_SCPI_PTR_DEFAULT 0x7FFFu
+#define DW_SCPI_NTR_DEFAULT 0u
 
 #define DW_SCPI_QUEUE_DEFAULT 20
 
 typedef struct dw_scpi_status dw_scpi_status;
 
 /* A status at power on: empty queue of `depth` entries (at least 2; 0
- * gives DW_SCPI_QUEUE_DEFAULT), ESR = PON, ESE = SRE = 0. NULL when out of
+ * gives DW_SCPI_QUEUE_DEFAULT), ESR = PON, ESE = SRE = 0, OPERation and
+ * QUEStionable all 0 but PTR = 32767. NULL when out of
  * memory. Free with dw_scpi_status_free (accepts NULL). */
 dw_scpi_status *dw_scpi_status_new(size_t depth);
 void dw_scpi_status_free(dw_scpi_status *st);
@@ -59,15 +84,34 @@ size_t dw_scpi_status_count(const dw_scpi_status *st);
 uint8_t dw_scpi_status_esr(const dw_scpi_status *st);
 /* The status byte; `mav`: a response is waiting. */
 uint8_t dw_scpi_status_stb(const dw_scpi_status *st, int mav);
+/* Set the Operation Complete bit of the ESR (an *OPC whose operations
+ * have completed). */
+void dw_scpi_status_opc(dw_scpi_status *st);
+
+/* Register r's new condition (bit 15 ignored): the bits that rose since
+ * the last condition and pass the positive transition filter, and those
+ * that fell and pass the negative one, are set in its event register. */
+void dw_scpi_status_condition(dw_scpi_status *st, dw_scpi_reg r, uint16_t cond);
+/* A part of register r. */
+uint16_t dw_scpi_status_reg(const dw_scpi_status *st, dw_scpi_reg r, dw_scpi_reg_part part);
+/* The device's own status byte bits (only DW_SCPI_STB_DEVICE's count; bit
+ * 7 is or'ed with the OPERation summary). */
+void dw_scpi_status_stb_bits(dw_scpi_status *st, uint8_t bits);
 
 /* Reads of a built-in command beyond the status. */
 typedef struct dw_scpi_context {
-    const char *idn; /* the *IDN? answer */
-    int mav;         /* responses of this message are already waiting */
+    const char *idn;     /* the *IDN? answer */
+    int mav;             /* responses of this message are already waiting */
+    const char *version; /* the SYSTem:VERSion? answer (NULL: "1999.0") */
+    int pending;         /* some overlapped operation has not completed */
 } dw_scpi_context;
 
 /* Events a built-in command raises for its caller. */
-enum { DW_SCPI_EVENT_RST = 1 };
+enum {
+    DW_SCPI_EVENT_RST = 1,  /* *RST: the device's settings to their defaults */
+    DW_SCPI_EVENT_OPC = 2,  /* *OPC with operations pending: set OPC when they complete */
+    DW_SCPI_EVENT_WAIT = 4, /* *WAI or *OPC?: what follows waits for the pending operations */
+};
 
 /* The built-in commands' header patterns, compiled once; immutable. NULL
  * when out of memory. */

@@ -322,23 +322,40 @@ enum {
     T_NETWORK,
     T_TCP,
     T_VXI11,
+    T_STATUS,
     T_N
 };
 static const char *const top_keys[] = {
-    "$schema",   "name",       "description", "transport", "framing", "state", "scope",
-    "profile",   "properties", "idn",         "banner",    "prompt",  "steps", "rules",
-    "unmatched", "on_error",   "periodic",    "baud",      "network", "tcp",   "vxi11"};
+    "$schema",    "name", "description", "transport", "framing", "state", "scope",     "profile",
+    "properties", "idn",  "banner",      "prompt",    "steps",   "rules", "unmatched", "on_error",
+    "periodic",   "baud", "network",     "tcp",       "vxi11",   "status"};
 static const char *const profile_names[] = {"none", "scpi"};
 static const char *const scope_names[] = {"shared", "connection"};
 
-/* "profile": "scpi" or {"type": "scpi", "error_queue": N}. */
+/* "version": SYSTem:VERSion?'s answer, YYYY.V. */
+static int parse_version(dw__load *c, const cJSON *v)
+{
+    const char *t = cJSON_IsString(v) ? v->valuestring : "";
+    size_t old = dw__load_push(c, "version");
+    int rc = DW_OK;
+    if (strlen(t) != 6 || strspn(t, "0123456789") != 4 || t[4] != '.' || t[5] < '0' || t[5] > '9')
+        rc = dw__load_fail(c, v, 0, "expected a SCPI version YYYY.V, such as \"1999.0\"");
+    else if (c->s->profile != DW_SIM_PROFILE_SCPI)
+        rc = dw__load_fail(c, v, 1, "only with \"type\": \"scpi\"");
+    else
+        rc = dw__load_string(c, v, &c->s->scpi_version);
+    dw__load_pop(c, old);
+    return rc;
+}
+
+/* "profile": "scpi" or {"type": "scpi", "error_queue": N, "version": V}. */
 static int parse_profile(dw__load *c, const cJSON *v)
 {
-    static const char *const keys[] = {"type", "error_queue"};
-    const cJSON *vals[2] = {v, NULL};
+    static const char *const keys[] = {"type", "error_queue", "version"};
+    const cJSON *vals[3] = {v, NULL, NULL};
     int rc = DW_OK, e = 0;
     if (cJSON_IsObject(v)) {
-        if ((rc = dw__load_members(c, v, keys, 2, vals)) != DW_OK)
+        if ((rc = dw__load_members(c, v, keys, 3, vals)) != DW_OK)
             return rc;
         if (!vals[0])
             return dw__load_fail(c, v, 0, "missing \"type\"");
@@ -355,6 +372,8 @@ static int parse_profile(dw__load *c, const cJSON *v)
         dw__load_pop(c, old);
         c->s->error_queue = (size_t)depth;
     }
+    if (rc == DW_OK && vals[2])
+        rc = parse_version(c, vals[2]);
     return rc;
 }
 
@@ -366,6 +385,24 @@ static int parse_banner(dw__load *c, const cJSON *v)
     if (cJSON_IsObject(v))
         return dw__load_value_template(c, v, DW__LOAD_CAP_NONE, &c->s->banner);
     return dw__load_fail(c, v, 0, "expected string or object");
+}
+
+/* A top-level key about the link (T_BAUD, T_NETWORK, T_TCP, T_VXI11). */
+static int parse_top_link(dw__load *c, int k, const cJSON *v)
+{
+    dw_sim_script *s = c->s;
+    switch (k) {
+    case T_BAUD:
+        return dw__load_baud(c, v, &s->baud);
+    case T_NETWORK:
+        return dw__load_network(c, v, &s->network);
+    case T_TCP:
+        return dw__load_tcp(c, v, &s->tcp_ack);
+    case T_VXI11:
+        return dw__load_vxi11(c, v);
+    default:
+        return DW_OK;
+    }
 }
 
 /* One top-level key, k (T_...), its path pushed. */
@@ -433,17 +470,11 @@ static int parse_top(dw__load *c, int k, const cJSON *v)
     case T_PERIODIC:
         rc = parse_periodic(c, v);
         break;
-    case T_BAUD:
-        rc = dw__load_baud(c, v, &s->baud);
+    case T_STATUS:
+        rc = dw__load_status(c, v);
         break;
-    case T_NETWORK:
-        rc = dw__load_network(c, v, &s->network);
-        break;
-    case T_TCP:
-        rc = dw__load_tcp(c, v, &s->tcp_ack);
-        break;
-    case T_VXI11:
-        rc = dw__load_vxi11(c, v);
+    default:
+        rc = parse_top_link(c, k, v);
         break;
     }
     return rc;

@@ -267,6 +267,9 @@ int dw__load_action(dw__load *c, const cJSON *const *av, int cap, dw_sim_action 
         case DW__ACTION_THEN:
             rc = parse_then(c, v, av[DW__ACTION_FAULT], a);
             break;
+        case DW__ACTION_BUSY:
+            rc = dw__load_busy(c, v, &a->busy_ms);
+            break;
         }
         dw__load_pop(c, old);
     }

@@ -8,6 +8,7 @@
  *   load_match.c    "when" / "expect", SCPI header patterns
  *   load_templates.c  templates and frames
  *   load_lua.c      chunks of Lua, syntax-checked at load
+ *   load_status.c   "status" (bits bound to conditions) and "busy_ms"
  *   load_framing.c  "framing"
  *   load_props.c    "properties"
  *   load_network.c  "network", "tcp" and a rule's network keys
@@ -60,6 +61,7 @@ typedef struct dw__load {
     struct dw_sim_lua_checker *lua; /* made at the first chunk of Lua (load_lua.c) */
     size_t lua_cap;                 /* room in s->lua */
     int no_lua;                     /* parsing a place where Lua may not run */
+    unsigned channel;               /* the channel of the property being read, or 0 */
 } dw__load;
 
 /* ---- load_action.c ------------------------------------------------------- */
@@ -78,11 +80,12 @@ enum {
     DW__ACTION_LUA,
     DW__ACTION_ERROR,
     DW__ACTION_THEN,
+    DW__ACTION_BUSY,
     DW__ACTION_N
 };
 #define DW__ACTION_KEYS                                                                            \
     "reply", "after_last", "set", "delay_ms", "split", "split_delay_ms", "fault", "fault_on",      \
-        "garbage", "lua", "error", "then"
+        "garbage", "lua", "error", "then", "busy_ms"
 
 /* The action keys of a rule, step, "unmatched" or "on_error", already
  * separated by dw__load_members: av[DW__ACTION_...], each may be NULL. `cap`:
@@ -122,6 +125,14 @@ void dw__load_lua_done(dw__load *c);
 int dw__load_framing_default(dw__load *c, dw_sim_framing *f);
 /* "framing": one spec for both directions, or {"request", "response"}. */
 int dw__load_framing(dw__load *c, const cJSON *v);
+
+/* ---- load_status.c ------------------------------------------------------- */
+
+/* "status" (after "state", "profile" and "properties"): fills
+ * script->status. */
+int dw__load_status(dw__load *c, const cJSON *v);
+/* "busy_ms" of a rule, step or property (the SCPI profile only). */
+int dw__load_busy(dw__load *c, const cJSON *v, unsigned *out);
 
 /* ---- load_props.c -------------------------------------------------------- */
 

@@ -28,11 +28,16 @@ enum {
     P_DESCRIPTION,
     P_CHOICES,
     P_ALIASES,
+    P_BUSY,
+    P_CHANNELS,
     P_N
 };
-static const char *const prop_keys[] = {
-    "type", "default", "min", "max",  "values", "unit",        "format",  "access",
-    "scpi", "command", "ack", "ramp", "noise",  "description", "choices", "aliases"};
+#define MAX_CHANNELS   64
+#define MAX_CHANNEL_NO 999
+static const char *const prop_keys[] = {"type",    "default", "min",     "max",         "values",
+                                        "unit",    "format",  "access",  "scpi",        "command",
+                                        "ack",     "ramp",    "noise",   "description", "choices",
+                                        "aliases", "busy_ms", "channels"};
 static const char *const type_names[] = {"float", "int", "bool", "enum", "string"};
 static const char *const access_names[] = {"rw", "ro", "wo"};
 static const char *const noise_names[] = {"none", "uniform", "normal"};
@@ -86,6 +91,24 @@ static int check_max(dw__load *c, const cJSON *v, dw_sim_prop_def *d)
     if (rc == DW_OK && d->min > d->max)
         rc = dw__load_fail(c, v, 0, "max (%.15g) is less than min (%.15g)", d->max, d->min);
     return rc;
+}
+
+int dw__load_busy(dw__load *c, const cJSON *v, unsigned *out)
+{
+    uint64_t u = 0;
+    if (c->s->profile != DW_SIM_PROFILE_SCPI)
+        return dw__load_fail(c, v, 1, "only with \"profile\": \"scpi\" (*OPC, *OPC?, *WAI)");
+    int rc = dw__load_uint(c, v, 0, DW__LOAD_MAX_DELAY_MS, &u);
+    *out = (unsigned)u;
+    c->s->has_busy |= u > 0;
+    return rc;
+}
+
+static int check_busy(dw__load *c, const cJSON *v, dw_sim_prop_def *d)
+{
+    if (d->access == DW_SIM_PROP_RO)
+        return dw__load_fail(c, v, 1, "a read-only property is never set");
+    return dw__load_busy(c, v, &d->busy_ms);
 }
 
 /* One choice: a mnemonic, its short form in upper case first. */
@@ -207,12 +230,39 @@ static int check_access(dw__load *c, const cJSON *v, dw_sim_prop_def *d)
     return rc;
 }
 
+/* The header text with its '#' replaced by the channel's suffix: "[1]"
+ * for channel 1 (no suffix also means it), the number otherwise. *off is
+ * where the '#' was, *grew how much longer the text became. */
+static int channel_header(dw__load *c, const cJSON *v, char *buf, size_t cap, size_t *off,
+                          size_t *grew)
+{
+    const char *t = v->valuestring, *hash = strchr(t, '#');
+    if (!hash && c->channel)
+        return dw__load_fail(c, v, 0,
+                             "a property with \"channels\" marks its channel's suffix with '#' "
+                             "(\"SOURce#:FREQuency\")");
+    if (hash && !c->channel)
+        return dw__load_fail_in(c, v, (size_t)(hash - t),
+                                "'#' marks a channel's suffix: only with \"channels\"");
+    if (hash && strchr(hash + 1, '#'))
+        return dw__load_fail_in(c, v, (size_t)(strchr(hash + 1, '#') - t),
+                                "one '#' only: a property has one channel suffix");
+    *off = hash ? (size_t)(hash - t) : 0;
+    int n = hash ? snprintf(buf, cap, "%.*s%s%u%s%s", (int)*off, t, c->channel == 1 ? "[" : "",
+                            c->channel, c->channel == 1 ? "]" : "", hash + 1)
+                 : snprintf(buf, cap, "%s", t);
+    if (n < 0 || (size_t)n >= cap)
+        return dw__load_fail(c, v, 0, "header too long");
+    *grew = (size_t)n - strlen(t);
+    return DW_OK;
+}
+
 /* A property's header (or an alias) at v into *out. */
 static int compile_header(dw__load *c, const cJSON *v, dw_scpi_pattern **out)
 {
     if (!cJSON_IsString(v))
         return dw__load_fail(c, v, 0, "expected a string");
-    size_t where = 0, n = strlen(v->valuestring);
+    size_t where = 0, n = strlen(v->valuestring), off = 0, grew = 0;
     const char *why = NULL;
     if (v->valuestring[0] == '*')
         return dw__load_fail_in(c, v, 0, "a property's header is not a common command");
@@ -220,9 +270,15 @@ static int compile_header(dw__load *c, const cJSON *v, dw_scpi_pattern **out)
         return dw__load_fail_in(c, v, n - 1,
                                 "write the header without '?': it gives both the set and "
                                 "the query form");
-    int rc = dw_scpi_pattern_compile(v->valuestring, out, &where, &why);
+    char text[512];
+    int rc = channel_header(c, v, text, sizeof text, &off, &grew);
+    if (rc != DW_OK)
+        return rc;
+    rc = dw_scpi_pattern_compile(text, out, &where, &why);
     if (rc == DW_ENOMEM)
         return dw__load_oom(c);
+    if (where > off) /* back to the text as written */
+        where = where > off + grew ? where - grew : off;
     return rc == DW_OK ? DW_OK : dw__load_fail_in(c, v, where, "bad SCPI header: %s", why);
 }
 
@@ -464,8 +520,14 @@ static int parse_prop(dw__load *c, const cJSON *m, dw_sim_props *p)
     if (rc != DW_OK)
         return rc;
     dw_sim_prop_def *d = dw_sim_props_add(p);
-    if (!d || !(d->name = strdup(m->string)))
+    char name[320];
+    snprintf(name, sizeof name, c->channel ? "%s[%u]" : "%s", m->string, c->channel);
+    if (!d || !(d->name = strdup(name)))
         return dw__load_oom(c);
+    d->channel = c->channel;
+    if (c->channel && !vals[P_SCPI])
+        return dw__load_fail(c, vals[P_CHANNELS], 1,
+                             "only with a \"scpi\" header, its channel's suffix marked '#'");
     if (!vals[P_TYPE])
         return dw__load_fail(c, m, 0,
                              "missing \"type\" (\"float\", \"int\", \"bool\", "
@@ -484,10 +546,11 @@ static int parse_prop(dw__load *c, const cJSON *m, dw_sim_props *p)
     static const prop_check checks[P_N] = {
         NULL,         check_default, check_min,     check_max,     check_values, check_unit,
         check_format, check_access,  check_scpi,    check_command, check_ack,    check_ramp,
-        check_noise,  NULL,          check_choices, check_aliases};
+        check_noise,  NULL,          check_choices, check_aliases, check_busy,   NULL};
     /* Values before the default (it must be one), the range before it. */
-    static const int order[] = {P_VALUES, P_CHOICES, P_MIN,     P_MAX, P_UNIT, P_FORMAT, P_ACCESS,
-                                P_SCPI,   P_ALIASES, P_COMMAND, P_ACK, P_RAMP, P_NOISE,  P_DEFAULT};
+    static const int order[] = {P_VALUES, P_CHOICES, P_MIN,   P_MAX,     P_UNIT,
+                                P_FORMAT, P_ACCESS,  P_SCPI,  P_ALIASES, P_COMMAND,
+                                P_ACK,    P_RAMP,    P_NOISE, P_BUSY,    P_DEFAULT};
     if (rc == DW_OK && !vals[P_DEFAULT])
         rc = implicit_default(c, d);
     for (size_t k = 0; k < sizeof order / sizeof order[0] && rc == DW_OK; k++)
@@ -505,11 +568,12 @@ static int parse_prop(dw__load *c, const cJSON *m, dw_sim_props *p)
     return rc;
 }
 
-/* Each ramp's "to": a float or int property that does not ramp itself. */
-static int ramp_targets(dw__load *c, const cJSON *v, dw_sim_props *p)
+/* Each ramp's "to": a float or int property that does not ramp itself;
+ * members[i] is property i's definition. */
+static int ramp_targets(dw__load *c, const cJSON *const *members, dw_sim_props *p)
 {
-    size_t i = 0;
-    for (const cJSON *m = v->child; m; m = m->next, i++) {
+    for (size_t i = 0; i < dw_sim_props_count(p); i++) {
+        const cJSON *m = members[i];
         dw_sim_prop_def *d = (dw_sim_prop_def *)dw_sim_props_def(p, i);
         if (d->ramp_to == SIZE_MAX)
             continue;
@@ -518,7 +582,14 @@ static int ramp_targets(dw__load *c, const cJSON *v, dw_sim_props *p)
         size_t o1 = dw__load_push(c, m->string);
         size_t o2 = dw__load_push(c, "ramp");
         dw__load_push(c, "to");
-        size_t t = dw_sim_prop_find(p, to->valuestring, strlen(to->valuestring));
+        size_t t = SIZE_MAX;
+        if (d->channel) { /* a channel ramps toward the same channel, if it has one */
+            char name[320];
+            snprintf(name, sizeof name, "%s[%u]", to->valuestring, d->channel);
+            t = dw_sim_prop_find(p, name, strlen(name));
+        }
+        if (t == SIZE_MAX)
+            t = dw_sim_prop_find(p, to->valuestring, strlen(to->valuestring));
         const dw_sim_prop_def *td = t != SIZE_MAX ? dw_sim_props_def(p, t) : NULL;
         int rc = DW_OK;
         if (!td) {
@@ -548,6 +619,55 @@ static int ramp_targets(dw__load *c, const cJSON *v, dw_sim_props *p)
     return DW_OK;
 }
 
+/* "channels": [1, 2]: distinct suffixes 1 to 999, at most 64. */
+static int parse_channels(dw__load *c, const cJSON *v, unsigned *chans, size_t *n)
+{
+    size_t old = dw__load_push(c, "channels");
+    int rc = DW_OK;
+    if (!cJSON_IsArray(v) || !v->child || cJSON_GetArraySize(v) > MAX_CHANNELS)
+        rc = dw__load_fail(c, v, 0, "expected a list of 1 to %d channel numbers, such as [1, 2]",
+                           MAX_CHANNELS);
+    for (const cJSON *e = rc == DW_OK ? v->child : NULL; e && rc == DW_OK; e = e->next) {
+        uint64_t u = 0;
+        size_t o2 = dw__load_push_index(c, *n);
+        rc = dw__load_uint(c, e, 1, MAX_CHANNEL_NO, &u);
+        for (size_t k = 0; k < *n && rc == DW_OK; k++)
+            if (chans[k] == u)
+                rc = dw__load_fail(c, e, 0, "channel %u is listed twice", (unsigned)u);
+        chans[(*n)++] = (unsigned)u;
+        dw__load_pop(c, o2);
+    }
+    dw__load_pop(c, old);
+    return rc;
+}
+
+/* One member of "properties": one property, or one per channel. *who
+ * gets the member of each definition made. */
+static int parse_member(dw__load *c, const cJSON *m, dw_sim_props *p, const cJSON ***who,
+                        size_t *cap)
+{
+    unsigned chans[MAX_CHANNELS];
+    size_t nch = 0;
+    const cJSON *ch = cJSON_IsObject(m) ? cJSON_GetObjectItemCaseSensitive(m, "channels") : NULL;
+    int rc = ch ? parse_channels(c, ch, chans, &nch) : DW_OK;
+    for (size_t k = 0; k < (nch ? nch : 1) && rc == DW_OK; k++) {
+        c->channel = nch ? chans[k] : 0;
+        rc = parse_prop(c, m, p);
+        size_t i = dw_sim_props_count(p);
+        if (rc == DW_OK && i > *cap) {
+            const cJSON **w = realloc(*who, 2 * i * sizeof *w);
+            if (!w)
+                return dw__load_oom(c);
+            *who = w;
+            *cap = 2 * i;
+        }
+        if (rc == DW_OK)
+            (*who)[i - 1] = m;
+    }
+    c->channel = 0;
+    return rc;
+}
+
 int dw__load_properties(dw__load *c, const cJSON *v)
 {
     dw_sim_script *s = c->s;
@@ -556,13 +676,16 @@ int dw__load_properties(dw__load *c, const cJSON *v)
     if (!(s->props = dw_sim_props_new()))
         return dw__load_oom(c);
     int rc = DW_OK;
+    const cJSON **who = NULL;
+    size_t cap = 0;
     for (const cJSON *m = v->child; m && rc == DW_OK; m = m->next) {
         size_t old = dw__load_push(c, m->string);
-        rc = parse_prop(c, m, s->props);
+        rc = parse_member(c, m, s->props, &who, &cap);
         dw__load_pop(c, old);
     }
     if (rc == DW_OK)
-        rc = ramp_targets(c, v, s->props);
+        rc = ramp_targets(c, who, s->props);
+    free(who);
     if (rc == DW_OK && dw_sim_props_finish(s->props) != DW_OK)
         rc = dw__load_oom(c);
     return rc;

@@ -73,6 +73,12 @@ void dw_sim_script_free(dw_sim_script *s)
     free(s->path);
     free(s->name);
     free(s->idn);
+    free(s->scpi_version);
+    for (size_t i = 0; i < s->nstatus; i++) {
+        free(s->status[i].name);
+        free(s->status[i].text);
+    }
+    free(s->status);
     framing_free(&s->request_framing);
     framing_free(&s->response_framing);
     dw__sim_template_free(&s->banner);

@@ -174,6 +174,8 @@ typedef struct dw_sim_action {
     int scpi_error;             /* SCPI profile: the error the action queues (-32768..32767, not
                                  * 0), or 0: none */
     char *scpi_error_text;      /* its description, or NULL: the standard one */
+    unsigned busy_ms;           /* SCPI profile: an overlapped command, pending this long
+                                 * (0 .. 3600000); 0: completes at once */
 } dw_sim_action;
 
 /* "if": a rule whose condition is false is skipped (matching goes on with
@@ -221,6 +223,41 @@ typedef struct dw_sim_periodic {
     unsigned every_ms;    /* 1 .. 86400000 */
     dw_sim_template send; /* framed with the response framing */
 } dw_sim_periodic;
+
+/* "status": a bit of a SCPI status register that follows a condition. */
+typedef enum dw_sim_status_reg {
+    DW_SIM_STATUS_OPER, /* "operation": STATus:OPERation, bits 0..14 */
+    DW_SIM_STATUS_QUES, /* "questionable": STATus:QUEStionable, bits 0..14 */
+    DW_SIM_STATUS_STB,  /* "stb": the status byte, bits 0, 1 and 7 */
+} dw_sim_status_reg;
+
+typedef enum dw_sim_cond_kind {
+    DW_SIM_COND_LUA,   /* {"lua": expression} */
+    DW_SIM_COND_BUSY,  /* {"busy": true}: an overlapped command is pending */
+    DW_SIM_COND_STATE, /* {"state": name, ...}: a variable or property */
+} dw_sim_cond_kind;
+
+/* How a "state" condition compares. */
+typedef enum dw_sim_cond_cmp {
+    DW_SIM_CMP_TRUE,   /* no comparison: the value is true (a bool, a non-zero
+                        * number, a variable "true" or "ON") */
+    DW_SIM_CMP_ABOVE,  /* "above": N */
+    DW_SIM_CMP_BELOW,  /* "below": N */
+    DW_SIM_CMP_EQUALS, /* "equals": a number, bool or string */
+} dw_sim_cond_cmp;
+
+typedef struct dw_sim_status_bit {
+    dw_sim_status_reg reg;
+    unsigned bit;
+    char *name; /* "name", or "status.questionable[0]" */
+    dw_sim_cond_kind kind;
+    const dw_sim_lua_chunk *lua; /* LUA (borrowed from script->lua) */
+    size_t var;                  /* STATE: a variable's index, or a property's when prop */
+    int prop;
+    dw_sim_cond_cmp cmp;
+    double num; /* ABOVE, BELOW, EQUALS with a number or bool */
+    char *text; /* EQUALS with a string (or NULL) */
+} dw_sim_status_bit;
 
 /* In the order of their names in scripts: "tcp", "telnet", "udp", "serial",
  * "vxi11". */
@@ -282,6 +319,10 @@ typedef struct dw_sim_script {
     dw_sim_profile profile;
     size_t error_queue;        /* SCPI: the error queue's depth (2 .. 1000, default 20) */
     char *idn;                 /* "idn": the *IDN? answer (default: the name) */
+    char *scpi_version;        /* "profile": {"version": ...}: SYSTem:VERSion? (NULL: 1999.0) */
+    dw_sim_status_bit *status; /* "status": bits bound to conditions, in document order */
+    size_t nstatus;
+    int has_busy;              /* some rule, step or property has "busy_ms" */
     dw_sim_netfaults *network; /* "network": faults of the link (netfault.h); NULL: none */
     dw_sim_tcp_ack tcp_ack;    /* "tcp": {"quickack": ...} */
     /* Every chunk of Lua, in document order (owned); nlua == 0: the script

@@ -1,0 +1,168 @@
+/* Properties declared once for several channels ("channels": [1, 2], the
+ * suffix marked '#' in the header): one value per channel, validated and
+ * reset per channel, SOUR:FREQ meaning channel 1, an unknown channel -114;
+ * named freq[2] in templates, sets, status conditions, the control API and
+ * Lua (freq[2] read and set); a ramp toward the same channel. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <devwire/devwire.h>
+
+#include "engine/engine.h"
+#include "script/script.h"
+
+typedef struct fix {
+    dw_sim_script *script;
+    dw_sim_engine *e;
+    dw_sim_session *s;
+    dw_sim_outcome o;
+    char reply[512];
+} fix;
+
+/* Scripts are written with ' for " to keep them readable. */
+static char *dq(const char *text)
+{
+    char *t = strdup(text);
+    for (char *p = t; *p; p++)
+        if (*p == '\'')
+            *p = '"';
+    return t;
+}
+
+static double fixed_clock(void *arg)
+{
+    return *(const double *)arg;
+}
+
+static double clock_now;
+
+static void fix_open(fix *f, const char *text)
+{
+    memset(f, 0, sizeof *f);
+    char *t = dq(text);
+    dw_error err;
+    int rc = dw_sim_script_load_buffer("t.json", t, strlen(t), &f->script, &err);
+    free(t);
+    cr_assert(eq(int, rc, DW_OK), "%s", err.message);
+    cr_assert(eq(int, dw_sim_engine_new(f->script, &f->e, &err), DW_OK), "%s", err.message);
+    clock_now = 0;
+    dw_sim_engine_set_clock(f->e, fixed_clock, &clock_now);
+    f->s = dw_sim_session_new(f->e);
+    cr_assert(f->s != NULL);
+    dw_sim_outcome_init(&f->o);
+}
+
+static void fix_close(fix *f)
+{
+    dw_sim_outcome_free(&f->o);
+    dw_sim_session_free(f->s);
+    dw_sim_engine_free(f->e);
+    dw_sim_script_free(f->script);
+}
+
+/* The reply to `req` at time `now`, its terminator taken off. */
+static const char *ask_at(fix *f, const char *req, double now)
+{
+    size_t n = strlen(req);
+    uint8_t *copy = malloc(n ? n : 1);
+    memcpy(copy, req, n);
+    dw_error err;
+    int rc = dw_sim_engine_handle_at(f->e, f->s, copy, n, now, &f->o, &err);
+    free(copy);
+    cr_assert(eq(int, rc, DW_OK), "%s: %s", req, err.message);
+    size_t len = f->o.bytes.len;
+    while (len && f->o.bytes.data[len - 1] == '\n')
+        len--;
+    snprintf(f->reply, sizeof f->reply, "%.*s", (int)len, len ? (char *)f->o.bytes.data : "");
+    return f->reply;
+}
+
+static const char *ask(fix *f, const char *req)
+{
+    return ask_at(f, req, 0);
+}
+
+static void load_fails(const char *text, const char *want)
+{
+    dw_sim_script *s = NULL;
+    dw_error err;
+    char *t = dq(text);
+    int rc = dw_sim_script_load_buffer("t.json", t, strlen(t), &s, &err);
+    free(t);
+    cr_expect(eq(int, rc, DW_ESCRIPT), "loaded: %s", text);
+    cr_expect(strstr(err.message, want) != NULL, "%s\n  wanted: %s", err.message, want);
+    dw_sim_script_free(s);
+}
+
+#define GEN                                                                                        \
+    "{'profile': 'scpi',"                                                                          \
+    " 'properties': {'freq': {'type': 'float', 'scpi': '[SOURce#:]FREQuency[:CW]', 'unit': 'HZ',"  \
+    "                         'channels': [1, 2], 'min': 1, 'max': 2e7, 'default': 1000},"         \
+    "                'outp': {'type': 'bool', 'scpi': 'OUTPut#[:STATe]', 'channels': [1, 2]},"     \
+    "                'volt': {'type': 'float', 'scpi': 'SOURce#:VOLTage', 'channels': [1, 2],"     \
+    "                         'min': 0, 'max': 10},"                                               \
+    "                'vmon': {'type': 'float', 'scpi': 'MEASure#:VOLTage', 'access': 'ro',"        \
+    "                         'channels': [1, 2], 'min': 0, 'max': 10,"                            \
+    "                         'ramp': {'to': 'volt', 'rate': 1}}},"                                \
+    " 'rules': [{'when': {'scpi': 'SUMMary?'}, 'reply': '${freq[1]},${freq[2]}'},"                 \
+    "           {'when': {'scpi': 'RATio?'}, 'reply': {'lua': 'freq[2] / freq[1]'}},"              \
+    "           {'when': {'scpi': 'SWAP'}, 'lua': 'local a = freq[1] freq[1] = freq[2] freq[2] = " \
+    "a'},"                                                                                         \
+    "           {'when': {'scpi': 'COPY'}, 'set': {'freq[2]': '${freq[1]}'}}],"                    \
+    " 'status': {'questionable': [{'bit': 0, 'when': {'state': 'freq[2]', 'above': 1e6}}]}}"
+
+Test(sim_channels, one_value_per_channel_and_no_suffix_is_channel_1)
+{
+    fix f;
+    fix_open(&f, GEN);
+    cr_expect(eq(str,
+                 (char *)ask(&f, "FREQ 2 MHz;:SOUR2:FREQ 5e6;:FREQ?;:SOUR1:FREQ?;:SOUR2:FREQ?"),
+                 "2.0E+06;2.0E+06;5.0E+06"));
+    cr_expect(
+        eq(str, (char *)ask(&f, "source2:frequency:cw?;:OUTP2 ON;:OUTP?;OUTP2?"), "5.0E+06;0;1"));
+    ask(&f, "SOUR3:FREQ 1");
+    ask(&f, "SOUR2:FREQ 3e7");
+    cr_expect(eq(str, (char *)ask(&f, "SYST:ERR?;ERR?;:SOUR2:FREQ?"),
+                 "-114,\"Header suffix out of range\";-222,\"Data out of range\";5.0E+06"),
+              "an unknown channel; a value out of range leaves that channel as it was");
+    cr_expect(eq(str, (char *)ask(&f, "*RST;SUMM?"), "1000,1000"), "reset per channel");
+    fix_close(&f);
+}
+
+Test(sim_channels, templates_sets_lua_status_and_ramps_see_each_channel)
+{
+    fix f;
+    fix_open(&f, GEN);
+    cr_expect(eq(str, (char *)ask(&f, "SOUR2:FREQ 2e6;:SUMM?;:RAT?;:STAT:QUES:COND?"),
+                 "1000,2000000;2000.0;1"));
+    cr_expect(eq(str, (char *)ask(&f, "SWAP;:SUMM?;:STAT:QUES:COND?"), "2000000,1000;0"));
+    cr_expect(eq(str, (char *)ask(&f, "COPY;:SUMM?"), "2000000,2000000"));
+    cr_expect(eq(str, (char *)ask_at(&f, "SOUR2:VOLT 5;:MEAS2:VOLT?;:MEAS1:VOLT?", 100),
+                 "0.0E+00;0.0E+00"));
+    cr_expect(eq(str, (char *)ask_at(&f, "MEAS2:VOLT?;:MEAS1:VOLT?", 102), "2.0E+00;0.0E+00"),
+              "vmon[2] ramps toward volt[2], vmon[1] toward volt[1]");
+    fix_close(&f);
+}
+
+Test(sim_channels, bad_channels_are_refused_at_load)
+{
+    load_fails(
+        "{'profile': 'scpi', 'properties': {'f': {'type': 'float', 'scpi': 'FREQ',"
+        " 'channels': [1, 2]}}}",
+        "properties.f.scpi: a property with \"channels\" marks its channel's suffix with '#'");
+    load_fails(
+        "{'profile': 'scpi', 'properties': {'f': {'type': 'float', 'scpi': 'SOUR#:FREQ'}}}",
+        "t.json:1:72: properties.f.scpi: '#' marks a channel's suffix: only with \"channels\"");
+    load_fails("{'profile': 'scpi', 'properties': {'f': {'type': 'float', 'scpi': 'SOUR#:FREQ',"
+               " 'channels': [1, 1]}}}",
+               "properties.f.channels[1]: channel 1 is listed twice");
+    load_fails("{'profile': 'scpi', 'properties': {'f': {'type': 'float', 'scpi': 'SOUR#:FREQ',"
+               " 'channels': []}}}",
+               "properties.f.channels: expected a list of 1 to 64 channel numbers");
+    load_fails("{'profile': 'scpi', 'properties': {'f': {'type': 'float', 'scpi': 'SOUR#:FREQ',"
+               " 'channels': [1, 2]}}, 'rules': [{'when': {'scpi': 'X?'}, 'reply': '${f[3]}'}]}",
+               "unknown variable \"${f[3]}\"");
+}

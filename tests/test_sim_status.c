@@ -1,0 +1,288 @@
+/* The SCPI-99 status system of the SCPI profile, declared by a script:
+ * SYSTem:VERSion?, the OPERation and QUEStionable registers (condition,
+ * transition filters, event, enable) and their summaries in the status
+ * byte, STATus:PRESet, the "status" bindings (Lua, busy, a variable or
+ * property) re-evaluated after each unit and each change from the control
+ * API; and overlapped commands ("busy_ms"): *OPC?, *OPC and *WAI wait for
+ * them. Every request is handled at a given time, so the tests are exact. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <devwire/devwire.h>
+
+#include "engine/engine.h"
+#include "script/script.h"
+
+typedef struct fix {
+    dw_sim_script *script;
+    dw_sim_engine *e;
+    dw_sim_session *s;
+    dw_sim_outcome o;
+    char reply[512];
+} fix;
+
+/* Scripts are written with ' for " to keep them readable. */
+static char *dq(const char *text)
+{
+    char *t = strdup(text);
+    for (char *p = t; *p; p++)
+        if (*p == '\'')
+            *p = '"';
+    return t;
+}
+
+static double fixed_clock(void *arg)
+{
+    return *(const double *)arg;
+}
+
+static double clock_now;
+
+static void fix_open(fix *f, const char *text)
+{
+    memset(f, 0, sizeof *f);
+    char *t = dq(text);
+    dw_error err;
+    int rc = dw_sim_script_load_buffer("t.json", t, strlen(t), &f->script, &err);
+    free(t);
+    cr_assert(eq(int, rc, DW_OK), "%s", err.message);
+    cr_assert(eq(int, dw_sim_engine_new(f->script, &f->e, &err), DW_OK), "%s", err.message);
+    clock_now = 0;
+    dw_sim_engine_set_clock(f->e, fixed_clock, &clock_now);
+    f->s = dw_sim_session_new(f->e);
+    cr_assert(f->s != NULL);
+    dw_sim_outcome_init(&f->o);
+}
+
+static void fix_close(fix *f)
+{
+    dw_sim_outcome_free(&f->o);
+    dw_sim_session_free(f->s);
+    dw_sim_engine_free(f->e);
+    dw_sim_script_free(f->script);
+}
+
+/* The reply to `req` at time `now`, its terminator taken off. */
+static const char *ask_at(fix *f, const char *req, double now)
+{
+    size_t n = strlen(req);
+    uint8_t *copy = malloc(n ? n : 1);
+    memcpy(copy, req, n);
+    dw_error err;
+    int rc = dw_sim_engine_handle_at(f->e, f->s, copy, n, now, &f->o, &err);
+    free(copy);
+    cr_assert(eq(int, rc, DW_OK), "%s: %s", req, err.message);
+    size_t len = f->o.bytes.len;
+    while (len && f->o.bytes.data[len - 1] == '\n')
+        len--;
+    snprintf(f->reply, sizeof f->reply, "%.*s", (int)len, len ? (char *)f->o.bytes.data : "");
+    return f->reply;
+}
+
+static const char *ask(fix *f, const char *req)
+{
+    return ask_at(f, req, 0);
+}
+
+static void load_fails(const char *text, const char *want)
+{
+    dw_sim_script *s = NULL;
+    dw_error err;
+    char *t = dq(text);
+    int rc = dw_sim_script_load_buffer("t.json", t, strlen(t), &s, &err);
+    free(t);
+    cr_expect(eq(int, rc, DW_ESCRIPT), "loaded: %s", text);
+    cr_expect(strstr(err.message, want) != NULL, "%s\n  wanted: %s", err.message, want);
+    dw_sim_script_free(s);
+}
+
+#define PSU                                                                                        \
+    "{'profile': 'scpi', 'state': {'overtemp': false},"                                            \
+    " 'properties': {'volt': {'type': 'float', 'scpi': 'VOLTage', 'min': 0, 'max': 30},"           \
+    "                'vlim': {'type': 'float', 'scpi': 'VOLTage:LIMit', 'min': 0, 'max': 30,"      \
+    "                         'default': 10}},"                                                    \
+    " 'status': {'questionable': [{'bit': 0, 'name': 'voltage', 'when': {'lua': 'volt > vlim'}},"  \
+    "                             {'bit': 4, 'when': {'state': 'overtemp'}}],"                     \
+    "            'stb': [{'bit': 0, 'when': {'state': 'volt', 'above': 20}},"                      \
+    "                    {'bit': 1, 'when': {'state': 'overtemp', 'equals': 'true'}}]}"
+
+Test(sim_status, version_is_the_scripts_or_1999)
+{
+    fix f;
+    fix_open(&f, "{'profile': 'scpi'}");
+    cr_expect(eq(str, (char *)ask(&f, "SYST:VERS?"), "1999.0"));
+    cr_expect(eq(str, (char *)ask(&f, "system:version?"), "1999.0"));
+    fix_close(&f);
+    fix_open(&f, "{'profile': {'type': 'scpi', 'version': '1995.0'}}");
+    cr_expect(eq(str, (char *)ask(&f, "SYST:VERS?;:SYST:ERR?"), "1995.0;0,\"No error\""));
+    fix_close(&f);
+    load_fails("{'profile': {'type': 'scpi', 'version': '99'}}",
+               "t.json:1:41: profile.version: expected a SCPI version YYYY.V");
+}
+
+Test(sim_status, a_condition_rises_through_ptr_into_the_event_register)
+{
+    fix f;
+    fix_open(&f, PSU "}");
+    cr_expect(eq(str, (char *)ask(&f, "STAT:QUES:COND?;EVEN?;ENAB?;PTR?;NTR?"), "0;0;0;32767;0"));
+    cr_expect(eq(str, (char *)ask(&f, "VOLT 12;:STAT:QUES:COND?"), "1"),
+              "re-evaluated after the unit that changed volt");
+    cr_expect(eq(str, (char *)ask(&f, "*STB?"), "0"), "not enabled: no summary");
+    cr_expect(eq(str, (char *)ask(&f, "STAT:QUES:ENAB 1;*SRE 8;*STB?"), "72"),
+              "QUES summary (bit 3) and MSS (bit 6)");
+    cr_expect(eq(str, (char *)ask(&f, "STAT:QUES?"), "1"));
+    cr_expect(eq(str, (char *)ask(&f, "STAT:QUES:EVEN?;*STB?"), "0;16"),
+              "read clears the event: no summary, MAV only");
+    cr_expect(eq(str, (char *)ask(&f, "VOLT 5;:STAT:QUES?"), "0"), "a fall without NTR: nothing");
+    cr_expect(eq(str, (char *)ask(&f, "STAT:QUES:NTR 1;PTR 0;:VOLT 12;:STAT:QUES?"), "0"),
+              "a rise without PTR: nothing");
+    cr_expect(eq(str, (char *)ask(&f, "VOLT 5;:STAT:QUES?"), "1"), "a fall through NTR");
+    cr_expect(eq(str, (char *)ask(&f, "SYST:ERR?"), "0,\"No error\""));
+    fix_close(&f);
+}
+
+Test(sim_status, preset_cls_and_register_values)
+{
+    fix f;
+    fix_open(&f, PSU "}");
+    ask(&f, "STAT:OPER:ENAB 255;PTR 7;NTR 9;:STAT:QUES:ENAB 65535;:VOLT 12");
+    cr_expect(
+        eq(str, (char *)ask(&f, "STAT:OPER:ENAB?;PTR?;NTR?;:STAT:QUES:ENAB?"), "255;7;9;32767"),
+        "bit 15 is always 0");
+    cr_expect(eq(str, (char *)ask(&f, "STAT:PRES;:STAT:OPER:ENAB?;PTR?;NTR?;:STAT:QUES:ENAB?"),
+                 "0;32767;0;0"));
+    ask(&f, "*CLS");
+    cr_expect(eq(str, (char *)ask(&f, "STAT:QUES?"), "0"), "*CLS clears the event registers");
+    ask(&f, "STAT:QUES:ENAB 65536");
+    ask(&f, "STAT:QUES:ENAB");
+    ask(&f, "STAT:QUES:COND? 1");
+    cr_expect(eq(str, (char *)ask(&f, "SYST:ERR?;ERR?;ERR?"),
+                 "-222,\"Data out of range\";-109,\"Missing parameter\";-108,\"Parameter not "
+                 "allowed\""));
+    fix_close(&f);
+}
+
+Test(sim_status, device_status_byte_bits_and_the_operation_summary)
+{
+    fix f;
+    fix_open(&f, PSU ", 'rules': [{'when': {'scpi': 'INITiate'}, 'busy_ms': 100}]}");
+    cr_expect(eq(str, (char *)ask(&f, "VOLT 25;*STB?"), "1"), "bit 0: volt above 20");
+    cr_expect(eq(int, dw_sim_engine_var_set(f.e, NULL, 0, (const uint8_t *)"true", 4), DW_OK));
+    cr_expect(eq(str, (char *)ask(&f, "*STB?"), "3"), "bit 1: overtemp");
+    cr_expect(eq(str, (char *)ask(&f, "*SRE 2;*STB?"), "67"), "MSS from a device bit");
+    fix_close(&f);
+    fix_open(&f, "{'profile': 'scpi', 'rules': [{'when': {'scpi': 'INITiate'}, 'busy_ms': 100}],"
+                 " 'status': {'operation': [{'bit': 4, 'name': 'measuring',"
+                 "                           'when': {'busy': true}}]}}");
+    cr_expect(eq(str, (char *)ask_at(&f, "STAT:OPER:ENAB 16;:INIT;*STB?", 1.0), "128"),
+              "OPER summary: bit 7");
+    cr_expect(eq(str, (char *)ask_at(&f, "STAT:OPER:COND?", 1.05), "16"));
+    cr_expect(eq(str, (char *)ask_at(&f, "STAT:OPER:COND?;:STAT:OPER?;*STB?", 1.2), "0;16;16"),
+              "the fall, then the event read: MAV alone");
+    fix_close(&f);
+}
+
+Test(sim_status, a_change_from_the_control_api_is_caught_between_messages)
+{
+    fix f;
+    fix_open(&f, PSU "}");
+    cr_expect(eq(int, dw_sim_engine_var_set(f.e, NULL, 0, (const uint8_t *)"true", 4), DW_OK));
+    cr_expect(eq(int, dw_sim_engine_var_set(f.e, NULL, 0, (const uint8_t *)"false", 5), DW_OK));
+    cr_expect(eq(str, (char *)ask(&f, "STAT:QUES:COND?;EVEN?"), "0;16"),
+              "the rise was seen when the variable was set, not at the next message");
+    fix_close(&f);
+}
+
+#define BUSY                                                                                       \
+    "{'profile': 'scpi', 'state': {'n': 0},"                                                       \
+    " 'properties': {'trig': {'type': 'enum', 'scpi': 'TRIGger:SOURce',"                           \
+    "                         'values': ['IMMediate', 'BUS'], 'busy_ms': 50}},"                    \
+    " 'rules': [{'when': {'scpi': 'INITiate'}, 'busy_ms': 300, 'set': {'n': 1}},"                  \
+    "           {'when': {'scpi': 'FETCh?'}, 'reply': '${n}'}],"                                   \
+    " 'status': {'operation': [{'bit': 4, 'when': {'busy': true}}]}}"
+
+Test(sim_status, opc_query_answers_when_the_operations_complete)
+{
+    fix f;
+    fix_open(&f, BUSY);
+    cr_expect(eq(str, (char *)ask_at(&f, "*OPC?", 10.0), "1"));
+    cr_expect(eq(int, f.o.delay_ms, 0), "nothing pending: at once");
+    cr_expect(eq(str, (char *)ask_at(&f, "INIT", 10.0), ""));
+    cr_expect(eq(str, (char *)ask_at(&f, "*OPC?", 10.1), "1"));
+    cr_expect(eq(int, f.o.delay_ms, 200), "answered 200 ms later, at completion");
+    cr_expect(eq(str, (char *)ask_at(&f, "*OPC?", 10.4), "1"));
+    cr_expect(eq(int, f.o.delay_ms, 0));
+    cr_expect(eq(str, (char *)ask_at(&f, "TRIG:SOUR BUS;*OPC?;:STAT:OPER:COND?", 20.0), "1;0"),
+              "a property's busy_ms; what follows *OPC? sees it complete");
+    cr_expect(eq(int, f.o.delay_ms, 50));
+    fix_close(&f);
+}
+
+Test(sim_status, opc_sets_esr_bit_0_at_completion_and_wai_holds_what_follows)
+{
+    fix f;
+    fix_open(&f, BUSY);
+    ask_at(&f, "*ESR?", 1.0);
+    cr_expect(eq(str, (char *)ask_at(&f, "INIT;*OPC;*ESR?", 1.0), "0"), "pending: not yet");
+    cr_expect(eq(str, (char *)ask_at(&f, "*ESR?;:STAT:OPER:COND?", 1.2), "0;16"));
+    cr_expect(eq(str, (char *)ask_at(&f, "*ESR?;:STAT:OPER:COND?", 1.31), "1;0"), "complete");
+    cr_expect(eq(str, (char *)ask_at(&f, "INIT;*WAI;:STAT:OPER:COND?;:FETC?;*ESR?", 2.0), "0;1;0"));
+    cr_expect(eq(int, f.o.delay_ms, 300), "the whole answer waits for the operation");
+    cr_expect(eq(str, (char *)ask_at(&f, "*WAI;*OPC?", 3.0), "1"));
+    cr_expect(eq(int, f.o.delay_ms, 0), "*WAI with nothing pending waits for nothing");
+    cr_expect(eq(str, (char *)ask_at(&f, "INIT;*OPC;*RST;*OPC?;*ESR?", 4.0), "1;0"),
+              "*RST ends what is pending and forgets the *OPC");
+    cr_expect(eq(int, f.o.delay_ms, 0));
+    fix_close(&f);
+}
+
+Test(sim_status, bad_status_bindings_are_refused_at_load)
+{
+    load_fails(
+        "{'profile': 'scpi', 'status': {'operation': [{'bit': 15, 'when': {'busy': true}}]}}",
+        "status.operation[0].bit: bit 15 of a SCPI register is always 0");
+    load_fails("{'profile': 'scpi', 'status': {'stb': [{'bit': 2, 'when': {'busy': true}}]}}",
+               "status.stb[0].bit: the device's own status byte bits are 0, 1 and 7");
+    load_fails("{'profile': 'scpi', 'status': {'operation': [{'bit': 1, 'when': {'busy': true}},"
+               " {'bit': 1, 'when': {'busy': true}}]}}",
+               "status.operation[1].bit: bit 1 is bound twice");
+    load_fails("{'profile': 'scpi', 'state': {'volt': 0},"
+               " 'status': {'questionable': [{'bit': 0, 'when': {'state': 'vlot'}}]}}",
+               "status.questionable[0].when.state: unknown variable \"vlot\" (did you mean");
+    load_fails("{'profile': 'scpi', 'status': {'questionable': [{'bit': 0, 'when': {'busy': true,"
+               " 'above': 3}}]}}",
+               "status.questionable[0].when.above: only with \"state\"");
+    load_fails("{'profile': 'scpi', 'status': {'questionable': [{'bit': 0}]}}",
+               "status.questionable[0]: missing \"when\"");
+    load_fails("{'status': {}}", "status: only with \"profile\": \"scpi\"");
+    load_fails("{'rules': [{'when': 'INIT', 'busy_ms': 5}]}",
+               "rules[0].busy_ms: only with \"profile\": \"scpi\"");
+    load_fails("{'profile': 'scpi', 'properties': {'v': {'type': 'float', 'scpi': 'V',"
+               " 'access': 'ro', 'busy_ms': 5}}}",
+               "properties.v.busy_ms: a read-only property is never set");
+}
+
+Test(sim_status, a_rule_still_overrides_a_status_builtin)
+{
+    fix f;
+    fix_open(&f,
+             "{'profile': 'scpi', 'rules': [{'when': {'scpi': 'STATus:QUEStionable:CONDition?'},"
+             " 'reply': '2'}]}");
+    cr_expect(eq(str, (char *)ask(&f, "STAT:QUES:COND?;EVEN?"), "2;0"));
+    fix_close(&f);
+}
+
+Test(sim_status, a_failing_lua_condition_is_false_and_counted)
+{
+    fix f;
+    fix_open(&f, "{'profile': 'scpi', 'state': {'v': 1},"
+                 " 'status': {'questionable': [{'bit': 2, 'when': {'lua': 'v > nope'}},"
+                 "                             {'bit': 3, 'when': {'lua': 'v > 0'}}]}}");
+    cr_expect(eq(str, (char *)ask(&f, "STAT:QUES:COND?"), "8"));
+    cr_expect(dw_sim_engine_status_lua_errors(f.e) >= 1);
+    cr_expect(eq(u64, dw_sim_engine_lua_errors(f.e), 0), "not a rule's failure");
+    fix_close(&f);
+}
