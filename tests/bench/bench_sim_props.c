@@ -8,6 +8,8 @@
  * 2. the same instrument answering a chained five-query message
  *    (FREQ?;:POW?;:OUTP?;:TRIG:SOUR?;:VOLT?) against one exact rule whose
  *    request is that whole message;
+ * 3. a channel property (OUTP2:IMP?) and a status query answered by the
+ *    built-in STATus system (STAT:QUES:COND?), each against its exact rule;
  * each measured as round trips per second through devwire-sim (a child
  * process) over 1 and 16 connections, and as the engine alone (no
  * sockets, decisions per second).
@@ -33,6 +35,10 @@
 static const char *const freq_q = "FREQ?";
 static const char *const chain_q = "FREQ?;:POW?;:OUTP?;:TRIG:SOUR?;:VOLT?";
 static const char *const freq_a = "1.0E+06";
+static const char *const chan_q = "OUTP2:IMP?";
+static const char *const chan_a = "5.0E+01";
+static const char *const status_q = "STAT:QUES:COND?";
+static const char *const status_a = "0";
 static const char *const chain_a = "1.0E+06;-1.0E+01;0;IMM;5.0E+00";
 
 /* ---- scripts ---------------------------------------------------------------- */
@@ -45,8 +51,8 @@ static char *script_path(const char *what)
     return path;
 }
 
-/* The instrument: FREQ, POW, OUTP, TRIG:SOUR, VOLT and 195 more settings
- * under their own subsystems. */
+/* The instrument: FREQ, POW, OUTP, TRIG:SOUR, VOLT, a two-channel
+ * OUTP<n>:IMP and 194 more settings under their own subsystems. */
 static char *write_instrument(void)
 {
     char *path = script_path("instrument");
@@ -62,9 +68,11 @@ static char *write_instrument(void)
           " \"trig\": {\"type\": \"enum\", \"scpi\": \"TRIGger:SOURce\", \"values\": "
           "[\"IMMediate\", \"BUS\", \"EXTernal\"]},\n"
           " \"volt\": {\"type\": \"float\", \"scpi\": \"[SOURce:]VOLTage[:LEVel]\", \"unit\": "
-          "\"V\", \"min\": 0, \"max\": 30, \"default\": 5}",
+          "\"V\", \"min\": 0, \"max\": 30, \"default\": 5},\n"
+          " \"imp\": {\"type\": \"float\", \"scpi\": \"OUTPut#:IMPedance\", \"channels\": [1, 2], "
+          "\"min\": 1, \"max\": 10000, \"default\": 50}",
           f);
-    for (int i = 5; i < NPROPS; i++) /* SUBSystem<i>:X<i in letters>: AF, AG, ... */
+    for (int i = 6; i < NPROPS; i++) /* SUBSystem<i>:X<i in letters>: AF, AG, ... */
         fprintf(f,
                 ",\n \"p%d\": {\"type\": \"float\", \"scpi\": \"[SOURce:]SUBSystem%d:X%c%c\", "
                 "\"min\": 0, \"max\": 100, \"default\": %d}",
@@ -255,7 +263,9 @@ int main(void)
     char *inst = write_instrument();
     char *rule1 = write_rule("freq", freq_q, freq_a);
     char *rule5 = write_rule("chain", chain_q, chain_a);
-    if (!inst || !rule1 || !rule5) {
+    char *rulec = write_rule("chan", chan_q, chan_a);
+    char *rules = write_rule("status", status_q, status_a);
+    if (!inst || !rule1 || !rule5 || !rulec || !rules) {
         fprintf(stderr, "bench_sim_props: cannot write the scripts\n");
         return 1;
     }
@@ -269,16 +279,24 @@ int main(void)
     for (int c = 0; c < 2; c++) {
         round_trips("freq", inst, rule1, freq_q, freq_a, conns[c], seconds, rounds);
         round_trips("chain5", inst, rule5, chain_q, chain_a, conns[c], seconds, rounds);
+        round_trips("channel", inst, rulec, chan_q, chan_a, conns[c], seconds, rounds);
+        round_trips("status", inst, rules, status_q, status_a, conns[c], seconds, rounds);
     }
 #ifdef DW_BENCH_HAVE_SIM_CORE
     printf("\nthe engine alone (no sockets): decisions per second\n");
     printf("%-22s | %14s | %14s | %6s\n", "request", "props", "exact rule", "ratio");
     engine("freq", inst, rule1, freq_q, freq_a, quick ? 0.2 : 1.0);
     engine("chain5", inst, rule5, chain_q, chain_a, quick ? 0.2 : 1.0);
+    engine("channel", inst, rulec, chan_q, chan_a, quick ? 0.2 : 1.0);
+    engine("status", inst, rules, status_q, status_a, quick ? 0.2 : 1.0);
 #endif
     unlink(inst);
     unlink(rule1);
     unlink(rule5);
+    unlink(rulec);
+    unlink(rules);
+    free(rulec);
+    free(rules);
     free(inst);
     free(rule1);
     free(rule5);
