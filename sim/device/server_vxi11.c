@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -327,6 +328,16 @@ static void on_refused_closed(uv_handle_t *h)
     free(h->data);
 }
 
+/* create_intr_chan's address 0 means this one. */
+static uint32_t peer_ipv4(uv_tcp_t *t)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) != 0 || ss.ss_family != AF_INET)
+        return 0;
+    return ntohl(((const struct sockaddr_in *)&ss)->sin_addr.s_addr);
+}
+
 static void accept_on(uv_stream_t *l, int status, sim_vxi11 *vx, uint32_t prog)
 {
     dw_sim_server *s = vx->srv;
@@ -360,6 +371,7 @@ static void accept_on(uv_stream_t *l, int status, sim_vxi11 *vx, uint32_t prog)
                                    ? s->gen->script->vxi11_max_recv + RECORD_SLACK
                                    : RECORD_MIN);
     dw__sim_peer_name(&c->tcp, c->peer, sizeof c->peer);
+    c->peer_addr = peer_ipv4(&c->tcp);
     uv_tcp_nodelay(&c->tcp, 1);
     c->next = vx->conns;
     if (vx->conns)
