@@ -696,3 +696,24 @@ Test(sim_vxi11, service_requests_on_the_interrupt_channel)
                   NULL,
               "logged at info:\n%s", dw_sim_err_of(p));
 }
+
+Test(sim_vxi11, a_fixed_abort_port)
+{
+    /* A port free a moment ago: --abort-port binds it, create_link tells it. */
+    uint16_t port;
+    close(intr_listen(&port));
+    char arg[16];
+    snprintf(arg, sizeof arg, "%u", (unsigned)port);
+    const char *const args[] = {"--portmapper", "none", "--abort-port", arg, NULL};
+    dw_sim_proc *p = dw_sim_serve("vxi11", script, args);
+    cr_assert(dw_sim_proc_wait_output(p, 0, ")\n", 20000), "%s", dw_sim_out_of(p));
+    CLIENT *c = connect_to(p->port, 0x0607AF);
+    create_link_resp l = link_to(c, "inst0", 0);
+    cr_assert(eq(int, l.error, 0));
+    cr_expect(eq(u32, l.abort_port, (uint32_t)port),
+              "the abort channel is where --abort-port says");
+    CLIENT *ab = connect_to(port, 0x0607B0);
+    cr_expect(eq(int, by_lid(ab, 1, l.lid), 0), "device_abort on it");
+    clnt_destroy(ab);
+    clnt_destroy(c);
+}

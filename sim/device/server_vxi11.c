@@ -401,11 +401,11 @@ static void on_vx_handle_closed(uv_handle_t *h)
 }
 
 /* The abort channel's listener, on the core channel's host. */
-static int abort_open(sim_vxi11 *vx, const char *host, dw_error *err)
+static int abort_open(sim_vxi11 *vx, const char *host, uint16_t port, dw_error *err)
 {
     int fd = -1;
     char addr[DW_SIM_ADDR_MAX];
-    int rc = dw_sim_net_bind(host, 0, SOCK_STREAM, 64, &fd, addr, &vx->abort_port, err);
+    int rc = dw_sim_net_bind(host, port, SOCK_STREAM, 64, &fd, addr, &vx->abort_port, err);
     if (rc != DW_OK)
         return rc;
     uv_tcp_init(dw_sim_loop_uv(vx->srv->loop), &vx->abort_listener);
@@ -435,7 +435,7 @@ static int vxi11_open(dw_sim_server *s, const dw_sim_server_options *o, dw_error
      * server is freed before a shared loop runs its close callbacks. */
     int rc = dw_sim_net_bind(host, o->port, SOCK_STREAM, 512, &fd, s->addr, &s->port, err);
     if (rc == DW_OK)
-        rc = abort_open(vx, host, err);
+        rc = abort_open(vx, host, (uint16_t)o->abort_port, err);
     char *bound = NULL;
     uint16_t port = 0;
     if (rc == DW_OK && dw_sim_parse_hostport(s->addr, &bound, &port) != 0)
