@@ -5,6 +5,11 @@
 #   docker run --rm -p 5025:5025 devwire-sim            (the bundled SCPI example)
 #   docker run --rm -p 5025:5025 -v ./myscripts:/scripts:ro devwire-sim \
 #       --script /scripts/mydevice.json --listen 0.0.0.0:5025
+#   docker run --rm --sysctl net.ipv4.ip_unprivileged_port_start=111 \
+#       -p 111:111/tcp -p 111:111/udp -p 9009:9009 -p 9010:9010 \
+#       -e DEVWIRE_PROBE=127.0.0.1:9009 devwire-sim \
+#       --script /usr/share/devwire/examples/sg-vxi11.json \
+#       --listen 0.0.0.0:9009 --abort-port 9010      (VXI-11: TCPIP::localhost::inst0::INSTR)
 #
 # On a machine that cannot pull debian:bookworm-slim, scripts/make-base-image.sh
 # builds it locally (debootstrap) under that name. docs/docker.md has more.
@@ -60,6 +65,8 @@ USER devwire
 # User scripts are mounted here: -v ./myscripts:/scripts:ro
 WORKDIR /scripts
 EXPOSE 5025
+# A VXI-11 instrument (docs/docker.md): the portmapper, its core and abort channels.
+EXPOSE 111/tcp 111/udp 9009 9010
 # Where the health check asks; set it when the simulator listens elsewhere.
 ENV DEVWIRE_PROBE=127.0.0.1:5025
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \

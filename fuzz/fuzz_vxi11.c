@@ -12,7 +12,11 @@
  *     opaque or string argument lies inside the arguments;
  *   - a reply built for each call carries a record mark that says "last
  *     fragment" and its length, and decodes back through the record-marking
- *     decoder to the same bytes. */
+ *     decoder to the same bytes;
+ *   - a call built as the device makes device_intr_srq (the call's xid,
+ *     program, version and procedure, its opaque data as the handle)
+ *     decodes back through the call decoder to the same header, with the
+ *     opaque data as its arguments. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +81,28 @@ static void reply_round_trip(const dw_sim_rpc_call *c, const dw_sim_vxi11_args *
     dw_buf_free(&back);
 }
 
+/* A call as the device sends one on the interrupt channel, decoded back. */
+static void call_round_trip(const dw_sim_rpc_call *c, const dw_sim_vxi11_args *a)
+{
+    dw_buf out = DW_BUF_INIT, args = DW_BUF_INIT;
+    if (dw_sim_rpc_call_begin(&out, c->xid, c->prog, c->vers, c->proc) != DW_OK ||
+        dw_sim_rpc_put_opaque(&out, a->data, a->data_len) != DW_OK ||
+        dw_sim_rpc_put_opaque(&args, a->data, a->data_len) != DW_OK)
+        abort();
+    dw_sim_rpc_reply_end(&out);
+    dw_sim_rpc_call back;
+    dw_error err;
+    if (dw_sim_rpc_call_decode(out.data + 4, out.len - 4, &back, &err) != DW_OK ||
+        back.xid != c->xid || back.rpcvers != 2 || back.prog != c->prog || back.vers != c->vers ||
+        back.proc != c->proc || back.nargs != args.len ||
+        memcmp(back.args, args.data, args.len) != 0) {
+        fprintf(stderr, "fuzz_vxi11: a call the device makes does not decode back\n");
+        abort();
+    }
+    dw_buf_free(&out);
+    dw_buf_free(&args);
+}
+
 /* One record: its call, decoded as the device would. */
 static void decode(seen *s, const dw_buf *rec)
 {
@@ -100,6 +126,7 @@ static void decode(seen *s, const dw_buf *rec)
         dw_buf_printf(&s->log, " lid %d flags %u data %zu dev %zu\n", (int)a.lid, a.flags,
                       a.data_len, a.device_len);
         reply_round_trip(&c, &a);
+        call_round_trip(&c, &a);
     } else {
         dw_buf_printf(&s->log, " %s\n", dw_err_name(rc));
     }

@@ -3,12 +3,15 @@
  * writes collected until END, reads by REQCNT / CHR / END, the status byte
  * from the SCPI model, device clear, trigger, locks from two connections
  * (with and without waiting, released by another thread), the abort
- * channel, the error codes, device names, and the portmapper over TCP and
- * UDP on a port of its own (--portmapper 0). */
+ * channel, the error codes, device names, the portmapper over TCP and
+ * UDP on a port of its own (--portmapper 0), and service requests on an
+ * interrupt channel to a server of the test's own (a socket reading the
+ * device's RPC calls). */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -518,4 +521,199 @@ Test(sim_vxi11, a_taken_portmapper_port_is_named)
     cr_expect(strstr(dw_sim_err_of(p), want) && strstr(dw_sim_err_of(p), "--portmapper PORT"),
               "the error names the port and the option:\n%s", dw_sim_err_of(p));
     close(fd);
+}
+
+/* ---- the interrupt channel: service requests -------------------------------- */
+
+typedef struct {
+    u_int host_addr, host_port, prog_num, prog_vers, prog_family;
+} intr_chan_parms;
+static bool_t x_intr_chan_parms(XDR *x, void *v)
+{
+    intr_chan_parms *p = v;
+    return xdr_u_int(x, &p->host_addr) && xdr_u_int(x, &p->host_port) &&
+           xdr_u_int(x, &p->prog_num) && xdr_u_int(x, &p->prog_vers) &&
+           xdr_u_int(x, &p->prog_family);
+}
+typedef struct {
+    int lid;
+    bool_t enable;
+    u_int len;
+    char *handle;
+} enable_srq_parms;
+static bool_t x_enable_srq_parms(XDR *x, void *v)
+{
+    enable_srq_parms *p = v;
+    return xdr_int(x, &p->lid) && xdr_bool(x, &p->enable) && xdr_bytes(x, &p->handle, &p->len, 40);
+}
+
+static int create_intr_chan(CLIENT *c, uint16_t port, u_int family)
+{
+    intr_chan_parms p = {INADDR_LOOPBACK, port, 0x0607B1, 1, family};
+    int error = -1;
+    call(c, 25, XP(x_intr_chan_parms), &p, XP(x_int), &error);
+    return error;
+}
+
+static int enable_srq(CLIENT *c, int lid, int enable, const char *handle)
+{
+    enable_srq_parms p = {lid, enable, (u_int)strlen(handle), (char *)handle};
+    int error = -1;
+    call(c, 20, XP(x_enable_srq_parms), &p, XP(x_int), &error);
+    return error;
+}
+
+/* The client's interrupt server: a listening socket on 127.0.0.1. */
+static int intr_listen(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = loopback(0);
+    socklen_t len = sizeof a;
+    cr_assert(eq(int, bind(fd, (struct sockaddr *)&a, sizeof a), 0));
+    cr_assert(eq(int, listen(fd, 4), 0));
+    cr_assert(eq(int, getsockname(fd, (struct sockaddr *)&a, &len), 0));
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* Read n bytes within ms: 1, or 0 (timed out, or the stream ended). */
+static int read_within(int fd, uint8_t *p, size_t n, int ms)
+{
+    while (n) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, ms) != 1)
+            return 0;
+        ssize_t r = read(fd, p, n);
+        if (r <= 0)
+            return 0;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 1;
+}
+
+typedef struct srq_call {
+    u_int xid, prog, vers, proc;
+    char handle[41];
+} srq_call;
+
+/* One RPC record from the device, decoded as the call device_intr_srq:
+ * 1, or 0 when none came within ms. */
+static int srq_within(int fd, int ms, srq_call *out)
+{
+    uint8_t mark[4], rec[512];
+    if (!read_within(fd, mark, 4, ms))
+        return 0;
+    uint32_t m =
+        (uint32_t)mark[0] << 24 | (uint32_t)mark[1] << 16 | (uint32_t)mark[2] << 8 | mark[3];
+    cr_assert(eq(u32, m >> 31, 1), "one fragment, the last (mark %08x)", m);
+    size_t n = m & 0x7fffffffu;
+    cr_assert(n <= sizeof rec, "a record of %zu bytes", n);
+    cr_assert(read_within(fd, rec, n, 5000), "the record's %zu bytes", n);
+    XDR x;
+    xdrmem_create(&x, (char *)rec, (u_int)n, XDR_DECODE);
+    u_int mtype = 1, rpcvers = 0, len = 0;
+    struct opaque_auth cred, verf;
+    char body[2][400];
+    cred.oa_base = body[0];
+    verf.oa_base = body[1];
+    char *h = out->handle;
+    memset(out, 0, sizeof *out);
+    bool_t ok = xdr_u_int(&x, &out->xid) && xdr_u_int(&x, &mtype) && xdr_u_int(&x, &rpcvers) &&
+                xdr_u_int(&x, &out->prog) && xdr_u_int(&x, &out->vers) &&
+                xdr_u_int(&x, &out->proc) && xdr_opaque_auth(&x, &cred) &&
+                xdr_opaque_auth(&x, &verf) && xdr_bytes(&x, &h, &len, 40);
+    cr_assert(ok, "the record decodes as an RPC call with opaque<40> arguments");
+    cr_assert(eq(u32, xdr_getpos(&x), (uint32_t)n), "nothing after the handle");
+    xdr_destroy(&x);
+    cr_expect(eq(u32, mtype, 0), "CALL");
+    cr_expect(eq(u32, rpcvers, 2));
+    cr_expect(eq(u32, cred.oa_flavor, AUTH_NONE));
+    out->handle[len] = '\0';
+    return 1;
+}
+
+Test(sim_vxi11, service_requests_on_the_interrupt_channel)
+{
+    dw_sim_proc *p = serve();
+    CLIENT *c = connect_to(p->port, 0x0607AF);
+    create_link_resp l = link_to(c, "inst0", 0);
+    cr_assert(eq(int, l.error, 0));
+    uint16_t port;
+    int lfd = intr_listen(&port);
+    cr_expect(eq(int, enable_srq(c, l.lid, 1, "h"), 6), "enabling SRQ needs the channel");
+    cr_expect(eq(int, by_lid(c, 26, 0), 6), "destroy_intr_chan without one");
+    cr_expect(eq(int, create_intr_chan(c, port, 1), 8), "DEVICE_UDP is not supported");
+    cr_assert(eq(int, create_intr_chan(c, port, 0), 0), "create_intr_chan");
+    cr_expect(eq(int, create_intr_chan(c, port, 0), 29), "one channel a connection");
+    int fd = accept(lfd, NULL, NULL);
+    cr_assert(fd >= 0, "the device connected to the interrupt server");
+    cr_assert(eq(int, enable_srq(c, l.lid, 1, "srq-handle-7"), 0), "device_enable_srq");
+
+    srq_call s;
+    write_ok(c, l.lid, "*SRE 16\n");
+    cr_expect(eq(int, srq_within(fd, 300, &s), 0), "MAV is not set: no service request");
+    write_ok(c, l.lid, "*IDN?\n");
+    cr_assert(srq_within(fd, 5000, &s), "device_intr_srq after *SRE 16 and a query (MAV)");
+    cr_expect(eq(u32, s.prog, 0x0607B1));
+    cr_expect(eq(u32, s.vers, 1));
+    cr_expect(eq(u32, s.proc, 30), "device_intr_srq");
+    cr_expect(eq(str, s.handle, "srq-handle-7"), "the handle of device_enable_srq");
+    cr_expect(eq(int, readstb(c, l.lid).stb, 0x50), "MAV and RQS");
+    /* A reply from the client's side (it should send none) is dropped. */
+    static const uint8_t stray[] = {0x80, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 1};
+    cr_assert(eq(int, (int)write(fd, stray, sizeof stray), (int)sizeof stray));
+    write_ok(c, l.lid, "*IDN?\n");
+    cr_expect(eq(int, srq_within(fd, 300, &s), 0), "MSS stayed set: no new request for service");
+
+    char buf[256];
+    read_data(c, l.lid, 100, 1000, 0, 0, buf, sizeof buf);
+    read_data(c, l.lid, 100, 1000, 0, 0, buf, sizeof buf);
+    cr_expect(eq(int, readstb(c, l.lid).stb, 0), "the output queue is empty");
+    u_int first = s.xid;
+    write_ok(c, l.lid, "*SRE 4\n");
+    write_ok(c, l.lid, "BOGUS\n");
+    cr_assert(srq_within(fd, 5000, &s), "device_intr_srq after *SRE 4 and an error (EAV)");
+    cr_expect(s.xid != first, "each call its own xid");
+    cr_expect(eq(int, readstb(c, l.lid).stb, 0x44), "EAV and RQS");
+
+    cr_expect(eq(int, enable_srq(c, l.lid, 0, ""), 0), "disable");
+    write_ok(c, l.lid, "*CLS;BOGUS\n");
+    cr_expect(eq(int, srq_within(fd, 300, &s), 0), "SRQ disabled: nothing sent");
+    cr_expect(eq(int, by_lid(c, 26, 0), 0), "destroy_intr_chan");
+    uint8_t b;
+    cr_expect(eq(int, read_within(fd, &b, 1, 5000), 0), "the device closed the channel");
+    cr_expect(eq(int, by_lid(c, 26, 0), 6), "no channel any more");
+
+    /* Nobody listens there any more: the channel cannot be made. */
+    close(fd);
+    close(lfd);
+    cr_expect(eq(int, create_intr_chan(c, port, 0), 6), "connection refused: 6");
+    clnt_destroy(c);
+    const char *out;
+    cr_expect(eq(int, dw_sim_stop(p, 20000, &out), 0), "%s", dw_sim_err_of(p));
+    cr_expect(strstr(dw_sim_err_of(p), "link 1: service request (status byte 80) to 127.0.0.1:") !=
+                  NULL,
+              "logged at info:\n%s", dw_sim_err_of(p));
+}
+
+Test(sim_vxi11, a_fixed_abort_port)
+{
+    /* A port free a moment ago: --abort-port binds it, create_link tells it. */
+    uint16_t port;
+    close(intr_listen(&port));
+    char arg[16];
+    snprintf(arg, sizeof arg, "%u", (unsigned)port);
+    const char *const args[] = {"--portmapper", "none", "--abort-port", arg, NULL};
+    dw_sim_proc *p = dw_sim_serve("vxi11", script, args);
+    cr_assert(dw_sim_proc_wait_output(p, 0, ")\n", 20000), "%s", dw_sim_out_of(p));
+    CLIENT *c = connect_to(p->port, 0x0607AF);
+    create_link_resp l = link_to(c, "inst0", 0);
+    cr_assert(eq(int, l.error, 0));
+    cr_expect(eq(u32, l.abort_port, (uint32_t)port),
+              "the abort channel is where --abort-port says");
+    CLIENT *ab = connect_to(port, 0x0607B0);
+    cr_expect(eq(int, by_lid(ab, 1, l.lid), 0), "device_abort on it");
+    clnt_destroy(ab);
+    clnt_destroy(c);
 }

@@ -3,7 +3,8 @@
 pure-Python backend (Debian's python3-pyvisa-py), which finds the core
 channel through the portmapper on port 111 exactly as it finds a real LXI
 instrument, and lxi-tools' `lxi scpi` (libtirpc's clnt_create), when
-installed.
+installed. A service request reaches an interrupt server of the test's own
+through pyvisa-py's VXI-11 client calls.
 
 Port 111 belongs to the machine, so the test runs in a network namespace of
 its own (`unshare --net`, then `ip link set lo up`), where the simulator may
@@ -18,6 +19,8 @@ import re
 import select
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -141,6 +144,46 @@ class PyVisaSession(unittest.TestCase):
         second.lock_excl()
         self.assertEqual(second.query("*OPC?"), "1\n")
         second.unlock()
+
+    def test_a_service_request_on_the_interrupt_channel(self):
+        """pyvisa-py 0.5 has no VISA events (enable_event raises
+        NotImplementedError), but its VXI-11 client has the calls: the
+        session's own link enables SRQ, and a socket of ours is the
+        interrupt server that device_intr_srq reaches."""
+        inst = self.open()
+        constants = self.pyvisa.constants
+        with self.assertRaises(NotImplementedError):  # docs/sim.md says so
+            inst.enable_event(constants.EventType.service_request, constants.EventMechanism.queue)
+        sess = self.rm.visalib.sessions[inst.session]
+        core = sess.interface
+        server = socket.socket()
+        self.addCleanup(server.close)
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+
+        def pack_intr_chan(args):  # pyvisa-py's create_intr_chan packs docmd's
+            for v in args:
+                core.packer.pack_uint(v)
+        self.assertEqual(core.make_call(25, (0x7F000001, port, 0x0607B1, 1, 0), pack_intr_chan,
+                                        core.unpacker.unpack_int), 0, "create_intr_chan")
+        channel, _ = server.accept()
+        self.addCleanup(channel.close)
+        self.assertEqual(core.device_enable_srq(sess.link, 1, b"pyvisa-srq"), 0)
+        inst.write("*SRE 16")
+        inst.write("*IDN?")
+        channel.settimeout(TIMEOUT)
+        mark = struct.unpack(">I", channel.recv(4, socket.MSG_WAITALL))[0]
+        self.assertTrue(mark & 0x80000000, "the last fragment")
+        rec = channel.recv(mark & 0x7FFFFFFF, socket.MSG_WAITALL)
+        _, mtype, rpcvers, prog, vers, proc = struct.unpack(">6I", rec[:24])
+        self.assertEqual((mtype, rpcvers, prog, vers, proc), (0, 2, 0x0607B1, 1, 30),
+                         "a call of device_intr_srq")
+        length = struct.unpack(">I", rec[40:44])[0]
+        self.assertEqual(rec[44:44 + length], b"pyvisa-srq", "the handle")
+        self.assertEqual(inst.read_stb(), 0x50, "MAV and RQS")
+        self.assertEqual(inst.read(), "ACME,SG-1000,0001,1.0.3\n")
+        self.assertEqual(inst.read_stb(), 0)
 
     def test_an_unknown_device_name(self):
         with self.assertRaises(Exception):

@@ -92,6 +92,9 @@ typedef struct dw_sim_server_options {
      * (--portmapper; default 111; 0: the kernel chooses; -1: none, clients
      * are told the core channel's port). `port` is the core channel's. */
     int portmapper;
+    /* Transport "vxi11": the abort channel's port on `host` (--abort-port;
+     * 0, the default: the kernel chooses). */
+    int abort_port;
 } dw_sim_server_options;
 
 #define DW_SIM_MAX_BUFFERED ((size_t)256 * 1024 * 1024)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -327,6 +328,16 @@ static void on_refused_closed(uv_handle_t *h)
     free(h->data);
 }
 
+/* create_intr_chan's address 0 means this one. */
+static uint32_t peer_ipv4(uv_tcp_t *t)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) != 0 || ss.ss_family != AF_INET)
+        return 0;
+    return ntohl(((const struct sockaddr_in *)&ss)->sin_addr.s_addr);
+}
+
 static void accept_on(uv_stream_t *l, int status, sim_vxi11 *vx, uint32_t prog)
 {
     dw_sim_server *s = vx->srv;
@@ -360,6 +371,7 @@ static void accept_on(uv_stream_t *l, int status, sim_vxi11 *vx, uint32_t prog)
                                    ? s->gen->script->vxi11_max_recv + RECORD_SLACK
                                    : RECORD_MIN);
     dw__sim_peer_name(&c->tcp, c->peer, sizeof c->peer);
+    c->peer_addr = peer_ipv4(&c->tcp);
     uv_tcp_nodelay(&c->tcp, 1);
     c->next = vx->conns;
     if (vx->conns)
@@ -389,11 +401,11 @@ static void on_vx_handle_closed(uv_handle_t *h)
 }
 
 /* The abort channel's listener, on the core channel's host. */
-static int abort_open(sim_vxi11 *vx, const char *host, dw_error *err)
+static int abort_open(sim_vxi11 *vx, const char *host, uint16_t port, dw_error *err)
 {
     int fd = -1;
     char addr[DW_SIM_ADDR_MAX];
-    int rc = dw_sim_net_bind(host, 0, SOCK_STREAM, 64, &fd, addr, &vx->abort_port, err);
+    int rc = dw_sim_net_bind(host, port, SOCK_STREAM, 64, &fd, addr, &vx->abort_port, err);
     if (rc != DW_OK)
         return rc;
     uv_tcp_init(dw_sim_loop_uv(vx->srv->loop), &vx->abort_listener);
@@ -423,7 +435,7 @@ static int vxi11_open(dw_sim_server *s, const dw_sim_server_options *o, dw_error
      * server is freed before a shared loop runs its close callbacks. */
     int rc = dw_sim_net_bind(host, o->port, SOCK_STREAM, 512, &fd, s->addr, &s->port, err);
     if (rc == DW_OK)
-        rc = abort_open(vx, host, err);
+        rc = abort_open(vx, host, (uint16_t)o->abort_port, err);
     char *bound = NULL;
     uint16_t port = 0;
     if (rc == DW_OK && dw_sim_parse_hostport(s->addr, &bound, &port) != 0)

@@ -10,7 +10,11 @@
  * model's, with MAV from the queue. The device's lock is held by one link
  * at a time. A call that must wait (for the lock, for output, for a reply
  * still being played) is parked on its connection and looked at again when
- * something changes, until its deadline. */
+ * something changes, until its deadline. A link with SRQ enabled
+ * (device_enable_srq) gets device_intr_srq on its connection's interrupt
+ * channel (vxi11_intr.c) each time the RQS/MSS bit of its status byte
+ * rises. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,7 +40,16 @@ typedef struct vx_link {
     size_t msg_start; /* `out`'s length when the reply under way began */
     uint64_t asked_ns;
     int gone;
+    int srq;            /* device_enable_srq: service requests go to the interrupt channel */
+    int mss;            /* the status byte's RQS/MSS bit when last looked at */
+    uint8_t handle[40]; /* device_enable_srq's handle, sent back with each one */
+    size_t handle_len;
 } vx_link;
+
+/* The status byte's "requests service" bit (RQS, read as MSS). */
+#define STB_RQS 0x40u
+/* How long create_intr_chan waits for the client's interrupt server. */
+#define INTR_CONNECT_MS 5000u
 
 /* ---- links ------------------------------------------------------------------- */
 
@@ -83,6 +96,7 @@ static void link_destroy(vx_link *l)
 void dw__vxi11_conn_gone(vx_conn *c)
 {
     sim_vxi11 *vx = c->vx;
+    dw__vxi11_intr_close(c->intr);
     for (vx_link *l = vx->links, *next; l; l = next) {
         next = l->next;
         if (l->conn == c)
@@ -95,6 +109,44 @@ void dw__vxi11_each_session(sim_vxi11 *vx, void (*fn)(dw_sim_session *ss, void *
     for (vx_link *l = vx->links; l; l = l->next)
         if (l->gen == vx->srv->gen && l->sess)
             fn(l->sess, arg);
+}
+
+/* ---- service requests ----------------------------------------------------------- */
+
+static void srq_send(vx_link *l, uint8_t stb)
+{
+    dw_sim_server *s = l->vx->srv;
+    vx_intr *ch = l->conn->intr;
+    int rc = ch ? dw__vxi11_intr_srq(ch, l->handle, l->handle_len) : DW_ECLOSED;
+    if (rc != DW_OK) {
+        dw__sim_log(s, DW_LOG_INFO, "%s: link %d: service request (status byte %u) not sent: %s",
+                    l->conn->peer, (int)l->id, (unsigned)stb,
+                    rc == DW_ECLOSED ? "no interrupt channel" : dw_strerror(rc));
+        return;
+    }
+    dw__sim_log(s, DW_LOG_INFO, "%s: link %d: service request (status byte %u) to %s",
+                l->conn->peer, (int)l->id, (unsigned)stb, dw__vxi11_intr_peer(ch));
+    char note[48];
+    int n = snprintf(note, sizeof note, "service request (status byte %u)", (unsigned)stb);
+    dw_sim_transcript_event(s->transcript, s->name, l->conn->id, "note", (const uint8_t *)note,
+                            (size_t)n, NULL, NULL);
+}
+
+/* Each link with SRQ enabled whose RQS/MSS bit rose since it was last
+ * looked at (after every call and every reply played) requests service,
+ * once per rise, as the SRQ line of GPIB is asserted. */
+static void srq_check(sim_vxi11 *vx)
+{
+    for (vx_link *l = vx->links; l; l = l->next) {
+        uint8_t stb = 0;
+        if (!l->srq || l->gone ||
+            dw_sim_engine_status_byte(l->gen->engine, l->sess, l->out.len > 0, &stb) != DW_OK)
+            continue;
+        int mss = (stb & STB_RQS) != 0;
+        if (mss && !l->mss)
+            srq_send(l, stb);
+        l->mss = mss;
+    }
 }
 
 /* ---- the output queue, filled by the outcome player ------------------------------- */
@@ -140,6 +192,7 @@ static void play_done(dw_sim_player *p, int replied)
         dw__sim_ctl_replied(s, &p->out, l->asked_ns);
     if (replied && p->out.close)
         l->vx->end(l->conn, 0);
+    srq_check(l->vx);
     l->vx->wake(l->vx);
 }
 
@@ -461,6 +514,65 @@ static int device_abort(vx_conn *c, vx_link *l)
     return reply_error(c, DW_VXI11_OK);
 }
 
+/* device_enable_srq: service requests of link l go (enable) to its
+ * connection's interrupt channel with the handle, or stop. Enabling needs
+ * the channel (6 without it). What the status byte shows now is no rise:
+ * the first request for service is the next one. */
+static int enable_srq(vx_conn *c, vx_link *l)
+{
+    const dw_sim_vxi11_args *a = &c->args;
+    if (!a->enable) {
+        l->srq = 0;
+        return reply_error(c, DW_VXI11_OK);
+    }
+    if (!c->intr || dw__vxi11_intr_state(c->intr) != VX_INTR_UP)
+        return reply_error(c, DW_VXI11_E_NO_CHANNEL);
+    uint8_t stb = 0;
+    l->srq = 1;
+    memcpy(l->handle, a->data, a->data_len); /* at most 40 bytes: the decoder's bound */
+    l->handle_len = a->data_len;
+    l->mss = dw_sim_engine_status_byte(l->gen->engine, l->sess, l->out.len > 0, &stb) == DW_OK &&
+             (stb & STB_RQS);
+    return reply_error(c, DW_VXI11_OK);
+}
+
+/* create_intr_chan: connect to the client's interrupt server; the call
+ * waits for the connection (up to INTR_CONNECT_MS), then answers 0, or 6
+ * when it could not be made. One channel a connection (29 for another);
+ * TCP only (8 for UDP). Address 0 means the connection's own peer. */
+static int create_intr_chan(vx_conn *c, uint64_t now)
+{
+    const dw_sim_vxi11_args *a = &c->args;
+    if (c->waiting != VX_WAIT_IO) { /* a new call */
+        if (c->intr && dw__vxi11_intr_state(c->intr) != VX_INTR_FAILED)
+            return reply_error(c, DW_VXI11_E_CHANNEL_EXISTS);
+        dw__vxi11_intr_close(c->intr);
+        if (a->prog_family != 0) /* DEVICE_UDP */
+            return reply_error(c, DW_VXI11_E_NOT_SUPPORTED);
+        if (a->host_port == 0 || a->host_port > 65535)
+            return reply_error(c, DW_VXI11_E_PARAMETER);
+        uint32_t addr = a->host_addr ? a->host_addr : c->peer_addr;
+        c->intr = dw__vxi11_intr_open(c, addr, (uint16_t)a->host_port, a->prog_num, a->prog_vers);
+        if (!c->intr)
+            return reply_error(c, DW_VXI11_E_RESOURCES);
+    }
+    int state = c->intr ? dw__vxi11_intr_state(c->intr) : VX_INTR_FAILED;
+    if (state == VX_INTR_UP)
+        return reply_error(c, DW_VXI11_OK);
+    if (state == VX_INTR_CONNECTING && !expired(c, VX_WAIT_IO, INTR_CONNECT_MS, now))
+        return wait_for(c, VX_WAIT_IO, INTR_CONNECT_MS, now);
+    dw__vxi11_intr_close(c->intr);
+    return reply_error(c, DW_VXI11_E_NO_CHANNEL);
+}
+
+static int destroy_intr_chan(vx_conn *c)
+{
+    if (!c->intr)
+        return reply_error(c, DW_VXI11_E_NO_CHANNEL);
+    dw__vxi11_intr_close(c->intr);
+    return reply_error(c, DW_VXI11_OK);
+}
+
 /* The procedures that name a link and respect the lock (the lock does not
  * stop destroy_link, device_unlock or device_abort). */
 static int with_link(vx_conn *c, vx_link *l, uint64_t now)
@@ -488,8 +600,8 @@ static int with_link(vx_conn *c, vx_link *l, uint64_t now)
         return device_trigger(c, l, now);
     case DW_VXI11_DEVICE_CLEAR:
         return device_clear(c, l);
-    case DW_VXI11_DEVICE_ENABLE_SRQ: /* no interrupt channel can be made */
-        return reply_error(c, c->args.enable ? DW_VXI11_E_NO_CHANNEL : DW_VXI11_OK);
+    case DW_VXI11_DEVICE_ENABLE_SRQ:
+        return enable_srq(c, l);
     case DW_VXI11_DEVICE_DOCMD:
         return reply_fail(c, DW_VXI11_E_NOT_SUPPORTED);
     default: /* device_remote, device_local: accepted */
@@ -510,14 +622,18 @@ int dw__vxi11_call(vx_conn *c, uint64_t now)
         rc = l ? device_abort(c, l) : reply_error(c, DW_VXI11_E_INVALID_LINK);
     } else if (proc == DW_VXI11_CREATE_LINK) {
         rc = create_link(c, now);
-    } else if (proc == DW_VXI11_CREATE_INTR_CHAN || proc == DW_VXI11_DESTROY_INTR_CHAN) {
-        rc = reply_error(c, DW_VXI11_E_NOT_SUPPORTED);
+    } else if (proc == DW_VXI11_CREATE_INTR_CHAN) {
+        rc = create_intr_chan(c, now);
+    } else if (proc == DW_VXI11_DESTROY_INTR_CHAN) {
+        rc = destroy_intr_chan(c);
     } else {
         vx_link *l = link_find(vx, c->args.lid);
         rc = l ? with_link(c, l, now) : reply_fail(c, DW_VXI11_E_INVALID_LINK);
     }
-    if (rc == VX_ANSWERED)
+    if (rc == VX_ANSWERED) {
         c->waiting = VX_WAIT_NONE;
+        srq_check(vx);
+    }
     return rc;
 }
 

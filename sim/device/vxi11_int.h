@@ -1,9 +1,10 @@
 /* devwire-sim over VXI-11, inside: what the channels (server_vxi11.c: the
- * listeners, connections, RPC records and replies) and the procedures
- * (vxi11_core.c: links, locks, the output queues, the engine) share.
- * server_vxi11.c calls vxi11_core.c, never the other way: the procedures
- * reach back through the two function pointers of sim_vxi11. Loop thread
- * only. */
+ * listeners, connections, RPC records and replies), the procedures
+ * (vxi11_core.c: links, locks, the output queues, the engine, service
+ * requests) and the interrupt channel (vxi11_intr.c) share.
+ * server_vxi11.c calls vxi11_core.c, which calls vxi11_intr.c, never the
+ * other way: the procedures and the interrupt channel reach back through
+ * the two function pointers of sim_vxi11. Loop thread only. */
 #ifndef DW_SIM_VXI11_INT_H
 #define DW_SIM_VXI11_INT_H
 
@@ -22,6 +23,9 @@ enum { VX_WAIT_NONE, VX_WAIT_LOCK, VX_WAIT_IO };
 enum { VX_ANSWERED, VX_WAIT };
 
 struct vx_link;
+typedef struct vx_intr vx_intr;
+/* An interrupt channel's state. */
+enum { VX_INTR_CONNECTING, VX_INTR_UP, VX_INTR_FAILED };
 
 /* A VXI-11 device's state (s->vxi11). Freed once nothing refers to it. */
 typedef struct sim_vxi11 {
@@ -52,7 +56,8 @@ typedef struct vx_conn {
     struct vx_conn *prev, *next;
     uint64_t id;
     char peer[DW_SIM_ADDR_MAX];
-    uint32_t prog; /* DW_VXI11_CORE_PROG or DW_VXI11_ABORT_PROG */
+    uint32_t peer_addr; /* the peer's IPv4 address, host order (0: not IPv4) */
+    uint32_t prog;      /* DW_VXI11_CORE_PROG or DW_VXI11_ABORT_PROG */
     dw_sim_rpc_rm rm;
     dw_buf record; /* the call being answered (its args point into it) */
     dw_buf in;     /* bytes read while a call waits */
@@ -64,6 +69,7 @@ typedef struct vx_conn {
     uint64_t due; /* loop time */
     int aborted;  /* device_abort on the abort channel ended the waiting call */
     int reading, eof, closing;
+    vx_intr *intr; /* the interrupt channel create_intr_chan made, or NULL */
 } vx_conn;
 
 /* ---- vxi11_core.c ----------------------------------------------------------- */
@@ -78,5 +84,24 @@ void dw__vxi11_conn_gone(vx_conn *c);
 void dw__vxi11_each_session(sim_vxi11 *vx, void (*fn)(dw_sim_session *ss, void *arg), void *arg);
 /* Drop a reference to vx: freed at the last. */
 void dw__vxi11_unref(sim_vxi11 *vx);
+
+/* ---- vxi11_intr.c ----------------------------------------------------------- */
+
+/* Connect to the client's interrupt server at addr:port (IPv4, host
+ * order), for program prog version vers: the channel (connecting, or
+ * failed at once), or NULL without memory. vx->wake runs when it is up or
+ * has failed. */
+vx_intr *dw__vxi11_intr_open(vx_conn *c, uint32_t addr, uint16_t port, uint32_t prog,
+                             uint32_t vers);
+/* VX_INTR_CONNECTING, VX_INTR_UP or VX_INTR_FAILED (refused, or ended by
+ * the client). */
+int dw__vxi11_intr_state(const vx_intr *ch);
+/* "A.B.C.D:PORT" of the client's interrupt server. */
+const char *dw__vxi11_intr_peer(const vx_intr *ch);
+/* Call device_intr_srq with handle[0..n) (no reply is awaited): DW_OK,
+ * DW_ECLOSED when the channel is not up, DW_ENOMEM. */
+int dw__vxi11_intr_srq(vx_intr *ch, const uint8_t *handle, size_t n);
+/* Close the channel and clear its connection's `intr`. Accepts NULL. */
+void dw__vxi11_intr_close(vx_intr *ch);
 
 #endif

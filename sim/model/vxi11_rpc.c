@@ -348,6 +348,18 @@ int dw_sim_rpc_reply_begin(dw_buf *out, uint32_t xid, uint32_t accept_stat)
     return dw_sim_rpc_put_u32(out, &accept_stat, 1);
 }
 
+int dw_sim_rpc_call_begin(dw_buf *out, uint32_t xid, uint32_t prog, uint32_t vers, uint32_t proc)
+{
+    dw_buf_clear(out);
+    /* the record mark, then CALL, RPC version 2, the procedure */
+    const uint32_t head[] = {0, xid, 0, 2, prog, vers, proc};
+    struct opaque_auth none = {0, NULL, 0};
+    XDR x;
+    if (dw_sim_rpc_put_u32(out, head, 7) != DW_OK || enc_begin(out, 16, &x) != DW_OK)
+        return DW_ENOMEM;
+    return enc_end(out, &x, xdr_opaque_auth(&x, &none) && xdr_opaque_auth(&x, &none));
+}
+
 int dw_sim_rpc_reply_rpc_mismatch(dw_buf *out, uint32_t xid)
 {
     dw_buf_clear(out);

@@ -165,8 +165,15 @@ int dw_sim_rpc_reply_rpc_mismatch(dw_buf *out, uint32_t xid);
 int dw_sim_rpc_put_u32(dw_buf *out, const uint32_t *v, size_t n);
 int dw_sim_rpc_put_opaque(dw_buf *out, const uint8_t *p, size_t n);
 int dw_sim_rpc_put_string(dw_buf *out, const char *s);
+/* Start a call in `out` (cleared first), as the device makes one on the
+ * interrupt channel: the record mark's room, xid, CALL, RPC version 2,
+ * prog, vers, proc, and null credentials and verifier (AUTH_NONE). Put
+ * the arguments after it, then end it with dw_sim_rpc_reply_end. DW_OK or
+ * DW_ENOMEM. */
+int dw_sim_rpc_call_begin(dw_buf *out, uint32_t xid, uint32_t prog, uint32_t vers, uint32_t proc);
 /* Write the record mark (one last fragment) over the room left at the
- * start. For a datagram, send out->data + DW_SIM_RPC_MARK instead. */
+ * start (of a reply or of a call). For a datagram, send out->data +
+ * DW_SIM_RPC_MARK instead. */
 #define DW_SIM_RPC_MARK 4
 void dw_sim_rpc_reply_end(dw_buf *out);
 

@@ -49,7 +49,8 @@ enum {
     OPT_LOOPS,
     OPT_DELAYED_ACK,
     OPT_EXIT_WITH_STDIN,
-    OPT_PORTMAPPER
+    OPT_PORTMAPPER,
+    OPT_ABORT_PORT
 };
 
 /* Its order is getopt's when it names the candidates of an ambiguous
@@ -88,6 +89,7 @@ static const struct option longopts[] = {
     {"delayed-ack", no_argument, NULL, OPT_DELAYED_ACK},
     {"exit-with-stdin", no_argument, NULL, OPT_EXIT_WITH_STDIN},
     {"portmapper", required_argument, NULL, OPT_PORTMAPPER},
+    {"abort-port", required_argument, NULL, OPT_ABORT_PORT},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -111,7 +113,7 @@ static void usage_synopsis(FILE *f)
         "                   [--control HOST:PORT [--control-token FILE]] [--journal N]\n"
         "                   [--seed N] [--lua-deadline MS] [--loops N] [--delayed-ack]\n"
         "                   [--exit-with-stdin]\n"
-        "                   [--portmapper PORT|none]\n"
+        "                   [--portmapper PORT|none] [--abort-port PORT]\n"
         "       %s [--device NAME=SCRIPT@HOST:PORT]... [--bench FILE]\n"
         "                   [--script FILE] [options as above]\n"
         "       %s --record --upstream HOST:PORT --script BASE --out FILE [--listen HOST:PORT]\n"
@@ -193,6 +195,9 @@ static void usage_options(FILE *f)
           "                         CAP_NET_BIND_SERVICE; registers with rpcbind instead when\n"
           "                         one holds 111; 0 lets the system choose; none: no\n"
           "                         portmapper)\n"
+          "      --abort-port PORT  VXI-11 devices: the abort channel's port on each\n"
+          "                         device's host (default 0: the system chooses; fix it\n"
+          "                         to publish it from a container)\n"
           "      --validate FILE    check a script and exit (0 valid, 2 invalid)\n"
           "      --probe HOST:PORT  exit 0 if a simulator accepts a connection there\n"
           "      --ask HOST:PORT    send REQUEST with the script's transport and framing,\n"
@@ -317,6 +322,13 @@ static int take_number(int opt, const char *arg, dw_sim_cli *c)
             return 0;
         }
         fprintf(stderr, "%s: --portmapper %s: expected a port (0 to 65535) or none\n", prog, arg);
+        return -1;
+    case OPT_ABORT_PORT:
+        if (parse_count(arg, 0, 65535, &v) == 0) {
+            c->abort_port = (int)v;
+            return 0;
+        }
+        fprintf(stderr, "%s: --abort-port %s: expected a port (0 to 65535)\n", prog, arg);
         return -1;
     case OPT_JOURNAL:
         if (parse_count(arg, 1, DW_SIM_JOURNAL_MAX, &c->journal) == 0)

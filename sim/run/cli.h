@@ -62,6 +62,7 @@ typedef struct dw_sim_cli {
     long lua_deadline_ms; /* --lua-deadline, 0: the engine's own */
     long loops;           /* --loops, 0: one per CPU the process may use */
     int portmapper;       /* --portmapper: 111 by default, 0: the system's choice, -1: none */
+    int abort_port;       /* --abort-port: 0 (the system's choice) by default */
     int record, proxy;
     const char *upstream, *out;
     int as_steps, keep_timing;

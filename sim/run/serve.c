@@ -197,6 +197,7 @@ static int open_all(const dw_sim_device *devs, size_t n, const dw_sim_serve_opti
         so.lua_deadline_ms = o->lua_deadline_ms;
         so.delayed_ack = o->delayed_ack;
         so.portmapper = o->portmapper;
+        so.abort_port = o->abort_port;
         dw_error err;
         dw_error_clear(&err);
         if (dw_sim_server_new(&so, script, &srv[i], &err) != DW_OK) {
@@ -638,7 +639,8 @@ int dw_sim_run_serve(const dw_sim_cli *c)
                                (unsigned)c->loops,
                                c->delayed_ack,
                                c->exit_with_stdin,
-                               c->portmapper};
+                               c->portmapper,
+                               c->abort_port};
     char *control_host = NULL, *token = NULL;
     status = dw_sim_cli_control(c, &control_host, &so.control_port, &token);
     so.control_host = control_host;

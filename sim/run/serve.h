@@ -47,6 +47,7 @@ typedef struct dw_sim_serve_options {
     int delayed_ack;           /* --delayed-ack: no quick ACKs unless a script asks */
     int exit_with_stdin;       /* --exit-with-stdin: the end of stdin stops as SIGTERM does */
     int portmapper;            /* --portmapper: VXI-11 devices' (111; 0: any; -1: none) */
+    int abort_port;            /* --abort-port: VXI-11 devices' abort channel (0: any) */
 } dw_sim_serve_options;
 
 /* Serve devs[0..n) until SIGINT or SIGTERM. A script with "network"
