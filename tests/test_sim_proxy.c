@@ -485,6 +485,67 @@ Test(sim_proxy, control_latency_added_and_removed)
     rig_stop(&r);
 }
 
+/* One PING on an open connection: the round trip in ms. */
+static long long ping_ms(int fd)
+{
+    char buf[64];
+    long long t0 = now_ms();
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    return now_ms() - t0;
+}
+
+static void control_ok(uint16_t cp, const char *method, const char *path, const char *body,
+                       int want)
+{
+    dw_test_http_reply h;
+    int st = control(cp, method, path, body, &h);
+    cr_assert(eq(int, st, want), "%s %s: %s", method, path, h.body);
+    dw_test_http_reply_free(&h);
+}
+
+/* A fault added at run time reaches a connection opened before it (as
+ * Toxiproxy's toxics do), unless it says new_connections_only; removed, it
+ * leaves the open connection. */
+Test(sim_proxy, control_faults_reach_open_connections)
+{
+    rig r;
+    rig_start_with(&r, "{}", "--control", "127.0.0.1:0");
+    uint16_t cp = dw_test_control_port(r.px, 10000);
+    cr_assert(cp != 0, "no control line:\n%s", (const char *)r.px->out.data);
+    int fd = client(r.px->port);
+    cr_assert(ping_ms(fd) < 300);
+    control_ok(cp, "POST", "/devices/default/faults", "{\"reply\": {\"latency\": {\"ms\": 400}}}",
+               201);
+    long long ms = ping_ms(fd);
+    cr_assert(ms >= 350, "the open connection got no latency: %lld ms", ms);
+    control_ok(cp, "DELETE", "/devices/default/faults/reply.latency", NULL, 200);
+    ms = ping_ms(fd);
+    cr_assert(ms < 350, "removed, the latency stayed on the open connection: %lld ms", ms);
+
+    control_ok(cp, "POST", "/devices/default/faults",
+               "{\"reply\": {\"latency\": {\"ms\": 400, \"new_connections_only\": true}}}", 201);
+    ms = ping_ms(fd);
+    cr_assert(ms < 350, "new_connections_only reached the open connection: %lld ms", ms);
+    ms = round_trip(r.px->port);
+    cr_assert(ms >= 350, "a new connection did not get it: %lld ms", ms);
+    control_ok(cp, "DELETE", "/devices/default/faults", NULL, 200);
+    cr_assert(round_trip(r.px->port) < 350, "removed, new connections still slow");
+
+    /* A timeout added now ends the open connection after its ms. */
+    control_ok(cp, "POST", "/devices/default/faults", "{\"request\": {\"timeout\": {\"ms\": 200}}}",
+               201);
+    char buf[64];
+    int eof = 0;
+    say(fd, "PING");
+    long long t0 = now_ms();
+    hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(str, buf, ""), "the timeout passed data: %s", buf);
+    cr_assert(eq(int, eof, 1), "the open connection was not closed by the timeout");
+    cr_assert(now_ms() - t0 >= 100, "closed too early");
+    close(fd);
+    rig_stop(&r);
+}
+
 Test(sim_proxy, control_disconnect_all)
 {
     rig r;

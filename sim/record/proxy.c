@@ -1,6 +1,6 @@
 /* devwire-sim's recording and fault-injecting proxy, the proxy itself: its
  * address, rules, network faults and the calls of proxy.h; its connections
- * are proxy_conn.c's.
+ * are proxy_open.c's and proxy_conn.c's.
  * Everything runs on the loop thread; the calls from other threads are
  * handed to it with dw_sim_loop_call. */
 #include "record/proxy_int.h"
@@ -56,6 +56,14 @@ static int view_init(dw_sim_proxy *p, int dir, dw_error *err)
     if (rc == DW_OK) /* Lua's math.random in a rule's "if" repeats with --seed */
         dw_sim_engine_seed(p->eng[dir], p->seed + (uint64_t)dir);
     return rc;
+}
+
+/* Number the faults of p->net from `from` on (their serials tell which
+ * fault an open connection took). */
+static void number_faults(dw_sim_proxy *p, size_t from)
+{
+    for (size_t i = from; p->net && i < p->net->n; i++)
+        p->net->toxics[i].serial = ++p->fault_serial;
 }
 
 typedef struct open_args {
@@ -145,6 +153,7 @@ int dw_sim_proxy_new(const dw_sim_proxy_options *o, dw_sim_script *script, dw_si
     int rc = resolve(p, o->upstream_host, o->upstream_port, err);
     if (rc == DW_OK && dw_sim_netfaults_copy(script->network, &p->net) != DW_OK)
         rc = dw_error_set(err, DW_ENOMEM, "out of memory");
+    number_faults(p, 0);
     for (int d = 0; d < 2 && rc == DW_OK && !p->rec && !p->raw; d++)
         rc = view_init(p, d, err);
     const dw_sim_script *fs = o->framing ? o->framing : script;
@@ -190,13 +199,22 @@ static void do_add(void *arg)
         a->rc = dw_error_set(a->err, DW_ENOMEM, "out of memory");
         return;
     }
-    a->rc = dw_sim_netfaults_add(a->p->net, a->t, a->err);
+    dw_sim_proxy *p = a->p;
+    a->rc = dw_sim_netfaults_add(p->net, a->t, a->err);
+    if (a->rc != DW_OK)
+        return;
+    number_faults(p, p->net->n - 1);
+    if (!a->t->new_only) /* open connections draw it too */
+        dw__sim_proxy_take(p, &p->net->toxics[p->net->n - 1]);
 }
 
 static void do_remove(void *arg)
 {
     fault_args *a = arg;
-    a->rc = a->p->net ? dw_sim_netfaults_remove(a->p->net, a->name) : DW_ENOENT;
+    const dw_sim_toxic *t = dw_sim_netfaults_find(a->p->net, a->name);
+    if (t) /* the connections that have it lose it */
+        dw__sim_proxy_drop(a->p, t);
+    a->rc = t ? dw_sim_netfaults_remove(a->p->net, a->name) : DW_ENOENT;
 }
 
 typedef struct network_args {
@@ -212,6 +230,7 @@ static void do_network(void *arg)
     dw_sim_netfaults_free(p->net);
     p->net = a->net;
     a->net = NULL;
+    number_faults(p, 0);
     p->script->tcp_ack = a->ack;
     if (p->sched_open && !p->stopped)
         windows_from(p, uv_now(dw_sim_loop_uv(p->loop)));

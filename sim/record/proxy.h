@@ -71,8 +71,10 @@ int dw_sim_proxy_new(const dw_sim_proxy_options *o, dw_sim_script *script, dw_si
 /* "HOST:PORT" bound. */
 const char *dw_sim_proxy_address(const dw_sim_proxy *p);
 
-/* Faults at run time (thread-safe, through the loop). Network faults added
- * or removed apply to connections opened afterwards. */
+/* Faults at run time (thread-safe, through the loop). A network fault
+ * added reaches the open connections too (each draws it, t->probability,
+ * as when it opens), unless t->new_only; one removed leaves every
+ * connection that has it. */
 int dw_sim_proxy_add_fault(dw_sim_proxy *p, const dw_sim_toxic *t, dw_error *err);
 int dw_sim_proxy_remove_fault(dw_sim_proxy *p, const char *name);
 /* Replace every network fault with copies of `net`'s (NULL: none), and the

@@ -1,5 +1,5 @@
 /* devwire-sim's proxy, internal: the proxy's state, which proxy.c (the
- * proxy) and proxy_conn.c (its connections) share. On the loop thread. */
+ * proxy) and its connections (proxy_conn.h) share. On the loop thread. */
 #ifndef DW_SIM_PROXY_INT_H
 #define DW_SIM_PROXY_INT_H
 
@@ -41,6 +41,7 @@ struct dw_sim_proxy {
     dw_sim_journal *journal;   /* the control API's, for the fuzz's mutations; or NULL */
     dw_sim_recorder *rec;
     uint64_t seed, next_id, accepted, start_ms;
+    uint64_t fault_serial; /* the last serial given to a network fault */
     size_t nconns, max_connections;
     pconn *conns;
     int stopped, raw;
@@ -48,10 +49,15 @@ struct dw_sim_proxy {
     dw_buf scratch;
 };
 
-/* proxy_conn.c: accept a client on ls (closed at once over the connection
+/* proxy_open.c: accept a client on ls (closed at once over the connection
  * limit) and connect it to the device. */
 void dw__sim_proxy_accept(dw_sim_proxy *p, uv_stream_t *ls);
-/* Close every connection now. */
+/* proxy_open.c: fault t, just added, reaches the open connections (each
+ * draws it as at its opening); fault t, about to be removed, leaves those
+ * that have it. */
+void dw__sim_proxy_take(dw_sim_proxy *p, const dw_sim_toxic *t);
+void dw__sim_proxy_drop(dw_sim_proxy *p, const dw_sim_toxic *t);
+/* proxy_conn.c: close every connection now. */
 void dw__sim_proxy_drop_all(dw_sim_proxy *p);
 
 /* proxy_listen.c: bind host:port and listen (and the refuse window's
