@@ -546,6 +546,73 @@ Test(sim_proxy, control_faults_reach_open_connections)
     rig_stop(&r);
 }
 
+/* Lines of the file at `path` that hold both `a` and `b`. */
+static int lines_with(const char *path, const char *a, const char *b)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert(f != NULL, "%s: %s", path, strerror(errno));
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, a) && strstr(line, b);
+    fclose(f);
+    return n;
+}
+
+/* The transcript holds the frames of both directions (requests "in",
+ * replies "out", their payloads as each side sent them) while the bytes
+ * pass unchanged, however the client cuts its requests and the device its
+ * replies. */
+Test(sim_proxy, transcript_holds_frames_both_ways)
+{
+    const char *dev_script =
+        "{\"rules\": [{\"when\": \"PING\", \"reply\": \"PONG\"},"
+        " {\"when\": \"MEAS?\", \"reply\": \"1.000\"},"
+        " {\"when\": \"DATA?\", \"reply\": \"0123456789abcdef\", \"split\": [1, 4],"
+        "  \"split_delay_ms\": 5}]}";
+    dw_sim_proc *dev = &dw_sim_fixture.peer;
+    int rc = dw_sim_proc_serve(dev, "device", dev_script, NULL, NULL);
+    cr_assert(eq(int, rc, DW_OK), "device: %s\n%s", dw_strerror(rc), dw_sim_err_of(dev));
+    const char *tpath = dw_sim_fixture_transcript();
+    char up[80];
+    snprintf(up, sizeof up, "127.0.0.1:%u", (unsigned)dev->port);
+    const char *args[] = {"--proxy",
+                          "--upstream",
+                          up,
+                          "--script",
+                          dw_sim_fixture_file("faults", "{}"),
+                          "--listen",
+                          "127.0.0.1:0",
+                          "--transcript",
+                          tpath,
+                          NULL};
+    rig r = {dev, dw_sim_start(&dw_sim_fixture.proc, args, "proxy")};
+    static const char req[] = "PING\nMEAS?\nDATA?\n";
+    const char *want = "PONG\n1.000\n0123456789abcdef\n";
+    size_t n = sizeof req - 1;
+    for (size_t cut = 0; cut < n; cut++) {
+        int fd = client(r.px->port), eof = 0;
+        cr_assert(eq(sz, (size_t)send(fd, req, cut, MSG_NOSIGNAL), cut));
+        usleep(20000);
+        cr_assert(eq(sz, (size_t)send(fd, req + cut, n - cut, MSG_NOSIGNAL), n - cut));
+        char buf[256];
+        hear(fd, buf, sizeof buf, 5000, "cdef\n", &eof);
+        cr_assert(eq(str, buf, (char *)want), "cut at %zu", cut);
+        close(fd);
+    }
+    rig_stop(&r);
+    int runs = (int)n;
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"in\"", "\"text\":\"PING\""), runs));
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"in\"", "\"text\":\"MEAS?\""), runs));
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"in\"", "\"text\":\"DATA?\""), runs));
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"out\"", "\"text\":\"PONG\""), runs));
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"out\"", "\"text\":\"1.000\""), runs));
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"out\"", "\"text\":\"0123456789abcdef\""), runs),
+              "the device's reply in pieces is one frame");
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"open\"", "\"conn\":"), runs));
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"note\"", "\"conn\":"), 0));
+}
+
 Test(sim_proxy, control_disconnect_all)
 {
     rig r;

@@ -48,6 +48,7 @@ static void conn_free(pconn *c)
         dw_buf_free(&l->raw);
         dw_sim_outcome_free(&l->out);
         dw__sim_fuzz_leg_free(&l->fz);
+        dw__sim_tap_free(&l->tap);
     }
     free(c);
 }
@@ -471,6 +472,7 @@ static void leg_eof(leg *l)
         leg_end(l);
         return;
     }
+    dw__sim_tap_finish(&l->tap);
     if (l->raw.len) {
         dw__sim_pleg_emit(l, l->raw.data, l->raw.len, 0);
         dw_buf_clear(&l->raw);
@@ -528,8 +530,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         p = l->data.data;
         n = l->data.len;
     }
-    if (n)
+    if (n) {
+        dw__sim_tap_feed(&l->tap, p, n); /* a copy for the transcript, before any fault's note */
         leg_data(l, p, n);
+    }
 }
 
 /* Read while connected, not ended, and the destination takes what comes. */

@@ -38,8 +38,9 @@
  *     queue sends the second right behind the first; the device writes the
  *     copy whole, then the reply in its pieces (datagrams: one more
  *     datagram, only when the reply is not split);
- *   - the transcript gets the "fault" when the frame is decided and no
- *     "in" or "out"; the device's "fault" comes after the delay (on
+ *   - the transcript gets the "fault" when the frame is decided; its "in"
+ *     and "out" are the frames as each side sent them, before any fault
+ *     (proxy_tap.h); the device's "fault" comes after the delay (on
  *     datagrams, when decided) and its garbage is an event with the bytes. */
 #ifndef DW_SIM_PROXY_CONN_H
 #define DW_SIM_PROXY_CONN_H
@@ -57,6 +58,7 @@
 #include "model/netfault.h"
 #include "record/proxy_fuzz.h"
 #include "record/proxy_int.h"
+#include "record/proxy_tap.h"
 
 typedef enum { ITEM_DATA, ITEM_CLOSE, ITEM_RESET, ITEM_END, ITEM_HANG } item_kind;
 
@@ -81,6 +83,7 @@ typedef struct leg {
     dw_sim_outcome out;
     dw_sim_shaper sh;
     dw__sim_fuzz_leg fz;
+    dw__sim_tap tap; /* the transcript's frames */
     item *head, *tail;
     size_t queued;                 /* bytes in the queue */
     int reading, eof, ended, held; /* held: the queue is full */

@@ -64,6 +64,10 @@ static int legs_init(pconn *c)
             continue;
         dw_sim_shaper_init(&l->sh, p->net, d, &c->rng);
         leg_guard(c, l);
+        if (!p->raw && dw__sim_tap_init(&l->tap, p->frame_m[d], p->transcript,
+                                        d == DW_SIM_DIR_REPLY ? &p->script->prompt : NULL, c->id,
+                                        d == DW_SIM_DIR_REQUEST ? "in" : "out") != DW_OK)
+            return DW_ENOMEM;
         if (p->eng[d] || l->sh.fuzz) {
             l->dec = dw_decoder_new(p->frame_m[d]);
             l->sess = p->eng[d] ? dw_sim_session_new(p->eng[d]) : NULL;
