@@ -3,7 +3,9 @@
  * of a simulator's own script; --seed repeats random faults exactly. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -968,4 +970,125 @@ Test(sim_proxy, reset_peer)
     cr_assert(eq(sz, (size_t)n, (size_t)-ECONNRESET), "a reset, not a close: %zd", n);
     cr_assert(now_ms() - t0 >= 280, "after %lld ms", now_ms() - t0);
     DONE();
+}
+
+/* ---- a UDP device, datagram by datagram ------------------------------------------------ */
+
+static int udp_client(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    cr_assert(fd >= 0, "socket: %s", strerror(errno));
+    return fd;
+}
+
+/* One datagram to 127.0.0.1:port, the reply (within 3 s, "" if none) in
+ * buf; the round trip in ms. */
+static long long udp_ask(int fd, uint16_t port, const char *req, char *buf, size_t cap)
+{
+    struct sockaddr_in to = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    long long t0 = now_ms();
+    cr_assert(eq(sz, (size_t)sendto(fd, req, strlen(req), 0, (struct sockaddr *)&to, sizeof to),
+                 strlen(req)));
+    struct pollfd p = {fd, POLLIN, 0};
+    buf[0] = 0;
+    if (poll(&p, 1, 3000) == 1) {
+        ssize_t n = recv(fd, buf, cap - 1, 0);
+        buf[n > 0 ? n : 0] = 0;
+    }
+    return now_ms() - t0;
+}
+
+/* Each client address gets a socket of its own to the device and its own
+ * replies; network faults act on whole datagrams, also when added at run
+ * time; a peer silent for the idle time is forgotten; the transcript holds
+ * the frames inside the datagrams both ways. */
+Test(sim_proxy, udp_datagram_by_datagram)
+{
+    dw_sim_proc *dev = &dw_sim_fixture.peer;
+    int rc = dw_sim_proc_serve(dev, "udpdev",
+                               "{\"transport\": \"udp\", \"rules\": ["
+                               " {\"when\": \"PING\", \"reply\": \"PONG\"},"
+                               " {\"when\": \"MEAS?\", \"reply\": \"1.000\"}]}",
+                               NULL, NULL);
+    cr_assert(eq(int, rc, DW_OK), "device: %s\n%s", dw_strerror(rc), dw_sim_err_of(dev));
+    dw_sim_loop *loop = NULL;
+    dw_error err;
+    dw_error_clear(&err);
+    cr_assert(eq(int, dw_sim_loop_new(&loop, &err), DW_OK));
+    const char *tpath = dw_sim_fixture_transcript();
+    dw_sim_transcript *tr = NULL;
+    cr_assert(eq(int, dw_sim_transcript_open(tpath, &tr, &err), DW_OK));
+    dw_sim_proxy_options o;
+    dw_sim_proxy_options_init(&o);
+    o.upstream_host = "127.0.0.1";
+    o.upstream_port = dev->port;
+    o.loop = loop;
+    o.seed = 1;
+    o.transcript = tr;
+    o.udp_idle_ms = 400;
+
+    const char *bad =
+        "{\"transport\": \"udp\", \"rules\": [{\"when\": \"PING\", \"fault\": \"drop\"}]}";
+    dw_sim_script *script = NULL;
+    cr_assert(
+        eq(int, dw_sim_script_load_buffer("faults.json", bad, strlen(bad), &script, &err), DW_OK));
+    dw_sim_proxy *px = NULL;
+    cr_assert(eq(int, dw_sim_proxy_new(&o, script, &px, &err), DW_EINVAL), "rules over udp");
+    cr_assert(strstr(dw_error_message(&err), "not rules") != NULL, "%s", dw_error_message(&err));
+    dw_sim_script_free(script);
+
+    const char *good = "{\"transport\": \"udp\"}";
+    cr_assert(eq(int, dw_sim_script_load_buffer("faults.json", good, strlen(good), &script, &err),
+                 DW_OK));
+    cr_assert(eq(int, dw_sim_proxy_new(&o, script, &px, &err), DW_OK), "%s",
+              dw_error_message(&err));
+    cr_assert(eq(int, dw_sim_loop_start(loop, &err), DW_OK));
+    uint16_t port = (uint16_t)atoi(strrchr(dw_sim_proxy_address(px), ':') + 1);
+    int a = udp_client(), b = udp_client();
+    char buf[256];
+    cr_assert(udp_ask(a, port, "PING\n", buf, sizeof buf) < 300);
+    cr_assert(eq(str, buf, "PONG\n"));
+    udp_ask(b, port, "MEAS?\n", buf, sizeof buf);
+    cr_assert(eq(str, buf, "1.000\n"), "the second client's own reply");
+
+    dw_sim_toxic t = {.name = "reply.latency",
+                      .kind = DW_SIM_TOXIC_LATENCY,
+                      .direction = DW_SIM_DIR_REPLY,
+                      .probability = 1,
+                      .delay = {DW_SIM_DIST_FIXED, 200, 0}};
+    cr_assert(eq(int, dw_sim_proxy_add_fault(px, &t, &err), DW_OK), "%s", dw_error_message(&err));
+    long long ms = udp_ask(a, port, "PING\n", buf, sizeof buf);
+    cr_assert(eq(str, buf, "PONG\n"));
+    cr_assert(ms >= 190, "the latency did not reach the open peer: %lld ms", ms);
+    cr_assert(eq(int, dw_sim_proxy_remove_fault(px, "reply.latency"), DW_OK));
+    ms = udp_ask(a, port, "PING\n", buf, sizeof buf);
+    cr_assert(ms < 190, "removed: %lld ms", ms);
+    dw_sim_toxic sl = {.name = "reply.slicer",
+                       .kind = DW_SIM_TOXIC_SLICER,
+                       .direction = DW_SIM_DIR_REPLY,
+                       .probability = 1,
+                       .avg_size = 1};
+    cr_assert(eq(int, dw_sim_proxy_add_fault(px, &sl, &err), DW_EINVAL), "a datagram is not cut");
+
+    uint64_t accepted = 0, served = 0;
+    dw_sim_proxy_counts(px, &accepted, &served);
+    cr_assert(eq(u64, served, 2), "one peer per client address");
+    usleep(900 * 1000); /* past the idle time: both peers forgotten */
+    udp_ask(a, port, "PING\n", buf, sizeof buf);
+    cr_assert(eq(str, buf, "PONG\n"), "a forgotten peer comes back as a new one");
+    dw_sim_proxy_counts(px, &accepted, &served);
+    cr_assert(eq(u64, served, 3));
+    close(a);
+    close(b);
+    dw_sim_proxy_stop(px);
+    dw_sim_loop_stop(loop);
+    dw_sim_proxy_free(px);
+    dw_sim_loop_free(loop);
+    dw_sim_transcript_close(tr);
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"close\"", "\"conn\":"), 3));
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"in\"", "\"text\":\"PING\""), 4));
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"in\"", "\"text\":\"MEAS?\""), 1));
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"out\"", "\"text\":\"PONG\""), 4));
+    cr_assert(eq(int, lines_with(tpath, "\"conn\":2,\"dir\":\"out\"", "\"text\":\"1.000\""), 1));
 }

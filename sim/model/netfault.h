@@ -8,8 +8,9 @@
  * (delay the close) and timeout (stop passing data, close after T). Each
  * has a probability: when a connection opens, each fault is drawn once for
  * it (Toxiproxy's toxicity), and a fault added at run time is drawn by the
- * open connections when it is added (dw_sim_shaper_take). Two faults concern the listener: refuse new
- * connections for a window, and drop every connection at a moment.
+ * open connections when it is added (dw_sim_shaper_take). Two faults
+ * concern the listener: refuse new connections for a window, and drop
+ * every connection at a moment.
  *
  * Scripts declare them under "network" (docs/sim.md, "Network faults");
  * dw_sim_netfaults_add and dw_sim_netfaults_remove change a list at run
