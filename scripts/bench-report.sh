@@ -48,6 +48,7 @@ function what(n) {
   if (n ~ /^props_rt_/)         return "one exact rule, same request and answer (sim process)"
   if (n ~ /^props_engine_/)     return "engine: one exact rule, same request and answer"
   if (n ~ /^telnet_/)           return "TCP client, same server"
+  if (n ~ /^proxy_vs_haproxy_/) return "HAProxy, TCP mode, nbthread 1, same device and load"
   if (n ~ /^proxy_/)            return "devwire-sim directly, same script and load"
   if (n ~ /^hostile_vs_big_/)   return "ping next to 100 KB requests the regex rejects at once"
   if (n ~ /^hostile_ping_/)     return "ping alone (no hostile client)"

@@ -2,6 +2,7 @@
  * the shaper's plans, the fault list. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "model/netfault.h"
@@ -193,4 +194,56 @@ Test(netfault, the_list_adds_and_removes_by_name)
     cr_assert(eq(sz, l.n, 1));
     cr_assert(eq(str, l.toxics[0].name, "b"));
     free(l.toxics);
+}
+
+/* A fault added at run time reaches an open connection's shaper, and its
+ * removal takes off only the fault the shaper took (by serial). */
+Test(netfault, take_and_drop_by_serial)
+{
+    dw_sim_rng r;
+    dw_sim_rng_seed(&r, 1, 1);
+    dw_sim_shaper sh;
+    dw_sim_shaper_init(&sh, NULL, DW_SIM_DIR_REPLY, &r);
+    cr_assert(eq(int, dw_sim_shaper_active(&sh), 0));
+    dw_sim_toxic a = {.name = "a",
+                      .kind = DW_SIM_TOXIC_LATENCY,
+                      .direction = DW_SIM_DIR_REPLY,
+                      .probability = 1,
+                      .delay = {DW_SIM_DIST_FIXED, 10, 0},
+                      .serial = 1};
+    dw_sim_toxic b = a;
+    b.serial = 2;
+    snprintf(b.name, sizeof b.name, "b");
+    cr_assert(eq(int, dw_sim_shaper_drop(&sh, &a), 0), "nothing taken yet");
+    cr_assert(eq(int, dw_sim_shaper_take(&sh, &a, &r), 1));
+    cr_assert(dw_sim_shaper_active(&sh));
+    cr_assert(eq(int, dw_sim_shaper_drop(&sh, &b), 0), "b was never taken: a stays");
+    cr_assert(dw_sim_shaper_active(&sh));
+    cr_assert(eq(int, dw_sim_shaper_take(&sh, &b, &r), 1), "b takes a's place");
+    cr_assert(eq(int, dw_sim_shaper_drop(&sh, &a), 0), "a is no longer in effect");
+    cr_assert(eq(int, dw_sim_shaper_drop(&sh, &b), 1));
+    cr_assert(eq(int, dw_sim_shaper_active(&sh), 0));
+    dw_sim_toxic never = a;
+    never.probability = 0;
+    cr_assert(eq(int, dw_sim_shaper_take(&sh, &never, &r), 0), "not drawn");
+    cr_assert(eq(int, dw_sim_shaper_active(&sh), 0));
+
+    /* A limit_data taken later counts from then. */
+    dw_sim_toxic lim = {.name = "l",
+                        .kind = DW_SIM_TOXIC_LIMIT_DATA,
+                        .direction = DW_SIM_DIR_REPLY,
+                        .probability = 1,
+                        .bytes = 4,
+                        .serial = 3};
+    plan p = {0};
+    int close = 0;
+    cr_assert(eq(int, dw_sim_shaper_take(&sh, &lim, &r), 1));
+    cr_assert(eq(sz, dw_sim_shaper_plan(&sh, &r, 0, 3, record_piece, &p, &close), 3));
+    cr_assert(eq(int, close, 0));
+    dw_sim_toxic lim2 = lim;
+    lim2.serial = 4;
+    cr_assert(eq(int, dw_sim_shaper_take(&sh, &lim2, &r), 1));
+    cr_assert(eq(sz, dw_sim_shaper_plan(&sh, &r, 0, 10, record_piece, &p, &close), 4),
+              "the new limit counts from when it was taken");
+    cr_assert(eq(int, close, 1));
 }

@@ -3,7 +3,9 @@
  * of a simulator's own script; --seed repeats random faults exactly. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -485,6 +487,134 @@ Test(sim_proxy, control_latency_added_and_removed)
     rig_stop(&r);
 }
 
+/* One PING on an open connection: the round trip in ms. */
+static long long ping_ms(int fd)
+{
+    char buf[64];
+    long long t0 = now_ms();
+    cr_assert(eq(str, (char *)ask(fd, "PING", buf, sizeof buf), "PONG\n"));
+    return now_ms() - t0;
+}
+
+static void control_ok(uint16_t cp, const char *method, const char *path, const char *body,
+                       int want)
+{
+    dw_test_http_reply h;
+    int st = control(cp, method, path, body, &h);
+    cr_assert(eq(int, st, want), "%s %s: %s", method, path, h.body);
+    dw_test_http_reply_free(&h);
+}
+
+/* A fault added at run time reaches a connection opened before it (as
+ * Toxiproxy's toxics do), unless it says new_connections_only; removed, it
+ * leaves the open connection. */
+Test(sim_proxy, control_faults_reach_open_connections)
+{
+    rig r;
+    rig_start_with(&r, "{}", "--control", "127.0.0.1:0");
+    uint16_t cp = dw_test_control_port(r.px, 10000);
+    cr_assert(cp != 0, "no control line:\n%s", (const char *)r.px->out.data);
+    int fd = client(r.px->port);
+    cr_assert(ping_ms(fd) < 300);
+    control_ok(cp, "POST", "/devices/default/faults", "{\"reply\": {\"latency\": {\"ms\": 400}}}",
+               201);
+    long long ms = ping_ms(fd);
+    cr_assert(ms >= 350, "the open connection got no latency: %lld ms", ms);
+    control_ok(cp, "DELETE", "/devices/default/faults/reply.latency", NULL, 200);
+    ms = ping_ms(fd);
+    cr_assert(ms < 350, "removed, the latency stayed on the open connection: %lld ms", ms);
+
+    control_ok(cp, "POST", "/devices/default/faults",
+               "{\"reply\": {\"latency\": {\"ms\": 400, \"new_connections_only\": true}}}", 201);
+    ms = ping_ms(fd);
+    cr_assert(ms < 350, "new_connections_only reached the open connection: %lld ms", ms);
+    ms = round_trip(r.px->port);
+    cr_assert(ms >= 350, "a new connection did not get it: %lld ms", ms);
+    control_ok(cp, "DELETE", "/devices/default/faults", NULL, 200);
+    cr_assert(round_trip(r.px->port) < 350, "removed, new connections still slow");
+
+    /* A timeout added now ends the open connection after its ms. */
+    control_ok(cp, "POST", "/devices/default/faults", "{\"request\": {\"timeout\": {\"ms\": 200}}}",
+               201);
+    char buf[64];
+    int eof = 0;
+    say(fd, "PING");
+    long long t0 = now_ms();
+    hear(fd, buf, sizeof buf, 5000, NULL, &eof);
+    cr_assert(eq(str, buf, ""), "the timeout passed data: %s", buf);
+    cr_assert(eq(int, eof, 1), "the open connection was not closed by the timeout");
+    cr_assert(now_ms() - t0 >= 100, "closed too early");
+    close(fd);
+    rig_stop(&r);
+}
+
+/* Lines of the file at `path` that hold both `a` and `b`. */
+static int lines_with(const char *path, const char *a, const char *b)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert(f != NULL, "%s: %s", path, strerror(errno));
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, a) && strstr(line, b);
+    fclose(f);
+    return n;
+}
+
+/* The transcript holds the frames of both directions (requests "in",
+ * replies "out", their payloads as each side sent them) while the bytes
+ * pass unchanged, however the client cuts its requests and the device its
+ * replies. */
+Test(sim_proxy, transcript_holds_frames_both_ways)
+{
+    const char *dev_script =
+        "{\"rules\": [{\"when\": \"PING\", \"reply\": \"PONG\"},"
+        " {\"when\": \"MEAS?\", \"reply\": \"1.000\"},"
+        " {\"when\": \"DATA?\", \"reply\": \"0123456789abcdef\", \"split\": [1, 4],"
+        "  \"split_delay_ms\": 5}]}";
+    dw_sim_proc *dev = &dw_sim_fixture.peer;
+    int rc = dw_sim_proc_serve(dev, "device", dev_script, NULL, NULL);
+    cr_assert(eq(int, rc, DW_OK), "device: %s\n%s", dw_strerror(rc), dw_sim_err_of(dev));
+    const char *tpath = dw_sim_fixture_transcript();
+    char up[80];
+    snprintf(up, sizeof up, "127.0.0.1:%u", (unsigned)dev->port);
+    const char *args[] = {"--proxy",
+                          "--upstream",
+                          up,
+                          "--script",
+                          dw_sim_fixture_file("faults", "{}"),
+                          "--listen",
+                          "127.0.0.1:0",
+                          "--transcript",
+                          tpath,
+                          NULL};
+    rig r = {dev, dw_sim_start(&dw_sim_fixture.proc, args, "proxy")};
+    static const char req[] = "PING\nMEAS?\nDATA?\n";
+    const char *want = "PONG\n1.000\n0123456789abcdef\n";
+    size_t n = sizeof req - 1;
+    for (size_t cut = 0; cut < n; cut++) {
+        int fd = client(r.px->port), eof = 0;
+        cr_assert(eq(sz, (size_t)send(fd, req, cut, MSG_NOSIGNAL), cut));
+        usleep(20000);
+        cr_assert(eq(sz, (size_t)send(fd, req + cut, n - cut, MSG_NOSIGNAL), n - cut));
+        char buf[256];
+        hear(fd, buf, sizeof buf, 5000, "cdef\n", &eof);
+        cr_assert(eq(str, buf, (char *)want), "cut at %zu", cut);
+        close(fd);
+    }
+    rig_stop(&r);
+    int runs = (int)n;
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"in\"", "\"text\":\"PING\""), runs));
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"in\"", "\"text\":\"MEAS?\""), runs));
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"in\"", "\"text\":\"DATA?\""), runs));
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"out\"", "\"text\":\"PONG\""), runs));
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"out\"", "\"text\":\"1.000\""), runs));
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"out\"", "\"text\":\"0123456789abcdef\""), runs),
+              "the device's reply in pieces is one frame");
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"open\"", "\"conn\":"), runs));
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"note\"", "\"conn\":"), 0));
+}
+
 Test(sim_proxy, control_disconnect_all)
 {
     rig r;
@@ -840,4 +970,125 @@ Test(sim_proxy, reset_peer)
     cr_assert(eq(sz, (size_t)n, (size_t)-ECONNRESET), "a reset, not a close: %zd", n);
     cr_assert(now_ms() - t0 >= 280, "after %lld ms", now_ms() - t0);
     DONE();
+}
+
+/* ---- a UDP device, datagram by datagram ------------------------------------------------ */
+
+static int udp_client(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    cr_assert(fd >= 0, "socket: %s", strerror(errno));
+    return fd;
+}
+
+/* One datagram to 127.0.0.1:port, the reply (within 3 s, "" if none) in
+ * buf; the round trip in ms. */
+static long long udp_ask(int fd, uint16_t port, const char *req, char *buf, size_t cap)
+{
+    struct sockaddr_in to = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    long long t0 = now_ms();
+    cr_assert(eq(sz, (size_t)sendto(fd, req, strlen(req), 0, (struct sockaddr *)&to, sizeof to),
+                 strlen(req)));
+    struct pollfd p = {fd, POLLIN, 0};
+    buf[0] = 0;
+    if (poll(&p, 1, 3000) == 1) {
+        ssize_t n = recv(fd, buf, cap - 1, 0);
+        buf[n > 0 ? n : 0] = 0;
+    }
+    return now_ms() - t0;
+}
+
+/* Each client address gets a socket of its own to the device and its own
+ * replies; network faults act on whole datagrams, also when added at run
+ * time; a peer silent for the idle time is forgotten; the transcript holds
+ * the frames inside the datagrams both ways. */
+Test(sim_proxy, udp_datagram_by_datagram)
+{
+    dw_sim_proc *dev = &dw_sim_fixture.peer;
+    int rc = dw_sim_proc_serve(dev, "udpdev",
+                               "{\"transport\": \"udp\", \"rules\": ["
+                               " {\"when\": \"PING\", \"reply\": \"PONG\"},"
+                               " {\"when\": \"MEAS?\", \"reply\": \"1.000\"}]}",
+                               NULL, NULL);
+    cr_assert(eq(int, rc, DW_OK), "device: %s\n%s", dw_strerror(rc), dw_sim_err_of(dev));
+    dw_sim_loop *loop = NULL;
+    dw_error err;
+    dw_error_clear(&err);
+    cr_assert(eq(int, dw_sim_loop_new(&loop, &err), DW_OK));
+    const char *tpath = dw_sim_fixture_transcript();
+    dw_sim_transcript *tr = NULL;
+    cr_assert(eq(int, dw_sim_transcript_open(tpath, &tr, &err), DW_OK));
+    dw_sim_proxy_options o;
+    dw_sim_proxy_options_init(&o);
+    o.upstream_host = "127.0.0.1";
+    o.upstream_port = dev->port;
+    o.loop = loop;
+    o.seed = 1;
+    o.transcript = tr;
+    o.udp_idle_ms = 400;
+
+    const char *bad =
+        "{\"transport\": \"udp\", \"rules\": [{\"when\": \"PING\", \"fault\": \"drop\"}]}";
+    dw_sim_script *script = NULL;
+    cr_assert(
+        eq(int, dw_sim_script_load_buffer("faults.json", bad, strlen(bad), &script, &err), DW_OK));
+    dw_sim_proxy *px = NULL;
+    cr_assert(eq(int, dw_sim_proxy_new(&o, script, &px, &err), DW_EINVAL), "rules over udp");
+    cr_assert(strstr(dw_error_message(&err), "not rules") != NULL, "%s", dw_error_message(&err));
+    dw_sim_script_free(script);
+
+    const char *good = "{\"transport\": \"udp\"}";
+    cr_assert(eq(int, dw_sim_script_load_buffer("faults.json", good, strlen(good), &script, &err),
+                 DW_OK));
+    cr_assert(eq(int, dw_sim_proxy_new(&o, script, &px, &err), DW_OK), "%s",
+              dw_error_message(&err));
+    cr_assert(eq(int, dw_sim_loop_start(loop, &err), DW_OK));
+    uint16_t port = (uint16_t)atoi(strrchr(dw_sim_proxy_address(px), ':') + 1);
+    int a = udp_client(), b = udp_client();
+    char buf[256];
+    cr_assert(udp_ask(a, port, "PING\n", buf, sizeof buf) < 300);
+    cr_assert(eq(str, buf, "PONG\n"));
+    udp_ask(b, port, "MEAS?\n", buf, sizeof buf);
+    cr_assert(eq(str, buf, "1.000\n"), "the second client's own reply");
+
+    dw_sim_toxic t = {.name = "reply.latency",
+                      .kind = DW_SIM_TOXIC_LATENCY,
+                      .direction = DW_SIM_DIR_REPLY,
+                      .probability = 1,
+                      .delay = {DW_SIM_DIST_FIXED, 200, 0}};
+    cr_assert(eq(int, dw_sim_proxy_add_fault(px, &t, &err), DW_OK), "%s", dw_error_message(&err));
+    long long ms = udp_ask(a, port, "PING\n", buf, sizeof buf);
+    cr_assert(eq(str, buf, "PONG\n"));
+    cr_assert(ms >= 190, "the latency did not reach the open peer: %lld ms", ms);
+    cr_assert(eq(int, dw_sim_proxy_remove_fault(px, "reply.latency"), DW_OK));
+    ms = udp_ask(a, port, "PING\n", buf, sizeof buf);
+    cr_assert(ms < 190, "removed: %lld ms", ms);
+    dw_sim_toxic sl = {.name = "reply.slicer",
+                       .kind = DW_SIM_TOXIC_SLICER,
+                       .direction = DW_SIM_DIR_REPLY,
+                       .probability = 1,
+                       .avg_size = 1};
+    cr_assert(eq(int, dw_sim_proxy_add_fault(px, &sl, &err), DW_EINVAL), "a datagram is not cut");
+
+    uint64_t accepted = 0, served = 0;
+    dw_sim_proxy_counts(px, &accepted, &served);
+    cr_assert(eq(u64, served, 2), "one peer per client address");
+    usleep(900 * 1000); /* past the idle time: both peers forgotten */
+    udp_ask(a, port, "PING\n", buf, sizeof buf);
+    cr_assert(eq(str, buf, "PONG\n"), "a forgotten peer comes back as a new one");
+    dw_sim_proxy_counts(px, &accepted, &served);
+    cr_assert(eq(u64, served, 3));
+    close(a);
+    close(b);
+    dw_sim_proxy_stop(px);
+    dw_sim_loop_stop(loop);
+    dw_sim_proxy_free(px);
+    dw_sim_loop_free(loop);
+    dw_sim_transcript_close(tr);
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"close\"", "\"conn\":"), 3));
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"in\"", "\"text\":\"PING\""), 4));
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"in\"", "\"text\":\"MEAS?\""), 1));
+    cr_assert(eq(int, lines_with(tpath, "\"dir\":\"out\"", "\"text\":\"PONG\""), 4));
+    cr_assert(eq(int, lines_with(tpath, "\"conn\":2,\"dir\":\"out\"", "\"text\":\"1.000\""), 1));
 }

@@ -185,6 +185,8 @@ void dw_sim_netfaults_free(dw_sim_netfaults *l)
 
 static void shaper_take(dw_sim_shaper *sh, const dw_sim_toxic *t)
 {
+    if ((unsigned)t->kind < DW_SIM_TOXIC_NKINDS)
+        sh->taken[t->kind] = t->serial;
     switch (t->kind) {
     case DW_SIM_TOXIC_LATENCY:
         sh->latency = 1;
@@ -203,6 +205,7 @@ static void shaper_take(dw_sim_shaper *sh, const dw_sim_toxic *t)
     case DW_SIM_TOXIC_LIMIT_DATA:
         sh->limit = 1;
         sh->limit_bytes = t->bytes;
+        sh->passed = 0;
         break;
     case DW_SIM_TOXIC_SLOW_CLOSE:
         sh->slow_close = 1;
@@ -225,18 +228,24 @@ static void shaper_take(dw_sim_shaper *sh, const dw_sim_toxic *t)
     }
 }
 
-void dw_sim_shaper_take(dw_sim_shaper *sh, const dw_sim_toxic *t, dw_sim_rng *r)
+int dw_sim_shaper_take(dw_sim_shaper *sh, const dw_sim_toxic *t, dw_sim_rng *r)
 {
-    if (dw_sim_rng_chance(r, t->probability))
-        shaper_take(sh, t);
+    if (!dw_sim_rng_chance(r, t->probability))
+        return 0;
+    shaper_take(sh, t);
+    return 1;
 }
 
-void dw_sim_shaper_drop(dw_sim_shaper *sh, dw_sim_toxic_kind k)
+int dw_sim_shaper_drop(dw_sim_shaper *sh, const dw_sim_toxic *t)
 {
     int *flags[DW_SIM_TOXIC_NKINDS] = {&sh->latency,    &sh->bandwidth, &sh->slicer,     &sh->limit,
                                        &sh->slow_close, &sh->timeout,   &sh->reset_peer, &sh->fuzz};
-    if ((unsigned)k < DW_SIM_TOXIC_NKINDS)
-        *flags[k] = 0;
+    dw_sim_toxic_kind k = t->kind;
+    if ((unsigned)k >= DW_SIM_TOXIC_NKINDS || !*flags[k] || sh->taken[k] != t->serial)
+        return 0;
+    *flags[k] = 0;
+    sh->taken[k] = 0;
+    return 1;
 }
 
 void dw_sim_shaper_init(dw_sim_shaper *sh, const dw_sim_netfaults *l, int dir, dw_sim_rng *r)

@@ -7,8 +7,10 @@
  * pieces, small pauses), limit_data (close after N bytes), slow_close
  * (delay the close) and timeout (stop passing data, close after T). Each
  * has a probability: when a connection opens, each fault is drawn once for
- * it (Toxiproxy's toxicity). Two faults concern the listener: refuse new
- * connections for a window, and drop every connection at a moment.
+ * it (Toxiproxy's toxicity), and a fault added at run time is drawn by the
+ * open connections when it is added (dw_sim_shaper_take). Two faults
+ * concern the listener: refuse new connections for a window, and drop
+ * every connection at a moment.
  *
  * Scripts declare them under "network" (docs/sim.md, "Network faults");
  * dw_sim_netfaults_add and dw_sim_netfaults_remove change a list at run
@@ -110,6 +112,9 @@ typedef struct dw_sim_toxic {
     unsigned ms;                     /* SLOW_CLOSE, TIMEOUT, RESET_PEER */
     dw_sim_fuzz fuzz;                /* FUZZ */
     int new_only;                    /* added at run time: connections opened afterwards only */
+    /* Which fault a connection took, for its removal: numbered by whoever
+     * holds the list, never twice (0: not numbered). */
+    uint64_t serial;
 } dw_sim_toxic;
 
 typedef struct dw_sim_netfaults {
@@ -160,19 +165,22 @@ typedef struct dw_sim_shaper {
     uint64_t limit_bytes, passed; /* limit_data, and bytes passed so far */
     unsigned close_ms, timeout_ms, reset_ms;
     dw_sim_fuzz fz;
-    uint64_t last_due; /* microseconds: no piece leaves before the one before */
-    uint64_t free_at;  /* bandwidth: when the line is free again (microseconds) */
+    uint64_t taken[DW_SIM_TOXIC_NKINDS]; /* the serial of the fault of each kind in effect */
+    uint64_t last_due;                   /* microseconds: no piece leaves before the one before */
+    uint64_t free_at;                    /* bandwidth: when the line is free again (microseconds) */
 } dw_sim_shaper;
 
 /* Draw direction `dir`'s faults of `l` (may be NULL) for one connection. */
 void dw_sim_shaper_init(dw_sim_shaper *sh, const dw_sim_netfaults *l, int dir, dw_sim_rng *r);
 /* Draw fault t for a connection whose direction t->direction has shaper
- * sh: it takes t's settings when drawn (t->probability). Faults added at
- * run time reach open connections this way. */
-void dw_sim_shaper_take(dw_sim_shaper *sh, const dw_sim_toxic *t, dw_sim_rng *r);
-/* Forget the fault of kind k (a fault removed at run time); a limit_data's
- * count of bytes passed is kept. */
-void dw_sim_shaper_drop(dw_sim_shaper *sh, dw_sim_toxic_kind k);
+ * sh: it takes t's settings when drawn (t->probability), in place of the
+ * fault of that kind it had; 1 when drawn. Faults added at run time reach
+ * open connections this way (a limit_data counts from then). */
+int dw_sim_shaper_take(dw_sim_shaper *sh, const dw_sim_toxic *t, dw_sim_rng *r);
+/* Forget fault t (removed at run time) if it is the one of its kind in
+ * effect (by its serial): 1 when it was, 0 when the shaper never took it
+ * or took another of its kind since. */
+int dw_sim_shaper_drop(dw_sim_shaper *sh, const dw_sim_toxic *t);
 /* Whether anything acts on the bytes (latency, bandwidth, slicer, timeout,
  * limit_data): when not, they can pass as they come. */
 int dw_sim_shaper_active(const dw_sim_shaper *sh);

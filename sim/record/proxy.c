@@ -1,6 +1,6 @@
 /* devwire-sim's recording and fault-injecting proxy, the proxy itself: its
  * address, rules, network faults and the calls of proxy.h; its connections
- * are proxy_conn.c's.
+ * are proxy_open.c's and proxy_conn.c's.
  * Everything runs on the loop thread; the calls from other threads are
  * handed to it with dw_sim_loop_call. */
 #include "record/proxy_int.h"
@@ -58,6 +58,14 @@ static int view_init(dw_sim_proxy *p, int dir, dw_error *err)
     return rc;
 }
 
+/* Number the faults of p->net from `from` on (their serials tell which
+ * fault an open connection took). */
+static void number_faults(dw_sim_proxy *p, size_t from)
+{
+    for (size_t i = from; p->net && i < p->net->n; i++)
+        p->net->toxics[i].serial = ++p->fault_serial;
+}
+
 typedef struct open_args {
     dw_sim_proxy *p;
     const dw_sim_proxy_options *o;
@@ -70,6 +78,7 @@ static void on_sched(uv_timer_t *t)
     dw_sim_proxy *p = t->data;
     dw_log(p->logger, DW_LOG_INFO, "disconnect_all: closing %zu connection(s)", p->nconns);
     dw__sim_proxy_drop_all(p);
+    dw__sim_proxy_udp_drop_all(p);
 }
 
 /* On the loop: the listener's faults of p->net, counted from `now`. */
@@ -92,7 +101,9 @@ static void proxy_open(void *arg)
 {
     open_args *a = arg;
     dw_sim_proxy *p = a->p;
-    a->rc = dw__sim_proxy_listen_open(p, a->o->host ? a->o->host : "127.0.0.1", a->o->port, a->err);
+    const char *host = a->o->host ? a->o->host : "127.0.0.1";
+    a->rc = p->datagrams ? dw__sim_proxy_udp_open(p, host, a->o->port, a->err)
+                         : dw__sim_proxy_listen_open(p, host, a->o->port, a->err);
     if (a->rc != DW_OK)
         return;
     uv_loop_t *uv = dw_sim_loop_uv(p->loop);
@@ -108,7 +119,7 @@ static int resolve(dw_sim_proxy *p, const char *host, uint16_t port, dw_error *e
 {
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_socktype = p->datagrams ? SOCK_DGRAM : SOCK_STREAM;
     char service[8];
     snprintf(service, sizeof service, "%u", (unsigned)port);
     int g = getaddrinfo(host, service, &hints, &res);
@@ -121,15 +132,40 @@ static int resolve(dw_sim_proxy *p, const char *host, uint16_t port, dw_error *e
     return DW_OK;
 }
 
+/* What a UDP proxy cannot do with `script`: DW_OK, or DW_EINVAL and why. */
+static int udp_check(const dw_sim_proxy_options *o, const dw_sim_script *s, dw_error *err)
+{
+    const char *path = s->path ? s->path : "script";
+    if (o->recorder || o->raw)
+        return dw_error_set(err, DW_EINVAL, "%s: recording speaks TCP and Telnet, not udp", path);
+    if (s->nrules || s->nsteps)
+        return dw_error_set(err, DW_EINVAL,
+                            "%s: a udp faults script takes network faults, not rules", path);
+    const dw_sim_netfaults *n = s->network;
+    if (n && n->refuse_for_ms)
+        return dw_error_set(err, DW_EINVAL,
+                            "%s: refuse_connections: udp has no connections to refuse", path);
+    for (size_t i = 0; n && i < n->n; i++) {
+        const char *why = dw__sim_proxy_udp_refuses(&n->toxics[i]);
+        if (why)
+            return dw_error_set(err, DW_EINVAL, "%s: network fault \"%s\": %s", path,
+                                n->toxics[i].name, why);
+    }
+    return DW_OK;
+}
+
 int dw_sim_proxy_new(const dw_sim_proxy_options *o, dw_sim_script *script, dw_sim_proxy **out,
                      dw_error *err)
 {
     *out = NULL;
-    if (script->transport == DW_SIM_UDP || script->transport == DW_SIM_SERIAL)
+    if (script->transport == DW_SIM_SERIAL)
         return dw_error_set(err, DW_EINVAL,
-                            "%s: the proxy speaks TCP and Telnet; the script's transport is %s",
-                            script->path ? script->path : "script",
-                            script->transport == DW_SIM_UDP ? "udp" : "serial");
+                            "%s: the proxy speaks TCP, Telnet and UDP; the script's transport "
+                            "is serial",
+                            script->path ? script->path : "script");
+    int urc = script->transport == DW_SIM_UDP ? udp_check(o, script, err) : DW_OK;
+    if (urc != DW_OK)
+        return urc;
     dw_sim_proxy *p = calloc(1, sizeof *p);
     if (!p)
         return dw_error_set(err, DW_ENOMEM, "out of memory");
@@ -141,10 +177,13 @@ int dw_sim_proxy_new(const dw_sim_proxy_options *o, dw_sim_script *script, dw_si
     p->raw = o->raw;
     p->delayed_ack = o->delayed_ack;
     p->max_connections = o->max_connections ? o->max_connections : 1024;
+    p->datagrams = script->transport == DW_SIM_UDP;
+    p->udp_idle_ms = o->udp_idle_ms ? o->udp_idle_ms : 30000;
     p->script = script;
     int rc = resolve(p, o->upstream_host, o->upstream_port, err);
     if (rc == DW_OK && dw_sim_netfaults_copy(script->network, &p->net) != DW_OK)
         rc = dw_error_set(err, DW_ENOMEM, "out of memory");
+    number_faults(p, 0);
     for (int d = 0; d < 2 && rc == DW_OK && !p->rec && !p->raw; d++)
         rc = view_init(p, d, err);
     const dw_sim_script *fs = o->framing ? o->framing : script;
@@ -190,13 +229,34 @@ static void do_add(void *arg)
         a->rc = dw_error_set(a->err, DW_ENOMEM, "out of memory");
         return;
     }
-    a->rc = dw_sim_netfaults_add(a->p->net, a->t, a->err);
+    dw_sim_proxy *p = a->p;
+    const char *why = p->datagrams ? dw__sim_proxy_udp_refuses(a->t) : NULL;
+    if (why) {
+        a->rc = dw_error_set(a->err, DW_EINVAL, "network fault \"%s\": %s", a->t->name, why);
+        return;
+    }
+    a->rc = dw_sim_netfaults_add(p->net, a->t, a->err);
+    if (a->rc != DW_OK)
+        return;
+    number_faults(p, p->net->n - 1);
+    const dw_sim_toxic *t = &p->net->toxics[p->net->n - 1];
+    if (t->new_only) /* else open connections draw it too */
+        return;
+    if (p->datagrams)
+        dw__sim_proxy_udp_take(p, t);
+    else
+        dw__sim_proxy_take(p, t);
 }
 
 static void do_remove(void *arg)
 {
     fault_args *a = arg;
-    a->rc = a->p->net ? dw_sim_netfaults_remove(a->p->net, a->name) : DW_ENOENT;
+    const dw_sim_toxic *t = dw_sim_netfaults_find(a->p->net, a->name);
+    if (t && a->p->datagrams) /* the connections that have it lose it */
+        dw__sim_proxy_udp_drop(a->p, t);
+    else if (t)
+        dw__sim_proxy_drop(a->p, t);
+    a->rc = t ? dw_sim_netfaults_remove(a->p->net, a->name) : DW_ENOENT;
 }
 
 typedef struct network_args {
@@ -212,6 +272,7 @@ static void do_network(void *arg)
     dw_sim_netfaults_free(p->net);
     p->net = a->net;
     a->net = NULL;
+    number_faults(p, 0);
     p->script->tcp_ack = a->ack;
     if (p->sched_open && !p->stopped)
         windows_from(p, uv_now(dw_sim_loop_uv(p->loop)));
@@ -313,6 +374,7 @@ static void proxy_close(void *arg)
         p->sched_open = 0;
     }
     dw__sim_proxy_drop_all(p);
+    dw__sim_proxy_udp_close(p);
 }
 
 void dw_sim_proxy_stop(dw_sim_proxy *p)

@@ -19,7 +19,9 @@
  * they are. The script's "network" faults (netfault.h) act on the bytes of
  * each direction. A Telnet script makes the proxy a Telnet server to the
  * client and a Telnet client to the device (each side negotiates with the
- * proxy), so rules see data bytes; a recording passes Telnet through. */
+ * proxy), so rules see data bytes; a recording passes Telnet through. A
+ * UDP faults script makes it pass datagrams whole, a socket to the device
+ * per client address, through the network faults a datagram can take. */
 #ifndef DW_SIM_PROXY_H
 #define DW_SIM_PROXY_H
 
@@ -58,6 +60,9 @@ typedef struct dw_sim_proxy_options {
      * dw_sim_proxy_new only. A raw proxy writes only its faults' notes to
      * the transcript (the device writes the rest). */
     const dw_sim_script *framing;
+    /* A UDP faults script: a client address sends and gets nothing for
+     * this long, and its socket to the device is closed (0: 30000). */
+    uint64_t udp_idle_ms;
 } dw_sim_proxy_options;
 
 void dw_sim_proxy_options_init(dw_sim_proxy_options *o);
@@ -65,14 +70,17 @@ void dw_sim_proxy_options_init(dw_sim_proxy_options *o);
 /* Resolve the upstream address, bind and listen (accepting starts with the
  * loop). Call it before dw_sim_loop_start. On DW_OK the proxy owns `script` (its transport,
  * framing, rules and network faults); on failure the caller keeps it and `err` names the problem
- * (DW_EINVAL for a script the proxy cannot serve: UDP or serial). */
+ * (DW_EINVAL for a script the proxy cannot serve: serial; UDP when recording,
+ * or with rules or faults a datagram cannot carry). */
 int dw_sim_proxy_new(const dw_sim_proxy_options *o, dw_sim_script *script, dw_sim_proxy **out,
                      dw_error *err);
 /* "HOST:PORT" bound. */
 const char *dw_sim_proxy_address(const dw_sim_proxy *p);
 
-/* Faults at run time (thread-safe, through the loop). Network faults added
- * or removed apply to connections opened afterwards. */
+/* Faults at run time (thread-safe, through the loop). A network fault
+ * added reaches the open connections too (each draws it, t->probability,
+ * as when it opens), unless t->new_only; one removed leaves every
+ * connection that has it. */
 int dw_sim_proxy_add_fault(dw_sim_proxy *p, const dw_sim_toxic *t, dw_error *err);
 int dw_sim_proxy_remove_fault(dw_sim_proxy *p, const char *name);
 /* Replace every network fault with copies of `net`'s (NULL: none), and the

@@ -1,46 +1,7 @@
-/* devwire-sim's recording and fault-injecting proxy, its connections: see
- * proxy.h and proxy_int.h.
- *
- * Everything runs on the loop thread. A connection is two legs, one per
- * direction, each reading one socket and writing the other (through the
- * device's connection core, device/conn.h). A leg writes at once when
- * nothing is scheduled before it; otherwise its output waits in a queue of
- * timed items (data, a close, a reset, the end of the direction) that the
- * leg's timer releases in order. Past a bound of bytes waiting for a
- * socket, the leg stops reading its source until they have gone out.
- *
- * A rule's outcome (the engine's dw_sim_outcome) is carried out here, in
- * apply_rule, not by the device's outcome player (device/outcome.h). Both
- * read the same decision and share the piece sizes (dw__sim_piece), the
- * fault names and the connection core, but they act in two ways: the
- * player serves one request at a time from its timer (after the delay it
- * charges --max-buffered, then acts on the fault, then writes piece after
- * piece while the connection is open), while the proxy schedules it all
- * when the frame is decided, as items due at delay + pauses in the leg's
- * queue, because each piece must pass the network faults and keep its
- * order with the bytes forwarded behind it. And what each fault does
- * differs on every point, so one plan for both would be two plans behind
- * flags:
- *   - the bytes: the frame as read; the rule's reply only when the rule
- *     has replies and no fault (or a duplicate), and a request rule's
- *     reply goes back to the client (the device never sees the request);
- *     the device always writes its reply;
- *   - a rule's "probability" and "delay" are drawn here, per connection
- *     (the proxy's engines have no generator); a spared frame passes as it
- *     came, not as the rule's reply;
- *   - "close" and "reset" end both sides after what is queued (reset: RST
- *     to the client); "hang" stops both directions; the device ends its
- *     one connection (a line or datagrams: nothing), and its hang leaves
- *     the connection reading;
- *   - "garbage" goes whole, never split;
- *   - "duplicate": both copies in pieces, each timed from the delay, so the
- *     queue sends the second right behind the first; the device writes the
- *     copy whole, then the reply in its pieces (datagrams: one more
- *     datagram, only when the reply is not split);
- *   - the transcript gets the "fault" when the frame is decided and no
- *     "in" or "out"; the device's "fault" comes after the delay (on
- *     datagrams, when decided) and its garbage is an event with the bytes. */
-#include "record/proxy_int.h"
+/* devwire-sim's recording and fault-injecting proxy, a connection's bytes:
+ * reading, framing, the rules' outcomes, the timed queue and writing (see
+ * proxy_conn.h; opening a connection and its faults are proxy_open.c's). */
+#include "record/proxy_conn.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -62,61 +23,6 @@
 #include "record/record.h"
 #include "device/conn.h"
 #include "device/server_int.h"
-
-typedef enum { ITEM_DATA, ITEM_CLOSE, ITEM_RESET, ITEM_END, ITEM_HANG } item_kind;
-
-typedef struct item {
-    struct item *next;
-    uint64_t due_us;
-    item_kind kind;
-    size_t len;
-    uint8_t data[];
-} item;
-
-typedef struct pconn pconn;
-
-typedef struct leg {
-    pconn *c;
-    int dir; /* DW_SIM_DIR_REQUEST: client to device */
-    uv_tcp_t *src, *dst;
-    dw_sim_wire wire;  /* writes to dst; stalled: dst does not take what comes */
-    uv_timer_t timer;  /* releases the queue */
-    dw_telnet *telnet; /* fault proxy over Telnet: terminates Telnet on src */
-    dw_decoder *dec;   /* frames, when this direction has rules */
-    dw_sim_session *sess;
-    dw_buf data, payload, raw; /* data bytes read; the frame; its bytes as read */
-    dw_sim_outcome out;
-    dw_sim_shaper sh;
-    dw__sim_fuzz_leg fz;
-    item *head, *tail;
-    size_t queued;                 /* bytes in the queue */
-    int reading, eof, ended, held; /* held: the queue is full */
-} leg;
-
-struct pconn {
-    uv_tcp_t down, up; /* the client, the device */
-    uv_connect_t creq;
-    uv_timer_t guard; /* a timeout fault's deadline */
-    int handles;
-    dw_sim_proxy *px;
-    pconn *prev, *next;
-    uint64_t id;
-    char peer[DW_SIM_ADDR_MAX];
-    leg legs[2];
-    int connected, closing, hung, guard_reset;
-    dw_sim_rng rng;
-};
-
-static uint64_t now_us(const pconn *c)
-{
-    (void)c;
-    return uv_hrtime() / 1000;
-}
-
-static int telnet_mode(const dw_sim_proxy *p)
-{
-    return !p->rec && !p->raw && p->script->transport == DW_SIM_TELNET;
-}
 
 /* ---- ending a connection ------------------------------------------------------ */
 
@@ -142,6 +48,7 @@ static void conn_free(pconn *c)
         dw_buf_free(&l->raw);
         dw_sim_outcome_free(&l->out);
         dw__sim_fuzz_leg_free(&l->fz);
+        dw__sim_tap_free(&l->tap);
     }
     free(c);
 }
@@ -162,7 +69,7 @@ static void on_leg_timer_closed(uv_handle_t *h)
 
 /* Close both sides now: the client's with RST when reset_down, the
  * device's with RST when reset_up; what waits is dropped. */
-static void conn_teardown(pconn *c, int reset_down, int reset_up)
+void dw__sim_pconn_teardown(pconn *c, int reset_down, int reset_up)
 {
     if (c->closing)
         return;
@@ -171,7 +78,7 @@ static void conn_teardown(pconn *c, int reset_down, int reset_up)
     dw_sim_transcript_event(p->raw ? NULL : p->transcript, NULL, c->id, "close", NULL, 0, NULL,
                             c->peer);
     if (p->rec)
-        dw_sim_recorder_close(p->rec, c->id, now_us(c));
+        dw_sim_recorder_close(p->rec, c->id, dw__sim_pconn_now_us());
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -186,15 +93,13 @@ static void conn_teardown(pconn *c, int reset_down, int reset_up)
         uv_close((uv_handle_t *)&c->legs[d].timer, on_leg_timer_closed);
 }
 
-static void conn_fault(pconn *c, const char *what)
+void dw__sim_pconn_fault(pconn *c, const char *what)
 {
     dw_sim_transcript_event(c->px->raw ? NULL : c->px->transcript, NULL, c->id, "fault", NULL, 0,
                             what, NULL);
 }
 
 /* ---- writing --------------------------------------------------------------------- */
-
-static void update_reading(leg *l);
 
 static int wire_gone(dw_sim_wire *w)
 {
@@ -206,20 +111,32 @@ static void wire_failed(dw_sim_wire *w, int status)
 {
     leg *l = w->owner;
     (void)status;
-    conn_teardown(l->c, 0, 0);
+    dw__sim_pconn_teardown(l->c, 0, 0);
 }
 
 /* The destination stopped (or went back to) taking what comes: stop (or
  * go on) reading the source. */
 static void wire_stall(dw_sim_wire *w)
 {
-    update_reading(w->owner);
+    dw__sim_pleg_reading(w->owner);
 }
 
 static const dw_sim_wire_ops leg_wire = {wire_gone, wire_failed, NULL, wire_stall};
 
+void dw__sim_pleg_init(leg *l, pconn *c, int dir)
+{
+    l->c = c;
+    l->dir = dir;
+    l->src = dir == DW_SIM_DIR_REQUEST ? &c->down : &c->up;
+    l->dst = dir == DW_SIM_DIR_REQUEST ? &c->up : &c->down;
+    l->wire = (dw_sim_wire){l->dst, &leg_wire, l, 0};
+    uv_timer_init(dw_sim_loop_uv(c->px->loop), &l->timer);
+    l->timer.data = l;
+    dw_sim_outcome_init(&l->out);
+}
+
 /* Raw bytes to the leg's destination: at once if the socket takes them. */
-static void raw_write(leg *l, const uint8_t *p, size_t n)
+void dw__sim_pleg_raw_write(leg *l, const uint8_t *p, size_t n)
 {
     if (l->c->closing || n == 0)
         return;
@@ -229,17 +146,17 @@ static void raw_write(leg *l, const uint8_t *p, size_t n)
 /* Data bytes out: Telnet doubles 0xFF. */
 static void data_write(leg *l, const uint8_t *p, size_t n)
 {
-    if (!telnet_mode(l->c->px) || !memchr(p, 0xff, n)) {
-        raw_write(l, p, n);
+    if (!dw__sim_proxy_telnet(l->c->px) || !memchr(p, 0xff, n)) {
+        dw__sim_pleg_raw_write(l, p, n);
         return;
     }
     dw_buf *b = &l->c->px->scratch;
     dw_buf_clear(b);
     if (dw_telnet_escape(p, n, b) != DW_OK) {
-        conn_teardown(l->c, 0, 0);
+        dw__sim_pconn_teardown(l->c, 0, 0);
         return;
     }
-    raw_write(l, b->data, b->len);
+    dw__sim_pleg_raw_write(l, b->data, b->len);
 }
 
 static void on_shutdown(void *arg)
@@ -247,7 +164,7 @@ static void on_shutdown(void *arg)
     leg *l = arg;
     pconn *c = l->c;
     if (!c->closing && c->legs[0].ended && c->legs[1].ended)
-        conn_teardown(c, 0, 0);
+        dw__sim_pconn_teardown(c, 0, 0);
 }
 
 /* The direction is over: FIN to its destination once its writes are out. */
@@ -258,7 +175,7 @@ static void leg_end(leg *l)
     l->ended = 1;
     if (dw__sim_shutdown(l->dst, on_shutdown, l) != 0) {
         if (l->c->legs[0].ended && l->c->legs[1].ended)
-            conn_teardown(l->c, 0, 0);
+            dw__sim_pconn_teardown(l->c, 0, 0);
     }
 }
 
@@ -270,7 +187,7 @@ static void on_leg_timer(uv_timer_t *t);
 static void leg_drain(leg *l)
 {
     pconn *c = l->c;
-    uint64_t now = now_us(c);
+    uint64_t now = dw__sim_pconn_now_us();
     while (l->head && !c->closing && l->head->due_us <= now + 500) {
         item *it = l->head;
         l->head = it->next;
@@ -282,10 +199,10 @@ static void leg_drain(leg *l)
             data_write(l, it->data, it->len);
             break;
         case ITEM_CLOSE:
-            conn_teardown(c, 0, 0);
+            dw__sim_pconn_teardown(c, 0, 0);
             break;
         case ITEM_RESET:
-            conn_teardown(c, 1, 0);
+            dw__sim_pconn_teardown(c, 1, 0);
             break;
         case ITEM_END:
             leg_end(l);
@@ -298,7 +215,7 @@ static void leg_drain(leg *l)
     }
     if (l->held && l->queued <= DW_SIM_WRITE_QUEUE_LIMIT / 2 && !c->closing) {
         l->held = 0;
-        update_reading(l);
+        dw__sim_pleg_reading(l);
     }
     if (c->closing || !l->head)
         return;
@@ -347,7 +264,7 @@ static void plan_piece(void *user, size_t off, size_t len, uint64_t due_us)
 }
 
 /* Data out through the network faults, `delay_ms` later. */
-static void emit(leg *l, const uint8_t *p, size_t n, unsigned delay_ms)
+void dw__sim_pleg_emit(leg *l, const uint8_t *p, size_t n, unsigned delay_ms)
 {
     pconn *c = l->c;
     if (c->closing || c->hung || n == 0)
@@ -358,18 +275,18 @@ static void emit(leg *l, const uint8_t *p, size_t n, unsigned delay_ms)
     }
     plan_ctx pc = {l, p, (uint64_t)delay_ms * 1000, DW_OK};
     int close = 0;
-    dw_sim_shaper_plan(&l->sh, &c->rng, now_us(c), n, plan_piece, &pc, &close);
+    dw_sim_shaper_plan(&l->sh, &c->rng, dw__sim_pconn_now_us(), n, plan_piece, &pc, &close);
     if (pc.rc == DW_OK && close) {
-        conn_fault(c, l->dir ? "reply.limit_data" : "request.limit_data");
-        pc.rc = enqueue(l, ITEM_CLOSE, NULL, 0, now_us(c));
+        dw__sim_pconn_fault(c, l->dir ? "reply.limit_data" : "request.limit_data");
+        pc.rc = enqueue(l, ITEM_CLOSE, NULL, 0, dw__sim_pconn_now_us());
     }
     if (pc.rc != DW_OK) {
-        conn_teardown(c, 0, 0);
+        dw__sim_pconn_teardown(c, 0, 0);
         return;
     }
     if (!l->held && l->queued > DW_SIM_WRITE_QUEUE_LIMIT) { /* a slow line: stop reading */
         l->held = 1;
-        update_reading(l);
+        dw__sim_pleg_reading(l);
     }
     leg_drain(l);
 }
@@ -377,8 +294,8 @@ static void emit(leg *l, const uint8_t *p, size_t n, unsigned delay_ms)
 /* An action (close, reset, hang, end) after what is queued, `delay_ms` later. */
 static void emit_action(leg *l, item_kind kind, unsigned delay_ms)
 {
-    if (enqueue(l, kind, NULL, 0, now_us(l->c) + (uint64_t)delay_ms * 1000) != DW_OK)
-        conn_teardown(l->c, 0, 0);
+    if (enqueue(l, kind, NULL, 0, dw__sim_pconn_now_us() + (uint64_t)delay_ms * 1000) != DW_OK)
+        dw__sim_pconn_teardown(l->c, 0, 0);
     else
         leg_drain(l);
 }
@@ -390,13 +307,13 @@ static void emit_split(leg *l, const dw_sim_outcome *o, const uint8_t *p, size_t
                        unsigned delay_ms)
 {
     if (!o->nsplit) {
-        emit(l, p, n, delay_ms);
+        dw__sim_pleg_emit(l, p, n, delay_ms);
         return;
     }
     size_t k = 0;
     for (size_t at = 0; at < n; k++) {
         size_t piece = dw__sim_piece(o, n - at, k);
-        emit(l, p + at, piece, delay_ms);
+        dw__sim_pleg_emit(l, p + at, piece, delay_ms);
         at += piece;
         delay_ms += o->split_delay_ms;
     }
@@ -420,7 +337,7 @@ static void apply_rule(leg *l, const dw_sim_outcome *o)
     /* A request rule's reply answers the client: the device never sees it. */
     leg *to = rewrite && l->dir == DW_SIM_DIR_REQUEST ? &c->legs[DW_SIM_DIR_REPLY] : l;
     if (fault != DW_SIM_FAULT_NONE)
-        conn_fault(c, dw__sim_fault_name(fault));
+        dw__sim_pconn_fault(c, dw__sim_fault_name(fault));
     switch (fault) {
     case DW_SIM_FAULT_CLOSE:
         emit_action(l, ITEM_CLOSE, delay);
@@ -434,7 +351,7 @@ static void apply_rule(leg *l, const dw_sim_outcome *o)
     case DW_SIM_FAULT_DROP:
         return;
     case DW_SIM_FAULT_GARBAGE:
-        emit(l, o->bytes.data, o->bytes.len, delay);
+        dw__sim_pleg_emit(l, o->bytes.data, o->bytes.len, delay);
         return;
     case DW_SIM_FAULT_DUPLICATE:
         p = rule->action.nreplies ? o->bytes.data : l->raw.data;
@@ -453,14 +370,14 @@ static void apply_rule(leg *l, const dw_sim_outcome *o)
 static void pass_frame(leg *l)
 {
     if (!l->sh.fuzz) {
-        emit(l, l->raw.data, l->raw.len, 0);
+        dw__sim_pleg_emit(l, l->raw.data, l->raw.len, 0);
         return;
     }
     dw__sim_fuzz_piece pc[DW__SIM_FUZZ_PIECES];
     size_t n = dw__sim_fuzz_frame(l->c->px, &l->fz, &l->sh.fz, l->dir, l->c->id, l->raw.data,
                                   l->raw.len, l->payload.data, l->payload.len, pc);
     for (size_t i = 0; i < n; i++)
-        emit(l, pc[i].p, pc[i].n, pc[i].delay_ms);
+        dw__sim_pleg_emit(l, pc[i].p, pc[i].n, pc[i].delay_ms);
 }
 
 /* One whole frame: its bytes as read in l->raw, its payload in l->payload. */
@@ -477,7 +394,7 @@ static void on_frame(leg *l)
     int rc = dw_sim_engine_handle(p->eng[l->dir], l->sess, l->payload.data, l->payload.len, &l->out,
                                   &err);
     if (rc != DW_OK && rc != DW_EINVAL) {
-        conn_teardown(c, 0, 0);
+        dw__sim_pconn_teardown(c, 0, 0);
         return;
     }
     if (rc == DW_EINVAL)
@@ -496,7 +413,7 @@ static size_t pass_prompt(leg *l, const uint8_t *p, size_t n)
     if (l->dir != DW_SIM_DIR_REPLY || !pr->len || l->raw.len || n < pr->len ||
         memcmp(p, pr->data, pr->len) != 0)
         return 0;
-    emit(l, p, pr->len, 0);
+    dw__sim_pleg_emit(l, p, pr->len, 0);
     return pr->len;
 }
 
@@ -505,7 +422,7 @@ static void leg_data(leg *l, const uint8_t *p, size_t n)
 {
     pconn *c = l->c;
     if (!l->dec) {
-        emit(l, p, n, 0);
+        dw__sim_pleg_emit(l, p, n, 0);
         return;
     }
     size_t at = 0;
@@ -520,7 +437,7 @@ static void leg_data(leg *l, const uint8_t *p, size_t n)
         dw_error_clear(&err);
         int rc = dw_decoder_feed(l->dec, p + at, n - at, &used, &l->payload, &err);
         if (dw_buf_append(&l->raw, p + at, used) != DW_OK) {
-            conn_teardown(c, 0, 0);
+            dw__sim_pconn_teardown(c, 0, 0);
             return;
         }
         at += used;
@@ -529,7 +446,7 @@ static void leg_data(leg *l, const uint8_t *p, size_t n)
         if (rc == DW_OK)
             on_frame(l);
         else /* not a frame the rules can read: it passes as it came */
-            emit(l, l->raw.data, l->raw.len, 0);
+            dw__sim_pleg_emit(l, l->raw.data, l->raw.len, 0);
         dw_buf_clear(&l->raw);
     }
 }
@@ -550,19 +467,20 @@ static void leg_eof(leg *l)
 {
     pconn *c = l->c;
     l->eof = 1;
-    update_reading(l);
+    dw__sim_pleg_reading(l);
     if (c->px->rec) {
         leg_end(l);
         return;
     }
+    dw__sim_tap_finish(&l->tap);
     if (l->raw.len) {
-        emit(l, l->raw.data, l->raw.len, 0);
+        dw__sim_pleg_emit(l, l->raw.data, l->raw.len, 0);
         dw_buf_clear(&l->raw);
         dw_decoder_reset(l->dec);
     }
     dw__sim_fuzz_piece held;
     if (dw__sim_fuzz_flush(&l->fz, &held)) /* a swapped frame had no next one */
-        emit(l, held.p, held.n, 0);
+        dw__sim_pleg_emit(l, held.p, held.n, 0);
     emit_action(l, ITEM_END, l->sh.slow_close ? l->sh.close_ms : 0);
 }
 
@@ -574,7 +492,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         return;
     if (nread < 0) {
         if (c->px->rec) /* who ended first, and how: a close the device gave an answer */
-            dw_sim_recorder_end(c->px->rec, c->id, l->dir, nread != UV_EOF, now_us(c));
+            dw_sim_recorder_end(c->px->rec, c->id, l->dir, nread != UV_EOF, dw__sim_pconn_now_us());
         if (nread == UV_EOF) {
             leg_eof(l);
             return;
@@ -584,7 +502,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         dw_log(c->px->logger, DW_LOG_INFO, "%s: connection %llu: %s %s", c->peer,
                (unsigned long long)c->id, from_device ? "device" : "client",
                uv_strerror((int)nread));
-        conn_teardown(c, from_device, !from_device);
+        dw__sim_pconn_teardown(c, from_device, !from_device);
         return;
     }
     const uint8_t *p = (const uint8_t *)b->base;
@@ -595,8 +513,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         (ack == DW_SIM_TCP_ACK_QUICK || (ack == DW_SIM_TCP_ACK_DEFAULT && !px->delayed_ack)))
         dw__sim_quickack(&c->down); /* as a device would (server_tcp.c) */
     if (px->rec) {                  /* recording: the bytes go on as they are, first */
-        raw_write(l, p, n);
-        dw_sim_recorder_bytes(px->rec, c->id, l->dir, p, n, now_us(c));
+        dw__sim_pleg_raw_write(l, p, n);
+        dw_sim_recorder_bytes(px->rec, c->id, l->dir, p, n, dw__sim_pconn_now_us());
         return;
     }
     if (c->hung)
@@ -606,18 +524,20 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         if (dw_telnet_feed(l->telnet, p, n, &l->data) != DW_OK) {
             dw_log(px->logger, DW_LOG_WARN, "%s: connection %llu: %s", c->peer,
                    (unsigned long long)c->id, dw_telnet_error_message(l->telnet));
-            conn_teardown(c, 0, 0);
+            dw__sim_pconn_teardown(c, 0, 0);
             return;
         }
         p = l->data.data;
         n = l->data.len;
     }
-    if (n)
+    if (n) {
+        dw__sim_tap_feed(&l->tap, p, n); /* a copy for the transcript, before any fault's note */
         leg_data(l, p, n);
+    }
 }
 
 /* Read while connected, not ended, and the destination takes what comes. */
-static void update_reading(leg *l)
+void dw__sim_pleg_reading(leg *l)
 {
     pconn *c = l->c;
     int want = c->connected && !c->closing && !l->eof && !l->wire.stalled && !l->held;
@@ -630,157 +550,8 @@ static void update_reading(leg *l)
         uv_read_stop((uv_stream_t *)l->src);
 }
 
-/* ---- opening ---------------------------------------------------------------------------- */
-
-static int telnet_out(void *user, const uint8_t *p, size_t n)
-{
-    leg *l = user; /* negotiation answers go back to the leg's source */
-    leg *back = &l->c->legs[!l->dir];
-    raw_write(back, p, n);
-    return DW_OK;
-}
-
-/* A timeout's deadline (both sides closed), or a reset_peer's (RST both). */
-static void on_guard(uv_timer_t *t)
-{
-    pconn *c = t->data;
-    conn_fault(c, c->guard_reset ? "reset_peer" : "timeout");
-    conn_teardown(c, c->guard_reset, c->guard_reset);
-}
-
-/* The legs' framing, rules, Telnet filters and network faults. */
-static int legs_init(pconn *c)
-{
-    dw_sim_proxy *p = c->px;
-    dw_sim_rng_seed(&c->rng, p->seed, c->id);
-    unsigned timeout_ms = 0;
-    for (int d = 0; d < 2; d++) {
-        leg *l = &c->legs[d];
-        if (p->rec)
-            continue;
-        dw_sim_shaper_init(&l->sh, p->net, d, &c->rng);
-        if (l->sh.timeout && l->sh.timeout_ms && (!timeout_ms || l->sh.timeout_ms < timeout_ms)) {
-            timeout_ms = l->sh.timeout_ms;
-            c->guard_reset = 0;
-        }
-        if (l->sh.reset_peer && (!timeout_ms || l->sh.reset_ms <= timeout_ms)) {
-            timeout_ms = l->sh.reset_ms ? l->sh.reset_ms : 1;
-            c->guard_reset = 1;
-        }
-        if (p->eng[d] || l->sh.fuzz) {
-            l->dec = dw_decoder_new(p->frame_m[d]);
-            l->sess = p->eng[d] ? dw_sim_session_new(p->eng[d]) : NULL;
-            if (!l->dec || (p->eng[d] && !l->sess))
-                return DW_ENOMEM;
-        }
-        if (telnet_mode(p)) {
-            dw_telnet_options to;
-            dw_telnet_options_init(&to);
-            to.server = d == DW_SIM_DIR_REQUEST; /* a server to the client */
-            to.echo = 0;
-            to.name = d == DW_SIM_DIR_REQUEST ? c->peer : p->up_addr;
-            to.logger = p->logger;
-            if (!(l->telnet = dw_telnet_new(&to, NULL, telnet_out, l)))
-                return DW_ENOMEM;
-        }
-    }
-    if (timeout_ms)
-        uv_timer_start(&c->guard, on_guard, timeout_ms, 0);
-    return DW_OK;
-}
-
-static void on_connect(uv_connect_t *req, int status)
-{
-    pconn *c = req->data;
-    dw_sim_proxy *p = c->px;
-    if (c->closing)
-        return;
-    if (status < 0) {
-        dw_log(p->logger, DW_LOG_WARN, "%s: connection %llu: connect %s: %s; resetting the client",
-               c->peer, (unsigned long long)c->id, p->up_addr, uv_strerror(status));
-        conn_teardown(c, 1, 0);
-        return;
-    }
-    c->connected = 1;
-    uv_tcp_nodelay(&c->up, 1);
-    if (p->rec)
-        dw_sim_recorder_open(p->rec, c->id, now_us(c));
-    if (c->legs[0].telnet)
-        dw_telnet_start(c->legs[0].telnet);
-    update_reading(&c->legs[0]);
-    update_reading(&c->legs[1]);
-}
-
-static void on_refused_closed(uv_handle_t *h)
-{
-    free(h);
-}
-
-static void conn_start(dw_sim_proxy *p, pconn *c)
-{
-    uv_loop_t *uv = dw_sim_loop_uv(p->loop);
-    uv_tcp_init(uv, &c->up);
-    uv_timer_init(uv, &c->guard);
-    c->up.data = c->guard.data = c;
-    c->handles = 5;
-    c->id = ++p->next_id;
-    for (int d = 0; d < 2; d++) {
-        leg *l = &c->legs[d];
-        l->c = c;
-        l->dir = d;
-        l->src = d == DW_SIM_DIR_REQUEST ? &c->down : &c->up;
-        l->dst = d == DW_SIM_DIR_REQUEST ? &c->up : &c->down;
-        l->wire = (dw_sim_wire){l->dst, &leg_wire, l, 0};
-        uv_timer_init(uv, &l->timer);
-        l->timer.data = l;
-        dw_sim_outcome_init(&l->out);
-    }
-    c->next = p->conns;
-    if (p->conns)
-        p->conns->prev = c;
-    p->conns = c;
-    p->nconns++;
-    uv_tcp_nodelay(&c->down, 1);
-    dw_sim_transcript_event(p->raw ? NULL : p->transcript, NULL, c->id, "open", NULL, 0, NULL,
-                            c->peer);
-    c->creq.data = c;
-    int rc = legs_init(c);
-    int r = rc == DW_OK
-                ? uv_tcp_connect(&c->creq, &c->up, (const struct sockaddr *)&p->up_sa, on_connect)
-                : UV_ENOMEM;
-    if (r != 0) {
-        dw_log(p->logger, DW_LOG_WARN, "%s: connection %llu: connect %s: %s", c->peer,
-               (unsigned long long)c->id, p->up_addr, uv_strerror(r));
-        conn_teardown(c, 1, 0);
-    }
-}
-
-void dw__sim_proxy_accept(dw_sim_proxy *p, uv_stream_t *ls)
-{
-    pconn *c = calloc(1, sizeof *c);
-    if (!c || uv_tcp_init(ls->loop, &c->down) != 0) {
-        free(c);
-        return;
-    }
-    c->down.data = c;
-    c->px = p;
-    if (uv_accept(ls, (uv_stream_t *)&c->down) != 0) {
-        uv_close((uv_handle_t *)&c->down, on_refused_closed);
-        return;
-    }
-    p->accepted++;
-    dw__sim_peer_name(&c->down, c->peer, sizeof c->peer);
-    if (p->nconns >= p->max_connections) {
-        dw_log(p->logger, DW_LOG_WARN, "%s: refused: connection limit (%zu) reached", c->peer,
-               p->max_connections);
-        uv_close((uv_handle_t *)&c->down, on_refused_closed);
-        return;
-    }
-    conn_start(p, c);
-}
-
 void dw__sim_proxy_drop_all(dw_sim_proxy *p)
 {
     while (p->conns)
-        conn_teardown(p->conns, 0, 0);
+        dw__sim_pconn_teardown(p->conns, 0, 0);
 }

@@ -1,5 +1,5 @@
 /* devwire-sim's proxy, internal: the proxy's state, which proxy.c (the
- * proxy) and proxy_conn.c (its connections) share. On the loop thread. */
+ * proxy) and its connections (proxy_conn.h) share. On the loop thread. */
 #ifndef DW_SIM_PROXY_INT_H
 #define DW_SIM_PROXY_INT_H
 
@@ -18,6 +18,7 @@
 #include "record/record.h"
 
 typedef struct pconn pconn;
+typedef struct dw__sim_udp_peer dw__sim_udp_peer;
 
 struct dw_sim_proxy {
     dw_sim_loop *loop;
@@ -41,18 +42,40 @@ struct dw_sim_proxy {
     dw_sim_journal *journal;   /* the control API's, for the fuzz's mutations; or NULL */
     dw_sim_recorder *rec;
     uint64_t seed, next_id, accepted, start_ms;
+    uint64_t fault_serial; /* the last serial given to a network fault */
     size_t nconns, max_connections;
     pconn *conns;
+    /* A UDP device (proxy_udp.c): the proxy's socket, a peer per client. */
+    uv_udp_t udp;
+    int datagrams, udp_open;
+    uint64_t udp_idle_ms;
+    dw__sim_udp_peer *peers;
     int stopped, raw;
     int delayed_ack; /* the client's side: no quick ACKs unless the script asks */
     dw_buf scratch;
 };
 
-/* proxy_conn.c: accept a client on ls (closed at once over the connection
+/* proxy_open.c: accept a client on ls (closed at once over the connection
  * limit) and connect it to the device. */
 void dw__sim_proxy_accept(dw_sim_proxy *p, uv_stream_t *ls);
-/* Close every connection now. */
+/* proxy_open.c: fault t, just added, reaches the open connections (each
+ * draws it as at its opening); fault t, about to be removed, leaves those
+ * that have it. */
+void dw__sim_proxy_take(dw_sim_proxy *p, const dw_sim_toxic *t);
+void dw__sim_proxy_drop(dw_sim_proxy *p, const dw_sim_toxic *t);
+/* proxy_conn.c: close every connection now. */
 void dw__sim_proxy_drop_all(dw_sim_proxy *p);
+
+/* proxy_udp.c: bind host:port for datagrams; forget every peer and close
+ * (at the stop); forget every peer (disconnect_all); fault t reaches the
+ * peers or leaves them, as dw__sim_proxy_take and _drop do. */
+int dw__sim_proxy_udp_open(dw_sim_proxy *p, const char *host, uint16_t port, dw_error *err);
+void dw__sim_proxy_udp_close(dw_sim_proxy *p);
+void dw__sim_proxy_udp_drop_all(dw_sim_proxy *p);
+void dw__sim_proxy_udp_take(dw_sim_proxy *p, const dw_sim_toxic *t);
+void dw__sim_proxy_udp_drop(dw_sim_proxy *p, const dw_sim_toxic *t);
+/* Why a UDP proxy cannot carry out fault t, or NULL when it can. */
+const char *dw__sim_proxy_udp_refuses(const dw_sim_toxic *t);
 
 /* proxy_listen.c: bind host:port and listen (and the refuse window's
  * timer); close both (at the stop). */
