@@ -1117,6 +1117,7 @@ Test(sim_control, journal_waiters_and_a_tail_poller_do_not_hold_up_the_device)
 typedef struct task_nice {
     char comm[32];
     int nice;
+    int policy; /* SCHED_OTHER 0, SCHED_IDLE 5 */
 } task_nice;
 
 static size_t tasks_of(pid_t pid, task_nice *t, size_t max)
@@ -1137,23 +1138,28 @@ static size_t tasks_of(pid_t pid, task_nice *t, size_t max)
         size_t len = fread(stat, 1, sizeof stat - 1, f);
         fclose(f);
         stat[len] = 0;
-        /* pid (comm) state ppid ... : nice is the 19th field, the 16th after ")". */
         char *open = strchr(stat, '('), *close = strrchr(stat, ')');
         if (!open || !close)
             continue;
         snprintf(t[n].comm, sizeof t[n].comm, "%.*s", (int)(close - open - 1), open + 1);
+        /* Fields from the 3rd on, after ")": nice is the 19th, policy the 41st. */
         char *q = close + 2;
-        for (int field = 3; field < 19 && q; field++)
+        for (int field = 3; q && field <= 41; field++) {
+            if (field == 19)
+                t[n].nice = atoi(q);
+            if (field == 41) {
+                t[n++].policy = atoi(q);
+                break;
+            }
             q = strchr(q, ' ') ? strchr(q, ' ') + 1 : NULL;
-        if (q)
-            t[n++].nice = atoi(q);
+        }
     }
     closedir(d);
     return n;
 }
 
-/* The HTTP threads run at a lower priority than the device loops, so an
- * API client's CPU comes out of what the devices leave. */
+/* The HTTP threads run in the SCHED_IDLE class, the device loops in the
+ * normal one, so an API client's CPU comes out of what the devices leave. */
 Test(sim_control, the_api_threads_yield_to_the_device_loops)
 {
     start();
@@ -1163,20 +1169,21 @@ Test(sim_control, the_api_threads_yield_to_the_device_loops)
     usleep(300 * 1000); /* the wait holds its connection thread */
     task_nice tasks[64];
     size_t n = tasks_of(dw_sim_fixture.proc.pid, tasks, 64);
-    int loops = 0, lowered = 0, main_nice = 99;
+    int loops = 0, idle = 0, main_policy = 99;
     for (size_t i = 0; i < n; i++) {
         if (strcmp(tasks[i].comm, "devwire-loop") == 0) {
             loops++;
+            cr_expect(eq(int, tasks[i].policy, 0), "a device loop in class %d", tasks[i].policy);
             cr_expect(eq(int, tasks[i].nice, 0), "a device loop at nice %d", tasks[i].nice);
-        } else if (tasks[i].nice == 10) {
-            lowered++;
+        } else if (tasks[i].policy == 5) {
+            idle++;
         } else if (strcmp(tasks[i].comm, "devwire-sim") == 0) {
-            main_nice = tasks[i].nice;
+            main_policy = tasks[i].policy;
         }
     }
     cr_expect(eq(int, loops, 1), "one device, one loop thread");
-    cr_expect(ge(int, lowered, 2), "the HTTP server and the waiting connection at nice 10");
-    cr_expect(eq(int, main_nice, 0), "the main thread keeps its priority");
+    cr_expect(ge(int, idle, 2), "the HTTP server and the waiting connection in SCHED_IDLE");
+    cr_expect(eq(int, main_policy, 0), "the main thread keeps its class");
     pthread_join(t, NULL);
     cr_expect(eq(int, w.status, 408), "%s", w.body);
     cr_expect(eq(int, finish(), 0));

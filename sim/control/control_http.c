@@ -18,6 +18,7 @@
 #include <microhttpd.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -342,13 +343,16 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     dw_log(c->o.logger, DW_LOG_WARN, "control %s: %s", c->addr, line);
 }
 
-/* The HTTP server's threads run at a lower scheduling priority than the
- * devices' loops (nice +CONTROL_NICE): on a machine whose cores are all
- * busy, what an API client costs (a journal wait matching every new entry,
- * a long verify) comes out of the CPU the devices leave. A thread inherits
- * its creator's nice value on Linux, so the daemon and the reaper are
- * started from a short-lived thread that lowered its own first; the
- * process's other threads keep theirs. Best effort: a failure is ignored. */
+/* The HTTP server's threads run in the SCHED_IDLE class, below the
+ * devices' loops: on a machine whose cores are all busy, what API clients
+ * cost (a journal wait matching every new entry, a long verify) comes out
+ * of the CPU the devices leave. A nice value is not enough: sixty waits at
+ * nice 10 weigh as much as six loops at nice 0, where sixty SCHED_IDLE
+ * threads weigh less than a fifth of one. A thread inherits its creator's
+ * class on Linux, so the daemon and the reaper are started from a
+ * short-lived thread that moved itself first; the process's other threads
+ * keep theirs. Best effort: without SCHED_IDLE, nice 10; a failure is
+ * ignored. */
 #define CONTROL_NICE 10
 
 typedef struct start_job {
@@ -360,7 +364,11 @@ static void *start_daemon(void *arg)
 {
     start_job *j = arg;
     dw_sim_control *c = j->c;
-    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), CONTROL_NICE);
+#ifdef SCHED_IDLE
+    struct sched_param none = {0};
+    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &none) != 0)
+#endif
+        (void)setpriority(PRIO_PROCESS, (id_t)gettid(), CONTROL_NICE);
     c->mhd = MHD_start_daemon(
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
         NULL, on_request, c, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, c, MHD_OPTION_LISTEN_SOCKET,
