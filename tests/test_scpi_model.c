@@ -57,6 +57,19 @@ static int fits(const char *pat, const char *msg)
     return m;
 }
 
+/* Every standard code has its standard message; others are unknown. */
+Test(scpi_parse, standard_error_messages)
+{
+    cr_expect(eq(str, (char *)dw_scpi_strerror(-113), "Undefined header"));
+    cr_expect(eq(str, (char *)dw_scpi_strerror(-211), "Trigger ignored"));
+    cr_expect(eq(str, (char *)dw_scpi_strerror(-214), "Trigger deadlock"));
+    cr_expect(eq(str, (char *)dw_scpi_strerror(-221), "Settings conflict"));
+    cr_expect(eq(str, (char *)dw_scpi_strerror(-230), "Data corrupt or stale"));
+    cr_expect(eq(str, (char *)dw_scpi_strerror(-410), "Query INTERRUPTED"));
+    cr_expect(eq(str, (char *)dw_scpi_strerror(-199), "Unknown error"));
+    cr_expect(eq(str, (char *)dw_scpi_strerror(5), "Unknown error"));
+}
+
 Test(scpi_parse, header_long_and_short_forms)
 {
     const char *pat = "[SOURce:]FREQuency[:CW]";

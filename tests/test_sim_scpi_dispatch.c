@@ -367,7 +367,7 @@ Test(conformance, a_rule_queues_its_error)
               "the reply, then the message goes on");
     cr_expect(eq(str, (char *)errors(&f), "201,\"Busy, say \"\"later\"\"\""), "its own text");
     cr_expect(eq(str, (char *)ask(&f, "SIM:BAD;*OPC?"), ""), "a command error drops the rest");
-    cr_expect(eq(str, (char *)errors(&f), "-100,\"Unknown error\""));
+    cr_expect(eq(str, (char *)errors(&f), "-100,\"Command error\""));
     fix_close(&f);
 }
 

@@ -24,24 +24,73 @@
 
 #include <devwire/buf.h>
 
-/* SCPI-99 error codes the model uses, and their standard messages. */
+/* SCPI-99's standard error codes (SCPI-99 vol. 2, 21.8), and their messages. */
 #define DW_SCPI_ERROR_MAP(X)                                                                       \
+    X(-100, COMMAND, "Command error")                                                              \
+    X(-101, INVALID_CHAR, "Invalid character")                                                     \
     X(-102, SYNTAX, "Syntax error")                                                                \
     X(-103, SEPARATOR, "Invalid separator")                                                        \
     X(-104, DATA_TYPE, "Data type error")                                                          \
+    X(-105, GET_NOT_ALLOWED, "GET not allowed")                                                    \
     X(-108, PARAM_NOT_ALLOWED, "Parameter not allowed")                                            \
     X(-109, MISSING_PARAM, "Missing parameter")                                                    \
+    X(-110, HEADER, "Command header error")                                                        \
+    X(-111, HEADER_SEPARATOR, "Header separator error")                                            \
     X(-112, MNEMONIC_TOO_LONG, "Program mnemonic too long")                                        \
     X(-113, UNDEFINED_HEADER, "Undefined header")                                                  \
     X(-114, SUFFIX_RANGE, "Header suffix out of range")                                            \
+    X(-115, PARAM_COUNT, "Unexpected number of parameters")                                        \
+    X(-120, NUMERIC_DATA, "Numeric data error")                                                    \
     X(-121, NUMBER_CHAR, "Invalid character in number")                                            \
+    X(-123, EXPONENT, "Exponent too large")                                                        \
+    X(-124, TOO_MANY_DIGITS, "Too many digits")                                                    \
+    X(-128, NUMERIC_NOT_ALLOWED, "Numeric data not allowed")                                       \
+    X(-130, SUFFIX, "Suffix error")                                                                \
     X(-131, INVALID_SUFFIX, "Invalid suffix")                                                      \
+    X(-134, SUFFIX_TOO_LONG, "Suffix too long")                                                    \
+    X(-138, SUFFIX_NOT_ALLOWED, "Suffix not allowed")                                              \
+    X(-140, CHAR_DATA_ERROR, "Character data error")                                               \
     X(-141, CHAR_DATA, "Invalid character data")                                                   \
+    X(-144, CHAR_DATA_TOO_LONG, "Character data too long")                                         \
+    X(-148, CHAR_DATA_NOT_ALLOWED, "Character data not allowed")                                   \
+    X(-150, STRING_DATA_ERROR, "String data error")                                                \
     X(-151, STRING_DATA, "Invalid string data")                                                    \
+    X(-158, STRING_NOT_ALLOWED, "String data not allowed")                                         \
+    X(-160, BLOCK_DATA_ERROR, "Block data error")                                                  \
     X(-161, BLOCK_DATA, "Invalid block data")                                                      \
+    X(-168, BLOCK_NOT_ALLOWED, "Block data not allowed")                                           \
+    X(-170, EXPRESSION, "Expression error")                                                        \
+    X(-200, EXECUTION, "Execution error")                                                          \
+    X(-201, INVALID_IN_LOCAL, "Invalid while in local")                                            \
+    X(-203, PROTECTED, "Command protected")                                                        \
+    X(-210, TRIGGER, "Trigger error")                                                              \
+    X(-211, TRIGGER_IGNORED, "Trigger ignored")                                                    \
+    X(-212, ARM_IGNORED, "Arm ignored")                                                            \
+    X(-213, INIT_IGNORED, "Init ignored")                                                          \
+    X(-214, TRIGGER_DEADLOCK, "Trigger deadlock")                                                  \
+    X(-215, ARM_DEADLOCK, "Arm deadlock")                                                          \
+    X(-220, PARAMETER, "Parameter error")                                                          \
+    X(-221, SETTINGS_CONFLICT, "Settings conflict")                                                \
     X(-222, OUT_OF_RANGE, "Data out of range")                                                     \
+    X(-223, TOO_MUCH_DATA, "Too much data")                                                        \
     X(-224, ILLEGAL_VALUE, "Illegal parameter value")                                              \
+    X(-225, OUT_OF_MEMORY, "Out of memory")                                                        \
+    X(-230, DATA_STALE, "Data corrupt or stale")                                                   \
+    X(-231, DATA_QUESTIONABLE, "Data questionable")                                                \
+    X(-240, HARDWARE, "Hardware error")                                                            \
+    X(-241, HARDWARE_MISSING, "Hardware missing")                                                  \
+    X(-300, DEVICE_SPECIFIC, "Device-specific error")                                              \
+    X(-310, SYSTEM, "System error")                                                                \
+    X(-321, DEVICE_OUT_OF_MEMORY, "Out of memory")                                                 \
+    X(-330, SELF_TEST, "Self-test failed")                                                         \
+    X(-340, CALIBRATION, "Calibration failed")                                                     \
     X(-350, QUEUE_OVERFLOW, "Queue overflow")                                                      \
+    X(-360, COMMUNICATION, "Communication error")                                                  \
+    X(-363, INPUT_OVERRUN, "Input buffer overrun")                                                 \
+    X(-400, QUERY, "Query error")                                                                  \
+    X(-410, QUERY_INTERRUPTED, "Query INTERRUPTED")                                                \
+    X(-420, QUERY_UNTERMINATED, "Query UNTERMINATED")                                              \
+    X(-430, QUERY_DEADLOCKED, "Query DEADLOCKED")                                                  \
     X(-440, QUERY_AFTER_INDEFINITE, "Query UNTERMINATED after indefinite response")
 
 enum {
