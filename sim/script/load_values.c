@@ -19,7 +19,8 @@
 
 /* ---- errors and paths ---------------------------------------------------- */
 
-static int vfail_at(dw__load *c, size_t off, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static int vfail_at(dw__load *c, size_t off, const char *fmt,
+                                                          va_list ap)
 {
     char msg[400];
     vsnprintf(msg, sizeof msg, fmt, ap);
