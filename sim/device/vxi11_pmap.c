@@ -8,9 +8,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <rpc/rpc.h>
 #include <rpc/pmap_clnt.h>
+#include <rpc/pmap_prot.h>
 
 #include "common/net.h"
 #include "device/conn.h"
@@ -216,17 +218,34 @@ static void on_closed(uv_handle_t *h)
     }
 }
 
-/* The port is taken: register with the portmapper there, if it is one. */
-static int use_rpcbind(dw_sim_pmap *pm, const char *host, uint16_t port, dw_error *err)
+/* The TCP port that the portmapper on host:111 has for the core program, 0
+ * when none (or when what holds the port does not answer as a portmapper
+ * within two seconds). Over TCP: the port is known to be held. */
+static unsigned registered_port(const char *host)
 {
-    if (port != 111 || !pmap_set(DW_VXI11_CORE_PROG, DW_VXI11_VERS, IPPROTO_TCP, pm->core_port))
-        return dw_error_set(err, DW_EIO,
-                            "portmapper %s:%u: the port is taken%s; stop what holds it or give "
-                            "another with --portmapper PORT",
-                            host, (unsigned)port,
-                            port == 111 ? " and no rpcbind there takes a registration (pmap_set "
-                                          "failed)"
-                                        : "");
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(111);
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int sock = RPC_ANYSOCK; /* closed by clnt_destroy */
+    CLIENT *cl = clnttcp_create(&sa, PMAPPROG, PMAPVERS, &sock, 0, 0);
+    if (!cl)
+        return 0;
+    struct pmap q = {DW_VXI11_CORE_PROG, DW_VXI11_VERS, IPPROTO_TCP, 0};
+    u_long port = 0;
+    struct timeval tv = {2, 0};
+    if (clnt_call(cl, PMAPPROC_GETPORT, (xdrproc_t)xdr_pmap, (char *)&q, (xdrproc_t)xdr_u_long,
+                  (char *)&port, tv) != RPC_SUCCESS)
+        port = 0;
+    clnt_destroy(cl);
+    return port <= 65535 ? (unsigned)port : 0;
+}
+
+/* Registered with rpcbind on host:port. */
+static int registered(dw_sim_pmap *pm, const char *host, uint16_t port)
+{
     pm->registered = 1;
     snprintf(pm->addr, sizeof pm->addr, "%s:%u", host, (unsigned)port);
     dw_log(pm->logger, DW_LOG_INFO,
@@ -234,6 +253,33 @@ static int use_rpcbind(dw_sim_pmap *pm, const char *host, uint16_t port, dw_erro
            "with it",
            pm->addr, (unsigned)pm->core_port);
     return DW_OK;
+}
+
+/* The port is taken: register with the portmapper there, if it is one. */
+static int use_rpcbind(dw_sim_pmap *pm, const char *host, uint16_t port, dw_error *err)
+{
+    rpc_createerr.cf_stat = RPC_SUCCESS; /* set by pmap_set when rpcbind could not be asked */
+    if (port == 111 && pmap_set(DW_VXI11_CORE_PROG, DW_VXI11_VERS, IPPROTO_TCP, pm->core_port))
+        return registered(pm, host, port);
+    /* rpcbind answered no: it refuses a second registration of a program
+     * and version, another device's or one left by a simulator killed
+     * (SIGKILL) before it could remove its own. */
+    unsigned held = port == 111 && rpc_createerr.cf_stat == RPC_SUCCESS ? registered_port(host) : 0;
+    if (held)
+        return dw_error_set(err, DW_EIO,
+                            "portmapper %s:111 (rpcbind) already has the VXI-11 core program "
+                            "0x%X version %u registered, at TCP port %u: another device's, or "
+                            "left by a simulator that was killed; `rpcinfo -d %u %u` removes it, "
+                            "or give another port with --portmapper PORT",
+                            host, (unsigned)DW_VXI11_CORE_PROG, (unsigned)DW_VXI11_VERS, held,
+                            (unsigned)DW_VXI11_CORE_PROG, (unsigned)DW_VXI11_VERS);
+    return dw_error_set(err, DW_EIO,
+                        "portmapper %s:%u: the port is taken%s; stop what holds it or give "
+                        "another with --portmapper PORT",
+                        host, (unsigned)port,
+                        port == 111 ? " and no rpcbind there takes a registration (pmap_set "
+                                      "failed)"
+                                    : "");
 }
 
 static int bind_both(dw_sim_pmap *pm, uv_loop_t *loop, const char *host, uint16_t port,

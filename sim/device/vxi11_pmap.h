@@ -7,8 +7,9 @@
  * clients ask first), for the VXI-11 core program only: any other program
  * gets port 0 (not registered). When HOST:PORT is taken and a portmapper
  * there answers (rpcbind), the device registers the core channel with it
- * instead (pmap_set) and removes the registration when it stops. When the
- * port cannot be bound for lack of privilege, the error says so and names
+ * instead (pmap_set) and removes the registration when it stops; when
+ * rpcbind already has one (another device's, or a killed simulator's), the
+ * error names its port and `rpcinfo -d`. When the port cannot be bound for lack of privilege, the error says so and names
  * --portmapper. Loop thread only. */
 #ifndef DW_SIM_VXI11_PMAP_H
 #define DW_SIM_VXI11_PMAP_H
