@@ -15,13 +15,13 @@
 #define CHUNK_BYTES (256 * 1024)
 /* A waiter looks at the journal at most once per RECHECK_NS: under steady
  * traffic each waiter then costs the device at most one wake-up per period,
- * however many requests come, and finds a match at most this late. With
- * more than RECHECK_SHARE waiters at once the period grows with them (one
- * more RECHECK_NS per RECHECK_SHARE, at most RECHECK_MAX_NS), so that the
- * looks of all of them together stay near RECHECK_SHARE per period. */
-#define RECHECK_NS     5000000L
-#define RECHECK_SHARE  8
-#define RECHECK_MAX_NS 50000000L
+ * however many requests come, and finds a match at most this late. The
+ * looks fall on common boundaries (multiples of RECHECK_NS on the
+ * monotonic clock), so that waiters look together and share one copy of
+ * what came (the cache): sixty waiters copy the new entries once per
+ * period, not sixty times at sixty moments, each under the lock the
+ * device appends with. */
+#define RECHECK_NS 5000000L
 /* How far past its deadline a wait's matching pass may run (a wait with
  * timeout_ms=0 still looks at what is already there). */
 #define GRACE_NS 5000000L
@@ -34,7 +34,6 @@ struct dw_sim_journal {
     size_t size;             /* entries allocated: grows to cap as they come */
     uint64_t next_seq, dropped;
     size_t sleepers; /* waiters in pthread_cond_timedwait since the last wake-up */
-    size_t waiting;  /* waits under way (dw_sim_journal_wait) */
     int closed;
     struct shared *cache; /* the newest waiters' snapshot */
 };
@@ -501,8 +500,8 @@ static int find(const snapshot *s, uint64_t from,
 
 /* Under the lock, after a look at the journal at look_ns found nothing:
  * sleep until an entry comes (unless one came meanwhile), the journal
- * closes or the deadline, then out the rest of the period since the look
- * (RECHECK_NS, longer with many waiters), unregistered. The lock is held again on return. */
+ * closes or the deadline, then until the next boundary of RECHECK_NS after
+ * the look, unregistered. The lock is held again on return. */
 static void pace(dw_sim_journal *j, uint64_t since, int64_t look_ns, int64_t due_ns)
 {
     if (since >= j->next_seq && !j->closed) {
@@ -510,10 +509,8 @@ static void pace(dw_sim_journal *j, uint64_t since, int64_t look_ns, int64_t due
         j->sleepers++;
         pthread_cond_timedwait(&j->grew, &j->lock, &due);
     }
-    int64_t period = RECHECK_NS * (1 + (int64_t)(j->waiting / RECHECK_SHARE));
-    if (period > RECHECK_MAX_NS)
-        period = RECHECK_MAX_NS;
-    int64_t until = look_ns + period < due_ns ? look_ns + period : due_ns;
+    int64_t boundary = (look_ns / RECHECK_NS + 1) * RECHECK_NS;
+    int64_t until = boundary < due_ns ? boundary : due_ns;
     if (mono_ns() >= until || j->closed)
         return;
     struct timespec ts = as_timespec(until);
@@ -530,7 +527,6 @@ int dw_sim_journal_wait(dw_sim_journal *j, uint64_t since,
     int64_t due = mono_ns() + (int64_t)timeout_ms * 1000000;
     int rc = 1;
     pthread_mutex_lock(&j->lock);
-    j->waiting++;
     for (;;) {
         int64_t look = mono_ns();
         int more = 0, oom = 0;
@@ -557,7 +553,6 @@ int dw_sim_journal_wait(dw_sim_journal *j, uint64_t since,
         }
         pace(j, since, look, due);
     }
-    j->waiting--;
     pthread_mutex_unlock(&j->lock);
     return rc;
 }
