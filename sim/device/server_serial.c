@@ -291,33 +291,38 @@ static void on_poll(uv_poll_t *h, int status, int events)
 
 /* ---- opening and closing ------------------------------------------------- */
 
-/* The pseudo-terminal: master non-blocking, slave raw (no echo, no
- * translation) and kept open. */
-static int open_pty(sim_serial *l, char *path, size_t cap, dw_error *err)
+int dw__sim_tty_make_raw(int fd, const char *path, dw_error *err)
 {
-    l->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (l->master < 0)
-        return dw_error_set(err, DW_EIO, "posix_openpt: %s", strerror(errno));
-    if (grantpt(l->master) != 0 || unlockpt(l->master) != 0 || ptsname_r(l->master, path, cap) != 0)
-        return dw_error_set(err, DW_EIO, "pseudo-terminal: %s", strerror(errno));
-    l->slave = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (l->slave < 0)
-        return dw_error_set(err, DW_EIO, "open %s: %s", path, strerror(errno));
     struct termios t;
-    if (tcgetattr(l->slave, &t) != 0)
+    if (tcgetattr(fd, &t) != 0)
         return dw_error_set(err, DW_EIO, "tcgetattr %s: %s", path, strerror(errno));
     cfmakeraw(&t);
-    if (tcsetattr(l->slave, TCSANOW, &t) != 0)
+    if (tcsetattr(fd, TCSANOW, &t) != 0)
         return dw_error_set(err, DW_EIO, "tcsetattr %s: %s", path, strerror(errno));
-    int fl = fcntl(l->master, F_GETFL);
-    if (fl < 0 || fcntl(l->master, F_SETFL, fl | O_NONBLOCK) != 0)
+    return DW_OK;
+}
+
+int dw__sim_pty_open(int *master, int *slave, char *path, size_t cap, dw_error *err)
+{
+    *slave = -1;
+    *master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (*master < 0)
+        return dw_error_set(err, DW_EIO, "posix_openpt: %s", strerror(errno));
+    if (grantpt(*master) != 0 || unlockpt(*master) != 0 || ptsname_r(*master, path, cap) != 0)
+        return dw_error_set(err, DW_EIO, "pseudo-terminal: %s", strerror(errno));
+    *slave = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (*slave < 0)
+        return dw_error_set(err, DW_EIO, "open %s: %s", path, strerror(errno));
+    int rc = dw__sim_tty_make_raw(*slave, path, err);
+    if (rc != DW_OK)
+        return rc;
+    int fl = fcntl(*master, F_GETFL);
+    if (fl < 0 || fcntl(*master, F_SETFL, fl | O_NONBLOCK) != 0)
         return dw_error_set(err, DW_EIO, "fcntl %s: %s", path, strerror(errno));
     return DW_OK;
 }
 
-/* `link` -> `target`: a symbolic link put in place atomically (rename), over
- * a symbolic link already there, never over anything else. */
-static int make_link(const char *link, const char *target, dw_error *err)
+int dw__sim_link_make(const char *link, const char *target, dw_error *err)
 {
     struct stat st;
     if (lstat(link, &st) == 0 && !S_ISLNK(st.st_mode))
@@ -337,8 +342,7 @@ static int make_link(const char *link, const char *target, dw_error *err)
     return DW_OK;
 }
 
-/* Remove the link if it still points at this line. */
-static void remove_link(const char *link, const char *target)
+void dw__sim_link_remove(const char *link, const char *target)
 {
     char now[PATH_MAX];
     ssize_t n = readlink(link, now, sizeof now - 1);
@@ -409,7 +413,7 @@ static int serial_open(dw_sim_server *s, const dw_sim_server_options *o, dw_erro
     l->pace.data = l;
     l->handles = 2;
     s->serial = l;
-    int rc = open_pty(l, s->addr, sizeof s->addr, err);
+    int rc = dw__sim_pty_open(&l->master, &l->slave, s->addr, sizeof s->addr, err);
     if (rc == DW_OK && uv_poll_init(uv, &l->poll, l->master) == 0) {
         l->poll.data = l;
         l->handles++;
@@ -417,7 +421,7 @@ static int serial_open(dw_sim_server *s, const dw_sim_server_options *o, dw_erro
         rc = dw_error_set(err, DW_EIO, "poll %s: cannot watch the line", s->addr);
     }
     if (rc == DW_OK && l->link)
-        rc = make_link(l->link, s->addr, err);
+        rc = dw__sim_link_make(l->link, s->addr, err);
     if (rc != DW_OK) {
         free(l->link);
         l->link = NULL; /* not made: nothing to remove */
@@ -439,7 +443,7 @@ static void serial_close(dw_sim_server *s)
         return;
     s->serial = NULL;
     if (l->link)
-        remove_link(l->link, s->addr);
+        dw__sim_link_remove(l->link, s->addr);
     free(l->link);
     if (l->id)
         record(l, "close", NULL, 0, NULL, s->addr);

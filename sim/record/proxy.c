@@ -102,8 +102,12 @@ static void proxy_open(void *arg)
     open_args *a = arg;
     dw_sim_proxy *p = a->p;
     const char *host = a->o->host ? a->o->host : "127.0.0.1";
-    a->rc = p->datagrams ? dw__sim_proxy_udp_open(p, host, a->o->port, a->err)
-                         : dw__sim_proxy_listen_open(p, host, a->o->port, a->err);
+    if (p->serial)
+        a->rc = dw__sim_proxy_serial_open(p, a->o->upstream_path, a->o->link, a->err);
+    else if (p->datagrams)
+        a->rc = dw__sim_proxy_udp_open(p, host, a->o->port, a->err);
+    else
+        a->rc = dw__sim_proxy_listen_open(p, host, a->o->port, a->err);
     if (a->rc != DW_OK)
         return;
     uv_loop_t *uv = dw_sim_loop_uv(p->loop);
@@ -154,16 +158,39 @@ static int udp_check(const dw_sim_proxy_options *o, const dw_sim_script *s, dw_e
     return DW_OK;
 }
 
+/* What a serial line cannot do with `script`: DW_OK, or DW_EINVAL and why. */
+static int serial_check(const dw_sim_proxy_options *o, const dw_sim_script *s, dw_error *err)
+{
+    const char *path = s->path ? s->path : "script";
+    if (o->recorder || o->raw)
+        return dw_error_set(err, DW_EINVAL, "%s: recording speaks TCP and Telnet, not serial",
+                            path);
+    if (!o->upstream_path || !o->upstream_path[0])
+        return dw_error_set(err, DW_EINVAL, "%s: a serial line needs --upstream PATH", path);
+    if (s->nrules || s->nsteps)
+        return dw_error_set(err, DW_EINVAL,
+                            "%s: a serial faults script takes network faults, not rules", path);
+    const dw_sim_netfaults *n = s->network;
+    if (n && (n->refuse_for_ms || n->disconnect_after_ms || n->disconnect_every_ms))
+        return dw_error_set(err, DW_EINVAL, "%s: %s: a serial line has no connections to %s", path,
+                            n->refuse_for_ms ? "refuse_connections" : "disconnect_all",
+                            n->refuse_for_ms ? "refuse" : "drop");
+    for (size_t i = 0; n && i < n->n; i++) {
+        const char *why = dw__sim_proxy_serial_refuses(&n->toxics[i]);
+        if (why)
+            return dw_error_set(err, DW_EINVAL, "%s: network fault \"%s\": %s", path,
+                                n->toxics[i].name, why);
+    }
+    return DW_OK;
+}
+
 int dw_sim_proxy_new(const dw_sim_proxy_options *o, dw_sim_script *script, dw_sim_proxy **out,
                      dw_error *err)
 {
     *out = NULL;
-    if (script->transport == DW_SIM_SERIAL)
-        return dw_error_set(err, DW_EINVAL,
-                            "%s: the proxy speaks TCP, Telnet and UDP; the script's transport "
-                            "is serial",
-                            script->path ? script->path : "script");
-    int urc = script->transport == DW_SIM_UDP ? udp_check(o, script, err) : DW_OK;
+    int urc = script->transport == DW_SIM_UDP      ? udp_check(o, script, err)
+              : script->transport == DW_SIM_SERIAL ? serial_check(o, script, err)
+                                                   : DW_OK;
     if (urc != DW_OK)
         return urc;
     dw_sim_proxy *p = calloc(1, sizeof *p);
@@ -178,9 +205,14 @@ int dw_sim_proxy_new(const dw_sim_proxy_options *o, dw_sim_script *script, dw_si
     p->delayed_ack = o->delayed_ack;
     p->max_connections = o->max_connections ? o->max_connections : 1024;
     p->datagrams = script->transport == DW_SIM_UDP;
+    p->serial = script->transport == DW_SIM_SERIAL;
     p->udp_idle_ms = o->udp_idle_ms ? o->udp_idle_ms : 30000;
     p->script = script;
-    int rc = resolve(p, o->upstream_host, o->upstream_port, err);
+    int rc = DW_OK;
+    if (p->serial)
+        snprintf(p->up_addr, sizeof p->up_addr, "%s", o->upstream_path);
+    else
+        rc = resolve(p, o->upstream_host, o->upstream_port, err);
     if (rc == DW_OK && dw_sim_netfaults_copy(script->network, &p->net) != DW_OK)
         rc = dw_error_set(err, DW_ENOMEM, "out of memory");
     number_faults(p, 0);
@@ -230,7 +262,9 @@ static void do_add(void *arg)
         return;
     }
     dw_sim_proxy *p = a->p;
-    const char *why = p->datagrams ? dw__sim_proxy_udp_refuses(a->t) : NULL;
+    const char *why = p->datagrams ? dw__sim_proxy_udp_refuses(a->t)
+                      : p->serial  ? dw__sim_proxy_serial_refuses(a->t)
+                                   : NULL;
     if (why) {
         a->rc = dw_error_set(a->err, DW_EINVAL, "network fault \"%s\": %s", a->t->name, why);
         return;
@@ -242,7 +276,9 @@ static void do_add(void *arg)
     const dw_sim_toxic *t = &p->net->toxics[p->net->n - 1];
     if (t->new_only) /* else open connections draw it too */
         return;
-    if (p->datagrams)
+    if (p->serial)
+        dw__sim_proxy_serial_take(p, t);
+    else if (p->datagrams)
         dw__sim_proxy_udp_take(p, t);
     else
         dw__sim_proxy_take(p, t);
@@ -252,7 +288,9 @@ static void do_remove(void *arg)
 {
     fault_args *a = arg;
     const dw_sim_toxic *t = dw_sim_netfaults_find(a->p->net, a->name);
-    if (t && a->p->datagrams) /* the connections that have it lose it */
+    if (t && a->p->serial) /* the connections that have it lose it */
+        dw__sim_proxy_serial_drop(a->p, t);
+    else if (t && a->p->datagrams)
         dw__sim_proxy_udp_drop(a->p, t);
     else if (t)
         dw__sim_proxy_drop(a->p, t);
@@ -375,6 +413,7 @@ static void proxy_close(void *arg)
     }
     dw__sim_proxy_drop_all(p);
     dw__sim_proxy_udp_close(p);
+    dw__sim_proxy_serial_close(p);
 }
 
 void dw_sim_proxy_stop(dw_sim_proxy *p)

@@ -21,7 +21,9 @@
  * client and a Telnet client to the device (each side negotiates with the
  * proxy), so rules see data bytes; a recording passes Telnet through. A
  * UDP faults script makes it pass datagrams whole, a socket to the device
- * per client address, through the network faults a datagram can take. */
+ * per client address, through the network faults a datagram can take; a
+ * serial one makes it a line between the device's terminal and one of its
+ * own, through the network faults a line can take. */
 #ifndef DW_SIM_PROXY_H
 #define DW_SIM_PROXY_H
 
@@ -63,18 +65,24 @@ typedef struct dw_sim_proxy_options {
     /* A UDP faults script: a client address sends and gets nothing for
      * this long, and its socket to the device is closed (0: 30000). */
     uint64_t udp_idle_ms;
+    /* A serial faults script: the device's terminal (upstream_host and
+     * _port are not read), and a symbolic link to make to the proxy's own
+     * terminal (NULL: none; removed at the stop). Copied. */
+    const char *upstream_path;
+    const char *link;
 } dw_sim_proxy_options;
 
 void dw_sim_proxy_options_init(dw_sim_proxy_options *o);
 
 /* Resolve the upstream address, bind and listen (accepting starts with the
- * loop). Call it before dw_sim_loop_start. On DW_OK the proxy owns `script` (its transport,
- * framing, rules and network faults); on failure the caller keeps it and `err` names the problem
- * (DW_EINVAL for a script the proxy cannot serve: serial; UDP when recording,
- * or with rules or faults a datagram cannot carry). */
+ * loop); for a serial script, open the device's terminal and one for the
+ * client instead. Call it before dw_sim_loop_start. On DW_OK the proxy owns `script` (its
+ * transport, framing, rules and network faults); on failure the caller keeps it and `err` names the
+ * problem (DW_EINVAL for a script the proxy cannot serve: UDP or serial when recording, or with
+ * rules or faults a datagram or a line cannot carry; DW_EIO for a terminal that does not open). */
 int dw_sim_proxy_new(const dw_sim_proxy_options *o, dw_sim_script *script, dw_sim_proxy **out,
                      dw_error *err);
-/* "HOST:PORT" bound. */
+/* "HOST:PORT" bound; a serial line's terminal for the client (/dev/pts/N). */
 const char *dw_sim_proxy_address(const dw_sim_proxy *p);
 
 /* Faults at run time (thread-safe, through the loop). A network fault

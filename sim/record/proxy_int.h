@@ -19,6 +19,7 @@
 
 typedef struct pconn pconn;
 typedef struct dw__sim_udp_peer dw__sim_udp_peer;
+typedef struct dw__sim_serial_line dw__sim_serial_line;
 
 struct dw_sim_proxy {
     dw_sim_loop *loop;
@@ -50,6 +51,9 @@ struct dw_sim_proxy {
     int datagrams, udp_open;
     uint64_t udp_idle_ms;
     dw__sim_udp_peer *peers;
+    /* A serial device (proxy_serial.c): the line between two terminals. */
+    int serial;
+    dw__sim_serial_line *line;
     int stopped, raw;
     int delayed_ack; /* the client's side: no quick ACKs unless the script asks */
     dw_buf scratch;
@@ -76,6 +80,19 @@ void dw__sim_proxy_udp_take(dw_sim_proxy *p, const dw_sim_toxic *t);
 void dw__sim_proxy_udp_drop(dw_sim_proxy *p, const dw_sim_toxic *t);
 /* Why a UDP proxy cannot carry out fault t, or NULL when it can. */
 const char *dw__sim_proxy_udp_refuses(const dw_sim_toxic *t);
+
+/* proxy_serial.c: open the device's terminal `upstream` and a terminal
+ * for the client (its path in p->addr; `link`, or NULL, a symbolic link to
+ * it); the failure's handles are closed by dw__sim_proxy_serial_close;
+ * close both (at the stop); fault t reaches the line or leaves it, as
+ * dw__sim_proxy_take and _drop do. */
+int dw__sim_proxy_serial_open(dw_sim_proxy *p, const char *upstream, const char *link,
+                              dw_error *err);
+void dw__sim_proxy_serial_close(dw_sim_proxy *p);
+void dw__sim_proxy_serial_take(dw_sim_proxy *p, const dw_sim_toxic *t);
+void dw__sim_proxy_serial_drop(dw_sim_proxy *p, const dw_sim_toxic *t);
+/* Why a serial line cannot carry out fault t, or NULL when it can. */
+const char *dw__sim_proxy_serial_refuses(const dw_sim_toxic *t);
 
 /* proxy_listen.c: bind host:port and listen (and the refuse window's
  * timer); close both (at the stop). */

@@ -213,15 +213,26 @@ static int control_open(recording *g, dw_sim_control **out)
     return 0;
 }
 
-/* Proxy options from the run: 0, or the exit status after saying why. */
-static int options(const dw_sim_proxy_run *r, dw_sim_proxy_options *po, char **host, char **up)
+/* Proxy options from the run and its script: 0, or the exit status after
+ * saying why. A serial script's --upstream is a path, taken whole. */
+static int options(const dw_sim_proxy_run *r, const dw_sim_script *script, dw_sim_proxy_options *po,
+                   char **host, char **up)
 {
     dw_sim_proxy_options_init(po);
-    if (dw_sim_parse_hostport(r->listen, host, &po->port) != 0) {
+    int serial = script->transport == DW_SIM_SERIAL;
+    if (r->link && (!serial || !r->link[0])) {
+        fprintf(stderr, "%s: --link %s: %s\n", prog, r->link,
+                r->link[0] ? "goes with a serial script" : "expected a path");
+        return 2;
+    }
+    if (!serial && dw_sim_parse_hostport(r->listen, host, &po->port) != 0) {
         fprintf(stderr, "%s: --listen %s: expected HOST:PORT\n", prog, r->listen);
         return 2;
     }
-    if (dw_sim_parse_hostport(r->upstream, up, &po->upstream_port) != 0) {
+    if (serial) {
+        po->upstream_path = r->upstream;
+        po->link = r->link;
+    } else if (dw_sim_parse_hostport(r->upstream, up, &po->upstream_port) != 0) {
         fprintf(stderr, "%s: --upstream %s: expected HOST:PORT\n", prog, r->upstream);
         return 2;
     }
@@ -258,13 +269,14 @@ static int run(const dw_sim_proxy_run *r, dw_sim_proxy_options *po, dw_sim_scrip
         return err.code == DW_EINVAL ? 2 : 3;
     }
     int status = 0;
+    const char *ready = script->transport == DW_SIM_SERIAL ? "serial on" : "listening on";
     recording g = {r, rec, script, p, loop, PTHREAD_MUTEX_INITIALIZER, 0, 0};
     dw_sim_control *control = NULL;
     if (dw_sim_loop_start(loop, &err) != DW_OK) {
         fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
         status = 3;
     } else if (!r->control_host || (status = control_open(&g, &control)) == 0) {
-        printf("listening on %s\n", dw_sim_proxy_address(p));
+        printf("%s %s\n", ready, dw_sim_proxy_address(p));
         fflush(stdout);
         /* SIGHUP does nothing here; a stuck loop ends in the watchdog. */
         dw_sim_cli_stop_begin(dw_sim_cli_wait_signals(r->exit_with_stdin, NULL, NULL));
@@ -293,10 +305,12 @@ int dw_sim_proxy_serve(const dw_sim_proxy_run *r)
 {
     char *host = NULL, *up = NULL;
     dw_sim_proxy_options po;
-    int status = options(r, &po, &host, &up);
-    dw_sim_script *script = status ? NULL : dw_sim_cli_load(r->script);
-    if (!status && !script)
-        status = 2;
+    dw_sim_script *script = dw_sim_cli_load(r->script);
+    int status = script ? options(r, script, &po, &host, &up) : 2;
+    if (status && script) {
+        dw_sim_script_free(script);
+        script = NULL;
+    }
     dw_sim_transcript *tr = NULL;
     dw_error err;
     dw_error_clear(&err);
@@ -305,7 +319,8 @@ int dw_sim_proxy_serve(const dw_sim_proxy_run *r)
         dw_sim_script_free(script);
         status = 2;
     }
-    po.transcript = tr;
+    if (!status)
+        po.transcript = tr;
     dw_sim_loop *loop = NULL;
     if (!status && dw_sim_loop_new(&loop, &err) != DW_OK) {
         fprintf(stderr, "%s: %s\n", prog, dw_error_message(&err));
@@ -331,8 +346,9 @@ static int check_options(const dw_sim_cli *c, int record, int proxy)
         return DW_SIM_EXIT_USAGE;
     }
     if (!c->upstream || !c->script || (record && !c->out)) {
-        fprintf(stderr, "%s: %s needs --upstream HOST:PORT, --script FILE%s\n", prog, mode,
-                record ? " and --out FILE" : "");
+        fprintf(stderr,
+                "%s: %s needs --upstream HOST:PORT (a serial device: PATH), --script FILE%s\n",
+                prog, mode, record ? " and --out FILE" : "");
         return DW_SIM_EXIT_USAGE;
     }
     if (!record && (c->out || c->as_steps || c->keep_timing)) {
@@ -348,6 +364,7 @@ int dw_sim_run_proxy(const dw_sim_cli *c)
     r.script = c->script;
     r.listen = c->listen;
     r.upstream = c->upstream;
+    r.link = c->link;
     r.out = c->out;
     r.as_steps = c->as_steps;
     r.keep_timing = c->keep_timing;

@@ -18,7 +18,8 @@
 typedef struct dw_sim_proxy_run {
     const char *script;   /* --script: transport, framing (and faults for --proxy) */
     const char *listen;   /* HOST:PORT */
-    const char *upstream; /* HOST:PORT of the device */
+    const char *upstream; /* HOST:PORT of the device; a serial script's: its terminal's path */
+    const char *link;     /* --link: a serial script's link to the proxy's terminal, or NULL */
     const char *out;      /* --record: the script to write; NULL for --proxy */
     int as_steps, keep_timing;
     int have_seed;
