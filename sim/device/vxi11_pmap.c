@@ -13,6 +13,7 @@
 #include <rpc/rpc.h>
 #include <rpc/pmap_clnt.h>
 #include <rpc/pmap_prot.h>
+#include <rpc/rpcb_clnt.h>
 
 #include "common/net.h"
 #include "device/conn.h"
@@ -255,11 +256,31 @@ static int registered(dw_sim_pmap *pm, const char *host, uint16_t port)
     return DW_OK;
 }
 
+/* pmap_set for TCP, without libtirpc's leak: its pmap_set frees the netbuf
+ * uaddr2taddr made but not the address inside (16 bytes per call). The
+ * address is ours here, on the stack; rpcb_set copies what it needs.
+ * 1 when rpcbind took the registration. */
+static int register_tcp(unsigned long prog, unsigned long vers, uint16_t port)
+{
+    struct netconfig *nconf = getnetconfigent("tcp");
+    if (!nconf)
+        return 0;
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(port);
+    sin.sin_addr.s_addr = htonl(INADDR_ANY);
+    struct netbuf nb = {sizeof sin, sizeof sin, &sin};
+    int ok = rpcb_set((rpcprog_t)prog, (rpcvers_t)vers, nconf, &nb) ? 1 : 0;
+    freenetconfigent(nconf);
+    return ok;
+}
+
 /* The port is taken: register with the portmapper there, if it is one. */
 static int use_rpcbind(dw_sim_pmap *pm, const char *host, uint16_t port, dw_error *err)
 {
-    rpc_createerr.cf_stat = RPC_SUCCESS; /* set by pmap_set when rpcbind could not be asked */
-    if (port == 111 && pmap_set(DW_VXI11_CORE_PROG, DW_VXI11_VERS, IPPROTO_TCP, pm->core_port))
+    rpc_createerr.cf_stat = RPC_SUCCESS; /* set by rpcb_set when rpcbind could not be asked */
+    if (port == 111 && register_tcp(DW_VXI11_CORE_PROG, DW_VXI11_VERS, pm->core_port))
         return registered(pm, host, port);
     /* rpcbind answered no: it refuses a second registration of a program
      * and version, another device's or one left by a simulator killed
