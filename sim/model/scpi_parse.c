@@ -379,6 +379,7 @@ static int chars(dw_scpi_parser *p, dw_scpi_param *q)
 static int param(dw_scpi_parser *p, dw_scpi_param *q)
 {
     memset(q, 0, sizeof *q);
+    q->at = p->pos; /* made relative to the unit once it is read */
     int c = peek(p);
     int next = p->pos + 1 < p->len ? dw__scpi_upper(p->msg[p->pos + 1]) : -1;
     if (c == '\'' || c == '"')
@@ -439,6 +440,8 @@ static int unit(dw_scpi_parser *p, dw_scpi_unit *u)
         end--;
     u->raw = p->msg + start;
     u->raw_len = end - start;
+    for (size_t i = 0; i < u->nparams; i++)
+        p->params[i].at -= start;
     c = peek(p);
     if (c == ';')
         p->pos++;
@@ -534,6 +537,21 @@ int dw_scpi_param_bool(const dw_scpi_unit *u, const dw_scpi_param *p)
     if (strcmp(w, "ON") == 0)
         return 1;
     return strcmp(w, "OFF") == 0 ? 0 : DW_SCPI_E_ILLEGAL_VALUE;
+}
+
+int dw_scpi_param_string(const dw_scpi_unit *u, const dw_scpi_param *p, int bare,
+                         const uint8_t **text, size_t *len)
+{
+    if (p->kind == DW_SCPI_STRING) {
+        *text = u->text + p->off;
+        *len = p->len;
+        return 1;
+    }
+    if (p->kind != DW_SCPI_CHARS || !bare)
+        return DW_SCPI_E_DATA_TYPE;
+    *text = u->raw + p->at; /* as written: character data is p->len bytes there too */
+    *len = p->len;
+    return 1;
 }
 
 int dw_scpi_param_special(const dw_scpi_unit *u, const dw_scpi_param *p, double *value)

@@ -131,6 +131,7 @@ typedef struct dw_scpi_param {
     char unit[8]; /* NUMERIC: base unit upper-cased ("HZ", "V"), "" if none */
     size_t off;   /* text: unit->text + off, len bytes (may hold any byte) */
     size_t len;
+    size_t at; /* where the parameter starts in the unit as written (unit->raw) */
 } dw_scpi_param;
 
 typedef struct dw_scpi_unit {
@@ -182,6 +183,11 @@ int dw_scpi_unit_print(const dw_scpi_unit *u, dw_buf *out);
 /* A boolean parameter: ON/OFF or a number (rounded; non-zero is 1).
  * 0 or 1, or -104 (a string, block or expression) / -224 (other chars). */
 int dw_scpi_param_bool(const dw_scpi_unit *u, const dw_scpi_param *p);
+/* A string parameter's text: 1 and *text / *len for a string, and, when
+ * `bare` (non-standard: unquoted strings), for character data as written
+ * (not upper-cased); else -104. */
+int dw_scpi_param_string(const dw_scpi_unit *u, const dw_scpi_param *p, int bare,
+                         const uint8_t **text, size_t *len);
 /* SCPI-99's special numbers, written as character data: INF (9.9E37),
  * NINF (-9.9E37) and NAN (9.91E37). 1 and *value, or 0 (another
  * parameter). */

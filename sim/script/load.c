@@ -348,14 +348,29 @@ static int parse_version(dw__load *c, const cJSON *v)
     return rc;
 }
 
-/* "profile": "scpi" or {"type": "scpi", "error_queue": N, "version": V}. */
+/* "strings": "quoted" | "bare" (non-standard when not the first): *out 0
+ * or 1. */
+static int parse_leniency(dw__load *c, const cJSON *v, const char *key, const char *const *names,
+                          int *out)
+{
+    size_t old = dw__load_push(c, key);
+    int rc = dw__load_enum(c, v, names, 2, out);
+    if (rc == DW_OK && c->s->profile != DW_SIM_PROFILE_SCPI)
+        rc = dw__load_fail(c, v, 1, "only with \"type\": \"scpi\"");
+    dw__load_pop(c, old);
+    return rc;
+}
+
+/* "profile": "scpi" or {"type": "scpi", "error_queue": N, "version": V,
+ * "strings": "quoted" | "bare"}. */
 static int parse_profile(dw__load *c, const cJSON *v)
 {
-    static const char *const keys[] = {"type", "error_queue", "version"};
-    const cJSON *vals[3] = {v, NULL, NULL};
+    static const char *const keys[] = {"type", "error_queue", "version", "strings"};
+    static const char *const strings[] = {"quoted", "bare"};
+    const cJSON *vals[4] = {v, NULL, NULL, NULL};
     int rc = DW_OK, e = 0;
     if (cJSON_IsObject(v)) {
-        if ((rc = dw__load_members(c, v, keys, 3, vals)) != DW_OK)
+        if ((rc = dw__load_members(c, v, keys, 4, vals)) != DW_OK)
             return rc;
         if (!vals[0])
             return dw__load_fail(c, v, 0, "missing \"type\"");
@@ -374,6 +389,8 @@ static int parse_profile(dw__load *c, const cJSON *v)
     }
     if (rc == DW_OK && vals[2])
         rc = parse_version(c, vals[2]);
+    if (rc == DW_OK && vals[3])
+        rc = parse_leniency(c, vals[3], "strings", strings, &c->s->scpi_bare_strings);
     return rc;
 }
 
