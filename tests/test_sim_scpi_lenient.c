@@ -1,7 +1,9 @@
 /* The SCPI profile's non-standard, opt-in leniency for a client that
- * writes strings unquoted: "strings": "bare" (character data taken as a
- * string's text, as written). It is off by default, and then the standard
- * refusal stands. */
+ * writes strings unquoted and chains headers loosely: "strings": "bare"
+ * (character data taken as a string's text, as written) and "path":
+ * "lenient" (a header that fits nothing under the current path tried
+ * again from the root before -113). Each is off by default, and then the
+ * standard refusal stands. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <stdio.h>
@@ -141,13 +143,71 @@ Test(lenient, quoted_strings_are_the_standard)
     }
 }
 
+/* ---- "path": "lenient" -------------------------------------------------------- */
+
+static const char *const tree = "'properties': {'c': {'type': 'int', 'scpi': 'AA:BB:CC'},"
+                                "               'cd': {'type': 'int', 'scpi': 'AA:BB:DD'},"
+                                "               'd': {'type': 'int', 'scpi': 'DD'},"
+                                "               'e': {'type': 'int', 'scpi': 'EE'}}";
+
+Test(lenient, a_lenient_path_tries_the_root)
+{
+    fix f;
+    fix_open(&f, "'path': 'lenient'", tree);
+    ask(&f, "AA:BB:CC 1;EE 2");
+    cr_expect(eq(str, (char *)errors(&f), ""), "EE is not under AA:BB: the root's");
+    cr_expect(eq(str, (char *)ask(&f, "AA:BB:CC?;EE?"), "1;2"));
+    ask(&f, "AA:BB:CC 3;DD 4");
+    cr_expect(eq(str, (char *)ask(&f, ":AA:BB:DD?;:DD?"), "4;0"),
+              "a header that fits under the path stays there");
+    ask(&f, "AA:BB:CC 5;EE 6;DD 7");
+    cr_expect(eq(str, (char *)ask(&f, "EE?;:DD?;:AA:BB:DD?"), "6;7;4"),
+              "after a unit taken from the root, the path is the root's");
+    cr_expect(eq(str, (char *)errors(&f), ""));
+    ask(&f, "AA:BB:CC 8;FF 9;EE 10");
+    cr_expect(eq(str, (char *)errors(&f), "-113,\"Undefined header\""), "nowhere: still -113");
+    cr_expect(eq(str, (char *)ask(&f, "EE?"), "6"), "and the rest dropped");
+    fix_close(&f);
+}
+
+Test(lenient, a_header_whose_lua_failed_is_not_tried_from_the_root)
+{
+    fix f;
+    fix_open(&f, "'path': 'lenient'",
+             "'properties': {'c': {'type': 'int', 'scpi': 'AA:BB:CC'},"
+             "               'e': {'type': 'int', 'scpi': 'EE'}},"
+             " 'rules': [{'when': {'scpi': 'AA:BB:EE?'}, 'reply': {'lua': 'nil'}}]");
+    cr_expect(eq(str, (char *)ask(&f, "AA:BB:CC 1;EE?"), ""), "AA:BB:EE? fitted: not the root's");
+    cr_expect(eq(str, (char *)errors(&f), "-113,\"Undefined header\""));
+    cr_expect(eq(str, (char *)ask(&f, "AA:BB:CC 1;:EE?"), "0"));
+    fix_close(&f);
+}
+
+Test(lenient, the_standard_path_refuses)
+{
+    static const char *const profiles[] = {"", "'path': 'standard'"};
+    for (size_t i = 0; i < 2; i++) {
+        fix f;
+        fix_open(&f, profiles[i], tree);
+        ask(&f, "AA:BB:CC 1;EE 2");
+        cr_expect(eq(str, (char *)errors(&f), "-113,\"Undefined header\""), "%s", profiles[i]);
+        cr_expect(eq(str, (char *)ask(&f, "AA:BB:CC?;:EE?"), "1;0"), "EE unchanged");
+        ask(&f, "AA:BB:CC 1;:EE 2");
+        cr_expect(eq(str, (char *)ask(&f, "EE?"), "2"), "the standard way");
+        cr_expect(eq(str, (char *)errors(&f), ""));
+        fix_close(&f);
+    }
+}
+
 /* ---- loading ------------------------------------------------------------------- */
 
 Test(lenient, the_options_are_checked)
 {
     static const char *const bad[][2] = {
         {"{'profile': {'type': 'scpi', 'strings': 'loose'}}", "profile.strings"},
+        {"{'profile': {'type': 'scpi', 'path': 'root'}}", "profile.path"},
         {"{'profile': {'type': 'none', 'strings': 'bare'}}", "only with"},
+        {"{'profile': {'type': 'none', 'path': 'lenient'}}", "only with"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *t = dq(bad[i][0]);

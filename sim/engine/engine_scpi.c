@@ -14,6 +14,7 @@ typedef struct scpi_msg {
     int undefined;  /* some unit fitted nothing */
     int stop;       /* a fault fired: the rest of the message is dropped */
     int indefinite; /* a query's response was indefinite: no query may follow */
+    int lua_failed; /* the last unit fitted, but a chunk of Lua failed (so -113) */
 } scpi_msg;
 
 /* The short form of choice `k` of "IMMediate|BUS|EXTernal". */
@@ -316,6 +317,7 @@ static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u
     size_t resp_len = msg->resp->len, nresp = msg->nresp;
     unsigned delay_ms = out->delay_ms;
     int why = 0; /* the most specific refusal so far */
+    msg->lua_failed = 0;
     if (scpi_script(e, ss, u, msg, out, &why, &rc)) {
         if (rc != LUA_FAILED)
             return rc;
@@ -326,6 +328,7 @@ static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u
         out->delay_ms = delay_ms;
         *scpi_err = DW_SCPI_E_UNDEFINED_HEADER;
         msg->undefined = 1;
+        msg->lua_failed = 1;
         return DW_OK;
     }
     if (scpi_props(ss, u, msg, out, &why, &rc))
@@ -339,6 +342,26 @@ static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u
     *scpi_err = why ? why : DW_SCPI_E_UNDEFINED_HEADER;
     msg->undefined |= *scpi_err == DW_SCPI_E_UNDEFINED_HEADER;
     return DW_OK;
+}
+
+/* scpi_unit, and with "path": "lenient" (non-standard) a unit whose header
+ * fitted nothing under the current path (not one whose Lua failed) tried
+ * again from the root; if that one fits, the parser's path goes on from
+ * it. */
+static int scpi_unit_path(dw_sim_engine *e, dw_sim_session *ss, dw_scpi_parser *p,
+                          const dw_scpi_unit *u, scpi_msg *msg, dw_sim_outcome *out, int *scpi_err)
+{
+    int undefined = msg->undefined;
+    int rc = scpi_unit(e, ss, u, msg, out, scpi_err);
+    dw_scpi_unit root;
+    if (rc != DW_OK || *scpi_err != DW_SCPI_E_UNDEFINED_HEADER || msg->lua_failed ||
+        !e->script->scpi_lenient_path || !dw_scpi_unit_from_root(u, &root))
+        return rc;
+    msg->undefined = undefined;
+    rc = scpi_unit(e, ss, &root, msg, out, scpi_err);
+    if (rc == DW_OK && *scpi_err != DW_SCPI_E_UNDEFINED_HEADER)
+        dw_scpi_parser_path_after(p, &root);
+    return rc;
 }
 
 /* Is the response of query u indefinite (IEEE 488.2 8.7.11 and 8.7.10),
@@ -379,7 +402,7 @@ int dw__engine_scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *
     sim_state *st = ss->st;
     dw_scpi_parser p;
     dw_scpi_unit u;
-    scpi_msg msg = {&ss->scpi_resp, 0, 0, 0, 0};
+    scpi_msg msg = {&ss->scpi_resp, 0, 0, 0, 0, 0};
     dw_buf_clear(msg.resp);
     out->source = DW_SIM_BY_PROFILE;
     out->name = "scpi";
@@ -396,7 +419,7 @@ int dw__engine_scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *
         else if (r == 1 && u.query && msg.indefinite)
             scpi_err = DW_SCPI_E_QUERY_AFTER_INDEFINITE; /* not carried out */
         else if (r == 1)
-            rc = scpi_unit(e, ss, &u, &msg, out, &scpi_err);
+            rc = scpi_unit_path(e, ss, &p, &u, &msg, out, &scpi_err);
         if (r == 1 && u.query && rc == DW_OK && scpi_indefinite(&u, &msg, at, nresp))
             msg.indefinite = 1;
         if (e->lua)

@@ -112,6 +112,7 @@ static int header(dw_scpi_parser *p, dw_scpi_unit *u)
     }
     memcpy(u->nodes, p->path, p->npath * sizeof p->path[0]);
     u->nnodes = p->npath;
+    u->inherited = p->npath;
     for (;;) {
         if (u->nnodes == DW_SCPI_MAX_NODES)
             return DW_SCPI_E_SYNTAX;
@@ -471,6 +472,25 @@ int dw_scpi_parser_next(dw_scpi_parser *p, dw_scpi_unit *u)
     if (p->pos >= p->len)
         p->done = 1;
     return 1;
+}
+
+int dw_scpi_unit_from_root(const dw_scpi_unit *u, dw_scpi_unit *out)
+{
+    if (u->common || u->inherited == 0)
+        return 0;
+    *out = *u;
+    out->nnodes = u->nnodes - u->inherited;
+    memmove(out->nodes, u->nodes + u->inherited, out->nnodes * sizeof u->nodes[0]);
+    out->inherited = 0;
+    return 1;
+}
+
+void dw_scpi_parser_path_after(dw_scpi_parser *p, const dw_scpi_unit *u)
+{
+    if (u->common || u->nnodes == 0)
+        return;
+    p->npath = u->nnodes - 1;
+    memcpy(p->path, u->nodes, p->npath * sizeof p->path[0]);
 }
 
 /* ---- printing and typed reads --------------------------------------------- */

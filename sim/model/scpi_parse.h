@@ -139,6 +139,7 @@ typedef struct dw_scpi_unit {
     int query;
     char nodes[DW_SCPI_MAX_NODES][DW_SCPI_MAX_MNEMONIC + 1];
     size_t nnodes;
+    size_t inherited;      /* the first nodes, taken from the path (0: a rooted or common header) */
     dw_scpi_param *params; /* owned by the parser, valid until the next call */
     size_t nparams;
     const uint8_t *text; /* the parameters' texts (owned by the parser) */
@@ -168,6 +169,14 @@ void dw_scpi_parser_init(dw_scpi_parser *p, const uint8_t *msg, size_t len);
 #define DW_SCPI_NOMEM (-100000)
 int dw_scpi_parser_next(dw_scpi_parser *p, dw_scpi_unit *u);
 void dw_scpi_parser_free(dw_scpi_parser *p);
+
+/* Non-standard (a lenient client's path rule): unit u read from the root,
+ * as though written with a leading ':'. 1 and *out (its params and texts
+ * still the parser's), or 0 if u took no node from the path. */
+int dw_scpi_unit_from_root(const dw_scpi_unit *u, dw_scpi_unit *out);
+/* The path after unit u, as though u was the last unit parsed: the
+ * parser goes on from there (after a unit taken from the root). */
+void dw_scpi_parser_path_after(dw_scpi_parser *p, const dw_scpi_unit *u);
 
 /* A parameter's text, and its canonical form appended to `out`: a number
  * shortest-exact in %g style with its unit ("1000000HZ"), character data
