@@ -14,6 +14,7 @@ typedef struct scpi_msg {
     int undefined;  /* some unit fitted nothing */
     int stop;       /* a fault fired: the rest of the message is dropped */
     int indefinite; /* a query's response was indefinite: no query may follow */
+    int lua_failed; /* the last unit fitted, but a chunk of Lua failed (so -113) */
 } scpi_msg;
 
 /* The short form of choice `k` of "IMMediate|BUS|EXTernal". */
@@ -27,10 +28,10 @@ static int choice_short(const char *choices, int k, dw_buf *out)
     return dw_buf_append(out, choices, n);
 }
 
-/* Parameter p's value as a capture, checked against its type: DW_OK, or
- * *scpi_err set. */
+/* Parameter p's value as a capture, checked against its type (`bare`: a
+ * "string" takes character data as written): DW_OK, or *scpi_err set. */
 static int scpi_value(const dw_scpi_unit *u, const dw_scpi_param *p, const dw_sim_scpi_param *t,
-                      dw_buf *buf, int *scpi_err)
+                      int bare, dw_buf *buf, int *scpi_err)
 {
     dw_sim_scpi_type type = t ? t->type : DW_SIM_SCPI_ANY;
     int v = 0;
@@ -42,9 +43,15 @@ static int scpi_value(const dw_scpi_unit *u, const dw_scpi_param *p, const dw_si
         return type == DW_SIM_SCPI_BOOL ? dw_buf_append_byte(buf, v ? '1' : '0')
                                         : choice_short(t->choices, v, buf);
     }
+    if (type == DW_SIM_SCPI_STRING) {
+        const uint8_t *text = NULL;
+        size_t len = 0;
+        if ((v = dw_scpi_param_string(u, p, bare, &text, &len)) < 0)
+            return *scpi_err = v, DW_OK;
+        return dw_buf_append(buf, text, len);
+    }
     if ((type == DW_SIM_SCPI_NUMERIC && p->kind != DW_SCPI_NUMERIC &&
          dw_scpi_param_choice(u, p, "MINimum|MAXimum|DEFault|INF|NINF|NAN") < 0) ||
-        (type == DW_SIM_SCPI_STRING && p->kind != DW_SCPI_STRING) ||
         (type == DW_SIM_SCPI_BLOCK && p->kind != DW_SCPI_BLOCK))
         return *scpi_err = DW_SCPI_E_DATA_TYPE, DW_OK;
     if (p->kind == DW_SCPI_NUMERIC)
@@ -54,8 +61,8 @@ static int scpi_value(const dw_scpi_unit *u, const dw_scpi_param *p, const dw_si
 
 /* Captures of unit u in `buf`: $0 the unit as written, $n the nth
  * parameter's value, typed by m's "params" if any. */
-static int scpi_captures(const dw_scpi_unit *u, const dw_sim_match *m, dw_buf *buf, captures *c,
-                         int *scpi_err)
+static int scpi_captures(const dw_scpi_unit *u, const dw_sim_match *m, int bare, dw_buf *buf,
+                         captures *c, int *scpi_err)
 {
     dw_buf_clear(buf);
     dw__engine_captures_whole(c, u->raw_len);
@@ -64,7 +71,8 @@ static int scpi_captures(const dw_scpi_unit *u, const dw_sim_match *m, dw_buf *b
         *scpi_err = u->nparams < m->nparams ? DW_SCPI_E_MISSING_PARAM : DW_SCPI_E_PARAM_NOT_ALLOWED;
     for (size_t i = 0; i < u->nparams && i + 1 < NCAP && rc == DW_OK && !*scpi_err; i++) {
         size_t start = buf->len;
-        rc = scpi_value(u, &u->params[i], m && m->has_params ? &m->params[i] : NULL, buf, scpi_err);
+        rc = scpi_value(u, &u->params[i], m && m->has_params ? &m->params[i] : NULL, bare, buf,
+                        scpi_err);
         c->so[i + 1] = start;
         c->eo[i + 1] = buf->len;
     }
@@ -78,13 +86,14 @@ static int scpi_match(dw_sim_session *ss, const dw_sim_match *m, const dw_scpi_u
                       int *scpi_err, int *rc)
 {
     dw_buf *buf = &ss->scpi_caps;
+    int bare = ss->e->script->scpi_bare_strings;
     if (m->kind == DW_SIM_MATCH_SCPI) {
         int r = dw_scpi_pattern_match(m->scpi, u);
         if (r == 1)
-            *rc = scpi_captures(u, m, buf, c, scpi_err);
+            *rc = scpi_captures(u, m, bare, buf, c, scpi_err);
         return r;
     }
-    if ((*rc = scpi_captures(u, NULL, buf, c, scpi_err)) != DW_OK)
+    if ((*rc = scpi_captures(u, NULL, bare, buf, c, scpi_err)) != DW_OK)
         return MATCHED;
     static const uint8_t none[1] = {0};
     return dw__engine_match(ss, m, buf->data ? buf->data : none, u->raw_len, c);
@@ -239,7 +248,8 @@ static int scpi_props(dw_sim_session *ss, const dw_scpi_unit *u, scpi_msg *msg, 
     if (msg->nresp && (*rc = dw_buf_append_byte(msg->resp, ';')) != DW_OK)
         return 1;
     size_t which = 0;
-    int r = dw_sim_props_scpi(st->props, u, st->now, msg->resp, &which);
+    unsigned flags = ss->e->script->scpi_bare_strings ? DW_SIM_PROPS_BARE_STRINGS : 0;
+    int r = dw_sim_props_scpi(st->props, u, st->now, flags, msg->resp, &which);
     if (r == 1 && !u->query)
         dw__engine_busy_start(st, dw_sim_props_def(ss->e->script->props, which)->busy_ms);
     if (r == 1 && msg->resp->len > before + (msg->nresp > 0))
@@ -307,6 +317,7 @@ static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u
     size_t resp_len = msg->resp->len, nresp = msg->nresp;
     unsigned delay_ms = out->delay_ms;
     int why = 0; /* the most specific refusal so far */
+    msg->lua_failed = 0;
     if (scpi_script(e, ss, u, msg, out, &why, &rc)) {
         if (rc != LUA_FAILED)
             return rc;
@@ -317,6 +328,7 @@ static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u
         out->delay_ms = delay_ms;
         *scpi_err = DW_SCPI_E_UNDEFINED_HEADER;
         msg->undefined = 1;
+        msg->lua_failed = 1;
         return DW_OK;
     }
     if (scpi_props(ss, u, msg, out, &why, &rc))
@@ -330,6 +342,26 @@ static int scpi_unit(dw_sim_engine *e, dw_sim_session *ss, const dw_scpi_unit *u
     *scpi_err = why ? why : DW_SCPI_E_UNDEFINED_HEADER;
     msg->undefined |= *scpi_err == DW_SCPI_E_UNDEFINED_HEADER;
     return DW_OK;
+}
+
+/* scpi_unit, and with "path": "lenient" (non-standard) a unit whose header
+ * fitted nothing under the current path (not one whose Lua failed) tried
+ * again from the root; if that one fits, the parser's path goes on from
+ * it. */
+static int scpi_unit_path(dw_sim_engine *e, dw_sim_session *ss, dw_scpi_parser *p,
+                          const dw_scpi_unit *u, scpi_msg *msg, dw_sim_outcome *out, int *scpi_err)
+{
+    int undefined = msg->undefined;
+    int rc = scpi_unit(e, ss, u, msg, out, scpi_err);
+    dw_scpi_unit root;
+    if (rc != DW_OK || *scpi_err != DW_SCPI_E_UNDEFINED_HEADER || msg->lua_failed ||
+        !e->script->scpi_lenient_path || !dw_scpi_unit_from_root(u, &root))
+        return rc;
+    msg->undefined = undefined;
+    rc = scpi_unit(e, ss, &root, msg, out, scpi_err);
+    if (rc == DW_OK && *scpi_err != DW_SCPI_E_UNDEFINED_HEADER)
+        dw_scpi_parser_path_after(p, &root);
+    return rc;
 }
 
 /* Is the response of query u indefinite (IEEE 488.2 8.7.11 and 8.7.10),
@@ -370,7 +402,7 @@ int dw__engine_scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *
     sim_state *st = ss->st;
     dw_scpi_parser p;
     dw_scpi_unit u;
-    scpi_msg msg = {&ss->scpi_resp, 0, 0, 0, 0};
+    scpi_msg msg = {&ss->scpi_resp, 0, 0, 0, 0, 0};
     dw_buf_clear(msg.resp);
     out->source = DW_SIM_BY_PROFILE;
     out->name = "scpi";
@@ -387,7 +419,7 @@ int dw__engine_scpi_handle(dw_sim_engine *e, dw_sim_session *ss, const uint8_t *
         else if (r == 1 && u.query && msg.indefinite)
             scpi_err = DW_SCPI_E_QUERY_AFTER_INDEFINITE; /* not carried out */
         else if (r == 1)
-            rc = scpi_unit(e, ss, &u, &msg, out, &scpi_err);
+            rc = scpi_unit_path(e, ss, &p, &u, &msg, out, &scpi_err);
         if (r == 1 && u.query && rc == DW_OK && scpi_indefinite(&u, &msg, at, nresp))
             msg.indefinite = 1;
         if (e->lua)

@@ -576,7 +576,7 @@ static int scpi_bound(const dw_sim_prop_def *d, const dw_scpi_unit *u, const dw_
 /* The value the set form's parameter q gives property d: 0 and *v, or a
  * SCPI error code. */
 static int scpi_param_value(const dw_sim_prop_def *d, const dw_scpi_unit *u, const dw_scpi_param *q,
-                            dw_sim_prop_value *v)
+                            int bare, dw_sim_prop_value *v)
 {
     v->type = d->type;
     switch (d->type) {
@@ -600,10 +600,12 @@ static int scpi_param_value(const dw_sim_prop_def *d, const dw_scpi_unit *u, con
         v->num = k;
         return k < 0 ? k : 0;
     }
-    case DW_SIM_PROP_STRING:
-        v->str = (const char *)u->text + q->off;
-        v->len = q->len;
-        return q->kind == DW_SCPI_STRING ? 0 : DW_SCPI_E_DATA_TYPE;
+    case DW_SIM_PROP_STRING: {
+        const uint8_t *t = NULL;
+        int r = dw_scpi_param_string(u, q, bare, &t, &v->len);
+        v->str = (const char *)t;
+        return r < 0 ? r : 0;
+    }
     }
     return DW_SCPI_E_DATA_TYPE;
 }
@@ -630,7 +632,7 @@ static int scpi_query(dw_sim_props_state *st, size_t i, const dw_scpi_unit *u, d
  * one's query), a SCPI error code (refused, the value unchanged) or
  * DW_SCPI_NOMEM. */
 static int scpi_apply(dw_sim_props_state *st, size_t i, const dw_scpi_unit *u, double now,
-                      dw_buf *resp)
+                      unsigned flags, dw_buf *resp)
 {
     const dw_sim_prop_def *d = &st->p->defs[i];
     if (u->query)
@@ -640,14 +642,14 @@ static int scpi_apply(dw_sim_props_state *st, size_t i, const dw_scpi_unit *u, d
     if (u->nparams != 1)
         return u->nparams ? DW_SCPI_E_PARAM_NOT_ALLOWED : DW_SCPI_E_MISSING_PARAM;
     dw_sim_prop_value v;
-    int rc = scpi_param_value(d, u, &u->params[0], &v);
+    int rc = scpi_param_value(d, u, &u->params[0], (flags & DW_SIM_PROPS_BARE_STRINGS) != 0, &v);
     if (rc == 0)
         rc = dw_sim_prop_set(st, i, &v, now);
     return rc ? rc : 1;
 }
 
-int dw_sim_props_scpi(dw_sim_props_state *st, const dw_scpi_unit *u, double now, dw_buf *resp,
-                      size_t *which)
+int dw_sim_props_scpi(dw_sim_props_state *st, const dw_scpi_unit *u, double now, unsigned flags,
+                      dw_buf *resp, size_t *which)
 {
     const dw_sim_props *p = st->p;
     char w[DW_SCPI_MAX_MNEMONIC + 1];
@@ -664,7 +666,7 @@ int dw_sim_props_scpi(dw_sim_props_state *st, const dw_scpi_unit *u, double now,
             r = ra == 1 || r == 0 ? ra : r;
         }
         if (r == 1)
-            r = scpi_apply(st, i, u, now, resp);
+            r = scpi_apply(st, i, u, now, flags, resp);
         if (r == 1 && which)
             *which = i;
         if (r == 1 || r == DW_SCPI_NOMEM)

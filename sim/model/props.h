@@ -164,16 +164,20 @@ int dw_sim_prop_print(dw_sim_props_state *st, size_t i, double now, int scpi, dw
 
 /* ---- commands ---------------------------------------------------------------- */
 
+/* dw_sim_props_scpi's flags: DW_SIM_PROPS_BARE_STRINGS (non-standard) lets
+ * a string property take character data as written ("STR1 hello"). */
+#define DW_SIM_PROPS_BARE_STRINGS 1u
+
 /* SCPI unit u against the properties' headers: the set form ("FREQ 1MHZ",
  * MIN/MAX/DEF, units and multipliers) or the query form ("FREQ?", "FREQ?
  * MAX") of the first property (in script order) whose header fits and
- * that accepts the unit. 1 (a query's answer appended to `resp`, the
+ * that accepts the unit (`flags`: DW_SIM_PROPS_*). 1 (a query's answer appended to `resp`, the
  * property's index in *which unless which is NULL), 0 (no
  * property's header fits), else the most specific refusal of those whose
  * header fitted (dw_scpi_refusal_pick; every value left unchanged), or
  * DW_SCPI_NOMEM. */
-int dw_sim_props_scpi(dw_sim_props_state *st, const dw_scpi_unit *u, double now, dw_buf *resp,
-                      size_t *which);
+int dw_sim_props_scpi(dw_sim_props_state *st, const dw_scpi_unit *u, double now, unsigned flags,
+                      dw_buf *resp, size_t *which);
 
 /* Request req[0..n) against the properties' commands (other profiles):
  * "SP?" appends the value to `resp` and returns 1; "SP 25" sets it and

@@ -112,6 +112,7 @@ static int header(dw_scpi_parser *p, dw_scpi_unit *u)
     }
     memcpy(u->nodes, p->path, p->npath * sizeof p->path[0]);
     u->nnodes = p->npath;
+    u->inherited = p->npath;
     for (;;) {
         if (u->nnodes == DW_SCPI_MAX_NODES)
             return DW_SCPI_E_SYNTAX;
@@ -379,6 +380,7 @@ static int chars(dw_scpi_parser *p, dw_scpi_param *q)
 static int param(dw_scpi_parser *p, dw_scpi_param *q)
 {
     memset(q, 0, sizeof *q);
+    q->at = p->pos; /* made relative to the unit once it is read */
     int c = peek(p);
     int next = p->pos + 1 < p->len ? dw__scpi_upper(p->msg[p->pos + 1]) : -1;
     if (c == '\'' || c == '"')
@@ -439,6 +441,8 @@ static int unit(dw_scpi_parser *p, dw_scpi_unit *u)
         end--;
     u->raw = p->msg + start;
     u->raw_len = end - start;
+    for (size_t i = 0; i < u->nparams; i++)
+        p->params[i].at -= start;
     c = peek(p);
     if (c == ';')
         p->pos++;
@@ -468,6 +472,25 @@ int dw_scpi_parser_next(dw_scpi_parser *p, dw_scpi_unit *u)
     if (p->pos >= p->len)
         p->done = 1;
     return 1;
+}
+
+int dw_scpi_unit_from_root(const dw_scpi_unit *u, dw_scpi_unit *out)
+{
+    if (u->common || u->inherited == 0)
+        return 0;
+    *out = *u;
+    out->nnodes = u->nnodes - u->inherited;
+    memmove(out->nodes, u->nodes + u->inherited, out->nnodes * sizeof u->nodes[0]);
+    out->inherited = 0;
+    return 1;
+}
+
+void dw_scpi_parser_path_after(dw_scpi_parser *p, const dw_scpi_unit *u)
+{
+    if (u->common || u->nnodes == 0)
+        return;
+    p->npath = u->nnodes - 1;
+    memcpy(p->path, u->nodes, p->npath * sizeof p->path[0]);
 }
 
 /* ---- printing and typed reads --------------------------------------------- */
@@ -534,6 +557,21 @@ int dw_scpi_param_bool(const dw_scpi_unit *u, const dw_scpi_param *p)
     if (strcmp(w, "ON") == 0)
         return 1;
     return strcmp(w, "OFF") == 0 ? 0 : DW_SCPI_E_ILLEGAL_VALUE;
+}
+
+int dw_scpi_param_string(const dw_scpi_unit *u, const dw_scpi_param *p, int bare,
+                         const uint8_t **text, size_t *len)
+{
+    if (p->kind == DW_SCPI_STRING) {
+        *text = u->text + p->off;
+        *len = p->len;
+        return 1;
+    }
+    if (p->kind != DW_SCPI_CHARS || !bare)
+        return DW_SCPI_E_DATA_TYPE;
+    *text = u->raw + p->at; /* as written: character data is p->len bytes there too */
+    *len = p->len;
+    return 1;
 }
 
 int dw_scpi_param_special(const dw_scpi_unit *u, const dw_scpi_param *p, double *value)

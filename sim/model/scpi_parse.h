@@ -131,6 +131,7 @@ typedef struct dw_scpi_param {
     char unit[8]; /* NUMERIC: base unit upper-cased ("HZ", "V"), "" if none */
     size_t off;   /* text: unit->text + off, len bytes (may hold any byte) */
     size_t len;
+    size_t at; /* where the parameter starts in the unit as written (unit->raw) */
 } dw_scpi_param;
 
 typedef struct dw_scpi_unit {
@@ -138,6 +139,7 @@ typedef struct dw_scpi_unit {
     int query;
     char nodes[DW_SCPI_MAX_NODES][DW_SCPI_MAX_MNEMONIC + 1];
     size_t nnodes;
+    size_t inherited;      /* the first nodes, taken from the path (0: a rooted or common header) */
     dw_scpi_param *params; /* owned by the parser, valid until the next call */
     size_t nparams;
     const uint8_t *text; /* the parameters' texts (owned by the parser) */
@@ -168,6 +170,14 @@ void dw_scpi_parser_init(dw_scpi_parser *p, const uint8_t *msg, size_t len);
 int dw_scpi_parser_next(dw_scpi_parser *p, dw_scpi_unit *u);
 void dw_scpi_parser_free(dw_scpi_parser *p);
 
+/* Non-standard (a lenient client's path rule): unit u read from the root,
+ * as though written with a leading ':'. 1 and *out (its params and texts
+ * still the parser's), or 0 if u took no node from the path. */
+int dw_scpi_unit_from_root(const dw_scpi_unit *u, dw_scpi_unit *out);
+/* The path after unit u, as though u was the last unit parsed: the
+ * parser goes on from there (after a unit taken from the root). */
+void dw_scpi_parser_path_after(dw_scpi_parser *p, const dw_scpi_unit *u);
+
 /* A parameter's text, and its canonical form appended to `out`: a number
  * shortest-exact in %g style with its unit ("1000000HZ"), character data
  * upper-cased, a string in double quotes (inner ones doubled), a block in
@@ -182,6 +192,11 @@ int dw_scpi_unit_print(const dw_scpi_unit *u, dw_buf *out);
 /* A boolean parameter: ON/OFF or a number (rounded; non-zero is 1).
  * 0 or 1, or -104 (a string, block or expression) / -224 (other chars). */
 int dw_scpi_param_bool(const dw_scpi_unit *u, const dw_scpi_param *p);
+/* A string parameter's text: 1 and *text / *len for a string, and, when
+ * `bare` (non-standard: unquoted strings), for character data as written
+ * (not upper-cased); else -104. */
+int dw_scpi_param_string(const dw_scpi_unit *u, const dw_scpi_param *p, int bare,
+                         const uint8_t **text, size_t *len);
 /* SCPI-99's special numbers, written as character data: INF (9.9E37),
  * NINF (-9.9E37) and NAN (9.91E37). 1 and *value, or 0 (another
  * parameter). */

@@ -348,14 +348,30 @@ static int parse_version(dw__load *c, const cJSON *v)
     return rc;
 }
 
-/* "profile": "scpi" or {"type": "scpi", "error_queue": N, "version": V}. */
+/* "strings": "quoted" | "bare", "path": "standard" | "lenient" (both
+ * non-standard when not the first): *out 0 or 1. */
+static int parse_leniency(dw__load *c, const cJSON *v, const char *key, const char *const *names,
+                          int *out)
+{
+    size_t old = dw__load_push(c, key);
+    int rc = dw__load_enum(c, v, names, 2, out);
+    if (rc == DW_OK && c->s->profile != DW_SIM_PROFILE_SCPI)
+        rc = dw__load_fail(c, v, 1, "only with \"type\": \"scpi\"");
+    dw__load_pop(c, old);
+    return rc;
+}
+
+/* "profile": "scpi" or {"type": "scpi", "error_queue": N, "version": V,
+ * "strings": "quoted" | "bare", "path": "standard" | "lenient"}. */
 static int parse_profile(dw__load *c, const cJSON *v)
 {
-    static const char *const keys[] = {"type", "error_queue", "version"};
-    const cJSON *vals[3] = {v, NULL, NULL};
+    static const char *const keys[] = {"type", "error_queue", "version", "strings", "path"};
+    static const char *const strings[] = {"quoted", "bare"};
+    static const char *const paths[] = {"standard", "lenient"};
+    const cJSON *vals[5] = {v, NULL, NULL, NULL, NULL};
     int rc = DW_OK, e = 0;
     if (cJSON_IsObject(v)) {
-        if ((rc = dw__load_members(c, v, keys, 3, vals)) != DW_OK)
+        if ((rc = dw__load_members(c, v, keys, 5, vals)) != DW_OK)
             return rc;
         if (!vals[0])
             return dw__load_fail(c, v, 0, "missing \"type\"");
@@ -374,6 +390,10 @@ static int parse_profile(dw__load *c, const cJSON *v)
     }
     if (rc == DW_OK && vals[2])
         rc = parse_version(c, vals[2]);
+    if (rc == DW_OK && vals[3])
+        rc = parse_leniency(c, vals[3], "strings", strings, &c->s->scpi_bare_strings);
+    if (rc == DW_OK && vals[4])
+        rc = parse_leniency(c, vals[4], "path", paths, &c->s->scpi_lenient_path);
     return rc;
 }
 

@@ -320,6 +320,8 @@ typedef struct dw_sim_script {
     size_t error_queue;        /* SCPI: the error queue's depth (2 .. 1000, default 20) */
     char *idn;                 /* "idn": the *IDN? answer (default: the name) */
     char *scpi_version;        /* "profile": {"version": ...}: SYSTem:VERSion? (NULL: 1999.0) */
+    int scpi_bare_strings;     /* "strings": "bare" (non-standard): character data is a string */
+    int scpi_lenient_path;     /* "path": "lenient" (non-standard): -113 tried from the root */
     dw_sim_status_bit *status; /* "status": bits bound to conditions, in document order */
     size_t nstatus;
     int has_busy;              /* some rule, step or property has "busy_ms" */
