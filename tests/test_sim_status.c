@@ -212,12 +212,12 @@ Test(sim_status, opc_query_answers_when_the_operations_complete)
     cr_expect(eq(int, f.o.delay_ms, 0), "nothing pending: at once");
     cr_expect(eq(str, (char *)ask_at(&f, "INIT", 10.0), ""));
     cr_expect(eq(str, (char *)ask_at(&f, "*OPC?", 10.1), "1"));
-    cr_expect(eq(int, f.o.delay_ms, 200), "answered 200 ms later, at completion");
+    cr_expect(eq(int, f.o.delay_ms, 202), "answered at completion (200 ms, 2 for the timer)");
     cr_expect(eq(str, (char *)ask_at(&f, "*OPC?", 10.4), "1"));
     cr_expect(eq(int, f.o.delay_ms, 0));
     cr_expect(eq(str, (char *)ask_at(&f, "TRIG:SOUR BUS;*OPC?;:STAT:OPER:COND?", 20.0), "1;0"),
               "a property's busy_ms; what follows *OPC? sees it complete");
-    cr_expect(eq(int, f.o.delay_ms, 50));
+    cr_expect(eq(int, f.o.delay_ms, 52));
     fix_close(&f);
 }
 
@@ -230,7 +230,7 @@ Test(sim_status, opc_sets_esr_bit_0_at_completion_and_wai_holds_what_follows)
     cr_expect(eq(str, (char *)ask_at(&f, "*ESR?;:STAT:OPER:COND?", 1.2), "0;16"));
     cr_expect(eq(str, (char *)ask_at(&f, "*ESR?;:STAT:OPER:COND?", 1.31), "1;0"), "complete");
     cr_expect(eq(str, (char *)ask_at(&f, "INIT;*WAI;:STAT:OPER:COND?;:FETC?;*ESR?", 2.0), "0;1;0"));
-    cr_expect(eq(int, f.o.delay_ms, 300), "the whole answer waits for the operation");
+    cr_expect(eq(int, f.o.delay_ms, 302), "the whole answer waits for the operation");
     cr_expect(eq(str, (char *)ask_at(&f, "*WAI;*OPC?", 3.0), "1"));
     cr_expect(eq(int, f.o.delay_ms, 0), "*WAI with nothing pending waits for nothing");
     cr_expect(eq(str, (char *)ask_at(&f, "INIT;*OPC;*RST;*OPC?;*ESR?", 4.0), "1;0"),

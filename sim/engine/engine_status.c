@@ -25,8 +25,11 @@ unsigned dw__engine_wait(sim_state *st)
 {
     if (!dw__engine_busy(st))
         return 0;
-    /* whole milliseconds, rounding up but for the error of the sum */
-    double ms = ceil((st->busy_until - st->now) * 1000.0 - 1e-6);
+    /* Whole milliseconds, rounding up but for the error of the sum, and 2
+     * more: the device's timer counts from the loop's cached, whole-ms
+     * clock and may fire that much early, and a request that follows the
+     * answer at once must find the operation complete. */
+    double ms = ceil((st->busy_until - st->now) * 1000.0 - 1e-6) + 2;
     st->now = st->busy_until;
     return ms > UINT32_MAX ? UINT32_MAX : (unsigned)ms;
 }
