@@ -43,7 +43,12 @@ class Simulator:
     def __init__(self, example):
         self.proc = subprocess.Popen(
             [SIM, "--script", os.path.join(EXAMPLES, example), "--listen", "127.0.0.1:0",
-             "--control", "127.0.0.1:0", "--seed", "7"],
+             "--control", "127.0.0.1:0", "--seed", "7",
+             # The scope builds a 2500-point waveform in Lua: a few ms in a
+             # release build, more than the default 10 ms deadline in a
+             # sanitizer build on a loaded machine. The deadline is not what
+             # these tests are about.
+             "--lua-deadline", "2000"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
             preexec_fn=_die_with_parent)
         try:
