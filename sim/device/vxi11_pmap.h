@@ -9,7 +9,8 @@
  * there answers (rpcbind), the device registers the core channel with it
  * instead (pmap_set) and removes the registration when it stops; when
  * rpcbind already has one (another device's, or a killed simulator's), the
- * error names its port and `rpcinfo -d`. When the port cannot be bound for lack of privilege, the error says so and names
+ * error names its port and `rpcinfo -d`. When the port cannot be bound for lack of privilege, the
+ * error says so and names
  * --portmapper. Loop thread only. */
 #ifndef DW_SIM_VXI11_PMAP_H
 #define DW_SIM_VXI11_PMAP_H

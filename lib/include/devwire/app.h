@@ -37,8 +37,8 @@ int dw_app_session_send_receive(dw_app_session *s, const void *request, void **r
                                 dw_error *err);
 /* Byte-payload shorthands: request p[0..n), response into `response`. */
 int dw_app_session_send_bytes(dw_app_session *s, const void *p, size_t n, dw_error *err);
-int dw_app_session_send_receive_bytes(dw_app_session *s, const void *p, size_t n,
-                                      dw_buf *response, dw_error *err);
+int dw_app_session_send_receive_bytes(dw_app_session *s, const void *p, size_t n, dw_buf *response,
+                                      dw_error *err);
 /* The transport session underneath (borrowed). */
 dw_session *dw_app_session_transport(dw_app_session *s);
 /* Close the connection and free the session. Accepts NULL. */

@@ -16,7 +16,10 @@ typedef struct dw_buf {
     size_t cap;    /* bytes allocated */
 } dw_buf;
 
-#define DW_BUF_INIT {NULL, 0, 0}
+#define DW_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 void dw_buf_init(dw_buf *b);
 /* Release the storage and empty the buffer. Accepts NULL. */

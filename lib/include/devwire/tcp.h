@@ -20,11 +20,11 @@ extern "C" {
 /* ---- client ---------------------------------------------------------- */
 
 typedef struct dw_tcp_client_options {
-    const char *host;       /* name or address, IPv4 or IPv6 (getaddrinfo); copied */
+    const char *host; /* name or address, IPv4 or IPv6 (getaddrinfo); copied */
     uint16_t port;
-    int timeout_ms;         /* read/write timeout; -1 = block forever (default 10000) */
-    int connect_timeout_ms; /* -1 = the system's (default 5000) */
-    size_t buffer_size;     /* receive buffer, largest chunk (default 65536) */
+    int timeout_ms;          /* read/write timeout; -1 = block forever (default 10000) */
+    int connect_timeout_ms;  /* -1 = the system's (default 5000) */
+    size_t buffer_size;      /* receive buffer, largest chunk (default 65536) */
     const dw_logger *logger; /* NULL = silent; must outlive the client */
 } dw_tcp_client_options;
 
@@ -66,15 +66,15 @@ typedef struct dw_server_handler {
 } dw_server_handler;
 
 typedef struct dw_tcp_server_options {
-    const char *host;       /* address to bind (default "127.0.0.1"); copied */
-    uint16_t port;          /* 0 = the kernel chooses (read it back) */
-    size_t max_connections; /* above it a client is refused politely (default 1024) */
-    int idle_timeout_ms;    /* close a connection silent this long; -1 = never (default) */
-    size_t buffer_size;     /* per-connection receive buffer (default 16384) */
-    int backlog;            /* listen backlog (default 512) */
-    const dw_logger *logger; /* NULL = silent; must outlive the server */
-    int write_timeout_ms;   /* a client not reading its responses for this long is
-                               dropped; -1 = never (default 10000) */
+    const char *host;         /* address to bind (default "127.0.0.1"); copied */
+    uint16_t port;            /* 0 = the kernel chooses (read it back) */
+    size_t max_connections;   /* above it a client is refused politely (default 1024) */
+    int idle_timeout_ms;      /* close a connection silent this long; -1 = never (default) */
+    size_t buffer_size;       /* per-connection receive buffer (default 16384) */
+    int backlog;              /* listen backlog (default 512) */
+    const dw_logger *logger;  /* NULL = silent; must outlive the server */
+    int write_timeout_ms;     /* a client not reading its responses for this long is
+                                 dropped; -1 = never (default 10000) */
     size_t thread_stack_size; /* per-connection thread stack (default 256 KiB) */
 } dw_tcp_server_options;
 
