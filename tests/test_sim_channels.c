@@ -14,23 +14,7 @@
 #include "engine/engine.h"
 #include "script/script.h"
 
-typedef struct fix {
-    dw_sim_script *script;
-    dw_sim_engine *e;
-    dw_sim_session *s;
-    dw_sim_outcome o;
-    char reply[512];
-} fix;
-
-/* Scripts are written with ' for " to keep them readable. */
-static char *dq(const char *text)
-{
-    char *t = strdup(text);
-    for (char *p = t; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    return t;
-}
+#include "engine_fixture.h"
 
 static double fixed_clock(void *arg)
 {
@@ -39,62 +23,11 @@ static double fixed_clock(void *arg)
 
 static double clock_now;
 
-static void fix_open(fix *f, const char *text)
+/* fix_open on the fixed clock, at 0. */
+static void open_clocked(fix *f, const char *text)
 {
-    memset(f, 0, sizeof *f);
-    char *t = dq(text);
-    dw_error err;
-    int rc = dw_sim_script_load_buffer("t.json", t, strlen(t), &f->script, &err);
-    free(t);
-    cr_assert(eq(int, rc, DW_OK), "%s", err.message);
-    cr_assert(eq(int, dw_sim_engine_new(f->script, &f->e, &err), DW_OK), "%s", err.message);
     clock_now = 0;
-    dw_sim_engine_set_clock(f->e, fixed_clock, &clock_now);
-    f->s = dw_sim_session_new(f->e);
-    cr_assert(f->s != NULL);
-    dw_sim_outcome_init(&f->o);
-}
-
-static void fix_close(fix *f)
-{
-    dw_sim_outcome_free(&f->o);
-    dw_sim_session_free(f->s);
-    dw_sim_engine_free(f->e);
-    dw_sim_script_free(f->script);
-}
-
-/* The reply to `req` at time `now`, its terminator taken off. */
-static const char *ask_at(fix *f, const char *req, double now)
-{
-    size_t n = strlen(req);
-    uint8_t *copy = malloc(n ? n : 1);
-    memcpy(copy, req, n);
-    dw_error err;
-    int rc = dw_sim_engine_handle_at(f->e, f->s, copy, n, now, &f->o, &err);
-    free(copy);
-    cr_assert(eq(int, rc, DW_OK), "%s: %s", req, err.message);
-    size_t len = f->o.bytes.len;
-    while (len && f->o.bytes.data[len - 1] == '\n')
-        len--;
-    snprintf(f->reply, sizeof f->reply, "%.*s", (int)len, len ? (char *)f->o.bytes.data : "");
-    return f->reply;
-}
-
-static const char *ask(fix *f, const char *req)
-{
-    return ask_at(f, req, 0);
-}
-
-static void load_fails(const char *text, const char *want)
-{
-    dw_sim_script *s = NULL;
-    dw_error err;
-    char *t = dq(text);
-    int rc = dw_sim_script_load_buffer("t.json", t, strlen(t), &s, &err);
-    free(t);
-    cr_expect(eq(int, rc, DW_ESCRIPT), "loaded: %s", text);
-    cr_expect(strstr(err.message, want) != NULL, "%s\n  wanted: %s", err.message, want);
-    dw_sim_script_free(s);
+    fix_open_clock(f, text, fixed_clock, &clock_now);
 }
 
 #define GEN                                                                                        \
@@ -117,7 +50,7 @@ static void load_fails(const char *text, const char *want)
 Test(sim_channels, one_value_per_channel_and_no_suffix_is_channel_1)
 {
     fix f;
-    fix_open(&f, GEN);
+    open_clocked(&f, GEN);
     cr_expect(eq(str,
                  (char *)ask(&f, "FREQ 2 MHz;:SOUR2:FREQ 5e6;:FREQ?;:SOUR1:FREQ?;:SOUR2:FREQ?"),
                  "2.0E+06;2.0E+06;5.0E+06"));
@@ -135,7 +68,7 @@ Test(sim_channels, one_value_per_channel_and_no_suffix_is_channel_1)
 Test(sim_channels, templates_sets_lua_status_and_ramps_see_each_channel)
 {
     fix f;
-    fix_open(&f, GEN);
+    open_clocked(&f, GEN);
     cr_expect(eq(str, (char *)ask(&f, "SOUR2:FREQ 2e6;:SUMM?;:RAT?;:STAT:QUES:COND?"),
                  "1000,2000000;2000.0;1"));
     cr_expect(eq(str, (char *)ask(&f, "SWAP;:SUMM?;:STAT:QUES:COND?"), "2000000,1000;0"));

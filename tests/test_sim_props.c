@@ -16,67 +16,7 @@
 #include "engine/engine.h"
 #include "script/script.h"
 
-typedef struct fix {
-    dw_sim_script *script;
-    dw_sim_engine *e;
-    dw_sim_session *s;
-    dw_sim_outcome o;
-    char reply[512];
-} fix;
-
-/* Scripts are written with ' for " to keep them readable. */
-static char *dq(const char *text)
-{
-    char *t = strdup(text);
-    for (char *p = t; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    return t;
-}
-
-static void fix_open(fix *f, const char *text)
-{
-    memset(f, 0, sizeof *f);
-    char *t = dq(text);
-    dw_error err;
-    int rc = dw_sim_script_load_buffer("t.json", t, strlen(t), &f->script, &err);
-    free(t);
-    cr_assert(eq(int, rc, DW_OK), "%s", err.message);
-    cr_assert(eq(int, dw_sim_engine_new(f->script, &f->e, &err), DW_OK), "%s", err.message);
-    f->s = dw_sim_session_new(f->e);
-    cr_assert(f->s != NULL);
-    dw_sim_outcome_init(&f->o);
-}
-
-static void fix_close(fix *f)
-{
-    dw_sim_outcome_free(&f->o);
-    dw_sim_session_free(f->s);
-    dw_sim_engine_free(f->e);
-    dw_sim_script_free(f->script);
-}
-
-/* The reply to `req` at time `now`, its terminator taken off ("" for none). */
-static const char *ask_at(fix *f, const char *req, double now)
-{
-    size_t n = strlen(req);
-    uint8_t *copy = malloc(n ? n : 1); /* exactly its size: over-reads show */
-    memcpy(copy, req, n);
-    dw_error err;
-    int rc = dw_sim_engine_handle_at(f->e, f->s, copy, n, now, &f->o, &err);
-    free(copy);
-    cr_assert(eq(int, rc, DW_OK), "%s: %s", req, err.message);
-    size_t len = f->o.bytes.len;
-    while (len && (f->o.bytes.data[len - 1] == '\n' || f->o.bytes.data[len - 1] == '\r'))
-        len--;
-    snprintf(f->reply, sizeof f->reply, "%.*s", (int)len, len ? (char *)f->o.bytes.data : "");
-    return f->reply;
-}
-
-static const char *ask(fix *f, const char *req)
-{
-    return ask_at(f, req, 0);
-}
+#include "engine_fixture.h"
 
 static const char *const sg =
     "{'profile': 'scpi', 'idn': 'ACME,SG,1,1',"

@@ -15,83 +15,16 @@
 #include "engine/engine.h"
 #include "script/script.h"
 
-typedef struct fix {
-    dw_sim_script *script;
-    dw_sim_engine *e;
-    dw_sim_session *s;
-    dw_sim_outcome o;
-    char reply[512];
-} fix;
-
-/* Scripts are written with ' for " to keep them readable. */
-static char *dq(const char *text)
-{
-    char *t = strdup(text);
-    for (char *p = t; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    return t;
-}
+#include "engine_fixture.h"
 
 /* A script of `body` with the profile `profile` (an object's members, ""
  * for the standard one). */
-static void fix_open(fix *f, const char *profile, const char *body)
+static void open_profile(fix *f, const char *profile, const char *body)
 {
-    memset(f, 0, sizeof *f);
     char text[2048];
     snprintf(text, sizeof text, "{'profile': {'type': 'scpi'%s%s}, %s}", *profile ? ", " : "",
              profile, body);
-    char *t = dq(text);
-    dw_error err;
-    int rc = dw_sim_script_load_buffer("t.json", t, strlen(t), &f->script, &err);
-    free(t);
-    cr_assert(eq(int, rc, DW_OK), "%s", err.message);
-    cr_assert(eq(int, dw_sim_engine_new(f->script, &f->e, &err), DW_OK), "%s", err.message);
-    f->s = dw_sim_session_new(f->e);
-    cr_assert(f->s != NULL);
-    dw_sim_outcome_init(&f->o);
-}
-
-static void fix_close(fix *f)
-{
-    dw_sim_outcome_free(&f->o);
-    dw_sim_session_free(f->s);
-    dw_sim_engine_free(f->e);
-    dw_sim_script_free(f->script);
-}
-
-/* The reply to `req`, its terminator taken off ("" for none). */
-static const char *ask(fix *f, const char *req)
-{
-    size_t n = strlen(req);
-    uint8_t *copy = malloc(n ? n : 1); /* exactly its size: over-reads show */
-    memcpy(copy, req, n);
-    dw_error err;
-    int rc = dw_sim_engine_handle_at(f->e, f->s, copy, n, 0, &f->o, &err);
-    free(copy);
-    cr_assert(eq(int, rc, DW_OK), "%s: %s", req, err.message);
-    size_t len = f->o.bytes.len;
-    while (len && (f->o.bytes.data[len - 1] == '\n' || f->o.bytes.data[len - 1] == '\r'))
-        len--;
-    snprintf(f->reply, sizeof f->reply, "%.*s", (int)len, len ? (char *)f->o.bytes.data : "");
-    return f->reply;
-}
-
-/* The error queue, emptied: "" when it was empty, else its entries
- * joined with '|'. */
-static const char *errors(fix *f)
-{
-    static char all[1024];
-    all[0] = 0;
-    for (int i = 0; i < 20; i++) {
-        const char *e = ask(f, "SYST:ERR?");
-        if (strncmp(e, "0,", 2) == 0)
-            break;
-        if (all[0])
-            strcat(all, "|");
-        strncat(all, e, sizeof all - strlen(all) - 1);
-    }
-    return all;
+    fix_open(f, text);
 }
 
 /* ---- "strings": "bare" ------------------------------------------------------- */
@@ -106,7 +39,7 @@ static const char *const strs =
 Test(lenient, bare_strings_take_character_data_as_written)
 {
     fix f;
-    fix_open(&f, "'strings': 'bare'", strs);
+    open_profile(&f, "'strings': 'bare'", strs);
     ask(&f, "STR1 hello");
     cr_expect(eq(str, (char *)ask(&f, "STR1?"), "\"hello\""), "the text as written, not HELLO");
     cr_expect(eq(str, (char *)errors(&f), ""));
@@ -130,7 +63,7 @@ Test(lenient, quoted_strings_are_the_standard)
     static const char *const profiles[] = {"", "'strings': 'quoted'"};
     for (size_t i = 0; i < 2; i++) {
         fix f;
-        fix_open(&f, profiles[i], strs);
+        open_profile(&f, profiles[i], strs);
         ask(&f, "STR1 hello");
         cr_expect(eq(str, (char *)errors(&f), "-104,\"Data type error\""), "%s", profiles[i]);
         cr_expect(eq(str, (char *)ask(&f, "STR1?"), "\"x\""), "unchanged");
@@ -153,7 +86,7 @@ static const char *const tree = "'properties': {'c': {'type': 'int', 'scpi': 'AA
 Test(lenient, a_lenient_path_tries_the_root)
 {
     fix f;
-    fix_open(&f, "'path': 'lenient'", tree);
+    open_profile(&f, "'path': 'lenient'", tree);
     ask(&f, "AA:BB:CC 1;EE 2");
     cr_expect(eq(str, (char *)errors(&f), ""), "EE is not under AA:BB: the root's");
     cr_expect(eq(str, (char *)ask(&f, "AA:BB:CC?;EE?"), "1;2"));
@@ -173,10 +106,10 @@ Test(lenient, a_lenient_path_tries_the_root)
 Test(lenient, a_header_whose_lua_failed_is_not_tried_from_the_root)
 {
     fix f;
-    fix_open(&f, "'path': 'lenient'",
-             "'properties': {'c': {'type': 'int', 'scpi': 'AA:BB:CC'},"
-             "               'e': {'type': 'int', 'scpi': 'EE'}},"
-             " 'rules': [{'when': {'scpi': 'AA:BB:EE?'}, 'reply': {'lua': 'nil'}}]");
+    open_profile(&f, "'path': 'lenient'",
+                 "'properties': {'c': {'type': 'int', 'scpi': 'AA:BB:CC'},"
+                 "               'e': {'type': 'int', 'scpi': 'EE'}},"
+                 " 'rules': [{'when': {'scpi': 'AA:BB:EE?'}, 'reply': {'lua': 'nil'}}]");
     cr_expect(eq(str, (char *)ask(&f, "AA:BB:CC 1;EE?"), ""), "AA:BB:EE? fitted: not the root's");
     cr_expect(eq(str, (char *)errors(&f), "-113,\"Undefined header\""));
     cr_expect(eq(str, (char *)ask(&f, "AA:BB:CC 1;:EE?"), "0"));
@@ -188,7 +121,7 @@ Test(lenient, the_standard_path_refuses)
     static const char *const profiles[] = {"", "'path': 'standard'"};
     for (size_t i = 0; i < 2; i++) {
         fix f;
-        fix_open(&f, profiles[i], tree);
+        open_profile(&f, profiles[i], tree);
         ask(&f, "AA:BB:CC 1;EE 2");
         cr_expect(eq(str, (char *)errors(&f), "-113,\"Undefined header\""), "%s", profiles[i]);
         cr_expect(eq(str, (char *)ask(&f, "AA:BB:CC?;:EE?"), "1;0"), "EE unchanged");

@@ -16,23 +16,7 @@
 #include "engine/engine.h"
 #include "script/script.h"
 
-typedef struct fix {
-    dw_sim_script *script;
-    dw_sim_engine *e;
-    dw_sim_session *s;
-    dw_sim_outcome o;
-    char reply[512];
-} fix;
-
-/* Scripts are written with ' for " to keep them readable. */
-static char *dq(const char *text)
-{
-    char *t = strdup(text);
-    for (char *p = t; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    return t;
-}
+#include "engine_fixture.h"
 
 static double fixed_clock(void *arg)
 {
@@ -41,62 +25,11 @@ static double fixed_clock(void *arg)
 
 static double clock_now;
 
-static void fix_open(fix *f, const char *text)
+/* fix_open on the fixed clock, at 0. */
+static void open_clocked(fix *f, const char *text)
 {
-    memset(f, 0, sizeof *f);
-    char *t = dq(text);
-    dw_error err;
-    int rc = dw_sim_script_load_buffer("t.json", t, strlen(t), &f->script, &err);
-    free(t);
-    cr_assert(eq(int, rc, DW_OK), "%s", err.message);
-    cr_assert(eq(int, dw_sim_engine_new(f->script, &f->e, &err), DW_OK), "%s", err.message);
     clock_now = 0;
-    dw_sim_engine_set_clock(f->e, fixed_clock, &clock_now);
-    f->s = dw_sim_session_new(f->e);
-    cr_assert(f->s != NULL);
-    dw_sim_outcome_init(&f->o);
-}
-
-static void fix_close(fix *f)
-{
-    dw_sim_outcome_free(&f->o);
-    dw_sim_session_free(f->s);
-    dw_sim_engine_free(f->e);
-    dw_sim_script_free(f->script);
-}
-
-/* The reply to `req` at time `now`, its terminator taken off. */
-static const char *ask_at(fix *f, const char *req, double now)
-{
-    size_t n = strlen(req);
-    uint8_t *copy = malloc(n ? n : 1);
-    memcpy(copy, req, n);
-    dw_error err;
-    int rc = dw_sim_engine_handle_at(f->e, f->s, copy, n, now, &f->o, &err);
-    free(copy);
-    cr_assert(eq(int, rc, DW_OK), "%s: %s", req, err.message);
-    size_t len = f->o.bytes.len;
-    while (len && f->o.bytes.data[len - 1] == '\n')
-        len--;
-    snprintf(f->reply, sizeof f->reply, "%.*s", (int)len, len ? (char *)f->o.bytes.data : "");
-    return f->reply;
-}
-
-static const char *ask(fix *f, const char *req)
-{
-    return ask_at(f, req, 0);
-}
-
-static void load_fails(const char *text, const char *want)
-{
-    dw_sim_script *s = NULL;
-    dw_error err;
-    char *t = dq(text);
-    int rc = dw_sim_script_load_buffer("t.json", t, strlen(t), &s, &err);
-    free(t);
-    cr_expect(eq(int, rc, DW_ESCRIPT), "loaded: %s", text);
-    cr_expect(strstr(err.message, want) != NULL, "%s\n  wanted: %s", err.message, want);
-    dw_sim_script_free(s);
+    fix_open_clock(f, text, fixed_clock, &clock_now);
 }
 
 #define PSU                                                                                        \
@@ -112,11 +45,11 @@ static void load_fails(const char *text, const char *want)
 Test(sim_status, version_is_the_scripts_or_1999)
 {
     fix f;
-    fix_open(&f, "{'profile': 'scpi'}");
+    open_clocked(&f, "{'profile': 'scpi'}");
     cr_expect(eq(str, (char *)ask(&f, "SYST:VERS?"), "1999.0"));
     cr_expect(eq(str, (char *)ask(&f, "system:version?"), "1999.0"));
     fix_close(&f);
-    fix_open(&f, "{'profile': {'type': 'scpi', 'version': '1995.0'}}");
+    open_clocked(&f, "{'profile': {'type': 'scpi', 'version': '1995.0'}}");
     cr_expect(eq(str, (char *)ask(&f, "SYST:VERS?;:SYST:ERR?"), "1995.0;0,\"No error\""));
     fix_close(&f);
     load_fails("{'profile': {'type': 'scpi', 'version': '99'}}",
@@ -126,7 +59,7 @@ Test(sim_status, version_is_the_scripts_or_1999)
 Test(sim_status, a_condition_rises_through_ptr_into_the_event_register)
 {
     fix f;
-    fix_open(&f, PSU "}");
+    open_clocked(&f, PSU "}");
     cr_expect(eq(str, (char *)ask(&f, "STAT:QUES:COND?;EVEN?;ENAB?;PTR?;NTR?"), "0;0;0;32767;0"));
     cr_expect(eq(str, (char *)ask(&f, "VOLT 12;:STAT:QUES:COND?"), "1"),
               "re-evaluated after the unit that changed volt");
@@ -147,7 +80,7 @@ Test(sim_status, a_condition_rises_through_ptr_into_the_event_register)
 Test(sim_status, preset_cls_and_register_values)
 {
     fix f;
-    fix_open(&f, PSU "}");
+    open_clocked(&f, PSU "}");
     ask(&f, "STAT:OPER:ENAB 255;PTR 7;NTR 9;:STAT:QUES:ENAB 65535;:VOLT 12");
     cr_expect(
         eq(str, (char *)ask(&f, "STAT:OPER:ENAB?;PTR?;NTR?;:STAT:QUES:ENAB?"), "255;7;9;32767"),
@@ -168,13 +101,14 @@ Test(sim_status, preset_cls_and_register_values)
 Test(sim_status, device_status_byte_bits_and_the_operation_summary)
 {
     fix f;
-    fix_open(&f, PSU ", 'rules': [{'when': {'scpi': 'INITiate'}, 'busy_ms': 100}]}");
+    open_clocked(&f, PSU ", 'rules': [{'when': {'scpi': 'INITiate'}, 'busy_ms': 100}]}");
     cr_expect(eq(str, (char *)ask(&f, "VOLT 25;*STB?"), "1"), "bit 0: volt above 20");
     cr_expect(eq(int, dw_sim_engine_var_set(f.e, NULL, 0, (const uint8_t *)"true", 4), DW_OK));
     cr_expect(eq(str, (char *)ask(&f, "*STB?"), "3"), "bit 1: overtemp");
     cr_expect(eq(str, (char *)ask(&f, "*SRE 2;*STB?"), "67"), "MSS from a device bit");
     fix_close(&f);
-    fix_open(&f, "{'profile': 'scpi', 'rules': [{'when': {'scpi': 'INITiate'}, 'busy_ms': 100}],"
+    open_clocked(&f,
+                 "{'profile': 'scpi', 'rules': [{'when': {'scpi': 'INITiate'}, 'busy_ms': 100}],"
                  " 'status': {'operation': [{'bit': 4, 'name': 'measuring',"
                  "                           'when': {'busy': true}}]}}");
     cr_expect(eq(str, (char *)ask_at(&f, "STAT:OPER:ENAB 16;:INIT;*STB?", 1.0), "128"),
@@ -188,7 +122,7 @@ Test(sim_status, device_status_byte_bits_and_the_operation_summary)
 Test(sim_status, a_change_from_the_control_api_is_caught_between_messages)
 {
     fix f;
-    fix_open(&f, PSU "}");
+    open_clocked(&f, PSU "}");
     cr_expect(eq(int, dw_sim_engine_var_set(f.e, NULL, 0, (const uint8_t *)"true", 4), DW_OK));
     cr_expect(eq(int, dw_sim_engine_var_set(f.e, NULL, 0, (const uint8_t *)"false", 5), DW_OK));
     cr_expect(eq(str, (char *)ask(&f, "STAT:QUES:COND?;EVEN?"), "0;16"),
@@ -207,7 +141,7 @@ Test(sim_status, a_change_from_the_control_api_is_caught_between_messages)
 Test(sim_status, opc_query_answers_when_the_operations_complete)
 {
     fix f;
-    fix_open(&f, BUSY);
+    open_clocked(&f, BUSY);
     cr_expect(eq(str, (char *)ask_at(&f, "*OPC?", 10.0), "1"));
     cr_expect(eq(int, f.o.delay_ms, 0), "nothing pending: at once");
     cr_expect(eq(str, (char *)ask_at(&f, "INIT", 10.0), ""));
@@ -224,7 +158,7 @@ Test(sim_status, opc_query_answers_when_the_operations_complete)
 Test(sim_status, opc_sets_esr_bit_0_at_completion_and_wai_holds_what_follows)
 {
     fix f;
-    fix_open(&f, BUSY);
+    open_clocked(&f, BUSY);
     ask_at(&f, "*ESR?", 1.0);
     cr_expect(eq(str, (char *)ask_at(&f, "INIT;*OPC;*ESR?", 1.0), "0"), "pending: not yet");
     cr_expect(eq(str, (char *)ask_at(&f, "*ESR?;:STAT:OPER:COND?", 1.2), "0;16"));
@@ -268,9 +202,9 @@ Test(sim_status, bad_status_bindings_are_refused_at_load)
 Test(sim_status, a_rule_still_overrides_a_status_builtin)
 {
     fix f;
-    fix_open(&f,
-             "{'profile': 'scpi', 'rules': [{'when': {'scpi': 'STATus:QUEStionable:CONDition?'},"
-             " 'reply': '2'}]}");
+    open_clocked(
+        &f, "{'profile': 'scpi', 'rules': [{'when': {'scpi': 'STATus:QUEStionable:CONDition?'},"
+            " 'reply': '2'}]}");
     cr_expect(eq(str, (char *)ask(&f, "STAT:QUES:COND?;EVEN?"), "2;0"));
     fix_close(&f);
 }
@@ -278,9 +212,9 @@ Test(sim_status, a_rule_still_overrides_a_status_builtin)
 Test(sim_status, a_failing_lua_condition_is_false_and_counted)
 {
     fix f;
-    fix_open(&f, "{'profile': 'scpi', 'state': {'v': 1},"
-                 " 'status': {'questionable': [{'bit': 2, 'when': {'lua': 'v > nope'}},"
-                 "                             {'bit': 3, 'when': {'lua': 'v > 0'}}]}}");
+    open_clocked(&f, "{'profile': 'scpi', 'state': {'v': 1},"
+                     " 'status': {'questionable': [{'bit': 2, 'when': {'lua': 'v > nope'}},"
+                     "                             {'bit': 3, 'when': {'lua': 'v > 0'}}]}}");
     cr_expect(eq(str, (char *)ask(&f, "STAT:QUES:COND?"), "8"));
     cr_expect(dw_sim_engine_status_lua_errors(f.e) >= 1);
     cr_expect(eq(u64, dw_sim_engine_lua_errors(f.e), 0), "not a rule's failure");
