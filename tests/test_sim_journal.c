@@ -5,6 +5,7 @@
 #include <criterion/new/assert.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -156,15 +157,15 @@ Test(sim_journal, a_wait_wakes_when_the_entry_comes)
     pthread_t t;
     pthread_create(&t, NULL, later, j);
     dw_sim_journal_entry e;
-    int rc = dw_sim_journal_wait(j, 1, is_outp_on, NULL, 30000, &e);
+    int rc = dw_sim_journal_wait(j, 1, NULL, is_outp_on, NULL, 30000, &e);
     pthread_join(t, NULL);
     cr_assert(eq(int, rc, DW_OK));
     cr_expect(eq(u64, e.seq, 2));
     dw_sim_journal_entry_free(&e);
     /* A past entry counts; `since` past it does not. */
-    cr_expect(eq(int, dw_sim_journal_wait(j, 1, is_outp_on, NULL, 0, &e), DW_OK));
+    cr_expect(eq(int, dw_sim_journal_wait(j, 1, NULL, is_outp_on, NULL, 0, &e), DW_OK));
     dw_sim_journal_entry_free(&e);
-    cr_expect(eq(int, dw_sim_journal_wait(j, 3, is_outp_on, NULL, 100, &e), DW_ETIMEDOUT));
+    cr_expect(eq(int, dw_sim_journal_wait(j, 3, NULL, is_outp_on, NULL, 100, &e), DW_ETIMEDOUT));
     dw_sim_journal_free(j);
 }
 
@@ -181,7 +182,7 @@ Test(sim_journal, closing_ends_every_wait)
     pthread_t t;
     pthread_create(&t, NULL, close_later, j);
     dw_sim_journal_entry e;
-    cr_expect(eq(int, dw_sim_journal_wait(j, 1, is_outp_on, NULL, 60000, &e), DW_ECANCELED));
+    cr_expect(eq(int, dw_sim_journal_wait(j, 1, NULL, is_outp_on, NULL, 60000, &e), DW_ECANCELED));
     pthread_join(t, NULL);
     dw_sim_journal_free(j);
 }
@@ -210,7 +211,7 @@ static void *wait_hit(void *arg)
 {
     hit_waiter *w = arg;
     dw_sim_journal_entry e = {0};
-    w->rc = dw_sim_journal_wait(w->j, 1, is_hit, NULL, 30000, &e);
+    w->rc = dw_sim_journal_wait(w->j, 1, NULL, is_hit, NULL, 30000, &e);
     w->seq = e.seq;
     dw_sim_journal_entry_free(&e);
     return NULL;
@@ -242,8 +243,126 @@ Test(sim_journal, many_waiters_each_find_the_entry_and_a_cleared_one_is_gone)
     dw_sim_journal_clear(j);
     dw_sim_journal_entry e = {0};
     int64_t t0 = mono_ms();
-    cr_expect(eq(int, dw_sim_journal_wait(j, 1, is_hit, NULL, 100, &e), DW_ETIMEDOUT));
+    cr_expect(eq(int, dw_sim_journal_wait(j, 1, NULL, is_hit, NULL, 100, &e), DW_ETIMEDOUT));
     int64_t took = mono_ms() - t0;
     cr_expect(took >= 95 && took < 2000, "timeout_ms=100 took %lld ms", (long long)took);
+    dw_sim_journal_free(j);
+}
+
+/* A wait with its own key and its own `since`. */
+typedef struct keyed_waiter {
+    dw_sim_journal *j;
+    const char *key;
+    uint64_t since;
+    int (*pred)(const dw_sim_journal_entry *e, void *arg);
+    int timeout_ms;
+    int rc;
+    uint64_t seq;
+    int64_t ms; /* how long the wait took */
+} keyed_waiter;
+
+static void *wait_keyed(void *arg)
+{
+    keyed_waiter *w = arg;
+    dw_sim_journal_entry e = {0};
+    int64_t t0 = mono_ms();
+    w->rc = dw_sim_journal_wait(w->j, w->since, w->key, w->pred, NULL, w->timeout_ms, &e);
+    w->ms = mono_ms() - t0;
+    w->seq = e.seq;
+    dw_sim_journal_entry_free(&e);
+    return NULL;
+}
+
+static void start_keyed(keyed_waiter *w, pthread_t *t)
+{
+    cr_assert(eq(int, pthread_create(t, NULL, wait_keyed, w), 0));
+}
+
+/* Waits with the same key test each entry once between them, but each
+ * still gets the first match at or after its own `since`. */
+Test(sim_journal, waits_sharing_a_key_each_get_the_first_match_from_their_since)
+{
+    dw_sim_journal *j = dw_sim_journal_new(100);
+    add(j, "HIT"); /* 1 */
+    add(j, "MISS");
+    keyed_waiter w[3] = {
+        {j, "match=HIT", 1, is_hit, 5000, -1, 0, 0},
+        {j, "match=HIT", 2, is_hit, 5000, -1, 0, 0},
+        {j, "match=HIT", 3, is_hit, 5000, -1, 0, 0},
+    };
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        start_keyed(&w[i], &t[i]);
+    usleep(50 * 1000);
+    add(j, "HIT"); /* 3 */
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+        cr_expect(eq(int, w[i].rc, DW_OK), "wait %d: %s", i, dw_strerror(w[i].rc));
+    }
+    cr_expect(eq(u64, w[0].seq, 1));
+    cr_expect(eq(u64, w[1].seq, 3));
+    cr_expect(eq(u64, w[2].seq, 3));
+    dw_sim_journal_free(j);
+}
+
+static int slow_never(const dw_sim_journal_entry *e, void *arg)
+{
+    (void)e;
+    (void)arg;
+    usleep(1000); /* a pattern at its match limits */
+    return 0;
+}
+
+/* A hostile neighbour: a wait whose pattern takes 1 ms per entry, over
+ * 3000 entries (3 s of matching), must not hold up another wait on the
+ * same journal, whose match comes last, nor outlive its own timeout. */
+Test(sim_journal, a_slow_pattern_delays_neither_another_wait_nor_its_own_timeout)
+{
+    dw_sim_journal *j = dw_sim_journal_new(5000);
+    for (int i = 0; i < 3000; i++)
+        add(j, "MISS");
+    keyed_waiter slow = {j, "regex=slow", 1, slow_never, 300, -1, 0, 0};
+    keyed_waiter good = {j, "match=HIT", 1, is_hit, 5000, -1, 0, 0};
+    pthread_t ts, tg;
+    start_keyed(&slow, &ts);
+    usleep(20 * 1000); /* the slow one is matching */
+    start_keyed(&good, &tg);
+    usleep(20 * 1000);
+    add(j, "HIT");
+    pthread_join(tg, NULL);
+    pthread_join(ts, NULL);
+    cr_expect(eq(int, good.rc, DW_OK));
+    cr_expect(eq(u64, good.seq, 3001));
+    cr_expect(good.ms < 1000, "the good wait took %lld ms beside a slow pattern",
+              (long long)good.ms);
+    cr_expect(eq(int, slow.rc, DW_ETIMEDOUT));
+    cr_expect(slow.ms >= 295 && slow.ms < 1000, "timeout_ms=300 took %lld ms", (long long)slow.ms);
+    dw_sim_journal_free(j);
+}
+
+static int slow_counting(const dw_sim_journal_entry *e, void *arg)
+{
+    (void)e;
+    usleep(1000);
+    ++*(int *)arg;
+    return 0;
+}
+
+/* A wait that times out while the watcher runs its pred returns only once
+ * the watcher let go of its arg (freed right after: ASan sees a late use). */
+Test(sim_journal, a_wait_returns_only_when_its_pred_is_no_longer_running)
+{
+    dw_sim_journal *j = dw_sim_journal_new(5000);
+    for (int i = 0; i < 2000; i++)
+        add(j, "MISS");
+    for (int round = 0; round < 5; round++) {
+        int *calls = calloc(1, sizeof *calls);
+        cr_assert(calls != NULL);
+        dw_sim_journal_entry e = {0};
+        int rc = dw_sim_journal_wait(j, 1, NULL, slow_counting, calls, 20 + round, &e);
+        cr_expect(eq(int, rc, DW_ETIMEDOUT));
+        cr_expect(gt(int, *calls, 0), "the pred ran");
+        free(calls);
+    }
     dw_sim_journal_free(j);
 }

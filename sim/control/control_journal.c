@@ -69,13 +69,16 @@ static int wait_pred(const dw_sim_journal_entry *e, void *arg)
     return dw_sim_pattern_match(arg, e->req, e->req_len, e->match);
 }
 
-/* The wait's pattern from match=, rule=, request=, prefix= or regex=:
- * 0 (ANY when none), or -1 after answering 422. */
-static int query_pattern(const dw_sim_http_request *req, dw_sim_pattern *p, dw_sim_http_response *r)
+/* The wait's pattern from match=, rule=, request=, prefix= or regex=, and
+ * its text as "kind=text" in key (waits with the same key share their
+ * tests): 0 (ANY, key "" when none), or -1 after answering 422. */
+static int query_pattern(const dw_sim_http_request *req, dw_sim_pattern *p, char *key, size_t size,
+                         dw_sim_http_response *r)
 {
     static const char *const keys[] = {"match", "rule", "request", "prefix", "regex"};
     char text[MAX_SEGMENT * 4], where[32];
     memset(p, 0, sizeof *p);
+    *key = 0;
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
         int got = dw__ctl_query_get(req->query, keys[k], text, sizeof text);
         snprintf(where, sizeof where, "query.%s", keys[k]);
@@ -91,6 +94,7 @@ static int query_pattern(const dw_sim_http_request *req, dw_sim_pattern *p, dw_s
             dw__ctl_error(r, 422, where, "%s", dw_error_message(&err));
             return -1;
         }
+        snprintf(key, size, "%s=%s", keys[k], text);
         return 0;
     }
     return 0;
@@ -130,11 +134,12 @@ void dw__ctl_journal_wait(const ctl_call *call)
         dw__ctl_query_number(req, "timeout_ms", 0, c->o.max_wait_ms, &timeout, r) < 0)
         return;
     dw_sim_pattern p;
-    if (query_pattern(req, &p, r) != 0)
+    char key[MAX_SEGMENT * 4 + 16];
+    if (query_pattern(req, &p, key, sizeof key, r) != 0)
         return;
     dw_sim_journal_entry e;
     memset(&e, 0, sizeof e);
-    int rc = dw_sim_journal_wait(dw__ctl_journal_of(d), (uint64_t)since, wait_pred, &p,
+    int rc = dw_sim_journal_wait(dw__ctl_journal_of(d), (uint64_t)since, key, wait_pred, &p,
                                  (int)timeout, &e);
     if (rc == DW_OK)
         dw__ctl_json(r, 200, dw_sim_journal_entry_json(&e));

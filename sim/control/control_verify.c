@@ -462,7 +462,7 @@ static void check(dw_sim_journal *j, const cJSON *body, expectation *x, size_t n
         long long t0 = mono_ms();
         dw_sim_journal_entry e;
         memset(&e, 0, sizeof e);
-        rc = dw_sim_journal_wait(j, p.end, count_new, &p, (int)wait_ms, &e);
+        rc = dw_sim_journal_wait(j, p.end, NULL, count_new, &p, (int)wait_ms, &e);
         dw_sim_journal_entry_free(&e);
         how->waited_ms = mono_ms() - t0;
     }

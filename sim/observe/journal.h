@@ -5,11 +5,12 @@
  * guards the ring, and everyone holds it only for O(1) work per entry: the
  * loop builds an entry before it takes the lock and only links it in;
  * readers copy what they need out and look at it (match patterns, count)
- * on their own thread after letting go. Waiters cost the loop one
- * broadcast for all of them and none while nobody sleeps, each waiter
- * looks again at most once per few milliseconds, and waiters woken
- * together share one copy of the new entries, so neither many waiters nor
- * slow patterns hold up the device. Sequence numbers start at 1
+ * on their own thread after letting go. One watcher thread per journal
+ * tests new entries for every wait (journal.c): the loop wakes it at
+ * most once per few milliseconds and never while it is awake, waits with
+ * the same pattern test each entry once between them, and a slow pattern
+ * delays only its own waits, so neither many waiters nor slow patterns
+ * hold up the device. Sequence numbers start at 1
  * and never go back, not even when the journal is cleared: a reader that
  * remembers the last number it saw can ask for what came after. When the
  * ring is full the oldest entry makes room and is counted as dropped. */
@@ -92,14 +93,18 @@ int dw_sim_journal_read(dw_sim_journal *j, uint64_t since, size_t max, dw_sim_jo
  * "fault"}. NULL when out of memory. */
 cJSON *dw_sim_journal_entry_json(const dw_sim_journal_entry *e);
 
-/* Wait up to timeout_ms for an entry with seq >= since that `pred` accepts,
- * past ones included: DW_OK and *out (a copy, caller frees), DW_ETIMEDOUT,
- * DW_ECANCELED (the journal closed) or DW_ENOMEM. pred runs on copies,
- * outside the lock, and each entry is looked at once; a new entry is seen
- * at most about 5 ms after it came, and the wait ends within a few ms of
- * its deadline provided each pred call is bounded (see pattern.h).
- * Thread-safe; blocks only the caller. */
-int dw_sim_journal_wait(dw_sim_journal *j, uint64_t since,
+/* Wait up to timeout_ms for an entry with seq >= since that `pred`
+ * accepts, past ones included: DW_OK and *out (a copy, caller frees),
+ * DW_ETIMEDOUT, DW_ECANCELED (the journal closed) or DW_ENOMEM. Waits with
+ * the same `key` (their patterns' text: equal keys must mean equal preds)
+ * share one test of each entry, run with one of their preds; NULL: this
+ * wait's pred alone (one that keeps state). Each entry is tested once per
+ * key, on a copy, on the journal's watcher thread, never under the lock the
+ * device appends with; a new entry is tested at most about 5 ms after it
+ * came, and the wait ends within a few ms of its deadline provided each
+ * pred call is bounded (see pattern.h). Thread-safe; blocks only the
+ * caller; pred and arg must live until it returns. */
+int dw_sim_journal_wait(dw_sim_journal *j, uint64_t since, const char *key,
                         int (*pred)(const dw_sim_journal_entry *e, void *arg), void *arg,
                         int timeout_ms, dw_sim_journal_entry *out);
 

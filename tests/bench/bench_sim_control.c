@@ -12,7 +12,8 @@
  * test suite's waiters cost the device. Target: 0.9 or more with 60.
  *
  * Every run has a fresh server process; rounds rotate who goes first.
- * DW_BENCH_QUICK=1 runs a short version. */
+ * DW_BENCH_QUICK=1 runs a short version; DW_BENCH_WAITERS=N runs only the
+ * case with N waiters, for 20 s, to profile. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -231,11 +232,11 @@ static const int nwaiters[] = {0, 1, 8, 60};
 #define NWAIT (int)(sizeof nwaiters / sizeof nwaiters[0])
 
 /* The device's round trips per second with n journal waiters. */
-static int measure_waiters(int n, double *rps, int *waits)
+static int measure_waiters(int n, double *rps, double *cpu, int *waits)
 {
     uint16_t port, control;
     pid_t pid = start(QUIET, &port, &control);
-    *rps = 0;
+    *rps = *cpu = 0;
     if (pid <= 0) {
         fprintf(stderr, "bench_sim_control: cannot start a server\n");
         return -1;
@@ -260,6 +261,7 @@ static int measure_waiters(int n, double *rps, int *waits)
     }
     bench_child_stop(pid);
     *rps = r.rps;
+    *cpu = r.rps > 0 ? r.server_cores * 1e6 / r.rps : 0;
     if (failures)
         fprintf(stderr, "bench_sim_control: %d wait(s) failed\n", failures);
     return rc != 0 || failures || started < n ? -1 : 0;
@@ -270,6 +272,21 @@ static void bench_line(const char *name, double v, const char *unit, double base
     printf("BENCH %s %.1f %s %.1f %.2f\n", name, v, unit, base, base > 0 ? v / base : 0);
 }
 
+/* DW_BENCH_WAITERS=N: only the device with N waiters, for 20 s, to attach
+ * a profiler to (perf record -a -g): no ratio, no BENCH line. */
+static int profile_waiters(int n)
+{
+    if (n < 0 || n > 60 || write_script() != 0)
+        return 1;
+    seconds = 20;
+    double rps, cpu;
+    int waits = 0, rc = measure_waiters(n, &rps, &cpu, &waits);
+    printf("%d waiters: %.0f rt/s, server %.2f us/rt, %d waits\n", n, rps, cpu, waits);
+    unlink(script_path);
+    rmdir(dir);
+    return rc != 0;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -277,6 +294,9 @@ int main(void)
     int quick = q && strcmp(q, "1") == 0;
     seconds = quick ? 0.5 : 2.0;
     rounds = quick ? 1 : 5;
+    const char *one = getenv("DW_BENCH_WAITERS");
+    if (one) /* one case, for a profiler: not a result */
+        return profile_waiters(atoi(one));
     if (write_script() != 0) {
         fprintf(stderr, "bench_sim_control: %s: %s\n", script_path, strerror(errno));
         return 1;
@@ -316,22 +336,24 @@ int main(void)
         snprintf(name, sizeof name, "control_quiet_vs_plain_%s", what[i]);
         bench_line(name, f[QUIET][i], unit[i], f[PLAIN][i]);
     }
-    double w[NWAIT][8];
+    double w[NWAIT][8], wc[NWAIT][8];
     int waits = 0;
     for (int k = 0; k < rounds; k++)
         for (int j = 0; j < NWAIT; j++) {
             int i = (k + j) % NWAIT;
-            status |= measure_waiters(nwaiters[i], &w[i][k], &waits) != 0;
+            status |= measure_waiters(nwaiters[i], &w[i][k], &wc[i][k], &waits) != 0;
         }
-    printf("%-20s | %10s\n", "journal waiters", "rt/s");
-    double alone = bench_median(w[0], rounds);
+    printf("%-20s | %10s | %9s\n", "journal waiters", "rt/s", "srv us/rt");
+    double alone = bench_median(w[0], rounds), alone_cpu = bench_median(wc[0], rounds);
     for (int i = 0; i < NWAIT; i++) {
-        double m = bench_median(w[i], rounds);
-        printf("%-20d | %10.0f\n", nwaiters[i], m);
+        double m = bench_median(w[i], rounds), mc = bench_median(wc[i], rounds);
+        printf("%-20d | %10.0f | %9.2f\n", nwaiters[i], m, mc);
         if (i > 0) {
             char name[64];
             snprintf(name, sizeof name, "control_%d_waiters_vs_alone_rt", nwaiters[i]);
             bench_line(name, m, "rt/s", alone);
+            snprintf(name, sizeof name, "control_%d_waiters_vs_alone_cpu", nwaiters[i]);
+            bench_line(name, mc, "us", alone_cpu);
         }
     }
     printf("waits: %d (each a GET /journal?tail=1 and a 500 ms GET /journal/wait)\n", waits);
