@@ -121,6 +121,8 @@ static int write_recording(const dw_sim_proxy_run *r, dw_sim_recorder *rec,
     }
     if (cv.prompt_note[0])
         fprintf(stderr, "%s: --record: %s\n", prog, cv.prompt_note);
+    if (cv.eol_note[0])
+        fprintf(stderr, "%s: --record: %s\n", prog, cv.eol_note);
     dw_sim_record_options o = {r->as_steps, r->keep_timing, r->upstream};
     dw_buf text = DW_BUF_INIT;
     int status = dw_sim_record_write(&cv, base, &o, &text) == DW_OK ? 0 : 3;

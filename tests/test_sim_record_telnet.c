@@ -1,0 +1,185 @@
+/* devwire-sim --record on a Telnet console, in process: the recorder is fed
+ * the bytes of a session as GNU telnetd gives them (its negotiation first,
+ * the pty's echo of each character as it is typed, CR NUL from a client in
+ * character mode), and the conversation, the written script and its replay
+ * check are looked at directly. tests/test_sim_record_telnetd.py records
+ * the real telnetd. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <devwire/devwire.h>
+
+#include "record/record.h"
+#include "support.h"
+
+#define Q DW_SIM_DIR_REQUEST
+#define R DW_SIM_DIR_REPLY
+
+static const char base_crlf[] =
+    "{\"transport\": \"telnet\", \"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\r\\n\"}}";
+static const char base_crnul[] =
+    "{\"transport\": \"telnet\", \"framing\": {\"request\": {\"type\": \"sentinel\", "
+    "\"sentinel\": {\"hex\": \"0d00\"}}, \"response\": {\"type\": \"sentinel\", "
+    "\"sentinel\": \"\\r\\n\"}}}";
+
+/* telnetd's opening offers (WILL SGA, WILL ECHO, DO TTYPE) and the
+ * client's answers: commands, which leave the recording's data. */
+static const uint8_t offers[] = {0xff, 0xfb, 0x03, 0xff, 0xfb, 0x01, 0xff, 0xfd, 0x18};
+static const uint8_t answers[] = {0xff, 0xfd, 0x03, 0xff, 0xfd, 0x01, 0xff, 0xfc, 0x18};
+
+typedef struct session {
+    dw_sim_script *base;
+    dw_sim_recorder *rec;
+    uint64_t t_us;
+} session;
+
+static void start(session *s, const char *base)
+{
+    dw_error err;
+    dw_error_clear(&err);
+    cr_assert(eq(int, dw_sim_script_load_buffer("base", base, strlen(base), &s->base, &err), DW_OK),
+              "%s", dw_error_message(&err));
+    s->rec = dw_sim_recorder_new(s->base);
+    cr_assert(not(eq(ptr, s->rec, NULL)));
+    s->t_us = 1000000;
+    dw_sim_recorder_open(s->rec, 1, s->t_us);
+    dw_sim_recorder_bytes(s->rec, 1, R, offers, sizeof offers, s->t_us += 1000);
+    dw_sim_recorder_bytes(s->rec, 1, Q, answers, sizeof answers, s->t_us += 1000);
+    dw_sim_recorder_bytes(s->rec, 1, R, (const uint8_t *)"dev> ", 5, s->t_us += 1000);
+}
+
+static void put(session *s, int dir, const char *p, size_t n)
+{
+    dw_sim_recorder_bytes(s->rec, 1, dir, (const uint8_t *)p, n, s->t_us += 20000);
+}
+
+/* A user types `line` (each character echoed by the device as it comes),
+ * then `eol`; the device echoes the line end as CR LF and answers. */
+static void typed(session *s, const char *line, const char *eol, size_t eol_len, const char *answer)
+{
+    for (const char *c = line; *c; c++) {
+        put(s, Q, c, 1);
+        put(s, R, c, 1);
+    }
+    put(s, Q, eol, eol_len);
+    put(s, R, "\r\n", 2);
+    put(s, R, answer, strlen(answer));
+}
+
+/* The device closes after the last answer; the conversation, the script
+ * and its replay check (their mismatches, the report in `report`). */
+static size_t finish(session *s, dw_sim_conversation *cv, dw_buf *text, dw_buf *report)
+{
+    dw_sim_recorder_end(s->rec, 1, R, 0, s->t_us += 1000);
+    dw_sim_recorder_close(s->rec, 1, s->t_us);
+    cr_assert(eq(int, dw_sim_recorder_conversation(s->rec, cv), DW_OK));
+    dw_sim_record_options o = {0, 0, "127.0.0.1:23"};
+    cr_assert(eq(int, dw_sim_record_write(cv, s->base, &o, text), DW_OK));
+    size_t mismatches = 0;
+    cr_assert(eq(int,
+                 dw_sim_record_check(cv, (const char *)text->data, text->len, report, &mismatches),
+                 DW_OK),
+              "%.*s", (int)report->len, (const char *)report->data);
+    return mismatches;
+}
+
+static void stop(session *s, dw_sim_conversation *cv, dw_buf *text, dw_buf *report)
+{
+    dw_sim_conversation_free(cv);
+    dw_sim_recorder_free(s->rec);
+    dw_sim_script_free(s->base);
+    dw_buf_free(text);
+    dw_buf_free(report);
+}
+
+static int holds(const dw_buf *text, const char *needle)
+{
+    return memmem(text->data, text->len, needle, strlen(needle)) != NULL;
+}
+
+/* The pty echoes each character while the line is typed, before the
+ * request is complete: the echo is part of that request's answer (its
+ * first frame), the prompt is still inferred, and the replay check passes.
+ * Before, the echo went to the previous answer and every exchange failed
+ * the check. */
+Test(sim_record_telnet, echo_typed_character_by_character_replays)
+{
+    session s;
+    start(&s, base_crlf);
+    typed(&s, "count", "\r\n", 2, "count=1\r\ndev> ");
+    typed(&s, "count", "\r\n", 2, "count=2\r\ndev> ");
+    typed(&s, "exit", "\r\n", 2, "bye\r\n");
+    dw_sim_conversation cv;
+    dw_buf text = DW_BUF_INIT, report = DW_BUF_INIT;
+    size_t mismatches = finish(&s, &cv, &text, &report);
+    cr_expect(eq(sz, mismatches, 0), "%.*s\n%.*s", (int)report.len, (const char *)report.data,
+              (int)text.len, (const char *)text.data);
+    cr_expect(eq(sz, cv.nex, 3));
+    cr_expect(holds(&text, "\"prompt\": \"dev> \""), "%.*s", (int)text.len,
+              (const char *)text.data);
+    cr_expect(holds(&text, "{\"when\": \"count\", \"reply\": [{\"frames\": [\"count\", "
+                           "\"count=1\"]}, {\"frames\": [\"count\", \"count=2\"]}]}"),
+              "%.*s", (int)text.len, (const char *)text.data);
+    cr_expect(holds(&text, "{\"when\": \"exit\", \"reply\": {\"frames\": [\"exit\", \"bye\"]}, "
+                           "\"then\": \"close\"}"),
+              "%.*s", (int)text.len, (const char *)text.data);
+    stop(&s, &cv, &text, &report);
+}
+
+/* What the device sent while a line was typed is not an echo (a late
+ * line of the previous answer): it stays with the previous answer, as
+ * before. */
+Test(sim_record_telnet, no_echo_keeps_the_answer_where_it_was)
+{
+    session s;
+    start(&s, base_crlf);
+    put(&s, Q, "a\r\n", 3);
+    put(&s, R, "A1\r\n", 4);
+    put(&s, Q, "b", 1);
+    put(&s, R, "A2\r\n", 4);
+    put(&s, Q, "\r\n", 2);
+    put(&s, R, "B\r\n", 3);
+    dw_sim_conversation cv;
+    dw_buf text = DW_BUF_INIT, report = DW_BUF_INIT;
+    size_t mismatches = finish(&s, &cv, &text, &report);
+    cr_expect(eq(sz, mismatches, 0), "%.*s\n%.*s", (int)report.len, (const char *)report.data,
+              (int)text.len, (const char *)text.data);
+    cr_assert(eq(sz, cv.nex, 2));
+    cr_expect(eq(sz, cv.ex[1].out_at, 5 + 8), "b's answer starts after A2");
+    stop(&s, &cv, &text, &report);
+}
+
+/* A client in character mode ends its lines with CR NUL: with a base
+ * request sentinel of CR LF no request is ever complete, and the recorder
+ * says why and what to write instead; with CR NUL as the sentinel the
+ * session records and replays. */
+Test(sim_record_telnet, cr_nul_line_ends_are_named)
+{
+    session s;
+    start(&s, base_crlf);
+    typed(&s, "count", "\r", 2, "count=1\r\ndev> ");
+    typed(&s, "exit", "\r", 2, "bye\r\n");
+    dw_sim_conversation cv;
+    dw_buf text = DW_BUF_INIT, report = DW_BUF_INIT;
+    size_t mismatches = finish(&s, &cv, &text, &report);
+    cr_expect(eq(sz, cv.nex, 0));
+    cr_expect(gt(sz, mismatches, 0));
+    cr_expect(eq(str, cv.eol_note,
+                 "the client ended its lines with CR NUL (connection 1), as a Telnet client in "
+                 "character mode does, and the base script's request sentinel \"\\r\\n\" does "
+                 "not end them; give the base script the request framing {\"type\": "
+                 "\"sentinel\", \"sentinel\": {\"hex\": \"0d00\"}}"));
+    stop(&s, &cv, &text, &report);
+
+    start(&s, base_crnul);
+    typed(&s, "count", "\r", 2, "count=1\r\ndev> ");
+    typed(&s, "exit", "\r", 2, "bye\r\n");
+    mismatches = finish(&s, &cv, &text, &report);
+    cr_expect(eq(sz, mismatches, 0), "%.*s\n%.*s", (int)report.len, (const char *)report.data,
+              (int)text.len, (const char *)text.data);
+    cr_expect(eq(sz, cv.nex, 2));
+    cr_expect(eq(str, cv.eol_note, ""));
+    stop(&s, &cv, &text, &report);
+}
