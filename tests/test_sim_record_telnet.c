@@ -33,10 +33,15 @@ typedef struct session {
     dw_sim_script *base;
     dw_sim_recorder *rec;
     uint64_t t_us;
+    dw_sim_conversation cv;
+    dw_buf text;       /* the written script */
+    dw_buf report;     /* its replay check's */
+    size_t mismatches; /* and their number */
 } session;
 
 static void start(session *s, const char *base)
 {
+    *s = (session){.text = DW_BUF_INIT, .report = DW_BUF_INIT};
     dw_error err;
     dw_error_clear(&err);
     cr_assert(eq(int, dw_sim_script_load_buffer("base", base, strlen(base), &s->base, &err), DW_OK),
@@ -69,34 +74,41 @@ static void typed(session *s, const char *line, const char *eol, size_t eol_len,
 }
 
 /* The device closes after the last answer; the conversation, the script
- * and its replay check (their mismatches, the report in `report`). */
-static size_t finish(session *s, dw_sim_conversation *cv, dw_buf *text, dw_buf *report)
+ * and its replay check. */
+static void finish(session *s)
 {
     dw_sim_recorder_end(s->rec, 1, R, 0, s->t_us += 1000);
     dw_sim_recorder_close(s->rec, 1, s->t_us);
-    cr_assert(eq(int, dw_sim_recorder_conversation(s->rec, cv), DW_OK));
+    cr_assert(eq(int, dw_sim_recorder_conversation(s->rec, &s->cv), DW_OK));
     dw_sim_record_options o = {0, 0, "127.0.0.1:23"};
-    cr_assert(eq(int, dw_sim_record_write(cv, s->base, &o, text), DW_OK));
-    size_t mismatches = 0;
-    cr_assert(eq(int,
-                 dw_sim_record_check(cv, (const char *)text->data, text->len, report, &mismatches),
-                 DW_OK),
-              "%.*s", (int)report->len, (const char *)report->data);
-    return mismatches;
+    cr_assert(eq(int, dw_sim_record_write(&s->cv, s->base, &o, &s->text), DW_OK));
+    s->mismatches = 0;
+    int rc = dw_sim_record_check(&s->cv, (const char *)s->text.data, s->text.len, &s->report,
+                                 &s->mismatches);
+    cr_assert(eq(int, rc, DW_OK), "%s", dw_test_esc(s->report.data, s->report.len));
 }
 
-static void stop(session *s, dw_sim_conversation *cv, dw_buf *text, dw_buf *report)
+static void expect_replays(const session *s)
 {
-    dw_sim_conversation_free(cv);
+    cr_expect(eq(sz, s->mismatches, 0), "%.*s\n%.*s", (int)s->report.len,
+              (const char *)s->report.data, (int)s->text.len, (const char *)s->text.data);
+}
+
+static void stop(session *s)
+{
+    dw_sim_conversation_free(&s->cv);
     dw_sim_recorder_free(s->rec);
     dw_sim_script_free(s->base);
-    dw_buf_free(text);
-    dw_buf_free(report);
+    dw_buf_free(&s->text);
+    dw_buf_free(&s->report);
 }
 
-static int holds(const dw_buf *text, const char *needle)
+/* The written script holds `needle`. */
+static void expect_holds(const session *s, const char *needle)
 {
-    return memmem(text->data, text->len, needle, strlen(needle)) != NULL;
+    const dw_buf *t = &s->text;
+    cr_expect(memmem(t->data, t->len, needle, strlen(needle)) != NULL, "%s not in\n%.*s", needle,
+              (int)t->len, (const char *)t->data);
 }
 
 /* The pty echoes each character while the line is typed, before the
@@ -111,21 +123,15 @@ Test(sim_record_telnet, echo_typed_character_by_character_replays)
     typed(&s, "count", "\r\n", 2, "count=1\r\ndev> ");
     typed(&s, "count", "\r\n", 2, "count=2\r\ndev> ");
     typed(&s, "exit", "\r\n", 2, "bye\r\n");
-    dw_sim_conversation cv;
-    dw_buf text = DW_BUF_INIT, report = DW_BUF_INIT;
-    size_t mismatches = finish(&s, &cv, &text, &report);
-    cr_expect(eq(sz, mismatches, 0), "%.*s\n%.*s", (int)report.len, (const char *)report.data,
-              (int)text.len, (const char *)text.data);
-    cr_expect(eq(sz, cv.nex, 3));
-    cr_expect(holds(&text, "\"prompt\": \"dev> \""), "%.*s", (int)text.len,
-              (const char *)text.data);
-    cr_expect(holds(&text, "{\"when\": \"count\", \"reply\": [{\"frames\": [\"count\", "
-                           "\"count=1\"]}, {\"frames\": [\"count\", \"count=2\"]}]}"),
-              "%.*s", (int)text.len, (const char *)text.data);
-    cr_expect(holds(&text, "{\"when\": \"exit\", \"reply\": {\"frames\": [\"exit\", \"bye\"]}, "
-                           "\"then\": \"close\"}"),
-              "%.*s", (int)text.len, (const char *)text.data);
-    stop(&s, &cv, &text, &report);
+    finish(&s);
+    expect_replays(&s);
+    cr_expect(eq(sz, s.cv.nex, 3));
+    expect_holds(&s, "\"prompt\": \"dev> \"");
+    expect_holds(&s, "{\"when\": \"count\", \"reply\": [{\"frames\": [\"count\", \"count=1\"]}, "
+                     "{\"frames\": [\"count\", \"count=2\"]}]}");
+    expect_holds(&s, "{\"when\": \"exit\", \"reply\": {\"frames\": [\"exit\", \"bye\"]}, "
+                     "\"then\": \"close\"}");
+    stop(&s);
 }
 
 /* What the device sent while a line was typed is not an echo (a late
@@ -141,14 +147,11 @@ Test(sim_record_telnet, no_echo_keeps_the_answer_where_it_was)
     put(&s, R, "A2\r\n", 4);
     put(&s, Q, "\r\n", 2);
     put(&s, R, "B\r\n", 3);
-    dw_sim_conversation cv;
-    dw_buf text = DW_BUF_INIT, report = DW_BUF_INIT;
-    size_t mismatches = finish(&s, &cv, &text, &report);
-    cr_expect(eq(sz, mismatches, 0), "%.*s\n%.*s", (int)report.len, (const char *)report.data,
-              (int)text.len, (const char *)text.data);
-    cr_assert(eq(sz, cv.nex, 2));
-    cr_expect(eq(sz, cv.ex[1].out_at, 5 + 8), "b's answer starts after A2");
-    stop(&s, &cv, &text, &report);
+    finish(&s);
+    expect_replays(&s);
+    cr_assert(eq(sz, s.cv.nex, 2));
+    cr_expect(eq(sz, s.cv.ex[1].out_at, 5 + 8), "b's answer starts after A2");
+    stop(&s);
 }
 
 /* A client in character mode ends its lines with CR NUL: with a base
@@ -161,25 +164,22 @@ Test(sim_record_telnet, cr_nul_line_ends_are_named)
     start(&s, base_crlf);
     typed(&s, "count", "\r", 2, "count=1\r\ndev> ");
     typed(&s, "exit", "\r", 2, "bye\r\n");
-    dw_sim_conversation cv;
-    dw_buf text = DW_BUF_INIT, report = DW_BUF_INIT;
-    size_t mismatches = finish(&s, &cv, &text, &report);
-    cr_expect(eq(sz, cv.nex, 0));
-    cr_expect(gt(sz, mismatches, 0));
-    cr_expect(eq(str, cv.eol_note,
+    finish(&s);
+    cr_expect(eq(sz, s.cv.nex, 0));
+    cr_expect(gt(sz, s.mismatches, 0));
+    cr_expect(eq(str, s.cv.eol_note,
                  "the client ended its lines with CR NUL (connection 1), as a Telnet client in "
                  "character mode does, and the base script's request sentinel \"\\r\\n\" does "
                  "not end them; give the base script the request framing {\"type\": "
                  "\"sentinel\", \"sentinel\": {\"hex\": \"0d00\"}}"));
-    stop(&s, &cv, &text, &report);
+    stop(&s);
 
     start(&s, base_crnul);
     typed(&s, "count", "\r", 2, "count=1\r\ndev> ");
     typed(&s, "exit", "\r", 2, "bye\r\n");
-    mismatches = finish(&s, &cv, &text, &report);
-    cr_expect(eq(sz, mismatches, 0), "%.*s\n%.*s", (int)report.len, (const char *)report.data,
-              (int)text.len, (const char *)text.data);
-    cr_expect(eq(sz, cv.nex, 2));
-    cr_expect(eq(str, cv.eol_note, ""));
-    stop(&s, &cv, &text, &report);
+    finish(&s);
+    expect_replays(&s);
+    cr_expect(eq(sz, s.cv.nex, 2));
+    cr_expect(eq(str, s.cv.eol_note, ""));
+    stop(&s);
 }

@@ -31,10 +31,8 @@ why and exits 77 (ctest: skipped); CI installs it (scripts/install-deps.sh).
 Usage: test_sim_record_telnetd.py DEVWIRE_SIM (ctest), or pytest with
 DEVWIRE_SIM in the environment (no namespace then)."""
 
-import ctypes
 import json
 import os
-import re
 import select
 import shutil
 import signal
@@ -45,6 +43,9 @@ import tempfile
 import threading
 import time
 import unittest
+
+sys.dont_write_bytecode = True
+import test_sim_proxy_fuzz as fuzz  # noqa: E402  (its Sim, _die_with_parent)
 
 SIM = os.environ.get("DEVWIRE_SIM")  # or the first argument
 TIMEOUT = 30.0
@@ -75,12 +76,6 @@ BASE_CRNUL = {"transport": "telnet",
               "framing": {"request": {"type": "sentinel", "sentinel": {"hex": "0d00"}},
                           "response": {"type": "sentinel", "sentinel": "\r\n"}}}
 SESSION = ["count", "status", "count", "bogus", "count", "exit"]
-
-
-def _die_with_parent():
-    os.setpgrp()
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _stop(proc):
@@ -119,7 +114,7 @@ class Telnetd:
                 fd = conn.fileno()
                 self.procs.append(subprocess.Popen(
                     [TELNETD, "-h", "-E", self.console], stdin=fd, stdout=fd, stderr=fd,
-                    preexec_fn=_die_with_parent))
+                    preexec_fn=fuzz._die_with_parent))
 
     def stop(self):
         self.done.set()
@@ -129,47 +124,18 @@ class Telnetd:
             _stop(p)
 
 
-class Sim:
-    """devwire-sim with `args`, listening on 127.0.0.1:0, until stop()."""
+class Sim(fuzz.Sim):
+    """devwire-sim with `args`, listening on 127.0.0.1:0 (test_sim_proxy_fuzz's);
+    stop() keeps what it wrote in .out and .err."""
 
-    def __init__(self, *args):
-        self.proc = subprocess.Popen(
-            [SIM, *args, "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, bufsize=0, preexec_fn=_die_with_parent)
-        self.out = self.err = ""
-        try:
-            self.port = self._ready()
-        except BaseException:
-            self.stop()
-            raise
-
-    def _ready(self):
-        deadline = time.monotonic() + TIMEOUT
-        line = b""
-        while not line.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
-                raise RuntimeError("devwire-sim did not say where it listens")
-            ch = self.proc.stdout.read(1)
-            if not ch:
-                raise RuntimeError("devwire-sim ended: "
-                                   + self.proc.stderr.read().decode(errors="replace"))
-            line += ch
-        m = re.match(rb"listening on 127\.0\.0\.1:(\d+)", line)
-        if not m:
-            raise RuntimeError("unexpected first line: %r" % line)
-        return int(m.group(1))
+    out = err = ""
 
     def stop(self):
-        """SIGTERM; its exit status (stdout and stderr in .out, .err)."""
-        if self.proc.stdout.closed:
-            return self.proc.returncode
-        _stop(self.proc)
-        self.out = self.proc.stdout.read().decode(errors="replace")
-        self.err = self.proc.stderr.read().decode(errors="replace")
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-        return self.proc.returncode
+        if not self.proc.stdout.closed:
+            _stop(self.proc)
+            self.out = self.proc.stdout.read().decode(errors="replace")
+            self.err = self.proc.stderr.read().decode(errors="replace")
+        return super().stop()
 
 
 class Client:
@@ -273,6 +239,7 @@ class RecordTelnetd(unittest.TestCase):
     def setUp(self):
         if not SIM or not os.access(TELNETD, os.X_OK):
             self.skipTest("needs DEVWIRE_SIM and %s (inetutils-telnetd)" % TELNETD)
+        fuzz.SIM = SIM
         self.tmp = tempfile.TemporaryDirectory(prefix="devwire-telnetd-")
         self.addCleanup(self.tmp.cleanup)
         console = self.path("console.sh")
