@@ -14,11 +14,16 @@
 #include "record/record.h"
 #include "support.h"
 
-#define Q DW_SIM_DIR_REQUEST
-#define R DW_SIM_DIR_REPLY
+#define Q         DW_SIM_DIR_REQUEST
+#define R         DW_SIM_DIR_REPLY
+#define TEXT(lit) lit, sizeof lit - 1
 
 static const char base_crlf[] =
     "{\"transport\": \"telnet\", \"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\r\\n\"}}";
+static const char base_cr[] =
+    "{\"transport\": \"telnet\", \"framing\": {\"request\": {\"type\": \"sentinel\", "
+    "\"sentinel\": \"\\r\"}, \"response\": {\"type\": \"sentinel\", \"sentinel\": "
+    "\"\\r\\n\"}}}";
 static const char base_crnul[] =
     "{\"transport\": \"telnet\", \"framing\": {\"request\": {\"type\": \"sentinel\", "
     "\"sentinel\": {\"hex\": \"0d00\"}}, \"response\": {\"type\": \"sentinel\", "
@@ -39,7 +44,8 @@ typedef struct session {
     size_t mismatches; /* and their number */
 } session;
 
-static void start(session *s, const char *base)
+/* A session after telnetd's negotiation and `banner`. */
+static void start(session *s, const char *base, const char *banner, size_t banner_len)
 {
     *s = (session){.text = DW_BUF_INIT, .report = DW_BUF_INIT};
     dw_error err;
@@ -52,7 +58,7 @@ static void start(session *s, const char *base)
     dw_sim_recorder_open(s->rec, 1, s->t_us);
     dw_sim_recorder_bytes(s->rec, 1, R, offers, sizeof offers, s->t_us += 1000);
     dw_sim_recorder_bytes(s->rec, 1, Q, answers, sizeof answers, s->t_us += 1000);
-    dw_sim_recorder_bytes(s->rec, 1, R, (const uint8_t *)"dev> ", 5, s->t_us += 1000);
+    dw_sim_recorder_bytes(s->rec, 1, R, (const uint8_t *)banner, banner_len, s->t_us += 1000);
 }
 
 static void put(session *s, int dir, const char *p, size_t n)
@@ -103,6 +109,17 @@ static void stop(session *s)
     dw_buf_free(&s->report);
 }
 
+/* "count" and "exit" typed after `banner`, each line ended by "\r" (eol_len
+ * 1: a bare CR) or "\r\0" (2: CR NUL); then finish(). */
+static void count_then_exit(session *s, const char *base, const char *banner, size_t banner_len,
+                            size_t eol_len)
+{
+    start(s, base, banner, banner_len);
+    typed(s, "count", "\r", eol_len, "count=1\r\ndev> ");
+    typed(s, "exit", "\r", eol_len, "bye\r\n");
+    finish(s);
+}
+
 /* The written script holds `needle`. */
 static void expect_holds(const session *s, const char *needle)
 {
@@ -119,7 +136,7 @@ static void expect_holds(const session *s, const char *needle)
 Test(sim_record_telnet, echo_typed_character_by_character_replays)
 {
     session s;
-    start(&s, base_crlf);
+    start(&s, base_crlf, TEXT("dev> "));
     typed(&s, "count", "\r\n", 2, "count=1\r\ndev> ");
     typed(&s, "count", "\r\n", 2, "count=2\r\ndev> ");
     typed(&s, "exit", "\r\n", 2, "bye\r\n");
@@ -140,7 +157,7 @@ Test(sim_record_telnet, echo_typed_character_by_character_replays)
 Test(sim_record_telnet, no_echo_keeps_the_answer_where_it_was)
 {
     session s;
-    start(&s, base_crlf);
+    start(&s, base_crlf, TEXT("dev> "));
     put(&s, Q, "a\r\n", 3);
     put(&s, R, "A1\r\n", 4);
     put(&s, Q, "b", 1);
@@ -161,10 +178,7 @@ Test(sim_record_telnet, no_echo_keeps_the_answer_where_it_was)
 Test(sim_record_telnet, cr_nul_line_ends_are_named)
 {
     session s;
-    start(&s, base_crlf);
-    typed(&s, "count", "\r", 2, "count=1\r\ndev> ");
-    typed(&s, "exit", "\r", 2, "bye\r\n");
-    finish(&s);
+    count_then_exit(&s, base_crlf, TEXT("dev> "), 2);
     cr_expect(eq(sz, s.cv.nex, 0));
     cr_expect(gt(sz, s.mismatches, 0));
     cr_expect(eq(str, s.cv.eol_note,
@@ -174,12 +188,35 @@ Test(sim_record_telnet, cr_nul_line_ends_are_named)
                  "\"sentinel\", \"sentinel\": {\"hex\": \"0d00\"}}"));
     stop(&s);
 
-    start(&s, base_crnul);
-    typed(&s, "count", "\r", 2, "count=1\r\ndev> ");
-    typed(&s, "exit", "\r", 2, "bye\r\n");
-    finish(&s);
+    count_then_exit(&s, base_crnul, TEXT("dev> "), 2);
     expect_replays(&s);
     cr_expect(eq(sz, s.cv.nex, 2));
     cr_expect(eq(str, s.cv.eol_note, ""));
+    stop(&s);
+}
+
+/* The telnet program, once GNU telnetd asked DO BINARY, ends its lines with
+ * a bare CR; telnetd sent NUL bytes with its negotiation, before the
+ * prompt. With a CR LF sentinel the recorder names the line end; with CR
+ * the prompt is inferred (the banner's tail ends with it) and the session
+ * replays. Before, the banner's "\0\0dev> " and the waits' "dev> " differed
+ * and no prompt was inferred. */
+Test(sim_record_telnet, binary_mode_bare_cr_and_nul_bytes)
+{
+    session s;
+    count_then_exit(&s, base_crlf, TEXT("\0\0dev> "), 1);
+    cr_expect(eq(sz, s.cv.nex, 0));
+    cr_expect(eq(str, s.cv.eol_note,
+                 "the client ended its lines with CR (connection 1), as a Telnet client in binary "
+                 "mode does, and the base script's request sentinel \"\\r\\n\" does not end "
+                 "them; give the base script the request framing {\"type\": \"sentinel\", "
+                 "\"sentinel\": \"\\r\"}"));
+    stop(&s);
+
+    count_then_exit(&s, base_cr, TEXT("\0\0dev> "), 1);
+    expect_replays(&s);
+    cr_expect(eq(str, s.cv.prompt_note, ""));
+    cr_expect(eq(str, s.cv.eol_note, ""));
+    expect_holds(&s, "\"banner\": {\"hex\": \"00 00 64 65 76 3e 20\"},\n  \"prompt\": \"dev> \"");
     stop(&s);
 }

@@ -17,7 +17,12 @@ the same way, up to the close after `exit`:
   mode sends a user's typing, the base's request sentinel CR NUL: the echo
   of each character comes while the line is typed;
 - the same typing with a CR LF request sentinel: the recorder says that
-  the client ended its lines with CR NUL and which framing to give.
+  the client ended its lines with CR NUL and which framing to give;
+- the telnet program (inetutils-telnet) on a pseudo-terminal, typed at:
+  it negotiates LINEMODE away and BINARY in, and ends its lines with a
+  bare CR; telnetd sends two NUL bytes before the first prompt. With a CR
+  request sentinel it records and replays (to a client sending what
+  telnet sent); with CR LF the recorder names the line end and exits 1.
 
 telnetd runs without inetd: an acceptor here (127.0.0.1, port 0) starts
 `telnetd -h -E CONSOLE` per connection with the accepted socket as its
@@ -26,7 +31,8 @@ when a session ends: as root the test re-runs itself in a mount namespace
 of its own (`unshare --mount`) with tmpfs on /var/log and /run, so that the
 machine's files are not touched. Every process started dies with this one
 (PR_SET_PDEATHSIG) and is stopped whatever happens. Without telnetd it says
-why and exits 77 (ctest: skipped); CI installs it (scripts/install-deps.sh).
+why and exits 77 (ctest: skipped), and without telnet the two tests of the
+program are skipped; CI installs both (scripts/install-deps.sh).
 
 Usage: test_sim_record_telnetd.py DEVWIRE_SIM (ctest), or pytest with
 DEVWIRE_SIM in the environment (no namespace then)."""
@@ -39,6 +45,7 @@ import signal
 import socket
 import subprocess
 import sys
+import pty
 import tempfile
 import threading
 import time
@@ -51,6 +58,7 @@ SIM = os.environ.get("DEVWIRE_SIM")  # or the first argument
 TIMEOUT = 30.0
 SKIP = 77
 TELNETD = "/usr/sbin/telnetd"
+TELNET = shutil.which("telnet")
 IAC, DONT, DO, WONT, WILL, SB, SE = 255, 254, 253, 252, 251, 250, 240
 ECHO, SGA = 1, 3
 
@@ -72,6 +80,9 @@ done
 """
 
 BASE_CRLF = {"transport": "telnet", "framing": {"type": "sentinel", "sentinel": "\r\n"}}
+BASE_CR = {"transport": "telnet",
+           "framing": {"request": {"type": "sentinel", "sentinel": "\r"},
+                       "response": {"type": "sentinel", "sentinel": "\r\n"}}}
 BASE_CRNUL = {"transport": "telnet",
               "framing": {"request": {"type": "sentinel", "sentinel": {"hex": "0d00"}},
                           "response": {"type": "sentinel", "sentinel": "\r\n"}}}
@@ -138,7 +149,34 @@ class Sim(fuzz.Sim):
         return super().stop()
 
 
-class Client:
+class Reader:
+    """What a peer sent, as it comes (_pump), taken up to a needle."""
+
+    data = b""  # data not yet taken
+    eof = False
+
+    def until(self, needle):
+        """The data up to and including `needle` (b"" for the end)."""
+        deadline = time.monotonic() + TIMEOUT
+        while (needle not in self.data) if needle else not self.eof:
+            left = deadline - time.monotonic()
+            if left <= 0 or (self.eof and needle):
+                raise AssertionError("waiting for %r, got %r" % (needle, self.data))
+            self._pump(left)
+        end = self.data.index(needle) + len(needle) if needle else len(self.data)
+        got, self.data = self.data[:end], self.data[end:]
+        return got
+
+    def type(self, text, eol, pause=0.03):
+        """Send text a byte at a time, as a user types in character mode, and
+        then the line end (one key: telnet sends its CR NUL at once)."""
+        for ch in text:
+            self._send(bytes([ch]))
+            self._pump(pause)
+        self._send(eol)
+
+
+class Client(Reader):
     """A Telnet client on a raw socket: it answers every option (WILL ECHO
     and WILL SGA accepted when `accept_echo`, as telnet does; everything
     else refused) and keeps the data."""
@@ -147,8 +185,6 @@ class Client:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
         self.accept = {ECHO, SGA} if accept_echo else set()
         self.raw = b""  # received bytes not yet parsed (a command cut short)
-        self.data = b""  # data not yet taken
-        self.eof = False
 
     def close(self):
         self.sock.close()
@@ -196,43 +232,65 @@ class Client:
         self.raw += chunk
         self._parse()
 
-    def until(self, needle):
-        """The data up to and including `needle` (b"" for the end)."""
-        deadline = time.monotonic() + TIMEOUT
-        while (needle not in self.data) if needle else not self.eof:
-            left = deadline - time.monotonic()
-            if left <= 0 or (self.eof and needle):
-                raise AssertionError("waiting for %r, got %r" % (needle, self.data))
-            self._pump(left)
-        end = self.data.index(needle) + len(needle) if needle else len(self.data)
-        got, self.data = self.data[:end], self.data[end:]
-        return got
-
-    def type(self, text, eol, pause=0.03):
-        """Send text a byte at a time, as a user types in character mode, and
-        then the line end (one key: telnet sends its CR NUL at once)."""
-        for ch in text:
-            self.sock.sendall(bytes([ch]))
-            self._pump(pause)
-        self.sock.sendall(eol)
+    def _send(self, b):
+        self.sock.sendall(b)
 
 
-def run_session(port, accept_echo, eol, by_character):
-    """SESSION through port: the banner, then each request's answer (what
-    came from its first byte to the next prompt, or to the close after
-    `exit`)."""
-    c = Client(port, accept_echo)
+class Terminal(Reader):
+    """The telnet program on a pseudo-terminal of its own, as a user runs
+    it: what it prints, and keys typed at it."""
+
+    def __init__(self, port):
+        self.master, slave = pty.openpty()
+        self.proc = subprocess.Popen([TELNET, "127.0.0.1", str(port)], stdin=slave,
+                                     stdout=slave, stderr=slave,
+                                     preexec_fn=fuzz._die_with_parent)
+        os.close(slave)
+
+    def close(self):
+        _stop(self.proc)
+        os.close(self.master)
+
+    def _send(self, b):
+        os.write(self.master, b)
+
+    def _pump(self, timeout):
+        if self.eof or not select.select([self.master], [], [], timeout)[0]:
+            return
+        try:
+            chunk = os.read(self.master, 4096)
+        except OSError:  # EIO: telnet ended, its terminal closed
+            chunk = b""
+        self.eof = not chunk
+        self.data += chunk
+
+
+def run_session(port, accept_echo=True, eol=b"\r\n", by_character=False, terminal=False):
+    """SESSION through port, from the raw client or the telnet program on a
+    terminal: the banner, then each request's answer (what came from its
+    first byte to the next prompt, or to the close after `exit`)."""
+    c = Terminal(port) if terminal else Client(port, accept_echo)
     try:
         answers = [c.until(b"dev> ")]
         for req in SESSION:
             if by_character:
                 c.type(req.encode(), eol)
             else:
-                c.sock.sendall(req.encode() + eol)
+                c._send(req.encode() + eol)
             answers.append(c.until(b"" if req == "exit" else b"dev> "))
         return answers
     finally:
         c.close()
+
+
+def on_screen(answers):
+    """A terminal session's answers without what telnet says itself, and
+    without the NUL bytes telnetd sends with its negotiation (a terminal
+    shows nothing for them)."""
+    answers = [a.replace(b"\0", b"") for a in answers]
+    answers[0] = answers[0].split(b"Escape character is '^]'.\r\n", 1)[-1]
+    answers[-1] = answers[-1].replace(b"Connection closed by foreign host.\r\n", b"")
+    return answers
 
 
 class RecordTelnetd(unittest.TestCase):
@@ -274,15 +332,17 @@ class RecordTelnetd(unittest.TestCase):
         with open(self.path("rec.json")) as f:
             return f.read()
 
-    def recorded_and_replayed(self, base, echoed, **how):
-        answers, rec = self.record(base, **how)
+    def checked(self, rec):
+        """The recorder passed its replay check and inferred the prompt: the
+        script."""
         text = self.script()
         self.assertEqual(rec.proc.returncode, 0, rec.err + text)
         self.assertIn("replay check passed: 6 requests replay as recorded", rec.out)
         self.assertEqual(rec.err, "")
         self.assertIn('"prompt": "dev> "', text)
-        script = json.loads(text)
-        self.assertEqual((script["prompt"], script["banner"]), ("dev> ", "dev> "), text)
+        return json.loads(text)
+
+    def expect_answers(self, answers, echoed):
         echo = (lambda r: r + "\r\n") if echoed else (lambda r: "")
         self.assertEqual([a.decode() for a in answers], [
             "dev> ",
@@ -291,8 +351,14 @@ class RecordTelnetd(unittest.TestCase):
             echo("count") + "count=2\r\ndev> ",
             echo("bogus") + "unknown: bogus\r\ndev> ",
             echo("count") + "count=3\r\ndev> ",
-            echo("exit") + "bye\r\n"], text)
-        self.assertEqual(self.replay(**how), answers, text)
+            echo("exit") + "bye\r\n"], self.script())
+
+    def recorded_and_replayed(self, base, echoed, **how):
+        answers, rec = self.record(base, **how)
+        script = self.checked(rec)
+        self.assertEqual(script["banner"], "dev> ")
+        self.expect_answers(answers, echoed)
+        self.assertEqual(self.replay(**how), answers, self.script())
         return script
 
     def test_a_line_at_a_time_echoed(self):
@@ -323,6 +389,34 @@ class RecordTelnetd(unittest.TestCase):
                       "base script the request framing {\"type\": \"sentinel\", \"sentinel\": "
                       "{\"hex\": \"0d00\"}}\n", rec.err)
         self.assertIn("recorded 0 requests on 1 connection", rec.out)
+
+
+    @unittest.skipUnless(TELNET, "the telnet program is not installed (Debian: "
+                                 "inetutils-telnet; scripts/install-deps.sh installs it)")
+    def test_the_telnet_program_on_a_terminal(self):
+        # telnet accepts telnetd's DO BINARY: a key's CR goes alone.
+        answers, rec = self.record(BASE_CR, terminal=True, by_character=True, eol=b"\r")
+        script = self.checked(rec)
+        self.assertEqual(script["banner"], {"hex": "00 00 64 65 76 3e 20"})
+        self.expect_answers(on_screen(answers), True)
+        # The replay, from a client that sends what telnet sent.
+        replayed = self.replay(accept_echo=True, eol=b"\r", by_character=True)
+        self.assertEqual(on_screen(replayed), on_screen(answers), self.script())
+
+    @unittest.skipUnless(TELNET, "the telnet program is not installed (Debian: "
+                                 "inetutils-telnet; scripts/install-deps.sh installs it)")
+    def test_bare_cr_against_a_crlf_sentinel_is_named(self):
+        # No request, every answer unsolicited: the replay check alone would
+        # pass, and did.
+        _, rec = self.record(BASE_CRLF, terminal=True, by_character=True, eol=b"\r")
+        self.assertEqual(rec.proc.returncode, 1, rec.err)
+        self.assertIn("devwire-sim: --record: the client ended its lines with CR (connection 1), "
+                      "as a Telnet client in binary mode does, and the base script's request "
+                      "sentinel \"\\r\\n\" does not end them; give the base script the request "
+                      "framing {\"type\": \"sentinel\", \"sentinel\": \"\\r\"}\n", rec.err)
+        self.assertIn("devwire-sim: --out %s: the recording does not replay as recorded: the "
+                      "client's lines are not requests in the base script's framing (above)\n"
+                      % self.path("rec.json"), rec.err)
 
 
 def in_namespace():

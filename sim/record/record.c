@@ -497,27 +497,40 @@ static int read_requests(dw_sim_recorder *r, rframes *rq, dw_sim_conversation *c
     return rc;
 }
 
-/* A Telnet client in character mode ends a line with CR NUL (RFC 854),
- * which a request sentinel without it never ends: say so, and how to fix
- * the base script. */
+/* How a Telnet client ends its lines, from its first CR that is not the
+ * last byte: CR NUL (RFC 854: character mode), a bare CR (binary mode) or
+ * CR LF; NULL when it sent no CR. */
+static const char *line_end(const dw_buf *q, size_t *len)
+{
+    const uint8_t *cr = q->len ? memchr(q->data, '\r', q->len - 1) : NULL;
+    if (!cr)
+        return NULL;
+    *len = cr[1] == '\n' || cr[1] == '\0' ? 2 : 1;
+    return cr[1] == '\n' ? "\r\n" : cr[1] == '\0' ? "\r\0" : "\r";
+}
+
+/* A Telnet client whose line end is not the base's request sentinel (the
+ * telnet program sends CR NUL in character mode, a bare CR in binary
+ * mode): say so, and what to give the base script instead. */
 static void eol_check(const dw_sim_recorder *r, dw_sim_conversation *cv)
 {
     const dw_sim_framing *f = &r->base->request_framing;
-    if (r->base->transport != DW_SIM_TELNET || f->type != DW_SIM_FRAMING_SENTINEL ||
-        memmem(f->sentinel.data, f->sentinel.len, "\r\0", 2))
+    if (r->base->transport != DW_SIM_TELNET || f->type != DW_SIM_FRAMING_SENTINEL)
         return;
     for (size_t i = 0; i < r->n; i++) {
-        const dw_buf *q = &r->conns[i]->stream[DW_SIM_DIR_REQUEST];
-        if (!q->len || !memmem(q->data, q->len, "\r\0", 2))
+        size_t n = 0;
+        const char *eol = line_end(&r->conns[i]->stream[DW_SIM_DIR_REQUEST], &n);
+        if (!eol || eol[1] == '\n' ||
+            (n == f->sentinel.len && memcmp(eol, f->sentinel.data, n) == 0))
             continue;
         char sen[64];
         dw__rec_escape(f->sentinel.data, f->sentinel.len, 16, sen, sizeof sen);
         snprintf(cv->eol_note, sizeof cv->eol_note,
-                 "the client ended its lines with CR NUL (connection %llu), as a Telnet client "
-                 "in character mode does, and the base script's request sentinel %s does not "
-                 "end them; give the base script the request framing {\"type\": \"sentinel\", "
-                 "\"sentinel\": {\"hex\": \"0d00\"}}",
-                 (unsigned long long)r->conns[i]->id, sen);
+                 "the client ended its lines with %s (connection %llu), as a Telnet client in %s "
+                 "mode does, and the base script's request sentinel %s does not end them; give "
+                 "the base script the request framing {\"type\": \"sentinel\", \"sentinel\": %s}",
+                 n == 2 ? "CR NUL" : "CR", (unsigned long long)r->conns[i]->id,
+                 n == 2 ? "character" : "binary", sen, n == 2 ? "{\"hex\": \"0d00\"}" : "\"\\r\"");
         return;
     }
 }

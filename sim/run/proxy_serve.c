@@ -73,8 +73,9 @@ static void conv_on_loop(void *arg)
 }
 
 /* The recording replayed against the script written for it (record.h):
- * 0 when every exchange replays as recorded, else DW_SIM_EXIT_CHECK after
- * printing the mismatches; *mismatches their number. */
+ * 0 when every exchange replays as recorded (and the client's line ends
+ * were the base's), else DW_SIM_EXIT_CHECK after printing the mismatches;
+ * *mismatches their number. */
 static int check_recording(const dw_sim_proxy_run *r, const dw_sim_conversation *cv,
                            const dw_buf *text, size_t *mismatches)
 {
@@ -91,6 +92,12 @@ static int check_recording(const dw_sim_proxy_run *r, const dw_sim_conversation 
         fprintf(stderr,
                 "%s: --out %s: the recording does not replay as recorded (%zu mismatch%s):\n%s",
                 prog, r->out, *mismatches, *mismatches == 1 ? "" : "es", what);
+        status = DW_SIM_EXIT_CHECK;
+    } else if (cv->eol_note[0]) { /* the check passes, but without the client's lines */
+        fprintf(stderr,
+                "%s: --out %s: the recording does not replay as recorded: the client's lines "
+                "are not requests in the base script's framing (above)\n",
+                prog, r->out);
         status = DW_SIM_EXIT_CHECK;
     } else {
         printf("replay check passed: %zu request%s replay as recorded\n", cv->nex,
