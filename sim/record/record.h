@@ -92,8 +92,8 @@ typedef struct dw_sim_conversation {
     size_t nstreams;
     char prompt_note[512]; /* without a prompt: why none was inferred ("" when no text
                             * was left waiting without a line end) */
-    char eol_note[320];    /* a Telnet client ended its lines with CR NUL, which the base
-                            * script's request sentinel does not end ("" otherwise) */
+    char eol_note[320];    /* a Telnet client ended its lines with CR NUL or a bare CR,
+                            * not the base script's request sentinel ("" otherwise) */
 } dw_sim_conversation;
 
 void dw_sim_conversation_free(dw_sim_conversation *c);
