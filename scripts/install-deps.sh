@@ -8,7 +8,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-dev llvm
       libcjson-dev libtelnet-dev libuv1-dev libcriterion-dev libpcre2-dev libmicrohttpd-dev
-      liblua5.4-dev valgrind socat inetutils-telnetd gnuplot-nox python3-jsonschema python3-pytest
+      liblua5.4-dev valgrind socat inetutils-telnetd inetutils-telnet gnuplot-nox python3-jsonschema python3-pytest
       python3-venv python3-pip python3-setuptools python3-wheel universal-ctags redis-server
       zip chromium libtirpc-dev python3-pyvisa-py lxi-tools haproxy rpcbind)
 runtime_only=0

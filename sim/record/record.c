@@ -276,6 +276,37 @@ typedef struct pairing {
     const rframes *rp; /* the device's frames */
 } pairing;
 
+/* The device's bytes d[0..n) that came while request f was being sent are
+ * its echo: the start of what the client sent for it, or its payload and
+ * the line end echoed another way (a pty echoes a Telnet CR NUL as CR LF). */
+static int is_echo(const uint8_t *d, size_t n, const rec_conn *c, const rframe *f)
+{
+    const dw_buf *q = &c->stream[DW_SIM_DIR_REQUEST];
+    size_t body = f->payload.len;
+    if (n <= f->end - f->start && memcmp(d, q->data + f->start, n) == 0)
+        return 1;
+    return n > body && n <= body + 2 && memcmp(d, f->payload.data, body) == 0;
+}
+
+/* Where request f's answer starts in the device's stream: where it stood
+ * when the request was complete; or, when the client waited for the
+ * previous answer and the device echoed the request as it came (a Telnet
+ * console, character by character), where it stood at its first byte. */
+static size_t answer_at(const rec_conn *c, const rframe *f, int waited)
+{
+    size_t done = dw__rec_reply_at(c, f->ev), first = f->ev;
+    for (size_t e = f->ev; waited && e-- > 0;) {
+        if (c->ev[e].dir != DW_SIM_DIR_REQUEST)
+            continue;
+        if (c->ev[e].end <= f->start)
+            break;
+        first = e;
+    }
+    size_t began = dw__rec_reply_at(c, first);
+    const uint8_t *d = c->stream[DW_SIM_DIR_REPLY].data;
+    return began < done && is_echo(d + began, done - began, c, f) ? began : done;
+}
+
 static int push_exchange(pairing *pg, const rframes *rq, size_t k)
 {
     const rframe *req = &rq->f[k];
@@ -291,9 +322,9 @@ static int push_exchange(pairing *pg, const rframes *rq, size_t k)
     x->seq = cv->nex;
     x->delay_us = -1;
     x->stream = pg->stream;
-    x->out_at = dw__rec_reply_at(pg->c, req->ev);
     /* it began in a later read than the one that completed the request before */
     x->waited = k == 0 || pg->c->ev[rq->f[k - 1].ev].end <= rq->f[k - 1].end;
+    x->out_at = answer_at(pg->c, req, x->waited);
     return bytes_dup(&x->request, req->payload.data, req->payload.len);
 }
 
@@ -466,6 +497,44 @@ static int read_requests(dw_sim_recorder *r, rframes *rq, dw_sim_conversation *c
     return rc;
 }
 
+/* How a Telnet client ends its lines, from its first CR that is not the
+ * last byte: CR NUL (RFC 854: character mode), a bare CR (binary mode) or
+ * CR LF; NULL when it sent no CR. */
+static const char *line_end(const dw_buf *q, size_t *len)
+{
+    const uint8_t *cr = q->len ? memchr(q->data, '\r', q->len - 1) : NULL;
+    if (!cr)
+        return NULL;
+    *len = cr[1] == '\n' || cr[1] == '\0' ? 2 : 1;
+    return cr[1] == '\n' ? "\r\n" : cr[1] == '\0' ? "\r\0" : "\r";
+}
+
+/* A Telnet client whose line end is not the base's request sentinel (the
+ * telnet program sends CR NUL in character mode, a bare CR in binary
+ * mode): say so, and what to give the base script instead. */
+static void eol_check(const dw_sim_recorder *r, dw_sim_conversation *cv)
+{
+    const dw_sim_framing *f = &r->base->request_framing;
+    if (r->base->transport != DW_SIM_TELNET || f->type != DW_SIM_FRAMING_SENTINEL)
+        return;
+    for (size_t i = 0; i < r->n; i++) {
+        size_t n = 0;
+        const char *eol = line_end(&r->conns[i]->stream[DW_SIM_DIR_REQUEST], &n);
+        if (!eol || eol[1] == '\n' ||
+            (n == f->sentinel.len && memcmp(eol, f->sentinel.data, n) == 0))
+            continue;
+        char sen[64];
+        dw__rec_escape(f->sentinel.data, f->sentinel.len, 16, sen, sizeof sen);
+        snprintf(cv->eol_note, sizeof cv->eol_note,
+                 "the client ended its lines with %s (connection %llu), as a Telnet client in %s "
+                 "mode does, and the base script's request sentinel %s does not end them; give "
+                 "the base script the request framing {\"type\": \"sentinel\", \"sentinel\": %s}",
+                 n == 2 ? "CR NUL" : "CR", (unsigned long long)r->conns[i]->id,
+                 n == 2 ? "character" : "binary", sen, n == 2 ? "{\"hex\": \"0d00\"}" : "\"\\r\"");
+        return;
+    }
+}
+
 /* Every connection's answers, paired with its requests. */
 static int read_replies(dw_sim_recorder *r, const rframes *rq, dw_sim_conversation *cv)
 {
@@ -521,6 +590,8 @@ int dw_sim_recorder_conversation(dw_sim_recorder *r, dw_sim_conversation *cv)
     cv->nstreams = cv->streams ? r->n : 0;
     if (rc == DW_OK)
         rc = read_requests(r, rq, cv);
+    if (rc == DW_OK)
+        eol_check(r, cv);
     if (rc == DW_OK)
         rc = banner_and_prompt(r, rq, cv);
     if (rc == DW_OK)

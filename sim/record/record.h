@@ -51,7 +51,8 @@ typedef struct dw_sim_exchange {
     int64_t delay_us; /* from the request to the first reply frame; -1: none */
     size_t stream;    /* its connection's index in dw_sim_conversation.streams */
     size_t out_at;    /* where its answer starts in the device's stream (the bytes
-                       * the device had sent when the request was complete) */
+                       * the device had sent when the request was complete; when
+                       * it began, if what came in between was its echo) */
     size_t out_end;   /* and where it ends: the device's bytes when the next
                        * request was complete, or the stream's end */
     dw_sim_then then; /* the device ended the connection right after this answer */
@@ -91,6 +92,8 @@ typedef struct dw_sim_conversation {
     size_t nstreams;
     char prompt_note[512]; /* without a prompt: why none was inferred ("" when no text
                             * was left waiting without a line end) */
+    char eol_note[320];    /* a Telnet client ended its lines with CR NUL or a bare CR,
+                            * not the base script's request sentinel ("" otherwise) */
 } dw_sim_conversation;
 
 void dw_sim_conversation_free(dw_sim_conversation *c);

@@ -3,7 +3,8 @@
  * the client's next request began: the text the device had sent since the
  * last request was complete, after its last line end, is what it left on
  * the screen. A prompt is that text when it is the same at every wait
- * (and not empty); the banner's own tail, if any, counts as one more wait.
+ * (and not empty); the banner's own tail, if any, counts as one more wait,
+ * which agrees when it ends with the prompt the other waits agree on.
  * A wait where the client had already sent its next request (pipelined) or
  * the device had sent nothing says nothing and is skipped. */
 #include "record/record_int.h"
@@ -58,6 +59,7 @@ typedef struct wait_text {
 typedef struct infer {
     const dw_sim_bytes *sentinel;
     wait_text first, differs, whole; /* the first tail, one that differs, a wait after a line */
+    int from_requests;               /* `first` came from a wait after a request */
 } infer;
 
 /* The text of device stream s[at..to) after its last line end. */
@@ -89,11 +91,22 @@ static void seen(wait_text *w, const uint8_t *p, size_t n, uint64_t conn, size_t
                  (unsigned long long)conn);
 }
 
+/* A banner's tail that ends with the prompt the requests' waits agree on
+ * is that prompt, after text of the banner's own (GNU telnetd's NUL
+ * bytes, a greeting on the prompt's line). */
+static int ends_with_prompt(const infer *in, const uint8_t *p, size_t n, size_t req)
+{
+    const wait_text *f = &in->first;
+    return !req && in->from_requests && n >= f->n && memcmp(p + n - f->n, f->p, f->n) == 0;
+}
+
 static void consider(infer *in, const dw_buf *s, size_t at, size_t to, uint64_t conn, size_t req)
 {
     const uint8_t *p;
     size_t n;
     tail_of(s, at, to, in->sentinel, &p, &n);
+    if (ends_with_prompt(in, p, n, req))
+        return;
     if (n == 0 && req)
         seen(&in->whole, p, n, conn, req);
     else if (n && !in->first.seen)
@@ -102,16 +115,21 @@ static void consider(infer *in, const dw_buf *s, size_t at, size_t to, uint64_t 
         seen(&in->differs, p, n, conn, req);
 }
 
-/* Connection c's waits: the banner, then before each request but the first. */
-static void waits(infer *in, const rec_conn *c, const rframes *rq)
+/* Connection c's wait after its banner. */
+static void banner_wait(infer *in, const rec_conn *c)
 {
-    const dw_buf *s = &c->stream[DW_SIM_DIR_REPLY];
     size_t first_req = 0;
     while (first_req < c->nev && c->ev[first_req].dir != DW_SIM_DIR_REQUEST)
         first_req++;
     size_t banner = dw__rec_reply_at(c, first_req);
     if (banner)
-        consider(in, s, 0, banner, c->id, 0);
+        consider(in, &c->stream[DW_SIM_DIR_REPLY], 0, banner, c->id, 0);
+}
+
+/* Connection c's waits before each request but the first. */
+static void waits(infer *in, const rec_conn *c, const rframes *rq)
+{
+    const dw_buf *s = &c->stream[DW_SIM_DIR_REPLY];
     for (size_t k = 0; k + 1 < rq->n; k++) {
         size_t a = rq->f[k].ev, e = a + 1;
         if (c->ev[a].end > rq->f[k].end)
@@ -135,6 +153,9 @@ int dw__rec_infer_prompt(rec_conn *const *conns, size_t n, const rframes *rq,
     out->len = 0;
     for (size_t i = 0; i < n; i++)
         waits(&in, conns[i], &rq[i]);
+    in.from_requests = in.first.seen;
+    for (size_t i = 0; i < n; i++)
+        banner_wait(&in, conns[i]);
     if (!in.first.seen)
         return DW_OK; /* every wait came after a whole line: no prompt */
     char a[80], b[80];

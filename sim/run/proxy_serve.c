@@ -73,8 +73,9 @@ static void conv_on_loop(void *arg)
 }
 
 /* The recording replayed against the script written for it (record.h):
- * 0 when every exchange replays as recorded, else DW_SIM_EXIT_CHECK after
- * printing the mismatches; *mismatches their number. */
+ * 0 when every exchange replays as recorded (and the client's line ends
+ * were the base's), else DW_SIM_EXIT_CHECK after printing the mismatches;
+ * *mismatches their number. */
 static int check_recording(const dw_sim_proxy_run *r, const dw_sim_conversation *cv,
                            const dw_buf *text, size_t *mismatches)
 {
@@ -91,6 +92,12 @@ static int check_recording(const dw_sim_proxy_run *r, const dw_sim_conversation 
         fprintf(stderr,
                 "%s: --out %s: the recording does not replay as recorded (%zu mismatch%s):\n%s",
                 prog, r->out, *mismatches, *mismatches == 1 ? "" : "es", what);
+        status = DW_SIM_EXIT_CHECK;
+    } else if (cv->eol_note[0]) { /* the check passes, but without the client's lines */
+        fprintf(stderr,
+                "%s: --out %s: the recording does not replay as recorded: the client's lines "
+                "are not requests in the base script's framing (above)\n",
+                prog, r->out);
         status = DW_SIM_EXIT_CHECK;
     } else {
         printf("replay check passed: %zu request%s replay as recorded\n", cv->nex,
@@ -121,6 +128,8 @@ static int write_recording(const dw_sim_proxy_run *r, dw_sim_recorder *rec,
     }
     if (cv.prompt_note[0])
         fprintf(stderr, "%s: --record: %s\n", prog, cv.prompt_note);
+    if (cv.eol_note[0])
+        fprintf(stderr, "%s: --record: %s\n", prog, cv.eol_note);
     dw_sim_record_options o = {r->as_steps, r->keep_timing, r->upstream};
     dw_buf text = DW_BUF_INIT;
     int status = dw_sim_record_write(&cv, base, &o, &text) == DW_OK ? 0 : 3;
