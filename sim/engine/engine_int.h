@@ -132,6 +132,8 @@ struct dw_sim_session {
 typedef struct captures {
     PCRE2_SIZE so[NCAP];
     PCRE2_SIZE eo[NCAP];
+    unsigned channel; /* a SCPI match with "channels": the unit's channel (0: none) */
+    size_t chan_pos;  /* and its place in the match's list */
 } captures;
 
 /* dw__engine_match(): the request matched, did not, or a limit cut the match short. */

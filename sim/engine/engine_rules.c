@@ -197,6 +197,8 @@ void dw__engine_captures_whole(captures *c, size_t n)
         c->so[i] = c->eo[i] = PCRE2_UNSET;
     c->so[0] = 0;
     c->eo[0] = n;
+    c->channel = 0;
+    c->chan_pos = 0;
 }
 
 static int match_regex(dw_sim_session *ss, const dw_sim_match *m, const uint8_t *req, size_t n,
@@ -343,6 +345,14 @@ int dw__engine_render(const dw_sim_template *t, const sim_state *st, const uint8
                 rc = dw_buf_append(out, req + c->so[g->capture],
                                    c->eo[g->capture] - c->so[g->capture]);
             break;
+        case DW_SIM_SEG_CHANNEL:
+            if (c)
+                rc = dw_buf_printf(out, "%u", c->channel);
+            break;
+        case DW_SIM_SEG_PROP_CHANNEL:
+            if (c)
+                rc = dw_sim_prop_print(st->props, g->by_channel[c->chan_pos], st->now, 0, out);
+            break;
         case DW_SIM_SEG_LUA: /* render_value runs it */
             break;
         }
@@ -375,8 +385,10 @@ int dw__engine_apply_sets(sim_state *st, const dw_sim_action *a, const uint8_t *
     for (size_t i = 0; i < a->nsets && rc == DW_OK; i++)
         rc = dw__engine_render_value(lc, id, &a->sets[i].value, st, req, c, &vals[i]);
     for (size_t i = 0; i < a->nsets; i++) {
-        if (rc == DW_OK && a->sets[i].prop) {
-            rc = dw__engine_set_prop_text(lc, st, a->sets[i].var, &vals[i]);
+        const dw_sim_set *set = &a->sets[i];
+        if (rc == DW_OK && set->prop) {
+            size_t var = set->by_channel && c ? set->by_channel[c->chan_pos] : set->var;
+            rc = dw__engine_set_prop_text(lc, st, var, &vals[i]);
         } else if (rc == DW_OK && lc) {
             rc = dw__engine_state_assign(lc->ss, st, a->sets[i].var, &vals[i]);
         } else if (rc == DW_OK) {

@@ -88,9 +88,13 @@ static int scpi_match(dw_sim_session *ss, const dw_sim_match *m, const dw_scpi_u
     dw_buf *buf = &ss->scpi_caps;
     int bare = ss->e->script->scpi_bare_strings;
     if (m->kind == DW_SIM_MATCH_SCPI) {
-        int r = dw_scpi_pattern_match(m->scpi, u);
+        size_t k = 0; /* with "channels": the channel whose header fits */
+        int r = m->nchannels ? dw_scpi_pattern_match_any(m->chan_scpi, m->nchannels, u, &k)
+                             : dw_scpi_pattern_match(m->scpi, u);
         if (r == 1)
             *rc = scpi_captures(u, m, bare, buf, c, scpi_err);
+        c->channel = m->nchannels ? m->channels[k] : 0;
+        c->chan_pos = k;
         return r;
     }
     if ((*rc = scpi_captures(u, NULL, bare, buf, c, scpi_err)) != DW_OK)

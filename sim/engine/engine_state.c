@@ -193,16 +193,17 @@ int dw__engine_lua_eval(lua_call *lc, size_t id, const dw_sim_lua_chunk *ch, int
                         dw_buf *text)
 {
     sim_state *st = lc->st;
-    dw_sim_lua_scope sc = {lc->req,
-                           lc->n,
-                           lc->c->so,
-                           lc->c->eo,
-                           st->vars,
-                           st->props,
-                           st->now,
-                           ch->statements ? lua_assign : NULL,
-                           ch->statements ? lua_set_prop : NULL,
-                           lc};
+    dw_sim_lua_scope sc = {.request = lc->req,
+                           .request_len = lc->n,
+                           .cap_so = lc->c->so,
+                           .cap_eo = lc->c->eo,
+                           .vars = st->vars,
+                           .props = st->props,
+                           .now = st->now,
+                           .assign = ch->statements ? lua_assign : NULL,
+                           .set_prop = ch->statements ? lua_set_prop : NULL,
+                           .arg = lc,
+                           .channel = lc->c->channel};
     dw_sim_session *ss = lc->ss;
     int rc = dw_sim_lua_eval(lc->e->lua, ch, &sc, truth, text, ss->lua_msg, sizeof ss->lua_msg);
     if (rc != DW_ESCRIPT)

@@ -15,7 +15,7 @@
 #define NCAP 10 /* captures[0..9] */
 
 /* Codes of the names lookup() knows besides the variables (>= 0). */
-enum { NAME_REQUEST = -1, NAME_CAPTURES = -2, NAME_NOW = -3, NAME_STATE = -4 };
+enum { NAME_REQUEST = -1, NAME_CAPTURES = -2, NAME_NOW = -3, NAME_STATE = -4, NAME_CHANNEL = -5 };
 
 struct dw_sim_lua {
     lua_State *L;
@@ -169,6 +169,12 @@ static int lookup(lua_State *L, dw_sim_lua *x, int key)
         return 1;
     case NAME_STATE:
         lua_pushvalue(L, lua_upvalueindex(2));
+        return 1;
+    case NAME_CHANNEL:
+        if (sc->channel)
+            lua_pushinteger(L, (lua_Integer)sc->channel);
+        else
+            lua_pushnil(L);
         return 1;
     default:
         push_named(L, sc, (size_t)code);
@@ -555,10 +561,19 @@ static void set_names(lua_State *L, const dw_sim_script *s)
     } special[] = {{"request", NAME_REQUEST},
                    {"captures", NAME_CAPTURES},
                    {"now", NAME_NOW},
-                   {"state", NAME_STATE}};
+                   {"state", NAME_STATE},
+                   {"channel", NAME_CHANNEL}};
     push_vars(L, s); /* 1: the variables */
     push_vars(L, s); /* 2: every name lookup() knows */
     for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) {
+        if (special[i].code == NAME_CHANNEL) {
+            /* A variable or property "channel" keeps its name: the script
+             * then has no match with "channels" (the loader sees to it). */
+            int taken = lua_getfield(L, -1, "channel") != LUA_TNIL;
+            lua_pop(L, 1);
+            if (taken)
+                continue;
+        }
         lua_pushinteger(L, special[i].code);
         lua_setfield(L, -2, special[i].name);
     }

@@ -21,7 +21,8 @@
  *
  * Names: Lua's own libraries (math, string, table, utf8, os) and base
  * functions first; every other global a chunk reads goes through one lookup
- * function (lookup() in lua_sandbox.c): request, captures, now, state, then the
+ * function (lookup() in lua_sandbox.c): request, captures, now, state, channel
+ * (unless a variable or property has that name), then the
  * state variables and the typed properties by name (one namespace). A
  * property reads as its typed value at the request's time (a ramp where it
  * is now, noise drawn): float and int as numbers, bool as a boolean, enum as
@@ -75,6 +76,7 @@ typedef struct dw_sim_lua_scope {
      * value refused), DW_SCPI_NOMEM. NULL elsewhere. */
     int (*set_prop)(void *arg, size_t prop, const dw_sim_prop_value *v);
     void *arg;
+    unsigned channel; /* `channel`: the channel of a SCPI match with "channels"; 0: none (nil) */
 } dw_sim_lua_scope;
 
 /* A sandbox with every chunk of `script` compiled (borrowed: it must outlive
