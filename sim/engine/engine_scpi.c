@@ -151,6 +151,8 @@ static int scpi_act(dw_sim_session *ss, size_t id, const dw_sim_action *a, uint6
     }
     if (rc == DW_OK)
         dw__engine_busy_start(ss->st, a->busy_ms);
+    if (rc == DW_OK && ss->nqueued) /* its Lua's errors (scpi.error), then its own */
+        msg->stop |= dw__engine_errors_commit(ss, ss->st);
     if (rc == DW_OK && a->scpi_error) { /* the action's own error: a command error drops the rest */
         dw_scpi_status_error_text(ss->st->scpi, a->scpi_error, a->scpi_error_text);
         msg->stop |= a->scpi_error <= -100 && a->scpi_error > -200;

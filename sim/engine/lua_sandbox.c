@@ -2,6 +2,7 @@
 #include "engine/lua_sandbox.h"
 #include "engine/lua_guard.h"
 #include "model/lua_check.h"
+#include "model/scpi_status.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -339,6 +340,24 @@ static int channel_newindex(lua_State *L)
     return 0;
 }
 
+/* scpi.error(code [, message]): queue a SCPI error once the unit's action
+ * has run through (a "lua" action of a SCPI script only). */
+static int scpi_error(lua_State *L)
+{
+    const dw_sim_lua_scope *sc = sandbox_of(L)->scope;
+    lua_Integer code = luaL_checkinteger(L, 1);
+    size_t n = 0;
+    const char *text = luaL_optlstring(L, 2, NULL, &n);
+    if (!sc || !sc->queue_error)
+        return luaL_error(L, "scpi.error: only in a \"lua\" action");
+    const char *bad = dw_scpi_status_error_check((long long)code, text, n);
+    if (bad)
+        return luaL_error(L, "scpi.error(%I): %s", code, bad);
+    if (sc->queue_error(sc->arg, (int)code, text) != DW_OK)
+        return luaL_error(L, "not enough memory");
+    return 0;
+}
+
 /* ---- the sandbox --------------------------------------------------------- */
 
 /* load(chunk [, name [, mode [, env]]]), text chunks only. */
@@ -626,6 +645,12 @@ static int setup(lua_State *L)
     dw_sim_lua *x = sandbox_of(L);
     const dw_sim_script *s = x->script;
     open_libs(L);
+    if (s->profile == DW_SIM_PROFILE_SCPI) { /* the scpi library */
+        lua_createtable(L, 0, 1);
+        lua_pushcfunction(L, scpi_error);
+        lua_setfield(L, -2, "error");
+        lua_setglobal(L, "scpi");
+    }
     take_randomseed(L, x);
     dw__sim_lua_protect(L, pattern_check, is_expired);
     set_names(L, s);

@@ -77,6 +77,12 @@ typedef struct dw_sim_lua_scope {
     int (*set_prop)(void *arg, size_t prop, const dw_sim_prop_value *v);
     void *arg;
     unsigned channel; /* `channel`: the channel of a SCPI match with "channels"; 0: none (nil) */
+    /* A "lua" action of a SCPI script: scpi.error(code [, text]) queues
+     * error `code` (checked: dw_scpi_status_error_check) with its text (NULL:
+     * the standard one); the engine keeps it until the action has run
+     * through, and drops it if a chunk fails. DW_OK or DW_ENOMEM. NULL
+     * elsewhere: scpi.error raises. */
+    int (*queue_error)(void *arg, int code, const char *text);
 } dw_sim_lua_scope;
 
 /* A sandbox with every chunk of `script` compiled (borrowed: it must outlive

@@ -102,6 +102,8 @@ enum {
 /* The standard message of a SCPI error code ("Undefined header"), or
  * "Unknown error" for a code outside the map. */
 const char *dw_scpi_strerror(int code);
+/* 1 if `code` is one of SCPI-99's standard codes (the map above), else 0. */
+int dw_scpi_error_standard(int code);
 
 /* Of two reasons a unit was refused (0: no header fitted), the more
  * specific: the one that got further into the unit. From least to most
