@@ -2,7 +2,10 @@
  * suffix marked '#' in the header): one value per channel, validated and
  * reset per channel, SOUR:FREQ meaning channel 1, an unknown channel -114;
  * named freq[2] in templates, sets, status conditions, the control API and
- * Lua (freq[2] read and set); a ramp toward the same channel. */
+ * Lua (freq[2] read and set); a ramp toward the same channel. Rules and
+ * steps declared once for several channels: the unit's channel as
+ * ${channel}, ${freq[channel]}, "set": {"freq[channel]": ...} and Lua's
+ * channel, -114 for a channel not listed, and their load errors. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <stdio.h>
@@ -106,8 +109,8 @@ Test(sim_channels, bad_channels_are_refused_at_load)
     "{'profile': 'scpi',"                                                                          \
     " 'properties': {'freq': {'type': 'float', 'scpi': 'SOURce#:FREQuency', 'unit': 'HZ',"         \
     "                         'channels': [1, 2], 'min': 1, 'max': 2e7, 'default': 1000}},"        \
-    " 'rules': [{'when': {'scpi': '[SOURce#:]NAME?', 'channels': [1, 2]}, 'reply': "               \
-    "'CH${channel}'},"                                                                             \
+    " 'rules': [{'when': {'scpi': '[SOURce#:]NAME?', 'channels': [1, 2]},"                         \
+    "            'reply': 'CH${channel}'},"                                                        \
     "           {'when': {'scpi': 'SOURce#:STEP', 'params': ['numeric'], 'channels': [1, 2]},"     \
     "            'set': {'freq[channel]': '$1'}},"                                                 \
     "           {'when': {'scpi': 'SOURce#:HALF?', 'channels': [2, 1]},"                           \
@@ -116,8 +119,10 @@ Test(sim_channels, bad_channels_are_refused_at_load)
     "            'reply': {'json': {'ch': '${channel}', 'f': '${freq[channel]}'}}},"               \
     "           {'when': {'scpi': 'OUTPut#:ODD?', 'channels': [1, 2]}, 'if': 'channel % 2 == 1',"  \
     "            'reply': 'odd'},"                                                                 \
-    "           {'when': {'scpi': '[OUTPut#:]FIRSt?', 'channels': [2, 1]}, 'reply': "              \
-    "'${channel}'}]}"
+    "           {'when': {'scpi': '[OUTPut#:]FIRSt?', 'channels': [2, 1]},"                        \
+    "            'reply': '${channel}'},"                                                          \
+    "           {'when': {'scpi': 'SOURce#:ADD', 'params': ['numeric'], 'channels': [1, 2]},"      \
+    "            'set': {'freq[channel]': {'lua': 'freq[channel] + tonumber(captures[1])'}}}]}"
 
 Test(sim_channels, a_rule_with_channels_answers_each_channel)
 {
@@ -134,6 +139,9 @@ Test(sim_channels, a_rule_with_channels_answers_each_channel)
     cr_expect(eq(str, (char *)ask(&f, "OUTP1:ODD?"), "odd"));
     cr_expect(eq(str, (char *)ask(&f, "FIRS?;:OUTP:FIRS?;:OUTP2:FIRS?"), "2;1;2"),
               "the node left out is the first channel listed, no suffix channel 1");
+    cr_expect(
+        eq(str, (char *)ask(&f, "SOUR1:ADD 5;:SOUR1:FREQ?;:SOUR2:FREQ?"), "1.005E+03;5.0E+06"),
+        "a Lua set value sees the channel too");
     cr_expect(eq(str, (char *)errors(&f), ""));
     fix_close(&f);
 }
@@ -198,5 +206,18 @@ Test(sim_channels, a_variable_named_channel_keeps_its_name)
                  "{'profile': 'scpi',"
                  " 'rules': [{'when': {'scpi': 'NONE?'}, 'reply': {'lua': 'tostring(channel)'}}]}");
     cr_expect(eq(str, (char *)ask(&f, "NONE?"), "nil"), "no channels: channel is nil");
+    fix_close(&f);
+}
+
+Test(sim_channels, a_step_with_channels_sees_its_channel)
+{
+    fix f;
+    open_clocked(&f, "{'profile': 'scpi',"
+                     " 'steps': [{'expect': {'scpi': 'SOURce#:INIT?', 'channels': [1, 2]},"
+                     "            'reply': 'init ${channel}'}],"
+                     " 'rules': [{'when': {'scpi': 'SOURce<n>:INIT?'}, 'reply': 'rule'}]}");
+    cr_expect(eq(str, (char *)ask(&f, "SOUR3:INIT?"), "rule"), "channel 3: not the step's");
+    cr_expect(eq(str, (char *)ask(&f, "SOUR2:INIT?"), "init 2"));
+    cr_expect(eq(str, (char *)ask(&f, "SOUR2:INIT?"), "rule"), "the step is done");
     fix_close(&f);
 }
