@@ -323,6 +323,17 @@ size_t dw__engine_find_rule(dw_sim_engine *e, dw_sim_session *ss, const uint8_t 
     return exact;
 }
 
+/* A channel number in decimal (no printf: it is on every answer). */
+static int append_channel(dw_buf *out, unsigned v)
+{
+    char d[12];
+    size_t i = sizeof d;
+    do
+        d[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    return dw_buf_append(out, d + i, sizeof d - i);
+}
+
 int dw__engine_render(const dw_sim_template *t, const sim_state *st, const uint8_t *req,
                       const captures *c, dw_buf *out)
 {
@@ -347,7 +358,7 @@ int dw__engine_render(const dw_sim_template *t, const sim_state *st, const uint8
             break;
         case DW_SIM_SEG_CHANNEL:
             if (c)
-                rc = dw_buf_printf(out, "%u", c->channel);
+                rc = append_channel(out, c->channel);
             break;
         case DW_SIM_SEG_PROP_CHANNEL:
             if (c)
