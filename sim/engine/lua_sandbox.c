@@ -612,7 +612,7 @@ static void set_names(lua_State *L, const dw_sim_script *s)
     /* The globals chunks see (_ENV, _G) are an empty table that stays
      * empty: every read goes to the libraries' table, then to lookup(); every
      * write to var_newindex. Nothing a chunk does outlives its evaluation
-     * but what it assigns to variables and properties. */
+     * but what it assigns to variables and properties (and its scpi.error). */
     lua_pushglobaltable(L); /* the libraries */
     lua_createtable(L, 0, 2);
     lua_pushvalue(L, -4); /* names */

@@ -17,9 +17,10 @@
  * fails like one that raises an error, and the sandbox stays usable. The
  * libraries are read-only and the chunks' globals stay empty
  * (lua_guard.h): nothing outlives an evaluation but what it assigns to
- * variables and properties.
+ * variables and properties, and the SCPI errors it queues.
  *
- * Names: Lua's own libraries (math, string, table, utf8, os) and base
+ * Names: Lua's own libraries (math, string, table, utf8, os; scpi, whose
+ * scpi.error queues a SCPI error, with the SCPI profile) and base
  * functions first; every other global a chunk reads goes through one lookup
  * function (lookup() in lua_sandbox.c): request, captures, now, state, channel
  * (unless a variable or property has that name), then the
