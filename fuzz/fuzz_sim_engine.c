@@ -213,7 +213,8 @@ static const char *const scripts[] = {
     " ],"
     " \"unmatched\": {\"reply\": \"? ${mode} ${n}\"}}",
     /* 10: Lua in the SCPI profile; status bits bound to conditions (one
-     * that fails), an overlapped command. */
+     * that fails), an overlapped command; rules with channels, scpi.error
+     * with codes and messages from the request. */
     "{\"name\": \"scpi-lua\", \"profile\": \"scpi\", \"state\": {\"v\": 0, \"lim\": 10},"
     " \"rules\": ["
     "  {\"when\": {\"scpi\": \"VOLTage\", \"params\": [\"numeric\"]},"
@@ -222,7 +223,13 @@ static const char *const scripts[] = {
     "  {\"when\": {\"scpi\": \"LIMit\", \"params\": [\"numeric\"]},"
     "   \"lua\": \"lim = tonumber(captures[1]) or error('not a number')\"},"
     "  {\"when\": {\"scpi\": \"SPIN\"}, \"lua\": \"while true do end\"},"
-    "  {\"when\": {\"scpi\": \"INITiate\"}, \"busy_ms\": 250}"
+    "  {\"when\": {\"scpi\": \"INITiate\"}, \"busy_ms\": 250},"
+    "  {\"when\": {\"scpi\": \"[CHANnel#:]ERRor\", \"params\": [\"any\", \"any\"],"
+    "   \"channels\": [1, 2, 3]},"
+    "   \"lua\": \"scpi.error(tonumber(captures[1]) or -222, captures[2] ~= '0' and captures[2]"
+    " or nil) v = channel\"},"
+    "  {\"when\": {\"scpi\": \"CHANnel#:NAME?\", \"channels\": [2, 4]},"
+    "   \"reply\": \"CH${channel} ${v}\"}"
     " ],"
     " \"status\": {\"questionable\": [{\"bit\": 0, \"when\": {\"lua\": \"v > lim / 2\"}},"
     "  {\"bit\": 3, \"when\": {\"state\": \"v\", \"above\": 7}}],"

@@ -194,6 +194,9 @@ class FunctionGeneratorDriver(unittest.TestCase):
         self.assertEqual(self.inst.query("SOUR2:FREQ?"), "2.5E+06", "channel 2 unchanged")
         self.inst.checked_write("APPL:SIN 10 kHz,1 V,0.25")
         self.assertEqual(self.inst.query("APPL?"), '"SIN 10000,1,0.25"')
+        self.inst.checked_write("SOUR2:APPL:SIN 20 kHz,0.5 V,-1")
+        self.assertEqual(self.inst.query("SOUR2:APPL?;FREQ?"), '"SIN 20000,0.5,-1";2.0E+04')
+        self.assertEqual(self.inst.query("SOUR1:APPL?"), '"SIN 10000,1,0.25"')
         self.assertEqual(self.inst.query("*RST;SOUR2:FREQ?;:OUTP2?"), "1.0E+03;0")
 
     def test_status_polling(self):

@@ -220,3 +220,82 @@ Test(sim_status, a_failing_lua_condition_is_false_and_counted)
     cr_expect(eq(u64, dw_sim_engine_lua_errors(f.e), 0), "not a rule's failure");
     fix_close(&f);
 }
+
+/* scpi.error from a "lua" action: queued as the engine's own errors are
+ * (the ESR bit of its class, EAV), only when the action runs through. */
+#define LUAERR                                                                                     \
+    "{'profile': 'scpi', 'state': {'n': 0},"                                                       \
+    " 'rules': [{'when': {'scpi': 'LOAD', 'params': ['numeric']},"                                 \
+    "            'lua': 'if tonumber(captures[1]) < 0 then scpi.error(-222) end'},"                \
+    "           {'when': {'scpi': 'BUSY'}, 'lua': 'scpi.error(201, \\'Relay \\\\x22K1\\\\x22 "     \
+    "busy\\')'},"                                                                                  \
+    "           {'when': {'scpi': 'BAD'}, 'lua': 'n = n + 1 scpi.error(-221) error(\\'no\\')'},"   \
+    "           {'when': {'scpi': 'SLOW'}, 'lua': 'scpi.error(-221) while true do end'},"          \
+    "           {'when': {'scpi': 'LATE?'}, 'lua': 'scpi.error(-221)',"                            \
+    "            'reply': {'lua': 'nil'}},"                                                        \
+    "           {'when': {'scpi': 'CMD'}, 'lua': 'scpi.error(-102)'},"                             \
+    "           {'when': {'scpi': 'N?'}, 'reply': '${n}'},"                                        \
+    "           {'when': {'scpi': 'CODE', 'params': ['any', 'any']},"                              \
+    "            'lua': 'scpi.error(math.tointeger(tonumber(captures[1])) or captures[1],"         \
+    "                              captures[2] ~= \\'NONE\\' and captures[2] or nil)'},"           \
+    "           {'when': {'scpi': 'RO'}, 'lua': 'scpi.error = nil'},"                              \
+    "           {'when': {'scpi': 'IF?'}, 'if': 'scpi.error(-222)', 'reply': 'x'}]}"
+
+Test(sim_status, lua_queues_an_error_with_its_esr_bit)
+{
+    fix f;
+    open_clocked(&f, LUAERR);
+    cr_expect(eq(str, (char *)ask(&f, "*ESR?"), "128"), "PON only");
+    cr_expect(eq(str, (char *)ask(&f, "LOAD 5;*STB?"), "0"), "no error queued");
+    cr_expect(eq(str, (char *)ask(&f, "LOAD -5;*STB?"), "4"), "EAV: the queue holds one");
+    cr_expect(eq(str, (char *)ask(&f, "SYST:ERR?;:SYST:ERR?"),
+                 "-222,\"Data out of range\";0,\"No error\""));
+    cr_expect(eq(str, (char *)ask(&f, "*ESR?"), "16"), "EXE (bit 4), as the engine's -222 sets");
+    cr_expect(eq(str, (char *)ask(&f, "BUSY;*ESR?;:SYST:ERR?"), "0;201,\"Relay \"\"K1\"\" busy\""),
+              "a device-specific error, with its own message, sets no ESR bit");
+    cr_expect(eq(str, (char *)ask(&f, "CMD;*ESR?"), ""), "a command error drops the rest");
+    cr_expect(eq(str, (char *)ask(&f, "*ESR?;:SYST:ERR?"), "32;-102,\"Syntax error\""));
+    fix_close(&f);
+}
+
+Test(sim_status, a_failed_lua_chunk_queues_nothing_it_asked_for)
+{
+    fix f;
+    open_clocked(&f, LUAERR);
+    ask(&f, "*ESR?");
+    ask(&f, "BAD");
+    ask(&f, "SLOW");
+    ask(&f, "LATE?");
+    cr_expect(eq(str, (char *)errors(&f),
+                 "-113,\"Undefined header\"|-113,\"Undefined header\"|-113,\"Undefined header\""),
+              "an error, the deadline, a computed reply that fails after: no -221");
+    cr_expect(eq(str, (char *)ask(&f, "N?;*ESR?"), "0;32"), "n as it was; CME of the -113s only");
+    fix_close(&f);
+}
+
+Test(sim_status, lua_refuses_a_bad_error_code)
+{
+    static const struct {
+        const char *req, *why;
+    } bad[] = {
+        {"CODE -999,NONE", "scpi.error(-999): not a standard SCPI-99 error"},
+        {"CODE 0,NONE", "scpi.error(0): not an error code"},
+        {"CODE 40000,'x'", "scpi.error(40000): not an error code"},
+        {"CODE 201,NONE",
+         "rules[7].lua:1: scpi.error(201): a device-specific error needs a message"},
+        {"CODE -222,'a\tb'", "scpi.error(-222): the message holds a control character"},
+        {"CODE 1.5,NONE", "bad argument #1 to 'error' (number has no integer representation)"},
+        {"CODE abc,NONE", "bad argument #1 to 'error' (number expected, got string)"},
+        {"IF?", "scpi.error: only in a \"lua\" action"},
+        {"RO", "cannot set 'error' (the libraries are read-only)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fix f;
+        open_clocked(&f, LUAERR);
+        ask(&f, bad[i].req);
+        cr_expect(f.o.lua.message && strstr(f.o.lua.message, bad[i].why), "%s: %s", bad[i].req,
+                  f.o.lua.message ? f.o.lua.message : "(no Lua error)");
+        cr_expect(eq(str, (char *)errors(&f), "-113,\"Undefined header\""), "%s", bad[i].req);
+        fix_close(&f);
+    }
+}

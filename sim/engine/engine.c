@@ -169,6 +169,7 @@ void dw_sim_session_free(dw_sim_session *s)
     dw_buf_free(&s->scpi_caps);
     dw__engine_undo_forget(s);
     free(s->undo);
+    free(s->queued);
     free(s);
 }
 

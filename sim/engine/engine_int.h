@@ -125,6 +125,13 @@ struct dw_sim_session {
         dw_sim_prop_saved saved; /* a property's */
     } * undo;
     size_t nundo, undo_cap;
+    /* SCPI errors a "lua" action queued (scpi.error), kept until the unit's
+     * action has run through: a failed chunk keeps none. */
+    struct queued_error {
+        int code;
+        char *text; /* NULL: the standard one */
+    } * queued;
+    size_t nqueued, queued_cap;
     char lua_msg[256];
 };
 
@@ -132,6 +139,8 @@ struct dw_sim_session {
 typedef struct captures {
     PCRE2_SIZE so[NCAP];
     PCRE2_SIZE eo[NCAP];
+    unsigned channel; /* a SCPI match with "channels": the unit's channel (0: none) */
+    size_t chan_pos;  /* and its place in the match's list */
 } captures;
 
 /* dw__engine_match(): the request matched, did not, or a limit cut the match short. */
@@ -162,6 +171,8 @@ void dw__engine_undo_all(dw_sim_session *ss, sim_state *st);
 int dw__engine_lua_eval(lua_call *lc, size_t id, const dw_sim_lua_chunk *ch, int *truth,
                         dw_buf *text);
 int dw__engine_cond_holds(lua_call *lc, size_t id, const dw_sim_lua_chunk *cond, int *rc);
+int dw__engine_errors_commit(dw_sim_session *ss, sim_state *st);
+void dw__engine_errors_drop(dw_sim_session *ss);
 
 /* ---- engine_rules.c: matching, templates, sets, actions -------------------- */
 

@@ -197,6 +197,8 @@ void dw__engine_captures_whole(captures *c, size_t n)
         c->so[i] = c->eo[i] = PCRE2_UNSET;
     c->so[0] = 0;
     c->eo[0] = n;
+    c->channel = 0;
+    c->chan_pos = 0;
 }
 
 static int match_regex(dw_sim_session *ss, const dw_sim_match *m, const uint8_t *req, size_t n,
@@ -321,6 +323,17 @@ size_t dw__engine_find_rule(dw_sim_engine *e, dw_sim_session *ss, const uint8_t 
     return exact;
 }
 
+/* A channel number in decimal (no printf: it is on every answer). */
+static int append_channel(dw_buf *out, unsigned v)
+{
+    char d[12];
+    size_t i = sizeof d;
+    do
+        d[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    return dw_buf_append(out, d + i, sizeof d - i);
+}
+
 int dw__engine_render(const dw_sim_template *t, const sim_state *st, const uint8_t *req,
                       const captures *c, dw_buf *out)
 {
@@ -342,6 +355,14 @@ int dw__engine_render(const dw_sim_template *t, const sim_state *st, const uint8
                 c->eo[g->capture] >= c->so[g->capture])
                 rc = dw_buf_append(out, req + c->so[g->capture],
                                    c->eo[g->capture] - c->so[g->capture]);
+            break;
+        case DW_SIM_SEG_CHANNEL:
+            if (c)
+                rc = append_channel(out, c->channel);
+            break;
+        case DW_SIM_SEG_PROP_CHANNEL:
+            if (c)
+                rc = dw_sim_prop_print(st->props, g->by_channel[c->chan_pos], st->now, 0, out);
             break;
         case DW_SIM_SEG_LUA: /* render_value runs it */
             break;
@@ -375,8 +396,10 @@ int dw__engine_apply_sets(sim_state *st, const dw_sim_action *a, const uint8_t *
     for (size_t i = 0; i < a->nsets && rc == DW_OK; i++)
         rc = dw__engine_render_value(lc, id, &a->sets[i].value, st, req, c, &vals[i]);
     for (size_t i = 0; i < a->nsets; i++) {
-        if (rc == DW_OK && a->sets[i].prop) {
-            rc = dw__engine_set_prop_text(lc, st, a->sets[i].var, &vals[i]);
+        const dw_sim_set *set = &a->sets[i];
+        if (rc == DW_OK && set->prop) {
+            size_t var = set->by_channel && c ? set->by_channel[c->chan_pos] : set->var;
+            rc = dw__engine_set_prop_text(lc, st, var, &vals[i]);
         } else if (rc == DW_OK && lc) {
             rc = dw__engine_state_assign(lc->ss, st, a->sets[i].var, &vals[i]);
         } else if (rc == DW_OK) {

@@ -88,9 +88,13 @@ static int scpi_match(dw_sim_session *ss, const dw_sim_match *m, const dw_scpi_u
     dw_buf *buf = &ss->scpi_caps;
     int bare = ss->e->script->scpi_bare_strings;
     if (m->kind == DW_SIM_MATCH_SCPI) {
-        int r = dw_scpi_pattern_match(m->scpi, u);
+        size_t k = 0; /* with "channels": the channel whose header fits */
+        int r = m->nchannels ? dw_scpi_pattern_match_any(m->chan_scpi, m->nchannels, u, &k)
+                             : dw_scpi_pattern_match(m->scpi, u);
         if (r == 1)
             *rc = scpi_captures(u, m, bare, buf, c, scpi_err);
+        c->channel = m->nchannels ? m->channels[k] : 0;
+        c->chan_pos = k;
         return r;
     }
     if ((*rc = scpi_captures(u, NULL, bare, buf, c, scpi_err)) != DW_OK)
@@ -147,6 +151,8 @@ static int scpi_act(dw_sim_session *ss, size_t id, const dw_sim_action *a, uint6
     }
     if (rc == DW_OK)
         dw__engine_busy_start(ss->st, a->busy_ms);
+    if (rc == DW_OK && ss->nqueued) /* its Lua's errors (scpi.error), then its own */
+        msg->stop |= dw__engine_errors_commit(ss, ss->st);
     if (rc == DW_OK && a->scpi_error) { /* the action's own error: a command error drops the rest */
         dw_scpi_status_error_text(ss->st->scpi, a->scpi_error, a->scpi_error_text);
         msg->stop |= a->scpi_error <= -100 && a->scpi_error > -200;

@@ -146,9 +146,51 @@ static int lua_set_prop(void *arg, size_t i, const dw_sim_prop_value *v)
     return dw_sim_prop_set(lc->st->props, i, v, lc->st->now);
 }
 
+/* scpi.error from a "lua" action (dw_sim_lua_scope.queue_error): kept
+ * in the session until the unit's action has run through. */
+static int lua_queue_error(void *arg, int code, const char *text)
+{
+    dw_sim_session *ss = ((lua_call *)arg)->ss;
+    struct queued_error *q = dw_sim_grow(ss->queued, ss->nqueued, &ss->queued_cap, sizeof *q, 4);
+    if (!q)
+        return DW_ENOMEM;
+    ss->queued = q;
+    q = &ss->queued[ss->nqueued];
+    q->text = text ? strdup(text) : NULL;
+    if (text && !q->text)
+        return DW_ENOMEM;
+    q->code = code;
+    ss->nqueued++;
+    return DW_OK;
+}
+
+/* The errors the unit's Lua queued go into the error queue, in order, as
+ * the engine's own do (their ESR bits too). 1 if one is a command error
+ * (the rest of the message is then dropped), else 0. */
+int dw__engine_errors_commit(dw_sim_session *ss, sim_state *st)
+{
+    int command = 0;
+    for (size_t i = 0; i < ss->nqueued; i++) {
+        int code = ss->queued[i].code;
+        dw_scpi_status_error_text(st->scpi, code, ss->queued[i].text);
+        command |= code <= -100 && code > -200;
+    }
+    dw__engine_errors_drop(ss);
+    return command;
+}
+
+/* Forget the errors the unit's Lua queued (a chunk failed). */
+void dw__engine_errors_drop(dw_sim_session *ss)
+{
+    for (size_t i = 0; i < ss->nqueued; i++)
+        free(ss->queued[i].text);
+    ss->nqueued = 0;
+}
+
 /* The request is over: keep what it changed. */
 void dw__engine_undo_forget(dw_sim_session *ss)
 {
+    dw__engine_errors_drop(ss);
     for (size_t i = 0; i < ss->nundo; i++) {
         dw_buf_free(&ss->undo[i].old);
         dw_buf_free(&ss->undo[i].saved.str);
@@ -159,6 +201,7 @@ void dw__engine_undo_forget(dw_sim_session *ss)
 /* A chunk failed: undo what the request changed, latest first. */
 void dw__engine_undo_all(dw_sim_session *ss, sim_state *st)
 {
+    dw__engine_errors_drop(ss);
     while (ss->nundo) {
         struct undo *u = &ss->undo[--ss->nundo];
         if (u->prop) {
@@ -193,16 +236,19 @@ int dw__engine_lua_eval(lua_call *lc, size_t id, const dw_sim_lua_chunk *ch, int
                         dw_buf *text)
 {
     sim_state *st = lc->st;
-    dw_sim_lua_scope sc = {lc->req,
-                           lc->n,
-                           lc->c->so,
-                           lc->c->eo,
-                           st->vars,
-                           st->props,
-                           st->now,
-                           ch->statements ? lua_assign : NULL,
-                           ch->statements ? lua_set_prop : NULL,
-                           lc};
+    int scpi = st->scpi && ch->statements;
+    dw_sim_lua_scope sc = {.request = lc->req,
+                           .request_len = lc->n,
+                           .cap_so = lc->c->so,
+                           .cap_eo = lc->c->eo,
+                           .vars = st->vars,
+                           .props = st->props,
+                           .now = st->now,
+                           .assign = ch->statements ? lua_assign : NULL,
+                           .set_prop = ch->statements ? lua_set_prop : NULL,
+                           .arg = lc,
+                           .channel = lc->c->channel,
+                           .queue_error = scpi ? lua_queue_error : NULL};
     dw_sim_session *ss = lc->ss;
     int rc = dw_sim_lua_eval(lc->e->lua, ch, &sc, truth, text, ss->lua_msg, sizeof ss->lua_msg);
     if (rc != DW_ESCRIPT)

@@ -120,7 +120,7 @@ static int holds(dw_sim_engine *e, sim_state *st, const dw_sim_status_bit *b)
         return dw__engine_busy(st);
     if (b->kind == DW_SIM_COND_STATE)
         return state_holds(e->script->props, st, b);
-    dw_sim_lua_scope sc = {NULL, 0, NULL, NULL, st->vars, st->props, st->now, NULL, NULL, NULL};
+    dw_sim_lua_scope sc = {.vars = st->vars, .props = st->props, .now = st->now};
     char msg[256];
     int truth = 0;
     int rc = dw_sim_lua_eval(e->lua, b->lua, &sc, &truth, NULL, msg, sizeof msg);

@@ -44,7 +44,10 @@ static int lib_pairs(lua_State *L)
  * and refuses writes, so no chunk changes what the next one sees. */
 static void make_read_only(lua_State *L, const char *name)
 {
-    lua_getglobal(L, name);
+    if (lua_getglobal(L, name) == LUA_TNIL) { /* scpi: only with the SCPI profile */
+        lua_pop(L, 1);
+        return;
+    }
     lua_newtable(L);
     lua_createtable(L, 0, 4);
     lua_pushvalue(L, -3);
@@ -105,8 +108,8 @@ static int safe_xpcall(lua_State *L)
  * the libraries read-only, no finalizers. */
 void dw__sim_lua_protect(lua_State *L, lua_CFunction check, lua_CFunction expired)
 {
-    static const char *const libs[] = {LUA_STRLIBNAME, LUA_TABLIBNAME, LUA_MATHLIBNAME,
-                                       LUA_UTF8LIBNAME, LUA_OSLIBNAME};
+    static const char *const libs[] = {LUA_STRLIBNAME,  LUA_TABLIBNAME, LUA_MATHLIBNAME,
+                                       LUA_UTF8LIBNAME, LUA_OSLIBNAME,  "scpi"};
     lua_getglobal(L, LUA_STRLIBNAME);
     dw__sim_lua_patterns(L, -1, check);
     lua_pop(L, 1);

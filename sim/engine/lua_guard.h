@@ -1,6 +1,6 @@
 /* Guards on Lua's libraries for the sandbox (lua_sandbox.h):
  *  - string.find, match, gmatch and gsub bounded in time (lua_pattern.h);
- *  - string, table, math, utf8 and os read-only: each global is an empty
+ *  - string, table, math, utf8, os (and scpi, if there) read-only: each global is an empty
  *    proxy that reads through to the library and refuses writes, and the
  *    strings' metatable is hidden (its __index is the real string table);
  *  - setmetatable refuses a __gc field: a finalizer runs whenever the

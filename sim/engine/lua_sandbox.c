@@ -2,6 +2,7 @@
 #include "engine/lua_sandbox.h"
 #include "engine/lua_guard.h"
 #include "model/lua_check.h"
+#include "model/scpi_status.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -15,7 +16,7 @@
 #define NCAP 10 /* captures[0..9] */
 
 /* Codes of the names lookup() knows besides the variables (>= 0). */
-enum { NAME_REQUEST = -1, NAME_CAPTURES = -2, NAME_NOW = -3, NAME_STATE = -4 };
+enum { NAME_REQUEST = -1, NAME_CAPTURES = -2, NAME_NOW = -3, NAME_STATE = -4, NAME_CHANNEL = -5 };
 
 struct dw_sim_lua {
     lua_State *L;
@@ -169,6 +170,12 @@ static int lookup(lua_State *L, dw_sim_lua *x, int key)
         return 1;
     case NAME_STATE:
         lua_pushvalue(L, lua_upvalueindex(2));
+        return 1;
+    case NAME_CHANNEL:
+        if (sc->channel)
+            lua_pushinteger(L, (lua_Integer)sc->channel);
+        else
+            lua_pushnil(L);
         return 1;
     default:
         push_named(L, sc, (size_t)code);
@@ -330,6 +337,24 @@ static int channel_newindex(lua_State *L)
     channel_key(L);
     lua_pushvalue(L, 3);
     lua_settable(L, -3);
+    return 0;
+}
+
+/* scpi.error(code [, message]): queue a SCPI error once the unit's action
+ * has run through (a "lua" action of a SCPI script only). */
+static int scpi_error(lua_State *L)
+{
+    const dw_sim_lua_scope *sc = sandbox_of(L)->scope;
+    lua_Integer code = luaL_checkinteger(L, 1);
+    size_t n = 0;
+    const char *text = luaL_optlstring(L, 2, NULL, &n);
+    if (!sc || !sc->queue_error)
+        return luaL_error(L, "scpi.error: only in a \"lua\" action");
+    const char *bad = dw_scpi_status_error_check((long long)code, text, n);
+    if (bad)
+        return luaL_error(L, "scpi.error(%I): %s", code, bad);
+    if (sc->queue_error(sc->arg, (int)code, text) != DW_OK)
+        return luaL_error(L, "not enough memory");
     return 0;
 }
 
@@ -555,10 +580,19 @@ static void set_names(lua_State *L, const dw_sim_script *s)
     } special[] = {{"request", NAME_REQUEST},
                    {"captures", NAME_CAPTURES},
                    {"now", NAME_NOW},
-                   {"state", NAME_STATE}};
+                   {"state", NAME_STATE},
+                   {"channel", NAME_CHANNEL}};
     push_vars(L, s); /* 1: the variables */
     push_vars(L, s); /* 2: every name lookup() knows */
     for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) {
+        if (special[i].code == NAME_CHANNEL) {
+            /* A variable or property "channel" keeps its name: the script
+             * then has no match with "channels" (the loader sees to it). */
+            int taken = lua_getfield(L, -1, "channel") != LUA_TNIL;
+            lua_pop(L, 1);
+            if (taken)
+                continue;
+        }
         lua_pushinteger(L, special[i].code);
         lua_setfield(L, -2, special[i].name);
     }
@@ -578,7 +612,7 @@ static void set_names(lua_State *L, const dw_sim_script *s)
     /* The globals chunks see (_ENV, _G) are an empty table that stays
      * empty: every read goes to the libraries' table, then to lookup(); every
      * write to var_newindex. Nothing a chunk does outlives its evaluation
-     * but what it assigns to variables and properties. */
+     * but what it assigns to variables and properties (and its scpi.error). */
     lua_pushglobaltable(L); /* the libraries */
     lua_createtable(L, 0, 2);
     lua_pushvalue(L, -4); /* names */
@@ -611,6 +645,12 @@ static int setup(lua_State *L)
     dw_sim_lua *x = sandbox_of(L);
     const dw_sim_script *s = x->script;
     open_libs(L);
+    if (s->profile == DW_SIM_PROFILE_SCPI) { /* the scpi library */
+        lua_createtable(L, 0, 1);
+        lua_pushcfunction(L, scpi_error);
+        lua_setfield(L, -2, "error");
+        lua_setglobal(L, "scpi");
+    }
     take_randomseed(L, x);
     dw__sim_lua_protect(L, pattern_check, is_expired);
     set_names(L, s);

@@ -17,11 +17,13 @@
  * fails like one that raises an error, and the sandbox stays usable. The
  * libraries are read-only and the chunks' globals stay empty
  * (lua_guard.h): nothing outlives an evaluation but what it assigns to
- * variables and properties.
+ * variables and properties, and the SCPI errors it queues.
  *
- * Names: Lua's own libraries (math, string, table, utf8, os) and base
+ * Names: Lua's own libraries (math, string, table, utf8, os; scpi, whose
+ * scpi.error queues a SCPI error, with the SCPI profile) and base
  * functions first; every other global a chunk reads goes through one lookup
- * function (lookup() in lua_sandbox.c): request, captures, now, state, then the
+ * function (lookup() in lua_sandbox.c): request, captures, now, state, channel
+ * (unless a variable or property has that name), then the
  * state variables and the typed properties by name (one namespace). A
  * property reads as its typed value at the request's time (a ramp where it
  * is now, noise drawn): float and int as numbers, bool as a boolean, enum as
@@ -75,6 +77,13 @@ typedef struct dw_sim_lua_scope {
      * value refused), DW_SCPI_NOMEM. NULL elsewhere. */
     int (*set_prop)(void *arg, size_t prop, const dw_sim_prop_value *v);
     void *arg;
+    unsigned channel; /* `channel`: the channel of a SCPI match with "channels"; 0: none (nil) */
+    /* A "lua" action of a SCPI script: scpi.error(code [, text]) queues
+     * error `code` (checked: dw_scpi_status_error_check) with its text (NULL:
+     * the standard one); the engine keeps it until the action has run
+     * through, and drops it if a chunk fails. DW_OK or DW_ENOMEM. NULL
+     * elsewhere: scpi.error raises. */
+    int (*queue_error)(void *arg, int code, const char *text);
 } dw_sim_lua_scope;
 
 /* A sandbox with every chunk of `script` compiled (borrowed: it must outlive

@@ -25,6 +25,18 @@ const char *dw_scpi_strerror(int code)
     return "Unknown error";
 }
 
+int dw_scpi_error_standard(int code)
+{
+    switch (code) {
+#define DW_SCPI_KNOWN(c, name, text)                                                               \
+    case c:                                                                                        \
+        return 1;
+        DW_SCPI_ERROR_MAP(DW_SCPI_KNOWN)
+#undef DW_SCPI_KNOWN
+    }
+    return 0;
+}
+
 static int refusal_rank(int code)
 {
     if (code == 0)

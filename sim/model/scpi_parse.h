@@ -102,6 +102,8 @@ enum {
 /* The standard message of a SCPI error code ("Undefined header"), or
  * "Unknown error" for a code outside the map. */
 const char *dw_scpi_strerror(int code);
+/* 1 if `code` is one of SCPI-99's standard codes (the map above), else 0. */
+int dw_scpi_error_standard(int code);
 
 /* Of two reasons a unit was refused (0: no header fitted), the more
  * specific: the one that got further into the unit. From least to most
@@ -224,6 +226,11 @@ void dw_scpi_pattern_free(dw_scpi_pattern *p);
 /* 1 if unit u's header fits, 0 if not, -114 if it fits but for a numeric
  * suffix out of range. */
 int dw_scpi_pattern_match(const dw_scpi_pattern *p, const dw_scpi_unit *u);
+/* As dw_scpi_pattern_match for the first of p[0..n) that fits u: 1 and
+ * *which its index; else -114 if one fits but for a numeric suffix, else
+ * 0. A header declared for several channels is one pattern a channel. */
+int dw_scpi_pattern_match_any(dw_scpi_pattern *const *p, size_t n, const dw_scpi_unit *u,
+                              size_t *which);
 /* 1 if the pattern is a query. */
 int dw_scpi_pattern_query(const dw_scpi_pattern *p);
 /* As dw_scpi_pattern_match, whether or not either is a query (one header

@@ -208,6 +208,21 @@ int dw_scpi_pattern_match(const dw_scpi_pattern *p, const dw_scpi_unit *u)
     return match_from(p, 0, u, 0);
 }
 
+int dw_scpi_pattern_match_any(dw_scpi_pattern *const *p, size_t n, const dw_scpi_unit *u,
+                              size_t *which)
+{
+    int best = 0;
+    for (size_t k = 0; k < n; k++) {
+        int r = dw_scpi_pattern_match(p[k], u);
+        if (r == 1) {
+            *which = k;
+            return 1;
+        }
+        best = best ? best : r;
+    }
+    return best;
+}
+
 int dw_scpi_pattern_match_header(const dw_scpi_pattern *p, const dw_scpi_unit *u)
 {
     return p->common == u->common ? match_from(p, 0, u, 0) : 0;

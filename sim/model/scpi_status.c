@@ -89,6 +89,24 @@ void dw_scpi_status_error_text(dw_scpi_status *st, int code, const char *text)
     st->texts[at] = text ? strdup(text) : NULL; /* out of memory: the standard text */
 }
 
+const char *dw_scpi_status_error_check(long long code, const char *text, size_t len)
+{
+    if (code < 0 && !dw_scpi_error_standard((int)(code < -1000 ? -1 : code)))
+        return "not a standard SCPI-99 error (such as -222; a device-specific error is "
+               "positive, with a message)";
+    if (code == 0 || code > 32767)
+        return "not an error code (a standard SCPI-99 code such as -222, or a device-specific "
+               "one from 1 to 32767 with a message)";
+    if (code > 0 && !text)
+        return "a device-specific error needs a message";
+    if (text && len > 255)
+        return "the message is longer than 255 bytes";
+    for (size_t i = 0; text && i < len; i++)
+        if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f)
+            return "the message holds a control character";
+    return NULL;
+}
+
 /* Take the oldest entry: its code (0 when the queue is empty) and its own
  * text (the caller frees it), or NULL. */
 static int status_take(dw_scpi_status *st, char **text)

@@ -76,6 +76,12 @@ void dw_scpi_status_error(dw_scpi_status *st, int code);
  * NULL: the standard one): SYSTem:ERRor? answers -222,"Load must be
  * positive". */
 void dw_scpi_status_error_text(dw_scpi_status *st, int code, const char *text);
+/* Is `code` with `text` (text[0..len), or NULL: the standard one) an
+ * error a script may queue? NULL if so: a standard SCPI-99 code (negative,
+ * dw_scpi_error_standard), or a positive device-specific code up to 32767
+ * with a text; a text has at most 255 bytes and no control character.
+ * Else what is wrong (static text). */
+const char *dw_scpi_status_error_check(long long code, const char *text, size_t len);
 /* Empty the queue (*CLS). */
 void dw_scpi_status_clear(dw_scpi_status *st);
 /* Take the oldest error: its code (0 when the queue is empty). */

@@ -84,7 +84,10 @@ static int parse_entry(dw__load *c, const cJSON *v, const char *const *keys, con
         rc = parse_cond(c, vals[3], cond);
     if (rc != DW_OK)
         return rc;
+    c->chans = m->channels; /* "${channel}", "${freq[channel]}" */
+    c->nchans = m->nchannels;
     rc = dw__load_action(c, vals + ENTRY_KEYS, cap, a);
+    c->nchans = 0;
     if (rc == DW_OK && net)
         rc = dw__load_rule_net(c, vals + ENTRY_KEYS + DW__ACTION_N,
                                vals[ENTRY_KEYS + DW__ACTION_FAULT] != NULL, net);

@@ -96,8 +96,15 @@ static int parse_sets(dw__load *c, const cJSON *v, int cap, dw_sim_action *a)
     for (const cJSON *m = v->child; m && rc == DW_OK; m = m->next, i++) {
         size_t old = dw__load_push(c, m->string);
         size_t var = dw__load_find_var(c, m->string, strlen(m->string));
-        if (var == SIZE_MAX &&
-            (var = dw_sim_prop_find(c->s->props, m->string, strlen(m->string))) != SIZE_MAX) {
+        if (dw__load_channel_ref(m->string, strlen(m->string))) { /* "freq[channel]" */
+            rc = dw__load_channel_props(c, dw__json_pos_of(c->pos, m, 1), m->string,
+                                        strlen(m->string), &a->sets[i].by_channel);
+            a->sets[i].prop = 1;
+            a->sets[i].var = a->sets[i].by_channel ? a->sets[i].by_channel[0] : 0;
+            if (rc == DW_OK)
+                rc = dw__load_value_template(c, m, cap, &a->sets[i].value);
+        } else if (var == SIZE_MAX && (var = dw_sim_prop_find(c->s->props, m->string,
+                                                              strlen(m->string))) != SIZE_MAX) {
             a->sets[i].prop = 1; /* a property: set at run time, validated */
             a->sets[i].var = var;
             rc = dw__load_value_template(c, m, cap, &a->sets[i].value);

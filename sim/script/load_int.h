@@ -11,6 +11,7 @@
  *   load_status.c   "status" (bits bound to conditions) and "busy_ms"
  *   load_framing.c  "framing"
  *   load_props.c    "properties"
+ *   load_channels.c "channels" of properties, rules and steps
  *   load_network.c  "network", "tcp" and a rule's network keys
  *   load_vxi11.c    "vxi11" (device names, maxRecvSize)
  *   load_values.c   the loading context: errors at FILE:LINE:COL, the JSON
@@ -35,7 +36,8 @@
 #define DW__LOAD_MAX_DELAY_MS 3600000u /* delays: at most an hour */
 /* Capture context of a template: which of $0..$9 make sense. CAP_NONE: no
  * request (banner, periodic sends); 0: $0 only; n: $0..$n. */
-#define DW__LOAD_CAP_NONE (-1)
+#define DW__LOAD_CAP_NONE     (-1)
+#define DW__LOAD_MAX_CHANNELS 64 /* "channels": at most this many */
 
 struct dw__load_var {
     const char *name;
@@ -62,6 +64,8 @@ typedef struct dw__load {
     size_t lua_cap;                 /* room in s->lua */
     int no_lua;                     /* parsing a place where Lua may not run */
     unsigned channel;               /* the channel of the property being read, or 0 */
+    const unsigned *chans;          /* the channels of the rule or step being read (its match's) */
+    size_t nchans;                  /* 0: it has none */
 } dw__load;
 
 /* ---- load_action.c ------------------------------------------------------- */
@@ -138,6 +142,29 @@ int dw__load_busy(dw__load *c, const cJSON *v, unsigned *out);
 
 /* "properties" (after "state" and "profile"): fills script->props. */
 int dw__load_properties(dw__load *c, const cJSON *v);
+
+/* ---- load_channels.c ----------------------------------------------------- */
+
+/* "channels": [1, 2] at v: 1 to DW__LOAD_MAX_CHANNELS distinct numbers from 1
+ * to 999 into chans[0..*n). */
+int dw__load_channels(dw__load *c, const cJSON *v, unsigned *chans, size_t *n);
+/* A SCPI header at string node v, its '#' made the suffix of `channel`
+ * ("[1]" for 1, so that no suffix means it, the number otherwise; 0: the
+ * header has no '#'), compiled into *out. `who` names the owner in
+ * messages ("property"). */
+int dw__load_channel_header(dw__load *c, const cJSON *v, unsigned channel, const char *who,
+                            dw_scpi_pattern **out);
+/* A rule's or step's SCPI header (string node `pattern`) and its
+ * "channels" (v, or NULL): m->scpi, or m->channels and one header a
+ * channel in m->chan_scpi. */
+int dw__load_match_channels(dw__load *c, const cJSON *pattern, const cJSON *v, dw_sim_match *m);
+/* 1 if name[0..len) is "NAME[channel]". */
+int dw__load_channel_ref(const char *name, size_t len);
+/* "NAME[channel]" (name[0..len), written at `off`) in a rule or step with
+ * channels (c->chans): *by_channel (caller frees) gets property NAME[N] for
+ * each of its channels N, in order. */
+int dw__load_channel_props(dw__load *c, size_t off, const char *name, size_t len,
+                           size_t **by_channel);
 
 /* ---- load_network.c ------------------------------------------------------ */
 

@@ -155,9 +155,9 @@ static int parse_scpi_params(dw__load *c, const cJSON *v, dw_sim_match *m)
 /* {"scpi": "[SOURce:]FREQuency[:CW]?", "params": [...]}. */
 static int parse_scpi_match(dw__load *c, const cJSON *v, dw_sim_match *m, int *cap)
 {
-    static const char *const keys[] = {"scpi", "params"};
-    const cJSON *vals[2];
-    int rc = dw__load_members(c, v, keys, 2, vals);
+    static const char *const keys[] = {"scpi", "params", "channels"};
+    const cJSON *vals[3];
+    int rc = dw__load_members(c, v, keys, 3, vals);
     if (rc != DW_OK)
         return rc;
     size_t old = dw__load_push(c, "scpi");
@@ -165,18 +165,11 @@ static int parse_scpi_match(dw__load *c, const cJSON *v, dw_sim_match *m, int *c
         rc = dw__load_fail(c, vals[0], 1, "a SCPI header needs \"profile\": \"scpi\"");
     else if (!cJSON_IsString(vals[0]))
         rc = dw__load_fail(c, vals[0], 0, "expected string");
-    if (rc == DW_OK) {
-        size_t where;
-        const char *why;
-        rc = dw_scpi_pattern_compile(vals[0]->valuestring, &m->scpi, &where, &why);
-        if (rc == DW_ENOMEM)
-            rc = dw__load_oom(c);
-        else if (rc != DW_OK)
-            rc = dw__load_fail_in(c, vals[0], where, "bad SCPI header: %s", why);
-    }
     if (rc == DW_OK)
         rc = set_source(c, m, vals[0]);
     dw__load_pop(c, old);
+    if (rc == DW_OK)
+        rc = dw__load_match_channels(c, vals[0], vals[2], m);
     m->kind = DW_SIM_MATCH_SCPI;
     if (rc == DW_OK && vals[1]) {
         old = dw__load_push(c, "params");

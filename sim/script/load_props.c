@@ -32,8 +32,6 @@ enum {
     P_CHANNELS,
     P_N
 };
-#define MAX_CHANNELS   64
-#define MAX_CHANNEL_NO 999
 static const char *const prop_keys[] = {"type",    "default", "min",     "max",         "values",
                                         "unit",    "format",  "access",  "scpi",        "command",
                                         "ack",     "ramp",    "noise",   "description", "choices",
@@ -230,56 +228,19 @@ static int check_access(dw__load *c, const cJSON *v, dw_sim_prop_def *d)
     return rc;
 }
 
-/* The header text with its '#' replaced by the channel's suffix: "[1]"
- * for channel 1 (no suffix also means it), the number otherwise. *off is
- * where the '#' was, *grew how much longer the text became. */
-static int channel_header(dw__load *c, const cJSON *v, char *buf, size_t cap, size_t *off,
-                          size_t *grew)
-{
-    const char *t = v->valuestring, *hash = strchr(t, '#');
-    if (!hash && c->channel)
-        return dw__load_fail(c, v, 0,
-                             "a property with \"channels\" marks its channel's suffix with '#' "
-                             "(\"SOURce#:FREQuency\")");
-    if (hash && !c->channel)
-        return dw__load_fail_in(c, v, (size_t)(hash - t),
-                                "'#' marks a channel's suffix: only with \"channels\"");
-    if (hash && strchr(hash + 1, '#'))
-        return dw__load_fail_in(c, v, (size_t)(strchr(hash + 1, '#') - t),
-                                "one '#' only: a property has one channel suffix");
-    *off = hash ? (size_t)(hash - t) : 0;
-    int n = hash ? snprintf(buf, cap, "%.*s%s%u%s%s", (int)*off, t, c->channel == 1 ? "[" : "",
-                            c->channel, c->channel == 1 ? "]" : "", hash + 1)
-                 : snprintf(buf, cap, "%s", t);
-    if (n < 0 || (size_t)n >= cap)
-        return dw__load_fail(c, v, 0, "header too long");
-    *grew = (size_t)n - strlen(t);
-    return DW_OK;
-}
-
 /* A property's header (or an alias) at v into *out. */
 static int compile_header(dw__load *c, const cJSON *v, dw_scpi_pattern **out)
 {
     if (!cJSON_IsString(v))
         return dw__load_fail(c, v, 0, "expected a string");
-    size_t where = 0, n = strlen(v->valuestring), off = 0, grew = 0;
-    const char *why = NULL;
+    size_t n = strlen(v->valuestring);
     if (v->valuestring[0] == '*')
         return dw__load_fail_in(c, v, 0, "a property's header is not a common command");
     if (n && v->valuestring[n - 1] == '?')
         return dw__load_fail_in(c, v, n - 1,
                                 "write the header without '?': it gives both the set and "
                                 "the query form");
-    char text[512];
-    int rc = channel_header(c, v, text, sizeof text, &off, &grew);
-    if (rc != DW_OK)
-        return rc;
-    rc = dw_scpi_pattern_compile(text, out, &where, &why);
-    if (rc == DW_ENOMEM)
-        return dw__load_oom(c);
-    if (where > off) /* back to the text as written */
-        where = where > off + grew ? where - grew : off;
-    return rc == DW_OK ? DW_OK : dw__load_fail_in(c, v, where, "bad SCPI header: %s", why);
+    return dw__load_channel_header(c, v, c->channel, "property", out);
 }
 
 static int check_scpi(dw__load *c, const cJSON *v, dw_sim_prop_def *d)
@@ -619,37 +580,15 @@ static int ramp_targets(dw__load *c, const cJSON *const *members, dw_sim_props *
     return DW_OK;
 }
 
-/* "channels": [1, 2]: distinct suffixes 1 to 999, at most 64. */
-static int parse_channels(dw__load *c, const cJSON *v, unsigned *chans, size_t *n)
-{
-    size_t old = dw__load_push(c, "channels");
-    int rc = DW_OK;
-    if (!cJSON_IsArray(v) || !v->child || cJSON_GetArraySize(v) > MAX_CHANNELS)
-        rc = dw__load_fail(c, v, 0, "expected a list of 1 to %d channel numbers, such as [1, 2]",
-                           MAX_CHANNELS);
-    for (const cJSON *e = rc == DW_OK ? v->child : NULL; e && rc == DW_OK; e = e->next) {
-        uint64_t u = 0;
-        size_t o2 = dw__load_push_index(c, *n);
-        rc = dw__load_uint(c, e, 1, MAX_CHANNEL_NO, &u);
-        for (size_t k = 0; k < *n && rc == DW_OK; k++)
-            if (chans[k] == u)
-                rc = dw__load_fail(c, e, 0, "channel %u is listed twice", (unsigned)u);
-        chans[(*n)++] = (unsigned)u;
-        dw__load_pop(c, o2);
-    }
-    dw__load_pop(c, old);
-    return rc;
-}
-
 /* One member of "properties": one property, or one per channel. *who
  * gets the member of each definition made. */
 static int parse_member(dw__load *c, const cJSON *m, dw_sim_props *p, const cJSON ***who,
                         size_t *cap)
 {
-    unsigned chans[MAX_CHANNELS];
+    unsigned chans[DW__LOAD_MAX_CHANNELS];
     size_t nch = 0;
     const cJSON *ch = cJSON_IsObject(m) ? cJSON_GetObjectItemCaseSensitive(m, "channels") : NULL;
-    int rc = ch ? parse_channels(c, ch, chans, &nch) : DW_OK;
+    int rc = ch ? dw__load_channels(c, ch, chans, &nch) : DW_OK;
     for (size_t k = 0; k < (nch ? nch : 1) && rc == DW_OK; k++) {
         c->channel = nch ? chans[k] : 0;
         rc = parse_prop(c, m, p);

@@ -18,6 +18,7 @@ static int add_seg(dw__load *c, dw_sim_template *t, size_t *cap, dw_sim_seg seg)
         dw_sim_seg *g = realloc(t->segs, ncap * sizeof *g);
         if (!g) {
             free(seg.literal.data);
+            free(seg.by_channel);
             return dw__load_oom(c);
         }
         t->segs = g;
@@ -31,7 +32,7 @@ static int flush_literal(dw__load *c, dw_sim_template *t, size_t *cap, dw_buf *l
 {
     if (lit->len == 0)
         return DW_OK;
-    dw_sim_seg seg = {DW_SIM_SEG_LITERAL, {NULL, 0}, 0, 0, NULL};
+    dw_sim_seg seg = {.kind = DW_SIM_SEG_LITERAL};
     seg.literal.data = malloc(lit->len);
     if (!seg.literal.data)
         return dw__load_oom(c);
@@ -81,6 +82,8 @@ static size_t tpl_off(const tpl *p, size_t i)
 static int tpl_seg(tpl *p, dw_sim_seg seg)
 {
     int rc = flush_literal(p->c, p->t, &p->segcap, &p->lit);
+    if (rc != DW_OK)
+        free(seg.by_channel);
     return rc == DW_OK ? add_seg(p->c, p->t, &p->segcap, seg) : rc;
 }
 
@@ -113,7 +116,7 @@ static int var_placeholder(tpl *p, size_t i, const char *end)
     dw__load *c = p->c;
     const char *name = p->str + i + 2;
     size_t nlen = (size_t)(end - name);
-    dw_sim_seg seg = {DW_SIM_SEG_VAR, {NULL, 0}, 0, 0, NULL};
+    dw_sim_seg seg = {.kind = DW_SIM_SEG_VAR};
     int rc = DW_OK;
     if (nlen == 0) {
         rc = dw__load_fail_at(c, tpl_off(p, i), "empty variable name in \"${}\"");
@@ -121,13 +124,21 @@ static int var_placeholder(tpl *p, size_t i, const char *end)
         rc = capture_check(c, tpl_off(p, i), 0, p->cap, "${request}");
         seg.kind = DW_SIM_SEG_CAPTURE;
         seg.capture = 0;
+    } else if (nlen == 7 && memcmp(name, "channel", 7) == 0 && c->nchans) {
+        seg.kind = DW_SIM_SEG_CHANNEL;
+    } else if (dw__load_channel_ref(name, nlen)) {
+        seg.kind = DW_SIM_SEG_PROP_CHANNEL;
+        rc = dw__load_channel_props(c, tpl_off(p, i), name, nlen, &seg.by_channel);
     } else {
         seg.var = dw__load_find_var(c, name, nlen);
         if (seg.var == SIZE_MAX) {
             seg.kind = DW_SIM_SEG_PROP;
             seg.var = dw_sim_prop_find(c->s->props, name, nlen);
         }
-        if (seg.var == SIZE_MAX)
+        if (seg.var == SIZE_MAX && nlen == 7 && memcmp(name, "channel", 7) == 0)
+            rc = dw__load_fail_at(c, tpl_off(p, i),
+                                  "\"${channel}\": only in a rule or step with \"channels\"");
+        else if (seg.var == SIZE_MAX)
             rc = dw__load_unknown_var(c, tpl_off(p, i), name, nlen, 1);
     }
     return rc == DW_OK ? tpl_seg(p, seg) : rc;
@@ -155,7 +166,7 @@ static int placeholder(tpl *p, size_t i, size_t *next)
         char w[3] = {'$', nx, '\0'};
         unsigned n = (unsigned)(nx - '0');
         int rc = capture_check(c, tpl_off(p, i), n, p->cap, w);
-        dw_sim_seg seg = {DW_SIM_SEG_CAPTURE, {NULL, 0}, 0, n, NULL};
+        dw_sim_seg seg = {.kind = DW_SIM_SEG_CAPTURE, .capture = n};
         return rc == DW_OK ? tpl_seg(p, seg) : rc;
     }
     return dw__load_fail_at(c, tpl_off(p, i),
@@ -193,7 +204,7 @@ static int template_literal(dw_sim_template *t, dw__load *c, const dw_sim_bytes 
     dw__sim_template_free(t);
     if (b->len == 0)
         return DW_OK;
-    dw_sim_seg seg = {DW_SIM_SEG_LITERAL, {NULL, 0}, 0, 0, NULL};
+    dw_sim_seg seg = {.kind = DW_SIM_SEG_LITERAL};
     if (dw__load_bytes_set(c, &seg.literal, b->data, b->len) != DW_OK)
         return DW_ENOMEM;
     size_t cap = 0;
@@ -227,7 +238,7 @@ static int parse_lua_template(dw__load *c, const cJSON *v, const cJSON *lua, dw_
 {
     if (cJSON_GetArraySize(v) != 1)
         return dw__load_fail(c, v, 0, "{\"lua\": ...} takes no other key");
-    dw_sim_seg seg = {DW_SIM_SEG_LUA, {NULL, 0}, 0, 0, NULL};
+    dw_sim_seg seg = {.kind = DW_SIM_SEG_LUA};
     size_t old = dw__load_push(c, "lua");
     int rc = dw__load_lua(c, lua, 0, &seg.lua);
     dw__load_pop(c, old);

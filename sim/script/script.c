@@ -8,8 +8,10 @@
 
 void dw__sim_template_free(dw_sim_template *t)
 {
-    for (size_t i = 0; i < t->nsegs; i++)
+    for (size_t i = 0; i < t->nsegs; i++) {
         free(t->segs[i].literal.data);
+        free(t->segs[i].by_channel);
+    }
     free(t->segs);
     t->segs = NULL;
     t->nsegs = 0;
@@ -30,6 +32,13 @@ static void match_free(dw_sim_match *m)
     m->re = NULL;
     dw_scpi_pattern_free(m->scpi);
     m->scpi = NULL;
+    for (size_t i = 0; i < m->nchannels; i++)
+        dw_scpi_pattern_free(m->chan_scpi[i]);
+    free(m->chan_scpi);
+    free(m->channels);
+    m->chan_scpi = NULL;
+    m->channels = NULL;
+    m->nchannels = 0;
     for (size_t i = 0; i < m->nparams; i++)
         free(m->params[i].choices);
     free(m->params);
@@ -52,8 +61,10 @@ static void action_free(dw_sim_action *a)
     }
     free(a->replies);
     free(a->nframes);
-    for (size_t i = 0; i < a->nsets; i++)
+    for (size_t i = 0; i < a->nsets; i++) {
         dw__sim_template_free(&a->sets[i].value);
+        free(a->sets[i].by_channel);
+    }
     free(a->sets);
     free(a->split);
     free(a->garbage.data);

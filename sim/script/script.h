@@ -38,11 +38,14 @@ typedef struct dw_sim_bytes {
  * engine need not check. */
 typedef enum dw_sim_seg_kind {
     DW_SIM_SEG_LITERAL,
-    DW_SIM_SEG_VAR,     /* var: index into script->vars */
-    DW_SIM_SEG_CAPTURE, /* capture: 0 = whole request, 1..9 = group */
-    DW_SIM_SEG_PROP,    /* var: index of a property ("${freq}"), printed as a query
-                         * answers it (a string without quotes) */
-    DW_SIM_SEG_LUA,     /* lua: a computed value ({"lua": ...}), the template's only segment */
+    DW_SIM_SEG_VAR,          /* var: index into script->vars */
+    DW_SIM_SEG_CAPTURE,      /* capture: 0 = whole request, 1..9 = group */
+    DW_SIM_SEG_PROP,         /* var: index of a property ("${freq}"), printed as a query
+                              * answers it (a string without quotes) */
+    DW_SIM_SEG_LUA,          /* lua: a computed value ({"lua": ...}), the template's only segment */
+    DW_SIM_SEG_CHANNEL,      /* "${channel}": the channel of a rule or step with "channels" */
+    DW_SIM_SEG_PROP_CHANNEL, /* "${freq[channel]}": by_channel[k] is the property of the
+                              * rule's or step's kth channel */
 } dw_sim_seg_kind;
 
 /* A chunk of Lua (checked by model/lua_check.h, run by engine/lua_sandbox.h): an expression
@@ -61,6 +64,7 @@ typedef struct dw_sim_seg {
     size_t var;
     unsigned capture;
     const dw_sim_lua_chunk *lua; /* borrowed from script->lua */
+    size_t *by_channel;          /* PROP_CHANNEL (owned): a property a channel of the match */
 } dw_sim_seg;
 
 typedef struct dw_sim_template {
@@ -112,6 +116,12 @@ typedef struct dw_sim_match {
     dw_sim_scpi_param *params; /* SCPI with "params": exactly nparams of these */
     size_t nparams;
     int has_params;
+    /* SCPI with "channels": the channel numbers, and the header once a
+     * channel (its '#' made that channel's suffix, as a property's is),
+     * tried in order; scpi is then NULL. nchannels == 0: none. */
+    unsigned *channels;
+    dw_scpi_pattern **chan_scpi;
+    size_t nchannels;
 } dw_sim_match;
 
 typedef enum dw_sim_fault {
@@ -141,6 +151,8 @@ typedef struct dw_sim_set {
     int prop;   /* a property: the rendered text is set as dw_sim_prop_set_text
                  * does; a value it refuses leaves the property unchanged */
     dw_sim_template value;
+    size_t *by_channel; /* "freq[channel]" (owned): the property a channel of the match, by
+                         * the channel's place in its list (var is by_channel[0]); or NULL */
 } dw_sim_set;
 
 /* What a rule, a step or the unmatched case does with a request. */
