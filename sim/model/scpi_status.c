@@ -1,6 +1,8 @@
 /* The SCPI status model and built-in commands: see scpi_status.h. */
 #include "model/scpi_status.h"
 
+#include "model/scpi_index.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +257,7 @@ static void builtin_header(int i, char *buf, size_t cap)
 
 struct dw_scpi_builtins {
     dw_scpi_pattern *p[B_N];
+    dw_scpi_index *index; /* a unit's candidates among p, by its last node */
 };
 
 void dw_scpi_builtins_free(dw_scpi_builtins *b)
@@ -263,20 +266,24 @@ void dw_scpi_builtins_free(dw_scpi_builtins *b)
         return;
     for (int i = 0; i < B_N; i++)
         dw_scpi_pattern_free(b->p[i]);
+    dw_scpi_index_free(b->index);
     free(b);
 }
 
 dw_scpi_builtins *dw_scpi_builtins_new(void)
 {
     dw_scpi_builtins *b = calloc(1, sizeof *b);
-    if (!b)
+    if (!b || !(b->index = dw_scpi_index_new())) {
+        dw_scpi_builtins_free(b);
         return NULL;
+    }
     for (int i = 0; i < B_N; i++) {
         size_t where;
         const char *why;
         char h[64];
         builtin_header(i, h, sizeof h);
-        if (dw_scpi_pattern_compile(h, &b->p[i], &where, &why) != DW_OK) {
+        if (dw_scpi_pattern_compile(h, &b->p[i], &where, &why) != DW_OK ||
+            dw_scpi_index_add(b->index, b->p[i], (size_t)i) != DW_OK) {
             dw_scpi_builtins_free(b);
             return NULL;
         }
@@ -432,7 +439,10 @@ int dw_scpi_builtin(const dw_scpi_builtins *b, dw_scpi_status *st, const dw_scpi
                     const dw_scpi_unit *u, dw_buf *resp, unsigned *events)
 {
     int why = 0;
-    for (int i = 0; i < B_N; i++) {
+    size_t n;
+    const size_t *ids = dw_scpi_index_find(b->index, u, &n);
+    for (size_t k = 0; k < n; k++) {
+        int i = (int)ids[k];
         int m = dw_scpi_pattern_match(b->p[i], u);
         if (m != 1) {
             why = why ? why : m;
