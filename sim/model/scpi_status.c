@@ -196,6 +196,18 @@ static int error_print_text(int code, const char *text, dw_buf *out)
 
 /* ---- built-in commands --------------------------------------------------- */
 
+/* Append v in NR1 ("%zu" without printf: a status query's answer is one
+ * register, and printf cost more than finding the command). */
+static int append_nr1(dw_buf *out, size_t v)
+{
+    char digits[24];
+    size_t at = sizeof digits;
+    do
+        digits[--at] = (char)('0' + v % 10);
+    while (v /= 10);
+    return dw_buf_append(out, digits + at, sizeof digits - at);
+}
+
 typedef enum builtin_id {
     B_IDN,
     B_ESR,
@@ -334,7 +346,7 @@ static int run_register(int cmd, dw_scpi_status *st, dw_scpi_reg r, const dw_scp
         *g = (uint16_t)((unsigned)v & DW_SCPI_REG_MASK);
         return 1;
     }
-    int rc = dw_buf_printf(resp, "%u", *g);
+    int rc = append_nr1(resp, *g);
     if (cmd == S_EVENT) /* reading the event register clears it */
         *g = 0;
     return rc == DW_OK ? 1 : DW_SCPI_NOMEM;
@@ -360,9 +372,7 @@ static int run_opc(builtin_id id, dw_scpi_status *st, const dw_scpi_context *ctx
 static int run_enable(builtin_id id, dw_scpi_status *st, const dw_scpi_unit *u, dw_buf *resp)
 {
     if (id == B_ESE_Q || id == B_SRE_Q)
-        return dw_buf_printf(resp, "%u", id == B_ESE_Q ? st->ese : st->sre) == DW_OK
-                   ? 1
-                   : DW_SCPI_NOMEM;
+        return append_nr1(resp, id == B_ESE_Q ? st->ese : st->sre) == DW_OK ? 1 : DW_SCPI_NOMEM;
     int v = register_value(u, 255);
     if (v < 0)
         return v;
@@ -382,7 +392,7 @@ static int run(builtin_id id, dw_scpi_status *st, const dw_scpi_context *ctx, co
         rc = dw_buf_append_str(resp, ctx->idn ? ctx->idn : "");
         break;
     case B_ESR:
-        rc = dw_buf_printf(resp, "%u", st->esr);
+        rc = append_nr1(resp, st->esr);
         st->esr = 0;
         break;
     case B_ESE:
@@ -391,7 +401,7 @@ static int run(builtin_id id, dw_scpi_status *st, const dw_scpi_context *ctx, co
     case B_SRE_Q:
         return run_enable(id, st, u, resp);
     case B_STB:
-        rc = dw_buf_printf(resp, "%u", dw_scpi_status_stb(st, ctx->mav));
+        rc = append_nr1(resp, dw_scpi_status_stb(st, ctx->mav));
         break;
     case B_CLS: /* the error queue and every event register */
         st->esr = 0;
@@ -414,7 +424,7 @@ static int run(builtin_id id, dw_scpi_status *st, const dw_scpi_context *ctx, co
         rc = error_pop_print(st, resp);
         break;
     case B_ERR_COUNT:
-        rc = dw_buf_printf(resp, "%zu", st->count);
+        rc = append_nr1(resp, st->count);
         break;
     case B_VERS:
         rc = dw_buf_append_str(resp, ctx->version ? ctx->version : "1999.0");
