@@ -197,6 +197,25 @@ Test(props_scpi, connection_scope_gives_each_connection_its_own_values)
     fix_close(&f);
 }
 
+/* 64 aliases of distinct words, each with a short and a long form: the
+ * header index once had a fixed size that these filled, and the load never
+ * ended. */
+Test(props_scpi, sixty_four_aliases_load_and_answer, .timeout = 20)
+{
+    char text[4096] = "{'profile': 'scpi', 'properties': {'v': {'type': 'int', 'scpi': 'VALue',"
+                      " 'default': 1, 'aliases': [";
+    for (int i = 0; i < 64; i++)
+        snprintf(text + strlen(text), sizeof text - strlen(text), "%s'Q%c%cabc'", i ? ", " : "",
+                 'A' + i / 26, 'A' + i % 26);
+    strcat(text, "]}}}");
+    fix f;
+    fix_open(&f, text);
+    ask(&f, "QCLABC 7");
+    cr_expect(eq(str, (char *)ask(&f, "QAA?;:QCL?;:VAL?"), "7;7;7"), "the first, the last");
+    cr_expect(eq(str, (char *)errors(&f), ""));
+    fix_close(&f);
+}
+
 /* ---- other profiles ------------------------------------------------------- */
 
 static const char *const tc =

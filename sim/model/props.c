@@ -1,6 +1,8 @@
 /* Typed properties: see props.h. */
 #include "model/props.h"
 
+#include "model/scpi_index.h"
+
 #include "common/memory.h"
 
 #include <devwire/error.h>
@@ -15,19 +17,11 @@ static int upper(int c)
     return c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c;
 }
 
-/* Properties whose header may end in one word (a unit's last node). */
-typedef struct word_slot {
-    char word[DW_SCPI_MAX_MNEMONIC + 1];
-    size_t *props; /* ascending (script order) */
-    size_t n, cap;
-} word_slot;
-
 struct dw_sim_props {
     dw_sim_prop_def *defs;
     size_t n, cap;
-    word_slot *slots; /* open addressing; word[0] == 0: empty */
-    size_t mask;
-    size_t *ramps; /* the properties that ramp */
+    dw_scpi_index *index; /* the properties' headers by last word */
+    size_t *ramps;        /* the properties that ramp */
     size_t nramps;
     size_t *cmds; /* the properties with a "command" */
     size_t ncmds;
@@ -80,9 +74,7 @@ void dw_sim_props_free(dw_sim_props *p)
         free(d->aliases);
     }
     free(p->defs);
-    for (size_t i = 0; p->slots && i <= p->mask; i++)
-        free(p->slots[i].props);
-    free(p->slots);
+    dw_scpi_index_free(p->index);
     free(p->ramps);
     free(p->cmds);
     free(p);
@@ -125,59 +117,18 @@ int dw_sim_props_timed(const dw_sim_props *p)
     return p && p->nramps > 0;
 }
 
-static uint64_t word_hash(const char *w)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *w; w++)
-        h = (h ^ (uint8_t)*w) * 1099511628211ULL;
-    return h ^ (h >> 29);
-}
-
-static word_slot *slot_of(const dw_sim_props *p, const char *w)
-{
-    for (size_t j = (size_t)word_hash(w) & p->mask;; j = (j + 1) & p->mask)
-        if (!p->slots[j].word[0] || strcmp(p->slots[j].word, w) == 0)
-            return &p->slots[j];
-}
-
-typedef struct index_add {
-    dw_sim_props *p;
-    size_t prop;
-} index_add;
-
-static int index_word(void *arg, const char *w)
-{
-    index_add *a = arg;
-    word_slot *s = slot_of(a->p, w);
-    if (!s->word[0])
-        strcpy(s->word, w);
-    if (s->n && s->props[s->n - 1] == a->prop)
-        return 0; /* SOURce[:SOURce]: once is enough */
-    size_t *q = dw_sim_grow(s->props, s->n, &s->cap, sizeof *q, 2);
-    if (!q)
-        return DW_ENOMEM;
-    s->props = q;
-    s->props[s->n++] = a->prop;
-    return 0;
-}
-
 int dw_sim_props_finish(dw_sim_props *p)
 {
-    size_t cap = 16;
-    while (cap < 4 * DW_SCPI_MAX_NODES * p->n)
-        cap *= 2;
-    p->slots = calloc(cap, sizeof *p->slots);
+    p->index = dw_scpi_index_new();
     p->ramps = calloc(p->n ? p->n : 1, sizeof *p->ramps);
     p->cmds = calloc(p->n ? p->n : 1, sizeof *p->cmds);
-    if (!p->slots || !p->ramps || !p->cmds)
+    if (!p->index || !p->ramps || !p->cmds)
         return DW_ENOMEM;
-    p->mask = cap - 1;
     for (size_t i = 0; i < p->n; i++) {
-        index_add a = {p, i};
-        if (p->defs[i].scpi && dw_scpi_pattern_last_words(p->defs[i].scpi, index_word, &a))
+        if (p->defs[i].scpi && dw_scpi_index_add(p->index, p->defs[i].scpi, i) != DW_OK)
             return DW_ENOMEM;
         for (size_t k = 0; k < p->defs[i].naliases; k++)
-            if (dw_scpi_pattern_last_words(p->defs[i].aliases[k], index_word, &a))
+            if (dw_scpi_index_add(p->index, p->defs[i].aliases[k], i) != DW_OK)
                 return DW_ENOMEM;
         if (p->defs[i].ramp_to != SIZE_MAX)
             p->ramps[p->nramps++] = i;
@@ -652,14 +603,13 @@ int dw_sim_props_scpi(dw_sim_props_state *st, const dw_scpi_unit *u, double now,
                       dw_buf *resp, size_t *which)
 {
     const dw_sim_props *p = st->p;
-    char w[DW_SCPI_MAX_MNEMONIC + 1];
+    size_t n;
     if (u->common || !p->n)
         return 0;
-    dw_scpi_unit_last_word(u, w);
-    const word_slot *s = slot_of(p, w);
+    const size_t *ids = dw_scpi_index_find(p->index, u, &n);
     int why = 0;
-    for (size_t k = 0; k < s->n; k++) {
-        size_t i = s->props[k];
+    for (size_t k = 0; k < n; k++) {
+        size_t i = ids[k];
         int r = dw_scpi_pattern_match_header(p->defs[i].scpi, u);
         for (size_t a = 0; r != 1 && a < p->defs[i].naliases; a++) {
             int ra = dw_scpi_pattern_match_header(p->defs[i].aliases[a], u);

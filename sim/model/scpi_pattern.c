@@ -10,8 +10,9 @@
 #include <devwire/error.h>
 
 typedef struct pnode {
-    char mnem[DW_SCPI_MAX_MNEMONIC + 1]; /* as written (case marks the short form) */
-    size_t len;
+    char mnem[DW_SCPI_MAX_MNEMONIC + 1];  /* as written (case marks the short form) */
+    char upper[DW_SCPI_MAX_MNEMONIC + 1]; /* upper-cased, as a unit's nodes are */
+    size_t len, short_len;
     int suffix; /* a numeric suffix is allowed */
     long lo, hi;
     int group; /* nodes of one [..] share a group; 0: required */
@@ -89,6 +90,13 @@ static const char *pat_mnemonic(const char **s, pnode *nd)
     memcpy(nd->mnem, m, n);
     nd->mnem[n] = 0;
     nd->len = n;
+    for (size_t i = 0; i < n; i++) /* compiled once, matched against every unit */
+        nd->upper[i] = (char)dw__scpi_upper(m[i]);
+    nd->upper[n] = 0;
+    size_t k = 0;
+    while (k < n && !(m[k] >= 'a' && m[k] <= 'z'))
+        k++;
+    nd->short_len = k;
     *s = d;
     return NULL;
 }
@@ -152,19 +160,18 @@ int dw_scpi_pattern_compile(const char *text, dw_scpi_pattern **out, size_t *whe
     return DW_OK;
 }
 
-/* Node nd against the mnemonic w: 1, 0, or -114. */
+/* Node nd against the mnemonic w (upper-cased, as the parser leaves it):
+ * 1, 0, or -114. The rule of dw__scpi_names, on the forms kept at compile
+ * time. */
 static int node_match(const pnode *nd, const char *w)
 {
     size_t n = strlen(w), a = n;
-    if (!nd->suffix)
-        return dw__scpi_names(nd->mnem, nd->len, w);
-    while (a > 0 && dw__scpi_is_digit(w[a - 1]))
+    while (nd->suffix && a > 0 && dw__scpi_is_digit(w[a - 1]))
         a--;
-    char alpha[DW_SCPI_MAX_MNEMONIC + 1];
-    memcpy(alpha, w, a);
-    alpha[a] = 0;
-    if (!dw__scpi_names(nd->mnem, nd->len, alpha))
+    if ((a != nd->short_len && a != nd->len) || memcmp(nd->upper, w, a) != 0)
         return 0;
+    if (!nd->suffix)
+        return 1;
     if (a == n)
         return nd->lo <= 1 && 1 <= nd->hi ? 1 : DW_SCPI_E_SUFFIX_RANGE;
     if (n - a > 10)

@@ -1,6 +1,8 @@
 /* The SCPI status model and built-in commands: see scpi_status.h. */
 #include "model/scpi_status.h"
 
+#include "model/scpi_index.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,6 +214,18 @@ static int error_print_text(int code, const char *text, dw_buf *out)
 
 /* ---- built-in commands --------------------------------------------------- */
 
+/* Append v in NR1 ("%zu" without printf: a status query's answer is one
+ * register, and printf cost more than finding the command). */
+static int append_nr1(dw_buf *out, size_t v)
+{
+    char digits[24];
+    size_t at = sizeof digits;
+    do
+        digits[--at] = (char)('0' + v % 10);
+    while (v /= 10);
+    return dw_buf_append(out, digits + at, sizeof digits - at);
+}
+
 typedef enum builtin_id {
     B_IDN,
     B_ESR,
@@ -273,6 +287,7 @@ static void builtin_header(int i, char *buf, size_t cap)
 
 struct dw_scpi_builtins {
     dw_scpi_pattern *p[B_N];
+    dw_scpi_index *index; /* a unit's candidates among p, by its last node */
 };
 
 void dw_scpi_builtins_free(dw_scpi_builtins *b)
@@ -281,20 +296,24 @@ void dw_scpi_builtins_free(dw_scpi_builtins *b)
         return;
     for (int i = 0; i < B_N; i++)
         dw_scpi_pattern_free(b->p[i]);
+    dw_scpi_index_free(b->index);
     free(b);
 }
 
 dw_scpi_builtins *dw_scpi_builtins_new(void)
 {
     dw_scpi_builtins *b = calloc(1, sizeof *b);
-    if (!b)
+    if (!b || !(b->index = dw_scpi_index_new())) {
+        dw_scpi_builtins_free(b);
         return NULL;
+    }
     for (int i = 0; i < B_N; i++) {
         size_t where;
         const char *why;
         char h[64];
         builtin_header(i, h, sizeof h);
-        if (dw_scpi_pattern_compile(h, &b->p[i], &where, &why) != DW_OK) {
+        if (dw_scpi_pattern_compile(h, &b->p[i], &where, &why) != DW_OK ||
+            dw_scpi_index_add(b->index, b->p[i], (size_t)i) != DW_OK) {
             dw_scpi_builtins_free(b);
             return NULL;
         }
@@ -345,7 +364,7 @@ static int run_register(int cmd, dw_scpi_status *st, dw_scpi_reg r, const dw_scp
         *g = (uint16_t)((unsigned)v & DW_SCPI_REG_MASK);
         return 1;
     }
-    int rc = dw_buf_printf(resp, "%u", *g);
+    int rc = append_nr1(resp, *g);
     if (cmd == S_EVENT) /* reading the event register clears it */
         *g = 0;
     return rc == DW_OK ? 1 : DW_SCPI_NOMEM;
@@ -371,9 +390,7 @@ static int run_opc(builtin_id id, dw_scpi_status *st, const dw_scpi_context *ctx
 static int run_enable(builtin_id id, dw_scpi_status *st, const dw_scpi_unit *u, dw_buf *resp)
 {
     if (id == B_ESE_Q || id == B_SRE_Q)
-        return dw_buf_printf(resp, "%u", id == B_ESE_Q ? st->ese : st->sre) == DW_OK
-                   ? 1
-                   : DW_SCPI_NOMEM;
+        return append_nr1(resp, id == B_ESE_Q ? st->ese : st->sre) == DW_OK ? 1 : DW_SCPI_NOMEM;
     int v = register_value(u, 255);
     if (v < 0)
         return v;
@@ -393,7 +410,7 @@ static int run(builtin_id id, dw_scpi_status *st, const dw_scpi_context *ctx, co
         rc = dw_buf_append_str(resp, ctx->idn ? ctx->idn : "");
         break;
     case B_ESR:
-        rc = dw_buf_printf(resp, "%u", st->esr);
+        rc = append_nr1(resp, st->esr);
         st->esr = 0;
         break;
     case B_ESE:
@@ -402,7 +419,7 @@ static int run(builtin_id id, dw_scpi_status *st, const dw_scpi_context *ctx, co
     case B_SRE_Q:
         return run_enable(id, st, u, resp);
     case B_STB:
-        rc = dw_buf_printf(resp, "%u", dw_scpi_status_stb(st, ctx->mav));
+        rc = append_nr1(resp, dw_scpi_status_stb(st, ctx->mav));
         break;
     case B_CLS: /* the error queue and every event register */
         st->esr = 0;
@@ -425,7 +442,7 @@ static int run(builtin_id id, dw_scpi_status *st, const dw_scpi_context *ctx, co
         rc = error_pop_print(st, resp);
         break;
     case B_ERR_COUNT:
-        rc = dw_buf_printf(resp, "%zu", st->count);
+        rc = append_nr1(resp, st->count);
         break;
     case B_VERS:
         rc = dw_buf_append_str(resp, ctx->version ? ctx->version : "1999.0");
@@ -450,7 +467,10 @@ int dw_scpi_builtin(const dw_scpi_builtins *b, dw_scpi_status *st, const dw_scpi
                     const dw_scpi_unit *u, dw_buf *resp, unsigned *events)
 {
     int why = 0;
-    for (int i = 0; i < B_N; i++) {
+    size_t n;
+    const size_t *ids = dw_scpi_index_find(b->index, u, &n);
+    for (size_t k = 0; k < n; k++) {
+        int i = (int)ids[k];
         int m = dw_scpi_pattern_match(b->p[i], u);
         if (m != 1) {
             why = why ? why : m;
