@@ -597,6 +597,7 @@ static int conn_greet(sim_conn *c)
         dw_telnet_options_init(&to);
         to.server = 1;
         to.echo = 0;
+        to.cr_nul = 1; /* a "\r" sentinel ends a CR NUL line as it ends a bare CR */
         to.table = opts->set;
         memcpy(to.will, opts->will, sizeof to.will);
         memcpy(to.ask, opts->ask, sizeof to.ask);
