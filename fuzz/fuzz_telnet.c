@@ -1,8 +1,8 @@
 /* The Telnet receive filter under arbitrary cuts.
  * Input: [options: bit 0 server side, 1 echo, 2 sga, 3 binary, 4 writes
- * fail, 5 call dw_telnet_start] [take: bytes the reader keeps of each chunk,
- * the rest given back with dw_iter_unread; 0 = all] then the common split
- * byte(s) of fuzz_framing.h, then the stream (raw bytes from the peer).
+ * fail, 5 call dw_telnet_start, 6 CR NUL read as CR, 7 observe] [take: bytes the reader keeps of
+ * each chunk, the rest given back with dw_iter_unread; 0 = all] then the common split byte(s) of
+ * fuzz_framing.h, then the stream (raw bytes from the peer).
  *
  * Oracles: the data bytes after IAC stripping, the bytes the filter sends
  * back (negotiation answers) and the final code are the same whatever the
@@ -122,6 +122,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     o.binary = (opt >> 3) & 1;
     int fail_writes = (opt >> 4) & 1;
     int start = (opt >> 5) & 1;
+    o.cr_nul = (opt >> 6) & 1;
+    o.observe = (opt >> 7) & 1;
 
     size_t ncuts;
     size_t *cuts = fz_cuts(&s, r.n, &ncuts);

@@ -16,6 +16,7 @@
 #include <devwire/telnet.h>
 
 #include "sim_fixture.h"
+#include "support.h"
 
 /* Each test's simulator and files are dw_sim_fixture's: .fini stops and
  * removes them whatever happened. */
@@ -272,6 +273,40 @@ Test(sim_faults, telnet_transport_with_banner_prompt_and_0xff)
     dw_app_client_free(ac);
     dw_client_free(tc);
     dw_marshaller_free(m);
+    cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
+}
+
+/* Raw bytes to the simulator, then exactly the bytes `want` back. */
+static void raw_exchange(dw_sim_client *c, const void *out, size_t n, const void *want, size_t wlen)
+{
+    if (n)
+        cr_assert(eq(int, dw_session_send(c->session, out, n, &c->err), DW_OK), "%s",
+                  dw_error_message(&c->err));
+    cr_assert(eq(int, dw_sim_client_recv_raw(c, wlen), DW_OK), "%s", dw_error_message(&c->err));
+    cr_expect(c->reply.len == wlen && memcmp(c->reply.data, want, wlen) == 0, "got \"%s\"",
+              dw_test_esc(c->reply.data, c->reply.len));
+}
+
+/* A script's "telnet" options are offered on connect; CR NUL reaches the
+ * framing as CR (a "\r" sentinel ends it, and no NUL starts the next
+ * request) until the client sends in BINARY, when every byte is data. */
+Test(sim_faults, telnet_options_and_cr_nul)
+{
+    static const char script[] =
+        "{\"transport\": \"telnet\", \"telnet\": {\"will\": [\"echo\"], \"do\": [\"binary\"]},\n"
+        " \"framing\": {\"request\": {\"type\": \"sentinel\", \"sentinel\": \"\\r\"},\n"
+        "             \"response\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\"}},\n"
+        " \"rules\": [{\"when\": \"ver\", \"reply\": \"2.0\"},\n"
+        "           {\"when\": {\"hex\": \"00 76 65 72\"}, \"reply\": \"nul\"}]}";
+    dw_sim_proc *p = serve(script);
+    dw_sim_client c;
+    dw_sim_open_ok(&c, p->port, LF, 5000);
+    static const uint8_t offers[] = {255, 253, 0, 255, 251, 1}; /* DO BINARY, WILL ECHO */
+    raw_exchange(&c, NULL, 0, offers, sizeof offers);
+    raw_exchange(&c, "ver\r\0ver\r\0", 10, "2.0\n2.0\n", 8);
+    /* WILL BINARY agrees to our DO: the NUL is data from now on. */
+    raw_exchange(&c, "\xff\xfb\x00ver\r\0ver\r", 12, "2.0\nnul\n", 8);
+    dw_sim_client_close(&c);
     cr_expect(eq(int, dw_sim_stop(p, 10000, NULL), 0));
 }
 

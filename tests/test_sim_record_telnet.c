@@ -6,6 +6,7 @@
  * the real telnetd. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,27 +172,58 @@ Test(sim_record_telnet, no_echo_keeps_the_answer_where_it_was)
     stop(&s);
 }
 
-/* A client in character mode ends its lines with CR NUL: with a base
- * request sentinel of CR LF no request is ever complete, and the recorder
- * says why and what to write instead; with CR NUL as the sentinel the
- * session records and replays. */
+/* A client in character mode ends its lines with CR NUL, which the
+ * recorder reads as CR (RFC 854), as the replay does: with a base request
+ * sentinel of CR LF (or of CR NUL) no request is ever complete, and the
+ * recorder says why and what to write instead; with CR as the sentinel the
+ * session records and replays, and no NUL starts the next request. */
 Test(sim_record_telnet, cr_nul_line_ends_are_named)
 {
+    static const char note[] =
+        "the client ended its lines with CR (connection 1), as a Telnet client does in binary "
+        "mode (a bare CR) or in character mode (CR NUL, read as CR), and the base script's "
+        "request sentinel %s does not end them; give the base script the request framing "
+        "{\"type\": \"sentinel\", \"sentinel\": \"\\r\"}";
+    char want[512];
     session s;
     count_then_exit(&s, base_crlf, TEXT("dev> "), 2);
     cr_expect(eq(sz, s.cv.nex, 0));
     cr_expect(gt(sz, s.mismatches, 0));
-    cr_expect(eq(str, s.cv.eol_note,
-                 "the client ended its lines with CR NUL (connection 1), as a Telnet client in "
-                 "character mode does, and the base script's request sentinel \"\\r\\n\" does "
-                 "not end them; give the base script the request framing {\"type\": "
-                 "\"sentinel\", \"sentinel\": {\"hex\": \"0d00\"}}"));
+    snprintf(want, sizeof want, note, "\"\\r\\n\"");
+    cr_expect(eq(str, s.cv.eol_note, want));
     stop(&s);
 
     count_then_exit(&s, base_crnul, TEXT("dev> "), 2);
+    cr_expect(eq(sz, s.cv.nex, 0));
+    snprintf(want, sizeof want, note, "\"\\r\\x00\"");
+    cr_expect(eq(str, s.cv.eol_note, want));
+    stop(&s);
+
+    count_then_exit(&s, base_cr, TEXT("dev> "), 2);
     expect_replays(&s);
     cr_expect(eq(sz, s.cv.nex, 2));
     cr_expect(eq(str, s.cv.eol_note, ""));
+    expect_holds(&s, "{\"when\": \"exit\", \"reply\": {\"frames\": [\"exit\", \"bye\"]}");
+    stop(&s);
+}
+
+/* The options the device said WILL and DO to go into the script, which
+ * replays: the replay offers them as telnetd did. A base script's own
+ * "telnet" wins. */
+Test(sim_record_telnet, device_options_are_written)
+{
+    session s;
+    count_then_exit(&s, base_cr, TEXT("dev> "), 1);
+    expect_replays(&s);
+    expect_holds(&s, "\"transport\": \"telnet\",\n  \"telnet\": {\"will\": [\"echo\", \"sga\"], "
+                     "\"do\": [\"ttype\"]},");
+    stop(&s);
+
+    static const char base_own[] =
+        "{\"transport\": \"telnet\", \"telnet\": {\"will\": [\"echo\", 200]}, \"framing\": "
+        "{\"type\": \"sentinel\", \"sentinel\": \"\\r\"}}";
+    count_then_exit(&s, base_own, TEXT("dev> "), 1);
+    expect_holds(&s, "\"telnet\": {\"will\": [\"echo\", 200], \"do\": []},");
     stop(&s);
 }
 
@@ -207,10 +239,10 @@ Test(sim_record_telnet, binary_mode_bare_cr_and_nul_bytes)
     count_then_exit(&s, base_crlf, TEXT("\0\0dev> "), 1);
     cr_expect(eq(sz, s.cv.nex, 0));
     cr_expect(eq(str, s.cv.eol_note,
-                 "the client ended its lines with CR (connection 1), as a Telnet client in binary "
-                 "mode does, and the base script's request sentinel \"\\r\\n\" does not end "
-                 "them; give the base script the request framing {\"type\": \"sentinel\", "
-                 "\"sentinel\": \"\\r\"}"));
+                 "the client ended its lines with CR (connection 1), as a Telnet client does in "
+                 "binary mode (a bare CR) or in character mode (CR NUL, read as CR), and the base "
+                 "script's request sentinel \"\\r\\n\" does not end them; give the base script "
+                 "the request framing {\"type\": \"sentinel\", \"sentinel\": \"\\r\"}"));
     stop(&s);
 
     count_then_exit(&s, base_cr, TEXT("\0\0dev> "), 1);

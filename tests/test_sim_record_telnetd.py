@@ -14,15 +14,19 @@ the same way, up to the close after `exit`:
   echoes each line, which is recorded as the start of its answer;
 - a line at a time, every option refused: telnetd turns the echo off;
 - a character at a time with CR NUL line ends, as `telnet` in character
-  mode sends a user's typing, the base's request sentinel CR NUL: the echo
-  of each character comes while the line is typed;
+  mode sends a user's typing, the base's request sentinel CR (CR NUL is
+  read as CR, RFC 854): the echo of each character comes while the line
+  is typed;
 - the same typing with a CR LF request sentinel: the recorder says that
-  the client ended its lines with CR NUL and which framing to give;
+  the client ended its lines with CR and which framing to give;
 - the telnet program (inetutils-telnet) on a pseudo-terminal, typed at:
   it negotiates LINEMODE away and BINARY in, and ends its lines with a
   bare CR; telnetd sends two NUL bytes before the first prompt. With a CR
-  request sentinel it records and replays (to a client sending what
-  telnet sent); with CR LF the recorder names the line end and exits 1.
+  request sentinel it records and replays, to a client sending what
+  telnet sent and to the telnet program itself, which the replay's
+  options (telnetd's, recorded: WILL ECHO, DO BINARY, ...) keep from
+  echoing locally and from sending CR NUL; with CR LF the recorder names
+  the line end and exits 1.
 
 telnetd runs without inetd: an acceptor here (127.0.0.1, port 0) starts
 `telnetd -h -E CONSOLE` per connection with the accepted socket as its
@@ -83,9 +87,11 @@ BASE_CRLF = {"transport": "telnet", "framing": {"type": "sentinel", "sentinel": 
 BASE_CR = {"transport": "telnet",
            "framing": {"request": {"type": "sentinel", "sentinel": "\r"},
                        "response": {"type": "sentinel", "sentinel": "\r\n"}}}
-BASE_CRNUL = {"transport": "telnet",
-              "framing": {"request": {"type": "sentinel", "sentinel": {"hex": "0d00"}},
-                          "response": {"type": "sentinel", "sentinel": "\r\n"}}}
+EOL_NOTE = ("devwire-sim: --record: the client ended its lines with CR (connection 1), as a "
+            "Telnet client does in binary mode (a bare CR) or in character mode (CR NUL, read as "
+            "CR), and the base script's request sentinel \"\\r\\n\" does not end them; give "
+            "the base script the request framing {\"type\": \"sentinel\", \"sentinel\": "
+            "\"\\r\"}\n")
 SESSION = ["count", "status", "count", "bogus", "count", "exit"]
 
 
@@ -375,7 +381,7 @@ class RecordTelnetd(unittest.TestCase):
         self.assertIn({"when": "exit", "reply": "bye", "then": "close"}, script["rules"])
 
     def test_typed_a_character_at_a_time(self):
-        script = self.recorded_and_replayed(BASE_CRNUL, True, accept_echo=True, eol=b"\r\0",
+        script = self.recorded_and_replayed(BASE_CR, True, accept_echo=True, eol=b"\r\0",
                                             by_character=True)
         self.assertIn({"when": "status", "reply": {"frames": ["status", "count=1", "ok"]}},
                       script["rules"])
@@ -383,11 +389,7 @@ class RecordTelnetd(unittest.TestCase):
     def test_cr_nul_against_a_crlf_sentinel_is_named(self):
         _, rec = self.record(BASE_CRLF, accept_echo=True, eol=b"\r\0", by_character=True)
         self.assertEqual(rec.proc.returncode, 1, rec.err)
-        self.assertIn("devwire-sim: --record: the client ended its lines with CR NUL "
-                      "(connection 1), as a Telnet client in character mode does, and the "
-                      "base script's request sentinel \"\\r\\n\" does not end them; give the "
-                      "base script the request framing {\"type\": \"sentinel\", \"sentinel\": "
-                      "{\"hex\": \"0d00\"}}\n", rec.err)
+        self.assertIn(EOL_NOTE, rec.err)
         self.assertIn("recorded 0 requests on 1 connection", rec.out)
 
 
@@ -402,6 +404,13 @@ class RecordTelnetd(unittest.TestCase):
         # The replay, from a client that sends what telnet sent.
         replayed = self.replay(accept_echo=True, eol=b"\r", by_character=True)
         self.assertEqual(on_screen(replayed), on_screen(answers), self.script())
+        # And from telnet itself: offered telnetd's WILL ECHO and DO BINARY,
+        # it neither echoes the line (shown twice) nor ends it with CR NUL
+        # (a NUL at the start of the next request, unmatched).
+        self.assertIn("echo", script["telnet"]["will"])
+        self.assertIn("binary", script["telnet"]["do"])
+        replayed = self.replay(terminal=True, by_character=True, eol=b"\r")
+        self.assertEqual(on_screen(replayed), on_screen(answers), self.script())
 
     @unittest.skipUnless(TELNET, "the telnet program is not installed (Debian: "
                                  "inetutils-telnet; scripts/install-deps.sh installs it)")
@@ -410,10 +419,7 @@ class RecordTelnetd(unittest.TestCase):
         # pass, and did.
         _, rec = self.record(BASE_CRLF, terminal=True, by_character=True, eol=b"\r")
         self.assertEqual(rec.proc.returncode, 1, rec.err)
-        self.assertIn("devwire-sim: --record: the client ended its lines with CR (connection 1), "
-                      "as a Telnet client in binary mode does, and the base script's request "
-                      "sentinel \"\\r\\n\" does not end them; give the base script the request "
-                      "framing {\"type\": \"sentinel\", \"sentinel\": \"\\r\"}\n", rec.err)
+        self.assertIn(EOL_NOTE, rec.err)
         self.assertIn("devwire-sim: --out %s: the recording does not replay as recorded: the "
                       "client's lines are not requests in the base script's framing (above)\n"
                       % self.path("rec.json"), rec.err)

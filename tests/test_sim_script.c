@@ -163,6 +163,48 @@ Test(script, tcp_quickack)
     refused("{'tcp': true}", "t.json:1:9: tcp: expected object");
 }
 
+/* "telnet": the options a Telnet device offers and agrees to. */
+Test(script, telnet_options)
+{
+    dw_sim_script *s = load_ok("{'transport': 'telnet'}");
+    cr_expect(eq(int, s->telnet.set, 0), "the default table: WILL SGA");
+    dw_sim_script_free(s);
+    s = load_ok("{'transport': 'telnet', 'telnet': {'will': ['echo', 'sga', 200], "
+                "'do': ['binary', 'new_environ'], 'description': 'as telnetd'}}");
+    cr_expect(eq(int, s->telnet.set, 1));
+    cr_expect(
+        dw_telnet_option_isset(s->telnet.will, 1) && dw_telnet_option_isset(s->telnet.will, 3) &&
+        dw_telnet_option_isset(s->telnet.will, 200) && !dw_telnet_option_isset(s->telnet.will, 0));
+    cr_expect(dw_telnet_option_isset(s->telnet.ask, 0) &&
+              dw_telnet_option_isset(s->telnet.ask, 39) &&
+              !dw_telnet_option_isset(s->telnet.ask, 1));
+    dw_sim_script_free(s);
+    s = load_ok("{'transport': 'telnet', 'telnet': {}}");
+    cr_expect(eq(int, s->telnet.set, 1), "an empty table refuses everything");
+    dw_sim_script_free(s);
+    refused("{'telnet': {'will': ['echo']}}",
+            "t.json:1:12: telnet: only for \"transport\": \"telnet\"");
+    refused("{'transport': 'serial', 'telnet': {}}",
+            "t.json:1:35: telnet: only for \"transport\": \"telnet\"");
+    refused("{'transport': 'telnet', 'telnet': {'will': ['ecco']}}",
+            "t.json:1:45: telnet.will[0]: unknown Telnet option \"ecco\" (did you mean \"echo\"?)");
+    refused("{'transport': 'telnet', 'telnet': {'do': ['sga', 'terminal']}}",
+            "t.json:1:50: telnet.do[1]: unknown Telnet option \"terminal\" (expected a name such "
+            "as \"echo\", \"sga\", \"binary\", \"ttype\", \"naws\" or \"linemode\", or a "
+            "number 0 to 255)");
+    refused("{'transport': 'telnet', 'telnet': {'do': [256]}}",
+            "t.json:1:43: telnet.do[0]: must be at most 255 (got 256)");
+    refused("{'transport': 'telnet', 'telnet': {'will': ['sga', 3]}}",
+            "t.json:1:52: telnet.will[1]: option 3 is listed twice");
+    refused("{'transport': 'telnet', 'telnet': {'will': ['compress2']}}",
+            "t.json:1:45: telnet.will[0]: MCCP2 compression (compress2) is not supported");
+    refused("{'transport': 'telnet', 'telnet': {'will': 'echo'}}",
+            "t.json:1:44: telnet.will: expected an array of Telnet options");
+    refused("{'transport': 'telnet', 'telnet': {'wont': []}}",
+            "t.json:1:36: telnet.wont: unknown key");
+    refused("{'transport': 'telnet', 'telnet': ['echo']}", "t.json:1:35: telnet: expected object");
+}
+
 /* ---- framing ------------------------------------------------------------- */
 
 Test(script, framing_types_and_options)
@@ -1207,7 +1249,7 @@ Test(schema, parses_and_examples_validate)
         cr_expect(strstr(err.message, "unknown key") == NULL, "%s", err.message);
         dw_sim_script_free(s);
     }
-    cr_expect(eq(sz, nprops, 22));
+    cr_expect(eq(sz, nprops, 23));
     cJSON_Delete(schema);
     free(text);
 

@@ -325,6 +325,98 @@ Test(telnet_filter, server_without_echo_offers_sga_only)
     dw_telnet_free(t);
 }
 
+/* A table of the caller's: offered and asked for at start in the order of
+ * the options' numbers, agreed to as listed, everything else refused. */
+Test(telnet_filter, server_option_table)
+{
+    sink k = {0};
+    dw_telnet_options o = server_opts(0);
+    o.table = 1;
+    dw_telnet_option_set(o.will, O_ECHO);
+    dw_telnet_option_set(o.will, O_SGA);
+    dw_telnet_option_set(o.ask, O_BINARY);
+    dw_telnet_option_set(o.ask, O_NAWS);
+    dw_mem_iter mem;
+    /* The client confirms ECHO and BINARY, refuses SGA and NAWS, asks us
+     * for TTYPE and BINARY (not ours to send: refused) and offers TM. */
+    const uint8_t in[] = {IAC,   DO,       O_ECHO, IAC,    WILL, O_BINARY, IAC,     DONT,
+                          O_SGA, IAC,      WONT,   O_NAWS, IAC,  DO,       O_TTYPE, IAC,
+                          DO,    O_BINARY, IAC,    WILL,   O_TM, 'o',      'k'};
+    dw_mem_iter_init(&mem, in, sizeof in, NULL, 0);
+    dw_telnet *t = dw_telnet_new(&o, &mem.base, sink_write, &k);
+    cr_assert(eq(int, dw_telnet_start(t), DW_OK));
+    const uint8_t offers[] = {IAC, DO,   O_BINARY, IAC, WILL, O_ECHO,
+                              IAC, WILL, O_SGA,    IAC, DO,   O_NAWS};
+    char g[256];
+    cr_assert(k.bytes.len == sizeof offers && memcmp(k.bytes.data, offers, sizeof offers) == 0,
+              "offers: %s", esc(&k.bytes, g, sizeof g));
+    dw_buf_clear(&k.bytes);
+    const uint8_t *p;
+    size_t n;
+    cr_assert(eq(int, dw_iter_next(dw_telnet_iter(t), &p, &n), DW_OK));
+    cr_assert(n == 2 && memcmp(p, "ok", 2) == 0);
+    const uint8_t answers[] = {IAC, WONT, O_TTYPE, IAC, WONT, O_BINARY, IAC, DONT, O_TM};
+    cr_expect(k.bytes.len == sizeof answers && memcmp(k.bytes.data, answers, sizeof answers) == 0,
+              "answers: %s", esc(&k.bytes, g, sizeof g));
+    cr_expect(eq(int, dw_telnet_local_enabled(t, O_ECHO), 1));
+    cr_expect(eq(int, dw_telnet_local_enabled(t, O_SGA), 0), "refused by the client");
+    cr_expect(eq(int, dw_telnet_remote_enabled(t, O_BINARY), 1));
+    cr_expect(eq(int, dw_telnet_remote_enabled(t, O_NAWS), 0));
+    dw_telnet_free(t);
+    dw_buf_free(&k.bytes);
+}
+
+Test(telnet_filter, option_names)
+{
+    cr_expect(eq(str, (char *)dw_telnet_option_name(O_SGA), "sga"));
+    cr_expect(eq(str, (char *)dw_telnet_option_name(39), "new_environ"));
+    cr_expect(eq(ptr, (void *)dw_telnet_option_name(200), NULL));
+    cr_expect(eq(int, dw_telnet_option_by_name("linemode"), 34));
+    cr_expect(eq(int, dw_telnet_option_by_name("LINEMODE"), -1));
+    cr_expect(eq(int, dw_telnet_option_by_name(NULL), -1));
+}
+
+/* RFC 854: CR NUL is a bare CR; a NUL elsewhere and CR LF are data. With
+ * the peer sending in BINARY every byte is data. At every split, so a CR
+ * and its NUL in different chunks count too. */
+Test(telnet_filter, cr_nul_is_cr_outside_binary)
+{
+    dw_telnet_options o = server_opts(0);
+    o.cr_nul = 1;
+    const uint8_t in[] = {'a', '\r', 0, 0, 'b', '\r', '\n', '\r', '\r', 0, 'c', '\r', 0};
+    const uint8_t want[] = {'a', '\r', 0, 'b', '\r', '\n', '\r', '\r', 'c', '\r'};
+    expect_filter(&o, in, sizeof in, want, sizeof want, NULL, 0, DW_EOF);
+    const uint8_t bin[] = {'a', '\r', 0, IAC, WILL, O_BINARY, 'b', '\r', 0};
+    const uint8_t bwant[] = {'a', '\r', 'b', '\r', 0};
+    const uint8_t agree[] = {IAC, DO, O_BINARY};
+    expect_filter(&o, bin, sizeof bin, bwant, sizeof bwant, agree, sizeof agree, DW_EOF);
+    o.cr_nul = 0;
+    expect_filter(&o, in, sizeof in, in, sizeof in, NULL, 0, DW_EOF);
+}
+
+/* An observer answers nothing and keeps what the sender said last. */
+Test(telnet_filter, observer_answers_nothing)
+{
+    dw_telnet_options o = client_opts();
+    o.observe = 1;
+    const uint8_t in[] = {IAC, WILL, O_ECHO, IAC, DO, O_TTYPE, IAC, WILL, O_SGA,
+                          IAC, WONT, O_SGA,  IAC, DO, O_NAWS,  'h', 'i'};
+    expect_filter(&o, in, sizeof in, S("hi"), NULL, 0, DW_EOF);
+    sink k = {0};
+    dw_mem_iter mem;
+    dw_mem_iter_init(&mem, in, sizeof in, NULL, 0);
+    dw_telnet *t = dw_telnet_new(&o, &mem.base, sink_write, &k);
+    const uint8_t *p;
+    size_t n;
+    cr_assert(eq(int, dw_iter_next(dw_telnet_iter(t), &p, &n), DW_OK));
+    cr_expect(dw_telnet_remote_enabled(t, O_ECHO) && !dw_telnet_remote_enabled(t, O_SGA));
+    cr_expect(dw_telnet_local_enabled(t, O_TTYPE) && dw_telnet_local_enabled(t, O_NAWS));
+    cr_expect(eq(int, dw_telnet_start(t), DW_OK));
+    cr_expect(eq(sz, k.bytes.len, 0), "nothing written");
+    dw_telnet_free(t);
+    dw_buf_free(&k.bytes);
+}
+
 Test(telnet_filter, subnegotiations_are_stripped)
 {
     /* TTYPE SEND, NAWS with an escaped 0xFF inside, ENVIRON: none answered

@@ -17,7 +17,7 @@ struct dw_telnet {
     dw_iter base; /* the filtered iterator; first, so a dw_iter * is a dw_telnet * */
     dw_iter *inner;
     telnet_t *tn;
-    telnet_telopt_t table[4];
+    telnet_telopt_t *table; /* libtelnet's option table, ended by telopt -1 */
     dw_telnet_options opts;
     char name[64];
     dw_telnet_write_fn write;
@@ -35,7 +35,69 @@ struct dw_telnet {
     char message[256];
     uint8_t local[32]; /* bit per option: in effect on our side */
     uint8_t remote[32];
+    int after_cr; /* cr_nul: the last data byte was a CR */
 };
+
+/* libtelnet's TELNET_TELOPT_* names, lowercase. */
+static const char *const option_names[256] = {
+    [0] = "binary",
+    [1] = "echo",
+    [2] = "rcp",
+    [3] = "sga",
+    [4] = "nams",
+    [5] = "status",
+    [6] = "tm",
+    [7] = "rcte",
+    [8] = "naol",
+    [9] = "naop",
+    [10] = "naocrd",
+    [11] = "naohts",
+    [12] = "naohtd",
+    [13] = "naoffd",
+    [14] = "naovts",
+    [15] = "naovtd",
+    [16] = "naolfd",
+    [17] = "xascii",
+    [18] = "logout",
+    [19] = "bm",
+    [20] = "det",
+    [21] = "supdup",
+    [22] = "supdupoutput",
+    [23] = "sndloc",
+    [24] = "ttype",
+    [25] = "eor",
+    [26] = "tuid",
+    [27] = "outmrk",
+    [28] = "ttyloc",
+    [29] = "3270regime",
+    [30] = "x3pad",
+    [31] = "naws",
+    [32] = "tspeed",
+    [33] = "lflow",
+    [34] = "linemode",
+    [35] = "xdisploc",
+    [36] = "environ",
+    [37] = "authentication",
+    [38] = "encrypt",
+    [39] = "new_environ",
+    [70] = "mssp",
+    [86] = "compress2",
+    [93] = "zmp",
+    [255] = "exopl",
+};
+
+const char *dw_telnet_option_name(uint8_t n)
+{
+    return option_names[n];
+}
+
+int dw_telnet_option_by_name(const char *name)
+{
+    for (int i = 0; name && i < 256; i++)
+        if (option_names[i] && strcmp(option_names[i], name) == 0)
+            return i;
+    return -1;
+}
 
 void dw_telnet_options_init(dw_telnet_options *o)
 {
@@ -153,6 +215,27 @@ static void protocol_error(dw_telnet *t, const char *what)
     fail(t, DW_EPROTO, "%s", what);
 }
 
+/* Data bytes to the sink. With cr_nul, outside BINARY from the peer, the
+ * NUL of a CR NUL is dropped (RFC 854: a bare CR), even when the CR came in
+ * an earlier event. */
+static int append_data(dw_telnet *t, const uint8_t *p, size_t n)
+{
+    if (!t->opts.cr_nul || get_bit(t->remote, TELNET_TELOPT_BINARY)) {
+        t->after_cr = 0;
+        return dw_buf_append(t->sink, p, n);
+    }
+    size_t i = t->after_cr && n && p[0] == 0;
+    while (i < n) {
+        const uint8_t *cr = memchr(p + i, '\r', n - i);
+        size_t end = cr ? (size_t)(cr - p) + 1 : n;
+        if (dw_buf_append(t->sink, p + i, end - i) != DW_OK)
+            return DW_ENOMEM;
+        i = end + (cr && end < n && p[end] == 0);
+    }
+    t->after_cr = n && p[n - 1] == '\r';
+    return DW_OK;
+}
+
 static void on_event(telnet_t *tn, telnet_event_t *ev, void *user)
 {
     (void)tn;
@@ -162,7 +245,7 @@ static void on_event(telnet_t *tn, telnet_event_t *ev, void *user)
         /* ev->data.buffer points into libtelnet's input (or a byte on its
          * stack): copy it out now. After a failure the rest of the stream
          * means nothing. */
-        if (!t->failed && dw_buf_append(t->sink, ev->data.buffer, ev->data.size) != DW_OK)
+        if (!t->failed && append_data(t, (const uint8_t *)ev->data.buffer, ev->data.size) != DW_OK)
             fail(t, DW_ENOMEM, "out of memory");
         break;
     case TELNET_EV_SEND:
@@ -262,9 +345,35 @@ static int filter_pull(dw_iter *base, const uint8_t **data, size_t *len)
     }
 }
 
-static void build_table(dw_telnet *t)
+/* The table from `will` and `ask`: every option in either, in order. */
+static telnet_telopt_t *custom_table(const dw_telnet_options *o)
+{
+    size_t n = 0;
+    for (int k = 0; k < 256; k++)
+        n += dw_telnet_option_isset(o->will, (uint8_t)k) ||
+             dw_telnet_option_isset(o->ask, (uint8_t)k);
+    telnet_telopt_t *tab = calloc(n + 1, sizeof *tab);
+    if (!tab)
+        return NULL;
+    size_t i = 0;
+    for (int k = 0; k < 256; k++) {
+        int us = dw_telnet_option_isset(o->will, (uint8_t)k);
+        int him = dw_telnet_option_isset(o->ask, (uint8_t)k);
+        if (us || him)
+            tab[i++] = (telnet_telopt_t){(short)k, (unsigned char)(us ? TELNET_WILL : TELNET_WONT),
+                                         (unsigned char)(him ? TELNET_DO : TELNET_DONT)};
+    }
+    tab[i] = (telnet_telopt_t){-1, 0, 0};
+    return tab;
+}
+
+static int build_table(dw_telnet *t)
 {
     const dw_telnet_options *o = &t->opts;
+    if (o->table)
+        return (t->table = custom_table(o)) ? DW_OK : DW_ENOMEM;
+    if (!(t->table = calloc(4, sizeof *t->table)))
+        return DW_ENOMEM;
     size_t i = 0;
     if (o->binary)
         t->table[i++] = (telnet_telopt_t){TELNET_TELOPT_BINARY, TELNET_WILL, TELNET_DO};
@@ -277,6 +386,7 @@ static void build_table(dw_telnet *t)
     if (o->sga)
         t->table[i++] = (telnet_telopt_t){TELNET_TELOPT_SGA, TELNET_WILL, TELNET_DO};
     t->table[i] = (telnet_telopt_t){-1, 0, 0};
+    return DW_OK;
 }
 
 dw_telnet *dw_telnet_new(const dw_telnet_options *o, dw_iter *inner, dw_telnet_write_fn write,
@@ -293,19 +403,25 @@ dw_telnet *dw_telnet_new(const dw_telnet_options *o, dw_iter *inner, dw_telnet_w
         dw_telnet_options_init(&t->opts);
     snprintf(t->name, sizeof t->name, "%s", o && o->name ? o->name : "telnet peer");
     t->opts.name = t->name;
-    build_table(t);
+    if (build_table(t) != DW_OK) {
+        free(t);
+        return NULL;
+    }
     dw_iter_init(&t->base, filter_pull);
     t->sink = &t->data;
     t->inner = inner;
     t->write = write;
     t->write_user = user;
     if (pthread_mutex_init(&t->lock, NULL) != 0) {
+        free(t->table);
         free(t);
         return NULL;
     }
-    t->tn = telnet_init(t->table, on_event, 0, t);
+    /* libtelnet's proxy mode answers nothing and reports every command. */
+    t->tn = telnet_init(t->table, on_event, t->opts.observe ? TELNET_FLAG_PROXY : 0, t);
     if (!t->tn) {
         pthread_mutex_destroy(&t->lock);
+        free(t->table);
         free(t);
         return NULL;
     }
@@ -317,6 +433,7 @@ void dw_telnet_free(dw_telnet *t)
     if (!t)
         return;
     telnet_free(t->tn);
+    free(t->table);
     pthread_mutex_destroy(&t->lock);
     dw_buf_free(&t->data);
     dw_buf_free(&t->out);
@@ -325,13 +442,22 @@ void dw_telnet_free(dw_telnet *t)
 
 int dw_telnet_start(dw_telnet *t)
 {
-    if (!t->opts.server)
+    if (!t->opts.server || t->opts.observe)
         return DW_OK;
     pthread_mutex_lock(&t->lock);
-    if (t->opts.sga)
-        telnet_negotiate(t->tn, TELNET_WILL, TELNET_TELOPT_SGA);
-    if (t->opts.echo)
-        telnet_negotiate(t->tn, TELNET_WILL, TELNET_TELOPT_ECHO);
+    if (t->opts.table) {
+        for (int k = 0; k < 256; k++) {
+            if (dw_telnet_option_isset(t->opts.will, (uint8_t)k))
+                telnet_negotiate(t->tn, TELNET_WILL, (unsigned char)k);
+            if (dw_telnet_option_isset(t->opts.ask, (uint8_t)k))
+                telnet_negotiate(t->tn, TELNET_DO, (unsigned char)k);
+        }
+    } else {
+        if (t->opts.sga)
+            telnet_negotiate(t->tn, TELNET_WILL, TELNET_TELOPT_SGA);
+        if (t->opts.echo)
+            telnet_negotiate(t->tn, TELNET_WILL, TELNET_TELOPT_ECHO);
+    }
     int rc = flush_out(t);
     if (rc == DW_OK && t->failed)
         rc = t->failed;

@@ -592,10 +592,15 @@ static int conn_greet(sim_conn *c)
 {
     dw_sim_server *s = c->srv;
     if (c->gen->script->transport == DW_SIM_TELNET) {
+        const dw_sim_telnet_opts *opts = &c->gen->script->telnet;
         dw_telnet_options to;
         dw_telnet_options_init(&to);
         to.server = 1;
         to.echo = 0;
+        to.cr_nul = 1; /* a "\r" sentinel ends a CR NUL line as it ends a bare CR */
+        to.table = opts->set;
+        memcpy(to.will, opts->will, sizeof to.will);
+        memcpy(to.ask, opts->ask, sizeof to.ask);
         to.name = c->peer;
         to.logger = s->logger;
         c->telnet = dw_telnet_new(&to, NULL, telnet_out, c);

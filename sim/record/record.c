@@ -71,6 +71,8 @@ void dw_sim_recorder_open(dw_sim_recorder *r, uint64_t conn, uint64_t now_us)
             dw_telnet_options o;
             dw_telnet_options_init(&o);
             o.server = d == DW_SIM_DIR_REQUEST; /* it reads what a client sends */
+            o.observe = 1;                      /* the options each peer said last */
+            o.cr_nul = o.server;                /* as the replay reads the client's lines */
             c->tn[d] = dw_telnet_new(&o, NULL, drop_output, NULL);
             if (!c->tn[d])
                 r->oom = 1;
@@ -497,16 +499,14 @@ static int read_requests(dw_sim_recorder *r, rframes *rq, dw_sim_conversation *c
     return rc;
 }
 
-/* How a Telnet client ends its lines, from its first CR that is not the
- * last byte: CR NUL (RFC 854: character mode), a bare CR (binary mode) or
- * CR LF; NULL when it sent no CR. */
-static const char *line_end(const dw_buf *q, size_t *len)
+/* Whether a Telnet client ends its lines with a CR alone, by its first CR
+ * that is not the last byte: a client in binary mode sends a bare CR, one
+ * in character mode CR NUL, which arrives as CR (RFC 854, as the replay
+ * reads it); else CR LF, or no CR at all. */
+static int bare_cr(const dw_buf *q)
 {
     const uint8_t *cr = q->len ? memchr(q->data, '\r', q->len - 1) : NULL;
-    if (!cr)
-        return NULL;
-    *len = cr[1] == '\n' || cr[1] == '\0' ? 2 : 1;
-    return cr[1] == '\n' ? "\r\n" : cr[1] == '\0' ? "\r\0" : "\r";
+    return cr && cr[1] != '\n';
 }
 
 /* A Telnet client whose line end is not the base's request sentinel (the
@@ -515,23 +515,37 @@ static const char *line_end(const dw_buf *q, size_t *len)
 static void eol_check(const dw_sim_recorder *r, dw_sim_conversation *cv)
 {
     const dw_sim_framing *f = &r->base->request_framing;
-    if (r->base->transport != DW_SIM_TELNET || f->type != DW_SIM_FRAMING_SENTINEL)
+    if (r->base->transport != DW_SIM_TELNET || f->type != DW_SIM_FRAMING_SENTINEL ||
+        (f->sentinel.len == 1 && f->sentinel.data[0] == '\r'))
         return;
     for (size_t i = 0; i < r->n; i++) {
-        size_t n = 0;
-        const char *eol = line_end(&r->conns[i]->stream[DW_SIM_DIR_REQUEST], &n);
-        if (!eol || eol[1] == '\n' ||
-            (n == f->sentinel.len && memcmp(eol, f->sentinel.data, n) == 0))
+        if (!bare_cr(&r->conns[i]->stream[DW_SIM_DIR_REQUEST]))
             continue;
         char sen[64];
         dw__rec_escape(f->sentinel.data, f->sentinel.len, 16, sen, sizeof sen);
         snprintf(cv->eol_note, sizeof cv->eol_note,
-                 "the client ended its lines with %s (connection %llu), as a Telnet client in %s "
-                 "mode does, and the base script's request sentinel %s does not end them; give "
-                 "the base script the request framing {\"type\": \"sentinel\", \"sentinel\": %s}",
-                 n == 2 ? "CR NUL" : "CR", (unsigned long long)r->conns[i]->id,
-                 n == 2 ? "character" : "binary", sen, n == 2 ? "{\"hex\": \"0d00\"}" : "\"\\r\"");
+                 "the client ended its lines with CR (connection %llu), as a Telnet client does "
+                 "in binary mode (a bare CR) or in character mode (CR NUL, read as CR), and the "
+                 "base script's request sentinel %s does not end them; give the base script the "
+                 "request framing {\"type\": \"sentinel\", \"sentinel\": \"\\r\"}",
+                 (unsigned long long)r->conns[i]->id, sen);
         return;
+    }
+}
+
+/* The options the device said WILL and DO to last, on any connection:
+ * what it offered or agreed to, for the replay to offer. */
+static void device_options(const dw_sim_recorder *r, dw_sim_conversation *cv)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        const dw_telnet *tn = r->conns[i]->tn[DW_SIM_DIR_REPLY];
+        for (int k = 0; tn && k < 256; k++) {
+            cv->telnet.set = 1;
+            if (dw_telnet_remote_enabled(tn, (uint8_t)k))
+                dw_telnet_option_set(cv->telnet.will, (uint8_t)k);
+            if (dw_telnet_local_enabled(tn, (uint8_t)k))
+                dw_telnet_option_set(cv->telnet.ask, (uint8_t)k);
+        }
     }
 }
 
@@ -592,6 +606,8 @@ int dw_sim_recorder_conversation(dw_sim_recorder *r, dw_sim_conversation *cv)
         rc = read_requests(r, rq, cv);
     if (rc == DW_OK)
         eol_check(r, cv);
+    if (rc == DW_OK)
+        device_options(r, cv);
     if (rc == DW_OK)
         rc = banner_and_prompt(r, rq, cv);
     if (rc == DW_OK)

@@ -90,10 +90,12 @@ typedef struct dw_sim_conversation {
     char notes[1024];           /* what could not be read (a bad frame), for the description */
     dw_sim_rec_stream *streams; /* one per connection, in order of opening */
     size_t nstreams;
-    char prompt_note[512]; /* without a prompt: why none was inferred ("" when no text
-                            * was left waiting without a line end) */
-    char eol_note[320];    /* a Telnet client ended its lines with CR NUL or a bare CR,
-                            * not the base script's request sentinel ("" otherwise) */
+    char prompt_note[512];     /* without a prompt: why none was inferred ("" when no text
+                                * was left waiting without a line end) */
+    char eol_note[384];        /* a Telnet client ended its lines with CR NUL or a bare CR,
+                                * not the base script's request sentinel ("" otherwise) */
+    dw_sim_telnet_opts telnet; /* a Telnet device's options: what it said WILL and DO
+                                * to last on any connection (set: Telnet) */
 } dw_sim_conversation;
 
 void dw_sim_conversation_free(dw_sim_conversation *c);

@@ -339,6 +339,37 @@ static void put_periodic(writer *w, const dw_sim_conversation *c, dw_buf *irregu
 
 static const char *const transport_names[] = {"tcp", "telnet", "udp", "serial"};
 
+/* One list of Telnet options, by name where libtelnet has one. */
+static void put_options(writer *w, const char *key, const uint8_t bits[32])
+{
+    putf(w, "\"%s\": [", key);
+    const char *sep = "";
+    for (int k = 0; k < 256; k++) {
+        if (!dw_telnet_option_isset(bits, (uint8_t)k))
+            continue;
+        const char *name = dw_telnet_option_name((uint8_t)k);
+        if (name)
+            putf(w, "%s\"%s\"", sep, name);
+        else
+            putf(w, "%s%d", sep, k);
+        sep = ", ";
+    }
+    put(w, "]");
+}
+
+/* A Telnet device's options: the base script's, else what the device said. */
+static void put_telnet(writer *w, const dw_sim_conversation *c, const dw_sim_script *base)
+{
+    const dw_sim_telnet_opts *t = base->telnet.set ? &base->telnet : &c->telnet;
+    if (base->transport != DW_SIM_TELNET || !t->set)
+        return;
+    put(w, ",\n  \"telnet\": {");
+    put_options(w, "will", t->will);
+    put(w, ", ");
+    put_options(w, "do", t->ask);
+    put(w, "}");
+}
+
 static void put_description(writer *w, const dw_sim_conversation *c, const dw_sim_record_options *o,
                             const dw_buf *irregular)
 {
@@ -371,6 +402,7 @@ int dw_sim_record_write(const dw_sim_conversation *c, const dw_sim_script *base,
     put_string(&w, name, strlen(name));
     put_description(&w, c, o, &irregular);
     putf(&w, ",\n  \"transport\": \"%s\"", transport_names[base->transport]);
+    put_telnet(&w, c, base);
     put_framing(&w, base);
     if (c->banner.len) {
         put(&w, ",\n  \"banner\": ");

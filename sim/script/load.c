@@ -326,12 +326,13 @@ enum {
     T_TCP,
     T_VXI11,
     T_STATUS,
+    T_TELNET,
     T_N
 };
 static const char *const top_keys[] = {
-    "$schema",    "name", "description", "transport", "framing", "state", "scope",     "profile",
-    "properties", "idn",  "banner",      "prompt",    "steps",   "rules", "unmatched", "on_error",
-    "periodic",   "baud", "network",     "tcp",       "vxi11",   "status"};
+    "$schema",    "name", "description", "transport", "framing", "state",  "scope",     "profile",
+    "properties", "idn",  "banner",      "prompt",    "steps",   "rules",  "unmatched", "on_error",
+    "periodic",   "baud", "network",     "tcp",       "vxi11",   "status", "telnet"};
 static const char *const profile_names[] = {"none", "scpi"};
 static const char *const scope_names[] = {"shared", "connection"};
 
@@ -410,7 +411,8 @@ static int parse_banner(dw__load *c, const cJSON *v)
     return dw__load_fail(c, v, 0, "expected string or object");
 }
 
-/* A top-level key about the link (T_BAUD, T_NETWORK, T_TCP, T_VXI11). */
+/* A top-level key about the link (T_BAUD, T_NETWORK, T_TCP, T_VXI11,
+ * T_TELNET). */
 static int parse_top_link(dw__load *c, int k, const cJSON *v)
 {
     dw_sim_script *s = c->s;
@@ -423,6 +425,8 @@ static int parse_top_link(dw__load *c, int k, const cJSON *v)
         return dw__load_tcp(c, v, &s->tcp_ack);
     case T_VXI11:
         return dw__load_vxi11(c, v);
+    case T_TELNET:
+        return dw__load_telnet(c, v, &s->telnet);
     default:
         return DW_OK;
     }
@@ -544,6 +548,11 @@ static int parse_script(dw__load *c, const cJSON *root)
     if (rc == DW_OK && vals[T_VXI11] && s->transport != DW_SIM_VXI11) {
         size_t old = dw__load_push(c, "vxi11");
         rc = dw__load_fail(c, vals[T_VXI11], 0, "only for \"transport\": \"vxi11\"");
+        dw__load_pop(c, old);
+    }
+    if (rc == DW_OK && vals[T_TELNET] && s->transport != DW_SIM_TELNET) {
+        size_t old = dw__load_push(c, "telnet");
+        rc = dw__load_fail(c, vals[T_TELNET], 0, "only for \"transport\": \"telnet\"");
         dw__load_pop(c, old);
     }
     if (!s->vxi11_max_recv)

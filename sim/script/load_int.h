@@ -174,6 +174,8 @@ int dw__load_channel_props(dw__load *c, size_t off, const char *name, size_t len
 int dw__load_network(dw__load *c, const cJSON *v, dw_sim_netfaults **out);
 /* The script's "tcp" object: {"quickack": true or false}. */
 int dw__load_tcp(dw__load *c, const cJSON *v, dw_sim_tcp_ack *out);
+/* load_telnet.c: "telnet": {"will": [...], "do": [...]}. */
+int dw__load_telnet(dw__load *c, const cJSON *v, dw_sim_telnet_opts *out);
 /* load_vxi11.c: "vxi11": {"devices": [...], "max_recv_size": N}. */
 int dw__load_vxi11(dw__load *c, const cJSON *v);
 /* A "fuzz" fault's keys (load_fuzz.c), in the order: mutations,

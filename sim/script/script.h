@@ -299,6 +299,15 @@ typedef enum dw_sim_tcp_ack {
     DW_SIM_TCP_ACK_QUICK,   /* "quickack": true */
     DW_SIM_TCP_ACK_DELAYED, /* "quickack": false: the kernel's delayed ACKs */
 } dw_sim_tcp_ack;
+/* "telnet": {"will": [...], "do": [...]}: the options a Telnet device
+ * agrees to, each way, and offers (WILL) or asks for (DO) on connect.
+ * Bit n (dw_telnet_option_isset) is option n. Without the key: WILL SGA
+ * offered, SGA and BINARY agreed to both ways, the rest refused. */
+typedef struct dw_sim_telnet_opts {
+    int set;          /* the key was given: will and ask are the whole table */
+    uint8_t will[32]; /* "will" */
+    uint8_t ask[32];  /* "do" */
+} dw_sim_telnet_opts;
 typedef enum dw_sim_profile { DW_SIM_PROFILE_NONE, DW_SIM_PROFILE_SCPI } dw_sim_profile;
 
 typedef struct dw_sim_script {
@@ -339,6 +348,7 @@ typedef struct dw_sim_script {
     int has_busy;              /* some rule, step or property has "busy_ms" */
     dw_sim_netfaults *network; /* "network": faults of the link (netfault.h); NULL: none */
     dw_sim_tcp_ack tcp_ack;    /* "tcp": {"quickack": ...} */
+    dw_sim_telnet_opts telnet; /* "telnet": its options */
     /* Every chunk of Lua, in document order (owned); nlua == 0: the script
      * has no Lua, and its engine makes no Lua state. Lua appears only in
      * rules and steps (not in the banner, periodic sends or "unmatched"). */

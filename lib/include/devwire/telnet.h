@@ -24,10 +24,12 @@
  *   SUPPRESS-GO-AHEAD (3)  accepted, both ways    offered at start (WILL SGA),
  *                                                 accepted both ways
  *
- * Each row can be switched off in dw_telnet_options. Nothing is asked for
- * on the client side. The filter never echoes by itself, never translates CR
- * or LF (devices speak bytes) and never sends GA: a server that offers ECHO
- * promises that its application echoes what it reads.
+ * Each row can be switched off in dw_telnet_options, or the whole table
+ * replaced (`table`: the options agreed to each way, which a server also
+ * offers or asks for at start). Nothing is asked for on the client side.
+ * The filter never echoes by itself, translates CR or LF only when asked
+ * (`cr_nul`: CR NUL is CR outside BINARY) and never sends GA: a server that
+ * offers ECHO promises that its application echoes what it reads.
  *
  * Errors: a stream the filter cannot follow fails its iterator with
  * DW_EPROTO and keeps the message (dw_telnet_error_message): a peer that
@@ -71,7 +73,36 @@ typedef struct dw_telnet_options {
                                 copied; NULL = "telnet peer" */
     const dw_logger *logger; /* negotiation at DEBUG; NULL = silent; must
                                 outlive the filter */
+    int table;               /* 1: `will` and `ask` are the whole option table
+                                (echo, sga and binary are ignored); default 0 */
+    uint8_t will[32];        /* with table, bit n (will[n / 8] >> n % 8 & 1): agree to
+                                DO n; a server offers WILL n at start */
+    uint8_t ask[32];         /* with table, bit n: agree to WILL n; a server asks
+                                DO n at start */
+    int cr_nul;              /* 1: a CR NUL received while the peer does not send in
+                                BINARY is a CR (RFC 854): the NUL is dropped;
+                                default 0 (every byte is data) */
+    int observe;             /* 1: follow one direction of a conversation between
+                                others: answer nothing, and let the option bits
+                                say what this stream's sender said last (remote:
+                                WILL or WONT, local: DO or DONT); default 0 */
 } dw_telnet_options;
+
+/* Option n's bit in dw_telnet_options' `will` or `ask`. */
+static inline void dw_telnet_option_set(uint8_t bits[32], uint8_t n)
+{
+    bits[n / 8] = (uint8_t)(bits[n / 8] | 1u << (n % 8));
+}
+static inline int dw_telnet_option_isset(const uint8_t bits[32], uint8_t n)
+{
+    return bits[n / 8] >> (n % 8) & 1;
+}
+
+/* The lowercase name libtelnet gives option n (TELNET_TELOPT_NEW_ENVIRON:
+ * "new_environ"), or NULL when it names none. Thread-safe. */
+const char *dw_telnet_option_name(uint8_t n);
+/* The option named `name` (dw_telnet_option_name's names), or -1. */
+int dw_telnet_option_by_name(const char *name);
 
 /* Defaults: client side, echo 1, sga 1, binary 1. A server wants
  * o.server = 1 and usually o.echo = 0 (or 1 for an echoing console). */
@@ -93,7 +124,9 @@ dw_telnet *dw_telnet_new(const dw_telnet_options *o, dw_iter *inner, dw_telnet_w
 void dw_telnet_free(dw_telnet *t);
 
 /* Send the opening offers: on the server side WILL SGA (if sga) and WILL
- * ECHO (if echo); nothing on the client side. DW_OK or the write's error. */
+ * ECHO (if echo), or with `table` WILL for each option of `will` and DO for
+ * each of `ask`, in the order of their numbers; nothing on the client side
+ * or when observing. DW_OK or the write's error. */
 int dw_telnet_start(dw_telnet *t);
 
 /* The filtered iterator (borrowed, lives as long as the filter). Its chunks
