@@ -1,0 +1,283 @@
+/* devwire-sim --record: pipelined answers of several frames each
+ * (docs/record.md, "What the recording holds" and "Limits").
+ *
+ * The recorder's own functions (record.h) get streams with chosen times,
+ * so that what is decided and what is not can be asserted exactly; then a
+ * device served by devwire-sim is recorded through devwire-sim --record
+ * and played back. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <devwire/devwire.h>
+
+#include "record/record.h"
+#include "script/script.h"
+#include "sim_fixture.h"
+#include "support.h"
+
+/* ---- the recorder's functions, with chosen times ---------------------------------- */
+
+/* One thing that happened on connection 1: 'q' the client sent `bytes`,
+ * 'r' the device did, at `ms`. */
+typedef struct happened {
+    char who;
+    const char *bytes;
+    unsigned ms;
+} happened;
+
+/* What the recorder made of it. */
+typedef struct made {
+    char *script;      /* the written script */
+    size_t mismatches; /* of the replay check */
+    dw_buf report;     /* its lines */
+} made;
+
+static const char line_base[] = "{\"framing\": {\"type\": \"sentinel\", \"sentinel\": \"\\n\"}}";
+
+static void record_these(const happened *h, size_t n, made *m)
+{
+    dw_sim_script *base = NULL;
+    dw_error err;
+    dw_error_clear(&err);
+    cr_assert(eq(int, dw_sim_script_load_buffer("base", line_base, strlen(line_base), &base, &err),
+                 DW_OK),
+              "%s", dw_error_message(&err));
+    dw_sim_recorder *r = dw_sim_recorder_new(base);
+    cr_assert(r != NULL);
+    dw_sim_recorder_open(r, 1, 0);
+    for (size_t i = 0; i < n; i++)
+        dw_sim_recorder_bytes(r, 1, h[i].who == 'q' ? DW_SIM_DIR_REQUEST : DW_SIM_DIR_REPLY,
+                              (const uint8_t *)h[i].bytes, strlen(h[i].bytes),
+                              (uint64_t)h[i].ms * 1000);
+    dw_sim_conversation cv;
+    cr_assert(eq(int, dw_sim_recorder_conversation(r, &cv), DW_OK));
+    dw_sim_record_options o = {0};
+    dw_buf text = DW_BUF_INIT;
+    cr_assert(eq(int, dw_sim_record_write(&cv, base, &o, &text), DW_OK));
+    memset(m, 0, sizeof *m);
+    cr_assert(
+        eq(int,
+           dw_sim_record_check(&cv, (const char *)text.data, text.len, &m->report, &m->mismatches),
+           DW_OK));
+    dw_buf_nul_terminate(&text);
+    dw_buf_nul_terminate(&m->report);
+    m->script = strdup((const char *)text.data);
+    dw_buf_free(&text);
+    dw_sim_conversation_free(&cv);
+    dw_sim_recorder_free(r);
+    dw_sim_script_free(base);
+}
+
+static void made_free(made *m)
+{
+    free(m->script);
+    dw_buf_free(&m->report);
+}
+
+/* The script holds `want`, and it replays as recorded. */
+static void holds(const made *m, const char *want)
+{
+    cr_assert(strstr(m->script, want) != NULL, "wanted %s in:\n%s", want, m->script);
+    cr_assert(eq(sz, m->mismatches, 0), "%s\n%s", (const char *)m->report.data, m->script);
+}
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A and B alone got 2 and 3 frames; pipelined with C (alone later: 1
+ * frame) they get theirs, in order. Before, all six went to C. */
+Test(record_pipeline, counts_learned_alone_split_a_batch)
+{
+    static const happened h[] = {{'q', "A\n", 0},
+                                 {'r', "a1\na2\n", 5},
+                                 {'q', "B\n", 500},
+                                 {'r', "b1\nb2\nb3\n", 505},
+                                 {'q', "A\nB\nC\n", 1000},
+                                 {'r', "a1\na2\nb1\n", 1005},
+                                 {'r', "b2\nb3\nc\n", 1010},
+                                 {'q', "C\n", 1500},
+                                 {'r', "c\n", 1505},
+                                 {'q', "B\nA\n", 2000},
+                                 {'r', "b1\nb2\nb3\na1\na2\n", 2005}};
+    made m;
+    record_these(h, N(h), &m);
+    holds(&m, "{\"when\": \"A\", \"reply\": {\"frames\": [\"a1\", \"a2\"]}},\n"
+              "    {\"when\": \"B\", \"reply\": {\"frames\": [\"b1\", \"b2\", \"b3\"]}},\n"
+              "    {\"when\": \"C\", \"reply\": \"c\"}\n");
+    made_free(&m);
+}
+
+/* A count learned from an exchange after the batch counts too; the one
+ * request of the batch never seen alone (Q) gets the rest. */
+Test(record_pipeline, a_later_exchange_teaches_and_one_unknown_gets_the_rest)
+{
+    static const happened h[] = {{'q', "Q\nA\n", 0},
+                                 {'r', "q1\nq2\nq3\na1\na2\n", 5},
+                                 {'q', "A\n", 500},
+                                 {'r', "a1\na2\n", 505}};
+    made m;
+    record_these(h, N(h), &m);
+    holds(&m, "{\"when\": \"Q\", \"reply\": {\"frames\": [\"q1\", \"q2\", \"q3\"]}},\n"
+              "    {\"when\": \"A\", \"reply\": {\"frames\": [\"a1\", \"a2\"]}}\n");
+    made_free(&m);
+}
+
+/* A setting pipelined before a query (never alone: a silent request is
+ * always followed by the next one) gets nothing, the query its frames. */
+Test(record_pipeline, a_setting_before_a_query_gets_nothing)
+{
+    static const happened h[] = {
+        {'q', "Q\n", 0}, {'r', "1\n2\n", 5}, {'q', "SET 3\nQ\n", 500}, {'r', "1\n3\n", 505}};
+    made m;
+    record_these(h, N(h), &m);
+    holds(&m, "{\"when\": \"Q\", \"reply\": [{\"frames\": [\"1\", \"2\"]}, {\"frames\": [\"1\", "
+              "\"3\"]}]},\n    {\"when\": \"SET 3\", \"reply\": null}\n");
+    made_free(&m);
+}
+
+/* What cannot be decided stays with the batch's last request, as before:
+ * A alone got 1 frame once and 2 another time, and B was never alone; or
+ * the counts do not add up. */
+Test(record_pipeline, undecided_batches_go_to_their_last_request)
+{
+    static const happened h[] = {
+        {'q', "A\n", 0},       {'r', "a\n", 5},       {'q', "A\n", 500},
+        {'r', "a\nA\n", 505},  {'q', "A\nB\n", 1000}, {'r', "a\nb\nb\n", 1005},
+        {'q', "C\n", 1500},    {'r', "c\nc\n", 1505}, {'q', "D\n", 2000},
+        {'r', "d\nd\n", 2005}, {'q', "C\nD\n", 2500}, {'r', "c\nc\nd\n", 2505}};
+    made m;
+    record_these(h, N(h), &m);
+    holds(&m, "{\"when\": \"A\", \"reply\": [\"a\", {\"frames\": [\"a\", \"A\"]}, null]},\n"
+              "    {\"when\": \"B\", \"reply\": {\"frames\": [\"a\", \"b\", \"b\"]}},\n"
+              "    {\"when\": \"C\", \"reply\": [{\"frames\": [\"c\", \"c\"]}, null]},\n"
+              "    {\"when\": \"D\", \"reply\": [{\"frames\": [\"d\", \"d\"]}, {\"frames\": "
+              "[\"c\", \"c\", \"d\"]}]}\n");
+    made_free(&m);
+}
+
+/* ---- devwire-sim --record in front of devwire-sim ------------------------------------ */
+
+TestSuite(record_pipeline_live, .init = dw_sim_fixture_init, .fini = dw_sim_fixture_fini,
+          .timeout = 120);
+
+/* Serve `script` as the device (the fixture's peer), the recorder in front
+ * of it framed by the same script (the fixture's proc): the recorder. */
+static dw_sim_proc *rig(const char *script, const char *out)
+{
+    const char *dev = dw_sim_fixture_file("device", script);
+    const char *const dargs[] = {"--script", dev, "--listen", "127.0.0.1:0", NULL};
+    dw_sim_proc *d = dw_sim_start(&dw_sim_fixture.peer, dargs, "the device");
+    char up[96];
+    snprintf(up, sizeof up, "%s:%u", d->host, (unsigned)d->port);
+    const char *const rargs[] = {"--record", "--upstream", up,         "--script",    dev,
+                                 "--out",    out,          "--listen", "127.0.0.1:0", NULL};
+    return dw_sim_start(&dw_sim_fixture.proc, rargs, "the recorder");
+}
+
+/* The next line from fd (without its "\n") into `line`, lines starting
+ * with `skip` (may be NULL) passed over; asserts one came within 10 s. */
+static void next_line(int fd, dw_buf *pending, const char *skip, dw_buf *line)
+{
+    for (;;) {
+        uint8_t *nl = pending->len ? memchr(pending->data, '\n', pending->len) : NULL;
+        if (nl) {
+            size_t n = (size_t)(nl - pending->data);
+            dw_buf_clear(line);
+            dw_buf_append(line, pending->data, n);
+            memmove(pending->data, nl + 1, pending->len - n - 1);
+            pending->len -= n + 1;
+            if (!skip || n < strlen(skip) || memcmp(line->data, skip, strlen(skip)) != 0)
+                return;
+            continue;
+        }
+        struct pollfd p = {fd, POLLIN, 0};
+        uint8_t b[512];
+        cr_assert(eq(int, poll(&p, 1, 10000), 1), "no line within 10 s");
+        ssize_t got = recv(fd, b, sizeof b, 0);
+        cr_assert(gt(sz, (size_t)(got > 0 ? got : 0), 0), "the connection ended");
+        dw_buf_append(pending, b, (size_t)got);
+    }
+}
+
+/* One turn of a client: send `req` whole, read `lines` lines (skipping
+ * `skip`), all into log; then wait `pause_ms`. */
+typedef struct turn {
+    const char *req;
+    size_t lines;
+    unsigned pause_ms;
+} turn;
+
+static void play(uint16_t port, const turn *t, size_t n, const char *skip, dw_buf *log)
+{
+    int fd = dw_sim_raw_connect(port, 0);
+    cr_assert(fd >= 0);
+    dw_buf pending = DW_BUF_INIT, line = DW_BUF_INIT;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(t[i].req);
+        cr_assert(eq(sz, (size_t)send(fd, t[i].req, len, MSG_NOSIGNAL), len));
+        for (size_t k = 0; k < t[i].lines; k++) {
+            next_line(fd, &pending, skip, &line);
+            dw_buf_append(log, line.data, line.len);
+            dw_buf_append_str(log, k + 1 < t[i].lines ? "," : "|");
+        }
+        usleep(t[i].pause_ms * 1000);
+    }
+    close(fd);
+    dw_buf_free(&pending);
+    dw_buf_free(&line);
+    dw_buf_nul_terminate(log);
+}
+
+/* Stop the recorder: it passed its replay check; the script it wrote. */
+static char *finish(dw_sim_proc *rec, const char *out)
+{
+    const char *said;
+    int st = dw_sim_stop(rec, 20000, &said);
+    char *text = dw_sim_read_file(out, NULL);
+    cr_assert(eq(int, st, 0), "the recorder exited %d:\n%s\n%s", st, dw_sim_err_of(rec), text);
+    cr_assert(strstr(said, "replay check passed") != NULL, "%s", said);
+    return text;
+}
+
+/* Play the recording as the device: the client gets what it got. */
+static void replays_as(const char *out, const turn *t, size_t n, const char *skip,
+                       const dw_buf *recorded, const char *text)
+{
+    const char *const args[] = {"--script", out, "--listen", "127.0.0.1:0", NULL};
+    dw_sim_proc *rep = dw_sim_start(&dw_sim_fixture.peer, args, "the replay");
+    dw_buf replayed = DW_BUF_INIT;
+    play(rep->port, t, n, skip, &replayed);
+    cr_assert(eq(str, (char *)replayed.data, (char *)recorded->data), "%s", text);
+    dw_buf_free(&replayed);
+}
+
+/* (a) A device answering with several frames each, asked alone and then
+ * in pipelined batches: each request's answer is its own in the
+ * recording, and the replay gives the client the same bytes. */
+Test(record_pipeline_live, pipelined_multi_frame_answers)
+{
+    const char *out = dw_sim_fixture_file("recorded", "");
+    dw_sim_proc *rec =
+        rig("{\"rules\": [{\"when\": \"A\", \"reply\": {\"frames\": [\"a1\", \"a2\"]}},"
+            " {\"when\": \"B\", \"reply\": {\"frames\": [\"b1\", \"b2\", \"b3\"]}},"
+            " {\"when\": \"C\", \"reply\": \"c\"}]}",
+            out);
+    static const turn t[] = {
+        {"A\n", 2, 0}, {"B\n", 3, 0}, {"A\nB\nC\n", 6, 0}, {"C\n", 1, 0}, {"B\nA\n", 5, 0}};
+    dw_buf recorded = DW_BUF_INIT;
+    play(rec->port, t, N(t), NULL, &recorded);
+    char *text = finish(rec, out);
+    cr_assert(strstr(text,
+                     "{\"when\": \"A\", \"reply\": {\"frames\": [\"a1\", \"a2\"]}},\n"
+                     "    {\"when\": \"B\", \"reply\": {\"frames\": [\"b1\", \"b2\", \"b3\"]}},\n"
+                     "    {\"when\": \"C\", \"reply\": \"c\"}\n") != NULL,
+              "%s", text);
+    replays_as(out, t, N(t), NULL, &recorded, text);
+    free(text);
+    dw_buf_free(&recorded);
+}
