@@ -1,5 +1,6 @@
-/* devwire-sim --record: pipelined answers of several frames each
- * (docs/record.md, "What the recording holds" and "Limits").
+/* devwire-sim --record: pipelined answers of several frames each, and
+ * periodic frames that come while an answer is open (docs/record.md,
+ * "What the recording holds" and "Limits").
  *
  * The recorder's own functions (record.h) get streams with chosen times,
  * so that what is decided and what is not can be asserted exactly; then a
@@ -160,6 +161,85 @@ Test(record_pipeline, undecided_batches_go_to_their_last_request)
     made_free(&m);
 }
 
+/* A heartbeat every 250 ms. The first answer comes 190 ms after its
+ * request and 140 ms after a beat (which opened the answer: the real one
+ * was taken for unsolicited), the second has a beat between its frames,
+ * the third answers a pipelined batch after a beat. The beats are taken
+ * out: the rules hold the real answers, the periodic entry every beat.
+ * Before, the beats were the answers. */
+Test(record_pipeline, beats_inside_answers_are_taken_out)
+{
+    static const happened h[] = {
+        {'q', "S\n", 0},     {'r', "HB\n", 50},          {'r', "s1\ns2\n", 190},
+        {'r', "HB\n", 302},  {'r', "HB\n", 550},         {'r', "HB\n", 800},
+        {'q', "S\n", 820},   {'r', "HB\n", 1049},        {'r', "s1\n", 1280},
+        {'r', "HB\n", 1300}, {'r', "s2\n", 1320},        {'q', "T\nS\n", 1400},
+        {'r', "HB\n", 1550}, {'r', "t\ns1\ns2\n", 1700}, {'r', "HB\n", 1800},
+        {'r', "HB\n", 2050}};
+    made m;
+    record_these(h, N(h), &m);
+    holds(&m, "{\"when\": \"S\", \"reply\": {\"frames\": [\"s1\", \"s2\"]}},\n"
+              "    {\"when\": \"T\", \"reply\": \"t\"}\n");
+    holds(&m, "\"periodic\": [\n    {\"every_ms\": 250, \"send\": \"HB\"}\n  ]");
+    made_free(&m);
+}
+
+/* A reading polled every second, answered 300 ms later, each time after a
+ * beat: the readings (which the beats made look unsolicited, at a steady
+ * rate) are answers, never a periodic message, since none came while the
+ * client was quiet; the beats are. Before, each reading's answer was a
+ * beat. */
+Test(record_pipeline, a_polled_reading_is_not_a_heartbeat)
+{
+    happened h[40];
+    size_t n = 0;
+    for (unsigned s = 0; s < 4; s++) {
+        h[n++] = (happened){'q', "V\n", s * 1000};
+        h[n++] = (happened){'r', "HB\n", s * 1000 + 100};
+        h[n++] = (happened){'r', "1.0\n", s * 1000 + 300};
+        for (unsigned b = 350; s < 3 && b < 1000; b += 250)
+            h[n++] = (happened){'r', "HB\n", s * 1000 + b};
+    }
+    made m;
+    record_these(h, n, &m);
+    holds(&m, "{\"when\": \"V\", \"reply\": \"1.0\"}\n");
+    holds(&m, "\"periodic\": [\n    {\"every_ms\": 250, \"send\": \"HB\"}\n  ]");
+    made_free(&m);
+}
+
+/* An answer with the heartbeat's bytes that comes off the beat's schedule
+ * (120 ms after a beat of a 250 ms series) stays an answer. */
+Test(record_pipeline, an_answer_off_the_schedule_stays_an_answer)
+{
+    static const happened h[] = {{'q', "X\n", 0},    {'r', "x\n", 5},     {'r', "HB\n", 250},
+                                 {'r', "HB\n", 500}, {'r', "HB\n", 750},  {'q', "PING\n", 860},
+                                 {'r', "HB\n", 870}, {'r', "HB\n", 1000}, {'r', "HB\n", 1250}};
+    made m;
+    record_these(h, N(h), &m);
+    holds(&m,
+          "{\"when\": \"X\", \"reply\": \"x\"},\n    {\"when\": \"PING\", \"reply\": \"HB\"}\n");
+    holds(&m, "\"periodic\": [\n    {\"every_ms\": 250, \"send\": \"HB\"}\n  ]");
+    made_free(&m);
+}
+
+/* A beat between a request and the client's next one (which it sent
+ * without waiting for the first one's answer) does not part them: the two
+ * are a batch, split by what A got alone, and the replay check compares
+ * them together (unsolicited frames left out). */
+Test(record_pipeline, a_beat_between_two_requests_does_not_part_them)
+{
+    static const happened h[] = {
+        {'q', "A\n", 0},     {'r', "a1\na2\n", 10}, {'r', "HB\n", 250},
+        {'r', "HB\n", 500},  {'r', "HB\n", 750},    {'q', "A\n", 900},
+        {'r', "HB\n", 1000}, {'q', "B\n", 1050},    {'r', "a1\na2\nb\n", 1100},
+        {'r', "HB\n", 1250}, {'r', "HB\n", 1500}};
+    made m;
+    record_these(h, N(h), &m);
+    holds(&m, "{\"when\": \"A\", \"reply\": {\"frames\": [\"a1\", \"a2\"]}},\n"
+              "    {\"when\": \"B\", \"reply\": \"b\"}\n");
+    made_free(&m);
+}
+
 /* ---- devwire-sim --record in front of devwire-sim ------------------------------------ */
 
 TestSuite(record_pipeline_live, .init = dw_sim_fixture_init, .fini = dw_sim_fixture_fini,
@@ -278,6 +358,36 @@ Test(record_pipeline_live, pipelined_multi_frame_answers)
                      "    {\"when\": \"C\", \"reply\": \"c\"}\n") != NULL,
               "%s", text);
     replays_as(out, t, N(t), NULL, &recorded, text);
+    free(text);
+    dw_buf_free(&recorded);
+}
+
+/* (b) A heartbeat every 300 ms from a device that takes 400 ms over some
+ * answers: beats come while those answers are open. The recording has the
+ * periodic entry and the answers without beats, and passes its check. */
+Test(record_pipeline_live, heartbeats_during_slow_answers)
+{
+    const char *out = dw_sim_fixture_file("recorded", "");
+    dw_sim_proc *rec =
+        rig("{\"rules\": [{\"when\": \"SLOW\", \"reply\": {\"frames\": [\"s1\", \"s2\"]},"
+            " \"delay_ms\": 400}, {\"when\": \"FAST\", \"reply\": \"f\"}],"
+            " \"periodic\": [{\"every_ms\": 300, \"send\": \"HB\"}]}",
+            out);
+    static const turn t[] = {{"SLOW\n", 2, 450}, {"FAST\n", 1, 450}, {"SLOW\n", 2, 450},
+                             {"SLOW\n", 2, 450}, {"FAST\n", 1, 450}, {"SLOW\n", 2, 450}};
+    dw_buf recorded = DW_BUF_INIT;
+    play(rec->port, t, N(t), "HB", &recorded);
+    char *text = finish(rec, out);
+    cr_assert(strstr(text, "{\"when\": \"SLOW\", \"reply\": {\"frames\": [\"s1\", \"s2\"]}},\n"
+                           "    {\"when\": \"FAST\", \"reply\": \"f\"}\n") != NULL,
+              "%s", text);
+    const char *per = strstr(text, "\"periodic\": [\n    {\"every_ms\": ");
+    unsigned every = 0;
+    cr_assert(per && sscanf(per, "\"periodic\": [\n    {\"every_ms\": %u", &every) == 1, "%s",
+              text);
+    cr_assert(every >= 250 && every <= 350, "every_ms %u:\n%s", every, text);
+    cr_assert(strstr(per, "\"send\": \"HB\"}\n  ]") != NULL, "%s", text);
+    replays_as(out, t, N(t), "HB", &recorded, text);
     free(text);
     dw_buf_free(&recorded);
 }

@@ -272,10 +272,11 @@ typedef struct pairing {
     size_t head;   /* the oldest exchange whose answer is open */
     size_t *batch; /* no prompt: the frames (indices in rp) of the open answer */
     size_t nbatch;
-    uint64_t *t;       /* room for the batch's frame times */
-    uint64_t last_us;  /* the open answer's last frame */
-    const rframes *rp; /* the device's frames */
-    rec_batches *bs;   /* where batches are noted */
+    uint64_t *t;         /* room for the batch's frame times */
+    uint64_t last_us;    /* the open answer's last frame */
+    const rframes *rp;   /* the device's frames */
+    unsigned char *kind; /* per frame of rp: DW__REC_ANSWER, ... (record_int.h) */
+    rec_batches *bs;     /* where batches are noted; NULL: a first pairing */
 } pairing;
 
 static int push_exchange(pairing *pg, const rframes *rq, size_t k)
@@ -313,6 +314,8 @@ static int push_reply(dw_sim_exchange *x, const rec_conn *c, const rframe *f)
 static int push_unsolicited(pairing *pg, size_t i)
 {
     const rframe *f = &pg->rp->f[i];
+    if (pg->kind[i] == DW__REC_ANSWER)
+        pg->kind[i] = DW__REC_UNSOLICITED;
     dw_sim_conversation *cv = pg->cv;
     dw_sim_unsolicited *grown = dw_sim_grow(cv->un, cv->nun, &cv->uncap, sizeof *grown, 16);
     if (!grown)
@@ -348,7 +351,7 @@ static int close_batch(pairing *pg)
         pg->t[i] = pg->c->ev[f->ev].t_us;
         rc = push_reply(&cv->ex[cv->nex - 1], pg->c, f);
     }
-    if (rc == DW_OK && nx && pg->nbatch)
+    if (rc == DW_OK && nx && pg->nbatch && pg->bs)
         rc = dw__rec_batch_add(pg->bs, pg->head, nx, pg->t, pg->nbatch);
     pg->nbatch = 0;
     pg->head = cv->nex;
@@ -358,12 +361,16 @@ static int close_batch(pairing *pg)
 /* One frame (or prompt) of the device: whose answer it is part of. With a
  * prompt, answers end at prompts and follow the requests in order; without
  * one, an answer is open from its requests until the next request or, after
- * its first frame, a silence of the reply gap. */
+ * its first frame, a silence of the reply gap. A frame of a periodic series
+ * (record_periodic.c) is unsolicited and leaves the answers as they would
+ * be without it: it neither opens one nor keeps one open. */
 static int on_frame(pairing *pg, size_t i)
 {
     dw_sim_conversation *cv = pg->cv;
     const rframe *f = &pg->rp->f[i];
     uint64_t t = pg->c->ev[f->ev].t_us;
+    if (pg->kind[i] == DW__REC_PERIODIC)
+        return push_unsolicited(pg, i);
     if (cv->prompt.len) {
         if (f->is_prompt) {
             pg->head += pg->head < cv->nex;
@@ -451,12 +458,42 @@ static void exchange_free(dw_sim_exchange *x)
     free(x->replies);
 }
 
-/* Connection `stream`'s frames rp, paired with its requests rq. */
+/* What a first pairing of stream `stream` added to cv, taken back. */
+typedef struct mark {
+    size_t nex, nun, nskip, notes;
+} mark;
+
+static void rollback(dw_sim_conversation *cv, size_t stream, const mark *m)
+{
+    for (size_t i = m->nex; i < cv->nex; i++)
+        exchange_free(&cv->ex[i]);
+    for (size_t i = m->nun; i < cv->nun; i++)
+        free(cv->un[i].frame.data);
+    cv->nex = m->nex;
+    cv->nun = m->nun;
+    cv->streams[stream].nskip = m->nskip;
+    cv->notes[m->notes] = '\0';
+}
+
+/* Connection `stream`'s frames rp, paired with its requests rq twice: a
+ * first time (taken back) to see which frames came with no answer open,
+ * then for good, with the frames of periodic series taken out of the
+ * answers (record_periodic.c). */
 static int pair_connection(dw_sim_conversation *cv, const rec_conn *c, size_t stream,
                            const rframes *rp, const rframes *rq, rec_batches *bs)
 {
-    pairing pg = {cv, c, stream, cv->nex, cv->nex, NULL, 0, NULL, 0, rp, bs};
-    return pair(&pg, rq);
+    mark m = {cv->nex, cv->nun, cv->streams[stream].nskip, strlen(cv->notes)};
+    unsigned char *kind = calloc(rp->n ? rp->n : 1, 1);
+    pairing first = {cv, c, stream, cv->nex, cv->nex, NULL, 0, NULL, 0, rp, kind, NULL};
+    int rc = kind ? pair(&first, rq) : DW_ENOMEM;
+    rollback(cv, stream, &m);
+    if (rc == DW_OK)
+        rc = dw__rec_periodic_in_answers(c, rq, rp, kind);
+    pairing pg = {cv, c, stream, cv->nex, cv->nex, NULL, 0, NULL, 0, rp, kind, bs};
+    if (rc == DW_OK)
+        rc = pair(&pg, rq);
+    free(kind);
+    return rc;
 }
 
 /* ---- the conversation ----------------------------------------------------------- */

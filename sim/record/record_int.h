@@ -1,7 +1,7 @@
 /* devwire-sim --record, internal: the recorded streams, which record.c
- * (recording, pairing), record_prompt.c (prompt inference) and
- * record_batch.c (pipelined answers) share. On the loop thread, or after
- * it stopped. */
+ * (recording, pairing), record_prompt.c (prompt inference),
+ * record_periodic.c (periodic frames inside answers) and record_batch.c
+ * (pipelined answers) share. On the loop thread, or after it stopped. */
 #ifndef DW_SIM_RECORD_INT_H
 #define DW_SIM_RECORD_INT_H
 
@@ -64,6 +64,26 @@ void dw__rec_escape(const uint8_t *p, size_t n, size_t max, char *out, size_t ou
  * inferred), or DW_ENOMEM. Only for a sentinel response framing. */
 int dw__rec_infer_prompt(rec_conn *const *conns, size_t n, const rframes *rq,
                          const dw_sim_framing *resp, dw_sim_bytes *out, char *why, size_t whylen);
+
+/* ---- record_periodic.c ---- */
+
+/* What a device frame of a connection is, once paired: part of an answer,
+ * unsolicited (no answer open), or a frame of a periodic series (part of
+ * no answer, whenever it came). */
+enum { DW__REC_ANSWER, DW__REC_UNSOLICITED, DW__REC_PERIODIC };
+
+/* Regular intervals: each of iv[0..n) (sorted here) within a quarter of
+ * their median, or DW__REC_REGULAR_MIN_MS, of it. 1 when they are (and
+ * the median, *period, is 1 ms or more), else 0. */
+#define DW__REC_REGULAR_MIN_MS 20
+int dw__rec_regular(uint64_t *iv, size_t n, uint64_t *period);
+
+/* Connection c's device frames rp (its requests rq), with kind[i] from a
+ * first pairing (DW__REC_ANSWER or DW__REC_UNSOLICITED): the frames of
+ * each periodic series (record_periodic.c says which), unsolicited or
+ * inside answers, become DW__REC_PERIODIC. DW_OK or DW_ENOMEM. */
+int dw__rec_periodic_in_answers(const rec_conn *c, const rframes *rq, const rframes *rp,
+                                unsigned char *kind);
 
 /* ---- record_batch.c ---- */
 

@@ -1,7 +1,7 @@
 /* devwire-sim --record: a conversation written as a script, formatted for
  * people (one rule per line, keys in the order docs/sim.md lists them). See
  * record.h. */
-#include "record/record.h"
+#include "record/record_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,11 +9,6 @@
 #include <string.h>
 
 #include "observe/transcript.h"
-
-/* Regular unsolicited frames: every interval within this share of the median
- * (or REGULAR_MIN_MS) of it. */
-#define REGULAR_SHARE  0.25
-#define REGULAR_MIN_MS 20.0
 
 typedef struct writer {
     dw_buf *out;
@@ -288,17 +283,6 @@ static size_t intervals(const dw_sim_conversation *c, const dw_sim_bytes *f, uin
     return n;
 }
 
-static int regular(const uint64_t *iv, size_t n, uint64_t med)
-{
-    double slack = (double)med * REGULAR_SHARE;
-    if (slack < REGULAR_MIN_MS * 1000)
-        slack = REGULAR_MIN_MS * 1000;
-    for (size_t i = 0; i < n; i++)
-        if ((double)iv[i] < (double)med - slack || (double)iv[i] > (double)med + slack)
-            return 0;
-    return n > 0 && med >= 1000;
-}
-
 /* Periodic entries for regular frames; the others are described. */
 static void put_periodic(writer *w, const dw_sim_conversation *c, dw_buf *irregular)
 {
@@ -316,8 +300,8 @@ static void put_periodic(writer *w, const dw_sim_conversation *c, dw_buf *irregu
         if (j < i)
             continue; /* written with its first */
         size_t n = intervals(c, f, iv, &seen);
-        uint64_t med = median(iv, n);
-        if (!regular(iv, n, med)) {
+        uint64_t med;
+        if (!dw__rec_regular(iv, n, &med)) { /* record_periodic.c */
             writer d = {irregular, DW_OK};
             putf(&d, "%s", irregular->len ? "; " : " Unsolicited frames at irregular times: ");
             put_bytes(&d, f->data, f->len > 64 ? 64 : f->len, 0);
