@@ -81,12 +81,20 @@ static void made_free(made *m)
     dw_buf_free(&m->report);
 }
 
-/* The script holds `want`, and it replays as recorded. */
-static void holds(const made *m, const char *want)
+/* Recorded, h[0..n) makes a script that holds `rules` (and `periodic`,
+ * unless NULL) and replays as recorded. */
+static void makes(const happened *h, size_t n, const char *rules, const char *periodic)
 {
-    cr_assert(strstr(m->script, want) != NULL, "wanted %s in:\n%s", want, m->script);
-    cr_assert(eq(sz, m->mismatches, 0), "%s\n%s", (const char *)m->report.data, m->script);
+    made m;
+    record_these(h, n, &m);
+    cr_assert(strstr(m.script, rules) != NULL, "wanted %s in:\n%s", rules, m.script);
+    cr_assert(periodic == NULL || strstr(m.script, periodic) != NULL, "wanted %s in:\n%s", periodic,
+              m.script);
+    cr_assert(eq(sz, m.mismatches, 0), "%s\n%s", (const char *)m.report.data, m.script);
+    made_free(&m);
 }
+
+static const char every_250[] = "\"periodic\": [\n    {\"every_ms\": 250, \"send\": \"HB\"}\n  ]";
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -105,12 +113,11 @@ Test(record_pipeline, counts_learned_alone_split_a_batch)
                                  {'r', "c\n", 1505},
                                  {'q', "B\nA\n", 2000},
                                  {'r', "b1\nb2\nb3\na1\na2\n", 2005}};
-    made m;
-    record_these(h, N(h), &m);
-    holds(&m, "{\"when\": \"A\", \"reply\": {\"frames\": [\"a1\", \"a2\"]}},\n"
-              "    {\"when\": \"B\", \"reply\": {\"frames\": [\"b1\", \"b2\", \"b3\"]}},\n"
-              "    {\"when\": \"C\", \"reply\": \"c\"}\n");
-    made_free(&m);
+    makes(h, N(h),
+          "{\"when\": \"A\", \"reply\": {\"frames\": [\"a1\", \"a2\"]}},\n"
+          "    {\"when\": \"B\", \"reply\": {\"frames\": [\"b1\", \"b2\", \"b3\"]}},\n"
+          "    {\"when\": \"C\", \"reply\": \"c\"}\n",
+          NULL);
 }
 
 /* A count learned from an exchange after the batch counts too; the one
@@ -121,11 +128,10 @@ Test(record_pipeline, a_later_exchange_teaches_and_one_unknown_gets_the_rest)
                                  {'r', "q1\nq2\nq3\na1\na2\n", 5},
                                  {'q', "A\n", 500},
                                  {'r', "a1\na2\n", 505}};
-    made m;
-    record_these(h, N(h), &m);
-    holds(&m, "{\"when\": \"Q\", \"reply\": {\"frames\": [\"q1\", \"q2\", \"q3\"]}},\n"
-              "    {\"when\": \"A\", \"reply\": {\"frames\": [\"a1\", \"a2\"]}}\n");
-    made_free(&m);
+    makes(h, N(h),
+          "{\"when\": \"Q\", \"reply\": {\"frames\": [\"q1\", \"q2\", \"q3\"]}},\n"
+          "    {\"when\": \"A\", \"reply\": {\"frames\": [\"a1\", \"a2\"]}}\n",
+          NULL);
 }
 
 /* A setting pipelined before a query (never alone: a silent request is
@@ -134,11 +140,10 @@ Test(record_pipeline, a_setting_before_a_query_gets_nothing)
 {
     static const happened h[] = {
         {'q', "Q\n", 0}, {'r', "1\n2\n", 5}, {'q', "SET 3\nQ\n", 500}, {'r', "1\n3\n", 505}};
-    made m;
-    record_these(h, N(h), &m);
-    holds(&m, "{\"when\": \"Q\", \"reply\": [{\"frames\": [\"1\", \"2\"]}, {\"frames\": [\"1\", "
-              "\"3\"]}]},\n    {\"when\": \"SET 3\", \"reply\": null}\n");
-    made_free(&m);
+    makes(h, N(h),
+          "{\"when\": \"Q\", \"reply\": [{\"frames\": [\"1\", \"2\"]}, {\"frames\": [\"1\", "
+          "\"3\"]}]},\n    {\"when\": \"SET 3\", \"reply\": null}\n",
+          NULL);
 }
 
 /* What cannot be decided stays with the batch's last request, as before:
@@ -151,14 +156,13 @@ Test(record_pipeline, undecided_batches_go_to_their_last_request)
         {'r', "a\nA\n", 505},  {'q', "A\nB\n", 1000}, {'r', "a\nb\nb\n", 1005},
         {'q', "C\n", 1500},    {'r', "c\nc\n", 1505}, {'q', "D\n", 2000},
         {'r', "d\nd\n", 2005}, {'q', "C\nD\n", 2500}, {'r', "c\nc\nd\n", 2505}};
-    made m;
-    record_these(h, N(h), &m);
-    holds(&m, "{\"when\": \"A\", \"reply\": [\"a\", {\"frames\": [\"a\", \"A\"]}, null]},\n"
-              "    {\"when\": \"B\", \"reply\": {\"frames\": [\"a\", \"b\", \"b\"]}},\n"
-              "    {\"when\": \"C\", \"reply\": [{\"frames\": [\"c\", \"c\"]}, null]},\n"
-              "    {\"when\": \"D\", \"reply\": [{\"frames\": [\"d\", \"d\"]}, {\"frames\": "
-              "[\"c\", \"c\", \"d\"]}]}\n");
-    made_free(&m);
+    makes(h, N(h),
+          "{\"when\": \"A\", \"reply\": [\"a\", {\"frames\": [\"a\", \"A\"]}, null]},\n"
+          "    {\"when\": \"B\", \"reply\": {\"frames\": [\"a\", \"b\", \"b\"]}},\n"
+          "    {\"when\": \"C\", \"reply\": [{\"frames\": [\"c\", \"c\"]}, null]},\n"
+          "    {\"when\": \"D\", \"reply\": [{\"frames\": [\"d\", \"d\"]}, {\"frames\": "
+          "[\"c\", \"c\", \"d\"]}]}\n",
+          NULL);
 }
 
 /* A heartbeat every 250 ms. The first answer comes 190 ms after its
@@ -176,12 +180,10 @@ Test(record_pipeline, beats_inside_answers_are_taken_out)
         {'r', "HB\n", 1300}, {'r', "s2\n", 1320},        {'q', "T\nS\n", 1400},
         {'r', "HB\n", 1550}, {'r', "t\ns1\ns2\n", 1700}, {'r', "HB\n", 1800},
         {'r', "HB\n", 2050}};
-    made m;
-    record_these(h, N(h), &m);
-    holds(&m, "{\"when\": \"S\", \"reply\": {\"frames\": [\"s1\", \"s2\"]}},\n"
-              "    {\"when\": \"T\", \"reply\": \"t\"}\n");
-    holds(&m, "\"periodic\": [\n    {\"every_ms\": 250, \"send\": \"HB\"}\n  ]");
-    made_free(&m);
+    makes(h, N(h),
+          "{\"when\": \"S\", \"reply\": {\"frames\": [\"s1\", \"s2\"]}},\n"
+          "    {\"when\": \"T\", \"reply\": \"t\"}\n",
+          every_250);
 }
 
 /* A reading polled every second, answered 300 ms later, each time after a
@@ -200,11 +202,7 @@ Test(record_pipeline, a_polled_reading_is_not_a_heartbeat)
         for (unsigned b = 350; s < 3 && b < 1000; b += 250)
             h[n++] = (happened){'r', "HB\n", s * 1000 + b};
     }
-    made m;
-    record_these(h, n, &m);
-    holds(&m, "{\"when\": \"V\", \"reply\": \"1.0\"}\n");
-    holds(&m, "\"periodic\": [\n    {\"every_ms\": 250, \"send\": \"HB\"}\n  ]");
-    made_free(&m);
+    makes(h, n, "{\"when\": \"V\", \"reply\": \"1.0\"}\n", every_250);
 }
 
 /* An answer with the heartbeat's bytes that comes off the beat's schedule
@@ -214,12 +212,9 @@ Test(record_pipeline, an_answer_off_the_schedule_stays_an_answer)
     static const happened h[] = {{'q', "X\n", 0},    {'r', "x\n", 5},     {'r', "HB\n", 250},
                                  {'r', "HB\n", 500}, {'r', "HB\n", 750},  {'q', "PING\n", 860},
                                  {'r', "HB\n", 870}, {'r', "HB\n", 1000}, {'r', "HB\n", 1250}};
-    made m;
-    record_these(h, N(h), &m);
-    holds(&m,
-          "{\"when\": \"X\", \"reply\": \"x\"},\n    {\"when\": \"PING\", \"reply\": \"HB\"}\n");
-    holds(&m, "\"periodic\": [\n    {\"every_ms\": 250, \"send\": \"HB\"}\n  ]");
-    made_free(&m);
+    makes(h, N(h),
+          "{\"when\": \"X\", \"reply\": \"x\"},\n    {\"when\": \"PING\", \"reply\": \"HB\"}\n",
+          every_250);
 }
 
 /* A beat between a request and the client's next one (which it sent
@@ -233,11 +228,10 @@ Test(record_pipeline, a_beat_between_two_requests_does_not_part_them)
         {'r', "HB\n", 500},  {'r', "HB\n", 750},    {'q', "A\n", 900},
         {'r', "HB\n", 1000}, {'q', "B\n", 1050},    {'r', "a1\na2\nb\n", 1100},
         {'r', "HB\n", 1250}, {'r', "HB\n", 1500}};
-    made m;
-    record_these(h, N(h), &m);
-    holds(&m, "{\"when\": \"A\", \"reply\": {\"frames\": [\"a1\", \"a2\"]}},\n"
-              "    {\"when\": \"B\", \"reply\": \"b\"}\n");
-    made_free(&m);
+    makes(h, N(h),
+          "{\"when\": \"A\", \"reply\": {\"frames\": [\"a1\", \"a2\"]}},\n"
+          "    {\"when\": \"B\", \"reply\": \"b\"}\n",
+          NULL);
 }
 
 /* ---- devwire-sim --record in front of devwire-sim ------------------------------------ */
