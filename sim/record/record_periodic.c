@@ -96,14 +96,15 @@ static uint64_t period_of(uint64_t *iv, size_t n)
     return period;
 }
 
-/* One series being looked for: the frames of connection c with the bytes
- * of frame `model`. */
+/* One series being looked for: the frames g[0..ng) of connection c (in
+ * time order), all with the same bytes. */
 typedef struct series {
     const rec_conn *c;
     const rframes *rq;
     const rframes *rp;
     unsigned char *kind;
-    const dw_sim_bytes *bytes;
+    const size_t *g;
+    size_t ng;
     uint64_t *u;   /* the unsolicited frames' times (room for rp->n) */
     uint64_t *iv;  /* intervals (room for rp->n) */
     size_t *taken; /* the answer frames taken (room for rp->n) */
@@ -113,13 +114,6 @@ typedef struct series {
 static uint64_t time_of(const series *s, size_t i)
 {
     return s->c->ev[s->rp->f[i].ev].t_us;
-}
-
-static int is_of(const series *s, size_t i)
-{
-    const rframe *f = &s->rp->f[i];
-    return !f->is_prompt && f->payload.len == s->bytes->len &&
-           (f->payload.len == 0 || memcmp(f->payload.data, s->bytes->data, f->payload.len) == 0);
 }
 
 /* Answer frame i on the schedule of period p: a whole number of periods
@@ -149,8 +143,9 @@ static int on_schedule(const series *s, size_t i, uint64_t p)
 static int proven(const series *s, uint64_t p)
 {
     size_t k = 0;
-    for (size_t i = 0; i < s->rp->n; i++) {
-        if (s->kind[i] != DW__REC_UNSOLICITED || !is_of(s, i))
+    for (size_t j = 0; j < s->ng; j++) {
+        size_t i = s->g[j];
+        if (s->kind[i] != DW__REC_UNSOLICITED)
             continue;
         while (k < s->rq->n && s->rq->f[k].ev < s->rp->f[i].ev)
             k++;
@@ -166,8 +161,9 @@ static int still_regular(series *s)
     size_t n = 0, t = 0;
     uint64_t last = 0, period;
     int any = 0;
-    for (size_t i = 0; i < s->rp->n; i++) {
-        int member = s->kind[i] == DW__REC_UNSOLICITED && is_of(s, i);
+    for (size_t j = 0; j < s->ng; j++) {
+        size_t i = s->g[j];
+        int member = s->kind[i] == DW__REC_UNSOLICITED;
         if (t < s->ntaken && s->taken[t] == i)
             member = 1, t++;
         if (!member)
@@ -180,15 +176,13 @@ static int still_regular(series *s)
     return dw__rec_regular(s->iv, n, &period);
 }
 
-/* The series of frame `model` (unsolicited), and its beats in answers:
- * all periodic, or nothing changed. */
-static void look_for(series *s, size_t model)
+/* The series of the frames g[0..ng): all periodic, or nothing changed. */
+static void look_for(series *s)
 {
-    s->bytes = &s->rp->f[model].payload;
     s->nu = s->ntaken = 0;
-    for (size_t i = 0; i < s->rp->n; i++)
-        if (s->kind[i] == DW__REC_UNSOLICITED && is_of(s, i))
-            s->u[s->nu++] = time_of(s, i);
+    for (size_t j = 0; j < s->ng; j++)
+        if (s->kind[s->g[j]] == DW__REC_UNSOLICITED)
+            s->u[s->nu++] = time_of(s, s->g[j]);
     if (s->nu < 2)
         return;
     for (size_t j = 1; j < s->nu; j++)
@@ -196,43 +190,72 @@ static void look_for(series *s, size_t model)
     uint64_t p = period_of(s->iv, s->nu - 1);
     if (!p || !proven(s, p))
         return;
-    for (size_t i = 0; i < s->rp->n; i++)
-        if (s->kind[i] == DW__REC_ANSWER && is_of(s, i) && on_schedule(s, i, p))
-            s->taken[s->ntaken++] = i;
+    for (size_t j = 0; j < s->ng; j++)
+        if (s->kind[s->g[j]] == DW__REC_ANSWER && on_schedule(s, s->g[j], p))
+            s->taken[s->ntaken++] = s->g[j];
     if (!still_regular(s))
         return;
-    for (size_t i = 0; i < s->rp->n; i++)
-        if (s->kind[i] == DW__REC_UNSOLICITED && is_of(s, i))
-            s->kind[i] = DW__REC_PERIODIC;
+    for (size_t j = 0; j < s->ng; j++)
+        if (s->kind[s->g[j]] == DW__REC_UNSOLICITED)
+            s->kind[s->g[j]] = DW__REC_PERIODIC;
     for (size_t j = 0; j < s->ntaken; j++)
         s->kind[s->taken[j]] = DW__REC_PERIODIC;
+}
+
+/* A frame's bytes and place, to sort the frames into groups of the same
+ * bytes, each in time order. */
+typedef struct keyed {
+    const dw_sim_bytes *b;
+    size_t i;
+} keyed;
+
+static int by_bytes(const void *pa, const void *pb)
+{
+    const keyed *a = pa, *b = pb;
+    size_t n = a->b->len < b->b->len ? a->b->len : b->b->len;
+    int c = n ? memcmp(a->b->data, b->b->data, n) : 0;
+    if (!c)
+        c = (a->b->len > b->b->len) - (a->b->len < b->b->len);
+    return c ? c : (a->i > b->i) - (a->i < b->i);
+}
+
+static int same_key(const keyed *a, const keyed *b)
+{
+    return a->b->len == b->b->len &&
+           (a->b->len == 0 || memcmp(a->b->data, b->b->data, a->b->len) == 0);
 }
 
 int dw__rec_periodic_in_answers(const rec_conn *c, const rframes *rq, const rframes *rp,
                                 unsigned char *kind)
 {
-    size_t room = rp->n ? rp->n : 1;
+    size_t room = rp->n ? rp->n : 1, n = 0;
+    keyed *k = malloc(room * sizeof *k);
+    size_t *g = malloc(room * sizeof *g);
     series s = {c,
                 rq,
                 rp,
                 kind,
-                NULL,
+                g,
+                0,
                 malloc(room * sizeof *s.u),
                 malloc(room * sizeof *s.iv),
                 malloc(room * sizeof *s.taken),
                 0,
                 0};
-    int rc = s.u && s.iv && s.taken ? DW_OK : DW_ENOMEM;
-    for (size_t i = 0; i < rp->n && rc == DW_OK; i++) {
-        if (kind[i] != DW__REC_UNSOLICITED || rp->f[i].is_prompt)
-            continue;
-        s.bytes = &rp->f[i].payload;
-        size_t j = 0;
-        while (j < i && !(kind[j] == DW__REC_UNSOLICITED && is_of(&s, j)))
-            j++;
-        if (j == i) /* the first of its bytes */
-            look_for(&s, i);
+    int rc = k && g && s.u && s.iv && s.taken ? DW_OK : DW_ENOMEM;
+    for (size_t i = 0; i < rp->n && rc == DW_OK; i++)
+        if (!rp->f[i].is_prompt)
+            k[n++] = (keyed){&rp->f[i].payload, i};
+    if (rc == DW_OK && n)
+        qsort(k, n, sizeof *k, by_bytes);
+    for (size_t a = 0, b; rc == DW_OK && a < n; a = b) {
+        s.ng = 0;
+        for (b = a; b < n && same_key(&k[a], &k[b]); b++)
+            g[s.ng++] = k[b].i;
+        look_for(&s);
     }
+    free(k);
+    free(g);
     free(s.u);
     free(s.iv);
     free(s.taken);
