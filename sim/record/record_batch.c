@@ -64,16 +64,9 @@ typedef struct learned {
     size_t frames; /* UNKNOWN: not always the same */
 } learned;
 
-static int cmp_bytes(const dw_sim_bytes *a, const dw_sim_bytes *b)
-{
-    size_t n = a->len < b->len ? a->len : b->len;
-    int c = n ? memcmp(a->data, b->data, n) : 0;
-    return c ? c : (a->len > b->len) - (a->len < b->len);
-}
-
 static int cmp_learned(const void *a, const void *b)
 {
-    return cmp_bytes(((const learned *)a)->req, ((const learned *)b)->req);
+    return dw__rec_cmp_bytes(((const learned *)a)->req, ((const learned *)b)->req);
 }
 
 /* The requests answered alone, sorted, one entry each: *nl gets their
@@ -88,7 +81,7 @@ static learned *learn(const rec_batches *bs, const dw_sim_conversation *cv, size
     if (l && n)
         qsort(l, n, sizeof *l, cmp_learned);
     for (size_t i = 0; l && i < n; i++) {
-        if (out && cmp_bytes(l[out - 1].req, l[i].req) == 0) {
+        if (out && dw__rec_cmp_bytes(l[out - 1].req, l[i].req) == 0) {
             if (l[out - 1].frames != l[i].frames)
                 l[out - 1].frames = UNKNOWN;
             continue;

@@ -78,6 +78,9 @@ enum { DW__REC_ANSWER, DW__REC_UNSOLICITED, DW__REC_PERIODIC };
 #define DW__REC_REGULAR_MIN_MS 20
 int dw__rec_regular(uint64_t *iv, size_t n, uint64_t *period);
 
+/* Bytes in order: by content, then length (memcmp's sign). */
+int dw__rec_cmp_bytes(const dw_sim_bytes *a, const dw_sim_bytes *b);
+
 /* Connection c's device frames rp (its requests rq), with kind[i] from a
  * first pairing (DW__REC_ANSWER or DW__REC_UNSOLICITED): the frames of
  * each periodic series (record_periodic.c says which), unsolicited or

@@ -209,20 +209,18 @@ typedef struct keyed {
     size_t i;
 } keyed;
 
+int dw__rec_cmp_bytes(const dw_sim_bytes *a, const dw_sim_bytes *b)
+{
+    size_t n = a->len < b->len ? a->len : b->len;
+    int c = n ? memcmp(a->data, b->data, n) : 0;
+    return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
 static int by_bytes(const void *pa, const void *pb)
 {
     const keyed *a = pa, *b = pb;
-    size_t n = a->b->len < b->b->len ? a->b->len : b->b->len;
-    int c = n ? memcmp(a->b->data, b->b->data, n) : 0;
-    if (!c)
-        c = (a->b->len > b->b->len) - (a->b->len < b->b->len);
+    int c = dw__rec_cmp_bytes(a->b, b->b);
     return c ? c : (a->i > b->i) - (a->i < b->i);
-}
-
-static int same_key(const keyed *a, const keyed *b)
-{
-    return a->b->len == b->b->len &&
-           (a->b->len == 0 || memcmp(a->b->data, b->b->data, a->b->len) == 0);
 }
 
 int dw__rec_periodic_in_answers(const rec_conn *c, const rframes *rq, const rframes *rp,
@@ -250,7 +248,7 @@ int dw__rec_periodic_in_answers(const rec_conn *c, const rframes *rq, const rfra
         qsort(k, n, sizeof *k, by_bytes);
     for (size_t a = 0, b; rc == DW_OK && a < n; a = b) {
         s.ng = 0;
-        for (b = a; b < n && same_key(&k[a], &k[b]); b++)
+        for (b = a; b < n && dw__rec_cmp_bytes(k[a].b, k[b].b) == 0; b++)
             g[s.ng++] = k[b].i;
         look_for(&s);
     }
