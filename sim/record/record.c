@@ -274,8 +274,11 @@ typedef struct pairing {
     size_t head;   /* the oldest exchange whose answer is open */
     size_t *batch; /* no prompt: the frames (indices in rp) of the open answer */
     size_t nbatch;
-    uint64_t last_us;  /* the open answer's last frame */
-    const rframes *rp; /* the device's frames */
+    uint64_t *t;         /* room for the batch's frame times */
+    uint64_t last_us;    /* the open answer's last frame */
+    const rframes *rp;   /* the device's frames */
+    unsigned char *kind; /* per frame of rp: DW__REC_ANSWER, ... (record_int.h) */
+    rec_batches *bs;     /* where batches are noted; NULL: a first pairing */
 } pairing;
 
 /* The device's bytes d[0..n) that came while request f was being sent are
@@ -341,8 +344,11 @@ static int push_reply(dw_sim_exchange *x, const rec_conn *c, const rframe *f)
     return bytes_dup(&x->replies[x->nreplies++], f->payload.data, f->payload.len);
 }
 
-static int push_unsolicited(pairing *pg, const rframe *f)
+static int push_unsolicited(pairing *pg, size_t i)
 {
+    const rframe *f = &pg->rp->f[i];
+    if (pg->kind[i] == DW__REC_ANSWER)
+        pg->kind[i] = DW__REC_UNSOLICITED;
     dw_sim_conversation *cv = pg->cv;
     dw_sim_unsolicited *grown = dw_sim_grow(cv->un, cv->nun, &cv->uncap, sizeof *grown, 16);
     if (!grown)
@@ -364,18 +370,22 @@ static int push_unsolicited(pairing *pg, const rframe *f)
     return rc;
 }
 
-/* No prompt: the open answer's frames go to the exchanges waiting for it.
- * A pipelined batch of N requests that got N frames gets one each, in
- * order; otherwise every frame goes to the batch's last request. */
+/* No prompt: the open answer's frames go to the last of the exchanges
+ * waiting for it, and the batch is noted: once every connection is paired,
+ * dw__rec_batches_settle gives each request of a pipelined batch its own
+ * frames where it can tell them. */
 static int close_batch(pairing *pg)
 {
     dw_sim_conversation *cv = pg->cv;
     size_t nx = cv->nex - pg->head;
     int rc = DW_OK;
     for (size_t i = 0; i < pg->nbatch && rc == DW_OK && nx; i++) {
-        size_t to = nx == pg->nbatch ? pg->head + i : cv->nex - 1;
-        rc = push_reply(&cv->ex[to], pg->c, &pg->rp->f[pg->batch[i]]);
+        const rframe *f = &pg->rp->f[pg->batch[i]];
+        pg->t[i] = pg->c->ev[f->ev].t_us;
+        rc = push_reply(&cv->ex[cv->nex - 1], pg->c, f);
     }
+    if (rc == DW_OK && nx && pg->nbatch && pg->bs)
+        rc = dw__rec_batch_add(pg->bs, pg->head, nx, pg->t, pg->nbatch);
     pg->nbatch = 0;
     pg->head = cv->nex;
     return rc;
@@ -384,25 +394,29 @@ static int close_batch(pairing *pg)
 /* One frame (or prompt) of the device: whose answer it is part of. With a
  * prompt, answers end at prompts and follow the requests in order; without
  * one, an answer is open from its requests until the next request or, after
- * its first frame, a silence of the reply gap. */
+ * its first frame, a silence of the reply gap. A frame of a periodic series
+ * (record_periodic.c) is unsolicited and leaves the answers as they would
+ * be without it: it neither opens one nor keeps one open. */
 static int on_frame(pairing *pg, size_t i)
 {
     dw_sim_conversation *cv = pg->cv;
     const rframe *f = &pg->rp->f[i];
     uint64_t t = pg->c->ev[f->ev].t_us;
+    if (pg->kind[i] == DW__REC_PERIODIC)
+        return push_unsolicited(pg, i);
     if (cv->prompt.len) {
         if (f->is_prompt) {
             pg->head += pg->head < cv->nex;
             return DW_OK;
         }
         return pg->head < cv->nex ? push_reply(&cv->ex[pg->head], pg->c, f)
-                                  : push_unsolicited(pg, f);
+                                  : push_unsolicited(pg, i);
     }
     int rc = DW_OK;
     if (pg->nbatch && t - pg->last_us > DW_SIM_RECORD_REPLY_GAP_MS * 1000)
         rc = close_batch(pg);
     if (rc != DW_OK || pg->head == cv->nex)
-        return rc == DW_OK ? push_unsolicited(pg, f) : rc;
+        return rc == DW_OK ? push_unsolicited(pg, i) : rc;
     pg->batch[pg->nbatch++] = i;
     pg->last_us = t;
     return DW_OK;
@@ -443,7 +457,8 @@ static int pair(pairing *pg, const rframes *rq)
     dw_sim_conversation *cv = pg->cv;
     const rframes *rp = pg->rp;
     pg->batch = malloc((rp->n ? rp->n : 1) * sizeof *pg->batch);
-    int rc = pg->batch ? DW_OK : DW_ENOMEM;
+    pg->t = malloc((rp->n ? rp->n : 1) * sizeof *pg->t);
+    int rc = pg->batch && pg->t ? DW_OK : DW_ENOMEM;
     size_t k = 0;
     for (size_t i = 0; i < rp->n && rc == DW_OK; i++) {
         int more = k < rq->n && rq->f[k].ev < rp->f[i].ev;
@@ -464,6 +479,53 @@ static int pair(pairing *pg, const rframes *rq)
     if (rc == DW_OK)
         end_of(pg);
     free(pg->batch);
+    free(pg->t);
+    return rc;
+}
+
+static void exchange_free(dw_sim_exchange *x)
+{
+    free(x->request.data);
+    for (size_t k = 0; k < x->nreplies; k++)
+        free(x->replies[k].data);
+    free(x->replies);
+}
+
+/* What a first pairing of stream `stream` added to cv, taken back. */
+typedef struct mark {
+    size_t nex, nun, nskip, notes;
+} mark;
+
+static void rollback(dw_sim_conversation *cv, size_t stream, const mark *m)
+{
+    for (size_t i = m->nex; i < cv->nex; i++)
+        exchange_free(&cv->ex[i]);
+    for (size_t i = m->nun; i < cv->nun; i++)
+        free(cv->un[i].frame.data);
+    cv->nex = m->nex;
+    cv->nun = m->nun;
+    cv->streams[stream].nskip = m->nskip;
+    cv->notes[m->notes] = '\0';
+}
+
+/* Connection `stream`'s frames rp, paired with its requests rq twice: a
+ * first time (taken back) to see which frames came with no answer open,
+ * then for good, with the frames of periodic series taken out of the
+ * answers (record_periodic.c). */
+static int pair_connection(dw_sim_conversation *cv, const rec_conn *c, size_t stream,
+                           const rframes *rp, const rframes *rq, rec_batches *bs)
+{
+    mark m = {cv->nex, cv->nun, cv->streams[stream].nskip, strlen(cv->notes)};
+    unsigned char *kind = calloc(rp->n ? rp->n : 1, 1);
+    pairing first = {cv, c, stream, cv->nex, cv->nex, NULL, 0, NULL, 0, rp, kind, NULL};
+    int rc = kind ? pair(&first, rq) : DW_ENOMEM;
+    rollback(cv, stream, &m);
+    if (rc == DW_OK)
+        rc = dw__rec_periodic_in_answers(c, rq, rp, kind);
+    pairing pg = {cv, c, stream, cv->nex, cv->nex, NULL, 0, NULL, 0, rp, kind, bs};
+    if (rc == DW_OK)
+        rc = pair(&pg, rq);
+    free(kind);
     return rc;
 }
 
@@ -550,7 +612,8 @@ static void device_options(const dw_sim_recorder *r, dw_sim_conversation *cv)
 }
 
 /* Every connection's answers, paired with its requests. */
-static int read_replies(dw_sim_recorder *r, const rframes *rq, dw_sim_conversation *cv)
+static int read_replies(dw_sim_recorder *r, const rframes *rq, dw_sim_conversation *cv,
+                        rec_batches *bs)
 {
     dw_marshaller *mr = dw_sim_framing_marshaller(&r->base->response_framing);
     int rc = mr ? DW_OK : DW_ENOMEM;
@@ -563,9 +626,8 @@ static int read_replies(dw_sim_recorder *r, const rframes *rq, dw_sim_conversati
         st->len = c->stream[DW_SIM_DIR_REPLY].len;
         st->banner_len = banner_len(c);
         rc = read_frames(c, DW_SIM_DIR_REPLY, st->banner_len, mr, &cv->prompt, &rp, cv);
-        pairing pg = {cv, c, i, cv->nex, cv->nex, NULL, 0, 0, &rp};
         if (rc == DW_OK)
-            rc = pair(&pg, &rq[i]);
+            rc = pair_connection(cv, c, i, &rp, &rq[i], bs);
         frames_free(&rp);
     }
     dw_marshaller_free(mr);
@@ -610,8 +672,12 @@ int dw_sim_recorder_conversation(dw_sim_recorder *r, dw_sim_conversation *cv)
         device_options(r, cv);
     if (rc == DW_OK)
         rc = banner_and_prompt(r, rq, cv);
+    rec_batches bs = {0};
     if (rc == DW_OK)
-        rc = read_replies(r, rq, cv);
+        rc = read_replies(r, rq, cv, &bs);
+    if (rc == DW_OK)
+        rc = dw__rec_batches_settle(&bs, cv);
+    dw__rec_batches_free(&bs);
     for (size_t i = 0; rq && i < r->n; i++)
         frames_free(&rq[i]);
     free(rq);
@@ -628,12 +694,8 @@ int dw_sim_recorder_conversation(dw_sim_recorder *r, dw_sim_conversation *cv)
 
 void dw_sim_conversation_free(dw_sim_conversation *cv)
 {
-    for (size_t i = 0; i < cv->nex; i++) {
-        free(cv->ex[i].request.data);
-        for (size_t k = 0; k < cv->ex[i].nreplies; k++)
-            free(cv->ex[i].replies[k].data);
-        free(cv->ex[i].replies);
-    }
+    for (size_t i = 0; i < cv->nex; i++)
+        exchange_free(&cv->ex[i]);
     for (size_t i = 0; i < cv->nun; i++)
         free(cv->un[i].frame.data);
     for (size_t i = 0; i < cv->nstreams; i++)

@@ -16,8 +16,11 @@
  *    and before the next request was complete; a frame that comes more
  *    than DW_SIM_RECORD_REPLY_GAP_MS after the previous frame of the same
  *    answer (or after the answer's end) is unsolicited, as is one that
- *    comes before any request;
- *  - unsolicited frames, with their times;
+ *    comes before any request; the frames of a pipelined batch go to its
+ *    requests in order where the number of frames of each can be told
+ *    (record_batch.c), else to its last request;
+ *  - unsolicited frames, with their times, and the frames of a periodic
+ *    series that came while an answer was open (record_periodic.c);
  *  - closes: the device ending the connection right after an answer.
  *
  * dw_sim_record_write (record_write.c) writes a conversation as a script:

@@ -166,7 +166,8 @@ static size_t next_of(const dw_sim_conversation *cv, size_t i, size_t j)
 }
 
 /* Stream i: its banner, its answers in order (an answer ends where the
- * client's next request began, when it waited for one), its end. */
+ * client's next request began, when it waited for one and the device had
+ * sent more than unsolicited frames in between), its end. */
 static void check_stream(checker *k, size_t i)
 {
     const dw_sim_conversation *cv = k->cv;
@@ -182,7 +183,7 @@ static void check_stream(checker *k, size_t i)
         size_t n = next_of(cv, i, j);
         compare_end(k, j, n == SIZE_MAX, st->conn);
         const dw_sim_exchange *x = &cv->ex[j];
-        if (n == SIZE_MAX || (cv->ex[n].waited && cv->ex[n].out_at > x->out_at)) {
+        if (n == SIZE_MAX || (cv->ex[n].waited && map(st, cv->ex[n].out_at) > map(st, x->out_at))) {
             compare(k, j0, j, out->data + k->at[j0], k->end[j] - k->at[j0], &pe,
                     map(st, x->out_end), st->conn);
             j0 = n;

@@ -1,6 +1,7 @@
 /* devwire-sim --record, internal: the recorded streams, which record.c
- * (recording, pairing) and record_prompt.c (prompt inference) share. On
- * the loop thread, or after it stopped. */
+ * (recording, pairing), record_prompt.c (prompt inference),
+ * record_periodic.c (periodic frames inside answers) and record_batch.c
+ * (pipelined answers) share. On the loop thread, or after it stopped. */
 #ifndef DW_SIM_RECORD_INT_H
 #define DW_SIM_RECORD_INT_H
 
@@ -63,5 +64,54 @@ void dw__rec_escape(const uint8_t *p, size_t n, size_t max, char *out, size_t ou
  * inferred), or DW_ENOMEM. Only for a sentinel response framing. */
 int dw__rec_infer_prompt(rec_conn *const *conns, size_t n, const rframes *rq,
                          const dw_sim_framing *resp, dw_sim_bytes *out, char *why, size_t whylen);
+
+/* ---- record_periodic.c ---- */
+
+/* What a device frame of a connection is, once paired: part of an answer,
+ * unsolicited (no answer open), or a frame of a periodic series (part of
+ * no answer, whenever it came). */
+enum { DW__REC_ANSWER, DW__REC_UNSOLICITED, DW__REC_PERIODIC };
+
+/* Regular intervals: each of iv[0..n) (sorted here) within a quarter of
+ * their median, or DW__REC_REGULAR_MIN_MS, of it. 1 when they are (and
+ * the median, *period, is 1 ms or more), else 0. */
+#define DW__REC_REGULAR_MIN_MS 20
+int dw__rec_regular(uint64_t *iv, size_t n, uint64_t *period);
+
+/* Bytes in order: by content, then length (memcmp's sign). */
+int dw__rec_cmp_bytes(const dw_sim_bytes *a, const dw_sim_bytes *b);
+
+/* Connection c's device frames rp (its requests rq), with kind[i] from a
+ * first pairing (DW__REC_ANSWER or DW__REC_UNSOLICITED): the frames of
+ * each periodic series (record_periodic.c says which), unsolicited or
+ * inside answers, become DW__REC_PERIODIC. DW_OK or DW_ENOMEM. */
+int dw__rec_periodic_in_answers(const rec_conn *c, const rframes *rq, const rframes *rp,
+                                unsigned char *kind);
+
+/* ---- record_batch.c ---- */
+
+/* The answer frames of a batch of requests the client sent without waiting
+ * (no prompt): exchanges [first, first + n) of the conversation, m frames
+ * given to the last one while pairing, their times in t_us (n >= 2). */
+typedef struct rec_batch {
+    size_t first, n, m;
+    uint64_t *t_us;
+} rec_batch;
+
+typedef struct rec_batches {
+    rec_batch *b;
+    size_t n, cap;
+} rec_batches;
+
+/* Note a batch whose m frames (times t[0..m)) all went to its last
+ * exchange. DW_OK or DW_ENOMEM. */
+int dw__rec_batch_add(rec_batches *bs, size_t first, size_t n, const uint64_t *t, size_t m);
+
+/* Once every connection is paired (cv->ex not yet sorted): the frames of
+ * each batch of two or more requests go to its requests by arrival order
+ * where the counts of frames can be decided (record_batch.c says how),
+ * else they stay with its last request. DW_OK or DW_ENOMEM. */
+int dw__rec_batches_settle(const rec_batches *bs, dw_sim_conversation *cv);
+void dw__rec_batches_free(rec_batches *bs);
 
 #endif

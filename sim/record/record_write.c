@@ -1,7 +1,7 @@
 /* devwire-sim --record: a conversation written as a script, formatted for
  * people (one rule per line, keys in the order docs/sim.md lists them). See
  * record.h. */
-#include "record/record.h"
+#include "record/record_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,11 +9,6 @@
 #include <string.h>
 
 #include "observe/transcript.h"
-
-/* Regular unsolicited frames: every interval within this share of the median
- * (or REGULAR_MIN_MS) of it. */
-#define REGULAR_SHARE  0.25
-#define REGULAR_MIN_MS 20.0
 
 typedef struct writer {
     dw_buf *out;
@@ -268,70 +263,88 @@ static void put_steps(writer *w, const dw_sim_conversation *c, const dw_sim_reco
 
 /* ---- unsolicited frames ---------------------------------------------------------- */
 
-/* The intervals between the times frame `f` came, connection by connection:
- * into iv (room for c->nun), their count returned; *count = occurrences. */
-static size_t intervals(const dw_sim_conversation *c, const dw_sim_bytes *f, uint64_t *iv,
-                        size_t *count)
+/* The unsolicited frames sorted by bytes, then connection, then time:
+ * each frame's intervals are between neighbours of one connection. */
+typedef struct uref {
+    const dw_sim_unsolicited *u;
+    size_t i; /* its place in c->un (time order) */
+} uref;
+
+static int by_frame(const void *pa, const void *pb)
 {
-    size_t n = 0;
-    *count = 0;
-    for (size_t i = 0; i < c->nun; i++) {
-        if (!same_bytes(&c->un[i].frame, f))
-            continue;
-        ++*count;
-        for (size_t j = i; j-- > 0;)
-            if (c->un[j].conn == c->un[i].conn && same_bytes(&c->un[j].frame, f)) {
-                iv[n++] = c->un[i].t_us - c->un[j].t_us;
-                break;
-            }
-    }
-    return n;
+    const uref *a = pa, *b = pb;
+    int c = dw__rec_cmp_bytes(&a->u->frame, &b->u->frame); /* record_periodic.c */
+    if (!c)
+        c = (a->u->conn > b->u->conn) - (a->u->conn < b->u->conn);
+    return c ? c : (a->i > b->i) - (a->i < b->i);
 }
 
-static int regular(const uint64_t *iv, size_t n, uint64_t med)
+/* The frames r[from, to) (the same bytes), written where the first of them
+ * came among all frames. */
+typedef struct ugroup {
+    size_t from, to, first;
+} ugroup;
+
+static int by_first(const void *pa, const void *pb)
 {
-    double slack = (double)med * REGULAR_SHARE;
-    if (slack < REGULAR_MIN_MS * 1000)
-        slack = REGULAR_MIN_MS * 1000;
-    for (size_t i = 0; i < n; i++)
-        if ((double)iv[i] < (double)med - slack || (double)iv[i] > (double)med + slack)
-            return 0;
-    return n > 0 && med >= 1000;
+    const ugroup *a = pa, *b = pb;
+    return (a->first > b->first) - (a->first < b->first);
 }
 
-/* Periodic entries for regular frames; the others are described. */
-static void put_periodic(writer *w, const dw_sim_conversation *c, dw_buf *irregular)
+/* One frame: a periodic entry when it came at regular intervals
+ * (dw__rec_regular), else a note in `irregular`. iv has room for its
+ * intervals. */
+static void put_frame(writer *w, const uref *r, const ugroup *g, uint64_t *iv, dw_buf *irregular,
+                      size_t *nper)
 {
-    uint64_t *iv = calloc(c->nun ? c->nun : 1, sizeof *iv);
-    if (!iv) {
-        w->rc = DW_ENOMEM;
+    const dw_sim_bytes *f = &r[g->from].u->frame;
+    size_t n = 0, seen = g->to - g->from;
+    for (size_t j = g->from + 1; j < g->to; j++)
+        if (r[j].u->conn == r[j - 1].u->conn)
+            iv[n++] = r[j].u->t_us - r[j - 1].u->t_us;
+    uint64_t med;
+    if (!dw__rec_regular(iv, n, &med)) {
+        writer d = {irregular, DW_OK};
+        putf(&d, "%s", irregular->len ? "; " : " Unsolicited frames at irregular times: ");
+        put_bytes(&d, f->data, f->len > 64 ? 64 : f->len, 0);
+        putf(&d, " (%zu time%s)", seen, seen == 1 ? "" : "s");
+        w->rc = d.rc;
         return;
     }
-    size_t nper = 0;
-    for (size_t i = 0; i < c->nun && w->rc == DW_OK; i++) {
-        const dw_sim_bytes *f = &c->un[i].frame;
-        size_t seen = 0, j;
-        for (j = 0; j < i && !same_bytes(&c->un[j].frame, f); j++) {
-        }
-        if (j < i)
-            continue; /* written with its first */
-        size_t n = intervals(c, f, iv, &seen);
-        uint64_t med = median(iv, n);
-        if (!regular(iv, n, med)) {
-            writer d = {irregular, DW_OK};
-            putf(&d, "%s", irregular->len ? "; " : " Unsolicited frames at irregular times: ");
-            put_bytes(&d, f->data, f->len > 64 ? 64 : f->len, 0);
-            putf(&d, " (%zu time%s)", seen, seen == 1 ? "" : "s");
-            w->rc = d.rc;
-            continue;
-        }
-        put(w, nper++ ? ",\n    {\"every_ms\": " : ",\n  \"periodic\": [\n    {\"every_ms\": ");
-        putf(w, "%llu, \"send\": ", (unsigned long long)((med + 500) / 1000));
-        put_bytes(w, f->data, f->len, 1);
-        put(w, "}");
+    put(w, (*nper)++ ? ",\n    {\"every_ms\": " : ",\n  \"periodic\": [\n    {\"every_ms\": ");
+    putf(w, "%llu, \"send\": ", (unsigned long long)((med + 500) / 1000));
+    put_bytes(w, f->data, f->len, 1);
+    put(w, "}");
+}
+
+/* Periodic entries for regular frames; the others are described; each in
+ * the order it first came. */
+static void put_periodic(writer *w, const dw_sim_conversation *c, dw_buf *irregular)
+{
+    size_t room = c->nun ? c->nun : 1, ng = 0, nper = 0;
+    uref *r = malloc(room * sizeof *r);
+    ugroup *g = malloc(room * sizeof *g);
+    uint64_t *iv = malloc(room * sizeof *iv);
+    if (!r || !g || !iv)
+        w->rc = DW_ENOMEM;
+    for (size_t i = 0; i < c->nun && w->rc == DW_OK; i++)
+        r[i] = (uref){&c->un[i], i};
+    if (w->rc == DW_OK && c->nun)
+        qsort(r, c->nun, sizeof *r, by_frame);
+    for (size_t a = 0, b; w->rc == DW_OK && a < c->nun; a = b) {
+        g[ng] = (ugroup){a, a, r[a].i};
+        for (b = a; b < c->nun && dw__rec_cmp_bytes(&r[a].u->frame, &r[b].u->frame) == 0; b++)
+            g[ng].first = r[b].i < g[ng].first ? r[b].i : g[ng].first;
+        g[ng++].to = b;
     }
+    if (w->rc == DW_OK && ng)
+        qsort(g, ng, sizeof *g, by_first);
+    for (size_t j = 0; j < ng && w->rc == DW_OK; j++)
+        put_frame(w, r, &g[j], iv, irregular, &nper);
     if (nper)
         put(w, "\n  ]");
+    free(r);
+    free(g);
     free(iv);
 }
 
