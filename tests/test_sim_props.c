@@ -344,7 +344,7 @@ Test(props_time, the_seed_repeats_the_noise)
 {
     const char *text = "{'profile': 'scpi', 'properties': {'v': {'type': 'float', 'scpi': 'V',"
                        " 'noise': {'amplitude': 1}}}}";
-    char a[64], b[64];
+    char a[512], b[512]; /* as large as an answer (the fixture's buffer) */
     fix f;
     fix_open(&f, text);
     dw_sim_engine_seed(f.e, 7);
