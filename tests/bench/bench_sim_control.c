@@ -8,12 +8,14 @@
  *
  * Then the same device alone against it with 1, 8 and 60 long-polling
  * GET .../journal/wait callers, each waiting for a request that never comes
- * (timeout_ms=500, then again from the journal's newest entry on): what a
- * test suite's waiters cost the device. Target: 0.9 or more with 60.
+ * (timeout_ms=500, then again from the journal's newest entry on), all for
+ * the same one, and 60 each for its own: what a test suite's waiters cost
+ * the device. Target: 0.9 or more with 60.
  *
  * Every run has a fresh server process; rounds rotate who goes first.
  * DW_BENCH_QUICK=1 runs a short version; DW_BENCH_WAITERS=N runs only the
- * case with N waiters, for 20 s, to profile. */
+ * case with N waiters (-N: with patterns of their own), for 20 s, to
+ * profile. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -122,6 +124,7 @@ static int http_body(uint16_t port, const char *target, char *buf, size_t cap)
 
 typedef struct waiter {
     uint16_t port;
+    int id; /* its pattern's number, or -1: the pattern all share */
     atomic_int *stop;
     int waits, failures;
 } waiter;
@@ -139,9 +142,12 @@ static void *wait_thread(void *arg)
             usleep(10 * 1000);
             continue;
         }
+        char mine[24] = "";
+        if (w->id >= 0)
+            snprintf(mine, sizeof mine, "%%20%d", w->id);
         snprintf(target, sizeof target,
-                 "/devices/default/journal/wait?since=%lld&timeout_ms=500&match=NEVER%%20SENT",
-                 atoll(next + 7));
+                 "/devices/default/journal/wait?since=%lld&timeout_ms=500&match=NEVER%%20SENT%s",
+                 atoll(next + 7), mine);
         w->failures += http_body(w->port, target, buf, sizeof buf) != 408;
         w->waits++;
     }
@@ -228,12 +234,18 @@ static int measure(int kind, bench_result *out, int *polls)
     return rc != 0 || p.failures ? -1 : 0;
 }
 
-static const int nwaiters[] = {0, 1, 8, 60};
+/* A negative count: that many waiters, each with a pattern of its own
+ * (a test suite's waits, each for its own request); otherwise all wait
+ * for the same request (their tests are shared). */
+static const int nwaiters[] = {0, 1, 8, 60, -60};
 #define NWAIT (int)(sizeof nwaiters / sizeof nwaiters[0])
 
-/* The device's round trips per second with n journal waiters. */
+/* The device's round trips per second with n journal waiters (-n: n with
+ * patterns of their own). */
 static int measure_waiters(int n, double *rps, double *cpu, int *waits)
 {
+    int distinct = n < 0;
+    n = distinct ? -n : n;
     uint16_t port, control;
     pid_t pid = start(QUIET, &port, &control);
     *rps = *cpu = 0;
@@ -246,7 +258,7 @@ static int measure_waiters(int n, double *rps, double *cpu, int *waits)
     pthread_t t[60];
     int started = 0, failures = 0;
     for (; started < n; started++) {
-        w[started] = (waiter){control, &stop, 0, 0};
+        w[started] = (waiter){control, distinct ? started : -1, &stop, 0, 0};
         if (pthread_create(&t[started], NULL, wait_thread, &w[started]) != 0)
             break;
     }
@@ -276,7 +288,7 @@ static void bench_line(const char *name, double v, const char *unit, double base
  * a profiler to (perf record -a -g): no ratio, no BENCH line. */
 static int profile_waiters(int n)
 {
-    if (n < 0 || n > 60 || write_script() != 0)
+    if (n < -60 || n > 60 || write_script() != 0)
         return 1;
     seconds = 20;
     double rps, cpu;
@@ -347,12 +359,16 @@ int main(void)
     double alone = bench_median(w[0], rounds), alone_cpu = bench_median(wc[0], rounds);
     for (int i = 0; i < NWAIT; i++) {
         double m = bench_median(w[i], rounds), mc = bench_median(wc[i], rounds);
-        printf("%-20d | %10.0f | %9.2f\n", nwaiters[i], m, mc);
+        int count = abs(nwaiters[i]);
+        const char *how = nwaiters[i] < 0 ? "_distinct" : "";
+        char label[32];
+        snprintf(label, sizeof label, "%d%s", count, nwaiters[i] < 0 ? " (own patterns)" : "");
+        printf("%-20s | %10.0f | %9.2f\n", label, m, mc);
         if (i > 0) {
             char name[64];
-            snprintf(name, sizeof name, "control_%d_waiters_vs_alone_rt", nwaiters[i]);
+            snprintf(name, sizeof name, "control_%d%s_waiters_vs_alone_rt", count, how);
             bench_line(name, m, "rt/s", alone);
-            snprintf(name, sizeof name, "control_%d_waiters_vs_alone_cpu", nwaiters[i]);
+            snprintf(name, sizeof name, "control_%d%s_waiters_vs_alone_cpu", count, how);
             bench_line(name, mc, "us", alone_cpu);
         }
     }
