@@ -366,3 +366,107 @@ Test(sim_journal, a_wait_returns_only_when_its_pred_is_no_longer_running)
     }
     dw_sim_journal_free(j);
 }
+
+static void add_named(dw_sim_journal *j, const char *req, const char *name)
+{
+    cr_assert(dw_sim_journal_add(j, 1, (const uint8_t *)req, strlen(req), name,
+                                 (const uint8_t *)"ok\n", 3, NULL) != 0);
+}
+
+/* The exact text a want names, as a pattern's pred would test it: the
+ * request (want->request) or the name of what answered (want->name). */
+static int exact_pred(const dw_sim_journal_entry *e, void *arg)
+{
+    const dw_sim_journal_want *w = arg;
+    int by_req =
+        w->request && e->req_len == w->request_len && memcmp(e->req, w->request, e->req_len) == 0;
+    int by_name = w->name && e->match && strcmp(e->match, w->name) == 0;
+    return by_req || by_name;
+}
+
+typedef struct exact_waiter {
+    dw_sim_journal *j;
+    dw_sim_journal_want want;
+    uint64_t since;
+    int rc;
+    uint64_t seq;
+} exact_waiter;
+
+static void *wait_exact(void *arg)
+{
+    exact_waiter *w = arg;
+    dw_sim_journal_entry e = {0};
+    w->want.pred = exact_pred;
+    w->want.arg = &w->want;
+    w->rc = dw_sim_journal_wait_for(w->j, w->since, &w->want, 10000, &e);
+    w->seq = e.seq;
+    dw_sim_journal_entry_free(&e);
+    return NULL;
+}
+
+/* Sixty waits, each for a request of its own, found through the index of
+ * new entries: each gets the first entry at or after its since with its
+ * request, among thousands of others (and repeats of its own before). */
+Test(sim_journal, waits_for_exact_requests_each_find_their_own)
+{
+    dw_sim_journal *j = dw_sim_journal_new(20000);
+    enum { N = 60 };
+    static char reqs[N][16];
+    exact_waiter w[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(reqs[i], sizeof reqs[i], "REQ %d", i);
+        add(j, reqs[i]); /* seq i + 1: before every wait's since */
+    }
+    for (int i = 0; i < N; i++) {
+        w[i] = (exact_waiter){j, {.key = reqs[i]}, N + 1, -1, 0};
+        w[i].want.request = (const uint8_t *)reqs[i];
+        w[i].want.request_len = strlen(reqs[i]);
+        cr_assert(eq(int, pthread_create(&t[i], NULL, wait_exact, &w[i]), 0));
+    }
+    usleep(50 * 1000);
+    for (int k = 0; k < 3000; k++)        /* several chunks of others */
+        add(j, k % 2 ? "MISS" : "REQ 6"); /* REQ 6 is not REQ 60 */
+    for (int i = N - 1; i >= 0; i--)
+        add(j, reqs[i]); /* REQ i at seq N + 3000 + N - i */
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        cr_expect(eq(int, w[i].rc, DW_OK), "wait %d: %s", i, dw_strerror(w[i].rc));
+        uint64_t want = i == 6 ? N + 1 : (uint64_t)(N + 3000 + N - i);
+        cr_expect(eq(u64, w[i].seq, want), "wait %d", i);
+    }
+    dw_sim_journal_free(j);
+}
+
+/* A want for a request or a name gets whichever comes first, and the
+ * index's candidates still go through pred. */
+Test(sim_journal, a_want_for_a_request_or_a_name_gets_the_first_of_either)
+{
+    dw_sim_journal *j = dw_sim_journal_new(100);
+    add_named(j, "OUTP ON", "rules[1]"); /* 1 */
+    add_named(j, "X", "output");         /* 2 */
+    add_named(j, "OUTP ON", "rules[1]"); /* 3 */
+    dw_sim_journal_want want = {.key = "match=output",
+                                .pred = exact_pred,
+                                .request = (const uint8_t *)"output",
+                                .request_len = 6,
+                                .name = "output"};
+    want.arg = &want;
+    dw_sim_journal_entry e = {0};
+    cr_expect(eq(int, dw_sim_journal_wait_for(j, 1, &want, 1000, &e), DW_OK));
+    cr_expect(eq(u64, e.seq, 2));
+    dw_sim_journal_entry_free(&e);
+    want = (dw_sim_journal_want){.key = "match=OUTP ON",
+                                 .pred = exact_pred,
+                                 .request = (const uint8_t *)"OUTP ON",
+                                 .request_len = 7,
+                                 .name = "OUTP ON"};
+    want.arg = &want;
+    cr_expect(eq(int, dw_sim_journal_wait_for(j, 2, &want, 1000, &e), DW_OK));
+    cr_expect(eq(u64, e.seq, 3));
+    dw_sim_journal_entry_free(&e);
+    /* pred has the last word: it refuses what the index offers. */
+    want.pred = slow_never;
+    cr_expect(eq(int, dw_sim_journal_wait_for(j, 1, &want, 50, &e), DW_ETIMEDOUT));
+    dw_sim_journal_free(j);
+}

@@ -100,6 +100,20 @@ static int query_pattern(const dw_sim_http_request *req, dw_sim_pattern *p, char
     return 0;
 }
 
+/* What an exact pattern can match, for the journal's index: the request's
+ * bytes, the name of what answered, or either. */
+static void want_exact(const dw_sim_pattern *p, dw_sim_journal_want *want)
+{
+    int request = p->kind == DW_SIM_PATTERN_EITHER || p->kind == DW_SIM_PATTERN_REQUEST;
+    int name = p->kind == DW_SIM_PATTERN_EITHER || p->kind == DW_SIM_PATTERN_RULE;
+    if (request) {
+        want->request = p->bytes;
+        want->request_len = p->len;
+    }
+    if (name)
+        want->name = (const char *)p->bytes;
+}
+
 /* 408, saying how many requests the regex could not decide on (it hit its
  * match limits: counted as no match) in "limited". */
 static void timed_out(dw_sim_http_response *r, const dw_sim_pattern *p, const char *device,
@@ -139,8 +153,10 @@ void dw__ctl_journal_wait(const ctl_call *call)
         return;
     dw_sim_journal_entry e;
     memset(&e, 0, sizeof e);
-    int rc = dw_sim_journal_wait(dw__ctl_journal_of(d), (uint64_t)since, key, wait_pred, &p,
-                                 (int)timeout, &e);
+    dw_sim_journal_want want = {.key = key, .pred = wait_pred, .arg = &p};
+    want_exact(&p, &want);
+    int rc =
+        dw_sim_journal_wait_for(dw__ctl_journal_of(d), (uint64_t)since, &want, (int)timeout, &e);
     if (rc == DW_OK)
         dw__ctl_json(r, 200, dw_sim_journal_entry_json(&e));
     else if (rc == DW_ETIMEDOUT)

@@ -10,7 +10,9 @@
  * last look (a chunk copied under the lock, matched outside it), so under
  * steady traffic the device pays one wake-up per period whatever the
  * number of waits, and each group's matching per look is bounded by
- * GROUP_BUDGET_NS, so a slow pattern delays only its own group. */
+ * GROUP_BUDGET_NS, so a slow pattern delays only its own group. A wait for
+ * an exact request or name (dw_sim_journal_want) looks its candidates up
+ * in a hash index of the copy instead of testing every entry. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -33,10 +35,22 @@
  * once made; `refs` counts its users and the cache, under the lock. */
 typedef struct dw__journal_shared {
     size_t refs;
-    uint64_t first, end; /* it holds every entry there was in [first, end) */
-    int full;            /* it stopped at a bound: more came before `end` was taken */
+    uint64_t first, end;      /* it holds every entry there was in [first, end) */
+    int full;                 /* it stopped at a bound: more came before `end` was taken */
+    struct snap_index *index; /* made by the watcher when a wait wants it */
     dw__journal_snapshot s;
 } shared;
+
+/* The entries of a copy by the hash of their request and of their match's
+ * name: a wait for an exact request or name finds its candidates in a few
+ * steps, not by a pred call on every entry (sixty waits for sixty
+ * different requests cost about what one does). Each bucket lists its
+ * entries in order; -1 ends a list. */
+#define INDEX_BUCKETS (2 * DW__JOURNAL_CHUNK)
+typedef struct snap_index {
+    int16_t req_head[INDEX_BUCKETS], name_head[INDEX_BUCKETS];
+    int16_t req_next[DW__JOURNAL_CHUNK], name_next[DW__JOURNAL_CHUNK];
+} snap_index;
 
 /* One wait, on its caller's stack. */
 typedef struct waiter {
@@ -44,8 +58,7 @@ typedef struct waiter {
     struct dw__journal_group *group;
     uint64_t since;
     uint64_t came_at; /* next_seq when it came: what it looks at before a timeout */
-    int (*pred)(const dw_sim_journal_entry *e, void *arg);
-    void *arg;
+    const dw_sim_journal_want *want;
     int rc; /* 1 while waiting, then what the wait returns */
     dw_sim_journal_entry *out;
 } waiter;
@@ -57,7 +70,8 @@ typedef struct dw__journal_group {
     uint32_t hash;   /* of key: groups are compared by it first */
     uint64_t cursor; /* every entry below it was tested */
     waiter *members;
-    waiter *testing; /* whose pred the watcher runs now, outside the lock */
+    waiter *testing;  /* whose pred the watcher runs now, outside the lock */
+    int64_t spent_ns; /* matching in this look */
 } group;
 
 static int64_t mono_ns(void)
@@ -78,6 +92,7 @@ static void shared_release(shared *c)
 {
     if (c && --c->refs == 0) {
         dw_buf_free(&c->s.bytes);
+        free(c->index);
         free(c);
     }
 }
@@ -105,6 +120,7 @@ static shared *take(dw_sim_journal *j, uint64_t *since, int *oom)
     }
     c->s.n = 0;
     c->s.bytes = (dw_buf)DW_BUF_INIT;
+    c->index = NULL;
     c->first = *since;
     int more = dw__journal_snap_chunk(j, since, UINT64_MAX, DW__JOURNAL_CHUNK, &c->s);
     if (more < 0 || c->s.n == 0) {
@@ -159,14 +175,79 @@ static void answer(dw_sim_journal *j, group *g, const dw_sim_journal_entry *e)
 
 /* Outside the lock: w's pred on c's entries from `from` on, until a hit
  * (its index), the end (-1) or `stop` (-1, *reached says how far). */
-static long scan(const shared *c, uint64_t from, waiter *w, int64_t stop, uint64_t *reached)
+static uint32_t hash_bytes(const uint8_t *p, size_t n)
 {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+/* Outside the lock, on the watcher: c's index, made the first time (NULL
+ * when out of memory). Only the watcher reads a copy's index. */
+static const snap_index *index_of(shared *c)
+{
+    if (c->index)
+        return c->index;
+    snap_index *x = malloc(sizeof *x);
+    if (!x)
+        return NULL;
+    memset(x->req_head, 0xff, sizeof x->req_head); /* every list empty (-1) */
+    memset(x->name_head, 0xff, sizeof x->name_head);
+    for (size_t i = c->s.n; i-- > 0;) { /* backwards: each list in order */
+        const dw_sim_journal_entry *e = &c->s.e[i];
+        uint32_t r = hash_bytes(e->req, e->req_len) % INDEX_BUCKETS;
+        x->req_next[i] = x->req_head[r];
+        x->req_head[r] = (int16_t)i;
+        uint32_t m = e->match ? hash_bytes((const uint8_t *)e->match, strlen(e->match)) : 0;
+        x->name_next[i] = e->match ? x->name_head[m % INDEX_BUCKETS] : -1;
+        if (e->match)
+            x->name_head[m % INDEX_BUCKETS] = (int16_t)i;
+    }
+    return c->index = x;
+}
+
+/* The first entry of a list at or after `from` (and before `limit`) that
+ * the wait accepts, or -1. */
+static long first_in(const shared *c, const int16_t *next, int16_t i, uint64_t from, long limit,
+                     const dw_sim_journal_want *want)
+{
+    for (; i >= 0 && (limit < 0 || i < limit); i = next[i])
+        if (c->s.e[i].seq >= from && want->pred(&c->s.e[i], want->arg))
+            return i;
+    return -1;
+}
+
+/* A wait for an exact request or name, through c's index: the first
+ * candidate it accepts (its index), or -1. */
+static long scan_indexed(const shared *c, const snap_index *x, uint64_t from,
+                         const dw_sim_journal_want *want)
+{
+    long hit = -1;
+    if (want->request) {
+        uint32_t r = hash_bytes(want->request, want->request_len) % INDEX_BUCKETS;
+        hit = first_in(c, x->req_next, x->req_head[r], from, -1, want);
+    }
+    if (want->name) {
+        uint32_t m = hash_bytes((const uint8_t *)want->name, strlen(want->name)) % INDEX_BUCKETS;
+        long by_name = first_in(c, x->name_next, x->name_head[m], from, hit, want);
+        hit = by_name >= 0 ? by_name : hit;
+    }
+    return hit;
+}
+
+static long scan(shared *c, uint64_t from, waiter *w, int64_t stop, uint64_t *reached)
+{
+    const dw_sim_journal_want *want = w->want;
+    const snap_index *x = want->request || want->name ? index_of(c) : NULL;
     *reached = c->end;
+    if (x)
+        return scan_indexed(c, x, from, want);
     for (size_t i = 0; i < c->s.n; i++) {
         const dw_sim_journal_entry *e = &c->s.e[i];
         if (e->seq < from)
             continue;
-        if (w->pred(e, w->arg))
+        if (want->pred(e, want->arg))
             return (long)i;
         if (i % 32 == 31 && mono_ns() > stop) { /* a look at the clock costs a pred call */
             *reached = e->seq + 1;
@@ -187,47 +268,66 @@ static void fail_all(dw_sim_journal *j, group *g, int rc)
     pthread_cond_broadcast(&j->answered);
 }
 
-/* Under the lock: test g's new entries with its first member's pred, for
- * at most GROUP_BUDGET_NS; the lock is let go while the pred runs. */
-static void look(dw_sim_journal *j, group *g)
+/* Under the lock: test g's entries in c from its cursor on with its first
+ * member's pred, letting go of the lock meanwhile, and charge the time to
+ * g's budget for this look. */
+static void look_at(dw_sim_journal *j, group *g, shared *c)
 {
-    int64_t stop = mono_ns() + GROUP_BUDGET_NS;
-    while (g->members && g->cursor < j->next_seq && !j->closed) {
-        uint64_t from = g->cursor, next = from;
-        int oom = 0;
-        shared *c = take(j, &next, &oom);
-        if (!c) {
-            if (oom)
-                fail_all(j, g, DW_ENOMEM);
-            else
-                g->cursor = j->next_seq; /* dropped or cleared meanwhile */
-            return;
-        }
-        waiter *w = g->members;
-        g->testing = w;
-        uint64_t reached;
-        pthread_mutex_unlock(&j->lock);
-        long hit = scan(c, from, w, stop, &reached);
-        pthread_mutex_lock(&j->lock);
-        g->testing = NULL;
-        if (hit >= 0) {
-            answer(j, g, &c->s.e[hit]);
-            reached = c->s.e[hit].seq + 1;
-        } else if (j->lingering) /* waits past their deadline wait for this */
-            pthread_cond_broadcast(&j->answered);
-        g->cursor = reached;
-        shared_release(c);
-        if (mono_ns() > stop)
-            return;
-    }
+    int64_t t0 = mono_ns();
+    waiter *w = g->members;
+    uint64_t from = g->cursor, reached;
+    g->testing = w;
+    pthread_mutex_unlock(&j->lock);
+    long hit = scan(c, from, w, t0 + GROUP_BUDGET_NS - g->spent_ns, &reached);
+    pthread_mutex_lock(&j->lock);
+    g->testing = NULL;
+    if (hit >= 0) {
+        answer(j, g, &c->s.e[hit]);
+        reached = c->s.e[hit].seq + 1;
+    } else if (j->lingering) /* waits past their deadline wait for this */
+        pthread_cond_broadcast(&j->answered);
+    g->cursor = reached;
+    g->spent_ns += mono_ns() - t0;
 }
 
-static uint32_t key_hash(const char *key)
+/* Under the lock: the group furthest behind that may still look, or NULL. */
+static group *furthest_behind(dw_sim_journal *j)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *key; key++)
-        h = (h ^ (uint8_t)*key) * 16777619u;
-    return h;
+    group *first = NULL;
+    for (group *g = j->groups; g; g = g->next)
+        if (g->members && g->cursor < j->next_seq && g->spent_ns < GROUP_BUDGET_NS &&
+            (!first || g->cursor < first->cursor))
+            first = g;
+    return first;
+}
+
+/* Under the lock: one look, copy by copy: each copy of new entries (made
+ * from the cursor furthest behind) is tested for every group whose cursor
+ * is in it, so the groups share it (one copy of what came per look,
+ * however many groups), and each group gets at most GROUP_BUDGET_NS of
+ * matching. */
+static void look_all(dw_sim_journal *j)
+{
+    for (group *g = j->groups; g; g = g->next)
+        g->spent_ns = 0;
+    group *first;
+    while (!j->closed && (first = furthest_behind(j))) {
+        uint64_t next = first->cursor;
+        int oom = 0;
+        shared *c = take(j, &next, &oom);
+        if (!c && oom) {
+            fail_all(j, first, DW_ENOMEM);
+            continue;
+        }
+        for (group *g = j->groups; g; g = g->next) {
+            if (!c && g->cursor >= first->cursor)
+                g->cursor = j->next_seq; /* nothing left there: dropped or cleared */
+            else if (c && g->members && g->cursor >= c->first && g->cursor < c->end &&
+                     g->spent_ns < GROUP_BUDGET_NS)
+                look_at(j, g, c);
+        }
+        shared_release(c);
+    }
 }
 
 static int same_key(const group *a, const group *b)
@@ -296,8 +396,7 @@ static void *watch(void *arg)
         if (!j->urgent)
             pace(j);
         j->urgent = 0;
-        for (group *g = j->groups; g && !j->closed; g = g->next)
-            look(j, g);
+        look_all(j);
     }
     for (group *g = j->groups; g; g = g->next)
         fail_all(j, g, DW_ECANCELED);
@@ -325,7 +424,7 @@ static void free_waits(dw_sim_journal *j)
 static int join(dw_sim_journal *j, const char *key, waiter *w)
 {
     group *g = NULL;
-    uint32_t hash = key ? key_hash(key) : 0;
+    uint32_t hash = key ? hash_bytes((const uint8_t *)key, strlen(key)) : 0;
     for (group *o = key ? j->groups : NULL; o && !g; o = o->next)
         if (o->key && o->hash == hash && strcmp(o->key, key) == 0 && o->cursor <= w->since &&
             o->members)
@@ -382,9 +481,17 @@ int dw_sim_journal_wait(dw_sim_journal *j, uint64_t since, const char *key,
                         int (*pred)(const dw_sim_journal_entry *e, void *arg), void *arg,
                         int timeout_ms, dw_sim_journal_entry *out)
 {
+    dw_sim_journal_want want = {.key = key, .pred = pred, .arg = arg};
+    return dw_sim_journal_wait_for(j, since, &want, timeout_ms, out);
+}
+
+int dw_sim_journal_wait_for(dw_sim_journal *j, uint64_t since, const dw_sim_journal_want *want,
+                            int timeout_ms, dw_sim_journal_entry *out)
+{
     int64_t due = mono_ns() + (int64_t)timeout_ms * 1000000;
+    const char *key = want->key;
     memset(out, 0, sizeof *out);
-    waiter w = {.since = since, .pred = pred, .arg = arg, .rc = 1, .out = out};
+    waiter w = {.since = since, .want = want, .rc = 1, .out = out};
     pthread_mutex_lock(&j->lock);
     int rc = j->closed ? DW_ECANCELED : start_watcher(j);
     if (rc == DW_OK)

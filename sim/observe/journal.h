@@ -108,4 +108,22 @@ int dw_sim_journal_wait(dw_sim_journal *j, uint64_t since, const char *key,
                         int (*pred)(const dw_sim_journal_entry *e, void *arg), void *arg,
                         int timeout_ms, dw_sim_journal_entry *out);
 
+/* What a wait looks for: its key and pred as above and, when pred can
+ * accept only an entry whose request is exactly `request` (when not NULL)
+ * or whose match is `name` (when not NULL), those: then the entries are
+ * found through an index of the new ones and pred runs only on candidates,
+ * so many waits for different requests cost about what one does. */
+typedef struct dw_sim_journal_want {
+    const char *key;
+    int (*pred)(const dw_sim_journal_entry *e, void *arg);
+    void *arg;
+    const uint8_t *request;
+    size_t request_len;
+    const char *name;
+} dw_sim_journal_want;
+
+/* dw_sim_journal_wait with a want (which must live until it returns). */
+int dw_sim_journal_wait_for(dw_sim_journal *j, uint64_t since, const dw_sim_journal_want *want,
+                            int timeout_ms, dw_sim_journal_entry *out);
+
 #endif
