@@ -511,6 +511,56 @@ Test(sim_lua, a_few_long_plain_finds_meet_the_deadline)
     unload(&f);
 }
 
+/* string.rep and table.concat are the sandbox's bounded copies: the
+ * same results as Lua's, the same errors. */
+Test(sim_lua, rep_and_concat_give_luas_results)
+{
+    fixture f;
+    load(&f, "{`rules`: [{`when`: `R`, `reply`: {`lua`: `table.concat({('ab'):rep(3, ','), "
+             "('x'):rep(0), ('x'):rep(-1), (''):rep(5, '-'), ('abc'):rep(1, '|'), "
+             "string.rep('a', 5), table.concat({1, 2, 3}, '-'), "
+             "table.concat({'a', 'b', 'c'}, '', 2, 3), table.concat({}, 'x'), "
+             "#('xyz'):rep(100000, '..')}, '/')`}},"
+             "{`when`: `BAD`, `reply`: {`lua`: `table.concat({1, {}, 3})`}},"
+             "{`when`: `HUGE`, `reply`: {`lua`: `('x'):rep(1 << 62, 'yy')`}}," PING_AND_UNMATCHED);
+    cr_expect(eq(str, (char *)ask(&f, "R"), "ab,ab,ab///----/abc/aaaaa/1-2-3/bc//499998"));
+    cr_expect(eq(str, (char *)ask(&f, "BAD"), "?"));
+    cr_assert(f.o.lua.message != NULL);
+    cr_expect(strstr(f.o.lua.message, "invalid value (table) at index 2 in table for 'concat'") !=
+                  NULL,
+              "%s", f.o.lua.message);
+    cr_expect(eq(str, (char *)ask(&f, "HUGE"), "?"));
+    cr_expect(strstr(f.o.lua.message, "resulting string too large") != NULL, "%s", f.o.lua.message);
+    unload(&f);
+}
+
+/* A few instructions, each a long copy in C: Lua's string.rep copies once
+ * per repetition (4 MiB of one byte: about 20 ms) and table.concat once
+ * per field; the bounded copies check the deadline, so the chunk fails
+ * near it instead of running its copies out. */
+Test(sim_lua, long_reps_and_concats_meet_the_deadline)
+{
+    fixture f;
+    load(&f, "{`rules`: [{`when`: `REPS`, `reply`: {`lua`: `(function() "
+             "for i = 1, 100 do local s = ('x'):rep(4 << 20) end return 'all' end)()`}},"
+             "{`when`: `CONCATS`, `reply`: {`lua`: `(function() local t = {} "
+             "for i = 1, 200000 do t[i] = 'x' end "
+             "for i = 1, 200 do local s = table.concat(t) end return 'all' "
+             "end)()`}}," PING_AND_UNMATCHED);
+    dw_sim_engine_lua_deadline(f.e, 50 * 1000000); /* 50 ms: a fraction of the copies */
+    const char *req[] = {"REPS", "CONCATS"};
+    for (int i = 0; i < 2; i++) {
+        double t0 = seconds();
+        cr_expect(eq(str, (char *)ask(&f, req[i]), "?"), "%s: cut short", req[i]);
+        double ms = (seconds() - t0) * 1e3;
+        cr_expect(ms < 250, "%s: failed %.0f ms after it began (deadline 50 ms)", req[i], ms);
+        cr_assert(f.o.lua.message != NULL);
+        cr_expect(strstr(f.o.lua.message, "deadline") != NULL, "%s", f.o.lua.message);
+    }
+    cr_expect(eq(str, (char *)ask(&f, "ping"), "pong"));
+    unload(&f);
+}
+
 Test(sim_lua, a_finalizer_cannot_be_set)
 {
     fixture f;

@@ -1,5 +1,6 @@
 /* The sandbox's guards on Lua's libraries: see lua_guard.h. */
 #include "engine/lua_guard.h"
+#include "engine/lua_bulk.h"
 #include "engine/lua_pattern.h"
 
 #include <lauxlib.h>
@@ -103,7 +104,8 @@ static int safe_xpcall(lua_State *L)
     return lua_gettop(L) - 2;
 }
 
-/* string's bounded pattern functions, its metatable hidden (("").x reads
+/* string's bounded pattern functions and rep, table's bounded concat,
+ * string's metatable hidden (("").x reads
  * the real string table, which getmetatable('').__index would hand out),
  * the libraries read-only, no finalizers. */
 void dw__sim_lua_protect(lua_State *L, lua_CFunction check, lua_CFunction expired)
@@ -112,7 +114,9 @@ void dw__sim_lua_protect(lua_State *L, lua_CFunction check, lua_CFunction expire
                                        LUA_UTF8LIBNAME, LUA_OSLIBNAME,  "scpi"};
     lua_getglobal(L, LUA_STRLIBNAME);
     dw__sim_lua_patterns(L, -1, check);
-    lua_pop(L, 1);
+    lua_getglobal(L, LUA_TABLIBNAME);
+    dw__sim_lua_bulk(L, -2, -1, check);
+    lua_pop(L, 2);
     lua_pushliteral(L, "");
     lua_getmetatable(L, -1);
     lua_pushboolean(L, 0);
