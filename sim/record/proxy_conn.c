@@ -24,6 +24,12 @@
 #include "device/conn.h"
 #include "device/server_int.h"
 
+/* How long a client's read waits for the device's answer to carry its ACK
+ * before it is acknowledged alone: a driver with Nagle on that sends a
+ * command with no answer, then a query, waits this long (not Linux's
+ * 40 ms delayed ACK). */
+#define ACK_LATER_MS 2
+
 /* ---- ending a connection ------------------------------------------------------ */
 
 static void items_free(leg *l)
@@ -67,6 +73,31 @@ static void on_leg_timer_closed(uv_handle_t *h)
         conn_free(l->c);
 }
 
+static void on_ack_due(uv_timer_t *t)
+{
+    pconn *c = t->data;
+    dw__sim_quickack(&c->down);
+}
+
+/* The client's ACKs, as a device gives them (server_tcp.c): a read the
+ * device has not answered within ACK_LATER_MS is acknowledged then (the
+ * proxy cannot know at the read whether an answer will come; a quick ACK
+ * after every read cost a syscall and a bare ACK per round trip, a third
+ * of the proxy's CPU at 64 connections); the answer carries the ACK
+ * otherwise. "quickack": true acknowledges every read at once. */
+static void acknowledge(pconn *c, int dir)
+{
+    dw_sim_proxy *px = c->px;
+    dw_sim_tcp_ack ack = px->script ? px->script->tcp_ack : DW_SIM_TCP_ACK_DEFAULT;
+    if (dir == DW_SIM_DIR_REPLY)
+        uv_timer_stop(&c->ack);
+    else if (ack == DW_SIM_TCP_ACK_QUICK)
+        dw__sim_quickack(&c->down);
+    else if (ack == DW_SIM_TCP_ACK_DEFAULT && !px->delayed_ack &&
+             !uv_is_active((uv_handle_t *)&c->ack))
+        uv_timer_start(&c->ack, on_ack_due, ACK_LATER_MS, 0);
+}
+
 /* Close both sides now: the client's with RST when reset_down, the
  * device's with RST when reset_up; what waits is dropped. */
 void dw__sim_pconn_teardown(pconn *c, int reset_down, int reset_up)
@@ -89,6 +120,7 @@ void dw__sim_pconn_teardown(pconn *c, int reset_down, int reset_up)
     dw__sim_tcp_close(&c->down, reset_down, on_closed);
     dw__sim_tcp_close(&c->up, reset_up && c->connected, on_closed);
     uv_close((uv_handle_t *)&c->guard, on_closed);
+    uv_close((uv_handle_t *)&c->ack, on_closed);
     for (int d = 0; d < 2; d++)
         uv_close((uv_handle_t *)&c->legs[d].timer, on_leg_timer_closed);
 }
@@ -508,11 +540,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     const uint8_t *p = (const uint8_t *)b->base;
     size_t n = (size_t)nread;
     dw_sim_proxy *px = c->px;
-    dw_sim_tcp_ack ack = px->script ? px->script->tcp_ack : DW_SIM_TCP_ACK_DEFAULT;
-    if (l->dir == DW_SIM_DIR_REQUEST &&
-        (ack == DW_SIM_TCP_ACK_QUICK || (ack == DW_SIM_TCP_ACK_DEFAULT && !px->delayed_ack)))
-        dw__sim_quickack(&c->down); /* as a device would (server_tcp.c) */
-    if (px->rec) {                  /* recording: the bytes go on as they are, first */
+    acknowledge(c, l->dir);
+    if (px->rec) { /* recording: the bytes go on as they are, first */
         dw__sim_pleg_raw_write(l, p, n);
         dw_sim_recorder_bytes(px->rec, c->id, l->dir, p, n, dw__sim_pconn_now_us());
         return;

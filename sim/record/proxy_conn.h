@@ -93,6 +93,7 @@ struct pconn {
     uv_tcp_t down, up; /* the client, the device */
     uv_connect_t creq;
     uv_timer_t guard; /* a timeout fault's deadline */
+    uv_timer_t ack;   /* the client's quick ACK when the device has not answered soon */
     int handles;
     dw_sim_proxy *px;
     pconn *prev, *next;

@@ -171,8 +171,9 @@ static void conn_start(dw_sim_proxy *p, pconn *c)
     uv_loop_t *uv = dw_sim_loop_uv(p->loop);
     uv_tcp_init(uv, &c->up);
     uv_timer_init(uv, &c->guard);
-    c->up.data = c->guard.data = c;
-    c->handles = 5;
+    uv_timer_init(uv, &c->ack);
+    c->up.data = c->guard.data = c->ack.data = c;
+    c->handles = 6;
     c->id = ++p->next_id;
     for (int d = 0; d < 2; d++)
         dw__sim_pleg_init(&c->legs[d], c, d);
