@@ -36,7 +36,6 @@
 typedef struct dw__journal_shared {
     size_t refs;
     uint64_t first, end;      /* it holds every entry there was in [first, end) */
-    int full;                 /* it stopped at a bound: more came before `end` was taken */
     struct snap_index *index; /* made by the watcher when a wait wants it */
     dw__journal_snapshot s;
 } shared;
@@ -131,7 +130,6 @@ static shared *take(dw_sim_journal *j, uint64_t *since, int *oom)
     }
     dw__journal_snap_fix(&c->s);
     c->end = *since;
-    c->full = more;
     c->refs = 2; /* the caller's and the cache's */
     shared_release(j->cache);
     j->cache = c;
